@@ -1,0 +1,152 @@
+//! Names for the bit masks the kernel prints in status: signals and capabilities.
+
+/// Signal names by number (signal(7), x86_64).
+const SIGNALS: [&str; 31] = [
+    "SIGHUP",
+    "SIGINT",
+    "SIGQUIT",
+    "SIGILL",
+    "SIGTRAP",
+    "SIGABRT",
+    "SIGBUS",
+    "SIGFPE",
+    "SIGKILL",
+    "SIGUSR1",
+    "SIGSEGV",
+    "SIGUSR2",
+    "SIGPIPE",
+    "SIGALRM",
+    "SIGTERM",
+    "SIGSTKFLT",
+    "SIGCHLD",
+    "SIGCONT",
+    "SIGSTOP",
+    "SIGTSTP",
+    "SIGTTIN",
+    "SIGTTOU",
+    "SIGURG",
+    "SIGXCPU",
+    "SIGXFSZ",
+    "SIGVTALRM",
+    "SIGPROF",
+    "SIGWINCH",
+    "SIGIO",
+    "SIGPWR",
+    "SIGSYS",
+];
+
+/// The name of signal `n` (1-based); real-time signals as `SIGRTMIN+k` counted from
+/// the kernel's 32 (glibc reserves 32 and 33 for itself).
+pub fn signal_name(n: u32) -> String {
+    match n {
+        1..=31 => SIGNALS[(n - 1) as usize].to_owned(),
+        32..=64 => format!("SIGRTMIN+{}", n - 32),
+        _ => format!("SIG{n}"),
+    }
+}
+
+/// The signals set in a SigXxx mask (bit n-1 is signal n).
+pub fn signals_in(mask: u64) -> Vec<String> {
+    (1..=64u32)
+        .filter(|n| mask & (1u64 << (n - 1)) != 0)
+        .map(signal_name)
+        .collect()
+}
+
+/// Signal number of a name (`SIGTERM` or `TERM`), for tests and filters.
+pub fn signal_number(name: &str) -> Option<u32> {
+    let name = name.strip_prefix("SIG").unwrap_or(name);
+    SIGNALS
+        .iter()
+        .position(|s| &s[3..] == name)
+        .map(|i| i as u32 + 1)
+}
+
+/// Capability names by bit (capabilities(7)).
+const CAPS: [&str; 41] = [
+    "chown",
+    "dac_override",
+    "dac_read_search",
+    "fowner",
+    "fsetid",
+    "kill",
+    "setgid",
+    "setuid",
+    "setpcap",
+    "linux_immutable",
+    "net_bind_service",
+    "net_broadcast",
+    "net_admin",
+    "net_raw",
+    "ipc_lock",
+    "ipc_owner",
+    "sys_module",
+    "sys_rawio",
+    "sys_chroot",
+    "sys_ptrace",
+    "sys_pacct",
+    "sys_admin",
+    "sys_boot",
+    "sys_nice",
+    "sys_resource",
+    "sys_time",
+    "sys_tty_config",
+    "mknod",
+    "lease",
+    "audit_write",
+    "audit_control",
+    "setfcap",
+    "mac_override",
+    "mac_admin",
+    "syslog",
+    "wake_alarm",
+    "block_suspend",
+    "audit_read",
+    "perfmon",
+    "bpf",
+    "checkpoint_restore",
+];
+
+/// The capabilities set in a CapXxx mask, as `cap_sys_admin`.
+pub fn caps_in(mask: u64) -> Vec<String> {
+    (0..64u32)
+        .filter(|b| mask & (1u64 << b) != 0)
+        .map(|b| match CAPS.get(b as usize) {
+            Some(n) => format!("cap_{n}"),
+            None => format!("cap_{b}"),
+        })
+        .collect()
+}
+
+/// Bit of a capability by name, without the `cap_` prefix.
+pub fn cap_bit(name: &str) -> Option<u32> {
+    let name = name.strip_prefix("cap_").unwrap_or(name);
+    CAPS.iter().position(|c| *c == name).map(|i| i as u32)
+}
+
+/// Every capability this table knows, as a mask: a process holding all of them is
+/// fully privileged.
+pub const ALL_KNOWN_CAPS: u64 = (1u64 << CAPS.len()) - 1;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_signals() {
+        assert_eq!(signals_in(1 << 14), vec!["SIGTERM"]);
+        assert_eq!(
+            signals_in((1 << 9) | (1 << 33)),
+            vec!["SIGUSR1", "SIGRTMIN+2"]
+        );
+        assert_eq!(signal_number("SIGTERM"), Some(15));
+        assert_eq!(signal_number("USR1"), Some(10));
+    }
+
+    #[test]
+    fn decodes_caps() {
+        assert_eq!(caps_in(1 << 21), vec!["cap_sys_admin"]);
+        assert_eq!(cap_bit("cap_sys_resource"), Some(24));
+        assert_eq!(caps_in(1 << 50), vec!["cap_50"]);
+    }
+}

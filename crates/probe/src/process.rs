@@ -1,0 +1,233 @@
+//! Everything the lenses show of one process, read through one /proc/PID fd.
+
+use serde::Serialize;
+
+use crate::cgroup::{parse_proc_cgroup, Membership};
+use crate::fds::{fd_count, list_fds, OpenFd};
+use crate::limits::{parse_limits, Limit};
+use crate::missing::{Missing, Val};
+use crate::mountinfo::{parse_mountinfo, Mount};
+use crate::ns::{parse_ns_link, KINDS};
+use crate::parse::{i64_dec, text, u64_dec, InlineStr};
+use crate::read::{PidDir, Reader};
+use crate::sched::{parse_schedstat, parse_syscall, SchedStat, Syscall};
+use crate::smaps::{parse_maps, Mapping};
+use crate::stat::Stat;
+use crate::status::Status;
+
+/// One thread of a process: what is per thread (pending and blocked signals, where it
+/// sleeps), not per process.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThreadSample {
+    pub tid: i32,
+    pub name: Val<InlineStr<64>>,
+    pub state: Val<u8>,
+    pub sig_pnd: Val<u64>,
+    pub sig_blk: Val<u64>,
+    pub voluntary_ctxt_switches: Val<u64>,
+    pub nonvoluntary_ctxt_switches: Val<u64>,
+    /// The kernel function the thread sleeps in (0 when running).
+    pub wchan: Val<String>,
+    pub syscall: Val<Syscall>,
+    pub schedstat: Val<SchedStat>,
+}
+
+/// The namespace inode of one kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct NsId {
+    pub kind: &'static str,
+    pub inode: Val<u64>,
+}
+
+/// A full, one-shot reading of a process (what `inspect` shows).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessDetail {
+    pub pid: i32,
+    pub stat: Val<Stat>,
+    pub status: Val<Status>,
+    pub cmdline: Val<String>,
+    pub exe: Val<String>,
+    pub oom_score: Val<u64>,
+    pub oom_score_adj: Val<i64>,
+    pub schedstat: Val<SchedStat>,
+    pub fd_count: Val<u64>,
+    pub fds: Val<Vec<OpenFd>>,
+    pub limits: Val<Vec<Limit>>,
+    pub cgroups: Val<Vec<Membership>>,
+    pub namespaces: Vec<NsId>,
+    /// From smaps: per mapping with accounting (one page-table walk of the target).
+    pub maps: Val<Vec<Mapping>>,
+    /// The process's own view of mounts, to classify its open files.
+    pub mounts: Val<Vec<Mount>>,
+    pub threads: Val<Vec<ThreadSample>>,
+    /// Children of this process that are zombies (exited, not reaped).
+    pub zombie_children: Vec<i32>,
+}
+
+/// Options for a detailed read.
+#[derive(Debug, Clone, Copy)]
+pub struct DetailOptions {
+    /// Read /proc/PID/smaps (walks the target's page tables under its mmap lock).
+    pub smaps: bool,
+}
+
+impl ProcessDetail {
+    pub fn read(reader: &mut Reader, pid: i32, opts: DetailOptions) -> Val<ProcessDetail> {
+        let dir = reader.open_pid(pid)?;
+        let stat = reader.read_pid(&dir, "stat").and_then(Stat::parse);
+        if matches!(stat, Err(Missing::Exited)) {
+            return Err(Missing::Exited);
+        }
+        let status = reader.read_pid(&dir, "status").map(Status::parse);
+        let cmdline = reader.read_pid(&dir, "cmdline").and_then(|b| {
+            if b.is_empty() {
+                return Err(Missing::NotApplicable {
+                    why: "empty command line (kernel thread or zombie)",
+                });
+            }
+            let trimmed = b.strip_suffix(b"\0").unwrap_or(b);
+            Ok(text(trimmed).replace('\0', " "))
+        });
+        let exe = reader.readlink_pid(&dir, "exe").map(text);
+        let oom_score = reader
+            .read_pid(&dir, "oom_score")
+            .and_then(|b| u64_dec(b).ok_or_else(|| Missing::malformed("oom_score", text(b))));
+        let oom_score_adj = reader
+            .read_pid(&dir, "oom_score_adj")
+            .and_then(|b| i64_dec(b).ok_or_else(|| Missing::malformed("oom_score_adj", text(b))));
+        let schedstat = reader.read_pid(&dir, "schedstat").and_then(parse_schedstat);
+        let mut scratch = Vec::new();
+        let fd_count = fd_count(reader, &dir, &mut scratch);
+        let fds = list_fds(reader, &dir);
+        let limits = reader.read_pid(&dir, "limits").and_then(parse_limits);
+        let cgroups = reader.read_pid(&dir, "cgroup").and_then(parse_proc_cgroup);
+        let namespaces = read_namespaces(reader, &dir);
+        let is_zombie = matches!(&stat, Ok(s) if s.state == b'Z');
+        let maps = if !opts.smaps {
+            Err(Missing::NotApplicable {
+                why: "smaps not read (asked not to: it stalls the target)",
+            })
+        } else if is_zombie {
+            Err(Missing::NotApplicable {
+                why: "a zombie has no address space",
+            })
+        } else {
+            reader.read_pid(&dir, "smaps").and_then(|b| {
+                if b.is_empty() {
+                    Err(Missing::NotApplicable {
+                        why: "no user address space (kernel thread)",
+                    })
+                } else {
+                    parse_maps(b)
+                }
+            })
+        };
+        let mounts = reader.read_pid(&dir, "mountinfo").and_then(parse_mountinfo);
+        let threads = read_threads(reader, &dir);
+        let zombie_children = zombie_children(reader, pid);
+        Ok(ProcessDetail {
+            pid,
+            stat,
+            status,
+            cmdline,
+            exe,
+            oom_score,
+            oom_score_adj,
+            schedstat,
+            fd_count,
+            fds,
+            limits,
+            cgroups,
+            namespaces,
+            maps,
+            mounts,
+            threads,
+            zombie_children,
+        })
+    }
+}
+
+fn read_namespaces(reader: &mut Reader, dir: &PidDir) -> Vec<NsId> {
+    KINDS
+        .iter()
+        .map(|&(kind, _, _)| NsId {
+            kind,
+            inode: reader
+                .readlink_pid(dir, &format!("ns/{kind}"))
+                .and_then(parse_ns_link),
+        })
+        .collect()
+}
+
+fn read_threads(reader: &mut Reader, dir: &PidDir) -> Val<Vec<ThreadSample>> {
+    let mut tids = Vec::new();
+    reader.list_pid_numbers(dir, "task", &mut tids)?;
+    tids.sort_unstable();
+    let mut out = Vec::with_capacity(tids.len());
+    for tid in tids {
+        // A thread that exits between the listing and its read is skipped.
+        let Ok(task) = dir.task(tid) else { continue };
+        let status = match reader.read_pid(&task, "status") {
+            Ok(b) => Status::parse(b),
+            Err(Missing::Exited) => continue,
+            Err(e) => {
+                out.push(ThreadSample::unreadable(tid, e));
+                continue;
+            }
+        };
+        let wchan = reader
+            .read_pid(&task, "wchan")
+            .map(|b| text(b).trim().to_owned());
+        let syscall = reader.read_pid(&task, "syscall").and_then(parse_syscall);
+        let schedstat = reader
+            .read_pid(&task, "schedstat")
+            .and_then(parse_schedstat);
+        out.push(ThreadSample {
+            tid,
+            name: status.name,
+            state: status.state,
+            sig_pnd: status.sig_pnd,
+            sig_blk: status.sig_blk,
+            voluntary_ctxt_switches: status.voluntary_ctxt_switches,
+            nonvoluntary_ctxt_switches: status.nonvoluntary_ctxt_switches,
+            wchan,
+            syscall,
+            schedstat,
+        });
+    }
+    Ok(out)
+}
+
+impl ThreadSample {
+    fn unreadable(tid: i32, e: Missing) -> ThreadSample {
+        ThreadSample {
+            tid,
+            name: Err(e.clone()),
+            state: Err(e.clone()),
+            sig_pnd: Err(e.clone()),
+            sig_blk: Err(e.clone()),
+            voluntary_ctxt_switches: Err(e.clone()),
+            nonvoluntary_ctxt_switches: Err(e.clone()),
+            wchan: Err(e.clone()),
+            syscall: Err(e.clone()),
+            schedstat: Err(e),
+        }
+    }
+}
+
+/// Zombie children of `parent`: a scan of every process's stat (state and ppid).
+fn zombie_children(reader: &mut Reader, parent: i32) -> Vec<i32> {
+    let mut pids = Vec::new();
+    if reader.pids(&mut pids).is_err() {
+        return Vec::new();
+    }
+    pids.into_iter()
+        .filter(|&pid| {
+            let Ok(dir) = reader.open_pid(pid) else {
+                return false;
+            };
+            matches!(reader.read_pid(&dir, "stat").and_then(Stat::parse),
+                Ok(s) if s.state == b'Z' && s.ppid == i64::from(parent))
+        })
+        .collect()
+}

@@ -1,0 +1,119 @@
+//! /proc/PID/schedstat, wchan and syscall.
+
+use serde::Serialize;
+
+use crate::missing::{Missing, Val};
+use crate::parse::{text, tokens, u64_dec};
+
+/// Time on CPU, time waiting on a run queue (ns) and the number of time slices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SchedStat {
+    pub run_ns: u64,
+    pub wait_ns: u64,
+    pub slices: u64,
+}
+
+pub fn parse_schedstat(buf: &[u8]) -> Val<SchedStat> {
+    let mut t = tokens(buf);
+    match (
+        t.next().and_then(u64_dec),
+        t.next().and_then(u64_dec),
+        t.next().and_then(u64_dec),
+    ) {
+        (Some(run_ns), Some(wait_ns), Some(slices)) => Ok(SchedStat {
+            run_ns,
+            wait_ns,
+            slices,
+        }),
+        _ => Err(Missing::malformed("schedstat", text(buf))),
+    }
+}
+
+/// What /proc/PID/task/TID/syscall says the thread is doing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum Syscall {
+    /// Blocked in this system call, with its first argument (the futex address for
+    /// futex waits).
+    In { nr: i64, arg0: u64 },
+    /// Running in user space.
+    Running,
+    /// Blocked, but not in a system call (a page fault, for instance).
+    Blocked,
+}
+
+pub fn parse_syscall(buf: &[u8]) -> Val<Syscall> {
+    let mut t = tokens(buf);
+    let bad = || Missing::malformed("syscall", text(buf));
+    match t.next() {
+        Some(b"running") => Ok(Syscall::Running),
+        Some(nr) if nr.first() == Some(&b'-') => Ok(Syscall::Blocked),
+        Some(nr) => {
+            let nr = crate::parse::i64_dec(nr).ok_or_else(bad)?;
+            let arg0 = t
+                .next()
+                .and_then(|a| a.strip_prefix(b"0x"))
+                .and_then(|a| u64::from_str_radix(std::str::from_utf8(a).ok()?, 16).ok())
+                .ok_or_else(bad)?;
+            Ok(Syscall::In { nr, arg0 })
+        }
+        None => Err(bad()),
+    }
+}
+
+/// x86_64 system-call names for the numbers a blocked thread usually shows.
+pub fn syscall_name(nr: i64) -> Option<&'static str> {
+    Some(match nr {
+        0 => "read",
+        1 => "write",
+        7 => "poll",
+        23 => "select",
+        34 => "pause",
+        35 => "nanosleep",
+        43 => "accept",
+        61 => "wait4",
+        72 => "fcntl",
+        73 => "flock",
+        202 => "futex",
+        230 => "clock_nanosleep",
+        232 => "epoll_wait",
+        270 => "pselect6",
+        271 => "ppoll",
+        281 => "epoll_pwait",
+        288 => "accept4",
+        441 => "epoll_pwait2",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedstat() {
+        assert_eq!(
+            parse_schedstat(b"123 456 7\n"),
+            Ok(SchedStat {
+                run_ns: 123,
+                wait_ns: 456,
+                slices: 7
+            })
+        );
+        assert!(parse_schedstat(b"1 2").is_err());
+    }
+
+    #[test]
+    fn syscall_states() {
+        assert_eq!(parse_syscall(b"running\n"), Ok(Syscall::Running));
+        assert_eq!(parse_syscall(b"-1 0x7ffd 0x0\n"), Ok(Syscall::Blocked));
+        assert_eq!(
+            parse_syscall(b"202 0x55d0c0a21000 0x80 0x2 0x0 0x0 0x0 0x7ffc 0x7f00\n"),
+            Ok(Syscall::In {
+                nr: 202,
+                arg0: 0x55d0c0a21000
+            })
+        );
+        assert!(parse_syscall(b"").is_err());
+    }
+}

@@ -1,0 +1,165 @@
+//! /proc/PID/stat (and task/TID/stat).
+
+use serde::Serialize;
+
+use crate::missing::{Missing, Val};
+use crate::parse::{i64_dec, tokens, u64_dec, InlineStr};
+
+/// The fields of /proc/PID/stat that syslens uses. Times are in clock ticks.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stat {
+    pub pid: i64,
+    /// The command name, as the kernel stores it (may itself contain parentheses).
+    pub comm: InlineStr<64>,
+    pub state: u8,
+    pub ppid: i64,
+    pub minflt: u64,
+    pub majflt: u64,
+    pub utime_ticks: u64,
+    pub stime_ticks: u64,
+    pub priority: i64,
+    pub nice: i64,
+    pub num_threads: u64,
+    pub start_time_ticks: u64,
+    pub vsize_bytes: u64,
+    pub rss_pages: u64,
+    /// The CPU the task last ran on.
+    pub processor: Val<u64>,
+    pub rt_priority: Val<u64>,
+    pub policy: Val<u64>,
+}
+
+impl Stat {
+    /// Parses stat text. The command name sits between the first `(` and the *last*
+    /// `)`: names may contain spaces and parentheses, like `(((bash process))`.
+    pub fn parse(buf: &[u8]) -> Val<Stat> {
+        let bad = |d: &'static str| Missing::malformed("stat", d);
+        let open = buf
+            .iter()
+            .position(|&b| b == b'(')
+            .ok_or_else(|| bad("no '('"))?;
+        let close = buf
+            .iter()
+            .rposition(|&b| b == b')')
+            .ok_or_else(|| bad("no ')'"))?;
+        if close < open {
+            return Err(bad("')' before '('"));
+        }
+        let pid = i64_dec(&buf[..open]).ok_or_else(|| bad("pid"))?;
+        let comm = InlineStr::new(&buf[open + 1..close]);
+        // Fields after the name, numbered as in proc(5): field 3 is the state.
+        let mut f: [&[u8]; 40] = [b""; 40];
+        let mut n = 0;
+        for t in tokens(&buf[close + 1..]) {
+            if n == f.len() {
+                break;
+            }
+            f[n] = t;
+            n += 1;
+        }
+        if n < 22 {
+            return Err(bad("fewer than 24 fields"));
+        }
+        let field = |no: usize| f[no - 3];
+        let num = |no: usize| u64_dec(field(no)).ok_or_else(|| bad("number"));
+        let signed = |no: usize| i64_dec(field(no)).ok_or_else(|| bad("number"));
+        let later = |no: usize| {
+            if no - 3 < n {
+                u64_dec(field(no)).ok_or_else(|| bad("number"))
+            } else {
+                Err(Missing::not_in_kernel("stat field"))
+            }
+        };
+        Ok(Stat {
+            pid,
+            comm,
+            state: *field(3).first().ok_or_else(|| bad("state"))?,
+            ppid: signed(4)?,
+            minflt: num(10)?,
+            majflt: num(12)?,
+            utime_ticks: num(14)?,
+            stime_ticks: num(15)?,
+            priority: signed(18)?,
+            nice: signed(19)?,
+            num_threads: num(20)?,
+            start_time_ticks: num(22)?,
+            vsize_bytes: num(23)?,
+            rss_pages: num(24)?,
+            processor: later(39),
+            rt_priority: later(40),
+            policy: later(41),
+        })
+    }
+}
+
+/// Names of scheduling policies (sched(7)).
+pub fn policy_name(policy: u64) -> &'static str {
+    match policy {
+        0 => "SCHED_OTHER",
+        1 => "SCHED_FIFO",
+        2 => "SCHED_RR",
+        3 => "SCHED_BATCH",
+        5 => "SCHED_IDLE",
+        6 => "SCHED_DEADLINE",
+        7 => "SCHED_EXT",
+        _ => "unknown",
+    }
+}
+
+/// What a state letter of stat/status means (proc(5)).
+pub fn state_name(state: u8) -> &'static str {
+    match state {
+        b'R' => "running",
+        b'S' => "sleeping",
+        b'D' => "disk sleep",
+        b'Z' => "zombie",
+        b'T' => "stopped",
+        b't' => "tracing stop",
+        b'X' => "dead",
+        b'I' => "idle",
+        b'P' => "parked",
+        _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(comm: &str) -> Vec<u8> {
+        format!(
+            "4242 ({comm}) S 1 4242 4242 0 -1 4194560 1500 0 7 0 12 34 0 0 20 0 3 0 123456 \
+             10485760 250 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn parses_plain_name() {
+        let s = Stat::parse(&line("bash")).unwrap();
+        assert_eq!(s.pid, 4242);
+        assert_eq!(s.comm.as_str(), "bash");
+        assert_eq!(s.state, b'S');
+        assert_eq!((s.minflt, s.majflt), (1500, 7));
+        assert_eq!((s.utime_ticks, s.stime_ticks), (12, 34));
+        assert_eq!(s.nice, 0);
+        assert_eq!(s.num_threads, 3);
+        assert_eq!(s.rss_pages, 250);
+        assert_eq!(s.processor, Ok(1));
+        assert_eq!(s.policy, Ok(0));
+    }
+
+    #[test]
+    fn parses_name_with_parentheses_and_spaces() {
+        let s = Stat::parse(&line("((bash process) )")).unwrap();
+        assert_eq!(s.comm.as_str(), "((bash process) )");
+        assert_eq!(s.majflt, 7);
+    }
+
+    #[test]
+    fn truncated_is_malformed() {
+        assert!(Stat::parse(b"1 (x) S 1 2").is_err());
+        assert!(Stat::parse(b"").is_err());
+        assert!(Stat::parse(b") 1 (").is_err());
+    }
+}

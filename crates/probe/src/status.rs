@@ -1,0 +1,201 @@
+//! /proc/PID/status and /proc/PID/task/TID/status.
+
+use serde::Serialize;
+
+use crate::missing::{Missing, Val};
+use crate::parse::{kb_as_bytes, key_value, lines, u64_dec, u64_hex, InlineStr};
+
+/// What /proc/PID/status says, in bytes where the kernel says kB.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub name: Val<InlineStr<64>>,
+    pub state: Val<u8>,
+    pub ppid: Val<u64>,
+    pub uid_real: Val<u64>,
+    pub uid_effective: Val<u64>,
+    pub vm_peak: Val<u64>,
+    pub vm_size: Val<u64>,
+    pub vm_hwm: Val<u64>,
+    pub vm_rss: Val<u64>,
+    pub rss_anon: Val<u64>,
+    pub rss_file: Val<u64>,
+    pub rss_shmem: Val<u64>,
+    pub vm_swap: Val<u64>,
+    pub threads: Val<u64>,
+    /// Signals pending for the whole process (shared by all threads).
+    pub shd_pnd: Val<u64>,
+    /// Signals pending for this thread only.
+    pub sig_pnd: Val<u64>,
+    /// Signals blocked by this thread (per thread).
+    pub sig_blk: Val<u64>,
+    /// Ignored signals (per process).
+    pub sig_ign: Val<u64>,
+    /// Caught signals (per process).
+    pub sig_cgt: Val<u64>,
+    pub cap_eff: Val<u64>,
+    pub voluntary_ctxt_switches: Val<u64>,
+    pub nonvoluntary_ctxt_switches: Val<u64>,
+    pub cpus_allowed_list: Val<InlineStr<64>>,
+}
+
+fn absent<T>(field: &'static str) -> Val<T> {
+    Err(Missing::not_in_kernel(field))
+}
+
+impl Status {
+    /// Parses status text. Fields the text lacks are missing; a process with no
+    /// address space (kernel thread, zombie) has its memory fields marked as such.
+    pub fn parse(buf: &[u8]) -> Status {
+        let mut s = Status {
+            name: absent("Name"),
+            state: absent("State"),
+            ppid: absent("PPid"),
+            uid_real: absent("Uid"),
+            uid_effective: absent("Uid"),
+            vm_peak: absent("VmPeak"),
+            vm_size: absent("VmSize"),
+            vm_hwm: absent("VmHWM"),
+            vm_rss: absent("VmRSS"),
+            rss_anon: absent("RssAnon"),
+            rss_file: absent("RssFile"),
+            rss_shmem: absent("RssShmem"),
+            vm_swap: absent("VmSwap"),
+            threads: absent("Threads"),
+            shd_pnd: absent("ShdPnd"),
+            sig_pnd: absent("SigPnd"),
+            sig_blk: absent("SigBlk"),
+            sig_ign: absent("SigIgn"),
+            sig_cgt: absent("SigCgt"),
+            cap_eff: absent("CapEff"),
+            voluntary_ctxt_switches: absent("voluntary_ctxt_switches"),
+            nonvoluntary_ctxt_switches: absent("nonvoluntary_ctxt_switches"),
+            cpus_allowed_list: absent("Cpus_allowed_list"),
+        };
+        for line in lines(buf) {
+            let Some((key, value)) = key_value(line) else {
+                continue;
+            };
+            let slot = match key {
+                b"Name" => {
+                    s.name = Ok(InlineStr::new(value));
+                    continue;
+                }
+                b"State" => {
+                    s.state = value
+                        .first()
+                        .copied()
+                        .ok_or_else(|| Missing::malformed("status", "empty State"));
+                    continue;
+                }
+                b"Cpus_allowed_list" => {
+                    s.cpus_allowed_list = Ok(InlineStr::new(value));
+                    continue;
+                }
+                b"Uid" => {
+                    let mut it = crate::parse::tokens(value);
+                    s.uid_real = it.next().and_then(u64_dec).ok_or_else(|| bad("Uid"));
+                    s.uid_effective = it.next().and_then(u64_dec).ok_or_else(|| bad("Uid"));
+                    continue;
+                }
+                b"PPid" => (&mut s.ppid, Kind::Dec),
+                b"VmPeak" => (&mut s.vm_peak, Kind::Kb),
+                b"VmSize" => (&mut s.vm_size, Kind::Kb),
+                b"VmHWM" => (&mut s.vm_hwm, Kind::Kb),
+                b"VmRSS" => (&mut s.vm_rss, Kind::Kb),
+                b"RssAnon" => (&mut s.rss_anon, Kind::Kb),
+                b"RssFile" => (&mut s.rss_file, Kind::Kb),
+                b"RssShmem" => (&mut s.rss_shmem, Kind::Kb),
+                b"VmSwap" => (&mut s.vm_swap, Kind::Kb),
+                b"Threads" => (&mut s.threads, Kind::Dec),
+                b"ShdPnd" => (&mut s.shd_pnd, Kind::Hex),
+                b"SigPnd" => (&mut s.sig_pnd, Kind::Hex),
+                b"SigBlk" => (&mut s.sig_blk, Kind::Hex),
+                b"SigIgn" => (&mut s.sig_ign, Kind::Hex),
+                b"SigCgt" => (&mut s.sig_cgt, Kind::Hex),
+                b"CapEff" => (&mut s.cap_eff, Kind::Hex),
+                b"voluntary_ctxt_switches" => (&mut s.voluntary_ctxt_switches, Kind::Dec),
+                b"nonvoluntary_ctxt_switches" => (&mut s.nonvoluntary_ctxt_switches, Kind::Dec),
+                _ => continue,
+            };
+            let (field, kind) = slot;
+            let parsed = match kind {
+                Kind::Dec => u64_dec(value),
+                Kind::Kb => kb_as_bytes(value),
+                Kind::Hex => u64_hex(value),
+            };
+            *field = parsed.ok_or_else(|| bad_key(key));
+        }
+        if s.vm_size.is_err() && s.threads.is_ok() {
+            let why = Missing::NotApplicable {
+                why: "no user address space (kernel thread or zombie)",
+            };
+            for f in [
+                &mut s.vm_peak,
+                &mut s.vm_size,
+                &mut s.vm_hwm,
+                &mut s.vm_rss,
+                &mut s.rss_anon,
+                &mut s.rss_file,
+                &mut s.rss_shmem,
+                &mut s.vm_swap,
+            ] {
+                *f = Err(why.clone());
+            }
+        }
+        s
+    }
+}
+
+enum Kind {
+    Dec,
+    Kb,
+    Hex,
+}
+
+fn bad(field: &str) -> Missing {
+    Missing::malformed("status", format!("bad {field}"))
+}
+
+fn bad_key(key: &[u8]) -> Missing {
+    bad(&String::from_utf8_lossy(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &[u8] = b"Name:\tsyslens\nState:\tS (sleeping)\nPPid:\t1\nUid:\t1000\t0\t0\t0\n\
+VmPeak:\t   10000 kB\nVmSize:\t    9000 kB\nVmHWM:\t    5000 kB\nVmRSS:\t    4000 kB\n\
+RssAnon:\t    3000 kB\nRssFile:\t     900 kB\nRssShmem:\t     100 kB\nVmSwap:\t       0 kB\n\
+Threads:\t2\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000100\nSigBlk:\t0000000000000200\n\
+SigIgn:\t0000000000004000\nSigCgt:\t0000000000000000\nCapEff:\t000001ffffffffff\n\
+Cpus_allowed_list:\t0-1\nvoluntary_ctxt_switches:\t7\nnonvoluntary_ctxt_switches:\t3\n";
+
+    #[test]
+    fn parses_fields() {
+        let s = Status::parse(SAMPLE);
+        assert_eq!(s.name.unwrap().as_str(), "syslens");
+        assert_eq!(s.state, Ok(b'S'));
+        assert_eq!(s.uid_real, Ok(1000));
+        assert_eq!(s.uid_effective, Ok(0));
+        assert_eq!(s.vm_hwm, Ok(5000 * 1024));
+        assert_eq!(s.shd_pnd, Ok(0x100));
+        assert_eq!(s.sig_ign, Ok(0x4000));
+        assert_eq!(s.cap_eff, Ok(0x1ff_ffff_ffff));
+        assert_eq!(s.nonvoluntary_ctxt_switches, Ok(3));
+        assert_eq!(s.cpus_allowed_list.unwrap().as_str(), "0-1");
+    }
+
+    #[test]
+    fn kernel_thread_has_no_memory() {
+        let s = Status::parse(b"Name:\tkthreadd\nState:\tS (sleeping)\nThreads:\t1\n");
+        assert_eq!(s.vm_rss.unwrap_err().kind(), "not_applicable");
+    }
+
+    #[test]
+    fn garbage_is_malformed_not_zero() {
+        let s = Status::parse(b"VmRSS:\tlots kB\n");
+        assert_eq!(s.vm_rss.unwrap_err().kind(), "malformed");
+        assert_eq!(s.vm_hwm.unwrap_err().kind(), "not_in_kernel");
+    }
+}
