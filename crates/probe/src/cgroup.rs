@@ -215,9 +215,20 @@ fn join_below_mount(m: &Mount, path: &str) -> String {
     }
 }
 
+/// Reads a cgroup file. A missing file inside an existing cgroup directory is not the
+/// kernel's fault: root cgroups have no limit files, and a controller may be off here.
+fn read_cg<'r>(reader: &'r mut Reader, path: &str) -> Val<&'r [u8]> {
+    reader.read_host(path).map_err(|e| match e {
+        Missing::NotInKernel { .. } => Missing::NotApplicable {
+            why: "no such file in this cgroup (root cgroups have no limit files; or the controller is off here)",
+        },
+        e => e,
+    })
+}
+
 /// Reads one number (or `max`, as None) from a cgroup file.
 fn read_limit(reader: &mut Reader, path: &str) -> Val<Option<u64>> {
-    let buf = reader.read_host(path)?;
+    let buf = read_cg(reader, path)?;
     let t = tokens(buf).next().unwrap_or(b"");
     if t == b"max" {
         return Ok(None);
@@ -231,7 +242,7 @@ fn read_limit(reader: &mut Reader, path: &str) -> Val<Option<u64>> {
 }
 
 fn read_u64(reader: &mut Reader, path: &str) -> Val<u64> {
-    let buf = reader.read_host(path)?;
+    let buf = read_cg(reader, path)?;
     u64_dec(buf).ok_or_else(|| Missing::malformed(path.to_owned(), text(buf)))
 }
 
@@ -239,7 +250,7 @@ fn read_u64(reader: &mut Reader, path: &str) -> Val<u64> {
 fn read_keyed<const N: usize>(reader: &mut Reader, path: &str, keys: [&str; N]) -> [Val<u64>; N] {
     let mut out: [Val<u64>; N] =
         std::array::from_fn(|i| Err(Missing::not_in_kernel(format!("{} in {path}", keys[i]))));
-    match reader.read_host(path) {
+    match read_cg(reader, path) {
         Ok(buf) => {
             for line in lines(buf) {
                 let mut t = tokens(line);
@@ -344,7 +355,7 @@ impl CpuCgroup {
         let d = dir.host_dir.clone();
         match dir.version {
             CgroupVersion::V2 => {
-                let quota = reader.read_host(&format!("{d}/cpu.max")).and_then(|buf| {
+                let quota = read_cg(reader, &format!("{d}/cpu.max")).and_then(|buf| {
                     let mut t = tokens(buf);
                     match (t.next(), t.next().and_then(u64_dec)) {
                         (Some(b"max"), Some(_)) => Ok(None),

@@ -78,7 +78,7 @@ impl Missing {
 /// What would make a refused read possible, by the kind of file.
 fn permission_hint(path: &str) -> &'static str {
     if path.contains("/ns/") || path.ends_with("/ns") {
-        "needs ptrace access (same user, or CAP_SYS_PTRACE); PID 1's links refuse even root on some hosts"
+        "needs ptrace access (same user, or CAP_SYS_PTRACE)"
     } else if path.contains("slabinfo") {
         "readable by root only"
     } else if path.contains("kmsg") {

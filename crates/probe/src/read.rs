@@ -26,6 +26,8 @@ pub struct Reader {
 #[derive(Debug)]
 pub struct PidDir {
     pub pid: i32,
+    /// Set when this is a thread's directory below its process.
+    pub tid: Option<i32>,
     fd: OwnedFd,
 }
 
@@ -36,7 +38,19 @@ impl PidDir {
         let name = format_into(&mut name, b"task/", tid);
         let fd = rustix::fs::openat(&self.fd, name, dir_flags(), Mode::empty())
             .map_err(|e| exited_or(e.into(), || format!("/proc/{}/task/{tid}", self.pid)))?;
-        Ok(PidDir { pid: tid, fd })
+        Ok(PidDir {
+            pid: self.pid,
+            tid: Some(tid),
+            fd,
+        })
+    }
+
+    /// The host path of a file in this directory, for messages.
+    pub fn path(&self, name: &str) -> String {
+        match self.tid {
+            Some(tid) => format!("/proc/{}/task/{tid}/{name}", self.pid),
+            None => format!("/proc/{}/{name}", self.pid),
+        }
     }
 }
 
@@ -115,7 +129,7 @@ impl Reader {
         let mut name = [0u8; 24];
         let name = format_into(&mut name, b"", pid);
         match rustix::fs::openat(&self.proc_fd, name, dir_flags(), Mode::empty()) {
-            Ok(fd) => Ok(PidDir { pid, fd }),
+            Ok(fd) => Ok(PidDir { pid, tid: None, fd }),
             Err(e) => Err(exited_or(e.into(), || format!("/proc/{pid}"))),
         }
     }
@@ -128,8 +142,7 @@ impl Reader {
             OFlags::RDONLY | OFlags::CLOEXEC,
             Mode::empty(),
         );
-        let pid = dir.pid;
-        let path = || format!("/proc/{pid}/{name}");
+        let path = || dir.path(name);
         let fd = match opened {
             Ok(fd) => fd,
             Err(e) => return Err(self.classify_pid_error(dir, e.into(), path)),
@@ -169,19 +182,14 @@ impl Reader {
                 self.link = target.into_bytes();
                 Ok(&self.link)
             }
-            Err(e) => {
-                let pid = dir.pid;
-                Err(self.classify_pid_error(dir, e.into(), || format!("/proc/{pid}/{name}")))
-            }
+            Err(e) => Err(self.classify_pid_error(dir, e.into(), || dir.path(name))),
         }
     }
 
     /// stat(2) of a path below /proc/PID, following links (fd/N gives the open file).
     pub fn stat_pid(&self, dir: &PidDir, name: &str) -> Val<rustix::fs::Stat> {
-        rustix::fs::statat(&dir.fd, name, AtFlags::empty()).map_err(|e| {
-            let pid = dir.pid;
-            self.classify_pid_error(dir, e.into(), || format!("/proc/{pid}/{name}"))
-        })
+        rustix::fs::statat(&dir.fd, name, AtFlags::empty())
+            .map_err(|e| self.classify_pid_error(dir, e.into(), || dir.path(name)))
     }
 
     /// Names in a directory below /proc/PID (fd, task), numeric entries only.

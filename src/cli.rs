@@ -1,0 +1,213 @@
+//! Command-line interface: flags from clap, then dispatch to the library. Every command
+//! returns an exit status; output goes through one writer so a closed pipe ends quietly.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use syslens_probe::{Missing, Reader};
+
+use crate::concepts::CONCEPTS;
+use crate::inspect::{inspect, pids_named};
+use crate::lens::ViewOptions;
+use crate::render::{self, ColorChoice, Style};
+
+/// Exit statuses, the same for every command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Nothing failed.
+    Ok = 0,
+    /// A claim failed, or a doctor finding reached --fail-on.
+    Failed = 1,
+    /// A usage error or an unreadable target.
+    Usage = 2,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "syslens",
+    version,
+    about = "Make Linux system-programming concepts visible on a real machine",
+    long_about = "syslens provokes, measures and shows seventeen core concepts of Linux system \
+programming (page faults, copy-on-write, signals, cgroups, ...) on the running kernel, with \
+the kernel's own evidence from /proc and /sys.",
+    after_help = "Exit status: 0 nothing failed, 1 a claim failed or a finding reached --fail-on, \
+2 a usage error or an unreadable target."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// When to colour text output (NO_COLOR is honoured by `auto`).
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
+    /// Read a captured tree instead of the live host: DIR holds proc/ (and sys/ for
+    /// cgroups) laid out as on the host.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        alias = "proc-root",
+        default_value = "/"
+    )]
+    pub root: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show every concept's lens for one process, in catalogue order.
+    Inspect(InspectArgs),
+    /// List the seventeen concepts with their ids.
+    Concepts,
+    /// Internal: a process with known state, for syslens's own tests.
+    #[command(name = "__specimen", hide = true)]
+    Specimen(crate::specimen::SpecimenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The process to inspect.
+    #[arg(required_unless_present = "name", conflicts_with = "name")]
+    pub pid: Option<i32>,
+    /// Inspect the process with this command name (the lowest PID when several match).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Watch this long for rates and trends (seconds; 0 takes one sample).
+    #[arg(long, default_value = "0.5", value_parser = parse_seconds)]
+    pub window: Duration,
+    /// Do not read /proc/PID/smaps (it briefly stalls the target's memory map).
+    #[arg(long)]
+    pub no_smaps: bool,
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim_end_matches('s')
+        .parse()
+        .map_err(|_| format!("not a number of seconds: {s}"))?;
+    if !(0.0..=3600.0).contains(&secs) {
+        return Err("expected 0 to 3600 seconds".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Runs the parsed command, writing to `out` and errors to `err`.
+pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Status> {
+    let style = Style::new(cli.global.color);
+    let g = &cli.global;
+    match cli.command {
+        None => concepts(out, g, &style, true),
+        Some(Command::Concepts) => concepts(out, g, &style, false),
+        Some(Command::Inspect(args)) => inspect_cmd(out, err, g, &style, args),
+        Some(Command::Specimen(args)) => crate::specimen::run(args, out),
+    }
+}
+
+fn concepts(out: &mut dyn Write, g: &Global, style: &Style, hint: bool) -> io::Result<Status> {
+    if g.json {
+        #[derive(serde::Serialize)]
+        struct Row {
+            id: &'static str,
+            title: &'static str,
+            summary: &'static str,
+        }
+        let rows: Vec<Row> = CONCEPTS
+            .iter()
+            .map(|c| Row {
+                id: c.slug,
+                title: c.title,
+                summary: c.summary,
+            })
+            .collect();
+        render::json(out, &rows)?;
+        return Ok(Status::Ok);
+    }
+    writeln!(out, "{}", style.heading("The seventeen concepts"))?;
+    for c in &CONCEPTS {
+        writeln!(
+            out,
+            "  {:<20} {}",
+            c.slug,
+            render::fit_end(c.summary, render::WIDTH - 23)
+        )?;
+    }
+    if hint {
+        writeln!(out, "\n{}", style.dim("syslens inspect PID  shows every concept in a live process; syslens --help for more"))?;
+    }
+    Ok(Status::Ok)
+}
+
+fn open_reader(g: &Global, err: &mut dyn Write) -> io::Result<Option<Reader>> {
+    match Reader::new(&g.root) {
+        Ok(r) => Ok(Some(r)),
+        Err(e) => {
+            writeln!(err, "syslens: cannot read {}/proc: {e}", g.root.display())?;
+            Ok(None)
+        }
+    }
+}
+
+fn inspect_cmd(
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    g: &Global,
+    style: &Style,
+    a: InspectArgs,
+) -> io::Result<Status> {
+    let Some(mut reader) = open_reader(g, err)? else {
+        return Ok(Status::Usage);
+    };
+    // A captured tree does not change: there is nothing to watch.
+    let window = if reader.is_live() {
+        a.window
+    } else {
+        Duration::ZERO
+    };
+    let (pid, others) = match (a.pid, &a.name) {
+        (Some(pid), _) => (pid, Vec::new()),
+        (None, Some(name)) => match pids_named(&mut reader, name) {
+            Ok(pids) if !pids.is_empty() => (pids[0], pids[1..].to_vec()),
+            Ok(_) => {
+                writeln!(err, "syslens: no process named {name}")?;
+                return Ok(Status::Usage);
+            }
+            Err(e) => {
+                writeln!(err, "syslens: cannot list processes: {e}")?;
+                return Ok(Status::Usage);
+            }
+        },
+        (None, None) => return Ok(Status::Usage),
+    };
+    match inspect(
+        &mut reader,
+        pid,
+        others,
+        ViewOptions {
+            window,
+            smaps: !a.no_smaps,
+        },
+    ) {
+        Ok(report) if g.json => render::json(out, &report).map(|_| Status::Ok),
+        Ok(report) => render::text::inspect(out, &report, style).map(|_| Status::Ok),
+        Err(Missing::Exited) => {
+            writeln!(
+                err,
+                "syslens: no process {pid} (or it exited while it was read)"
+            )?;
+            Ok(Status::Usage)
+        }
+        Err(e) => {
+            writeln!(err, "syslens: cannot inspect {pid}: {e}")?;
+            Ok(Status::Usage)
+        }
+    }
+}

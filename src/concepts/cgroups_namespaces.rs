@@ -1,0 +1,147 @@
+//! Cgroups and namespaces: which limits apply, which views are private.
+
+use syslens_probe::ns::Baseline;
+
+use crate::figure::{Table, Unit, Value};
+use crate::lens::{ProcessView, Section};
+
+use super::ConceptId;
+
+pub fn lens(v: &ProcessView) -> Section {
+    let mut s = Section::new(ConceptId::CgroupsNamespaces);
+    s.figure(
+        "host cgroup mode",
+        Ok(v.cgroup_mode.name()),
+        Unit::None,
+        "/proc/self/mountinfo",
+    );
+    match &v.detail.cgroups {
+        Ok(members) => {
+            let mut t = Table::new(
+                "cgroup membership",
+                &[
+                    ("hierarchy", Unit::None),
+                    ("controllers", Unit::None),
+                    ("path", Unit::None),
+                ],
+                v.src("cgroup"),
+            );
+            for m in members {
+                let ctrls = if m.controllers.is_empty() {
+                    "(unified v2)".to_owned()
+                } else {
+                    m.controllers.join(",")
+                };
+                t.push(vec![
+                    Ok(Value::Unsigned(u64::from(m.hierarchy))),
+                    Ok(ctrls.into()),
+                    Ok(m.path.as_str().into()),
+                ]);
+            }
+            s.tables.push(t);
+        }
+        Err(e) => s.figure::<u64>(
+            "cgroup membership",
+            Err(e.clone()),
+            Unit::None,
+            v.src("cgroup"),
+        ),
+    }
+    match &v.cpu_cgroup {
+        Ok(c) => {
+            let d = &c.dir.host_dir;
+            s.figure(
+                "cpu quota",
+                c.quota.clone().map(|q| match q {
+                    None => Value::Text("unlimited".into()),
+                    Some((quota, period)) => Value::Float(quota as f64 / period as f64),
+                }),
+                Unit::None,
+                format!("{d} (CPUs per period)"),
+            );
+            s.figure(
+                "throttled periods",
+                c.throttled_periods.clone(),
+                Unit::Count,
+                format!("{d}/cpu.stat"),
+            );
+            s.figure(
+                "throttled time",
+                c.throttled_us.clone().map(|us| us as f64 / 1e6),
+                Unit::Seconds,
+                format!("{d}/cpu.stat"),
+            );
+        }
+        Err(e) => s.figure::<u64>("cpu cgroup", Err(e.clone()), Unit::None, "cpu controller"),
+    }
+    match &v.pids_cgroup {
+        Ok(p) => {
+            let d = &p.dir.host_dir;
+            s.figure(
+                "tasks in the pids cgroup",
+                p.current.clone(),
+                Unit::Count,
+                format!("{d}/pids.current"),
+            );
+            s.figure(
+                "pids limit",
+                p.max
+                    .clone()
+                    .map(|m| m.map_or(Value::Text("unlimited".into()), Value::Unsigned)),
+                Unit::None,
+                format!("{d}/pids.max"),
+            );
+        }
+        Err(e) => s.figure::<u64>("pids cgroup", Err(e.clone()), Unit::None, "pids controller"),
+    }
+    let mut t = Table::new(
+        "namespaces (isolated = differs from the initial namespace)",
+        &[
+            ("kind", Unit::None),
+            ("inode", Unit::None),
+            ("initial", Unit::None),
+            ("isolated", Unit::None),
+            ("baseline", Unit::None),
+        ],
+        v.src("ns/*"),
+    );
+    let mut isolated = Vec::new();
+    for ns in &v.detail.namespaces {
+        let init = v.initial_ns.iter().find(|i| i.kind == ns.kind);
+        let init_inode = init.map(|i| i.inode.clone());
+        let verdict = match (&ns.inode, &init_inode) {
+            (Ok(a), Some(Ok(b))) => {
+                if a != b {
+                    isolated.push(ns.kind.to_owned());
+                }
+                Ok(Value::Text(if a != b { "yes" } else { "no" }.into()))
+            }
+            (Err(e), _) | (_, Some(Err(e))) => Err(e.clone()),
+            (_, None) => Err(syslens_probe::Missing::not_in_kernel(ns.kind)),
+        };
+        let baseline = init
+            .map(|i| i.baseline.clone())
+            .unwrap_or(Err(syslens_probe::Missing::not_in_kernel(ns.kind)));
+        t.push(vec![
+            Ok(ns.kind.into()),
+            ns.inode.clone().map(Value::Unsigned),
+            init_inode
+                .unwrap_or(Err(syslens_probe::Missing::not_in_kernel(ns.kind)))
+                .map(Value::Unsigned),
+            verdict,
+            baseline.map(|b| match b {
+                Baseline::FixedInode => Value::Text("fixed inode".into()),
+                Baseline::Pid1 => Value::Text("PID 1".into()),
+            }),
+        ]);
+    }
+    s.figure(
+        "isolated namespaces",
+        Ok(Value::List(isolated)),
+        Unit::None,
+        "ns inodes vs initial",
+    );
+    s.tables.push(t);
+    s.note("initial namespaces: fixed inode numbers where the kernel has them, else PID 1's links (unreadable on some hosts even for root)");
+    s
+}

@@ -1,0 +1,44 @@
+//! Demand paging: a mapping is backed only where it is touched.
+
+use crate::figure::Unit;
+use crate::lens::{ProcessView, Section};
+
+use super::ConceptId;
+
+/// Reserved against resident, and what the resident pages are backed by.
+pub fn lens(v: &ProcessView) -> Section {
+    let mut s = Section::new(ConceptId::DemandPaging);
+    let src = v.src("status");
+    s.figure(
+        "virtual size (VmSize)",
+        v.status_field(|s| &s.vm_size),
+        Unit::Bytes,
+        &src,
+    );
+    s.figure(
+        "resident (VmRSS)",
+        v.status_field(|s| &s.vm_rss),
+        Unit::Bytes,
+        &src,
+    );
+    s.figure(
+        "resident anonymous (RssAnon)",
+        v.status_field(|s| &s.rss_anon),
+        Unit::Bytes,
+        &src,
+    );
+    s.figure(
+        "resident file-backed (RssFile)",
+        v.status_field(|s| &s.rss_file),
+        Unit::Bytes,
+        &src,
+    );
+    s.figure(
+        "resident shared memory (RssShmem)",
+        v.status_field(|s| &s.rss_shmem),
+        Unit::Bytes,
+        &src,
+    );
+    s.note("VmRSS is a per-CPU counter since 6.2 and can lag by a few pages; smaps is exact");
+    s
+}

@@ -1,0 +1,128 @@
+//! File descriptors and resource limits.
+
+use std::collections::BTreeMap;
+
+use syslens_probe::limits::{find, LimitValue};
+use syslens_probe::{Missing, Val};
+
+use crate::figure::{Table, Unit, Value};
+use crate::lens::{ratio, ProcessView, Section};
+
+use super::ConceptId;
+
+fn limit_value(v: LimitValue) -> Value {
+    match v {
+        LimitValue::Unlimited => Value::Text("unlimited".into()),
+        LimitValue::Value(n) => Value::Unsigned(n),
+    }
+}
+
+/// The soft "Max open files" limit as a number (None when unlimited).
+pub fn nofile_soft(v: &ProcessView) -> Val<Option<u64>> {
+    let limits = v.detail.limits.as_ref().map_err(Clone::clone)?;
+    let l =
+        find(limits, "Max open files").ok_or_else(|| Missing::not_in_kernel("Max open files"))?;
+    Ok(match l.soft {
+        LimitValue::Unlimited => None,
+        LimitValue::Value(n) => Some(n),
+    })
+}
+
+pub fn lens(v: &ProcessView) -> Section {
+    let mut s = Section::new(ConceptId::FdsLimits);
+    let count = v.detail.fd_count.clone();
+    s.figure(
+        "open fds",
+        count.clone(),
+        Unit::Count,
+        v.src("fd (st_size of the directory)"),
+    );
+    let soft = nofile_soft(v);
+    s.figure(
+        "fd soft limit (RLIMIT_NOFILE)",
+        soft.clone()
+            .map(|l| l.map_or(Value::Text("unlimited".into()), Value::Unsigned)),
+        Unit::None,
+        v.src("limits"),
+    );
+    let soft_n = soft.and_then(|l| l.ok_or(Missing::NotApplicable { why: "no limit" }));
+    s.figure(
+        "fds used of the soft limit",
+        ratio(&count, &soft_n),
+        Unit::Ratio,
+        "open fds / soft limit",
+    );
+    match &v.detail.fds {
+        Ok(fds) => {
+            let mut kinds: BTreeMap<&str, u64> = BTreeMap::new();
+            for f in fds {
+                *kinds.entry(f.kind.name()).or_default() += 1;
+            }
+            let mut t = Table::new(
+                "fds by kind",
+                &[("kind", Unit::None), ("count", Unit::Count)],
+                v.src("fd/*"),
+            );
+            for (k, n) in kinds {
+                t.push(vec![Ok(k.into()), Ok(n.into())]);
+            }
+            s.tables.push(t);
+            let mut d = Table::new(
+                "deleted but still open (space not freed until closed)",
+                &[
+                    ("fd", Unit::None),
+                    ("path", Unit::None),
+                    ("size", Unit::Bytes),
+                ],
+                v.src("fd/*"),
+            );
+            for f in fds.iter().filter(|f| f.deleted) {
+                d.push(vec![
+                    Ok(Value::Unsigned(f.fd as u64)),
+                    Ok(f.target.as_str().into()),
+                    f.size.clone().map(Value::Unsigned),
+                ]);
+            }
+            s.figure(
+                "deleted-but-open files",
+                Ok(d.rows.len() as u64),
+                Unit::Count,
+                v.src("fd/*"),
+            );
+            if !d.rows.is_empty() {
+                s.tables.push(d);
+            }
+        }
+        Err(e) => s.figure::<u64>("fd listing", Err(e.clone()), Unit::Count, v.src("fd")),
+    }
+    match &v.detail.limits {
+        Ok(limits) => {
+            let mut t = Table::new(
+                "resource limits",
+                &[
+                    ("limit", Unit::None),
+                    ("soft", Unit::None),
+                    ("hard", Unit::None),
+                    ("unit", Unit::None),
+                ],
+                v.src("limits"),
+            );
+            for l in limits {
+                t.push(vec![
+                    Ok(l.name.as_str().into()),
+                    Ok(limit_value(l.soft)),
+                    Ok(limit_value(l.hard)),
+                    Ok(l.unit.as_str().into()),
+                ]);
+            }
+            s.tables.push(t);
+        }
+        Err(e) => s.figure::<u64>(
+            "resource limits",
+            Err(e.clone()),
+            Unit::None,
+            v.src("limits"),
+        ),
+    }
+    s
+}

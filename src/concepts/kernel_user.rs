@@ -1,0 +1,72 @@
+//! Kernel vs user space: where the process spends its CPU, and what it may do.
+
+use syslens_probe::names::{caps_in, ALL_KNOWN_CAPS};
+use syslens_probe::USER_HZ;
+
+use crate::figure::{rate, Unit};
+use crate::lens::{ratio, ProcessView, Section};
+
+use super::ConceptId;
+
+pub fn lens(v: &ProcessView) -> Section {
+    let mut s = Section::new(ConceptId::KernelUser);
+    let src = v.src("stat");
+    let first = v.first();
+    let ticks = |f: fn(&syslens_probe::stat::Stat) -> u64| first.stat_counter(f).map(|c| c.value);
+    let secs = |t: syslens_probe::Val<u64>| t.map(|t| t as f64 / USER_HZ as f64);
+    let utime = ticks(|s| s.utime_ticks);
+    let stime = ticks(|s| s.stime_ticks);
+    s.figure(
+        "user time (utime)",
+        secs(utime.clone()),
+        Unit::Seconds,
+        &src,
+    );
+    s.figure(
+        "system time (stime)",
+        secs(stime.clone()),
+        Unit::Seconds,
+        &src,
+    );
+    let total = crate::lens::sum(&utime, &stime);
+    s.figure(
+        "share in the kernel",
+        ratio(&stime, &total),
+        Unit::Ratio,
+        "stime / (utime + stime)",
+    );
+    let last = v.last();
+    for (name, f) in [
+        (
+            "user CPU now",
+            (|s: &syslens_probe::stat::Stat| s.utime_ticks) as fn(&_) -> u64,
+        ),
+        ("system CPU now", |s| s.stime_ticks),
+    ] {
+        let r = last
+            .clone()
+            .and_then(|l| rate(first.stat_counter(f), l.stat_counter(f)));
+        s.figure(
+            name,
+            r.map(|ticks_per_s| ticks_per_s / USER_HZ as f64),
+            Unit::Ratio,
+            format!("{src}, two samples"),
+        );
+    }
+    let caps = v.status_field(|s| &s.cap_eff);
+    s.figure(
+        "effective capabilities (CapEff)",
+        caps.clone().map(|m| {
+            if m & ALL_KNOWN_CAPS == ALL_KNOWN_CAPS {
+                vec!["all (full root)".to_owned()]
+            } else if m == 0 {
+                vec!["none".to_owned()]
+            } else {
+                caps_in(m)
+            }
+        }),
+        Unit::None,
+        v.src("status"),
+    );
+    s
+}

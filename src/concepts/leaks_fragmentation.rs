@@ -1,0 +1,42 @@
+//! Memory leaks and fragmentation: the RSS trend over a watch window.
+
+use crate::figure::{slope, Unit};
+use crate::lens::{ProcessView, Section};
+
+use super::ConceptId;
+
+pub fn lens(v: &ProcessView) -> Section {
+    let mut s = Section::new(ConceptId::LeaksFragmentation);
+    let t0 = v.first().at;
+    let points: Vec<(f64, f64)> = v
+        .window
+        .iter()
+        .filter_map(|w| {
+            let rss = w.status.as_ref().ok()?.vm_rss.clone().ok()?;
+            Some((w.at.duration_since(t0).as_secs_f64(), rss as f64))
+        })
+        .collect();
+    s.figure(
+        "RSS samples in the window",
+        Ok(points.len() as u64),
+        Unit::Count,
+        v.src("status"),
+    );
+    s.figure(
+        "window length",
+        v.window_secs()
+            .ok_or(syslens_probe::Missing::NotApplicable {
+                why: "one sample only (--window 0)",
+            }),
+        Unit::Seconds,
+        "first to last sample",
+    );
+    s.figure(
+        "RSS trend (least-squares slope)",
+        slope(&points),
+        Unit::BytesPerSecond,
+        "VmRSS over the window",
+    );
+    s.note("a short window shows the trend now; a leak is growth that persists over minutes (doctor watches longer)");
+    s
+}

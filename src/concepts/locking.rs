@@ -1,0 +1,131 @@
+//! Locking: threads blocked in futex waits and file locks held or awaited.
+
+use syslens_probe::sched::{syscall_name, Syscall};
+use syslens_probe::stat::state_name;
+
+use crate::figure::{Table, Unit, Value};
+use crate::lens::{ProcessView, Section};
+
+use super::ConceptId;
+
+/// The futex system call on x86_64.
+pub const SYS_FUTEX: i64 = 202;
+
+pub fn lens(v: &ProcessView) -> Section {
+    let mut s = Section::new(ConceptId::Locking);
+    match &v.detail.threads {
+        Ok(threads) => {
+            let mut t = Table::new(
+                "threads: where each one waits",
+                &[
+                    ("tid", Unit::None),
+                    ("state", Unit::None),
+                    ("wchan", Unit::None),
+                    ("syscall", Unit::None),
+                    ("futex address", Unit::None),
+                ],
+                v.src("task/TID/{stat,wchan,syscall}"),
+            );
+            let mut in_futex = 0u64;
+            for th in threads {
+                let (call, addr) = match &th.syscall {
+                    Ok(Syscall::In { nr, arg0 }) => {
+                        if *nr == SYS_FUTEX {
+                            in_futex += 1;
+                        }
+                        let name =
+                            syscall_name(*nr).map_or_else(|| format!("#{nr}"), str::to_owned);
+                        let addr = if *nr == SYS_FUTEX {
+                            Ok(Value::Text(format!("{arg0:#x}")))
+                        } else {
+                            Ok(Value::Text("-".into()))
+                        };
+                        (Ok(Value::Text(name)), addr)
+                    }
+                    Ok(Syscall::Running) => (
+                        Ok(Value::Text("running".into())),
+                        Ok(Value::Text("-".into())),
+                    ),
+                    Ok(Syscall::Blocked) => (
+                        Ok(Value::Text("blocked, not in a syscall".into())),
+                        Ok(Value::Text("-".into())),
+                    ),
+                    Err(e) => (Err(e.clone()), Err(e.clone())),
+                };
+                t.push(vec![
+                    Ok(Value::Unsigned(th.tid as u64)),
+                    th.state
+                        .clone()
+                        .map(|c| Value::Text(format!("{} ({})", c as char, state_name(c)))),
+                    th.wchan.clone().map(Value::Text),
+                    call,
+                    addr,
+                ]);
+            }
+            s.figure(
+                "threads",
+                Ok(threads.len() as u64),
+                Unit::Count,
+                v.src("task"),
+            );
+            s.figure(
+                "threads waiting in futex",
+                Ok(in_futex),
+                Unit::Count,
+                v.src("task/TID/syscall"),
+            );
+            s.tables.push(t);
+        }
+        Err(e) => s.figure::<u64>("threads", Err(e.clone()), Unit::Count, v.src("task")),
+    }
+    match &v.locks {
+        Ok(locks) => {
+            let pid = i64::from(v.pid);
+            let mine: Vec<_> = locks.iter().filter(|l| l.pid == pid).collect();
+            let mut t = Table::new(
+                "file locks of this process",
+                &[
+                    ("lock", Unit::None),
+                    ("role", Unit::None),
+                    ("class", Unit::None),
+                    ("access", Unit::None),
+                    ("file (dev:inode)", Unit::None),
+                    ("held by", Unit::None),
+                ],
+                "/proc/locks",
+            );
+            for l in &mine {
+                let holder = locks
+                    .iter()
+                    .find(|h| h.id == l.id && !h.waiting)
+                    .map(|h| h.pid);
+                t.push(vec![
+                    Ok(Value::Unsigned(l.id)),
+                    Ok(if l.waiting { "waiting" } else { "holds" }.into()),
+                    Ok(l.class.as_str().into()),
+                    Ok(l.access.as_str().into()),
+                    Ok(l.file.as_str().into()),
+                    Ok(holder.map_or(Value::Text("?".into()), Value::Signed)),
+                ]);
+            }
+            s.figure(
+                "file locks held",
+                Ok(mine.iter().filter(|l| !l.waiting).count() as u64),
+                Unit::Count,
+                "/proc/locks",
+            );
+            s.figure(
+                "file locks awaited",
+                Ok(mine.iter().filter(|l| l.waiting).count() as u64),
+                Unit::Count,
+                "/proc/locks",
+            );
+            if !mine.is_empty() {
+                s.tables.push(t);
+            }
+        }
+        Err(e) => s.figure::<u64>("file locks", Err(e.clone()), Unit::Count, "/proc/locks"),
+    }
+    s.note("threads parked in futex waits look the same whether idle or deadlocked; only a lab that knows its own locks can say deadlock");
+    s
+}

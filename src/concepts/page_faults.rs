@@ -1,0 +1,38 @@
+//! Page faults: minor ones map a page already in memory, major ones wait for I/O.
+
+use crate::figure::{rate, Unit};
+use crate::lens::{ProcessView, Section};
+
+use super::ConceptId;
+
+pub fn lens(v: &ProcessView) -> Section {
+    let mut s = Section::new(ConceptId::PageFaults);
+    let src = v.src("stat");
+    let first = v.first();
+    s.figure(
+        "minor faults (total)",
+        first.stat_counter(|s| s.minflt).map(|c| c.value),
+        Unit::Count,
+        &src,
+    );
+    s.figure(
+        "major faults (total)",
+        first.stat_counter(|s| s.majflt).map(|c| c.value),
+        Unit::Count,
+        &src,
+    );
+    let last = v.last();
+    for (name, f) in [
+        (
+            "minor faults rate",
+            (|s: &syslens_probe::stat::Stat| s.minflt) as fn(&_) -> u64,
+        ),
+        ("major faults rate", |s| s.majflt),
+    ] {
+        let r = last
+            .clone()
+            .and_then(|l| rate(first.stat_counter(f), l.stat_counter(f)));
+        s.figure(name, r, Unit::PerSecond, format!("{src}, two samples"));
+    }
+    s
+}

@@ -1,0 +1,106 @@
+//! Signals: dispositions per process, pending and blocked sets per thread.
+
+use syslens_probe::names::signals_in;
+use syslens_probe::Val;
+
+use crate::figure::{Table, Unit, Value};
+use crate::lens::{ProcessView, Section};
+
+use super::ConceptId;
+
+const SIGTERM_BIT: u64 = 1 << (15 - 1);
+
+fn names(mask: &Val<u64>) -> Val<Value> {
+    mask.clone().map(|m| Value::List(signals_in(m)))
+}
+
+/// What SIGTERM will do to this process: the first thing `kill PID` sends.
+pub fn sigterm_disposition(ignored: u64, caught: u64) -> &'static str {
+    if ignored & SIGTERM_BIT != 0 {
+        "ignored"
+    } else if caught & SIGTERM_BIT != 0 {
+        "caught by a handler"
+    } else {
+        "default (terminate)"
+    }
+}
+
+pub fn lens(v: &ProcessView) -> Section {
+    let mut s = Section::new(ConceptId::Signals);
+    let src = v.src("status");
+    let ign = v.status_field(|s| &s.sig_ign);
+    let cgt = v.status_field(|s| &s.sig_cgt);
+    s.figure(
+        "ignored (SigIgn, per process)",
+        names(&ign),
+        Unit::None,
+        &src,
+    );
+    s.figure(
+        "caught (SigCgt, per process)",
+        names(&cgt),
+        Unit::None,
+        &src,
+    );
+    s.figure(
+        "pending for the process (ShdPnd)",
+        names(&v.status_field(|s| &s.shd_pnd)),
+        Unit::None,
+        &src,
+    );
+    s.figure(
+        "SIGTERM",
+        ign.and_then(|i| Ok(sigterm_disposition(i, cgt?))),
+        Unit::None,
+        "SigIgn, SigCgt",
+    );
+    match &v.detail.threads {
+        Ok(threads) => {
+            let mut t = Table::new(
+                "per thread (pending and blocked sets are per thread)",
+                &[
+                    ("tid", Unit::None),
+                    ("name", Unit::None),
+                    ("pending (SigPnd)", Unit::None),
+                    ("blocked (SigBlk)", Unit::None),
+                ],
+                v.src("task/TID/status"),
+            );
+            for th in threads {
+                t.push(vec![
+                    Ok(Value::Unsigned(th.tid as u64)),
+                    th.name.clone().map(|n| n.as_str().into()),
+                    names(&th.sig_pnd),
+                    names(&th.sig_blk),
+                ]);
+            }
+            s.tables.push(t);
+        }
+        Err(e) => s.figure::<u64>("threads", Err(e.clone()), Unit::Count, v.src("task")),
+    }
+    s.figure(
+        "zombie children (exited, not reaped)",
+        Ok(Value::List(
+            v.detail
+                .zombie_children
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
+        )),
+        Unit::None,
+        "/proc/*/stat state Z, ppid",
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sigterm_disposition_reads_the_right_bit() {
+        assert_eq!(sigterm_disposition(1 << 14, 0), "ignored");
+        assert_eq!(sigterm_disposition(0, 1 << 14), "caught by a handler");
+        assert_eq!(sigterm_disposition(1 << 13, 1 << 15), "default (terminate)");
+    }
+}

@@ -1,0 +1,83 @@
+//! Ephemeral vs persistent storage: where the process's open files live.
+
+use std::collections::BTreeMap;
+
+use syslens_probe::fds::FdKind;
+use syslens_probe::mountinfo::{mount_of, Mount};
+
+use crate::figure::{Table, Unit, Value};
+use crate::lens::{ProcessView, Section};
+
+use super::ConceptId;
+
+/// Ephemeral (RAM: gone at reboot), persistent (a disk file system) or pseudo (proc,
+/// sysfs: no user data).
+pub fn storage_class(m: &Mount) -> &'static str {
+    if m.is_ephemeral() {
+        "ephemeral"
+    } else if m.is_pseudo() {
+        "pseudo"
+    } else {
+        "persistent"
+    }
+}
+
+pub fn lens(v: &ProcessView) -> Section {
+    let mut s = Section::new(ConceptId::Storage);
+    let (fds, mounts) = match (&v.detail.fds, &v.detail.mounts) {
+        (Ok(f), Ok(m)) => (f, m),
+        (Err(e), _) | (_, Err(e)) => {
+            s.figure::<u64>(
+                "open files",
+                Err(e.clone()),
+                Unit::Count,
+                v.src("fd, mountinfo"),
+            );
+            return s;
+        }
+    };
+    let mut t = Table::new(
+        "open files by storage class",
+        &[
+            ("fd", Unit::None),
+            ("path", Unit::None),
+            ("fs", Unit::None),
+            ("class", Unit::None),
+            ("size", Unit::Bytes),
+        ],
+        v.src("fd/* + mountinfo"),
+    );
+    let mut classes: BTreeMap<&str, u64> = BTreeMap::new();
+    for f in fds.iter().filter(|f| f.kind == FdKind::File) {
+        let (fs, class) = match mount_of(mounts, &f.target) {
+            Some(m) => (m.fs_type.as_str(), storage_class(m)),
+            None => ("?", "unknown"),
+        };
+        *classes.entry(class).or_default() += 1;
+        let path = if f.deleted {
+            format!("{} (deleted)", f.target)
+        } else {
+            f.target.clone()
+        };
+        t.push(vec![
+            Ok(Value::Unsigned(f.fd as u64)),
+            Ok(path.into()),
+            Ok(fs.into()),
+            Ok(class.into()),
+            f.size.clone().map(Value::Unsigned),
+        ]);
+    }
+    for class in ["ephemeral", "persistent"] {
+        s.figure(
+            &format!("open files on {class} storage"),
+            Ok(classes.get(class).copied().unwrap_or(0)),
+            Unit::Count,
+            v.src("fd/* + mountinfo"),
+        );
+    }
+    if !t.rows.is_empty() {
+        s.tables.push(t);
+    }
+    s.note("tmpfs content is RAM (Shmem in /proc/meminfo): it counts against memory and is gone at reboot");
+    s
+}

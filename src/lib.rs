@@ -1,0 +1,11 @@
+//! syslens: makes the core concepts of Linux system programming visible on a real
+//! machine. Data flows one way: `syslens_probe` reads the kernel, `concepts` turns
+//! readings into sections per concept, `render` formats them.
+
+pub mod cli;
+pub mod concepts;
+pub mod figure;
+pub mod inspect;
+pub mod lens;
+pub mod render;
+pub mod specimen;

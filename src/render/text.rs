@@ -1,0 +1,206 @@
+//! Text rendering of sections (figures, tables, notes) within 100 columns.
+
+use std::io::{self, Write};
+
+use syslens_probe::Val;
+
+use crate::figure::{Figure, Table, Value};
+use crate::inspect::InspectReport;
+use crate::lens::Section;
+
+use super::{fit_end, fit_start, value, wrap, Style, WIDTH};
+
+const NAME_W: usize = 40;
+const VALUE_W: usize = 20;
+const SOURCE_W: usize = WIDTH - NAME_W - VALUE_W - 4;
+
+fn cell(v: &Val<Value>, unit: crate::figure::Unit) -> String {
+    match v {
+        Ok(v) => value(v, unit),
+        Err(_) => "—".to_owned(),
+    }
+}
+
+pub fn figure(out: &mut dyn Write, f: &Figure, style: &Style) -> io::Result<()> {
+    let name = fit_end(&f.name, NAME_W);
+    let source = style.dim(&fit_start(&f.source, SOURCE_W));
+    match &f.value {
+        Ok(v) => {
+            let text = value(v, f.unit);
+            if text.chars().count() <= VALUE_W {
+                writeln!(out, "  {name:<NAME_W$} {text:>VALUE_W$}  {source}")
+            } else {
+                writeln!(out, "  {name:<NAME_W$} {:>VALUE_W$}  {source}", "")?;
+                for line in wrap(&text, WIDTH - 6) {
+                    writeln!(out, "      {line}")?;
+                }
+                Ok(())
+            }
+        }
+        Err(m) => {
+            writeln!(
+                out,
+                "  {name:<NAME_W$} {:>VALUE_W$}  {source}",
+                style.warn("missing")
+            )?;
+            for line in wrap(&m.to_string(), WIDTH - 6) {
+                writeln!(out, "      {}", style.dim(&line))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn table(out: &mut dyn Write, t: &Table, style: &Style) -> io::Result<()> {
+    writeln!(
+        out,
+        "  {}  {}",
+        t.title,
+        style.dim(&fit_start(&t.source, 40))
+    )?;
+    let cells: Vec<Vec<String>> = t
+        .rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .zip(&t.columns)
+                .map(|(c, col)| cell(c, col.unit))
+                .collect()
+        })
+        .collect();
+    let n = t.columns.len();
+    let mut widths: Vec<usize> = t.columns.iter().map(|c| c.name.chars().count()).collect();
+    for row in &cells {
+        for (i, c) in row.iter().enumerate().take(n) {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    // Shrink the widest column until the row fits; it is usually a path.
+    let budget = WIDTH - 4 - 2 * n.saturating_sub(1);
+    while widths.iter().sum::<usize>() > budget {
+        let Some((i, _)) = widths.iter().enumerate().max_by_key(|(_, w)| **w) else {
+            break;
+        };
+        widths[i] -= 1;
+    }
+    let line = |cols: Vec<String>| -> String {
+        cols.iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let w = widths[i];
+                let c = if i == 0 || t.columns[i].unit == crate::figure::Unit::None {
+                    fit_start(c, w)
+                } else {
+                    fit_end(c, w)
+                };
+                if t.columns[i].unit == crate::figure::Unit::None {
+                    format!("{c:<w$}")
+                } else {
+                    format!("{c:>w$}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    writeln!(
+        out,
+        "    {}",
+        style.dim(line(t.columns.iter().map(|c| c.name.clone()).collect()).trim_end())
+    )?;
+    for row in cells {
+        writeln!(out, "    {}", line(row).trim_end())?;
+    }
+    let missing: Vec<String> = t
+        .rows
+        .iter()
+        .flatten()
+        .filter_map(|c| c.as_ref().err())
+        .map(|m| m.to_string())
+        .collect();
+    if let Some(first) = missing.first() {
+        writeln!(
+            out,
+            "    {}",
+            style.dim(&fit_end(&format!("— missing: {first}"), WIDTH - 4))
+        )?;
+    }
+    Ok(())
+}
+
+pub fn section(out: &mut dyn Write, s: &Section, style: &Style) -> io::Result<()> {
+    let head = format!("{} · {} ", s.concept.slug(), s.title);
+    let rule = "─".repeat(WIDTH.saturating_sub(head.chars().count() + 3));
+    writeln!(
+        out,
+        "\n{} {}",
+        style.heading(&format!("── {head}")),
+        style.dim(&rule)
+    )?;
+    for f in &s.figures {
+        figure(out, f, style)?;
+    }
+    for t in &s.tables {
+        table(out, t, style)?;
+    }
+    for n in &s.notes {
+        for (i, line) in wrap(n, WIDTH - 6).iter().enumerate() {
+            let lead = if i == 0 { "  ▸ " } else { "    " };
+            writeln!(out, "{lead}{}", style.dim(line))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn inspect(out: &mut dyn Write, r: &InspectReport, style: &Style) -> io::Result<()> {
+    let name = r.name.as_deref().unwrap_or("?");
+    let state = r.state.as_deref().unwrap_or("?");
+    let uid = r.uid.as_ref().map_or("?".to_owned(), u64::to_string);
+    writeln!(
+        out,
+        "{}",
+        style.heading(&format!("pid {}  {name}  {state}  uid {uid}", r.pid))
+    )?;
+    if let Ok(cmd) = &r.cmdline {
+        writeln!(out, "{}", fit_end(cmd, WIDTH))?;
+    }
+    let watched = match r.window_seconds {
+        Some(w) => format!(
+            "watched {:.2} s ({} samples); rates are over that window",
+            w, r.samples
+        ),
+        None => "one sample (--window 0): no rates".to_owned(),
+    };
+    let smaps = if r.smaps_read {
+        "smaps read once"
+    } else {
+        "smaps not read (--no-smaps)"
+    };
+    writeln!(out, "{}", style.dim(&format!("{watched}; {smaps}")))?;
+    if !r.other_matches.is_empty() {
+        let others: Vec<String> = r.other_matches.iter().map(i32::to_string).collect();
+        writeln!(
+            out,
+            "{}",
+            style.dim(&fit_end(
+                &format!("also matched: {}", others.join(" ")),
+                WIDTH
+            ))
+        )?;
+    }
+    for s in &r.sections {
+        section(out, s, style)?;
+    }
+    if !r.unreadable.is_empty() {
+        writeln!(
+            out,
+            "\n{}",
+            style.warn("Could not read (values above shown as missing):")
+        )?;
+        for reason in &r.unreadable {
+            for (i, line) in wrap(reason, WIDTH - 4).iter().enumerate() {
+                writeln!(out, "{}{line}", if i == 0 { "  - " } else { "    " })?;
+            }
+        }
+    }
+    Ok(())
+}
