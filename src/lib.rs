@@ -6,6 +6,7 @@ pub mod cli;
 pub mod concepts;
 pub mod figure;
 pub mod inspect;
+pub mod lab;
 pub mod lens;
 pub mod render;
 pub mod specimen;

@@ -12,7 +12,7 @@ use super::{fit_end, fit_start, value, wrap, Style, WIDTH};
 
 const NAME_W: usize = 40;
 const VALUE_W: usize = 20;
-const SOURCE_W: usize = WIDTH - NAME_W - VALUE_W - 4;
+const SOURCE_W: usize = WIDTH - NAME_W - VALUE_W - 5;
 
 fn cell(v: &Val<Value>, unit: crate::figure::Unit) -> String {
     match v {
@@ -129,7 +129,7 @@ pub fn table(out: &mut dyn Write, t: &Table, style: &Style) -> io::Result<()> {
 
 pub fn section(out: &mut dyn Write, s: &Section, style: &Style) -> io::Result<()> {
     let head = format!("{} · {} ", s.concept.slug(), s.title);
-    let rule = "─".repeat(WIDTH.saturating_sub(head.chars().count() + 3));
+    let rule = "─".repeat(WIDTH.saturating_sub(head.chars().count() + 4));
     writeln!(
         out,
         "\n{} {}",

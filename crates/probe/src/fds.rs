@@ -63,11 +63,14 @@ pub struct OpenFd {
 }
 
 /// The number of open fds. On 6.2+ the size of /proc/PID/fd is the count (one stat);
-/// older kernels report 0 there, so they are counted by listing.
+/// older kernels report 0 there, so they are counted by listing, as is a captured
+/// tree (an ordinary directory's size is not a count).
 pub fn fd_count(reader: &Reader, dir: &PidDir, scratch: &mut Vec<i32>) -> Val<u64> {
-    let st = reader.stat_pid(dir, "fd")?;
-    if st.st_size > 0 {
-        return Ok(st.st_size as u64);
+    if reader.is_live() {
+        let st = reader.stat_pid(dir, "fd")?;
+        if st.st_size > 0 {
+            return Ok(st.st_size as u64);
+        }
     }
     reader.list_pid_numbers(dir, "fd", scratch)?;
     Ok(scratch.len() as u64)

@@ -1,0 +1,265 @@
+//! The cgroup guard: a cgroup of syslens's own, made beneath the tool's own cgroup,
+//! removed on the way out. It never touches any cgroup it did not create.
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use syslens_probe::cgroup::{parse_proc_cgroup, CgroupLayout, CgroupVersion};
+use syslens_probe::{Missing, Reader};
+
+/// Every cgroup syslens creates starts with this, followed by `PID-N`.
+pub const PREFIX: &str = "syslens-lab-";
+
+static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+
+/// Why a lab cgroup could not be made.
+#[derive(Debug)]
+pub enum CgroupError {
+    /// The controller is not mounted (or not enabled in v2) on this host.
+    NoController { controller: String },
+    /// The kernel refused: not root, or the tool's cgroup is not delegated.
+    Refused {
+        path: PathBuf,
+        err: io::Error,
+        hint: &'static str,
+    },
+    /// Reading the layout failed.
+    Layout(Missing),
+}
+
+impl fmt::Display for CgroupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CgroupError::NoController { controller } => {
+                write!(f, "no {controller} cgroup controller is available here")
+            }
+            CgroupError::Refused { path, err, hint } => {
+                write!(f, "{}: {err} ({hint})", path.display())
+            }
+            CgroupError::Layout(m) => write!(f, "cannot read the cgroup layout: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for CgroupError {}
+
+fn refused(path: &Path, err: io::Error) -> CgroupError {
+    let hint = match err.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => "run as root, or in a delegated cgroup",
+        Some(libc::EBUSY) => {
+            "cgroup v2 forbids enabling a controller for children of a cgroup that holds processes: \
+             run under `systemd-run --scope -p Delegate=yes`"
+        }
+        _ => "cgroup file system error",
+    };
+    CgroupError::Refused {
+        path: path.to_owned(),
+        err,
+        hint,
+    }
+}
+
+/// One directory of the lab cgroup (one per v1 hierarchy, one in v2).
+#[derive(Debug)]
+struct Dir {
+    controllers: Vec<String>,
+    path: PathBuf,
+    version: CgroupVersion,
+}
+
+/// A cgroup made for one lab, removed (its processes killed first) when dropped.
+#[derive(Debug)]
+pub struct LabCgroup {
+    name: String,
+    dirs: Vec<Dir>,
+}
+
+/// The tool's own cgroup directory for `controller`, on the host below `reader`'s root.
+fn own_dir(
+    reader: &mut Reader,
+    layout: &CgroupLayout,
+    controller: &str,
+) -> Result<(PathBuf, CgroupVersion), CgroupError> {
+    let me = reader
+        .read_proc("self/cgroup")
+        .and_then(parse_proc_cgroup)
+        .map_err(CgroupError::Layout)?;
+    let dir = layout
+        .locate(&me, controller)
+        .ok_or_else(|| CgroupError::NoController {
+            controller: controller.to_owned(),
+        })?;
+    Ok((reader.host_path(&dir.host_dir), dir.version))
+}
+
+impl LabCgroup {
+    /// Creates `syslens-lab-PID-N` beneath the tool's own cgroup for each controller.
+    /// Controllers that share a v1 hierarchy (cpu,cpuacct) or the v2 tree share a dir.
+    pub fn create(reader: &mut Reader, controllers: &[&str]) -> Result<LabCgroup, CgroupError> {
+        let layout = CgroupLayout::read(reader).map_err(CgroupError::Layout)?;
+        let name = format!(
+            "{PREFIX}{}-{}",
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut cg = LabCgroup {
+            name,
+            dirs: Vec::new(),
+        };
+        for &controller in controllers {
+            let (parent, version) = own_dir(reader, &layout, controller)?;
+            let path = parent.join(&cg.name);
+            if let Some(d) = cg.dirs.iter_mut().find(|d| d.path == path) {
+                d.controllers.push(controller.to_owned());
+                continue;
+            }
+            if version == CgroupVersion::V2 {
+                enable_v2_controller(&parent, controller)?;
+            }
+            fs::create_dir(&path).map_err(|e| refused(&path, e))?;
+            cg.dirs.push(Dir {
+                controllers: vec![controller.to_owned()],
+                path,
+                version,
+            });
+        }
+        Ok(cg)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The directory that holds `controller`'s files.
+    pub fn dir(&self, controller: &str) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .find(|d| d.controllers.iter().any(|c| c == controller))
+            .map(|d| d.path.as_path())
+    }
+
+    pub fn version(&self, controller: &str) -> Option<CgroupVersion> {
+        self.dirs
+            .iter()
+            .find(|d| d.controllers.iter().any(|c| c == controller))
+            .map(|d| d.version)
+    }
+
+    /// Writes a control file (`memory.limit_in_bytes`, `pids.max`...).
+    pub fn write(&self, controller: &str, file: &str, value: &str) -> Result<(), CgroupError> {
+        let dir = self
+            .dir(controller)
+            .ok_or_else(|| CgroupError::NoController {
+                controller: controller.to_owned(),
+            })?;
+        let path = dir.join(file);
+        fs::write(&path, value).map_err(|e| refused(&path, e))
+    }
+
+    /// Moves a process into every directory of this cgroup.
+    pub fn add(&self, pid: u32) -> Result<(), CgroupError> {
+        for d in &self.dirs {
+            let path = d.path.join("cgroup.procs");
+            fs::write(&path, pid.to_string()).map_err(|e| refused(&path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Kills what is left inside and removes the directories.
+    pub fn remove(mut self) -> io::Result<()> {
+        let dirs = std::mem::take(&mut self.dirs);
+        dirs.iter().map(|d| remove_dir(&d.path)).collect()
+    }
+}
+
+impl Drop for LabCgroup {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            let _ = remove_dir(&d.path);
+        }
+    }
+}
+
+/// In v2 a controller must be enabled in the parent's subtree_control before a child
+/// gets its files; the parent must then hold no processes itself (EBUSY otherwise).
+fn enable_v2_controller(parent: &Path, controller: &str) -> Result<(), CgroupError> {
+    let control = parent.join("cgroup.subtree_control");
+    let enabled = fs::read_to_string(&control).map_err(|e| refused(&control, e))?;
+    if enabled.split_whitespace().any(|c| c == controller) {
+        return Ok(());
+    }
+    fs::write(&control, format!("+{controller}")).map_err(|e| refused(&control, e))
+}
+
+fn pids_in(dir: &Path) -> Vec<i32> {
+    fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Empties and removes one lab cgroup directory: SIGKILL what is inside, wait for the
+/// kernel to let go, then rmdir. Survivors that will not die are moved to the parent.
+fn remove_dir(dir: &Path) -> io::Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    for _ in 0..200 {
+        let pids = pids_in(dir);
+        if pids.is_empty() {
+            match fs::remove_dir(dir) {
+                Ok(()) => return Ok(()),
+                // The last task is still exiting.
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        for pid in pids {
+            // SAFETY: kill takes a pid and a signal number.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    if let Some(parent) = dir.parent() {
+        for pid in pids_in(dir) {
+            let _ = fs::write(parent.join("cgroup.procs"), pid.to_string());
+        }
+    }
+    fs::remove_dir(dir)
+}
+
+/// Removes `syslens-lab-PID-N` cgroups beneath the tool's own cgroups whose PID no
+/// longer runs (left by a killed run). Returns what was removed.
+pub fn sweep_stale(reader: &mut Reader, controllers: &[&str]) -> Vec<PathBuf> {
+    let Ok(layout) = CgroupLayout::read(reader) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for controller in controllers {
+        let Ok((parent, _)) = own_dir(reader, &layout, controller) else {
+            continue;
+        };
+        let Ok(entries) = fs::read_dir(&parent) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(owner) = name
+                .strip_prefix(PREFIX)
+                .and_then(|r| r.split('-').next())
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if reader.open_pid(owner).is_err() && remove_dir(&e.path()).is_ok() {
+                removed.push(e.path());
+            }
+        }
+    }
+    removed
+}
