@@ -160,7 +160,9 @@ impl ProcessView {
             .ok()
             .and_then(kernel_version);
         let initial_ns = initial_namespaces(kernel, |kind| {
-            let one = reader.open_pid(1)?;
+            let one = reader.open_pid(1).map_err(|_| Missing::NotApplicable {
+                why: "this kernel gives the initial namespace no fixed inode, and PID 1 is not in the tree",
+            })?;
             reader
                 .readlink_pid(&one, &format!("ns/{kind}"))
                 .and_then(parse_ns_link)

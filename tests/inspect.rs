@@ -1,4 +1,5 @@
 //! `syslens inspect` against processes whose state the test controls.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

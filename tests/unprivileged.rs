@@ -1,5 +1,6 @@
 //! The same checks as an unprivileged user (nobody): nothing fails, and what cannot be
 //! read says why.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

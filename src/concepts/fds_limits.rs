@@ -31,12 +31,7 @@ pub fn nofile_soft(v: &ProcessView) -> Val<Option<u64>> {
 pub fn lens(v: &ProcessView) -> Section {
     let mut s = Section::new(ConceptId::FdsLimits);
     let count = v.detail.fd_count.clone();
-    s.figure(
-        "open fds",
-        count.clone(),
-        Unit::Count,
-        v.src("fd (st_size of the directory)"),
-    );
+    s.figure("open fds", count.clone(), Unit::Count, v.src("fd"));
     let soft = nofile_soft(v);
     s.figure(
         "fd soft limit (RLIMIT_NOFILE)",

@@ -173,7 +173,9 @@ impl LabCgroup {
     /// Kills what is left inside and removes the directories.
     pub fn remove(mut self) -> io::Result<()> {
         let dirs = std::mem::take(&mut self.dirs);
-        dirs.iter().map(|d| remove_dir(&d.path)).collect()
+        // Try every directory, then report the first failure.
+        let results: Vec<io::Result<()>> = dirs.iter().map(|d| remove_dir(&d.path)).collect();
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
     }
 }
 

@@ -95,6 +95,9 @@ pub fn list_fds(reader: &mut Reader, dir: &PidDir) -> Val<Vec<OpenFd>> {
             target.truncate(target.len() - " (deleted)".len());
         }
         let size = match kind {
+            _ if !reader.is_live() => Err(crate::Missing::NotApplicable {
+                why: "a captured tree records no file sizes",
+            }),
             FdKind::File | FdKind::Memfd => reader.stat_pid(dir, &name).map(|st| st.st_size as u64),
             _ => Err(crate::Missing::NotApplicable {
                 why: "not a regular file",
