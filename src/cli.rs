@@ -11,6 +11,9 @@ use syslens_probe::{Missing, Reader};
 use crate::concepts::CONCEPTS;
 use crate::inspect::{inspect, pids_named};
 use crate::lens::ViewOptions;
+use crate::ptable::{self, SortKey, TableQuery};
+use crate::system::{self, SystemView};
+use syslens_probe::table::Scanner;
 use crate::render::{self, ColorChoice, Style};
 
 /// Exit statuses, the same for every command.
@@ -64,6 +67,8 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole machine by concept; with --processes, one row per process.
+    System(SystemArgs),
     /// Show every concept's lens for one process, in catalogue order.
     Inspect(InspectArgs),
     /// List the seventeen concepts with their ids.
@@ -89,6 +94,37 @@ pub struct InspectArgs {
     pub no_smaps: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct SystemArgs {
+    /// One row per process with the cheap figure of each concept.
+    #[arg(long)]
+    pub processes: bool,
+    /// Sort the process table by this column (numbers largest first).
+    #[arg(long, value_enum, default_value = "rss", requires = "processes")]
+    pub sort: SortKey,
+    /// Reverse the sort order.
+    #[arg(long, requires = "processes")]
+    pub reverse: bool,
+    /// Only processes whose command name contains NAME.
+    #[arg(long, requires = "processes")]
+    pub name: Option<String>,
+    /// Scope everything to one cgroup (as /proc/PID/cgroup writes it, e.g.
+    /// /system.slice/nginx.service): its limits in the system view, its processes in the
+    /// table.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+    /// Add PSS and shared memory (reads smaps_rollup of each listed process, which
+    /// briefly stalls each one).
+    #[arg(long, requires = "processes")]
+    pub pss: bool,
+    /// Show at most N processes.
+    #[arg(long, value_name = "N", requires = "processes")]
+    pub limit: Option<usize>,
+    /// Watch this long for rates (seconds; 0 takes one sample).
+    #[arg(long, default_value = "0.5", value_parser = parse_seconds)]
+    pub window: Duration,
+}
+
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .trim_end_matches('s')
@@ -105,14 +141,62 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
     let style = Style::new(cli.global.color);
     let g = &cli.global;
     match cli.command {
-        None => concepts(out, g, &style, true),
-        Some(Command::Concepts) => concepts(out, g, &style, false),
+        None => system_cmd(out, err, g, &style, SystemArgs::default_view()),
+        Some(Command::System(args)) => system_cmd(out, err, g, &style, args),
+        Some(Command::Concepts) => concepts(out, g, &style),
         Some(Command::Inspect(args)) => inspect_cmd(out, err, g, &style, args),
         Some(Command::Specimen(args)) => crate::specimen::run(args, out),
     }
 }
 
-fn concepts(out: &mut dyn Write, g: &Global, style: &Style, hint: bool) -> io::Result<Status> {
+impl SystemArgs {
+    /// What `syslens` with no arguments shows until the tour exists.
+    fn default_view() -> SystemArgs {
+        SystemArgs {
+            processes: false,
+            sort: SortKey::Rss,
+            reverse: false,
+            name: None,
+            cgroup: None,
+            pss: false,
+            limit: None,
+            window: Duration::from_millis(500),
+        }
+    }
+}
+
+fn system_cmd(out: &mut dyn Write, err: &mut dyn Write, g: &Global, style: &Style, a: SystemArgs) -> io::Result<Status> {
+    let Some(mut reader) = open_reader(g, err)? else { return Ok(Status::Usage) };
+    if a.processes {
+        let query = TableQuery {
+            sort: a.sort,
+            reverse: a.reverse,
+            name: a.name,
+            cgroup: a.cgroup,
+            pss: a.pss,
+            limit: a.limit,
+        };
+        let mut scanner = Scanner::new(reader);
+        return match ptable::collect(&mut scanner, &query) {
+            Ok(rows) if g.json => render::json(out, &rows).map(|_| Status::Ok),
+            Ok(rows) => render::text::processes(out, &rows, query.pss, style).map(|_| Status::Ok),
+            Err(e) => {
+                writeln!(err, "syslens: {e}")?;
+                Ok(Status::Usage)
+            }
+        };
+    }
+    let window = if reader.is_live() { a.window } else { Duration::ZERO };
+    let report = system::report(SystemView::collect(&mut reader, window, a.cgroup.as_deref()));
+    if g.json {
+        render::json(out, &report)?;
+    } else {
+        render::text::system(out, &report, style)?;
+    }
+    Ok(Status::Ok)
+}
+
+fn concepts(out: &mut dyn Write, g: &Global, style: &Style) -> io::Result<Status> {
     if g.json {
         #[derive(serde::Serialize)]
         struct Row {
@@ -139,9 +223,6 @@ fn concepts(out: &mut dyn Write, g: &Global, style: &Style, hint: bool) -> io::R
             c.slug,
             render::fit_end(c.summary, render::WIDTH - 23)
         )?;
-    }
-    if hint {
-        writeln!(out, "\n{}", style.dim("syslens inspect PID  shows every concept in a live process; syslens --help for more"))?;
     }
     Ok(Status::Ok)
 }

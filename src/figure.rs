@@ -7,6 +7,8 @@ use std::time::Instant;
 use serde::Serialize;
 use syslens_probe::{Missing, Val};
 
+use crate::concepts::ConceptId;
+
 /// A value as measured.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -89,6 +91,42 @@ impl Figure {
             unit,
             source: source.into(),
         }
+    }
+}
+
+/// What one concept shows of a process or of the system.
+#[derive(Debug, Clone, Serialize)]
+pub struct Section {
+    pub concept: ConceptId,
+    pub title: &'static str,
+    pub figures: Vec<Figure>,
+    pub tables: Vec<Table>,
+    pub notes: Vec<String>,
+}
+
+impl Section {
+    pub fn new(concept: ConceptId) -> Section {
+        Section {
+            concept,
+            title: concept.title(),
+            figures: Vec::new(),
+            tables: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn figure<T: Into<Value>>(
+        &mut self,
+        name: &str,
+        value: Val<T>,
+        unit: Unit,
+        source: impl Into<String>,
+    ) {
+        self.figures.push(Figure::new(name, value, unit, source));
+    }
+
+    pub fn note(&mut self, note: impl Into<String>) {
+        self.notes.push(note.into());
     }
 }
 

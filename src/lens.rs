@@ -4,7 +4,6 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use syslens_probe::cgroup::{CgroupLayout, CgroupMode, CpuCgroup, MemoryCgroup, PidsCgroup};
 use syslens_probe::locks::{parse_locks, FileLock};
 use syslens_probe::ns::{initial_namespaces, kernel_version, parse_ns_link, InitialNs};
@@ -14,44 +13,8 @@ use syslens_probe::stat::Stat;
 use syslens_probe::status::Status;
 use syslens_probe::{Missing, PidDir, Reader, Val};
 
-use crate::concepts::ConceptId;
-use crate::figure::{Figure, Sample, Table, Unit, Value};
-
-/// What one concept shows of a process.
-#[derive(Debug, Clone, Serialize)]
-pub struct Section {
-    pub concept: ConceptId,
-    pub title: &'static str,
-    pub figures: Vec<Figure>,
-    pub tables: Vec<Table>,
-    pub notes: Vec<String>,
-}
-
-impl Section {
-    pub fn new(concept: ConceptId) -> Section {
-        Section {
-            concept,
-            title: concept.title(),
-            figures: Vec::new(),
-            tables: Vec::new(),
-            notes: Vec::new(),
-        }
-    }
-
-    pub fn figure<T: Into<Value>>(
-        &mut self,
-        name: &str,
-        value: Val<T>,
-        unit: Unit,
-        source: impl Into<String>,
-    ) {
-        self.figures.push(Figure::new(name, value, unit, source));
-    }
-
-    pub fn note(&mut self, note: impl Into<String>) {
-        self.notes.push(note.into());
-    }
-}
+use crate::figure::Sample;
+pub use crate::figure::Section;
 
 /// One cheap sample (stat, status, schedstat) taken during the watch window.
 #[derive(Debug, Clone)]

@@ -5,8 +5,11 @@
 pub mod cli;
 pub mod concepts;
 pub mod figure;
+pub mod host;
 pub mod inspect;
 pub mod lab;
 pub mod lens;
+pub mod ptable;
 pub mod render;
 pub mod specimen;
+pub mod system;

@@ -6,6 +6,8 @@ use syslens_probe::{Missing, Val};
 use crate::figure::Unit;
 use crate::lens::{ratio, sum, ProcessView, Section};
 
+use crate::system::SystemView;
+
 use super::ConceptId;
 
 /// Totals of smaps over every mapping (one read of smaps serves this and the map lenses).
@@ -76,5 +78,11 @@ pub fn lens(v: &ProcessView) -> Section {
     if v.smaps_read {
         s.note("smaps was read once: the kernel walks the target's page tables under its mmap lock to build it");
     }
+    s
+}
+
+pub fn system(_v: &SystemView) -> Section {
+    let mut s = Section::new(ConceptId::Cow);
+    s.note("copy-on-write sharing is per process: Shared_* vs Private_* in syslens inspect PID, or PSS in system --processes --pss");
     s
 }

@@ -5,6 +5,8 @@ use syslens_probe::Val;
 use crate::figure::Unit;
 use crate::lens::{ProcessView, Section};
 
+use crate::system::SystemView;
+
 use super::ConceptId;
 
 /// Current resident memory beside the peaks the kernel recorded.
@@ -50,6 +52,21 @@ pub fn lens(v: &ProcessView) -> Section {
             );
         }
         Err(e) => s.figure::<u64>("cgroup peak", Err(e.clone()), Unit::Bytes, "memory cgroup"),
+    }
+    s
+}
+
+/// The peak of the scoped cgroup (`--cgroup`), beside its usage now.
+pub fn system(v: &SystemView) -> Section {
+    let mut s = Section::new(ConceptId::HighWaterMark);
+    match v.scope.as_ref().map(|c| &c.memory) {
+        Some(Ok(m)) => {
+            s.figure("cgroup usage now", m.usage.clone(), Unit::Bytes, &m.dir.host_dir);
+            s.figure("cgroup peak", m.peak.clone(), Unit::Bytes, &m.dir.host_dir);
+            s.figure("cgroup working set", m.working_set.clone(), Unit::Bytes, "usage - inactive_file");
+        }
+        Some(Err(e)) => s.figure::<u64>("cgroup peak", Err(e.clone()), Unit::Bytes, "memory controller"),
+        None => s.note("peaks are per process (VmHWM: syslens inspect PID) and per cgroup (syslens system --cgroup PATH)"),
     }
     s
 }

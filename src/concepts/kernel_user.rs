@@ -6,6 +6,8 @@ use syslens_probe::USER_HZ;
 use crate::figure::{rate, Unit};
 use crate::lens::{ratio, ProcessView, Section};
 
+use crate::system::SystemView;
+
 use super::ConceptId;
 
 pub fn lens(v: &ProcessView) -> Section {
@@ -68,5 +70,18 @@ pub fn lens(v: &ProcessView) -> Section {
         Unit::None,
         v.src("status"),
     );
+    s
+}
+
+/// Where the machine's CPU time went over the window.
+pub fn system(v: &SystemView) -> Section {
+    let mut s = Section::new(ConceptId::KernelUser);
+    let src = "/proc/stat, two samples";
+    s.figure("user", v.cpu_share(|c| c.user + c.nice), Unit::Ratio, src);
+    s.figure("system (kernel)", v.cpu_share(|c| c.system), Unit::Ratio, src);
+    s.figure("interrupts (irq + softirq)", v.cpu_share(|c| c.irq + c.softirq), Unit::Ratio, src);
+    s.figure("waiting for I/O (iowait)", v.cpu_share(|c| c.iowait), Unit::Ratio, src);
+    s.figure("stolen by the hypervisor (steal)", v.cpu_share(|c| c.steal), Unit::Ratio, src);
+    s.figure("idle", v.cpu_share(|c| c.idle), Unit::Ratio, src);
     s
 }

@@ -3,6 +3,8 @@
 use crate::figure::Unit;
 use crate::lens::{ratio, ProcessView, Section};
 
+use crate::system::SystemView;
+
 use super::ConceptId;
 
 /// Virtual size against resident size: what was reserved but never touched.
@@ -26,5 +28,30 @@ pub fn lens(v: &ProcessView) -> Section {
         Unit::Ratio,
         "VmRSS / VmSize",
     );
+    s
+}
+
+/// Memory promised vs memory backed: the kernel commits more than it has because most
+/// reservations are never touched.
+pub fn system(v: &SystemView) -> Section {
+    let mut s = Section::new(ConceptId::LazyInit);
+    s.figure(
+        "overcommit policy (vm.overcommit_memory)",
+        v.sysctl.overcommit_memory.clone().map(|m| match m {
+            0 => "0: heuristic",
+            1 => "1: always grant",
+            2 => "2: never beyond CommitLimit",
+            _ => "unknown",
+        }),
+        Unit::None,
+        "/proc/sys/vm/overcommit_memory",
+    );
+    let committed = v.mem_field(|m| &m.committed_as);
+    let total = v.mem_field(|m| &m.mem_total);
+    s.figure("committed (Committed_AS)", committed.clone(), Unit::Bytes, "/proc/meminfo");
+    s.figure("commit limit (CommitLimit)", v.mem_field(|m| &m.commit_limit), Unit::Bytes, "/proc/meminfo");
+    s.figure("RAM (MemTotal)", total.clone(), Unit::Bytes, "/proc/meminfo");
+    s.figure("committed share of RAM", ratio(&committed, &total), Unit::Ratio, "Committed_AS / MemTotal");
+    s.note("Committed_AS counts what processes reserved; most of it is never touched, so it is never backed by RAM");
     s
 }

@@ -3,6 +3,8 @@
 use crate::figure::{slope, Unit};
 use crate::lens::{ProcessView, Section};
 
+use crate::system::SystemView;
+
 use super::ConceptId;
 
 pub fn lens(v: &ProcessView) -> Section {
@@ -38,5 +40,22 @@ pub fn lens(v: &ProcessView) -> Section {
         "VmRSS over the window",
     );
     s.note("a short window shows the trend now; a leak is growth that persists over minutes (doctor watches longer)");
+    s
+}
+
+pub fn system(v: &SystemView) -> Section {
+    let mut s = Section::new(ConceptId::LeaksFragmentation);
+    let t0 = v.first().at;
+    let points: Vec<(f64, f64)> = v
+        .samples
+        .iter()
+        .filter_map(|x| {
+            let avail = x.meminfo.as_ref().ok()?.mem_available.clone().ok()?;
+            Some((x.at.duration_since(t0).as_secs_f64(), avail as f64))
+        })
+        .collect();
+    s.figure("MemAvailable trend", slope(&points), Unit::BytesPerSecond, "/proc/meminfo over the window");
+    s.figure("unreclaimable kernel slab (SUnreclaim)", v.mem_field(|m| &m.s_unreclaim), Unit::Bytes, "/proc/meminfo");
+    s.note("a leak shows per process as RSS that keeps growing: syslens inspect PID --window 60");
     s
 }

@@ -6,6 +6,8 @@ use syslens_probe::stat::state_name;
 use crate::figure::{Table, Unit, Value};
 use crate::lens::{ProcessView, Section};
 
+use crate::system::SystemView;
+
 use super::ConceptId;
 
 /// The futex system call on x86_64.
@@ -127,5 +129,13 @@ pub fn lens(v: &ProcessView) -> Section {
         Err(e) => s.figure::<u64>("file locks", Err(e.clone()), Unit::Count, "/proc/locks"),
     }
     s.note("threads parked in futex waits look the same whether idle or deadlocked; only a lab that knows its own locks can say deadlock");
+    s
+}
+
+pub fn system(v: &SystemView) -> Section {
+    let mut s = Section::new(ConceptId::Locking);
+    let locks = v.locks.as_ref().map_err(Clone::clone);
+    s.figure("file locks held", locks.clone().map(|l| l.iter().filter(|x| !x.waiting).count() as u64), Unit::Count, "/proc/locks");
+    s.figure("file lock waiters", locks.map(|l| l.iter().filter(|x| x.waiting).count() as u64), Unit::Count, "/proc/locks");
     s
 }

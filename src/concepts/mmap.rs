@@ -6,6 +6,8 @@ use syslens_probe::Val;
 use crate::figure::{Table, Unit, Value};
 use crate::lens::{ProcessView, Section};
 
+use crate::system::SystemView;
+
 use super::ConceptId;
 
 /// A summary of the maps by kind, with virtual and resident sizes from smaps.
@@ -60,5 +62,14 @@ pub fn lens(v: &ProcessView) -> Section {
         ]);
     }
     s.tables.push(t);
+    s
+}
+
+pub fn system(v: &SystemView) -> Section {
+    let mut s = Section::new(ConceptId::Mmap);
+    s.figure("mapped file pages (Mapped)", v.mem_field(|m| &m.mapped), Unit::Bytes, "/proc/meminfo");
+    s.figure("shared memory and tmpfs (Shmem)", v.mem_field(|m| &m.shmem), Unit::Bytes, "/proc/meminfo");
+    s.figure("page tables (PageTables)", v.mem_field(|m| &m.page_tables), Unit::Bytes, "/proc/meminfo");
+    s.figure("mappings allowed per process", v.sysctl.max_map_count.clone(), Unit::Count, "/proc/sys/vm/max_map_count");
     s
 }

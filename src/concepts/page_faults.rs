@@ -3,6 +3,8 @@
 use crate::figure::{rate, Unit};
 use crate::lens::{ProcessView, Section};
 
+use crate::system::SystemView;
+
 use super::ConceptId;
 
 pub fn lens(v: &ProcessView) -> Section {
@@ -34,5 +36,14 @@ pub fn lens(v: &ProcessView) -> Section {
             .and_then(|l| rate(first.stat_counter(f), l.stat_counter(f)));
         s.figure(name, r, Unit::PerSecond, format!("{src}, two samples"));
     }
+    s
+}
+
+pub fn system(v: &SystemView) -> Section {
+    let mut s = Section::new(ConceptId::PageFaults);
+    s.figure("page faults since boot (pgfault)", v.vm_total(|x| &x.pgfault), Unit::Count, "/proc/vmstat");
+    s.figure("major faults since boot (pgmajfault)", v.vm_total(|x| &x.pgmajfault), Unit::Count, "/proc/vmstat");
+    s.figure("page faults rate", v.vm_rate(|x| &x.pgfault), Unit::PerSecond, "/proc/vmstat, two samples");
+    s.figure("major faults rate", v.vm_rate(|x| &x.pgmajfault), Unit::PerSecond, "/proc/vmstat, two samples");
     s
 }

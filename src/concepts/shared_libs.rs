@@ -7,6 +7,8 @@ use syslens_probe::{Missing, Val};
 use crate::figure::{Table, Unit, Value};
 use crate::lens::{ProcessView, Section};
 
+use crate::system::SystemView;
+
 use super::ConceptId;
 
 #[derive(Default)]
@@ -87,5 +89,11 @@ pub fn lens(v: &ProcessView) -> Section {
     }
     s.tables.push(t);
     s.note("Pss < Rss for a library means other processes map the same pages: each pays its share");
+    s
+}
+
+pub fn system(_v: &SystemView) -> Section {
+    let mut s = Section::new(ConceptId::SharedLibs);
+    s.note("libraries are per process (their maps): syslens inspect PID; processes still running deleted libraries are a doctor finding");
     s
 }

@@ -6,6 +6,8 @@ use syslens_probe::Val;
 use crate::figure::{Table, Unit, Value};
 use crate::lens::{ProcessView, Section};
 
+use crate::system::SystemView;
+
 use super::ConceptId;
 
 const SIGTERM_BIT: u64 = 1 << (15 - 1);
@@ -103,4 +105,12 @@ mod tests {
         assert_eq!(sigterm_disposition(0, 1 << 14), "caught by a handler");
         assert_eq!(sigterm_disposition(1 << 13, 1 << 15), "default (terminate)");
     }
+}
+
+pub fn system(v: &SystemView) -> Section {
+    let mut s = Section::new(ConceptId::Signals);
+    let st = v.states.as_ref().map_err(Clone::clone);
+    s.figure("zombies (exited, not reaped)", st.clone().map(|c| c.zombie), Unit::Count, "/proc/*/stat");
+    s.figure("stopped (SIGSTOP, traced)", st.map(|c| c.stopped), Unit::Count, "/proc/*/stat");
+    s
 }

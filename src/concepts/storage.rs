@@ -8,6 +8,8 @@ use syslens_probe::mountinfo::{mount_of, Mount};
 use crate::figure::{Table, Unit, Value};
 use crate::lens::{ProcessView, Section};
 
+use crate::system::SystemView;
+
 use super::ConceptId;
 
 /// Ephemeral (RAM: gone at reboot), persistent (a disk file system) or pseudo (proc,
@@ -79,5 +81,33 @@ pub fn lens(v: &ProcessView) -> Section {
         s.tables.push(t);
     }
     s.note("tmpfs content is RAM (Shmem in /proc/meminfo): it counts against memory and is gone at reboot");
+    s
+}
+
+pub fn system(v: &SystemView) -> Section {
+    let mut s = Section::new(ConceptId::Storage);
+    s.figure("tmpfs and shared memory in RAM (Shmem)", v.mem_field(|m| &m.shmem), Unit::Bytes, "/proc/meminfo");
+    s.figure("dirty, not yet written (Dirty)", v.mem_field(|m| &m.dirty), Unit::Bytes, "/proc/meminfo");
+    s.figure("being written (Writeback)", v.mem_field(|m| &m.writeback), Unit::Bytes, "/proc/meminfo");
+    match &v.mounts {
+        Ok(mounts) => {
+            let mut t = Table::new(
+                "mounts",
+                &[("mount", Unit::None), ("fs", Unit::None), ("class", Unit::None), ("size", Unit::Bytes), ("used", Unit::Bytes)],
+                "/proc/self/mountinfo + statvfs",
+            );
+            for m in mounts {
+                t.push(vec![
+                    Ok(m.mount.mount_point.as_str().into()),
+                    Ok(m.mount.fs_type.as_str().into()),
+                    Ok(storage_class(&m.mount).into()),
+                    m.usage.clone().map(|u| Value::Unsigned(u.size)),
+                    m.usage.clone().map(|u| Value::Unsigned(u.used)),
+                ]);
+            }
+            s.tables.push(t);
+        }
+        Err(e) => s.figure::<u64>("mounts", Err(e.clone()), Unit::None, "/proc/self/mountinfo"),
+    }
     s
 }

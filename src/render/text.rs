@@ -204,3 +204,116 @@ pub fn inspect(out: &mut dyn Write, r: &InspectReport, style: &Style) -> io::Res
     }
     Ok(())
 }
+
+pub fn system(out: &mut dyn Write, r: &crate::system::SystemReport, style: &Style) -> io::Result<()> {
+    writeln!(out, "{}", style.heading("syslens system"))?;
+    writeln!(out, "{}", fit_end(&r.host.summary(), WIDTH))?;
+    let watched = match r.window_seconds {
+        Some(w) => format!("watched {w:.2} s; rates are over that window"),
+        None => "one sample: no rates".to_owned(),
+    };
+    let scope = match &r.cgroup {
+        Ok(p) => format!("; scoped to cgroup {p}"),
+        Err(_) => String::new(),
+    };
+    writeln!(out, "{}", style.dim(&fit_end(&format!("{watched}{scope}"), WIDTH)))?;
+    for s in &r.sections {
+        section(out, s, style)?;
+    }
+    Ok(())
+}
+
+/// Compact sizes for the process table, as top prints them (1024-based).
+fn compact_bytes(v: &Val<u64>) -> String {
+    match v {
+        Ok(0) => "0".to_owned(),
+        Ok(b) => {
+            let b = *b as f64;
+            let (n, u) = if b >= 1024.0 * 1024.0 * 1024.0 {
+                (b / (1024.0 * 1024.0 * 1024.0), "G")
+            } else if b >= 1024.0 * 1024.0 {
+                (b / (1024.0 * 1024.0), "M")
+            } else {
+                (b / 1024.0, "K")
+            };
+            if n >= 100.0 || n == n.trunc() {
+                format!("{n:.0}{u}")
+            } else {
+                format!("{n:.1}{u}")
+            }
+        }
+        Err(_) => "-".to_owned(),
+    }
+}
+
+fn compact_count(n: u64) -> String {
+    match n {
+        0..=99_999 => n.to_string(),
+        100_000..=9_999_999 => format!("{}K", n / 1000),
+        _ => format!("{}M", n / 1_000_000),
+    }
+}
+
+fn count_or_dash(v: &Val<u64>) -> String {
+    v.as_ref().map_or("-".to_owned(), |n| compact_count(*n))
+}
+
+pub fn processes(out: &mut dyn Write, rows: &[crate::ptable::Row], pss: bool, style: &Style) -> io::Result<()> {
+    let pss_head = if pss { "   PSS" } else { "" };
+    let fixed = 7 + 1 + 15 + 2 + 6 * 3 + 7 + 7 + 12 + 6 + 6 + 5 + if pss { 6 } else { 0 };
+    let cg_w = WIDTH.saturating_sub(fixed + 1).max(8);
+    let head = format!(
+        "{:>7} {:<15}{:>2}{:>6}{:>6}{:>6}{pss_head}{:>7}{:>7}{:>12}{:>6}{:>6}{:>5} {}",
+        "PID", "COMMAND", "S", "RSS", "HWM", "SWAP", "MINFLT", "MAJFLT", "FDS/LIM", "VCSW", "NVCSW", "OOM", "CGROUP"
+    );
+    writeln!(out, "{}", style.heading(head.trim_end()))?;
+    let mut missing: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for r in rows {
+        let fds = match (&r.fds, &r.fd_soft_limit) {
+            (Ok(n), Ok(Some(l))) => format!("{}/{}", compact_count(*n), compact_count(*l)),
+            (Ok(n), Ok(None)) => format!("{}/inf", compact_count(*n)),
+            (Ok(n), Err(_)) => format!("{}/-", compact_count(*n)),
+            (Err(_), _) => "-".to_owned(),
+        };
+        let pss_cell = match &r.pss_bytes {
+            Some(v) if pss => format!("{:>6}", compact_bytes(v)),
+            _ => String::new(),
+        };
+        let cgroup = r.cgroup.as_deref().unwrap_or("-");
+        let line = format!(
+            "{:>7} {:<15}{:>2}{:>6}{:>6}{:>6}{pss_cell}{:>7}{:>7}{:>12}{:>6}{:>6}{:>5} {}",
+            r.pid,
+            fit_end(&r.name, 15),
+            r.state,
+            compact_bytes(&r.rss_bytes),
+            compact_bytes(&r.hwm_bytes),
+            compact_bytes(&r.swap_bytes),
+            compact_count(r.minflt),
+            compact_count(r.majflt),
+            fds,
+            count_or_dash(&r.voluntary_switches),
+            count_or_dash(&r.involuntary_switches),
+            count_or_dash(&r.oom_score),
+            fit_start(cgroup, cg_w),
+        );
+        writeln!(out, "{}", line.trim_end())?;
+        for (col, v) in [("fds", &r.fds), ("oom_score", &r.oom_score), ("RSS", &r.rss_bytes)] {
+            if let Err(m) = v {
+                if m.kind() != "not_applicable" {
+                    *missing.entry(format!("{col}: {}", m.kind_reason())).or_default() += 1;
+                }
+            }
+        }
+        if let Some(Err(m)) = &r.pss_bytes {
+            if m.kind() != "not_applicable" {
+                *missing.entry(format!("PSS: {}", m.kind_reason())).or_default() += 1;
+            }
+        }
+    }
+    writeln!(out, "{}", style.dim(&format!("{} processes", rows.len())))?;
+    for (what, n) in missing {
+        let n = if n == 1 { "1 process".to_owned() } else { format!("{n} processes") };
+        writeln!(out, "{}", style.dim(&fit_end(&format!("- {what} ({n})"), WIDTH)))?;
+    }
+    Ok(())
+}

@@ -20,6 +20,8 @@ pub mod sched;
 pub mod smaps;
 pub mod stat;
 pub mod status;
+pub mod system;
+pub mod table;
 
 pub use missing::{Missing, Val};
 pub use read::{PidDir, Reader};

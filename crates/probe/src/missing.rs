@@ -41,6 +41,16 @@ impl Missing {
         }
     }
 
+    /// The reason without the file path, to group the same reason over many processes.
+    pub fn kind_reason(&self) -> String {
+        match self {
+            Missing::Permission { grant, .. } => format!("no permission ({grant})"),
+            Missing::Io { errno, .. } => io::Error::from_raw_os_error(*errno).to_string(),
+            Missing::Malformed { detail, .. } => format!("did not parse: {detail}"),
+            other => other.to_string(),
+        }
+    }
+
     pub fn not_in_kernel(what: impl Into<Cow<'static, str>>) -> Self {
         Missing::NotInKernel { what: what.into() }
     }
@@ -77,7 +87,9 @@ impl Missing {
 
 /// What would make a refused read possible, by the kind of file.
 fn permission_hint(path: &str) -> &'static str {
-    if path.contains("/ns/") || path.ends_with("/ns") {
+    if rustix::process::geteuid().is_root() {
+        "refused even to root: the process is protected (not dumpable, or PID 1 of a sandbox)"
+    } else if path.contains("/ns/") || path.ends_with("/ns") {
         "needs ptrace access (same user, or CAP_SYS_PTRACE)"
     } else if path.contains("slabinfo") {
         "readable by root only"

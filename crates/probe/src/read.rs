@@ -165,6 +165,7 @@ impl Reader {
         }
         match err.raw_os_error() {
             Some(3) => Missing::Exited,
+            Some(2) if !self.is_live() => Missing::not_in_kernel(format!("{} (absent from the captured tree)", path())),
             Some(2) => Missing::not_in_kernel(path()),
             _ => Missing::from_io(&path(), &err),
         }

@@ -1,0 +1,402 @@
+//! System-wide files: meminfo, vmstat, /proc/stat, swaps, buddyinfo, slabinfo,
+//! dentry-state, loadavg and the single-value sysctls.
+
+use serde::Serialize;
+
+use crate::missing::{Missing, Val};
+use crate::parse::{kb_as_bytes, key_value, lines, text, tokens, u64_dec};
+use crate::read::Reader;
+
+/// Picks `key: value` (or `key value`) lines into named slots.
+macro_rules! keyed_struct {
+    ($(#[$meta:meta])* $name:ident, $file:literal, $convert:path, { $($field:ident => $key:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Serialize)]
+        pub struct $name {
+            $(pub $field: Val<u64>,)*
+        }
+
+        impl $name {
+            pub fn parse(buf: &[u8]) -> $name {
+                let mut out = $name { $($field: Err(Missing::not_in_kernel($key)),)* };
+                for line in lines(buf) {
+                    let (k, v) = match key_value(line) {
+                        Some(kv) => kv,
+                        None => {
+                            let mut t = tokens(line);
+                            match (t.next(), t.next()) {
+                                (Some(k), Some(v)) => (k, v),
+                                _ => continue,
+                            }
+                        }
+                    };
+                    $(if k == $key.as_bytes() {
+                        out.$field = $convert(v).ok_or_else(|| Missing::malformed($file, text(line)));
+                        continue;
+                    })*
+                }
+                out
+            }
+        }
+    };
+}
+
+keyed_struct!(
+    /// /proc/meminfo, in bytes.
+    Meminfo, "/proc/meminfo", kb_as_bytes, {
+    mem_total => "MemTotal",
+    mem_free => "MemFree",
+    mem_available => "MemAvailable",
+    buffers => "Buffers",
+    cached => "Cached",
+    swap_cached => "SwapCached",
+    active_file => "Active(file)",
+    inactive_file => "Inactive(file)",
+    anon_pages => "AnonPages",
+    mapped => "Mapped",
+    shmem => "Shmem",
+    slab => "Slab",
+    s_reclaimable => "SReclaimable",
+    s_unreclaim => "SUnreclaim",
+    kernel_stack => "KernelStack",
+    page_tables => "PageTables",
+    commit_limit => "CommitLimit",
+    committed_as => "Committed_AS",
+    swap_total => "SwapTotal",
+    swap_free => "SwapFree",
+    dirty => "Dirty",
+    writeback => "Writeback",
+    anon_huge_pages => "AnonHugePages",
+});
+
+fn plain(v: &[u8]) -> Option<u64> {
+    u64_dec(v)
+}
+
+keyed_struct!(
+    /// The counters of /proc/vmstat that the lenses use (events since boot).
+    Vmstat, "/proc/vmstat", plain, {
+    pgfault => "pgfault",
+    pgmajfault => "pgmajfault",
+    pswpin => "pswpin",
+    pswpout => "pswpout",
+    oom_kill => "oom_kill",
+    pgscan_direct => "pgscan_direct",
+    pgscan_kswapd => "pgscan_kswapd",
+    compact_stall => "compact_stall",
+    compact_fail => "compact_fail",
+    thp_fault_alloc => "thp_fault_alloc",
+    thp_fault_fallback => "thp_fault_fallback",
+    workingset_refault_file => "workingset_refault_file",
+});
+
+/// /proc/stat: CPU time by state (ticks, all CPUs) and the scheduler's counters.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcStat {
+    pub user: u64,
+    pub nice: u64,
+    pub system: u64,
+    pub idle: u64,
+    pub iowait: u64,
+    pub irq: u64,
+    pub softirq: u64,
+    pub steal: u64,
+    /// Context switches since boot.
+    pub ctxt: Val<u64>,
+    pub processes: Val<u64>,
+    pub procs_running: Val<u64>,
+    pub procs_blocked: Val<u64>,
+    /// Number of `cpuN` lines.
+    pub cpus: u64,
+}
+
+impl ProcStat {
+    pub fn parse(buf: &[u8]) -> Val<ProcStat> {
+        let mut out = ProcStat {
+            user: 0,
+            nice: 0,
+            system: 0,
+            idle: 0,
+            iowait: 0,
+            irq: 0,
+            softirq: 0,
+            steal: 0,
+            ctxt: Err(Missing::not_in_kernel("ctxt")),
+            processes: Err(Missing::not_in_kernel("processes")),
+            procs_running: Err(Missing::not_in_kernel("procs_running")),
+            procs_blocked: Err(Missing::not_in_kernel("procs_blocked")),
+            cpus: 0,
+        };
+        let mut saw_cpu = false;
+        for line in lines(buf) {
+            let mut t = tokens(line);
+            let Some(key) = t.next() else { continue };
+            match key {
+                b"cpu" => {
+                    let v: Vec<u64> = t.take(8).filter_map(u64_dec).collect();
+                    if v.len() < 8 {
+                        return Err(Missing::malformed("/proc/stat", text(line)));
+                    }
+                    [out.user, out.nice, out.system, out.idle, out.iowait, out.irq, out.softirq, out.steal] =
+                        [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]];
+                    saw_cpu = true;
+                }
+                k if k.starts_with(b"cpu") => out.cpus += 1,
+                b"ctxt" => out.ctxt = t.next().and_then(u64_dec).ok_or_else(|| Missing::malformed("/proc/stat", "ctxt")),
+                b"processes" => {
+                    out.processes = t.next().and_then(u64_dec).ok_or_else(|| Missing::malformed("/proc/stat", "processes"))
+                }
+                b"procs_running" => {
+                    out.procs_running =
+                        t.next().and_then(u64_dec).ok_or_else(|| Missing::malformed("/proc/stat", "procs_running"))
+                }
+                b"procs_blocked" => {
+                    out.procs_blocked =
+                        t.next().and_then(u64_dec).ok_or_else(|| Missing::malformed("/proc/stat", "procs_blocked"))
+                }
+                _ => {}
+            }
+        }
+        if !saw_cpu {
+            return Err(Missing::malformed("/proc/stat", "no cpu line"));
+        }
+        Ok(out)
+    }
+
+    pub fn busy(&self) -> u64 {
+        self.user + self.nice + self.system + self.irq + self.softirq + self.steal
+    }
+
+    pub fn total(&self) -> u64 {
+        self.busy() + self.idle + self.iowait
+    }
+}
+
+/// One line of /proc/swaps.
+#[derive(Debug, Clone, Serialize)]
+pub struct Swap {
+    pub filename: String,
+    pub kind: String,
+    pub size_bytes: u64,
+    pub used_bytes: u64,
+    pub priority: i64,
+}
+
+pub fn parse_swaps(buf: &[u8]) -> Val<Vec<Swap>> {
+    let mut out = Vec::new();
+    for line in lines(buf).skip(1) {
+        let t: Vec<&[u8]> = tokens(line).collect();
+        let bad = || Missing::malformed("/proc/swaps", text(line));
+        if t.len() < 5 {
+            return Err(bad());
+        }
+        out.push(Swap {
+            filename: crate::parse::unescape_octal(t[0]),
+            kind: text(t[1]),
+            size_bytes: kb_as_bytes(t[2]).ok_or_else(bad)?,
+            used_bytes: kb_as_bytes(t[3]).ok_or_else(bad)?,
+            priority: crate::parse::i64_dec(t[4]).ok_or_else(bad)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Free blocks per order in one zone (/proc/buddyinfo).
+#[derive(Debug, Clone, Serialize)]
+pub struct BuddyZone {
+    pub node: u32,
+    pub zone: String,
+    /// free_blocks[order]: free blocks of 2^order pages.
+    pub free_blocks: Vec<u64>,
+}
+
+impl BuddyZone {
+    /// Free pages in this zone.
+    pub fn free_pages(&self) -> u64 {
+        self.free_blocks.iter().enumerate().map(|(o, n)| n << o).sum()
+    }
+
+    /// The unusable free space index per order (Gorman & Whitcroft, "The What, The Why
+    /// and the Where To of Anti-Fragmentation", OLS 2006): the share of free memory in
+    /// blocks too small for an allocation of that order. 0 = all free memory usable,
+    /// 1 = none. None when the zone has no free pages.
+    pub fn unusable_index(&self) -> Vec<Option<f64>> {
+        let total = self.free_pages();
+        (0..self.free_blocks.len())
+            .map(|order| {
+                if total == 0 {
+                    return None;
+                }
+                let usable: u64 = self.free_blocks.iter().enumerate().skip(order).map(|(o, n)| n << o).sum();
+                Some((total - usable) as f64 / total as f64)
+            })
+            .collect()
+    }
+}
+
+pub fn parse_buddyinfo(buf: &[u8]) -> Val<Vec<BuddyZone>> {
+    let mut out = Vec::new();
+    for line in lines(buf) {
+        let bad = || Missing::malformed("/proc/buddyinfo", text(line));
+        let mut t = tokens(line);
+        if t.next() != Some(b"Node") {
+            return Err(bad());
+        }
+        let node = t.next().and_then(|n| u64_dec(n.strip_suffix(b",").unwrap_or(n))).ok_or_else(bad)? as u32;
+        if t.next() != Some(b"zone") {
+            return Err(bad());
+        }
+        let zone = text(t.next().ok_or_else(bad)?);
+        let free_blocks = t.map(u64_dec).collect::<Option<Vec<u64>>>().ok_or_else(bad)?;
+        out.push(BuddyZone { node, zone, free_blocks });
+    }
+    Ok(out)
+}
+
+/// One cache of /proc/slabinfo.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlabCache {
+    pub name: String,
+    pub active_objs: u64,
+    pub num_objs: u64,
+    pub obj_size: u64,
+    pub objs_per_slab: u64,
+    pub pages_per_slab: u64,
+    pub num_slabs: u64,
+}
+
+impl SlabCache {
+    /// Memory held by the cache's slabs.
+    pub fn bytes(&self, page_size: u64) -> u64 {
+        self.num_slabs * self.pages_per_slab * page_size
+    }
+}
+
+pub fn parse_slabinfo(buf: &[u8]) -> Val<Vec<SlabCache>> {
+    let mut out = Vec::new();
+    for line in lines(buf) {
+        if line.starts_with(b"slabinfo") || line.starts_with(b"#") {
+            continue;
+        }
+        let t: Vec<&[u8]> = tokens(line).collect();
+        let bad = || Missing::malformed("/proc/slabinfo", text(line));
+        // name active num size perslab pagesperslab : tunables a b c : slabdata active num shared
+        if t.len() < 16 {
+            return Err(bad());
+        }
+        let n = |i: usize| u64_dec(t[i]).ok_or_else(bad);
+        out.push(SlabCache {
+            name: text(t[0]),
+            active_objs: n(1)?,
+            num_objs: n(2)?,
+            obj_size: n(3)?,
+            objs_per_slab: n(4)?,
+            pages_per_slab: n(5)?,
+            num_slabs: n(14)?,
+        });
+    }
+    Ok(out)
+}
+
+/// /proc/sys/fs/dentry-state.
+#[derive(Debug, Clone, Serialize)]
+pub struct DentryState {
+    pub nr_dentry: u64,
+    pub nr_unused: u64,
+    /// Negative dentries (cached "no such file"); since 5.8.
+    pub nr_negative: Val<u64>,
+}
+
+pub fn parse_dentry_state(buf: &[u8]) -> Val<DentryState> {
+    let v: Vec<Option<u64>> = tokens(buf).map(u64_dec).collect();
+    let get = |i: usize| v.get(i).copied().flatten();
+    match (get(0), get(1)) {
+        (Some(nr_dentry), Some(nr_unused)) => Ok(DentryState {
+            nr_dentry,
+            nr_unused,
+            nr_negative: get(4).ok_or_else(|| Missing::not_in_kernel("nr_negative (5.8+)")),
+        }),
+        _ => Err(Missing::malformed("/proc/sys/fs/dentry-state", text(buf))),
+    }
+}
+
+/// /proc/loadavg: 1, 5 and 15 minute load averages.
+pub fn parse_loadavg(buf: &[u8]) -> Val<[f64; 3]> {
+    let mut t = tokens(buf).map(|x| std::str::from_utf8(x).ok().and_then(|s| s.parse::<f64>().ok()));
+    match (t.next().flatten(), t.next().flatten(), t.next().flatten()) {
+        (Some(a), Some(b), Some(c)) => Ok([a, b, c]),
+        _ => Err(Missing::malformed("/proc/loadavg", text(buf))),
+    }
+}
+
+/// The bracketed choice of a sysfs setting: `always [madvise] never` -> `madvise`.
+pub fn bracketed_choice(buf: &[u8]) -> Val<String> {
+    tokens(buf)
+        .find(|t| t.starts_with(b"[") && t.ends_with(b"]"))
+        .map(|t| text(&t[1..t.len() - 1]))
+        .ok_or_else(|| Missing::malformed("setting", text(buf)))
+}
+
+/// Reads a file below /proc that holds one number.
+pub fn proc_u64(reader: &mut Reader, name: &str) -> Val<u64> {
+    let buf = reader.read_proc(name)?;
+    u64_dec(buf).ok_or_else(|| Missing::malformed(format!("/proc/{name}"), text(buf)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meminfo_and_vmstat() {
+        let m = Meminfo::parse(b"MemTotal:       24000000 kB\nMemAvailable:   23000000 kB\nActive(file):  10 kB\n");
+        assert_eq!(m.mem_total, Ok(24000000 * 1024));
+        assert_eq!(m.active_file, Ok(10240));
+        assert!(m.swap_total.is_err());
+        let v = Vmstat::parse(b"pgfault 100\npgmajfault 7\noom_kill 1\n");
+        assert_eq!((v.pgfault, v.pgmajfault, v.oom_kill), (Ok(100), Ok(7), Ok(1)));
+    }
+
+    #[test]
+    fn proc_stat() {
+        let s = ProcStat::parse(b"cpu  10 0 4 158 2 0 2 0 0 0\ncpu0 5 0 2 79 1 0 1 0 0 0\ncpu1 5 0 2 79 1 0 1 0 0 0\nctxt 358888\nprocs_running 2\nprocs_blocked 0\n").unwrap();
+        assert_eq!(s.cpus, 2);
+        assert_eq!(s.busy(), 16);
+        assert_eq!(s.ctxt, Ok(358888));
+        assert!(ProcStat::parse(b"ctxt 1\n").is_err());
+    }
+
+    #[test]
+    fn buddy_unusable_index() {
+        let z = parse_buddyinfo(b"Node 0, zone   Normal      4      2      1\n").unwrap();
+        assert_eq!(z[0].free_pages(), 4 + 4 + 4);
+        let idx = z[0].unusable_index();
+        assert_eq!(idx[0], Some(0.0));
+        assert!((idx[1].unwrap() - 4.0 / 12.0).abs() < 1e-12);
+        assert!((idx[2].unwrap() - 8.0 / 12.0).abs() < 1e-12);
+        let empty = parse_buddyinfo(b"Node 0, zone      DMA      0      0\n").unwrap();
+        assert_eq!(empty[0].unusable_index(), vec![None, None]);
+        assert!(parse_buddyinfo(b"Node 0, zone Normal x\n").is_err());
+    }
+
+    #[test]
+    fn slabinfo() {
+        let s = parse_slabinfo(b"slabinfo - version: 2.1\n# name ...\ndentry  100 120 192 21 1 : tunables 0 0 0 : slabdata 6 6 0\n").unwrap();
+        assert_eq!(s[0].name, "dentry");
+        assert_eq!(s[0].bytes(4096), 6 * 4096);
+        assert!(parse_slabinfo(b"dentry 1 2\n").is_err());
+    }
+
+    #[test]
+    fn small_files() {
+        let d = parse_dentry_state(b"29347\t28137\t45\t0\t12141\t0\n").unwrap();
+        assert_eq!(d.nr_negative, Ok(12141));
+        assert!(parse_dentry_state(b"1 2 3 4\n").unwrap().nr_negative.is_err());
+        assert_eq!(parse_loadavg(b"0.50 0.25 0.10 1/200 1234\n").unwrap(), [0.5, 0.25, 0.1]);
+        assert_eq!(bracketed_choice(b"always [madvise] never\n").unwrap(), "madvise");
+        let sw = parse_swaps(b"Filename Type Size Used Priority\n/swapfile file 1048572 512 -2\n").unwrap();
+        assert_eq!(sw[0].size_bytes, 1048572 * 1024);
+        assert_eq!(sw[0].priority, -2);
+        assert!(parse_swaps(b"Filename Type Size Used Priority\n").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,136 @@
+//! The environment fingerprint recorded with every report: kernel, CPUs, memory,
+//! cgroup mode, privileges, clocksource, THP, swap, load and pressure at start.
+
+use serde::Serialize;
+use syslens_probe::cgroup::CgroupLayout;
+use syslens_probe::names::{caps_in, ALL_KNOWN_CAPS};
+use syslens_probe::psi::{parse_psi, Psi};
+use syslens_probe::status::Status;
+use syslens_probe::system::{bracketed_choice, parse_loadavg, Meminfo, ProcStat};
+use syslens_probe::{Missing, Reader, Val};
+
+use crate::figure::ser_val;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Host {
+    #[serde(serialize_with = "ser_val")]
+    pub kernel: Val<String>,
+    #[serde(serialize_with = "ser_val")]
+    pub cpus: Val<u64>,
+    #[serde(serialize_with = "ser_val")]
+    pub memory_bytes: Val<u64>,
+    #[serde(serialize_with = "ser_val")]
+    pub swap_bytes: Val<u64>,
+    /// v1, v2, hybrid or none.
+    pub cgroup: &'static str,
+    /// Whether syslens runs as root (euid 0).
+    pub root: bool,
+    /// The tool's own effective capabilities ("all" when it holds every known one).
+    #[serde(serialize_with = "ser_val")]
+    pub capabilities: Val<Vec<String>>,
+    #[serde(serialize_with = "ser_val")]
+    pub clocksource: Val<String>,
+    #[serde(serialize_with = "ser_val")]
+    pub thp: Val<String>,
+    #[serde(serialize_with = "ser_val")]
+    pub loadavg: Val<[f64; 3]>,
+    #[serde(serialize_with = "ser_val")]
+    pub psi_cpu: Val<Psi>,
+    #[serde(serialize_with = "ser_val")]
+    pub psi_memory: Val<Psi>,
+    #[serde(serialize_with = "ser_val")]
+    pub psi_io: Val<Psi>,
+}
+
+/// Counts CPUs in a list such as `0-3,8,10-11`.
+pub fn count_cpu_list(list: &str) -> Option<u64> {
+    let mut n = 0;
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
+                n += b.checked_sub(a)? + 1;
+            }
+            None => {
+                part.parse::<u64>().ok()?;
+                n += 1;
+            }
+        }
+    }
+    Some(n)
+}
+
+fn text_of(reader: &mut Reader, host_path: &str) -> Val<String> {
+    reader.read_host(host_path).map(|b| String::from_utf8_lossy(b).trim().to_owned())
+}
+
+impl Host {
+    pub fn read(reader: &mut Reader) -> Host {
+        let kernel = reader.read_proc("sys/kernel/osrelease").map(|b| String::from_utf8_lossy(b).trim().to_owned());
+        let cpus = text_of(reader, "/sys/devices/system/cpu/online")
+            .and_then(|l| count_cpu_list(&l).ok_or_else(|| Missing::malformed("cpu/online", l)))
+            .or_else(|_| reader.read_proc("stat").and_then(ProcStat::parse).map(|s| s.cpus));
+        let mem = reader.read_proc("meminfo").map(Meminfo::parse);
+        let memory_bytes = mem.as_ref().map_err(Clone::clone).and_then(|m| m.mem_total.clone());
+        let swap_bytes = mem.as_ref().map_err(Clone::clone).and_then(|m| m.swap_total.clone());
+        let cgroup = CgroupLayout::read(reader).map_or("unknown", |l| l.mode.name());
+        let capabilities = reader.read_proc("self/status").map(Status::parse).and_then(|s| s.cap_eff).map(|m| {
+            if m & ALL_KNOWN_CAPS == ALL_KNOWN_CAPS {
+                vec!["all".to_owned()]
+            } else {
+                caps_in(m)
+            }
+        });
+        Host {
+            kernel,
+            cpus,
+            memory_bytes,
+            swap_bytes,
+            cgroup,
+            // SAFETY: geteuid has no arguments and cannot fail.
+            root: unsafe { libc::geteuid() } == 0,
+            capabilities,
+            clocksource: text_of(reader, "/sys/devices/system/clocksource/clocksource0/current_clocksource"),
+            thp: reader.read_host("/sys/kernel/mm/transparent_hugepage/enabled").and_then(bracketed_choice),
+            loadavg: reader.read_proc("loadavg").and_then(parse_loadavg),
+            psi_cpu: reader.read_proc("pressure/cpu").and_then(parse_psi),
+            psi_memory: reader.read_proc("pressure/memory").and_then(parse_psi),
+            psi_io: reader.read_proc("pressure/io").and_then(parse_psi),
+        }
+    }
+
+    /// One line for report headers.
+    pub fn summary(&self) -> String {
+        let or_q = |v: &Val<String>| v.clone().unwrap_or_else(|_| "?".into());
+        let cpus = self.cpus.as_ref().map_or("?".to_owned(), u64::to_string);
+        let mem = self.memory_bytes.as_ref().map_or("?".to_owned(), |m| crate::render::bytes(*m as f64));
+        let swap = match &self.swap_bytes {
+            Ok(0) => "no swap".to_owned(),
+            Ok(s) => format!("swap {}", crate::render::bytes(*s as f64)),
+            Err(_) => "swap ?".to_owned(),
+        };
+        format!(
+            "kernel {}  {} CPUs  {}  {}  cgroup {}  THP {}  {}",
+            or_q(&self.kernel),
+            cpus,
+            mem,
+            swap,
+            self.cgroup,
+            or_q(&self.thp),
+            if self.root { "root" } else { "not root" }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(count_cpu_list("0-1\n"), Some(2));
+        assert_eq!(count_cpu_list("0-3,8,10-11"), Some(7));
+        assert_eq!(count_cpu_list("3-1"), None);
+        assert_eq!(count_cpu_list("x"), None);
+    }
+}

@@ -1,0 +1,250 @@
+//! `syslens system --processes`: one row per process with the cheap figure of each
+//! concept, sortable and filterable.
+
+use std::cmp::Ordering;
+
+use serde::Serialize;
+use syslens_probe::limits::LimitValue;
+use syslens_probe::table::{fd_ratio, ProcessRow, ScanOptions, Scanner};
+use syslens_probe::{Missing, Val};
+
+use crate::figure::ser_val;
+
+/// Columns to sort by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SortKey {
+    Pid,
+    Name,
+    Rss,
+    Hwm,
+    /// HWM - RSS: memory a process once held and gave back (or not).
+    HwmGap,
+    Pss,
+    Swap,
+    Minflt,
+    Majflt,
+    Fds,
+    /// fds / soft limit.
+    FdRatio,
+    Vcsw,
+    Nvcsw,
+    /// Time spent waiting on a run queue.
+    Runq,
+    Oom,
+    Cgroup,
+}
+
+/// Which processes, in which order.
+#[derive(Debug, Clone)]
+pub struct TableQuery {
+    pub sort: SortKey,
+    pub reverse: bool,
+    pub name: Option<String>,
+    pub cgroup: Option<String>,
+    pub pss: bool,
+    pub limit: Option<usize>,
+}
+
+/// One row as shown and exported.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub pid: i32,
+    pub name: String,
+    pub state: String,
+    #[serde(serialize_with = "ser_val")]
+    pub uid: Val<u64>,
+    #[serde(serialize_with = "ser_val")]
+    pub rss_bytes: Val<u64>,
+    #[serde(serialize_with = "ser_val")]
+    pub hwm_bytes: Val<u64>,
+    #[serde(serialize_with = "ser_val")]
+    pub swap_bytes: Val<u64>,
+    pub minflt: u64,
+    pub majflt: u64,
+    #[serde(serialize_with = "ser_val")]
+    pub fds: Val<u64>,
+    #[serde(serialize_with = "ser_val")]
+    pub fd_soft_limit: Val<Option<u64>>,
+    pub fd_ratio: Option<f64>,
+    #[serde(serialize_with = "ser_val")]
+    pub voluntary_switches: Val<u64>,
+    #[serde(serialize_with = "ser_val")]
+    pub involuntary_switches: Val<u64>,
+    #[serde(serialize_with = "ser_val")]
+    pub run_queue_wait_ns: Val<u64>,
+    #[serde(serialize_with = "ser_val")]
+    pub oom_score: Val<u64>,
+    #[serde(serialize_with = "ser_val")]
+    pub cgroup: Val<String>,
+    /// Only with --pss (smaps_rollup).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_opt_val")]
+    pub pss_bytes: Option<Val<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_opt_val")]
+    pub shared_bytes: Option<Val<u64>>,
+}
+
+fn ser_opt_val<S: serde::Serializer>(v: &Option<Val<u64>>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => ser_val(v, s),
+        None => s.serialize_none(),
+    }
+}
+
+impl Row {
+    fn from(r: &ProcessRow, scanner: &Scanner) -> Row {
+        let rollup = r.rollup.as_ref().map(|u| u.as_ref().map_err(Clone::clone));
+        Row {
+            pid: r.pid,
+            name: r.comm.as_str().to_owned(),
+            state: (r.state as char).to_string(),
+            uid: r.uid.clone(),
+            rss_bytes: r.rss.clone(),
+            hwm_bytes: r.hwm.clone(),
+            swap_bytes: r.swap.clone(),
+            minflt: r.minflt,
+            majflt: r.majflt,
+            fds: r.fds.clone(),
+            fd_soft_limit: r.fd_soft_limit.clone().map(|l| match l {
+                LimitValue::Unlimited => None,
+                LimitValue::Value(v) => Some(v),
+            }),
+            fd_ratio: fd_ratio(r),
+            voluntary_switches: r.voluntary_switches.clone(),
+            involuntary_switches: r.involuntary_switches.clone(),
+            run_queue_wait_ns: r.run_queue_wait_ns.clone(),
+            oom_score: r.oom_score.clone(),
+            cgroup: r.cgroup.clone().map(|id| scanner.cgroup_path(id).to_owned()),
+            pss_bytes: rollup.clone().map(|u| u.and_then(|u| u.pss.clone())),
+            shared_bytes: rollup.map(|u| {
+                u.and_then(|u| Ok(u.shared_clean.clone()?.saturating_add(u.shared_dirty.clone()?)))
+            }),
+        }
+    }
+
+    fn key(&self, k: SortKey) -> Option<f64> {
+        let f = |v: &Val<u64>| v.as_ref().ok().map(|x| *x as f64);
+        match k {
+            SortKey::Pid => Some(f64::from(self.pid)),
+            SortKey::Rss => f(&self.rss_bytes),
+            SortKey::Hwm => f(&self.hwm_bytes),
+            SortKey::HwmGap => Some(f(&self.hwm_bytes)? - f(&self.rss_bytes)?),
+            SortKey::Pss => f(self.pss_bytes.as_ref()?),
+            SortKey::Swap => f(&self.swap_bytes),
+            SortKey::Minflt => Some(self.minflt as f64),
+            SortKey::Majflt => Some(self.majflt as f64),
+            SortKey::Fds => f(&self.fds),
+            SortKey::FdRatio => self.fd_ratio,
+            SortKey::Vcsw => f(&self.voluntary_switches),
+            SortKey::Nvcsw => f(&self.involuntary_switches),
+            SortKey::Runq => f(&self.run_queue_wait_ns),
+            SortKey::Oom => f(&self.oom_score),
+            SortKey::Name | SortKey::Cgroup => None,
+        }
+    }
+}
+
+/// Sorts rows: numbers largest first, pid and text ascending; missing values last.
+pub fn sort(rows: &mut [Row], key: SortKey, reverse: bool) {
+    rows.sort_by(|a, b| {
+        let ord = match key {
+            SortKey::Name => a.name.cmp(&b.name),
+            SortKey::Cgroup => a.cgroup.as_deref().unwrap_or("~").cmp(b.cgroup.as_deref().unwrap_or("~")),
+            SortKey::Pid => a.pid.cmp(&b.pid),
+            k => match (a.key(k), b.key(k)) {
+                (Some(x), Some(y)) => y.partial_cmp(&x).unwrap_or(Ordering::Equal),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            },
+        };
+        let ord = ord.then(a.pid.cmp(&b.pid));
+        if reverse {
+            ord.reverse()
+        } else {
+            ord
+        }
+    });
+}
+
+/// Whether a cgroup path is `scope` or below it.
+pub fn in_cgroup(path: &str, scope: &str) -> bool {
+    let scope = scope.trim_end_matches('/');
+    scope.is_empty() || path == scope || (path.starts_with(scope) && path.as_bytes().get(scope.len()) == Some(&b'/'))
+}
+
+/// One pass, filtered, sorted and cut.
+pub fn collect(scanner: &mut Scanner, q: &TableQuery) -> Val<Vec<Row>> {
+    let rows = scanner.scan(ScanOptions { rollup: false, slow_every: 1 })?.to_vec();
+    let keep = |r: &ProcessRow| -> bool {
+        let name_ok = q.name.as_deref().is_none_or(|n| r.comm.as_str().contains(n));
+        let cg_ok = q
+            .cgroup
+            .as_deref()
+            .is_none_or(|scope| matches!(&r.cgroup, Ok(id) if in_cgroup(scanner.cgroup_path(*id), scope)));
+        name_ok && cg_ok
+    };
+    let kept: Vec<i32> = rows.iter().filter(|r| keep(r)).map(|r| r.pid).collect();
+    // smaps_rollup costs each target a page-table walk: read it only for the rows shown.
+    let source: Vec<ProcessRow> = if q.pss {
+        scanner.scan_pids(&kept, ScanOptions { rollup: true, slow_every: 1 }).to_vec()
+    } else {
+        rows.into_iter().filter(|r| kept.contains(&r.pid)).collect()
+    };
+    let mut out: Vec<Row> = source.iter().map(|r| Row::from(r, scanner)).collect();
+    if q.sort == SortKey::Pss && !q.pss {
+        return Err(Missing::NotApplicable { why: "sorting by PSS needs --pss" });
+    }
+    sort(&mut out, q.sort, q.reverse);
+    if let Some(n) = q.limit {
+        out.truncate(n);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(pid: i32, rss: Val<u64>) -> Row {
+        Row {
+            pid,
+            name: format!("p{pid}"),
+            state: "S".into(),
+            uid: Ok(0),
+            rss_bytes: rss,
+            hwm_bytes: Ok(10),
+            swap_bytes: Ok(0),
+            minflt: 0,
+            majflt: 0,
+            fds: Ok(1),
+            fd_soft_limit: Ok(Some(10)),
+            fd_ratio: Some(0.1),
+            voluntary_switches: Ok(0),
+            involuntary_switches: Ok(0),
+            run_queue_wait_ns: Ok(0),
+            oom_score: Ok(0),
+            cgroup: Ok("/".into()),
+            pss_bytes: None,
+            shared_bytes: None,
+        }
+    }
+
+    #[test]
+    fn numbers_descend_and_missing_sorts_last() {
+        let mut rows = vec![row(1, Ok(5)), row(2, Err(Missing::Exited)), row(3, Ok(9))];
+        sort(&mut rows, SortKey::Rss, false);
+        assert_eq!(rows.iter().map(|r| r.pid).collect::<Vec<_>>(), vec![3, 1, 2]);
+        sort(&mut rows, SortKey::Pid, false);
+        assert_eq!(rows.iter().map(|r| r.pid).collect::<Vec<_>>(), vec![1, 2, 3]);
+        sort(&mut rows, SortKey::Pid, true);
+        assert_eq!(rows[0].pid, 3);
+    }
+
+    #[test]
+    fn cgroup_scope_is_a_path_prefix() {
+        assert!(in_cgroup("/system.slice/a.service", "/system.slice"));
+        assert!(in_cgroup("/system.slice", "/system.slice/"));
+        assert!(!in_cgroup("/system.slicer", "/system.slice"));
+        assert!(in_cgroup("/anything", "/"));
+    }
+}

@@ -1,0 +1,337 @@
+//! `syslens system`: the whole machine, by concept.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use syslens_probe::cgroup::{CgroupLayout, CpuCgroup, MemoryCgroup, PidsCgroup};
+use syslens_probe::locks::{parse_locks, FileLock};
+use syslens_probe::mountinfo::{parse_mountinfo, Mount};
+use syslens_probe::psi::{parse_psi, Psi};
+use syslens_probe::stat::Stat;
+use syslens_probe::system::{
+    parse_buddyinfo, parse_dentry_state, parse_slabinfo, parse_swaps, proc_u64, BuddyZone, DentryState,
+    Meminfo, ProcStat, SlabCache, Swap, Vmstat,
+};
+use syslens_probe::{Missing, Reader, Val};
+
+use crate::concepts::{self, ConceptId, CONCEPTS};
+use crate::figure::{rate, ser_val, Sample, Section};
+use crate::host::Host;
+
+/// The counters sampled at both ends of the window.
+#[derive(Debug, Clone)]
+pub struct SysSample {
+    pub at: Instant,
+    pub meminfo: Val<Meminfo>,
+    pub vmstat: Val<Vmstat>,
+    pub stat: Val<ProcStat>,
+}
+
+impl SysSample {
+    fn read(reader: &mut Reader) -> SysSample {
+        SysSample {
+            at: Instant::now(),
+            meminfo: reader.read_proc("meminfo").map(Meminfo::parse),
+            vmstat: reader.read_proc("vmstat").map(Vmstat::parse),
+            stat: reader.read_proc("stat").and_then(ProcStat::parse),
+        }
+    }
+}
+
+/// Space on a mounted file system (statvfs).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FsUsage {
+    pub size: u64,
+    pub used: u64,
+    pub available: u64,
+}
+
+/// A mount and its usage.
+#[derive(Debug, Clone)]
+pub struct MountUsage {
+    pub mount: Mount,
+    pub usage: Val<FsUsage>,
+}
+
+/// Processes by state, from every /proc/PID/stat.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StateCounts {
+    pub processes: u64,
+    pub threads: u64,
+    pub running: u64,
+    pub sleeping: u64,
+    pub disk_sleep: u64,
+    pub zombie: u64,
+    pub stopped: u64,
+    pub idle: u64,
+}
+
+/// The cgroup that `--cgroup PATH` scopes the view to.
+#[derive(Debug)]
+pub struct ScopedCgroup {
+    pub path: String,
+    pub memory: Val<MemoryCgroup>,
+    pub cpu: Val<CpuCgroup>,
+    pub pids: Val<PidsCgroup>,
+}
+
+/// Single-value settings of /proc/sys.
+#[derive(Debug, Clone)]
+pub struct Sysctls {
+    pub overcommit_memory: Val<u64>,
+    pub overcommit_ratio: Val<u64>,
+    pub swappiness: Val<u64>,
+    pub max_map_count: Val<u64>,
+    /// allocated, unused, max file handles.
+    pub file_nr: Val<[u64; 3]>,
+    pub nr_open: Val<u64>,
+    pub pid_max: Val<u64>,
+    pub threads_max: Val<u64>,
+}
+
+/// Everything the system lenses need.
+#[derive(Debug)]
+pub struct SystemView {
+    pub host: Host,
+    /// Samples over the window, first to last.
+    pub samples: Vec<SysSample>,
+    pub pressure: [(&'static str, Val<Psi>); 3],
+    pub swaps: Val<Vec<Swap>>,
+    pub buddy: Val<Vec<BuddyZone>>,
+    pub slabs: Val<Vec<SlabCache>>,
+    pub dentry: Val<DentryState>,
+    pub mounts: Val<Vec<MountUsage>>,
+    pub layout: Val<CgroupLayout>,
+    pub scope: Option<ScopedCgroup>,
+    pub sysctl: Sysctls,
+    pub states: Val<StateCounts>,
+    pub locks: Val<Vec<FileLock>>,
+    pub page_size: u64,
+    pub live: bool,
+}
+
+fn statvfs(reader: &Reader, m: &Mount) -> Val<FsUsage> {
+    if !reader.is_live() {
+        return Err(Missing::NotApplicable { why: "a captured tree records no file-system usage" });
+    }
+    // statvfs on a network file system can hang for minutes when the server is away
+    // (the reason `df` has -l): those are not queried.
+    if matches!(m.fs_type.as_str(), "nfs" | "nfs4" | "cifs" | "smb3" | "9p" | "afs" | "ceph" | "glusterfs")
+        || m.fs_type.starts_with("fuse.")
+    {
+        return Err(Missing::NotApplicable { why: "network file system: not queried (it could hang)" });
+    }
+    let st = rustix::fs::statvfs(reader.host_path(&m.mount_point))
+        .map_err(|e| Missing::from_io(&m.mount_point, &e.into()))?;
+    let unit = st.f_frsize;
+    Ok(FsUsage {
+        size: st.f_blocks * unit,
+        used: (st.f_blocks - st.f_bfree) * unit,
+        available: st.f_bavail * unit,
+    })
+}
+
+fn count_states(reader: &mut Reader) -> Val<StateCounts> {
+    let mut pids = Vec::new();
+    reader.pids(&mut pids)?;
+    let mut c = StateCounts::default();
+    for pid in pids {
+        let Ok(dir) = reader.open_pid(pid) else { continue };
+        let Ok(stat) = reader.read_pid(&dir, "stat").and_then(Stat::parse) else { continue };
+        c.processes += 1;
+        c.threads += stat.num_threads;
+        match stat.state {
+            b'R' => c.running += 1,
+            b'S' => c.sleeping += 1,
+            b'D' => c.disk_sleep += 1,
+            b'Z' => c.zombie += 1,
+            b'T' | b't' => c.stopped += 1,
+            b'I' => c.idle += 1,
+            _ => {}
+        }
+    }
+    Ok(c)
+}
+
+impl SystemView {
+    pub fn collect(reader: &mut Reader, window: Duration, cgroup: Option<&str>) -> SystemView {
+        let started = Instant::now();
+        let first = SysSample::read(reader);
+        let host = Host::read(reader);
+        let layout = CgroupLayout::read(reader);
+        let scope = cgroup.map(|path| {
+            let dir = |c: &'static str| -> Val<syslens_probe::cgroup::CgroupDir> {
+                let l = layout.as_ref().map_err(Clone::clone)?;
+                l.dir_at(c, path).ok_or(Missing::NotApplicable { why: "controller not mounted" })
+            };
+            ScopedCgroup {
+                path: path.to_owned(),
+                memory: dir("memory").map(|d| MemoryCgroup::read(reader, d)),
+                cpu: dir("cpu").map(|d| CpuCgroup::read(reader, d)),
+                pids: dir("pids").map(|d| PidsCgroup::read(reader, d)),
+            }
+        });
+        let mounts = reader.read_proc("self/mountinfo").and_then(parse_mountinfo).map(|ms| {
+            // Of mounts stacked on one point only the last is visible.
+            let visible: Vec<Mount> = ms
+                .iter()
+                .enumerate()
+                .filter(|(i, m)| !ms[i + 1..].iter().any(|later| later.mount_point == m.mount_point))
+                .map(|(_, m)| m.clone())
+                .collect();
+            visible
+                .into_iter()
+                .filter(|m| !m.is_pseudo())
+                .map(|m| MountUsage { usage: statvfs(reader, &m), mount: m })
+                .collect()
+        });
+        let sysctl = Sysctls {
+            overcommit_memory: proc_u64(reader, "sys/vm/overcommit_memory"),
+            overcommit_ratio: proc_u64(reader, "sys/vm/overcommit_ratio"),
+            swappiness: proc_u64(reader, "sys/vm/swappiness"),
+            max_map_count: proc_u64(reader, "sys/vm/max_map_count"),
+            file_nr: reader.read_proc("sys/fs/file-nr").and_then(|b| {
+                let v: Vec<u64> = syslens_probe::parse::tokens(b).filter_map(syslens_probe::parse::u64_dec).collect();
+                match v.as_slice() {
+                    [a, b, c] => Ok([*a, *b, *c]),
+                    _ => Err(Missing::malformed("/proc/sys/fs/file-nr", syslens_probe::parse::text(b))),
+                }
+            }),
+            nr_open: proc_u64(reader, "sys/fs/nr_open"),
+            pid_max: proc_u64(reader, "sys/kernel/pid_max"),
+            threads_max: proc_u64(reader, "sys/kernel/threads-max"),
+        };
+        let mut view = SystemView {
+            pressure: [
+                ("cpu", reader.read_proc("pressure/cpu").and_then(parse_psi)),
+                ("memory", reader.read_proc("pressure/memory").and_then(parse_psi)),
+                ("io", reader.read_proc("pressure/io").and_then(parse_psi)),
+            ],
+            swaps: reader.read_proc("swaps").and_then(parse_swaps),
+            buddy: reader.read_proc("buddyinfo").and_then(parse_buddyinfo),
+            slabs: reader.read_proc("slabinfo").and_then(parse_slabinfo),
+            dentry: reader.read_proc("sys/fs/dentry-state").and_then(parse_dentry_state),
+            states: count_states(reader),
+            locks: reader.read_proc("locks").and_then(parse_locks),
+            page_size: rustix::param::page_size() as u64,
+            live: reader.is_live(),
+            host,
+            samples: vec![first],
+            mounts,
+            layout,
+            scope,
+            sysctl,
+        };
+        if reader.is_live() && !window.is_zero() {
+            let ticks = 5u32;
+            for i in 1..=ticks {
+                if let Some(wait) = (started + window / ticks * i).checked_duration_since(Instant::now()) {
+                    thread::sleep(wait);
+                }
+                view.samples.push(SysSample::read(reader));
+            }
+        }
+        view
+    }
+
+    pub fn first(&self) -> &SysSample {
+        &self.samples[0]
+    }
+
+    pub fn last(&self) -> Val<&SysSample> {
+        match self.samples.len() {
+            0 | 1 => Err(Missing::NotApplicable { why: "one sample only: rates need a watch window (--window)" }),
+            n => Ok(&self.samples[n - 1]),
+        }
+    }
+
+    pub fn window_secs(&self) -> Option<f64> {
+        Some(self.last().ok()?.at.duration_since(self.first().at).as_secs_f64())
+    }
+
+    pub fn meminfo(&self) -> Val<&Meminfo> {
+        self.first().meminfo.as_ref().map_err(Clone::clone)
+    }
+
+    pub fn mem_field(&self, f: impl Fn(&Meminfo) -> &Val<u64>) -> Val<u64> {
+        f(self.meminfo()?).clone()
+    }
+
+    /// A vmstat counter at the first sample.
+    pub fn vm_total(&self, f: fn(&Vmstat) -> &Val<u64>) -> Val<u64> {
+        f(self.first().vmstat.as_ref().map_err(Clone::clone)?).clone()
+    }
+
+    fn vm_sample(s: &SysSample, f: fn(&Vmstat) -> &Val<u64>) -> Val<Sample> {
+        let value = f(s.vmstat.as_ref().map_err(Clone::clone)?).clone()?;
+        Ok(Sample { value, at: s.at })
+    }
+
+    /// The rate of a vmstat counter over the window.
+    pub fn vm_rate(&self, f: fn(&Vmstat) -> &Val<u64>) -> Val<f64> {
+        rate(Self::vm_sample(self.first(), f), Self::vm_sample(self.last()?, f))
+    }
+
+    /// The rate of a /proc/stat counter (ctxt) over the window.
+    pub fn stat_rate(&self, f: fn(&ProcStat) -> &Val<u64>) -> Val<f64> {
+        let sample = |s: &SysSample| -> Val<Sample> {
+            let value = f(s.stat.as_ref().map_err(Clone::clone)?).clone()?;
+            Ok(Sample { value, at: s.at })
+        };
+        rate(sample(self.first()), sample(self.last()?))
+    }
+
+    /// The share of all CPU time spent in one state over the window.
+    pub fn cpu_share(&self, f: fn(&ProcStat) -> u64) -> Val<f64> {
+        let a = self.first().stat.as_ref().map_err(Clone::clone)?;
+        let b = self.last()?.stat.as_ref().map_err(Clone::clone)?;
+        let total = b.total().saturating_sub(a.total());
+        if total == 0 {
+            return Err(Missing::NotApplicable { why: "no CPU time passed in the window" });
+        }
+        Ok(f(b).saturating_sub(f(a)) as f64 / total as f64)
+    }
+}
+
+/// The system report: the host, then one section per concept.
+#[derive(Debug, Serialize)]
+pub struct SystemReport {
+    pub host: Host,
+    pub window_seconds: Option<f64>,
+    #[serde(serialize_with = "ser_val")]
+    pub cgroup: Val<String>,
+    pub sections: Vec<Section>,
+}
+
+pub fn section(id: ConceptId, v: &SystemView) -> Section {
+    match id {
+        ConceptId::LazyInit => concepts::lazy_init::system(v),
+        ConceptId::HighWaterMark => concepts::high_water_mark::system(v),
+        ConceptId::Cow => concepts::cow::system(v),
+        ConceptId::PageFaults => concepts::page_faults::system(v),
+        ConceptId::DemandPaging => concepts::demand_paging::system(v),
+        ConceptId::Mmap => concepts::mmap::system(v),
+        ConceptId::KernelUser => concepts::kernel_user::system(v),
+        ConceptId::Signals => concepts::signals::system(v),
+        ConceptId::FdsLimits => concepts::fds_limits::system(v),
+        ConceptId::Scheduling => concepts::scheduling::system(v),
+        ConceptId::SwapOom => concepts::swap_oom::system(v),
+        ConceptId::LeaksFragmentation => concepts::leaks_fragmentation::system(v),
+        ConceptId::SharedLibs => concepts::shared_libs::system(v),
+        ConceptId::CgroupsNamespaces => concepts::cgroups_namespaces::system(v),
+        ConceptId::Locking => concepts::locking::system(v),
+        ConceptId::SlabBuddy => concepts::slab_buddy::system(v),
+        ConceptId::Storage => concepts::storage::system(v),
+    }
+}
+
+pub fn report(v: SystemView) -> SystemReport {
+    let sections = CONCEPTS.iter().map(|c| section(c.id, &v)).collect();
+    SystemReport {
+        window_seconds: v.window_secs(),
+        cgroup: v.scope.as_ref().map(|s| s.path.clone()).ok_or(Missing::NotApplicable { why: "whole host" }),
+        host: v.host,
+        sections,
+    }
+}
