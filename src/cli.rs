@@ -12,9 +12,9 @@ use crate::concepts::CONCEPTS;
 use crate::inspect::{inspect, pids_named};
 use crate::lens::ViewOptions;
 use crate::ptable::{self, SortKey, TableQuery};
+use crate::render::{self, ColorChoice, Style};
 use crate::system::{self, SystemView};
 use syslens_probe::table::Scanner;
-use crate::render::{self, ColorChoice, Style};
 
 /// Exit statuses, the same for every command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,8 +165,16 @@ impl SystemArgs {
     }
 }
 
-fn system_cmd(out: &mut dyn Write, err: &mut dyn Write, g: &Global, style: &Style, a: SystemArgs) -> io::Result<Status> {
-    let Some(mut reader) = open_reader(g, err)? else { return Ok(Status::Usage) };
+fn system_cmd(
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    g: &Global,
+    style: &Style,
+    a: SystemArgs,
+) -> io::Result<Status> {
+    let Some(mut reader) = open_reader(g, err)? else {
+        return Ok(Status::Usage);
+    };
     if a.processes {
         let query = TableQuery {
             sort: a.sort,
@@ -186,8 +194,16 @@ fn system_cmd(out: &mut dyn Write, err: &mut dyn Write, g: &Global, style: &Styl
             }
         };
     }
-    let window = if reader.is_live() { a.window } else { Duration::ZERO };
-    let report = system::report(SystemView::collect(&mut reader, window, a.cgroup.as_deref()));
+    let window = if reader.is_live() {
+        a.window
+    } else {
+        Duration::ZERO
+    };
+    let report = system::report(SystemView::collect(
+        &mut reader,
+        window,
+        a.cgroup.as_deref(),
+    ));
     if g.json {
         render::json(out, &report)?;
     } else {

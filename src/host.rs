@@ -61,26 +61,45 @@ pub fn count_cpu_list(list: &str) -> Option<u64> {
 }
 
 fn text_of(reader: &mut Reader, host_path: &str) -> Val<String> {
-    reader.read_host(host_path).map(|b| String::from_utf8_lossy(b).trim().to_owned())
+    reader
+        .read_host(host_path)
+        .map(|b| String::from_utf8_lossy(b).trim().to_owned())
 }
 
 impl Host {
     pub fn read(reader: &mut Reader) -> Host {
-        let kernel = reader.read_proc("sys/kernel/osrelease").map(|b| String::from_utf8_lossy(b).trim().to_owned());
+        let kernel = reader
+            .read_proc("sys/kernel/osrelease")
+            .map(|b| String::from_utf8_lossy(b).trim().to_owned());
         let cpus = text_of(reader, "/sys/devices/system/cpu/online")
             .and_then(|l| count_cpu_list(&l).ok_or_else(|| Missing::malformed("cpu/online", l)))
-            .or_else(|_| reader.read_proc("stat").and_then(ProcStat::parse).map(|s| s.cpus));
+            .or_else(|_| {
+                reader
+                    .read_proc("stat")
+                    .and_then(ProcStat::parse)
+                    .map(|s| s.cpus)
+            });
         let mem = reader.read_proc("meminfo").map(Meminfo::parse);
-        let memory_bytes = mem.as_ref().map_err(Clone::clone).and_then(|m| m.mem_total.clone());
-        let swap_bytes = mem.as_ref().map_err(Clone::clone).and_then(|m| m.swap_total.clone());
+        let memory_bytes = mem
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|m| m.mem_total.clone());
+        let swap_bytes = mem
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|m| m.swap_total.clone());
         let cgroup = CgroupLayout::read(reader).map_or("unknown", |l| l.mode.name());
-        let capabilities = reader.read_proc("self/status").map(Status::parse).and_then(|s| s.cap_eff).map(|m| {
-            if m & ALL_KNOWN_CAPS == ALL_KNOWN_CAPS {
-                vec!["all".to_owned()]
-            } else {
-                caps_in(m)
-            }
-        });
+        let capabilities = reader
+            .read_proc("self/status")
+            .map(Status::parse)
+            .and_then(|s| s.cap_eff)
+            .map(|m| {
+                if m & ALL_KNOWN_CAPS == ALL_KNOWN_CAPS {
+                    vec!["all".to_owned()]
+                } else {
+                    caps_in(m)
+                }
+            });
         Host {
             kernel,
             cpus,
@@ -90,8 +109,13 @@ impl Host {
             // SAFETY: geteuid has no arguments and cannot fail.
             root: unsafe { libc::geteuid() } == 0,
             capabilities,
-            clocksource: text_of(reader, "/sys/devices/system/clocksource/clocksource0/current_clocksource"),
-            thp: reader.read_host("/sys/kernel/mm/transparent_hugepage/enabled").and_then(bracketed_choice),
+            clocksource: text_of(
+                reader,
+                "/sys/devices/system/clocksource/clocksource0/current_clocksource",
+            ),
+            thp: reader
+                .read_host("/sys/kernel/mm/transparent_hugepage/enabled")
+                .and_then(bracketed_choice),
             loadavg: reader.read_proc("loadavg").and_then(parse_loadavg),
             psi_cpu: reader.read_proc("pressure/cpu").and_then(parse_psi),
             psi_memory: reader.read_proc("pressure/memory").and_then(parse_psi),
@@ -103,7 +127,10 @@ impl Host {
     pub fn summary(&self) -> String {
         let or_q = |v: &Val<String>| v.clone().unwrap_or_else(|_| "?".into());
         let cpus = self.cpus.as_ref().map_or("?".to_owned(), u64::to_string);
-        let mem = self.memory_bytes.as_ref().map_or("?".to_owned(), |m| crate::render::bytes(*m as f64));
+        let mem = self
+            .memory_bytes
+            .as_ref()
+            .map_or("?".to_owned(), |m| crate::render::bytes(*m as f64));
         let swap = match &self.swap_bytes {
             Ok(0) => "no swap".to_owned(),
             Ok(s) => format!("swap {}", crate::render::bytes(*s as f64)),

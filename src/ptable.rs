@@ -77,9 +77,15 @@ pub struct Row {
     #[serde(serialize_with = "ser_val")]
     pub cgroup: Val<String>,
     /// Only with --pss (smaps_rollup).
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_opt_val")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_val"
+    )]
     pub pss_bytes: Option<Val<u64>>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_opt_val")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_val"
+    )]
     pub shared_bytes: Option<Val<u64>>,
 }
 
@@ -113,10 +119,17 @@ impl Row {
             involuntary_switches: r.involuntary_switches.clone(),
             run_queue_wait_ns: r.run_queue_wait_ns.clone(),
             oom_score: r.oom_score.clone(),
-            cgroup: r.cgroup.clone().map(|id| scanner.cgroup_path(id).to_owned()),
+            cgroup: r
+                .cgroup
+                .clone()
+                .map(|id| scanner.cgroup_path(id).to_owned()),
             pss_bytes: rollup.clone().map(|u| u.and_then(|u| u.pss.clone())),
             shared_bytes: rollup.map(|u| {
-                u.and_then(|u| Ok(u.shared_clean.clone()?.saturating_add(u.shared_dirty.clone()?)))
+                u.and_then(|u| {
+                    Ok(u.shared_clean
+                        .clone()?
+                        .saturating_add(u.shared_dirty.clone()?))
+                })
             }),
         }
     }
@@ -148,7 +161,11 @@ pub fn sort(rows: &mut [Row], key: SortKey, reverse: bool) {
     rows.sort_by(|a, b| {
         let ord = match key {
             SortKey::Name => a.name.cmp(&b.name),
-            SortKey::Cgroup => a.cgroup.as_deref().unwrap_or("~").cmp(b.cgroup.as_deref().unwrap_or("~")),
+            SortKey::Cgroup => a
+                .cgroup
+                .as_deref()
+                .unwrap_or("~")
+                .cmp(b.cgroup.as_deref().unwrap_or("~")),
             SortKey::Pid => a.pid.cmp(&b.pid),
             k => match (a.key(k), b.key(k)) {
                 (Some(x), Some(y)) => y.partial_cmp(&x).unwrap_or(Ordering::Equal),
@@ -169,30 +186,49 @@ pub fn sort(rows: &mut [Row], key: SortKey, reverse: bool) {
 /// Whether a cgroup path is `scope` or below it.
 pub fn in_cgroup(path: &str, scope: &str) -> bool {
     let scope = scope.trim_end_matches('/');
-    scope.is_empty() || path == scope || (path.starts_with(scope) && path.as_bytes().get(scope.len()) == Some(&b'/'))
+    scope.is_empty()
+        || path == scope
+        || (path.starts_with(scope) && path.as_bytes().get(scope.len()) == Some(&b'/'))
 }
 
 /// One pass, filtered, sorted and cut.
 pub fn collect(scanner: &mut Scanner, q: &TableQuery) -> Val<Vec<Row>> {
-    let rows = scanner.scan(ScanOptions { rollup: false, slow_every: 1 })?.to_vec();
+    let rows = scanner
+        .scan(ScanOptions {
+            rollup: false,
+            slow_every: 1,
+        })?
+        .to_vec();
     let keep = |r: &ProcessRow| -> bool {
-        let name_ok = q.name.as_deref().is_none_or(|n| r.comm.as_str().contains(n));
-        let cg_ok = q
-            .cgroup
+        let name_ok = q
+            .name
             .as_deref()
-            .is_none_or(|scope| matches!(&r.cgroup, Ok(id) if in_cgroup(scanner.cgroup_path(*id), scope)));
+            .is_none_or(|n| r.comm.as_str().contains(n));
+        let cg_ok = q.cgroup.as_deref().is_none_or(
+            |scope| matches!(&r.cgroup, Ok(id) if in_cgroup(scanner.cgroup_path(*id), scope)),
+        );
         name_ok && cg_ok
     };
     let kept: Vec<i32> = rows.iter().filter(|r| keep(r)).map(|r| r.pid).collect();
     // smaps_rollup costs each target a page-table walk: read it only for the rows shown.
     let source: Vec<ProcessRow> = if q.pss {
-        scanner.scan_pids(&kept, ScanOptions { rollup: true, slow_every: 1 }).to_vec()
+        scanner
+            .scan_pids(
+                &kept,
+                ScanOptions {
+                    rollup: true,
+                    slow_every: 1,
+                },
+            )
+            .to_vec()
     } else {
         rows.into_iter().filter(|r| kept.contains(&r.pid)).collect()
     };
     let mut out: Vec<Row> = source.iter().map(|r| Row::from(r, scanner)).collect();
     if q.sort == SortKey::Pss && !q.pss {
-        return Err(Missing::NotApplicable { why: "sorting by PSS needs --pss" });
+        return Err(Missing::NotApplicable {
+            why: "sorting by PSS needs --pss",
+        });
     }
     sort(&mut out, q.sort, q.reverse);
     if let Some(n) = q.limit {
@@ -233,9 +269,15 @@ mod tests {
     fn numbers_descend_and_missing_sorts_last() {
         let mut rows = vec![row(1, Ok(5)), row(2, Err(Missing::Exited)), row(3, Ok(9))];
         sort(&mut rows, SortKey::Rss, false);
-        assert_eq!(rows.iter().map(|r| r.pid).collect::<Vec<_>>(), vec![3, 1, 2]);
+        assert_eq!(
+            rows.iter().map(|r| r.pid).collect::<Vec<_>>(),
+            vec![3, 1, 2]
+        );
         sort(&mut rows, SortKey::Pid, false);
-        assert_eq!(rows.iter().map(|r| r.pid).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(
+            rows.iter().map(|r| r.pid).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
         sort(&mut rows, SortKey::Pid, true);
         assert_eq!(rows[0].pid, 3);
     }

@@ -10,8 +10,8 @@ use syslens_probe::mountinfo::{parse_mountinfo, Mount};
 use syslens_probe::psi::{parse_psi, Psi};
 use syslens_probe::stat::Stat;
 use syslens_probe::system::{
-    parse_buddyinfo, parse_dentry_state, parse_slabinfo, parse_swaps, proc_u64, BuddyZone, DentryState,
-    Meminfo, ProcStat, SlabCache, Swap, Vmstat,
+    parse_buddyinfo, parse_dentry_state, parse_slabinfo, parse_swaps, proc_u64, BuddyZone,
+    DentryState, Meminfo, ProcStat, SlabCache, Swap, Vmstat,
 };
 use syslens_probe::{Missing, Reader, Val};
 
@@ -113,14 +113,20 @@ pub struct SystemView {
 
 fn statvfs(reader: &Reader, m: &Mount) -> Val<FsUsage> {
     if !reader.is_live() {
-        return Err(Missing::NotApplicable { why: "a captured tree records no file-system usage" });
+        return Err(Missing::NotApplicable {
+            why: "a captured tree records no file-system usage",
+        });
     }
     // statvfs on a network file system can hang for minutes when the server is away
     // (the reason `df` has -l): those are not queried.
-    if matches!(m.fs_type.as_str(), "nfs" | "nfs4" | "cifs" | "smb3" | "9p" | "afs" | "ceph" | "glusterfs")
-        || m.fs_type.starts_with("fuse.")
+    if matches!(
+        m.fs_type.as_str(),
+        "nfs" | "nfs4" | "cifs" | "smb3" | "9p" | "afs" | "ceph" | "glusterfs"
+    ) || m.fs_type.starts_with("fuse.")
     {
-        return Err(Missing::NotApplicable { why: "network file system: not queried (it could hang)" });
+        return Err(Missing::NotApplicable {
+            why: "network file system: not queried (it could hang)",
+        });
     }
     let st = rustix::fs::statvfs(reader.host_path(&m.mount_point))
         .map_err(|e| Missing::from_io(&m.mount_point, &e.into()))?;
@@ -137,8 +143,12 @@ fn count_states(reader: &mut Reader) -> Val<StateCounts> {
     reader.pids(&mut pids)?;
     let mut c = StateCounts::default();
     for pid in pids {
-        let Ok(dir) = reader.open_pid(pid) else { continue };
-        let Ok(stat) = reader.read_pid(&dir, "stat").and_then(Stat::parse) else { continue };
+        let Ok(dir) = reader.open_pid(pid) else {
+            continue;
+        };
+        let Ok(stat) = reader.read_pid(&dir, "stat").and_then(Stat::parse) else {
+            continue;
+        };
         c.processes += 1;
         c.threads += stat.num_threads;
         match stat.state {
@@ -163,7 +173,9 @@ impl SystemView {
         let scope = cgroup.map(|path| {
             let dir = |c: &'static str| -> Val<syslens_probe::cgroup::CgroupDir> {
                 let l = layout.as_ref().map_err(Clone::clone)?;
-                l.dir_at(c, path).ok_or(Missing::NotApplicable { why: "controller not mounted" })
+                l.dir_at(c, path).ok_or(Missing::NotApplicable {
+                    why: "controller not mounted",
+                })
             };
             ScopedCgroup {
                 path: path.to_owned(),
@@ -172,30 +184,45 @@ impl SystemView {
                 pids: dir("pids").map(|d| PidsCgroup::read(reader, d)),
             }
         });
-        let mounts = reader.read_proc("self/mountinfo").and_then(parse_mountinfo).map(|ms| {
-            // Of mounts stacked on one point only the last is visible.
-            let visible: Vec<Mount> = ms
-                .iter()
-                .enumerate()
-                .filter(|(i, m)| !ms[i + 1..].iter().any(|later| later.mount_point == m.mount_point))
-                .map(|(_, m)| m.clone())
-                .collect();
-            visible
-                .into_iter()
-                .filter(|m| !m.is_pseudo())
-                .map(|m| MountUsage { usage: statvfs(reader, &m), mount: m })
-                .collect()
-        });
+        let mounts = reader
+            .read_proc("self/mountinfo")
+            .and_then(parse_mountinfo)
+            .map(|ms| {
+                // Of mounts stacked on one point only the last is visible.
+                let visible: Vec<Mount> = ms
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, m)| {
+                        !ms[i + 1..]
+                            .iter()
+                            .any(|later| later.mount_point == m.mount_point)
+                    })
+                    .map(|(_, m)| m.clone())
+                    .collect();
+                visible
+                    .into_iter()
+                    .filter(|m| !m.is_pseudo())
+                    .map(|m| MountUsage {
+                        usage: statvfs(reader, &m),
+                        mount: m,
+                    })
+                    .collect()
+            });
         let sysctl = Sysctls {
             overcommit_memory: proc_u64(reader, "sys/vm/overcommit_memory"),
             overcommit_ratio: proc_u64(reader, "sys/vm/overcommit_ratio"),
             swappiness: proc_u64(reader, "sys/vm/swappiness"),
             max_map_count: proc_u64(reader, "sys/vm/max_map_count"),
             file_nr: reader.read_proc("sys/fs/file-nr").and_then(|b| {
-                let v: Vec<u64> = syslens_probe::parse::tokens(b).filter_map(syslens_probe::parse::u64_dec).collect();
+                let v: Vec<u64> = syslens_probe::parse::tokens(b)
+                    .filter_map(syslens_probe::parse::u64_dec)
+                    .collect();
                 match v.as_slice() {
                     [a, b, c] => Ok([*a, *b, *c]),
-                    _ => Err(Missing::malformed("/proc/sys/fs/file-nr", syslens_probe::parse::text(b))),
+                    _ => Err(Missing::malformed(
+                        "/proc/sys/fs/file-nr",
+                        syslens_probe::parse::text(b),
+                    )),
                 }
             }),
             nr_open: proc_u64(reader, "sys/fs/nr_open"),
@@ -205,13 +232,18 @@ impl SystemView {
         let mut view = SystemView {
             pressure: [
                 ("cpu", reader.read_proc("pressure/cpu").and_then(parse_psi)),
-                ("memory", reader.read_proc("pressure/memory").and_then(parse_psi)),
+                (
+                    "memory",
+                    reader.read_proc("pressure/memory").and_then(parse_psi),
+                ),
                 ("io", reader.read_proc("pressure/io").and_then(parse_psi)),
             ],
             swaps: reader.read_proc("swaps").and_then(parse_swaps),
             buddy: reader.read_proc("buddyinfo").and_then(parse_buddyinfo),
             slabs: reader.read_proc("slabinfo").and_then(parse_slabinfo),
-            dentry: reader.read_proc("sys/fs/dentry-state").and_then(parse_dentry_state),
+            dentry: reader
+                .read_proc("sys/fs/dentry-state")
+                .and_then(parse_dentry_state),
             states: count_states(reader),
             locks: reader.read_proc("locks").and_then(parse_locks),
             page_size: rustix::param::page_size() as u64,
@@ -226,7 +258,9 @@ impl SystemView {
         if reader.is_live() && !window.is_zero() {
             let ticks = 5u32;
             for i in 1..=ticks {
-                if let Some(wait) = (started + window / ticks * i).checked_duration_since(Instant::now()) {
+                if let Some(wait) =
+                    (started + window / ticks * i).checked_duration_since(Instant::now())
+                {
                     thread::sleep(wait);
                 }
                 view.samples.push(SysSample::read(reader));
@@ -241,13 +275,21 @@ impl SystemView {
 
     pub fn last(&self) -> Val<&SysSample> {
         match self.samples.len() {
-            0 | 1 => Err(Missing::NotApplicable { why: "one sample only: rates need a watch window (--window)" }),
+            0 | 1 => Err(Missing::NotApplicable {
+                why: "one sample only: rates need a watch window (--window)",
+            }),
             n => Ok(&self.samples[n - 1]),
         }
     }
 
     pub fn window_secs(&self) -> Option<f64> {
-        Some(self.last().ok()?.at.duration_since(self.first().at).as_secs_f64())
+        Some(
+            self.last()
+                .ok()?
+                .at
+                .duration_since(self.first().at)
+                .as_secs_f64(),
+        )
     }
 
     pub fn meminfo(&self) -> Val<&Meminfo> {
@@ -270,7 +312,10 @@ impl SystemView {
 
     /// The rate of a vmstat counter over the window.
     pub fn vm_rate(&self, f: fn(&Vmstat) -> &Val<u64>) -> Val<f64> {
-        rate(Self::vm_sample(self.first(), f), Self::vm_sample(self.last()?, f))
+        rate(
+            Self::vm_sample(self.first(), f),
+            Self::vm_sample(self.last()?, f),
+        )
     }
 
     /// The rate of a /proc/stat counter (ctxt) over the window.
@@ -288,7 +333,9 @@ impl SystemView {
         let b = self.last()?.stat.as_ref().map_err(Clone::clone)?;
         let total = b.total().saturating_sub(a.total());
         if total == 0 {
-            return Err(Missing::NotApplicable { why: "no CPU time passed in the window" });
+            return Err(Missing::NotApplicable {
+                why: "no CPU time passed in the window",
+            });
         }
         Ok(f(b).saturating_sub(f(a)) as f64 / total as f64)
     }
@@ -330,7 +377,11 @@ pub fn report(v: SystemView) -> SystemReport {
     let sections = CONCEPTS.iter().map(|c| section(c.id, &v)).collect();
     SystemReport {
         window_seconds: v.window_secs(),
-        cgroup: v.scope.as_ref().map(|s| s.path.clone()).ok_or(Missing::NotApplicable { why: "whole host" }),
+        cgroup: v
+            .scope
+            .as_ref()
+            .map(|s| s.path.clone())
+            .ok_or(Missing::NotApplicable { why: "whole host" }),
         host: v.host,
         sections,
     }

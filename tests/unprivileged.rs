@@ -122,3 +122,24 @@ fn nobody_inspecting_its_own_process_sees_everything_it_owns() {
     );
     assert_eq!(figure(&r, "signals", "SIGTERM"), "ignored");
 }
+
+#[test]
+fn nobody_runs_system_and_the_process_table() {
+    if let Err(why) = nobody_can_run() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let out = run_ok(as_nobody().args(["--json", "system", "--window", "0.2"]));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        missing_kind(figure(&r, "slab-buddy", "slab caches")),
+        Some("permission")
+    );
+    assert!(figure(&r, "lazy-init", "RAM (MemTotal)").as_u64().is_some());
+    let out = run_ok(as_nobody().args(["system", "--processes", "--pss"]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("PSS: no permission"),
+        "the table says what it could not read:\n{text}"
+    );
+}

@@ -152,33 +152,93 @@ pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::CgroupsNamespaces);
     match &v.layout {
         Ok(l) => {
-            s.figure("cgroup mode", Ok(l.mode.name()), Unit::None, "/proc/self/mountinfo");
-            let mut t = Table::new("cgroup hierarchies", &[("version", Unit::None), ("mount", Unit::None), ("controllers", Unit::None)], "/proc/self/mountinfo");
+            s.figure(
+                "cgroup mode",
+                Ok(l.mode.name()),
+                Unit::None,
+                "/proc/self/mountinfo",
+            );
+            let mut t = Table::new(
+                "cgroup hierarchies",
+                &[
+                    ("version", Unit::None),
+                    ("mount", Unit::None),
+                    ("controllers", Unit::None),
+                ],
+                "/proc/self/mountinfo",
+            );
             for m in &l.v1_mounts {
-                let ctrls: Vec<&str> = m.super_options.split(',').filter(|o| *o != "rw" && *o != "ro").collect();
-                t.push(vec![Ok("v1".into()), Ok(m.mount_point.as_str().into()), Ok(ctrls.join(",").into())]);
+                let ctrls: Vec<&str> = m
+                    .super_options
+                    .split(',')
+                    .filter(|o| *o != "rw" && *o != "ro")
+                    .collect();
+                t.push(vec![
+                    Ok("v1".into()),
+                    Ok(m.mount_point.as_str().into()),
+                    Ok(ctrls.join(",").into()),
+                ]);
             }
             if let Some(m) = &l.v2_mount {
-                let ctrls = if l.v2_controllers.is_empty() { "(none)".to_owned() } else { l.v2_controllers.join(",") };
-                t.push(vec![Ok("v2".into()), Ok(m.mount_point.as_str().into()), Ok(ctrls.into())]);
+                let ctrls = if l.v2_controllers.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    l.v2_controllers.join(",")
+                };
+                t.push(vec![
+                    Ok("v2".into()),
+                    Ok(m.mount_point.as_str().into()),
+                    Ok(ctrls.into()),
+                ]);
             }
             s.tables.push(t);
         }
-        Err(e) => s.figure::<u64>("cgroup mode", Err(e.clone()), Unit::None, "/proc/self/mountinfo"),
+        Err(e) => s.figure::<u64>(
+            "cgroup mode",
+            Err(e.clone()),
+            Unit::None,
+            "/proc/self/mountinfo",
+        ),
     }
     if let Some(scope) = &v.scope {
-        s.figure("scoped to cgroup", Ok(scope.path.as_str()), Unit::None, "--cgroup");
+        s.figure(
+            "scoped to cgroup",
+            Ok(scope.path.as_str()),
+            Unit::None,
+            "--cgroup",
+        );
         match &scope.cpu {
             Ok(c) => {
-                s.figure("cpu quota (CPUs)", c.quota.clone().map(|q| q.map_or(Value::Text("unlimited".into()), |(q, p)| Value::Float(q as f64 / p as f64))), Unit::None, &c.dir.host_dir);
-                s.figure("throttled periods", c.throttled_periods.clone(), Unit::Count, &c.dir.host_dir);
+                s.figure(
+                    "cpu quota (CPUs)",
+                    c.quota.clone().map(|q| {
+                        q.map_or(Value::Text("unlimited".into()), |(q, p)| {
+                            Value::Float(q as f64 / p as f64)
+                        })
+                    }),
+                    Unit::None,
+                    &c.dir.host_dir,
+                );
+                s.figure(
+                    "throttled periods",
+                    c.throttled_periods.clone(),
+                    Unit::Count,
+                    &c.dir.host_dir,
+                );
             }
             Err(e) => s.figure::<u64>("cpu cgroup", Err(e.clone()), Unit::None, "cpu controller"),
         }
         match &scope.pids {
             Ok(p) => {
                 s.figure("tasks", p.current.clone(), Unit::Count, &p.dir.host_dir);
-                s.figure("pids limit", p.max.clone().map(|m| m.map_or(Value::Text("unlimited".into()), Value::Unsigned)), Unit::None, &p.dir.host_dir);
+                s.figure(
+                    "pids limit",
+                    p.max
+                        .clone()
+                        .map(|m| m.map_or(Value::Text("unlimited".into()), Value::Unsigned)),
+                    Unit::None,
+                    &p.dir.host_dir,
+                );
             }
             Err(e) => s.figure::<u64>("pids cgroup", Err(e.clone()), Unit::None, "pids controller"),
         }

@@ -48,11 +48,41 @@ pub fn lens(v: &ProcessView) -> Section {
 pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::DemandPaging);
     let src = "/proc/meminfo";
-    s.figure("page cache (Cached)", v.mem_field(|m| &m.cached), Unit::Bytes, src);
-    s.figure("file pages in use (Active(file))", v.mem_field(|m| &m.active_file), Unit::Bytes, src);
-    s.figure("file pages to reclaim (Inactive(file))", v.mem_field(|m| &m.inactive_file), Unit::Bytes, src);
-    s.figure("mapped file pages (Mapped)", v.mem_field(|m| &m.mapped), Unit::Bytes, src);
-    s.figure("anonymous pages (AnonPages)", v.mem_field(|m| &m.anon_pages), Unit::Bytes, src);
-    s.figure("available (MemAvailable)", v.mem_field(|m| &m.mem_available), Unit::Bytes, src);
+    s.figure(
+        "page cache (Cached)",
+        v.mem_field(|m| &m.cached),
+        Unit::Bytes,
+        src,
+    );
+    s.figure(
+        "file pages in use (Active(file))",
+        v.mem_field(|m| &m.active_file),
+        Unit::Bytes,
+        src,
+    );
+    s.figure(
+        "file pages to reclaim (Inactive(file))",
+        v.mem_field(|m| &m.inactive_file),
+        Unit::Bytes,
+        src,
+    );
+    s.figure(
+        "mapped file pages (Mapped)",
+        v.mem_field(|m| &m.mapped),
+        Unit::Bytes,
+        src,
+    );
+    s.figure(
+        "anonymous pages (AnonPages)",
+        v.mem_field(|m| &m.anon_pages),
+        Unit::Bytes,
+        src,
+    );
+    s.figure(
+        "available (MemAvailable)",
+        v.mem_field(|m| &m.mem_available),
+        Unit::Bytes,
+        src,
+    );
     s
 }

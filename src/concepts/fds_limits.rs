@@ -127,14 +127,54 @@ pub fn lens(v: &ProcessView) -> Section {
 pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::FdsLimits);
     let nr = v.sysctl.file_nr.clone();
-    s.figure("open file handles", nr.clone().map(|n| n[0]), Unit::Count, "/proc/sys/fs/file-nr");
-    s.figure("file handle limit (fs.file-max)", nr.clone().map(|n| n[2]), Unit::Count, "/proc/sys/fs/file-nr");
-    s.figure("used of the limit", nr.and_then(|n| ratio(&Ok(n[0]), &Ok(n[2]))), Unit::Ratio, "allocated / max");
-    s.figure("max RLIMIT_NOFILE (fs.nr_open)", v.sysctl.nr_open.clone(), Unit::Count, "/proc/sys/fs/nr_open");
+    s.figure(
+        "open file handles",
+        nr.clone().map(|n| n[0]),
+        Unit::Count,
+        "/proc/sys/fs/file-nr",
+    );
+    s.figure(
+        "file handle limit (fs.file-max)",
+        nr.clone().map(|n| n[2]),
+        Unit::Count,
+        "/proc/sys/fs/file-nr",
+    );
+    s.figure(
+        "used of the limit",
+        nr.and_then(|n| ratio(&Ok(n[0]), &Ok(n[2]))),
+        Unit::Ratio,
+        "allocated / max",
+    );
+    s.figure(
+        "max RLIMIT_NOFILE (fs.nr_open)",
+        v.sysctl.nr_open.clone(),
+        Unit::Count,
+        "/proc/sys/fs/nr_open",
+    );
     let st = v.states.as_ref().map_err(Clone::clone);
-    s.figure("processes", st.clone().map(|c| c.processes), Unit::Count, "/proc/*/stat");
-    s.figure("threads", st.map(|c| c.threads), Unit::Count, "/proc/*/stat");
-    s.figure("pid_max", v.sysctl.pid_max.clone(), Unit::Count, "/proc/sys/kernel/pid_max");
-    s.figure("threads-max", v.sysctl.threads_max.clone(), Unit::Count, "/proc/sys/kernel/threads-max");
+    s.figure(
+        "processes",
+        st.clone().map(|c| c.processes),
+        Unit::Count,
+        "/proc/*/stat",
+    );
+    s.figure(
+        "threads",
+        st.map(|c| c.threads),
+        Unit::Count,
+        "/proc/*/stat",
+    );
+    s.figure(
+        "pid_max",
+        v.sysctl.pid_max.clone(),
+        Unit::Count,
+        "/proc/sys/kernel/pid_max",
+    );
+    s.figure(
+        "threads-max",
+        v.sysctl.threads_max.clone(),
+        Unit::Count,
+        "/proc/sys/kernel/threads-max",
+    );
     s
 }

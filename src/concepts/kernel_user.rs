@@ -78,10 +78,30 @@ pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::KernelUser);
     let src = "/proc/stat, two samples";
     s.figure("user", v.cpu_share(|c| c.user + c.nice), Unit::Ratio, src);
-    s.figure("system (kernel)", v.cpu_share(|c| c.system), Unit::Ratio, src);
-    s.figure("interrupts (irq + softirq)", v.cpu_share(|c| c.irq + c.softirq), Unit::Ratio, src);
-    s.figure("waiting for I/O (iowait)", v.cpu_share(|c| c.iowait), Unit::Ratio, src);
-    s.figure("stolen by the hypervisor (steal)", v.cpu_share(|c| c.steal), Unit::Ratio, src);
+    s.figure(
+        "system (kernel)",
+        v.cpu_share(|c| c.system),
+        Unit::Ratio,
+        src,
+    );
+    s.figure(
+        "interrupts (irq + softirq)",
+        v.cpu_share(|c| c.irq + c.softirq),
+        Unit::Ratio,
+        src,
+    );
+    s.figure(
+        "waiting for I/O (iowait)",
+        v.cpu_share(|c| c.iowait),
+        Unit::Ratio,
+        src,
+    );
+    s.figure(
+        "stolen by the hypervisor (steal)",
+        v.cpu_share(|c| c.steal),
+        Unit::Ratio,
+        src,
+    );
     s.figure("idle", v.cpu_share(|c| c.idle), Unit::Ratio, src);
     s
 }

@@ -48,10 +48,30 @@ pub fn system(v: &SystemView) -> Section {
     );
     let committed = v.mem_field(|m| &m.committed_as);
     let total = v.mem_field(|m| &m.mem_total);
-    s.figure("committed (Committed_AS)", committed.clone(), Unit::Bytes, "/proc/meminfo");
-    s.figure("commit limit (CommitLimit)", v.mem_field(|m| &m.commit_limit), Unit::Bytes, "/proc/meminfo");
-    s.figure("RAM (MemTotal)", total.clone(), Unit::Bytes, "/proc/meminfo");
-    s.figure("committed share of RAM", ratio(&committed, &total), Unit::Ratio, "Committed_AS / MemTotal");
+    s.figure(
+        "committed (Committed_AS)",
+        committed.clone(),
+        Unit::Bytes,
+        "/proc/meminfo",
+    );
+    s.figure(
+        "commit limit (CommitLimit)",
+        v.mem_field(|m| &m.commit_limit),
+        Unit::Bytes,
+        "/proc/meminfo",
+    );
+    s.figure(
+        "RAM (MemTotal)",
+        total.clone(),
+        Unit::Bytes,
+        "/proc/meminfo",
+    );
+    s.figure(
+        "committed share of RAM",
+        ratio(&committed, &total),
+        Unit::Ratio,
+        "Committed_AS / MemTotal",
+    );
     s.note("Committed_AS counts what processes reserved; most of it is never touched, so it is never backed by RAM");
     s
 }

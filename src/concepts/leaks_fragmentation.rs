@@ -54,8 +54,18 @@ pub fn system(v: &SystemView) -> Section {
             Some((x.at.duration_since(t0).as_secs_f64(), avail as f64))
         })
         .collect();
-    s.figure("MemAvailable trend", slope(&points), Unit::BytesPerSecond, "/proc/meminfo over the window");
-    s.figure("unreclaimable kernel slab (SUnreclaim)", v.mem_field(|m| &m.s_unreclaim), Unit::Bytes, "/proc/meminfo");
+    s.figure(
+        "MemAvailable trend",
+        slope(&points),
+        Unit::BytesPerSecond,
+        "/proc/meminfo over the window",
+    );
+    s.figure(
+        "unreclaimable kernel slab (SUnreclaim)",
+        v.mem_field(|m| &m.s_unreclaim),
+        Unit::Bytes,
+        "/proc/meminfo",
+    );
     s.note("a leak shows per process as RSS that keeps growing: syslens inspect PID --window 60");
     s
 }

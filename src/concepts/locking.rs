@@ -135,7 +135,19 @@ pub fn lens(v: &ProcessView) -> Section {
 pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::Locking);
     let locks = v.locks.as_ref().map_err(Clone::clone);
-    s.figure("file locks held", locks.clone().map(|l| l.iter().filter(|x| !x.waiting).count() as u64), Unit::Count, "/proc/locks");
-    s.figure("file lock waiters", locks.map(|l| l.iter().filter(|x| x.waiting).count() as u64), Unit::Count, "/proc/locks");
+    s.figure(
+        "file locks held",
+        locks
+            .clone()
+            .map(|l| l.iter().filter(|x| !x.waiting).count() as u64),
+        Unit::Count,
+        "/proc/locks",
+    );
+    s.figure(
+        "file lock waiters",
+        locks.map(|l| l.iter().filter(|x| x.waiting).count() as u64),
+        Unit::Count,
+        "/proc/locks",
+    );
     s
 }

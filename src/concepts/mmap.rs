@@ -67,9 +67,29 @@ pub fn lens(v: &ProcessView) -> Section {
 
 pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::Mmap);
-    s.figure("mapped file pages (Mapped)", v.mem_field(|m| &m.mapped), Unit::Bytes, "/proc/meminfo");
-    s.figure("shared memory and tmpfs (Shmem)", v.mem_field(|m| &m.shmem), Unit::Bytes, "/proc/meminfo");
-    s.figure("page tables (PageTables)", v.mem_field(|m| &m.page_tables), Unit::Bytes, "/proc/meminfo");
-    s.figure("mappings allowed per process", v.sysctl.max_map_count.clone(), Unit::Count, "/proc/sys/vm/max_map_count");
+    s.figure(
+        "mapped file pages (Mapped)",
+        v.mem_field(|m| &m.mapped),
+        Unit::Bytes,
+        "/proc/meminfo",
+    );
+    s.figure(
+        "shared memory and tmpfs (Shmem)",
+        v.mem_field(|m| &m.shmem),
+        Unit::Bytes,
+        "/proc/meminfo",
+    );
+    s.figure(
+        "page tables (PageTables)",
+        v.mem_field(|m| &m.page_tables),
+        Unit::Bytes,
+        "/proc/meminfo",
+    );
+    s.figure(
+        "mappings allowed per process",
+        v.sysctl.max_map_count.clone(),
+        Unit::Count,
+        "/proc/sys/vm/max_map_count",
+    );
     s
 }

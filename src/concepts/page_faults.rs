@@ -41,9 +41,29 @@ pub fn lens(v: &ProcessView) -> Section {
 
 pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::PageFaults);
-    s.figure("page faults since boot (pgfault)", v.vm_total(|x| &x.pgfault), Unit::Count, "/proc/vmstat");
-    s.figure("major faults since boot (pgmajfault)", v.vm_total(|x| &x.pgmajfault), Unit::Count, "/proc/vmstat");
-    s.figure("page faults rate", v.vm_rate(|x| &x.pgfault), Unit::PerSecond, "/proc/vmstat, two samples");
-    s.figure("major faults rate", v.vm_rate(|x| &x.pgmajfault), Unit::PerSecond, "/proc/vmstat, two samples");
+    s.figure(
+        "page faults since boot (pgfault)",
+        v.vm_total(|x| &x.pgfault),
+        Unit::Count,
+        "/proc/vmstat",
+    );
+    s.figure(
+        "major faults since boot (pgmajfault)",
+        v.vm_total(|x| &x.pgmajfault),
+        Unit::Count,
+        "/proc/vmstat",
+    );
+    s.figure(
+        "page faults rate",
+        v.vm_rate(|x| &x.pgfault),
+        Unit::PerSecond,
+        "/proc/vmstat, two samples",
+    );
+    s.figure(
+        "major faults rate",
+        v.vm_rate(|x| &x.pgmajfault),
+        Unit::PerSecond,
+        "/proc/vmstat, two samples",
+    );
     s
 }

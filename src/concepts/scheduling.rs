@@ -120,17 +120,40 @@ pub fn lens(v: &ProcessView) -> Section {
 
 pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::Scheduling);
-    s.figure("CPUs online", v.host.cpus.clone(), Unit::Count, "/sys/devices/system/cpu/online");
+    s.figure(
+        "CPUs online",
+        v.host.cpus.clone(),
+        Unit::Count,
+        "/sys/devices/system/cpu/online",
+    );
     s.figure(
         "load average (1, 5, 15 min)",
-        v.host.loadavg.clone().map(|l| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2])),
+        v.host
+            .loadavg
+            .clone()
+            .map(|l| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2])),
         Unit::None,
         "/proc/loadavg",
     );
     let st = v.states.as_ref().map_err(Clone::clone);
-    s.figure("runnable processes", st.clone().map(|c| c.running), Unit::Count, "/proc/*/stat");
-    s.figure("in uninterruptible sleep (D)", st.map(|c| c.disk_sleep), Unit::Count, "/proc/*/stat");
-    s.figure("context switches rate", v.stat_rate(|p| &p.ctxt), Unit::PerSecond, "/proc/stat ctxt, two samples");
+    s.figure(
+        "runnable processes",
+        st.clone().map(|c| c.running),
+        Unit::Count,
+        "/proc/*/stat",
+    );
+    s.figure(
+        "in uninterruptible sleep (D)",
+        st.map(|c| c.disk_sleep),
+        Unit::Count,
+        "/proc/*/stat",
+    );
+    s.figure(
+        "context switches rate",
+        v.stat_rate(|p| &p.ctxt),
+        Unit::PerSecond,
+        "/proc/stat ctxt, two samples",
+    );
     s.figure(
         "CPU pressure (some, avg10)",
         v.pressure[0].1.clone().map(|p| p.some.avg10 / 100.0),

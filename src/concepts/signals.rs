@@ -95,6 +95,24 @@ pub fn lens(v: &ProcessView) -> Section {
     s
 }
 
+pub fn system(v: &SystemView) -> Section {
+    let mut s = Section::new(ConceptId::Signals);
+    let st = v.states.as_ref().map_err(Clone::clone);
+    s.figure(
+        "zombies (exited, not reaped)",
+        st.clone().map(|c| c.zombie),
+        Unit::Count,
+        "/proc/*/stat",
+    );
+    s.figure(
+        "stopped (SIGSTOP, traced)",
+        st.map(|c| c.stopped),
+        Unit::Count,
+        "/proc/*/stat",
+    );
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,12 +123,4 @@ mod tests {
         assert_eq!(sigterm_disposition(0, 1 << 14), "caught by a handler");
         assert_eq!(sigterm_disposition(1 << 13, 1 << 15), "default (terminate)");
     }
-}
-
-pub fn system(v: &SystemView) -> Section {
-    let mut s = Section::new(ConceptId::Signals);
-    let st = v.states.as_ref().map_err(Clone::clone);
-    s.figure("zombies (exited, not reaped)", st.clone().map(|c| c.zombie), Unit::Count, "/proc/*/stat");
-    s.figure("stopped (SIGSTOP, traced)", st.map(|c| c.stopped), Unit::Count, "/proc/*/stat");
-    s
 }

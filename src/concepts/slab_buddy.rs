@@ -21,32 +21,75 @@ pub fn system(v: &SystemView) -> Section {
     match &v.buddy {
         Ok(zones) => {
             let orders = zones.iter().map(|z| z.free_blocks.len()).max().unwrap_or(0);
-            let mut cols: Vec<(String, Unit)> = vec![("zone".into(), Unit::None), ("".into(), Unit::None)];
+            let mut cols: Vec<(String, Unit)> =
+                vec![("zone".into(), Unit::None), ("".into(), Unit::None)];
             cols.extend((0..orders).map(|o| (format!("{o}"), Unit::None)));
             let names: Vec<(&str, Unit)> = cols.iter().map(|(n, u)| (n.as_str(), *u)).collect();
-            let mut t = Table::new("free blocks per order, and the unusable free space index (0 = all usable)", &names, "/proc/buddyinfo");
+            let mut t = Table::new(
+                "free blocks per order, and the unusable free space index (0 = all usable)",
+                &names,
+                "/proc/buddyinfo",
+            );
             for z in zones {
-                let mut row: Vec<syslens_probe::Val<Value>> = vec![Ok(format!("{}/{}", z.node, z.zone).into()), Ok("blocks".into())];
+                let mut row: Vec<syslens_probe::Val<Value>> = vec![
+                    Ok(format!("{}/{}", z.node, z.zone).into()),
+                    Ok("blocks".into()),
+                ];
                 row.extend(z.free_blocks.iter().map(|b| Ok(Value::Unsigned(*b))));
                 t.push(row);
-                let mut idx: Vec<syslens_probe::Val<Value>> = vec![Ok("".into()), Ok("unusable".into())];
+                let mut idx: Vec<syslens_probe::Val<Value>> =
+                    vec![Ok("".into()), Ok("unusable".into())];
                 idx.extend(z.unusable_index().into_iter().map(|u| {
-                    u.map(|x| Value::Text(format!("{x:.2}"))).ok_or(syslens_probe::Missing::NotApplicable { why: "no free pages" })
+                    u.map(|x| Value::Text(format!("{x:.2}"))).ok_or(
+                        syslens_probe::Missing::NotApplicable {
+                            why: "no free pages",
+                        },
+                    )
                 }));
                 t.push(idx);
             }
             s.tables.push(t);
         }
-        Err(e) => s.figure::<u64>("buddy allocator", Err(e.clone()), Unit::None, "/proc/buddyinfo"),
+        Err(e) => s.figure::<u64>(
+            "buddy allocator",
+            Err(e.clone()),
+            Unit::None,
+            "/proc/buddyinfo",
+        ),
     }
-    s.figure("slab, reclaimable (SReclaimable)", v.mem_field(|m| &m.s_reclaimable), Unit::Bytes, "/proc/meminfo");
-    s.figure("slab, unreclaimable (SUnreclaim)", v.mem_field(|m| &m.s_unreclaim), Unit::Bytes, "/proc/meminfo");
+    s.figure(
+        "slab, reclaimable (SReclaimable)",
+        v.mem_field(|m| &m.s_reclaimable),
+        Unit::Bytes,
+        "/proc/meminfo",
+    );
+    s.figure(
+        "slab, unreclaimable (SUnreclaim)",
+        v.mem_field(|m| &m.s_unreclaim),
+        Unit::Bytes,
+        "/proc/meminfo",
+    );
     match &v.dentry {
         Ok(d) => {
-            s.figure("dentries", Ok(d.nr_dentry), Unit::Count, "/proc/sys/fs/dentry-state");
-            s.figure("negative dentries", d.nr_negative.clone(), Unit::Count, "/proc/sys/fs/dentry-state");
+            s.figure(
+                "dentries",
+                Ok(d.nr_dentry),
+                Unit::Count,
+                "/proc/sys/fs/dentry-state",
+            );
+            s.figure(
+                "negative dentries",
+                d.nr_negative.clone(),
+                Unit::Count,
+                "/proc/sys/fs/dentry-state",
+            );
         }
-        Err(e) => s.figure::<u64>("dentries", Err(e.clone()), Unit::Count, "/proc/sys/fs/dentry-state"),
+        Err(e) => s.figure::<u64>(
+            "dentries",
+            Err(e.clone()),
+            Unit::Count,
+            "/proc/sys/fs/dentry-state",
+        ),
     }
     match &v.slabs {
         Ok(caches) => {
@@ -54,7 +97,13 @@ pub fn system(v: &SystemView) -> Section {
             sorted.sort_by_key(|c| std::cmp::Reverse(c.bytes(v.page_size)));
             let mut t = Table::new(
                 "top slab caches by memory",
-                &[("cache", Unit::None), ("memory", Unit::Bytes), ("objects", Unit::Count), ("active", Unit::Count), ("object size", Unit::Bytes)],
+                &[
+                    ("cache", Unit::None),
+                    ("memory", Unit::Bytes),
+                    ("objects", Unit::Count),
+                    ("active", Unit::Count),
+                    ("object size", Unit::Bytes),
+                ],
                 "/proc/slabinfo",
             );
             for c in sorted.into_iter().take(TOP_SLABS) {

@@ -86,14 +86,35 @@ pub fn lens(v: &ProcessView) -> Section {
 
 pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::Storage);
-    s.figure("tmpfs and shared memory in RAM (Shmem)", v.mem_field(|m| &m.shmem), Unit::Bytes, "/proc/meminfo");
-    s.figure("dirty, not yet written (Dirty)", v.mem_field(|m| &m.dirty), Unit::Bytes, "/proc/meminfo");
-    s.figure("being written (Writeback)", v.mem_field(|m| &m.writeback), Unit::Bytes, "/proc/meminfo");
+    s.figure(
+        "tmpfs and shared memory in RAM (Shmem)",
+        v.mem_field(|m| &m.shmem),
+        Unit::Bytes,
+        "/proc/meminfo",
+    );
+    s.figure(
+        "dirty, not yet written (Dirty)",
+        v.mem_field(|m| &m.dirty),
+        Unit::Bytes,
+        "/proc/meminfo",
+    );
+    s.figure(
+        "being written (Writeback)",
+        v.mem_field(|m| &m.writeback),
+        Unit::Bytes,
+        "/proc/meminfo",
+    );
     match &v.mounts {
         Ok(mounts) => {
             let mut t = Table::new(
                 "mounts",
-                &[("mount", Unit::None), ("fs", Unit::None), ("class", Unit::None), ("size", Unit::Bytes), ("used", Unit::Bytes)],
+                &[
+                    ("mount", Unit::None),
+                    ("fs", Unit::None),
+                    ("class", Unit::None),
+                    ("size", Unit::Bytes),
+                    ("used", Unit::Bytes),
+                ],
                 "/proc/self/mountinfo + statvfs",
             );
             for m in mounts {

@@ -100,23 +100,63 @@ pub fn lens(v: &ProcessView) -> Section {
 
 pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::SwapOom);
-    s.figure("available (MemAvailable)", v.mem_field(|m| &m.mem_available), Unit::Bytes, "/proc/meminfo");
-    s.figure("swap total", v.mem_field(|m| &m.swap_total), Unit::Bytes, "/proc/meminfo");
+    s.figure(
+        "available (MemAvailable)",
+        v.mem_field(|m| &m.mem_available),
+        Unit::Bytes,
+        "/proc/meminfo",
+    );
+    s.figure(
+        "swap total",
+        v.mem_field(|m| &m.swap_total),
+        Unit::Bytes,
+        "/proc/meminfo",
+    );
     s.figure(
         "swap used",
-        v.mem_field(|m| &m.swap_total).and_then(|t| Ok(t.saturating_sub(v.mem_field(|m| &m.swap_free)?))),
+        v.mem_field(|m| &m.swap_total)
+            .and_then(|t| Ok(t.saturating_sub(v.mem_field(|m| &m.swap_free)?))),
         Unit::Bytes,
         "SwapTotal - SwapFree",
     );
-    s.figure("swappiness", v.sysctl.swappiness.clone(), Unit::None, "/proc/sys/vm/swappiness");
-    s.figure("pages swapped out rate", v.vm_rate(|x| &x.pswpout), Unit::PerSecond, "/proc/vmstat pswpout");
-    s.figure("pages swapped in rate", v.vm_rate(|x| &x.pswpin), Unit::PerSecond, "/proc/vmstat pswpin");
-    s.figure("OOM kills since boot", v.vm_total(|x| &x.oom_kill), Unit::Count, "/proc/vmstat oom_kill");
+    s.figure(
+        "swappiness",
+        v.sysctl.swappiness.clone(),
+        Unit::None,
+        "/proc/sys/vm/swappiness",
+    );
+    s.figure(
+        "pages swapped out rate",
+        v.vm_rate(|x| &x.pswpout),
+        Unit::PerSecond,
+        "/proc/vmstat pswpout",
+    );
+    s.figure(
+        "pages swapped in rate",
+        v.vm_rate(|x| &x.pswpin),
+        Unit::PerSecond,
+        "/proc/vmstat pswpin",
+    );
+    s.figure(
+        "OOM kills since boot",
+        v.vm_total(|x| &x.oom_kill),
+        Unit::Count,
+        "/proc/vmstat oom_kill",
+    );
     let psi = v.pressure[1].1.clone();
-    s.figure("memory pressure (some, avg10)", psi.clone().map(|p| p.some.avg10 / 100.0), Unit::Ratio, "/proc/pressure/memory");
+    s.figure(
+        "memory pressure (some, avg10)",
+        psi.clone().map(|p| p.some.avg10 / 100.0),
+        Unit::Ratio,
+        "/proc/pressure/memory",
+    );
     s.figure(
         "memory pressure (full, avg10)",
-        psi.and_then(|p| p.full.ok_or(syslens_probe::Missing::not_in_kernel("full line"))).map(|f| f.avg10 / 100.0),
+        psi.and_then(|p| {
+            p.full
+                .ok_or(syslens_probe::Missing::not_in_kernel("full line"))
+        })
+        .map(|f| f.avg10 / 100.0),
         Unit::Ratio,
         "/proc/pressure/memory",
     );
@@ -124,7 +164,13 @@ pub fn system(v: &SystemView) -> Section {
         Ok(swaps) if !swaps.is_empty() => {
             let mut t = crate::figure::Table::new(
                 "swap areas",
-                &[("file", Unit::None), ("type", Unit::None), ("size", Unit::Bytes), ("used", Unit::Bytes), ("priority", Unit::None)],
+                &[
+                    ("file", Unit::None),
+                    ("type", Unit::None),
+                    ("size", Unit::Bytes),
+                    ("used", Unit::Bytes),
+                    ("priority", Unit::None),
+                ],
                 "/proc/swaps",
             );
             for sw in swaps {
@@ -138,14 +184,33 @@ pub fn system(v: &SystemView) -> Section {
             }
             s.tables.push(t);
         }
-        Ok(_) => s.note("no swap configured: under pressure the kernel can only drop page cache, then kill"),
+        Ok(_) => s.note(
+            "no swap configured: under pressure the kernel can only drop page cache, then kill",
+        ),
         Err(e) => s.figure::<u64>("swap areas", Err(e.clone()), Unit::None, "/proc/swaps"),
     }
     if let Some(scope) = &v.scope {
         if let Ok(m) = &scope.memory {
-            s.figure("cgroup memory limit", m.limit.clone().map(|l| l.map_or(Value::Text("unlimited".into()), Value::Unsigned)), Unit::Bytes, &m.dir.host_dir);
-            s.figure("cgroup OOM kills", m.oom_kills.clone(), Unit::Count, &m.dir.host_dir);
-            s.figure("cgroup memory pressure (some, avg10)", m.pressure.clone().map(|p| p.some.avg10 / 100.0), Unit::Ratio, &m.dir.host_dir);
+            s.figure(
+                "cgroup memory limit",
+                m.limit
+                    .clone()
+                    .map(|l| l.map_or(Value::Text("unlimited".into()), Value::Unsigned)),
+                Unit::Bytes,
+                &m.dir.host_dir,
+            );
+            s.figure(
+                "cgroup OOM kills",
+                m.oom_kills.clone(),
+                Unit::Count,
+                &m.dir.host_dir,
+            );
+            s.figure(
+                "cgroup memory pressure (some, avg10)",
+                m.pressure.clone().map(|p| p.some.avg10 / 100.0),
+                Unit::Ratio,
+                &m.dir.host_dir,
+            );
         }
     }
     s

@@ -205,7 +205,11 @@ pub fn inspect(out: &mut dyn Write, r: &InspectReport, style: &Style) -> io::Res
     Ok(())
 }
 
-pub fn system(out: &mut dyn Write, r: &crate::system::SystemReport, style: &Style) -> io::Result<()> {
+pub fn system(
+    out: &mut dyn Write,
+    r: &crate::system::SystemReport,
+    style: &Style,
+) -> io::Result<()> {
     writeln!(out, "{}", style.heading("syslens system"))?;
     writeln!(out, "{}", fit_end(&r.host.summary(), WIDTH))?;
     let watched = match r.window_seconds {
@@ -216,7 +220,11 @@ pub fn system(out: &mut dyn Write, r: &crate::system::SystemReport, style: &Styl
         Ok(p) => format!("; scoped to cgroup {p}"),
         Err(_) => String::new(),
     };
-    writeln!(out, "{}", style.dim(&fit_end(&format!("{watched}{scope}"), WIDTH)))?;
+    writeln!(
+        out,
+        "{}",
+        style.dim(&fit_end(&format!("{watched}{scope}"), WIDTH))
+    )?;
     for s in &r.sections {
         section(out, s, style)?;
     }
@@ -258,13 +266,30 @@ fn count_or_dash(v: &Val<u64>) -> String {
     v.as_ref().map_or("-".to_owned(), |n| compact_count(*n))
 }
 
-pub fn processes(out: &mut dyn Write, rows: &[crate::ptable::Row], pss: bool, style: &Style) -> io::Result<()> {
+pub fn processes(
+    out: &mut dyn Write,
+    rows: &[crate::ptable::Row],
+    pss: bool,
+    style: &Style,
+) -> io::Result<()> {
     let pss_head = if pss { "   PSS" } else { "" };
     let fixed = 7 + 1 + 15 + 2 + 6 * 3 + 7 + 7 + 12 + 6 + 6 + 5 + if pss { 6 } else { 0 };
     let cg_w = WIDTH.saturating_sub(fixed + 1).max(8);
     let head = format!(
         "{:>7} {:<15}{:>2}{:>6}{:>6}{:>6}{pss_head}{:>7}{:>7}{:>12}{:>6}{:>6}{:>5} {}",
-        "PID", "COMMAND", "S", "RSS", "HWM", "SWAP", "MINFLT", "MAJFLT", "FDS/LIM", "VCSW", "NVCSW", "OOM", "CGROUP"
+        "PID",
+        "COMMAND",
+        "S",
+        "RSS",
+        "HWM",
+        "SWAP",
+        "MINFLT",
+        "MAJFLT",
+        "FDS/LIM",
+        "VCSW",
+        "NVCSW",
+        "OOM",
+        "CGROUP"
     );
     writeln!(out, "{}", style.heading(head.trim_end()))?;
     let mut missing: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
@@ -297,23 +322,39 @@ pub fn processes(out: &mut dyn Write, rows: &[crate::ptable::Row], pss: bool, st
             fit_start(cgroup, cg_w),
         );
         writeln!(out, "{}", line.trim_end())?;
-        for (col, v) in [("fds", &r.fds), ("oom_score", &r.oom_score), ("RSS", &r.rss_bytes)] {
+        for (col, v) in [
+            ("fds", &r.fds),
+            ("oom_score", &r.oom_score),
+            ("RSS", &r.rss_bytes),
+        ] {
             if let Err(m) = v {
                 if m.kind() != "not_applicable" {
-                    *missing.entry(format!("{col}: {}", m.kind_reason())).or_default() += 1;
+                    *missing
+                        .entry(format!("{col}: {}", m.kind_reason()))
+                        .or_default() += 1;
                 }
             }
         }
         if let Some(Err(m)) = &r.pss_bytes {
             if m.kind() != "not_applicable" {
-                *missing.entry(format!("PSS: {}", m.kind_reason())).or_default() += 1;
+                *missing
+                    .entry(format!("PSS: {}", m.kind_reason()))
+                    .or_default() += 1;
             }
         }
     }
     writeln!(out, "{}", style.dim(&format!("{} processes", rows.len())))?;
     for (what, n) in missing {
-        let n = if n == 1 { "1 process".to_owned() } else { format!("{n} processes") };
-        writeln!(out, "{}", style.dim(&fit_end(&format!("- {what} ({n})"), WIDTH)))?;
+        let n = if n == 1 {
+            "1 process".to_owned()
+        } else {
+            format!("{n} processes")
+        };
+        writeln!(
+            out,
+            "{}",
+            style.dim(&fit_end(&format!("- {what} ({n})"), WIDTH))
+        )?;
     }
     Ok(())
 }

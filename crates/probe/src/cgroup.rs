@@ -180,14 +180,21 @@ impl CgroupLayout {
     /// `controller`, without a process to start from (`system --cgroup PATH`).
     pub fn dir_at(&self, controller: &str, path: &str) -> Option<CgroupDir> {
         if let Some(m) = self.v1_mount(controller) {
-            return Some(CgroupDir { version: CgroupVersion::V1, path: path.to_owned(), host_dir: join_below_mount(m, path) });
+            return Some(CgroupDir {
+                version: CgroupVersion::V1,
+                path: path.to_owned(),
+                host_dir: join_below_mount(m, path),
+            });
         }
         let v2 = self.v2_mount.as_ref()?;
-        self.v2_controllers.iter().any(|c| c == controller).then(|| CgroupDir {
-            version: CgroupVersion::V2,
-            path: path.to_owned(),
-            host_dir: join_below_mount(v2, path),
-        })
+        self.v2_controllers
+            .iter()
+            .any(|c| c == controller)
+            .then(|| CgroupDir {
+                version: CgroupVersion::V2,
+                path: path.to_owned(),
+                host_dir: join_below_mount(v2, path),
+            })
     }
 
     /// The v1 mount that holds `controller`, if any.

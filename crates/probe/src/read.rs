@@ -147,9 +147,8 @@ impl Reader {
             Ok(fd) => fd,
             Err(e) => return Err(self.classify_pid_error(dir, e.into(), path)),
         };
-        self.buf.clear();
-        match File::from(fd).read_to_end(&mut self.buf) {
-            Ok(_) => Ok(&self.buf),
+        match slurp(&fd, &mut self.buf, single_record(name)) {
+            Ok(()) => Ok(&self.buf),
             Err(e) => Err(self.classify_pid_error(dir, e, path)),
         }
     }
@@ -165,7 +164,9 @@ impl Reader {
         }
         match err.raw_os_error() {
             Some(3) => Missing::Exited,
-            Some(2) if !self.is_live() => Missing::not_in_kernel(format!("{} (absent from the captured tree)", path())),
+            Some(2) if !self.is_live() => {
+                Missing::not_in_kernel(format!("{} (absent from the captured tree)", path()))
+            }
             Some(2) => Missing::not_in_kernel(path()),
             _ => Missing::from_io(&path(), &err),
         }
@@ -221,9 +222,7 @@ impl Reader {
             Mode::empty(),
         )
         .map_err(|e| Missing::from_io(&format!("/proc/{name}"), &e.into()))?;
-        self.buf.clear();
-        File::from(fd)
-            .read_to_end(&mut self.buf)
+        slurp(&fd, &mut self.buf, false)
             .map_err(|e| Missing::from_io(&format!("/proc/{name}"), &e))?;
         Ok(&self.buf)
     }
@@ -236,6 +235,46 @@ impl Reader {
             .and_then(|mut f| f.read_to_end(&mut self.buf))
             .map_err(|e| Missing::from_io(abs, &e))?;
         Ok(&self.buf)
+    }
+}
+
+/// Files the kernel generates in one `show` call (single_open / ONE entries in
+/// fs/proc/base.c): one read returns all of it when the buffer is larger, so a short
+/// read is the end and the extra read that would return 0 is saved.
+fn single_record(name: &str) -> bool {
+    matches!(
+        name.rsplit('/').next(),
+        Some(
+            "stat"
+                | "status"
+                | "statm"
+                | "schedstat"
+                | "oom_score"
+                | "oom_score_adj"
+                | "cgroup"
+                | "limits"
+                | "wchan"
+                | "syscall"
+        )
+    )
+}
+
+/// Reads a whole file into `buf` with plain read(2) calls. std's `read_to_end` would
+/// first fstat and lseek to size its buffer: two wasted system calls per /proc file.
+fn slurp(fd: &OwnedFd, buf: &mut Vec<u8>, single_record: bool) -> io::Result<()> {
+    buf.clear();
+    loop {
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(buf.capacity().max(4096));
+        }
+        let spare = buf.capacity() - buf.len();
+        match rustix::io::read(fd, rustix::buffer::spare_capacity(buf)) {
+            Ok(0) => return Ok(()),
+            Ok(n) if single_record && n < spare => return Ok(()),
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

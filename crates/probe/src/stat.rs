@@ -13,6 +13,8 @@ pub struct Stat {
     pub comm: InlineStr<64>,
     pub state: u8,
     pub ppid: i64,
+    /// The kernel's PF_* flags of the task.
+    pub flags: u64,
     pub minflt: u64,
     pub majflt: u64,
     pub utime_ticks: u64,
@@ -75,6 +77,7 @@ impl Stat {
             comm,
             state: *field(3).first().ok_or_else(|| bad("state"))?,
             ppid: signed(4)?,
+            flags: num(9)?,
             minflt: num(10)?,
             majflt: num(12)?,
             utime_ticks: num(14)?,
@@ -89,6 +92,14 @@ impl Stat {
             rt_priority: later(40),
             policy: later(41),
         })
+    }
+}
+
+impl Stat {
+    /// A kernel thread (PF_KTHREAD): no address space, no files, no limits of its own.
+    pub fn is_kernel_thread(&self) -> bool {
+        const PF_KTHREAD: u64 = 0x0020_0000;
+        self.flags & PF_KTHREAD != 0
     }
 }
 

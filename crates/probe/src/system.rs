@@ -137,22 +137,42 @@ impl ProcStat {
                     if v.len() < 8 {
                         return Err(Missing::malformed("/proc/stat", text(line)));
                     }
-                    [out.user, out.nice, out.system, out.idle, out.iowait, out.irq, out.softirq, out.steal] =
-                        [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]];
+                    [
+                        out.user,
+                        out.nice,
+                        out.system,
+                        out.idle,
+                        out.iowait,
+                        out.irq,
+                        out.softirq,
+                        out.steal,
+                    ] = [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]];
                     saw_cpu = true;
                 }
                 k if k.starts_with(b"cpu") => out.cpus += 1,
-                b"ctxt" => out.ctxt = t.next().and_then(u64_dec).ok_or_else(|| Missing::malformed("/proc/stat", "ctxt")),
+                b"ctxt" => {
+                    out.ctxt = t
+                        .next()
+                        .and_then(u64_dec)
+                        .ok_or_else(|| Missing::malformed("/proc/stat", "ctxt"))
+                }
                 b"processes" => {
-                    out.processes = t.next().and_then(u64_dec).ok_or_else(|| Missing::malformed("/proc/stat", "processes"))
+                    out.processes = t
+                        .next()
+                        .and_then(u64_dec)
+                        .ok_or_else(|| Missing::malformed("/proc/stat", "processes"))
                 }
                 b"procs_running" => {
-                    out.procs_running =
-                        t.next().and_then(u64_dec).ok_or_else(|| Missing::malformed("/proc/stat", "procs_running"))
+                    out.procs_running = t
+                        .next()
+                        .and_then(u64_dec)
+                        .ok_or_else(|| Missing::malformed("/proc/stat", "procs_running"))
                 }
                 b"procs_blocked" => {
-                    out.procs_blocked =
-                        t.next().and_then(u64_dec).ok_or_else(|| Missing::malformed("/proc/stat", "procs_blocked"))
+                    out.procs_blocked = t
+                        .next()
+                        .and_then(u64_dec)
+                        .ok_or_else(|| Missing::malformed("/proc/stat", "procs_blocked"))
                 }
                 _ => {}
             }
@@ -213,7 +233,11 @@ pub struct BuddyZone {
 impl BuddyZone {
     /// Free pages in this zone.
     pub fn free_pages(&self) -> u64 {
-        self.free_blocks.iter().enumerate().map(|(o, n)| n << o).sum()
+        self.free_blocks
+            .iter()
+            .enumerate()
+            .map(|(o, n)| n << o)
+            .sum()
     }
 
     /// The unusable free space index per order (Gorman & Whitcroft, "The What, The Why
@@ -227,7 +251,13 @@ impl BuddyZone {
                 if total == 0 {
                     return None;
                 }
-                let usable: u64 = self.free_blocks.iter().enumerate().skip(order).map(|(o, n)| n << o).sum();
+                let usable: u64 = self
+                    .free_blocks
+                    .iter()
+                    .enumerate()
+                    .skip(order)
+                    .map(|(o, n)| n << o)
+                    .sum();
                 Some((total - usable) as f64 / total as f64)
             })
             .collect()
@@ -242,13 +272,23 @@ pub fn parse_buddyinfo(buf: &[u8]) -> Val<Vec<BuddyZone>> {
         if t.next() != Some(b"Node") {
             return Err(bad());
         }
-        let node = t.next().and_then(|n| u64_dec(n.strip_suffix(b",").unwrap_or(n))).ok_or_else(bad)? as u32;
+        let node = t
+            .next()
+            .and_then(|n| u64_dec(n.strip_suffix(b",").unwrap_or(n)))
+            .ok_or_else(bad)? as u32;
         if t.next() != Some(b"zone") {
             return Err(bad());
         }
         let zone = text(t.next().ok_or_else(bad)?);
-        let free_blocks = t.map(u64_dec).collect::<Option<Vec<u64>>>().ok_or_else(bad)?;
-        out.push(BuddyZone { node, zone, free_blocks });
+        let free_blocks = t
+            .map(u64_dec)
+            .collect::<Option<Vec<u64>>>()
+            .ok_or_else(bad)?;
+        out.push(BuddyZone {
+            node,
+            zone,
+            free_blocks,
+        });
     }
     Ok(out)
 }
@@ -322,7 +362,11 @@ pub fn parse_dentry_state(buf: &[u8]) -> Val<DentryState> {
 
 /// /proc/loadavg: 1, 5 and 15 minute load averages.
 pub fn parse_loadavg(buf: &[u8]) -> Val<[f64; 3]> {
-    let mut t = tokens(buf).map(|x| std::str::from_utf8(x).ok().and_then(|s| s.parse::<f64>().ok()));
+    let mut t = tokens(buf).map(|x| {
+        std::str::from_utf8(x)
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+    });
     match (t.next().flatten(), t.next().flatten(), t.next().flatten()) {
         (Some(a), Some(b), Some(c)) => Ok([a, b, c]),
         _ => Err(Missing::malformed("/proc/loadavg", text(buf))),
@@ -349,12 +393,17 @@ mod tests {
 
     #[test]
     fn meminfo_and_vmstat() {
-        let m = Meminfo::parse(b"MemTotal:       24000000 kB\nMemAvailable:   23000000 kB\nActive(file):  10 kB\n");
+        let m = Meminfo::parse(
+            b"MemTotal:       24000000 kB\nMemAvailable:   23000000 kB\nActive(file):  10 kB\n",
+        );
         assert_eq!(m.mem_total, Ok(24000000 * 1024));
         assert_eq!(m.active_file, Ok(10240));
         assert!(m.swap_total.is_err());
         let v = Vmstat::parse(b"pgfault 100\npgmajfault 7\noom_kill 1\n");
-        assert_eq!((v.pgfault, v.pgmajfault, v.oom_kill), (Ok(100), Ok(7), Ok(1)));
+        assert_eq!(
+            (v.pgfault, v.pgmajfault, v.oom_kill),
+            (Ok(100), Ok(7), Ok(1))
+        );
     }
 
     #[test]
@@ -391,12 +440,24 @@ mod tests {
     fn small_files() {
         let d = parse_dentry_state(b"29347\t28137\t45\t0\t12141\t0\n").unwrap();
         assert_eq!(d.nr_negative, Ok(12141));
-        assert!(parse_dentry_state(b"1 2 3 4\n").unwrap().nr_negative.is_err());
-        assert_eq!(parse_loadavg(b"0.50 0.25 0.10 1/200 1234\n").unwrap(), [0.5, 0.25, 0.1]);
-        assert_eq!(bracketed_choice(b"always [madvise] never\n").unwrap(), "madvise");
-        let sw = parse_swaps(b"Filename Type Size Used Priority\n/swapfile file 1048572 512 -2\n").unwrap();
+        assert!(parse_dentry_state(b"1 2 3 4\n")
+            .unwrap()
+            .nr_negative
+            .is_err());
+        assert_eq!(
+            parse_loadavg(b"0.50 0.25 0.10 1/200 1234\n").unwrap(),
+            [0.5, 0.25, 0.1]
+        );
+        assert_eq!(
+            bracketed_choice(b"always [madvise] never\n").unwrap(),
+            "madvise"
+        );
+        let sw = parse_swaps(b"Filename Type Size Used Priority\n/swapfile file 1048572 512 -2\n")
+            .unwrap();
         assert_eq!(sw[0].size_bytes, 1048572 * 1024);
         assert_eq!(sw[0].priority, -2);
-        assert!(parse_swaps(b"Filename Type Size Used Priority\n").unwrap().is_empty());
+        assert!(parse_swaps(b"Filename Type Size Used Priority\n")
+            .unwrap()
+            .is_empty());
     }
 }

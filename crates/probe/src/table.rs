@@ -76,7 +76,10 @@ pub struct ScanOptions {
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        ScanOptions { rollup: false, slow_every: 1 }
+        ScanOptions {
+            rollup: false,
+            slow_every: 1,
+        }
     }
 }
 
@@ -113,7 +116,9 @@ impl Scanner {
 
     /// The path of an interned cgroup.
     pub fn cgroup_path(&self, id: CgroupId) -> &str {
-        self.cgroup_paths.get(id as usize).map_or("?", String::as_str)
+        self.cgroup_paths
+            .get(id as usize)
+            .map_or("?", String::as_str)
     }
 
     /// One pass over every process in /proc.
@@ -154,20 +159,34 @@ impl Scanner {
         let dir = self.reader.open_pid(pid)?;
         let stat = Stat::parse(self.reader.read_pid(&dir, "stat")?)?;
         if stat.pid != i64::from(pid) {
-            return Err(Missing::malformed("stat", "pid field differs from the directory"));
+            return Err(Missing::malformed(
+                "stat",
+                "pid field differs from the directory",
+            ));
         }
         let status = match self.reader.read_pid(&dir, "status") {
             Ok(b) => Status::parse(b),
             Err(Missing::Exited) => return Err(Missing::Exited),
             Err(e) => return Err(e),
         };
-        let run_queue_wait_ns = self.reader.read_pid(&dir, "schedstat").and_then(parse_schedstat).map(|s| s.wait_ns);
-        let fds = fd_count(&self.reader, &dir, &mut self.scratch);
-        let slow = self.slow_tier(&dir, stat.start_time_ticks, opts.slow_every.max(1));
-        let rollup = opts.rollup.then(|| match self.reader.read_pid(&dir, "smaps_rollup") {
-            Ok(b) => MemUsage::parse_rollup(b),
-            Err(e) => Err(e),
-        });
+        let run_queue_wait_ns = self
+            .reader
+            .read_pid(&dir, "schedstat")
+            .and_then(parse_schedstat)
+            .map(|s| s.wait_ns);
+        let kthread = stat.is_kernel_thread();
+        let fds = if kthread {
+            Err(KTHREAD)
+        } else {
+            fd_count(&self.reader, &dir, &mut self.scratch)
+        };
+        let slow = self.slow_tier(&dir, stat.start_time_ticks, kthread, opts.slow_every.max(1));
+        let rollup = opts
+            .rollup
+            .then(|| match self.reader.read_pid(&dir, "smaps_rollup") {
+                Ok(b) => MemUsage::parse_rollup(b),
+                Err(e) => Err(e),
+            });
         Ok(ProcessRow {
             pid,
             comm: stat.comm,
@@ -198,25 +217,77 @@ impl Scanner {
 
     /// The slow tier, from the cache when fresh enough and the process is the same one
     /// (same start time: a reused PID is a new process).
-    fn slow_tier(&mut self, dir: &PidDir, start: u64, every: u64) -> Slow {
+    fn slow_tier(&mut self, dir: &PidDir, start: u64, kthread: bool, every: u64) -> Slow {
         if let Some(s) = self.slow.get(&dir.pid) {
             if s.start_time_ticks == start && self.pass - s.pass < every {
                 return s.clone();
             }
         }
-        let fd_soft_limit = self.reader.read_pid(dir, "limits").and_then(parse_nofile).map(|(soft, _)| soft);
-        let oom_score = self
-            .reader
-            .read_pid(dir, "oom_score")
-            .and_then(|b| u64_dec(b).ok_or_else(|| Missing::malformed("oom_score", crate::parse::text(b))));
+        let fd_soft_limit = if kthread {
+            Err(KTHREAD)
+        } else {
+            match self
+                .reader
+                .is_live()
+                .then(|| nofile_by_prlimit(dir.pid))
+                .flatten()
+            {
+                Some(soft) => Ok(soft),
+                None => self
+                    .reader
+                    .read_pid(dir, "limits")
+                    .and_then(parse_nofile)
+                    .map(|(soft, _)| soft),
+            }
+        };
+        let oom_score = if kthread {
+            Err(KTHREAD)
+        } else {
+            self.reader.read_pid(dir, "oom_score").and_then(|b| {
+                u64_dec(b).ok_or_else(|| Missing::malformed("oom_score", crate::parse::text(b)))
+            })
+        };
         let cgroup = match self.reader.read_pid(dir, "cgroup") {
-            Ok(b) => Ok(intern(&mut self.cgroup_ids, &mut self.cgroup_paths, cgroup_of_interest(b))),
+            Ok(b) => Ok(intern(
+                &mut self.cgroup_ids,
+                &mut self.cgroup_paths,
+                cgroup_of_interest(b),
+            )),
             Err(e) => Err(e),
         };
-        let s = Slow { start_time_ticks: start, pass: self.pass, fd_soft_limit, oom_score, cgroup };
+        let s = Slow {
+            start_time_ticks: start,
+            pass: self.pass,
+            fd_soft_limit,
+            oom_score,
+            cgroup,
+        };
         self.slow.insert(dir.pid, s.clone());
         s
     }
+}
+
+const KTHREAD: Missing = Missing::NotApplicable {
+    why: "kernel thread",
+};
+
+/// The soft RLIMIT_NOFILE of another process by prlimit(2): one system call instead
+/// of the kernel formatting all sixteen lines of /proc/PID/limits. Allowed for
+/// processes of the same user (or with CAP_SYS_RESOURCE); None sends the caller to
+/// the file.
+fn nofile_by_prlimit(pid: i32) -> Option<LimitValue> {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a null new limit only reads; `old` is a valid out pointer.
+    let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut old) };
+    let soft = if old.rlim_cur == libc::RLIM_INFINITY {
+        LimitValue::Unlimited
+    } else {
+        LimitValue::Value(old.rlim_cur)
+    };
+    (rc == 0).then_some(soft)
 }
 
 /// The cgroup line that says most about memory: the v1 memory controller's, else the
@@ -225,7 +296,9 @@ fn cgroup_of_interest(buf: &[u8]) -> &[u8] {
     let mut unified: &[u8] = b"?";
     for line in lines(buf) {
         let mut parts = line.splitn(3, |&b| b == b':');
-        let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
         if ctrls.split(|&b| b == b',').any(|c| c == b"memory") {
             return path;
         }
@@ -236,7 +309,11 @@ fn cgroup_of_interest(buf: &[u8]) -> &[u8] {
     unified
 }
 
-fn intern(ids: &mut HashMap<Box<[u8]>, CgroupId>, paths: &mut Vec<String>, path: &[u8]) -> CgroupId {
+fn intern(
+    ids: &mut HashMap<Box<[u8]>, CgroupId>,
+    paths: &mut Vec<String>,
+    path: &[u8],
+) -> CgroupId {
     if let Some(&id) = ids.get(path) {
         return id;
     }
@@ -260,9 +337,33 @@ mod tests {
 
     #[test]
     fn picks_memory_line_then_unified() {
-        assert_eq!(cgroup_of_interest(b"9:name=systemd:/\n4:memory:/app\n0::/\n"), b"/app");
-        assert_eq!(cgroup_of_interest(b"0::/system.slice/x.service\n"), b"/system.slice/x.service");
+        assert_eq!(
+            cgroup_of_interest(b"9:name=systemd:/\n4:memory:/app\n0::/\n"),
+            b"/app"
+        );
+        assert_eq!(
+            cgroup_of_interest(b"0::/system.slice/x.service\n"),
+            b"/system.slice/x.service"
+        );
         assert_eq!(cgroup_of_interest(b"garbage"), b"?");
+    }
+
+    #[test]
+    fn prlimit_agrees_with_the_limits_file() {
+        let me = std::process::id() as i32;
+        let file = std::fs::read("/proc/self/limits").unwrap();
+        let (soft, _) = parse_nofile(&file).unwrap();
+        assert_eq!(nofile_by_prlimit(me), Some(soft));
+        // PIDs above pid_max never exist.
+        assert_eq!(nofile_by_prlimit(i32::MAX), None);
+    }
+
+    #[test]
+    fn kernel_threads_have_no_fd_figures() {
+        let mut s = Scanner::new(Reader::host().unwrap());
+        let rows = s.scan_pids(&[2], ScanOptions::default());
+        assert_eq!(rows[0].fds.clone().unwrap_err().kind(), "not_applicable");
+        assert_eq!(rows[0].oom_score.clone().unwrap_err(), KTHREAD);
     }
 
     #[test]

@@ -1,0 +1,67 @@
+//! The scan's hot path allocates nothing per process once warm: a counting allocator
+//! watches a second pass over a fixed set of live processes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use syslens_probe::table::{ScanOptions, Scanner};
+use syslens_probe::Reader;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn warm_scan_allocates_nothing_per_process() {
+    let mut children: Vec<_> = (0..30)
+        .map(|_| {
+            Command::new("sleep")
+                .arg("30")
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut pids: Vec<i32> = children.iter().map(|c| c.id() as i32).collect();
+    pids.push(std::process::id() as i32);
+    let mut scanner = Scanner::new(Reader::host().unwrap());
+    let opts = ScanOptions::default();
+    assert_eq!(scanner.scan_pids(&pids, opts).len(), pids.len());
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let rows = scanner.scan_pids(&pids, opts).len();
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    for c in &mut children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    assert_eq!(rows, pids.len());
+    assert_eq!(
+        after - before,
+        0,
+        "{} allocations for {rows} processes",
+        after - before
+    );
+}
