@@ -8,7 +8,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use syslens_probe::{Missing, Reader};
 
-use crate::concepts::CONCEPTS;
+use crate::concepts::{ConceptId, CONCEPTS};
+use crate::lab;
 use crate::inspect::{inspect, pids_named};
 use crate::lens::ViewOptions;
 use crate::ptable::{self, SortKey, TableQuery};
@@ -71,8 +72,13 @@ pub enum Command {
     System(SystemArgs),
     /// Show every concept's lens for one process, in catalogue order.
     Inspect(InspectArgs),
+    /// Run a lab: provoke a concept on this kernel, measure it, check the claims.
+    Lab(LabArgs),
     /// List the seventeen concepts with their ids.
     Concepts,
+    /// Internal: the child side of a lab.
+    #[command(name = "__lab-child", hide = true)]
+    LabChild { concept: String, role: String, params: String },
     /// Internal: a process with known state, for syslens's own tests.
     #[command(name = "__specimen", hide = true)]
     Specimen(crate::specimen::SpecimenArgs),
@@ -125,6 +131,28 @@ pub struct SystemArgs {
     pub window: Duration,
 }
 
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// The concept id (see --list), or `all`.
+    #[arg(required_unless_present = "list")]
+    pub id: Option<String>,
+    /// List the labs with a one-line summary.
+    #[arg(long)]
+    pub list: bool,
+    /// Smaller sizes and fewer trials.
+    #[arg(long)]
+    pub quick: bool,
+    /// The lab's main size in MiB (each lab says what it sizes).
+    #[arg(long, value_name = "MIB")]
+    pub size: Option<u64>,
+    /// Number of timed trials.
+    #[arg(long, value_name = "N")]
+    pub trials: Option<usize>,
+    /// Allow the swap-oom lab to add a temporary swap file (root; removed afterwards).
+    #[arg(long)]
+    pub allow_swapfile: bool,
+}
+
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .trim_end_matches('s')
@@ -146,6 +174,11 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
         Some(Command::Concepts) => concepts(out, g, &style),
         Some(Command::Inspect(args)) => inspect_cmd(out, err, g, &style, args),
         Some(Command::Specimen(args)) => crate::specimen::run(args, out),
+        Some(Command::Lab(args)) => lab_cmd(out, err, g, &style, args),
+        Some(Command::LabChild { concept, role, params }) => {
+            let code = crate::lab::child_main(&concept, &role, &params);
+            Ok(if code == 0 { Status::Ok } else { Status::Failed })
+        }
     }
 }
 
@@ -210,6 +243,65 @@ fn system_cmd(
         render::text::system(out, &report, style)?;
     }
     Ok(Status::Ok)
+}
+
+fn lab_cmd(out: &mut dyn Write, err: &mut dyn Write, g: &Global, style: &Style, a: LabArgs) -> io::Result<Status> {
+    if a.list {
+        let labs = lab::labs();
+        if g.json {
+            #[derive(serde::Serialize)]
+            struct Row {
+                id: &'static str,
+                title: &'static str,
+                summary: &'static str,
+            }
+            let rows: Vec<Row> =
+                labs.iter().map(|l| Row { id: l.id.slug(), title: l.id.title(), summary: l.summary }).collect();
+            render::json(out, &rows)?;
+        } else {
+            for l in labs {
+                writeln!(out, "  {:<20} {}", l.id.slug(), render::fit_end(l.summary, render::WIDTH - 23))?;
+            }
+        }
+        return Ok(Status::Ok);
+    }
+    let id = a.id.unwrap_or_default();
+    let selected: Vec<&lab::LabDef> = if id == "all" {
+        lab::labs()
+    } else {
+        match ConceptId::from_slug(&id) {
+            Some(c) => match lab::find(c) {
+                Some(l) => vec![l],
+                None => {
+                    writeln!(err, "syslens: the {id} lab does not exist yet (syslens lab --list)")?;
+                    return Ok(Status::Usage);
+                }
+            },
+            None => {
+                writeln!(err, "syslens: no concept {id:?} (syslens concepts)")?;
+                return Ok(Status::Usage);
+            }
+        }
+    };
+    let opts = lab::LabOptions { quick: a.quick, size_mib: a.size, trials: a.trials, allow_swapfile: a.allow_swapfile };
+    let mut ctx = lab::LabContext::new(opts)?;
+    let mut reports = Vec::new();
+    for def in selected {
+        let report = lab::run(def, &mut ctx);
+        if !g.json {
+            render::text::lab(out, &report, style)?;
+            out.flush()?;
+        }
+        reports.push(report);
+    }
+    if g.json {
+        if reports.len() == 1 {
+            render::json(out, &reports[0])?;
+        } else {
+            render::json(out, &reports)?;
+        }
+    }
+    Ok(if reports.iter().any(|r| r.failed()) { Status::Failed } else { Status::Ok })
 }
 
 fn concepts(out: &mut dyn Write, g: &Global, style: &Style) -> io::Result<Status> {

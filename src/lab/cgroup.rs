@@ -12,6 +12,8 @@ use std::time::Duration;
 use syslens_probe::cgroup::{parse_proc_cgroup, CgroupLayout, CgroupVersion};
 use syslens_probe::{Missing, Reader};
 
+use super::cleanup::{self, Guard, Resource};
+
 /// Every cgroup syslens creates starts with this, followed by `PID-N`.
 pub const PREFIX: &str = "syslens-lab-";
 
@@ -70,6 +72,8 @@ struct Dir {
     controllers: Vec<String>,
     path: PathBuf,
     version: CgroupVersion,
+    /// Removes the directory on drop, and on SIGINT / SIGTERM.
+    guard: Option<Guard>,
 }
 
 /// A cgroup made for one lab, removed (its processes killed first) when dropped.
@@ -122,11 +126,8 @@ impl LabCgroup {
                 enable_v2_controller(&parent, controller)?;
             }
             fs::create_dir(&path).map_err(|e| refused(&path, e))?;
-            cg.dirs.push(Dir {
-                controllers: vec![controller.to_owned()],
-                path,
-                version,
-            });
+            let guard = Some(cleanup::register(Resource::Cgroup(path.clone())));
+            cg.dirs.push(Dir { controllers: vec![controller.to_owned()], path, version, guard });
         }
         Ok(cg)
     }
@@ -170,20 +171,20 @@ impl LabCgroup {
         Ok(())
     }
 
-    /// Kills what is left inside and removes the directories.
+    /// Kills what is left inside and removes the directories, reporting the first
+    /// failure (dropping the cgroup does the same, silently).
     pub fn remove(mut self) -> io::Result<()> {
-        let dirs = std::mem::take(&mut self.dirs);
-        // Try every directory, then report the first failure.
-        let results: Vec<io::Result<()>> = dirs.iter().map(|d| remove_dir(&d.path)).collect();
-        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
-    }
-}
-
-impl Drop for LabCgroup {
-    fn drop(&mut self) {
-        for d in &self.dirs {
-            let _ = remove_dir(&d.path);
+        let mut first = Ok(());
+        for d in &mut self.dirs {
+            let r = remove_dir(&d.path);
+            if let Some(g) = d.guard.take() {
+                g.disarm();
+            }
+            if first.is_ok() {
+                first = r;
+            }
         }
+        first
     }
 }
 
@@ -206,7 +207,7 @@ fn pids_in(dir: &Path) -> Vec<i32> {
 
 /// Empties and removes one lab cgroup directory: SIGKILL what is inside, wait for the
 /// kernel to let go, then rmdir. Survivors that will not die are moved to the parent.
-fn remove_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn remove_dir(dir: &Path) -> io::Result<()> {
     if !dir.exists() {
         return Ok(());
     }

@@ -1,3 +1,157 @@
-//! The shared experiment engine: the child sandbox, the cgroup guard and cleanup.
+//! The shared experiment engine: options, the registry of labs, the child sandbox,
+//! statistics, measurement sources, the cgroup guard, scratch space and cleanup.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use syslens_probe::smaps::MemUsage;
+use syslens_probe::status::Status as ProcStatus;
+use syslens_probe::{Reader, Val};
+
+use crate::concepts::{self, ConceptId};
+use crate::host::Host;
 
 pub mod cgroup;
+pub mod cleanup;
+pub mod mem;
+pub mod meter;
+pub mod report;
+pub mod sandbox;
+pub mod scratch;
+pub mod stats;
+
+use report::{Check, LabReport};
+use sandbox::{LabChild, LabError, Link};
+
+/// How a lab run is sized.
+#[derive(Debug, Clone, Default)]
+pub struct LabOptions {
+    /// Smaller sizes and fewer trials (tests, the quick tour).
+    pub quick: bool,
+    /// Override of the lab's main size, in MiB.
+    pub size_mib: Option<u64>,
+    /// Override of the number of timed trials.
+    pub trials: Option<usize>,
+    /// Allow adding a temporary swap file (swap-oom; root).
+    pub allow_swapfile: bool,
+}
+
+/// What a lab run has at hand.
+#[derive(Debug)]
+pub struct LabContext {
+    pub opts: LabOptions,
+    pub host: Host,
+    pub reader: Reader,
+}
+
+/// How long the parent waits for a child's checkpoint before the watchdog kills it.
+pub const WATCHDOG: Duration = Duration::from_secs(30);
+
+impl LabContext {
+    pub fn new(opts: LabOptions) -> std::io::Result<LabContext> {
+        let mut reader = Reader::host()?;
+        let host = Host::read(&mut reader);
+        Ok(LabContext { opts, host, reader })
+    }
+
+    /// The main size in bytes: the override, or the quick or default size.
+    pub fn size(&self, default_mib: u64, quick_mib: u64) -> u64 {
+        self.opts.size_mib.unwrap_or(if self.opts.quick { quick_mib } else { default_mib }) << 20
+    }
+
+    pub fn trials(&self, default: usize, quick: usize) -> usize {
+        self.opts.trials.unwrap_or(if self.opts.quick { quick } else { default }).max(1)
+    }
+
+    /// Starts a child of this concept's lab in `role`.
+    pub fn spawn(&self, concept: ConceptId, role: &str, params: Value) -> Result<LabChild, LabError> {
+        if let Some(sig) = cleanup::interrupted() {
+            return Err(LabError::Interrupted(sig));
+        }
+        LabChild::spawn(concept, role, &params)
+    }
+
+    /// The exact memory accounting of a process (smaps_rollup).
+    pub fn rollup(&mut self, pid: i32) -> Val<MemUsage> {
+        let dir = self.reader.open_pid(pid)?;
+        let buf = self.reader.read_pid(&dir, "smaps_rollup")?;
+        MemUsage::parse_rollup(buf)
+    }
+
+    pub fn status(&mut self, pid: i32) -> Val<ProcStatus> {
+        let dir = self.reader.open_pid(pid)?;
+        self.reader.read_pid(&dir, "status").map(ProcStatus::parse)
+    }
+
+    /// Rss of a process from smaps_rollup, in bytes.
+    pub fn rss(&mut self, pid: i32) -> Result<u64, LabError> {
+        self.rollup(pid)
+            .and_then(|u| u.rss)
+            .map_err(|e| LabError::Setup(format!("cannot read /proc/{pid}/smaps_rollup: {e}")))
+    }
+}
+
+/// A lab of the registry.
+#[derive(Debug)]
+pub struct LabDef {
+    pub id: ConceptId,
+    /// One line for `syslens lab --list`.
+    pub summary: &'static str,
+    /// Runs the parent side, adding claims, metrics and evidence to the report.
+    pub run: fn(&mut LabContext, &mut LabReport) -> Result<(), LabError>,
+    /// Runs one role of the child side.
+    pub child: fn(role: &str, params: &Value, link: &mut Link) -> Result<(), String>,
+}
+
+/// Every lab that exists, in catalogue order.
+pub fn labs() -> Vec<&'static LabDef> {
+    let mut all = vec![
+        &concepts::lazy_init::lab::LAB,
+    ];
+    all.sort_by_key(|l| l.id);
+    all
+}
+
+pub fn find(id: ConceptId) -> Option<&'static LabDef> {
+    labs().into_iter().find(|l| l.id == id)
+}
+
+/// Runs one lab to its report. A lab that cannot finish keeps what it measured and
+/// fails the claim that it ran to completion, with the reason.
+pub fn run(def: &LabDef, ctx: &mut LabContext) -> LabReport {
+    cleanup::install_signal_handler();
+    if let Ok(mut r) = Reader::host() {
+        cgroup::sweep_stale(&mut r, &["memory", "cpu", "pids"]);
+    }
+    let started = Instant::now();
+    let mut report = LabReport::new(def.id, ctx.host.clone());
+    report.param("quick", ctx.opts.quick);
+    if let Err(e) = (def.run)(ctx, &mut report) {
+        report.check(Check::failed("the experiment ran to completion", e.to_string()));
+    }
+    report.duration_seconds = started.elapsed().as_secs_f64();
+    report
+}
+
+/// Entry of `syslens __lab-child CONCEPT ROLE PARAMS`: runs in the re-executed child.
+pub fn child_main(concept: &str, role: &str, params: &str) -> i32 {
+    let mut link = Link::new();
+    let outcome = (|| {
+        let id = ConceptId::from_slug(concept).ok_or_else(|| format!("no concept {concept}"))?;
+        let def = find(id).ok_or_else(|| format!("no lab for {concept}"))?;
+        let params: Value = serde_json::from_str(params).map_err(|e| format!("bad params: {e}"))?;
+        (def.child)(role, &params, &mut link)
+    })();
+    match outcome {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = link.send("error", e);
+            1
+        }
+    }
+}
+
+/// Reads a u64 parameter of a child role.
+pub fn param_u64(params: &Value, key: &str) -> Result<u64, String> {
+    params[key].as_u64().ok_or_else(|| format!("missing parameter {key}"))
+}

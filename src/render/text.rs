@@ -358,3 +358,103 @@ pub fn processes(
     }
     Ok(())
 }
+
+/// A value with the unit of a lab metric.
+fn metric_value(v: f64, unit: &str) -> String {
+    match unit {
+        "ns" => super::duration(v / 1e9),
+        "us" => super::duration(v / 1e6),
+        "bytes" => super::bytes(v),
+        "ratio" => format!("{:.1}%", v * 100.0),
+        "MB/s" => format!("{v:.0} MB/s"),
+        _ if v.abs() >= 100.0 => format!("{v:.0}"),
+        _ => format!("{v:.2}"),
+    }
+}
+
+/// Units that the value column shows itself; others go into the metric's name.
+fn shows_unit(unit: &str) -> bool {
+    matches!(unit, "ns" | "us" | "bytes" | "ratio" | "MB/s" | "")
+}
+
+pub fn lab(out: &mut dyn Write, r: &crate::lab::report::LabReport, style: &Style) -> io::Result<()> {
+    use crate::lab::report::Status;
+    let head = format!("lab {} · {} ", r.concept.slug(), r.title);
+    let rule = "─".repeat(WIDTH.saturating_sub(head.chars().count() + 4));
+    writeln!(out, "\n{} {}", style.heading(&format!("── {head}")), style.dim(&rule))?;
+    writeln!(out, "{}", style.dim(&fit_end(&r.host.summary(), WIDTH)))?;
+    for c in &r.checks {
+        let mark = match c.status {
+            Status::Passed => style.good("passed "),
+            Status::Failed => style.bad("FAILED "),
+            Status::Skipped => style.warn("skipped"),
+        };
+        let lines = wrap(&c.claim, WIDTH - 12);
+        for (i, l) in lines.iter().enumerate() {
+            if i == 0 {
+                writeln!(out, "  {mark}  {l}")?;
+            } else {
+                writeln!(out, "           {l}")?;
+            }
+        }
+        if !c.observed.is_empty() || !c.expected.is_empty() {
+            writeln!(out, "           {}", style.dim(&fit_end(&format!("observed {}, expected {}", c.observed, c.expected), WIDTH - 11)))?;
+        }
+        if let Some(reason) = &c.reason {
+            for l in wrap(reason, WIDTH - 11) {
+                writeln!(out, "           {}", style.dim(&l))?;
+            }
+        }
+    }
+    if !r.metrics.is_empty() {
+        writeln!(out, "  {}", style.heading("metrics"))?;
+        writeln!(out, "    {}", style.dim(&format!("{:<44} {:>4} {:>10} {:>10} {:>10} {:>10}", "", "n", "min", "median", "p99", "max")))?;
+        for m in &r.metrics {
+            let s = &m.summary;
+            writeln!(
+                out,
+                "    {:<44} {:>4} {:>10} {:>10} {:>10} {:>10}",
+                fit_end(&if shows_unit(m.unit) { m.name.clone() } else { format!("{} ({})", m.name, m.unit) }, 44),
+                s.n,
+                metric_value(s.min, m.unit),
+                metric_value(s.median, m.unit),
+                metric_value(s.p99, m.unit),
+                metric_value(s.max, m.unit)
+            )?;
+            if let Some(b) = m.baseline {
+                writeln!(
+                    out,
+                    "      {}",
+                    style.dim(&format!("baseline {} subtracted: net {}", metric_value(b, m.unit), metric_value(s.median - b, m.unit)))
+                )?;
+            }
+            if let Some(noise) = &m.noisy {
+                for l in wrap(&format!("noisy: {noise}"), WIDTH - 8) {
+                    writeln!(out, "      {}", style.warn(&l))?;
+                }
+            }
+        }
+    }
+    if !r.evidence.is_empty() {
+        writeln!(out, "  {}", style.heading("evidence"))?;
+        for e in &r.evidence {
+            let v = |x: f64| metric_value(x, e.unit);
+            writeln!(
+                out,
+                "    {:<26} {:>12} -> {:<12} {}",
+                fit_end(&e.field, 26),
+                v(e.before),
+                v(e.after),
+                style.dim(&fit_start(&e.source, 40))
+            )?;
+        }
+    }
+    for n in &r.notes {
+        for (i, l) in wrap(n, WIDTH - 6).iter().enumerate() {
+            writeln!(out, "{}{}", if i == 0 { "  ▸ " } else { "    " }, style.dim(l))?;
+        }
+    }
+    let (p, f, s) = (r.count(Status::Passed), r.count(Status::Failed), r.count(Status::Skipped));
+    writeln!(out, "  {}", style.dim(&format!("{p} passed, {f} failed, {s} skipped in {:.1} s", r.duration_seconds)))?;
+    Ok(())
+}

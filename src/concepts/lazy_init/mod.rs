@@ -1,5 +1,7 @@
 //! Lazy initialization: memory is reserved at once, backed by pages only when touched.
 
+pub mod lab;
+
 use crate::figure::Unit;
 use crate::lens::{ratio, ProcessView, Section};
 

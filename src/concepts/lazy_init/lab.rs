@@ -1,0 +1,282 @@
+//! Lab: lazy initialization. Anonymous memory is reserved by mmap and backed only when
+//! written; reads map the shared zero page. A value behind `OnceLock` is built on first
+//! access only.
+
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::concepts::ConceptId;
+use crate::lab::mem::{page_size, Region};
+use crate::lab::meter::{trial, Meter, SystemMeter};
+use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
+use crate::lab::sandbox::{LabError, Link};
+use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+
+pub static LAB: LabDef = LabDef {
+    id: ConceptId::LazyInit,
+    summary: "map anonymous memory, read it (RSS flat), write it (RSS grows); first vs second touch; OnceLock",
+    run,
+    child,
+};
+
+/// Size of the mapping whose first and second touch are timed, per trial.
+const COST_REGION: usize = 16 << 20;
+const WARMUP: usize = 2;
+
+/// Timings the child measured.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TouchCosts {
+    /// ns per page of the first write of each page, per trial.
+    pub first_ns_per_page: Vec<f64>,
+    /// ns per page of the second write (the page is resident: the loop's own cost).
+    pub second_ns_per_page: Vec<f64>,
+    /// Minor faults per page counted during the first touch (getrusage), per trial.
+    pub faults_per_page: Vec<f64>,
+    /// ns per fault: (first - second) x pages / faults, per trial.
+    pub ns_per_fault: Vec<f64>,
+    /// ns of the first OnceLock access (it builds the value), per trial.
+    pub once_first_ns: Vec<f64>,
+    /// ns of a later access (averaged over a batch, loop overhead subtracted), per trial.
+    pub once_later_ns: Vec<f64>,
+    pub perf_note: Option<String>,
+}
+
+/// Everything the claims are computed from.
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub size: u64,
+    pub rss_mapped: u64,
+    pub rss_read: u64,
+    pub rss_written: u64,
+    pub costs: TouchCosts,
+}
+
+fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
+    let size = ctx.size(256, 64);
+    let trials = ctx.trials(15, 5);
+    report.param("size_bytes", size);
+    report.param("trials", trials);
+    report.param("cost_region_bytes", COST_REGION);
+    let mut c = ctx.spawn(ConceptId::LazyInit, "touch", json!({ "size": size, "trials": trials }))?;
+    c.expect("mapped", WATCHDOG)?;
+    let rss_mapped = ctx.rss(c.pid)?;
+    c.go()?;
+    c.expect("read", WATCHDOG)?;
+    let rss_read = ctx.rss(c.pid)?;
+    c.go()?;
+    c.expect("written", WATCHDOG)?;
+    let rss_written = ctx.rss(c.pid)?;
+    c.go()?;
+    let costs: TouchCosts = serde_json::from_value(c.expect("costs", WATCHDOG)?).map_err(|e| LabError::Setup(e.to_string()))?;
+    let pid = c.pid;
+    c.wait(WATCHDOG)?;
+    report.evidence(format!("/proc/{pid}/smaps_rollup"), "Rss", rss_mapped as f64, rss_read as f64, "bytes");
+    report.evidence(format!("/proc/{pid}/smaps_rollup"), "Rss", rss_read as f64, rss_written as f64, "bytes");
+    analyze(&Measured { size, rss_mapped, rss_read, rss_written, costs }, report);
+    Ok(())
+}
+
+/// The claims, from measurements alone.
+pub fn analyze(m: &Measured, report: &mut LabReport) {
+    let size = m.size as f64;
+    let grew_read = m.rss_read.saturating_sub(m.rss_mapped) as f64;
+    let grew_written = m.rss_written.saturating_sub(m.rss_mapped) as f64;
+    report.check(Check::compare(
+        "reading fresh anonymous memory leaves RSS flat (< 5% of the size): reads map the shared zero page",
+        grew_read / size,
+        Cmp::Less,
+        0.05,
+        pct,
+    ));
+    report.check(Check::compare(
+        "writing it makes it resident (RSS grows by >= 90% of the size)",
+        grew_written / size,
+        Cmp::AtLeast,
+        0.90,
+        pct,
+    ));
+    let second = report.metric("second touch, per page (resident: the loop's own cost)", "ns", &m.costs.second_ns_per_page);
+    let first = report.metric_with_baseline(
+        "first touch, per page (page fault + zeroing)",
+        "ns",
+        &m.costs.first_ns_per_page,
+        second.as_ref().map(|s| s.median),
+    );
+    report.metric("minor faults per page on first touch", "faults", &m.costs.faults_per_page);
+    report.metric("cost per minor fault (first - second, per counted fault)", "ns", &m.costs.ns_per_fault);
+    report.metric("OnceLock first access (builds the value)", "ns", &m.costs.once_first_ns);
+    report.metric("OnceLock later access", "ns", &m.costs.once_later_ns);
+    match (first, second) {
+        (Some(f), Some(s)) => report.check(Check::compare(
+            "the first touch of a page costs >= 5x the second (per page, medians)",
+            f.median / s.median.max(f64::MIN_POSITIVE),
+            Cmp::AtLeast,
+            5.0,
+            |x| format!("{x:.1}x"),
+        )),
+        _ => report.check(Check::failed("the first touch of a page costs >= 5x the second", "no timings from the child")),
+    }
+    report.series(
+        "RSS as the mapping is read, then written",
+        "step (0 mapped, 1 read every page, 2 wrote every page)",
+        "Rss (MiB)",
+        vec![
+            [0.0, m.rss_mapped as f64 / 1048576.0],
+            [1.0, m.rss_read as f64 / 1048576.0],
+            [2.0, m.rss_written as f64 / 1048576.0],
+        ],
+    );
+    report.note(format!(
+        "RSS grew {} after reading {} and {} after writing it",
+        mib(grew_read),
+        mib(size),
+        mib(grew_written)
+    ));
+    if let Some(n) = &m.costs.perf_note {
+        report.note(n.clone());
+    }
+}
+
+fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+    if role != "touch" {
+        return Err(format!("unknown role {role}"));
+    }
+    let size = param_u64(params, "size")? as usize;
+    let trials = param_u64(params, "trials")? as usize;
+    let io = |e: std::io::Error| e.to_string();
+    let region = Region::anon(size).map_err(io)?;
+    // 4 KiB pages, so "per page" is per fault whatever the THP mode.
+    let _ = region.madvise(libc::MADV_NOHUGEPAGE);
+    link.sync("mapped", json!({ "addr": region.addr() })).map_err(io)?;
+    let sum = region.read_pages(1);
+    link.sync("read", json!({ "sum": sum })).map_err(io)?;
+    region.write_pages(1, region.pages(), 1);
+    link.sync("written", json!({})).map_err(io)?;
+    drop(region);
+    let mut meter = SystemMeter::new();
+    let costs = touch_costs(&mut meter, trials).map_err(io)?;
+    link.send("costs", TouchCosts { perf_note: meter.perf_refused.clone(), ..costs }).map_err(io)
+}
+
+/// Times the first and second write of every page of a fresh mapping, and OnceLock.
+pub fn touch_costs<M: Meter>(meter: &mut M, trials: usize) -> std::io::Result<TouchCosts> {
+    let mut out = TouchCosts::default();
+    for t in 0..trials + WARMUP {
+        let r = Region::anon(COST_REGION)?;
+        let _ = r.madvise(libc::MADV_NOHUGEPAGE);
+        let pages = r.pages();
+        let (first, _) = trial(meter, || r.write_pages(1, pages, 1));
+        let (second, _) = trial(meter, || r.write_pages(1, pages, 2));
+        let once = OnceLock::new();
+        let (once_first, _) = trial(meter, || std::hint::black_box(once.get_or_init(build_table)).len());
+        const BATCH: u64 = 10_000;
+        let (later, _) = trial(meter, || {
+            for _ in 0..BATCH {
+                std::hint::black_box(std::hint::black_box(&once).get_or_init(build_table));
+            }
+        });
+        let (empty, _) = trial(meter, || {
+            for i in 0..BATCH {
+                std::hint::black_box(i);
+            }
+        });
+        if t < WARMUP {
+            continue;
+        }
+        let p = pages as f64;
+        out.first_ns_per_page.push(first.ns as f64 / p);
+        out.second_ns_per_page.push(second.ns as f64 / p);
+        out.faults_per_page.push(first.counts.minflt as f64 / p);
+        if first.counts.minflt > 0 {
+            out.ns_per_fault.push(first.ns.saturating_sub(second.ns) as f64 / first.counts.minflt as f64);
+        }
+        out.once_first_ns.push(once_first.ns as f64);
+        out.once_later_ns.push(later.ns.saturating_sub(empty.ns) as f64 / BATCH as f64);
+    }
+    debug_assert!(page_size() > 0);
+    Ok(out)
+}
+
+/// The value behind the OnceLock: a CRC-32 table, a classic lazily built constant.
+fn build_table() -> Vec<u32> {
+    (0..256u32)
+        .map(|i| (0..8).fold(i, |c, _| if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 }))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::report::Status;
+
+    fn host() -> crate::host::Host {
+        crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap())
+    }
+
+    fn good() -> Measured {
+        Measured {
+            size: 256 << 20,
+            rss_mapped: 2 << 20,
+            rss_read: 2 << 20,
+            rss_written: 258 << 20,
+            costs: TouchCosts {
+                first_ns_per_page: vec![1300.0; 5],
+                second_ns_per_page: vec![5.0; 5],
+                faults_per_page: vec![1.0; 5],
+                ns_per_fault: vec![1295.0; 5],
+                once_first_ns: vec![900.0; 5],
+                once_later_ns: vec![1.0; 5],
+                perf_note: None,
+            },
+        }
+    }
+
+    fn statuses(m: &Measured) -> Vec<Status> {
+        let mut r = LabReport::new(ConceptId::LazyInit, host());
+        analyze(m, &mut r);
+        r.checks.iter().map(|c| c.status).collect()
+    }
+
+    #[test]
+    fn claims_pass_on_lazy_behaviour() {
+        assert_eq!(statuses(&good()), vec![Status::Passed; 3]);
+    }
+
+    #[test]
+    fn claims_fail_on_contradicting_evidence() {
+        let mut eager_reads = good();
+        eager_reads.rss_read = 200 << 20;
+        assert_eq!(statuses(&eager_reads)[0], Status::Failed);
+        let mut no_growth = good();
+        no_growth.rss_written = 100 << 20;
+        assert_eq!(statuses(&no_growth)[1], Status::Failed);
+        let mut cheap_first = good();
+        cheap_first.costs.first_ns_per_page = vec![20.0; 5];
+        assert_eq!(statuses(&cheap_first)[2], Status::Failed);
+        let mut nothing = good();
+        nothing.costs = TouchCosts::default();
+        assert_eq!(statuses(&nothing)[2], Status::Failed);
+    }
+
+    #[test]
+    fn costs_from_a_mock_meter_are_exact() {
+        use crate::lab::meter::{Counters, MockMeter};
+        // Five timed operations per trial, two readings of each source per operation.
+        let mut m = MockMeter::default();
+        for _ in 0..(1 + WARMUP) {
+            for (ns, faults) in [(4096 * 1000, 4096), (4096 * 10, 0), (500, 0), (20_000, 0), (10_000, 0)] {
+                m.clock.extend([0, ns]);
+                m.counters.extend([Counters::default(), Counters { minflt: faults, ..Default::default() }]);
+            }
+        }
+        let c = touch_costs(&mut m, 1).unwrap();
+        assert_eq!(c.first_ns_per_page, vec![1000.0]);
+        assert_eq!(c.second_ns_per_page, vec![10.0]);
+        assert_eq!(c.faults_per_page, vec![1.0]);
+        assert_eq!(c.ns_per_fault, vec![990.0]);
+        assert_eq!(c.once_first_ns, vec![500.0]);
+        assert_eq!(c.once_later_ns, vec![1.0]);
+    }
+}

@@ -1,0 +1,153 @@
+//! Cleanup that always happens. Every child, cgroup and scratch path a lab makes is
+//! registered here; a guard releases it on success, failure and panic (drop), and the
+//! signal thread releases everything on SIGINT and SIGTERM before exiting 130 / 143.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Mutex, Once};
+
+/// Something a lab made that must not outlive it.
+#[derive(Debug, Clone)]
+pub enum Resource {
+    /// A child process: killed with SIGKILL.
+    Process(i32),
+    /// A file or directory: removed, recursively.
+    Path(PathBuf),
+    /// A cgroup directory syslens created: emptied and removed.
+    Cgroup(PathBuf),
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(1);
+static LIVE: Mutex<BTreeMap<u64, Resource>> = Mutex::new(BTreeMap::new());
+static GRACEFUL: AtomicBool = AtomicBool::new(false);
+static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
+static INSTALL: Once = Once::new();
+
+/// Releases its resource when dropped.
+#[derive(Debug)]
+#[must_use = "dropping the guard releases the resource at once"]
+pub struct Guard {
+    id: u64,
+}
+
+pub fn register(r: Resource) -> Guard {
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut live) = LIVE.lock() {
+        live.insert(id, r);
+    }
+    Guard { id }
+}
+
+impl Guard {
+    /// Forgets the resource without releasing it (its owner released it already).
+    pub fn disarm(self) {
+        if let Ok(mut live) = LIVE.lock() {
+            live.remove(&self.id);
+        }
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let r = LIVE.lock().ok().and_then(|mut live| live.remove(&self.id));
+        if let Some(r) = r {
+            release(&r);
+        }
+    }
+}
+
+fn release(r: &Resource) {
+    match r {
+        Resource::Process(pid) => {
+            // SAFETY: kill takes a pid and a signal number.
+            unsafe { libc::kill(*pid, libc::SIGKILL) };
+        }
+        Resource::Path(p) => {
+            let _ = if p.is_dir() { std::fs::remove_dir_all(p) } else { std::fs::remove_file(p) };
+        }
+        Resource::Cgroup(p) => {
+            let _ = super::cgroup::remove_dir(p);
+        }
+    }
+}
+
+/// Releases everything still registered: children first (they may hold files and
+/// sit in cgroups), then cgroups, then paths.
+pub fn release_all() {
+    let all: Vec<Resource> = LIVE.lock().map(|mut l| std::mem::take(&mut *l).into_values().collect()).unwrap_or_default();
+    let rank = |r: &Resource| match r {
+        Resource::Process(_) => 0,
+        Resource::Cgroup(_) => 1,
+        Resource::Path(_) => 2,
+    };
+    let mut all = all;
+    all.sort_by_key(rank);
+    for r in &all {
+        release(r);
+    }
+}
+
+/// Installs the SIGINT / SIGTERM handling once. Plain mode releases everything and
+/// exits 128 + signal; graceful mode (the tour) kills the children, records the signal
+/// and lets the caller finish its report (see [`interrupted`]).
+pub fn install_signal_handler() {
+    INSTALL.call_once(|| {
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM]) else { return };
+        std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                INTERRUPTED.store(sig, Ordering::SeqCst);
+                if GRACEFUL.load(Ordering::SeqCst) {
+                    kill_children();
+                } else {
+                    release_all();
+                    std::process::exit(128 + sig);
+                }
+            }
+        });
+    });
+}
+
+fn kill_children() {
+    let pids: Vec<i32> = LIVE
+        .lock()
+        .map(|l| l.values().filter_map(|r| if let Resource::Process(p) = r { Some(*p) } else { None }).collect())
+        .unwrap_or_default();
+    for pid in pids {
+        // SAFETY: kill takes a pid and a signal number.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+/// Graceful mode: a signal stops the current lab (its children are killed) instead of
+/// the process; the caller checks [`interrupted`].
+pub fn set_graceful(on: bool) {
+    GRACEFUL.store(on, Ordering::SeqCst);
+}
+
+/// The signal that interrupted the run, if one did.
+pub fn interrupted() -> Option<i32> {
+    match INTERRUPTED.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guard_removes_its_path_on_drop_and_disarm_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        std::fs::write(&a, b"x").unwrap();
+        drop(register(Resource::Path(a.clone())));
+        assert!(!a.exists());
+        let b = dir.path().join("b");
+        std::fs::write(&b, b"x").unwrap();
+        register(Resource::Path(b.clone())).disarm();
+        assert!(b.exists());
+    }
+}

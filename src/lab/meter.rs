@@ -1,0 +1,197 @@
+//! Measurement sources behind one trait: the monotonic clock, getrusage and the perf
+//! software counters. Real runs use [`SystemMeter`]; tests use [`MockMeter`], which
+//! replays exact readings so statistics and reports are checked to the digit.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use perf_event::events::Software;
+use perf_event::{Builder, Counter};
+use serde::{Deserialize, Serialize};
+
+/// Event counts of the calling thread.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub minflt: u64,
+    pub majflt: u64,
+    pub voluntary_switches: u64,
+    pub involuntary_switches: u64,
+    pub utime_ns: u64,
+    pub stime_ns: u64,
+    /// perf software counters; None where perf_event_open is refused.
+    pub perf_page_faults: Option<u64>,
+    pub perf_context_switches: Option<u64>,
+    pub perf_migrations: Option<u64>,
+}
+
+impl Counters {
+    /// after - before, per field.
+    pub fn delta(&self, before: &Counters) -> Counters {
+        let d = |a: Option<u64>, b: Option<u64>| Some(a?.saturating_sub(b?));
+        Counters {
+            minflt: self.minflt.saturating_sub(before.minflt),
+            majflt: self.majflt.saturating_sub(before.majflt),
+            voluntary_switches: self.voluntary_switches.saturating_sub(before.voluntary_switches),
+            involuntary_switches: self.involuntary_switches.saturating_sub(before.involuntary_switches),
+            utime_ns: self.utime_ns.saturating_sub(before.utime_ns),
+            stime_ns: self.stime_ns.saturating_sub(before.stime_ns),
+            perf_page_faults: d(self.perf_page_faults, before.perf_page_faults),
+            perf_context_switches: d(self.perf_context_switches, before.perf_context_switches),
+            perf_migrations: d(self.perf_migrations, before.perf_migrations),
+        }
+    }
+}
+
+/// Where time and event counts come from.
+pub trait Meter {
+    /// Nanoseconds on a monotonic clock.
+    fn now_ns(&mut self) -> u64;
+    /// The calling thread's event counts.
+    fn counters(&mut self) -> Counters;
+}
+
+/// One timed run of an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trial {
+    pub ns: u64,
+    pub counts: Counters,
+}
+
+/// Times `op` once, with the counters around it.
+pub fn trial<M: Meter + ?Sized, R>(m: &mut M, op: impl FnOnce() -> R) -> (Trial, R) {
+    let c0 = m.counters();
+    let t0 = m.now_ns();
+    let r = op();
+    let t1 = m.now_ns();
+    let c1 = m.counters();
+    (Trial { ns: t1.saturating_sub(t0), counts: c1.delta(&c0) }, r)
+}
+
+/// The real meter: `Instant` (the vDSO's CLOCK_MONOTONIC), getrusage(RUSAGE_THREAD)
+/// and perf software counters for this thread.
+#[derive(Debug)]
+pub struct SystemMeter {
+    origin: Instant,
+    perf: Option<[Counter; 3]>,
+    /// Why perf counters are not used, when they are not.
+    pub perf_refused: Option<String>,
+}
+
+impl SystemMeter {
+    pub fn new() -> SystemMeter {
+        let build = |e: Software| Builder::new(e).build();
+        let perf = (|| -> std::io::Result<[Counter; 3]> {
+            let mut c = [build(Software::PAGE_FAULTS)?, build(Software::CONTEXT_SWITCHES)?, build(Software::CPU_MIGRATIONS)?];
+            for x in &mut c {
+                x.enable()?;
+            }
+            Ok(c)
+        })();
+        match perf {
+            Ok(c) => SystemMeter { origin: Instant::now(), perf: Some(c), perf_refused: None },
+            Err(e) => SystemMeter {
+                origin: Instant::now(),
+                perf: None,
+                perf_refused: Some(format!("perf_event_open refused ({e}); counts come from getrusage alone")),
+            },
+        }
+    }
+}
+
+impl Default for SystemMeter {
+    fn default() -> Self {
+        SystemMeter::new()
+    }
+}
+
+fn rusage_thread() -> libc::rusage {
+    // SAFETY: rusage is plain data; getrusage fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid out pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    ru
+}
+
+fn tv_ns(tv: libc::timeval) -> u64 {
+    tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1000
+}
+
+impl Meter for SystemMeter {
+    fn now_ns(&mut self) -> u64 {
+        self.origin.elapsed().as_nanos() as u64
+    }
+
+    fn counters(&mut self) -> Counters {
+        let ru = rusage_thread();
+        let mut c = Counters {
+            minflt: ru.ru_minflt as u64,
+            majflt: ru.ru_majflt as u64,
+            voluntary_switches: ru.ru_nvcsw as u64,
+            involuntary_switches: ru.ru_nivcsw as u64,
+            utime_ns: tv_ns(ru.ru_utime),
+            stime_ns: tv_ns(ru.ru_stime),
+            ..Counters::default()
+        };
+        if let Some([faults, switches, migrations]) = &mut self.perf {
+            c.perf_page_faults = faults.read().ok();
+            c.perf_context_switches = switches.read().ok();
+            c.perf_migrations = migrations.read().ok();
+        }
+        c
+    }
+}
+
+/// Replays scripted readings, in order.
+#[derive(Debug, Default)]
+pub struct MockMeter {
+    pub clock: VecDeque<u64>,
+    pub counters: VecDeque<Counters>,
+}
+
+impl Meter for MockMeter {
+    fn now_ns(&mut self) -> u64 {
+        self.clock.pop_front().unwrap_or(0)
+    }
+
+    fn counters(&mut self) -> Counters {
+        self.counters.pop_front().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trial_reports_exact_deltas_from_the_mock() {
+        let mut m = MockMeter {
+            clock: [1_000, 4_500].into(),
+            counters: [
+                Counters { minflt: 10, perf_page_faults: Some(10), ..Default::default() },
+                Counters { minflt: 74, perf_page_faults: Some(74), ..Default::default() },
+            ]
+            .into(),
+        };
+        let (t, r) = trial(&mut m, || 42);
+        assert_eq!(r, 42);
+        assert_eq!(t.ns, 3_500);
+        assert_eq!(t.counts.minflt, 64);
+        assert_eq!(t.counts.perf_page_faults, Some(64));
+    }
+
+    #[test]
+    fn real_meter_counts_faults_of_fresh_pages() {
+        let mut m = SystemMeter::new();
+        let (t, _) = trial(&mut m, || {
+            let mut v = vec![0u8; 64 * 4096];
+            for p in v.chunks_mut(4096) {
+                p[0] = 1;
+            }
+            std::hint::black_box(v)
+        });
+        assert!(t.counts.minflt >= 32, "touching 64 fresh pages faults, got {}", t.counts.minflt);
+        if let Some(p) = t.counts.perf_page_faults {
+            assert!(p >= 32);
+        }
+    }
+}
