@@ -87,6 +87,18 @@ impl Region {
         }
     }
 
+    /// Sums the mapping as native u64 words: reads every byte, as a reader would.
+    pub fn sum_words(&self) -> u64 {
+        let words = self.len / 8;
+        let base = self.ptr.as_ptr().cast::<u64>();
+        let mut sum = 0u64;
+        for i in 0..words {
+            // SAFETY: page-aligned base, i < len / 8: inside the mapping and aligned.
+            sum = sum.wrapping_add(unsafe { std::ptr::read_volatile(base.add(i)) });
+        }
+        sum
+    }
+
     /// Reads the byte at `offset`.
     pub fn byte(&self, offset: usize) -> u8 {
         assert!(offset < self.len);
@@ -229,6 +241,13 @@ pub fn self_rss() -> io::Result<u64> {
     syslens_probe::smaps::MemUsage::parse_rollup(&buf)
         .and_then(|u| u.rss)
         .map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: comparable between the parent and its children
+/// (an `Instant` is opaque across processes).
+pub fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
 /// Pins the calling thread to one CPU.

@@ -13,6 +13,7 @@ use crate::host::Host;
 
 pub mod cgroup;
 pub mod cleanup;
+pub mod jail;
 pub mod mem;
 pub mod meter;
 pub mod report;
@@ -21,6 +22,7 @@ pub mod scratch;
 pub mod stats;
 
 use report::{Check, LabReport};
+use jail::Jail;
 use sandbox::{LabChild, LabError, Link};
 
 /// How a lab run is sized.
@@ -63,12 +65,28 @@ impl LabContext {
         self.opts.trials.unwrap_or(if self.opts.quick { quick } else { default }).max(1)
     }
 
-    /// Starts a child of this concept's lab in `role`.
+    /// Starts a child of this concept's lab in `role`, uncontained.
     pub fn spawn(&self, concept: ConceptId, role: &str, params: Value) -> Result<LabChild, LabError> {
+        self.spawn_in(&Jail::none(), concept, role, params)
+    }
+
+    /// Starts a child inside `jail` (it enters before exec, so before it allocates).
+    pub fn spawn_in(&self, jail: &Jail, concept: ConceptId, role: &str, params: Value) -> Result<LabChild, LabError> {
         if let Some(sig) = cleanup::interrupted() {
             return Err(LabError::Interrupted(sig));
         }
-        LabChild::spawn(concept, role, &params)
+        LabChild::spawn(concept, role, &params, jail)
+    }
+
+    /// A memory jail for a lab that allocates about `need` bytes; recorded in the report.
+    pub fn memory_jail(&self, need: u64, report: &mut LabReport) -> Jail {
+        // Twice the need plus headroom: a safety net for the host, not a lab condition.
+        let jail = Jail::memory(need * 2 + (256 << 20));
+        report.param("containment", &jail.description);
+        if jail.cgroup_dir().is_none() {
+            report.note(format!("children ran under {}", jail.description));
+        }
+        jail
     }
 
     /// The exact memory accounting of a process (smaps_rollup).
@@ -107,6 +125,12 @@ pub struct LabDef {
 pub fn labs() -> Vec<&'static LabDef> {
     let mut all = vec![
         &concepts::lazy_init::lab::LAB,
+        &concepts::high_water_mark::lab::LAB,
+        &concepts::cow::lab::LAB,
+        &concepts::page_faults::lab::LAB,
+        &concepts::demand_paging::lab::LAB,
+        &concepts::mmap::lab::LAB,
+        &concepts::leaks_fragmentation::lab::LAB,
     ];
     all.sort_by_key(|l| l.id);
     all

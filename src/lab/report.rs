@@ -71,6 +71,12 @@ impl Check {
         }
     }
 
+    /// Replaces the observed text (to add context the unit formatter lacks).
+    pub fn observed(mut self, text: impl Into<String>) -> Check {
+        self.observed = text.into();
+        self
+    }
+
     /// Passes when `holds`, with free-form observed and expected text.
     pub fn holds(claim: &str, holds: bool, observed: impl Into<String>, expected: impl Into<String>) -> Check {
         Check {

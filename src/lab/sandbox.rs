@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::cleanup::{self, Guard, Resource};
+use super::jail::Jail;
 use crate::concepts::ConceptId;
 
 /// Why a lab could not finish.
@@ -78,7 +79,7 @@ pub struct LabChild {
 
 impl LabChild {
     /// Starts `syslens __lab-child CONCEPT ROLE PARAMS`.
-    pub fn spawn(concept: ConceptId, role: &str, params: &Value) -> Result<LabChild, LabError> {
+    pub fn spawn(concept: ConceptId, role: &str, params: &Value, jail: &Jail) -> Result<LabChild, LabError> {
         let mut cmd = Command::new("/proc/self/exe");
         cmd.arg0("syslens")
             .args(["__lab-child", concept.slug(), role, &params.to_string()])
@@ -88,9 +89,11 @@ impl LabChild {
         // SAFETY: getpid is async-signal-safe.
         let parent = unsafe { libc::getpid() };
         // SAFETY: the closure only makes async-signal-safe system calls (prctl,
-        // getppid, _exit) between fork and exec.
+        // getppid, _exit, and the jail's open/write/setrlimit) between fork and exec.
+        let jail = jail.clone_for_child();
         unsafe {
             cmd.pre_exec(move || {
+                jail.enter()?;
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                     return Err(io::Error::last_os_error());
                 }
@@ -160,6 +163,27 @@ impl LabChild {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
             }
+        }
+    }
+
+    /// Like [`expect`](Self::expect), but gives up quietly after `wait`: Ok(None)
+    /// means the child is still busy (the parent samples it meanwhile).
+    pub fn poll(&mut self, event: &str, wait: Duration) -> Result<Option<Value>, LabError> {
+        if let Some(sig) = cleanup::interrupted() {
+            return Err(LabError::Interrupted(sig));
+        }
+        match self.lines.recv_timeout(wait) {
+            Ok(Some(line)) => {
+                let msg: Msg =
+                    serde_json::from_str(&line).map_err(|e| LabError::Setup(format!("child said {line:?}: {e}")))?;
+                match msg.event.as_str() {
+                    e if e == event => Ok(Some(msg.data)),
+                    "error" => Err(LabError::Child(msg.data.as_str().unwrap_or("unknown").to_owned())),
+                    other => Err(LabError::Setup(format!("expected '{event}' from the child, got '{other}'"))),
+                }
+            }
+            Ok(None) | Err(RecvTimeoutError::Disconnected) => Err(self.died(event)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
         }
     }
 

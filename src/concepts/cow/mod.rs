@@ -1,5 +1,7 @@
 //! Copy-on-write: pages shared after fork until one side writes.
 
+pub mod lab;
+
 use syslens_probe::smaps::MemUsage;
 use syslens_probe::{Missing, Val};
 

@@ -1,5 +1,7 @@
 //! Demand paging: a mapping is backed only where it is touched.
 
+pub mod lab;
+
 use crate::figure::Unit;
 use crate::lens::{ProcessView, Section};
 

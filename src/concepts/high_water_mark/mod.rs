@@ -1,5 +1,7 @@
 //! The high-water-mark effect: freed memory often stays with the process.
 
+pub mod lab;
+
 use syslens_probe::Val;
 
 use crate::figure::Unit;

@@ -59,7 +59,8 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     report.param("size_bytes", size);
     report.param("trials", trials);
     report.param("cost_region_bytes", COST_REGION);
-    let mut c = ctx.spawn(ConceptId::LazyInit, "touch", json!({ "size": size, "trials": trials }))?;
+    let jail = ctx.memory_jail(size + COST_REGION as u64, report);
+    let mut c = ctx.spawn_in(&jail, ConceptId::LazyInit, "touch", json!({ "size": size, "trials": trials }))?;
     c.expect("mapped", WATCHDOG)?;
     let rss_mapped = ctx.rss(c.pid)?;
     c.go()?;

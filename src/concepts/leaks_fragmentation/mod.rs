@@ -1,5 +1,7 @@
 //! Memory leaks and fragmentation: the RSS trend over a watch window.
 
+pub mod lab;
+
 use crate::figure::{slope, Unit};
 use crate::lens::{ProcessView, Section};
 

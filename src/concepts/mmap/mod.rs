@@ -1,5 +1,7 @@
 //! Memory mapping: the address space by kind of mapping.
 
+pub mod lab;
+
 use syslens_probe::smaps::MapKind;
 use syslens_probe::Val;
 

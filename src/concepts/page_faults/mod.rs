@@ -1,5 +1,7 @@
 //! Page faults: minor ones map a page already in memory, major ones wait for I/O.
 
+pub mod lab;
+
 use crate::figure::{rate, Unit};
 use crate::lens::{ProcessView, Section};
 

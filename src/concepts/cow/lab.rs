@@ -1,0 +1,338 @@
+//! Lab: copy-on-write. A parent writes N MiB and forks; the child reads all of it (no
+//! private copies), then writes a fraction: each written page faults once and becomes
+//! the child's private page. fork itself copies page tables, so it slows with size.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::concepts::ConceptId;
+use crate::lab::mem::{page_size, Region};
+use crate::lab::meter::{trial, SystemMeter};
+use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
+use crate::lab::sandbox::{LabError, Link};
+use crate::lab::stats::Summary;
+use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+
+pub static LAB: LabDef = LabDef {
+    id: ConceptId::Cow,
+    summary: "fork after writing N MiB: the child's reads share, its writes copy page by page; fork time vs size",
+    run,
+    child,
+};
+
+/// What the parent read of the forked child at each step.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Fraction {
+    /// Share of the pages the child wrote.
+    pub k: f64,
+    pub pages_written: u64,
+    pub private_dirty_forked: u64,
+    pub private_dirty_read: u64,
+    pub private_dirty_written: u64,
+    /// Minor faults the child counted while writing (getrusage), and the time.
+    pub write_faults: u64,
+    pub write_ns: u64,
+}
+
+/// fork + exit + wait times (us) at each parent size, and posix_spawn for contrast.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ForkTimes {
+    pub sizes_mib: Vec<u64>,
+    pub fork_us: Vec<Vec<f64>>,
+    pub spawn_us: Vec<Vec<f64>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub size: u64,
+    pub fractions: Vec<Fraction>,
+    pub fork: ForkTimes,
+}
+
+fn private_dirty(ctx: &mut LabContext, pid: i32) -> Result<u64, LabError> {
+    ctx.rollup(pid)
+        .and_then(|u| u.private_dirty)
+        .map_err(|e| LabError::Setup(format!("cannot read Private_Dirty of {pid}: {e}")))
+}
+
+fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
+    let size = ctx.size(256, 64);
+    let fractions: Vec<f64> = if ctx.opts.quick { vec![0.25, 1.0] } else { vec![0.125, 0.25, 0.5, 1.0] };
+    let fork_sizes: Vec<u64> = if ctx.opts.quick { vec![0, 16, 64] } else { vec![0, 16, 64, 256] };
+    let trials = ctx.trials(11, 5);
+    report.param("size_bytes", size);
+    report.param("fractions", &fractions);
+    report.param("fork_sizes_mib", &fork_sizes);
+    report.param("trials", trials);
+    let largest_fork = fork_sizes.iter().max().copied().unwrap_or(0) << 20;
+    let jail = ctx.memory_jail(size * 2 + largest_fork, report);
+    let mut c = ctx.spawn_in(
+        &jail,
+        ConceptId::Cow,
+        "parent",
+        json!({ "size": size, "fractions": fractions, "fork_sizes": fork_sizes, "trials": trials }),
+    )?;
+    let mut m = Measured { size, ..Measured::default() };
+    for &k in &fractions {
+        // The forked child speaks on the same pipe; its pid comes with its first message.
+        let forked = c.expect("forked", WATCHDOG)?;
+        let child = forked["pid"].as_i64().unwrap_or(0) as i32;
+        let mut f = Fraction { k, private_dirty_forked: private_dirty(ctx, child)?, ..Fraction::default() };
+        c.go()?;
+        c.expect("read", WATCHDOG)?;
+        f.private_dirty_read = private_dirty(ctx, child)?;
+        c.go()?;
+        let w = c.expect("written", WATCHDOG)?;
+        f.private_dirty_written = private_dirty(ctx, child)?;
+        f.pages_written = w["pages"].as_u64().unwrap_or(0);
+        f.write_faults = w["faults"].as_u64().unwrap_or(0);
+        f.write_ns = w["ns"].as_u64().unwrap_or(0);
+        c.go()?;
+        if m.fractions.is_empty() {
+            let src = format!("/proc/{child}/smaps_rollup");
+            report.evidence(&src, "Private_Dirty (forked -> read all)", f.private_dirty_forked as f64, f.private_dirty_read as f64, "bytes");
+            report.evidence(&src, &format!("Private_Dirty (read -> wrote {})", pct(k)), f.private_dirty_read as f64, f.private_dirty_written as f64, "bytes");
+        }
+        m.fractions.push(f);
+    }
+    m.fork = serde_json::from_value(c.expect("fork-times", WATCHDOG * 4)?).map_err(|e| LabError::Setup(e.to_string()))?;
+    c.wait(WATCHDOG)?;
+    analyze(&m, report);
+    Ok(())
+}
+
+pub fn analyze(m: &Measured, report: &mut LabReport) {
+    let ps = page_size() as f64;
+    let n = m.size as f64;
+    let read_growth = m
+        .fractions
+        .iter()
+        .map(|f| f.private_dirty_read.saturating_sub(f.private_dirty_forked) as f64 / n)
+        .fold(f64::NAN, f64::max);
+    report.check(Check::compare(
+        "the child reading all N MiB adds < 2% of N to its Private_Dirty (reads share the parent's pages)",
+        read_growth,
+        Cmp::Less,
+        0.02,
+        pct,
+    ));
+    let faults_per_page = m
+        .fractions
+        .iter()
+        .map(|f| f.write_faults as f64 / f.pages_written.max(1) as f64)
+        .fold(f64::NAN, f64::min);
+    report.check(Check::compare(
+        "writing k pages in the child costs >= k minor faults (one copy-on-write fault per page)",
+        faults_per_page,
+        Cmp::AtLeast,
+        1.0,
+        |x| format!("{x:.3} faults per written page"),
+    )
+    .observed(format!("{faults_per_page:.3} faults per written page (worst fraction)")));
+    let private_share = m
+        .fractions
+        .iter()
+        .map(|f| f.private_dirty_written.saturating_sub(f.private_dirty_read) as f64 / (f.pages_written as f64 * ps))
+        .fold(f64::NAN, f64::min);
+    report.check(Check::compare(
+        "writing k pages adds >= 90% of k pages to the child's Private_Dirty",
+        private_share,
+        Cmp::AtLeast,
+        0.90,
+        pct,
+    )
+    .observed(format!("{} of the written bytes (worst fraction)", pct(private_share))));
+    let medians: Vec<f64> = m.fork.fork_us.iter().map(|t| Summary::of(t).map_or(f64::NAN, |s| s.median)).collect();
+    match (medians.first(), medians.last()) {
+        (Some(&small), Some(&large)) if medians.len() > 1 => report.check(Check::compare(
+            "fork time grows with the parent's size (page tables are copied): largest >= 2x the smallest",
+            large / small,
+            Cmp::AtLeast,
+            2.0,
+            |x| format!("{x:.1}x"),
+        )),
+        _ => report.check(Check::failed("fork time grows with the parent's size", "no fork timings from the child")),
+    }
+    let cow_ns: Vec<f64> = m.fractions.iter().filter(|f| f.write_faults > 0).map(|f| f.write_ns as f64 / f.write_faults as f64).collect();
+    report.metric("copy-on-write fault (write time / counted faults)", "ns", &cow_ns);
+    for (i, mib_) in m.fork.sizes_mib.iter().enumerate() {
+        if let Some(t) = m.fork.fork_us.get(i) {
+            report.metric(&format!("fork + exit + wait, parent {mib_} MiB"), "us", t);
+        }
+    }
+    if let Some(t) = m.fork.spawn_us.last() {
+        report.metric(&format!("posix_spawn(/bin/true) + wait, parent {} MiB", m.fork.sizes_mib.last().unwrap_or(&0)), "us", t);
+    }
+    report.series(
+        "the child's private memory vs the fraction it wrote",
+        "fraction of N written",
+        "Private_Dirty added (MiB)",
+        m.fractions.iter().map(|f| [f.k, f.private_dirty_written.saturating_sub(f.private_dirty_read) as f64 / 1048576.0]).collect(),
+    );
+    report.series(
+        "fork time vs parent size",
+        "parent size (MiB)",
+        "fork + exit + wait, median (us)",
+        m.fork.sizes_mib.iter().zip(&medians).map(|(s, t)| [*s as f64, *t]).collect(),
+    );
+    report.note(format!(
+        "after fork the child's {} are shared with the parent (Shared_Dirty); a write copies one page",
+        mib(n)
+    ));
+}
+
+fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+    if role != "parent" {
+        return Err(format!("unknown role {role}"));
+    }
+    let size = param_u64(params, "size")? as usize;
+    let trials = param_u64(params, "trials")? as usize;
+    let fractions: Vec<f64> = params["fractions"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+    let fork_sizes: Vec<u64> = params["fork_sizes"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
+    let io = |e: std::io::Error| e.to_string();
+    let region = Region::anon(size).map_err(io)?;
+    let _ = region.madvise(libc::MADV_NOHUGEPAGE);
+    region.write_pages(1, region.pages(), 1);
+    for k in fractions {
+        let pages = ((region.pages() as f64) * k).round() as usize;
+        // SAFETY: this process is single-threaded (a re-executed lab child), so the
+        // forked copy may run any code.
+        match unsafe { libc::fork() } {
+            -1 => return Err(io(std::io::Error::last_os_error())),
+            0 => {
+                // SAFETY: prctl/_exit are plain system calls.
+                unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+                let code = i32::from(forked_child(&region, pages, link).is_err());
+                // SAFETY: leave without running the parent's destructors twice.
+                unsafe { libc::_exit(code) };
+            }
+            pid => {
+                let mut status = 0;
+                // SAFETY: waits for our own child.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+                if status != 0 {
+                    return Err(format!("the forked child failed (status {status})"));
+                }
+            }
+        }
+    }
+    drop(region);
+    let times = fork_times(&fork_sizes, trials).map_err(io)?;
+    link.send("fork-times", times).map_err(io)
+}
+
+fn forked_child(region: &Region, pages: usize, link: &mut Link) -> std::io::Result<()> {
+    // SAFETY: getpid has no arguments.
+    link.sync("forked", json!({ "pid": unsafe { libc::getpid() } }))?;
+    let sum = region.read_pages(1);
+    link.sync("read", json!({ "sum": sum }))?;
+    let mut meter = SystemMeter::new();
+    let (t, _) = trial(&mut meter, || region.write_pages(1, pages, 2));
+    link.sync("written", json!({ "pages": pages, "faults": t.counts.minflt, "ns": t.ns }))
+}
+
+/// lmbench's method: fork, the child exits at once, the parent waits; per parent size.
+fn fork_times(sizes_mib: &[u64], trials: usize) -> std::io::Result<ForkTimes> {
+    let mut out = ForkTimes { sizes_mib: sizes_mib.to_vec(), ..ForkTimes::default() };
+    let mut meter = SystemMeter::new();
+    for &s in sizes_mib {
+        let region = if s > 0 { Some(Region::anon((s as usize) << 20)?) } else { None };
+        if let Some(r) = &region {
+            let _ = r.madvise(libc::MADV_NOHUGEPAGE);
+            r.write_pages(1, r.pages(), 1);
+        }
+        let mut forks = Vec::new();
+        let mut spawns = Vec::new();
+        for t in 0..trials + 1 {
+            let (f, _) = trial(&mut meter, fork_exit_wait);
+            let (sp, _) = trial(&mut meter, spawn_true);
+            // The first of each is warm-up.
+            if t > 0 {
+                forks.push(f.ns as f64 / 1000.0);
+                spawns.push(sp.ns as f64 / 1000.0);
+            }
+        }
+        out.fork_us.push(forks);
+        out.spawn_us.push(spawns);
+        drop(region);
+    }
+    Ok(out)
+}
+
+fn fork_exit_wait() {
+    // SAFETY: single-threaded process; the child only calls _exit.
+    match unsafe { libc::fork() } {
+        0 => unsafe { libc::_exit(0) },
+        -1 => {}
+        pid => {
+            let mut st = 0;
+            // SAFETY: waits for our own child.
+            unsafe { libc::waitpid(pid, &mut st, 0) };
+        }
+    }
+}
+
+fn spawn_true() {
+    let path = c"/bin/true";
+    let argv = [path.as_ptr() as *mut libc::c_char, std::ptr::null_mut()];
+    let envp = [std::ptr::null_mut::<libc::c_char>()];
+    let mut pid = 0;
+    // SAFETY: valid NUL-terminated argv/envp arrays; no file actions or attributes.
+    let rc = unsafe { libc::posix_spawn(&mut pid, path.as_ptr(), std::ptr::null(), std::ptr::null(), argv.as_ptr(), envp.as_ptr()) };
+    if rc == 0 {
+        let mut st = 0;
+        // SAFETY: waits for our own child.
+        unsafe { libc::waitpid(pid, &mut st, 0) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::report::Status;
+
+    fn good() -> Measured {
+        let pages = |mib: u64| mib * 256;
+        Measured {
+            size: 64 << 20,
+            fractions: vec![Fraction {
+                k: 0.25,
+                pages_written: pages(16),
+                private_dirty_forked: 100 << 10,
+                private_dirty_read: 104 << 10,
+                private_dirty_written: (104 << 10) + (16 << 20),
+                write_faults: pages(16),
+                write_ns: pages(16) * 2200,
+            }],
+            fork: ForkTimes { sizes_mib: vec![0, 64], fork_us: vec![vec![130.0; 5], vec![1100.0; 5]], spawn_us: vec![vec![600.0; 5]; 2] },
+        }
+    }
+
+    fn statuses(m: &Measured) -> Vec<Status> {
+        let mut r = LabReport::new(ConceptId::Cow, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        analyze(m, &mut r);
+        r.checks.iter().map(|c| c.status).collect()
+    }
+
+    #[test]
+    fn passes_on_copy_on_write() {
+        assert_eq!(statuses(&good()), vec![Status::Passed; 4]);
+    }
+
+    #[test]
+    fn each_claim_fails_on_contradicting_evidence() {
+        let mut m = good();
+        m.fractions[0].private_dirty_read = 10 << 20;
+        assert_eq!(statuses(&m)[0], Status::Failed);
+        let mut m = good();
+        m.fractions[0].write_faults = 10;
+        assert_eq!(statuses(&m)[1], Status::Failed);
+        let mut m = good();
+        m.fractions[0].private_dirty_written = 5 << 20;
+        assert_eq!(statuses(&m)[2], Status::Failed);
+        let mut m = good();
+        m.fork.fork_us[1] = vec![140.0; 5];
+        assert_eq!(statuses(&m)[3], Status::Failed);
+        assert!(statuses(&Measured::default()).iter().all(|s| *s == Status::Failed));
+    }
+}

@@ -1,0 +1,267 @@
+//! Lab: leaks and fragmentation. A child leaks at a known rate; the parent, watching
+//! only its RSS, fits the slope and recovers the rate. Then small objects freed every
+//! other one: live bytes halve, RSS does not move, and malloc_trim cannot help because
+//! every page still holds a live object.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::concepts::ConceptId;
+use crate::figure::slope;
+use crate::lab::mem::{glibc_version, monotonic_ns};
+use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
+use crate::lab::sandbox::{LabError, Link};
+use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+
+pub static LAB: LabDef = LabDef {
+    id: ConceptId::LeaksFragmentation,
+    summary: "fit the RSS slope of a child leaking at a known rate; alternate frees that malloc_trim cannot undo",
+    run,
+    child,
+};
+
+/// Objects of at least 512 bytes: smaller ones carry malloc headers that skew RSS per
+/// requested byte (1.67 for 24-byte objects, 1.08 for 200-byte ones, measured).
+const LEAK_OBJECT: usize = 1024;
+/// Small objects for the fragmentation part: ~15 per page, so every page keeps one.
+const FRAG_OBJECT: usize = 256;
+const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Measured {
+    /// (seconds, bytes) the child reported allocating (malloc_usable_size).
+    pub allocated: Vec<[f64; 2]>,
+    /// (seconds, Rss) the parent sampled from smaps_rollup.
+    pub rss: Vec<[f64; 2]>,
+    pub frag_live_peak: u64,
+    pub frag_live_after: u64,
+    pub frag_rss_peak: u64,
+    pub frag_rss_freed: u64,
+    pub frag_rss_trimmed: u64,
+}
+
+fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
+    if glibc_version().is_none() {
+        for c in CLAIMS {
+            report.check(Check::skipped(c, "the C library is not glibc: these claims are about glibc's malloc"));
+        }
+        return Ok(());
+    }
+    let rate = 32u64 << 20;
+    let duration_ms: u64 = if ctx.opts.quick { 1000 } else { 2000 };
+    let frag = ctx.size(128, 32);
+    report.param("leak_rate_bytes_per_s", rate);
+    report.param("leak_duration_ms", duration_ms);
+    report.param("leak_object_bytes", LEAK_OBJECT);
+    report.param("fragment_bytes", frag);
+    report.param("fragment_object_bytes", FRAG_OBJECT);
+    let jail = ctx.memory_jail((rate * duration_ms / 1000).max(frag), report);
+    let mut m = Measured::default();
+    let mut c = ctx.spawn_in(&jail, ConceptId::LeaksFragmentation, "leak", json!({ "rate": rate, "duration_ms": duration_ms }))?;
+    c.expect("ready", WATCHDOG)?;
+    let t0 = monotonic_ns();
+    c.go()?;
+    let leaked = loop {
+        let now = monotonic_ns();
+        if let Ok(rss) = ctx.rollup(c.pid).and_then(|u| u.rss) {
+            m.rss.push([(now.saturating_sub(t0)) as f64 / 1e9, rss as f64]);
+        }
+        if let Some(data) = c.poll("leaked", SAMPLE_EVERY)? {
+            break data;
+        }
+    };
+    let samples: Vec<[u64; 2]> = serde_json::from_value(leaked["samples"].clone()).map_err(|e| LabError::Setup(e.to_string()))?;
+    m.allocated = samples.iter().map(|[t, b]| [(t.saturating_sub(t0)) as f64 / 1e9, *b as f64]).collect();
+    // Keep only RSS samples taken while the child was leaking.
+    let (start, end) = (m.allocated.first().map_or(0.0, |p| p[0]), m.allocated.last().map_or(0.0, |p| p[0]));
+    m.rss.retain(|p| p[0] >= start && p[0] <= end);
+    c.wait(WATCHDOG)?;
+
+    let mut c = ctx.spawn_in(&jail, ConceptId::LeaksFragmentation, "fragment", json!({ "size": frag }))?;
+    m.frag_live_peak = c.expect("allocated", WATCHDOG)?["live"].as_u64().unwrap_or(0);
+    m.frag_rss_peak = ctx.rss(c.pid)?;
+    c.go()?;
+    m.frag_live_after = c.expect("freed", WATCHDOG)?["live"].as_u64().unwrap_or(0);
+    m.frag_rss_freed = ctx.rss(c.pid)?;
+    c.go()?;
+    c.expect("trimmed", WATCHDOG)?;
+    m.frag_rss_trimmed = ctx.rss(c.pid)?;
+    c.go()?;
+    let pid = c.pid;
+    c.wait(WATCHDOG)?;
+    let src = format!("/proc/{pid}/smaps_rollup");
+    report.evidence(&src, "Rss (peak -> alternate frees)", m.frag_rss_peak as f64, m.frag_rss_freed as f64, "bytes");
+    report.evidence(&src, "Rss (frees -> malloc_trim)", m.frag_rss_freed as f64, m.frag_rss_trimmed as f64, "bytes");
+    report.evidence("the child's malloc_usable_size sum", "live bytes (peak -> after frees)", m.frag_live_peak as f64, m.frag_live_after as f64, "bytes");
+    analyze(&m, report);
+    Ok(())
+}
+
+const CLAIMS: [&str; 3] = [
+    "the RSS slope fitted from /proc alone is within 15% of the true leak rate",
+    "after freeing every other small object RSS stays >= 80% of the peak while live bytes halve",
+    "malloc_trim cannot help: RSS stays >= 80% of the peak after it",
+];
+
+fn pairs(v: &[[f64; 2]]) -> Vec<(f64, f64)> {
+    v.iter().map(|p| (p[0], p[1])).collect()
+}
+
+pub fn analyze(m: &Measured, report: &mut LabReport) {
+    let truth = slope(&pairs(&m.allocated));
+    let fitted = slope(&pairs(&m.rss));
+    match (truth, fitted) {
+        (Ok(t), Ok(f)) if t > 0.0 => {
+            let off = ((f - t) / t).abs();
+            report.check(
+                Check::compare(CLAIMS[0], off, Cmp::AtMost, 0.15, pct)
+                    .observed(format!("{} off ({}/s fitted vs {}/s true)", pct(off), mib(f), mib(t))),
+            );
+            report.note(format!(
+                "fitted from {} RSS samples against {} allocation samples of {}-byte objects",
+                m.rss.len(),
+                m.allocated.len(),
+                LEAK_OBJECT
+            ));
+        }
+        (t, f) => report.check(Check::failed(
+            CLAIMS[0],
+            format!("not enough samples to fit ({} RSS, {} allocation): {:?} / {:?}", m.rss.len(), m.allocated.len(), t.err(), f.err()),
+        )),
+    }
+    let ratio = |a: u64| if m.frag_rss_peak == 0 { f64::NAN } else { a as f64 / m.frag_rss_peak as f64 };
+    let halved = m.frag_live_peak > 0 && (m.frag_live_after as f64) < 0.55 * m.frag_live_peak as f64;
+    let kept = ratio(m.frag_rss_freed);
+    report.check(Check::holds(
+        CLAIMS[1],
+        halved && kept >= 0.80,
+        format!("RSS {} of peak, live bytes {} -> {}", pct(kept), mib(m.frag_live_peak as f64), mib(m.frag_live_after as f64)),
+        "RSS >= 80.0%, live bytes < 55% of peak",
+    ));
+    report.check(Check::compare(CLAIMS[2], ratio(m.frag_rss_trimmed), Cmp::AtLeast, 0.80, pct));
+    report.series("RSS of the leaking child", "seconds", "bytes", m.rss.clone());
+    report.series("bytes the child allocated", "seconds", "bytes", m.allocated.clone());
+}
+
+#[cfg(target_env = "gnu")]
+fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+    use crate::lab::mem::glibc;
+    let io = |e: std::io::Error| e.to_string();
+    match role {
+        "leak" => {
+            let rate = param_u64(params, "rate")? as f64;
+            let duration = param_u64(params, "duration_ms")? * 1_000_000;
+            link.sync("ready", json!({})).map_err(io)?;
+            let t0 = monotonic_ns();
+            let mut total = 0u64;
+            let mut samples: Vec<[u64; 2]> = Vec::new();
+            let mut leaked: Vec<*mut u8> = Vec::new();
+            loop {
+                let now = monotonic_ns();
+                let elapsed = now - t0;
+                let target = (rate * elapsed as f64 / 1e9) as u64;
+                while total < target {
+                    let p = glibc::malloc(LEAK_OBJECT);
+                    if p.is_null() {
+                        return Err("malloc failed".into());
+                    }
+                    glibc::touch(p, LEAK_OBJECT);
+                    total += glibc::usable_size(p) as u64;
+                    leaked.push(p);
+                }
+                samples.push([monotonic_ns(), total]);
+                if elapsed >= duration {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            link.send("leaked", json!({ "samples": samples, "objects": leaked.len() })).map_err(io)
+        }
+        "fragment" => {
+            let size = param_u64(params, "size")? as usize;
+            let mut objs: Vec<*mut u8> = Vec::with_capacity(size / FRAG_OBJECT);
+            let mut live = 0u64;
+            for _ in 0..size / FRAG_OBJECT {
+                let p = glibc::malloc(FRAG_OBJECT);
+                if p.is_null() {
+                    return Err("malloc failed".into());
+                }
+                glibc::touch(p, FRAG_OBJECT);
+                live += glibc::usable_size(p) as u64;
+                objs.push(p);
+            }
+            link.sync("allocated", json!({ "live": live })).map_err(io)?;
+            for p in objs.iter().step_by(2) {
+                live -= glibc::usable_size(*p) as u64;
+                glibc::free(*p);
+            }
+            link.sync("freed", json!({ "live": live })).map_err(io)?;
+            let released = glibc::trim();
+            link.sync("trimmed", json!({ "released": released })).map_err(io)?;
+            for p in objs.iter().skip(1).step_by(2) {
+                glibc::free(*p);
+            }
+            Ok(())
+        }
+        other => Err(format!("unknown role {other}")),
+    }
+}
+
+#[cfg(not(target_env = "gnu"))]
+fn child(_role: &str, _params: &Value, _link: &mut Link) -> Result<(), String> {
+    Err("the allocator lab needs glibc".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::report::Status;
+
+    fn line(rate: f64, base: f64) -> Vec<[f64; 2]> {
+        (0..20).map(|i| i as f64 * 0.1).map(|t| [t, base + rate * t]).collect()
+    }
+
+    fn good() -> Measured {
+        Measured {
+            allocated: line(32e6, 0.0),
+            rss: line(33e6, 5e6),
+            frag_live_peak: 128 << 20,
+            frag_live_after: 64 << 20,
+            frag_rss_peak: 140 << 20,
+            frag_rss_freed: 140 << 20,
+            frag_rss_trimmed: 139 << 20,
+        }
+    }
+
+    fn statuses(m: &Measured) -> Vec<Status> {
+        let mut r = LabReport::new(ConceptId::LeaksFragmentation, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        analyze(m, &mut r);
+        r.checks.iter().map(|c| c.status).collect()
+    }
+
+    #[test]
+    fn passes_on_a_steady_leak_and_pinned_pages() {
+        assert_eq!(statuses(&good()), vec![Status::Passed; 3]);
+    }
+
+    #[test]
+    fn each_claim_fails_on_contradicting_evidence() {
+        let mut m = good();
+        m.rss = line(20e6, 5e6);
+        assert_eq!(statuses(&m)[0], Status::Failed);
+        let mut m = good();
+        m.rss.truncate(2);
+        assert_eq!(statuses(&m)[0], Status::Failed, "two samples cannot fit a slope");
+        let mut m = good();
+        m.frag_rss_freed = 70 << 20;
+        assert_eq!(statuses(&m)[1], Status::Failed);
+        let mut m = good();
+        m.frag_live_after = m.frag_live_peak;
+        assert_eq!(statuses(&m)[1], Status::Failed, "live bytes must halve");
+        let mut m = good();
+        m.frag_rss_trimmed = 10 << 20;
+        assert_eq!(statuses(&m)[2], Status::Failed);
+    }
+}

@@ -1,0 +1,259 @@
+//! Lab: memory mapping. Reading a cached file with read(2) copies it; mapping it reads
+//! the page cache in place. A MAP_SHARED write is seen by every process mapping the
+//! file; a MAP_PRIVATE write is copied and seen by nobody else. MAP_POPULATE faults
+//! everything in at mmap time.
+
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::concepts::ConceptId;
+use crate::lab::mem::{page_size, self_rss, write_file, Region};
+use crate::lab::meter::{trial, SystemMeter};
+use crate::lab::report::{mib, Check, LabReport};
+use crate::lab::sandbox::{LabError, Link};
+use crate::lab::scratch::{Backing, ScratchDir};
+use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+
+pub static LAB: LabDef = LabDef {
+    id: ConceptId::Mmap,
+    summary: "read() vs mmap of a cached file; MAP_SHARED as IPC vs MAP_PRIVATE; MAP_POPULATE",
+    run,
+    child,
+};
+
+/// The bytes the writer stores, distinct from the file's fill byte (0x5a).
+const SHARED_MARK: u8 = 0x42;
+const PRIVATE_MARK: u8 = 0x99;
+const READ_BUF: usize = 128 << 10;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Measured {
+    pub size: u64,
+    /// MB/s per trial.
+    pub read_mbps: Vec<f64>,
+    pub mmap_mbps: Vec<f64>,
+    /// What the other process saw after a MAP_SHARED write.
+    pub shared_seen_by_other: u8,
+    pub shared_in_file: u8,
+    /// What the other process and the file hold after a MAP_PRIVATE write.
+    pub private_seen_by_other: u8,
+    pub private_in_file: u8,
+    pub private_seen_by_writer: u8,
+    pub rss_grow_plain: u64,
+    pub rss_grow_populate: u64,
+}
+
+fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
+    let size = ctx.size(64, 16);
+    let trials = ctx.trials(11, 5);
+    let dir = ScratchDir::new(Backing::Persistent).map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+    report.param("size_bytes", size);
+    report.param("trials", trials);
+    report.param("read_buffer_bytes", READ_BUF);
+    let jail = ctx.memory_jail(size * 2, report);
+    let mut c = ctx.spawn_in(&jail, ConceptId::Mmap, "mmap", json!({ "size": size, "trials": trials, "dir": dir.path() }))?;
+    let m: Measured = serde_json::from_value(c.expect("measured", WATCHDOG * 2)?).map_err(|e| LabError::Setup(e.to_string()))?;
+    c.wait(WATCHDOG)?;
+    analyze(&m, report);
+    Ok(())
+}
+
+fn byte(b: u8) -> String {
+    format!("{b:#04x}")
+}
+
+pub fn analyze(m: &Measured, report: &mut LabReport) {
+    report.check(Check::holds(
+        "a MAP_SHARED write is visible to another process mapping the file, and in the file",
+        m.shared_seen_by_other == SHARED_MARK && m.shared_in_file == SHARED_MARK,
+        format!("other process read {}, file holds {}", byte(m.shared_seen_by_other), byte(m.shared_in_file)),
+        format!("{} in both", byte(SHARED_MARK)),
+    ));
+    report.check(Check::holds(
+        "a MAP_PRIVATE write is invisible to the other process and to the file (the writer got a copy)",
+        m.private_seen_by_writer == PRIVATE_MARK && m.private_seen_by_other != PRIVATE_MARK && m.private_in_file != PRIVATE_MARK,
+        format!(
+            "writer reads {}, other process {}, file {}",
+            byte(m.private_seen_by_writer),
+            byte(m.private_seen_by_other),
+            byte(m.private_in_file)
+        ),
+        format!("writer {}, the others not", byte(PRIVATE_MARK)),
+    ));
+    let read = report.metric("sequential read(2) of the cached file", "MB/s", &m.read_mbps);
+    let mapped = report.metric("sequential read through mmap (incl. mmap, faults, munmap)", "MB/s", &m.mmap_mbps);
+    match (read, mapped) {
+        (Some(r), Some(mm)) => report.check(Check::holds(
+            "both throughputs are reported with their spread",
+            r.n > 1 && mm.n > 1,
+            format!("read {:.0} MB/s (n={}, CV {:.1}%), mmap {:.0} MB/s (n={}, CV {:.1}%)", r.median, r.n, r.cv * 100.0, mm.median, mm.n, mm.cv * 100.0),
+            "n > 1 for each",
+        )),
+        _ => report.check(Check::failed("both throughputs are reported with their spread", "no throughput samples")),
+    }
+    report.evidence("/proc/self/smaps_rollup (child)", "Rss growth, plain mmap", 0.0, m.rss_grow_plain as f64, "bytes");
+    report.evidence("/proc/self/smaps_rollup (child)", "Rss growth, MAP_POPULATE", 0.0, m.rss_grow_populate as f64, "bytes");
+    report.series("read(2) throughput per trial", "trial", "MB/s", m.read_mbps.iter().enumerate().map(|(i, v)| [i as f64, *v]).collect());
+    report.series("mmap throughput per trial", "trial", "MB/s", m.mmap_mbps.iter().enumerate().map(|(i, v)| [i as f64, *v]).collect());
+    report.note(format!(
+        "mmap of {} grew RSS by {} at once; with MAP_POPULATE by {}",
+        mib(m.size as f64),
+        mib(m.rss_grow_plain as f64),
+        mib(m.rss_grow_populate as f64)
+    ));
+}
+
+fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+    if role != "mmap" {
+        return Err(format!("unknown role {role}"));
+    }
+    let size = param_u64(params, "size")? as usize;
+    let trials = param_u64(params, "trials")? as usize;
+    let dir = std::path::PathBuf::from(params["dir"].as_str().ok_or("missing dir")?);
+    let io = |e: std::io::Error| e.to_string();
+    let path = dir.join("mmap.dat");
+    let file = write_file(&path, size).map_err(io)?;
+    let mut meter = SystemMeter::new();
+    let mut m = Measured { size: size as u64, ..Measured::default() };
+    let mut buf = vec![0u8; READ_BUF];
+    let mb = |ns: u64| size as f64 / 1e6 / (ns as f64 / 1e9);
+    // The first round of each is warm-up (it also brings the file into the cache).
+    for t in 0..=trials {
+        let (rt, sum_read) = trial(&mut meter, || -> std::io::Result<u64> {
+            let mut f = std::fs::File::open(&path)?;
+            let mut sum = 0u64;
+            loop {
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(sum);
+                }
+                sum = buf[..n].chunks_exact(8).fold(sum, |s, w| s.wrapping_add(u64::from_ne_bytes(w.try_into().unwrap_or([0; 8]))));
+            }
+        });
+        let (mt, sum_map) = trial(&mut meter, || -> std::io::Result<u64> {
+            let r = Region::file(&file, size, true, false)?;
+            Ok(r.sum_words())
+        });
+        if sum_read.map_err(io)? != sum_map.map_err(io)? {
+            return Err("read() and mmap saw different bytes".into());
+        }
+        if t > 0 {
+            m.read_mbps.push(mb(rt.ns));
+            m.mmap_mbps.push(mb(mt.ns));
+        }
+    }
+    shared_vs_private(&file, &mut m).map_err(io)?;
+    let before = self_rss().map_err(io)?;
+    let plain = Region::file(&file, size, true, false).map_err(io)?;
+    m.rss_grow_plain = self_rss().map_err(io)?.saturating_sub(before);
+    drop(plain);
+    let before = self_rss().map_err(io)?;
+    let populated = Region::file(&file, size, true, true).map_err(io)?;
+    m.rss_grow_populate = self_rss().map_err(io)?.saturating_sub(before);
+    drop(populated);
+    link.send("measured", &m).map_err(io)
+}
+
+/// Two processes map the same file: the forked observer maps it MAP_SHARED; this
+/// process writes through MAP_SHARED, then through MAP_PRIVATE. They take turns over
+/// a pipe pair.
+fn shared_vs_private(file: &std::fs::File, m: &mut Measured) -> std::io::Result<()> {
+    let len = page_size();
+    file.write_all_at(&[0x5a], 0)?;
+    let (to_child_r, to_child_w) = rustix::pipe::pipe()?;
+    let (to_parent_r, to_parent_w) = rustix::pipe::pipe()?;
+    let observer = Region::file(file, len, true, false)?;
+    // SAFETY: this lab child is single-threaded; the forked copy runs plain code.
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => {
+            // SAFETY: prctl/_exit are plain system calls.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+            let mut b = [0u8; 1];
+            // Two rounds: wait for the writer, report what the shared mapping shows.
+            for _ in 0..2 {
+                if rustix::io::read(&to_child_r, &mut b).unwrap_or(0) != 1 {
+                    break;
+                }
+                let _ = rustix::io::write(&to_parent_w, &[observer.byte(0)]);
+            }
+            // SAFETY: leave without running destructors twice.
+            unsafe { libc::_exit(0) }
+        }
+        pid => {
+            let mut seen = [0u8; 1];
+            let writer = Region::file(file, len, true, false)?;
+            writer.set_byte(0, SHARED_MARK);
+            rustix::io::write(&to_child_w, b"s")?;
+            rustix::io::read(&to_parent_r, &mut seen)?;
+            m.shared_seen_by_other = seen[0];
+            let mut f = [0u8; 1];
+            file.read_exact_at(&mut f, 0)?;
+            m.shared_in_file = f[0];
+            drop(writer);
+            let private = Region::file(file, len, false, false)?;
+            private.set_byte(0, PRIVATE_MARK);
+            m.private_seen_by_writer = private.byte(0);
+            rustix::io::write(&to_child_w, b"p")?;
+            rustix::io::read(&to_parent_r, &mut seen)?;
+            m.private_seen_by_other = seen[0];
+            file.read_exact_at(&mut f, 0)?;
+            m.private_in_file = f[0];
+            let mut st = 0;
+            // SAFETY: waits for our own child.
+            unsafe { libc::waitpid(pid, &mut st, 0) };
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::report::Status;
+
+    fn good() -> Measured {
+        Measured {
+            size: 64 << 20,
+            read_mbps: vec![5000.0, 5100.0, 4900.0],
+            mmap_mbps: vec![3000.0, 3100.0, 2900.0],
+            shared_seen_by_other: SHARED_MARK,
+            shared_in_file: SHARED_MARK,
+            private_seen_by_other: SHARED_MARK,
+            private_in_file: SHARED_MARK,
+            private_seen_by_writer: PRIVATE_MARK,
+            rss_grow_plain: 0,
+            rss_grow_populate: 64 << 20,
+        }
+    }
+
+    fn statuses(m: &Measured) -> Vec<Status> {
+        let mut r = LabReport::new(ConceptId::Mmap, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        analyze(m, &mut r);
+        r.checks.iter().map(|c| c.status).collect()
+    }
+
+    #[test]
+    fn passes_on_mapping_semantics() {
+        assert_eq!(statuses(&good()), vec![Status::Passed; 3]);
+    }
+
+    #[test]
+    fn each_claim_fails_on_contradicting_evidence() {
+        let mut m = good();
+        m.shared_seen_by_other = 0x5a;
+        assert_eq!(statuses(&m)[0], Status::Failed);
+        let mut m = good();
+        m.private_in_file = PRIVATE_MARK;
+        assert_eq!(statuses(&m)[1], Status::Failed);
+        let mut m = good();
+        m.private_seen_by_other = PRIVATE_MARK;
+        assert_eq!(statuses(&m)[1], Status::Failed);
+        let mut m = good();
+        m.read_mbps = vec![5000.0];
+        assert_eq!(statuses(&m)[2], Status::Failed);
+    }
+}

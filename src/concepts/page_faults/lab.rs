@@ -1,0 +1,282 @@
+//! Lab: page faults. Touching fresh anonymous pages takes one minor fault per page
+//! (a handful with transparent huge pages); touching a file whose pages were evicted
+//! takes major faults that wait for the disk, unless readahead brings neighbours in.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::concepts::ConceptId;
+use crate::lab::mem::{evict, write_file, Region};
+use crate::lab::meter::{trial, SystemMeter, Trial};
+use crate::lab::report::{pct, Check, Cmp, LabReport};
+use crate::lab::sandbox::{LabError, Link};
+use crate::lab::scratch::{Backing, ScratchDir};
+use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+
+pub static LAB: LabDef = LabDef {
+    id: ConceptId::PageFaults,
+    summary: "minor faults on fresh anonymous pages (and with huge pages); major faults on an evicted file",
+    run,
+    child,
+};
+
+/// A file's share of pages still cached after eviction above which a trial is void.
+const MAX_RESIDENT_AFTER_EVICT: f64 = 0.01;
+
+/// One touch pass: pages, time and counted faults.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Pass {
+    pub pages: u64,
+    pub ns: u64,
+    pub minflt: u64,
+    pub majflt: u64,
+    /// The perf software counter page-faults, where perf is allowed.
+    pub perf_faults: Option<u64>,
+    /// Share of the file cached before the pass (file passes only).
+    pub resident_before: f64,
+}
+
+impl Pass {
+    fn from(pages: usize, t: Trial, resident_before: f64) -> Pass {
+        Pass {
+            pages: pages as u64,
+            ns: t.ns,
+            minflt: t.counts.minflt,
+            majflt: t.counts.majflt,
+            perf_faults: t.counts.perf_page_faults,
+            resident_before,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Measured {
+    pub anon: Vec<Pass>,
+    /// With MADV_HUGEPAGE; empty when THP is off.
+    pub huge: Vec<Pass>,
+    /// File pages after eviction, MADV_RANDOM: no readahead.
+    pub random: Vec<Pass>,
+    /// File pages after eviction, default readahead.
+    pub readahead: Vec<Pass>,
+    pub thp: String,
+    pub perf_note: Option<String>,
+}
+
+fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
+    let anon = ctx.size(64, 16);
+    let file = if ctx.opts.quick { 4 << 20 } else { 16 << 20 };
+    let trials = ctx.trials(5, 2);
+    let thp = ctx.host.thp.clone().unwrap_or_else(|_| "unknown".into());
+    let dir = ScratchDir::new(Backing::Persistent).map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+    report.param("anon_bytes", anon);
+    report.param("file_bytes", file);
+    report.param("trials", trials);
+    report.param("scratch", dir.path().display().to_string());
+    let jail = ctx.memory_jail(anon * 2 + file, report);
+    let mut c = ctx.spawn_in(
+        &jail,
+        ConceptId::PageFaults,
+        "faults",
+        json!({ "anon": anon, "file": file, "trials": trials, "dir": dir.path(), "thp": thp != "never" && thp != "unknown" }),
+    )?;
+    let mut m: Measured = serde_json::from_value(c.expect("passes", WATCHDOG * 4)?).map_err(|e| LabError::Setup(e.to_string()))?;
+    c.wait(WATCHDOG)?;
+    m.thp = thp;
+    analyze(&m, report);
+    Ok(())
+}
+
+fn per_fault(passes: &[Pass], faults: fn(&Pass) -> u64) -> Vec<f64> {
+    passes.iter().filter(|p| faults(p) > 0).map(|p| p.ns as f64 / faults(p) as f64).collect()
+}
+
+pub fn analyze(m: &Measured, report: &mut LabReport) {
+    let share = |passes: &[Pass], f: fn(&Pass) -> u64| {
+        passes.iter().map(|p| f(p) as f64 / p.pages.max(1) as f64).fold(f64::NAN, f64::min)
+    };
+    let anon_share = share(&m.anon, |p| p.minflt);
+    report.check(
+        Check::compare(
+            "touching fresh anonymous pages takes a minor fault each (>= 95% of pages touched)",
+            anon_share,
+            Cmp::AtLeast,
+            0.95,
+            pct,
+        )
+        .observed(format!("{} of pages (worst trial, getrusage)", pct(anon_share))),
+    );
+    if m.huge.is_empty() {
+        report.check(Check::skipped(
+            "with MADV_HUGEPAGE far fewer faults (< 10% of pages)",
+            format!("transparent huge pages are '{}' on this host", m.thp),
+        ));
+    } else {
+        let huge = m.huge.iter().map(|p| p.minflt as f64 / p.pages.max(1) as f64).fold(f64::NAN, f64::max);
+        report.check(
+            Check::compare("with MADV_HUGEPAGE far fewer faults (< 10% of pages): one fault maps 2 MiB", huge, Cmp::Less, 0.10, pct)
+                .observed(format!("{} of pages (worst trial)", pct(huge))),
+        );
+    }
+    let void = m.random.iter().chain(&m.readahead).filter(|p| p.resident_before > MAX_RESIDENT_AFTER_EVICT).count();
+    let evicted: Vec<&Pass> = m.random.iter().filter(|p| p.resident_before <= MAX_RESIDENT_AFTER_EVICT).collect();
+    if evicted.is_empty() {
+        report.check(Check::failed(
+            "a file touched after eviction takes major faults",
+            format!("precondition failed: every trial found the file still cached after eviction ({void} void trials)"),
+        ));
+    } else {
+        let maj = evicted.iter().map(|p| p.majflt).min().unwrap_or(0);
+        report.check(
+            Check::compare(
+                "a file touched after eviction (MADV_RANDOM) takes major faults (majflt > 0)",
+                maj as f64,
+                Cmp::Greater,
+                0.0,
+                |x| format!("{x:.0}"),
+            )
+            .observed(format!("{maj} major faults (fewest in a trial)")),
+        );
+    }
+    let minor = report.metric("minor fault (anonymous, write)", "ns", &per_fault(&m.anon, |p| p.minflt));
+    let major = report.metric("major fault (file, evicted, MADV_RANDOM)", "ns", &per_fault(&m.random, |p| p.majflt));
+    report.metric("major faults per page, MADV_RANDOM", "", &m.random.iter().map(|p| p.majflt as f64 / p.pages.max(1) as f64).collect::<Vec<_>>());
+    report.metric("major faults per page, readahead", "", &m.readahead.iter().map(|p| p.majflt as f64 / p.pages.max(1) as f64).collect::<Vec<_>>());
+    report.metric("minor faults per page, readahead", "", &m.readahead.iter().map(|p| p.minflt as f64 / p.pages.max(1) as f64).collect::<Vec<_>>());
+    if !m.huge.is_empty() {
+        report.metric("faults per 4 KiB page with MADV_HUGEPAGE", "", &m.huge.iter().map(|p| p.minflt as f64 / p.pages.max(1) as f64).collect::<Vec<_>>());
+    }
+    match (minor, major) {
+        (Some(mi), Some(ma)) => report.check(Check::compare(
+            "a major fault costs >= 5x a minor one (medians, per counted fault)",
+            ma.median / mi.median,
+            Cmp::AtLeast,
+            5.0,
+            |x| format!("{x:.0}x"),
+        )),
+        _ => report.check(Check::failed("a major fault costs >= 5x a minor one", "no counted faults to divide by")),
+    }
+    if let Some(p) = m.anon.first() {
+        if let Some(perf) = p.perf_faults {
+            report.evidence("perf software counter page-faults", "faults, one anonymous pass", 0.0, perf as f64, "");
+        }
+        report.evidence("getrusage(RUSAGE_THREAD) ru_minflt", "faults, one anonymous pass", 0.0, p.minflt as f64, "");
+    }
+    if let Some(p) = m.random.first() {
+        report.evidence("mincore(2), before the pass", "file pages cached", 0.0, p.resident_before, "ratio");
+        report.evidence("getrusage ru_majflt", "major faults, MADV_RANDOM pass", 0.0, p.majflt as f64, "");
+    }
+    if let Some(p) = m.readahead.first() {
+        report.evidence("getrusage ru_majflt / ru_minflt", "major faults, readahead pass", 0.0, p.majflt as f64, "");
+    }
+    let rows = |passes: &[Pass], f: fn(&Pass) -> u64| -> Vec<[f64; 2]> {
+        passes.iter().enumerate().map(|(i, p)| [i as f64, f(p) as f64 / p.pages.max(1) as f64]).collect()
+    };
+    report.series("major faults per page, MADV_RANDOM", "trial", "faults per page", rows(&m.random, |p| p.majflt));
+    report.series("major faults per page, readahead", "trial", "faults per page", rows(&m.readahead, |p| p.majflt));
+    if void > 0 {
+        report.note(format!("{void} file trial(s) void: the file stayed more than 1% cached after eviction"));
+    }
+    report.note(format!("transparent huge pages: {}", m.thp));
+    if let Some(n) = &m.perf_note {
+        report.note(n.clone());
+    }
+}
+
+fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+    if role != "faults" {
+        return Err(format!("unknown role {role}"));
+    }
+    let anon = param_u64(params, "anon")? as usize;
+    let file_len = param_u64(params, "file")? as usize;
+    let trials = param_u64(params, "trials")? as usize;
+    let dir = std::path::PathBuf::from(params["dir"].as_str().ok_or("missing dir")?);
+    let thp = params["thp"].as_bool().unwrap_or(false);
+    let io = |e: std::io::Error| e.to_string();
+    let mut meter = SystemMeter::new();
+    let mut m = Measured { perf_note: meter.perf_refused.clone(), ..Measured::default() };
+    // Warm up once: the first faults of a run cost more than the later ones.
+    for t in 0..=trials {
+        let r = Region::anon(anon).map_err(io)?;
+        let _ = r.madvise(libc::MADV_NOHUGEPAGE);
+        let (pass, _) = trial(&mut meter, || r.write_pages(1, r.pages(), 1));
+        if t > 0 {
+            m.anon.push(Pass::from(r.pages(), pass, 0.0));
+        }
+        if thp && t > 0 {
+            let h = Region::anon(anon).map_err(io)?;
+            h.madvise(libc::MADV_HUGEPAGE).map_err(io)?;
+            let (pass, _) = trial(&mut meter, || h.write_pages(1, h.pages(), 1));
+            m.huge.push(Pass::from(h.pages(), pass, 0.0));
+        }
+    }
+    let file = write_file(&dir.join("faults.dat"), file_len).map_err(io)?;
+    for _ in 0..trials {
+        for (advice, out) in [(libc::MADV_RANDOM, &mut m.random), (libc::MADV_NORMAL, &mut m.readahead)] {
+            let resident = evict(&file, file_len).map_err(io)?;
+            let r = Region::file(&file, file_len, true, false).map_err(io)?;
+            r.madvise(advice).map_err(io)?;
+            let (pass, _) = trial(&mut meter, || r.read_pages(1));
+            out.push(Pass::from(r.pages(), pass, resident));
+        }
+    }
+    link.send("passes", &m).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::report::Status;
+
+    fn pass(pages: u64, ns: u64, minflt: u64, majflt: u64, resident: f64) -> Pass {
+        Pass { pages, ns, minflt, majflt, perf_faults: Some(minflt + majflt), resident_before: resident }
+    }
+
+    fn good() -> Measured {
+        Measured {
+            anon: vec![pass(4096, 4096 * 1300, 4096, 0, 0.0); 3],
+            huge: vec![pass(4096, 900_000, 8, 0, 0.0); 3],
+            random: vec![pass(1024, 1024 * 72_000, 0, 1024, 0.0); 3],
+            readahead: vec![pass(1024, 8_000_000, 990, 34, 0.0); 3],
+            thp: "madvise".into(),
+            perf_note: None,
+        }
+    }
+
+    fn statuses(m: &Measured) -> Vec<Status> {
+        let mut r = LabReport::new(ConceptId::PageFaults, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        analyze(m, &mut r);
+        r.checks.iter().map(|c| c.status).collect()
+    }
+
+    #[test]
+    fn passes_on_real_faults() {
+        assert_eq!(statuses(&good()), vec![Status::Passed; 4]);
+    }
+
+    #[test]
+    fn each_claim_fails_on_contradicting_evidence() {
+        let mut m = good();
+        m.anon[0].minflt = 100;
+        assert_eq!(statuses(&m)[0], Status::Failed);
+        let mut m = good();
+        m.huge[0].minflt = 4096;
+        assert_eq!(statuses(&m)[1], Status::Failed);
+        let mut m = good();
+        m.random.iter_mut().for_each(|p| p.majflt = 0);
+        assert_eq!(statuses(&m)[2], Status::Failed);
+        let mut m = good();
+        m.random.iter_mut().for_each(|p| p.resident_before = 0.5);
+        assert_eq!(statuses(&m)[2], Status::Failed, "a file that stayed cached voids the claim");
+        let mut m = good();
+        m.random.iter_mut().for_each(|p| p.ns = p.majflt * 2000);
+        assert_eq!(statuses(&m)[3], Status::Failed);
+    }
+
+    #[test]
+    fn no_thp_skips_the_huge_page_claim() {
+        let mut m = good();
+        m.huge.clear();
+        m.thp = "never".into();
+        assert_eq!(statuses(&m)[1], Status::Skipped);
+    }
+}
