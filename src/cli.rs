@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use syslens_probe::{Missing, Reader};
 
 use crate::concepts::{ConceptId, CONCEPTS};
-use crate::lab;
 use crate::inspect::{inspect, pids_named};
+use crate::lab;
 use crate::lens::ViewOptions;
 use crate::ptable::{self, SortKey, TableQuery};
 use crate::render::{self, ColorChoice, Style};
@@ -21,11 +21,24 @@ use syslens_probe::table::Scanner;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     /// Nothing failed.
-    Ok = 0,
+    Ok,
     /// A claim failed, or a doctor finding reached --fail-on.
-    Failed = 1,
+    Failed,
     /// A usage error or an unreadable target.
-    Usage = 2,
+    Usage,
+    /// Stopped by this signal after cleaning up (exit 128 + signal).
+    Signal(i32),
+}
+
+impl Status {
+    pub fn code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Failed => 1,
+            Status::Usage => 2,
+            Status::Signal(sig) => (128 + sig).clamp(0, 255) as u8,
+        }
+    }
 }
 
 #[derive(Debug, Parser)]
@@ -78,7 +91,11 @@ pub enum Command {
     Concepts,
     /// Internal: the child side of a lab.
     #[command(name = "__lab-child", hide = true)]
-    LabChild { concept: String, role: String, params: String },
+    LabChild {
+        concept: String,
+        role: String,
+        params: String,
+    },
     /// Internal: a process with known state, for syslens's own tests.
     #[command(name = "__specimen", hide = true)]
     Specimen(crate::specimen::SpecimenArgs),
@@ -175,9 +192,17 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
         Some(Command::Inspect(args)) => inspect_cmd(out, err, g, &style, args),
         Some(Command::Specimen(args)) => crate::specimen::run(args, out),
         Some(Command::Lab(args)) => lab_cmd(out, err, g, &style, args),
-        Some(Command::LabChild { concept, role, params }) => {
+        Some(Command::LabChild {
+            concept,
+            role,
+            params,
+        }) => {
             let code = crate::lab::child_main(&concept, &role, &params);
-            Ok(if code == 0 { Status::Ok } else { Status::Failed })
+            Ok(if code == 0 {
+                Status::Ok
+            } else {
+                Status::Failed
+            })
         }
     }
 }
@@ -245,7 +270,13 @@ fn system_cmd(
     Ok(Status::Ok)
 }
 
-fn lab_cmd(out: &mut dyn Write, err: &mut dyn Write, g: &Global, style: &Style, a: LabArgs) -> io::Result<Status> {
+fn lab_cmd(
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    g: &Global,
+    style: &Style,
+    a: LabArgs,
+) -> io::Result<Status> {
     if a.list {
         let labs = lab::labs();
         if g.json {
@@ -255,12 +286,23 @@ fn lab_cmd(out: &mut dyn Write, err: &mut dyn Write, g: &Global, style: &Style, 
                 title: &'static str,
                 summary: &'static str,
             }
-            let rows: Vec<Row> =
-                labs.iter().map(|l| Row { id: l.id.slug(), title: l.id.title(), summary: l.summary }).collect();
+            let rows: Vec<Row> = labs
+                .iter()
+                .map(|l| Row {
+                    id: l.id.slug(),
+                    title: l.id.title(),
+                    summary: l.summary,
+                })
+                .collect();
             render::json(out, &rows)?;
         } else {
             for l in labs {
-                writeln!(out, "  {:<20} {}", l.id.slug(), render::fit_end(l.summary, render::WIDTH - 23))?;
+                writeln!(
+                    out,
+                    "  {:<20} {}",
+                    l.id.slug(),
+                    render::fit_end(l.summary, render::WIDTH - 23)
+                )?;
             }
         }
         return Ok(Status::Ok);
@@ -273,7 +315,10 @@ fn lab_cmd(out: &mut dyn Write, err: &mut dyn Write, g: &Global, style: &Style, 
             Some(c) => match lab::find(c) {
                 Some(l) => vec![l],
                 None => {
-                    writeln!(err, "syslens: the {id} lab does not exist yet (syslens lab --list)")?;
+                    writeln!(
+                        err,
+                        "syslens: the {id} lab does not exist yet (syslens lab --list)"
+                    )?;
                     return Ok(Status::Usage);
                 }
             },
@@ -283,11 +328,23 @@ fn lab_cmd(out: &mut dyn Write, err: &mut dyn Write, g: &Global, style: &Style, 
             }
         }
     };
-    let opts = lab::LabOptions { quick: a.quick, size_mib: a.size, trials: a.trials, allow_swapfile: a.allow_swapfile };
+    let opts = lab::LabOptions {
+        quick: a.quick,
+        size_mib: a.size,
+        trials: a.trials,
+        allow_swapfile: a.allow_swapfile,
+    };
     let mut ctx = lab::LabContext::new(opts)?;
     let mut reports = Vec::new();
     for def in selected {
+        if lab::cleanup::interrupted().is_some() {
+            break;
+        }
         let report = lab::run(def, &mut ctx);
+        // A lab cut short by a signal has no report worth printing.
+        if lab::cleanup::interrupted().is_some() {
+            break;
+        }
         if !g.json {
             render::text::lab(out, &report, style)?;
             out.flush()?;
@@ -301,7 +358,19 @@ fn lab_cmd(out: &mut dyn Write, err: &mut dyn Write, g: &Global, style: &Style, 
             render::json(out, &reports)?;
         }
     }
-    Ok(if reports.iter().any(|r| r.failed()) { Status::Failed } else { Status::Ok })
+    if let Some(sig) = lab::cleanup::interrupted() {
+        let name = syslens_probe::names::signal_name(sig as u32);
+        writeln!(
+            err,
+            "syslens: interrupted by {name}; what the labs made was removed"
+        )?;
+        return Ok(Status::Signal(sig));
+    }
+    Ok(if reports.iter().any(|r| r.failed()) {
+        Status::Failed
+    } else {
+        Status::Ok
+    })
 }
 
 fn concepts(out: &mut dyn Write, g: &Global, style: &Style) -> io::Result<Status> {

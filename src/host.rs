@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use syslens_probe::cgroup::CgroupLayout;
-use syslens_probe::names::{caps_in, ALL_KNOWN_CAPS};
+use syslens_probe::names::describe_caps;
 use syslens_probe::psi::{parse_psi, Psi};
 use syslens_probe::status::Status;
 use syslens_probe::system::{bracketed_choice, parse_loadavg, Meminfo, ProcStat};
@@ -93,13 +93,7 @@ impl Host {
             .read_proc("self/status")
             .map(Status::parse)
             .and_then(|s| s.cap_eff)
-            .map(|m| {
-                if m & ALL_KNOWN_CAPS == ALL_KNOWN_CAPS {
-                    vec!["all".to_owned()]
-                } else {
-                    caps_in(m)
-                }
-            });
+            .map(describe_caps);
         Host {
             kernel,
             cpus,

@@ -11,12 +11,12 @@ fn main() -> ExitCode {
     let result =
         run(cli, &mut out, &mut io::stderr()).and_then(|status| out.flush().map(|_| status));
     match result {
-        Ok(status) => ExitCode::from(status as u8),
+        Ok(status) => ExitCode::from(status.code()),
         // `syslens ... | head`: the reader left; that is not an error.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             let _ = writeln!(io::stderr(), "syslens: {e}");
-            ExitCode::from(Status::Usage as u8)
+            ExitCode::from(Status::Usage.code())
         }
     }
 }

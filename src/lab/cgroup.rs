@@ -118,16 +118,23 @@ impl LabCgroup {
         for &controller in controllers {
             let (parent, version) = own_dir(reader, &layout, controller)?;
             let path = parent.join(&cg.name);
+            // In v2 every controller must be enabled for the children, including one
+            // that shares the directory made for an earlier controller.
+            if version == CgroupVersion::V2 {
+                enable_v2_controller(&parent, controller)?;
+            }
             if let Some(d) = cg.dirs.iter_mut().find(|d| d.path == path) {
                 d.controllers.push(controller.to_owned());
                 continue;
             }
-            if version == CgroupVersion::V2 {
-                enable_v2_controller(&parent, controller)?;
-            }
             fs::create_dir(&path).map_err(|e| refused(&path, e))?;
             let guard = Some(cleanup::register(Resource::Cgroup(path.clone())));
-            cg.dirs.push(Dir { controllers: vec![controller.to_owned()], path, version, guard });
+            cg.dirs.push(Dir {
+                controllers: vec![controller.to_owned()],
+                path,
+                version,
+                guard,
+            });
         }
         Ok(cg)
     }
@@ -265,4 +272,91 @@ pub fn sweep_stale(reader: &mut Reader, controllers: &[&str]) -> Vec<PathBuf> {
         }
     }
     removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory laid out like a v2 host: the tool in a session scope.
+    fn v2_tree() -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        let w = |p: &str, s: &str| {
+            let p = t.path().join(p);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, s).unwrap();
+        };
+        w("proc/self/mountinfo", "21 1 253:1 / / rw - ext4 /dev/vda1 rw\n25 21 0:23 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n");
+        w("proc/self/cgroup", "0::/user.slice/session-1.scope\n");
+        w(
+            "sys/fs/cgroup/cgroup.controllers",
+            "cpuset cpu io memory pids\n",
+        );
+        w(
+            "sys/fs/cgroup/user.slice/session-1.scope/cgroup.subtree_control",
+            "",
+        );
+        t
+    }
+
+    #[test]
+    fn regression_v2_second_controller_sharing_a_directory_is_enabled() {
+        let t = v2_tree();
+        let mut reader = Reader::new(t.path()).unwrap();
+        let cg = LabCgroup::create(&mut reader, &["memory", "pids"]).unwrap();
+        let scope = t.path().join("sys/fs/cgroup/user.slice/session-1.scope");
+        let dir = cg.dir("memory").unwrap().to_owned();
+        assert_eq!(dir.parent().unwrap(), scope);
+        assert_eq!(
+            cg.dir("pids"),
+            Some(dir.as_path()),
+            "v2 has one tree: one directory for both"
+        );
+        assert_eq!(cg.version("memory"), Some(CgroupVersion::V2));
+        assert!(dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(&format!("{PREFIX}{}-", std::process::id())));
+        // Each controller was enabled for the children of the tool's cgroup.
+        // (A real subtree_control accumulates; this plain file keeps the last write.)
+        assert_eq!(
+            fs::read_to_string(scope.join("cgroup.subtree_control")).unwrap(),
+            "+pids"
+        );
+        cg.write("memory", "memory.max", "67108864").unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.join("memory.max")).unwrap(),
+            "67108864"
+        );
+    }
+
+    #[test]
+    fn v2_sweep_removes_stale_lab_cgroups_only() {
+        let t = v2_tree();
+        let scope = t.path().join("sys/fs/cgroup/user.slice/session-1.scope");
+        let stale = scope.join("syslens-lab-2147483646-3");
+        let mine = scope.join(format!("syslens-lab-{}-9", std::process::id()));
+        let foreign = scope.join("app.service");
+        for d in [&stale, &mine, &foreign] {
+            fs::create_dir(d).unwrap();
+        }
+        let mut reader = Reader::new(t.path()).unwrap();
+        // The tree has no /proc/PID entries: every lab cgroup looks stale except ours,
+        // which the live /proc still has.
+        let removed = sweep_stale(&mut reader, &["memory"]);
+        assert!(removed.contains(&stale));
+        assert!(!stale.exists() && foreign.exists());
+    }
+
+    #[test]
+    fn busy_subtree_control_explains_delegation() {
+        let e = refused(
+            Path::new("/sys/fs/cgroup/x/cgroup.subtree_control"),
+            io::Error::from_raw_os_error(libc::EBUSY),
+        );
+        assert!(e.to_string().contains("Delegate=yes"), "{e}");
+        let e = refused(Path::new("/x"), io::Error::from_raw_os_error(libc::EACCES));
+        assert!(e.to_string().contains("root"), "{e}");
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Mutex, Once};
 
 /// Something a lab made that must not outlive it.
@@ -20,7 +20,6 @@ pub enum Resource {
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
 static LIVE: Mutex<BTreeMap<u64, Resource>> = Mutex::new(BTreeMap::new());
-static GRACEFUL: AtomicBool = AtomicBool::new(false);
 static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
 static INSTALL: Once = Once::new();
 
@@ -65,7 +64,11 @@ fn release(r: &Resource) {
             unsafe { libc::kill(*pid, libc::SIGKILL) };
         }
         Resource::Path(p) => {
-            let _ = if p.is_dir() { std::fs::remove_dir_all(p) } else { std::fs::remove_file(p) };
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(p)
+            } else {
+                std::fs::remove_file(p)
+            };
         }
         Resource::Cgroup(p) => {
             let _ = super::cgroup::remove_dir(p);
@@ -76,7 +79,10 @@ fn release(r: &Resource) {
 /// Releases everything still registered: children first (they may hold files and
 /// sit in cgroups), then cgroups, then paths.
 pub fn release_all() {
-    let all: Vec<Resource> = LIVE.lock().map(|mut l| std::mem::take(&mut *l).into_values().collect()).unwrap_or_default();
+    let all: Vec<Resource> = LIVE
+        .lock()
+        .map(|mut l| std::mem::take(&mut *l).into_values().collect())
+        .unwrap_or_default();
     let rank = |r: &Resource| match r {
         Resource::Process(_) => 0,
         Resource::Cgroup(_) => 1,
@@ -89,21 +95,28 @@ pub fn release_all() {
     }
 }
 
-/// Installs the SIGINT / SIGTERM handling once. Plain mode releases everything and
-/// exits 128 + signal; graceful mode (the tour) kills the children, records the signal
-/// and lets the caller finish its report (see [`interrupted`]).
+/// How long the main thread has to unwind after a signal before the signal thread
+/// releases everything itself and exits.
+const UNWIND_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Installs the SIGINT / SIGTERM handling once. The signal kills the lab's children at
+/// once and is recorded ([`interrupted`]); the main thread, which checks it at every
+/// wait, unwinds (its guards release what it made), writes what finished and exits
+/// 128 + signal. Should it not manage within a few seconds, this thread releases
+/// everything and exits itself.
 pub fn install_signal_handler() {
     INSTALL.call_once(|| {
-        let Ok(mut signals) = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM]) else { return };
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
+        else {
+            return;
+        };
         std::thread::spawn(move || {
             if let Some(sig) = signals.forever().next() {
                 INTERRUPTED.store(sig, Ordering::SeqCst);
-                if GRACEFUL.load(Ordering::SeqCst) {
-                    kill_children();
-                } else {
-                    release_all();
-                    std::process::exit(128 + sig);
-                }
+                kill_children();
+                std::thread::sleep(UNWIND_GRACE);
+                release_all();
+                std::process::exit(128 + sig);
             }
         });
     });
@@ -112,18 +125,22 @@ pub fn install_signal_handler() {
 fn kill_children() {
     let pids: Vec<i32> = LIVE
         .lock()
-        .map(|l| l.values().filter_map(|r| if let Resource::Process(p) = r { Some(*p) } else { None }).collect())
+        .map(|l| {
+            l.values()
+                .filter_map(|r| {
+                    if let Resource::Process(p) = r {
+                        Some(*p)
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+        })
         .unwrap_or_default();
     for pid in pids {
         // SAFETY: kill takes a pid and a signal number.
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
-}
-
-/// Graceful mode: a signal stops the current lab (its children are killed) instead of
-/// the process; the caller checks [`interrupted`].
-pub fn set_graceful(on: bool) {
-    GRACEFUL.store(on, Ordering::SeqCst);
 }
 
 /// The signal that interrupted the run, if one did.

@@ -27,7 +27,12 @@ pub struct Jail {
 impl Jail {
     /// No containment (labs that allocate little).
     pub fn none() -> Jail {
-        Jail { cgroup: None, procs: None, rlimit_as: None, description: "none".into() }
+        Jail {
+            cgroup: None,
+            procs: None,
+            rlimit_as: None,
+            description: "none".into(),
+        }
     }
 
     /// A memory cgroup limited to `limit` bytes, or an RLIMIT_AS of `limit` plus room
@@ -54,11 +59,17 @@ impl Jail {
             Some(CgroupVersion::V1) => "memory.limit_in_bytes",
             _ => "memory.max",
         };
-        cg.write("memory", file, &limit.to_string()).map_err(|e| e.to_string())?;
+        cg.write("memory", file, &limit.to_string())
+            .map_err(|e| e.to_string())?;
         let dir = cg.dir("memory").ok_or("no memory directory")?.to_owned();
-        let procs = CString::new(dir.join("cgroup.procs").as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+        let procs = CString::new(dir.join("cgroup.procs").as_os_str().as_bytes())
+            .map_err(|e| e.to_string())?;
         Ok(Jail {
-            description: format!("memory cgroup {} limited to {} MiB", dir.display(), limit >> 20),
+            description: format!(
+                "memory cgroup {} limited to {} MiB",
+                dir.display(),
+                limit >> 20
+            ),
             cgroup: Some(cg),
             procs: Some(procs),
             rlimit_as: None,
@@ -67,7 +78,12 @@ impl Jail {
 
     /// What the forked child needs to enter the jail (not the cgroup's ownership).
     pub fn clone_for_child(&self) -> Jail {
-        Jail { cgroup: None, procs: self.procs.clone(), rlimit_as: self.rlimit_as, description: String::new() }
+        Jail {
+            cgroup: None,
+            procs: self.procs.clone(),
+            rlimit_as: self.rlimit_as,
+            description: String::new(),
+        }
     }
 
     pub fn cgroup_dir(&self) -> Option<&std::path::Path> {
@@ -93,7 +109,10 @@ impl Jail {
             }
         }
         if let Some(cap) = self.rlimit_as {
-            let lim = libc::rlimit { rlim_cur: cap, rlim_max: cap };
+            let lim = libc::rlimit {
+                rlim_cur: cap,
+                rlim_max: cap,
+            };
             // SAFETY: lowers this (child) process's own limit.
             if unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) } != 0 {
                 return Err(std::io::Error::last_os_error());

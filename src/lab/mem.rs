@@ -30,20 +30,46 @@ impl Region {
     pub fn anon(len: usize) -> io::Result<Region> {
         // SAFETY: a fresh anonymous mapping; no existing memory is affected.
         let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
         };
-        Ok(Region { ptr: check_map(p)?, len })
+        Ok(Region {
+            ptr: check_map(p)?,
+            len,
+        })
     }
 
     /// A mapping of `file` (shared or private, optionally populated at once).
     pub fn file(file: &File, len: usize, shared: bool, populate: bool) -> io::Result<Region> {
-        let mut flags = if shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
+        let mut flags = if shared {
+            libc::MAP_SHARED
+        } else {
+            libc::MAP_PRIVATE
+        };
         if populate {
             flags |= libc::MAP_POPULATE;
         }
         // SAFETY: maps a file the caller owns; the region is only reached through Region.
-        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, file.as_raw_fd(), 0) };
-        Ok(Region { ptr: check_map(p)?, len })
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        Ok(Region {
+            ptr: check_map(p)?,
+            len,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -69,7 +95,9 @@ impl Region {
         let mut off = 0;
         while off < self.len {
             // SAFETY: off < len, inside the mapping.
-            sum = sum.wrapping_add(u64::from(unsafe { std::ptr::read_volatile(self.ptr.as_ptr().add(off)) }));
+            sum = sum.wrapping_add(u64::from(unsafe {
+                std::ptr::read_volatile(self.ptr.as_ptr().add(off))
+            }));
             off += ps * step.max(1);
         }
         sum
@@ -141,7 +169,11 @@ impl Drop for Region {
 /// Writes `len` bytes (non-zero, so no page is sparse) to a new file and syncs it.
 pub fn write_file(path: &std::path::Path, len: usize) -> io::Result<File> {
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)?;
     let chunk = vec![0x5au8; 1 << 20];
     let mut left = len;
     while left > 0 {
@@ -159,7 +191,14 @@ pub fn write_file(path: &std::path::Path, len: usize) -> io::Result<File> {
 pub fn evict(file: &File, len: usize) -> io::Result<f64> {
     file.sync_data()?;
     // SAFETY: advice on a file descriptor we own.
-    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, len as libc::off_t, libc::POSIX_FADV_DONTNEED) };
+    let rc = unsafe {
+        libc::posix_fadvise(
+            file.as_raw_fd(),
+            0,
+            len as libc::off_t,
+            libc::POSIX_FADV_DONTNEED,
+        )
+    };
     if rc != 0 {
         return Err(io::Error::from_raw_os_error(rc));
     }
@@ -190,21 +229,54 @@ pub fn glibc_version() -> Option<String> {
 /// Allocations made with glibc's malloc, freed with its free.
 #[cfg(target_env = "gnu")]
 pub mod glibc {
-    /// malloc(3); null on failure.
-    pub fn malloc(n: usize) -> *mut u8 {
-        // SAFETY: plain allocation.
-        unsafe { libc::malloc(n).cast() }
+    use std::ptr::NonNull;
+
+    /// One malloc'ed block, written on every page (so it is resident), freed on drop.
+    #[derive(Debug)]
+    pub struct Chunk {
+        ptr: NonNull<u8>,
+        len: usize,
     }
 
-    /// free(3) of a pointer from [`malloc`].
-    pub fn free(p: *mut u8) {
-        // SAFETY: p came from malloc and is freed once by the callers.
-        unsafe { libc::free(p.cast()) }
+    impl Chunk {
+        /// malloc(len) and a write to every page; None when malloc fails.
+        pub fn new(len: usize) -> Option<Chunk> {
+            // SAFETY: plain allocation.
+            let ptr = NonNull::new(unsafe { libc::malloc(len) }.cast::<u8>())?;
+            let ps = super::page_size();
+            let mut off = 0;
+            while off < len {
+                // SAFETY: inside the allocation of len bytes.
+                unsafe { std::ptr::write_volatile(ptr.as_ptr().add(off), 1) };
+                off += ps;
+            }
+            if len > 0 {
+                // SAFETY: the last byte of the allocation.
+                unsafe { std::ptr::write_volatile(ptr.as_ptr().add(len - 1), 1) };
+            }
+            Some(Chunk { ptr, len })
+        }
+
+        /// malloc_usable_size: what the allocator really reserved for the request.
+        pub fn usable(&self) -> usize {
+            // SAFETY: ptr came from malloc and is live.
+            unsafe { libc::malloc_usable_size(self.ptr.as_ptr().cast()) }
+        }
+
+        pub fn len(&self) -> usize {
+            self.len
+        }
+
+        pub fn is_empty(&self) -> bool {
+            self.len == 0
+        }
     }
 
-    pub fn usable_size(p: *mut u8) -> usize {
-        // SAFETY: p came from malloc and is live.
-        unsafe { libc::malloc_usable_size(p.cast()) }
+    impl Drop for Chunk {
+        fn drop(&mut self) {
+            // SAFETY: ptr came from malloc and is freed exactly once, here.
+            unsafe { libc::free(self.ptr.as_ptr().cast()) }
+        }
     }
 
     /// malloc_trim(0): give free heap memory back to the kernel.
@@ -217,21 +289,6 @@ pub mod glibc {
     pub fn fix_mmap_threshold(bytes: i32) -> bool {
         // SAFETY: a documented mallopt parameter.
         unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, bytes) == 1 }
-    }
-
-    /// Writes every page of an allocation so it is resident.
-    pub fn touch(p: *mut u8, n: usize) {
-        let ps = super::page_size();
-        let mut off = 0;
-        while off < n {
-            // SAFETY: inside the allocation of n bytes.
-            unsafe { std::ptr::write_volatile(p.add(off), 1) };
-            off += ps;
-        }
-        if n > 0 {
-            // SAFETY: the last byte of the allocation.
-            unsafe { std::ptr::write_volatile(p.add(n - 1), 1) };
-        }
     }
 }
 

@@ -31,8 +31,12 @@ impl Counters {
         Counters {
             minflt: self.minflt.saturating_sub(before.minflt),
             majflt: self.majflt.saturating_sub(before.majflt),
-            voluntary_switches: self.voluntary_switches.saturating_sub(before.voluntary_switches),
-            involuntary_switches: self.involuntary_switches.saturating_sub(before.involuntary_switches),
+            voluntary_switches: self
+                .voluntary_switches
+                .saturating_sub(before.voluntary_switches),
+            involuntary_switches: self
+                .involuntary_switches
+                .saturating_sub(before.involuntary_switches),
             utime_ns: self.utime_ns.saturating_sub(before.utime_ns),
             stime_ns: self.stime_ns.saturating_sub(before.stime_ns),
             perf_page_faults: d(self.perf_page_faults, before.perf_page_faults),
@@ -64,7 +68,13 @@ pub fn trial<M: Meter + ?Sized, R>(m: &mut M, op: impl FnOnce() -> R) -> (Trial,
     let r = op();
     let t1 = m.now_ns();
     let c1 = m.counters();
-    (Trial { ns: t1.saturating_sub(t0), counts: c1.delta(&c0) }, r)
+    (
+        Trial {
+            ns: t1.saturating_sub(t0),
+            counts: c1.delta(&c0),
+        },
+        r,
+    )
 }
 
 /// The real meter: `Instant` (the vDSO's CLOCK_MONOTONIC), getrusage(RUSAGE_THREAD)
@@ -81,18 +91,28 @@ impl SystemMeter {
     pub fn new() -> SystemMeter {
         let build = |e: Software| Builder::new(e).build();
         let perf = (|| -> std::io::Result<[Counter; 3]> {
-            let mut c = [build(Software::PAGE_FAULTS)?, build(Software::CONTEXT_SWITCHES)?, build(Software::CPU_MIGRATIONS)?];
+            let mut c = [
+                build(Software::PAGE_FAULTS)?,
+                build(Software::CONTEXT_SWITCHES)?,
+                build(Software::CPU_MIGRATIONS)?,
+            ];
             for x in &mut c {
                 x.enable()?;
             }
             Ok(c)
         })();
         match perf {
-            Ok(c) => SystemMeter { origin: Instant::now(), perf: Some(c), perf_refused: None },
+            Ok(c) => SystemMeter {
+                origin: Instant::now(),
+                perf: Some(c),
+                perf_refused: None,
+            },
             Err(e) => SystemMeter {
                 origin: Instant::now(),
                 perf: None,
-                perf_refused: Some(format!("perf_event_open refused ({e}); counts come from getrusage alone")),
+                perf_refused: Some(format!(
+                    "perf_event_open refused ({e}); counts come from getrusage alone"
+                )),
             },
         }
     }
@@ -167,8 +187,16 @@ mod tests {
         let mut m = MockMeter {
             clock: [1_000, 4_500].into(),
             counters: [
-                Counters { minflt: 10, perf_page_faults: Some(10), ..Default::default() },
-                Counters { minflt: 74, perf_page_faults: Some(74), ..Default::default() },
+                Counters {
+                    minflt: 10,
+                    perf_page_faults: Some(10),
+                    ..Default::default()
+                },
+                Counters {
+                    minflt: 74,
+                    perf_page_faults: Some(74),
+                    ..Default::default()
+                },
             ]
             .into(),
         };
@@ -189,7 +217,11 @@ mod tests {
             }
             std::hint::black_box(v)
         });
-        assert!(t.counts.minflt >= 32, "touching 64 fresh pages faults, got {}", t.counts.minflt);
+        assert!(
+            t.counts.minflt >= 32,
+            "touching 64 fresh pages faults, got {}",
+            t.counts.minflt
+        );
         if let Some(p) = t.counts.perf_page_faults {
             assert!(p >= 32);
         }

@@ -21,8 +21,8 @@ pub mod sandbox;
 pub mod scratch;
 pub mod stats;
 
-use report::{Check, LabReport};
 use jail::Jail;
+use report::{Check, LabReport};
 use sandbox::{LabChild, LabError, Link};
 
 /// How a lab run is sized.
@@ -58,20 +58,38 @@ impl LabContext {
 
     /// The main size in bytes: the override, or the quick or default size.
     pub fn size(&self, default_mib: u64, quick_mib: u64) -> u64 {
-        self.opts.size_mib.unwrap_or(if self.opts.quick { quick_mib } else { default_mib }) << 20
+        self.opts.size_mib.unwrap_or(if self.opts.quick {
+            quick_mib
+        } else {
+            default_mib
+        }) << 20
     }
 
     pub fn trials(&self, default: usize, quick: usize) -> usize {
-        self.opts.trials.unwrap_or(if self.opts.quick { quick } else { default }).max(1)
+        self.opts
+            .trials
+            .unwrap_or(if self.opts.quick { quick } else { default })
+            .max(1)
     }
 
     /// Starts a child of this concept's lab in `role`, uncontained.
-    pub fn spawn(&self, concept: ConceptId, role: &str, params: Value) -> Result<LabChild, LabError> {
+    pub fn spawn(
+        &self,
+        concept: ConceptId,
+        role: &str,
+        params: Value,
+    ) -> Result<LabChild, LabError> {
         self.spawn_in(&Jail::none(), concept, role, params)
     }
 
     /// Starts a child inside `jail` (it enters before exec, so before it allocates).
-    pub fn spawn_in(&self, jail: &Jail, concept: ConceptId, role: &str, params: Value) -> Result<LabChild, LabError> {
+    pub fn spawn_in(
+        &self,
+        jail: &Jail,
+        concept: ConceptId,
+        role: &str,
+        params: Value,
+    ) -> Result<LabChild, LabError> {
         if let Some(sig) = cleanup::interrupted() {
             return Err(LabError::Interrupted(sig));
         }
@@ -151,7 +169,10 @@ pub fn run(def: &LabDef, ctx: &mut LabContext) -> LabReport {
     let mut report = LabReport::new(def.id, ctx.host.clone());
     report.param("quick", ctx.opts.quick);
     if let Err(e) = (def.run)(ctx, &mut report) {
-        report.check(Check::failed("the experiment ran to completion", e.to_string()));
+        report.check(Check::failed(
+            "the experiment ran to completion",
+            e.to_string(),
+        ));
     }
     report.duration_seconds = started.elapsed().as_secs_f64();
     report
@@ -177,5 +198,7 @@ pub fn child_main(concept: &str, role: &str, params: &str) -> i32 {
 
 /// Reads a u64 parameter of a child role.
 pub fn param_u64(params: &Value, key: &str) -> Result<u64, String> {
-    params[key].as_u64().ok_or_else(|| format!("missing parameter {key}"))
+    params[key]
+        .as_u64()
+        .ok_or_else(|| format!("missing parameter {key}"))
 }

@@ -60,7 +60,13 @@ impl Cmp {
 
 impl Check {
     /// Passes when `observed cmp threshold`; both are shown as the caller formats them.
-    pub fn compare(claim: &str, observed: f64, cmp: Cmp, threshold: f64, show: impl Fn(f64) -> String) -> Check {
+    pub fn compare(
+        claim: &str,
+        observed: f64,
+        cmp: Cmp,
+        threshold: f64,
+        show: impl Fn(f64) -> String,
+    ) -> Check {
         let ok = observed.is_finite() && cmp.holds(observed, threshold);
         Check {
             claim: claim.to_owned(),
@@ -78,10 +84,19 @@ impl Check {
     }
 
     /// Passes when `holds`, with free-form observed and expected text.
-    pub fn holds(claim: &str, holds: bool, observed: impl Into<String>, expected: impl Into<String>) -> Check {
+    pub fn holds(
+        claim: &str,
+        holds: bool,
+        observed: impl Into<String>,
+        expected: impl Into<String>,
+    ) -> Check {
         Check {
             claim: claim.to_owned(),
-            status: if holds { Status::Passed } else { Status::Failed },
+            status: if holds {
+                Status::Passed
+            } else {
+                Status::Failed
+            },
             observed: observed.into(),
             expected: expected.into(),
             reason: None,
@@ -176,7 +191,10 @@ impl LabReport {
     }
 
     pub fn param(&mut self, key: &str, value: impl Serialize) {
-        self.params.insert(key.to_owned(), serde_json::to_value(value).unwrap_or(serde_json::Value::Null));
+        self.params.insert(
+            key.to_owned(),
+            serde_json::to_value(value).unwrap_or(serde_json::Value::Null),
+        );
     }
 
     /// Records a metric from its samples; returns the summary for claims.
@@ -184,9 +202,21 @@ impl LabReport {
         self.metric_with_baseline(name, unit, samples, None)
     }
 
-    pub fn metric_with_baseline(&mut self, name: &str, unit: &'static str, samples: &[f64], baseline: Option<f64>) -> Option<Summary> {
+    pub fn metric_with_baseline(
+        &mut self,
+        name: &str,
+        unit: &'static str,
+        samples: &[f64],
+        baseline: Option<f64>,
+    ) -> Option<Summary> {
         let summary = Summary::of(samples)?;
-        self.metrics.push(Metric { name: name.to_owned(), unit, noisy: summary.noise(), summary: summary.clone(), baseline });
+        self.metrics.push(Metric {
+            name: name.to_owned(),
+            unit,
+            noisy: summary.noise(),
+            summary: summary.clone(),
+            baseline,
+        });
         Some(summary)
     }
 
@@ -194,12 +224,30 @@ impl LabReport {
         self.checks.push(c);
     }
 
-    pub fn evidence(&mut self, source: impl Into<String>, field: &str, before: f64, after: f64, unit: &'static str) {
-        self.evidence.push(Evidence { source: source.into(), field: field.to_owned(), before, after, unit });
+    pub fn evidence(
+        &mut self,
+        source: impl Into<String>,
+        field: &str,
+        before: f64,
+        after: f64,
+        unit: &'static str,
+    ) {
+        self.evidence.push(Evidence {
+            source: source.into(),
+            field: field.to_owned(),
+            before,
+            after,
+            unit,
+        });
     }
 
     pub fn series(&mut self, name: &str, x: &str, y: &str, points: Vec<[f64; 2]>) {
-        self.series.push(Series { name: name.to_owned(), x: x.to_owned(), y: y.to_owned(), points });
+        self.series.push(Series {
+            name: name.to_owned(),
+            x: x.to_owned(),
+            y: y.to_owned(),
+            points,
+        });
     }
 
     pub fn note(&mut self, note: impl Into<String>) {
@@ -232,10 +280,22 @@ mod tests {
     #[test]
     fn compare_passes_and_fails_on_the_numbers() {
         let show = |x: f64| format!("{x:.0}");
-        assert_eq!(Check::compare("c", 5.0, Cmp::AtLeast, 5.0, show).status, Status::Passed);
-        assert_eq!(Check::compare("c", 4.9, Cmp::AtLeast, 5.0, show).status, Status::Failed);
-        assert_eq!(Check::compare("c", 5.0, Cmp::Less, 5.0, show).status, Status::Failed);
-        assert_eq!(Check::compare("c", f64::NAN, Cmp::AtMost, 5.0, show).status, Status::Failed);
+        assert_eq!(
+            Check::compare("c", 5.0, Cmp::AtLeast, 5.0, show).status,
+            Status::Passed
+        );
+        assert_eq!(
+            Check::compare("c", 4.9, Cmp::AtLeast, 5.0, show).status,
+            Status::Failed
+        );
+        assert_eq!(
+            Check::compare("c", 5.0, Cmp::Less, 5.0, show).status,
+            Status::Failed
+        );
+        assert_eq!(
+            Check::compare("c", f64::NAN, Cmp::AtMost, 5.0, show).status,
+            Status::Failed
+        );
         let c = Check::compare("c", 3.0, Cmp::Less, 5.0, show);
         assert_eq!((c.observed.as_str(), c.expected.as_str()), ("3", "< 5"));
     }

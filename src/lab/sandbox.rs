@@ -24,9 +24,16 @@ use crate::concepts::ConceptId;
 pub enum LabError {
     Spawn(io::Error),
     /// The watchdog fired: the child hung and was killed.
-    Timeout { waiting_for: String, after: Duration },
+    Timeout {
+        waiting_for: String,
+        after: Duration,
+    },
     /// The child exited before reaching a checkpoint.
-    Died { waiting_for: String, status: String, stderr: String },
+    Died {
+        waiting_for: String,
+        status: String,
+        stderr: String,
+    },
     /// The child reported an error.
     Child(String),
     /// Anything the parent could not set up.
@@ -40,9 +47,17 @@ impl std::fmt::Display for LabError {
         match self {
             LabError::Spawn(e) => write!(f, "cannot start the lab child: {e}"),
             LabError::Timeout { waiting_for, after } => {
-                write!(f, "watchdog: no '{waiting_for}' from the child after {:.1} s; it was killed", after.as_secs_f64())
+                write!(
+                    f,
+                    "watchdog: no '{waiting_for}' from the child after {:.1} s; it was killed",
+                    after.as_secs_f64()
+                )
             }
-            LabError::Died { waiting_for, status, stderr } => {
+            LabError::Died {
+                waiting_for,
+                status,
+                stderr,
+            } => {
                 write!(f, "the child exited ({status}) before '{waiting_for}'")?;
                 if !stderr.trim().is_empty() {
                     write!(f, ": {}", stderr.trim())?;
@@ -79,7 +94,12 @@ pub struct LabChild {
 
 impl LabChild {
     /// Starts `syslens __lab-child CONCEPT ROLE PARAMS`.
-    pub fn spawn(concept: ConceptId, role: &str, params: &Value, jail: &Jail) -> Result<LabChild, LabError> {
+    pub fn spawn(
+        concept: ConceptId,
+        role: &str,
+        params: &Value,
+        jail: &Jail,
+    ) -> Result<LabChild, LabError> {
         let mut cmd = Command::new("/proc/self/exe");
         cmd.arg0("syslens")
             .args(["__lab-child", concept.slug(), role, &params.to_string()])
@@ -107,7 +127,10 @@ impl LabChild {
         let mut child = cmd.spawn().map_err(LabError::Spawn)?;
         let pid = child.id() as i32;
         let guard = Some(cleanup::register(Resource::Process(pid)));
-        let stdout = child.stdout.take().ok_or_else(|| LabError::Setup("child has no stdout".into()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| LabError::Setup("child has no stdout".into()))?;
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -134,7 +157,14 @@ impl LabChild {
             });
         }
         let stdin = child.stdin.take();
-        Ok(LabChild { child, stdin, lines, stderr, guard, pid })
+        Ok(LabChild {
+            child,
+            stdin,
+            lines,
+            stderr,
+            guard,
+            pid,
+        })
     }
 
     /// Waits for the next message, which must be `event`; returns its data.
@@ -152,14 +182,21 @@ impl LabChild {
                         .map_err(|e| LabError::Setup(format!("child said {line:?}: {e}")))?;
                     return match msg.event.as_str() {
                         e if e == event => Ok(msg.data),
-                        "error" => Err(LabError::Child(msg.data.as_str().unwrap_or("unknown").to_owned())),
-                        other => Err(LabError::Setup(format!("expected '{event}' from the child, got '{other}'"))),
+                        "error" => Err(LabError::Child(
+                            msg.data.as_str().unwrap_or("unknown").to_owned(),
+                        )),
+                        other => Err(LabError::Setup(format!(
+                            "expected '{event}' from the child, got '{other}'"
+                        ))),
                     };
                 }
                 Ok(None) | Err(RecvTimeoutError::Disconnected) => return Err(self.died(event)),
                 Err(RecvTimeoutError::Timeout) if left.is_zero() => {
                     self.kill();
-                    return Err(LabError::Timeout { waiting_for: event.to_owned(), after: timeout });
+                    return Err(LabError::Timeout {
+                        waiting_for: event.to_owned(),
+                        after: timeout,
+                    });
                 }
                 Err(RecvTimeoutError::Timeout) => {}
             }
@@ -174,12 +211,16 @@ impl LabChild {
         }
         match self.lines.recv_timeout(wait) {
             Ok(Some(line)) => {
-                let msg: Msg =
-                    serde_json::from_str(&line).map_err(|e| LabError::Setup(format!("child said {line:?}: {e}")))?;
+                let msg: Msg = serde_json::from_str(&line)
+                    .map_err(|e| LabError::Setup(format!("child said {line:?}: {e}")))?;
                 match msg.event.as_str() {
                     e if e == event => Ok(Some(msg.data)),
-                    "error" => Err(LabError::Child(msg.data.as_str().unwrap_or("unknown").to_owned())),
-                    other => Err(LabError::Setup(format!("expected '{event}' from the child, got '{other}'"))),
+                    "error" => Err(LabError::Child(
+                        msg.data.as_str().unwrap_or("unknown").to_owned(),
+                    )),
+                    other => Err(LabError::Setup(format!(
+                        "expected '{event}' from the child, got '{other}'"
+                    ))),
                 }
             }
             Ok(None) | Err(RecvTimeoutError::Disconnected) => Err(self.died(event)),
@@ -188,6 +229,10 @@ impl LabChild {
     }
 
     fn died(&mut self, event: &str) -> LabError {
+        if let Some(sig) = cleanup::interrupted() {
+            let _ = self.child.wait();
+            return LabError::Interrupted(sig);
+        }
         let status = match self.child.wait() {
             Ok(s) => describe(s),
             Err(e) => e.to_string(),
@@ -195,13 +240,23 @@ impl LabChild {
         // Give the stderr reader a moment to collect the last words.
         std::thread::sleep(Duration::from_millis(20));
         let stderr = self.stderr.lock().map(|s| s.clone()).unwrap_or_default();
-        LabError::Died { waiting_for: event.to_owned(), status, stderr }
+        LabError::Died {
+            waiting_for: event.to_owned(),
+            status,
+            stderr,
+        }
     }
 
     /// Lets the child go on from its checkpoint.
     pub fn go(&mut self) -> Result<(), LabError> {
-        let stdin = self.stdin.as_mut().ok_or_else(|| LabError::Setup("child stdin closed".into()))?;
-        stdin.write_all(b"go\n").and_then(|_| stdin.flush()).map_err(|e| LabError::Setup(format!("cannot reach the child: {e}")))
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| LabError::Setup("child stdin closed".into()))?;
+        stdin
+            .write_all(b"go\n")
+            .and_then(|_| stdin.flush())
+            .map_err(|e| LabError::Setup(format!("cannot reach the child: {e}")))
     }
 
     /// Waits for the child to exit (killing it after `timeout`).
@@ -218,7 +273,10 @@ impl LabChild {
                 }
                 Ok(None) if started.elapsed() > timeout => {
                     self.kill();
-                    return Err(LabError::Timeout { waiting_for: "exit".into(), after: timeout });
+                    return Err(LabError::Timeout {
+                        waiting_for: "exit".into(),
+                        after: timeout,
+                    });
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(2)),
                 Err(e) => return Err(LabError::Setup(e.to_string())),
@@ -249,7 +307,10 @@ pub fn describe(s: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (s.code(), s.signal()) {
         (Some(c), _) => format!("exit {c}"),
-        (None, Some(sig)) => format!("killed by {}", syslens_probe::names::signal_name(sig as u32)),
+        (None, Some(sig)) => format!(
+            "killed by {}",
+            syslens_probe::names::signal_name(sig as u32)
+        ),
         _ => "unknown status".into(),
     }
 }
@@ -263,7 +324,10 @@ pub struct Link {
 
 impl Link {
     pub fn new() -> Link {
-        Link { out: io::stdout(), inp: io::stdin().lock() }
+        Link {
+            out: io::stdout(),
+            inp: io::stdin().lock(),
+        }
     }
 
     pub fn send(&mut self, event: &str, data: impl Serialize) -> io::Result<()> {
@@ -278,7 +342,10 @@ impl Link {
         self.send(event, data)?;
         let mut line = String::new();
         if self.inp.read_line(&mut line)? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the parent went away"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the parent went away",
+            ));
         }
         Ok(())
     }

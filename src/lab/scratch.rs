@@ -26,7 +26,7 @@ pub enum Backing {
 }
 
 fn fs_type(path: &Path) -> Option<i64> {
-    rustix::fs::statfs(path).ok().map(|s| s.f_type as i64)
+    rustix::fs::statfs(path).ok().map(|s| s.f_type)
 }
 
 pub fn is_persistent(path: &Path) -> bool {
@@ -39,7 +39,10 @@ pub fn is_memory(path: &Path) -> bool {
 
 /// Where to look, first to last. SYSLENS_TMPDIR wins when it fits.
 fn candidates(backing: Backing) -> Vec<PathBuf> {
-    let mut c: Vec<PathBuf> = std::env::var_os("SYSLENS_TMPDIR").map(PathBuf::from).into_iter().collect();
+    let mut c: Vec<PathBuf> = std::env::var_os("SYSLENS_TMPDIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
     match backing {
         Backing::Persistent => {
             c.extend(["/var/tmp", "/tmp"].map(PathBuf::from));
@@ -68,20 +71,32 @@ impl ScratchDir {
             Backing::Persistent => is_persistent(p),
             Backing::Memory => is_memory(p),
         };
-        let base = candidates(backing).into_iter().find(|p| p.is_dir() && fits(p)).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                match backing {
-                    Backing::Persistent => "no writable disk file system found (set SYSLENS_TMPDIR to one)",
-                    Backing::Memory => "no tmpfs found (set SYSLENS_TMPDIR to one)",
-                },
-            )
-        })?;
+        let base = candidates(backing)
+            .into_iter()
+            .find(|p| p.is_dir() && fits(p))
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    match backing {
+                        Backing::Persistent => {
+                            "no writable disk file system found (set SYSLENS_TMPDIR to one)"
+                        }
+                        Backing::Memory => "no tmpfs found (set SYSLENS_TMPDIR to one)",
+                    },
+                )
+            })?;
         sweep(&base);
-        let path = base.join(format!("syslens-lab-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
+        let path = base.join(format!(
+            "syslens-lab-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir(&path)?;
         let guard = cleanup::register(Resource::Path(path.clone()));
-        Ok(ScratchDir { path, _guard: guard })
+        Ok(ScratchDir {
+            path,
+            _guard: guard,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -92,13 +107,20 @@ impl ScratchDir {
 /// Removes `syslens-lab-PID-*` directories in `base` whose PID no longer runs.
 pub fn sweep(base: &Path) -> Vec<PathBuf> {
     let mut removed = Vec::new();
-    let Ok(entries) = std::fs::read_dir(base) else { return removed };
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return removed;
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("syslens-lab-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<i32>().ok()) else {
+        let Some(pid) = name
+            .strip_prefix("syslens-lab-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
             continue;
         };
-        if !Path::new(&format!("/proc/{pid}")).exists() && std::fs::remove_dir_all(e.path()).is_ok() {
+        if !Path::new(&format!("/proc/{pid}")).exists() && std::fs::remove_dir_all(e.path()).is_ok()
+        {
             removed.push(e.path());
         }
     }
@@ -129,7 +151,9 @@ mod tests {
     fn sweep_removes_only_dead_owners() {
         let base = tempfile::tempdir().unwrap();
         let dead = base.path().join("syslens-lab-2147483646-0");
-        let alive = base.path().join(format!("syslens-lab-{}-0", std::process::id()));
+        let alive = base
+            .path()
+            .join(format!("syslens-lab-{}-0", std::process::id()));
         let other = base.path().join("unrelated");
         for d in [&dead, &alive, &other] {
             std::fs::create_dir(d).unwrap();

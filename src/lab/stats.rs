@@ -56,13 +56,27 @@ impl Summary {
         s.sort_by(f64::total_cmp);
         let n = s.len();
         let mean = s.iter().sum::<f64>() / n as f64;
-        let var = if n > 1 { s.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64 } else { 0.0 };
-        let cv = if mean != 0.0 { var.sqrt() / mean.abs() } else { 0.0 };
+        let var = if n > 1 {
+            s.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64
+        } else {
+            0.0
+        };
+        let cv = if mean != 0.0 {
+            var.sqrt() / mean.abs()
+        } else {
+            0.0
+        };
         let median = percentile(&s, 0.5);
         let mut dev: Vec<f64> = s.iter().map(|x| (x - median).abs()).collect();
         dev.sort_by(f64::total_cmp);
         let mad = percentile(&dev, 0.5);
-        let outliers = if mad > 0.0 { s.iter().filter(|x| 0.6745 * (*x - median).abs() / mad > OUTLIER_Z).count() } else { 0 };
+        let outliers = if mad > 0.0 {
+            s.iter()
+                .filter(|x| 0.6745 * (*x - median).abs() / mad > OUTLIER_Z)
+                .count()
+        } else {
+            0
+        };
         Some(Summary {
             n,
             min: s[0],
@@ -122,7 +136,10 @@ mod tests {
     #[test]
     fn exact_summary() {
         let s = Summary::of(&[10.0, 10.0, 10.0, 10.0, 10.0]).unwrap();
-        assert_eq!((s.n, s.median, s.cv, s.outliers, s.bimodal), (5, 10.0, 0.0, 0, false));
+        assert_eq!(
+            (s.n, s.median, s.cv, s.outliers, s.bimodal),
+            (5, 10.0, 0.0, 0, false)
+        );
         assert!(s.noise().is_none());
         assert!(Summary::of(&[]).is_none());
     }

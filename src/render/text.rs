@@ -377,11 +377,20 @@ fn shows_unit(unit: &str) -> bool {
     matches!(unit, "ns" | "us" | "bytes" | "ratio" | "MB/s" | "")
 }
 
-pub fn lab(out: &mut dyn Write, r: &crate::lab::report::LabReport, style: &Style) -> io::Result<()> {
+pub fn lab(
+    out: &mut dyn Write,
+    r: &crate::lab::report::LabReport,
+    style: &Style,
+) -> io::Result<()> {
     use crate::lab::report::Status;
     let head = format!("lab {} · {} ", r.concept.slug(), r.title);
     let rule = "─".repeat(WIDTH.saturating_sub(head.chars().count() + 4));
-    writeln!(out, "\n{} {}", style.heading(&format!("── {head}")), style.dim(&rule))?;
+    writeln!(
+        out,
+        "\n{} {}",
+        style.heading(&format!("── {head}")),
+        style.dim(&rule)
+    )?;
     writeln!(out, "{}", style.dim(&fit_end(&r.host.summary(), WIDTH)))?;
     for c in &r.checks {
         let mark = match c.status {
@@ -398,7 +407,14 @@ pub fn lab(out: &mut dyn Write, r: &crate::lab::report::LabReport, style: &Style
             }
         }
         if !c.observed.is_empty() || !c.expected.is_empty() {
-            writeln!(out, "           {}", style.dim(&fit_end(&format!("observed {}, expected {}", c.observed, c.expected), WIDTH - 11)))?;
+            writeln!(
+                out,
+                "           {}",
+                style.dim(&fit_end(
+                    &format!("observed {}, expected {}", c.observed, c.expected),
+                    WIDTH - 11
+                ))
+            )?;
         }
         if let Some(reason) = &c.reason {
             for l in wrap(reason, WIDTH - 11) {
@@ -408,13 +424,27 @@ pub fn lab(out: &mut dyn Write, r: &crate::lab::report::LabReport, style: &Style
     }
     if !r.metrics.is_empty() {
         writeln!(out, "  {}", style.heading("metrics"))?;
-        writeln!(out, "    {}", style.dim(&format!("{:<44} {:>4} {:>10} {:>10} {:>10} {:>10}", "", "n", "min", "median", "p99", "max")))?;
+        writeln!(
+            out,
+            "    {}",
+            style.dim(&format!(
+                "{:<44} {:>4} {:>10} {:>10} {:>10} {:>10}",
+                "", "n", "min", "median", "p99", "max"
+            ))
+        )?;
         for m in &r.metrics {
             let s = &m.summary;
             writeln!(
                 out,
                 "    {:<44} {:>4} {:>10} {:>10} {:>10} {:>10}",
-                fit_end(&if shows_unit(m.unit) { m.name.clone() } else { format!("{} ({})", m.name, m.unit) }, 44),
+                fit_end(
+                    &if shows_unit(m.unit) {
+                        m.name.clone()
+                    } else {
+                        format!("{} ({})", m.name, m.unit)
+                    },
+                    44
+                ),
                 s.n,
                 metric_value(s.min, m.unit),
                 metric_value(s.median, m.unit),
@@ -425,7 +455,11 @@ pub fn lab(out: &mut dyn Write, r: &crate::lab::report::LabReport, style: &Style
                 writeln!(
                     out,
                     "      {}",
-                    style.dim(&format!("baseline {} subtracted: net {}", metric_value(b, m.unit), metric_value(s.median - b, m.unit)))
+                    style.dim(&format!(
+                        "baseline {} subtracted: net {}",
+                        metric_value(b, m.unit),
+                        metric_value(s.median - b, m.unit)
+                    ))
                 )?;
             }
             if let Some(noise) = &m.noisy {
@@ -451,10 +485,26 @@ pub fn lab(out: &mut dyn Write, r: &crate::lab::report::LabReport, style: &Style
     }
     for n in &r.notes {
         for (i, l) in wrap(n, WIDTH - 6).iter().enumerate() {
-            writeln!(out, "{}{}", if i == 0 { "  ▸ " } else { "    " }, style.dim(l))?;
+            writeln!(
+                out,
+                "{}{}",
+                if i == 0 { "  ▸ " } else { "    " },
+                style.dim(l)
+            )?;
         }
     }
-    let (p, f, s) = (r.count(Status::Passed), r.count(Status::Failed), r.count(Status::Skipped));
-    writeln!(out, "  {}", style.dim(&format!("{p} passed, {f} failed, {s} skipped in {:.1} s", r.duration_seconds)))?;
+    let (p, f, s) = (
+        r.count(Status::Passed),
+        r.count(Status::Failed),
+        r.count(Status::Skipped),
+    );
+    writeln!(
+        out,
+        "  {}",
+        style.dim(&format!(
+            "{p} passed, {f} failed, {s} skipped in {:.1} s",
+            r.duration_seconds
+        ))
+    )?;
     Ok(())
 }

@@ -143,3 +143,69 @@ pub fn list_of(v: &Value) -> Vec<String> {
 pub fn missing_kind(v: &Value) -> Option<&str> {
     v["missing"]["kind"].as_str()
 }
+
+/// A unique tag put in a syslens run's environment; its children inherit it, so they
+/// can be found after the run even once reparented.
+pub fn unique_tag() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("syslens-test-{}-{nanos}", std::process::id())
+}
+
+/// Processes whose environment holds `tag` (readable for root and for our own).
+pub fn processes_tagged(tag: &str) -> Vec<u32> {
+    let needle = format!("SYSLENS_TEST_TAG={tag}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// `syslens-lab-PID-*` directories and cgroups that a syslens process `pid` left.
+pub fn lab_leftovers(pid: u32) -> Vec<String> {
+    let prefix = format!("syslens-lab-{pid}-");
+    let mut bases: Vec<std::path::PathBuf> = ["/var/tmp", "/tmp", "/dev/shm", "/run"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    // The memory cgroup of this test process and its parent directory (v1 and v2).
+    if let Ok(cg) = std::fs::read_to_string("/proc/self/cgroup") {
+        for line in cg.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (_, ctrls, path) = (
+                parts.next(),
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+            );
+            for ctrl in ["memory", "cpu", "pids"] {
+                if ctrls.split(',').any(|c| c == ctrl) {
+                    bases.push(format!("/sys/fs/cgroup/{ctrl}{path}").into());
+                }
+            }
+            if ctrls.is_empty() {
+                bases.push(format!("/sys/fs/cgroup{path}").into());
+                bases.push(format!("/sys/fs/cgroup/unified{path}").into());
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for b in bases {
+        let Ok(entries) = std::fs::read_dir(&b) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                found.push(e.path().display().to_string());
+            }
+        }
+    }
+    found
+}

@@ -118,6 +118,18 @@ pub fn caps_in(mask: u64) -> Vec<String> {
         .collect()
 }
 
+/// A readable summary of a mask: `all`, `all except cap_x, cap_y` (up to three
+/// missing), `none`, or the list.
+pub fn describe_caps(mask: u64) -> Vec<String> {
+    let missing = ALL_KNOWN_CAPS & !mask;
+    match missing.count_ones() {
+        0 => vec!["all".to_owned()],
+        1..=3 => vec![format!("all except {}", caps_in(missing).join(", "))],
+        _ if mask == 0 => vec!["none".to_owned()],
+        _ => caps_in(mask),
+    }
+}
+
 /// Bit of a capability by name, without the `cap_` prefix.
 pub fn cap_bit(name: &str) -> Option<u32> {
     let name = name.strip_prefix("cap_").unwrap_or(name);
@@ -148,5 +160,12 @@ mod tests {
         assert_eq!(caps_in(1 << 21), vec!["cap_sys_admin"]);
         assert_eq!(cap_bit("cap_sys_resource"), Some(24));
         assert_eq!(caps_in(1 << 50), vec!["cap_50"]);
+        assert_eq!(describe_caps(ALL_KNOWN_CAPS), vec!["all"]);
+        assert_eq!(
+            describe_caps(ALL_KNOWN_CAPS & !(1 << 24)),
+            vec!["all except cap_sys_resource"]
+        );
+        assert_eq!(describe_caps(0), vec!["none"]);
+        assert_eq!(describe_caps(1 << 10), vec!["cap_net_bind_service"]);
     }
 }

@@ -57,8 +57,16 @@ fn private_dirty(ctx: &mut LabContext, pid: i32) -> Result<u64, LabError> {
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let size = ctx.size(256, 64);
-    let fractions: Vec<f64> = if ctx.opts.quick { vec![0.25, 1.0] } else { vec![0.125, 0.25, 0.5, 1.0] };
-    let fork_sizes: Vec<u64> = if ctx.opts.quick { vec![0, 16, 64] } else { vec![0, 16, 64, 256] };
+    let fractions: Vec<f64> = if ctx.opts.quick {
+        vec![0.25, 1.0]
+    } else {
+        vec![0.125, 0.25, 0.5, 1.0]
+    };
+    let fork_sizes: Vec<u64> = if ctx.opts.quick {
+        vec![0, 16, 64]
+    } else {
+        vec![0, 16, 64, 256]
+    };
     let trials = ctx.trials(11, 5);
     report.param("size_bytes", size);
     report.param("fractions", &fractions);
@@ -72,12 +80,19 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         "parent",
         json!({ "size": size, "fractions": fractions, "fork_sizes": fork_sizes, "trials": trials }),
     )?;
-    let mut m = Measured { size, ..Measured::default() };
+    let mut m = Measured {
+        size,
+        ..Measured::default()
+    };
     for &k in &fractions {
         // The forked child speaks on the same pipe; its pid comes with its first message.
         let forked = c.expect("forked", WATCHDOG)?;
         let child = forked["pid"].as_i64().unwrap_or(0) as i32;
-        let mut f = Fraction { k, private_dirty_forked: private_dirty(ctx, child)?, ..Fraction::default() };
+        let mut f = Fraction {
+            k,
+            private_dirty_forked: private_dirty(ctx, child)?,
+            ..Fraction::default()
+        };
         c.go()?;
         c.expect("read", WATCHDOG)?;
         f.private_dirty_read = private_dirty(ctx, child)?;
@@ -90,12 +105,25 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         c.go()?;
         if m.fractions.is_empty() {
             let src = format!("/proc/{child}/smaps_rollup");
-            report.evidence(&src, "Private_Dirty (forked -> read all)", f.private_dirty_forked as f64, f.private_dirty_read as f64, "bytes");
-            report.evidence(&src, &format!("Private_Dirty (read -> wrote {})", pct(k)), f.private_dirty_read as f64, f.private_dirty_written as f64, "bytes");
+            report.evidence(
+                &src,
+                "Private_Dirty (forked -> read all)",
+                f.private_dirty_forked as f64,
+                f.private_dirty_read as f64,
+                "bytes",
+            );
+            report.evidence(
+                &src,
+                &format!("Private_Dirty (read -> wrote {})", pct(k)),
+                f.private_dirty_read as f64,
+                f.private_dirty_written as f64,
+                "bytes",
+            );
         }
         m.fractions.push(f);
     }
-    m.fork = serde_json::from_value(c.expect("fork-times", WATCHDOG * 4)?).map_err(|e| LabError::Setup(e.to_string()))?;
+    m.fork = serde_json::from_value(c.expect("fork-times", WATCHDOG * 4)?)
+        .map_err(|e| LabError::Setup(e.to_string()))?;
     c.wait(WATCHDOG)?;
     analyze(&m, report);
     Ok(())
@@ -132,17 +160,30 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     let private_share = m
         .fractions
         .iter()
-        .map(|f| f.private_dirty_written.saturating_sub(f.private_dirty_read) as f64 / (f.pages_written as f64 * ps))
+        .map(|f| {
+            f.private_dirty_written.saturating_sub(f.private_dirty_read) as f64
+                / (f.pages_written as f64 * ps)
+        })
         .fold(f64::NAN, f64::min);
-    report.check(Check::compare(
-        "writing k pages adds >= 90% of k pages to the child's Private_Dirty",
-        private_share,
-        Cmp::AtLeast,
-        0.90,
-        pct,
-    )
-    .observed(format!("{} of the written bytes (worst fraction)", pct(private_share))));
-    let medians: Vec<f64> = m.fork.fork_us.iter().map(|t| Summary::of(t).map_or(f64::NAN, |s| s.median)).collect();
+    report.check(
+        Check::compare(
+            "writing k pages adds >= 90% of k pages to the child's Private_Dirty",
+            private_share,
+            Cmp::AtLeast,
+            0.90,
+            pct,
+        )
+        .observed(format!(
+            "{} of the written bytes (worst fraction)",
+            pct(private_share)
+        )),
+    );
+    let medians: Vec<f64> = m
+        .fork
+        .fork_us
+        .iter()
+        .map(|t| Summary::of(t).map_or(f64::NAN, |s| s.median))
+        .collect();
     match (medians.first(), medians.last()) {
         (Some(&small), Some(&large)) if medians.len() > 1 => report.check(Check::compare(
             "fork time grows with the parent's size (page tables are copied): largest >= 2x the smallest",
@@ -153,27 +194,56 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         )),
         _ => report.check(Check::failed("fork time grows with the parent's size", "no fork timings from the child")),
     }
-    let cow_ns: Vec<f64> = m.fractions.iter().filter(|f| f.write_faults > 0).map(|f| f.write_ns as f64 / f.write_faults as f64).collect();
-    report.metric("copy-on-write fault (write time / counted faults)", "ns", &cow_ns);
+    let cow_ns: Vec<f64> = m
+        .fractions
+        .iter()
+        .filter(|f| f.write_faults > 0)
+        .map(|f| f.write_ns as f64 / f.write_faults as f64)
+        .collect();
+    report.metric(
+        "copy-on-write fault (write time / counted faults)",
+        "ns",
+        &cow_ns,
+    );
     for (i, mib_) in m.fork.sizes_mib.iter().enumerate() {
         if let Some(t) = m.fork.fork_us.get(i) {
             report.metric(&format!("fork + exit + wait, parent {mib_} MiB"), "us", t);
         }
     }
     if let Some(t) = m.fork.spawn_us.last() {
-        report.metric(&format!("posix_spawn(/bin/true) + wait, parent {} MiB", m.fork.sizes_mib.last().unwrap_or(&0)), "us", t);
+        report.metric(
+            &format!(
+                "posix_spawn(/bin/true) + wait, parent {} MiB",
+                m.fork.sizes_mib.last().unwrap_or(&0)
+            ),
+            "us",
+            t,
+        );
     }
     report.series(
         "the child's private memory vs the fraction it wrote",
         "fraction of N written",
         "Private_Dirty added (MiB)",
-        m.fractions.iter().map(|f| [f.k, f.private_dirty_written.saturating_sub(f.private_dirty_read) as f64 / 1048576.0]).collect(),
+        m.fractions
+            .iter()
+            .map(|f| {
+                [
+                    f.k,
+                    f.private_dirty_written.saturating_sub(f.private_dirty_read) as f64 / 1048576.0,
+                ]
+            })
+            .collect(),
     );
     report.series(
         "fork time vs parent size",
         "parent size (MiB)",
         "fork + exit + wait, median (us)",
-        m.fork.sizes_mib.iter().zip(&medians).map(|(s, t)| [*s as f64, *t]).collect(),
+        m.fork
+            .sizes_mib
+            .iter()
+            .zip(&medians)
+            .map(|(s, t)| [*s as f64, *t])
+            .collect(),
     );
     report.note(format!(
         "after fork the child's {} are shared with the parent (Shared_Dirty); a write copies one page",
@@ -187,8 +257,14 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
     }
     let size = param_u64(params, "size")? as usize;
     let trials = param_u64(params, "trials")? as usize;
-    let fractions: Vec<f64> = params["fractions"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
-    let fork_sizes: Vec<u64> = params["fork_sizes"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
+    let fractions: Vec<f64> = params["fractions"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let fork_sizes: Vec<u64> = params["fork_sizes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
     let io = |e: std::io::Error| e.to_string();
     let region = Region::anon(size).map_err(io)?;
     let _ = region.madvise(libc::MADV_NOHUGEPAGE);
@@ -228,15 +304,25 @@ fn forked_child(region: &Region, pages: usize, link: &mut Link) -> std::io::Resu
     link.sync("read", json!({ "sum": sum }))?;
     let mut meter = SystemMeter::new();
     let (t, _) = trial(&mut meter, || region.write_pages(1, pages, 2));
-    link.sync("written", json!({ "pages": pages, "faults": t.counts.minflt, "ns": t.ns }))
+    link.sync(
+        "written",
+        json!({ "pages": pages, "faults": t.counts.minflt, "ns": t.ns }),
+    )
 }
 
 /// lmbench's method: fork, the child exits at once, the parent waits; per parent size.
 fn fork_times(sizes_mib: &[u64], trials: usize) -> std::io::Result<ForkTimes> {
-    let mut out = ForkTimes { sizes_mib: sizes_mib.to_vec(), ..ForkTimes::default() };
+    let mut out = ForkTimes {
+        sizes_mib: sizes_mib.to_vec(),
+        ..ForkTimes::default()
+    };
     let mut meter = SystemMeter::new();
     for &s in sizes_mib {
-        let region = if s > 0 { Some(Region::anon((s as usize) << 20)?) } else { None };
+        let region = if s > 0 {
+            Some(Region::anon((s as usize) << 20)?)
+        } else {
+            None
+        };
         if let Some(r) = &region {
             let _ = r.madvise(libc::MADV_NOHUGEPAGE);
             r.write_pages(1, r.pages(), 1);
@@ -278,7 +364,16 @@ fn spawn_true() {
     let envp = [std::ptr::null_mut::<libc::c_char>()];
     let mut pid = 0;
     // SAFETY: valid NUL-terminated argv/envp arrays; no file actions or attributes.
-    let rc = unsafe { libc::posix_spawn(&mut pid, path.as_ptr(), std::ptr::null(), std::ptr::null(), argv.as_ptr(), envp.as_ptr()) };
+    let rc = unsafe {
+        libc::posix_spawn(
+            &mut pid,
+            path.as_ptr(),
+            std::ptr::null(),
+            std::ptr::null(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+        )
+    };
     if rc == 0 {
         let mut st = 0;
         // SAFETY: waits for our own child.
@@ -304,12 +399,19 @@ mod tests {
                 write_faults: pages(16),
                 write_ns: pages(16) * 2200,
             }],
-            fork: ForkTimes { sizes_mib: vec![0, 64], fork_us: vec![vec![130.0; 5], vec![1100.0; 5]], spawn_us: vec![vec![600.0; 5]; 2] },
+            fork: ForkTimes {
+                sizes_mib: vec![0, 64],
+                fork_us: vec![vec![130.0; 5], vec![1100.0; 5]],
+                spawn_us: vec![vec![600.0; 5]; 2],
+            },
         }
     }
 
     fn statuses(m: &Measured) -> Vec<Status> {
-        let mut r = LabReport::new(ConceptId::Cow, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        let mut r = LabReport::new(
+            ConceptId::Cow,
+            crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()),
+        );
         analyze(m, &mut r);
         r.checks.iter().map(|c| c.status).collect()
     }
@@ -333,6 +435,8 @@ mod tests {
         let mut m = good();
         m.fork.fork_us[1] = vec![140.0; 5];
         assert_eq!(statuses(&m)[3], Status::Failed);
-        assert!(statuses(&Measured::default()).iter().all(|s| *s == Status::Failed));
+        assert!(statuses(&Measured::default())
+            .iter()
+            .all(|s| *s == Status::Failed));
     }
 }

@@ -14,7 +14,8 @@ use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
     id: ConceptId::DemandPaging,
-    summary: "map an evicted file: RSS flat; touch every 64th page: residency jumps past it; touch all",
+    summary:
+        "map an evicted file: RSS flat; touch every 64th page: residency jumps past it; touch all",
     run,
     child,
 };
@@ -41,12 +42,18 @@ pub struct Measured {
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let size = ctx.size(256, 64);
-    let dir = ScratchDir::new(Backing::Persistent).map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+    let dir = ScratchDir::new(Backing::Persistent)
+        .map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
     report.param("size_bytes", size);
     report.param("stride_pages", STRIDE);
     report.param("scratch", dir.path().display().to_string());
     let jail = ctx.memory_jail(size, report);
-    let mut c = ctx.spawn_in(&jail, ConceptId::DemandPaging, "paging", json!({ "size": size, "dir": dir.path() }))?;
+    let mut c = ctx.spawn_in(
+        &jail,
+        ConceptId::DemandPaging,
+        "paging",
+        json!({ "size": size, "dir": dir.path() }),
+    )?;
     let evicted = c.expect("evicted", WATCHDOG)?;
     let mut m = Measured {
         size,
@@ -60,7 +67,8 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     m.rss_after_map = ctx.rss(c.pid)?;
     c.go()?;
     let sparse = c.expect("sparse", WATCHDOG)?;
-    m.sparse = serde_json::from_value(sparse["series"].clone()).map_err(|e| LabError::Setup(e.to_string()))?;
+    m.sparse = serde_json::from_value(sparse["series"].clone())
+        .map_err(|e| LabError::Setup(e.to_string()))?;
     m.rss_after_sparse = ctx.rss(c.pid)?;
     c.go()?;
     let all = c.expect("all", WATCHDOG)?;
@@ -70,9 +78,27 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let pid = c.pid;
     c.wait(WATCHDOG)?;
     let src = format!("/proc/{pid}/smaps_rollup");
-    report.evidence(&src, "Rss (before -> after mmap)", m.rss_before_map as f64, m.rss_after_map as f64, "bytes");
-    report.evidence(&src, "Rss (mapped -> sparse touches)", m.rss_after_map as f64, m.rss_after_sparse as f64, "bytes");
-    report.evidence(&src, "Rss (sparse -> touched all)", m.rss_after_sparse as f64, m.rss_after_all as f64, "bytes");
+    report.evidence(
+        &src,
+        "Rss (before -> after mmap)",
+        m.rss_before_map as f64,
+        m.rss_after_map as f64,
+        "bytes",
+    );
+    report.evidence(
+        &src,
+        "Rss (mapped -> sparse touches)",
+        m.rss_after_map as f64,
+        m.rss_after_sparse as f64,
+        "bytes",
+    );
+    report.evidence(
+        &src,
+        "Rss (sparse -> touched all)",
+        m.rss_after_sparse as f64,
+        m.rss_after_all as f64,
+        "bytes",
+    );
     analyze(&m, report);
     Ok(())
 }
@@ -87,7 +113,15 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         0.01,
         pct,
     ));
-    let void = |claim: &str| Check::failed(claim, format!("void: the file was {} resident before mapping", pct(m.resident_before)));
+    let void = |claim: &str| {
+        Check::failed(
+            claim,
+            format!(
+                "void: the file was {} resident before mapping",
+                pct(m.resident_before)
+            ),
+        )
+    };
     let c1 = "mapping the file grows RSS by < 1 MiB: nothing is read yet";
     let c2 = "after touching every 64th page, more pages are resident than were touched (readahead, fault-around)";
     let c3 = "after touching every page, >= 90% of the file is resident";
@@ -96,15 +130,30 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
             report.check(void(c));
         }
     } else {
-        report.check(Check::compare(c1, m.rss_after_map.saturating_sub(m.rss_before_map) as f64, Cmp::Less, 1048576.0, mib));
+        report.check(Check::compare(
+            c1,
+            m.rss_after_map.saturating_sub(m.rss_before_map) as f64,
+            Cmp::Less,
+            1048576.0,
+            mib,
+        ));
         let (touched, resident) = m.sparse.last().map_or((0.0, 0.0), |p| (p[0], p[1]));
         report.check(Check::holds(
             c2,
             touched > 0.0 && resident > touched,
-            format!("{resident:.0} pages resident ({}) after touching {touched:.0}", pct(resident / pages)),
+            format!(
+                "{resident:.0} pages resident ({}) after touching {touched:.0}",
+                pct(resident / pages)
+            ),
             format!("> {touched:.0} pages"),
         ));
-        report.check(Check::compare(c3, m.resident_after_all as f64 / pages, Cmp::AtLeast, 0.90, pct));
+        report.check(Check::compare(
+            c3,
+            m.resident_after_all as f64 / pages,
+            Cmp::AtLeast,
+            0.90,
+            pct,
+        ));
     }
     report.series(
         "residency as every 64th page is touched",
@@ -121,7 +170,10 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
             p[1] / p[0].max(1.0)
         ));
     }
-    report.note(format!("file of {} on a disk file system, evicted with fdatasync + POSIX_FADV_DONTNEED", mib(m.size as f64)));
+    report.note(format!(
+        "file of {} on a disk file system, evicted with fdatasync + POSIX_FADV_DONTNEED",
+        mib(m.size as f64)
+    ));
 }
 
 fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
@@ -134,7 +186,8 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
     let file = write_file(&dir.join("paging.dat"), size).map_err(io)?;
     let resident = evict(&file, size).map_err(io)?;
     let pages = size / page_size();
-    link.sync("evicted", json!({ "resident": resident, "pages": pages })).map_err(io)?;
+    link.sync("evicted", json!({ "resident": resident, "pages": pages }))
+        .map_err(io)?;
     let r = Region::file(&file, size, false, false).map_err(io)?;
     link.sync("mapped", json!({})).map_err(io)?;
     let sparse: Vec<usize> = (0..pages).step_by(STRIDE).collect();
@@ -148,9 +201,14 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
         touched += chunk.len();
         series.push([touched as f64, r.resident_pages().map_err(io)? as f64]);
     }
-    link.sync("sparse", json!({ "series": series })).map_err(io)?;
+    link.sync("sparse", json!({ "series": series }))
+        .map_err(io)?;
     r.read_pages(1);
-    link.sync("all", json!({ "resident": r.resident_pages().map_err(io)? })).map_err(io)
+    link.sync(
+        "all",
+        json!({ "resident": r.resident_pages().map_err(io)? }),
+    )
+    .map_err(io)
 }
 
 #[cfg(test)]
@@ -173,7 +231,10 @@ mod tests {
     }
 
     fn statuses(m: &Measured) -> Vec<Status> {
-        let mut r = LabReport::new(ConceptId::DemandPaging, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        let mut r = LabReport::new(
+            ConceptId::DemandPaging,
+            crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()),
+        );
         analyze(m, &mut r);
         r.checks.iter().map(|c| c.status).collect()
     }
@@ -187,7 +248,10 @@ mod tests {
     fn each_claim_fails_on_contradicting_evidence() {
         let mut m = good();
         m.resident_before = 0.3;
-        assert!(statuses(&m).iter().all(|s| *s == Status::Failed), "a cached file voids every claim");
+        assert!(
+            statuses(&m).iter().all(|s| *s == Status::Failed),
+            "a cached file voids every claim"
+        );
         let mut m = good();
         m.rss_after_map = 60 << 20;
         assert_eq!(statuses(&m)[1], Status::Failed);

@@ -14,7 +14,8 @@ use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
     id: ConceptId::HighWaterMark,
-    summary: "malloc in small chunks, free all but the last: RSS stays at the peak until malloc_trim",
+    summary:
+        "malloc in small chunks, free all but the last: RSS stays at the peak until malloc_trim",
     run,
     child,
 };
@@ -69,7 +70,10 @@ fn step(ctx: &mut LabContext, pid: i32) -> Result<Step, LabError> {
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let Some(glibc) = glibc_version() else {
         for claim in CLAIMS {
-            report.check(Check::skipped(claim, "the C library is not glibc: these claims are about glibc's malloc"));
+            report.check(Check::skipped(
+                claim,
+                "the C library is not glibc: these claims are about glibc's malloc",
+            ));
         }
         return Ok(());
     };
@@ -84,8 +88,15 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let mut m = Measured::default();
     // Every trial in a fresh child: glibc's allocator state must not carry over.
     for _ in 0..trials {
-        let mut c = ctx.spawn_in(&jail, ConceptId::HighWaterMark, "small", json!({ "size": size }))?;
-        let live_peak = c.expect("allocated", WATCHDOG)?["live"].as_u64().unwrap_or(0);
+        let mut c = ctx.spawn_in(
+            &jail,
+            ConceptId::HighWaterMark,
+            "small",
+            json!({ "size": size }),
+        )?;
+        let live_peak = c.expect("allocated", WATCHDOG)?["live"]
+            .as_u64()
+            .unwrap_or(0);
         let allocated = step(ctx, c.pid)?;
         c.go()?;
         c.expect("freed", WATCHDOG)?;
@@ -98,13 +109,41 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         c.wait(WATCHDOG)?;
         if m.small.is_empty() {
             let src = format!("/proc/{pid}/smaps_rollup");
-            report.evidence(&src, "Rss (allocated -> freed)", allocated.rss as f64, freed.rss as f64, "bytes");
-            report.evidence(&src, "Rss (freed -> trimmed)", freed.rss as f64, trimmed.rss as f64, "bytes");
-            report.evidence(format!("/proc/{pid}/status"), "VmHWM (allocated -> trimmed)", allocated.hwm as f64, trimmed.hwm as f64, "bytes");
+            report.evidence(
+                &src,
+                "Rss (allocated -> freed)",
+                allocated.rss as f64,
+                freed.rss as f64,
+                "bytes",
+            );
+            report.evidence(
+                &src,
+                "Rss (freed -> trimmed)",
+                freed.rss as f64,
+                trimmed.rss as f64,
+                "bytes",
+            );
+            report.evidence(
+                format!("/proc/{pid}/status"),
+                "VmHWM (allocated -> trimmed)",
+                allocated.hwm as f64,
+                trimmed.hwm as f64,
+                "bytes",
+            );
         }
-        m.small.push(SmallTrial { live_peak, allocated, freed, trimmed });
+        m.small.push(SmallTrial {
+            live_peak,
+            allocated,
+            freed,
+            trimmed,
+        });
 
-        let mut c = ctx.spawn_in(&jail, ConceptId::HighWaterMark, "large", json!({ "size": size }))?;
+        let mut c = ctx.spawn_in(
+            &jail,
+            ConceptId::HighWaterMark,
+            "large",
+            json!({ "size": size }),
+        )?;
         c.expect("allocated", WATCHDOG)?;
         let allocated = step(ctx, c.pid)?;
         c.go()?;
@@ -114,7 +153,13 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         let pid = c.pid;
         c.wait(WATCHDOG)?;
         if m.large.is_empty() {
-            report.evidence(format!("/proc/{pid}/smaps_rollup"), "Rss, large chunks (allocated -> freed)", allocated.rss as f64, freed.rss as f64, "bytes");
+            report.evidence(
+                format!("/proc/{pid}/smaps_rollup"),
+                "Rss, large chunks (allocated -> freed)",
+                allocated.rss as f64,
+                freed.rss as f64,
+                "bytes",
+            );
         }
         m.large.push(LargeTrial { allocated, freed });
     }
@@ -136,22 +181,49 @@ fn median_of(v: impl Iterator<Item = f64>) -> f64 {
 }
 
 pub fn analyze(m: &Measured, report: &mut LabReport) {
-    let ratio = |a: u64, b: u64| if b == 0 { f64::NAN } else { a as f64 / b as f64 };
+    let ratio = |a: u64, b: u64| {
+        if b == 0 {
+            f64::NAN
+        } else {
+            a as f64 / b as f64
+        }
+    };
     let hwm_over_live = median_of(m.small.iter().map(|t| ratio(t.allocated.hwm, t.live_peak)));
-    report.check(Check::compare(CLAIMS[0], hwm_over_live, Cmp::AtLeast, 1.0, |x| format!("{x:.3}x the live bytes")));
+    report.check(Check::compare(
+        CLAIMS[0],
+        hwm_over_live,
+        Cmp::AtLeast,
+        1.0,
+        |x| format!("{x:.3}x the live bytes"),
+    ));
     let kept = median_of(m.small.iter().map(|t| ratio(t.freed.rss, t.allocated.rss)));
     report.check(Check::compare(CLAIMS[1], kept, Cmp::AtLeast, 0.80, pct));
-    let trimmed = median_of(m.small.iter().map(|t| ratio(t.trimmed.rss, t.allocated.rss)));
+    let trimmed = median_of(
+        m.small
+            .iter()
+            .map(|t| ratio(t.trimmed.rss, t.allocated.rss)),
+    );
     report.check(Check::compare(CLAIMS[2], trimmed, Cmp::AtMost, 0.25, pct));
     let large = median_of(m.large.iter().map(|t| ratio(t.freed.rss, t.allocated.rss)));
     report.check(Check::compare(CLAIMS[3], large, Cmp::AtMost, 0.25, pct));
     let per_trial = |f: &dyn Fn(&SmallTrial) -> f64| m.small.iter().map(f).collect::<Vec<f64>>();
-    report.metric("RSS kept after the frees (share of peak)", "ratio", &per_trial(&|t| ratio(t.freed.rss, t.allocated.rss)));
-    report.metric("RSS kept after malloc_trim (share of peak)", "ratio", &per_trial(&|t| ratio(t.trimmed.rss, t.allocated.rss)));
+    report.metric(
+        "RSS kept after the frees (share of peak)",
+        "ratio",
+        &per_trial(&|t| ratio(t.freed.rss, t.allocated.rss)),
+    );
+    report.metric(
+        "RSS kept after malloc_trim (share of peak)",
+        "ratio",
+        &per_trial(&|t| ratio(t.trimmed.rss, t.allocated.rss)),
+    );
     report.metric(
         "RSS kept after freeing large chunks (share of peak)",
         "ratio",
-        &m.large.iter().map(|t| ratio(t.freed.rss, t.allocated.rss)).collect::<Vec<_>>(),
+        &m.large
+            .iter()
+            .map(|t| ratio(t.freed.rss, t.allocated.rss))
+            .collect::<Vec<_>>(),
     );
     if let Some(t) = m.small.first() {
         let to_mib = |b: u64| b as f64 / 1048576.0;
@@ -160,13 +232,21 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
             "RSS over the steps (small chunks)",
             "step (0 allocated, 1 freed all but last, 2 malloc_trim)",
             "MiB",
-            steps.iter().enumerate().map(|(i, s)| [i as f64, to_mib(s.rss)]).collect(),
+            steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| [i as f64, to_mib(s.rss)])
+                .collect(),
         );
         report.series(
             "VmHWM over the steps (small chunks)",
             "step (0 allocated, 1 freed all but last, 2 malloc_trim)",
             "MiB",
-            steps.iter().enumerate().map(|(i, s)| [i as f64, to_mib(s.hwm)]).collect(),
+            steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| [i as f64, to_mib(s.hwm)])
+                .collect(),
         );
         report.note(format!(
             "small chunks: RSS {} at the peak, {} after the frees, {} after malloc_trim; VmHWM stays {}",
@@ -186,50 +266,32 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
     match role {
         "small" => {
             let n = size / SMALL_CHUNK;
-            let mut chunks: Vec<*mut u8> = Vec::with_capacity(n);
-            let mut live = 0u64;
+            let mut chunks: Vec<glibc::Chunk> = Vec::with_capacity(n);
             for _ in 0..n {
-                let p = glibc::malloc(SMALL_CHUNK);
-                if p.is_null() {
-                    return Err("malloc failed".into());
-                }
-                glibc::touch(p, SMALL_CHUNK);
-                live += glibc::usable_size(p) as u64;
-                chunks.push(p);
+                chunks.push(glibc::Chunk::new(SMALL_CHUNK).ok_or("malloc failed")?);
             }
-            link.sync("allocated", json!({ "live": live, "chunks": n })).map_err(io)?;
+            let live: u64 = chunks.iter().map(|c| c.usable() as u64).sum();
+            link.sync("allocated", json!({ "live": live, "chunks": n }))
+                .map_err(io)?;
+            // Free all but the last: it pins the top of the heap.
             let last = chunks.pop();
-            for p in chunks.drain(..) {
-                glibc::free(p);
-            }
+            drop(chunks);
             link.sync("freed", json!({})).map_err(io)?;
             let trimmed = glibc::trim();
-            link.sync("trimmed", json!({ "released": trimmed })).map_err(io)?;
-            if let Some(p) = last {
-                glibc::free(p);
-            }
+            link.sync("trimmed", json!({ "released": trimmed }))
+                .map_err(io)?;
+            drop(last);
             Ok(())
         }
         "large" => {
             if !glibc::fix_mmap_threshold(MMAP_THRESHOLD) {
                 return Err("mallopt(M_MMAP_THRESHOLD) refused".into());
             }
-            let chunks: Vec<*mut u8> = (0..size / LARGE_CHUNK)
-                .map(|_| {
-                    let p = glibc::malloc(LARGE_CHUNK);
-                    if !p.is_null() {
-                        glibc::touch(p, LARGE_CHUNK);
-                    }
-                    p
-                })
-                .collect();
-            if chunks.iter().any(|p| p.is_null()) {
-                return Err("malloc failed".into());
-            }
+            let chunks = (0..size / LARGE_CHUNK)
+                .map(|_| glibc::Chunk::new(LARGE_CHUNK).ok_or("malloc failed"))
+                .collect::<Result<Vec<_>, _>>()?;
             link.sync("allocated", json!({})).map_err(io)?;
-            for p in chunks {
-                glibc::free(p);
-            }
+            drop(chunks);
             link.sync("freed", json!({})).map_err(io)
         }
         other => Err(format!("unknown role {other}")),
@@ -247,18 +309,32 @@ mod tests {
     use crate::lab::report::Status;
 
     fn s(rss: u64, hwm: u64) -> Step {
-        Step { rss: rss << 20, hwm: hwm << 20 }
+        Step {
+            rss: rss << 20,
+            hwm: hwm << 20,
+        }
     }
 
     fn good() -> Measured {
         Measured {
-            small: vec![SmallTrial { live_peak: 256 << 20, allocated: s(265, 265), freed: s(265, 265), trimmed: s(9, 265) }],
-            large: vec![LargeTrial { allocated: s(262, 262), freed: s(5, 262) }],
+            small: vec![SmallTrial {
+                live_peak: 256 << 20,
+                allocated: s(265, 265),
+                freed: s(265, 265),
+                trimmed: s(9, 265),
+            }],
+            large: vec![LargeTrial {
+                allocated: s(262, 262),
+                freed: s(5, 262),
+            }],
         }
     }
 
     fn statuses(m: &Measured) -> Vec<Status> {
-        let mut r = LabReport::new(ConceptId::HighWaterMark, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        let mut r = LabReport::new(
+            ConceptId::HighWaterMark,
+            crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()),
+        );
         analyze(m, &mut r);
         r.checks.iter().map(|c| c.status).collect()
     }
@@ -282,6 +358,8 @@ mod tests {
         let mut m = good();
         m.large[0].freed.rss = 250 << 20;
         assert_eq!(statuses(&m)[3], Status::Failed);
-        assert!(statuses(&Measured::default()).iter().all(|s| *s == Status::Failed));
+        assert!(statuses(&Measured::default())
+            .iter()
+            .all(|s| *s == Status::Failed));
     }
 }

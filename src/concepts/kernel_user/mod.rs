@@ -1,6 +1,6 @@
 //! Kernel vs user space: where the process spends its CPU, and what it may do.
 
-use syslens_probe::names::{caps_in, ALL_KNOWN_CAPS};
+use syslens_probe::names::describe_caps;
 use syslens_probe::USER_HZ;
 
 use crate::figure::{rate, Unit};
@@ -58,15 +58,7 @@ pub fn lens(v: &ProcessView) -> Section {
     let caps = v.status_field(|s| &s.cap_eff);
     s.figure(
         "effective capabilities (CapEff)",
-        caps.clone().map(|m| {
-            if m & ALL_KNOWN_CAPS == ALL_KNOWN_CAPS {
-                vec!["all (full root)".to_owned()]
-            } else if m == 0 {
-                vec!["none".to_owned()]
-            } else {
-                caps_in(m)
-            }
-        }),
+        caps.clone().map(describe_caps),
         Unit::None,
         v.src("status"),
     );

@@ -60,7 +60,12 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     report.param("trials", trials);
     report.param("cost_region_bytes", COST_REGION);
     let jail = ctx.memory_jail(size + COST_REGION as u64, report);
-    let mut c = ctx.spawn_in(&jail, ConceptId::LazyInit, "touch", json!({ "size": size, "trials": trials }))?;
+    let mut c = ctx.spawn_in(
+        &jail,
+        ConceptId::LazyInit,
+        "touch",
+        json!({ "size": size, "trials": trials }),
+    )?;
     c.expect("mapped", WATCHDOG)?;
     let rss_mapped = ctx.rss(c.pid)?;
     c.go()?;
@@ -70,12 +75,34 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     c.expect("written", WATCHDOG)?;
     let rss_written = ctx.rss(c.pid)?;
     c.go()?;
-    let costs: TouchCosts = serde_json::from_value(c.expect("costs", WATCHDOG)?).map_err(|e| LabError::Setup(e.to_string()))?;
+    let costs: TouchCosts = serde_json::from_value(c.expect("costs", WATCHDOG)?)
+        .map_err(|e| LabError::Setup(e.to_string()))?;
     let pid = c.pid;
     c.wait(WATCHDOG)?;
-    report.evidence(format!("/proc/{pid}/smaps_rollup"), "Rss", rss_mapped as f64, rss_read as f64, "bytes");
-    report.evidence(format!("/proc/{pid}/smaps_rollup"), "Rss", rss_read as f64, rss_written as f64, "bytes");
-    analyze(&Measured { size, rss_mapped, rss_read, rss_written, costs }, report);
+    report.evidence(
+        format!("/proc/{pid}/smaps_rollup"),
+        "Rss",
+        rss_mapped as f64,
+        rss_read as f64,
+        "bytes",
+    );
+    report.evidence(
+        format!("/proc/{pid}/smaps_rollup"),
+        "Rss",
+        rss_read as f64,
+        rss_written as f64,
+        "bytes",
+    );
+    analyze(
+        &Measured {
+            size,
+            rss_mapped,
+            rss_read,
+            rss_written,
+            costs,
+        },
+        report,
+    );
     Ok(())
 }
 
@@ -98,16 +125,32 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         0.90,
         pct,
     ));
-    let second = report.metric("second touch, per page (resident: the loop's own cost)", "ns", &m.costs.second_ns_per_page);
+    let second = report.metric(
+        "second touch, per page (resident: the loop's own cost)",
+        "ns",
+        &m.costs.second_ns_per_page,
+    );
     let first = report.metric_with_baseline(
         "first touch, per page (page fault + zeroing)",
         "ns",
         &m.costs.first_ns_per_page,
         second.as_ref().map(|s| s.median),
     );
-    report.metric("minor faults per page on first touch", "faults", &m.costs.faults_per_page);
-    report.metric("cost per minor fault (first - second, per counted fault)", "ns", &m.costs.ns_per_fault);
-    report.metric("OnceLock first access (builds the value)", "ns", &m.costs.once_first_ns);
+    report.metric(
+        "minor faults per page on first touch",
+        "faults",
+        &m.costs.faults_per_page,
+    );
+    report.metric(
+        "cost per minor fault (first - second, per counted fault)",
+        "ns",
+        &m.costs.ns_per_fault,
+    );
+    report.metric(
+        "OnceLock first access (builds the value)",
+        "ns",
+        &m.costs.once_first_ns,
+    );
     report.metric("OnceLock later access", "ns", &m.costs.once_later_ns);
     match (first, second) {
         (Some(f), Some(s)) => report.check(Check::compare(
@@ -117,7 +160,10 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
             5.0,
             |x| format!("{x:.1}x"),
         )),
-        _ => report.check(Check::failed("the first touch of a page costs >= 5x the second", "no timings from the child")),
+        _ => report.check(Check::failed(
+            "the first touch of a page costs >= 5x the second",
+            "no timings from the child",
+        )),
     }
     report.series(
         "RSS as the mapping is read, then written",
@@ -150,7 +196,8 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
     let region = Region::anon(size).map_err(io)?;
     // 4 KiB pages, so "per page" is per fault whatever the THP mode.
     let _ = region.madvise(libc::MADV_NOHUGEPAGE);
-    link.sync("mapped", json!({ "addr": region.addr() })).map_err(io)?;
+    link.sync("mapped", json!({ "addr": region.addr() }))
+        .map_err(io)?;
     let sum = region.read_pages(1);
     link.sync("read", json!({ "sum": sum })).map_err(io)?;
     region.write_pages(1, region.pages(), 1);
@@ -158,7 +205,14 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
     drop(region);
     let mut meter = SystemMeter::new();
     let costs = touch_costs(&mut meter, trials).map_err(io)?;
-    link.send("costs", TouchCosts { perf_note: meter.perf_refused.clone(), ..costs }).map_err(io)
+    link.send(
+        "costs",
+        TouchCosts {
+            perf_note: meter.perf_refused.clone(),
+            ..costs
+        },
+    )
+    .map_err(io)
 }
 
 /// Times the first and second write of every page of a fresh mapping, and OnceLock.
@@ -171,7 +225,9 @@ pub fn touch_costs<M: Meter>(meter: &mut M, trials: usize) -> std::io::Result<To
         let (first, _) = trial(meter, || r.write_pages(1, pages, 1));
         let (second, _) = trial(meter, || r.write_pages(1, pages, 2));
         let once = OnceLock::new();
-        let (once_first, _) = trial(meter, || std::hint::black_box(once.get_or_init(build_table)).len());
+        let (once_first, _) = trial(meter, || {
+            std::hint::black_box(once.get_or_init(build_table)).len()
+        });
         const BATCH: u64 = 10_000;
         let (later, _) = trial(meter, || {
             for _ in 0..BATCH {
@@ -191,10 +247,12 @@ pub fn touch_costs<M: Meter>(meter: &mut M, trials: usize) -> std::io::Result<To
         out.second_ns_per_page.push(second.ns as f64 / p);
         out.faults_per_page.push(first.counts.minflt as f64 / p);
         if first.counts.minflt > 0 {
-            out.ns_per_fault.push(first.ns.saturating_sub(second.ns) as f64 / first.counts.minflt as f64);
+            out.ns_per_fault
+                .push(first.ns.saturating_sub(second.ns) as f64 / first.counts.minflt as f64);
         }
         out.once_first_ns.push(once_first.ns as f64);
-        out.once_later_ns.push(later.ns.saturating_sub(empty.ns) as f64 / BATCH as f64);
+        out.once_later_ns
+            .push(later.ns.saturating_sub(empty.ns) as f64 / BATCH as f64);
     }
     debug_assert!(page_size() > 0);
     Ok(out)
@@ -203,7 +261,15 @@ pub fn touch_costs<M: Meter>(meter: &mut M, trials: usize) -> std::io::Result<To
 /// The value behind the OnceLock: a CRC-32 table, a classic lazily built constant.
 fn build_table() -> Vec<u32> {
     (0..256u32)
-        .map(|i| (0..8).fold(i, |c, _| if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 }))
+        .map(|i| {
+            (0..8).fold(i, |c, _| {
+                if c & 1 == 1 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                }
+            })
+        })
         .collect()
 }
 
@@ -267,9 +333,21 @@ mod tests {
         // Five timed operations per trial, two readings of each source per operation.
         let mut m = MockMeter::default();
         for _ in 0..(1 + WARMUP) {
-            for (ns, faults) in [(4096 * 1000, 4096), (4096 * 10, 0), (500, 0), (20_000, 0), (10_000, 0)] {
+            for (ns, faults) in [
+                (4096 * 1000, 4096),
+                (4096 * 10, 0),
+                (500, 0),
+                (20_000, 0),
+                (10_000, 0),
+            ] {
                 m.clock.extend([0, ns]);
-                m.counters.extend([Counters::default(), Counters { minflt: faults, ..Default::default() }]);
+                m.counters.extend([
+                    Counters::default(),
+                    Counters {
+                        minflt: faults,
+                        ..Default::default()
+                    },
+                ]);
             }
         }
         let c = touch_costs(&mut m, 1).unwrap();

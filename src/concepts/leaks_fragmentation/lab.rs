@@ -45,7 +45,10 @@ pub struct Measured {
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     if glibc_version().is_none() {
         for c in CLAIMS {
-            report.check(Check::skipped(c, "the C library is not glibc: these claims are about glibc's malloc"));
+            report.check(Check::skipped(
+                c,
+                "the C library is not glibc: these claims are about glibc's malloc",
+            ));
         }
         return Ok(());
     }
@@ -59,28 +62,48 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     report.param("fragment_object_bytes", FRAG_OBJECT);
     let jail = ctx.memory_jail((rate * duration_ms / 1000).max(frag), report);
     let mut m = Measured::default();
-    let mut c = ctx.spawn_in(&jail, ConceptId::LeaksFragmentation, "leak", json!({ "rate": rate, "duration_ms": duration_ms }))?;
+    let mut c = ctx.spawn_in(
+        &jail,
+        ConceptId::LeaksFragmentation,
+        "leak",
+        json!({ "rate": rate, "duration_ms": duration_ms }),
+    )?;
     c.expect("ready", WATCHDOG)?;
     let t0 = monotonic_ns();
     c.go()?;
     let leaked = loop {
         let now = monotonic_ns();
         if let Ok(rss) = ctx.rollup(c.pid).and_then(|u| u.rss) {
-            m.rss.push([(now.saturating_sub(t0)) as f64 / 1e9, rss as f64]);
+            m.rss
+                .push([(now.saturating_sub(t0)) as f64 / 1e9, rss as f64]);
         }
         if let Some(data) = c.poll("leaked", SAMPLE_EVERY)? {
             break data;
         }
     };
-    let samples: Vec<[u64; 2]> = serde_json::from_value(leaked["samples"].clone()).map_err(|e| LabError::Setup(e.to_string()))?;
-    m.allocated = samples.iter().map(|[t, b]| [(t.saturating_sub(t0)) as f64 / 1e9, *b as f64]).collect();
+    let samples: Vec<[u64; 2]> = serde_json::from_value(leaked["samples"].clone())
+        .map_err(|e| LabError::Setup(e.to_string()))?;
+    m.allocated = samples
+        .iter()
+        .map(|[t, b]| [(t.saturating_sub(t0)) as f64 / 1e9, *b as f64])
+        .collect();
     // Keep only RSS samples taken while the child was leaking.
-    let (start, end) = (m.allocated.first().map_or(0.0, |p| p[0]), m.allocated.last().map_or(0.0, |p| p[0]));
+    let (start, end) = (
+        m.allocated.first().map_or(0.0, |p| p[0]),
+        m.allocated.last().map_or(0.0, |p| p[0]),
+    );
     m.rss.retain(|p| p[0] >= start && p[0] <= end);
     c.wait(WATCHDOG)?;
 
-    let mut c = ctx.spawn_in(&jail, ConceptId::LeaksFragmentation, "fragment", json!({ "size": frag }))?;
-    m.frag_live_peak = c.expect("allocated", WATCHDOG)?["live"].as_u64().unwrap_or(0);
+    let mut c = ctx.spawn_in(
+        &jail,
+        ConceptId::LeaksFragmentation,
+        "fragment",
+        json!({ "size": frag }),
+    )?;
+    m.frag_live_peak = c.expect("allocated", WATCHDOG)?["live"]
+        .as_u64()
+        .unwrap_or(0);
     m.frag_rss_peak = ctx.rss(c.pid)?;
     c.go()?;
     m.frag_live_after = c.expect("freed", WATCHDOG)?["live"].as_u64().unwrap_or(0);
@@ -92,9 +115,27 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let pid = c.pid;
     c.wait(WATCHDOG)?;
     let src = format!("/proc/{pid}/smaps_rollup");
-    report.evidence(&src, "Rss (peak -> alternate frees)", m.frag_rss_peak as f64, m.frag_rss_freed as f64, "bytes");
-    report.evidence(&src, "Rss (frees -> malloc_trim)", m.frag_rss_freed as f64, m.frag_rss_trimmed as f64, "bytes");
-    report.evidence("the child's malloc_usable_size sum", "live bytes (peak -> after frees)", m.frag_live_peak as f64, m.frag_live_after as f64, "bytes");
+    report.evidence(
+        &src,
+        "Rss (peak -> alternate frees)",
+        m.frag_rss_peak as f64,
+        m.frag_rss_freed as f64,
+        "bytes",
+    );
+    report.evidence(
+        &src,
+        "Rss (frees -> malloc_trim)",
+        m.frag_rss_freed as f64,
+        m.frag_rss_trimmed as f64,
+        "bytes",
+    );
+    report.evidence(
+        "the child's malloc_usable_size sum",
+        "live bytes (peak -> after frees)",
+        m.frag_live_peak as f64,
+        m.frag_live_after as f64,
+        "bytes",
+    );
     analyze(&m, report);
     Ok(())
 }
@@ -116,8 +157,12 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         (Ok(t), Ok(f)) if t > 0.0 => {
             let off = ((f - t) / t).abs();
             report.check(
-                Check::compare(CLAIMS[0], off, Cmp::AtMost, 0.15, pct)
-                    .observed(format!("{} off ({}/s fitted vs {}/s true)", pct(off), mib(f), mib(t))),
+                Check::compare(CLAIMS[0], off, Cmp::AtMost, 0.15, pct).observed(format!(
+                    "{} off ({}/s fitted vs {}/s true)",
+                    pct(off),
+                    mib(f),
+                    mib(t)
+                )),
             );
             report.note(format!(
                 "fitted from {} RSS samples against {} allocation samples of {}-byte objects",
@@ -128,21 +173,55 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         }
         (t, f) => report.check(Check::failed(
             CLAIMS[0],
-            format!("not enough samples to fit ({} RSS, {} allocation): {:?} / {:?}", m.rss.len(), m.allocated.len(), t.err(), f.err()),
+            format!(
+                "not enough samples to fit ({} RSS, {} allocation): {:?} / {:?}",
+                m.rss.len(),
+                m.allocated.len(),
+                t.err(),
+                f.err()
+            ),
         )),
     }
-    let ratio = |a: u64| if m.frag_rss_peak == 0 { f64::NAN } else { a as f64 / m.frag_rss_peak as f64 };
-    let halved = m.frag_live_peak > 0 && (m.frag_live_after as f64) < 0.55 * m.frag_live_peak as f64;
+    let ratio = |a: u64| {
+        if m.frag_rss_peak == 0 {
+            f64::NAN
+        } else {
+            a as f64 / m.frag_rss_peak as f64
+        }
+    };
+    let halved =
+        m.frag_live_peak > 0 && (m.frag_live_after as f64) < 0.55 * m.frag_live_peak as f64;
     let kept = ratio(m.frag_rss_freed);
     report.check(Check::holds(
         CLAIMS[1],
         halved && kept >= 0.80,
-        format!("RSS {} of peak, live bytes {} -> {}", pct(kept), mib(m.frag_live_peak as f64), mib(m.frag_live_after as f64)),
+        format!(
+            "RSS {} of peak, live bytes {} -> {}",
+            pct(kept),
+            mib(m.frag_live_peak as f64),
+            mib(m.frag_live_after as f64)
+        ),
         "RSS >= 80.0%, live bytes < 55% of peak",
     ));
-    report.check(Check::compare(CLAIMS[2], ratio(m.frag_rss_trimmed), Cmp::AtLeast, 0.80, pct));
-    report.series("RSS of the leaking child", "seconds", "bytes", m.rss.clone());
-    report.series("bytes the child allocated", "seconds", "bytes", m.allocated.clone());
+    report.check(Check::compare(
+        CLAIMS[2],
+        ratio(m.frag_rss_trimmed),
+        Cmp::AtLeast,
+        0.80,
+        pct,
+    ));
+    report.series(
+        "RSS of the leaking child",
+        "seconds",
+        "bytes",
+        m.rss.clone(),
+    );
+    report.series(
+        "bytes the child allocated",
+        "seconds",
+        "bytes",
+        m.allocated.clone(),
+    );
 }
 
 #[cfg(target_env = "gnu")]
@@ -157,19 +236,15 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             let t0 = monotonic_ns();
             let mut total = 0u64;
             let mut samples: Vec<[u64; 2]> = Vec::new();
-            let mut leaked: Vec<*mut u8> = Vec::new();
+            let mut leaked: Vec<glibc::Chunk> = Vec::new();
             loop {
                 let now = monotonic_ns();
                 let elapsed = now - t0;
                 let target = (rate * elapsed as f64 / 1e9) as u64;
                 while total < target {
-                    let p = glibc::malloc(LEAK_OBJECT);
-                    if p.is_null() {
-                        return Err("malloc failed".into());
-                    }
-                    glibc::touch(p, LEAK_OBJECT);
-                    total += glibc::usable_size(p) as u64;
-                    leaked.push(p);
+                    let c = glibc::Chunk::new(LEAK_OBJECT).ok_or("malloc failed")?;
+                    total += c.usable() as u64;
+                    leaked.push(c);
                 }
                 samples.push([monotonic_ns(), total]);
                 if elapsed >= duration {
@@ -177,32 +252,35 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
-            link.send("leaked", json!({ "samples": samples, "objects": leaked.len() })).map_err(io)
+            link.send(
+                "leaked",
+                json!({ "samples": samples, "objects": leaked.len() }),
+            )
+            .map_err(io)
         }
         "fragment" => {
             let size = param_u64(params, "size")? as usize;
-            let mut objs: Vec<*mut u8> = Vec::with_capacity(size / FRAG_OBJECT);
-            let mut live = 0u64;
+            let mut objs: Vec<Option<glibc::Chunk>> = Vec::with_capacity(size / FRAG_OBJECT);
             for _ in 0..size / FRAG_OBJECT {
-                let p = glibc::malloc(FRAG_OBJECT);
-                if p.is_null() {
-                    return Err("malloc failed".into());
-                }
-                glibc::touch(p, FRAG_OBJECT);
-                live += glibc::usable_size(p) as u64;
-                objs.push(p);
+                objs.push(Some(glibc::Chunk::new(FRAG_OBJECT).ok_or("malloc failed")?));
             }
-            link.sync("allocated", json!({ "live": live })).map_err(io)?;
-            for p in objs.iter().step_by(2) {
-                live -= glibc::usable_size(*p) as u64;
-                glibc::free(*p);
+            let live = |objs: &[Option<glibc::Chunk>]| {
+                objs.iter()
+                    .flatten()
+                    .map(|c| c.usable() as u64)
+                    .sum::<u64>()
+            };
+            link.sync("allocated", json!({ "live": live(&objs) }))
+                .map_err(io)?;
+            // Free every other object: each page keeps a live neighbour.
+            for o in objs.iter_mut().step_by(2) {
+                o.take();
             }
-            link.sync("freed", json!({ "live": live })).map_err(io)?;
+            link.sync("freed", json!({ "live": live(&objs) }))
+                .map_err(io)?;
             let released = glibc::trim();
-            link.sync("trimmed", json!({ "released": released })).map_err(io)?;
-            for p in objs.iter().skip(1).step_by(2) {
-                glibc::free(*p);
-            }
+            link.sync("trimmed", json!({ "released": released }))
+                .map_err(io)?;
             Ok(())
         }
         other => Err(format!("unknown role {other}")),
@@ -220,7 +298,10 @@ mod tests {
     use crate::lab::report::Status;
 
     fn line(rate: f64, base: f64) -> Vec<[f64; 2]> {
-        (0..20).map(|i| i as f64 * 0.1).map(|t| [t, base + rate * t]).collect()
+        (0..20)
+            .map(|i| i as f64 * 0.1)
+            .map(|t| [t, base + rate * t])
+            .collect()
     }
 
     fn good() -> Measured {
@@ -236,7 +317,10 @@ mod tests {
     }
 
     fn statuses(m: &Measured) -> Vec<Status> {
-        let mut r = LabReport::new(ConceptId::LeaksFragmentation, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        let mut r = LabReport::new(
+            ConceptId::LeaksFragmentation,
+            crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()),
+        );
         analyze(m, &mut r);
         r.checks.iter().map(|c| c.status).collect()
     }
@@ -253,7 +337,11 @@ mod tests {
         assert_eq!(statuses(&m)[0], Status::Failed);
         let mut m = good();
         m.rss.truncate(2);
-        assert_eq!(statuses(&m)[0], Status::Failed, "two samples cannot fit a slope");
+        assert_eq!(
+            statuses(&m)[0],
+            Status::Failed,
+            "two samples cannot fit a slope"
+        );
         let mut m = good();
         m.frag_rss_freed = 70 << 20;
         assert_eq!(statuses(&m)[1], Status::Failed);

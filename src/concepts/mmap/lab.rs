@@ -49,13 +49,20 @@ pub struct Measured {
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let size = ctx.size(64, 16);
     let trials = ctx.trials(11, 5);
-    let dir = ScratchDir::new(Backing::Persistent).map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+    let dir = ScratchDir::new(Backing::Persistent)
+        .map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
     report.param("size_bytes", size);
     report.param("trials", trials);
     report.param("read_buffer_bytes", READ_BUF);
     let jail = ctx.memory_jail(size * 2, report);
-    let mut c = ctx.spawn_in(&jail, ConceptId::Mmap, "mmap", json!({ "size": size, "trials": trials, "dir": dir.path() }))?;
-    let m: Measured = serde_json::from_value(c.expect("measured", WATCHDOG * 2)?).map_err(|e| LabError::Setup(e.to_string()))?;
+    let mut c = ctx.spawn_in(
+        &jail,
+        ConceptId::Mmap,
+        "mmap",
+        json!({ "size": size, "trials": trials, "dir": dir.path() }),
+    )?;
+    let m: Measured = serde_json::from_value(c.expect("measured", WATCHDOG * 2)?)
+        .map_err(|e| LabError::Setup(e.to_string()))?;
     c.wait(WATCHDOG)?;
     analyze(&m, report);
     Ok(())
@@ -69,7 +76,11 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     report.check(Check::holds(
         "a MAP_SHARED write is visible to another process mapping the file, and in the file",
         m.shared_seen_by_other == SHARED_MARK && m.shared_in_file == SHARED_MARK,
-        format!("other process read {}, file holds {}", byte(m.shared_seen_by_other), byte(m.shared_in_file)),
+        format!(
+            "other process read {}, file holds {}",
+            byte(m.shared_seen_by_other),
+            byte(m.shared_in_file)
+        ),
         format!("{} in both", byte(SHARED_MARK)),
     ));
     report.check(Check::holds(
@@ -83,21 +94,70 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         ),
         format!("writer {}, the others not", byte(PRIVATE_MARK)),
     ));
-    let read = report.metric("sequential read(2) of the cached file", "MB/s", &m.read_mbps);
-    let mapped = report.metric("sequential read through mmap (incl. mmap, faults, munmap)", "MB/s", &m.mmap_mbps);
+    let read = report.metric(
+        "sequential read(2) of the cached file",
+        "MB/s",
+        &m.read_mbps,
+    );
+    let mapped = report.metric(
+        "sequential read through mmap (incl. mmap, faults, munmap)",
+        "MB/s",
+        &m.mmap_mbps,
+    );
     match (read, mapped) {
         (Some(r), Some(mm)) => report.check(Check::holds(
             "both throughputs are reported with their spread",
             r.n > 1 && mm.n > 1,
-            format!("read {:.0} MB/s (n={}, CV {:.1}%), mmap {:.0} MB/s (n={}, CV {:.1}%)", r.median, r.n, r.cv * 100.0, mm.median, mm.n, mm.cv * 100.0),
+            format!(
+                "read {:.0} MB/s (n={}, CV {:.1}%), mmap {:.0} MB/s (n={}, CV {:.1}%)",
+                r.median,
+                r.n,
+                r.cv * 100.0,
+                mm.median,
+                mm.n,
+                mm.cv * 100.0
+            ),
             "n > 1 for each",
         )),
-        _ => report.check(Check::failed("both throughputs are reported with their spread", "no throughput samples")),
+        _ => report.check(Check::failed(
+            "both throughputs are reported with their spread",
+            "no throughput samples",
+        )),
     }
-    report.evidence("/proc/self/smaps_rollup (child)", "Rss growth, plain mmap", 0.0, m.rss_grow_plain as f64, "bytes");
-    report.evidence("/proc/self/smaps_rollup (child)", "Rss growth, MAP_POPULATE", 0.0, m.rss_grow_populate as f64, "bytes");
-    report.series("read(2) throughput per trial", "trial", "MB/s", m.read_mbps.iter().enumerate().map(|(i, v)| [i as f64, *v]).collect());
-    report.series("mmap throughput per trial", "trial", "MB/s", m.mmap_mbps.iter().enumerate().map(|(i, v)| [i as f64, *v]).collect());
+    report.evidence(
+        "/proc/self/smaps_rollup (child)",
+        "Rss growth, plain mmap",
+        0.0,
+        m.rss_grow_plain as f64,
+        "bytes",
+    );
+    report.evidence(
+        "/proc/self/smaps_rollup (child)",
+        "Rss growth, MAP_POPULATE",
+        0.0,
+        m.rss_grow_populate as f64,
+        "bytes",
+    );
+    report.series(
+        "read(2) throughput per trial",
+        "trial",
+        "MB/s",
+        m.read_mbps
+            .iter()
+            .enumerate()
+            .map(|(i, v)| [i as f64, *v])
+            .collect(),
+    );
+    report.series(
+        "mmap throughput per trial",
+        "trial",
+        "MB/s",
+        m.mmap_mbps
+            .iter()
+            .enumerate()
+            .map(|(i, v)| [i as f64, *v])
+            .collect(),
+    );
     report.note(format!(
         "mmap of {} grew RSS by {} at once; with MAP_POPULATE by {}",
         mib(m.size as f64),
@@ -117,7 +177,10 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
     let path = dir.join("mmap.dat");
     let file = write_file(&path, size).map_err(io)?;
     let mut meter = SystemMeter::new();
-    let mut m = Measured { size: size as u64, ..Measured::default() };
+    let mut m = Measured {
+        size: size as u64,
+        ..Measured::default()
+    };
     let mut buf = vec![0u8; READ_BUF];
     let mb = |ns: u64| size as f64 / 1e6 / (ns as f64 / 1e9);
     // The first round of each is warm-up (it also brings the file into the cache).
@@ -130,7 +193,9 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                 if n == 0 {
                     return Ok(sum);
                 }
-                sum = buf[..n].chunks_exact(8).fold(sum, |s, w| s.wrapping_add(u64::from_ne_bytes(w.try_into().unwrap_or([0; 8]))));
+                sum = buf[..n].chunks_exact(8).fold(sum, |s, w| {
+                    s.wrapping_add(u64::from_ne_bytes(w.try_into().unwrap_or([0; 8])))
+                });
             }
         });
         let (mt, sum_map) = trial(&mut meter, || -> std::io::Result<u64> {
@@ -231,7 +296,10 @@ mod tests {
     }
 
     fn statuses(m: &Measured) -> Vec<Status> {
-        let mut r = LabReport::new(ConceptId::Mmap, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        let mut r = LabReport::new(
+            ConceptId::Mmap,
+            crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()),
+        );
         analyze(m, &mut r);
         r.checks.iter().map(|c| c.status).collect()
     }

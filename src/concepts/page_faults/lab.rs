@@ -67,7 +67,8 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let file = if ctx.opts.quick { 4 << 20 } else { 16 << 20 };
     let trials = ctx.trials(5, 2);
     let thp = ctx.host.thp.clone().unwrap_or_else(|_| "unknown".into());
-    let dir = ScratchDir::new(Backing::Persistent).map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+    let dir = ScratchDir::new(Backing::Persistent)
+        .map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
     report.param("anon_bytes", anon);
     report.param("file_bytes", file);
     report.param("trials", trials);
@@ -79,7 +80,8 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         "faults",
         json!({ "anon": anon, "file": file, "trials": trials, "dir": dir.path(), "thp": thp != "never" && thp != "unknown" }),
     )?;
-    let mut m: Measured = serde_json::from_value(c.expect("passes", WATCHDOG * 4)?).map_err(|e| LabError::Setup(e.to_string()))?;
+    let mut m: Measured = serde_json::from_value(c.expect("passes", WATCHDOG * 4)?)
+        .map_err(|e| LabError::Setup(e.to_string()))?;
     c.wait(WATCHDOG)?;
     m.thp = thp;
     analyze(&m, report);
@@ -87,12 +89,19 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
 }
 
 fn per_fault(passes: &[Pass], faults: fn(&Pass) -> u64) -> Vec<f64> {
-    passes.iter().filter(|p| faults(p) > 0).map(|p| p.ns as f64 / faults(p) as f64).collect()
+    passes
+        .iter()
+        .filter(|p| faults(p) > 0)
+        .map(|p| p.ns as f64 / faults(p) as f64)
+        .collect()
 }
 
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     let share = |passes: &[Pass], f: fn(&Pass) -> u64| {
-        passes.iter().map(|p| f(p) as f64 / p.pages.max(1) as f64).fold(f64::NAN, f64::min)
+        passes
+            .iter()
+            .map(|p| f(p) as f64 / p.pages.max(1) as f64)
+            .fold(f64::NAN, f64::min)
     };
     let anon_share = share(&m.anon, |p| p.minflt);
     report.check(
@@ -103,7 +112,10 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
             0.95,
             pct,
         )
-        .observed(format!("{} of pages (worst trial, getrusage)", pct(anon_share))),
+        .observed(format!(
+            "{} of pages (worst trial, getrusage)",
+            pct(anon_share)
+        )),
     );
     if m.huge.is_empty() {
         report.check(Check::skipped(
@@ -111,14 +123,33 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
             format!("transparent huge pages are '{}' on this host", m.thp),
         ));
     } else {
-        let huge = m.huge.iter().map(|p| p.minflt as f64 / p.pages.max(1) as f64).fold(f64::NAN, f64::max);
+        let huge = m
+            .huge
+            .iter()
+            .map(|p| p.minflt as f64 / p.pages.max(1) as f64)
+            .fold(f64::NAN, f64::max);
         report.check(
-            Check::compare("with MADV_HUGEPAGE far fewer faults (< 10% of pages): one fault maps 2 MiB", huge, Cmp::Less, 0.10, pct)
-                .observed(format!("{} of pages (worst trial)", pct(huge))),
+            Check::compare(
+                "with MADV_HUGEPAGE far fewer faults (< 10% of pages): one fault maps 2 MiB",
+                huge,
+                Cmp::Less,
+                0.10,
+                pct,
+            )
+            .observed(format!("{} of pages (worst trial)", pct(huge))),
         );
     }
-    let void = m.random.iter().chain(&m.readahead).filter(|p| p.resident_before > MAX_RESIDENT_AFTER_EVICT).count();
-    let evicted: Vec<&Pass> = m.random.iter().filter(|p| p.resident_before <= MAX_RESIDENT_AFTER_EVICT).collect();
+    let void = m
+        .random
+        .iter()
+        .chain(&m.readahead)
+        .filter(|p| p.resident_before > MAX_RESIDENT_AFTER_EVICT)
+        .count();
+    let evicted: Vec<&Pass> = m
+        .random
+        .iter()
+        .filter(|p| p.resident_before <= MAX_RESIDENT_AFTER_EVICT)
+        .collect();
     if evicted.is_empty() {
         report.check(Check::failed(
             "a file touched after eviction takes major faults",
@@ -137,13 +168,49 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
             .observed(format!("{maj} major faults (fewest in a trial)")),
         );
     }
-    let minor = report.metric("minor fault (anonymous, write)", "ns", &per_fault(&m.anon, |p| p.minflt));
-    let major = report.metric("major fault (file, evicted, MADV_RANDOM)", "ns", &per_fault(&m.random, |p| p.majflt));
-    report.metric("major faults per page, MADV_RANDOM", "", &m.random.iter().map(|p| p.majflt as f64 / p.pages.max(1) as f64).collect::<Vec<_>>());
-    report.metric("major faults per page, readahead", "", &m.readahead.iter().map(|p| p.majflt as f64 / p.pages.max(1) as f64).collect::<Vec<_>>());
-    report.metric("minor faults per page, readahead", "", &m.readahead.iter().map(|p| p.minflt as f64 / p.pages.max(1) as f64).collect::<Vec<_>>());
+    let minor = report.metric(
+        "minor fault (anonymous, write)",
+        "ns",
+        &per_fault(&m.anon, |p| p.minflt),
+    );
+    let major = report.metric(
+        "major fault (file, evicted, MADV_RANDOM)",
+        "ns",
+        &per_fault(&m.random, |p| p.majflt),
+    );
+    report.metric(
+        "major faults per page, MADV_RANDOM",
+        "",
+        &m.random
+            .iter()
+            .map(|p| p.majflt as f64 / p.pages.max(1) as f64)
+            .collect::<Vec<_>>(),
+    );
+    report.metric(
+        "major faults per page, readahead",
+        "",
+        &m.readahead
+            .iter()
+            .map(|p| p.majflt as f64 / p.pages.max(1) as f64)
+            .collect::<Vec<_>>(),
+    );
+    report.metric(
+        "minor faults per page, readahead",
+        "",
+        &m.readahead
+            .iter()
+            .map(|p| p.minflt as f64 / p.pages.max(1) as f64)
+            .collect::<Vec<_>>(),
+    );
     if !m.huge.is_empty() {
-        report.metric("faults per 4 KiB page with MADV_HUGEPAGE", "", &m.huge.iter().map(|p| p.minflt as f64 / p.pages.max(1) as f64).collect::<Vec<_>>());
+        report.metric(
+            "faults per 4 KiB page with MADV_HUGEPAGE",
+            "",
+            &m.huge
+                .iter()
+                .map(|p| p.minflt as f64 / p.pages.max(1) as f64)
+                .collect::<Vec<_>>(),
+        );
     }
     match (minor, major) {
         (Some(mi), Some(ma)) => report.check(Check::compare(
@@ -153,28 +220,77 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
             5.0,
             |x| format!("{x:.0}x"),
         )),
-        _ => report.check(Check::failed("a major fault costs >= 5x a minor one", "no counted faults to divide by")),
+        _ => report.check(Check::failed(
+            "a major fault costs >= 5x a minor one",
+            "no counted faults to divide by",
+        )),
     }
     if let Some(p) = m.anon.first() {
         if let Some(perf) = p.perf_faults {
-            report.evidence("perf software counter page-faults", "faults, one anonymous pass", 0.0, perf as f64, "");
+            report.evidence(
+                "perf software counter page-faults",
+                "faults, one anonymous pass",
+                0.0,
+                perf as f64,
+                "",
+            );
         }
-        report.evidence("getrusage(RUSAGE_THREAD) ru_minflt", "faults, one anonymous pass", 0.0, p.minflt as f64, "");
+        report.evidence(
+            "getrusage(RUSAGE_THREAD) ru_minflt",
+            "faults, one anonymous pass",
+            0.0,
+            p.minflt as f64,
+            "",
+        );
     }
     if let Some(p) = m.random.first() {
-        report.evidence("mincore(2), before the pass", "file pages cached", 0.0, p.resident_before, "ratio");
-        report.evidence("getrusage ru_majflt", "major faults, MADV_RANDOM pass", 0.0, p.majflt as f64, "");
+        report.evidence(
+            "mincore(2), before the pass",
+            "file pages cached",
+            0.0,
+            p.resident_before,
+            "ratio",
+        );
+        report.evidence(
+            "getrusage ru_majflt",
+            "major faults, MADV_RANDOM pass",
+            0.0,
+            p.majflt as f64,
+            "",
+        );
     }
     if let Some(p) = m.readahead.first() {
-        report.evidence("getrusage ru_majflt / ru_minflt", "major faults, readahead pass", 0.0, p.majflt as f64, "");
+        report.evidence(
+            "getrusage ru_majflt / ru_minflt",
+            "major faults, readahead pass",
+            0.0,
+            p.majflt as f64,
+            "",
+        );
     }
     let rows = |passes: &[Pass], f: fn(&Pass) -> u64| -> Vec<[f64; 2]> {
-        passes.iter().enumerate().map(|(i, p)| [i as f64, f(p) as f64 / p.pages.max(1) as f64]).collect()
+        passes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| [i as f64, f(p) as f64 / p.pages.max(1) as f64])
+            .collect()
     };
-    report.series("major faults per page, MADV_RANDOM", "trial", "faults per page", rows(&m.random, |p| p.majflt));
-    report.series("major faults per page, readahead", "trial", "faults per page", rows(&m.readahead, |p| p.majflt));
+    report.series(
+        "major faults per page, MADV_RANDOM",
+        "trial",
+        "faults per page",
+        rows(&m.random, |p| p.majflt),
+    );
+    report.series(
+        "major faults per page, readahead",
+        "trial",
+        "faults per page",
+        rows(&m.readahead, |p| p.majflt),
+    );
     if void > 0 {
-        report.note(format!("{void} file trial(s) void: the file stayed more than 1% cached after eviction"));
+        report.note(format!(
+            "{void} file trial(s) void: the file stayed more than 1% cached after eviction"
+        ));
     }
     report.note(format!("transparent huge pages: {}", m.thp));
     if let Some(n) = &m.perf_note {
@@ -193,7 +309,10 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
     let thp = params["thp"].as_bool().unwrap_or(false);
     let io = |e: std::io::Error| e.to_string();
     let mut meter = SystemMeter::new();
-    let mut m = Measured { perf_note: meter.perf_refused.clone(), ..Measured::default() };
+    let mut m = Measured {
+        perf_note: meter.perf_refused.clone(),
+        ..Measured::default()
+    };
     // Warm up once: the first faults of a run cost more than the later ones.
     for t in 0..=trials {
         let r = Region::anon(anon).map_err(io)?;
@@ -211,7 +330,10 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
     }
     let file = write_file(&dir.join("faults.dat"), file_len).map_err(io)?;
     for _ in 0..trials {
-        for (advice, out) in [(libc::MADV_RANDOM, &mut m.random), (libc::MADV_NORMAL, &mut m.readahead)] {
+        for (advice, out) in [
+            (libc::MADV_RANDOM, &mut m.random),
+            (libc::MADV_NORMAL, &mut m.readahead),
+        ] {
             let resident = evict(&file, file_len).map_err(io)?;
             let r = Region::file(&file, file_len, true, false).map_err(io)?;
             r.madvise(advice).map_err(io)?;
@@ -228,7 +350,14 @@ mod tests {
     use crate::lab::report::Status;
 
     fn pass(pages: u64, ns: u64, minflt: u64, majflt: u64, resident: f64) -> Pass {
-        Pass { pages, ns, minflt, majflt, perf_faults: Some(minflt + majflt), resident_before: resident }
+        Pass {
+            pages,
+            ns,
+            minflt,
+            majflt,
+            perf_faults: Some(minflt + majflt),
+            resident_before: resident,
+        }
     }
 
     fn good() -> Measured {
@@ -243,7 +372,10 @@ mod tests {
     }
 
     fn statuses(m: &Measured) -> Vec<Status> {
-        let mut r = LabReport::new(ConceptId::PageFaults, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        let mut r = LabReport::new(
+            ConceptId::PageFaults,
+            crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()),
+        );
         analyze(m, &mut r);
         r.checks.iter().map(|c| c.status).collect()
     }
@@ -266,7 +398,11 @@ mod tests {
         assert_eq!(statuses(&m)[2], Status::Failed);
         let mut m = good();
         m.random.iter_mut().for_each(|p| p.resident_before = 0.5);
-        assert_eq!(statuses(&m)[2], Status::Failed, "a file that stayed cached voids the claim");
+        assert_eq!(
+            statuses(&m)[2],
+            Status::Failed,
+            "a file that stayed cached voids the claim"
+        );
         let mut m = good();
         m.random.iter_mut().for_each(|p| p.ns = p.majflt * 2000);
         assert_eq!(statuses(&m)[3], Status::Failed);

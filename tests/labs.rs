@@ -1,0 +1,212 @@
+//! Every lab runs (`--quick`) against this kernel and its claims pass, or are skipped
+//! with a reason. Runs serially (the nextest `machine` group): labs measure the machine.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn run_lab(id: &str) -> Value {
+    let tag = unique_tag();
+    let started = Instant::now();
+    let child = syslens()
+        .args(["lab", id, "--quick", "--json"])
+        .env("SYSLENS_TEST_TAG", &tag)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "lab {id}: no JSON ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    for c in report["checks"].as_array().unwrap() {
+        match c["status"].as_str().unwrap() {
+            "passed" => {}
+            "skipped" => {
+                let reason = c["reason"].as_str().unwrap_or("");
+                assert!(!reason.is_empty(), "{id}: skipped without a reason: {c}");
+                eprintln!("SKIPPED claim of {id}: {} ({reason})", c["claim"]);
+            }
+            _ => panic!("{id}: claim failed: {c:#}"),
+        }
+    }
+    assert_eq!(out.status.code(), Some(0), "{id}: exit status");
+    assert_eq!(report["concept"], id);
+    assert_eq!(report["schema_version"], 1);
+    assert!(report["host"]["kernel"].is_string());
+    assert!(!report["checks"].as_array().unwrap().is_empty());
+    assert!(
+        processes_tagged(&tag).is_empty(),
+        "{id} left processes behind"
+    );
+    assert!(
+        lab_leftovers(pid).is_empty(),
+        "{id} left {:?}",
+        lab_leftovers(pid)
+    );
+    eprintln!("{id}: {:.1} s", started.elapsed().as_secs_f64());
+    report
+}
+
+fn metric<'a>(r: &'a Value, prefix: &str) -> &'a Value {
+    r["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"].as_str().unwrap().starts_with(prefix))
+        .unwrap()
+}
+
+#[test]
+fn lazy_init() {
+    let r = run_lab("lazy-init");
+    assert!(metric(&r, "first touch")["median"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["series"][0]["points"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn high_water_mark() {
+    let r = run_lab("high-water-mark");
+    assert!(r["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["name"].as_str().unwrap().starts_with("VmHWM")));
+    if is_root() {
+        assert!(
+            r["params"]["containment"]
+                .as_str()
+                .unwrap()
+                .starts_with("memory cgroup"),
+            "root labs run in a memory cgroup"
+        );
+    }
+}
+
+#[test]
+fn cow() {
+    let r = run_lab("cow");
+    assert!(metric(&r, "copy-on-write fault")["n"].as_u64().unwrap() >= 1);
+    assert!(r["series"].as_array().unwrap().len() >= 2);
+}
+
+#[test]
+fn page_faults() {
+    let r = run_lab("page-faults");
+    assert!(
+        metric(&r, "major fault")["median"].as_f64().unwrap()
+            > metric(&r, "minor fault")["median"].as_f64().unwrap()
+    );
+}
+
+#[test]
+fn demand_paging() {
+    let r = run_lab("demand-paging");
+    assert!(!r["series"][0]["points"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn mmap() {
+    run_lab("mmap");
+}
+
+#[test]
+fn leaks_fragmentation() {
+    run_lab("leaks-fragmentation");
+}
+
+#[test]
+fn list_names_every_lab_and_unknown_ids_are_usage_errors() {
+    let out = run_ok(syslens().args(["lab", "--list", "--json"]));
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    for id in [
+        "lazy-init",
+        "high-water-mark",
+        "cow",
+        "page-faults",
+        "demand-paging",
+        "mmap",
+        "leaks-fragmentation",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    assert_eq!(
+        syslens()
+            .args(["lab", "no-such-lab"])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+/// Interrupt a running lab: the tool exits 128 + signal and leaves nothing behind.
+fn interrupt(id: &str, signal: i32, code: i32) {
+    let tag = unique_tag();
+    let mut child = syslens()
+        .args(["lab", id])
+        .env("SYSLENS_TEST_TAG", &tag)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Wait until the lab has a child and its scratch space or cgroup.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline
+        && (processes_tagged(&tag).len() < 2 || lab_leftovers(pid).is_empty())
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        processes_tagged(&tag).len() >= 2,
+        "the lab never started a child"
+    );
+    assert!(
+        !lab_leftovers(pid).is_empty(),
+        "the lab made no scratch space or cgroup to clean up"
+    );
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(pid as i32, signal) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(code));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && !processes_tagged(&tag).is_empty() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        processes_tagged(&tag).is_empty(),
+        "children survived the interrupt"
+    );
+    assert!(
+        lab_leftovers(pid).is_empty(),
+        "left behind: {:?}",
+        lab_leftovers(pid)
+    );
+}
+
+#[test]
+fn sigint_mid_lab_leaves_nothing() {
+    interrupt("page-faults", libc::SIGINT, 130);
+}
+
+#[test]
+fn sigterm_mid_lab_leaves_nothing() {
+    interrupt("leaks-fragmentation", libc::SIGTERM, 143);
+}
