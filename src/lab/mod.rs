@@ -143,6 +143,8 @@ pub struct LabDef {
 pub fn labs() -> Vec<&'static LabDef> {
     let mut all = vec![
         &concepts::lazy_init::lab::LAB,
+        &concepts::kernel_user::lab::LAB,
+        &concepts::signals::lab::LAB,
         &concepts::high_water_mark::lab::LAB,
         &concepts::cow::lab::LAB,
         &concepts::page_faults::lab::LAB,

@@ -96,6 +96,8 @@ pub fn duration(secs: f64) -> String {
     let a = secs.abs();
     if a == 0.0 {
         "0 s".to_owned()
+    } else if a < 1e-8 {
+        format!("{:.1} ns", secs * 1e9)
     } else if a < 1e-6 {
         format!("{:.0} ns", secs * 1e9)
     } else if a < 1e-3 {

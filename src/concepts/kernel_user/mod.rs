@@ -1,5 +1,7 @@
 //! Kernel vs user space: where the process spends its CPU, and what it may do.
 
+pub mod lab;
+
 use syslens_probe::names::describe_caps;
 use syslens_probe::USER_HZ;
 

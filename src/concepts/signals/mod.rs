@@ -1,5 +1,7 @@
 //! Signals: dispositions per process, pending and blocked sets per thread.
 
+pub mod lab;
+
 use syslens_probe::names::signals_in;
 use syslens_probe::Val;
 

@@ -1,0 +1,438 @@
+//! Lab: signals. The round trip of a signal between two processes; catching a signal
+//! sent to oneself; a SIGSEGV handler that maps the page and resumes (user-space demand
+//! paging); SIGTERM, which a handler can clean up after, against SIGKILL, which nothing
+//! can catch; and the zombie an unreaped child leaves.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::concepts::ConceptId;
+use crate::lab::mem::{page_size, pin_to};
+use crate::lab::meter::{trial, SystemMeter};
+use crate::lab::report::{Check, Cmp, LabReport};
+use crate::lab::sandbox::{describe, LabError, Link};
+use crate::lab::scratch::{Backing, ScratchDir};
+use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+
+pub static LAB: LabDef = LabDef {
+    id: ConceptId::Signals,
+    summary: "signal round trip and catch cost; a SIGSEGV handler that maps pages; SIGTERM vs SIGKILL; zombies",
+    run,
+    child,
+};
+
+const WARMUP: usize = 2;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Latency {
+    /// us per round trip, per trial, both processes on CPU 0.
+    pub same_cpu_us: Vec<f64>,
+    /// us per round trip, per trial, on CPUs 0 and 1 (empty on one CPU).
+    pub cross_cpu_us: Vec<f64>,
+    /// Every round of one same-CPU trial, for the histogram.
+    pub rounds_us: Vec<f64>,
+    /// ns of kill(self) with a handler (send + catch), per trial.
+    pub catch_ns: Vec<f64>,
+    /// ns of kill(self) of an ignored signal (the send alone), per trial.
+    pub send_ns: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub latency: Latency,
+    pub segv_pages: u64,
+    pub segv_handled: u64,
+    pub term_file_left: bool,
+    pub term_status: String,
+    pub kill_file_left: bool,
+    pub kill_status: String,
+    pub zombie_state: Option<char>,
+    pub zombie_gone_after_reap: bool,
+    pub cpus: u64,
+}
+
+fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
+    let rounds: u64 = if ctx.opts.quick { 2000 } else { 10_000 };
+    let trials = ctx.trials(9, 3);
+    let cpus = ctx.host.cpus.clone().unwrap_or(1);
+    report.param("rounds", rounds);
+    report.param("trials", trials);
+    let mut m = Measured { cpus, ..Measured::default() };
+    let mut c = ctx.spawn(ConceptId::Signals, "latency", json!({ "rounds": rounds, "trials": trials, "cross": cpus > 1 }))?;
+    m.latency = serde_json::from_value(c.expect("latency", WATCHDOG)?).map_err(|e| LabError::Setup(e.to_string()))?;
+    c.wait(WATCHDOG)?;
+
+    let pages: u64 = if ctx.opts.quick { 64 } else { 256 };
+    let mut c = ctx.spawn(ConceptId::Signals, "segv", json!({ "pages": pages }))?;
+    let segv = c.expect("segv", WATCHDOG)?;
+    m.segv_pages = segv["pages"].as_u64().unwrap_or(0);
+    m.segv_handled = segv["handled"].as_u64().unwrap_or(0);
+    c.wait(WATCHDOG)?;
+
+    let dir = ScratchDir::new(Backing::Memory).or_else(|_| ScratchDir::new(Backing::Persistent)).map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+    for (sig, file) in [(libc::SIGTERM, "term"), (libc::SIGKILL, "kill")] {
+        let path = dir.path().join(file);
+        let mut c = ctx.spawn(ConceptId::Signals, "cleanup", json!({ "path": path }))?;
+        c.expect("ready", WATCHDOG)?;
+        // SAFETY: signals our own child.
+        unsafe { libc::kill(c.pid, sig) };
+        let status = describe(c.wait(WATCHDOG)?);
+        let left = path.exists();
+        if sig == libc::SIGTERM {
+            (m.term_file_left, m.term_status) = (left, status);
+        } else {
+            (m.kill_file_left, m.kill_status) = (left, status);
+        }
+    }
+
+    let mut c = ctx.spawn(ConceptId::Signals, "zombie", json!({}))?;
+    let z = c.expect("zombie", WATCHDOG)?["pid"].as_i64().unwrap_or(0) as i32;
+    m.zombie_state = ctx.reader.open_pid(z).and_then(|d| ctx.reader.read_pid(&d, "stat").and_then(syslens_probe::stat::Stat::parse)).ok().map(|s| s.state as char);
+    c.go()?;
+    c.expect("reaped", WATCHDOG)?;
+    m.zombie_gone_after_reap = ctx.reader.open_pid(z).is_err();
+    c.go()?;
+    c.wait(WATCHDOG)?;
+    report.evidence(format!("/proc/{z}/stat"), "state of the unreaped child", 0.0, if m.zombie_state == Some('Z') { 1.0 } else { 0.0 }, "Z");
+    analyze(&m, report);
+    Ok(())
+}
+
+pub fn analyze(m: &Measured, report: &mut LabReport) {
+    let same = report.metric("signal round trip, same CPU", "us", &m.latency.same_cpu_us);
+    if m.latency.cross_cpu_us.is_empty() {
+        report.note("one CPU: no cross-CPU round trip");
+    } else {
+        report.metric("signal round trip, across CPUs (each wake-up crosses vCPUs)", "us", &m.latency.cross_cpu_us);
+    }
+    let send = report.metric("kill(self) of an ignored signal (the send alone)", "ns", &m.latency.send_ns).map(|s| s.median);
+    report.metric_with_baseline("kill(self) with a handler (send + catch)", "ns", &m.latency.catch_ns, send);
+    if same.is_none() {
+        report.check(Check::failed("signals went round between two processes", "no round trips measured"));
+    }
+    report.check(Check::holds(
+        "a SIGSEGV handler that maps the faulting page and resumes ran once per page",
+        m.segv_pages > 0 && m.segv_handled == m.segv_pages,
+        format!("{} handler runs for {} pages", m.segv_handled, m.segv_pages),
+        "one per page",
+    ));
+    report.check(Check::holds(
+        "a child with a SIGTERM handler removed its file before exiting",
+        !m.term_file_left,
+        format!("file {}, child {}", if m.term_file_left { "still there" } else { "removed" }, m.term_status),
+        "file removed",
+    ));
+    report.check(Check::holds(
+        "a child killed with SIGKILL could not: its file remains",
+        m.kill_file_left,
+        format!("file {}, child {}", if m.kill_file_left { "still there" } else { "removed" }, m.kill_status),
+        "file still there",
+    ));
+    report.check(Check::holds(
+        "an exited, unreaped child shows state Z; reaping removes it",
+        m.zombie_state == Some('Z') && m.zombie_gone_after_reap,
+        format!(
+            "state {}, {} after waitpid",
+            m.zombie_state.map_or("unreadable".to_owned(), |c| c.to_string()),
+            if m.zombie_gone_after_reap { "gone" } else { "still there" }
+        ),
+        "state Z, then gone",
+    ));
+    report.series("signal round trips, same CPU (one trial)", "round trip (us)", "rounds", histogram(&m.latency.rounds_us, 30));
+    let _ = Cmp::AtLeast;
+}
+
+/// Counts per bin over [min, p99]: the tail beyond p99 is cut so the bulk is visible.
+pub fn histogram(v: &[f64], bins: usize) -> Vec<[f64; 2]> {
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if s.is_empty() || bins == 0 {
+        return Vec::new();
+    }
+    s.sort_by(f64::total_cmp);
+    let lo = s[0];
+    let hi = crate::lab::stats::percentile(&s, 0.99).max(lo + f64::EPSILON);
+    let width = (hi - lo) / bins as f64;
+    let mut counts = vec![0u64; bins];
+    for x in s.iter().filter(|x| **x <= hi) {
+        let b = (((x - lo) / width) as usize).min(bins - 1);
+        counts[b] += 1;
+    }
+    counts.iter().enumerate().map(|(i, c)| [lo + width * (i as f64 + 0.5), *c as f64]).collect()
+}
+
+static HANDLED: AtomicU64 = AtomicU64::new(0);
+static REGION_START: AtomicUsize = AtomicUsize::new(0);
+static REGION_END: AtomicUsize = AtomicUsize::new(0);
+static PAGE: AtomicUsize = AtomicUsize::new(4096);
+
+extern "C" fn count_signal(_: libc::c_int) {
+    HANDLED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Maps the faulting page and returns, so the faulting write is retried. Only
+/// async-signal-safe work: atomics and mprotect.
+extern "C" fn map_on_fault(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let (start, end, ps) = (REGION_START.load(Ordering::Relaxed), REGION_END.load(Ordering::Relaxed), PAGE.load(Ordering::Relaxed));
+    if addr < start || addr >= end {
+        // Not ours: fall back to the default action, which the retried access triggers.
+        // SAFETY: resetting a disposition is async-signal-safe.
+        unsafe { libc::signal(libc::SIGSEGV, libc::SIG_DFL) };
+        return;
+    }
+    let page = addr & !(ps - 1);
+    // SAFETY: the page lies inside the region this process reserved.
+    unsafe { libc::mprotect(page as *mut libc::c_void, ps, libc::PROT_READ | libc::PROT_WRITE) };
+    HANDLED.fetch_add(1, Ordering::Relaxed);
+}
+
+fn set_handler(sig: libc::c_int, handler: usize, flags: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: a zeroed sigaction with a valid handler address and an empty mask.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = handler;
+        sa.sa_flags = flags;
+        libc::sigemptyset(&mut sa.sa_mask);
+        if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn block(sig: libc::c_int) {
+    // SAFETY: sigset initialised before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Waits for any signal with every signal unblocked, then blocks them again.
+fn suspend() {
+    // SAFETY: an empty mask for sigsuspend.
+    unsafe {
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigsuspend(&empty);
+    }
+}
+
+/// Round trips between this process and a forked partner pinned to `partner_cpu`;
+/// returns us per round trip per trial, and every round of the first trial.
+fn round_trips(rounds: u64, trials: usize, partner_cpu: usize) -> std::io::Result<(Vec<f64>, Vec<f64>)> {
+    set_handler(libc::SIGUSR1, count_signal as *const () as usize, 0)?;
+    block(libc::SIGUSR1);
+    // SAFETY: single-threaded lab child.
+    let partner = unsafe { libc::fork() };
+    if partner == 0 {
+        // SAFETY: plain system calls in the forked partner.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+        let _ = pin_to(partner_cpu);
+        // SAFETY: getppid has no arguments.
+        let parent = unsafe { libc::getppid() };
+        loop {
+            suspend();
+            // SAFETY: signals the parent lab child.
+            unsafe { libc::kill(parent, libc::SIGUSR1) };
+        }
+    }
+    if partner < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut per_trial = Vec::new();
+    let mut rounds_us = Vec::new();
+    for t in 0..trials + WARMUP {
+        let start = std::time::Instant::now();
+        for _ in 0..rounds {
+            let r0 = std::time::Instant::now();
+            // SAFETY: signals our own partner.
+            unsafe { libc::kill(partner, libc::SIGUSR1) };
+            suspend();
+            if t == WARMUP {
+                rounds_us.push(r0.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        if t >= WARMUP {
+            per_trial.push(start.elapsed().as_secs_f64() * 1e6 / rounds as f64);
+        }
+    }
+    // SAFETY: kill and reap our own partner.
+    unsafe {
+        libc::kill(partner, libc::SIGKILL);
+        libc::waitpid(partner, std::ptr::null_mut(), 0);
+    }
+    Ok((per_trial, rounds_us))
+}
+
+fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+    let io = |e: std::io::Error| e.to_string();
+    match role {
+        "latency" => {
+            let rounds = param_u64(params, "rounds")?;
+            let trials = param_u64(params, "trials")? as usize;
+            pin_to(0).map_err(io)?;
+            let (same_cpu_us, rounds_us) = round_trips(rounds, trials, 0).map_err(io)?;
+            let cross_cpu_us = if params["cross"].as_bool().unwrap_or(false) {
+                // Each cross-CPU wake-up costs tens of us on a VM: fewer rounds.
+                round_trips((rounds / 10).max(100), trials, 1).map_err(io)?.0
+            } else {
+                Vec::new()
+            };
+            // Catch: a signal to oneself is delivered before kill returns.
+            let mut meter = SystemMeter::new();
+            set_handler(libc::SIGUSR2, count_signal as *const () as usize, 0).map_err(io)?;
+            // SAFETY: getpid has no arguments.
+            let me = unsafe { libc::getpid() };
+            let timed = |meter: &mut SystemMeter| -> Vec<f64> {
+                (0..trials + WARMUP)
+                    .map(|_| {
+                        let (t, _) = trial(meter, || {
+                            for _ in 0..rounds {
+                                // SAFETY: signals ourselves.
+                                unsafe { libc::kill(me, libc::SIGUSR2) };
+                            }
+                        });
+                        t.ns as f64 / rounds as f64
+                    })
+                    .skip(WARMUP)
+                    .collect()
+            };
+            let catch_ns = timed(&mut meter);
+            // SAFETY: SIG_IGN is a valid disposition.
+            unsafe { libc::signal(libc::SIGUSR2, libc::SIG_IGN) };
+            let send_ns = timed(&mut meter);
+            link.send("latency", Latency { same_cpu_us, cross_cpu_us, rounds_us, catch_ns, send_ns }).map_err(io)
+        }
+        "segv" => {
+            let pages = param_u64(params, "pages")? as usize;
+            let ps = page_size();
+            // SAFETY: a fresh inaccessible reservation.
+            let base = unsafe { libc::mmap(std::ptr::null_mut(), pages * ps, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) };
+            if base == libc::MAP_FAILED {
+                return Err(io(std::io::Error::last_os_error()));
+            }
+            REGION_START.store(base as usize, Ordering::Relaxed);
+            REGION_END.store(base as usize + pages * ps, Ordering::Relaxed);
+            PAGE.store(ps, Ordering::Relaxed);
+            HANDLED.store(0, Ordering::Relaxed);
+            set_handler(libc::SIGSEGV, map_on_fault as *const () as usize, libc::SA_SIGINFO).map_err(io)?;
+            for p in 0..pages {
+                // SAFETY: inside the reservation; the handler makes the page writable.
+                unsafe { std::ptr::write_volatile((base as *mut u8).add(p * ps), 1) };
+            }
+            let handled = HANDLED.load(Ordering::Relaxed);
+            // SAFETY: unmaps the reservation made above.
+            unsafe { libc::munmap(base, pages * ps) };
+            link.send("segv", json!({ "pages": pages, "handled": handled })).map_err(io)
+        }
+        "cleanup" => {
+            let path = params["path"].as_str().ok_or("missing path")?;
+            std::fs::write(path, b"state").map_err(io)?;
+            let c = CString::new(std::path::Path::new(path).as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+            CLEANUP_PATH.store(Box::into_raw(c.into_boxed_c_str()) as *mut libc::c_char as usize, Ordering::SeqCst);
+            set_handler(libc::SIGTERM, remove_and_exit as *const () as usize, 0).map_err(io)?;
+            // Waits here (reading stdin) until a signal ends the process.
+            link.sync("ready", json!({})).map_err(io)
+        }
+        "zombie" => {
+            // SAFETY: single-threaded; the child exits at once.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                // SAFETY: leave at once.
+                unsafe { libc::_exit(0) };
+            }
+            // Wait until it has exited, without reaping it (WNOWAIT).
+            // SAFETY: a zeroed siginfo as the out parameter.
+            unsafe {
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT);
+            }
+            link.sync("zombie", json!({ "pid": pid })).map_err(io)?;
+            // SAFETY: reaps our own child.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            link.sync("reaped", json!({})).map_err(io)
+        }
+        other => Err(format!("unknown role {other}")),
+    }
+}
+
+/// The file the SIGTERM handler removes, as a leaked C string (set before the handler).
+static CLEANUP_PATH: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn remove_and_exit(_: libc::c_int) {
+    let p = CLEANUP_PATH.load(Ordering::SeqCst) as *const libc::c_char;
+    // SAFETY: unlink and _exit are async-signal-safe; p is a valid C string or null.
+    unsafe {
+        if !p.is_null() {
+            libc::unlink(p);
+        }
+        libc::_exit(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::report::Status;
+
+    fn good() -> Measured {
+        Measured {
+            latency: Latency { same_cpu_us: vec![3.0; 5], cross_cpu_us: vec![50.0; 5], rounds_us: vec![3.0; 100], catch_ns: vec![900.0; 5], send_ns: vec![200.0; 5] },
+            segv_pages: 64,
+            segv_handled: 64,
+            term_file_left: false,
+            term_status: "exit 0".into(),
+            kill_file_left: true,
+            kill_status: "killed by SIGKILL".into(),
+            zombie_state: Some('Z'),
+            zombie_gone_after_reap: true,
+            cpus: 2,
+        }
+    }
+
+    fn statuses(m: &Measured) -> Vec<Status> {
+        let mut r = LabReport::new(ConceptId::Signals, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        analyze(m, &mut r);
+        r.checks.iter().map(|c| c.status).collect()
+    }
+
+    #[test]
+    fn passes_on_signal_semantics() {
+        assert_eq!(statuses(&good()), vec![Status::Passed; 4]);
+    }
+
+    #[test]
+    fn each_claim_fails_on_contradicting_evidence() {
+        let mut m = good();
+        m.segv_handled = 65;
+        assert_eq!(statuses(&m)[0], Status::Failed);
+        let mut m = good();
+        m.term_file_left = true;
+        assert_eq!(statuses(&m)[1], Status::Failed);
+        let mut m = good();
+        m.kill_file_left = false;
+        assert_eq!(statuses(&m)[2], Status::Failed);
+        let mut m = good();
+        m.zombie_state = Some('S');
+        assert_eq!(statuses(&m)[3], Status::Failed);
+        let mut m = good();
+        m.zombie_gone_after_reap = false;
+        assert_eq!(statuses(&m)[3], Status::Failed);
+    }
+
+    #[test]
+    fn histogram_counts_every_sample_up_to_p99() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        let h = histogram(&v, 10);
+        assert_eq!(h.len(), 10);
+        assert_eq!(h.iter().map(|p| p[1]).sum::<f64>(), 99.0);
+    }
+}
