@@ -1,5 +1,7 @@
 //! File descriptors and resource limits.
 
+pub mod lab;
+
 use std::collections::BTreeMap;
 
 use syslens_probe::limits::{find, LimitValue};

@@ -1,0 +1,254 @@
+//! Lab: file descriptors and limits. RLIMIT_NOFILE caps fd *numbers*: open fails with
+//! EMFILE when no number below the soft limit is free (an fd above it, inherited, does
+//! not count). The soft limit can be raised up to the hard one. An fd opened without
+//! O_CLOEXEC leaks into every program exec'd later.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::concepts::ConceptId;
+use crate::lab::report::{Check, LabReport};
+use crate::lab::sandbox::{LabError, Link};
+use crate::lab::scratch::{Backing, ScratchDir};
+use crate::lab::{LabContext, LabDef, WATCHDOG};
+
+pub static LAB: LabDef = LabDef {
+    id: ConceptId::FdsLimits,
+    summary: "open until EMFILE under a lowered soft limit; raise it to the hard one; an fd leaks across exec",
+    run,
+    child,
+};
+
+/// The soft limit the child lowers itself to.
+const SOFT: u64 = 64;
+/// An fd number above the soft limit, opened before the limit is lowered.
+const HIGH_FD: i32 = 100;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Measured {
+    pub soft: u64,
+    pub opened: u64,
+    pub errno: i32,
+    /// fd numbers open at EMFILE, read by the parent from /proc/CHILD/fd.
+    pub fds_at_emfile: Vec<i32>,
+    pub parent_saw: u64,
+    pub hard: Option<u64>,
+    pub open_after_raise: bool,
+    /// What the exec'd program found open.
+    pub exec_fds: Vec<String>,
+    pub leaked_path: String,
+    pub cloexec_path: String,
+}
+
+fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
+    let dir = ScratchDir::new(Backing::Memory).or_else(|_| ScratchDir::new(Backing::Persistent)).map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+    let leaked = dir.path().join("leaked-without-cloexec");
+    let cloexec = dir.path().join("opened-with-cloexec");
+    for p in [&leaked, &cloexec] {
+        std::fs::write(p, b"x").map_err(|e| LabError::Setup(e.to_string()))?;
+    }
+    report.param("soft_limit", SOFT);
+    report.param("high_fd", HIGH_FD);
+    let mut c = ctx.spawn(ConceptId::FdsLimits, "emfile", json!({ "leaked": leaked, "cloexec": cloexec }))?;
+    let e = c.expect("emfile", WATCHDOG)?;
+    let mut m: Measured = serde_json::from_value(e).map_err(|e| LabError::Setup(e.to_string()))?;
+    let mut numbers = Vec::new();
+    let dir_fd = ctx.reader.open_pid(c.pid).map_err(|e| LabError::Setup(e.to_string()))?;
+    // The child cannot list its own fds at EMFILE (opening the directory needs an fd):
+    // the parent reads them.
+    ctx.reader.list_pid_numbers(&dir_fd, "fd", &mut numbers).map_err(|e| LabError::Setup(e.to_string()))?;
+    numbers.sort_unstable();
+    m.parent_saw = numbers.len() as u64;
+    m.fds_at_emfile = numbers;
+    c.go()?;
+    let raised = c.expect("raised", WATCHDOG)?;
+    m.hard = raised["hard"].as_u64();
+    m.open_after_raise = raised["ok"].as_bool().unwrap_or(false);
+    c.go()?;
+    let fds = c.expect("fds", WATCHDOG)?;
+    m.exec_fds = fds["targets"].as_array().map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+    c.expect("done", WATCHDOG)?;
+    let pid = c.pid;
+    c.wait(WATCHDOG)?;
+    m.leaked_path = leaked.display().to_string();
+    m.cloexec_path = cloexec.display().to_string();
+    report.evidence(format!("/proc/{pid}/fd"), "open fds at EMFILE", 0.0, m.parent_saw as f64, "");
+    analyze(&m, report);
+    Ok(())
+}
+
+pub fn analyze(m: &Measured, report: &mut LabReport) {
+    let below: Vec<i32> = (0..m.soft as i32).collect();
+    let all_below_used = below.iter().all(|n| m.fds_at_emfile.contains(n));
+    let above = m.fds_at_emfile.iter().filter(|n| **n as u64 >= m.soft).count();
+    report.check(Check::holds(
+        "open fails with EMFILE exactly when every fd number below the soft limit is in use",
+        m.errno == libc::EMFILE && all_below_used && m.soft > 0,
+        format!(
+            "errno {} after {} opens; numbers 0..{} {}; {} open above the limit (fd {HIGH_FD})",
+            m.errno,
+            m.opened,
+            m.soft,
+            if all_below_used { "all in use" } else { "not all in use" },
+            above
+        ),
+        format!("EMFILE ({}) with 0..{} all in use", libc::EMFILE, m.soft),
+    ));
+    report.check(Check::holds(
+        "the soft limit can be raised up to the hard limit, and open works again",
+        m.open_after_raise,
+        format!("open after raising soft to hard ({}): {}", m.hard.map_or("unlimited".into(), |h| h.to_string()), if m.open_after_raise { "ok" } else { "failed" }),
+        "ok",
+    ));
+    let sees = |p: &str| m.exec_fds.iter().any(|t| t == p);
+    report.check(Check::holds(
+        "an fd opened without O_CLOEXEC is open in the exec'd program",
+        sees(&m.leaked_path),
+        format!("{} fds open in the exec'd program", m.exec_fds.len()),
+        format!("{} among them", m.leaked_path),
+    ));
+    report.check(Check::holds(
+        "an fd opened with O_CLOEXEC is not",
+        !m.cloexec_path.is_empty() && !sees(&m.cloexec_path),
+        if sees(&m.cloexec_path) { "it is open".to_owned() } else { "it is not open".to_owned() },
+        format!("{} absent", m.cloexec_path),
+    ));
+    report.note(format!(
+        "the exec'd program found: {}",
+        if m.exec_fds.is_empty() { "nothing".to_owned() } else { m.exec_fds.join(", ") }
+    ));
+}
+
+fn open_raw(path: &str, cloexec: bool) -> std::io::Result<i32> {
+    let c = CString::new(std::path::Path::new(path).as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    let flags = libc::O_RDONLY | if cloexec { libc::O_CLOEXEC } else { 0 };
+    // SAFETY: a valid C string.
+    match unsafe { libc::open(c.as_ptr(), flags) } {
+        -1 => Err(std::io::Error::last_os_error()),
+        fd => Ok(fd),
+    }
+}
+
+fn own_fds() -> Vec<i32> {
+    let mut v: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    v.sort_unstable();
+    v
+}
+
+fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+    let io = |e: std::io::Error| e.to_string();
+    match role {
+        "emfile" => {
+            // Close what was inherited (keep stdin, stdout, stderr: the protocol).
+            // SAFETY: closes fds of this process only.
+            unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+            // An fd above the limit-to-be, like one inherited from a parent.
+            // SAFETY: duplicates stderr to a fixed number.
+            if unsafe { libc::dup2(2, HIGH_FD) } != HIGH_FD {
+                return Err(io(std::io::Error::last_os_error()));
+            }
+            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            // SAFETY: valid out pointer.
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+            let hard = lim.rlim_max;
+            let lowered = libc::rlimit { rlim_cur: SOFT, rlim_max: hard };
+            // SAFETY: lowers this process's own soft limit.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) } != 0 {
+                return Err(io(std::io::Error::last_os_error()));
+            }
+            let mut opened = 0u64;
+            let errno = loop {
+                match open_raw("/dev/null", true) {
+                    Ok(_) => opened += 1,
+                    Err(e) => break e.raw_os_error().unwrap_or(0),
+                }
+                if opened > SOFT * 2 {
+                    break 0;
+                }
+            };
+            link.sync("emfile", json!({ "soft": SOFT, "opened": opened, "errno": errno })).map_err(io)?;
+            let raised = libc::rlimit { rlim_cur: hard, rlim_max: hard };
+            // SAFETY: raises the soft limit up to the hard one, always allowed.
+            let ok = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 && open_raw("/dev/null", true).is_ok();
+            let hard = (hard != libc::RLIM_INFINITY).then_some(hard);
+            link.sync("raised", json!({ "ok": ok, "hard": hard })).map_err(io)?;
+            let leaked = params["leaked"].as_str().ok_or("missing leaked")?;
+            let cloexec = params["cloexec"].as_str().ok_or("missing cloexec")?;
+            let (a, b) = (open_raw(leaked, false).map_err(io)?, open_raw(cloexec, true).map_err(io)?);
+            // exec the binary itself: it lists what it finds open and reports on our stdout.
+            let status = std::process::Command::new("/proc/self/exe")
+                .args(["__lab-child", "fds-limits", "list-fds", "{}"])
+                .status()
+                .map_err(io)?;
+            link.send("done", json!({ "leaked_fd": a, "cloexec_fd": b, "status": status.code() })).map_err(io)
+        }
+        "list-fds" => {
+            let targets: Vec<String> = own_fds()
+                .into_iter()
+                .filter_map(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok())
+                .map(|p| p.display().to_string())
+                .collect();
+            link.send("fds", json!({ "targets": targets })).map_err(io)
+        }
+        other => Err(format!("unknown role {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::report::Status;
+
+    fn good() -> Measured {
+        let mut fds: Vec<i32> = (0..64).collect();
+        fds.push(100);
+        Measured {
+            soft: 64,
+            opened: 61,
+            errno: libc::EMFILE,
+            fds_at_emfile: fds,
+            parent_saw: 66,
+            hard: Some(20000),
+            open_after_raise: true,
+            exec_fds: vec!["/dev/null".into(), "/tmp/x/leaked".into()],
+            leaked_path: "/tmp/x/leaked".into(),
+            cloexec_path: "/tmp/x/cloexec".into(),
+        }
+    }
+
+    fn statuses(m: &Measured) -> Vec<Status> {
+        let mut r = LabReport::new(ConceptId::FdsLimits, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        analyze(m, &mut r);
+        r.checks.iter().map(|c| c.status).collect()
+    }
+
+    #[test]
+    fn passes_on_fd_semantics() {
+        assert_eq!(statuses(&good()), vec![Status::Passed; 4]);
+    }
+
+    #[test]
+    fn each_claim_fails_on_contradicting_evidence() {
+        let mut m = good();
+        m.fds_at_emfile.retain(|f| *f != 40);
+        assert_eq!(statuses(&m)[0], Status::Failed, "a free number below the limit contradicts EMFILE");
+        let mut m = good();
+        m.errno = libc::ENFILE;
+        assert_eq!(statuses(&m)[0], Status::Failed);
+        let mut m = good();
+        m.open_after_raise = false;
+        assert_eq!(statuses(&m)[1], Status::Failed);
+        let mut m = good();
+        m.exec_fds.pop();
+        assert_eq!(statuses(&m)[2], Status::Failed);
+        let mut m = good();
+        m.exec_fds.push("/tmp/x/cloexec".into());
+        assert_eq!(statuses(&m)[3], Status::Failed);
+    }
+}
