@@ -146,6 +146,7 @@ pub fn labs() -> Vec<&'static LabDef> {
         &concepts::kernel_user::lab::LAB,
         &concepts::signals::lab::LAB,
         &concepts::fds_limits::lab::LAB,
+        &concepts::scheduling::lab::LAB,
         &concepts::high_water_mark::lab::LAB,
         &concepts::cow::lab::LAB,
         &concepts::page_faults::lab::LAB,

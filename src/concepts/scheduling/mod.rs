@@ -1,5 +1,7 @@
 //! Scheduling and context switches.
 
+pub mod lab;
+
 use syslens_probe::stat::policy_name;
 use syslens_probe::status::Status;
 use syslens_probe::Val;

@@ -1,0 +1,296 @@
+//! Lab: scheduling and context switches. A pipe ping-pong switches between two
+//! processes on every message (on one CPU, or across two); two CPU hogs at nice 0 and
+//! nice 5 pinned to one CPU share it by the scheduler's weights (1024 : 335); hogs are
+//! preempted (involuntary switches), sleepers give the CPU up (voluntary ones).
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::concepts::ConceptId;
+use crate::lab::mem::pin_to;
+use crate::lab::meter::{trial, SystemMeter};
+use crate::lab::report::{pct, Check, Cmp, LabReport};
+use crate::lab::sandbox::{LabError, Link};
+use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+
+pub static LAB: LabDef = LabDef {
+    id: ConceptId::Scheduling,
+    summary: "pipe ping-pong on one CPU and across CPUs; nice 0 vs nice 5 hogs on one CPU; hogs vs sleepers",
+    run,
+    child,
+};
+
+/// CFS load weights (kernel/sched/core.c, sched_prio_to_weight) of nice 0 and nice 5.
+const WEIGHT_NICE0: f64 = 1024.0;
+const WEIGHT_NICE5: f64 = 335.0;
+const WARMUP: usize = 2;
+const SAMPLE: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PingPong {
+    /// us per round trip (two switches, four pipe system calls), per trial.
+    pub round_trip_us: Vec<f64>,
+    /// Context switches (voluntary + involuntary) of one side per round trip, per trial.
+    pub switches_per_round: Vec<f64>,
+}
+
+/// Context switch counts of one process over the hog phase (from /proc/PID/status).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Switches {
+    pub voluntary: u64,
+    pub involuntary: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub same_cpu: PingPong,
+    pub cross_cpu: Option<PingPong>,
+    /// CPU time (schedstat run ns) of each hog over the phase.
+    pub run_nice0: u64,
+    pub run_nice5: u64,
+    /// (seconds, share of the CPU) of each hog per sampling interval.
+    pub share_nice0: Vec<[f64; 2]>,
+    pub share_nice5: Vec<[f64; 2]>,
+    pub hog: Switches,
+    pub sleeper: Switches,
+}
+
+fn switches(ctx: &mut LabContext, pid: i32) -> Result<Switches, LabError> {
+    let s = ctx.status(pid).map_err(|e| LabError::Setup(format!("status of {pid}: {e}")))?;
+    Ok(Switches {
+        voluntary: s.voluntary_ctxt_switches.unwrap_or(0),
+        involuntary: s.nonvoluntary_ctxt_switches.unwrap_or(0),
+    })
+}
+
+fn run_ns(ctx: &mut LabContext, pid: i32) -> Result<u64, LabError> {
+    let dir = ctx.reader.open_pid(pid).map_err(|e| LabError::Setup(e.to_string()))?;
+    ctx.reader
+        .read_pid(&dir, "schedstat")
+        .and_then(syslens_probe::sched::parse_schedstat)
+        .map(|s| s.run_ns)
+        .map_err(|e| LabError::Setup(format!("schedstat of {pid}: {e}")))
+}
+
+fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
+    let rounds: u64 = if ctx.opts.quick { 5_000 } else { 20_000 };
+    let trials = ctx.trials(9, 3);
+    let hog_secs = if ctx.opts.quick { 1.0 } else { 2.0 };
+    let cpus = ctx.host.cpus.clone().unwrap_or(1);
+    report.param("rounds", rounds);
+    report.param("trials", trials);
+    report.param("hog_seconds", hog_secs);
+    let mut m = Measured::default();
+    let pingpong = |ctx: &mut LabContext, b: u64, rounds: u64| -> Result<PingPong, LabError> {
+        let mut c = ctx.spawn(ConceptId::Scheduling, "pingpong", json!({ "rounds": rounds, "trials": trials, "cpu_a": 0, "cpu_b": b }))?;
+        let p = serde_json::from_value(c.expect("pingpong", WATCHDOG)?).map_err(|e| LabError::Setup(e.to_string()))?;
+        c.wait(WATCHDOG)?;
+        Ok(p)
+    };
+    m.same_cpu = pingpong(ctx, 0, rounds)?;
+    if cpus > 1 {
+        // A cross-vCPU wake-up costs tens of us on a VM: fewer rounds.
+        m.cross_cpu = Some(pingpong(ctx, 1, (rounds / 10).max(200))?);
+    }
+
+    let sleeper_cpu = if cpus > 1 { 1 } else { 0 };
+    let mut a = ctx.spawn(ConceptId::Scheduling, "hog", json!({ "nice": 0, "cpu": 0 }))?;
+    let mut b = ctx.spawn(ConceptId::Scheduling, "hog", json!({ "nice": 5, "cpu": 0 }))?;
+    let mut s = ctx.spawn(ConceptId::Scheduling, "sleeper", json!({ "cpu": sleeper_cpu }))?;
+    for c in [&mut a, &mut b, &mut s] {
+        c.expect("ready", WATCHDOG)?;
+    }
+    let (hog0, sleep0) = (switches(ctx, a.pid)?, switches(ctx, s.pid)?);
+    let start = Instant::now();
+    let (mut ra, mut rb) = (run_ns(ctx, a.pid)?, run_ns(ctx, b.pid)?);
+    let (first_a, first_b) = (ra, rb);
+    for c in [&mut a, &mut b, &mut s] {
+        c.go()?;
+    }
+    while start.elapsed().as_secs_f64() < hog_secs {
+        std::thread::sleep(SAMPLE);
+        let (na, nb) = (run_ns(ctx, a.pid)?, run_ns(ctx, b.pid)?);
+        let (da, db) = ((na - ra) as f64, (nb - rb) as f64);
+        let t = start.elapsed().as_secs_f64();
+        if da + db > 0.0 {
+            m.share_nice0.push([t, da / (da + db)]);
+            m.share_nice5.push([t, db / (da + db)]);
+        }
+        (ra, rb) = (na, nb);
+    }
+    m.run_nice0 = ra - first_a;
+    m.run_nice5 = rb - first_b;
+    let (hog1, sleep1) = (switches(ctx, a.pid)?, switches(ctx, s.pid)?);
+    m.hog = Switches { voluntary: hog1.voluntary - hog0.voluntary, involuntary: hog1.involuntary - hog0.involuntary };
+    m.sleeper = Switches { voluntary: sleep1.voluntary - sleep0.voluntary, involuntary: sleep1.involuntary - sleep0.involuntary };
+    for c in [&mut a, &mut b, &mut s] {
+        c.kill();
+    }
+    report.evidence(format!("/proc/{}/schedstat", a.pid), "CPU time, nice 0 hog", 0.0, m.run_nice0 as f64, "ns");
+    report.evidence(format!("/proc/{}/schedstat", b.pid), "CPU time, nice 5 hog", 0.0, m.run_nice5 as f64, "ns");
+    report.evidence(format!("/proc/{}/status", a.pid), "hog: voluntary -> involuntary", m.hog.voluntary as f64, m.hog.involuntary as f64, "");
+    report.evidence(format!("/proc/{}/status", s.pid), "sleeper: voluntary -> involuntary", m.sleeper.voluntary as f64, m.sleeper.involuntary as f64, "");
+    analyze(&m, report);
+    Ok(())
+}
+
+pub fn analyze(m: &Measured, report: &mut LabReport) {
+    let same = report.metric("pipe round trip, same CPU (2 switches, 4 syscalls)", "us", &m.same_cpu.round_trip_us);
+    if let Some(s) = same {
+        report.note(format!("one context switch on one CPU: about {:.2} us (half a round trip, syscalls included)", s.median / 2.0));
+    }
+    report.metric("context switches per round trip (one side, getrusage)", "", &m.same_cpu.switches_per_round);
+    match &m.cross_cpu {
+        Some(c) => {
+            report.metric("pipe round trip, across CPUs (each wake-up crosses vCPUs)", "us", &c.round_trip_us);
+        }
+        None => report.note("one CPU: no cross-CPU ping-pong"),
+    }
+    let expected = WEIGHT_NICE0 / WEIGHT_NICE5;
+    let observed = m.run_nice0 as f64 / m.run_nice5.max(1) as f64;
+    report.check(
+        Check::compare(
+            "two hogs on one CPU at nice 0 and nice 5 share it by the weights 1024:335 (ratio within 20%)",
+            (observed / expected - 1.0).abs(),
+            Cmp::AtMost,
+            0.20,
+            pct,
+        )
+        .observed(format!("CPU time ratio {observed:.2} (weights say {expected:.2}): {} off", pct((observed / expected - 1.0).abs()))),
+    );
+    report.check(Check::holds(
+        "a CPU hog shows involuntary switches (preempted), more than voluntary ones",
+        m.hog.involuntary > 0 && m.hog.involuntary > m.hog.voluntary,
+        format!("{} involuntary, {} voluntary", m.hog.involuntary, m.hog.voluntary),
+        "involuntary > voluntary",
+    ));
+    report.check(Check::holds(
+        "a sleeper shows voluntary switches (it gives the CPU up), more than involuntary ones",
+        m.sleeper.voluntary > 0 && m.sleeper.voluntary > m.sleeper.involuntary,
+        format!("{} voluntary, {} involuntary", m.sleeper.voluntary, m.sleeper.involuntary),
+        "voluntary > involuntary",
+    ));
+    report.series("CPU share of the nice 0 hog", "seconds", "share of CPU 0", m.share_nice0.clone());
+    report.series("CPU share of the nice 5 hog", "seconds", "share of CPU 0", m.share_nice5.clone());
+}
+
+fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+    let io = |e: std::io::Error| e.to_string();
+    match role {
+        "pingpong" => {
+            let rounds = param_u64(params, "rounds")?;
+            let trials = param_u64(params, "trials")? as usize;
+            let (cpu_a, cpu_b) = (param_u64(params, "cpu_a")? as usize, param_u64(params, "cpu_b")? as usize);
+            pin_to(cpu_a).map_err(io)?;
+            let (to_b_r, to_b_w) = rustix::pipe::pipe().map_err(|e| e.to_string())?;
+            let (to_a_r, to_a_w) = rustix::pipe::pipe().map_err(|e| e.to_string())?;
+            // SAFETY: single-threaded lab child.
+            let partner = unsafe { libc::fork() };
+            if partner == 0 {
+                // SAFETY: plain system calls in the forked partner.
+                unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+                let _ = pin_to(cpu_b);
+                // Keep only this side's ends, so closing the other side ends the loop.
+                drop(to_b_w);
+                drop(to_a_r);
+                let mut b = [0u8; 1];
+                while rustix::io::read(&to_b_r, &mut b).unwrap_or(0) == 1 {
+                    if rustix::io::write(&to_a_w, &b).is_err() {
+                        break;
+                    }
+                }
+                // SAFETY: leave without running destructors twice.
+                unsafe { libc::_exit(0) };
+            }
+            drop(to_b_r);
+            drop(to_a_w);
+            // getrusage only: active perf counters hook every context switch and would
+            // slow the very thing measured.
+            let mut meter = SystemMeter::without_perf();
+            let mut out = PingPong::default();
+            let mut b = [0u8; 1];
+            for t in 0..trials + WARMUP {
+                let (tr, _) = trial(&mut meter, || {
+                    for _ in 0..rounds {
+                        let _ = rustix::io::write(&to_b_w, b"x");
+                        let _ = rustix::io::read(&to_a_r, &mut b);
+                    }
+                });
+                if t >= WARMUP {
+                    out.round_trip_us.push(tr.ns as f64 / 1000.0 / rounds as f64);
+                    out.switches_per_round.push((tr.counts.voluntary_switches + tr.counts.involuntary_switches) as f64 / rounds as f64);
+                }
+            }
+            drop(to_b_w);
+            // SAFETY: reaps our own partner (it exits when its pipe closes).
+            unsafe { libc::waitpid(partner, std::ptr::null_mut(), 0) };
+            link.send("pingpong", out).map_err(io)
+        }
+        "hog" => {
+            pin_to(param_u64(params, "cpu")? as usize).map_err(io)?;
+            let nice = params["nice"].as_i64().unwrap_or(0) as libc::c_int;
+            // SAFETY: sets this process's own nice value (raising it needs no privilege).
+            if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
+                return Err(io(std::io::Error::last_os_error()));
+            }
+            link.sync("ready", json!({})).map_err(io)?;
+            let mut x = 1u64;
+            loop {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        }
+        "sleeper" => {
+            pin_to(param_u64(params, "cpu")? as usize).map_err(io)?;
+            link.sync("ready", json!({})).map_err(io)?;
+            loop {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        other => Err(format!("unknown role {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::report::Status;
+
+    fn good() -> Measured {
+        Measured {
+            same_cpu: PingPong { round_trip_us: vec![2.0; 5], switches_per_round: vec![1.0; 5] },
+            cross_cpu: Some(PingPong { round_trip_us: vec![56.0; 5], switches_per_round: vec![1.0; 5] }),
+            run_nice0: 1_500_000_000,
+            run_nice5: 500_000_000,
+            share_nice0: vec![[0.1, 0.75]],
+            share_nice5: vec![[0.1, 0.25]],
+            hog: Switches { voluntary: 0, involuntary: 200 },
+            sleeper: Switches { voluntary: 1800, involuntary: 3 },
+        }
+    }
+
+    fn statuses(m: &Measured) -> Vec<Status> {
+        let mut r = LabReport::new(ConceptId::Scheduling, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        analyze(m, &mut r);
+        r.checks.iter().map(|c| c.status).collect()
+    }
+
+    #[test]
+    fn passes_on_cfs_weights() {
+        assert_eq!(statuses(&good()), vec![Status::Passed; 3]);
+    }
+
+    #[test]
+    fn each_claim_fails_on_contradicting_evidence() {
+        let mut m = good();
+        m.run_nice5 = m.run_nice0;
+        assert_eq!(statuses(&m)[0], Status::Failed, "equal shares contradict the weights");
+        let mut m = good();
+        m.hog = Switches { voluntary: 300, involuntary: 10 };
+        assert_eq!(statuses(&m)[1], Status::Failed);
+        let mut m = good();
+        m.sleeper = Switches { voluntary: 0, involuntary: 5 };
+        assert_eq!(statuses(&m)[2], Status::Failed);
+    }
+}
