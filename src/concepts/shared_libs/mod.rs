@@ -1,5 +1,7 @@
 //! Shared libraries: what is mapped, how much is shared, what was replaced on disk.
 
+pub mod lab;
+
 use std::collections::BTreeMap;
 
 use syslens_probe::{Missing, Val};

@@ -1,0 +1,288 @@
+//! Lab: shared libraries and dynamic linking. dlopen of a library not yet loaded,
+//! lazily (RTLD_LAZY) and at once (RTLD_NOW); a real lazily bound program started with
+//! and without LD_BIND_NOW, counted by the dynamic linker's own LD_DEBUG=statistics;
+//! libc mapped by many processes, each paying its share (Pss < Rss).
+
+use std::ffi::CString;
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use syslens_probe::elf;
+use syslens_probe::smaps::{parse_maps, MapKind};
+
+use crate::concepts::ConceptId;
+use crate::lab::meter::{trial, SystemMeter};
+use crate::lab::report::{Check, LabReport};
+use crate::lab::sandbox::{LabError, Link};
+use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+
+pub static LAB: LabDef = LabDef {
+    id: ConceptId::SharedLibs,
+    summary: "dlopen lazy vs now; LD_BIND_NOW vs lazy binding by LD_DEBUG=statistics; libc's Pss vs Rss",
+    run,
+    child,
+};
+
+/// Programs tried for the binding comparison, first that is dynamically linked and
+/// lazily bound (many distributions link with -z now, where LD_BIND_NOW changes nothing).
+const PROGRAMS: [&str; 5] = ["/bin/true", "/usr/bin/true", "/bin/echo", "/usr/bin/env", "/bin/ls"];
+/// Libraries tried for dlopen: small, present with glibc or zlib, rarely preloaded.
+const LIBRARIES: [&str; 6] = ["libz.so.1", "libresolv.so.2", "libanl.so.1", "libutil.so.1", "libBrokenLocale.so.1", "libcrypt.so.1"];
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Dlopen {
+    pub library: String,
+    pub path: String,
+    pub lazy_us: Vec<f64>,
+    pub now_us: Vec<f64>,
+    /// The library was still mapped after dlclose (NODELETE): later trials were warm.
+    pub stayed_loaded: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub dlopen: Option<Dlopen>,
+    /// The lazily bound program used, or why none was.
+    pub program: Result<String, String>,
+    pub relocations_lazy: Option<u64>,
+    pub relocations_now: Option<u64>,
+    pub libc_mappers: u64,
+    pub libc_rss: u64,
+    pub libc_pss: u64,
+    pub maps_unreadable: u64,
+}
+
+fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
+    let trials = ctx.trials(15, 5);
+    report.param("trials", trials);
+    let mut m = Measured {
+        dlopen: None,
+        program: pick_program(),
+        relocations_lazy: None,
+        relocations_now: None,
+        libc_mappers: 0,
+        libc_rss: 0,
+        libc_pss: 0,
+        maps_unreadable: 0,
+    };
+    let mut c = ctx.spawn(ConceptId::SharedLibs, "dlopen", json!({ "trials": trials }))?;
+    let d = c.expect("dlopen", WATCHDOG)?;
+    m.dlopen = serde_json::from_value(d).ok();
+    // libc in this child: its Rss and Pss from smaps, while it is alive.
+    let dir = ctx.reader.open_pid(c.pid).map_err(|e| LabError::Setup(e.to_string()))?;
+    let maps = ctx.reader.read_pid(&dir, "smaps").and_then(parse_maps).map_err(|e| LabError::Setup(e.to_string()))?;
+    for mapping in maps.iter().filter(|x| x.kind == MapKind::Library && is_libc(&x.path)) {
+        if let Some(u) = &mapping.usage {
+            m.libc_rss += u.rss.clone().unwrap_or(0);
+            m.libc_pss += u.pss.clone().unwrap_or(0);
+        }
+    }
+    c.go()?;
+    c.wait(WATCHDOG)?;
+    (m.libc_mappers, m.maps_unreadable) = count_libc_mappers(ctx);
+    if let Ok(program) = &m.program {
+        m.relocations_lazy = relocations(program, false);
+        m.relocations_now = relocations(program, true);
+        report.param("program", program);
+    }
+    analyze(&m, report);
+    Ok(())
+}
+
+fn is_libc(path: &str) -> bool {
+    path.rsplit('/').next().is_some_and(|f| f.starts_with("libc.so") || f.starts_with("libc-"))
+}
+
+fn pick_program() -> Result<String, String> {
+    let mut seen = Vec::new();
+    for p in PROGRAMS {
+        let Ok(image) = std::fs::read(p) else { continue };
+        match elf::dynamic(&image) {
+            Ok(d) if d.interpreted && !d.bind_now => return Ok(p.to_owned()),
+            Ok(d) if d.bind_now => seen.push(format!("{p} is linked with BIND_NOW")),
+            Ok(_) => seen.push(format!("{p} is static")),
+            Err(e) => seen.push(format!("{p}: {e}")),
+        }
+    }
+    Err(if seen.is_empty() { "none of the candidate programs exists".into() } else { seen.join("; ") })
+}
+
+/// Starts `program` with LD_DEBUG=statistics and returns the dynamic linker's count of
+/// relocations processed at start.
+fn relocations(program: &str, bind_now: bool) -> Option<u64> {
+    let mut cmd = Command::new(program);
+    cmd.env("LD_DEBUG", "statistics").env_remove("LD_BIND_NOW").stdout(Stdio::null()).stderr(Stdio::piped());
+    if bind_now {
+        cmd.env("LD_BIND_NOW", "1");
+    }
+    let out = cmd.output().ok()?;
+    String::from_utf8_lossy(&out.stderr).lines().find_map(|l| {
+        let l = l.trim();
+        let (_, rest) = l.split_once("number of relocations:")?;
+        if l.contains("final") {
+            return None;
+        }
+        rest.trim().parse().ok()
+    })
+}
+
+/// Processes whose maps include libc; and how many maps could not be read.
+fn count_libc_mappers(ctx: &mut LabContext) -> (u64, u64) {
+    let mut pids = Vec::new();
+    if ctx.reader.pids(&mut pids).is_err() {
+        return (0, 0);
+    }
+    let (mut mappers, mut unreadable) = (0, 0);
+    for pid in pids {
+        let Ok(dir) = ctx.reader.open_pid(pid) else { continue };
+        match ctx.reader.read_pid(&dir, "maps") {
+            Ok(b) => {
+                if String::from_utf8_lossy(b).lines().any(|l| l.rsplit(' ').next().is_some_and(is_libc)) {
+                    mappers += 1;
+                }
+            }
+            Err(_) => unreadable += 1,
+        }
+    }
+    (mappers, unreadable)
+}
+
+pub fn analyze(m: &Measured, report: &mut LabReport) {
+    let claim_bind = "LD_BIND_NOW makes the dynamic linker process strictly more relocations at start";
+    match (&m.program, m.relocations_lazy, m.relocations_now) {
+        (Err(why), _, _) => report.check(Check::skipped(claim_bind, format!("no lazily bound program here: {why}"))),
+        (Ok(p), Some(lazy), Some(now)) => report.check(Check::holds(
+            claim_bind,
+            now > lazy,
+            format!("{p}: {lazy} relocations lazily, {now} with LD_BIND_NOW=1"),
+            format!("more than {lazy}"),
+        )),
+        (Ok(p), _, _) => report.check(Check::failed(claim_bind, format!("LD_DEBUG=statistics printed no relocation count for {p}"))),
+    }
+    let claim_pss = "libc's Pss < Rss when more than one process maps it (each pays its share)";
+    if m.libc_mappers > 1 {
+        report.check(Check::holds(
+            claim_pss,
+            m.libc_rss > 0 && m.libc_pss < m.libc_rss,
+            format!("Pss {} KiB, Rss {} KiB; {} processes map libc", m.libc_pss >> 10, m.libc_rss >> 10, m.libc_mappers),
+            "Pss < Rss",
+        ));
+    } else {
+        report.check(Check::skipped(claim_pss, format!("only {} readable process maps libc here", m.libc_mappers)));
+    }
+    if m.maps_unreadable > 0 {
+        report.note(format!("{} processes' maps were unreadable (permission): the libc count covers the rest", m.maps_unreadable));
+    }
+    match &m.dlopen {
+        Some(d) => {
+            report.param("dlopen_library", &d.path);
+            report.metric(&format!("dlopen({}, RTLD_LAZY)", d.library), "us", &d.lazy_us);
+            report.metric(&format!("dlopen({}, RTLD_NOW)", d.library), "us", &d.now_us);
+            if d.stayed_loaded {
+                report.note(format!("{} stayed mapped after dlclose (NODELETE): trials after the first were warm", d.library));
+            }
+        }
+        None => report.note("no candidate library could be dlopen'ed without being loaded already"),
+    }
+    report.evidence("LD_DEBUG=statistics", "relocations at start (lazy -> LD_BIND_NOW)", m.relocations_lazy.unwrap_or(0) as f64, m.relocations_now.unwrap_or(0) as f64, "");
+    report.evidence("the lab child's smaps, libc mappings", "Rss -> Pss", m.libc_rss as f64, m.libc_pss as f64, "bytes");
+}
+
+fn mapped(name: &str) -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| p.rsplit('/').next().is_some_and(|f| f == name)).map(str::to_owned)
+}
+
+fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+    if role != "dlopen" {
+        return Err(format!("unknown role {role}"));
+    }
+    let trials = param_u64(params, "trials")? as usize;
+    let mut meter = SystemMeter::new();
+    let mut result: Option<Dlopen> = None;
+    for lib in LIBRARIES {
+        if mapped(lib).is_some() {
+            continue;
+        }
+        let name = CString::new(lib).map_err(|e| e.to_string())?;
+        let mut d = Dlopen { library: lib.to_owned(), ..Dlopen::default() };
+        let mut ok = true;
+        // The first round is warm-up: it reads the file into the page cache.
+        for round in 0..=trials {
+            for (mode, out) in [(libc::RTLD_LAZY, &mut d.lazy_us), (libc::RTLD_NOW, &mut d.now_us)] {
+                // SAFETY: dlopen of a system library by name; closed right after.
+                let (t, handle) = trial(&mut meter, || unsafe { libc::dlopen(name.as_ptr(), mode) });
+                if handle.is_null() {
+                    ok = false;
+                    break;
+                }
+                if d.path.is_empty() {
+                    d.path = mapped(lib).unwrap_or_else(|| lib.to_owned());
+                }
+                if round > 0 {
+                    out.push(t.ns as f64 / 1000.0);
+                }
+                // SAFETY: closes the handle just opened.
+                unsafe { libc::dlclose(handle) };
+                d.stayed_loaded |= mapped(lib).is_some();
+            }
+            if !ok {
+                break;
+            }
+        }
+        if ok {
+            result = Some(d);
+            break;
+        }
+    }
+    link.sync("dlopen", result).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::report::Status;
+
+    fn good() -> Measured {
+        Measured {
+            dlopen: None,
+            program: Ok("/bin/true".into()),
+            relocations_lazy: Some(87),
+            relocations_now: Some(141),
+            libc_mappers: 30,
+            libc_rss: 1600 << 10,
+            libc_pss: 400 << 10,
+            maps_unreadable: 0,
+        }
+    }
+
+    fn statuses(m: &Measured) -> Vec<Status> {
+        let mut r = LabReport::new(ConceptId::SharedLibs, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        analyze(m, &mut r);
+        r.checks.iter().map(|c| c.status).collect()
+    }
+
+    #[test]
+    fn passes_on_lazy_binding_and_sharing() {
+        assert_eq!(statuses(&good()), vec![Status::Passed; 2]);
+    }
+
+    #[test]
+    fn each_claim_fails_on_contradicting_evidence() {
+        let mut m = good();
+        m.relocations_now = Some(87);
+        assert_eq!(statuses(&m)[0], Status::Failed);
+        let mut m = good();
+        m.libc_pss = m.libc_rss;
+        assert_eq!(statuses(&m)[1], Status::Failed);
+    }
+
+    #[test]
+    fn skips_with_reasons_when_untestable() {
+        let mut m = good();
+        m.program = Err("/bin/true is linked with BIND_NOW".into());
+        m.libc_mappers = 1;
+        assert_eq!(statuses(&m), vec![Status::Skipped, Status::Skipped]);
+    }
+}
