@@ -210,3 +210,59 @@ fn sigint_mid_lab_leaves_nothing() {
 fn sigterm_mid_lab_leaves_nothing() {
     interrupt("leaks-fragmentation", libc::SIGTERM, 143);
 }
+
+#[test]
+fn kernel_user() {
+    let r = run_lab("kernel-user");
+    assert!(
+        metric(&r, "syscall(SYS_getppid)")["median"]
+            .as_f64()
+            .unwrap()
+            > metric(&r, "function call")["median"].as_f64().unwrap()
+    );
+    assert_eq!(r["series"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn signals() {
+    let r = run_lab("signals");
+    assert!(
+        metric(&r, "signal round trip, same CPU")["n"]
+            .as_u64()
+            .unwrap()
+            >= 3
+    );
+    assert!(
+        !r["series"][0]["points"].as_array().unwrap().is_empty(),
+        "a round-trip histogram"
+    );
+}
+
+#[test]
+fn fds_limits() {
+    run_lab("fds-limits");
+}
+
+#[test]
+fn scheduling() {
+    let r = run_lab("scheduling");
+    assert!(r["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["name"].as_str().unwrap().contains("nice 5")));
+}
+
+#[test]
+fn shared_libs() {
+    run_lab("shared-libs");
+}
+
+#[test]
+fn locking() {
+    let r = run_lab("locking");
+    assert!(
+        r["series"].as_array().unwrap().len() >= 3,
+        "cost by thread count for mutex, spinlock, atomic"
+    );
+}

@@ -122,7 +122,11 @@ impl SystemMeter {
     /// Clock and getrusage only: for measuring context switches, which active perf
     /// events slow down (their sched_in/sched_out hooks run on every switch).
     pub fn without_perf() -> SystemMeter {
-        SystemMeter { origin: Instant::now(), perf: None, perf_refused: Some("perf counters off for this measurement".into()) }
+        SystemMeter {
+            origin: Instant::now(),
+            perf: None,
+            perf_refused: Some("perf counters off for this measurement".into()),
+        }
     }
 }
 

@@ -148,6 +148,7 @@ pub fn labs() -> Vec<&'static LabDef> {
         &concepts::fds_limits::lab::LAB,
         &concepts::scheduling::lab::LAB,
         &concepts::shared_libs::lab::LAB,
+        &concepts::locking::lab::LAB,
         &concepts::high_water_mark::lab::LAB,
         &concepts::cow::lab::LAB,
         &concepts::page_faults::lab::LAB,

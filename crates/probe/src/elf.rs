@@ -46,7 +46,11 @@ pub fn dynamic(image: &[u8]) -> Val<Dynamic> {
     let phoff = u64_at(image, 0x20).ok_or_else(|| bad("short header"))? as usize;
     let phentsize = u16_at(image, 0x36).ok_or_else(|| bad("short header"))? as usize;
     let phnum = u16_at(image, 0x38).ok_or_else(|| bad("short header"))? as usize;
-    let mut out = Dynamic { interpreted: false, bind_now: false, needed: 0 };
+    let mut out = Dynamic {
+        interpreted: false,
+        bind_now: false,
+        needed: 0,
+    };
     for i in 0..phnum {
         let ph = phoff + i * phentsize;
         let kind = u32_at(image, ph).ok_or_else(|| bad("short program header"))?;
@@ -105,10 +109,23 @@ mod tests {
     #[test]
     fn finds_bind_now_in_each_place() {
         assert!(!dynamic(&image(&[(DT_NEEDED, 1)])).unwrap().bind_now);
-        assert!(dynamic(&image(&[(DT_FLAGS, DF_BIND_NOW)])).unwrap().bind_now);
-        assert!(dynamic(&image(&[(DT_FLAGS_1, DF_1_NOW | 0x8000000)])).unwrap().bind_now);
+        assert!(
+            dynamic(&image(&[(DT_FLAGS, DF_BIND_NOW)]))
+                .unwrap()
+                .bind_now
+        );
+        assert!(
+            dynamic(&image(&[(DT_FLAGS_1, DF_1_NOW | 0x8000000)]))
+                .unwrap()
+                .bind_now
+        );
         assert!(dynamic(&image(&[(DT_BIND_NOW, 0)])).unwrap().bind_now);
-        assert_eq!(dynamic(&image(&[(DT_NEEDED, 1), (DT_NEEDED, 9)])).unwrap().needed, 2);
+        assert_eq!(
+            dynamic(&image(&[(DT_NEEDED, 1), (DT_NEEDED, 9)]))
+                .unwrap()
+                .needed,
+            2
+        );
     }
 
     #[test]
@@ -123,6 +140,9 @@ mod tests {
     #[test]
     fn reads_a_real_binary() {
         let exe = std::fs::read("/proc/self/exe").unwrap();
-        assert!(dynamic(&exe).unwrap().interpreted, "test binaries are dynamically linked");
+        assert!(
+            dynamic(&exe).unwrap().interpreted,
+            "test binaries are dynamically linked"
+        );
     }
 }

@@ -45,7 +45,9 @@ pub struct Measured {
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
-    let dir = ScratchDir::new(Backing::Memory).or_else(|_| ScratchDir::new(Backing::Persistent)).map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+    let dir = ScratchDir::new(Backing::Memory)
+        .or_else(|_| ScratchDir::new(Backing::Persistent))
+        .map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
     let leaked = dir.path().join("leaked-without-cloexec");
     let cloexec = dir.path().join("opened-with-cloexec");
     for p in [&leaked, &cloexec] {
@@ -53,14 +55,23 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     }
     report.param("soft_limit", SOFT);
     report.param("high_fd", HIGH_FD);
-    let mut c = ctx.spawn(ConceptId::FdsLimits, "emfile", json!({ "leaked": leaked, "cloexec": cloexec }))?;
+    let mut c = ctx.spawn(
+        ConceptId::FdsLimits,
+        "emfile",
+        json!({ "leaked": leaked, "cloexec": cloexec }),
+    )?;
     let e = c.expect("emfile", WATCHDOG)?;
     let mut m: Measured = serde_json::from_value(e).map_err(|e| LabError::Setup(e.to_string()))?;
     let mut numbers = Vec::new();
-    let dir_fd = ctx.reader.open_pid(c.pid).map_err(|e| LabError::Setup(e.to_string()))?;
+    let dir_fd = ctx
+        .reader
+        .open_pid(c.pid)
+        .map_err(|e| LabError::Setup(e.to_string()))?;
     // The child cannot list its own fds at EMFILE (opening the directory needs an fd):
     // the parent reads them.
-    ctx.reader.list_pid_numbers(&dir_fd, "fd", &mut numbers).map_err(|e| LabError::Setup(e.to_string()))?;
+    ctx.reader
+        .list_pid_numbers(&dir_fd, "fd", &mut numbers)
+        .map_err(|e| LabError::Setup(e.to_string()))?;
     numbers.sort_unstable();
     m.parent_saw = numbers.len() as u64;
     m.fds_at_emfile = numbers;
@@ -70,13 +81,26 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     m.open_after_raise = raised["ok"].as_bool().unwrap_or(false);
     c.go()?;
     let fds = c.expect("fds", WATCHDOG)?;
-    m.exec_fds = fds["targets"].as_array().map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+    m.exec_fds = fds["targets"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
     c.expect("done", WATCHDOG)?;
     let pid = c.pid;
     c.wait(WATCHDOG)?;
     m.leaked_path = leaked.display().to_string();
     m.cloexec_path = cloexec.display().to_string();
-    report.evidence(format!("/proc/{pid}/fd"), "open fds at EMFILE", 0.0, m.parent_saw as f64, "");
+    report.evidence(
+        format!("/proc/{pid}/fd"),
+        "open fds at EMFILE",
+        0.0,
+        m.parent_saw as f64,
+        "",
+    );
     analyze(&m, report);
     Ok(())
 }
@@ -84,7 +108,11 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     let below: Vec<i32> = (0..m.soft as i32).collect();
     let all_below_used = below.iter().all(|n| m.fds_at_emfile.contains(n));
-    let above = m.fds_at_emfile.iter().filter(|n| **n as u64 >= m.soft).count();
+    let above = m
+        .fds_at_emfile
+        .iter()
+        .filter(|n| **n as u64 >= m.soft)
+        .count();
     report.check(Check::holds(
         "open fails with EMFILE exactly when every fd number below the soft limit is in use",
         m.errno == libc::EMFILE && all_below_used && m.soft > 0,
@@ -93,7 +121,11 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
             m.errno,
             m.opened,
             m.soft,
-            if all_below_used { "all in use" } else { "not all in use" },
+            if all_below_used {
+                "all in use"
+            } else {
+                "not all in use"
+            },
             above
         ),
         format!("EMFILE ({}) with 0..{} all in use", libc::EMFILE, m.soft),
@@ -101,7 +133,11 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     report.check(Check::holds(
         "the soft limit can be raised up to the hard limit, and open works again",
         m.open_after_raise,
-        format!("open after raising soft to hard ({}): {}", m.hard.map_or("unlimited".into(), |h| h.to_string()), if m.open_after_raise { "ok" } else { "failed" }),
+        format!(
+            "open after raising soft to hard ({}): {}",
+            m.hard.map_or("unlimited".into(), |h| h.to_string()),
+            if m.open_after_raise { "ok" } else { "failed" }
+        ),
         "ok",
     ));
     let sees = |p: &str| m.exec_fds.iter().any(|t| t == p);
@@ -114,17 +150,26 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     report.check(Check::holds(
         "an fd opened with O_CLOEXEC is not",
         !m.cloexec_path.is_empty() && !sees(&m.cloexec_path),
-        if sees(&m.cloexec_path) { "it is open".to_owned() } else { "it is not open".to_owned() },
+        if sees(&m.cloexec_path) {
+            "it is open".to_owned()
+        } else {
+            "it is not open".to_owned()
+        },
         format!("{} absent", m.cloexec_path),
     ));
     report.note(format!(
         "the exec'd program found: {}",
-        if m.exec_fds.is_empty() { "nothing".to_owned() } else { m.exec_fds.join(", ") }
+        if m.exec_fds.is_empty() {
+            "nothing".to_owned()
+        } else {
+            m.exec_fds.join(", ")
+        }
     ));
 }
 
 fn open_raw(path: &str, cloexec: bool) -> std::io::Result<i32> {
-    let c = CString::new(std::path::Path::new(path).as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    let c = CString::new(std::path::Path::new(path).as_os_str().as_bytes())
+        .map_err(std::io::Error::other)?;
     let flags = libc::O_RDONLY | if cloexec { libc::O_CLOEXEC } else { 0 };
     // SAFETY: a valid C string.
     match unsafe { libc::open(c.as_ptr(), flags) } {
@@ -135,7 +180,11 @@ fn open_raw(path: &str, cloexec: bool) -> std::io::Result<i32> {
 
 fn own_fds() -> Vec<i32> {
     let mut v: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort_unstable();
     v
@@ -153,11 +202,17 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             if unsafe { libc::dup2(2, HIGH_FD) } != HIGH_FD {
                 return Err(io(std::io::Error::last_os_error()));
             }
-            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
             // SAFETY: valid out pointer.
             unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
             let hard = lim.rlim_max;
-            let lowered = libc::rlimit { rlim_cur: SOFT, rlim_max: hard };
+            let lowered = libc::rlimit {
+                rlim_cur: SOFT,
+                rlim_max: hard,
+            };
             // SAFETY: lowers this process's own soft limit.
             if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) } != 0 {
                 return Err(io(std::io::Error::last_os_error()));
@@ -172,21 +227,37 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                     break 0;
                 }
             };
-            link.sync("emfile", json!({ "soft": SOFT, "opened": opened, "errno": errno })).map_err(io)?;
-            let raised = libc::rlimit { rlim_cur: hard, rlim_max: hard };
+            link.sync(
+                "emfile",
+                json!({ "soft": SOFT, "opened": opened, "errno": errno }),
+            )
+            .map_err(io)?;
+            let raised = libc::rlimit {
+                rlim_cur: hard,
+                rlim_max: hard,
+            };
             // SAFETY: raises the soft limit up to the hard one, always allowed.
-            let ok = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 && open_raw("/dev/null", true).is_ok();
+            let ok = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0
+                && open_raw("/dev/null", true).is_ok();
             let hard = (hard != libc::RLIM_INFINITY).then_some(hard);
-            link.sync("raised", json!({ "ok": ok, "hard": hard })).map_err(io)?;
+            link.sync("raised", json!({ "ok": ok, "hard": hard }))
+                .map_err(io)?;
             let leaked = params["leaked"].as_str().ok_or("missing leaked")?;
             let cloexec = params["cloexec"].as_str().ok_or("missing cloexec")?;
-            let (a, b) = (open_raw(leaked, false).map_err(io)?, open_raw(cloexec, true).map_err(io)?);
+            let (a, b) = (
+                open_raw(leaked, false).map_err(io)?,
+                open_raw(cloexec, true).map_err(io)?,
+            );
             // exec the binary itself: it lists what it finds open and reports on our stdout.
             let status = std::process::Command::new("/proc/self/exe")
                 .args(["__lab-child", "fds-limits", "list-fds", "{}"])
                 .status()
                 .map_err(io)?;
-            link.send("done", json!({ "leaked_fd": a, "cloexec_fd": b, "status": status.code() })).map_err(io)
+            link.send(
+                "done",
+                json!({ "leaked_fd": a, "cloexec_fd": b, "status": status.code() }),
+            )
+            .map_err(io)
         }
         "list-fds" => {
             let targets: Vec<String> = own_fds()
@@ -223,7 +294,10 @@ mod tests {
     }
 
     fn statuses(m: &Measured) -> Vec<Status> {
-        let mut r = LabReport::new(ConceptId::FdsLimits, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        let mut r = LabReport::new(
+            ConceptId::FdsLimits,
+            crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()),
+        );
         analyze(m, &mut r);
         r.checks.iter().map(|c| c.status).collect()
     }
@@ -237,7 +311,11 @@ mod tests {
     fn each_claim_fails_on_contradicting_evidence() {
         let mut m = good();
         m.fds_at_emfile.retain(|f| *f != 40);
-        assert_eq!(statuses(&m)[0], Status::Failed, "a free number below the limit contradicts EMFILE");
+        assert_eq!(
+            statuses(&m)[0],
+            Status::Failed,
+            "a free number below the limit contradicts EMFILE"
+        );
         let mut m = good();
         m.errno = libc::ENFILE;
         assert_eq!(statuses(&m)[0], Status::Failed);

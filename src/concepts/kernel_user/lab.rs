@@ -65,18 +65,39 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     report.param("trials", trials);
     report.param("loop_ms", loop_ms);
     report.param("cpu", 0);
-    let mut c = ctx.spawn(ConceptId::KernelUser, "calls", json!({ "batch": batch, "trials": trials, "loop_ms": loop_ms }))?;
-    let m: Measured = serde_json::from_value(c.expect("measured", WATCHDOG)?).map_err(|e| LabError::Setup(e.to_string()))?;
+    let mut c = ctx.spawn(
+        ConceptId::KernelUser,
+        "calls",
+        json!({ "batch": batch, "trials": trials, "loop_ms": loop_ms }),
+    )?;
+    let m: Measured = serde_json::from_value(c.expect("measured", WATCHDOG)?)
+        .map_err(|e| LabError::Setup(e.to_string()))?;
     c.wait(WATCHDOG)?;
     analyze(&m, report);
     Ok(())
 }
 
 pub fn analyze(m: &Measured, report: &mut LabReport) {
-    let base = report.metric("empty loop iteration (subtracted from the others)", "ns", &m.costs.empty_loop).map(|s| s.median);
+    let base = report
+        .metric(
+            "empty loop iteration (subtracted from the others)",
+            "ns",
+            &m.costs.empty_loop,
+        )
+        .map(|s| s.median);
     report.metric_with_baseline("function call (not inlined)", "ns", &m.costs.call, base);
-    let vdso = report.metric_with_baseline("clock_gettime through the vDSO", "ns", &m.costs.vdso_clock, base);
-    let sys = report.metric_with_baseline("syscall(SYS_clock_gettime)", "ns", &m.costs.syscall_clock, base);
+    let vdso = report.metric_with_baseline(
+        "clock_gettime through the vDSO",
+        "ns",
+        &m.costs.vdso_clock,
+        base,
+    );
+    let sys = report.metric_with_baseline(
+        "syscall(SYS_clock_gettime)",
+        "ns",
+        &m.costs.syscall_clock,
+        base,
+    );
     report.metric_with_baseline("syscall(SYS_getppid)", "ns", &m.costs.getppid, base);
     match (vdso, sys) {
         (Some(v), Some(s)) => report.check(Check::compare(
@@ -102,17 +123,42 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         0.80,
         pct,
     ));
-    for (name, s) in [("pure loop", m.pure_loop), ("getppid loop", m.getppid_loop), ("read loop", m.read_loop)] {
-        report.evidence("getrusage(RUSAGE_THREAD)", &format!("{name}: user -> system time"), s.user_ns as f64, s.system_ns as f64, "ns");
+    for (name, s) in [
+        ("pure loop", m.pure_loop),
+        ("getppid loop", m.getppid_loop),
+        ("read loop", m.read_loop),
+    ] {
+        report.evidence(
+            "getrusage(RUSAGE_THREAD)",
+            &format!("{name}: user -> system time"),
+            s.user_ns as f64,
+            s.system_ns as f64,
+            "ns",
+        );
     }
     report.note(format!(
         "a getppid loop spends {} in the kernel: entry and exit are cheap enough that the loop itself is a large part",
         pct(m.getppid_loop.system_share())
     ));
     let series = |v: &[f64]| v.iter().enumerate().map(|(i, x)| [i as f64, *x]).collect();
-    report.series("function call", "trial", "ns per call (gross)", series(&m.costs.call));
-    report.series("vDSO clock_gettime", "trial", "ns per call (gross)", series(&m.costs.vdso_clock));
-    report.series("syscall clock_gettime", "trial", "ns per call (gross)", series(&m.costs.syscall_clock));
+    report.series(
+        "function call",
+        "trial",
+        "ns per call (gross)",
+        series(&m.costs.call),
+    );
+    report.series(
+        "vDSO clock_gettime",
+        "trial",
+        "ns per call (gross)",
+        series(&m.costs.vdso_clock),
+    );
+    report.series(
+        "syscall clock_gettime",
+        "trial",
+        "ns per call (gross)",
+        series(&m.costs.syscall_clock),
+    );
 }
 
 #[inline(never)]
@@ -121,14 +167,20 @@ fn plain_call(x: u64) -> u64 {
 }
 
 fn vdso_clock() -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: a valid out pointer; glibc serves CLOCK_MONOTONIC from the vDSO.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_nsec
 }
 
 fn syscall_clock() -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: the raw system call with a valid out pointer: no vDSO.
     unsafe { libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_nsec
@@ -140,7 +192,12 @@ fn getppid() -> i64 {
 }
 
 /// Times `batch` calls of `op`, per trial, in ns per call (gross).
-pub fn per_call<M: Meter>(meter: &mut M, trials: usize, batch: u64, op: impl Fn() -> i64) -> Vec<f64> {
+pub fn per_call<M: Meter>(
+    meter: &mut M,
+    trials: usize,
+    batch: u64,
+    op: impl Fn() -> i64,
+) -> Vec<f64> {
     (0..trials + WARMUP)
         .map(|_| {
             let (t, _) = trial(meter, || {
@@ -163,7 +220,10 @@ fn split_of(meter: &mut SystemMeter, dur: Duration, mut body: impl FnMut()) -> S
             }
         }
     });
-    Split { user_ns: t.counts.utime_ns, system_ns: t.counts.stime_ns }
+    Split {
+        user_ns: t.counts.utime_ns,
+        system_ns: t.counts.stime_ns,
+    }
 }
 
 fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
@@ -183,7 +243,9 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
         getppid: per_call(&mut meter, trials, batch, getppid),
     };
     let mut x = 1u64;
-    let pure_loop = split_of(&mut meter, dur, || x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1)));
+    let pure_loop = split_of(&mut meter, dur, || {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1))
+    });
     let getppid_loop = split_of(&mut meter, dur, || {
         std::hint::black_box(getppid());
     });
@@ -192,7 +254,17 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
     let read_loop = split_of(&mut meter, dur, || {
         let _ = std::hint::black_box(zero.read(&mut buf));
     });
-    link.send("measured", Measured { batch, costs, pure_loop, getppid_loop, read_loop }).map_err(|e| e.to_string())
+    link.send(
+        "measured",
+        Measured {
+            batch,
+            costs,
+            pure_loop,
+            getppid_loop,
+            read_loop,
+        },
+    )
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -210,14 +282,26 @@ mod tests {
                 syscall_clock: vec![120.0; 5],
                 getppid: vec![80.0; 5],
             },
-            pure_loop: Split { user_ns: 300_000_000, system_ns: 0 },
-            getppid_loop: Split { user_ns: 140_000_000, system_ns: 160_000_000 },
-            read_loop: Split { user_ns: 20_000_000, system_ns: 280_000_000 },
+            pure_loop: Split {
+                user_ns: 300_000_000,
+                system_ns: 0,
+            },
+            getppid_loop: Split {
+                user_ns: 140_000_000,
+                system_ns: 160_000_000,
+            },
+            read_loop: Split {
+                user_ns: 20_000_000,
+                system_ns: 280_000_000,
+            },
         }
     }
 
     fn statuses(m: &Measured) -> Vec<Status> {
-        let mut r = LabReport::new(ConceptId::KernelUser, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        let mut r = LabReport::new(
+            ConceptId::KernelUser,
+            crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()),
+        );
         analyze(m, &mut r);
         r.checks.iter().map(|c| c.status).collect()
     }

@@ -1,5 +1,7 @@
 //! Locking: threads blocked in futex waits and file locks held or awaited.
 
+pub mod lab;
+
 use syslens_probe::sched::{syscall_name, Syscall};
 use syslens_probe::stat::state_name;
 

@@ -58,7 +58,9 @@ pub struct Measured {
 }
 
 fn switches(ctx: &mut LabContext, pid: i32) -> Result<Switches, LabError> {
-    let s = ctx.status(pid).map_err(|e| LabError::Setup(format!("status of {pid}: {e}")))?;
+    let s = ctx
+        .status(pid)
+        .map_err(|e| LabError::Setup(format!("status of {pid}: {e}")))?;
     Ok(Switches {
         voluntary: s.voluntary_ctxt_switches.unwrap_or(0),
         involuntary: s.nonvoluntary_ctxt_switches.unwrap_or(0),
@@ -66,7 +68,10 @@ fn switches(ctx: &mut LabContext, pid: i32) -> Result<Switches, LabError> {
 }
 
 fn run_ns(ctx: &mut LabContext, pid: i32) -> Result<u64, LabError> {
-    let dir = ctx.reader.open_pid(pid).map_err(|e| LabError::Setup(e.to_string()))?;
+    let dir = ctx
+        .reader
+        .open_pid(pid)
+        .map_err(|e| LabError::Setup(e.to_string()))?;
     ctx.reader
         .read_pid(&dir, "schedstat")
         .and_then(syslens_probe::sched::parse_schedstat)
@@ -84,8 +89,13 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     report.param("hog_seconds", hog_secs);
     let mut m = Measured::default();
     let pingpong = |ctx: &mut LabContext, b: u64, rounds: u64| -> Result<PingPong, LabError> {
-        let mut c = ctx.spawn(ConceptId::Scheduling, "pingpong", json!({ "rounds": rounds, "trials": trials, "cpu_a": 0, "cpu_b": b }))?;
-        let p = serde_json::from_value(c.expect("pingpong", WATCHDOG)?).map_err(|e| LabError::Setup(e.to_string()))?;
+        let mut c = ctx.spawn(
+            ConceptId::Scheduling,
+            "pingpong",
+            json!({ "rounds": rounds, "trials": trials, "cpu_a": 0, "cpu_b": b }),
+        )?;
+        let p = serde_json::from_value(c.expect("pingpong", WATCHDOG)?)
+            .map_err(|e| LabError::Setup(e.to_string()))?;
         c.wait(WATCHDOG)?;
         Ok(p)
     };
@@ -98,7 +108,11 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let sleeper_cpu = if cpus > 1 { 1 } else { 0 };
     let mut a = ctx.spawn(ConceptId::Scheduling, "hog", json!({ "nice": 0, "cpu": 0 }))?;
     let mut b = ctx.spawn(ConceptId::Scheduling, "hog", json!({ "nice": 5, "cpu": 0 }))?;
-    let mut s = ctx.spawn(ConceptId::Scheduling, "sleeper", json!({ "cpu": sleeper_cpu }))?;
+    let mut s = ctx.spawn(
+        ConceptId::Scheduling,
+        "sleeper",
+        json!({ "cpu": sleeper_cpu }),
+    )?;
     for c in [&mut a, &mut b, &mut s] {
         c.expect("ready", WATCHDOG)?;
     }
@@ -123,28 +137,73 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     m.run_nice0 = ra - first_a;
     m.run_nice5 = rb - first_b;
     let (hog1, sleep1) = (switches(ctx, a.pid)?, switches(ctx, s.pid)?);
-    m.hog = Switches { voluntary: hog1.voluntary - hog0.voluntary, involuntary: hog1.involuntary - hog0.involuntary };
-    m.sleeper = Switches { voluntary: sleep1.voluntary - sleep0.voluntary, involuntary: sleep1.involuntary - sleep0.involuntary };
+    m.hog = Switches {
+        voluntary: hog1.voluntary - hog0.voluntary,
+        involuntary: hog1.involuntary - hog0.involuntary,
+    };
+    m.sleeper = Switches {
+        voluntary: sleep1.voluntary - sleep0.voluntary,
+        involuntary: sleep1.involuntary - sleep0.involuntary,
+    };
     for c in [&mut a, &mut b, &mut s] {
         c.kill();
     }
-    report.evidence(format!("/proc/{}/schedstat", a.pid), "CPU time, nice 0 hog", 0.0, m.run_nice0 as f64, "ns");
-    report.evidence(format!("/proc/{}/schedstat", b.pid), "CPU time, nice 5 hog", 0.0, m.run_nice5 as f64, "ns");
-    report.evidence(format!("/proc/{}/status", a.pid), "hog: voluntary -> involuntary", m.hog.voluntary as f64, m.hog.involuntary as f64, "");
-    report.evidence(format!("/proc/{}/status", s.pid), "sleeper: voluntary -> involuntary", m.sleeper.voluntary as f64, m.sleeper.involuntary as f64, "");
+    report.evidence(
+        format!("/proc/{}/schedstat", a.pid),
+        "CPU time, nice 0 hog",
+        0.0,
+        m.run_nice0 as f64,
+        "ns",
+    );
+    report.evidence(
+        format!("/proc/{}/schedstat", b.pid),
+        "CPU time, nice 5 hog",
+        0.0,
+        m.run_nice5 as f64,
+        "ns",
+    );
+    report.evidence(
+        format!("/proc/{}/status", a.pid),
+        "hog: voluntary -> involuntary",
+        m.hog.voluntary as f64,
+        m.hog.involuntary as f64,
+        "",
+    );
+    report.evidence(
+        format!("/proc/{}/status", s.pid),
+        "sleeper: voluntary -> involuntary",
+        m.sleeper.voluntary as f64,
+        m.sleeper.involuntary as f64,
+        "",
+    );
     analyze(&m, report);
     Ok(())
 }
 
 pub fn analyze(m: &Measured, report: &mut LabReport) {
-    let same = report.metric("pipe round trip, same CPU (2 switches, 4 syscalls)", "us", &m.same_cpu.round_trip_us);
+    let same = report.metric(
+        "pipe round trip, same CPU (2 switches, 4 syscalls)",
+        "us",
+        &m.same_cpu.round_trip_us,
+    );
     if let Some(s) = same {
-        report.note(format!("one context switch on one CPU: about {:.2} us (half a round trip, syscalls included)", s.median / 2.0));
+        report.note(format!(
+            "one context switch on one CPU: about {:.2} us (half a round trip, syscalls included)",
+            s.median / 2.0
+        ));
     }
-    report.metric("context switches per round trip (one side, getrusage)", "", &m.same_cpu.switches_per_round);
+    report.metric(
+        "context switches per round trip (one side, getrusage)",
+        "",
+        &m.same_cpu.switches_per_round,
+    );
     match &m.cross_cpu {
         Some(c) => {
-            report.metric("pipe round trip, across CPUs (each wake-up crosses vCPUs)", "us", &c.round_trip_us);
+            report.metric(
+                "pipe round trip, across CPUs (each wake-up crosses vCPUs)",
+                "us",
+                &c.round_trip_us,
+            );
         }
         None => report.note("one CPU: no cross-CPU ping-pong"),
     }
@@ -163,17 +222,33 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     report.check(Check::holds(
         "a CPU hog shows involuntary switches (preempted), more than voluntary ones",
         m.hog.involuntary > 0 && m.hog.involuntary > m.hog.voluntary,
-        format!("{} involuntary, {} voluntary", m.hog.involuntary, m.hog.voluntary),
+        format!(
+            "{} involuntary, {} voluntary",
+            m.hog.involuntary, m.hog.voluntary
+        ),
         "involuntary > voluntary",
     ));
     report.check(Check::holds(
         "a sleeper shows voluntary switches (it gives the CPU up), more than involuntary ones",
         m.sleeper.voluntary > 0 && m.sleeper.voluntary > m.sleeper.involuntary,
-        format!("{} voluntary, {} involuntary", m.sleeper.voluntary, m.sleeper.involuntary),
+        format!(
+            "{} voluntary, {} involuntary",
+            m.sleeper.voluntary, m.sleeper.involuntary
+        ),
         "voluntary > involuntary",
     ));
-    report.series("CPU share of the nice 0 hog", "seconds", "share of CPU 0", m.share_nice0.clone());
-    report.series("CPU share of the nice 5 hog", "seconds", "share of CPU 0", m.share_nice5.clone());
+    report.series(
+        "CPU share of the nice 0 hog",
+        "seconds",
+        "share of CPU 0",
+        m.share_nice0.clone(),
+    );
+    report.series(
+        "CPU share of the nice 5 hog",
+        "seconds",
+        "share of CPU 0",
+        m.share_nice5.clone(),
+    );
 }
 
 fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
@@ -182,7 +257,10 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
         "pingpong" => {
             let rounds = param_u64(params, "rounds")?;
             let trials = param_u64(params, "trials")? as usize;
-            let (cpu_a, cpu_b) = (param_u64(params, "cpu_a")? as usize, param_u64(params, "cpu_b")? as usize);
+            let (cpu_a, cpu_b) = (
+                param_u64(params, "cpu_a")? as usize,
+                param_u64(params, "cpu_b")? as usize,
+            );
             pin_to(cpu_a).map_err(io)?;
             let (to_b_r, to_b_w) = rustix::pipe::pipe().map_err(|e| e.to_string())?;
             let (to_a_r, to_a_w) = rustix::pipe::pipe().map_err(|e| e.to_string())?;
@@ -219,8 +297,12 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                     }
                 });
                 if t >= WARMUP {
-                    out.round_trip_us.push(tr.ns as f64 / 1000.0 / rounds as f64);
-                    out.switches_per_round.push((tr.counts.voluntary_switches + tr.counts.involuntary_switches) as f64 / rounds as f64);
+                    out.round_trip_us
+                        .push(tr.ns as f64 / 1000.0 / rounds as f64);
+                    out.switches_per_round.push(
+                        (tr.counts.voluntary_switches + tr.counts.involuntary_switches) as f64
+                            / rounds as f64,
+                    );
                 }
             }
             drop(to_b_w);
@@ -259,19 +341,34 @@ mod tests {
 
     fn good() -> Measured {
         Measured {
-            same_cpu: PingPong { round_trip_us: vec![2.0; 5], switches_per_round: vec![1.0; 5] },
-            cross_cpu: Some(PingPong { round_trip_us: vec![56.0; 5], switches_per_round: vec![1.0; 5] }),
+            same_cpu: PingPong {
+                round_trip_us: vec![2.0; 5],
+                switches_per_round: vec![1.0; 5],
+            },
+            cross_cpu: Some(PingPong {
+                round_trip_us: vec![56.0; 5],
+                switches_per_round: vec![1.0; 5],
+            }),
             run_nice0: 1_500_000_000,
             run_nice5: 500_000_000,
             share_nice0: vec![[0.1, 0.75]],
             share_nice5: vec![[0.1, 0.25]],
-            hog: Switches { voluntary: 0, involuntary: 200 },
-            sleeper: Switches { voluntary: 1800, involuntary: 3 },
+            hog: Switches {
+                voluntary: 0,
+                involuntary: 200,
+            },
+            sleeper: Switches {
+                voluntary: 1800,
+                involuntary: 3,
+            },
         }
     }
 
     fn statuses(m: &Measured) -> Vec<Status> {
-        let mut r = LabReport::new(ConceptId::Scheduling, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        let mut r = LabReport::new(
+            ConceptId::Scheduling,
+            crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()),
+        );
         analyze(m, &mut r);
         r.checks.iter().map(|c| c.status).collect()
     }
@@ -285,12 +382,22 @@ mod tests {
     fn each_claim_fails_on_contradicting_evidence() {
         let mut m = good();
         m.run_nice5 = m.run_nice0;
-        assert_eq!(statuses(&m)[0], Status::Failed, "equal shares contradict the weights");
+        assert_eq!(
+            statuses(&m)[0],
+            Status::Failed,
+            "equal shares contradict the weights"
+        );
         let mut m = good();
-        m.hog = Switches { voluntary: 300, involuntary: 10 };
+        m.hog = Switches {
+            voluntary: 300,
+            involuntary: 10,
+        };
         assert_eq!(statuses(&m)[1], Status::Failed);
         let mut m = good();
-        m.sleeper = Switches { voluntary: 0, involuntary: 5 };
+        m.sleeper = Switches {
+            voluntary: 0,
+            involuntary: 5,
+        };
         assert_eq!(statuses(&m)[2], Status::Failed);
     }
 }

@@ -19,16 +19,30 @@ use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
     id: ConceptId::SharedLibs,
-    summary: "dlopen lazy vs now; LD_BIND_NOW vs lazy binding by LD_DEBUG=statistics; libc's Pss vs Rss",
+    summary:
+        "dlopen lazy vs now; LD_BIND_NOW vs lazy binding by LD_DEBUG=statistics; libc's Pss vs Rss",
     run,
     child,
 };
 
 /// Programs tried for the binding comparison, first that is dynamically linked and
 /// lazily bound (many distributions link with -z now, where LD_BIND_NOW changes nothing).
-const PROGRAMS: [&str; 5] = ["/bin/true", "/usr/bin/true", "/bin/echo", "/usr/bin/env", "/bin/ls"];
+const PROGRAMS: [&str; 5] = [
+    "/bin/true",
+    "/usr/bin/true",
+    "/bin/echo",
+    "/usr/bin/env",
+    "/bin/ls",
+];
 /// Libraries tried for dlopen: small, present with glibc or zlib, rarely preloaded.
-const LIBRARIES: [&str; 6] = ["libz.so.1", "libresolv.so.2", "libanl.so.1", "libutil.so.1", "libBrokenLocale.so.1", "libcrypt.so.1"];
+const LIBRARIES: [&str; 6] = [
+    "libz.so.1",
+    "libresolv.so.2",
+    "libanl.so.1",
+    "libutil.so.1",
+    "libBrokenLocale.so.1",
+    "libcrypt.so.1",
+];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Dlopen {
@@ -70,9 +84,19 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let d = c.expect("dlopen", WATCHDOG)?;
     m.dlopen = serde_json::from_value(d).ok();
     // libc in this child: its Rss and Pss from smaps, while it is alive.
-    let dir = ctx.reader.open_pid(c.pid).map_err(|e| LabError::Setup(e.to_string()))?;
-    let maps = ctx.reader.read_pid(&dir, "smaps").and_then(parse_maps).map_err(|e| LabError::Setup(e.to_string()))?;
-    for mapping in maps.iter().filter(|x| x.kind == MapKind::Library && is_libc(&x.path)) {
+    let dir = ctx
+        .reader
+        .open_pid(c.pid)
+        .map_err(|e| LabError::Setup(e.to_string()))?;
+    let maps = ctx
+        .reader
+        .read_pid(&dir, "smaps")
+        .and_then(parse_maps)
+        .map_err(|e| LabError::Setup(e.to_string()))?;
+    for mapping in maps
+        .iter()
+        .filter(|x| x.kind == MapKind::Library && is_libc(&x.path))
+    {
         if let Some(u) = &mapping.usage {
             m.libc_rss += u.rss.clone().unwrap_or(0);
             m.libc_pss += u.pss.clone().unwrap_or(0);
@@ -91,13 +115,17 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
 }
 
 fn is_libc(path: &str) -> bool {
-    path.rsplit('/').next().is_some_and(|f| f.starts_with("libc.so") || f.starts_with("libc-"))
+    path.rsplit('/')
+        .next()
+        .is_some_and(|f| f.starts_with("libc.so") || f.starts_with("libc-"))
 }
 
 fn pick_program() -> Result<String, String> {
     let mut seen = Vec::new();
     for p in PROGRAMS {
-        let Ok(image) = std::fs::read(p) else { continue };
+        let Ok(image) = std::fs::read(p) else {
+            continue;
+        };
         match elf::dynamic(&image) {
             Ok(d) if d.interpreted && !d.bind_now => return Ok(p.to_owned()),
             Ok(d) if d.bind_now => seen.push(format!("{p} is linked with BIND_NOW")),
@@ -105,14 +133,21 @@ fn pick_program() -> Result<String, String> {
             Err(e) => seen.push(format!("{p}: {e}")),
         }
     }
-    Err(if seen.is_empty() { "none of the candidate programs exists".into() } else { seen.join("; ") })
+    Err(if seen.is_empty() {
+        "none of the candidate programs exists".into()
+    } else {
+        seen.join("; ")
+    })
 }
 
 /// Starts `program` with LD_DEBUG=statistics and returns the dynamic linker's count of
 /// relocations processed at start.
 fn relocations(program: &str, bind_now: bool) -> Option<u64> {
     let mut cmd = Command::new(program);
-    cmd.env("LD_DEBUG", "statistics").env_remove("LD_BIND_NOW").stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.env("LD_DEBUG", "statistics")
+        .env_remove("LD_BIND_NOW")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     if bind_now {
         cmd.env("LD_BIND_NOW", "1");
     }
@@ -135,10 +170,15 @@ fn count_libc_mappers(ctx: &mut LabContext) -> (u64, u64) {
     }
     let (mut mappers, mut unreadable) = (0, 0);
     for pid in pids {
-        let Ok(dir) = ctx.reader.open_pid(pid) else { continue };
+        let Ok(dir) = ctx.reader.open_pid(pid) else {
+            continue;
+        };
         match ctx.reader.read_pid(&dir, "maps") {
             Ok(b) => {
-                if String::from_utf8_lossy(b).lines().any(|l| l.rsplit(' ').next().is_some_and(is_libc)) {
+                if String::from_utf8_lossy(b)
+                    .lines()
+                    .any(|l| l.rsplit(' ').next().is_some_and(is_libc))
+                {
                     mappers += 1;
                 }
             }
@@ -149,49 +189,89 @@ fn count_libc_mappers(ctx: &mut LabContext) -> (u64, u64) {
 }
 
 pub fn analyze(m: &Measured, report: &mut LabReport) {
-    let claim_bind = "LD_BIND_NOW makes the dynamic linker process strictly more relocations at start";
+    let claim_bind =
+        "LD_BIND_NOW makes the dynamic linker process strictly more relocations at start";
     match (&m.program, m.relocations_lazy, m.relocations_now) {
-        (Err(why), _, _) => report.check(Check::skipped(claim_bind, format!("no lazily bound program here: {why}"))),
+        (Err(why), _, _) => report.check(Check::skipped(
+            claim_bind,
+            format!("no lazily bound program here: {why}"),
+        )),
         (Ok(p), Some(lazy), Some(now)) => report.check(Check::holds(
             claim_bind,
             now > lazy,
             format!("{p}: {lazy} relocations lazily, {now} with LD_BIND_NOW=1"),
             format!("more than {lazy}"),
         )),
-        (Ok(p), _, _) => report.check(Check::failed(claim_bind, format!("LD_DEBUG=statistics printed no relocation count for {p}"))),
+        (Ok(p), _, _) => report.check(Check::failed(
+            claim_bind,
+            format!("LD_DEBUG=statistics printed no relocation count for {p}"),
+        )),
     }
     let claim_pss = "libc's Pss < Rss when more than one process maps it (each pays its share)";
     if m.libc_mappers > 1 {
         report.check(Check::holds(
             claim_pss,
             m.libc_rss > 0 && m.libc_pss < m.libc_rss,
-            format!("Pss {} KiB, Rss {} KiB; {} processes map libc", m.libc_pss >> 10, m.libc_rss >> 10, m.libc_mappers),
+            format!(
+                "Pss {} KiB, Rss {} KiB; {} processes map libc",
+                m.libc_pss >> 10,
+                m.libc_rss >> 10,
+                m.libc_mappers
+            ),
             "Pss < Rss",
         ));
     } else {
-        report.check(Check::skipped(claim_pss, format!("only {} readable process maps libc here", m.libc_mappers)));
+        report.check(Check::skipped(
+            claim_pss,
+            format!("only {} readable process maps libc here", m.libc_mappers),
+        ));
     }
     if m.maps_unreadable > 0 {
-        report.note(format!("{} processes' maps were unreadable (permission): the libc count covers the rest", m.maps_unreadable));
+        report.note(format!(
+            "{} processes' maps were unreadable (permission): the libc count covers the rest",
+            m.maps_unreadable
+        ));
     }
     match &m.dlopen {
         Some(d) => {
             report.param("dlopen_library", &d.path);
-            report.metric(&format!("dlopen({}, RTLD_LAZY)", d.library), "us", &d.lazy_us);
+            report.metric(
+                &format!("dlopen({}, RTLD_LAZY)", d.library),
+                "us",
+                &d.lazy_us,
+            );
             report.metric(&format!("dlopen({}, RTLD_NOW)", d.library), "us", &d.now_us);
             if d.stayed_loaded {
-                report.note(format!("{} stayed mapped after dlclose (NODELETE): trials after the first were warm", d.library));
+                report.note(format!(
+                    "{} stayed mapped after dlclose (NODELETE): trials after the first were warm",
+                    d.library
+                ));
             }
         }
         None => report.note("no candidate library could be dlopen'ed without being loaded already"),
     }
-    report.evidence("LD_DEBUG=statistics", "relocations at start (lazy -> LD_BIND_NOW)", m.relocations_lazy.unwrap_or(0) as f64, m.relocations_now.unwrap_or(0) as f64, "");
-    report.evidence("the lab child's smaps, libc mappings", "Rss -> Pss", m.libc_rss as f64, m.libc_pss as f64, "bytes");
+    report.evidence(
+        "LD_DEBUG=statistics",
+        "relocations at start (lazy -> LD_BIND_NOW)",
+        m.relocations_lazy.unwrap_or(0) as f64,
+        m.relocations_now.unwrap_or(0) as f64,
+        "",
+    );
+    report.evidence(
+        "the lab child's smaps, libc mappings",
+        "Rss -> Pss",
+        m.libc_rss as f64,
+        m.libc_pss as f64,
+        "bytes",
+    );
 }
 
 fn mapped(name: &str) -> Option<String> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| p.rsplit('/').next().is_some_and(|f| f == name)).map(str::to_owned)
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.rsplit('/').next().is_some_and(|f| f == name))
+        .map(str::to_owned)
 }
 
 fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
@@ -206,13 +286,20 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             continue;
         }
         let name = CString::new(lib).map_err(|e| e.to_string())?;
-        let mut d = Dlopen { library: lib.to_owned(), ..Dlopen::default() };
+        let mut d = Dlopen {
+            library: lib.to_owned(),
+            ..Dlopen::default()
+        };
         let mut ok = true;
         // The first round is warm-up: it reads the file into the page cache.
         for round in 0..=trials {
-            for (mode, out) in [(libc::RTLD_LAZY, &mut d.lazy_us), (libc::RTLD_NOW, &mut d.now_us)] {
+            for (mode, out) in [
+                (libc::RTLD_LAZY, &mut d.lazy_us),
+                (libc::RTLD_NOW, &mut d.now_us),
+            ] {
                 // SAFETY: dlopen of a system library by name; closed right after.
-                let (t, handle) = trial(&mut meter, || unsafe { libc::dlopen(name.as_ptr(), mode) });
+                let (t, handle) =
+                    trial(&mut meter, || unsafe { libc::dlopen(name.as_ptr(), mode) });
                 if handle.is_null() {
                     ok = false;
                     break;
@@ -258,7 +345,10 @@ mod tests {
     }
 
     fn statuses(m: &Measured) -> Vec<Status> {
-        let mut r = LabReport::new(ConceptId::SharedLibs, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        let mut r = LabReport::new(
+            ConceptId::SharedLibs,
+            crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()),
+        );
         analyze(m, &mut r);
         r.checks.iter().map(|c| c.status).collect()
     }

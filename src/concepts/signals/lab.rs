@@ -61,9 +61,17 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let cpus = ctx.host.cpus.clone().unwrap_or(1);
     report.param("rounds", rounds);
     report.param("trials", trials);
-    let mut m = Measured { cpus, ..Measured::default() };
-    let mut c = ctx.spawn(ConceptId::Signals, "latency", json!({ "rounds": rounds, "trials": trials, "cross": cpus > 1 }))?;
-    m.latency = serde_json::from_value(c.expect("latency", WATCHDOG)?).map_err(|e| LabError::Setup(e.to_string()))?;
+    let mut m = Measured {
+        cpus,
+        ..Measured::default()
+    };
+    let mut c = ctx.spawn(
+        ConceptId::Signals,
+        "latency",
+        json!({ "rounds": rounds, "trials": trials, "cross": cpus > 1 }),
+    )?;
+    m.latency = serde_json::from_value(c.expect("latency", WATCHDOG)?)
+        .map_err(|e| LabError::Setup(e.to_string()))?;
     c.wait(WATCHDOG)?;
 
     let pages: u64 = if ctx.opts.quick { 64 } else { 256 };
@@ -73,7 +81,9 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     m.segv_handled = segv["handled"].as_u64().unwrap_or(0);
     c.wait(WATCHDOG)?;
 
-    let dir = ScratchDir::new(Backing::Memory).or_else(|_| ScratchDir::new(Backing::Persistent)).map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+    let dir = ScratchDir::new(Backing::Memory)
+        .or_else(|_| ScratchDir::new(Backing::Persistent))
+        .map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
     for (sig, file) in [(libc::SIGTERM, "term"), (libc::SIGKILL, "kill")] {
         let path = dir.path().join(file);
         let mut c = ctx.spawn(ConceptId::Signals, "cleanup", json!({ "path": path }))?;
@@ -91,13 +101,32 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
 
     let mut c = ctx.spawn(ConceptId::Signals, "zombie", json!({}))?;
     let z = c.expect("zombie", WATCHDOG)?["pid"].as_i64().unwrap_or(0) as i32;
-    m.zombie_state = ctx.reader.open_pid(z).and_then(|d| ctx.reader.read_pid(&d, "stat").and_then(syslens_probe::stat::Stat::parse)).ok().map(|s| s.state as char);
+    m.zombie_state = ctx
+        .reader
+        .open_pid(z)
+        .and_then(|d| {
+            ctx.reader
+                .read_pid(&d, "stat")
+                .and_then(syslens_probe::stat::Stat::parse)
+        })
+        .ok()
+        .map(|s| s.state as char);
     c.go()?;
     c.expect("reaped", WATCHDOG)?;
     m.zombie_gone_after_reap = ctx.reader.open_pid(z).is_err();
     c.go()?;
     c.wait(WATCHDOG)?;
-    report.evidence(format!("/proc/{z}/stat"), "state of the unreaped child", 0.0, if m.zombie_state == Some('Z') { 1.0 } else { 0.0 }, "Z");
+    report.evidence(
+        format!("/proc/{z}/stat"),
+        "state of the unreaped child",
+        0.0,
+        if m.zombie_state == Some('Z') {
+            1.0
+        } else {
+            0.0
+        },
+        "Z",
+    );
     analyze(&m, report);
     Ok(())
 }
@@ -107,12 +136,30 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     if m.latency.cross_cpu_us.is_empty() {
         report.note("one CPU: no cross-CPU round trip");
     } else {
-        report.metric("signal round trip, across CPUs (each wake-up crosses vCPUs)", "us", &m.latency.cross_cpu_us);
+        report.metric(
+            "signal round trip, across CPUs (each wake-up crosses vCPUs)",
+            "us",
+            &m.latency.cross_cpu_us,
+        );
     }
-    let send = report.metric("kill(self) of an ignored signal (the send alone)", "ns", &m.latency.send_ns).map(|s| s.median);
-    report.metric_with_baseline("kill(self) with a handler (send + catch)", "ns", &m.latency.catch_ns, send);
+    let send = report
+        .metric(
+            "kill(self) of an ignored signal (the send alone)",
+            "ns",
+            &m.latency.send_ns,
+        )
+        .map(|s| s.median);
+    report.metric_with_baseline(
+        "kill(self) with a handler (send + catch)",
+        "ns",
+        &m.latency.catch_ns,
+        send,
+    );
     if same.is_none() {
-        report.check(Check::failed("signals went round between two processes", "no round trips measured"));
+        report.check(Check::failed(
+            "signals went round between two processes",
+            "no round trips measured",
+        ));
     }
     report.check(Check::holds(
         "a SIGSEGV handler that maps the faulting page and resumes ran once per page",
@@ -123,13 +170,29 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     report.check(Check::holds(
         "a child with a SIGTERM handler removed its file before exiting",
         !m.term_file_left,
-        format!("file {}, child {}", if m.term_file_left { "still there" } else { "removed" }, m.term_status),
+        format!(
+            "file {}, child {}",
+            if m.term_file_left {
+                "still there"
+            } else {
+                "removed"
+            },
+            m.term_status
+        ),
         "file removed",
     ));
     report.check(Check::holds(
         "a child killed with SIGKILL could not: its file remains",
         m.kill_file_left,
-        format!("file {}, child {}", if m.kill_file_left { "still there" } else { "removed" }, m.kill_status),
+        format!(
+            "file {}, child {}",
+            if m.kill_file_left {
+                "still there"
+            } else {
+                "removed"
+            },
+            m.kill_status
+        ),
         "file still there",
     ));
     report.check(Check::holds(
@@ -137,12 +200,22 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         m.zombie_state == Some('Z') && m.zombie_gone_after_reap,
         format!(
             "state {}, {} after waitpid",
-            m.zombie_state.map_or("unreadable".to_owned(), |c| c.to_string()),
-            if m.zombie_gone_after_reap { "gone" } else { "still there" }
+            m.zombie_state
+                .map_or("unreadable".to_owned(), |c| c.to_string()),
+            if m.zombie_gone_after_reap {
+                "gone"
+            } else {
+                "still there"
+            }
         ),
         "state Z, then gone",
     ));
-    report.series("signal round trips, same CPU (one trial)", "round trip (us)", "rounds", histogram(&m.latency.rounds_us, 30));
+    report.series(
+        "signal round trips, same CPU (one trial)",
+        "round trip (us)",
+        "rounds",
+        histogram(&m.latency.rounds_us, 30),
+    );
     let _ = Cmp::AtLeast;
 }
 
@@ -161,7 +234,11 @@ pub fn histogram(v: &[f64], bins: usize) -> Vec<[f64; 2]> {
         let b = (((x - lo) / width) as usize).min(bins - 1);
         counts[b] += 1;
     }
-    counts.iter().enumerate().map(|(i, c)| [lo + width * (i as f64 + 0.5), *c as f64]).collect()
+    counts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| [lo + width * (i as f64 + 0.5), *c as f64])
+        .collect()
 }
 
 static HANDLED: AtomicU64 = AtomicU64::new(0);
@@ -178,7 +255,11 @@ extern "C" fn count_signal(_: libc::c_int) {
 extern "C" fn map_on_fault(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let (start, end, ps) = (REGION_START.load(Ordering::Relaxed), REGION_END.load(Ordering::Relaxed), PAGE.load(Ordering::Relaxed));
+    let (start, end, ps) = (
+        REGION_START.load(Ordering::Relaxed),
+        REGION_END.load(Ordering::Relaxed),
+        PAGE.load(Ordering::Relaxed),
+    );
     if addr < start || addr >= end {
         // Not ours: fall back to the default action, which the retried access triggers.
         // SAFETY: resetting a disposition is async-signal-safe.
@@ -187,7 +268,13 @@ extern "C" fn map_on_fault(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut l
     }
     let page = addr & !(ps - 1);
     // SAFETY: the page lies inside the region this process reserved.
-    unsafe { libc::mprotect(page as *mut libc::c_void, ps, libc::PROT_READ | libc::PROT_WRITE) };
+    unsafe {
+        libc::mprotect(
+            page as *mut libc::c_void,
+            ps,
+            libc::PROT_READ | libc::PROT_WRITE,
+        )
+    };
     HANDLED.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -227,7 +314,11 @@ fn suspend() {
 
 /// Round trips between this process and a forked partner pinned to `partner_cpu`;
 /// returns us per round trip per trial, and every round of the first trial.
-fn round_trips(rounds: u64, trials: usize, partner_cpu: usize) -> std::io::Result<(Vec<f64>, Vec<f64>)> {
+fn round_trips(
+    rounds: u64,
+    trials: usize,
+    partner_cpu: usize,
+) -> std::io::Result<(Vec<f64>, Vec<f64>)> {
     set_handler(libc::SIGUSR1, count_signal as *const () as usize, 0)?;
     block(libc::SIGUSR1);
     // SAFETY: single-threaded lab child.
@@ -282,7 +373,9 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             let (same_cpu_us, rounds_us) = round_trips(rounds, trials, 0).map_err(io)?;
             let cross_cpu_us = if params["cross"].as_bool().unwrap_or(false) {
                 // Each cross-CPU wake-up costs tens of us on a VM: fewer rounds.
-                round_trips((rounds / 10).max(100), trials, 1).map_err(io)?.0
+                round_trips((rounds / 10).max(100), trials, 1)
+                    .map_err(io)?
+                    .0
             } else {
                 Vec::new()
             };
@@ -309,13 +402,32 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             // SAFETY: SIG_IGN is a valid disposition.
             unsafe { libc::signal(libc::SIGUSR2, libc::SIG_IGN) };
             let send_ns = timed(&mut meter);
-            link.send("latency", Latency { same_cpu_us, cross_cpu_us, rounds_us, catch_ns, send_ns }).map_err(io)
+            link.send(
+                "latency",
+                Latency {
+                    same_cpu_us,
+                    cross_cpu_us,
+                    rounds_us,
+                    catch_ns,
+                    send_ns,
+                },
+            )
+            .map_err(io)
         }
         "segv" => {
             let pages = param_u64(params, "pages")? as usize;
             let ps = page_size();
             // SAFETY: a fresh inaccessible reservation.
-            let base = unsafe { libc::mmap(std::ptr::null_mut(), pages * ps, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) };
+            let base = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    pages * ps,
+                    libc::PROT_NONE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
             if base == libc::MAP_FAILED {
                 return Err(io(std::io::Error::last_os_error()));
             }
@@ -323,7 +435,12 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             REGION_END.store(base as usize + pages * ps, Ordering::Relaxed);
             PAGE.store(ps, Ordering::Relaxed);
             HANDLED.store(0, Ordering::Relaxed);
-            set_handler(libc::SIGSEGV, map_on_fault as *const () as usize, libc::SA_SIGINFO).map_err(io)?;
+            set_handler(
+                libc::SIGSEGV,
+                map_on_fault as *const () as usize,
+                libc::SA_SIGINFO,
+            )
+            .map_err(io)?;
             for p in 0..pages {
                 // SAFETY: inside the reservation; the handler makes the page writable.
                 unsafe { std::ptr::write_volatile((base as *mut u8).add(p * ps), 1) };
@@ -331,13 +448,18 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             let handled = HANDLED.load(Ordering::Relaxed);
             // SAFETY: unmaps the reservation made above.
             unsafe { libc::munmap(base, pages * ps) };
-            link.send("segv", json!({ "pages": pages, "handled": handled })).map_err(io)
+            link.send("segv", json!({ "pages": pages, "handled": handled }))
+                .map_err(io)
         }
         "cleanup" => {
             let path = params["path"].as_str().ok_or("missing path")?;
             std::fs::write(path, b"state").map_err(io)?;
-            let c = CString::new(std::path::Path::new(path).as_os_str().as_bytes()).map_err(|e| e.to_string())?;
-            CLEANUP_PATH.store(Box::into_raw(c.into_boxed_c_str()) as *mut libc::c_char as usize, Ordering::SeqCst);
+            let c = CString::new(std::path::Path::new(path).as_os_str().as_bytes())
+                .map_err(|e| e.to_string())?;
+            CLEANUP_PATH.store(
+                Box::into_raw(c.into_boxed_c_str()) as *mut libc::c_char as usize,
+                Ordering::SeqCst,
+            );
             set_handler(libc::SIGTERM, remove_and_exit as *const () as usize, 0).map_err(io)?;
             // Waits here (reading stdin) until a signal ends the process.
             link.sync("ready", json!({})).map_err(io)
@@ -353,7 +475,12 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             // SAFETY: a zeroed siginfo as the out parameter.
             unsafe {
                 let mut info: libc::siginfo_t = std::mem::zeroed();
-                libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT);
+                libc::waitid(
+                    libc::P_PID,
+                    pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOWAIT,
+                );
             }
             link.sync("zombie", json!({ "pid": pid })).map_err(io)?;
             // SAFETY: reaps our own child.
@@ -385,7 +512,13 @@ mod tests {
 
     fn good() -> Measured {
         Measured {
-            latency: Latency { same_cpu_us: vec![3.0; 5], cross_cpu_us: vec![50.0; 5], rounds_us: vec![3.0; 100], catch_ns: vec![900.0; 5], send_ns: vec![200.0; 5] },
+            latency: Latency {
+                same_cpu_us: vec![3.0; 5],
+                cross_cpu_us: vec![50.0; 5],
+                rounds_us: vec![3.0; 100],
+                catch_ns: vec![900.0; 5],
+                send_ns: vec![200.0; 5],
+            },
             segv_pages: 64,
             segv_handled: 64,
             term_file_left: false,
@@ -399,7 +532,10 @@ mod tests {
     }
 
     fn statuses(m: &Measured) -> Vec<Status> {
-        let mut r = LabReport::new(ConceptId::Signals, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        let mut r = LabReport::new(
+            ConceptId::Signals,
+            crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()),
+        );
         analyze(m, &mut r);
         r.checks.iter().map(|c| c.status).collect()
     }

@@ -1,0 +1,561 @@
+//! Lab: locking, races and deadlocks. A counter updated with a separate atomic load
+//! and store (safe Rust, wrong result) loses updates on two CPUs; fetch_add and a
+//! mutex do not. Mutex, spinlock and atomic throughput by thread count. Two threads
+//! taking A then B and B then A deadlock; a watchdog finds it from /proc alone (both
+//! asleep in futex on the two lock words, no progress) and kills the child. A flock
+//! held by one process and awaited by another shows in /proc/locks.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use syslens_probe::locks::parse_locks;
+use syslens_probe::sched::{parse_schedstat, parse_syscall, Syscall};
+use syslens_probe::stat::Stat;
+
+use super::SYS_FUTEX;
+use crate::concepts::ConceptId;
+use crate::lab::report::{Check, Cmp, LabReport};
+use crate::lab::sandbox::{LabError, Link};
+use crate::lab::scratch::{Backing, ScratchDir};
+use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+
+pub static LAB: LabDef = LabDef {
+    id: ConceptId::Locking,
+    summary: "a racy counter loses updates; mutex vs spinlock vs atomic; a deadlock found from /proc; flock",
+    run,
+    child,
+};
+
+/// The deadlock must be found within this long.
+const DETECT_WITHIN: Duration = Duration::from_secs(2);
+const POLL: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Counters {
+    pub per_thread: u64,
+    pub threads: u64,
+    /// Totals per trial.
+    pub racy: Vec<u64>,
+    pub fetch_add: Vec<u64>,
+    pub mutex: Vec<u64>,
+    /// ns per increment at 1 and 2 threads: [threads, ns] per trial.
+    pub mutex_ns: Vec<[f64; 2]>,
+    pub spin_ns: Vec<[f64; 2]>,
+    pub atomic_ns: Vec<[f64; 2]>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub cpus: u64,
+    pub counters: Counters,
+    /// Seconds from the child's report of its locks to the watchdog's verdict.
+    pub deadlock_detected_after: Option<f64>,
+    pub deadlock_evidence: String,
+    pub flock_held_by_holder: bool,
+    pub flock_awaited_by_waiter: bool,
+    pub waiter_acquired_after_release: bool,
+}
+
+fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
+    let n: u64 = if ctx.opts.quick { 200_000 } else { 1_000_000 };
+    let trials = ctx.trials(5, 3);
+    let mut m = Measured {
+        cpus: ctx.host.cpus.clone().unwrap_or(1),
+        ..Measured::default()
+    };
+    report.param("increments_per_thread", n);
+    report.param("trials", trials);
+    let mut c = ctx.spawn(
+        ConceptId::Locking,
+        "race",
+        json!({ "n": n, "trials": trials }),
+    )?;
+    m.counters = serde_json::from_value(c.expect("counters", WATCHDOG)?)
+        .map_err(|e| LabError::Setup(e.to_string()))?;
+    c.wait(WATCHDOG)?;
+
+    let mut c = ctx.spawn(ConceptId::Locking, "deadlock", json!({}))?;
+    let locks = c.expect("locks", WATCHDOG)?;
+    let started = Instant::now();
+    let words: Vec<u64> = ["a", "b"]
+        .iter()
+        .filter_map(|k| locks[k].as_u64())
+        .collect();
+    let tids: Vec<i32> = locks["tids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_i64().map(|t| t as i32))
+                .collect()
+        })
+        .unwrap_or_default();
+    (m.deadlock_detected_after, m.deadlock_evidence) =
+        watch_for_deadlock(ctx, c.pid, &tids, &words, started);
+    c.kill();
+
+    let dir = ScratchDir::new(Backing::Persistent)
+        .or_else(|_| ScratchDir::new(Backing::Memory))
+        .map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+    let path = dir.path().join("locked");
+    let mut holder = ctx.spawn(ConceptId::Locking, "flock-hold", json!({ "path": path }))?;
+    holder.expect("held", WATCHDOG)?;
+    let mut waiter = ctx.spawn(ConceptId::Locking, "flock-wait", json!({ "path": path }))?;
+    waiter.expect("waiting", WATCHDOG)?;
+    let deadline = Instant::now() + DETECT_WITHIN;
+    while Instant::now() < deadline {
+        if let Ok(locks) = ctx.reader.read_proc("locks").and_then(parse_locks) {
+            m.flock_held_by_holder = locks
+                .iter()
+                .any(|l| l.pid == i64::from(holder.pid) && !l.waiting && l.class == "FLOCK");
+            m.flock_awaited_by_waiter = locks
+                .iter()
+                .any(|l| l.pid == i64::from(waiter.pid) && l.waiting);
+        }
+        if m.flock_held_by_holder && m.flock_awaited_by_waiter {
+            break;
+        }
+        std::thread::sleep(POLL);
+    }
+    holder.go()?;
+    holder.expect("released", WATCHDOG)?;
+    m.waiter_acquired_after_release = waiter.expect("acquired", WATCHDOG).is_ok();
+    holder.go()?;
+    waiter.go()?;
+    holder.wait(WATCHDOG)?;
+    waiter.wait(WATCHDOG)?;
+    analyze(&m, report);
+    Ok(())
+}
+
+/// Polls the child's threads until both sleep in futex waits on the two lock words
+/// and neither makes progress over two polls. Returns the time it took and what /proc
+/// showed.
+fn watch_for_deadlock(
+    ctx: &mut LabContext,
+    pid: i32,
+    tids: &[i32],
+    words: &[u64],
+    started: Instant,
+) -> (Option<f64>, String) {
+    let mut last_run: Vec<u64> = vec![u64::MAX; tids.len()];
+    let mut still = 0;
+    let mut seen = String::new();
+    while started.elapsed() < DETECT_WITHIN * 2 {
+        let Ok(dir) = ctx.reader.open_pid(pid) else {
+            break;
+        };
+        let mut parked = 0;
+        let mut progressed = false;
+        let mut lines = Vec::new();
+        for (i, &tid) in tids.iter().enumerate() {
+            let Ok(task) = dir.task(tid) else { continue };
+            let state = ctx
+                .reader
+                .read_pid(&task, "stat")
+                .and_then(Stat::parse)
+                .map(|s| s.state)
+                .unwrap_or(b'?');
+            let call = ctx
+                .reader
+                .read_pid(&task, "syscall")
+                .and_then(parse_syscall);
+            let run = ctx
+                .reader
+                .read_pid(&task, "schedstat")
+                .and_then(parse_schedstat)
+                .map(|s| s.run_ns)
+                .unwrap_or(0);
+            progressed |= run != last_run[i];
+            last_run[i] = run;
+            if let Ok(Syscall::In { nr, arg0 }) = call {
+                if state == b'S' && nr == SYS_FUTEX && words.contains(&arg0) {
+                    parked += 1;
+                    lines.push(format!("tid {tid}: S, futex({arg0:#x})"));
+                }
+            }
+        }
+        still = if parked == tids.len() && !tids.is_empty() && !progressed {
+            still + 1
+        } else {
+            0
+        };
+        if still >= 2 {
+            seen = lines.join("; ");
+            return (Some(started.elapsed().as_secs_f64()), seen);
+        }
+        std::thread::sleep(POLL);
+    }
+    (None, seen)
+}
+
+pub fn analyze(m: &Measured, report: &mut LabReport) {
+    let c = &m.counters;
+    let expected = c.per_thread * c.threads;
+    let claim_race =
+        "a counter updated by a separate atomic load and store loses updates on two CPUs";
+    if m.cpus < 2 {
+        report.check(Check::skipped(
+            claim_race,
+            "one CPU: the threads never run at the same time",
+        ));
+    } else {
+        let worst = c.racy.iter().max().copied().unwrap_or(expected);
+        report.check(Check::holds(
+            claim_race,
+            !c.racy.is_empty() && worst < expected,
+            format!("totals {:?} of {expected}", c.racy),
+            format!("< {expected} in every trial"),
+        ));
+    }
+    report.check(Check::holds(
+        "fetch_add and a mutex are exact",
+        !c.fetch_add.is_empty() && c.fetch_add.iter().chain(&c.mutex).all(|t| *t == expected),
+        format!("fetch_add {:?}, mutex {:?}", c.fetch_add, c.mutex),
+        format!("{expected} every time"),
+    ));
+    let lost: Vec<f64> = c
+        .racy
+        .iter()
+        .map(|t| 1.0 - *t as f64 / expected.max(1) as f64)
+        .collect();
+    report.metric("updates lost by the racy counter", "ratio", &lost);
+    for (name, pts) in [
+        ("mutex", &c.mutex_ns),
+        ("spinlock", &c.spin_ns),
+        ("atomic fetch_add", &c.atomic_ns),
+    ] {
+        for threads in [1.0, 2.0] {
+            let v: Vec<f64> = pts
+                .iter()
+                .filter(|p| p[0] == threads)
+                .map(|p| p[1])
+                .collect();
+            if !v.is_empty() {
+                report.metric(
+                    &format!("{name}, {threads:.0} thread(s), wall time per increment"),
+                    "ns",
+                    &v,
+                );
+            }
+        }
+        report.series(
+            &format!("{name} cost by thread count"),
+            "threads",
+            "ns per increment",
+            pts.clone(),
+        );
+    }
+    match m.deadlock_detected_after {
+        Some(s) => report.check(
+            Check::compare(
+                "two threads taking A->B and B->A deadlock; the watchdog finds it from /proc within 2 s",
+                s,
+                Cmp::AtMost,
+                DETECT_WITHIN.as_secs_f64(),
+                |x| format!("{x:.2} s"),
+            )
+            .observed(format!("{s:.2} s: {}", m.deadlock_evidence)),
+        ),
+        None => report.check(Check::failed(
+            "two threads taking A->B and B->A deadlock; the watchdog finds it from /proc within 2 s",
+            "the watchdog never saw both threads parked in futex on the lock words",
+        )),
+    }
+    report.check(Check::holds(
+        "a flock held by one process and awaited by another shows in /proc/locks",
+        m.flock_held_by_holder && m.flock_awaited_by_waiter,
+        format!(
+            "holder {}, waiter {}",
+            if m.flock_held_by_holder {
+                "listed"
+            } else {
+                "missing"
+            },
+            if m.flock_awaited_by_waiter {
+                "listed as blocked (->)"
+            } else {
+                "missing"
+            }
+        ),
+        "both listed",
+    ));
+    if m.flock_held_by_holder && !m.waiter_acquired_after_release {
+        report.note("the waiter did not acquire the lock after the holder released it");
+    }
+}
+
+/// A lock on one futex word, so the word's address, which /proc shows as the first
+/// futex argument, is known. 0 free, 1 locked, 2 locked with waiters.
+#[derive(Debug, Default)]
+struct FutexLock {
+    word: AtomicU32,
+}
+
+impl FutexLock {
+    fn lock(&self) {
+        if self
+            .word
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return;
+        }
+        while self.word.swap(2, Ordering::Acquire) != 0 {
+            // SAFETY: FUTEX_WAIT on a live word; returns on wake or if the word changed.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.word.as_ptr(),
+                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                    2,
+                    std::ptr::null::<libc::timespec>(),
+                )
+            };
+        }
+    }
+
+    fn addr(&self) -> u64 {
+        self.word.as_ptr() as u64
+    }
+}
+
+/// A test-and-test-and-set spinlock.
+#[derive(Debug, Default)]
+struct SpinLock {
+    held: AtomicBool,
+}
+
+impl SpinLock {
+    fn with(&self, f: impl FnOnce()) {
+        loop {
+            if !self.held.swap(true, Ordering::Acquire) {
+                break;
+            }
+            while self.held.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        }
+        f();
+        self.held.store(false, Ordering::Release);
+    }
+}
+
+fn in_threads(threads: u64, f: impl Fn() + Sync) -> Duration {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(&f);
+        }
+    });
+    start.elapsed()
+}
+
+fn gettid() -> i64 {
+    // SAFETY: no arguments.
+    unsafe { libc::syscall(libc::SYS_gettid) }
+}
+
+fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+    let io = |e: std::io::Error| e.to_string();
+    match role {
+        "race" => {
+            let n = param_u64(params, "n")?;
+            let trials = param_u64(params, "trials")? as usize;
+            let mut c = Counters {
+                per_thread: n,
+                threads: 2,
+                ..Counters::default()
+            };
+            for _ in 0..trials {
+                let racy = AtomicU64::new(0);
+                in_threads(2, || {
+                    for _ in 0..n {
+                        // Safe Rust, and wrong: another thread can store between the two.
+                        let v = racy.load(Ordering::Relaxed);
+                        racy.store(v + 1, Ordering::Relaxed);
+                    }
+                });
+                c.racy.push(racy.into_inner());
+                let exact = AtomicU64::new(0);
+                in_threads(2, || {
+                    for _ in 0..n {
+                        exact.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+                c.fetch_add.push(exact.into_inner());
+                let locked = Mutex::new(0u64);
+                in_threads(2, || {
+                    for _ in 0..n {
+                        if let Ok(mut g) = locked.lock() {
+                            *g += 1;
+                        }
+                    }
+                });
+                c.mutex.push(locked.into_inner().unwrap_or(0));
+                for threads in [1u64, 2] {
+                    let per = |d: Duration| d.as_nanos() as f64 / (n * threads) as f64;
+                    let m = Mutex::new(0u64);
+                    c.mutex_ns.push([
+                        threads as f64,
+                        per(in_threads(threads, || {
+                            (0..n).for_each(|_| {
+                                if let Ok(mut g) = m.lock() {
+                                    *g += 1
+                                }
+                            })
+                        })),
+                    ]);
+                    let s = SpinLock::default();
+                    let v = AtomicU64::new(0);
+                    c.spin_ns.push([
+                        threads as f64,
+                        per(in_threads(threads, || {
+                            (0..n).for_each(|_| {
+                                s.with(|| {
+                                    v.fetch_add(1, Ordering::Relaxed);
+                                })
+                            })
+                        })),
+                    ]);
+                    let a = AtomicU64::new(0);
+                    c.atomic_ns.push([
+                        threads as f64,
+                        per(in_threads(threads, || {
+                            (0..n).for_each(|_| {
+                                a.fetch_add(1, Ordering::Relaxed);
+                            })
+                        })),
+                    ]);
+                }
+            }
+            link.send("counters", c).map_err(io)
+        }
+        "deadlock" => {
+            let a = Arc::new(FutexLock::default());
+            let b = Arc::new(FutexLock::default());
+            let barrier = Arc::new(Barrier::new(2));
+            let (tx, rx) = std::sync::mpsc::channel();
+            for (first, second) in [(a.clone(), b.clone()), (b.clone(), a.clone())] {
+                let (barrier, tx) = (barrier.clone(), tx.clone());
+                std::thread::spawn(move || {
+                    let _ = tx.send(gettid());
+                    first.lock();
+                    // Both hold their first lock before either asks for its second.
+                    barrier.wait();
+                    second.lock();
+                });
+            }
+            let tids: Vec<i64> = (0..2).filter_map(|_| rx.recv().ok()).collect();
+            link.send(
+                "locks",
+                json!({ "a": a.addr(), "b": b.addr(), "tids": tids }),
+            )
+            .map_err(io)?;
+            // Deadlocked: the parent's watchdog kills this process.
+            loop {
+                std::thread::park();
+            }
+        }
+        "flock-hold" | "flock-wait" => {
+            use std::os::fd::AsRawFd;
+            let path = params["path"].as_str().ok_or("missing path")?;
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(path)
+                .map_err(io)?;
+            if role == "flock-wait" {
+                link.send("waiting", json!({})).map_err(io)?;
+            }
+            // SAFETY: flock on an fd we own.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return Err(io(std::io::Error::last_os_error()));
+            }
+            if role == "flock-hold" {
+                link.sync("held", json!({})).map_err(io)?;
+                // SAFETY: unlocks the lock taken above.
+                unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
+                link.sync("released", json!({})).map_err(io)
+            } else {
+                link.sync("acquired", json!({})).map_err(io)
+            }
+        }
+        other => Err(format!("unknown role {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::report::Status;
+
+    fn good() -> Measured {
+        Measured {
+            cpus: 2,
+            counters: Counters {
+                per_thread: 100,
+                threads: 2,
+                racy: vec![150, 160],
+                fetch_add: vec![200, 200],
+                mutex: vec![200, 200],
+                mutex_ns: vec![[1.0, 13.0], [2.0, 22.0]],
+                spin_ns: vec![[1.0, 9.0], [2.0, 67.0]],
+                atomic_ns: vec![[1.0, 4.5], [2.0, 29.0]],
+            },
+            deadlock_detected_after: Some(0.06),
+            deadlock_evidence: "tid 1: S, futex(0x1); tid 2: S, futex(0x2)".into(),
+            flock_held_by_holder: true,
+            flock_awaited_by_waiter: true,
+            waiter_acquired_after_release: true,
+        }
+    }
+
+    fn statuses(m: &Measured) -> Vec<Status> {
+        let mut r = LabReport::new(
+            ConceptId::Locking,
+            crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()),
+        );
+        analyze(m, &mut r);
+        r.checks.iter().map(|c| c.status).collect()
+    }
+
+    #[test]
+    fn passes_on_races_and_locks() {
+        assert_eq!(statuses(&good()), vec![Status::Passed; 4]);
+    }
+
+    #[test]
+    fn each_claim_fails_on_contradicting_evidence() {
+        let mut m = good();
+        m.counters.racy = vec![150, 200];
+        assert_eq!(
+            statuses(&m)[0],
+            Status::Failed,
+            "one exact racy trial contradicts the claim"
+        );
+        let mut m = good();
+        m.counters.mutex = vec![199];
+        assert_eq!(statuses(&m)[1], Status::Failed);
+        let mut m = good();
+        m.deadlock_detected_after = Some(3.5);
+        assert_eq!(statuses(&m)[2], Status::Failed);
+        let mut m = good();
+        m.deadlock_detected_after = None;
+        assert_eq!(statuses(&m)[2], Status::Failed);
+        let mut m = good();
+        m.flock_awaited_by_waiter = false;
+        assert_eq!(statuses(&m)[3], Status::Failed);
+    }
+
+    #[test]
+    fn one_cpu_skips_the_race() {
+        let mut m = good();
+        m.cpus = 1;
+        assert_eq!(statuses(&m)[0], Status::Skipped);
+    }
+}
