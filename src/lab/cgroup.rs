@@ -151,6 +151,34 @@ impl LabCgroup {
             .map(|d| d.path.as_path())
     }
 
+    /// Every directory of this cgroup (one per v1 hierarchy, one in v2).
+    pub fn dirs(&self) -> impl Iterator<Item = &Path> {
+        self.dirs.iter().map(|d| d.path.as_path())
+    }
+
+    /// Writes the file that holds `controller`'s limit, by version: (v1 name, v2 name).
+    pub fn write_versioned(&self, controller: &str, files: (&str, &str), value: &str) -> Result<(), CgroupError> {
+        let file = match self.version(controller) {
+            Some(CgroupVersion::V1) => files.0,
+            _ => files.1,
+        };
+        self.write(controller, file, value)
+    }
+
+    /// Reads a counter file of `controller` (`key value` lines), by version.
+    pub fn read_key(&self, controller: &str, files: (&str, &str), key: &str) -> Option<u64> {
+        let dir = self.dir(controller)?;
+        let file = match self.version(controller) {
+            Some(CgroupVersion::V1) => files.0,
+            _ => files.1,
+        };
+        let text = fs::read_to_string(dir.join(file)).ok()?;
+        text.lines().find_map(|l| {
+            let mut t = l.split_whitespace();
+            (t.next() == Some(key)).then(|| t.next()?.parse().ok()).flatten()
+        })
+    }
+
     pub fn version(&self, controller: &str) -> Option<CgroupVersion> {
         self.dirs
             .iter()

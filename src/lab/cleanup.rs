@@ -16,6 +16,8 @@ pub enum Resource {
     Path(PathBuf),
     /// A cgroup directory syslens created: emptied and removed.
     Cgroup(PathBuf),
+    /// A swap file syslens added: swapoff, then deleted.
+    SwapFile(PathBuf),
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -73,6 +75,9 @@ fn release(r: &Resource) {
         Resource::Cgroup(p) => {
             let _ = super::cgroup::remove_dir(p);
         }
+        Resource::SwapFile(p) => {
+            let _ = super::swap::remove(p);
+        }
     }
 }
 
@@ -86,7 +91,8 @@ pub fn release_all() {
     let rank = |r: &Resource| match r {
         Resource::Process(_) => 0,
         Resource::Cgroup(_) => 1,
-        Resource::Path(_) => 2,
+        Resource::SwapFile(_) => 2,
+        Resource::Path(_) => 3,
     };
     let mut all = all;
     all.sort_by_key(rank);

@@ -20,6 +20,7 @@ pub mod report;
 pub mod sandbox;
 pub mod scratch;
 pub mod stats;
+pub mod swap;
 
 use jail::Jail;
 use report::{Check, LabReport};
@@ -147,7 +148,9 @@ pub fn labs() -> Vec<&'static LabDef> {
         &concepts::signals::lab::LAB,
         &concepts::fds_limits::lab::LAB,
         &concepts::scheduling::lab::LAB,
+        &concepts::swap_oom::lab::LAB,
         &concepts::shared_libs::lab::LAB,
+        &concepts::cgroups_namespaces::lab::LAB,
         &concepts::locking::lab::LAB,
         &concepts::high_water_mark::lab::LAB,
         &concepts::cow::lab::LAB,

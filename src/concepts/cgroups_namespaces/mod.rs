@@ -1,5 +1,7 @@
 //! Cgroups and namespaces: which limits apply, which views are private.
 
+pub mod lab;
+
 use syslens_probe::ns::Baseline;
 
 use crate::figure::{Table, Unit, Value};

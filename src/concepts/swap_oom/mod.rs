@@ -1,5 +1,7 @@
 //! Swapping and the OOM killer.
 
+pub mod lab;
+
 use syslens_probe::cgroup::CgroupVersion;
 use syslens_probe::Val;
 

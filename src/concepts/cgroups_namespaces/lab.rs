@@ -1,0 +1,432 @@
+//! Lab: cgroups and namespaces. A CPU hog in a cgroup with a 20% quota gets 20% of a
+//! CPU; a fork past pids.max fails with EAGAIN; new PID, UTS, mount, network and user
+//! namespaces each give the child an isolated view, and different namespace inodes.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use syslens_probe::ns::parse_ns_link;
+
+use crate::concepts::ConceptId;
+use crate::lab::cgroup::LabCgroup;
+use crate::lab::jail::Jail;
+use crate::lab::mem::pin_to;
+use crate::lab::report::{pct, Check, Cmp, LabReport};
+use crate::lab::sandbox::{LabError, Link};
+use crate::lab::scratch::{Backing, ScratchDir};
+use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+
+pub static LAB: LabDef = LabDef {
+    id: ConceptId::CgroupsNamespaces,
+    summary: "a 20% CPU quota, pids.max, and new PID, UTS, mount, net and user namespaces",
+    run,
+    child,
+};
+
+const QUOTA: f64 = 0.20;
+const PERIOD_US: u64 = 100_000;
+const PIDS_MAX: u64 = 8;
+/// What makes the cgroup claims possible on a systemd v2 host, where the tool's own
+/// cgroup cannot enable controllers for a child.
+const DELEGATE_HINT: &str = "run it in a delegated scope: systemd-run --scope -p Delegate=yes syslens lab cgroups-namespaces";
+
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    /// Share of one CPU the hog got under the quota; Err = why not measured.
+    pub cpu_share: Option<Result<f64, String>>,
+    pub throttled_periods: Option<u64>,
+    /// Forks that succeeded before the failure, and its errno.
+    pub pids: Option<Result<(u64, i32), String>>,
+    pub ns: Option<Result<Namespaces, String>>,
+    pub userns: Option<Result<UserNs, String>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Namespaces {
+    pub pid_inside: i64,
+    pub hostname_inside: String,
+    pub hostname_outside: String,
+    pub ifaces_inside: Vec<String>,
+    pub tmpfs_inside: bool,
+    pub tmpfs_outside: bool,
+    /// (kind, child's inode, parent's inode)
+    pub inodes: Vec<(String, u64, u64)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UserNs {
+    pub uid_inside: i64,
+    pub uid_map: String,
+    pub inode_differs: bool,
+}
+
+fn own_ns(kind: &str) -> u64 {
+    std::fs::read_link(format!("/proc/self/ns/{kind}")).ok().and_then(|t| parse_ns_link(t.as_os_str().as_bytes()).ok()).unwrap_or(0)
+}
+
+fn ns_of(pid: i32, kind: &str) -> u64 {
+    std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok().and_then(|t| parse_ns_link(t.as_os_str().as_bytes()).ok()).unwrap_or(0)
+}
+
+fn run_ns(ctx: &mut LabContext, pid: i32) -> Result<u64, LabError> {
+    let dir = ctx.reader.open_pid(pid).map_err(|e| LabError::Setup(e.to_string()))?;
+    ctx.reader
+        .read_pid(&dir, "schedstat")
+        .and_then(syslens_probe::sched::parse_schedstat)
+        .map(|s| s.run_ns)
+        .map_err(|e| LabError::Setup(e.to_string()))
+}
+
+fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
+    let hog_secs = if ctx.opts.quick { 1.0 } else { 2.0 };
+    report.param("quota", QUOTA);
+    report.param("period_us", PERIOD_US);
+    report.param("pids_max", PIDS_MAX);
+    report.param("hog_seconds", hog_secs);
+    let mut m = Measured::default();
+
+    // CPU quota.
+    m.cpu_share = Some(match LabCgroup::create(&mut ctx.reader, &["cpu"]) {
+        Err(e) => Err(format!("{e}; {DELEGATE_HINT}")),
+        Ok(cg) => {
+            let quota = ((PERIOD_US as f64) * QUOTA) as u64;
+            let set = cg
+                .write_versioned("cpu", ("cpu.cfs_period_us", "cpu.max"), &if cg.version("cpu") == Some(syslens_probe::cgroup::CgroupVersion::V1) { PERIOD_US.to_string() } else { format!("{quota} {PERIOD_US}") })
+                .and_then(|_| if cg.version("cpu") == Some(syslens_probe::cgroup::CgroupVersion::V1) { cg.write("cpu", "cpu.cfs_quota_us", &quota.to_string()) } else { Ok(()) });
+            match set.map_err(|e| e.to_string()).and_then(|_| Jail::around(cg, "cpu cgroup".into())) {
+                Err(e) => Err(e),
+                Ok(jail) => {
+                    let mut c = ctx.spawn_in(&jail, ConceptId::CgroupsNamespaces, "hog", json!({}))?;
+                    c.expect("ready", WATCHDOG)?;
+                    let r0 = run_ns(ctx, c.pid)?;
+                    let t0 = Instant::now();
+                    c.go()?;
+                    std::thread::sleep(Duration::from_secs_f64(hog_secs));
+                    let r1 = run_ns(ctx, c.pid)?;
+                    let wall = t0.elapsed().as_secs_f64();
+                    c.kill();
+                    m.throttled_periods = jail.lab_cgroup().and_then(|cg| cg.read_key("cpu", ("cpu.stat", "cpu.stat"), "nr_throttled"));
+                    report.evidence(format!("/proc/{}/schedstat", c.pid), "CPU time of the hog", 0.0, (r1 - r0) as f64, "ns");
+                    Ok((r1 - r0) as f64 / 1e9 / wall)
+                }
+            }
+        }
+    });
+
+    // pids.max.
+    m.pids = Some(match LabCgroup::create(&mut ctx.reader, &["pids"]) {
+        Err(e) => Err(format!("{e}; {DELEGATE_HINT}")),
+        Ok(cg) => match cg.write("pids", "pids.max", &PIDS_MAX.to_string()).map_err(|e| e.to_string()).and_then(|_| Jail::around(cg, "pids cgroup".into())) {
+            Err(e) => Err(e),
+            Ok(jail) => {
+                let mut c = ctx.spawn_in(&jail, ConceptId::CgroupsNamespaces, "forker", json!({ "max": PIDS_MAX * 2 }))?;
+                let r = c.expect("forked", WATCHDOG)?;
+                c.kill();
+                Ok((r["ok"].as_u64().unwrap_or(0), r["errno"].as_i64().unwrap_or(0) as i32))
+            }
+        },
+    });
+
+    // Namespaces (CAP_SYS_ADMIN).
+    m.ns = Some(if !ctx.host.root {
+        Err("new PID, UTS, mount and net namespaces need CAP_SYS_ADMIN: run as root".into())
+    } else {
+        let dir = ScratchDir::new(Backing::Persistent).map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+        let target = dir.path().join("private-tmpfs");
+        std::fs::create_dir(&target).map_err(|e| LabError::Setup(e.to_string()))?;
+        let mut c = ctx.spawn(ConceptId::CgroupsNamespaces, "namespaces", json!({ "target": target }))?;
+        let inside = c.expect("inside", WATCHDOG)?;
+        let host_pid = inside["host_pid"].as_i64().unwrap_or(0) as i32;
+        let mut n = Namespaces {
+            pid_inside: inside["pid"].as_i64().unwrap_or(0),
+            hostname_inside: inside["hostname"].as_str().unwrap_or("").into(),
+            hostname_outside: rustix::system::uname().nodename().to_string_lossy().into_owned(),
+            ifaces_inside: inside["ifaces"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default(),
+            tmpfs_inside: inside["tmpfs"].as_bool().unwrap_or(false),
+            tmpfs_outside: crate::lab::scratch::is_memory(&target),
+            inodes: Vec::new(),
+        };
+        for kind in ["pid", "uts", "mnt", "net", "user"] {
+            n.inodes.push((kind.into(), ns_of(host_pid, kind), own_ns(kind)));
+        }
+        c.go()?;
+        c.wait(WATCHDOG)?;
+        Ok(n)
+    });
+
+    // User namespace: unprivileged where the kernel allows it.
+    let mut c = ctx.spawn(ConceptId::CgroupsNamespaces, "userns", json!({}))?;
+    m.userns = Some(match c.expect("inside", WATCHDOG) {
+        Ok(v) => {
+            let uid_map = std::fs::read_to_string(format!("/proc/{}/uid_map", c.pid)).unwrap_or_default().trim().to_owned();
+            let inode_differs = ns_of(c.pid, "user") != own_ns("user");
+            c.go()?;
+            c.wait(WATCHDOG)?;
+            Ok(UserNs { uid_inside: v["uid"].as_i64().unwrap_or(-1), uid_map, inode_differs })
+        }
+        Err(LabError::Child(e)) => Err(e),
+        Err(e) => return Err(e),
+    });
+    analyze(&m, report);
+    Ok(())
+}
+
+pub fn analyze(m: &Measured, report: &mut LabReport) {
+    let claim_cpu = "a CPU hog under a 20% quota gets 20% of a CPU (within 5 points)";
+    match &m.cpu_share {
+        Some(Ok(share)) => report.check(
+            Check::compare(claim_cpu, (share - QUOTA).abs(), Cmp::AtMost, 0.05, pct)
+                .observed(format!("{} of a CPU ({} off); {} periods throttled", pct(*share), pct((share - QUOTA).abs()), m.throttled_periods.map_or("?".into(), |t| t.to_string()))),
+        ),
+        Some(Err(why)) => report.check(Check::skipped(claim_cpu, why.clone())),
+        None => report.check(Check::failed(claim_cpu, "not measured")),
+    }
+    let claim_pids = "a fork past pids.max fails with EAGAIN";
+    match &m.pids {
+        Some(Ok((ok, errno))) => report.check(Check::holds(
+            claim_pids,
+            *errno == libc::EAGAIN && *ok == PIDS_MAX - 1,
+            format!("{ok} forks succeeded (the forker itself is task 1 of {PIDS_MAX}), then errno {errno}"),
+            format!("{} forks, then EAGAIN ({})", PIDS_MAX - 1, libc::EAGAIN),
+        )),
+        Some(Err(why)) => report.check(Check::skipped(claim_pids, why.clone())),
+        None => report.check(Check::failed(claim_pids, "not measured")),
+    }
+    let claim_ns = "new PID, UTS, mount and net namespaces: different inodes, isolated views";
+    match &m.ns {
+        Some(Ok(n)) => {
+            let differ = |k: &str| n.inodes.iter().any(|(kind, a, b)| kind == k && a != b && *a != 0);
+            let ok = n.pid_inside == 1
+                && n.hostname_inside != n.hostname_outside
+                && n.ifaces_inside == ["lo"]
+                && n.tmpfs_inside
+                && !n.tmpfs_outside
+                && ["pid", "uts", "mnt", "net"].iter().all(|k| differ(k))
+                && !differ("user");
+            report.check(Check::holds(
+                claim_ns,
+                ok,
+                format!(
+                    "pid {} inside; hostname {:?} inside, {:?} outside; interfaces {:?}; tmpfs {} inside, {} outside; new inodes: {}",
+                    n.pid_inside,
+                    n.hostname_inside,
+                    n.hostname_outside,
+                    n.ifaces_inside,
+                    if n.tmpfs_inside { "mounted" } else { "missing" },
+                    if n.tmpfs_outside { "visible" } else { "invisible" },
+                    n.inodes.iter().filter(|(_, a, b)| a != b).map(|(k, _, _)| k.as_str()).collect::<Vec<_>>().join(",")
+                ),
+                "pid 1; own hostname; only lo; tmpfs only inside; pid,uts,mnt,net differ",
+            ));
+            for (kind, child, parent) in &n.inodes {
+                report.evidence(format!("/proc/PID/ns/{kind}"), &format!("{kind} namespace inode (parent -> child)"), *parent as f64, *child as f64, "");
+            }
+        }
+        Some(Err(why)) => report.check(Check::skipped(claim_ns, why.clone())),
+        None => report.check(Check::failed(claim_ns, "not measured")),
+    }
+    let claim_user = "a new user namespace maps the caller's uid to root inside";
+    match &m.userns {
+        Some(Ok(u)) => report.check(Check::holds(
+            claim_user,
+            u.uid_inside == 0 && u.inode_differs,
+            format!("uid {} inside, uid_map {:?}, user inode {}", u.uid_inside, u.uid_map, if u.inode_differs { "differs" } else { "same" }),
+            "uid 0 inside, a new inode",
+        )),
+        Some(Err(why)) => report.check(Check::skipped(claim_user, format!("user namespaces refused here: {why}"))),
+        None => report.check(Check::failed(claim_user, "not measured")),
+    }
+}
+
+fn cstr(p: &str) -> Result<CString, String> {
+    CString::new(p).map_err(|e| e.to_string())
+}
+
+fn check(rc: libc::c_int, what: &str) -> Result<(), String> {
+    if rc != 0 {
+        return Err(format!("{what}: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+    let io = |e: std::io::Error| e.to_string();
+    match role {
+        "hog" => {
+            let _ = pin_to(0);
+            link.sync("ready", json!({})).map_err(io)?;
+            let mut x = 1u64;
+            loop {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        }
+        "forker" => {
+            let max = param_u64(params, "max")?;
+            let mut ok = 0u64;
+            let mut errno = 0;
+            for _ in 0..max {
+                // SAFETY: single-threaded; the forked child only pauses until killed.
+                match unsafe { libc::fork() } {
+                    0 => loop {
+                        // SAFETY: plain system calls; the cgroup's removal kills us.
+                        unsafe {
+                            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                            libc::pause();
+                        }
+                    },
+                    -1 => {
+                        errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                        break;
+                    }
+                    _ => ok += 1,
+                }
+            }
+            link.sync("forked", json!({ "ok": ok, "errno": errno })).map_err(io)
+        }
+        "namespaces" => {
+            let target = params["target"].as_str().ok_or("missing target")?;
+            // SAFETY: this lab child is single-threaded, as unshare needs.
+            check(unsafe { libc::unshare(libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWNS | libc::CLONE_NEWNET) }, "unshare")?;
+            // Make every mount private first: where / is shared (systemd), a tmpfs
+            // mounted here would otherwise propagate to the host.
+            let root = cstr("/")?;
+            // SAFETY: a remount of propagation flags only.
+            check(unsafe { libc::mount(std::ptr::null(), root.as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) }, "make / private")?;
+            // SAFETY: single-threaded; the forked child is PID 1 of the new namespace.
+            match unsafe { libc::fork() } {
+                -1 => Err(io(std::io::Error::last_os_error())),
+                0 => {
+                    // SAFETY: plain system calls.
+                    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+                    let code = i32::from(inside_namespaces(target, link).is_err());
+                    // SAFETY: leave without running the parent's destructors.
+                    unsafe { libc::_exit(code) }
+                }
+                pid => {
+                    let mut st = 0;
+                    // SAFETY: waits for our own child.
+                    unsafe { libc::waitpid(pid, &mut st, 0) };
+                    Ok(())
+                }
+            }
+        }
+        "userns" => {
+            // SAFETY: getuid/getgid have no arguments.
+            let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+            // SAFETY: single-threaded, as CLONE_NEWUSER needs.
+            check(unsafe { libc::unshare(libc::CLONE_NEWUSER) }, "unshare(CLONE_NEWUSER)")?;
+            std::fs::write("/proc/self/setgroups", "deny").map_err(io)?;
+            std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")).map_err(io)?;
+            std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")).map_err(io)?;
+            // SAFETY: no arguments.
+            link.sync("inside", json!({ "uid": unsafe { libc::getuid() } })).map_err(io)
+        }
+        other => Err(format!("unknown role {other}")),
+    }
+}
+
+fn inside_namespaces(target: &str, link: &mut Link) -> Result<(), String> {
+    let io = |e: std::io::Error| e.to_string();
+    let name = b"syslens-lab";
+    // SAFETY: a valid buffer and length.
+    check(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) }, "sethostname")?;
+    let (t, fs) = (cstr(target)?, cstr("tmpfs")?);
+    // SAFETY: mounts a fresh tmpfs on our scratch directory, in our private namespace.
+    check(unsafe { libc::mount(fs.as_ptr(), t.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) }, "mount tmpfs")?;
+    std::fs::write(format!("{target}/inside"), b"only here").map_err(io)?;
+    let ifaces: Vec<String> = std::fs::read_to_string("/proc/self/net/dev")
+        .map_err(io)?
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next().map(|n| n.trim().to_owned()))
+        .collect();
+    link.sync(
+        "inside",
+        json!({
+            // SAFETY: getpid has no arguments.
+            "pid": unsafe { libc::getpid() },
+            "host_pid": host_pid_of_self(),
+            "hostname": rustix::system::uname().nodename().to_string_lossy(),
+            "ifaces": ifaces,
+            "tmpfs": crate::lab::scratch::is_memory(std::path::Path::new(target)),
+        }),
+    )
+    .map_err(io)
+}
+
+/// Our PID as the parent namespace sees it: NSpid in status lists it first.
+fn host_pid_of_self() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("NSpid:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::report::Status;
+
+    fn good() -> Measured {
+        Measured {
+            cpu_share: Some(Ok(0.201)),
+            throttled_periods: Some(19),
+            pids: Some(Ok((7, libc::EAGAIN))),
+            ns: Some(Ok(Namespaces {
+                pid_inside: 1,
+                hostname_inside: "syslens-lab".into(),
+                hostname_outside: "host".into(),
+                ifaces_inside: vec!["lo".into()],
+                tmpfs_inside: true,
+                tmpfs_outside: false,
+                inodes: vec![("pid".into(), 2, 1), ("uts".into(), 2, 1), ("mnt".into(), 2, 1), ("net".into(), 2, 1), ("user".into(), 1, 1)],
+            })),
+            userns: Some(Ok(UserNs { uid_inside: 0, uid_map: "0 0 1".into(), inode_differs: true })),
+        }
+    }
+
+    fn statuses(m: &Measured) -> Vec<Status> {
+        let mut r = LabReport::new(ConceptId::CgroupsNamespaces, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        analyze(m, &mut r);
+        r.checks.iter().map(|c| c.status).collect()
+    }
+
+    #[test]
+    fn passes_on_isolation() {
+        assert_eq!(statuses(&good()), vec![Status::Passed; 4]);
+    }
+
+    #[test]
+    fn each_claim_fails_on_contradicting_evidence() {
+        let mut m = good();
+        m.cpu_share = Some(Ok(0.5));
+        assert_eq!(statuses(&m)[0], Status::Failed);
+        let mut m = good();
+        m.pids = Some(Ok((16, 0)));
+        assert_eq!(statuses(&m)[1], Status::Failed);
+        let mut m = good();
+        if let Some(Ok(n)) = &mut m.ns {
+            n.tmpfs_outside = true;
+        }
+        assert_eq!(statuses(&m)[2], Status::Failed, "a mount that leaked to the host");
+        let mut m = good();
+        if let Some(Ok(n)) = &mut m.ns {
+            n.ifaces_inside.push("eth0".into());
+        }
+        assert_eq!(statuses(&m)[2], Status::Failed);
+        let mut m = good();
+        m.userns = Some(Ok(UserNs { uid_inside: 1000, uid_map: String::new(), inode_differs: true }));
+        assert_eq!(statuses(&m)[3], Status::Failed);
+    }
+
+    #[test]
+    fn untestable_parts_are_skipped_with_the_reason() {
+        let mut m = good();
+        m.cpu_share = Some(Err(format!("EBUSY; {DELEGATE_HINT}")));
+        m.ns = Some(Err("needs root".into()));
+        let s = statuses(&m);
+        assert_eq!((s[0], s[2]), (Status::Skipped, Status::Skipped));
+    }
+}

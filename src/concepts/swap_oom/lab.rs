@@ -1,0 +1,290 @@
+//! Lab: swapping and the OOM killer. In a 64 MiB memory cgroup a child allocating past
+//! the limit is killed; of two children over the limit, the one with the higher
+//! oom_score_adj dies. Where swap exists, a cgroup over its limit swaps instead.
+
+use serde_json::{json, Value};
+
+use crate::concepts::ConceptId;
+use crate::lab::jail::Jail;
+use crate::lab::mem::Region;
+use crate::lab::meter::{trial, SystemMeter};
+use crate::lab::report::{mib, Check, LabReport};
+use crate::lab::sandbox::{describe, LabError, Link};
+use crate::lab::scratch::{Backing, ScratchDir};
+use crate::lab::swap::{self, SwapFile};
+use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+
+pub static LAB: LabDef = LabDef {
+    id: ConceptId::SwapOom,
+    summary: "OOM kill in a 64 MiB cgroup; oom_score_adj picks the victim; swap instead of death where swap exists",
+    run,
+    child,
+};
+
+const LIMIT: u64 = 64 << 20;
+const HOG: u64 = 128 << 20;
+/// Each of the two children: together over the limit, either alone under it.
+const PAIR: u64 = 40 << 20;
+const RAISED_ADJ: i64 = 500;
+const SWAP_FILE: usize = 256 << 20;
+
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub cgroup: Option<Result<String, String>>,
+    pub hog_status: String,
+    pub oom_kills_hog: u64,
+    pub raised_status: String,
+    pub plain_survived: bool,
+    pub oom_kills_pair: u64,
+    pub tool_outside: bool,
+    pub swap: Option<Result<SwapRun, String>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SwapRun {
+    pub allocated: u64,
+    pub vm_swap: u64,
+    pub pswpout: u64,
+    pub pswpin: u64,
+    pub majflt_retouch: u64,
+    pub source: String,
+}
+
+fn vmstat(key: fn(&syslens_probe::system::Vmstat) -> &syslens_probe::Val<u64>) -> u64 {
+    std::fs::read("/proc/vmstat").ok().map(|b| syslens_probe::system::Vmstat::parse(&b)).and_then(|v| key(&v).clone().ok()).unwrap_or(0)
+}
+
+fn oom_kills(jail: &Jail) -> u64 {
+    jail.lab_cgroup().and_then(|cg| cg.read_key("memory", ("memory.oom_control", "memory.events"), "oom_kill")).unwrap_or(0)
+}
+
+fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
+    swap::sweep_stale();
+    report.param("limit_bytes", LIMIT);
+    report.param("hog_bytes", HOG);
+    report.param("pair_bytes_each", PAIR);
+    let mut m = Measured::default();
+    let jail = match Jail::memory_cgroup(LIMIT) {
+        Ok(j) => j,
+        Err(why) => {
+            m.cgroup = Some(Err(why));
+            analyze(&m, report);
+            return Ok(());
+        }
+    };
+    let dir = jail.cgroup_dir().map(|d| d.display().to_string()).unwrap_or_default();
+    m.cgroup = Some(Ok(dir.clone()));
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    m.tool_outside = !own.lines().any(|l| l.ends_with(dir.rsplit('/').next().unwrap_or("?")));
+
+    let before = oom_kills(&jail);
+    let mut hog = ctx.spawn_in(&jail, ConceptId::SwapOom, "alloc", json!({ "bytes": HOG, "adj": 0 }))?;
+    let died = hog.expect("allocated", WATCHDOG);
+    m.hog_status = describe(hog.wait(WATCHDOG)?);
+    if died.is_ok() {
+        m.hog_status.push_str(" after allocating all of it");
+    }
+    m.oom_kills_hog = oom_kills(&jail) - before;
+
+    let before = oom_kills(&jail);
+    let mut raised = ctx.spawn_in(&jail, ConceptId::SwapOom, "alloc", json!({ "bytes": PAIR, "adj": RAISED_ADJ }))?;
+    raised.expect("allocated", WATCHDOG)?;
+    let mut plain = ctx.spawn_in(&jail, ConceptId::SwapOom, "alloc", json!({ "bytes": PAIR, "adj": 0 }))?;
+    m.plain_survived = plain.expect("allocated", WATCHDOG).is_ok();
+    m.raised_status = describe(raised.wait(WATCHDOG)?);
+    m.oom_kills_pair = oom_kills(&jail) - before;
+    plain.go()?;
+    plain.wait(WATCHDOG)?;
+    report.evidence(format!("{dir}/memory oom_kill"), "OOM kills in the lab cgroup (two children)", 0.0, m.oom_kills_pair as f64, "");
+
+    m.swap = Some(swap_part(ctx, report)?);
+    analyze(&m, report);
+    Ok(())
+}
+
+fn swap_part(ctx: &mut LabContext, report: &mut LabReport) -> Result<Result<SwapRun, String>, LabError> {
+    let has_swap = ctx.host.swap_bytes.clone().unwrap_or(0) > 0;
+    let mut _scratch = None;
+    let mut _file = None;
+    let source = if has_swap {
+        "the host's swap".to_owned()
+    } else if !ctx.opts.allow_swapfile {
+        return Ok(Err("no swap configured; pass --allow-swapfile (root) to add a temporary swap file for this lab".into()));
+    } else if !ctx.host.root {
+        return Ok(Err("--allow-swapfile needs root (swapon)".into()));
+    } else {
+        let dir = ScratchDir::new(Backing::Persistent).map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+        let path = dir.path().join("swapfile");
+        let f = SwapFile::add(&path, SWAP_FILE).map_err(|e| LabError::Setup(format!("adding a swap file: {e}")))?;
+        let desc = format!("a temporary {} MiB swap file {}", SWAP_FILE >> 20, f.path().display());
+        report.note(format!("added {desc}; removed (swapoff, delete) after the lab"));
+        _file = Some(f);
+        _scratch = Some(dir);
+        desc
+    };
+    let jail = Jail::memory_cgroup(LIMIT).map_err(LabError::Setup)?;
+    let bytes: u64 = if ctx.opts.quick { 128 << 20 } else { 150 << 20 };
+    let (out0, in0) = (vmstat(|v| &v.pswpout), vmstat(|v| &v.pswpin));
+    let mut c = ctx.spawn_in(&jail, ConceptId::SwapOom, "alloc", json!({ "bytes": bytes, "adj": 0, "retouch": true }))?;
+    c.expect("allocated", WATCHDOG)?;
+    let vm_swap = ctx.status(c.pid).and_then(|s| s.vm_swap).unwrap_or(0);
+    let pswpout = vmstat(|v| &v.pswpout) - out0;
+    c.go()?;
+    let r = c.expect("retouched", WATCHDOG)?;
+    let pswpin = vmstat(|v| &v.pswpin) - in0;
+    c.go()?;
+    c.wait(WATCHDOG)?;
+    Ok(Ok(SwapRun { allocated: bytes, vm_swap, pswpout, pswpin, majflt_retouch: r["majflt"].as_u64().unwrap_or(0), source }))
+}
+
+pub fn analyze(m: &Measured, report: &mut LabReport) {
+    let claims = [
+        "a child allocating past its 64 MiB cgroup limit dies of SIGKILL",
+        "the cgroup's oom-kill counter rose by exactly one for one victim",
+        "of two children over the limit, the one with the higher oom_score_adj dies",
+        "the tool itself is outside the cgroup and survived",
+    ];
+    match &m.cgroup {
+        Some(Err(_)) | None => {
+            let why = m.cgroup.clone().and_then(|c| c.err()).unwrap_or_else(|| "not measured".into());
+            for c in claims {
+                report.check(Check::skipped(c, format!("no memory cgroup can be made here: {why}")));
+            }
+        }
+        _ => {
+            report.check(Check::holds(claims[0], m.hog_status.starts_with("killed by SIGKILL"), m.hog_status.clone(), "killed by SIGKILL"));
+            report.check(Check::holds(
+                claims[1],
+                m.oom_kills_hog == 1 && m.oom_kills_pair == 1,
+                format!("+{} for the hog, +{} for the pair", m.oom_kills_hog, m.oom_kills_pair),
+                "+1 each time",
+            ));
+            report.check(Check::holds(
+                claims[2],
+                m.raised_status.starts_with("killed by SIGKILL") && m.plain_survived,
+                format!("adj {RAISED_ADJ}: {}; adj 0: {}", m.raised_status, if m.plain_survived { "survived" } else { "died" }),
+                format!("adj {RAISED_ADJ} killed, adj 0 survived"),
+            ));
+            report.check(Check::holds(claims[3], m.tool_outside, if m.tool_outside { "outside, running" } else { "inside the lab cgroup" }, "outside"));
+        }
+    }
+    let swap_claims = [
+        "where swap exists, a cgroup over its limit swaps instead of dying (VmSwap > 0, pswpout rose)",
+        "touching swapped pages again swaps them in: major faults and pswpin rose",
+    ];
+    match &m.swap {
+        Some(Ok(s)) => {
+            report.check(Check::holds(
+                swap_claims[0],
+                s.vm_swap > 0 && s.pswpout > 0,
+                format!("allocated {} under a {} limit; VmSwap {}, pswpout +{} pages ({})", mib(s.allocated as f64), mib(LIMIT as f64), mib(s.vm_swap as f64), s.pswpout, s.source),
+                "VmSwap > 0, pswpout > 0",
+            ));
+            report.check(Check::holds(
+                swap_claims[1],
+                s.majflt_retouch > 0 && s.pswpin > 0,
+                format!("{} major faults, pswpin +{} pages", s.majflt_retouch, s.pswpin),
+                "both > 0",
+            ));
+            report.evidence("/proc/PID/status", "VmSwap of the child over its limit", 0.0, s.vm_swap as f64, "bytes");
+        }
+        Some(Err(why)) => {
+            for c in swap_claims {
+                report.check(Check::skipped(c, why.clone()));
+            }
+        }
+        None => {
+            for c in swap_claims {
+                report.check(Check::skipped(c, "the OOM part could not run"));
+            }
+        }
+    }
+}
+
+fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+    if role != "alloc" {
+        return Err(format!("unknown role {role}"));
+    }
+    let io = |e: std::io::Error| e.to_string();
+    let bytes = param_u64(params, "bytes")? as usize;
+    let adj = params["adj"].as_i64().unwrap_or(0);
+    if adj != 0 {
+        // Raising one's own adj needs no privilege (lowering needs CAP_SYS_RESOURCE).
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(io)?;
+    }
+    let r = Region::anon(bytes).map_err(io)?;
+    let _ = r.madvise(libc::MADV_NOHUGEPAGE);
+    r.write_pages(1, r.pages(), 1);
+    link.sync("allocated", serde_json::json!({})).map_err(io)?;
+    if params["retouch"].as_bool().unwrap_or(false) {
+        let mut meter = SystemMeter::new();
+        let (t, _) = trial(&mut meter, || r.read_pages(1));
+        link.sync("retouched", serde_json::json!({ "majflt": t.counts.majflt })).map_err(io)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::report::Status;
+
+    fn good() -> Measured {
+        Measured {
+            cgroup: Some(Ok("/sys/fs/cgroup/memory/x/syslens-lab-1-0".into())),
+            hog_status: "killed by SIGKILL".into(),
+            oom_kills_hog: 1,
+            raised_status: "killed by SIGKILL".into(),
+            plain_survived: true,
+            oom_kills_pair: 1,
+            tool_outside: true,
+            swap: Some(Ok(SwapRun { allocated: 150 << 20, vm_swap: 90 << 20, pswpout: 23000, pswpin: 20000, majflt_retouch: 2000, source: "t".into() })),
+        }
+    }
+
+    fn statuses(m: &Measured) -> Vec<Status> {
+        let mut r = LabReport::new(ConceptId::SwapOom, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        analyze(m, &mut r);
+        r.checks.iter().map(|c| c.status).collect()
+    }
+
+    #[test]
+    fn passes_on_oom_and_swap() {
+        assert_eq!(statuses(&good()), vec![Status::Passed; 6]);
+    }
+
+    #[test]
+    fn each_claim_fails_on_contradicting_evidence() {
+        let mut m = good();
+        m.hog_status = "exit 0".into();
+        assert_eq!(statuses(&m)[0], Status::Failed);
+        let mut m = good();
+        m.oom_kills_pair = 2;
+        assert_eq!(statuses(&m)[1], Status::Failed, "two kills for one victim");
+        let mut m = good();
+        m.plain_survived = false;
+        assert_eq!(statuses(&m)[2], Status::Failed);
+        let mut m = good();
+        m.tool_outside = false;
+        assert_eq!(statuses(&m)[3], Status::Failed);
+        let mut m = good();
+        if let Some(Ok(s)) = &mut m.swap {
+            s.vm_swap = 0;
+        }
+        assert_eq!(statuses(&m)[4], Status::Failed);
+        let mut m = good();
+        if let Some(Ok(s)) = &mut m.swap {
+            s.pswpin = 0;
+        }
+        assert_eq!(statuses(&m)[5], Status::Failed);
+    }
+
+    #[test]
+    fn no_swap_and_no_cgroup_skip_with_reasons() {
+        let mut m = good();
+        m.swap = Some(Err("no swap configured; pass --allow-swapfile".into()));
+        assert_eq!(&statuses(&m)[4..], &[Status::Skipped, Status::Skipped]);
+        let m = Measured { cgroup: Some(Err("not root".into())), ..Measured::default() };
+        assert!(statuses(&m).iter().all(|s| *s == Status::Skipped));
+    }
+}

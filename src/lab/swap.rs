@@ -1,0 +1,103 @@
+//! A temporary swap file, added only when the user asks (`--allow-swapfile`, root) and
+//! removed whatever happens: swapoff and delete on drop and on a signal, and a later
+//! run removes one that a killed run left.
+
+use std::ffi::CString;
+use std::io::{self, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::cleanup::{self, Guard, Resource};
+
+/// An active swap file, removed when dropped.
+#[derive(Debug)]
+pub struct SwapFile {
+    path: PathBuf,
+    _guard: Guard,
+}
+
+fn cpath(p: &Path) -> io::Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other)
+}
+
+/// Writes a swap area of `len` bytes: zeros (a swap file may have no holes) and the
+/// version-1 header mkswap(8) writes: version, last page, no bad pages at offset 1024,
+/// and the SWAPSPACE2 signature at the end of the first page.
+fn write_swap_area(path: &Path, len: usize) -> io::Result<()> {
+    let ps = rustix::param::page_size();
+    let pages = len / ps;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    let zeros = vec![0u8; 1 << 20];
+    let mut left = pages * ps;
+    while left > 0 {
+        let n = left.min(zeros.len());
+        f.write_all(&zeros[..n])?;
+        left -= n;
+    }
+    f.seek(SeekFrom::Start(1024))?;
+    f.write_all(&1u32.to_le_bytes())?;
+    f.write_all(&((pages - 1) as u32).to_le_bytes())?;
+    f.write_all(&0u32.to_le_bytes())?;
+    f.seek(SeekFrom::Start((ps - 10) as u64))?;
+    f.write_all(b"SWAPSPACE2")?;
+    f.sync_all()
+}
+
+impl SwapFile {
+    /// Creates and enables a swap file of `len` bytes at `path` (root only).
+    pub fn add(path: &Path, len: usize) -> io::Result<SwapFile> {
+        use std::os::unix::fs::PermissionsExt;
+        // Registered before it exists, so an interrupt at any point removes it.
+        let guard = cleanup::register(Resource::SwapFile(path.to_owned()));
+        write_swap_area(path, len)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        let c = cpath(path)?;
+        // SAFETY: a valid path; swapon only reads it.
+        if unsafe { libc::swapon(c.as_ptr(), 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SwapFile { path: path.to_owned(), _guard: guard })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// swapoff (if active) and delete.
+pub fn remove(path: &Path) -> io::Result<()> {
+    if let Ok(c) = cpath(path) {
+        if active().iter().any(|p| p == path) {
+            // SAFETY: a valid path; the kernel moves its pages back to memory.
+            unsafe { libc::swapoff(c.as_ptr()) };
+        }
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Paths of the active swap areas.
+pub fn active() -> Vec<PathBuf> {
+    std::fs::read("/proc/swaps")
+        .ok()
+        .and_then(|b| syslens_probe::system::parse_swaps(&b).ok())
+        .map(|v| v.into_iter().map(|s| PathBuf::from(s.filename)).collect())
+        .unwrap_or_default()
+}
+
+/// Removes active swap files of earlier syslens runs whose process is gone.
+pub fn sweep_stale() -> Vec<PathBuf> {
+    active()
+        .into_iter()
+        .filter(|p| {
+            let s = p.to_string_lossy();
+            s.split("/syslens-lab-")
+                .nth(1)
+                .and_then(|rest| rest.split('-').next()?.parse::<i32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        })
+        .filter(|p| remove(p).is_ok())
+        .collect()
+}
