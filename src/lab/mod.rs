@@ -151,6 +151,7 @@ pub fn labs() -> Vec<&'static LabDef> {
         &concepts::swap_oom::lab::LAB,
         &concepts::shared_libs::lab::LAB,
         &concepts::cgroups_namespaces::lab::LAB,
+        &concepts::slab_buddy::lab::LAB,
         &concepts::locking::lab::LAB,
         &concepts::high_water_mark::lab::LAB,
         &concepts::cow::lab::LAB,

@@ -1,5 +1,8 @@
 //! The kernel's slab and buddy allocators: system-wide, not per process.
 
+pub mod lab;
+pub mod model;
+
 use crate::figure::{Table, Unit, Value};
 use crate::lens::{ProcessView, Section};
 

@@ -1,0 +1,287 @@
+//! Lab: the slab and buddy allocators. Stat'ing names that do not exist fills the
+//! dentry cache with negative dentries (on a disk file system: tmpfs keeps none), seen
+//! in dentry-state and the dentry slab; a large allocation takes pages out of the buddy
+//! free lists; a small model of both allocators replays a workload to show internal and
+//! external fragmentation.
+
+use serde_json::{json, Value};
+use syslens_probe::system::{parse_buddyinfo, parse_dentry_state, parse_slabinfo, BuddyZone};
+
+use super::model::{size_class, Buddy, Rng, Slab};
+use crate::concepts::ConceptId;
+use crate::lab::mem::{page_size, Region};
+use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
+use crate::lab::sandbox::{LabError, Link};
+use crate::lab::scratch::{is_persistent, Backing, ScratchDir};
+use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+
+pub static LAB: LabDef = LabDef {
+    id: ConceptId::SlabBuddy,
+    summary: "negative dentries in dentry-state and the dentry slab; buddy free lists around a large allocation; a model",
+    run,
+    child,
+};
+
+const MODEL_ORDER: u32 = 10;
+
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub names: u64,
+    pub on_disk: bool,
+    pub negative_before: Option<u64>,
+    pub negative_after: Option<u64>,
+    pub negative_later: Option<u64>,
+    /// dentry slab active objects before and after; None when slabinfo is unreadable.
+    pub slab_before: Option<u64>,
+    pub slab_after: Option<u64>,
+    pub held_bytes: u64,
+    pub free_pages_before: u64,
+    pub free_pages_held: u64,
+    pub free_pages_after: u64,
+    pub zone_before: Option<BuddyZone>,
+    pub zone_held: Option<BuddyZone>,
+    pub model_after_workload: Vec<u64>,
+    pub model_after_free: Vec<u64>,
+    pub model_unusable: Vec<Option<f64>>,
+    pub kmalloc_internal: f64,
+    pub slab_waste: f64,
+}
+
+fn negative(ctx: &mut LabContext) -> Option<u64> {
+    ctx.reader.read_proc("sys/fs/dentry-state").and_then(parse_dentry_state).ok()?.nr_negative.ok()
+}
+
+fn dentry_objects(ctx: &mut LabContext) -> Option<u64> {
+    ctx.reader.read_proc("slabinfo").and_then(parse_slabinfo).ok()?.into_iter().find(|c| c.name == "dentry").map(|c| c.active_objs)
+}
+
+fn buddy(ctx: &mut LabContext) -> Vec<BuddyZone> {
+    ctx.reader.read_proc("buddyinfo").and_then(parse_buddyinfo).unwrap_or_default()
+}
+
+fn free_pages(zones: &[BuddyZone]) -> u64 {
+    zones.iter().map(BuddyZone::free_pages).sum()
+}
+
+/// The zone with the most free pages (where a large allocation comes from).
+fn main_zone(zones: Vec<BuddyZone>) -> Option<BuddyZone> {
+    zones.into_iter().max_by_key(BuddyZone::free_pages)
+}
+
+fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
+    let names: u64 = if ctx.opts.quick { 20_000 } else { 100_000 };
+    let held = ctx.size(256, 128);
+    report.param("names", names);
+    report.param("held_bytes", held);
+    let mut m = Measured { names, held_bytes: held, ..Measured::default() };
+    let dir = ScratchDir::new(Backing::Persistent).map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+    m.on_disk = is_persistent(dir.path());
+    m.negative_before = negative(ctx);
+    m.slab_before = dentry_objects(ctx);
+    let mut c = ctx.spawn(ConceptId::SlabBuddy, "dentries", json!({ "dir": dir.path(), "names": names }))?;
+    c.expect("stated", WATCHDOG)?;
+    m.negative_after = negative(ctx);
+    m.slab_after = dentry_objects(ctx);
+    c.go()?;
+    c.wait(WATCHDOG)?;
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    m.negative_later = negative(ctx);
+
+    let jail = ctx.memory_jail(held, report);
+    let before = buddy(ctx);
+    m.free_pages_before = free_pages(&before);
+    m.zone_before = main_zone(before);
+    let mut c = ctx.spawn_in(&jail, ConceptId::SlabBuddy, "hold", json!({ "bytes": held }))?;
+    c.expect("held", WATCHDOG)?;
+    let during = buddy(ctx);
+    m.free_pages_held = free_pages(&during);
+    m.zone_held = main_zone(during);
+    c.go()?;
+    c.wait(WATCHDOG)?;
+    m.free_pages_after = free_pages(&buddy(ctx));
+    replay_model(&mut m);
+    analyze(&m, report);
+    Ok(())
+}
+
+/// Replays page and object allocations on the models.
+fn replay_model(m: &mut Measured) {
+    let mut rng = Rng::new(0x5157_1e45);
+    let mut b = Buddy::new(MODEL_ORDER);
+    let mut live = Vec::new();
+    for _ in 0..2000 {
+        if rng.below(3) == 0 && !live.is_empty() {
+            let i = rng.below(live.len() as u64) as usize;
+            b.free(live.swap_remove(i));
+        } else if let Some(s) = b.alloc(rng.below(4) as u32) {
+            live.push(s);
+        }
+    }
+    // Free half of what is left, every other block: free memory in small pieces.
+    let keep: Vec<usize> = live.iter().copied().step_by(2).collect();
+    for s in live.iter().skip(1).step_by(2) {
+        b.free(*s);
+    }
+    m.model_after_workload = b.free_blocks();
+    m.model_unusable = b.unusable_index();
+    for s in keep {
+        b.free(s);
+    }
+    m.model_after_free = b.free_blocks();
+    let (mut asked, mut given) = (0usize, 0usize);
+    let mut slab = Slab::new(size_class(200), 1, page_size());
+    for _ in 0..5000 {
+        let n = 24 + rng.below(1000) as usize;
+        asked += n;
+        given += size_class(n);
+        slab.alloc();
+    }
+    m.kmalloc_internal = 1.0 - asked as f64 / given as f64;
+    m.slab_waste = slab.wasted_bytes() as f64 / (slab.slabs() * slab.slab_bytes) as f64;
+}
+
+pub fn analyze(m: &Measured, report: &mut LabReport) {
+    let claim_neg = "stat of missing names on a disk file system adds negative dentries (>= 80% of the names)";
+    match (m.on_disk, m.negative_before, m.negative_after) {
+        (false, _, _) => report.check(Check::skipped(claim_neg, "no disk file system for the scratch directory (tmpfs keeps no negative dentries)")),
+        (_, Some(b), Some(a)) => {
+            report.check(Check::compare(claim_neg, a.saturating_sub(b) as f64 / m.names as f64, Cmp::AtLeast, 0.80, pct).observed(format!(
+                "+{} negative dentries for {} names ({})",
+                a.saturating_sub(b),
+                m.names,
+                pct(a.saturating_sub(b) as f64 / m.names as f64)
+            )));
+            report.evidence("/proc/sys/fs/dentry-state", "nr_negative", b as f64, a as f64, "");
+            if let Some(l) = m.negative_later {
+                report.evidence("/proc/sys/fs/dentry-state", "nr_negative, 200 ms after the child exited (cached)", a as f64, l as f64, "");
+            }
+        }
+        _ => report.check(Check::skipped(claim_neg, "this kernel's dentry-state has no nr_negative (5.8+)")),
+    }
+    let claim_slab = "the dentry slab grew by >= 80% of the names (root: /proc/slabinfo)";
+    match (m.slab_before, m.slab_after) {
+        (Some(b), Some(a)) if m.on_disk => {
+            report.check(Check::compare(claim_slab, a.saturating_sub(b) as f64 / m.names as f64, Cmp::AtLeast, 0.80, pct));
+            report.evidence("/proc/slabinfo dentry", "active objects", b as f64, a as f64, "");
+        }
+        _ => report.check(Check::skipped(claim_slab, "/proc/slabinfo is readable by root only")),
+    }
+    let drop_pages = m.free_pages_before.saturating_sub(m.free_pages_held) as f64 * page_size() as f64;
+    report.check(Check::compare(
+        "a large allocation takes its pages from the buddy free lists (free pages fall by >= 80% of it)",
+        drop_pages / m.held_bytes.max(1) as f64,
+        Cmp::AtLeast,
+        0.80,
+        pct,
+    )
+    .observed(format!("free pages fell by {} while {} was held", mib(drop_pages), mib(m.held_bytes as f64))));
+    report.evidence("/proc/buddyinfo", "free pages, all zones (before -> held)", m.free_pages_before as f64, m.free_pages_held as f64, "");
+    report.evidence("/proc/buddyinfo", "free pages, all zones (held -> after)", m.free_pages_held as f64, m.free_pages_after as f64, "");
+    let mut one = vec![0u64; MODEL_ORDER as usize + 1];
+    one[MODEL_ORDER as usize] = 1;
+    report.check(Check::holds(
+        "the buddy model coalesces back to one block when all is freed",
+        m.model_after_free == one,
+        format!("free blocks per order {:?}", m.model_after_free),
+        format!("{one:?}"),
+    ));
+    let per_order = |v: &[u64]| v.iter().enumerate().map(|(o, n)| [o as f64, *n as f64]).collect();
+    if let Some(z) = &m.zone_before {
+        report.series(&format!("free blocks per order, zone {} before", z.zone), "order", "free blocks", per_order(&z.free_blocks));
+    }
+    if let Some(z) = &m.zone_held {
+        report.series(&format!("free blocks per order, zone {} while held", z.zone), "order", "free blocks", per_order(&z.free_blocks));
+    }
+    report.series("model: free blocks per order after the workload", "order", "free blocks", per_order(&m.model_after_workload));
+    report.series("model: free blocks per order after freeing all", "order", "free blocks", per_order(&m.model_after_free));
+    report.note(format!(
+        "model: internal fragmentation of kmalloc-style power-of-two classes {}; a slab of 256-byte objects wastes {}; external fragmentation: unusable index at order 3 {}",
+        pct(m.kmalloc_internal),
+        pct(m.slab_waste),
+        m.model_unusable.get(3).copied().flatten().map_or("-".into(), pct)
+    ));
+}
+
+fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+    let io = |e: std::io::Error| e.to_string();
+    match role {
+        "dentries" => {
+            let dir = std::path::PathBuf::from(params["dir"].as_str().ok_or("missing dir")?);
+            let names = param_u64(params, "names")?;
+            for i in 0..names {
+                // Each lookup of a missing name leaves a negative dentry behind.
+                let _ = std::fs::symlink_metadata(dir.join(format!("missing-{i}")));
+            }
+            link.sync("stated", json!({})).map_err(io)
+        }
+        "hold" => {
+            let bytes = param_u64(params, "bytes")? as usize;
+            let r = Region::anon(bytes).map_err(io)?;
+            let _ = r.madvise(libc::MADV_NOHUGEPAGE);
+            r.write_pages(1, r.pages(), 1);
+            link.sync("held", json!({})).map_err(io)
+        }
+        other => Err(format!("unknown role {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::report::Status;
+
+    fn good() -> Measured {
+        let mut m = Measured {
+            names: 1000,
+            on_disk: true,
+            negative_before: Some(100),
+            negative_after: Some(1100),
+            negative_later: Some(1100),
+            slab_before: Some(5000),
+            slab_after: Some(6000),
+            held_bytes: 256 << 20,
+            free_pages_before: 1_000_000,
+            free_pages_held: 1_000_000 - 65536,
+            free_pages_after: 1_000_000,
+            ..Measured::default()
+        };
+        replay_model(&mut m);
+        m
+    }
+
+    fn statuses(m: &Measured) -> Vec<Status> {
+        let mut r = LabReport::new(ConceptId::SlabBuddy, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        analyze(m, &mut r);
+        r.checks.iter().map(|c| c.status).collect()
+    }
+
+    #[test]
+    fn passes_on_kernel_allocators() {
+        assert_eq!(statuses(&good()), vec![Status::Passed; 4]);
+    }
+
+    #[test]
+    fn each_claim_fails_on_contradicting_evidence() {
+        let mut m = good();
+        m.negative_after = Some(150);
+        assert_eq!(statuses(&m)[0], Status::Failed);
+        let mut m = good();
+        m.slab_after = Some(5010);
+        assert_eq!(statuses(&m)[1], Status::Failed);
+        let mut m = good();
+        m.free_pages_held = m.free_pages_before;
+        assert_eq!(statuses(&m)[2], Status::Failed);
+        let mut m = good();
+        m.model_after_free[0] = 1;
+        assert_eq!(statuses(&m)[3], Status::Failed);
+    }
+
+    #[test]
+    fn tmpfs_or_no_slabinfo_skips() {
+        let mut m = good();
+        m.on_disk = false;
+        m.slab_before = None;
+        let s = statuses(&m);
+        assert_eq!((s[0], s[1]), (Status::Skipped, Status::Skipped));
+    }
+}
