@@ -11,10 +11,16 @@ use common::*;
 use serde_json::Value;
 
 fn run_lab(id: &str) -> Value {
+    run_lab_with(id, &[], &[])
+}
+
+fn run_lab_with(id: &str, extra: &[&str], env: &[(&str, &str)]) -> Value {
     let tag = unique_tag();
     let started = Instant::now();
     let child = syslens()
         .args(["lab", id, "--quick", "--json"])
+        .args(extra)
+        .envs(env.iter().copied())
         .env("SYSLENS_TEST_TAG", &tag)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -265,4 +271,136 @@ fn locking() {
         r["series"].as_array().unwrap().len() >= 3,
         "cost by thread count for mutex, spinlock, atomic"
     );
+}
+
+#[test]
+fn cgroups_namespaces() {
+    run_lab("cgroups-namespaces");
+}
+
+/// Where / is a shared mount (as under systemd), a tmpfs mounted in a new mount
+/// namespace propagates to the host unless the lab makes the tree private first. The
+/// lab runs with its scratch space below a shared mount, and the host must not see
+/// any tmpfs appear there.
+#[test]
+fn namespace_mounts_do_not_leak_through_a_shared_mount() {
+    skip_unless!(is_root(), "bind mounts and mount namespaces need root");
+    let base = tempfile::tempdir_in("/var/tmp").unwrap();
+    let p = base.path().to_str().unwrap().to_owned();
+    let ok = |args: &[&str]| {
+        std::process::Command::new("mount")
+            .args(args)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    skip_unless!(
+        ok(&["--bind", &p, &p]) && ok(&["--make-shared", &p]),
+        "cannot make a shared bind mount here"
+    );
+    let before = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&p))
+        .count();
+    for lab in ["cgroups-namespaces", "storage"] {
+        run_lab_with(lab, &[], &[("SYSLENS_TMPDIR", &p)]);
+        let after: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&p))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            after.len(),
+            before,
+            "{lab}: a mount leaked to the host: {after:#?}"
+        );
+    }
+    assert!(
+        ok(&["--make-private", &p])
+            && std::process::Command::new("umount")
+                .arg(&p)
+                .status()
+                .unwrap()
+                .success()
+    );
+}
+
+#[test]
+fn swap_oom_with_a_temporary_swap_file() {
+    let r = run_lab_with("swap-oom", &["--allow-swapfile"], &[]);
+    if is_root() {
+        let swap_claims = r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["claim"].as_str().unwrap().contains("swap"));
+        assert!(swap_claims.clone().count() >= 2);
+        assert!(
+            swap_claims.into_iter().all(|c| c["status"] == "passed"),
+            "the swap part really ran here"
+        );
+    }
+    let swaps = std::fs::read_to_string("/proc/swaps").unwrap();
+    assert!(
+        !swaps.contains("syslens-lab-"),
+        "a swap file was left active: {swaps}"
+    );
+}
+
+#[test]
+fn slab_buddy() {
+    let r = run_lab("slab-buddy");
+    assert!(
+        r["series"].as_array().unwrap().len() >= 2,
+        "free blocks per order plots"
+    );
+}
+
+#[test]
+fn storage() {
+    run_lab("storage");
+}
+
+#[test]
+fn sigint_during_swap_lab_removes_the_swap_file() {
+    skip_unless!(is_root(), "--allow-swapfile needs root");
+    let tag = unique_tag();
+    let mut child = syslens()
+        .args(["lab", "swap-oom", "--allow-swapfile"])
+        .env("SYSLENS_TEST_TAG", &tag)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline
+        && !std::fs::read_to_string("/proc/swaps")
+            .unwrap()
+            .contains("syslens-lab-")
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        std::fs::read_to_string("/proc/swaps")
+            .unwrap()
+            .contains("syslens-lab-"),
+        "the swap file never became active"
+    );
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(
+        !std::fs::read_to_string("/proc/swaps")
+            .unwrap()
+            .contains("syslens-lab-"),
+        "swap file still active"
+    );
+    assert!(
+        lab_leftovers(child.id()).is_empty(),
+        "{:?}",
+        lab_leftovers(child.id())
+    );
+    assert!(processes_tagged(&tag).is_empty());
 }

@@ -157,7 +157,12 @@ impl LabCgroup {
     }
 
     /// Writes the file that holds `controller`'s limit, by version: (v1 name, v2 name).
-    pub fn write_versioned(&self, controller: &str, files: (&str, &str), value: &str) -> Result<(), CgroupError> {
+    pub fn write_versioned(
+        &self,
+        controller: &str,
+        files: (&str, &str),
+        value: &str,
+    ) -> Result<(), CgroupError> {
         let file = match self.version(controller) {
             Some(CgroupVersion::V1) => files.0,
             _ => files.1,
@@ -175,7 +180,9 @@ impl LabCgroup {
         let text = fs::read_to_string(dir.join(file)).ok()?;
         text.lines().find_map(|l| {
             let mut t = l.split_whitespace();
-            (t.next() == Some(key)).then(|| t.next()?.parse().ok()).flatten()
+            (t.next() == Some(key))
+                .then(|| t.next()?.parse().ok())
+                .flatten()
         })
     }
 

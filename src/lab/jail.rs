@@ -26,7 +26,12 @@ pub struct Jail {
 impl Jail {
     /// No containment (labs that allocate little).
     pub fn none() -> Jail {
-        Jail { cgroup: None, procs: Vec::new(), rlimit_as: None, description: "none".into() }
+        Jail {
+            cgroup: None,
+            procs: Vec::new(),
+            rlimit_as: None,
+            description: "none".into(),
+        }
     }
 
     /// A memory cgroup limited to `limit` bytes, or an RLIMIT_AS of `limit` plus room
@@ -50,18 +55,38 @@ impl Jail {
     pub fn memory_cgroup(limit: u64) -> Result<Jail, String> {
         let mut reader = Reader::host().map_err(|e| e.to_string())?;
         let cg = LabCgroup::create(&mut reader, &["memory"]).map_err(|e| e.to_string())?;
-        cg.write_versioned("memory", ("memory.limit_in_bytes", "memory.max"), &limit.to_string()).map_err(|e| e.to_string())?;
-        let dir = cg.dir("memory").ok_or("no memory directory")?.display().to_string();
-        Jail::around(cg, format!("memory cgroup {dir} limited to {} MiB", limit >> 20))
+        cg.write_versioned(
+            "memory",
+            ("memory.limit_in_bytes", "memory.max"),
+            &limit.to_string(),
+        )
+        .map_err(|e| e.to_string())?;
+        let dir = cg
+            .dir("memory")
+            .ok_or("no memory directory")?
+            .display()
+            .to_string();
+        Jail::around(
+            cg,
+            format!("memory cgroup {dir} limited to {} MiB", limit >> 20),
+        )
     }
 
     /// A jail around a cgroup the lab configured: the child enters every directory.
     pub fn around(cg: LabCgroup, description: String) -> Result<Jail, String> {
         let procs = cg
             .dirs()
-            .map(|d| CString::new(d.join("cgroup.procs").as_os_str().as_bytes()).map_err(|e| e.to_string()))
+            .map(|d| {
+                CString::new(d.join("cgroup.procs").as_os_str().as_bytes())
+                    .map_err(|e| e.to_string())
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Jail { cgroup: Some(cg), procs, rlimit_as: None, description })
+        Ok(Jail {
+            cgroup: Some(cg),
+            procs,
+            rlimit_as: None,
+            description,
+        })
     }
 
     /// The cgroup, for reading its counters.
@@ -71,7 +96,12 @@ impl Jail {
 
     /// What the forked child needs to enter the jail (not the cgroup's ownership).
     pub fn clone_for_child(&self) -> Jail {
-        Jail { cgroup: None, procs: self.procs.clone(), rlimit_as: self.rlimit_as, description: String::new() }
+        Jail {
+            cgroup: None,
+            procs: self.procs.clone(),
+            rlimit_as: self.rlimit_as,
+            description: String::new(),
+        }
     }
 
     pub fn cgroup_dir(&self) -> Option<&std::path::Path> {
@@ -97,7 +127,10 @@ impl Jail {
             }
         }
         if let Some(cap) = self.rlimit_as {
-            let lim = libc::rlimit { rlim_cur: cap, rlim_max: cap };
+            let lim = libc::rlimit {
+                rlim_cur: cap,
+                rlim_max: cap,
+            };
             // SAFETY: lowers this (child) process's own limit.
             if unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) } != 0 {
                 return Err(std::io::Error::last_os_error());

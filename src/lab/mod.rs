@@ -152,6 +152,7 @@ pub fn labs() -> Vec<&'static LabDef> {
         &concepts::shared_libs::lab::LAB,
         &concepts::cgroups_namespaces::lab::LAB,
         &concepts::slab_buddy::lab::LAB,
+        &concepts::storage::lab::LAB,
         &concepts::locking::lab::LAB,
         &concepts::high_water_mark::lab::LAB,
         &concepts::cow::lab::LAB,

@@ -26,7 +26,10 @@ fn cpath(p: &Path) -> io::Result<CString> {
 fn write_swap_area(path: &Path, len: usize) -> io::Result<()> {
     let ps = rustix::param::page_size();
     let pages = len / ps;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
     let zeros = vec![0u8; 1 << 20];
     let mut left = pages * ps;
     while left > 0 {
@@ -56,7 +59,10 @@ impl SwapFile {
         if unsafe { libc::swapon(c.as_ptr(), 0) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(SwapFile { path: path.to_owned(), _guard: guard })
+        Ok(SwapFile {
+            path: path.to_owned(),
+            _guard: guard,
+        })
     }
 
     pub fn path(&self) -> &Path {

@@ -63,15 +63,24 @@ pub struct UserNs {
 }
 
 fn own_ns(kind: &str) -> u64 {
-    std::fs::read_link(format!("/proc/self/ns/{kind}")).ok().and_then(|t| parse_ns_link(t.as_os_str().as_bytes()).ok()).unwrap_or(0)
+    std::fs::read_link(format!("/proc/self/ns/{kind}"))
+        .ok()
+        .and_then(|t| parse_ns_link(t.as_os_str().as_bytes()).ok())
+        .unwrap_or(0)
 }
 
 fn ns_of(pid: i32, kind: &str) -> u64 {
-    std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok().and_then(|t| parse_ns_link(t.as_os_str().as_bytes()).ok()).unwrap_or(0)
+    std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+        .ok()
+        .and_then(|t| parse_ns_link(t.as_os_str().as_bytes()).ok())
+        .unwrap_or(0)
 }
 
 fn run_ns(ctx: &mut LabContext, pid: i32) -> Result<u64, LabError> {
-    let dir = ctx.reader.open_pid(pid).map_err(|e| LabError::Setup(e.to_string()))?;
+    let dir = ctx
+        .reader
+        .open_pid(pid)
+        .map_err(|e| LabError::Setup(e.to_string()))?;
     ctx.reader
         .read_pid(&dir, "schedstat")
         .and_then(syslens_probe::sched::parse_schedstat)
@@ -93,12 +102,30 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         Ok(cg) => {
             let quota = ((PERIOD_US as f64) * QUOTA) as u64;
             let set = cg
-                .write_versioned("cpu", ("cpu.cfs_period_us", "cpu.max"), &if cg.version("cpu") == Some(syslens_probe::cgroup::CgroupVersion::V1) { PERIOD_US.to_string() } else { format!("{quota} {PERIOD_US}") })
-                .and_then(|_| if cg.version("cpu") == Some(syslens_probe::cgroup::CgroupVersion::V1) { cg.write("cpu", "cpu.cfs_quota_us", &quota.to_string()) } else { Ok(()) });
-            match set.map_err(|e| e.to_string()).and_then(|_| Jail::around(cg, "cpu cgroup".into())) {
+                .write_versioned(
+                    "cpu",
+                    ("cpu.cfs_period_us", "cpu.max"),
+                    &if cg.version("cpu") == Some(syslens_probe::cgroup::CgroupVersion::V1) {
+                        PERIOD_US.to_string()
+                    } else {
+                        format!("{quota} {PERIOD_US}")
+                    },
+                )
+                .and_then(|_| {
+                    if cg.version("cpu") == Some(syslens_probe::cgroup::CgroupVersion::V1) {
+                        cg.write("cpu", "cpu.cfs_quota_us", &quota.to_string())
+                    } else {
+                        Ok(())
+                    }
+                });
+            match set
+                .map_err(|e| e.to_string())
+                .and_then(|_| Jail::around(cg, "cpu cgroup".into()))
+            {
                 Err(e) => Err(e),
                 Ok(jail) => {
-                    let mut c = ctx.spawn_in(&jail, ConceptId::CgroupsNamespaces, "hog", json!({}))?;
+                    let mut c =
+                        ctx.spawn_in(&jail, ConceptId::CgroupsNamespaces, "hog", json!({}))?;
                     c.expect("ready", WATCHDOG)?;
                     let r0 = run_ns(ctx, c.pid)?;
                     let t0 = Instant::now();
@@ -107,8 +134,16 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
                     let r1 = run_ns(ctx, c.pid)?;
                     let wall = t0.elapsed().as_secs_f64();
                     c.kill();
-                    m.throttled_periods = jail.lab_cgroup().and_then(|cg| cg.read_key("cpu", ("cpu.stat", "cpu.stat"), "nr_throttled"));
-                    report.evidence(format!("/proc/{}/schedstat", c.pid), "CPU time of the hog", 0.0, (r1 - r0) as f64, "ns");
+                    m.throttled_periods = jail.lab_cgroup().and_then(|cg| {
+                        cg.read_key("cpu", ("cpu.stat", "cpu.stat"), "nr_throttled")
+                    });
+                    report.evidence(
+                        format!("/proc/{}/schedstat", c.pid),
+                        "CPU time of the hog",
+                        0.0,
+                        (r1 - r0) as f64,
+                        "ns",
+                    );
                     Ok((r1 - r0) as f64 / 1e9 / wall)
                 }
             }
@@ -118,13 +153,25 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     // pids.max.
     m.pids = Some(match LabCgroup::create(&mut ctx.reader, &["pids"]) {
         Err(e) => Err(format!("{e}; {DELEGATE_HINT}")),
-        Ok(cg) => match cg.write("pids", "pids.max", &PIDS_MAX.to_string()).map_err(|e| e.to_string()).and_then(|_| Jail::around(cg, "pids cgroup".into())) {
+        Ok(cg) => match cg
+            .write("pids", "pids.max", &PIDS_MAX.to_string())
+            .map_err(|e| e.to_string())
+            .and_then(|_| Jail::around(cg, "pids cgroup".into()))
+        {
             Err(e) => Err(e),
             Ok(jail) => {
-                let mut c = ctx.spawn_in(&jail, ConceptId::CgroupsNamespaces, "forker", json!({ "max": PIDS_MAX * 2 }))?;
+                let mut c = ctx.spawn_in(
+                    &jail,
+                    ConceptId::CgroupsNamespaces,
+                    "forker",
+                    json!({ "max": PIDS_MAX * 2 }),
+                )?;
                 let r = c.expect("forked", WATCHDOG)?;
                 c.kill();
-                Ok((r["ok"].as_u64().unwrap_or(0), r["errno"].as_i64().unwrap_or(0) as i32))
+                Ok((
+                    r["ok"].as_u64().unwrap_or(0),
+                    r["errno"].as_i64().unwrap_or(0) as i32,
+                ))
             }
         },
     });
@@ -133,23 +180,39 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     m.ns = Some(if !ctx.host.root {
         Err("new PID, UTS, mount and net namespaces need CAP_SYS_ADMIN: run as root".into())
     } else {
-        let dir = ScratchDir::new(Backing::Persistent).map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+        let dir = ScratchDir::new(Backing::Persistent)
+            .map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
         let target = dir.path().join("private-tmpfs");
         std::fs::create_dir(&target).map_err(|e| LabError::Setup(e.to_string()))?;
-        let mut c = ctx.spawn(ConceptId::CgroupsNamespaces, "namespaces", json!({ "target": target }))?;
+        let mut c = ctx.spawn(
+            ConceptId::CgroupsNamespaces,
+            "namespaces",
+            json!({ "target": target }),
+        )?;
         let inside = c.expect("inside", WATCHDOG)?;
         let host_pid = inside["host_pid"].as_i64().unwrap_or(0) as i32;
         let mut n = Namespaces {
             pid_inside: inside["pid"].as_i64().unwrap_or(0),
             hostname_inside: inside["hostname"].as_str().unwrap_or("").into(),
-            hostname_outside: rustix::system::uname().nodename().to_string_lossy().into_owned(),
-            ifaces_inside: inside["ifaces"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default(),
+            hostname_outside: rustix::system::uname()
+                .nodename()
+                .to_string_lossy()
+                .into_owned(),
+            ifaces_inside: inside["ifaces"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
             tmpfs_inside: inside["tmpfs"].as_bool().unwrap_or(false),
             tmpfs_outside: crate::lab::scratch::is_memory(&target),
             inodes: Vec::new(),
         };
         for kind in ["pid", "uts", "mnt", "net", "user"] {
-            n.inodes.push((kind.into(), ns_of(host_pid, kind), own_ns(kind)));
+            n.inodes
+                .push((kind.into(), ns_of(host_pid, kind), own_ns(kind)));
         }
         c.go()?;
         c.wait(WATCHDOG)?;
@@ -160,11 +223,18 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let mut c = ctx.spawn(ConceptId::CgroupsNamespaces, "userns", json!({}))?;
     m.userns = Some(match c.expect("inside", WATCHDOG) {
         Ok(v) => {
-            let uid_map = std::fs::read_to_string(format!("/proc/{}/uid_map", c.pid)).unwrap_or_default().trim().to_owned();
+            let uid_map = std::fs::read_to_string(format!("/proc/{}/uid_map", c.pid))
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
             let inode_differs = ns_of(c.pid, "user") != own_ns("user");
             c.go()?;
             c.wait(WATCHDOG)?;
-            Ok(UserNs { uid_inside: v["uid"].as_i64().unwrap_or(-1), uid_map, inode_differs })
+            Ok(UserNs {
+                uid_inside: v["uid"].as_i64().unwrap_or(-1),
+                uid_map,
+                inode_differs,
+            })
         }
         Err(LabError::Child(e)) => Err(e),
         Err(e) => return Err(e),
@@ -177,8 +247,14 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     let claim_cpu = "a CPU hog under a 20% quota gets 20% of a CPU (within 5 points)";
     match &m.cpu_share {
         Some(Ok(share)) => report.check(
-            Check::compare(claim_cpu, (share - QUOTA).abs(), Cmp::AtMost, 0.05, pct)
-                .observed(format!("{} of a CPU ({} off); {} periods throttled", pct(*share), pct((share - QUOTA).abs()), m.throttled_periods.map_or("?".into(), |t| t.to_string()))),
+            Check::compare(claim_cpu, (share - QUOTA).abs(), Cmp::AtMost, 0.05, pct).observed(
+                format!(
+                    "{} of a CPU ({} off); {} periods throttled",
+                    pct(*share),
+                    pct((share - QUOTA).abs()),
+                    m.throttled_periods.map_or("?".into(), |t| t.to_string())
+                ),
+            ),
         ),
         Some(Err(why)) => report.check(Check::skipped(claim_cpu, why.clone())),
         None => report.check(Check::failed(claim_cpu, "not measured")),
@@ -197,7 +273,11 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     let claim_ns = "new PID, UTS, mount and net namespaces: different inodes, isolated views";
     match &m.ns {
         Some(Ok(n)) => {
-            let differ = |k: &str| n.inodes.iter().any(|(kind, a, b)| kind == k && a != b && *a != 0);
+            let differ = |k: &str| {
+                n.inodes
+                    .iter()
+                    .any(|(kind, a, b)| kind == k && a != b && *a != 0)
+            };
             let ok = n.pid_inside == 1
                 && n.hostname_inside != n.hostname_outside
                 && n.ifaces_inside == ["lo"]
@@ -221,7 +301,13 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
                 "pid 1; own hostname; only lo; tmpfs only inside; pid,uts,mnt,net differ",
             ));
             for (kind, child, parent) in &n.inodes {
-                report.evidence(format!("/proc/PID/ns/{kind}"), &format!("{kind} namespace inode (parent -> child)"), *parent as f64, *child as f64, "");
+                report.evidence(
+                    format!("/proc/PID/ns/{kind}"),
+                    &format!("{kind} namespace inode (parent -> child)"),
+                    *parent as f64,
+                    *child as f64,
+                    "",
+                );
             }
         }
         Some(Err(why)) => report.check(Check::skipped(claim_ns, why.clone())),
@@ -232,10 +318,18 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         Some(Ok(u)) => report.check(Check::holds(
             claim_user,
             u.uid_inside == 0 && u.inode_differs,
-            format!("uid {} inside, uid_map {:?}, user inode {}", u.uid_inside, u.uid_map, if u.inode_differs { "differs" } else { "same" }),
+            format!(
+                "uid {} inside, uid_map {:?}, user inode {}",
+                u.uid_inside,
+                u.uid_map,
+                if u.inode_differs { "differs" } else { "same" }
+            ),
             "uid 0 inside, a new inode",
         )),
-        Some(Err(why)) => report.check(Check::skipped(claim_user, format!("user namespaces refused here: {why}"))),
+        Some(Err(why)) => report.check(Check::skipped(
+            claim_user,
+            format!("user namespaces refused here: {why}"),
+        )),
         None => report.check(Check::failed(claim_user, "not measured")),
     }
 }
@@ -283,17 +377,39 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                     _ => ok += 1,
                 }
             }
-            link.sync("forked", json!({ "ok": ok, "errno": errno })).map_err(io)
+            link.sync("forked", json!({ "ok": ok, "errno": errno }))
+                .map_err(io)
         }
         "namespaces" => {
             let target = params["target"].as_str().ok_or("missing target")?;
             // SAFETY: this lab child is single-threaded, as unshare needs.
-            check(unsafe { libc::unshare(libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWNS | libc::CLONE_NEWNET) }, "unshare")?;
+            check(
+                unsafe {
+                    libc::unshare(
+                        libc::CLONE_NEWPID
+                            | libc::CLONE_NEWUTS
+                            | libc::CLONE_NEWNS
+                            | libc::CLONE_NEWNET,
+                    )
+                },
+                "unshare",
+            )?;
             // Make every mount private first: where / is shared (systemd), a tmpfs
             // mounted here would otherwise propagate to the host.
             let root = cstr("/")?;
             // SAFETY: a remount of propagation flags only.
-            check(unsafe { libc::mount(std::ptr::null(), root.as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) }, "make / private")?;
+            check(
+                unsafe {
+                    libc::mount(
+                        std::ptr::null(),
+                        root.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        std::ptr::null(),
+                    )
+                },
+                "make / private",
+            )?;
             // SAFETY: single-threaded; the forked child is PID 1 of the new namespace.
             match unsafe { libc::fork() } {
                 -1 => Err(io(std::io::Error::last_os_error())),
@@ -316,12 +432,16 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             // SAFETY: getuid/getgid have no arguments.
             let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
             // SAFETY: single-threaded, as CLONE_NEWUSER needs.
-            check(unsafe { libc::unshare(libc::CLONE_NEWUSER) }, "unshare(CLONE_NEWUSER)")?;
+            check(
+                unsafe { libc::unshare(libc::CLONE_NEWUSER) },
+                "unshare(CLONE_NEWUSER)",
+            )?;
             std::fs::write("/proc/self/setgroups", "deny").map_err(io)?;
             std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")).map_err(io)?;
             std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")).map_err(io)?;
             // SAFETY: no arguments.
-            link.sync("inside", json!({ "uid": unsafe { libc::getuid() } })).map_err(io)
+            link.sync("inside", json!({ "uid": unsafe { libc::getuid() } }))
+                .map_err(io)
         }
         other => Err(format!("unknown role {other}")),
     }
@@ -331,10 +451,16 @@ fn inside_namespaces(target: &str, link: &mut Link) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     let name = b"syslens-lab";
     // SAFETY: a valid buffer and length.
-    check(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) }, "sethostname")?;
+    check(
+        unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) },
+        "sethostname",
+    )?;
     let (t, fs) = (cstr(target)?, cstr("tmpfs")?);
     // SAFETY: mounts a fresh tmpfs on our scratch directory, in our private namespace.
-    check(unsafe { libc::mount(fs.as_ptr(), t.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) }, "mount tmpfs")?;
+    check(
+        unsafe { libc::mount(fs.as_ptr(), t.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) },
+        "mount tmpfs",
+    )?;
     std::fs::write(format!("{target}/inside"), b"only here").map_err(io)?;
     let ifaces: Vec<String> = std::fs::read_to_string("/proc/self/net/dev")
         .map_err(io)?
@@ -360,7 +486,11 @@ fn inside_namespaces(target: &str, link: &mut Link) -> Result<(), String> {
 fn host_pid_of_self() -> i64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("NSpid:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("NSpid:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -381,14 +511,27 @@ mod tests {
                 ifaces_inside: vec!["lo".into()],
                 tmpfs_inside: true,
                 tmpfs_outside: false,
-                inodes: vec![("pid".into(), 2, 1), ("uts".into(), 2, 1), ("mnt".into(), 2, 1), ("net".into(), 2, 1), ("user".into(), 1, 1)],
+                inodes: vec![
+                    ("pid".into(), 2, 1),
+                    ("uts".into(), 2, 1),
+                    ("mnt".into(), 2, 1),
+                    ("net".into(), 2, 1),
+                    ("user".into(), 1, 1),
+                ],
             })),
-            userns: Some(Ok(UserNs { uid_inside: 0, uid_map: "0 0 1".into(), inode_differs: true })),
+            userns: Some(Ok(UserNs {
+                uid_inside: 0,
+                uid_map: "0 0 1".into(),
+                inode_differs: true,
+            })),
         }
     }
 
     fn statuses(m: &Measured) -> Vec<Status> {
-        let mut r = LabReport::new(ConceptId::CgroupsNamespaces, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        let mut r = LabReport::new(
+            ConceptId::CgroupsNamespaces,
+            crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()),
+        );
         analyze(m, &mut r);
         r.checks.iter().map(|c| c.status).collect()
     }
@@ -410,14 +553,22 @@ mod tests {
         if let Some(Ok(n)) = &mut m.ns {
             n.tmpfs_outside = true;
         }
-        assert_eq!(statuses(&m)[2], Status::Failed, "a mount that leaked to the host");
+        assert_eq!(
+            statuses(&m)[2],
+            Status::Failed,
+            "a mount that leaked to the host"
+        );
         let mut m = good();
         if let Some(Ok(n)) = &mut m.ns {
             n.ifaces_inside.push("eth0".into());
         }
         assert_eq!(statuses(&m)[2], Status::Failed);
         let mut m = good();
-        m.userns = Some(Ok(UserNs { uid_inside: 1000, uid_map: String::new(), inode_differs: true }));
+        m.userns = Some(Ok(UserNs {
+            uid_inside: 1000,
+            uid_map: String::new(),
+            inode_differs: true,
+        }));
         assert_eq!(statuses(&m)[3], Status::Failed);
     }
 

@@ -19,7 +19,11 @@ impl Buddy {
     pub fn new(max_order: u32) -> Buddy {
         let mut free = vec![BTreeSet::new(); max_order as usize + 1];
         free[max_order as usize].insert(0);
-        Buddy { max_order, free, allocated: HashMap::new() }
+        Buddy {
+            max_order,
+            free,
+            allocated: HashMap::new(),
+        }
     }
 
     /// Allocates 2^order pages: the smallest free block that fits, split in halves
@@ -40,7 +44,9 @@ impl Buddy {
     /// Frees a block and merges it with its buddy (the block at `start ^ 2^order`)
     /// for as long as the buddy is free too.
     pub fn free(&mut self, start: usize) -> bool {
-        let Some(mut order) = self.allocated.remove(&start) else { return false };
+        let Some(mut order) = self.allocated.remove(&start) else {
+            return false;
+        };
         let mut start = start;
         while order < self.max_order && self.free[order as usize].remove(&(start ^ (1 << order))) {
             start &= !(1 << order);
@@ -57,12 +63,20 @@ impl Buddy {
 
     /// The unusable free space index per order, computed as for the kernel's zones.
     pub fn unusable_index(&self) -> Vec<Option<f64>> {
-        BuddyZone { node: 0, zone: "model".into(), free_blocks: self.free_blocks() }.unusable_index()
+        BuddyZone {
+            node: 0,
+            zone: "model".into(),
+            free_blocks: self.free_blocks(),
+        }
+        .unusable_index()
     }
 
     /// Allocated blocks as (first page, pages).
     pub fn blocks(&self) -> Vec<(usize, usize)> {
-        self.allocated.iter().map(|(s, o)| (*s, 1usize << o)).collect()
+        self.allocated
+            .iter()
+            .map(|(s, o)| (*s, 1usize << o))
+            .collect()
     }
 
     pub fn total_pages(&self) -> usize {
@@ -70,7 +84,11 @@ impl Buddy {
     }
 
     pub fn free_pages(&self) -> usize {
-        self.free.iter().enumerate().map(|(o, s)| s.len() << o).sum()
+        self.free
+            .iter()
+            .enumerate()
+            .map(|(o, s)| s.len() << o)
+            .sum()
     }
 }
 
@@ -86,7 +104,11 @@ pub struct Slab {
 
 impl Slab {
     pub fn new(object: usize, slab_pages: usize, page: usize) -> Slab {
-        Slab { object: object.max(1), slab_bytes: slab_pages * page, slabs: Vec::new() }
+        Slab {
+            object: object.max(1),
+            slab_bytes: slab_pages * page,
+            slabs: Vec::new(),
+        }
     }
 
     /// Objects per slab, as slabinfo's <objperslab> says.
@@ -147,7 +169,7 @@ impl Rng {
         Rng(seed.max(1))
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -155,7 +177,7 @@ impl Rng {
     }
 
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 }
 

@@ -1,5 +1,7 @@
 //! Ephemeral vs persistent storage: where the process's open files live.
 
+pub mod lab;
+
 use std::collections::BTreeMap;
 
 use syslens_probe::fds::FdKind;

@@ -51,11 +51,23 @@ pub struct SwapRun {
 }
 
 fn vmstat(key: fn(&syslens_probe::system::Vmstat) -> &syslens_probe::Val<u64>) -> u64 {
-    std::fs::read("/proc/vmstat").ok().map(|b| syslens_probe::system::Vmstat::parse(&b)).and_then(|v| key(&v).clone().ok()).unwrap_or(0)
+    std::fs::read("/proc/vmstat")
+        .ok()
+        .map(|b| syslens_probe::system::Vmstat::parse(&b))
+        .and_then(|v| key(&v).clone().ok())
+        .unwrap_or(0)
 }
 
 fn oom_kills(jail: &Jail) -> u64 {
-    jail.lab_cgroup().and_then(|cg| cg.read_key("memory", ("memory.oom_control", "memory.events"), "oom_kill")).unwrap_or(0)
+    jail.lab_cgroup()
+        .and_then(|cg| {
+            cg.read_key(
+                "memory",
+                ("memory.oom_control", "memory.events"),
+                "oom_kill",
+            )
+        })
+        .unwrap_or(0)
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
@@ -72,13 +84,23 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
             return Ok(());
         }
     };
-    let dir = jail.cgroup_dir().map(|d| d.display().to_string()).unwrap_or_default();
+    let dir = jail
+        .cgroup_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
     m.cgroup = Some(Ok(dir.clone()));
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    m.tool_outside = !own.lines().any(|l| l.ends_with(dir.rsplit('/').next().unwrap_or("?")));
+    m.tool_outside = !own
+        .lines()
+        .any(|l| l.ends_with(dir.rsplit('/').next().unwrap_or("?")));
 
     let before = oom_kills(&jail);
-    let mut hog = ctx.spawn_in(&jail, ConceptId::SwapOom, "alloc", json!({ "bytes": HOG, "adj": 0 }))?;
+    let mut hog = ctx.spawn_in(
+        &jail,
+        ConceptId::SwapOom,
+        "alloc",
+        json!({ "bytes": HOG, "adj": 0 }),
+    )?;
     let died = hog.expect("allocated", WATCHDOG);
     m.hog_status = describe(hog.wait(WATCHDOG)?);
     if died.is_ok() {
@@ -87,22 +109,41 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     m.oom_kills_hog = oom_kills(&jail) - before;
 
     let before = oom_kills(&jail);
-    let mut raised = ctx.spawn_in(&jail, ConceptId::SwapOom, "alloc", json!({ "bytes": PAIR, "adj": RAISED_ADJ }))?;
+    let mut raised = ctx.spawn_in(
+        &jail,
+        ConceptId::SwapOom,
+        "alloc",
+        json!({ "bytes": PAIR, "adj": RAISED_ADJ }),
+    )?;
     raised.expect("allocated", WATCHDOG)?;
-    let mut plain = ctx.spawn_in(&jail, ConceptId::SwapOom, "alloc", json!({ "bytes": PAIR, "adj": 0 }))?;
+    let mut plain = ctx.spawn_in(
+        &jail,
+        ConceptId::SwapOom,
+        "alloc",
+        json!({ "bytes": PAIR, "adj": 0 }),
+    )?;
     m.plain_survived = plain.expect("allocated", WATCHDOG).is_ok();
     m.raised_status = describe(raised.wait(WATCHDOG)?);
     m.oom_kills_pair = oom_kills(&jail) - before;
     plain.go()?;
     plain.wait(WATCHDOG)?;
-    report.evidence(format!("{dir}/memory oom_kill"), "OOM kills in the lab cgroup (two children)", 0.0, m.oom_kills_pair as f64, "");
+    report.evidence(
+        format!("{dir}/memory oom_kill"),
+        "OOM kills in the lab cgroup (two children)",
+        0.0,
+        m.oom_kills_pair as f64,
+        "",
+    );
 
     m.swap = Some(swap_part(ctx, report)?);
     analyze(&m, report);
     Ok(())
 }
 
-fn swap_part(ctx: &mut LabContext, report: &mut LabReport) -> Result<Result<SwapRun, String>, LabError> {
+fn swap_part(
+    ctx: &mut LabContext,
+    report: &mut LabReport,
+) -> Result<Result<SwapRun, String>, LabError> {
     let has_swap = ctx.host.swap_bytes.clone().unwrap_or(0) > 0;
     let mut _scratch = None;
     let mut _file = None;
@@ -113,11 +154,19 @@ fn swap_part(ctx: &mut LabContext, report: &mut LabReport) -> Result<Result<Swap
     } else if !ctx.host.root {
         return Ok(Err("--allow-swapfile needs root (swapon)".into()));
     } else {
-        let dir = ScratchDir::new(Backing::Persistent).map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+        let dir = ScratchDir::new(Backing::Persistent)
+            .map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
         let path = dir.path().join("swapfile");
-        let f = SwapFile::add(&path, SWAP_FILE).map_err(|e| LabError::Setup(format!("adding a swap file: {e}")))?;
-        let desc = format!("a temporary {} MiB swap file {}", SWAP_FILE >> 20, f.path().display());
-        report.note(format!("added {desc}; removed (swapoff, delete) after the lab"));
+        let f = SwapFile::add(&path, SWAP_FILE)
+            .map_err(|e| LabError::Setup(format!("adding a swap file: {e}")))?;
+        let desc = format!(
+            "a temporary {} MiB swap file {}",
+            SWAP_FILE >> 20,
+            f.path().display()
+        );
+        report.note(format!(
+            "added {desc}; removed (swapoff, delete) after the lab"
+        ));
         _file = Some(f);
         _scratch = Some(dir);
         desc
@@ -125,7 +174,12 @@ fn swap_part(ctx: &mut LabContext, report: &mut LabReport) -> Result<Result<Swap
     let jail = Jail::memory_cgroup(LIMIT).map_err(LabError::Setup)?;
     let bytes: u64 = if ctx.opts.quick { 128 << 20 } else { 150 << 20 };
     let (out0, in0) = (vmstat(|v| &v.pswpout), vmstat(|v| &v.pswpin));
-    let mut c = ctx.spawn_in(&jail, ConceptId::SwapOom, "alloc", json!({ "bytes": bytes, "adj": 0, "retouch": true }))?;
+    let mut c = ctx.spawn_in(
+        &jail,
+        ConceptId::SwapOom,
+        "alloc",
+        json!({ "bytes": bytes, "adj": 0, "retouch": true }),
+    )?;
     c.expect("allocated", WATCHDOG)?;
     let vm_swap = ctx.status(c.pid).and_then(|s| s.vm_swap).unwrap_or(0);
     let pswpout = vmstat(|v| &v.pswpout) - out0;
@@ -134,7 +188,14 @@ fn swap_part(ctx: &mut LabContext, report: &mut LabReport) -> Result<Result<Swap
     let pswpin = vmstat(|v| &v.pswpin) - in0;
     c.go()?;
     c.wait(WATCHDOG)?;
-    Ok(Ok(SwapRun { allocated: bytes, vm_swap, pswpout, pswpin, majflt_retouch: r["majflt"].as_u64().unwrap_or(0), source }))
+    Ok(Ok(SwapRun {
+        allocated: bytes,
+        vm_swap,
+        pswpout,
+        pswpin,
+        majflt_retouch: r["majflt"].as_u64().unwrap_or(0),
+        source,
+    }))
 }
 
 pub fn analyze(m: &Measured, report: &mut LabReport) {
@@ -146,26 +207,54 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     ];
     match &m.cgroup {
         Some(Err(_)) | None => {
-            let why = m.cgroup.clone().and_then(|c| c.err()).unwrap_or_else(|| "not measured".into());
+            let why = m
+                .cgroup
+                .clone()
+                .and_then(|c| c.err())
+                .unwrap_or_else(|| "not measured".into());
             for c in claims {
-                report.check(Check::skipped(c, format!("no memory cgroup can be made here: {why}")));
+                report.check(Check::skipped(
+                    c,
+                    format!("no memory cgroup can be made here: {why}"),
+                ));
             }
         }
         _ => {
-            report.check(Check::holds(claims[0], m.hog_status.starts_with("killed by SIGKILL"), m.hog_status.clone(), "killed by SIGKILL"));
+            report.check(Check::holds(
+                claims[0],
+                m.hog_status.starts_with("killed by SIGKILL"),
+                m.hog_status.clone(),
+                "killed by SIGKILL",
+            ));
             report.check(Check::holds(
                 claims[1],
                 m.oom_kills_hog == 1 && m.oom_kills_pair == 1,
-                format!("+{} for the hog, +{} for the pair", m.oom_kills_hog, m.oom_kills_pair),
+                format!(
+                    "+{} for the hog, +{} for the pair",
+                    m.oom_kills_hog, m.oom_kills_pair
+                ),
                 "+1 each time",
             ));
             report.check(Check::holds(
                 claims[2],
                 m.raised_status.starts_with("killed by SIGKILL") && m.plain_survived,
-                format!("adj {RAISED_ADJ}: {}; adj 0: {}", m.raised_status, if m.plain_survived { "survived" } else { "died" }),
+                format!(
+                    "adj {RAISED_ADJ}: {}; adj 0: {}",
+                    m.raised_status,
+                    if m.plain_survived { "survived" } else { "died" }
+                ),
                 format!("adj {RAISED_ADJ} killed, adj 0 survived"),
             ));
-            report.check(Check::holds(claims[3], m.tool_outside, if m.tool_outside { "outside, running" } else { "inside the lab cgroup" }, "outside"));
+            report.check(Check::holds(
+                claims[3],
+                m.tool_outside,
+                if m.tool_outside {
+                    "outside, running"
+                } else {
+                    "inside the lab cgroup"
+                },
+                "outside",
+            ));
         }
     }
     let swap_claims = [
@@ -177,16 +266,32 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
             report.check(Check::holds(
                 swap_claims[0],
                 s.vm_swap > 0 && s.pswpout > 0,
-                format!("allocated {} under a {} limit; VmSwap {}, pswpout +{} pages ({})", mib(s.allocated as f64), mib(LIMIT as f64), mib(s.vm_swap as f64), s.pswpout, s.source),
+                format!(
+                    "allocated {} under a {} limit; VmSwap {}, pswpout +{} pages ({})",
+                    mib(s.allocated as f64),
+                    mib(LIMIT as f64),
+                    mib(s.vm_swap as f64),
+                    s.pswpout,
+                    s.source
+                ),
                 "VmSwap > 0, pswpout > 0",
             ));
             report.check(Check::holds(
                 swap_claims[1],
                 s.majflt_retouch > 0 && s.pswpin > 0,
-                format!("{} major faults, pswpin +{} pages", s.majflt_retouch, s.pswpin),
+                format!(
+                    "{} major faults, pswpin +{} pages",
+                    s.majflt_retouch, s.pswpin
+                ),
                 "both > 0",
             ));
-            report.evidence("/proc/PID/status", "VmSwap of the child over its limit", 0.0, s.vm_swap as f64, "bytes");
+            report.evidence(
+                "/proc/PID/status",
+                "VmSwap of the child over its limit",
+                0.0,
+                s.vm_swap as f64,
+                "bytes",
+            );
         }
         Some(Err(why)) => {
             for c in swap_claims {
@@ -219,7 +324,11 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
     if params["retouch"].as_bool().unwrap_or(false) {
         let mut meter = SystemMeter::new();
         let (t, _) = trial(&mut meter, || r.read_pages(1));
-        link.sync("retouched", serde_json::json!({ "majflt": t.counts.majflt })).map_err(io)?;
+        link.sync(
+            "retouched",
+            serde_json::json!({ "majflt": t.counts.majflt }),
+        )
+        .map_err(io)?;
     }
     Ok(())
 }
@@ -238,12 +347,22 @@ mod tests {
             plain_survived: true,
             oom_kills_pair: 1,
             tool_outside: true,
-            swap: Some(Ok(SwapRun { allocated: 150 << 20, vm_swap: 90 << 20, pswpout: 23000, pswpin: 20000, majflt_retouch: 2000, source: "t".into() })),
+            swap: Some(Ok(SwapRun {
+                allocated: 150 << 20,
+                vm_swap: 90 << 20,
+                pswpout: 23000,
+                pswpin: 20000,
+                majflt_retouch: 2000,
+                source: "t".into(),
+            })),
         }
     }
 
     fn statuses(m: &Measured) -> Vec<Status> {
-        let mut r = LabReport::new(ConceptId::SwapOom, crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()));
+        let mut r = LabReport::new(
+            ConceptId::SwapOom,
+            crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()),
+        );
         analyze(m, &mut r);
         r.checks.iter().map(|c| c.status).collect()
     }
@@ -284,7 +403,10 @@ mod tests {
         let mut m = good();
         m.swap = Some(Err("no swap configured; pass --allow-swapfile".into()));
         assert_eq!(&statuses(&m)[4..], &[Status::Skipped, Status::Skipped]);
-        let m = Measured { cgroup: Some(Err("not root".into())), ..Measured::default() };
+        let m = Measured {
+            cgroup: Some(Err("not root".into())),
+            ..Measured::default()
+        };
         assert!(statuses(&m).iter().all(|s| *s == Status::Skipped));
     }
 }

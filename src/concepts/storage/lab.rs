@@ -1,0 +1,428 @@
+//! Lab: ephemeral vs persistent storage. A file on tmpfs is RAM (it shows as Shmem)
+//! and fsync there costs nothing; on a disk file system fsync waits for the device. An
+//! in-place rewrite killed half way leaves a torn file; writing a temporary file,
+//! fsync and rename leaves the old or the new content, never a mix. A tmpfs mounted in
+//! a private mount namespace is gone with it.
+
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use crate::concepts::ConceptId;
+use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
+use crate::lab::sandbox::{LabError, Link};
+use crate::lab::scratch::{is_memory, Backing, ScratchDir};
+use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+
+pub static LAB: LabDef = LabDef {
+    id: ConceptId::Storage,
+    summary: "tmpfs vs disk with and without fsync; Shmem; torn in-place rewrite vs temp+fsync+rename; private tmpfs",
+    run,
+    child,
+};
+
+const CHUNK: usize = 64 << 10;
+const OLD: u8 = b'A';
+const NEW: u8 = b'B';
+
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub written: u64,
+    pub shmem_growth: i64,
+    /// MB/s per (fs, fsync) pair: tmpfs, tmpfs+fsync, disk, disk+fsync.
+    pub throughput: Vec<(String, f64)>,
+    pub fsync_tmpfs_us: Vec<f64>,
+    pub fsync_disk_us: Vec<f64>,
+    /// (old bytes, new bytes) left in the file.
+    pub inplace_killed: (u64, u64),
+    pub atomic_killed: (u64, u64),
+    pub atomic_completed: (u64, u64),
+    pub private: Option<Result<(bool, bool, bool), String>>,
+}
+
+fn shmem(ctx: &mut LabContext) -> i64 {
+    ctx.reader
+        .read_proc("meminfo")
+        .map(syslens_probe::system::Meminfo::parse)
+        .ok()
+        .and_then(|m| m.shmem.ok())
+        .unwrap_or(0) as i64
+}
+
+fn counts(path: &Path) -> (u64, u64) {
+    let b = std::fs::read(path).unwrap_or_default();
+    (
+        b.iter().filter(|c| **c == OLD).count() as u64,
+        b.iter().filter(|c| **c == NEW).count() as u64,
+    )
+}
+
+fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
+    let bytes = ctx.size(64, 16);
+    let fsyncs = ctx.trials(50, 20);
+    let setup = |e: std::io::Error| LabError::Setup(format!("scratch directory: {e}"));
+    let ram = ScratchDir::new(Backing::Memory).map_err(setup)?;
+    let disk = ScratchDir::new(Backing::Persistent).map_err(setup)?;
+    report.param("bytes", bytes);
+    report.param("fsync_trials", fsyncs);
+    report.param("tmpfs_dir", ram.path().display().to_string());
+    report.param("disk_dir", disk.path().display().to_string());
+    let jail = ctx.memory_jail(bytes * 2, report);
+    let mut m = Measured {
+        written: bytes,
+        ..Measured::default()
+    };
+
+    let before = shmem(ctx);
+    let mut c = ctx.spawn_in(
+        &jail,
+        ConceptId::Storage,
+        "write",
+        json!({ "ram": ram.path(), "disk": disk.path(), "bytes": bytes, "fsyncs": fsyncs }),
+    )?;
+    let w = c.expect("written", WATCHDOG * 2)?;
+    m.shmem_growth = shmem(ctx) - before;
+    c.go()?;
+    c.wait(WATCHDOG)?;
+    m.throughput = w["throughput"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| Some((p[0].as_str()?.to_owned(), p[1].as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let us = |k: &str| {
+        w[k].as_array()
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default()
+    };
+    m.fsync_tmpfs_us = us("fsync_tmpfs_us");
+    m.fsync_disk_us = us("fsync_disk_us");
+    report.evidence(
+        "/proc/meminfo",
+        "Shmem growth after writing to tmpfs",
+        0.0,
+        m.shmem_growth as f64,
+        "bytes",
+    );
+
+    // Torn and atomic rewrites, the kill point chosen by handshake.
+    let target = disk.path().join("state");
+    let rewrite = |ctx: &mut LabContext, mode: &str, kill: bool| -> Result<(u64, u64), LabError> {
+        let mut f = std::fs::File::create(&target).map_err(|e| LabError::Setup(e.to_string()))?;
+        f.write_all(&vec![OLD; bytes as usize])
+            .and_then(|_| f.sync_all())
+            .map_err(|e| LabError::Setup(e.to_string()))?;
+        let _ = std::fs::remove_file(target.with_extension("tmp"));
+        let mut c = ctx.spawn(
+            ConceptId::Storage,
+            "rewrite",
+            json!({ "path": target, "bytes": bytes, "mode": mode }),
+        )?;
+        c.expect("half", WATCHDOG)?;
+        if kill {
+            c.kill();
+        } else {
+            c.go()?;
+            c.expect("done", WATCHDOG)?;
+            c.go()?;
+            c.wait(WATCHDOG)?;
+        }
+        Ok(counts(&target))
+    };
+    m.inplace_killed = rewrite(ctx, "inplace", true)?;
+    m.atomic_killed = rewrite(ctx, "atomic", true)?;
+    m.atomic_completed = rewrite(ctx, "atomic", false)?;
+
+    m.private = Some(if !ctx.host.root {
+        Err("a private mount namespace needs CAP_SYS_ADMIN: run as root".into())
+    } else {
+        let mnt = disk.path().join("private");
+        std::fs::create_dir(&mnt).map_err(|e| LabError::Setup(e.to_string()))?;
+        let mut c = ctx.spawn(
+            ConceptId::Storage,
+            "private-mount",
+            json!({ "target": mnt }),
+        )?;
+        let inside = c.expect("mounted", WATCHDOG)?["tmpfs"]
+            .as_bool()
+            .unwrap_or(false);
+        let outside_during = is_memory(&mnt) || mnt.join("note").exists();
+        c.go()?;
+        c.wait(WATCHDOG)?;
+        let outside_after = is_memory(&mnt) || mnt.join("note").exists();
+        Ok((inside, outside_during, outside_after))
+    });
+    analyze(&m, report);
+    Ok(())
+}
+
+pub fn analyze(m: &Measured, report: &mut LabReport) {
+    report.check(Check::compare(
+        "data written to tmpfs shows up as Shmem in /proc/meminfo: it is RAM (>= 90% of what was written)",
+        m.shmem_growth as f64 / m.written.max(1) as f64,
+        Cmp::AtLeast,
+        0.90,
+        pct,
+    )
+    .observed(format!("Shmem grew {} for {} written", mib(m.shmem_growth as f64), mib(m.written as f64))));
+    let torn = |c: (u64, u64)| c.0 > 0 && c.1 > 0;
+    report.check(Check::holds(
+        "an in-place rewrite killed half way leaves a torn file (old and new bytes mixed)",
+        torn(m.inplace_killed),
+        format!(
+            "{} old bytes, {} new bytes",
+            m.inplace_killed.0, m.inplace_killed.1
+        ),
+        "both",
+    ));
+    report.check(Check::holds(
+        "write temp + fsync + rename: killed half way leaves the old file, completed the new one, never torn",
+        m.atomic_killed.1 == 0 && m.atomic_killed.0 == m.written && m.atomic_completed.0 == 0 && m.atomic_completed.1 == m.written,
+        format!(
+            "killed: {} old / {} new bytes; completed: {} old / {} new",
+            m.atomic_killed.0, m.atomic_killed.1, m.atomic_completed.0, m.atomic_completed.1
+        ),
+        format!("killed: all {} old; completed: all new", m.written),
+    ));
+    let t = report
+        .metric("fsync after a 4 KiB append, tmpfs", "us", &m.fsync_tmpfs_us)
+        .map(|s| s.median);
+    let d = report
+        .metric(
+            "fsync after a 4 KiB append, disk file system",
+            "us",
+            &m.fsync_disk_us,
+        )
+        .map(|s| s.median);
+    match (t, d) {
+        (Some(t), Some(d)) => report.check(
+            Check::compare(
+                "fsync on tmpfs is near free next to the disk (<= 10% of its median)",
+                t / d.max(f64::MIN_POSITIVE),
+                Cmp::AtMost,
+                0.10,
+                pct,
+            )
+            .observed(format!(
+                "{t:.2} us on tmpfs, {d:.1} us on disk ({})",
+                pct(t / d.max(f64::MIN_POSITIVE))
+            )),
+        ),
+        _ => report.check(Check::failed(
+            "fsync on tmpfs is near free next to the disk",
+            "no fsync timings",
+        )),
+    }
+    for (name, mbps) in &m.throughput {
+        report.metric(&format!("write {name}"), "MB/s", &[*mbps]);
+    }
+    let claim_private =
+        "a tmpfs in a private mount namespace is invisible outside and gone with the namespace";
+    match &m.private {
+        Some(Ok((inside, during, after))) => report.check(Check::holds(
+            claim_private,
+            *inside && !*during && !*after,
+            format!(
+                "inside: {}; outside while mounted: {}; after exit: {}",
+                if *inside { "tmpfs" } else { "no tmpfs" },
+                if *during { "visible" } else { "invisible" },
+                if *after { "still there" } else { "gone" }
+            ),
+            "tmpfs inside, invisible outside, gone",
+        )),
+        Some(Err(why)) => report.check(Check::skipped(claim_private, why.clone())),
+        None => report.check(Check::failed(claim_private, "not measured")),
+    }
+    report.note(
+        "a SIGKILL cannot show what fsync is for: data already written survives a killed process in the page cache; \
+         fsync protects it against power loss and kernel crashes, which a lab cannot safely cause",
+    );
+}
+
+fn fill(
+    f: &mut std::fs::File,
+    bytes: usize,
+    byte: u8,
+    half: &mut dyn FnMut() -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let chunk = vec![byte; CHUNK];
+    let mut written = 0;
+    let mut signalled = false;
+    while written < bytes {
+        let n = (bytes - written).min(CHUNK);
+        f.write_all_at(&chunk[..n], written as u64)?;
+        written += n;
+        if !signalled && written >= bytes / 2 {
+            signalled = true;
+            half()?;
+        }
+    }
+    Ok(())
+}
+
+fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+    let io = |e: std::io::Error| e.to_string();
+    match role {
+        "write" => {
+            let bytes = param_u64(params, "bytes")? as usize;
+            let fsyncs = param_u64(params, "fsyncs")? as usize;
+            let ram = Path::new(params["ram"].as_str().ok_or("missing ram")?);
+            let disk = Path::new(params["disk"].as_str().ok_or("missing disk")?);
+            let mut throughput = Vec::new();
+            for (label, dir) in [("tmpfs", ram), ("disk", disk)] {
+                for sync in [false, true] {
+                    let path = dir.join(format!("data-{sync}"));
+                    let t = Instant::now();
+                    let mut f = std::fs::File::create(&path).map_err(io)?;
+                    fill(&mut f, bytes, 1, &mut || Ok(())).map_err(io)?;
+                    if sync {
+                        f.sync_all().map_err(io)?;
+                    }
+                    let name = format!("{label}{}", if sync { " + fsync" } else { "" });
+                    throughput.push(json!([
+                        name,
+                        bytes as f64 / 1e6 / t.elapsed().as_secs_f64()
+                    ]));
+                    // The tmpfs copy without fsync stays, for the Shmem reading.
+                    if label == "disk" || sync {
+                        std::fs::remove_file(&path).map_err(io)?;
+                    }
+                }
+            }
+            let latency = |dir: &Path| -> std::io::Result<Vec<f64>> {
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("log"))?;
+                let block = [7u8; 4096];
+                (0..fsyncs + 2)
+                    .map(|_| {
+                        f.write_all(&block)?;
+                        let t = Instant::now();
+                        f.sync_data()?;
+                        Ok(t.elapsed().as_secs_f64() * 1e6)
+                    })
+                    .skip(2)
+                    .collect()
+            };
+            let (t, d) = (latency(ram).map_err(io)?, latency(disk).map_err(io)?);
+            link.sync(
+                "written",
+                json!({ "throughput": throughput, "fsync_tmpfs_us": t, "fsync_disk_us": d }),
+            )
+            .map_err(io)
+        }
+        "rewrite" => {
+            let path = Path::new(params["path"].as_str().ok_or("missing path")?);
+            let bytes = param_u64(params, "bytes")? as usize;
+            let mut half = || link.sync("half", json!({}));
+            if params["mode"] == "inplace" {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(io)?;
+                fill(&mut f, bytes, NEW, &mut half).map_err(io)?;
+                f.sync_all().map_err(io)?;
+            } else {
+                let tmp = path.with_extension("tmp");
+                let mut f = std::fs::File::create(&tmp).map_err(io)?;
+                fill(&mut f, bytes, NEW, &mut half).map_err(io)?;
+                f.sync_all().map_err(io)?;
+                std::fs::rename(&tmp, path).map_err(io)?;
+                if let Some(dir) = path.parent() {
+                    std::fs::File::open(dir)
+                        .and_then(|d| d.sync_all())
+                        .map_err(io)?;
+                }
+            }
+            link.sync("done", json!({})).map_err(io)
+        }
+        "private-mount" => {
+            let target = params["target"].as_str().ok_or("missing target")?;
+            let c = |s: &str| std::ffi::CString::new(s).map_err(|e| e.to_string());
+            let (root, t, fs) = (c("/")?, c(target)?, c("tmpfs")?);
+            // SAFETY: single-threaded child; unshare, then propagation flags, then a
+            // fresh tmpfs on our own scratch directory.
+            unsafe {
+                if libc::unshare(libc::CLONE_NEWNS) != 0
+                    || libc::mount(
+                        std::ptr::null(),
+                        root.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        std::ptr::null(),
+                    ) != 0
+                    || libc::mount(fs.as_ptr(), t.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) != 0
+                {
+                    return Err(io(std::io::Error::last_os_error()));
+                }
+            }
+            std::fs::write(Path::new(target).join("note"), b"only in here").map_err(io)?;
+            link.sync("mounted", json!({ "tmpfs": is_memory(Path::new(target)) }))
+                .map_err(io)
+        }
+        other => Err(format!("unknown role {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::report::Status;
+
+    fn good() -> Measured {
+        Measured {
+            written: 1000,
+            shmem_growth: 1000,
+            throughput: vec![("tmpfs".into(), 3000.0)],
+            fsync_tmpfs_us: vec![0.2; 5],
+            fsync_disk_us: vec![200.0; 5],
+            inplace_killed: (500, 500),
+            atomic_killed: (1000, 0),
+            atomic_completed: (0, 1000),
+            private: Some(Ok((true, false, false))),
+        }
+    }
+
+    fn statuses(m: &Measured) -> Vec<Status> {
+        let mut r = LabReport::new(
+            ConceptId::Storage,
+            crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()),
+        );
+        analyze(m, &mut r);
+        r.checks.iter().map(|c| c.status).collect()
+    }
+
+    #[test]
+    fn passes_on_storage_semantics() {
+        assert_eq!(statuses(&good()), vec![Status::Passed; 5]);
+    }
+
+    #[test]
+    fn each_claim_fails_on_contradicting_evidence() {
+        let mut m = good();
+        m.shmem_growth = 10;
+        assert_eq!(statuses(&m)[0], Status::Failed);
+        let mut m = good();
+        m.inplace_killed = (1000, 0);
+        assert_eq!(statuses(&m)[1], Status::Failed);
+        let mut m = good();
+        m.atomic_killed = (600, 400);
+        assert_eq!(
+            statuses(&m)[2],
+            Status::Failed,
+            "a torn result of the atomic pattern"
+        );
+        let mut m = good();
+        m.fsync_tmpfs_us = vec![100.0; 5];
+        assert_eq!(statuses(&m)[3], Status::Failed);
+        let mut m = good();
+        m.private = Some(Ok((true, true, false)));
+        assert_eq!(statuses(&m)[4], Status::Failed, "a mount that leaked");
+    }
+}
