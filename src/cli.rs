@@ -89,6 +89,11 @@ pub enum Command {
     Lab(LabArgs),
     /// List the seventeen concepts with their ids.
     Concepts,
+    /// Explain a concept: what it is, the lab code that provokes it, where to read next.
+    Explain {
+        /// The concept id; without it, the list.
+        id: Option<String>,
+    },
     /// Internal: the child side of a lab.
     #[command(name = "__lab-child", hide = true)]
     LabChild {
@@ -188,7 +193,25 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
     match cli.command {
         None => system_cmd(out, err, g, &style, SystemArgs::default_view()),
         Some(Command::System(args)) => system_cmd(out, err, g, &style, args),
-        Some(Command::Concepts) => concepts(out, g, &style),
+        Some(Command::Concepts) | Some(Command::Explain { id: None }) => concepts(out, g, &style),
+        Some(Command::Explain { id: Some(id) }) => match ConceptId::from_slug(&id) {
+            Some(c) => {
+                let e = crate::explain::explanation(c);
+                if g.json {
+                    render::json(out, &e)?;
+                } else {
+                    render::text::explain(out, &e, &style)?;
+                }
+                Ok(Status::Ok)
+            }
+            None => {
+                writeln!(
+                    err,
+                    "syslens: no concept {id:?} (syslens explain lists them)"
+                )?;
+                Ok(Status::Usage)
+            }
+        },
         Some(Command::Inspect(args)) => inspect_cmd(out, err, g, &style, args),
         Some(Command::Specimen(args)) => crate::specimen::run(args, out),
         Some(Command::Lab(args)) => lab_cmd(out, err, g, &style, args),

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod concepts;
+pub mod explain;
 pub mod figure;
 pub mod host;
 pub mod inspect;

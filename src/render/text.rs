@@ -508,3 +508,37 @@ pub fn lab(
     )?;
     Ok(())
 }
+
+pub fn explain(
+    out: &mut dyn Write,
+    e: &crate::explain::Explanation,
+    style: &Style,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "{}",
+        style.heading(&format!("{} · {}", e.concept.slug(), e.title))
+    )?;
+    for p in &e.paragraphs {
+        writeln!(out)?;
+        for line in wrap(p, WIDTH) {
+            writeln!(out, "{line}")?;
+        }
+    }
+    writeln!(
+        out,
+        "\n{}",
+        style.heading(&format!(
+            "The lines of the lab that provoke it ({})",
+            e.code_file
+        ))
+    )?;
+    for line in e.code.lines() {
+        writeln!(out, "    {}", fit_end(line, WIDTH - 4))?;
+    }
+    writeln!(out, "\n{}", style.heading("Read next"))?;
+    for r in &e.read_next {
+        writeln!(out, "  - {r}")?;
+    }
+    Ok(())
+}

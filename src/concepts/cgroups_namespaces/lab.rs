@@ -382,6 +382,7 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
         }
         "namespaces" => {
             let target = params["target"].as_str().ok_or("missing target")?;
+            // explain-begin: the lines that provoke the concept
             // SAFETY: this lab child is single-threaded, as unshare needs.
             check(
                 unsafe {
@@ -410,6 +411,7 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                 },
                 "make / private",
             )?;
+            // explain-end
             // SAFETY: single-threaded; the forked child is PID 1 of the new namespace.
             match unsafe { libc::fork() } {
                 -1 => Err(io(std::io::Error::last_os_error())),

@@ -297,6 +297,7 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
     link.send("fork-times", times).map_err(io)
 }
 
+// explain-begin: the lines that provoke the concept
 fn forked_child(region: &Region, pages: usize, link: &mut Link) -> std::io::Result<()> {
     // SAFETY: getpid has no arguments.
     link.sync("forked", json!({ "pid": unsafe { libc::getpid() } }))?;
@@ -309,6 +310,7 @@ fn forked_child(region: &Region, pages: usize, link: &mut Link) -> std::io::Resu
         json!({ "pages": pages, "faults": t.counts.minflt, "ns": t.ns }),
     )
 }
+// explain-end
 
 /// lmbench's method: fork, the child exits at once, the parent waits; per parent size.
 fn fork_times(sizes_mib: &[u64], trials: usize) -> std::io::Result<ForkTimes> {

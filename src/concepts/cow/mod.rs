@@ -2,6 +2,12 @@
 
 pub mod lab;
 
+/// The explanation (`syslens explain`), the reading list, and the lab's source, whose
+/// marked lines are quoted as the code that provokes the concept.
+pub const EXPLAIN: &str = include_str!("explain.md");
+pub const READ_NEXT: &str = include_str!("read.md");
+pub const LAB_SOURCE: &str = include_str!("lab.rs");
+
 use syslens_probe::smaps::MemUsage;
 use syslens_probe::{Missing, Val};
 

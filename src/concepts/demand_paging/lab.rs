@@ -184,6 +184,7 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
     let dir = std::path::PathBuf::from(params["dir"].as_str().ok_or("missing dir")?);
     let io = |e: std::io::Error| e.to_string();
     let file = write_file(&dir.join("paging.dat"), size).map_err(io)?;
+    // explain-begin: the lines that provoke the concept
     let resident = evict(&file, size).map_err(io)?;
     let pages = size / page_size();
     link.sync("evicted", json!({ "resident": resident, "pages": pages }))
@@ -195,6 +196,7 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
     let mut series = Vec::new();
     let mut touched = 0usize;
     for chunk in sparse.chunks(per_step) {
+        // explain-end
         for &p in chunk {
             std::hint::black_box(r.byte(p * page_size()));
         }

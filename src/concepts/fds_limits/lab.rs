@@ -209,6 +209,7 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             // SAFETY: valid out pointer.
             unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
             let hard = lim.rlim_max;
+            // explain-begin: the lines that provoke the concept
             let lowered = libc::rlimit {
                 rlim_cur: SOFT,
                 rlim_max: hard,
@@ -222,6 +223,7 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                 match open_raw("/dev/null", true) {
                     Ok(_) => opened += 1,
                     Err(e) => break e.raw_os_error().unwrap_or(0),
+                    // explain-end
                 }
                 if opened > SOFT * 2 {
                     break 0;

@@ -265,6 +265,7 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     match role {
         "small" => {
+            // explain-begin: the lines that provoke the concept
             let n = size / SMALL_CHUNK;
             let mut chunks: Vec<glibc::Chunk> = Vec::with_capacity(n);
             for _ in 0..n {
@@ -278,6 +279,7 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             drop(chunks);
             link.sync("freed", json!({})).map_err(io)?;
             let trimmed = glibc::trim();
+            // explain-end
             link.sync("trimmed", json!({ "released": trimmed }))
                 .map_err(io)?;
             drop(last);

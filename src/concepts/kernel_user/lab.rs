@@ -166,6 +166,7 @@ fn plain_call(x: u64) -> u64 {
     std::hint::black_box(x).wrapping_mul(3).wrapping_add(1)
 }
 
+// explain-begin: the lines that provoke the concept
 fn vdso_clock() -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -183,6 +184,7 @@ fn syscall_clock() -> i64 {
     };
     // SAFETY: the raw system call with a valid out pointer: no vDSO.
     unsafe { libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_MONOTONIC, &mut ts) };
+    // explain-end
     ts.tv_nsec
 }
 

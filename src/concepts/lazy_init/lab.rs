@@ -198,9 +198,11 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
     let _ = region.madvise(libc::MADV_NOHUGEPAGE);
     link.sync("mapped", json!({ "addr": region.addr() }))
         .map_err(io)?;
+    // explain-begin: the lines that provoke the concept
     let sum = region.read_pages(1);
     link.sync("read", json!({ "sum": sum })).map_err(io)?;
     region.write_pages(1, region.pages(), 1);
+    // explain-end
     link.sync("written", json!({})).map_err(io)?;
     drop(region);
     let mut meter = SystemMeter::new();

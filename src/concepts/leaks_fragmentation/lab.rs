@@ -241,10 +241,12 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                 let now = monotonic_ns();
                 let elapsed = now - t0;
                 let target = (rate * elapsed as f64 / 1e9) as u64;
+                // explain-begin: the lines that provoke the concept
                 while total < target {
                     let c = glibc::Chunk::new(LEAK_OBJECT).ok_or("malloc failed")?;
                     total += c.usable() as u64;
                     leaked.push(c);
+                    // explain-end
                 }
                 samples.push([monotonic_ns(), total]);
                 if elapsed >= duration {

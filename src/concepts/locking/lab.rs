@@ -394,10 +394,12 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             for _ in 0..trials {
                 let racy = AtomicU64::new(0);
                 in_threads(2, || {
+                    // explain-begin: the lines that provoke the concept
                     for _ in 0..RACE_N {
                         // Safe Rust, and wrong: another thread can store between the two.
                         let v = racy.load(Ordering::Relaxed);
                         racy.store(v + 1, Ordering::Relaxed);
+                        // explain-end
                     }
                 });
                 c.racy.push(racy.into_inner());

@@ -250,6 +250,7 @@ fn shared_vs_private(file: &std::fs::File, m: &mut Measured) -> std::io::Result<
         }
         pid => {
             let mut seen = [0u8; 1];
+            // explain-begin: the lines that provoke the concept
             let writer = Region::file(file, len, true, false)?;
             writer.set_byte(0, SHARED_MARK);
             rustix::io::write(&to_child_w, b"s")?;
@@ -261,6 +262,7 @@ fn shared_vs_private(file: &std::fs::File, m: &mut Measured) -> std::io::Result<
             drop(writer);
             let private = Region::file(file, len, false, false)?;
             private.set_byte(0, PRIVATE_MARK);
+            // explain-end
             m.private_seen_by_writer = private.byte(0);
             rustix::io::write(&to_child_w, b"p")?;
             rustix::io::read(&to_parent_r, &mut seen)?;

@@ -334,10 +334,12 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             (libc::MADV_RANDOM, &mut m.random),
             (libc::MADV_NORMAL, &mut m.readahead),
         ] {
+            // explain-begin: the lines that provoke the concept
             let resident = evict(&file, file_len).map_err(io)?;
             let r = Region::file(&file, file_len, true, false).map_err(io)?;
             r.madvise(advice).map_err(io)?;
             let (pass, _) = trial(&mut meter, || r.read_pages(1));
+            // explain-end
             out.push(Pass::from(r.pages(), pass, resident));
         }
     }

@@ -312,9 +312,11 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
         }
         "hog" => {
             pin_to(param_u64(params, "cpu")? as usize).map_err(io)?;
+            // explain-begin: the lines that provoke the concept
             let nice = params["nice"].as_i64().unwrap_or(0) as libc::c_int;
             // SAFETY: sets this process's own nice value (raising it needs no privilege).
             if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
+                // explain-end
                 return Err(io(std::io::Error::last_os_error()));
             }
             link.sync("ready", json!({})).map_err(io)?;

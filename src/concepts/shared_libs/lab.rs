@@ -143,6 +143,7 @@ fn pick_program() -> Result<String, String> {
 /// Starts `program` with LD_DEBUG=statistics and returns the dynamic linker's count of
 /// relocations processed at start.
 fn relocations(program: &str, bind_now: bool) -> Option<u64> {
+    // explain-begin: the lines that provoke the concept
     let mut cmd = Command::new(program);
     cmd.env("LD_DEBUG", "statistics")
         .env_remove("LD_BIND_NOW")
@@ -150,6 +151,7 @@ fn relocations(program: &str, bind_now: bool) -> Option<u64> {
         .stderr(Stdio::piped());
     if bind_now {
         cmd.env("LD_BIND_NOW", "1");
+        // explain-end
     }
     let out = cmd.output().ok()?;
     String::from_utf8_lossy(&out.stderr).lines().find_map(|l| {

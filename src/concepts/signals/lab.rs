@@ -252,6 +252,7 @@ extern "C" fn count_signal(_: libc::c_int) {
 
 /// Maps the faulting page and returns, so the faulting write is retried. Only
 /// async-signal-safe work: atomics and mprotect.
+// explain-begin: the lines that provoke the concept
 extern "C" fn map_on_fault(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
@@ -277,6 +278,7 @@ extern "C" fn map_on_fault(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut l
     };
     HANDLED.fetch_add(1, Ordering::Relaxed);
 }
+// explain-end
 
 fn set_handler(sig: libc::c_int, handler: usize, flags: libc::c_int) -> std::io::Result<()> {
     // SAFETY: a zeroed sigaction with a valid handler address and an empty mask.

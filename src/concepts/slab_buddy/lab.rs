@@ -320,9 +320,11 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             let dir = std::path::PathBuf::from(params["dir"].as_str().ok_or("missing dir")?);
             let names = param_u64(params, "names")?;
             for batch in ["first", "stated"] {
+                // explain-begin: the lines that provoke the concept
                 for i in 0..names {
                     // Each lookup of a missing name leaves a negative dentry behind.
                     let _ = std::fs::symlink_metadata(dir.join(format!("{batch}-missing-{i}")));
+                    // explain-end
                 }
                 link.sync(batch, json!({})).map_err(io)?;
             }

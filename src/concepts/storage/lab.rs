@@ -329,11 +329,13 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                 fill(&mut f, bytes, NEW, &mut half).map_err(io)?;
                 f.sync_all().map_err(io)?;
             } else {
+                // explain-begin: the lines that provoke the concept
                 let tmp = path.with_extension("tmp");
                 let mut f = std::fs::File::create(&tmp).map_err(io)?;
                 fill(&mut f, bytes, NEW, &mut half).map_err(io)?;
                 f.sync_all().map_err(io)?;
                 std::fs::rename(&tmp, path).map_err(io)?;
+                // explain-end
                 if let Some(dir) = path.parent() {
                     std::fs::File::open(dir)
                         .and_then(|d| d.sync_all())

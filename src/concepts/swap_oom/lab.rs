@@ -313,6 +313,7 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     let bytes = param_u64(params, "bytes")? as usize;
     let adj = params["adj"].as_i64().unwrap_or(0);
+    // explain-begin: the lines that provoke the concept
     if adj != 0 {
         // Raising one's own adj needs no privilege (lowering needs CAP_SYS_RESOURCE).
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(io)?;
@@ -320,6 +321,7 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
     let r = Region::anon(bytes).map_err(io)?;
     let _ = r.madvise(libc::MADV_NOHUGEPAGE);
     r.write_pages(1, r.pages(), 1);
+    // explain-end
     link.sync("allocated", serde_json::json!({})).map_err(io)?;
     if params["retouch"].as_bool().unwrap_or(false) {
         let mut meter = SystemMeter::new();
