@@ -81,6 +81,8 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run every lab and write the HTML report (the default command).
+    Tour(crate::tour::TourArgs),
     /// The whole machine by concept; with --processes, one row per process.
     System(SystemArgs),
     /// Show every concept's lens for one process, in catalogue order.
@@ -191,7 +193,8 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
     let style = Style::new(cli.global.color);
     let g = &cli.global;
     match cli.command {
-        None => system_cmd(out, err, g, &style, SystemArgs::default_view()),
+        None => crate::tour::run(out, err, g.json, &style, crate::tour::TourArgs::default()),
+        Some(Command::Tour(args)) => crate::tour::run(out, err, g.json, &style, args),
         Some(Command::System(args)) => system_cmd(out, err, g, &style, args),
         Some(Command::Concepts) | Some(Command::Explain { id: None }) => concepts(out, g, &style),
         Some(Command::Explain { id: Some(id) }) => match ConceptId::from_slug(&id) {
@@ -226,22 +229,6 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
             } else {
                 Status::Failed
             })
-        }
-    }
-}
-
-impl SystemArgs {
-    /// What `syslens` with no arguments shows until the tour exists.
-    fn default_view() -> SystemArgs {
-        SystemArgs {
-            processes: false,
-            sort: SortKey::Rss,
-            reverse: false,
-            name: None,
-            cgroup: None,
-            pss: false,
-            limit: None,
-            window: Duration::from_millis(500),
         }
     }
 }

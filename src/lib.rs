@@ -14,3 +14,4 @@ pub mod ptable;
 pub mod render;
 pub mod specimen;
 pub mod system;
+pub mod tour;

@@ -134,10 +134,47 @@ pub struct LabDef {
     pub id: ConceptId,
     /// One line for `syslens lab --list`.
     pub summary: &'static str,
+    /// The metrics (name prefix, label) the tour's summary shows for this lab; the last
+    /// metric matching a prefix is used; `#N` shows claim N's observation. Empty: the
+    /// first claim's observation.
+    pub headline: &'static [(&'static str, &'static str)],
     /// Runs the parent side, adding claims, metrics and evidence to the report.
     pub run: fn(&mut LabContext, &mut LabReport) -> Result<(), LabError>,
     /// Runs one role of the child side.
     pub child: fn(role: &str, params: &Value, link: &mut Link) -> Result<(), String>,
+}
+
+/// The one-line headline of a report, from its definition's metrics.
+pub fn headline(def: &LabDef, r: &LabReport) -> String {
+    let parts: Vec<String> = def
+        .headline
+        .iter()
+        .filter_map(|(prefix, label)| {
+            if let Some(i) = prefix
+                .strip_prefix('#')
+                .and_then(|i| i.parse::<usize>().ok())
+            {
+                return r.checks.get(i).map(|c| c.observed.clone());
+            }
+            let m = r
+                .metrics
+                .iter()
+                .rev()
+                .find(|m| m.name.starts_with(prefix))?;
+            Some(format!(
+                "{label} {}",
+                crate::render::text::metric_value(m.summary.median, m.unit)
+            ))
+        })
+        .collect();
+    if !parts.is_empty() {
+        return parts.join(", ");
+    }
+    r.checks
+        .iter()
+        .find(|c| !c.observed.is_empty())
+        .map(|c| c.observed.clone())
+        .unwrap_or_default()
 }
 
 /// Every lab that exists, in catalogue order.

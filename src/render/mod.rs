@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::figure::{Unit, Value};
 
+pub mod html;
 pub mod text;
 
 /// Human output fits this many columns.

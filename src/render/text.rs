@@ -360,7 +360,7 @@ pub fn processes(
 }
 
 /// A value with the unit of a lab metric.
-fn metric_value(v: f64, unit: &str) -> String {
+pub(crate) fn metric_value(v: f64, unit: &str) -> String {
     match unit {
         "ns" => super::duration(v / 1e9),
         "us" => super::duration(v / 1e6),

@@ -21,6 +21,7 @@ use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
 pub static LAB: LabDef = LabDef {
     id: ConceptId::CgroupsNamespaces,
     summary: "a 20% CPU quota, pids.max, and new PID, UTS, mount, net and user namespaces",
+    headline: &[],
     run,
     child,
 };

@@ -16,6 +16,7 @@ use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
 pub static LAB: LabDef = LabDef {
     id: ConceptId::Cow,
     summary: "fork after writing N MiB: the child's reads share, its writes copy page by page; fork time vs size",
+    headline: &[("copy-on-write fault", "CoW fault"), ("fork + exit + wait", "fork, largest parent")],
     run,
     child,
 };

@@ -16,6 +16,7 @@ pub static LAB: LabDef = LabDef {
     id: ConceptId::DemandPaging,
     summary:
         "map an evicted file: RSS flat; touch every 64th page: residency jumps past it; touch all",
+    headline: &[("#2", "")],
     run,
     child,
 };

@@ -18,6 +18,7 @@ use crate::lab::{LabContext, LabDef, WATCHDOG};
 pub static LAB: LabDef = LabDef {
     id: ConceptId::FdsLimits,
     summary: "open until EMFILE under a lowered soft limit; raise it to the hard one; an fd leaks across exec",
+    headline: &[],
     run,
     child,
 };

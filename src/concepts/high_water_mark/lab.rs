@@ -16,6 +16,10 @@ pub static LAB: LabDef = LabDef {
     id: ConceptId::HighWaterMark,
     summary:
         "malloc in small chunks, free all but the last: RSS stays at the peak until malloc_trim",
+    headline: &[
+        ("RSS kept after the frees", "kept after free"),
+        ("RSS kept after malloc_trim", "after trim"),
+    ],
     run,
     child,
 };

@@ -19,6 +19,7 @@ use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
 pub static LAB: LabDef = LabDef {
     id: ConceptId::KernelUser,
     summary: "a call, the vDSO clock, the same clock as a real syscall, getppid; user vs system time of loops",
+    headline: &[("clock_gettime through the vDSO", "vDSO clock"), ("syscall(SYS_clock_gettime)", "syscall clock")],
     run,
     child,
 };

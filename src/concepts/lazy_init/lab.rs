@@ -17,6 +17,7 @@ use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
 pub static LAB: LabDef = LabDef {
     id: ConceptId::LazyInit,
     summary: "map anonymous memory, read it (RSS flat), write it (RSS grows); first vs second touch; OnceLock",
+    headline: &[("first touch", "first touch"), ("second touch", "second touch")],
     run,
     child,
 };

@@ -18,6 +18,7 @@ use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
 pub static LAB: LabDef = LabDef {
     id: ConceptId::LeaksFragmentation,
     summary: "fit the RSS slope of a child leaking at a known rate; alternate frees that malloc_trim cannot undo",
+    headline: &[],
     run,
     child,
 };

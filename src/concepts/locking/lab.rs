@@ -25,6 +25,7 @@ use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
 pub static LAB: LabDef = LabDef {
     id: ConceptId::Locking,
     summary: "a racy counter loses updates; mutex vs spinlock vs atomic; a deadlock found from /proc; flock",
+    headline: &[("updates lost", "lost updates"), ("mutex, 2 thread", "mutex, 2 threads")],
     run,
     child,
 };

@@ -20,6 +20,10 @@ use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
 pub static LAB: LabDef = LabDef {
     id: ConceptId::Mmap,
     summary: "read() vs mmap of a cached file; MAP_SHARED as IPC vs MAP_PRIVATE; MAP_POPULATE",
+    headline: &[
+        ("sequential read(2)", "read()"),
+        ("sequential read through mmap", "mmap"),
+    ],
     run,
     child,
 };

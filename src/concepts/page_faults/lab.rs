@@ -16,6 +16,7 @@ use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
 pub static LAB: LabDef = LabDef {
     id: ConceptId::PageFaults,
     summary: "minor faults on fresh anonymous pages (and with huge pages); major faults on an evicted file",
+    headline: &[("minor fault (", "minor fault"), ("major fault (", "major fault")],
     run,
     child,
 };

@@ -18,6 +18,7 @@ use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
 pub static LAB: LabDef = LabDef {
     id: ConceptId::Scheduling,
     summary: "pipe ping-pong on one CPU and across CPUs; nice 0 vs nice 5 hogs on one CPU; hogs vs sleepers",
+    headline: &[("pipe round trip, same CPU", "pipe round trip"), ("pipe round trip, across", "across CPUs")],
     run,
     child,
 };

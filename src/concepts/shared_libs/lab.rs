@@ -21,6 +21,7 @@ pub static LAB: LabDef = LabDef {
     id: ConceptId::SharedLibs,
     summary:
         "dlopen lazy vs now; LD_BIND_NOW vs lazy binding by LD_DEBUG=statistics; libc's Pss vs Rss",
+    headline: &[("dlopen", "dlopen")],
     run,
     child,
 };

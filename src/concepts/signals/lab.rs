@@ -21,6 +21,7 @@ use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
 pub static LAB: LabDef = LabDef {
     id: ConceptId::Signals,
     summary: "signal round trip and catch cost; a SIGSEGV handler that maps pages; SIGTERM vs SIGKILL; zombies",
+    headline: &[("signal round trip, same CPU", "round trip"), ("kill(self) with a handler", "catch")],
     run,
     child,
 };

@@ -18,6 +18,7 @@ use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
 pub static LAB: LabDef = LabDef {
     id: ConceptId::SlabBuddy,
     summary: "negative dentries in dentry-state and the dentry slab; buddy free lists around a large allocation; a model",
+    headline: &[],
     run,
     child,
 };

@@ -20,6 +20,7 @@ use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
 pub static LAB: LabDef = LabDef {
     id: ConceptId::Storage,
     summary: "tmpfs vs disk with and without fsync; Shmem; torn in-place rewrite vs temp+fsync+rename; private tmpfs",
+    headline: &[("fsync after a 4 KiB append, tmpfs", "fsync tmpfs"), ("fsync after a 4 KiB append, disk", "fsync disk")],
     run,
     child,
 };

@@ -17,6 +17,7 @@ use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
 pub static LAB: LabDef = LabDef {
     id: ConceptId::SwapOom,
     summary: "OOM kill in a 64 MiB cgroup; oom_score_adj picks the victim; swap instead of death where swap exists",
+    headline: &[],
     run,
     child,
 };

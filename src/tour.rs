@@ -1,0 +1,231 @@
+//! `syslens tour`: every lab in catalogue order, a one-screen summary, and the HTML
+//! report. The main job: `syslens` with no arguments runs it.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cli::Status;
+use crate::concepts::CONCEPTS;
+use crate::lab::{self, cleanup, LabContext, LabOptions};
+use crate::render::{self, fit_end, Style, WIDTH};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TourArgs {
+    /// Smaller sizes and fewer trials (about a third of the time).
+    #[arg(long)]
+    pub quick: bool,
+    /// Where to write the HTML report.
+    #[arg(long, value_name = "PATH", default_value = "syslens-report.html")]
+    pub html: PathBuf,
+    /// Let the swap-oom lab add a temporary swap file (root; removed afterwards).
+    #[arg(long)]
+    pub allow_swapfile: bool,
+}
+
+impl Default for TourArgs {
+    fn default() -> Self {
+        TourArgs {
+            quick: false,
+            html: PathBuf::from("syslens-report.html"),
+            allow_swapfile: false,
+        }
+    }
+}
+
+/// What the tour will do to this machine, said before it starts.
+pub fn plan(a: &TourArgs) -> Vec<String> {
+    let big = if a.quick { 128 } else { 256 };
+    let mut p = vec![
+        format!("allocate up to {big} MiB at a time in child processes, each inside a memory cgroup of its own limited to about twice that (an RLIMIT_AS cap where no cgroup can be made)"),
+        format!("write up to {big} MiB of files in a syslens-lab-PID-N directory on a disk file system and on tmpfs, and evict its own files from the page cache (POSIX_FADV_DONTNEED)"),
+        "fork and exec short-lived children; pin some to CPUs, raise their nice value, lower their own rlimits".into(),
+        "kill its own children (SIGTERM, SIGKILL) and trigger the OOM killer inside its own 64 MiB cgroup".into(),
+        "as root, make namespaces and cpu / pids cgroups of its own; no other cgroup is touched".into(),
+    ];
+    p.push(if a.allow_swapfile {
+        "add a temporary 256 MiB swap file (--allow-swapfile), removed with swapoff afterwards".into()
+    } else {
+        "add no swap (the swap claims are skipped without swap; --allow-swapfile adds a temporary file)".into()
+    });
+    p
+}
+
+/// "2026-11-27 00:53 UTC" from the system clock (days-to-civil, Howard Hinnant's algorithm).
+pub fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+pub fn run(
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    json: bool,
+    style: &Style,
+    a: TourArgs,
+) -> io::Result<Status> {
+    // Chatter goes to stderr when stdout carries JSON.
+    let chatter: &mut dyn Write = if json { err } else { out };
+    writeln!(
+        chatter,
+        "{}",
+        style.heading("syslens tour: every lab on this kernel, then an HTML report")
+    )?;
+    writeln!(
+        chatter,
+        "What it will do (all of it contained, all of it undone):"
+    )?;
+    for line in plan(&a) {
+        for (i, l) in render::wrap(&line, WIDTH - 4).iter().enumerate() {
+            writeln!(chatter, "{}{l}", if i == 0 { "  - " } else { "    " })?;
+        }
+    }
+    writeln!(chatter, "{}", style.dim("Ctrl-C stops cleanly: what the labs made is removed and the report of what finished is written."))?;
+    cleanup::install_signal_handler();
+    let opts = LabOptions {
+        quick: a.quick,
+        size_mib: None,
+        trials: None,
+        allow_swapfile: a.allow_swapfile,
+    };
+    let mut ctx = LabContext::new(opts)?;
+    let defs: Vec<&lab::LabDef> = CONCEPTS.iter().filter_map(|c| lab::find(c.id)).collect();
+    let bar = (!json && io::stdout().is_terminal()).then(|| {
+        let b = ProgressBar::new(defs.len() as u64);
+        b.set_style(
+            ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b.enable_steady_tick(Duration::from_millis(120));
+        b
+    });
+    let started = Instant::now();
+    let mut reports = Vec::new();
+    for (i, def) in defs.iter().enumerate() {
+        if cleanup::interrupted().is_some() {
+            break;
+        }
+        let next = defs
+            .get(i + 1)
+            .map_or("the report".to_owned(), |d| d.id.slug().to_owned());
+        let msg = format!("{} · next: {next}", def.id.slug());
+        match &bar {
+            Some(b) => b.set_message(msg),
+            None => writeln!(chatter, "[{:>2}/{}] {}", i + 1, defs.len(), def.id.slug())?,
+        }
+        let t = Instant::now();
+        let report = lab::run(def, &mut ctx);
+        if cleanup::interrupted().is_some() {
+            break;
+        }
+        let (verdict, _) = render::html::verdict(Some(&report));
+        match &bar {
+            Some(b) => {
+                b.println(format!(
+                    "  {:<20} {verdict} ({:.1} s)",
+                    def.id.slug(),
+                    t.elapsed().as_secs_f64()
+                ));
+                b.inc(1);
+            }
+            None => writeln!(
+                chatter,
+                "        {verdict} ({:.1} s)",
+                t.elapsed().as_secs_f64()
+            )?,
+        }
+        reports.push(report);
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let interrupted = cleanup::interrupted().map(|sig| {
+        format!(
+            "stopped by {}",
+            syslens_probe::names::signal_name(sig as u32)
+        )
+    });
+    writeln!(
+        chatter,
+        "\n{}",
+        style.heading(&format!(
+            "Summary ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        ))
+    )?;
+    for c in &CONCEPTS {
+        let r = reports.iter().find(|r| r.concept == c.id);
+        let (verdict, class) = render::html::verdict(r);
+        let painted = match class {
+            "pass" => style.good(&format!("{verdict:<18}")),
+            "fail" => style.bad(&format!("{verdict:<18}")),
+            _ => style.warn(&format!("{verdict:<18}")),
+        };
+        let head = match (r, lab::find(c.id)) {
+            (Some(r), Some(def)) => lab::headline(def, r),
+            _ => String::new(),
+        };
+        writeln!(
+            chatter,
+            "  {:<20} {painted} {}",
+            c.slug,
+            fit_end(&head, WIDTH - 42)
+        )?;
+    }
+    let html = render::html::report(&ctx.host, &reports, &utc_now(), interrupted.as_deref());
+    std::fs::write(&a.html, html)?;
+    writeln!(chatter, "\nReport: {}", a.html.display())?;
+    if json {
+        render::json(out, &reports)?;
+    }
+    if let Some(sig) = cleanup::interrupted() {
+        return Ok(Status::Signal(sig));
+    }
+    Ok(if reports.iter().any(|r| r.failed()) {
+        Status::Failed
+    } else {
+        Status::Ok
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_says_what_is_killed_and_allocated() {
+        let p = plan(&TourArgs::default()).join("\n");
+        assert!(p.contains("256 MiB") && p.contains("kill") && p.contains("memory cgroup"));
+        assert!(plan(&TourArgs {
+            allow_swapfile: true,
+            ..TourArgs::default()
+        })
+        .iter()
+        .any(|l| l.contains("swap file")));
+    }
+
+    #[test]
+    fn utc_date_is_well_formed() {
+        let d = utc_now();
+        assert_eq!(d.len(), "2026-11-27 00:53 UTC".len());
+        assert!(d.ends_with(" UTC") && d.starts_with("20"));
+    }
+}
