@@ -87,6 +87,8 @@ pub enum Command {
     System(SystemArgs),
     /// Show every concept's lens for one process, in catalogue order.
     Inspect(InspectArgs),
+    /// Findings a person can act on, from every rule of the catalogue.
+    Doctor(DoctorArgs),
     /// Run a lab: provoke a concept on this kernel, measure it, check the claims.
     Lab(LabArgs),
     /// List the seventeen concepts with their ids.
@@ -156,6 +158,22 @@ pub struct SystemArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Only this process.
+    #[arg(long, conflicts_with = "name")]
+    pub pid: Option<i32>,
+    /// Only processes with this command name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How long to watch for trends (fault rates, RSS growth, run-queue delay).
+    #[arg(long, default_value = "3", value_parser = parse_seconds)]
+    pub window: Duration,
+    /// Exit 1 when a finding at or above this level exists.
+    #[arg(long, value_enum, default_value = "error")]
+    pub fail_on: crate::doctor::Severity,
+}
+
+#[derive(Debug, Args)]
 pub struct LabArgs {
     /// The concept id (see --list), or `all`.
     #[arg(required_unless_present = "list")]
@@ -218,6 +236,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
         Some(Command::Inspect(args)) => inspect_cmd(out, err, g, &style, args),
         Some(Command::Specimen(args)) => crate::specimen::run(args, out),
         Some(Command::Lab(args)) => lab_cmd(out, err, g, &style, args),
+        Some(Command::Doctor(args)) => doctor_cmd(out, err, g, &style, args),
         Some(Command::LabChild {
             concept,
             role,
@@ -278,6 +297,28 @@ fn system_cmd(
         render::text::system(out, &report, style)?;
     }
     Ok(Status::Ok)
+}
+
+fn doctor_cmd(out: &mut dyn Write, err: &mut dyn Write, g: &Global, style: &Style, a: DoctorArgs) -> io::Result<Status> {
+    let scope = crate::doctor::Scope { pid: a.pid, name: a.name };
+    let view = match crate::doctor::DoctorView::collect(a.window, &scope) {
+        Ok(v) => v,
+        Err(e) => {
+            writeln!(err, "syslens: cannot read processes: {e}")?;
+            return Ok(Status::Usage);
+        }
+    };
+    if scope.pid.is_some() && view.procs.is_empty() {
+        writeln!(err, "syslens: no process {}", scope.pid.unwrap_or(0))?;
+        return Ok(Status::Usage);
+    }
+    let report = crate::doctor::report(&view);
+    if g.json {
+        render::json(out, &report)?;
+    } else {
+        render::text::doctor(out, &report, style)?;
+    }
+    Ok(if report.findings.iter().any(|f| f.severity >= a.fail_on) { Status::Failed } else { Status::Ok })
 }
 
 fn lab_cmd(

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod concepts;
+pub mod doctor;
 pub mod explain;
 pub mod figure;
 pub mod host;

@@ -542,3 +542,32 @@ pub fn explain(
     }
     Ok(())
 }
+
+pub fn doctor(out: &mut dyn Write, r: &crate::doctor::DoctorReport, style: &Style) -> io::Result<()> {
+    use crate::doctor::Severity;
+    writeln!(out, "{}", style.heading(&format!("syslens doctor: {} processes watched for {:.0} s", r.processes, r.window_seconds)))?;
+    if r.findings.is_empty() {
+        writeln!(out, "{}", style.good("no findings"))?;
+    }
+    for f in &r.findings {
+        let sev = match f.severity {
+            Severity::Error => style.bad("ERROR  "),
+            Severity::Warning => style.warn("warning"),
+            Severity::Info => style.dim("info   "),
+        };
+        writeln!(out, "\n{sev} {} · {}  {}", f.concept.slug(), f.subject, style.dim(f.rule))?;
+        for l in wrap(&f.message, WIDTH - 10) {
+            writeln!(out, "        {l}")?;
+        }
+        for e in &f.evidence {
+            writeln!(out, "        {}", style.dim(&fit_end(e, WIDTH - 8)))?;
+        }
+        for (i, l) in wrap(&f.advice, WIDTH - 12).iter().enumerate() {
+            writeln!(out, "        {}{l}", if i == 0 { "→ " } else { "  " })?;
+        }
+    }
+    for u in &r.unreadable {
+        writeln!(out, "{}", style.dim(&fit_end(&format!("not read: {u}"), WIDTH)))?;
+    }
+    Ok(())
+}

@@ -1,6 +1,7 @@
 //! Kernel vs user space: where the process spends its CPU, and what it may do.
 
 pub mod lab;
+pub mod rules;
 
 /// The explanation (`syslens explain`), the reading list, and the lab's source, whose
 /// marked lines are quoted as the code that provokes the concept.

@@ -1,6 +1,7 @@
 //! Scheduling and context switches.
 
 pub mod lab;
+pub mod rules;
 
 /// The explanation (`syslens explain`), the reading list, and the lab's source, whose
 /// marked lines are quoted as the code that provokes the concept.

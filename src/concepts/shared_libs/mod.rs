@@ -1,6 +1,7 @@
 //! Shared libraries: what is mapped, how much is shared, what was replaced on disk.
 
 pub mod lab;
+pub mod rules;
 
 /// The explanation (`syslens explain`), the reading list, and the lab's source, whose
 /// marked lines are quoted as the code that provokes the concept.

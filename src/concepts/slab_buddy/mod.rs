@@ -1,6 +1,7 @@
 //! The kernel's slab and buddy allocators: system-wide, not per process.
 
 pub mod lab;
+pub mod rules;
 pub mod model;
 
 /// The explanation (`syslens explain`), the reading list, and the lab's source, whose

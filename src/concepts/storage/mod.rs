@@ -1,6 +1,7 @@
 //! Ephemeral vs persistent storage: where the process's open files live.
 
 pub mod lab;
+pub mod rules;
 
 /// The explanation (`syslens explain`), the reading list, and the lab's source, whose
 /// marked lines are quoted as the code that provokes the concept.

@@ -1,0 +1,45 @@
+//! Doctor rules: the high-water mark.
+
+use crate::doctor::{mib, DoctorView, Finding, Severity};
+use crate::concepts::ConceptId;
+
+/// A peak this large is worth a look when RSS has fallen to half of it.
+const HWM_WORTH_NOTING: u64 = 256 << 20;
+const HWM_GAP_SHARE: f64 = 0.5;
+/// A cgroup whose peak came within 10% of its limit...
+const PEAK_NEAR_LIMIT: f64 = 0.9;
+/// ...while its working set is at most half of it, was sized for a spike.
+const WORKING_SET_LOW: f64 = 0.5;
+
+pub fn check(v: &DoctorView) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for p in &v.procs {
+        let (Ok(rss), Ok(hwm)) = (p.last.rss.clone(), p.last.hwm.clone()) else { continue };
+        if hwm >= HWM_WORTH_NOTING && (rss as f64) < hwm as f64 * HWM_GAP_SHARE {
+            out.push(Finding {
+                rule: "rss-far-below-peak",
+                concept: ConceptId::HighWaterMark,
+                severity: Severity::Info,
+                subject: p.subject(),
+                message: format!("RSS {} is far below its peak VmHWM {}: a spike happened", mib(rss as f64), mib(hwm as f64)),
+                evidence: vec![format!("/proc/{}/status VmRSS {}, VmHWM {}", p.last.pid, rss, hwm)],
+                advice: "size memory limits for the peak, not the average; if the spike was a one-off (a large request, a cache rebuild), find it in the service's logs around the time it started".into(),
+            });
+        }
+    }
+    for cg in &v.memory_cgroups {
+        let (Ok(Some(limit)), Ok(peak), Ok(ws)) = (cg.limit.clone(), cg.peak.clone(), cg.working_set.clone()) else { continue };
+        if peak as f64 >= limit as f64 * PEAK_NEAR_LIMIT && (ws as f64) <= limit as f64 * WORKING_SET_LOW {
+            out.push(Finding {
+                rule: "cgroup-sized-for-spike",
+                concept: ConceptId::HighWaterMark,
+                severity: Severity::Warning,
+                subject: format!("cgroup {}", cg.dir.path),
+                message: format!("peak {} came within 10% of the limit {}, while the working set is {}", mib(peak as f64), mib(limit as f64), mib(ws as f64)),
+                evidence: vec![format!("{}: peak {peak}, limit {limit}, working set {ws}", cg.dir.host_dir)],
+                advice: "a spike nearly hit the limit: find what allocates in bursts, or raise the limit for the spike; the steady state needs far less".into(),
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,33 @@
+//! Doctor rules: kernel vs user space.
+
+use syslens_probe::USER_HZ;
+
+use crate::concepts::ConceptId;
+use crate::doctor::{DoctorView, Finding, Severity};
+
+/// Only processes using at least this share of a CPU are worth judging.
+const BUSY: f64 = 0.2;
+/// The share of that CPU time spent in the kernel that deserves a look.
+const MOSTLY_KERNEL: f64 = 0.8;
+
+pub fn check(v: &DoctorView) -> Vec<Finding> {
+    let secs = v.window.as_secs_f64().max(f64::MIN_POSITIVE);
+    v.procs
+        .iter()
+        .filter_map(|p| {
+            let user = p.last.utime_ticks.saturating_sub(p.first.utime_ticks);
+            let sys = p.last.stime_ticks.saturating_sub(p.first.stime_ticks);
+            let cpu = (user + sys) as f64 / USER_HZ as f64 / secs;
+            let share = sys as f64 / (user + sys).max(1) as f64;
+            (cpu >= BUSY && share >= MOSTLY_KERNEL).then(|| Finding {
+                rule: "mostly-in-the-kernel",
+                concept: ConceptId::KernelUser,
+                severity: Severity::Warning,
+                subject: p.subject(),
+                message: format!("uses {:.0}% of a CPU, {:.0}% of it in the kernel", cpu * 100.0, share * 100.0),
+                evidence: vec![format!("/proc/{}/stat utime +{user}, stime +{sys} ticks in {secs:.0} s", p.last.pid)],
+                advice: "many small system calls (tiny reads and writes, polling, clock reads through syscall) or page-fault storms: strace -c -p PID or perf trace -s -p PID shows which".into(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,54 @@
+//! Doctor rules: locking. An idle thread pool and a deadlock look the same from /proc
+//! (every thread asleep in a futex wait, no CPU used): that is information, never a
+//! verdict. A process blocked in /proc/locks behind another is a real finding.
+
+use crate::concepts::ConceptId;
+use crate::doctor::{DoctorView, Finding, Severity};
+
+pub fn check(v: &DoctorView) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for p in &v.procs {
+        let cpu_before = p.first.utime_ticks + p.first.stime_ticks;
+        let cpu_after = p.last.utime_ticks + p.last.stime_ticks;
+        if p.threads.len() >= 2 && p.threads.iter().all(|(s, futex)| *s == b'S' && *futex) && cpu_after == cpu_before {
+            out.push(Finding {
+                rule: "all-threads-parked",
+                concept: ConceptId::Locking,
+                severity: Severity::Info,
+                subject: p.subject(),
+                message: format!(
+                    "all {} threads parked in futex waits, no CPU progress for {:.0} s; an idle thread pool looks exactly the same",
+                    p.threads.len(),
+                    v.window.as_secs_f64()
+                ),
+                evidence: vec![format!("/proc/{}/task/*/syscall: futex; stat: state S; utime+stime unchanged", p.last.pid)],
+                advice: "if the process should be working, take a stack dump (gdb -p PID -batch -ex 'thread apply all bt') to see which locks the threads wait on".into(),
+            });
+        }
+    }
+    if let Ok(locks) = &v.locks {
+        for w in locks.iter().filter(|l| l.waiting) {
+            let holder = locks.iter().find(|h| h.id == w.id && !h.waiting);
+            let name = |pid: i64| v.proc(pid).map_or_else(|| format!("pid {pid}"), |p| p.subject());
+            if v.scoped && v.proc(w.pid).is_none() && holder.is_none_or(|h| v.proc(h.pid).is_none()) {
+                continue;
+            }
+            out.push(Finding {
+                rule: "file-lock-wait",
+                concept: ConceptId::Locking,
+                severity: Severity::Warning,
+                subject: name(w.pid),
+                message: format!(
+                    "waits for a {} {} lock on {} held by {}",
+                    w.class,
+                    w.access,
+                    w.file,
+                    holder.map_or_else(|| "an unknown holder".to_owned(), |h| name(h.pid))
+                ),
+                evidence: vec![format!("/proc/locks: {}: -> {} {} {}", w.id, w.class, w.pid, w.file)],
+                advice: "the holder keeps the lock: see what it is doing (syslens inspect on it); stale lock files from dead processes are released when their fd closes".into(),
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,30 @@
+//! Doctor rules: shared libraries.
+
+use std::collections::BTreeMap;
+
+use crate::concepts::ConceptId;
+use crate::doctor::{DoctorView, Finding, Severity};
+
+pub fn check(v: &DoctorView) -> Vec<Finding> {
+    let mut by_lib: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for p in &v.procs {
+        for lib in &p.deleted_libs {
+            by_lib.entry(lib.as_str()).or_default().push(p.subject());
+        }
+    }
+    by_lib
+        .into_iter()
+        .map(|(lib, procs)| {
+            let name = lib.rsplit('/').next().unwrap_or(lib);
+            Finding {
+                rule: "deleted-library-mapped",
+                concept: ConceptId::SharedLibs,
+                severity: Severity::Warning,
+                subject: if procs.len() == 1 { procs[0].clone() } else { format!("{} processes", procs.len()) },
+                message: format!("{} {} a deleted {name}: the library was replaced on disk (an update) but the old code still runs", procs.join(", "), if procs.len() == 1 { "maps" } else { "map" }),
+                evidence: vec![format!("/proc/PID/maps: {lib} (deleted)")],
+                advice: format!("restart {} to run the patched library", if procs.len() == 1 { "it" } else { "them" }),
+            }
+        })
+        .collect()
+}

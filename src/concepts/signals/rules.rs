@@ -1,0 +1,48 @@
+//! Doctor rules: signals.
+
+use std::collections::HashMap;
+
+use crate::concepts::ConceptId;
+use crate::doctor::{DoctorView, Finding, Severity};
+
+const SIGTERM: u64 = 1 << (15 - 1);
+/// Zombies under one parent that show it does not reap its children.
+const ZOMBIES: usize = 5;
+
+pub fn check(v: &DoctorView) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for p in v.procs.iter().filter(|p| !p.is_kernel_thread()) {
+        let Ok(st) = &p.status else { continue };
+        let ignored = st.sig_ign.clone().unwrap_or(0) & SIGTERM != 0;
+        let blocked = !p.thread_blocked.is_empty() && p.thread_blocked.iter().all(|m| m & SIGTERM != 0);
+        if ignored || blocked {
+            let how = if ignored { "ignores" } else { "blocks in every thread" };
+            out.push(Finding {
+                rule: "sigterm-ignored",
+                concept: ConceptId::Signals,
+                severity: Severity::Warning,
+                subject: p.subject(),
+                message: format!("{how} SIGTERM: `kill PID` and `systemctl stop` will not stop it; only SIGKILL will, with no cleanup"),
+                evidence: vec![format!("/proc/{}/status SigIgn {:#x}, SigBlk per thread {:x?}", p.last.pid, st.sig_ign.clone().unwrap_or(0), p.thread_blocked)],
+                advice: "handle SIGTERM (finish or abandon work, flush, exit); if it is on purpose (a shell's job control), expect the stop timeout and a SIGKILL".into(),
+            });
+        }
+    }
+    let mut zombies: HashMap<i64, Vec<i32>> = HashMap::new();
+    for p in v.procs.iter().filter(|p| p.last.state == b'Z') {
+        zombies.entry(p.last.ppid).or_default().push(p.last.pid);
+    }
+    for (parent, kids) in zombies.into_iter().filter(|(_, k)| k.len() >= ZOMBIES) {
+        let name = v.proc(parent).map_or_else(|| format!("pid {parent}"), |p| p.subject());
+        out.push(Finding {
+            rule: "zombies-piling-up",
+            concept: ConceptId::Signals,
+            severity: Severity::Warning,
+            subject: name,
+            message: format!("{} exited children are not reaped (state Z)", kids.len()),
+            evidence: vec![format!("/proc/*/stat: pids {kids:?} in state Z with ppid {parent}")],
+            advice: "the parent does not wait(2) for its children: fix it to reap (or ignore SIGCHLD); zombies hold a PID each until then".into(),
+        });
+    }
+    out
+}

@@ -1,0 +1,49 @@
+//! Doctor rules: the kernel's allocators.
+
+use crate::concepts::ConceptId;
+use crate::doctor::{mib, DoctorView, Finding, Severity};
+
+/// The order of a 2 MiB huge page (with 4 KiB pages).
+const HUGE_ORDER: usize = 9;
+/// Unusable free space index above which allocations of that order wait for compaction.
+const EXHAUSTED: f64 = 0.95;
+/// Reclaimable slab as a share of RAM worth mentioning (dentry and inode caches grown by
+/// file scans: the kernel frees them under pressure, but they distort "used" memory).
+const SLAB_SHARE: f64 = 0.25;
+
+pub fn check(v: &DoctorView) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if let Ok(zones) = &v.buddy {
+        if let Some(z) = zones.iter().max_by_key(|z| z.free_pages()) {
+            if let Some(Some(idx)) = z.unusable_index().get(HUGE_ORDER) {
+                if *idx >= EXHAUSTED {
+                    out.push(Finding {
+                        rule: "high-orders-exhausted",
+                        concept: ConceptId::SlabBuddy,
+                        severity: Severity::Warning,
+                        subject: format!("zone {}", z.zone),
+                        message: format!("{:.0}% of free memory is in blocks smaller than 2 MiB: huge pages and large allocations will fail or wait for compaction", idx * 100.0),
+                        evidence: vec![format!("/proc/buddyinfo node {} zone {}: free blocks per order {:?}", z.node, z.zone, z.free_blocks)],
+                        advice: "memory is fragmented: compaction (vm.compaction_proactiveness) or reserving huge pages at boot helps workloads that need them".into(),
+                    });
+                }
+            }
+        }
+    }
+    if let Ok(m) = &v.meminfo {
+        if let (Ok(slab), Ok(total)) = (m.s_reclaimable.clone(), m.mem_total.clone()) {
+            if slab as f64 >= total as f64 * SLAB_SHARE {
+                out.push(Finding {
+                    rule: "large-reclaimable-slab",
+                    concept: ConceptId::SlabBuddy,
+                    severity: Severity::Info,
+                    subject: "system".into(),
+                    message: format!("reclaimable slab holds {} ({:.0}% of RAM)", mib(slab as f64), slab as f64 / total as f64 * 100.0),
+                    evidence: vec![format!("/proc/meminfo SReclaimable {slab}, MemTotal {total}")],
+                    advice: "usually dentry and inode caches from file scans: the kernel frees them under pressure; /proc/slabinfo (root) names the cache".into(),
+                });
+            }
+        }
+    }
+    out
+}

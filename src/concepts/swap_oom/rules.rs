@@ -1,0 +1,104 @@
+//! Doctor rules: swap and the OOM killer.
+
+use crate::concepts::ConceptId;
+use crate::doctor::{mib, DoctorView, Finding, Severity};
+
+/// A cgroup whose working set (usage minus inactive file cache: usage alone counts
+/// cache that the kernel drops at will) is this close to its limit will reclaim hard
+/// or OOM soon.
+const WORKING_SET_NEAR_LIMIT: f64 = 0.9;
+/// Memory pressure (share of time some task stalled on memory, avg10) worth a warning.
+const PRESSURE: f64 = 10.0;
+/// OOM kills younger than this are reported.
+const RECENT_OOM_SECONDS: f64 = 24.0 * 3600.0;
+
+fn ago(s: f64) -> String {
+    if s < 120.0 {
+        format!("{s:.0} s ago")
+    } else if s < 7200.0 {
+        format!("{:.0} min ago", s / 60.0)
+    } else {
+        format!("{:.1} h ago", s / 3600.0)
+    }
+}
+
+pub fn check(v: &DoctorView) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if let Some(p) = v.procs.iter().filter(|p| p.last.oom_score.is_ok()).max_by_key(|p| p.last.oom_score.clone().unwrap_or(0)) {
+        let score = p.last.oom_score.clone().unwrap_or(0);
+        if score > 0 {
+            out.push(Finding {
+                rule: "oom-first-victim",
+                concept: ConceptId::SwapOom,
+                severity: Severity::Info,
+                subject: p.subject(),
+                message: format!("the OOM killer would pick this process first (oom_score {score})"),
+                evidence: vec![format!("/proc/{}/oom_score {score}; RSS {}", p.last.pid, mib(p.last.rss.clone().unwrap_or(0) as f64))],
+                advice: "if it must survive, lower its oom_score_adj (needs CAP_SYS_RESOURCE) or raise that of expendable workers".into(),
+            });
+        }
+    }
+    for cg in &v.memory_cgroups {
+        let (Ok(Some(limit)), Ok(ws)) = (cg.limit.clone(), cg.working_set.clone()) else { continue };
+        if ws as f64 >= limit as f64 * WORKING_SET_NEAR_LIMIT {
+            out.push(Finding {
+                rule: "cgroup-working-set-near-limit",
+                concept: ConceptId::SwapOom,
+                severity: Severity::Warning,
+                subject: format!("cgroup {}", cg.dir.path),
+                message: format!("working set {} is {:.0}% of the limit {}", mib(ws as f64), ws as f64 / limit as f64 * 100.0, mib(limit as f64)),
+                evidence: vec![format!("{}: usage minus inactive_file {ws}, limit {limit}", cg.dir.host_dir)],
+                advice: "it will reclaim hard and then OOM-kill inside the cgroup: raise the limit or reduce the working set".into(),
+            });
+        }
+    }
+    if let Ok(psi) = &v.psi_memory {
+        if psi.some.avg10 >= PRESSURE {
+            out.push(Finding {
+                rule: "memory-pressure",
+                concept: ConceptId::SwapOom,
+                severity: Severity::Warning,
+                subject: "system".into(),
+                message: format!("tasks stalled on memory {:.1}% of the last 10 s (full: {:.1}%)", psi.some.avg10, psi.full.map_or(0.0, |f| f.avg10)),
+                evidence: vec![format!("/proc/pressure/memory some avg10={:.2}", psi.some.avg10)],
+                advice: "reclaim is slowing work down: find the cgroups near their limits, or add memory".into(),
+            });
+        }
+    }
+    if let Ok(kills) = &v.ooms {
+        // One finding per cgroup: a fleet of kills in one place is one problem.
+        let mut by_cgroup: std::collections::BTreeMap<String, Vec<&crate::doctor::OomKill>> = std::collections::BTreeMap::new();
+        for k in kills.iter().filter(|k| k.seconds_ago.is_none_or(|s| s <= RECENT_OOM_SECONDS)) {
+            let cg = k.memcg.clone().unwrap_or_else(|| "(host)".into());
+            // Every syslens lab makes its own cgroup: their kills are one group.
+            let key = match cg.rsplit_once('/') {
+                Some((parent, leaf)) if leaf.starts_with("syslens-lab-") => format!("{parent}/syslens-lab-*"),
+                _ => cg,
+            };
+            by_cgroup.entry(key).or_default().push(k);
+        }
+        for (cg, ks) in by_cgroup {
+            let Some(latest) = ks.iter().min_by(|a, b| a.seconds_ago.unwrap_or(f64::MAX).total_cmp(&b.seconds_ago.unwrap_or(f64::MAX))) else { continue };
+            let when = latest.seconds_ago.map_or_else(String::new, |s| format!(" {}", ago(s)));
+            let rss = latest.anon_rss_kb.map_or_else(String::new, |kb| format!(" (anon-rss {})", mib(kb as f64 * 1024.0)));
+            // syslens's own labs kill in their own cgroups on purpose.
+            let ours = cg.ends_with("/syslens-lab-*");
+            out.push(Finding {
+                rule: "oom-killed",
+                concept: ConceptId::SwapOom,
+                severity: if ours { Severity::Info } else { Severity::Warning },
+                subject: format!("cgroup {cg}"),
+                message: format!(
+                    "{} OOM kill(s){}; latest pid {} ({}){when}{rss}",
+                    ks.len(),
+                    if ours { " by a syslens lab, on purpose" } else { "" },
+                    latest.pid,
+                    latest.comm
+                ),
+                evidence: vec!["/dev/kmsg: oom-kill / Out of memory: Killed process".into()],
+                advice: "the cgroup or host ran out of memory: check its limit against its peak, and what grew before the kill".into(),
+            });
+        }
+    }
+    out
+}
