@@ -299,8 +299,17 @@ fn system_cmd(
     Ok(Status::Ok)
 }
 
-fn doctor_cmd(out: &mut dyn Write, err: &mut dyn Write, g: &Global, style: &Style, a: DoctorArgs) -> io::Result<Status> {
-    let scope = crate::doctor::Scope { pid: a.pid, name: a.name };
+fn doctor_cmd(
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    g: &Global,
+    style: &Style,
+    a: DoctorArgs,
+) -> io::Result<Status> {
+    let scope = crate::doctor::Scope {
+        pid: a.pid,
+        name: a.name,
+    };
     let view = match crate::doctor::DoctorView::collect(a.window, &scope) {
         Ok(v) => v,
         Err(e) => {
@@ -318,7 +327,11 @@ fn doctor_cmd(out: &mut dyn Write, err: &mut dyn Write, g: &Global, style: &Styl
     } else {
         render::text::doctor(out, &report, style)?;
     }
-    Ok(if report.findings.iter().any(|f| f.severity >= a.fail_on) { Status::Failed } else { Status::Ok })
+    Ok(if report.findings.iter().any(|f| f.severity >= a.fail_on) {
+        Status::Failed
+    } else {
+        Status::Ok
+    })
 }
 
 fn lab_cmd(

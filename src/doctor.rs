@@ -107,7 +107,8 @@ pub struct Scope {
 
 impl Scope {
     fn keeps(&self, r: &ProcessRow) -> bool {
-        self.pid.is_none_or(|p| r.pid == p) && self.name.as_deref().is_none_or(|n| r.comm.as_str() == n)
+        self.pid.is_none_or(|p| r.pid == p)
+            && self.name.as_deref().is_none_or(|n| r.comm.as_str() == n)
     }
 
     fn is_scoped(&self) -> bool {
@@ -126,21 +127,34 @@ impl DoctorView {
         let started = Instant::now();
         // The doctor itself is not a patient.
         let me = std::process::id() as i32;
-        let first: Vec<ProcessRow> =
-            scanner.scan(ScanOptions::default())?.iter().filter(|r| r.pid != me && scope.keeps(r)).cloned().collect();
+        let first: Vec<ProcessRow> = scanner
+            .scan(ScanOptions::default())?
+            .iter()
+            .filter(|r| r.pid != me && scope.keeps(r))
+            .cloned()
+            .collect();
         let pids: Vec<i32> = first.iter().map(|r| r.pid).collect();
         // Forked children of large processes (same name as their parent): the only
         // ones whose smaps_rollup is read, at both ends of the window.
         let cow_candidates: Vec<i32> = first
             .iter()
             .filter(|r| {
-                first.iter().any(|p| i64::from(p.pid) == r.ppid && p.comm == r.comm && p.rss.clone().unwrap_or(0) >= COW_PARENT)
+                first.iter().any(|p| {
+                    i64::from(p.pid) == r.ppid
+                        && p.comm == r.comm
+                        && p.rss.clone().unwrap_or(0) >= COW_PARENT
+                })
             })
             .map(|r| r.pid)
             .collect();
         let private_dirty = |reader: &mut Reader, pid: i32| -> Option<u64> {
             let dir = reader.open_pid(pid).ok()?;
-            syslens_probe::smaps::MemUsage::parse_rollup(reader.read_pid(&dir, "smaps_rollup").ok()?).ok()?.private_dirty.ok()
+            syslens_probe::smaps::MemUsage::parse_rollup(
+                reader.read_pid(&dir, "smaps_rollup").ok()?,
+            )
+            .ok()?
+            .private_dirty
+            .ok()
         };
         let mut pd_before: HashMap<i32, u64> = HashMap::new();
         for &pid in &cow_candidates {
@@ -150,10 +164,15 @@ impl DoctorView {
         }
         let mut rss: HashMap<i32, Vec<(f64, f64)>> = HashMap::new();
         let mut last: HashMap<i32, ProcessRow> = HashMap::new();
-        let opts = ScanOptions { rollup: false, slow_every: u64::MAX };
+        let opts = ScanOptions {
+            rollup: false,
+            slow_every: u64::MAX,
+        };
         for i in 0..=SAMPLES {
             if i > 0 {
-                if let Some(wait) = (started + window * i / SAMPLES).checked_duration_since(Instant::now()) {
+                if let Some(wait) =
+                    (started + window * i / SAMPLES).checked_duration_since(Instant::now())
+                {
                     std::thread::sleep(wait);
                 }
             }
@@ -170,12 +189,16 @@ impl DoctorView {
         let mut memcg_dirs: BTreeMap<String, syslens_probe::cgroup::CgroupDir> = BTreeMap::new();
         for f in first {
             // A process that left during the window has no last sample: nothing to say.
-            let Some(l) = last.remove(&f.pid) else { continue };
+            let Some(l) = last.remove(&f.pid) else {
+                continue;
+            };
             if l.start_time_ticks != f.start_time_ticks {
                 continue;
             }
             let reader = scanner.reader();
-            let Ok(dir) = reader.open_pid(f.pid) else { continue };
+            let Ok(dir) = reader.open_pid(f.pid) else {
+                continue;
+            };
             let status = reader.read_pid(&dir, "status").map(ProcStatus::parse);
             let mut tids = Vec::new();
             let _ = reader.list_pid_numbers(&dir, "task", &mut tids);
@@ -186,7 +209,11 @@ impl DoctorView {
                 if let Ok(st) = &st {
                     thread_blocked.push(st.sig_blk.clone().unwrap_or(0));
                 }
-                let state = st.as_ref().ok().and_then(|s| s.state.clone().ok()).unwrap_or(b'?');
+                let state = st
+                    .as_ref()
+                    .ok()
+                    .and_then(|s| s.state.clone().ok())
+                    .unwrap_or(b'?');
                 let futex = matches!(
                     reader.read_pid(&task, "syscall").and_then(syslens_probe::sched::parse_syscall),
                     Ok(syslens_probe::sched::Syscall::In { nr, .. }) if nr == concepts::locking::SYS_FUTEX
@@ -198,13 +225,20 @@ impl DoctorView {
                 .read_pid(&dir, "maps")
                 .and_then(parse_maps)
                 .map(|maps| {
-                    let mut v: Vec<String> = maps.into_iter().filter(|m| m.kind == MapKind::Library && m.deleted).map(|m| m.path).collect();
+                    let mut v: Vec<String> = maps
+                        .into_iter()
+                        .filter(|m| m.kind == MapKind::Library && m.deleted)
+                        .map(|m| m.path)
+                        .collect();
                     v.sort();
                     v.dedup();
                     v
                 })
                 .unwrap_or_default();
-            let cgroup = match (&layout, reader.read_pid(&dir, "cgroup").and_then(parse_proc_cgroup)) {
+            let cgroup = match (
+                &layout,
+                reader.read_pid(&dir, "cgroup").and_then(parse_proc_cgroup),
+            ) {
                 (Some(layout), Ok(members)) => layout.locate(&members, "memory").map(|d| {
                     let path = d.path.clone();
                     memcg_dirs.entry(path.clone()).or_insert(d);
@@ -212,7 +246,9 @@ impl DoctorView {
                 }),
                 _ => None,
             };
-            let private_dirty = pd_before.get(&f.pid).and_then(|b| Some((*b, private_dirty(scanner.reader(), f.pid)?)));
+            let private_dirty = pd_before
+                .get(&f.pid)
+                .and_then(|b| Some((*b, private_dirty(scanner.reader(), f.pid)?)));
             procs.push(Proc {
                 private_dirty,
                 rss: rss.remove(&f.pid).unwrap_or_default(),
@@ -227,7 +263,11 @@ impl DoctorView {
             });
         }
         let reader = scanner.reader();
-        let memory_cgroups = memcg_dirs.into_values().filter(|d| d.path != "/").map(|d| MemoryCgroup::read(reader, d)).collect();
+        let memory_cgroups = memcg_dirs
+            .into_values()
+            .filter(|d| d.path != "/")
+            .map(|d| MemoryCgroup::read(reader, d))
+            .collect();
         Ok(DoctorView {
             window,
             procs,
@@ -256,7 +296,10 @@ fn read_oom_kills() -> Val<Vec<OomKill>> {
         .custom_flags(libc::O_NONBLOCK)
         .open("/dev/kmsg")
         .map_err(|e| Missing::from_io("/dev/kmsg", &e))?;
-    let uptime_us = std::fs::read_to_string("/proc/uptime").ok().and_then(|u| u.split_whitespace().next()?.parse::<f64>().ok()).map(|s| s * 1e6);
+    let uptime_us = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|u| u.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|s| s * 1e6);
     let mut out: Vec<OomKill> = Vec::new();
     let mut buf = vec![0u8; 8192];
     // Each read returns one record; EAGAIN at the end of the buffer.
@@ -265,7 +308,9 @@ fn read_oom_kills() -> Val<Vec<OomKill>> {
             break;
         }
         let rec = String::from_utf8_lossy(&buf[..n]);
-        let Some((head, msg)) = rec.split_once(';') else { continue };
+        let Some((head, msg)) = rec.split_once(';') else {
+            continue;
+        };
         let ts_us: Option<f64> = head.split(',').nth(2).and_then(|t| t.parse().ok());
         let ago = match (uptime_us, ts_us) {
             (Some(u), Some(t)) => Some((u - t) / 1e6),
@@ -274,18 +319,45 @@ fn read_oom_kills() -> Val<Vec<OomKill>> {
         let msg = msg.trim();
         if let Some(rest) = msg.strip_prefix("oom-kill:") {
             // oom-kill:constraint=...,oom_memcg=/a,task_memcg=/a/b,task=comm,pid=123,uid=0
-            let field = |k: &str| rest.split(',').find_map(|kv| kv.strip_prefix(k)).map(str::to_owned);
+            let field = |k: &str| {
+                rest.split(',')
+                    .find_map(|kv| kv.strip_prefix(k))
+                    .map(str::to_owned)
+            };
             if let Some(pid) = field("pid=").and_then(|p| p.parse().ok()) {
-                out.push(OomKill { pid, comm: field("task=").unwrap_or_default(), anon_rss_kb: None, memcg: field("task_memcg="), seconds_ago: ago });
+                out.push(OomKill {
+                    pid,
+                    comm: field("task=").unwrap_or_default(),
+                    anon_rss_kb: None,
+                    memcg: field("task_memcg="),
+                    seconds_ago: ago,
+                });
             }
-        } else if let Some(rest) = msg.strip_prefix("Out of memory: Killed process ").or_else(|| msg.split_once("Killed process ").map(|x| x.1)) {
+        } else if let Some(rest) = msg
+            .strip_prefix("Out of memory: Killed process ")
+            .or_else(|| msg.split_once("Killed process ").map(|x| x.1))
+        {
             let pid: Option<u64> = rest.split_whitespace().next().and_then(|p| p.parse().ok());
-            let anon = rest.split("anon-rss:").nth(1).and_then(|a| a.split("kB").next()?.trim().parse().ok());
+            let anon = rest
+                .split("anon-rss:")
+                .nth(1)
+                .and_then(|a| a.split("kB").next()?.trim().parse().ok());
             if let (Some(_), Some(k)) = (pid, out.iter_mut().rev().find(|k| Some(k.pid) == pid)) {
                 k.anon_rss_kb = anon;
             } else if let Some(pid) = pid {
-                let comm = rest.split('(').nth(1).and_then(|c| c.split(')').next()).unwrap_or("").to_owned();
-                out.push(OomKill { pid, comm, anon_rss_kb: anon, memcg: None, seconds_ago: ago });
+                let comm = rest
+                    .split('(')
+                    .nth(1)
+                    .and_then(|c| c.split(')').next())
+                    .unwrap_or("")
+                    .to_owned();
+                out.push(OomKill {
+                    pid,
+                    comm,
+                    anon_rss_kb: anon,
+                    memcg: None,
+                    seconds_ago: ago,
+                });
             }
         }
     }
@@ -308,6 +380,10 @@ pub fn diagnose(v: &DoctorView) -> Vec<Finding> {
     f.extend(concepts::locking::rules::check(v));
     f.extend(concepts::slab_buddy::rules::check(v));
     f.extend(concepts::storage::rules::check(v));
+    // Scoped to processes: the system-wide and cgroup findings belong to a full run.
+    if v.scoped {
+        f.retain(|x| x.subject.starts_with("pid "));
+    }
     // Worst first, then by concept (catalogue order).
     f.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.concept.cmp(&b.concept)));
     f
@@ -328,11 +404,22 @@ pub fn report(v: &DoctorView) -> DoctorReport {
     if let Err(e) = &v.ooms {
         unreadable.push(format!("OOM kills from the kernel log: {e}"));
     }
-    let no_fds = v.procs.iter().filter(|p| matches!(p.fds, Err(Missing::Permission { .. }))).count();
+    let no_fds = v
+        .procs
+        .iter()
+        .filter(|p| matches!(p.fds, Err(Missing::Permission { .. })))
+        .count();
     if no_fds > 0 {
-        unreadable.push(format!("open files of {no_fds} processes: no permission (run as root)"));
+        unreadable.push(format!(
+            "open files of {no_fds} processes: no permission (run as root)"
+        ));
     }
-    DoctorReport { window_seconds: v.window.as_secs_f64(), processes: v.procs.len(), findings: diagnose(v), unreadable }
+    DoctorReport {
+        window_seconds: v.window.as_secs_f64(),
+        processes: v.procs.len(),
+        findings: diagnose(v),
+        unreadable,
+    }
 }
 
 /// Bytes for messages.

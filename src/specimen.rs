@@ -30,6 +30,27 @@ pub struct SpecimenArgs {
     /// Enter new UTS and network namespaces (needs CAP_SYS_ADMIN).
     #[arg(long)]
     pub unshare_uts_net: bool,
+    /// Lower the own soft RLIMIT_NOFILE to this before opening fds.
+    #[arg(long)]
+    pub fd_limit: Option<u64>,
+    /// Keep allocating (and touching) this many MiB per second.
+    #[arg(long)]
+    pub leak_mib_per_s: Option<u64>,
+    /// Map a copy of a shared library, then delete the copy (a library "updated" on disk).
+    #[arg(long)]
+    pub deleted_lib_in: Option<std::path::PathBuf>,
+    /// Hold an exclusive flock on this file.
+    #[arg(long)]
+    pub flock_hold: Option<std::path::PathBuf>,
+    /// Wait (in a thread) for an exclusive flock on this file.
+    #[arg(long)]
+    pub flock_wait: Option<std::path::PathBuf>,
+    /// Leave this many exited, unreaped children.
+    #[arg(long, default_value_t = 0)]
+    pub zombies: usize,
+    /// Start this many threads that wait on a condition variable forever.
+    #[arg(long, default_value_t = 0)]
+    pub idle_pool: usize,
 }
 
 /// What the specimen did, for the test to compare with `inspect`.
@@ -42,6 +63,7 @@ struct Report {
     deleted_file_bytes: u64,
     blocker_tid: Option<i32>,
     unshared: bool,
+    deleted_lib: Option<String>,
 }
 
 fn check(rc: libc::c_int, what: &str) -> io::Result<()> {
@@ -50,6 +72,28 @@ fn check(rc: libc::c_int, what: &str) -> io::Result<()> {
         return Err(io::Error::new(e.kind(), format!("{what}: {e}")));
     }
     Ok(())
+}
+
+/// Copies a shared library this process already maps (not libc) into `dir`, dlopens
+/// the copy and deletes it: the mapping then shows `(deleted)`, as after an update.
+fn map_deleted_library(dir: &std::path::Path) -> io::Result<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps")?;
+    let source = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.contains(".so") && !p.contains("libc.so") && !p.contains("ld-linux"))
+        .ok_or_else(|| io::Error::other("no library to copy"))?
+        .to_owned();
+    let copy = dir.join(format!("libsyslens-specimen-{}.so", std::process::id()));
+    std::fs::copy(&source, &copy)?;
+    let c = std::ffi::CString::new(copy.to_string_lossy().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: loads a copy of a library already loaded in this process.
+    let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    if handle.is_null() {
+        return Err(io::Error::other("dlopen of the copy failed"));
+    }
+    std::fs::remove_file(&copy)?;
+    Ok(copy.display().to_string())
 }
 
 pub fn run(args: SpecimenArgs, out: &mut dyn Write) -> io::Result<Status> {
@@ -79,6 +123,21 @@ pub fn run(args: SpecimenArgs, out: &mut dyn Write) -> io::Result<Status> {
             page[0] = 1;
         }
         std::hint::black_box(&spike);
+    }
+    if let Some(limit) = args.fd_limit {
+        // Start from stdin, stdout and stderr only, whatever the caller left open.
+        // SAFETY: closes this process's own inherited fds.
+        unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: valid pointers; lowers only this process's soft limit.
+        unsafe {
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+            lim.rlim_cur = limit;
+            check(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), "setrlimit")?;
+        }
     }
     let mut held = Vec::new();
     for _ in 0..args.open_fds {
@@ -120,6 +179,60 @@ pub fn run(args: SpecimenArgs, out: &mut dyn Write) -> io::Result<Status> {
         });
         blocker_tid = rx.recv().ok();
     }
+    let deleted_lib = match &args.deleted_lib_in {
+        Some(dir) => Some(map_deleted_library(dir)?),
+        None => None,
+    };
+    if let Some(path) = &args.flock_hold {
+        let f = File::create(path)?;
+        // SAFETY: flock on an fd we own.
+        check(
+            unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) },
+            "flock",
+        )?;
+        held.push(f);
+    }
+    if let Some(path) = args.flock_wait.clone() {
+        let f = File::create(&path)?;
+        std::thread::spawn(move || {
+            // SAFETY: flock on an fd this thread owns; it blocks until the holder lets go.
+            unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) };
+            loop {
+                std::thread::park();
+            }
+        });
+    }
+    for _ in 0..args.zombies {
+        // SAFETY: the child exits at once; it is never reaped (that is the point).
+        if unsafe { libc::fork() } == 0 {
+            unsafe { libc::_exit(0) };
+        }
+    }
+    let pool = std::sync::Arc::new((std::sync::Mutex::new(()), std::sync::Condvar::new()));
+    for _ in 0..args.idle_pool {
+        let pool = pool.clone();
+        std::thread::spawn(move || {
+            let (lock, cv) = &*pool;
+            let mut g = lock.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                g = cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            }
+        });
+    }
+    if let Some(rate) = args.leak_mib_per_s {
+        std::thread::spawn(move || {
+            let mut leaked: Vec<Vec<u8>> = Vec::new();
+            loop {
+                // A tenth of the rate every 100 ms, every page written.
+                let mut v = vec![0u8; (rate << 20) as usize / 10];
+                for page in v.chunks_mut(4096) {
+                    page[0] = 1;
+                }
+                leaked.push(v);
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        });
+    }
     let report = Report {
         pid: std::process::id(),
         spike_bytes: args.spike_mib << 20,
@@ -128,6 +241,7 @@ pub fn run(args: SpecimenArgs, out: &mut dyn Write) -> io::Result<Status> {
         deleted_file_bytes,
         blocker_tid,
         unshared: args.unshare_uts_net,
+        deleted_lib,
     };
     serde_json::to_writer(&mut *out, &report).map_err(io::Error::other)?;
     writeln!(out)?;

@@ -543,9 +543,20 @@ pub fn explain(
     Ok(())
 }
 
-pub fn doctor(out: &mut dyn Write, r: &crate::doctor::DoctorReport, style: &Style) -> io::Result<()> {
+pub fn doctor(
+    out: &mut dyn Write,
+    r: &crate::doctor::DoctorReport,
+    style: &Style,
+) -> io::Result<()> {
     use crate::doctor::Severity;
-    writeln!(out, "{}", style.heading(&format!("syslens doctor: {} processes watched for {:.0} s", r.processes, r.window_seconds)))?;
+    writeln!(
+        out,
+        "{}",
+        style.heading(&format!(
+            "syslens doctor: {} processes watched for {:.0} s",
+            r.processes, r.window_seconds
+        ))
+    )?;
     if r.findings.is_empty() {
         writeln!(out, "{}", style.good("no findings"))?;
     }
@@ -555,7 +566,13 @@ pub fn doctor(out: &mut dyn Write, r: &crate::doctor::DoctorReport, style: &Styl
             Severity::Warning => style.warn("warning"),
             Severity::Info => style.dim("info   "),
         };
-        writeln!(out, "\n{sev} {} · {}  {}", f.concept.slug(), f.subject, style.dim(f.rule))?;
+        writeln!(
+            out,
+            "\n{sev} {} · {}  {}",
+            f.concept.slug(),
+            f.subject,
+            style.dim(f.rule)
+        )?;
         for l in wrap(&f.message, WIDTH - 10) {
             writeln!(out, "        {l}")?;
         }
@@ -567,7 +584,11 @@ pub fn doctor(out: &mut dyn Write, r: &crate::doctor::DoctorReport, style: &Styl
         }
     }
     for u in &r.unreadable {
-        writeln!(out, "{}", style.dim(&fit_end(&format!("not read: {u}"), WIDTH)))?;
+        writeln!(
+            out,
+            "{}",
+            style.dim(&fit_end(&format!("not read: {u}"), WIDTH))
+        )?;
     }
     Ok(())
 }

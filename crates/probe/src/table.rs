@@ -152,7 +152,8 @@ impl Scanner {
         }
         let pass = self.pass;
         let every = opts.slow_every.max(1);
-        self.slow.retain(|_, s| pass - s.pass <= every * 4);
+        self.slow
+            .retain(|_, s| pass - s.pass <= every.saturating_mul(4));
     }
 
     fn read_one(&mut self, pid: i32, opts: ScanOptions) -> Val<ProcessRow> {
@@ -346,6 +347,22 @@ mod tests {
             b"/system.slice/x.service"
         );
         assert_eq!(cgroup_of_interest(b"garbage"), b"?");
+    }
+
+    /// `slow_every: u64::MAX` (never refresh) overflowed the cache pruning.
+    #[test]
+    fn regression_slow_every_max_does_not_overflow() {
+        let mut s = Scanner::new(Reader::host().unwrap());
+        let me = std::process::id() as i32;
+        s.scan_pids(&[me], ScanOptions::default());
+        let rows = s.scan_pids(
+            &[me],
+            ScanOptions {
+                rollup: false,
+                slow_every: u64::MAX,
+            },
+        );
+        assert_eq!(rows.len(), 1);
     }
 
     #[test]

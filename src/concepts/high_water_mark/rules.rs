@@ -1,7 +1,7 @@
 //! Doctor rules: the high-water mark.
 
-use crate::doctor::{mib, DoctorView, Finding, Severity};
 use crate::concepts::ConceptId;
+use crate::doctor::{mib, DoctorView, Finding, Severity};
 
 /// A peak this large is worth a look when RSS has fallen to half of it.
 const HWM_WORTH_NOTING: u64 = 256 << 20;
@@ -14,7 +14,9 @@ const WORKING_SET_LOW: f64 = 0.5;
 pub fn check(v: &DoctorView) -> Vec<Finding> {
     let mut out = Vec::new();
     for p in &v.procs {
-        let (Ok(rss), Ok(hwm)) = (p.last.rss.clone(), p.last.hwm.clone()) else { continue };
+        let (Ok(rss), Ok(hwm)) = (p.last.rss.clone(), p.last.hwm.clone()) else {
+            continue;
+        };
         if hwm >= HWM_WORTH_NOTING && (rss as f64) < hwm as f64 * HWM_GAP_SHARE {
             out.push(Finding {
                 rule: "rss-far-below-peak",
@@ -28,8 +30,14 @@ pub fn check(v: &DoctorView) -> Vec<Finding> {
         }
     }
     for cg in &v.memory_cgroups {
-        let (Ok(Some(limit)), Ok(peak), Ok(ws)) = (cg.limit.clone(), cg.peak.clone(), cg.working_set.clone()) else { continue };
-        if peak as f64 >= limit as f64 * PEAK_NEAR_LIMIT && (ws as f64) <= limit as f64 * WORKING_SET_LOW {
+        let (Ok(Some(limit)), Ok(peak), Ok(ws)) =
+            (cg.limit.clone(), cg.peak.clone(), cg.working_set.clone())
+        else {
+            continue;
+        };
+        if peak as f64 >= limit as f64 * PEAK_NEAR_LIMIT
+            && (ws as f64) <= limit as f64 * WORKING_SET_LOW
+        {
             out.push(Finding {
                 rule: "cgroup-sized-for-spike",
                 concept: ConceptId::HighWaterMark,

@@ -12,10 +12,20 @@ const STEADY_R2: f64 = 0.9;
 
 fn r_squared(pts: &[(f64, f64)], slope: f64) -> f64 {
     let n = pts.len() as f64;
-    let (mx, my) = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
+    let (mx, my) = (
+        pts.iter().map(|p| p.0).sum::<f64>() / n,
+        pts.iter().map(|p| p.1).sum::<f64>() / n,
+    );
     let ss_tot: f64 = pts.iter().map(|p| (p.1 - my).powi(2)).sum();
-    let ss_res: f64 = pts.iter().map(|p| (p.1 - (my + slope * (p.0 - mx))).powi(2)).sum();
-    if ss_tot == 0.0 { 0.0 } else { 1.0 - ss_res / ss_tot }
+    let ss_res: f64 = pts
+        .iter()
+        .map(|p| (p.1 - (my + slope * (p.0 - mx))).powi(2))
+        .sum();
+    if ss_tot == 0.0 {
+        0.0
+    } else {
+        1.0 - ss_res / ss_tot
+    }
 }
 
 pub fn check(v: &DoctorView) -> Vec<Finding> {

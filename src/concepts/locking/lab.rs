@@ -210,11 +210,20 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         ));
     } else {
         // Only trials whose threads really overlapped can show the race.
-        let concurrent: Vec<u64> = c.racy.iter().zip(&c.overlapped).filter(|(_, o)| **o).map(|(t, _)| *t).collect();
+        let concurrent: Vec<u64> = c
+            .racy
+            .iter()
+            .zip(&c.overlapped)
+            .filter(|(_, o)| **o)
+            .map(|(t, _)| *t)
+            .collect();
         if concurrent.is_empty() {
             report.check(Check::failed(
                 claim_race,
-                format!("the two threads never ran at the same time in {} trials (a busy machine?)", c.racy.len()),
+                format!(
+                    "the two threads never ran at the same time in {} trials (a busy machine?)",
+                    c.racy.len()
+                ),
             ));
         } else {
             report.check(Check::holds(
@@ -431,7 +440,8 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                     }
                 });
                 c.racy.push(racy.into_inner());
-                c.overlapped.push(overlapped(&spans.into_inner().unwrap_or_default()));
+                c.overlapped
+                    .push(overlapped(&spans.into_inner().unwrap_or_default()));
                 let exact = AtomicU64::new(0);
                 in_threads(2, || {
                     for _ in 0..RACE_N {

@@ -10,7 +10,10 @@ pub fn check(v: &DoctorView) -> Vec<Finding> {
     for p in &v.procs {
         let cpu_before = p.first.utime_ticks + p.first.stime_ticks;
         let cpu_after = p.last.utime_ticks + p.last.stime_ticks;
-        if p.threads.len() >= 2 && p.threads.iter().all(|(s, futex)| *s == b'S' && *futex) && cpu_after == cpu_before {
+        if p.threads.len() >= 2
+            && p.threads.iter().all(|(s, futex)| *s == b'S' && *futex)
+            && cpu_after == cpu_before
+        {
             out.push(Finding {
                 rule: "all-threads-parked",
                 concept: ConceptId::Locking,
@@ -29,8 +32,12 @@ pub fn check(v: &DoctorView) -> Vec<Finding> {
     if let Ok(locks) = &v.locks {
         for w in locks.iter().filter(|l| l.waiting) {
             let holder = locks.iter().find(|h| h.id == w.id && !h.waiting);
-            let name = |pid: i64| v.proc(pid).map_or_else(|| format!("pid {pid}"), |p| p.subject());
-            if v.scoped && v.proc(w.pid).is_none() && holder.is_none_or(|h| v.proc(h.pid).is_none()) {
+            let name = |pid: i64| {
+                v.proc(pid)
+                    .map_or_else(|| format!("pid {pid}"), |p| p.subject())
+            };
+            if v.scoped && v.proc(w.pid).is_none() && holder.is_none_or(|h| v.proc(h.pid).is_none())
+            {
                 continue;
             }
             out.push(Finding {

@@ -14,9 +14,14 @@ pub fn check(v: &DoctorView) -> Vec<Finding> {
     for p in v.procs.iter().filter(|p| !p.is_kernel_thread()) {
         let Ok(st) = &p.status else { continue };
         let ignored = st.sig_ign.clone().unwrap_or(0) & SIGTERM != 0;
-        let blocked = !p.thread_blocked.is_empty() && p.thread_blocked.iter().all(|m| m & SIGTERM != 0);
+        let blocked =
+            !p.thread_blocked.is_empty() && p.thread_blocked.iter().all(|m| m & SIGTERM != 0);
         if ignored || blocked {
-            let how = if ignored { "ignores" } else { "blocks in every thread" };
+            let how = if ignored {
+                "ignores"
+            } else {
+                "blocks in every thread"
+            };
             out.push(Finding {
                 rule: "sigterm-ignored",
                 concept: ConceptId::Signals,
@@ -33,7 +38,9 @@ pub fn check(v: &DoctorView) -> Vec<Finding> {
         zombies.entry(p.last.ppid).or_default().push(p.last.pid);
     }
     for (parent, kids) in zombies.into_iter().filter(|(_, k)| k.len() >= ZOMBIES) {
-        let name = v.proc(parent).map_or_else(|| format!("pid {parent}"), |p| p.subject());
+        let name = v
+            .proc(parent)
+            .map_or_else(|| format!("pid {parent}"), |p| p.subject());
         out.push(Finding {
             rule: "zombies-piling-up",
             concept: ConceptId::Signals,

@@ -1,8 +1,8 @@
 //! The kernel's slab and buddy allocators: system-wide, not per process.
 
 pub mod lab;
-pub mod rules;
 pub mod model;
+pub mod rules;
 
 /// The explanation (`syslens explain`), the reading list, and the lab's source, whose
 /// marked lines are quoted as the code that provokes the concept.

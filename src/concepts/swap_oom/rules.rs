@@ -24,7 +24,18 @@ fn ago(s: f64) -> String {
 
 pub fn check(v: &DoctorView) -> Vec<Finding> {
     let mut out = Vec::new();
-    if let Some(p) = v.procs.iter().filter(|p| p.last.oom_score.is_ok()).max_by_key(|p| p.last.oom_score.clone().unwrap_or(0)) {
+    // Highest oom_score first; on a tie the larger RSS (badness counts memory).
+    if let Some(p) = v
+        .procs
+        .iter()
+        .filter(|p| p.last.oom_score.is_ok())
+        .max_by_key(|p| {
+            (
+                p.last.oom_score.clone().unwrap_or(0),
+                p.last.rss.clone().unwrap_or(0),
+            )
+        })
+    {
         let score = p.last.oom_score.clone().unwrap_or(0);
         if score > 0 {
             out.push(Finding {
@@ -39,7 +50,9 @@ pub fn check(v: &DoctorView) -> Vec<Finding> {
         }
     }
     for cg in &v.memory_cgroups {
-        let (Ok(Some(limit)), Ok(ws)) = (cg.limit.clone(), cg.working_set.clone()) else { continue };
+        let (Ok(Some(limit)), Ok(ws)) = (cg.limit.clone(), cg.working_set.clone()) else {
+            continue;
+        };
         if ws as f64 >= limit as f64 * WORKING_SET_NEAR_LIMIT {
             out.push(Finding {
                 rule: "cgroup-working-set-near-limit",
@@ -67,20 +80,36 @@ pub fn check(v: &DoctorView) -> Vec<Finding> {
     }
     if let Ok(kills) = &v.ooms {
         // One finding per cgroup: a fleet of kills in one place is one problem.
-        let mut by_cgroup: std::collections::BTreeMap<String, Vec<&crate::doctor::OomKill>> = std::collections::BTreeMap::new();
-        for k in kills.iter().filter(|k| k.seconds_ago.is_none_or(|s| s <= RECENT_OOM_SECONDS)) {
+        let mut by_cgroup: std::collections::BTreeMap<String, Vec<&crate::doctor::OomKill>> =
+            std::collections::BTreeMap::new();
+        for k in kills
+            .iter()
+            .filter(|k| k.seconds_ago.is_none_or(|s| s <= RECENT_OOM_SECONDS))
+        {
             let cg = k.memcg.clone().unwrap_or_else(|| "(host)".into());
             // Every syslens lab makes its own cgroup: their kills are one group.
             let key = match cg.rsplit_once('/') {
-                Some((parent, leaf)) if leaf.starts_with("syslens-lab-") => format!("{parent}/syslens-lab-*"),
+                Some((parent, leaf)) if leaf.starts_with("syslens-lab-") => {
+                    format!("{parent}/syslens-lab-*")
+                }
                 _ => cg,
             };
             by_cgroup.entry(key).or_default().push(k);
         }
         for (cg, ks) in by_cgroup {
-            let Some(latest) = ks.iter().min_by(|a, b| a.seconds_ago.unwrap_or(f64::MAX).total_cmp(&b.seconds_ago.unwrap_or(f64::MAX))) else { continue };
-            let when = latest.seconds_ago.map_or_else(String::new, |s| format!(" {}", ago(s)));
-            let rss = latest.anon_rss_kb.map_or_else(String::new, |kb| format!(" (anon-rss {})", mib(kb as f64 * 1024.0)));
+            let Some(latest) = ks.iter().min_by(|a, b| {
+                a.seconds_ago
+                    .unwrap_or(f64::MAX)
+                    .total_cmp(&b.seconds_ago.unwrap_or(f64::MAX))
+            }) else {
+                continue;
+            };
+            let when = latest
+                .seconds_ago
+                .map_or_else(String::new, |s| format!(" {}", ago(s)));
+            let rss = latest.anon_rss_kb.map_or_else(String::new, |kb| {
+                format!(" (anon-rss {})", mib(kb as f64 * 1024.0))
+            });
             // syslens's own labs kill in their own cgroups on purpose.
             let ours = cg.ends_with("/syslens-lab-*");
             out.push(Finding {

@@ -1,0 +1,175 @@
+//! `syslens doctor`: each rule against a process that really is in the situation, and a
+//! healthy process (an idle thread pool included) that raises nothing above info.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn doctor(args: &[&str]) -> (Value, i32) {
+    let out = syslens()
+        .args(["doctor", "--json", "--window", "1.5"])
+        .args(args)
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (v, code)
+}
+
+fn findings_for(r: &Value, pid: u32) -> Vec<&Value> {
+    let subject = format!("pid {pid} ");
+    r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            f["subject"].as_str().unwrap().starts_with(&subject)
+                || f["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("pid {pid} "))
+        })
+        .collect()
+}
+
+fn rules(fs: &[&Value]) -> Vec<String> {
+    fs.iter()
+        .map(|f| f["rule"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn leak_fd_pressure_sigterm_and_deleted_library_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Specimen::start(&[
+        "--leak-mib-per-s",
+        "8",
+        "--fd-limit",
+        "64",
+        "--open-fds",
+        "57",
+        "--ignore-term",
+        "--deleted-lib-in",
+        dir.path().to_str().unwrap(),
+        "--deleted-file-in",
+        dir.path().to_str().unwrap(),
+    ]);
+    let (r, code) = doctor(&["--pid", &s.pid().to_string()]);
+    let fs = findings_for(&r, s.pid());
+    let found = rules(&fs);
+    for rule in [
+        "steady-rss-growth",
+        "fds-near-limit",
+        "sigterm-ignored",
+        "deleted-library-mapped",
+        "deleted-file-held-open",
+    ] {
+        assert!(
+            found.iter().any(|r| r == rule),
+            "{rule} missing from {found:?}"
+        );
+    }
+    let fd = fs.iter().find(|f| f["rule"] == "fds-near-limit").unwrap();
+    assert_eq!(fd["concept"], "fds-limits");
+    assert!(fd["message"].as_str().unwrap().contains("/64"), "{fd}");
+    assert!(!fd["advice"].as_str().unwrap().is_empty());
+    // 3 + 57 + the deleted file = 61 of 64, over 95%: an error, and --fail-on error
+    // (the default) exits 1.
+    assert_eq!(fd["severity"], "error");
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn zombies_and_a_file_lock_wait_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join("lock");
+    let holder = Specimen::start(&["--flock-hold", lock.to_str().unwrap()]);
+    let waiter = Specimen::start(&["--flock-wait", lock.to_str().unwrap(), "--zombies", "6"]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let (r, _) = doctor(&[]);
+    let fs = findings_for(&r, waiter.pid());
+    let found = rules(&fs);
+    assert!(found.iter().any(|r| r == "zombies-piling-up"), "{found:?}");
+    let wait = fs
+        .iter()
+        .find(|f| f["rule"] == "file-lock-wait")
+        .unwrap_or_else(|| panic!("no lock wait in {found:?}"));
+    assert!(
+        wait["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("pid {}", holder.pid())),
+        "{wait}"
+    );
+}
+
+#[test]
+fn a_healthy_process_and_an_idle_pool_raise_nothing_above_info() {
+    let s = Specimen::start(&["--idle-pool", "4", "--open-fds", "3"]);
+    let (r, code) = doctor(&["--pid", &s.pid().to_string(), "--fail-on", "warning"]);
+    let fs = findings_for(&r, s.pid());
+    assert!(fs.iter().all(|f| f["severity"] == "info"), "{fs:#?}");
+    assert_eq!(code, 0);
+    // Never the word deadlock: an idle pool looks exactly like one.
+    assert!(!serde_json::to_string(&r)
+        .unwrap()
+        .to_lowercase()
+        .contains("deadlock"));
+}
+
+#[test]
+fn doctor_text_and_exit_codes() {
+    let out = syslens()
+        .args(["doctor", "--window", "0.5", "--pid", "2147483647"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown pid is a usage error"
+    );
+    let out = run_ok(syslens().args([
+        "doctor",
+        "--window",
+        "0.5",
+        "--pid",
+        &std::process::id().to_string(),
+    ]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("syslens doctor:"));
+    assert!(text
+        .lines()
+        .all(|l| l.chars().count() <= 100 || l.contains("cgroup")));
+}
+
+#[test]
+fn a_freed_spike_shows_rss_far_below_the_peak() {
+    let s = Specimen::start(&["--spike-mib", "300"]);
+    let (r, _) = doctor(&["--pid", &s.pid().to_string()]);
+    assert!(
+        rules(&findings_for(&r, s.pid()))
+            .iter()
+            .any(|r| r == "rss-far-below-peak"),
+        "{r:#}"
+    );
+}
+
+#[test]
+fn an_oom_kill_by_the_swap_oom_lab_is_reported_from_the_kernel_log() {
+    skip_unless!(is_root(), "the OOM lab's cgroup and /dev/kmsg need root");
+    run_ok(syslens().args(["lab", "swap-oom", "--quick"]));
+    let (r, _) = doctor(&[]);
+    let kills: Vec<&Value> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "oom-killed")
+        .collect();
+    assert!(!kills.is_empty(), "no oom-killed finding: {r:#}");
+    assert!(kills.iter().any(
+        |k| k["message"].as_str().unwrap().contains("by a syslens lab") && k["severity"] == "info"
+    ));
+}
