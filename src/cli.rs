@@ -87,6 +87,12 @@ pub enum Command {
     System(SystemArgs),
     /// Show every concept's lens for one process, in catalogue order.
     Inspect(InspectArgs),
+    /// A live view by concept (memory, CPU, files, isolation, system), like htop.
+    Top {
+        /// Seconds between refreshes.
+        #[arg(long, default_value = "1", value_parser = parse_seconds)]
+        interval: Duration,
+    },
     /// Findings a person can act on, from every rule of the catalogue.
     Doctor(DoctorArgs),
     /// Run a lab: provoke a concept on this kernel, measure it, check the claims.
@@ -237,6 +243,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
         Some(Command::Specimen(args)) => crate::specimen::run(args, out),
         Some(Command::Lab(args)) => lab_cmd(out, err, g, &style, args),
         Some(Command::Doctor(args)) => doctor_cmd(out, err, g, &style, args),
+        Some(Command::Top { interval }) => {
+            crate::top::run(interval.max(Duration::from_millis(100))).map(|_| Status::Ok)
+        }
         Some(Command::LabChild {
             concept,
             role,

@@ -287,6 +287,15 @@ impl DoctorView {
     }
 }
 
+/// The victim's pid of an `oom-kill:` kernel log record.
+pub fn oom_kill_pid(msg: &str) -> Option<u64> {
+    msg.strip_prefix("oom-kill:")?
+        .split(',')
+        .find_map(|kv| kv.strip_prefix("pid="))?
+        .parse()
+        .ok()
+}
+
 /// OOM kills in the kernel log (/dev/kmsg: CAP_SYSLOG or dmesg_restrict=0).
 fn read_oom_kills() -> Val<Vec<OomKill>> {
     use std::io::Read;

@@ -15,4 +15,5 @@ pub mod ptable;
 pub mod render;
 pub mod specimen;
 pub mod system;
+pub mod top;
 pub mod tour;

@@ -1,0 +1,861 @@
+//! `syslens top`: a live view organised by concept, in the spirit of htop. A collector
+//! thread samples /proc and sends each sample over a channel; this loop owns the state,
+//! reacts to keys and draws.
+
+pub mod collect;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{
+    Block, Borders, Cell, Paragraph, Row, Sparkline, Table, TableState, Tabs, Wrap,
+};
+use ratatui::Frame;
+use syslens_probe::limits::LimitValue;
+use syslens_probe::USER_HZ;
+
+use collect::Sample;
+
+/// The views, by concept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Memory,
+    Cpu,
+    Files,
+    Isolation,
+    System,
+}
+
+pub const TABS: [Tab; 5] = [
+    Tab::Memory,
+    Tab::Cpu,
+    Tab::Files,
+    Tab::Isolation,
+    Tab::System,
+];
+
+impl Tab {
+    fn title(self) -> &'static str {
+        match self {
+            Tab::Memory => "1 memory",
+            Tab::Cpu => "2 cpu & scheduling",
+            Tab::Files => "3 files",
+            Tab::Isolation => "4 isolation",
+            Tab::System => "5 system",
+        }
+    }
+
+    /// Column headers; the first two (PID, COMMAND) are shared.
+    pub fn columns(self, pss: bool) -> Vec<&'static str> {
+        let mut c = vec!["PID", "COMMAND"];
+        c.extend(match self {
+            Tab::Memory => vec![
+                "RSS",
+                "HWM",
+                "PEAK SEEN",
+                "GROWTH",
+                "SWAP",
+                "MINFLT/s",
+                "MAJFLT/s",
+            ],
+            Tab::Cpu => vec![
+                "CPU%", "USR%", "SYS%", "VCSW/s", "NVCSW/s", "RUNQ%", "NICE", "THR",
+            ],
+            Tab::Files => vec!["FDS", "LIMIT", "FD%", "DELETED", "LOCKS", "WAITING"],
+            Tab::Isolation => vec!["OOM", "NS", "CGROUP"],
+            Tab::System => vec![],
+        });
+        if pss && self == Tab::Memory {
+            c.push("PSS");
+        }
+        c
+    }
+}
+
+/// A value for one cell: a number to sort by and its text.
+#[derive(Debug, Clone)]
+pub struct Value {
+    pub key: f64,
+    pub text: String,
+}
+
+fn v(key: f64, text: String) -> Value {
+    Value { key, text }
+}
+
+fn missing() -> Value {
+    v(f64::NEG_INFINITY, "-".into())
+}
+
+fn bytes(b: Option<u64>) -> Value {
+    b.map_or_else(missing, |b| v(b as f64, crate::render::bytes(b as f64)))
+}
+
+/// A process that left, kept visible for a while.
+#[derive(Debug, Clone)]
+pub struct Exited {
+    pub pid: i32,
+    pub comm: String,
+    pub rss: Option<u64>,
+    pub hwm: Option<u64>,
+    pub at: Instant,
+    pub cause: &'static str,
+}
+
+const HISTORY: usize = 60;
+const EXITED_KEPT: usize = 20;
+const EXITED_FOR: Duration = Duration::from_secs(300);
+
+/// Everything the screen shows, derived from samples.
+#[derive(Debug)]
+pub struct App {
+    pub tab: Tab,
+    pub sort: usize,
+    pub reverse: bool,
+    pub filter: String,
+    pub editing_filter: bool,
+    pub pss: bool,
+    pub state: TableState,
+    pub inspect: Option<(i32, String, u16)>,
+    prev: Option<Sample>,
+    pub sample: Option<Sample>,
+    rss_history: HashMap<i32, VecDeque<u64>>,
+    peak_seen: HashMap<i32, u64>,
+    pub exited: VecDeque<Exited>,
+    pub psi_history: [VecDeque<u64>; 3],
+    pub cost_ms: VecDeque<f64>,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        App {
+            tab: Tab::Memory,
+            sort: 2,
+            reverse: false,
+            filter: String::new(),
+            editing_filter: false,
+            pss: false,
+            state: TableState::default().with_selected(Some(0)),
+            inspect: None,
+            prev: None,
+            sample: None,
+            rss_history: HashMap::new(),
+            peak_seen: HashMap::new(),
+            exited: VecDeque::new(),
+            psi_history: Default::default(),
+            cost_ms: VecDeque::new(),
+        }
+    }
+}
+
+impl App {
+    /// Takes a new sample: rates against the previous one, history, exits.
+    pub fn apply(&mut self, s: Sample) {
+        let now = s.at;
+        if let Some(old) = self.sample.take() {
+            let alive: std::collections::HashSet<i32> = s.rows.iter().map(|r| r.pid).collect();
+            for r in old.rows.iter().filter(|r| !alive.contains(&r.pid)) {
+                let cause = if s.oom_killed.contains(&(r.pid as u64)) {
+                    "OOM kill"
+                } else {
+                    "exited"
+                };
+                self.exited.push_front(Exited {
+                    pid: r.pid,
+                    comm: r.comm.as_str().to_owned(),
+                    rss: r.rss.clone().ok(),
+                    hwm: r.hwm.clone().ok(),
+                    at: now,
+                    cause,
+                });
+                self.rss_history.remove(&r.pid);
+                self.peak_seen.remove(&r.pid);
+            }
+            self.exited.truncate(EXITED_KEPT);
+            self.exited
+                .retain(|e| now.duration_since(e.at) < EXITED_FOR);
+            self.prev = Some(old);
+        }
+        for r in &s.rows {
+            if let Ok(rss) = r.rss {
+                let h = self.rss_history.entry(r.pid).or_default();
+                h.push_back(rss);
+                if h.len() > HISTORY {
+                    h.pop_front();
+                }
+                let p = self.peak_seen.entry(r.pid).or_default();
+                *p = (*p).max(rss);
+            }
+        }
+        for (i, p) in s.psi.iter().enumerate() {
+            let h = &mut self.psi_history[i];
+            h.push_back(p.map_or(0, |p| (p.some.avg10 * 100.0) as u64));
+            if h.len() > 120 {
+                h.pop_front();
+            }
+        }
+        self.cost_ms.push_back(s.pass_cpu_ns as f64 / 1e6);
+        if self.cost_ms.len() > 30 {
+            self.cost_ms.pop_front();
+        }
+        self.sample = Some(s);
+    }
+
+    /// The rows of the current tab, filtered and sorted.
+    pub fn table(&self) -> Vec<(i32, Vec<Value>)> {
+        let Some(s) = &self.sample else {
+            return Vec::new();
+        };
+        let prev: HashMap<i32, &syslens_probe::table::ProcessRow> = self
+            .prev
+            .as_ref()
+            .map(|p| p.rows.iter().map(|r| (r.pid, r)).collect())
+            .unwrap_or_default();
+        let secs = self
+            .prev
+            .as_ref()
+            .map_or(0.0, |p| s.at.duration_since(p.at).as_secs_f64());
+        let rate = |now: u64, before: Option<u64>| -> Value {
+            match before {
+                Some(b) if secs > 0.0 && now >= b => {
+                    let r = (now - b) as f64 / secs;
+                    v(r, format!("{r:.0}"))
+                }
+                _ => missing(),
+            }
+        };
+        let mut out: Vec<(i32, Vec<Value>)> = s
+            .rows
+            .iter()
+            .filter(|r| self.filter.is_empty() || r.comm.as_str().contains(&self.filter))
+            .map(|r| {
+                let p = prev
+                    .get(&r.pid)
+                    .filter(|p| p.start_time_ticks == r.start_time_ticks);
+                let mut cells = vec![
+                    v(f64::from(r.pid), r.pid.to_string()),
+                    v(0.0, r.comm.as_str().to_owned()),
+                ];
+                match self.tab {
+                    Tab::Memory => {
+                        let growth = self
+                            .rss_history
+                            .get(&r.pid)
+                            .and_then(|h| Some(*h.back()? as i64 - *h.front()? as i64));
+                        cells.extend([
+                            bytes(r.rss.clone().ok()),
+                            bytes(r.hwm.clone().ok()),
+                            bytes(self.peak_seen.get(&r.pid).copied()),
+                            growth.map_or_else(missing, |g| {
+                                v(
+                                    g as f64,
+                                    if g >= 0 {
+                                        format!("+{}", crate::render::bytes(g as f64))
+                                    } else {
+                                        format!("-{}", crate::render::bytes(-g as f64))
+                                    },
+                                )
+                            }),
+                            bytes(r.swap.clone().ok()),
+                            rate(r.minflt, p.map(|p| p.minflt)),
+                            rate(r.majflt, p.map(|p| p.majflt)),
+                        ]);
+                        if self.pss {
+                            cells.push(bytes(
+                                r.rollup
+                                    .as_ref()
+                                    .and_then(|u| u.as_ref().ok()?.pss.clone().ok()),
+                            ));
+                        }
+                    }
+                    Tab::Cpu => {
+                        let pct = |now: u64, before: Option<u64>| -> Value {
+                            match before {
+                                Some(b) if secs > 0.0 && now >= b => {
+                                    let x = (now - b) as f64 / USER_HZ as f64 / secs * 100.0;
+                                    v(x, format!("{x:.1}"))
+                                }
+                                _ => missing(),
+                            }
+                        };
+                        let runq = match (
+                            r.run_queue_wait_ns.clone().ok(),
+                            p.and_then(|p| p.run_queue_wait_ns.clone().ok()),
+                        ) {
+                            (Some(a), Some(b)) if secs > 0.0 && a >= b => {
+                                let x = (a - b) as f64 / 1e9 / secs * 100.0;
+                                v(x, format!("{x:.1}"))
+                            }
+                            _ => missing(),
+                        };
+                        cells.extend([
+                            pct(
+                                r.utime_ticks + r.stime_ticks,
+                                p.map(|p| p.utime_ticks + p.stime_ticks),
+                            ),
+                            pct(r.utime_ticks, p.map(|p| p.utime_ticks)),
+                            pct(r.stime_ticks, p.map(|p| p.stime_ticks)),
+                            r.voluntary_switches.clone().map_or_else(
+                                |_| missing(),
+                                |n| rate(n, p.and_then(|p| p.voluntary_switches.clone().ok())),
+                            ),
+                            r.involuntary_switches.clone().map_or_else(
+                                |_| missing(),
+                                |n| rate(n, p.and_then(|p| p.involuntary_switches.clone().ok())),
+                            ),
+                            runq,
+                            v(r.nice as f64, r.nice.to_string()),
+                            v(r.threads as f64, r.threads.to_string()),
+                        ]);
+                    }
+                    Tab::Files => {
+                        let fds = r.fds.clone().ok();
+                        let limit = match r.fd_soft_limit {
+                            Ok(LimitValue::Value(l)) => v(l as f64, l.to_string()),
+                            Ok(LimitValue::Unlimited) => v(f64::INFINITY, "inf".into()),
+                            Err(_) => missing(),
+                        };
+                        let ratio = syslens_probe::table::fd_ratio(r)
+                            .map_or_else(missing, |x| v(x, format!("{:.1}", x * 100.0)));
+                        let (held, waiting) =
+                            s.locks.get(&i64::from(r.pid)).copied().unwrap_or((0, 0));
+                        cells.extend([
+                            fds.map_or_else(missing, |n| v(n as f64, n.to_string())),
+                            limit,
+                            ratio,
+                            s.deleted_open
+                                .get(&r.pid)
+                                .map_or_else(missing, |n| v(f64::from(*n), n.to_string())),
+                            v(f64::from(held), held.to_string()),
+                            v(f64::from(waiting), waiting.to_string()),
+                        ]);
+                    }
+                    Tab::Isolation => {
+                        let ns = s.isolated.get(&r.pid);
+                        cells.extend([
+                            r.oom_score
+                                .clone()
+                                .map_or_else(|_| missing(), |o| v(o as f64, o.to_string())),
+                            ns.map_or_else(missing, |n| {
+                                v(
+                                    n.len() as f64,
+                                    if n.is_empty() {
+                                        "host".into()
+                                    } else {
+                                        n.join(",")
+                                    },
+                                )
+                            }),
+                            s.cgroups
+                                .get(&r.pid)
+                                .map_or_else(missing, |c| v(0.0, c.clone())),
+                        ]);
+                    }
+                    Tab::System => {}
+                }
+                (r.pid, cells)
+            })
+            .collect();
+        let col = self.sort;
+        let text_col = col == 1 || (self.tab == Tab::Isolation && col == 4);
+        out.sort_by(|a, b| {
+            let (x, y) = (&a.1.get(col), &b.1.get(col));
+            let ord = match (x, y) {
+                (Some(x), Some(y)) if text_col => x.text.cmp(&y.text),
+                (Some(x), Some(y)) if col == 0 => x.key.total_cmp(&y.key),
+                (Some(x), Some(y)) => y.key.total_cmp(&x.key),
+                _ => std::cmp::Ordering::Equal,
+            };
+            let ord = ord.then(a.0.cmp(&b.0));
+            if self.reverse {
+                ord.reverse()
+            } else {
+                ord
+            }
+        });
+        out
+    }
+
+    fn selected_pid(&self) -> Option<i32> {
+        let rows = self.table();
+        rows.get(self.state.selected()?).map(|r| r.0)
+    }
+
+    /// Handles one key; returns false to quit.
+    pub fn key(&mut self, code: KeyCode, pss_flag: &AtomicBool) -> bool {
+        if self.editing_filter {
+            match code {
+                KeyCode::Enter => self.editing_filter = false,
+                KeyCode::Esc => {
+                    self.editing_filter = false;
+                    self.filter.clear();
+                }
+                KeyCode::Backspace => {
+                    self.filter.pop();
+                }
+                KeyCode::Char(c) => self.filter.push(c),
+                _ => {}
+            }
+            return true;
+        }
+        if self.inspect.is_some() {
+            match code {
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => self.inspect = None,
+                KeyCode::Down | KeyCode::Char('j') => {
+                    if let Some(i) = &mut self.inspect {
+                        i.2 = i.2.saturating_add(1);
+                    }
+                }
+                KeyCode::Up | KeyCode::Char('k') => {
+                    if let Some(i) = &mut self.inspect {
+                        i.2 = i.2.saturating_sub(1);
+                    }
+                }
+                KeyCode::PageDown => {
+                    if let Some(i) = &mut self.inspect {
+                        i.2 = i.2.saturating_add(20);
+                    }
+                }
+                KeyCode::PageUp => {
+                    if let Some(i) = &mut self.inspect {
+                        i.2 = i.2.saturating_sub(20);
+                    }
+                }
+                _ => {}
+            }
+            return true;
+        }
+        let columns = self.tab.columns(self.pss).len();
+        match code {
+            KeyCode::Char('q') => return false,
+            KeyCode::Char(c @ '1'..='5') => {
+                self.tab = TABS[c as usize - '1' as usize];
+                self.sort = self
+                    .sort
+                    .min(self.tab.columns(self.pss).len().saturating_sub(1))
+                    .max(if self.tab == Tab::System { 0 } else { 2 }.min(columns));
+            }
+            KeyCode::Tab => {
+                let i = TABS.iter().position(|t| *t == self.tab).unwrap_or(0);
+                self.tab = TABS[(i + 1) % TABS.len()];
+                self.sort = 2;
+            }
+            KeyCode::Char('>') | KeyCode::Right | KeyCode::Char('s') => {
+                self.sort = (self.sort + 1) % columns.max(1)
+            }
+            KeyCode::Char('<') | KeyCode::Left => {
+                self.sort = (self.sort + columns.max(1) - 1) % columns.max(1)
+            }
+            KeyCode::Char('r') => self.reverse = !self.reverse,
+            KeyCode::Char('/') => self.editing_filter = true,
+            KeyCode::Char('p') => {
+                self.pss = !self.pss;
+                pss_flag.store(self.pss, Ordering::Relaxed);
+            }
+            KeyCode::Down | KeyCode::Char('j') => self.state.select_next(),
+            KeyCode::Up | KeyCode::Char('k') => self.state.select_previous(),
+            KeyCode::Home => self.state.select_first(),
+            KeyCode::Enter => {
+                if let Some(pid) = self.selected_pid() {
+                    self.inspect = Some((pid, inspect_text(pid), 0));
+                }
+            }
+            _ => {}
+        }
+        true
+    }
+}
+
+/// The `inspect` view of a process, as plain text.
+fn inspect_text(pid: i32) -> String {
+    let Ok(mut reader) = syslens_probe::Reader::host() else {
+        return "cannot read /proc".into();
+    };
+    let opts = crate::lens::ViewOptions {
+        window: Duration::ZERO,
+        smaps: true,
+    };
+    match crate::inspect::inspect(&mut reader, pid, Vec::new(), opts) {
+        Ok(report) => {
+            let mut buf = Vec::new();
+            let _ = crate::render::text::inspect(
+                &mut buf,
+                &report,
+                &crate::render::Style { color: false },
+            );
+            String::from_utf8_lossy(&buf).into_owned()
+        }
+        Err(e) => format!("pid {pid}: {e}"),
+    }
+}
+
+const KEYS: &str =
+    "q quit · 1-5/Tab views · </> sort · r reverse · / filter · ↑↓ select · Enter inspect · p PSS";
+
+pub fn draw(f: &mut Frame, app: &mut App) {
+    let [tabs, body, status, keys] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(f.area());
+    let titles: Vec<&str> = TABS.iter().map(|t| t.title()).collect();
+    let selected = TABS.iter().position(|t| *t == app.tab).unwrap_or(0);
+    f.render_widget(
+        Tabs::new(titles)
+            .select(selected)
+            .highlight_style(Style::new().add_modifier(Modifier::REVERSED)),
+        tabs,
+    );
+    if let Some((pid, text, scroll)) = &app.inspect {
+        let p = Paragraph::new(text.as_str())
+            .block(
+                Block::new()
+                    .borders(Borders::TOP)
+                    .title(format!(" inspect {pid} (Esc back, ↑↓ scroll) ")),
+            )
+            .scroll((*scroll, 0));
+        f.render_widget(p, body);
+    } else if app.tab == Tab::System {
+        draw_system(f, app, body);
+    } else {
+        draw_table(f, app, body);
+    }
+    let cost = if app.cost_ms.is_empty() {
+        0.0
+    } else {
+        app.cost_ms.iter().sum::<f64>() / app.cost_ms.len() as f64
+    };
+    let n = app.sample.as_ref().map_or(0, |s| s.rows.len());
+    let filter = if app.editing_filter || !app.filter.is_empty() {
+        format!(
+            " · filter: {}{}",
+            app.filter,
+            if app.editing_filter { "_" } else { "" }
+        )
+    } else {
+        String::new()
+    };
+    f.render_widget(
+        Paragraph::new(format!(
+            "{n} processes · collector {cost:.1} ms CPU per refresh{filter}"
+        )),
+        status,
+    );
+    f.render_widget(
+        Paragraph::new(KEYS).style(Style::new().fg(Color::DarkGray)),
+        keys,
+    );
+}
+
+fn draw_table(f: &mut Frame, app: &mut App, area: Rect) {
+    let cols = app.tab.columns(app.pss);
+    let header = Row::new(cols.iter().enumerate().map(|(i, c)| {
+        let mark = if i == app.sort {
+            if app.reverse {
+                "▲"
+            } else {
+                "▼"
+            }
+        } else {
+            ""
+        };
+        Cell::from(format!("{c}{mark}"))
+    }))
+    .style(Style::new().add_modifier(Modifier::BOLD));
+    let rows: Vec<Row> = app
+        .table()
+        .into_iter()
+        .map(|(_, cells)| Row::new(cells.into_iter().map(|c| Cell::from(c.text))))
+        .collect();
+    let widths: Vec<Constraint> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match (i, *c) {
+            (0, _) => Constraint::Length(7),
+            (1, _) => Constraint::Length(16),
+            (_, "CGROUP") => Constraint::Min(20),
+            (_, "NS") => Constraint::Length(18),
+            _ => Constraint::Length(10),
+        })
+        .collect();
+    let table = Table::new(rows, widths)
+        .header(header)
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
+    f.render_stateful_widget(table, area, &mut app.state);
+}
+
+fn draw_system(f: &mut Frame, app: &App, area: Rect) {
+    let [psi, mid, bottom] = Layout::vertical([
+        Constraint::Length(7),
+        Constraint::Length(9),
+        Constraint::Min(3),
+    ])
+    .areas(area);
+    let parts = Layout::horizontal([Constraint::Ratio(1, 3); 3]).split(psi);
+    for (i, name) in ["cpu", "memory", "io"].iter().enumerate() {
+        let data: Vec<u64> = app.psi_history[i].iter().copied().collect();
+        let last = data.last().map_or(0.0, |x| *x as f64 / 100.0);
+        let spark = Sparkline::default()
+            .block(Block::bordered().title(format!(" {name} pressure {last:.1}% ")))
+            .data(&data);
+        f.render_widget(spark, parts[i]);
+    }
+    let [mem, buddy] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(mid);
+    let mut lines = Vec::new();
+    if let Some(Ok(m)) = app.sample.as_ref().map(|s| &s.meminfo) {
+        for (name, val) in [
+            ("MemTotal", &m.mem_total),
+            ("MemAvailable", &m.mem_available),
+            ("Cached", &m.cached),
+            ("AnonPages", &m.anon_pages),
+            ("Shmem", &m.shmem),
+            ("Slab reclaim.", &m.s_reclaimable),
+            ("Slab unreclaim.", &m.s_unreclaim),
+        ] {
+            lines.push(Line::from(format!(
+                "{name:<16}{:>12}",
+                val.clone()
+                    .map_or("-".into(), |b| crate::render::bytes(b as f64))
+            )));
+        }
+    }
+    f.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(" memory ")),
+        mem,
+    );
+    let mut lines = Vec::new();
+    if let Some(z) = app.sample.as_ref().and_then(|s| s.zone.as_ref()) {
+        lines.push(Line::from(format!(
+            "zone {}: order, free blocks, unusable index",
+            z.zone
+        )));
+        let cells: Vec<String> = z
+            .free_blocks
+            .iter()
+            .zip(z.unusable_index())
+            .enumerate()
+            .map(|(o, (n, u))| {
+                format!(
+                    "{o:>2} {n:>7} {:>4}",
+                    u.map_or("-".into(), |u| format!("{u:.2}"))
+                )
+            })
+            .collect();
+        for pair in cells.chunks(2) {
+            lines.push(Line::from(pair.join("   ")));
+        }
+    }
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(Block::bordered().title(" buddy "))
+            .wrap(Wrap { trim: false }),
+        buddy,
+    );
+    let [slabs, exited] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(bottom);
+    let page = rustix::param::page_size() as u64;
+    let lines: Vec<Line> = app
+        .sample
+        .as_ref()
+        .map(|s| {
+            s.slabs
+                .iter()
+                .map(|c| {
+                    Line::from(format!(
+                        "{:<22}{:>10}",
+                        c.name,
+                        crate::render::bytes(c.bytes(page) as f64)
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let title = if lines.is_empty() {
+        " top slabs (root only) "
+    } else {
+        " top slabs "
+    };
+    f.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(title)),
+        slabs,
+    );
+    let now = Instant::now();
+    let lines: Vec<Line> = app
+        .exited
+        .iter()
+        .map(|e| {
+            let style = if e.cause == "OOM kill" {
+                Style::new().fg(Color::Red)
+            } else {
+                Style::new()
+            };
+            Line::from(vec![Span::styled(
+                format!(
+                    "{:>7} {:<14} {:>9} hwm {:>9} {} {:.0}s ago",
+                    e.pid,
+                    e.comm,
+                    e.rss.map_or("-".into(), |b| crate::render::bytes(b as f64)),
+                    e.hwm.map_or("-".into(), |b| crate::render::bytes(b as f64)),
+                    e.cause,
+                    now.duration_since(e.at).as_secs_f64()
+                ),
+                style,
+            )])
+        })
+        .collect();
+    f.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(" recently exited ")),
+        exited,
+    );
+}
+
+/// Runs the UI until `q`. The terminal is restored on exit and on panic (ratatui::init
+/// installs the hook).
+pub fn run(interval: Duration) -> std::io::Result<()> {
+    let (tx, rx) = mpsc::channel::<Box<Sample>>();
+    let pss = Arc::new(AtomicBool::new(false));
+    let flag = pss.clone();
+    std::thread::spawn(move || collect::run(tx, interval, flag));
+    let mut terminal = ratatui::init();
+    let mut app = App::default();
+    let result = (|| -> std::io::Result<()> {
+        // Draw only when something changed: a new sample, a key, a resize.
+        let mut dirty = true;
+        loop {
+            while let Ok(s) = rx.try_recv() {
+                app.apply(*s);
+                dirty = true;
+            }
+            if dirty {
+                terminal.draw(|f| draw(f, &mut app))?;
+                dirty = false;
+            }
+            if event::poll(Duration::from_millis(100))? {
+                match event::read()? {
+                    Event::Key(k) if k.kind == KeyEventKind::Press => {
+                        if !app.key(k.code, &pss) {
+                            return Ok(());
+                        }
+                        dirty = true;
+                    }
+                    Event::Resize(..) => dirty = true,
+                    _ => {}
+                }
+            }
+        }
+    })();
+    ratatui::restore();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    use super::*;
+
+    fn sample(pass: u64) -> Sample {
+        let mut scanner =
+            syslens_probe::table::Scanner::new(syslens_probe::Reader::host().unwrap());
+        let rows = scanner
+            .scan_pids(&[std::process::id() as i32, 1], Default::default())
+            .to_vec();
+        Sample {
+            at: Instant::now() + Duration::from_secs(pass),
+            rows,
+            cgroups: HashMap::new(),
+            meminfo: Err(syslens_probe::Missing::Exited),
+            psi: [None, None, None],
+            zone: None,
+            slabs: Vec::new(),
+            locks: HashMap::new(),
+            deleted_open: HashMap::new(),
+            isolated: HashMap::new(),
+            oom_killed: Vec::new(),
+            pass_cpu_ns: 2_000_000,
+        }
+    }
+
+    fn screen(app: &mut App) -> String {
+        let mut t = Terminal::new(TestBackend::new(120, 30)).unwrap();
+        t.draw(|f| draw(f, app)).unwrap();
+        let buf = t.backend().buffer().clone();
+        (0..buf.area.height)
+            .map(|y| {
+                (0..buf.area.width)
+                    .map(|x| buf[(x, y)].symbol())
+                    .collect::<String>()
+                    + "\n"
+            })
+            .collect()
+    }
+
+    #[test]
+    fn layout_shows_tabs_columns_rows_and_keys() {
+        let mut app = App::default();
+        app.apply(sample(0));
+        app.apply(sample(1));
+        let s = screen(&mut app);
+        assert!(s.contains("1 memory") && s.contains("5 system"));
+        assert!(s.contains("PID") && s.contains("RSS▼") && s.contains("MAJFLT/s"));
+        assert!(s.contains(&std::process::id().to_string()));
+        assert!(s.contains("q quit"));
+        assert!(s.contains("2.0 ms CPU per refresh"));
+    }
+
+    #[test]
+    fn keys_switch_views_sort_and_filter() {
+        let mut app = App::default();
+        let flag = AtomicBool::new(false);
+        app.apply(sample(0));
+        assert!(app.key(KeyCode::Char('2'), &flag));
+        assert!(screen(&mut app).contains("NVCSW/s"));
+        app.key(KeyCode::Char('>'), &flag);
+        assert_eq!(app.sort, 3);
+        app.key(KeyCode::Char('r'), &flag);
+        assert!(screen(&mut app).contains('▲'));
+        app.key(KeyCode::Char('/'), &flag);
+        for c in "no-such-name".chars() {
+            app.key(KeyCode::Char(c), &flag);
+        }
+        app.key(KeyCode::Enter, &flag);
+        assert!(app.table().is_empty());
+        app.key(KeyCode::Char('p'), &flag);
+        assert!(
+            flag.load(Ordering::Relaxed),
+            "PSS is read only when asked for"
+        );
+        assert!(!app.key(KeyCode::Char('q'), &flag));
+    }
+
+    #[test]
+    fn a_process_that_left_stays_visible_with_its_cause() {
+        let mut app = App::default();
+        let mut s = sample(0);
+        let mut gone = s.rows[0].clone();
+        gone.pid = 999_999;
+        s.rows.push(gone);
+        app.apply(s);
+        let mut next = sample(1);
+        next.oom_killed = vec![999_999];
+        app.apply(next);
+        assert_eq!(app.exited.len(), 1);
+        assert_eq!(
+            (app.exited[0].pid, app.exited[0].cause),
+            (999_999, "OOM kill")
+        );
+        app.key(KeyCode::Char('5'), &AtomicBool::new(false));
+        assert!(screen(&mut app).contains("OOM kill"));
+    }
+}

@@ -1,0 +1,81 @@
+//! `syslens top` in a real terminal (tmux): the columns show, a sort key reacts, q quits
+//! and the terminal comes back.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+
+fn tmux(args: &[&str]) -> String {
+    let out = Command::new("tmux").args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_until(session: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let screen = tmux(&["capture-pane", "-p", "-t", session]);
+        if done(&screen) || Instant::now() > deadline {
+            return screen;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_for(session: &str, needle: &str) -> String {
+    wait_until(session, |s| s.contains(needle))
+}
+
+#[test]
+fn top_in_tmux_shows_columns_reacts_to_keys_and_quits() {
+    skip_unless!(
+        Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "tmux is not installed"
+    );
+    let session = format!("syslens-top-{}", std::process::id());
+    let bin = env!("CARGO_BIN_EXE_syslens");
+    let started = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "130",
+            "-y",
+            "40",
+            &format!("{bin} top --interval 0.3; sleep 5"),
+        ])
+        .status()
+        .unwrap();
+    assert!(started.success());
+    let screen = wait_for(&session, "MAJFLT/s");
+    assert!(
+        screen.contains("PID") && screen.contains("RSS▼") && screen.contains("MAJFLT/s"),
+        "{screen}"
+    );
+    assert!(screen.contains("q quit"), "keys at the bottom: {screen}");
+    // '>' moves the sort to the next column.
+    tmux(&["send-keys", "-t", &session, ">"]);
+    let screen = wait_for(&session, "HWM▼");
+    assert!(
+        screen.contains("HWM▼") && !screen.contains("RSS▼"),
+        "{screen}"
+    );
+    tmux(&["send-keys", "-t", &session, "2"]);
+    let screen = wait_for(&session, "NVCSW/s");
+    assert!(screen.contains("CPU%"), "{screen}");
+    tmux(&["send-keys", "-t", &session, "q"]);
+    // After q the shell's sleep runs on a restored terminal: the TUI is gone.
+    let screen = wait_until(&session, |s| !s.contains("q quit"));
+    assert!(
+        !screen.contains("q quit"),
+        "the TUI is still drawn: {screen}"
+    );
+    tmux(&["kill-session", "-t", &session]);
+}
