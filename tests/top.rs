@@ -7,7 +7,6 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-
 fn tmux(args: &[&str]) -> String {
     let out = Command::new("tmux").args(args).output().unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
