@@ -97,6 +97,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Run a lab: provoke a concept on this kernel, measure it, check the claims.
     Lab(LabArgs),
+    /// A Prometheus exporter of what node_exporter and process-exporter miss.
+    Serve(crate::serve::ServeArgs),
     /// List the seventeen concepts with their ids.
     Concepts,
     /// Explain a concept: what it is, the lab code that provokes it, where to read next.
@@ -201,7 +203,7 @@ pub struct LabArgs {
     pub allow_swapfile: bool,
 }
 
-fn parse_seconds(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .trim_end_matches('s')
         .parse()
@@ -243,6 +245,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
         Some(Command::Specimen(args)) => crate::specimen::run(args, out),
         Some(Command::Lab(args)) => lab_cmd(out, err, g, &style, args),
         Some(Command::Doctor(args)) => doctor_cmd(out, err, g, &style, args),
+        Some(Command::Serve(args)) => crate::serve::run(args, err).map(|_| Status::Ok),
         Some(Command::Top { interval }) => {
             crate::top::run(interval.max(Duration::from_millis(100))).map(|_| Status::Ok)
         }

@@ -13,6 +13,7 @@ pub mod lab;
 pub mod lens;
 pub mod ptable;
 pub mod render;
+pub mod serve;
 pub mod specimen;
 pub mod system;
 pub mod top;

@@ -5,31 +5,8 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 
 use common::*;
-
-fn as_nobody() -> Command {
-    let mut c = Command::new("setpriv");
-    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_syslens"));
-    c
-}
-
-/// Whether nobody can run the binary here (the checkout may sit below a 0700 home).
-fn nobody_can_run() -> Result<(), String> {
-    if !is_root() {
-        return Err("dropping to nobody needs root".into());
-    }
-    match as_nobody().arg("--version").output() {
-        Ok(o) if o.status.success() => Ok(()),
-        Ok(o) => Err(format!(
-            "nobody cannot run the binary: {}",
-            String::from_utf8_lossy(&o.stderr)
-        )),
-        Err(e) => Err(format!("setpriv unavailable: {e}")),
-    }
-}
 
 fn inspect_as_nobody(pid: u32) -> serde_json::Value {
     let out = run_ok(as_nobody().args(["inspect", "--json", "--window", "0.2", &pid.to_string()]));

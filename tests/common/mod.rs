@@ -16,6 +16,29 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// The binary run as nobody (through setpriv).
+pub fn as_nobody() -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_syslens"));
+    c
+}
+
+/// Whether nobody can run the binary here (the checkout may sit below a 0700 home).
+pub fn nobody_can_run() -> Result<(), String> {
+    if !is_root() {
+        return Err("dropping to nobody needs root".into());
+    }
+    match as_nobody().arg("--version").output() {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(format!(
+            "nobody cannot run the binary: {}",
+            String::from_utf8_lossy(&o.stderr)
+        )),
+        Err(e) => Err(format!("setpriv unavailable: {e}")),
+    }
+}
+
 /// Skips a test visibly: the reason goes to stderr, which the runner shows.
 #[macro_export]
 macro_rules! skip_unless {

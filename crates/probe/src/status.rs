@@ -21,6 +21,8 @@ pub struct Status {
     pub rss_file: Val<u64>,
     pub rss_shmem: Val<u64>,
     pub vm_swap: Val<u64>,
+    /// Memory locked with mlock (VmLck), counted against RLIMIT_MEMLOCK.
+    pub vm_lck: Val<u64>,
     pub threads: Val<u64>,
     /// Signals pending for the whole process (shared by all threads).
     pub shd_pnd: Val<u64>,
@@ -60,6 +62,7 @@ impl Status {
             rss_file: absent("RssFile"),
             rss_shmem: absent("RssShmem"),
             vm_swap: absent("VmSwap"),
+            vm_lck: absent("VmLck"),
             threads: absent("Threads"),
             shd_pnd: absent("ShdPnd"),
             sig_pnd: absent("SigPnd"),
@@ -106,6 +109,7 @@ impl Status {
                 b"RssFile" => (&mut s.rss_file, Kind::Kb),
                 b"RssShmem" => (&mut s.rss_shmem, Kind::Kb),
                 b"VmSwap" => (&mut s.vm_swap, Kind::Kb),
+                b"VmLck" => (&mut s.vm_lck, Kind::Kb),
                 b"Threads" => (&mut s.threads, Kind::Dec),
                 b"ShdPnd" => (&mut s.shd_pnd, Kind::Hex),
                 b"SigPnd" => (&mut s.sig_pnd, Kind::Hex),
@@ -138,6 +142,7 @@ impl Status {
                 &mut s.rss_file,
                 &mut s.rss_shmem,
                 &mut s.vm_swap,
+                &mut s.vm_lck,
             ] {
                 *f = Err(why.clone());
             }

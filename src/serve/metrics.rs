@@ -1,0 +1,885 @@
+//! What the exporter exports: per process group, per cgroup and for the system, only
+//! what node_exporter, process-exporter and cAdvisor lack (peak memory, rlimit usage,
+//! deleted libraries, signal dispositions, cgroup working set and peak, the buddy
+//! allocator's fragmentation). Written in the Prometheus text format by hand: the
+//! grouping and folding are ours, and the format is a few lines of rules.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+use syslens_probe::cgroup::{CgroupLayout, CpuCgroup, MemoryCgroup};
+use syslens_probe::limits::{parse_limits, LimitValue};
+use syslens_probe::ns::parse_ns_link;
+use syslens_probe::smaps::{parse_maps, MapKind, MemUsage};
+use syslens_probe::system::{parse_buddyinfo, parse_slabinfo};
+use syslens_probe::table::{ProcessRow, ScanOptions, Scanner};
+use syslens_probe::USER_HZ;
+
+/// How processes are grouped.
+#[derive(Debug, Clone)]
+pub enum GroupBy {
+    /// The command name (comm).
+    Comm,
+    /// The first capture group of a regex over the command name (comm, or the command
+    /// line with --cmdline); processes that do not match go to "other".
+    Regex(Regex),
+    /// The memory cgroup (v1) or unified cgroup (v2).
+    Cgroup,
+    /// One group per process: `comm/pid` (explicit opt-in: high cardinality).
+    Pid,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub group_by: GroupBy,
+    pub max_groups: usize,
+    pub cmdline: bool,
+    /// Read smaps_rollup for PSS, for processes with at most this RSS.
+    pub pss_max_rss: Option<u64>,
+    /// Re-read maps, limits and namespaces at most this often.
+    pub slow_every: Duration,
+}
+
+/// Timing and errors of one collector, for the syslens_scrape_* metrics.
+#[derive(Debug, Default, Clone)]
+pub struct CollectorStats {
+    pub seconds: f64,
+    pub errors_total: u64,
+}
+
+/// What the slow collectors learn about one process; kept for `slow_every` and
+/// dropped when the PID is reused (different start time).
+#[derive(Debug, Clone, Default)]
+struct SlowFacts {
+    start_time_ticks: u64,
+    /// None when maps was unreadable (another user's process, without root).
+    deleted_library: Option<bool>,
+    nproc_limit: Option<u64>,
+    as_limit: Option<u64>,
+    memlock_limit: Option<u64>,
+    namespaces: Option<[u64; 7]>,
+}
+
+/// State kept between scrapes.
+#[derive(Debug)]
+pub struct Exporter {
+    opts: Options,
+    scanner: Scanner,
+    slow: HashMap<i32, SlowFacts>,
+    slow_read: Option<Instant>,
+    stats: BTreeMap<&'static str, CollectorStats>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Group {
+    processes: u64,
+    rss: u64,
+    hwm_max: u64,
+    hwm_gap_max: u64,
+    fd_ratio_max: Option<f64>,
+    nproc_ratio_max: Option<f64>,
+    as_ratio_max: Option<f64>,
+    memlock_ratio_max: Option<f64>,
+    deleted_lib_processes: u64,
+    maps_unreadable: u64,
+    sigterm_ignored: u64,
+    pending_signals: u64,
+    minflt: u64,
+    majflt: u64,
+    vcsw: u64,
+    nvcsw: u64,
+    utime: u64,
+    stime: u64,
+    swap: u64,
+    oom_score_max: u64,
+    pss: Option<u64>,
+}
+
+fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn ratio(used: Option<u64>, limit: Option<u64>) -> Option<f64> {
+    match (used, limit) {
+        (Some(u), Some(l)) if l > 0 => Some(u as f64 / l as f64),
+        _ => None,
+    }
+}
+
+impl Group {
+    fn add(&mut self, o: &Group) {
+        self.processes += o.processes;
+        self.rss += o.rss;
+        self.hwm_max = self.hwm_max.max(o.hwm_max);
+        self.hwm_gap_max = self.hwm_gap_max.max(o.hwm_gap_max);
+        self.fd_ratio_max = max_opt(self.fd_ratio_max, o.fd_ratio_max);
+        self.nproc_ratio_max = max_opt(self.nproc_ratio_max, o.nproc_ratio_max);
+        self.as_ratio_max = max_opt(self.as_ratio_max, o.as_ratio_max);
+        self.memlock_ratio_max = max_opt(self.memlock_ratio_max, o.memlock_ratio_max);
+        self.deleted_lib_processes += o.deleted_lib_processes;
+        self.maps_unreadable += o.maps_unreadable;
+        self.sigterm_ignored += o.sigterm_ignored;
+        self.pending_signals += o.pending_signals;
+        self.minflt += o.minflt;
+        self.majflt += o.majflt;
+        self.vcsw += o.vcsw;
+        self.nvcsw += o.nvcsw;
+        self.utime += o.utime;
+        self.stime += o.stime;
+        self.swap += o.swap;
+        self.oom_score_max = self.oom_score_max.max(o.oom_score_max);
+        self.pss = match (self.pss, o.pss) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+const SIGTERM: u64 = 1 << (15 - 1);
+
+/// Escapes a label value (backslash, double quote, newline).
+pub fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The exposition being written: the classic text format, or OpenMetrics, whose
+/// counter families are named without `_total` while their samples keep it.
+struct Exposition {
+    out: String,
+    openmetrics: bool,
+}
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str, samples: &[(String, f64)]) {
+        let meta = if self.openmetrics && kind == "counter" {
+            name.trim_end_matches("_total")
+        } else {
+            name
+        };
+        let _ = writeln!(self.out, "# HELP {meta} {help}");
+        let _ = writeln!(self.out, "# TYPE {meta} {kind}");
+        for (labels, v) in samples {
+            let value = if v.is_finite() {
+                format!("{v}")
+            } else {
+                "NaN".into()
+            };
+            if labels.is_empty() {
+                let _ = writeln!(self.out, "{name} {value}");
+            } else {
+                let _ = writeln!(self.out, "{name}{{{labels}}} {value}");
+            }
+        }
+    }
+}
+
+impl Exporter {
+    pub fn new(opts: Options) -> std::io::Result<Exporter> {
+        Ok(Exporter {
+            opts,
+            scanner: Scanner::new(syslens_probe::Reader::host()?),
+            slow: HashMap::new(),
+            slow_read: None,
+            stats: BTreeMap::new(),
+        })
+    }
+
+    /// Runs one collector, recording its duration and counting its failure.
+    fn timed<T>(
+        &mut self,
+        name: &'static str,
+        f: impl FnOnce(&mut Self) -> Result<T, String>,
+    ) -> Option<T> {
+        let t = Instant::now();
+        let r = f(self);
+        let s = self.stats.entry(name).or_default();
+        s.seconds = t.elapsed().as_secs_f64();
+        match r {
+            Ok(v) => Some(v),
+            Err(_) => {
+                s.errors_total += 1;
+                None
+            }
+        }
+    }
+
+    fn group_name(&self, r: &ProcessRow, cmdline: Option<&str>) -> String {
+        match &self.opts.group_by {
+            // Kernel threads carry their work item in comm (kworker/0:1-events): one
+            // group keeps them from churning series.
+            GroupBy::Comm if r.pid == 2 || r.ppid == 2 => "[kernel threads]".into(),
+            GroupBy::Comm => r.comm.as_str().to_owned(),
+            GroupBy::Pid => format!("{}/{}", r.comm, r.pid),
+            GroupBy::Cgroup => r
+                .cgroup
+                .as_ref()
+                .map_or("?".into(), |id| self.scanner.cgroup_path(*id).to_owned()),
+            GroupBy::Regex(re) => {
+                let subject = cmdline.unwrap_or(r.comm.as_str());
+                re.captures(subject)
+                    .and_then(|c| c.get(1).or_else(|| c.get(0)))
+                    .map_or("other".into(), |m| m.as_str().to_owned())
+            }
+        }
+    }
+
+    /// The slow collectors: maps (deleted libraries), limits and namespaces of every
+    /// process, re-read at most every `slow_every` (they cost the kernel more than
+    /// status does, and change rarely).
+    fn refresh_slow(&mut self, rows: &[ProcessRow]) {
+        if self
+            .slow_read
+            .is_some_and(|t| t.elapsed() < self.opts.slow_every)
+        {
+            return;
+        }
+        self.slow.retain(|pid, f| {
+            rows.iter()
+                .any(|r| r.pid == *pid && r.start_time_ticks == f.start_time_ticks)
+        });
+        let mut facts: Vec<(i32, SlowFacts)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.pid,
+                    SlowFacts {
+                        start_time_ticks: r.start_time_ticks,
+                        ..SlowFacts::default()
+                    },
+                )
+            })
+            .collect();
+        self.timed("maps", |e| {
+            let reader = e.scanner.reader();
+            for (pid, f) in &mut facts {
+                let Ok(dir) = reader.open_pid(*pid) else {
+                    continue;
+                };
+                f.deleted_library = reader
+                    .read_pid(&dir, "maps")
+                    .and_then(parse_maps)
+                    .ok()
+                    .map(|m| m.iter().any(|x| x.kind == MapKind::Library && x.deleted));
+            }
+            Ok(())
+        });
+        self.timed("limits", |e| {
+            let reader = e.scanner.reader();
+            let soft =
+                |l: &[syslens_probe::limits::Limit], name: &str| match syslens_probe::limits::find(
+                    l, name,
+                )?
+                .soft
+                {
+                    LimitValue::Value(v) => Some(v),
+                    LimitValue::Unlimited => None,
+                };
+            for (pid, f) in &mut facts {
+                let Ok(dir) = reader.open_pid(*pid) else {
+                    continue;
+                };
+                let Ok(limits) = reader.read_pid(&dir, "limits").and_then(parse_limits) else {
+                    continue;
+                };
+                f.nproc_limit = soft(&limits, "Max processes");
+                f.as_limit = soft(&limits, "Max address space");
+                f.memlock_limit = soft(&limits, "Max locked memory");
+            }
+            Ok(())
+        });
+        self.timed("namespaces", |e| {
+            let reader = e.scanner.reader();
+            for (pid, f) in &mut facts {
+                let Ok(dir) = reader.open_pid(*pid) else {
+                    continue;
+                };
+                let mut set = [0u64; 7];
+                let ok = NS_KINDS.iter().zip(&mut set).all(|(kind, slot)| {
+                    reader
+                        .readlink_pid(&dir, &format!("ns/{kind}"))
+                        .and_then(parse_ns_link)
+                        .map(|ino| *slot = ino)
+                        .is_ok()
+                });
+                f.namespaces = ok.then_some(set);
+            }
+            Ok(())
+        });
+        self.slow = facts.into_iter().collect();
+        self.slow_read = Some(Instant::now());
+    }
+
+    /// One collection, as exposition text; `openmetrics` selects that format.
+    pub fn collect(&mut self, openmetrics: bool) -> String {
+        let mut x = Exposition {
+            out: String::with_capacity(64 << 10),
+            openmetrics,
+        };
+        let rows: Vec<ProcessRow> = self
+            .timed("processes", |e| {
+                e.scanner
+                    .scan(ScanOptions {
+                        rollup: false,
+                        slow_every: 10,
+                    })
+                    .map(<[ProcessRow]>::to_vec)
+                    .map_err(|e| e.to_string())
+            })
+            .unwrap_or_default();
+        self.refresh_slow(&rows);
+        self.groups(&mut x, &rows);
+        self.namespaces(&mut x);
+        self.cgroups(&mut x, &rows);
+        self.system(&mut x);
+        let stats: Vec<(String, f64)> = self
+            .stats
+            .iter()
+            .map(|(k, s)| (format!("collector=\"{k}\""), s.seconds))
+            .collect();
+        x.family(
+            "syslens_scrape_collector_duration_seconds",
+            "gauge",
+            "How long each collector took in its last run.",
+            &stats,
+        );
+        let errs: Vec<(String, f64)> = self
+            .stats
+            .iter()
+            .map(|(k, s)| (format!("collector=\"{k}\""), s.errors_total as f64))
+            .collect();
+        x.family(
+            "syslens_scrape_collector_errors_total",
+            "counter",
+            "Failed runs per collector.",
+            &errs,
+        );
+        if openmetrics {
+            x.out.push_str("# EOF\n");
+        }
+        x.out
+    }
+
+    fn groups(&mut self, x: &mut Exposition, rows: &[ProcessRow]) {
+        // RLIMIT_NPROC counts the tasks (threads) of a real user.
+        let mut tasks_per_uid: HashMap<u64, u64> = HashMap::new();
+        for r in rows {
+            if let Ok(uid) = r.uid {
+                *tasks_per_uid.entry(uid).or_default() += r.threads;
+            }
+        }
+        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        for r in rows {
+            let cmdline = if self.opts.cmdline {
+                let reader = self.scanner.reader();
+                reader.open_pid(r.pid).ok().and_then(|d| {
+                    reader.read_pid(&d, "cmdline").ok().map(|b| {
+                        String::from_utf8_lossy(b)
+                            .replace('\0', " ")
+                            .trim_end()
+                            .to_owned()
+                    })
+                })
+            } else {
+                None
+            };
+            let name = self.group_name(r, cmdline.as_deref());
+            let rss = r.rss.clone().unwrap_or(0);
+            let hwm = r.hwm.clone().unwrap_or(0);
+            let pss = match self.opts.pss_max_rss {
+                Some(guard) if rss > 0 && rss <= guard => {
+                    let reader = self.scanner.reader();
+                    reader.open_pid(r.pid).ok().and_then(|d| {
+                        MemUsage::parse_rollup(reader.read_pid(&d, "smaps_rollup").ok()?)
+                            .ok()?
+                            .pss
+                            .ok()
+                    })
+                }
+                _ => None,
+            };
+            let slow = self
+                .slow
+                .get(&r.pid)
+                .filter(|f| f.start_time_ticks == r.start_time_ticks);
+            let blocked_or_ignored =
+                r.sig_ign.clone().unwrap_or(0) | r.sig_blk.clone().unwrap_or(0);
+            let g = Group {
+                processes: 1,
+                rss,
+                hwm_max: hwm,
+                hwm_gap_max: hwm.saturating_sub(rss),
+                fd_ratio_max: syslens_probe::table::fd_ratio(r),
+                nproc_ratio_max: ratio(
+                    r.uid
+                        .clone()
+                        .ok()
+                        .and_then(|u| tasks_per_uid.get(&u).copied()),
+                    slow.and_then(|f| f.nproc_limit),
+                ),
+                as_ratio_max: ratio(r.vm_size.clone().ok(), slow.and_then(|f| f.as_limit)),
+                memlock_ratio_max: ratio(r.locked.clone().ok(), slow.and_then(|f| f.memlock_limit)),
+                deleted_lib_processes: u64::from(
+                    slow.and_then(|f| f.deleted_library) == Some(true),
+                ),
+                maps_unreadable: u64::from(slow.is_some_and(|f| f.deleted_library.is_none())),
+                sigterm_ignored: u64::from(blocked_or_ignored & SIGTERM != 0),
+                pending_signals: u64::from(r.shd_pnd.clone().unwrap_or(0).count_ones()),
+                minflt: r.minflt,
+                majflt: r.majflt,
+                vcsw: r.voluntary_switches.clone().unwrap_or(0),
+                nvcsw: r.involuntary_switches.clone().unwrap_or(0),
+                utime: r.utime_ticks,
+                stime: r.stime_ticks,
+                swap: r.swap.clone().unwrap_or(0),
+                oom_score_max: r.oom_score.clone().unwrap_or(0),
+                pss,
+            };
+            groups.entry(name).or_default().add(&g);
+        }
+        let (shown, folded) = fold_groups(groups, self.opts.max_groups);
+        let per = |f: &dyn Fn(&Group) -> Option<f64>| -> Vec<(String, f64)> {
+            shown
+                .iter()
+                .filter_map(|(n, g)| Some((format!("group=\"{}\"", label(n)), f(g)?)))
+                .collect()
+        };
+        let n = |v: u64| Some(v as f64);
+        x.family(
+            "syslens_group_processes",
+            "gauge",
+            "Processes in the group.",
+            &per(&|g| n(g.processes)),
+        );
+        x.family(
+            "syslens_group_resident_bytes",
+            "gauge",
+            "Sum of the resident memory (VmRSS) of the group's processes.",
+            &per(&|g| n(g.rss)),
+        );
+        x.family(
+            "syslens_group_peak_resident_bytes",
+            "gauge",
+            "Largest resident peak (VmHWM) of a process in the group.",
+            &per(&|g| n(g.hwm_max)),
+        );
+        x.family("syslens_group_below_peak_bytes", "gauge", "Largest VmHWM - VmRSS of a process in the group: memory it once held and may take again.", &per(&|g| n(g.hwm_gap_max)));
+        x.family(
+            "syslens_group_open_files_limit_ratio",
+            "gauge",
+            "Worst ratio of open fds to the soft RLIMIT_NOFILE in the group (0-1).",
+            &per(&|g| g.fd_ratio_max),
+        );
+        x.family("syslens_group_tasks_limit_ratio", "gauge", "Worst ratio of the user's tasks (threads) to the soft RLIMIT_NPROC in the group (0-1).", &per(&|g| g.nproc_ratio_max));
+        x.family(
+            "syslens_group_address_space_limit_ratio",
+            "gauge",
+            "Worst ratio of VmSize to the soft RLIMIT_AS in the group (0-1).",
+            &per(&|g| g.as_ratio_max),
+        );
+        x.family(
+            "syslens_group_locked_memory_limit_ratio",
+            "gauge",
+            "Worst ratio of VmLck to the soft RLIMIT_MEMLOCK in the group (0-1).",
+            &per(&|g| g.memlock_ratio_max),
+        );
+        x.family("syslens_group_deleted_library_processes", "gauge", "Processes in the group mapping a library deleted on disk (they run old code until restarted); processes whose maps are unreadable are not counted.", &per(&|g| n(g.deleted_lib_processes)));
+        x.family("syslens_group_maps_unreadable_processes", "gauge", "Processes in the group whose maps syslens may not read (another user's, without root): unknown, not zero.", &per(&|g| n(g.maps_unreadable)));
+        x.family(
+            "syslens_group_sigterm_ignored_processes",
+            "gauge",
+            "Processes in the group that ignore or block SIGTERM.",
+            &per(&|g| n(g.sigterm_ignored)),
+        );
+        x.family(
+            "syslens_group_pending_signals",
+            "gauge",
+            "Distinct signals pending for the group's processes (ShdPnd).",
+            &per(&|g| n(g.pending_signals)),
+        );
+        x.family(
+            "syslens_group_minor_faults_total",
+            "counter",
+            "Minor page faults of the group's live processes.",
+            &per(&|g| n(g.minflt)),
+        );
+        x.family(
+            "syslens_group_major_faults_total",
+            "counter",
+            "Major page faults of the group's live processes.",
+            &per(&|g| n(g.majflt)),
+        );
+        x.family(
+            "syslens_group_voluntary_switches_total",
+            "counter",
+            "Voluntary context switches of the group's live processes (main threads).",
+            &per(&|g| n(g.vcsw)),
+        );
+        x.family(
+            "syslens_group_involuntary_switches_total",
+            "counter",
+            "Involuntary context switches of the group's live processes (main threads).",
+            &per(&|g| n(g.nvcsw)),
+        );
+        x.family(
+            "syslens_group_cpu_user_seconds_total",
+            "counter",
+            "User CPU time of the group's live processes.",
+            &per(&|g| Some(g.utime as f64 / USER_HZ as f64)),
+        );
+        x.family(
+            "syslens_group_cpu_system_seconds_total",
+            "counter",
+            "System CPU time of the group's live processes.",
+            &per(&|g| Some(g.stime as f64 / USER_HZ as f64)),
+        );
+        x.family(
+            "syslens_group_swap_bytes",
+            "gauge",
+            "Swap used by the group's processes (VmSwap).",
+            &per(&|g| n(g.swap)),
+        );
+        x.family(
+            "syslens_group_oom_score_max",
+            "gauge",
+            "Highest oom_score in the group: the OOM killer's first choice scores highest.",
+            &per(&|g| n(g.oom_score_max)),
+        );
+        if self.opts.pss_max_rss.is_some() {
+            x.family(
+                "syslens_group_proportional_bytes",
+                "gauge",
+                "Sum of PSS (smaps_rollup) of the group's processes under the RSS guard.",
+                &per(&|g| g.pss.map(|p| p as f64)),
+            );
+        }
+        x.family(
+            "syslens_groups_folded",
+            "gauge",
+            "Groups folded into group=\"other\" by --max-groups.",
+            &[(String::new(), folded as f64)],
+        );
+    }
+
+    fn namespaces(&mut self, x: &mut Exposition) {
+        let mut sets: HashMap<[u64; 7], u64> = HashMap::new();
+        for f in self.slow.values() {
+            if let Some(set) = f.namespaces {
+                *sets.entry(set).or_default() += 1;
+            }
+        }
+        let mut ranked: Vec<([u64; 7], u64)> = sets.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        x.family(
+            "syslens_namespace_sets",
+            "gauge",
+            "Distinct namespace sets (cgroup, ipc, mnt, net, pid, user, uts) among processes whose ns links are readable.",
+            &[(String::new(), ranked.len() as f64)],
+        );
+        let samples: Vec<(String, f64)> = ranked
+            .iter()
+            .take(self.opts.max_groups)
+            .map(|(set, n)| {
+                (
+                    NS_KINDS
+                        .iter()
+                        .zip(set)
+                        .map(|(k, ino)| format!("{k}_ns=\"{ino}\""))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    *n as f64,
+                )
+            })
+            .collect();
+        x.family("syslens_namespace_set_processes", "gauge", "Processes per namespace set (the largest --max-groups sets), labelled by namespace inode.", &samples);
+    }
+
+    fn cgroups(&mut self, x: &mut Exposition, rows: &[ProcessRow]) {
+        let data = self.timed("cgroups", |e| {
+            let mut paths: Vec<String> = rows
+                .iter()
+                .filter_map(|r| Some(e.scanner.cgroup_path(*r.cgroup.as_ref().ok()?).to_owned()))
+                .collect();
+            paths.sort();
+            paths.dedup();
+            let reader = e.scanner.reader();
+            let layout = CgroupLayout::read(reader).map_err(|e| e.to_string())?;
+            let mut v = Vec::new();
+            for p in paths.into_iter().filter(|p| p != "/" && p != "?") {
+                let mem = layout
+                    .dir_at("memory", &p)
+                    .map(|d| MemoryCgroup::read(reader, d));
+                let cpu = layout.dir_at("cpu", &p).map(|d| CpuCgroup::read(reader, d));
+                v.push((p, mem, cpu));
+            }
+            Ok(v)
+        });
+        let Some(data) = data else { return };
+        let cl = |p: &str| format!("cgroup=\"{}\"", label(p));
+        let mem = |f: &dyn Fn(&MemoryCgroup) -> Option<f64>| -> Vec<(String, f64)> {
+            data.iter()
+                .filter_map(|(p, m, _)| Some((cl(p), f(m.as_ref()?)?)))
+                .collect()
+        };
+        x.family(
+            "syslens_cgroup_memory_usage_bytes",
+            "gauge",
+            "Memory usage of the cgroup (includes page cache).",
+            &mem(&|m| m.usage.clone().ok().map(|v| v as f64)),
+        );
+        x.family(
+            "syslens_cgroup_memory_working_set_bytes",
+            "gauge",
+            "Usage minus inactive file cache: what the kernel cannot drop cheaply.",
+            &mem(&|m| m.working_set.clone().ok().map(|v| v as f64)),
+        );
+        x.family(
+            "syslens_cgroup_memory_peak_bytes",
+            "gauge",
+            "Peak usage the kernel recorded (v2 memory.peak, v1 memory.max_usage_in_bytes).",
+            &mem(&|m| m.peak.clone().ok().map(|v| v as f64)),
+        );
+        x.family(
+            "syslens_cgroup_memory_limit_bytes",
+            "gauge",
+            "Memory limit of the cgroup (absent when unlimited).",
+            &mem(&|m| m.limit.clone().ok().flatten().map(|v| v as f64)),
+        );
+        x.family(
+            "syslens_cgroup_oom_kills_total",
+            "counter",
+            "OOM kills in the cgroup (memory.events oom_kill, memory.oom_control oom_kill).",
+            &mem(&|m| m.oom_kills.clone().ok().map(|v| v as f64)),
+        );
+        let cpu = |f: &dyn Fn(&CpuCgroup) -> Option<f64>| -> Vec<(String, f64)> {
+            data.iter()
+                .filter_map(|(p, _, c)| Some((cl(p), f(c.as_ref()?)?)))
+                .collect()
+        };
+        x.family(
+            "syslens_cgroup_cpu_throttled_periods_total",
+            "counter",
+            "CFS periods in which the cgroup was throttled.",
+            &cpu(&|c| c.throttled_periods.clone().ok().map(|v| v as f64)),
+        );
+        x.family(
+            "syslens_cgroup_cpu_throttled_seconds_total",
+            "counter",
+            "Time the cgroup spent throttled.",
+            &cpu(&|c| c.throttled_us.clone().ok().map(|v| v as f64 / 1e6)),
+        );
+    }
+
+    fn system(&mut self, x: &mut Exposition) {
+        let buddy = self.timed("buddyinfo", |e| {
+            e.scanner
+                .reader()
+                .read_proc("buddyinfo")
+                .and_then(parse_buddyinfo)
+                .map_err(|e| e.to_string())
+        });
+        if let Some(zones) = buddy {
+            let mut samples = Vec::new();
+            for z in zones {
+                for (order, idx) in z.unusable_index().into_iter().enumerate() {
+                    if let Some(i) = idx {
+                        samples.push((
+                            format!(
+                                "node=\"{}\",zone=\"{}\",order=\"{order}\"",
+                                z.node,
+                                label(&z.zone)
+                            ),
+                            i,
+                        ));
+                    }
+                }
+            }
+            x.family(
+                "syslens_buddy_unusable_free_ratio",
+                "gauge",
+                "Share of free memory in blocks too small for an allocation of this order (0-1).",
+                &samples,
+            );
+        }
+        // slabinfo is root-only: without root the family is absent, not an error.
+        if let Ok(mut caches) = self
+            .scanner
+            .reader()
+            .read_proc("slabinfo")
+            .and_then(parse_slabinfo)
+        {
+            let page = rustix::param::page_size() as u64;
+            caches.sort_by_key(|c| std::cmp::Reverse(c.bytes(page)));
+            let samples: Vec<(String, f64)> = caches
+                .iter()
+                .take(10)
+                .map(|c| {
+                    (
+                        format!("cache=\"{}\"", label(&c.name)),
+                        c.bytes(page) as f64,
+                    )
+                })
+                .collect();
+            x.family(
+                "syslens_slab_cache_bytes",
+                "gauge",
+                "Memory of the ten largest slab caches.",
+                &samples,
+            );
+        }
+    }
+}
+
+/// Keeps the `max_groups - 1` largest groups by RSS and folds the rest into "other"
+/// (a group of that name, such as regex misses, joins it). Returns how many groups
+/// were folded.
+fn fold_groups(
+    groups: BTreeMap<String, Group>,
+    max_groups: usize,
+) -> (Vec<(String, Group)>, usize) {
+    let keep = max_groups.max(1);
+    if groups.len() <= keep {
+        return (groups.into_iter().collect(), 0);
+    }
+    let mut ranked: Vec<(String, Group)> = groups.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.rss.cmp(&a.1.rss).then(a.0.cmp(&b.0)));
+    let mut other = ranked
+        .iter()
+        .position(|(n, _)| n == "other")
+        .map(|i| ranked.remove(i).1)
+        .unwrap_or_default();
+    let rest = ranked.split_off((keep - 1).min(ranked.len()));
+    for (_, g) in &rest {
+        other.add(g);
+    }
+    ranked.push(("other".into(), other));
+    (ranked, rest.len())
+}
+
+const NS_KINDS: [&str; 7] = ["cgroup", "ipc", "mnt", "net", "pid", "user", "uts"];
+
+/// Parses `--rss-guard`-style sizes like `512M` or `2G` (bytes without a suffix).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let (n, mult) = match s.trim().chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    n.trim()
+        .parse::<u64>()
+        .map(|n| n * mult)
+        .map_err(|_| format!("not a size: {s}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_escaping() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").is_err());
+    }
+
+    fn group(rss: u64) -> Group {
+        Group {
+            processes: 1,
+            rss,
+            ..Group::default()
+        }
+    }
+
+    #[test]
+    fn folding_keeps_the_largest_and_sums_the_rest_into_other() {
+        let groups: BTreeMap<String, Group> =
+            [("a", 10), ("b", 30), ("c", 20), ("other", 5), ("d", 1)]
+                .into_iter()
+                .map(|(n, r)| (n.to_owned(), group(r)))
+                .collect();
+        let (shown, folded) = fold_groups(groups, 3);
+        let names: Vec<&str> = shown.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["b", "c", "other"]);
+        assert_eq!(folded, 2, "a and d folded");
+        let other = &shown[2].1;
+        assert_eq!(
+            (other.processes, other.rss),
+            (3, 5 + 10 + 1),
+            "the existing other group joins the folded ones"
+        );
+        let few: BTreeMap<String, Group> = [("x".to_owned(), group(1))].into_iter().collect();
+        assert_eq!(fold_groups(few, 3).1, 0);
+    }
+
+    #[test]
+    fn openmetrics_names_counter_families_without_total() {
+        let mut x = Exposition {
+            out: String::new(),
+            openmetrics: true,
+        };
+        x.family(
+            "syslens_x_total",
+            "counter",
+            "Help.",
+            &[("group=\"a\"".into(), 2.0)],
+        );
+        x.family(
+            "syslens_y_total_bytes",
+            "gauge",
+            "Help.",
+            &[(String::new(), f64::NAN)],
+        );
+        assert_eq!(
+            x.out,
+            "# HELP syslens_x Help.\n# TYPE syslens_x counter\nsyslens_x_total{group=\"a\"} 2\n\
+             # HELP syslens_y_total_bytes Help.\n# TYPE syslens_y_total_bytes gauge\nsyslens_y_total_bytes NaN\n"
+        );
+    }
+
+    #[test]
+    fn a_real_collection_has_help_and_type_on_every_family() {
+        let mut e = Exporter::new(Options {
+            group_by: GroupBy::Comm,
+            max_groups: 5,
+            cmdline: false,
+            pss_max_rss: None,
+            slow_every: Duration::from_secs(60),
+        })
+        .unwrap();
+        let text = e.collect(false);
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .collect();
+        assert!(families.len() >= 20);
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = l.split(['{', ' ']).next().unwrap();
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "no HELP for {name}"
+            );
+        }
+        let groups = text
+            .lines()
+            .filter(|l| l.starts_with("syslens_group_processes{"))
+            .count();
+        assert!(groups <= 5, "--max-groups 5 gave {groups} groups");
+        assert!(
+            text.contains("group=\"other\""),
+            "the rest is folded into other"
+        );
+        assert!(e.collect(true).ends_with("# EOF\n"));
+    }
+}
