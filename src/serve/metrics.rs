@@ -70,6 +70,10 @@ pub struct Exporter {
     slow: HashMap<i32, SlowFacts>,
     slow_read: Option<Instant>,
     stats: BTreeMap<&'static str, CollectorStats>,
+    /// Last collection's processes (PID, start time) with their group and counters.
+    members: Members,
+    /// Per group, the final counters of its processes that exited.
+    exited: HashMap<String, Counters>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -86,15 +90,48 @@ struct Group {
     maps_unreadable: u64,
     sigterm_ignored: u64,
     pending_signals: u64,
+    counters: Counters,
+    swap: u64,
+    oom_score_max: u64,
+    pss: Option<u64>,
+}
+
+/// Processes of one collection by (PID, start time), with their group and counters.
+type Members = HashMap<(i32, u64), (String, Counters)>;
+
+/// The per-process counters exported as `_total`: they include the final values of
+/// the group's processes that have exited, so a group's counter never goes down when
+/// a member exits (which Prometheus would take for a reset).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Counters {
     minflt: u64,
     majflt: u64,
     vcsw: u64,
     nvcsw: u64,
     utime: u64,
     stime: u64,
-    swap: u64,
-    oom_score_max: u64,
-    pss: Option<u64>,
+}
+
+impl Counters {
+    fn of(r: &ProcessRow) -> Counters {
+        Counters {
+            minflt: r.minflt,
+            majflt: r.majflt,
+            vcsw: r.voluntary_switches.clone().unwrap_or(0),
+            nvcsw: r.involuntary_switches.clone().unwrap_or(0),
+            utime: r.utime_ticks,
+            stime: r.stime_ticks,
+        }
+    }
+
+    fn add(&mut self, o: &Counters) {
+        self.minflt += o.minflt;
+        self.majflt += o.majflt;
+        self.vcsw += o.vcsw;
+        self.nvcsw += o.nvcsw;
+        self.utime += o.utime;
+        self.stime += o.stime;
+    }
 }
 
 fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -125,12 +162,7 @@ impl Group {
         self.maps_unreadable += o.maps_unreadable;
         self.sigterm_ignored += o.sigterm_ignored;
         self.pending_signals += o.pending_signals;
-        self.minflt += o.minflt;
-        self.majflt += o.majflt;
-        self.vcsw += o.vcsw;
-        self.nvcsw += o.nvcsw;
-        self.utime += o.utime;
-        self.stime += o.stime;
+        self.counters.add(&o.counters);
         self.swap += o.swap;
         self.oom_score_max = self.oom_score_max.max(o.oom_score_max);
         self.pss = match (self.pss, o.pss) {
@@ -187,6 +219,8 @@ impl Exporter {
             scanner: Scanner::new(syslens_probe::Reader::host()?),
             slow: HashMap::new(),
             slow_read: None,
+            members: HashMap::new(),
+            exited: HashMap::new(),
             stats: BTreeMap::new(),
         })
     }
@@ -375,6 +409,7 @@ impl Exporter {
             }
         }
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        let mut live = Members::with_capacity(rows.len());
         for r in rows {
             let cmdline = if self.opts.cmdline {
                 let reader = self.scanner.reader();
@@ -431,18 +466,15 @@ impl Exporter {
                 maps_unreadable: u64::from(slow.is_some_and(|f| f.deleted_library.is_none())),
                 sigterm_ignored: u64::from(blocked_or_ignored & SIGTERM != 0),
                 pending_signals: u64::from(r.shd_pnd.clone().unwrap_or(0).count_ones()),
-                minflt: r.minflt,
-                majflt: r.majflt,
-                vcsw: r.voluntary_switches.clone().unwrap_or(0),
-                nvcsw: r.involuntary_switches.clone().unwrap_or(0),
-                utime: r.utime_ticks,
-                stime: r.stime_ticks,
+                counters: Counters::of(r),
                 swap: r.swap.clone().unwrap_or(0),
                 oom_score_max: r.oom_score.clone().unwrap_or(0),
                 pss,
             };
+            live.insert((r.pid, r.start_time_ticks), (name.clone(), g.counters));
             groups.entry(name).or_default().add(&g);
         }
+        self.carry_exited_counters(live, &mut groups);
         let (shown, folded) = fold_groups(groups, self.opts.max_groups);
         let per = |f: &dyn Fn(&Group) -> Option<f64>| -> Vec<(String, f64)> {
             shown
@@ -506,38 +538,38 @@ impl Exporter {
         x.family(
             "syslens_group_minor_faults_total",
             "counter",
-            "Minor page faults of the group's live processes.",
-            &per(&|g| n(g.minflt)),
+            "Minor page faults of the group's processes, exited ones included.",
+            &per(&|g| n(g.counters.minflt)),
         );
         x.family(
             "syslens_group_major_faults_total",
             "counter",
-            "Major page faults of the group's live processes.",
-            &per(&|g| n(g.majflt)),
+            "Major page faults of the group's processes, exited ones included.",
+            &per(&|g| n(g.counters.majflt)),
         );
         x.family(
             "syslens_group_voluntary_switches_total",
             "counter",
-            "Voluntary context switches of the group's live processes (main threads).",
-            &per(&|g| n(g.vcsw)),
+            "Voluntary context switches of the group's processes (main threads), exited ones included.",
+            &per(&|g| n(g.counters.vcsw)),
         );
         x.family(
             "syslens_group_involuntary_switches_total",
             "counter",
-            "Involuntary context switches of the group's live processes (main threads).",
-            &per(&|g| n(g.nvcsw)),
+            "Involuntary context switches of the group's processes (main threads), exited ones included.",
+            &per(&|g| n(g.counters.nvcsw)),
         );
         x.family(
             "syslens_group_cpu_user_seconds_total",
             "counter",
-            "User CPU time of the group's live processes.",
-            &per(&|g| Some(g.utime as f64 / USER_HZ as f64)),
+            "User CPU time of the group's processes, exited ones included.",
+            &per(&|g| Some(g.counters.utime as f64 / USER_HZ as f64)),
         );
         x.family(
             "syslens_group_cpu_system_seconds_total",
             "counter",
-            "System CPU time of the group's live processes.",
-            &per(&|g| Some(g.stime as f64 / USER_HZ as f64)),
+            "System CPU time of the group's processes, exited ones included.",
+            &per(&|g| Some(g.counters.stime as f64 / USER_HZ as f64)),
         );
         x.family(
             "syslens_group_swap_bytes",
@@ -565,6 +597,25 @@ impl Exporter {
             "Groups folded into group=\"other\" by --max-groups.",
             &[(String::new(), folded as f64)],
         );
+    }
+
+    /// Adds to each group the last counters of its members that exited since the
+    /// previous collection, then remembers this collection's members.
+    fn carry_exited_counters(&mut self, live: Members, groups: &mut BTreeMap<String, Group>) {
+        for (key, (group, last)) in self.members.drain() {
+            if !live.contains_key(&key) {
+                self.exited.entry(group).or_default().add(&last);
+            }
+        }
+        // A group with no live member has no series: forget its exited total, so the
+        // map stays bounded (with --group-by pid every exit would add a group).
+        self.exited.retain(|name, _| groups.contains_key(name));
+        for (name, gone) in &self.exited {
+            if let Some(g) = groups.get_mut(name) {
+                g.counters.add(gone);
+            }
+        }
+        self.members = live;
     }
 
     fn namespaces(&mut self, x: &mut Exposition) {
@@ -821,6 +872,51 @@ mod tests {
         );
         let few: BTreeMap<String, Group> = [("x".to_owned(), group(1))].into_iter().collect();
         assert_eq!(fold_groups(few, 3).1, 0);
+    }
+
+    #[test]
+    fn a_member_exiting_does_not_lower_the_group_counters() {
+        let mut e = Exporter::new(Options {
+            group_by: GroupBy::Comm,
+            max_groups: 5,
+            cmdline: false,
+            pss_max_rss: None,
+            slow_every: Duration::from_secs(60),
+        })
+        .unwrap();
+        let c = |n: u64| Counters {
+            minflt: n,
+            majflt: n,
+            vcsw: n,
+            nvcsw: n,
+            utime: n,
+            stime: n,
+        };
+        let grouped = |members: &[(i32, u64)]| -> (Members, BTreeMap<String, Group>) {
+            let live = members
+                .iter()
+                .map(|&(pid, n)| ((pid, 0), ("g".to_owned(), c(n))))
+                .collect();
+            let mut g = Group::default();
+            for &(_, n) in members {
+                g.counters.add(&c(n));
+            }
+            (live, [("g".to_owned(), g)].into_iter().collect())
+        };
+        let (live, mut groups) = grouped(&[(1, 10), (2, 5)]);
+        e.carry_exited_counters(live, &mut groups);
+        assert_eq!(groups["g"].counters, c(15));
+        // PID 2 exited; PID 1 went on to 12.
+        let (live, mut groups) = grouped(&[(1, 12)]);
+        e.carry_exited_counters(live, &mut groups);
+        assert_eq!(
+            groups["g"].counters,
+            c(17),
+            "5 from the exited member are kept"
+        );
+        // The group empties: its total is forgotten.
+        e.carry_exited_counters(HashMap::new(), &mut BTreeMap::new());
+        assert!(e.exited.is_empty());
     }
 
     #[test]
