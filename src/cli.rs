@@ -355,32 +355,12 @@ fn lab_cmd(
 ) -> io::Result<Status> {
     if a.list {
         let labs = lab::labs();
-        if g.json {
-            #[derive(serde::Serialize)]
-            struct Row {
-                id: &'static str,
-                title: &'static str,
-                summary: &'static str,
-            }
-            let rows: Vec<Row> = labs
-                .iter()
-                .map(|l| Row {
-                    id: l.id.slug(),
-                    title: l.id.title(),
-                    summary: l.summary,
-                })
-                .collect();
-            render::json(out, &rows)?;
-        } else {
-            for l in labs {
-                writeln!(
-                    out,
-                    "  {:<20} {}",
-                    l.id.slug(),
-                    render::fit_end(l.summary, render::WIDTH - 23)
-                )?;
-            }
-        }
+        let rows = labs.iter().map(|l| CatalogueRow {
+            id: l.id.slug(),
+            title: l.id.title(),
+            summary: l.summary,
+        });
+        write_catalogue(out, g.json, rows.collect())?;
         return Ok(Status::Ok);
     }
     let id = a.id.unwrap_or_default();
@@ -450,34 +430,40 @@ fn lab_cmd(
 }
 
 fn concepts(out: &mut dyn Write, g: &Global, style: &Style) -> io::Result<Status> {
-    if g.json {
-        #[derive(serde::Serialize)]
-        struct Row {
-            id: &'static str,
-            title: &'static str,
-            summary: &'static str,
-        }
-        let rows: Vec<Row> = CONCEPTS
-            .iter()
-            .map(|c| Row {
-                id: c.slug,
-                title: c.title,
-                summary: c.summary,
-            })
-            .collect();
-        render::json(out, &rows)?;
-        return Ok(Status::Ok);
+    if !g.json {
+        writeln!(out, "{}", style.heading("The seventeen concepts"))?;
     }
-    writeln!(out, "{}", style.heading("The seventeen concepts"))?;
-    for c in &CONCEPTS {
+    let rows = CONCEPTS.iter().map(|c| CatalogueRow {
+        id: c.slug,
+        title: c.title,
+        summary: c.summary,
+    });
+    write_catalogue(out, g.json, rows.collect())?;
+    Ok(Status::Ok)
+}
+
+/// A concept or a lab in a list.
+#[derive(serde::Serialize)]
+struct CatalogueRow {
+    id: &'static str,
+    title: &'static str,
+    summary: &'static str,
+}
+
+/// The list as JSON (id, title, summary), or one line per row (id and summary).
+fn write_catalogue(out: &mut dyn Write, json: bool, rows: Vec<CatalogueRow>) -> io::Result<()> {
+    if json {
+        return render::json(out, &rows);
+    }
+    for r in rows {
         writeln!(
             out,
             "  {:<20} {}",
-            c.slug,
-            render::fit_end(c.summary, render::WIDTH - 23)
+            r.id,
+            render::fit_end(r.summary, render::WIDTH - 23)
         )?;
     }
-    Ok(Status::Ok)
+    Ok(())
 }
 
 fn open_reader(g: &Global, err: &mut dyn Write) -> io::Result<Option<Reader>> {

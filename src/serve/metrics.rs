@@ -845,6 +845,17 @@ mod tests {
         assert!(parse_size("lots").is_err());
     }
 
+    fn comm_exporter(max_groups: usize) -> Exporter {
+        Exporter::new(Options {
+            group_by: GroupBy::Comm,
+            max_groups,
+            cmdline: false,
+            pss_max_rss: None,
+            slow_every: Duration::from_secs(60),
+        })
+        .unwrap()
+    }
+
     fn group(rss: u64) -> Group {
         Group {
             processes: 1,
@@ -876,14 +887,7 @@ mod tests {
 
     #[test]
     fn a_member_exiting_does_not_lower_the_group_counters() {
-        let mut e = Exporter::new(Options {
-            group_by: GroupBy::Comm,
-            max_groups: 5,
-            cmdline: false,
-            pss_max_rss: None,
-            slow_every: Duration::from_secs(60),
-        })
-        .unwrap();
+        let mut e = comm_exporter(5);
         let c = |n: u64| Counters {
             minflt: n,
             majflt: n,
@@ -946,14 +950,7 @@ mod tests {
 
     #[test]
     fn a_real_collection_has_help_and_type_on_every_family() {
-        let mut e = Exporter::new(Options {
-            group_by: GroupBy::Comm,
-            max_groups: 5,
-            cmdline: false,
-            pss_max_rss: None,
-            slow_every: Duration::from_secs(60),
-        })
-        .unwrap();
+        let mut e = comm_exporter(5);
         let text = e.collect(false);
         let families: Vec<&str> = text
             .lines()
