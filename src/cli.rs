@@ -245,7 +245,10 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
         Some(Command::Specimen(args)) => crate::specimen::run(args, out),
         Some(Command::Lab(args)) => lab_cmd(out, err, g, &style, args),
         Some(Command::Doctor(args)) => doctor_cmd(out, err, g, &style, args),
-        Some(Command::Serve(args)) => crate::serve::run(args, err).map(|_| Status::Ok),
+        Some(Command::Serve(args)) => match open_reader(g, err)? {
+            Some(reader) => crate::serve::run(args, reader, err).map(|_| Status::Ok),
+            None => Ok(Status::Usage),
+        },
         Some(Command::Top { interval }) => {
             crate::top::run(interval.max(Duration::from_millis(100))).map(|_| Status::Ok)
         }

@@ -532,3 +532,76 @@ fn as_nobody_unreadable_maps_are_counted_as_unknown_not_zero() {
         "unreadable files are not collector errors"
     );
 }
+
+/// The value of `key` in a flat-keyed cgroup file (`key value` lines).
+fn keyed(path: &Path, key: &str) -> f64 {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {}", path.display()))
+}
+
+#[test]
+fn cgroup_v2_metrics_come_from_the_recorded_files() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v2");
+    let mut cmd = syslens();
+    cmd.arg("--root").arg(&fixture);
+    let serve = Serve::start_with(cmd, &[]);
+    let (code, text) = get(serve.port, "/metrics");
+    assert_eq!(code, 200);
+    let dir = fixture.join("sys/fs/cgroup/system.slice/nginx.service");
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .unwrap()
+            .trim()
+            .parse::<f64>()
+            .unwrap()
+    };
+    let cg = |family: &str| {
+        sample(
+            &text,
+            &format!("{family}{{cgroup=\"/system.slice/nginx.service\"}}"),
+        )
+    };
+    assert_eq!(
+        cg("syslens_cgroup_memory_usage_bytes"),
+        Some(read("memory.current"))
+    );
+    assert_eq!(
+        cg("syslens_cgroup_memory_peak_bytes"),
+        Some(read("memory.peak"))
+    );
+    assert_eq!(
+        cg("syslens_cgroup_memory_limit_bytes"),
+        Some(read("memory.max"))
+    );
+    assert_eq!(
+        cg("syslens_cgroup_memory_working_set_bytes"),
+        Some(read("memory.current") - keyed(&dir.join("memory.stat"), "inactive_file"))
+    );
+    assert_eq!(
+        cg("syslens_cgroup_oom_kills_total"),
+        Some(keyed(&dir.join("memory.events"), "oom_kill"))
+    );
+    assert_eq!(
+        cg("syslens_cgroup_cpu_throttled_periods_total"),
+        Some(keyed(&dir.join("cpu.stat"), "nr_throttled"))
+    );
+    assert_eq!(
+        cg("syslens_cgroup_cpu_throttled_seconds_total"),
+        Some(keyed(&dir.join("cpu.stat"), "throttled_usec") / 1e6)
+    );
+    // user.slice has memory.max "max": no limit sample rather than a made-up number.
+    assert_eq!(
+        sample(
+            &text,
+            "syslens_cgroup_memory_limit_bytes{cgroup=\"/user.slice\"}"
+        ),
+        None
+    );
+    assert_eq!(
+        sample(&text, "syslens_group_processes{group=\"nginx\"}"),
+        Some(2.0)
+    );
+}

@@ -213,16 +213,17 @@ impl Exposition {
 }
 
 impl Exporter {
-    pub fn new(opts: Options) -> std::io::Result<Exporter> {
-        Ok(Exporter {
+    /// An exporter reading `reader`'s tree (the host, or a captured one with --root).
+    pub fn new(opts: Options, reader: syslens_probe::Reader) -> Exporter {
+        Exporter {
             opts,
-            scanner: Scanner::new(syslens_probe::Reader::host()?),
+            scanner: Scanner::new(reader),
             slow: HashMap::new(),
             slow_read: None,
             members: HashMap::new(),
             exited: HashMap::new(),
             stats: BTreeMap::new(),
-        })
+        }
     }
 
     /// Runs one collector, recording its duration and counting its failure.
@@ -846,14 +847,16 @@ mod tests {
     }
 
     fn comm_exporter(max_groups: usize) -> Exporter {
-        Exporter::new(Options {
-            group_by: GroupBy::Comm,
-            max_groups,
-            cmdline: false,
-            pss_max_rss: None,
-            slow_every: Duration::from_secs(60),
-        })
-        .unwrap()
+        Exporter::new(
+            Options {
+                group_by: GroupBy::Comm,
+                max_groups,
+                cmdline: false,
+                pss_max_rss: None,
+                slow_every: Duration::from_secs(60),
+            },
+            syslens_probe::Reader::host().unwrap(),
+        )
     }
 
     fn group(rss: u64) -> Group {

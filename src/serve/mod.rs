@@ -103,20 +103,23 @@ impl Drop for InFlight {
 const MAX_HEAD: usize = 8 << 10;
 
 /// Serves until SIGTERM or SIGINT, then returns after the requests in flight finish.
-pub fn run(args: ServeArgs, err: &mut dyn Write) -> io::Result<()> {
+pub fn run(args: ServeArgs, reader: syslens_probe::Reader, err: &mut dyn Write) -> io::Result<()> {
     let group_by = match (&args.group_regex, args.group_by) {
         (Some(re), _) => GroupBy::Regex(re.clone()),
         (None, GroupKey::Comm) => GroupBy::Comm,
         (None, GroupKey::Cgroup) => GroupBy::Cgroup,
         (None, GroupKey::Pid) => GroupBy::Pid,
     };
-    let exporter = Exporter::new(Options {
-        group_by,
-        max_groups: args.max_groups as usize,
-        cmdline: args.cmdline,
-        pss_max_rss: args.pss_rss_guard,
-        slow_every: args.slow_every,
-    })?;
+    let exporter = Exporter::new(
+        Options {
+            group_by,
+            max_groups: args.max_groups as usize,
+            cmdline: args.cmdline,
+            pss_max_rss: args.pss_rss_guard,
+            slow_every: args.slow_every,
+        },
+        reader,
+    );
     let listener = TcpListener::bind(args.listen)?;
     if !args.listen.ip().is_loopback() {
         writeln!(err, "syslens: listening on {}, not loopback: process names and limits are visible to anyone who can reach it", args.listen)?;
