@@ -20,6 +20,12 @@ pub enum Value {
     List(Vec<String>),
 }
 
+/// A limit as a figure: its value, or "unlimited" when there is none.
+pub fn limit(l: &Val<Option<u64>>) -> Val<Value> {
+    l.clone()
+        .map(|l| l.map_or(Value::Text("unlimited".into()), Value::Unsigned))
+}
+
 impl From<u64> for Value {
     fn from(v: u64) -> Self {
         Value::Unsigned(v)

@@ -54,27 +54,35 @@ impl Drop for Serve {
     }
 }
 
-/// One HTTP/1.0 exchange: (status, body).
-fn exchange(port: u16, request: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
+/// One HTTP exchange: (status, body); an error when nothing listens yet.
+fn try_exchange(port: u16, request: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.write_all(request.as_bytes())?;
     let mut buf = String::new();
-    s.read_to_string(&mut buf).unwrap();
+    s.read_to_string(&mut buf)?;
     let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
     let status = head
         .split(' ')
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    (status, body.to_owned())
+    Ok((status, body.to_owned()))
 }
 
-fn get(port: u16, path: &str) -> (u16, String) {
-    exchange(
+fn exchange(port: u16, request: &str) -> (u16, String) {
+    try_exchange(port, request).unwrap()
+}
+
+fn try_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    try_exchange(
         port,
         &format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n"),
     )
+}
+
+fn get(port: u16, path: &str) -> (u16, String) {
+    try_get(port, path).unwrap()
 }
 
 /// The value of the sample `name{labels}` in an exposition.
@@ -391,9 +399,8 @@ fn prometheus_scrapes_the_peak_and_the_fd_rule_fires() {
         .spawn()
         .unwrap();
     let query = |q: &str| -> Option<Value> {
-        let s = TcpStream::connect(("127.0.0.1", prom_port)).ok()?;
-        drop(s);
-        let (code, body) = get(prom_port, &format!("/api/v1/query?query={}", encode(q)));
+        let (code, body) =
+            try_get(prom_port, &format!("/api/v1/query?query={}", encode(q))).ok()?;
         (code == 200)
             .then(|| serde_json::from_str(&body).ok())
             .flatten()
@@ -405,7 +412,7 @@ fn prometheus_scrapes_the_peak_and_the_fd_rule_fires() {
         Some(r)
     });
     let alerts = wait_for(Duration::from_secs(30), || {
-        let (code, body) = get(prom_port, "/api/v1/alerts");
+        let (code, body) = try_get(prom_port, "/api/v1/alerts").ok()?;
         let v: Value = serde_json::from_str(&body).ok().filter(|_| code == 200)?;
         v["data"]["alerts"]
             .as_array()?
@@ -528,7 +535,7 @@ fn as_nobody_unreadable_maps_are_counted_as_unknown_not_zero() {
         "slabinfo needs root"
     );
     assert!(
-        text.contains("syslens_scrape_collector_errors_total{collector=\"maps\"} 0"),
+        text.contains("syslens_scrape_collector_errors_total{collector=\"process_details\"} 0"),
         "unreadable files are not collector errors"
     );
 }
@@ -604,4 +611,45 @@ fn cgroup_v2_metrics_come_from_the_recorded_files() {
         sample(&text, "syslens_group_processes{group=\"nginx\"}"),
         Some(2.0)
     );
+}
+
+#[test]
+fn regex_over_command_lines_and_pss_under_the_rss_guard() {
+    let specimen = Specimen::start(&["--open-fds", "7"]);
+    // The pattern as written does not match itself in serve's own command line.
+    let serve = Serve::start(&[
+        "--cmdline",
+        "--group-regex",
+        "__(specimen) --open-fds 7",
+        "--pss-rss-guard",
+        "1G",
+    ]);
+    let (_, text) = get(serve.port, "/metrics");
+    assert_eq!(
+        sample(&text, "syslens_group_processes{group=\"specimen\"}"),
+        Some(1.0)
+    );
+    let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", specimen.pid())).unwrap();
+    let pss_kib: f64 = rollup
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Pss:")?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap();
+    let exported = sample(
+        &text,
+        "syslens_group_proportional_bytes{group=\"specimen\"}",
+    )
+    .unwrap();
+    assert!(
+        (exported - pss_kib * 1024.0).abs() <= pss_kib * 1024.0 * 0.05,
+        "PSS {exported} vs smaps_rollup {pss_kib} kB"
+    );
+    // Everything else fails the regex and lands in "other".
+    assert!(sample(&text, "syslens_group_processes{group=\"other\"}").unwrap() >= 1.0);
 }

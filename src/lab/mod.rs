@@ -126,6 +126,15 @@ impl LabContext {
             .and_then(|u| u.rss)
             .map_err(|e| LabError::Setup(format!("cannot read /proc/{pid}/smaps_rollup: {e}")))
     }
+
+    /// CPU time a process has run, in ns, from /proc/PID/schedstat.
+    pub fn run_ns(&mut self, pid: i32) -> Result<u64, LabError> {
+        let dir = self.reader.open_pid(pid);
+        dir.and_then(|d| self.reader.read_pid(&d, "schedstat"))
+            .and_then(syslens_probe::sched::parse_schedstat)
+            .map(|s| s.run_ns)
+            .map_err(|e| LabError::Setup(format!("cannot read /proc/{pid}/schedstat: {e}")))
+    }
 }
 
 /// A lab of the registry.

@@ -273,6 +273,22 @@ pub fn pct(ratio: f64) -> String {
     format!("{:.1}%", ratio * 100.0)
 }
 
+/// The statuses of the claims a lab's `analyze` draws from `measured`: for each lab's
+/// unit tests, which feed it agreeing and contradicting evidence.
+#[cfg(test)]
+pub fn claim_statuses<M>(
+    concept: ConceptId,
+    measured: &M,
+    analyze: fn(&M, &mut LabReport),
+) -> Vec<Status> {
+    let mut report = LabReport::new(
+        concept,
+        Host::read(&mut syslens_probe::Reader::host().unwrap()),
+    );
+    analyze(measured, &mut report);
+    report.checks.iter().map(|c| c.status).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use regex::Regex;
 use syslens_probe::cgroup::{CgroupLayout, CpuCgroup, MemoryCgroup};
-use syslens_probe::limits::{parse_limits, LimitValue};
+use syslens_probe::limits::{find, parse_limits, Limit, LimitValue};
 use syslens_probe::ns::parse_ns_link;
 use syslens_probe::smaps::{parse_maps, MapKind, MemUsage};
 use syslens_probe::system::{parse_buddyinfo, parse_slabinfo};
@@ -265,9 +265,9 @@ impl Exporter {
         }
     }
 
-    /// The slow collectors: maps (deleted libraries), limits and namespaces of every
-    /// process, re-read at most every `slow_every` (they cost the kernel more than
-    /// status does, and change rarely).
+    /// The slow collector: maps (deleted libraries), limits and namespaces of every
+    /// process, through one open of its /proc directory, at most every `slow_every`
+    /// (they cost the kernel more than status does, and change rarely).
     fn refresh_slow(&mut self, rows: &[ProcessRow]) {
         if self
             .slow_read
@@ -275,79 +275,44 @@ impl Exporter {
         {
             return;
         }
-        self.slow.retain(|pid, f| {
-            rows.iter()
-                .any(|r| r.pid == *pid && r.start_time_ticks == f.start_time_ticks)
-        });
-        let mut facts: Vec<(i32, SlowFacts)> = rows
-            .iter()
-            .map(|r| {
-                (
-                    r.pid,
-                    SlowFacts {
-                        start_time_ticks: r.start_time_ticks,
-                        ..SlowFacts::default()
-                    },
-                )
-            })
-            .collect();
-        self.timed("maps", |e| {
+        let slow = self.timed("process_details", |e| {
             let reader = e.scanner.reader();
-            for (pid, f) in &mut facts {
-                let Ok(dir) = reader.open_pid(*pid) else {
-                    continue;
+            let soft = |limits: &[Limit], name: &str| match find(limits, name)?.soft {
+                LimitValue::Value(v) => Some(v),
+                LimitValue::Unlimited => None,
+            };
+            let mut slow = HashMap::with_capacity(rows.len());
+            for r in rows {
+                let mut f = SlowFacts {
+                    start_time_ticks: r.start_time_ticks,
+                    ..SlowFacts::default()
                 };
-                f.deleted_library = reader
-                    .read_pid(&dir, "maps")
-                    .and_then(parse_maps)
-                    .ok()
-                    .map(|m| m.iter().any(|x| x.kind == MapKind::Library && x.deleted));
+                if let Ok(dir) = reader.open_pid(r.pid) {
+                    f.deleted_library = reader
+                        .read_pid(&dir, "maps")
+                        .and_then(parse_maps)
+                        .ok()
+                        .map(|m| m.iter().any(|x| x.kind == MapKind::Library && x.deleted));
+                    if let Ok(limits) = reader.read_pid(&dir, "limits").and_then(parse_limits) {
+                        f.nproc_limit = soft(&limits, "Max processes");
+                        f.as_limit = soft(&limits, "Max address space");
+                        f.memlock_limit = soft(&limits, "Max locked memory");
+                    }
+                    let mut set = [0u64; 7];
+                    let all_read = NS_KINDS.iter().zip(&mut set).all(|(kind, slot)| {
+                        reader
+                            .readlink_pid(&dir, &format!("ns/{kind}"))
+                            .and_then(parse_ns_link)
+                            .map(|ino| *slot = ino)
+                            .is_ok()
+                    });
+                    f.namespaces = all_read.then_some(set);
+                }
+                slow.insert(r.pid, f);
             }
-            Ok(())
+            Ok(slow)
         });
-        self.timed("limits", |e| {
-            let reader = e.scanner.reader();
-            let soft =
-                |l: &[syslens_probe::limits::Limit], name: &str| match syslens_probe::limits::find(
-                    l, name,
-                )?
-                .soft
-                {
-                    LimitValue::Value(v) => Some(v),
-                    LimitValue::Unlimited => None,
-                };
-            for (pid, f) in &mut facts {
-                let Ok(dir) = reader.open_pid(*pid) else {
-                    continue;
-                };
-                let Ok(limits) = reader.read_pid(&dir, "limits").and_then(parse_limits) else {
-                    continue;
-                };
-                f.nproc_limit = soft(&limits, "Max processes");
-                f.as_limit = soft(&limits, "Max address space");
-                f.memlock_limit = soft(&limits, "Max locked memory");
-            }
-            Ok(())
-        });
-        self.timed("namespaces", |e| {
-            let reader = e.scanner.reader();
-            for (pid, f) in &mut facts {
-                let Ok(dir) = reader.open_pid(*pid) else {
-                    continue;
-                };
-                let mut set = [0u64; 7];
-                let ok = NS_KINDS.iter().zip(&mut set).all(|(kind, slot)| {
-                    reader
-                        .readlink_pid(&dir, &format!("ns/{kind}"))
-                        .and_then(parse_ns_link)
-                        .map(|ino| *slot = ino)
-                        .is_ok()
-                });
-                f.namespaces = ok.then_some(set);
-            }
-            Ok(())
-        });
-        self.slow = facts.into_iter().collect();
+        self.slow = slow.unwrap_or_default();
         self.slow_read = Some(Instant::now());
     }
 
@@ -412,34 +377,33 @@ impl Exporter {
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
         let mut live = Members::with_capacity(rows.len());
         for r in rows {
-            let cmdline = if self.opts.cmdline {
-                let reader = self.scanner.reader();
-                reader.open_pid(r.pid).ok().and_then(|d| {
-                    reader.read_pid(&d, "cmdline").ok().map(|b| {
-                        String::from_utf8_lossy(b)
-                            .replace('\0', " ")
-                            .trim_end()
-                            .to_owned()
-                    })
-                })
-            } else {
-                None
-            };
-            let name = self.group_name(r, cmdline.as_deref());
             let rss = r.rss.clone().unwrap_or(0);
             let hwm = r.hwm.clone().unwrap_or(0);
-            let pss = match self.opts.pss_max_rss {
-                Some(guard) if rss > 0 && rss <= guard => {
-                    let reader = self.scanner.reader();
-                    reader.open_pid(r.pid).ok().and_then(|d| {
-                        MemUsage::parse_rollup(reader.read_pid(&d, "smaps_rollup").ok()?)
-                            .ok()?
-                            .pss
-                            .ok()
-                    })
-                }
-                _ => None,
-            };
+            let wants_pss = self
+                .opts
+                .pss_max_rss
+                .is_some_and(|guard| rss > 0 && rss <= guard);
+            let wants_cmdline = self.opts.cmdline;
+            let reader = self.scanner.reader();
+            let dir = (wants_cmdline || wants_pss)
+                .then(|| reader.open_pid(r.pid).ok())
+                .flatten();
+            let cmdline = dir.as_ref().filter(|_| wants_cmdline).and_then(|d| {
+                let b = reader.read_pid(d, "cmdline").ok()?;
+                Some(
+                    String::from_utf8_lossy(b)
+                        .replace('\0', " ")
+                        .trim_end()
+                        .to_owned(),
+                )
+            });
+            let pss = dir.as_ref().filter(|_| wants_pss).and_then(|d| {
+                MemUsage::parse_rollup(reader.read_pid(d, "smaps_rollup").ok()?)
+                    .ok()?
+                    .pss
+                    .ok()
+            });
+            let name = self.group_name(r, cmdline.as_deref());
             let slow = self
                 .slow
                 .get(&r.pid)

@@ -77,18 +77,6 @@ fn ns_of(pid: i32, kind: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn run_ns(ctx: &mut LabContext, pid: i32) -> Result<u64, LabError> {
-    let dir = ctx
-        .reader
-        .open_pid(pid)
-        .map_err(|e| LabError::Setup(e.to_string()))?;
-    ctx.reader
-        .read_pid(&dir, "schedstat")
-        .and_then(syslens_probe::sched::parse_schedstat)
-        .map(|s| s.run_ns)
-        .map_err(|e| LabError::Setup(e.to_string()))
-}
-
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let hog_secs = if ctx.opts.quick { 1.0 } else { 2.0 };
     report.param("quota", QUOTA);
@@ -128,11 +116,11 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
                     let mut c =
                         ctx.spawn_in(&jail, ConceptId::CgroupsNamespaces, "hog", json!({}))?;
                     c.expect("ready", WATCHDOG)?;
-                    let r0 = run_ns(ctx, c.pid)?;
+                    let r0 = ctx.run_ns(c.pid)?;
                     let t0 = Instant::now();
                     c.go()?;
                     std::thread::sleep(Duration::from_secs_f64(hog_secs));
-                    let r1 = run_ns(ctx, c.pid)?;
+                    let r1 = ctx.run_ns(c.pid)?;
                     let wall = t0.elapsed().as_secs_f64();
                     c.kill();
                     m.throttled_periods = jail.lab_cgroup().and_then(|cg| {
@@ -531,12 +519,7 @@ mod tests {
     }
 
     fn statuses(m: &Measured) -> Vec<Status> {
-        let mut r = LabReport::new(
-            ConceptId::CgroupsNamespaces,
-            crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()),
-        );
-        analyze(m, &mut r);
-        r.checks.iter().map(|c| c.status).collect()
+        crate::lab::report::claim_statuses(ConceptId::CgroupsNamespaces, m, analyze)
     }
 
     #[test]

@@ -9,13 +9,23 @@ pub const READ_NEXT: &str = include_str!("read.md");
 pub const LAB_SOURCE: &str = include_str!("lab.rs");
 
 use syslens_probe::ns::Baseline;
+use syslens_probe::Val;
 
-use crate::figure::{Table, Unit, Value};
+use crate::figure::{limit, Table, Unit, Value};
 use crate::lens::{ProcessView, Section};
 
 use crate::system::SystemView;
 
 use super::ConceptId;
+
+/// A CFS quota in CPUs (quota / period), or "unlimited".
+fn quota_cpus(q: &Val<Option<(u64, u64)>>) -> Val<Value> {
+    q.clone().map(|q| {
+        q.map_or(Value::Text("unlimited".into()), |(quota, period)| {
+            Value::Float(quota as f64 / period as f64)
+        })
+    })
+}
 
 pub fn lens(v: &ProcessView) -> Section {
     let mut s = Section::new(ConceptId::CgroupsNamespaces);
@@ -62,10 +72,7 @@ pub fn lens(v: &ProcessView) -> Section {
             let d = &c.dir.host_dir;
             s.figure(
                 "cpu quota",
-                c.quota.clone().map(|q| match q {
-                    None => Value::Text("unlimited".into()),
-                    Some((quota, period)) => Value::Float(quota as f64 / period as f64),
-                }),
+                quota_cpus(&c.quota),
                 Unit::None,
                 format!("{d} (CPUs per period)"),
             );
@@ -95,9 +102,7 @@ pub fn lens(v: &ProcessView) -> Section {
             );
             s.figure(
                 "pids limit",
-                p.max
-                    .clone()
-                    .map(|m| m.map_or(Value::Text("unlimited".into()), Value::Unsigned)),
+                limit(&p.max),
                 Unit::None,
                 format!("{d}/pids.max"),
             );
@@ -219,11 +224,7 @@ pub fn system(v: &SystemView) -> Section {
             Ok(c) => {
                 s.figure(
                     "cpu quota (CPUs)",
-                    c.quota.clone().map(|q| {
-                        q.map_or(Value::Text("unlimited".into()), |(q, p)| {
-                            Value::Float(q as f64 / p as f64)
-                        })
-                    }),
+                    quota_cpus(&c.quota),
                     Unit::None,
                     &c.dir.host_dir,
                 );
@@ -239,14 +240,7 @@ pub fn system(v: &SystemView) -> Section {
         match &scope.pids {
             Ok(p) => {
                 s.figure("tasks", p.current.clone(), Unit::Count, &p.dir.host_dir);
-                s.figure(
-                    "pids limit",
-                    p.max
-                        .clone()
-                        .map(|m| m.map_or(Value::Text("unlimited".into()), Value::Unsigned)),
-                    Unit::None,
-                    &p.dir.host_dir,
-                );
+                s.figure("pids limit", limit(&p.max), Unit::None, &p.dir.host_dir);
             }
             Err(e) => s.figure::<u64>("pids cgroup", Err(e.clone()), Unit::None, "pids controller"),
         }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use syslens_probe::limits::{find, LimitValue};
 use syslens_probe::{Missing, Val};
 
-use crate::figure::{Table, Unit, Value};
+use crate::figure::{limit, Table, Unit, Value};
 use crate::lens::{ratio, ProcessView, Section};
 
 use crate::system::SystemView;
@@ -46,8 +46,7 @@ pub fn lens(v: &ProcessView) -> Section {
     let soft = nofile_soft(v);
     s.figure(
         "fd soft limit (RLIMIT_NOFILE)",
-        soft.clone()
-            .map(|l| l.map_or(Value::Text("unlimited".into()), Value::Unsigned)),
+        limit(&soft),
         Unit::None,
         v.src("limits"),
     );

@@ -337,12 +337,7 @@ mod tests {
     }
 
     fn statuses(m: &Measured) -> Vec<Status> {
-        let mut r = LabReport::new(
-            ConceptId::HighWaterMark,
-            crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()),
-        );
-        analyze(m, &mut r);
-        r.checks.iter().map(|c| c.status).collect()
+        crate::lab::report::claim_statuses(ConceptId::HighWaterMark, m, analyze)
     }
 
     #[test]

@@ -294,10 +294,6 @@ mod tests {
     use super::*;
     use crate::lab::report::Status;
 
-    fn host() -> crate::host::Host {
-        crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap())
-    }
-
     fn good() -> Measured {
         Measured {
             size: 256 << 20,
@@ -318,9 +314,7 @@ mod tests {
     }
 
     fn statuses(m: &Measured) -> Vec<Status> {
-        let mut r = LabReport::new(ConceptId::LazyInit, host());
-        analyze(m, &mut r);
-        r.checks.iter().map(|c| c.status).collect()
+        crate::lab::report::claim_statuses(ConceptId::LazyInit, m, analyze)
     }
 
     #[test]

@@ -302,12 +302,7 @@ mod tests {
     }
 
     fn statuses(m: &Measured) -> Vec<Status> {
-        let mut r = LabReport::new(
-            ConceptId::Mmap,
-            crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()),
-        );
-        analyze(m, &mut r);
-        r.checks.iter().map(|c| c.status).collect()
+        crate::lab::report::claim_statuses(ConceptId::Mmap, m, analyze)
     }
 
     #[test]

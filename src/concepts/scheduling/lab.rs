@@ -68,18 +68,6 @@ fn switches(ctx: &mut LabContext, pid: i32) -> Result<Switches, LabError> {
     })
 }
 
-fn run_ns(ctx: &mut LabContext, pid: i32) -> Result<u64, LabError> {
-    let dir = ctx
-        .reader
-        .open_pid(pid)
-        .map_err(|e| LabError::Setup(e.to_string()))?;
-    ctx.reader
-        .read_pid(&dir, "schedstat")
-        .and_then(syslens_probe::sched::parse_schedstat)
-        .map(|s| s.run_ns)
-        .map_err(|e| LabError::Setup(format!("schedstat of {pid}: {e}")))
-}
-
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let rounds: u64 = if ctx.opts.quick { 5_000 } else { 20_000 };
     let trials = ctx.trials(9, 3);
@@ -119,14 +107,14 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     }
     let (hog0, sleep0) = (switches(ctx, a.pid)?, switches(ctx, s.pid)?);
     let start = Instant::now();
-    let (mut ra, mut rb) = (run_ns(ctx, a.pid)?, run_ns(ctx, b.pid)?);
+    let (mut ra, mut rb) = (ctx.run_ns(a.pid)?, ctx.run_ns(b.pid)?);
     let (first_a, first_b) = (ra, rb);
     for c in [&mut a, &mut b, &mut s] {
         c.go()?;
     }
     while start.elapsed().as_secs_f64() < hog_secs {
         std::thread::sleep(SAMPLE);
-        let (na, nb) = (run_ns(ctx, a.pid)?, run_ns(ctx, b.pid)?);
+        let (na, nb) = (ctx.run_ns(a.pid)?, ctx.run_ns(b.pid)?);
         let (da, db) = ((na - ra) as f64, (nb - rb) as f64);
         let t = start.elapsed().as_secs_f64();
         if da + db > 0.0 {
@@ -368,12 +356,7 @@ mod tests {
     }
 
     fn statuses(m: &Measured) -> Vec<Status> {
-        let mut r = LabReport::new(
-            ConceptId::Scheduling,
-            crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()),
-        );
-        analyze(m, &mut r);
-        r.checks.iter().map(|c| c.status).collect()
+        crate::lab::report::claim_statuses(ConceptId::Scheduling, m, analyze)
     }
 
     #[test]

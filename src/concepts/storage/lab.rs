@@ -393,12 +393,7 @@ mod tests {
     }
 
     fn statuses(m: &Measured) -> Vec<Status> {
-        let mut r = LabReport::new(
-            ConceptId::Storage,
-            crate::host::Host::read(&mut syslens_probe::Reader::host().unwrap()),
-        );
-        analyze(m, &mut r);
-        r.checks.iter().map(|c| c.status).collect()
+        crate::lab::report::claim_statuses(ConceptId::Storage, m, analyze)
     }
 
     #[test]

@@ -10,19 +10,13 @@ pub const READ_NEXT: &str = include_str!("read.md");
 pub const LAB_SOURCE: &str = include_str!("lab.rs");
 
 use syslens_probe::cgroup::CgroupVersion;
-use syslens_probe::Val;
 
-use crate::figure::{Unit, Value};
+use crate::figure::{limit, Unit};
 use crate::lens::{ProcessView, Section};
 
 use crate::system::SystemView;
 
 use super::ConceptId;
-
-fn limit(l: &Val<Option<u64>>) -> Val<Value> {
-    l.clone()
-        .map(|l| l.map_or(Value::Text("unlimited".into()), Value::Unsigned))
-}
 
 pub fn lens(v: &ProcessView) -> Section {
     let mut s = Section::new(ConceptId::SwapOom);
@@ -202,9 +196,7 @@ pub fn system(v: &SystemView) -> Section {
         if let Ok(m) = &scope.memory {
             s.figure(
                 "cgroup memory limit",
-                m.limit
-                    .clone()
-                    .map(|l| l.map_or(Value::Text("unlimited".into()), Value::Unsigned)),
+                limit(&m.limit),
                 Unit::Bytes,
                 &m.dir.host_dir,
             );
