@@ -165,8 +165,9 @@ impl DoctorView {
         let mut rss: HashMap<i32, Vec<(f64, f64)>> = HashMap::new();
         let mut last: HashMap<i32, ProcessRow> = HashMap::new();
         let opts = ScanOptions {
-            rollup: false,
             slow_every: u64::MAX,
+            keep_open: true,
+            ..ScanOptions::default()
         };
         for i in 0..=SAMPLES {
             if i > 0 {

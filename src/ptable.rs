@@ -193,12 +193,7 @@ pub fn in_cgroup(path: &str, scope: &str) -> bool {
 
 /// One pass, filtered, sorted and cut.
 pub fn collect(scanner: &mut Scanner, q: &TableQuery) -> Val<Vec<Row>> {
-    let rows = scanner
-        .scan(ScanOptions {
-            rollup: false,
-            slow_every: 1,
-        })?
-        .to_vec();
+    let rows = scanner.scan(ScanOptions::default())?.to_vec();
     let keep = |r: &ProcessRow| -> bool {
         let name_ok = q
             .name
@@ -217,7 +212,7 @@ pub fn collect(scanner: &mut Scanner, q: &TableQuery) -> Val<Vec<Row>> {
                 &kept,
                 ScanOptions {
                     rollup: true,
-                    slow_every: 1,
+                    ..ScanOptions::default()
                 },
             )
             .to_vec()

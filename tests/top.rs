@@ -36,6 +36,16 @@ fn top_in_tmux_shows_columns_reacts_to_keys_and_quits() {
             .is_ok_and(|o| o.status.success()),
         "tmux is not installed"
     );
+    skip_unless!(
+        Command::new("prlimit")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "prlimit (util-linux) is not installed"
+    );
+    let specimen = common::Specimen::start(&[]);
+    let sleeper = specimen.pid();
+    set_nofile(sleeper, 77);
     let session = format!("syslens-top-{}", std::process::id());
     let bin = env!("CARGO_BIN_EXE_syslens");
     let started = Command::new("tmux")
@@ -69,6 +79,25 @@ fn top_in_tmux_shows_columns_reacts_to_keys_and_quits() {
     tmux(&["send-keys", "-t", &session, "2"]);
     let screen = wait_for(&session, "NVCSW/s");
     assert!(screen.contains("CPU%"), "{screen}");
+    // The fd limit is read on the slow tier, and only while a view shows it: raised by
+    // another process while the cpu view is up, the files view shows the new limit.
+    let limit_of = |screen: &str| -> Option<String> {
+        let row = screen
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(sleeper.to_string().as_str()))?;
+        row.split_whitespace().nth(3).map(str::to_owned)
+    };
+    set_nofile(sleeper, 88);
+    tmux(&["send-keys", "-t", &session, "3"]);
+    tmux(&["send-keys", "-t", &session, "/"]);
+    tmux(&["send-keys", "-t", &session, "-l", "syslens"]);
+    tmux(&["send-keys", "-t", &session, "Enter"]);
+    let screen = wait_until(&session, |s| limit_of(s).as_deref() == Some("88"));
+    assert_eq!(
+        limit_of(&screen).as_deref(),
+        Some("88"),
+        "pid {sleeper}'s new fd limit: {screen}"
+    );
     tmux(&["send-keys", "-t", &session, "q"]);
     // After q the shell's sleep runs on a restored terminal: the TUI is gone.
     let screen = wait_until(&session, |s| !s.contains("q quit"));
@@ -77,4 +106,15 @@ fn top_in_tmux_shows_columns_reacts_to_keys_and_quits() {
         "the TUI is still drawn: {screen}"
     );
     tmux(&["kill-session", "-t", &session]);
+}
+
+/// Sets another process's soft RLIMIT_NOFILE, as an administrator would with prlimit(1).
+fn set_nofile(pid: u32, n: u32) {
+    let ok = Command::new("prlimit")
+        // Soft limits only: raising a hard limit takes CAP_SYS_RESOURCE.
+        .args(["--pid", &pid.to_string(), &format!("--nofile={n}:200")])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "prlimit --pid {pid} failed");
 }

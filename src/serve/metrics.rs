@@ -326,8 +326,9 @@ impl Exporter {
             .timed("processes", |e| {
                 e.scanner
                     .scan(ScanOptions {
-                        rollup: false,
                         slow_every: 10,
+                        keep_open: true,
+                        ..ScanOptions::default()
                     })
                     .map(<[ProcessRow]>::to_vec)
                     .map_err(|e| e.to_string())

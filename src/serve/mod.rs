@@ -120,6 +120,8 @@ pub fn run(args: ServeArgs, reader: syslens_probe::Reader, err: &mut dyn Write) 
         },
         reader,
     );
+    // Each process's cheap-tier files stay open between scrapes (ScanOptions::keep_open).
+    syslens_probe::table::raise_fd_limit();
     let listener = TcpListener::bind(args.listen)?;
     if !args.listen.ip().is_loopback() {
         writeln!(err, "syslens: listening on {}, not loopback: process names and limits are visible to anyone who can reach it", args.listen)?;

@@ -1,13 +1,16 @@
 //! The collector thread: one pass over /proc per refresh, sent to the UI loop over a
-//! channel. The cheap tier every refresh; the slow tier (fd limit, cgroup, oom_score)
-//! every SLOW_EVERY refreshes; deleted-open files and namespaces slower still; PSS only
-//! while the user asks for it, because smaps_rollup costs each target.
+//! channel. The cheap tier every refresh, with each process's files kept open and
+//! processes that did not run since the last pass read from their schedstat alone;
+//! the slow tier (fd limit, cgroup, oom_score) every SLOW_EVERY refreshes while a
+//! view shows it;
+//! deleted-open files and namespaces slower still and only while their view is shown;
+//! PSS only while the user asks for it, because smaps_rollup costs each target.
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,26 +30,49 @@ const SLOWEST_EVERY: u64 = 30;
 /// The namespaces the isolation view compares (a container differs in these).
 const NS_KINDS: [&str; 4] = ["pid", "net", "mnt", "uts"];
 
-/// One refresh.
+/// One refresh. The parts that change rarely are shared with the previous sample
+/// (Arc) rather than copied each refresh.
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub at: Instant,
     pub rows: Vec<ProcessRow>,
-    pub cgroups: HashMap<i32, String>,
+    /// Paths of the cgroup ids in the rows.
+    pub cgroup_paths: Arc<[String]>,
     pub meminfo: Val<Meminfo>,
     pub psi: [Option<Psi>; 3],
-    pub zone: Option<BuddyZone>,
-    pub slabs: Vec<SlabCache>,
+    pub zone: Arc<Option<BuddyZone>>,
+    pub slabs: Arc<[SlabCache]>,
     /// pid -> (file locks held, awaited)
     pub locks: HashMap<i64, (u32, u32)>,
-    /// pid -> deleted-but-open files (slowest cadence; absent = not known yet)
-    pub deleted_open: HashMap<i32, u32>,
+    /// pid -> deleted-but-open files (absent = not known yet)
+    pub deleted_open: Arc<HashMap<i32, u32>>,
     /// pid -> namespaces that differ from the initial ones
-    pub isolated: HashMap<i32, Vec<&'static str>>,
+    pub isolated: Arc<HashMap<i32, Vec<&'static str>>>,
     /// pids the kernel log reports as OOM-killed since the previous refresh
     pub oom_killed: Vec<u64>,
     /// CPU time this collector used for the pass, ns.
     pub pass_cpu_ns: u64,
+}
+
+impl Sample {
+    pub fn cgroup_path(&self, row: &ProcessRow) -> Option<&str> {
+        let id = *row.cgroup.as_ref().ok()?;
+        self.cgroup_paths.get(id as usize).map(String::as_str)
+    }
+}
+
+/// What the screen shows, so the collector reads the costly parts only while they
+/// are on it, as monitors do for columns not displayed.
+#[derive(Debug, Default)]
+pub struct Wants {
+    /// PSS (smaps_rollup of every process: a page-table walk in each target).
+    pub pss: AtomicBool,
+    /// Deleted-but-open files (files view): a readlink per fd of every process.
+    pub fd_targets: AtomicBool,
+    /// Namespaces (isolation view): a readlink per namespace of every process.
+    pub namespaces: AtomicBool,
+    /// The slow tier: fd limits, oom_score and cgroups (files and isolation views).
+    pub slow_tier: AtomicBool,
 }
 
 fn thread_cpu_ns() -> u64 {
@@ -54,8 +80,19 @@ fn thread_cpu_ns() -> u64 {
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
-/// Runs until the receiver hangs up.
-pub fn run(tx: Sender<Box<Sample>>, interval: Duration, pss: Arc<AtomicBool>) {
+/// Whether a part read at `last` (a pass number) is due at `pass`.
+fn due(last: Option<u64>, pass: u64, every: u64) -> bool {
+    last.is_none_or(|l| pass - l >= every)
+}
+
+/// Runs until the receiver hangs up. Row buffers of samples the screen is done with
+/// come back on `spent` and are refilled, so a refresh maps no new memory.
+pub fn run(
+    tx: Sender<Box<Sample>>,
+    spent: Receiver<Vec<ProcessRow>>,
+    interval: Duration,
+    wants: Arc<Wants>,
+) {
     let Ok(reader) = Reader::host() else { return };
     let mut scanner = Scanner::new(reader);
     let mut kmsg = std::fs::OpenOptions::new()
@@ -79,52 +116,74 @@ pub fn run(tx: Sender<Box<Sample>>, interval: Duration, pss: Arc<AtomicBool>) {
             .filter(|n| NS_KINDS.contains(&n.kind))
             .filter_map(|n| Some((n.kind, n.inode.ok()?)))
             .collect();
-    let (mut zone, mut slabs): (Option<BuddyZone>, Vec<SlabCache>) = (None, Vec::new());
-    let mut deleted_open = HashMap::new();
-    let mut isolated = HashMap::new();
+    let mut zone = Arc::new(None);
+    let mut slabs: Arc<[SlabCache]> = Arc::new([]);
+    let mut cgroup_paths: Arc<[String]> = Arc::new([]);
+    let mut deleted_open = Arc::new(HashMap::new());
+    let mut isolated = Arc::new(HashMap::new());
+    let (mut fd_targets_pass, mut namespaces_pass) = (None, None);
     let mut pass: u64 = 0;
     loop {
         let started = Instant::now();
         let cpu0 = thread_cpu_ns();
         let opts = ScanOptions {
-            rollup: pss.load(Ordering::Relaxed),
-            slow_every: SLOW_EVERY,
+            rollup: wants.pss.load(Ordering::Relaxed),
+            // Hidden, the slow tier is read for new processes only; shown, whatever
+            // is older than SLOW_EVERY is read again at once.
+            slow_every: if wants.slow_tier.load(Ordering::Relaxed) {
+                SLOW_EVERY
+            } else {
+                u64::MAX
+            },
+            keep_open: true,
+            idle_every: SLOW_EVERY,
         };
-        let rows: Vec<ProcessRow> = scanner
-            .scan(opts)
-            .map(<[ProcessRow]>::to_vec)
-            .unwrap_or_default();
-        let cgroups = rows
-            .iter()
-            .filter_map(|r| {
-                Some((
-                    r.pid,
-                    scanner.cgroup_path(*r.cgroup.as_ref().ok()?).to_owned(),
-                ))
-            })
-            .collect();
+        let mut rows = spent.try_recv().unwrap_or_default();
+        rows.clear();
+        if let Ok(scanned) = scanner.scan(opts) {
+            rows.extend_from_slice(scanned);
+        }
+        if scanner.cgroup_paths().len() != cgroup_paths.len() {
+            cgroup_paths = scanner.cgroup_paths().into();
+        }
         let reader = scanner.reader();
-        if pass % SLOWEST_EVERY == 0 {
-            deleted_open.clear();
-            isolated.clear();
+        let want_fds =
+            wants.fd_targets.load(Ordering::Relaxed) && due(fd_targets_pass, pass, SLOWEST_EVERY);
+        let want_ns =
+            wants.namespaces.load(Ordering::Relaxed) && due(namespaces_pass, pass, SLOWEST_EVERY);
+        if want_fds || want_ns {
+            let mut deleted = HashMap::new();
+            let mut ns = HashMap::new();
             for r in &rows {
                 let Ok(dir) = reader.open_pid(r.pid) else {
                     continue;
                 };
-                if let Ok(fds) = list_fds(reader, &dir) {
-                    deleted_open.insert(r.pid, fds.iter().filter(|f| f.deleted).count() as u32);
+                if want_fds {
+                    if let Ok(fds) = list_fds(reader, &dir) {
+                        deleted.insert(r.pid, fds.iter().filter(|f| f.deleted).count() as u32);
+                    }
                 }
-                let diff: Vec<&'static str> = initial
-                    .iter()
-                    .filter(|(kind, init)| {
-                        reader
-                            .readlink_pid(&dir, &format!("ns/{kind}"))
-                            .and_then(parse_ns_link)
-                            .is_ok_and(|i| i != *init)
-                    })
-                    .map(|(k, _)| *k)
-                    .collect();
-                isolated.insert(r.pid, diff);
+                if want_ns {
+                    let diff: Vec<&'static str> = initial
+                        .iter()
+                        .filter(|(kind, init)| {
+                            reader
+                                .readlink_pid(&dir, &format!("ns/{kind}"))
+                                .and_then(parse_ns_link)
+                                .is_ok_and(|i| i != *init)
+                        })
+                        .map(|(k, _)| *k)
+                        .collect();
+                    ns.insert(r.pid, diff);
+                }
+            }
+            if want_fds {
+                deleted_open = Arc::new(deleted);
+                fd_targets_pass = Some(pass);
+            }
+            if want_ns {
+                isolated = Arc::new(ns);
+                namespaces_pass = Some(pass);
             }
         }
         let mut locks: HashMap<i64, (u32, u32)> = HashMap::new();
@@ -146,22 +205,25 @@ pub fn run(tx: Sender<Box<Sample>>, interval: Duration, pss: Arc<AtomicBool>) {
         });
         // slabinfo makes the kernel walk every cache: the slow cadence.
         if pass % SLOW_EVERY == 0 {
-            slabs = reader
+            let mut all = reader
                 .read_proc("slabinfo")
                 .and_then(parse_slabinfo)
                 .unwrap_or_default();
             let page = rustix::param::page_size() as u64;
-            slabs.sort_by_key(|c| std::cmp::Reverse(c.bytes(page)));
-            slabs.truncate(5);
-            zone = reader
-                .read_proc("buddyinfo")
-                .and_then(parse_buddyinfo)
-                .ok()
-                .and_then(|z| z.into_iter().max_by_key(BuddyZone::free_pages));
+            all.sort_by_key(|c| std::cmp::Reverse(c.bytes(page)));
+            all.truncate(5);
+            slabs = all.into();
+            zone = Arc::new(
+                reader
+                    .read_proc("buddyinfo")
+                    .and_then(parse_buddyinfo)
+                    .ok()
+                    .and_then(|z| z.into_iter().max_by_key(BuddyZone::free_pages)),
+            );
         }
         let sample = Sample {
             at: started,
-            cgroups,
+            cgroup_paths: cgroup_paths.clone(),
             meminfo: reader.read_proc("meminfo").map(Meminfo::parse),
             psi,
             zone: zone.clone(),

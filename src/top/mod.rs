@@ -5,7 +5,7 @@
 pub mod collect;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,9 +19,9 @@ use ratatui::widgets::{
 };
 use ratatui::Frame;
 use syslens_probe::limits::LimitValue;
-use syslens_probe::USER_HZ;
+use syslens_probe::{Val, USER_HZ};
 
-use collect::Sample;
+use collect::{Sample, Wants};
 
 /// The views, by concept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,23 +79,69 @@ impl Tab {
     }
 }
 
-/// A value for one cell: a number to sort by and its text.
-#[derive(Debug, Clone)]
-pub struct Value {
-    pub key: f64,
-    pub text: String,
+/// One cell: a number to sort by, and its text, formatted only for the rows on screen
+/// (formatting every cell of every process was most of the UI's cost per refresh).
+#[derive(Debug, Clone, Copy)]
+pub enum Value<'a> {
+    Missing,
+    Bytes(u64),
+    /// A change in bytes, signed.
+    Growth(i64),
+    Count(i64),
+    /// Per second, whole.
+    Rate(f64),
+    /// Percent, one decimal.
+    Percent(f64),
+    Unlimited,
+    Text(&'a str),
+    /// Namespaces that differ from the host's, "host" when none.
+    Namespaces(&'a [&'static str]),
 }
 
-fn v(key: f64, text: String) -> Value {
-    Value { key, text }
+impl Value<'_> {
+    fn key(&self) -> f64 {
+        match *self {
+            Value::Missing => f64::NEG_INFINITY,
+            Value::Bytes(b) => b as f64,
+            Value::Growth(g) => g as f64,
+            Value::Count(n) => n as f64,
+            Value::Rate(x) | Value::Percent(x) => x,
+            Value::Unlimited => f64::INFINITY,
+            Value::Text(_) => 0.0,
+            Value::Namespaces(n) => n.len() as f64,
+        }
+    }
+
+    fn sort_text(&self) -> &str {
+        match self {
+            Value::Text(t) => t,
+            _ => "",
+        }
+    }
+
+    pub fn text(&self) -> String {
+        match *self {
+            Value::Missing => "-".into(),
+            Value::Bytes(b) => crate::render::bytes(b as f64),
+            Value::Growth(g) if g >= 0 => format!("+{}", crate::render::bytes(g as f64)),
+            Value::Growth(g) => format!("-{}", crate::render::bytes(g.unsigned_abs() as f64)),
+            Value::Count(n) => n.to_string(),
+            Value::Rate(x) => format!("{x:.0}"),
+            Value::Percent(x) => format!("{x:.1}"),
+            Value::Unlimited => "inf".into(),
+            Value::Text(t) => t.to_owned(),
+            Value::Namespaces([]) => "host".into(),
+            Value::Namespaces(n) => n.join(","),
+        }
+    }
 }
 
-fn missing() -> Value {
-    v(f64::NEG_INFINITY, "-".into())
+fn bytes<'a>(b: Option<u64>) -> Value<'a> {
+    b.map_or(Value::Missing, Value::Bytes)
 }
 
-fn bytes(b: Option<u64>) -> Value {
-    b.map_or_else(missing, |b| v(b as f64, crate::render::bytes(b as f64)))
+fn count<'a>(n: Option<u64>) -> Value<'a> {
+    n.map_or(Value::Missing, |n| Value::Count(n as i64))
 }
 
 /// A process that left, kept visible for a while.
@@ -156,9 +202,11 @@ impl Default for App {
 }
 
 impl App {
-    /// Takes a new sample: rates against the previous one, history, exits.
-    pub fn apply(&mut self, s: Sample) {
+    /// Takes a new sample: rates against the previous one, history, exits. Returns
+    /// the sample no longer needed, whose buffers the collector can reuse.
+    pub fn apply(&mut self, s: Sample) -> Option<Sample> {
         let now = s.at;
+        let mut retired = None;
         if let Some(old) = self.sample.take() {
             let alive: std::collections::HashSet<i32> = s.rows.iter().map(|r| r.pid).collect();
             for r in old.rows.iter().filter(|r| !alive.contains(&r.pid)) {
@@ -181,7 +229,7 @@ impl App {
             self.exited.truncate(EXITED_KEPT);
             self.exited
                 .retain(|e| now.duration_since(e.at) < EXITED_FOR);
-            self.prev = Some(old);
+            retired = self.prev.replace(old);
         }
         for r in &s.rows {
             if let Ok(rss) = r.rss {
@@ -206,10 +254,27 @@ impl App {
             self.cost_ms.pop_front();
         }
         self.sample = Some(s);
+        retired
+    }
+
+    /// Tells the collector what the screen shows now.
+    pub fn publish(&self, wants: &Wants) {
+        let table = self.inspect.is_none();
+        wants.pss.store(self.pss, Ordering::Relaxed);
+        wants
+            .fd_targets
+            .store(table && self.tab == Tab::Files, Ordering::Relaxed);
+        wants
+            .namespaces
+            .store(table && self.tab == Tab::Isolation, Ordering::Relaxed);
+        wants.slow_tier.store(
+            table && matches!(self.tab, Tab::Files | Tab::Isolation),
+            Ordering::Relaxed,
+        );
     }
 
     /// The rows of the current tab, filtered and sorted.
-    pub fn table(&self) -> Vec<(i32, Vec<Value>)> {
+    pub fn table(&self) -> Vec<(i32, Vec<Value<'_>>)> {
         let Some(s) = &self.sample else {
             return Vec::new();
         };
@@ -222,14 +287,15 @@ impl App {
             .prev
             .as_ref()
             .map_or(0.0, |p| s.at.duration_since(p.at).as_secs_f64());
-        let rate = |now: u64, before: Option<u64>| -> Value {
+        // Per second of the counter's growth since the previous sample, scaled.
+        let per_sec = |now: u64, before: Option<u64>, scale: f64| -> Option<f64> {
             match before {
-                Some(b) if secs > 0.0 && now >= b => {
-                    let r = (now - b) as f64 / secs;
-                    v(r, format!("{r:.0}"))
-                }
-                _ => missing(),
+                Some(b) if secs > 0.0 && now >= b => Some((now - b) as f64 * scale / secs),
+                _ => None,
             }
+        };
+        let rate = |now: u64, before: Option<u64>| {
+            per_sec(now, before, 1.0).map_or(Value::Missing, Value::Rate)
         };
         let mut out: Vec<(i32, Vec<Value>)> = s
             .rows
@@ -239,10 +305,8 @@ impl App {
                 let p = prev
                     .get(&r.pid)
                     .filter(|p| p.start_time_ticks == r.start_time_ticks);
-                let mut cells = vec![
-                    v(f64::from(r.pid), r.pid.to_string()),
-                    v(0.0, r.comm.as_str().to_owned()),
-                ];
+                let mut cells = Vec::with_capacity(10);
+                cells.extend([Value::Count(i64::from(r.pid)), Value::Text(r.comm.as_str())]);
                 match self.tab {
                     Tab::Memory => {
                         let growth = self
@@ -253,16 +317,7 @@ impl App {
                             bytes(r.rss.clone().ok()),
                             bytes(r.hwm.clone().ok()),
                             bytes(self.peak_seen.get(&r.pid).copied()),
-                            growth.map_or_else(missing, |g| {
-                                v(
-                                    g as f64,
-                                    if g >= 0 {
-                                        format!("+{}", crate::render::bytes(g as f64))
-                                    } else {
-                                        format!("-{}", crate::render::bytes(-g as f64))
-                                    },
-                                )
-                            }),
+                            growth.map_or(Value::Missing, Value::Growth),
                             bytes(r.swap.clone().ok()),
                             rate(r.minflt, p.map(|p| p.minflt)),
                             rate(r.majflt, p.map(|p| p.majflt)),
@@ -276,86 +331,58 @@ impl App {
                         }
                     }
                     Tab::Cpu => {
-                        let pct = |now: u64, before: Option<u64>| -> Value {
-                            match before {
-                                Some(b) if secs > 0.0 && now >= b => {
-                                    let x = (now - b) as f64 / USER_HZ as f64 / secs * 100.0;
-                                    v(x, format!("{x:.1}"))
-                                }
-                                _ => missing(),
-                            }
+                        let pct = |now: u64, before: Option<u64>, scale: f64| {
+                            per_sec(now, before, scale).map_or(Value::Missing, Value::Percent)
                         };
-                        let runq = match (
-                            r.run_queue_wait_ns.clone().ok(),
-                            p.and_then(|p| p.run_queue_wait_ns.clone().ok()),
-                        ) {
-                            (Some(a), Some(b)) if secs > 0.0 && a >= b => {
-                                let x = (a - b) as f64 / 1e9 / secs * 100.0;
-                                v(x, format!("{x:.1}"))
-                            }
-                            _ => missing(),
+                        let tick = 100.0 / USER_HZ as f64;
+                        let counter = |now: &Val<u64>, before: Option<&Val<u64>>| match now {
+                            Ok(n) => rate(*n, before.and_then(|b| b.clone().ok())),
+                            Err(_) => Value::Missing,
                         };
                         cells.extend([
                             pct(
                                 r.utime_ticks + r.stime_ticks,
                                 p.map(|p| p.utime_ticks + p.stime_ticks),
+                                tick,
                             ),
-                            pct(r.utime_ticks, p.map(|p| p.utime_ticks)),
-                            pct(r.stime_ticks, p.map(|p| p.stime_ticks)),
-                            r.voluntary_switches.clone().map_or_else(
-                                |_| missing(),
-                                |n| rate(n, p.and_then(|p| p.voluntary_switches.clone().ok())),
-                            ),
-                            r.involuntary_switches.clone().map_or_else(
-                                |_| missing(),
-                                |n| rate(n, p.and_then(|p| p.involuntary_switches.clone().ok())),
-                            ),
-                            runq,
-                            v(r.nice as f64, r.nice.to_string()),
-                            v(r.threads as f64, r.threads.to_string()),
+                            pct(r.utime_ticks, p.map(|p| p.utime_ticks), tick),
+                            pct(r.stime_ticks, p.map(|p| p.stime_ticks), tick),
+                            counter(&r.voluntary_switches, p.map(|p| &p.voluntary_switches)),
+                            counter(&r.involuntary_switches, p.map(|p| &p.involuntary_switches)),
+                            match (&r.run_queue_wait_ns, p.map(|p| &p.run_queue_wait_ns)) {
+                                (Ok(a), Some(Ok(b))) => pct(*a, Some(*b), 100.0 / 1e9),
+                                _ => Value::Missing,
+                            },
+                            Value::Count(r.nice),
+                            count(Some(r.threads)),
                         ]);
                     }
                     Tab::Files => {
-                        let fds = r.fds.clone().ok();
                         let limit = match r.fd_soft_limit {
-                            Ok(LimitValue::Value(l)) => v(l as f64, l.to_string()),
-                            Ok(LimitValue::Unlimited) => v(f64::INFINITY, "inf".into()),
-                            Err(_) => missing(),
+                            Ok(LimitValue::Value(l)) => count(Some(l)),
+                            Ok(LimitValue::Unlimited) => Value::Unlimited,
+                            Err(_) => Value::Missing,
                         };
                         let ratio = syslens_probe::table::fd_ratio(r)
-                            .map_or_else(missing, |x| v(x, format!("{:.1}", x * 100.0)));
+                            .map_or(Value::Missing, |x| Value::Percent(x * 100.0));
                         let (held, waiting) =
                             s.locks.get(&i64::from(r.pid)).copied().unwrap_or((0, 0));
                         cells.extend([
-                            fds.map_or_else(missing, |n| v(n as f64, n.to_string())),
+                            count(r.fds.clone().ok()),
                             limit,
                             ratio,
-                            s.deleted_open
-                                .get(&r.pid)
-                                .map_or_else(missing, |n| v(f64::from(*n), n.to_string())),
-                            v(f64::from(held), held.to_string()),
-                            v(f64::from(waiting), waiting.to_string()),
+                            count(s.deleted_open.get(&r.pid).map(|n| u64::from(*n))),
+                            count(Some(u64::from(held))),
+                            count(Some(u64::from(waiting))),
                         ]);
                     }
                     Tab::Isolation => {
-                        let ns = s.isolated.get(&r.pid);
                         cells.extend([
-                            r.oom_score
-                                .clone()
-                                .map_or_else(|_| missing(), |o| v(o as f64, o.to_string())),
-                            ns.map_or_else(missing, |n| {
-                                v(
-                                    n.len() as f64,
-                                    if n.is_empty() {
-                                        "host".into()
-                                    } else {
-                                        n.join(",")
-                                    },
-                                )
-                            }),
-                            s.cgroups
+                            count(r.oom_score.clone().ok()),
+                            s.isolated
                                 .get(&r.pid)
-                                .map_or_else(missing, |c| v(0.0, c.clone())),
+                                .map_or(Value::Missing, |n| Value::Namespaces(n)),
+                            s.cgroup_path(r).map_or(Value::Missing, Value::Text),
                         ]);
                     }
                     Tab::System => {}
@@ -368,9 +395,9 @@ impl App {
         out.sort_by(|a, b| {
             let (x, y) = (&a.1.get(col), &b.1.get(col));
             let ord = match (x, y) {
-                (Some(x), Some(y)) if text_col => x.text.cmp(&y.text),
-                (Some(x), Some(y)) if col == 0 => x.key.total_cmp(&y.key),
-                (Some(x), Some(y)) => y.key.total_cmp(&x.key),
+                (Some(x), Some(y)) if text_col => x.sort_text().cmp(y.sort_text()),
+                (Some(x), Some(y)) if col == 0 => x.key().total_cmp(&y.key()),
+                (Some(x), Some(y)) => y.key().total_cmp(&x.key()),
                 _ => std::cmp::Ordering::Equal,
             };
             let ord = ord.then(a.0.cmp(&b.0));
@@ -389,7 +416,7 @@ impl App {
     }
 
     /// Handles one key; returns false to quit.
-    pub fn key(&mut self, code: KeyCode, pss_flag: &AtomicBool) -> bool {
+    pub fn key(&mut self, code: KeyCode) -> bool {
         if self.editing_filter {
             match code {
                 KeyCode::Enter => self.editing_filter = false,
@@ -455,10 +482,7 @@ impl App {
             }
             KeyCode::Char('r') => self.reverse = !self.reverse,
             KeyCode::Char('/') => self.editing_filter = true,
-            KeyCode::Char('p') => {
-                self.pss = !self.pss;
-                pss_flag.store(self.pss, Ordering::Relaxed);
-            }
+            KeyCode::Char('p') => self.pss = !self.pss,
             KeyCode::Down | KeyCode::Char('j') => self.state.select_next(),
             KeyCode::Up | KeyCode::Char('k') => self.state.select_previous(),
             KeyCode::Home => self.state.select_first(),
@@ -571,11 +595,31 @@ fn draw_table(f: &mut Frame, app: &mut App, area: Rect) {
         Cell::from(format!("{c}{mark}"))
     }))
     .style(Style::new().add_modifier(Modifier::BOLD));
-    let rows: Vec<Row> = app
-        .table()
-        .into_iter()
-        .map(|(_, cells)| Row::new(cells.into_iter().map(|c| Cell::from(c.text))))
+    let table = app.table();
+    // Only the rows on screen get text; the offset is settled here, as the table
+    // widget would (keep the selection visible), so the two agree.
+    let height = usize::from(area.height.saturating_sub(1)).max(1);
+    let last = table.len().saturating_sub(1);
+    let selected = app.state.selected().unwrap_or(0).min(last);
+    let offset = app
+        .state
+        .offset()
+        .min(selected)
+        .max((selected + 1).saturating_sub(height));
+    let rows: Vec<Row> = table
+        .iter()
+        .enumerate()
+        .map(|(i, (_, cells))| {
+            if (offset..offset + height).contains(&i) {
+                Row::new(cells.iter().map(|c| Cell::from(c.text())))
+            } else {
+                Row::default()
+            }
+        })
         .collect();
+    drop(table);
+    app.state.select(Some(selected));
+    *app.state.offset_mut() = offset;
     let widths: Vec<Constraint> = cols
         .iter()
         .enumerate()
@@ -634,7 +678,7 @@ fn draw_system(f: &mut Frame, app: &App, area: Rect) {
         mem,
     );
     let mut lines = Vec::new();
-    if let Some(z) = app.sample.as_ref().and_then(|s| s.zone.as_ref()) {
+    if let Some(z) = app.sample.as_ref().and_then(|s| s.zone.as_ref().as_ref()) {
         lines.push(Line::from(format!(
             "zone {}: order, free blocks, unusable index",
             z.zone
@@ -723,29 +767,47 @@ fn draw_system(f: &mut Frame, app: &App, area: Rect) {
 /// installs the hook).
 pub fn run(interval: Duration) -> std::io::Result<()> {
     let (tx, rx) = mpsc::channel::<Box<Sample>>();
-    let pss = Arc::new(AtomicBool::new(false));
-    let flag = pss.clone();
-    std::thread::spawn(move || collect::run(tx, interval, flag));
+    let (spent_tx, spent_rx) = mpsc::channel();
+    let wants = Arc::new(Wants::default());
+    let app = App::default();
+    app.publish(&wants);
+    // Each process's cheap-tier files stay open between refreshes (ScanOptions::keep_open).
+    syslens_probe::table::raise_fd_limit();
+    let collector_wants = wants.clone();
+    std::thread::spawn(move || collect::run(tx, spent_rx, interval, collector_wants));
     let mut terminal = ratatui::init();
-    let mut app = App::default();
+    let mut app = app;
     let result = (|| -> std::io::Result<()> {
         // Draw only when something changed: a new sample, a key, a resize.
         let mut dirty = true;
+        let mut last_sample = Instant::now();
         loop {
             while let Ok(s) = rx.try_recv() {
-                app.apply(*s);
+                last_sample = Instant::now();
+                if let Some(done) = app.apply(*s) {
+                    // The collector may have stopped; the buffer is then just dropped.
+                    let _ = spent_tx.send(done.rows);
+                }
                 dirty = true;
             }
             if dirty {
                 terminal.draw(|f| draw(f, &mut app))?;
                 dirty = false;
             }
-            if event::poll(Duration::from_millis(100))? {
+            // Wake when the next sample is due (the collector keeps a fixed period) or
+            // on a key, rather than on a fixed tick: every wake-up costs CPU.
+            let next = last_sample + interval + Duration::from_millis(5);
+            let wait = next.saturating_duration_since(Instant::now()).clamp(
+                Duration::from_millis(20),
+                interval.max(Duration::from_millis(20)),
+            );
+            if event::poll(wait)? {
                 match event::read()? {
                     Event::Key(k) if k.kind == KeyEventKind::Press => {
-                        if !app.key(k.code, &pss) {
+                        if !app.key(k.code) {
                             return Ok(());
                         }
+                        app.publish(&wants);
                         dirty = true;
                     }
                     Event::Resize(..) => dirty = true,
@@ -774,14 +836,14 @@ mod tests {
         Sample {
             at: Instant::now() + Duration::from_secs(pass),
             rows,
-            cgroups: HashMap::new(),
+            cgroup_paths: Arc::new([]),
             meminfo: Err(syslens_probe::Missing::Exited),
             psi: [None, None, None],
-            zone: None,
-            slabs: Vec::new(),
+            zone: Arc::new(None),
+            slabs: Arc::new([]),
             locks: HashMap::new(),
-            deleted_open: HashMap::new(),
-            isolated: HashMap::new(),
+            deleted_open: Arc::default(),
+            isolated: Arc::default(),
             oom_killed: Vec::new(),
             pass_cpu_ns: 2_000_000,
         }
@@ -817,26 +879,29 @@ mod tests {
     #[test]
     fn keys_switch_views_sort_and_filter() {
         let mut app = App::default();
-        let flag = AtomicBool::new(false);
+        let wants = Wants::default();
         app.apply(sample(0));
-        assert!(app.key(KeyCode::Char('2'), &flag));
+        assert!(app.key(KeyCode::Char('2')));
         assert!(screen(&mut app).contains("NVCSW/s"));
-        app.key(KeyCode::Char('>'), &flag);
+        app.key(KeyCode::Char('>'));
         assert_eq!(app.sort, 3);
-        app.key(KeyCode::Char('r'), &flag);
+        app.key(KeyCode::Char('r'));
         assert!(screen(&mut app).contains('▲'));
-        app.key(KeyCode::Char('/'), &flag);
+        app.key(KeyCode::Char('/'));
         for c in "no-such-name".chars() {
-            app.key(KeyCode::Char(c), &flag);
+            app.key(KeyCode::Char(c));
         }
-        app.key(KeyCode::Enter, &flag);
+        app.key(KeyCode::Enter);
         assert!(app.table().is_empty());
-        app.key(KeyCode::Char('p'), &flag);
+        app.publish(&wants);
+        assert!(!wants.pss.load(Ordering::Relaxed));
+        app.key(KeyCode::Char('p'));
+        app.publish(&wants);
         assert!(
-            flag.load(Ordering::Relaxed),
+            wants.pss.load(Ordering::Relaxed),
             "PSS is read only when asked for"
         );
-        assert!(!app.key(KeyCode::Char('q'), &flag));
+        assert!(!app.key(KeyCode::Char('q')));
     }
 
     #[test]
@@ -855,7 +920,7 @@ mod tests {
             (app.exited[0].pid, app.exited[0].cause),
             (999_999, "OOM kill")
         );
-        app.key(KeyCode::Char('5'), &AtomicBool::new(false));
+        app.key(KeyCode::Char('5'));
         assert!(screen(&mut app).contains("OOM kill"));
     }
 }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::missing::Val;
-use crate::read::{PidDir, Reader};
+use crate::read::{HeldFile, PidDir, Reader};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
@@ -62,12 +62,21 @@ pub struct OpenFd {
     pub size: Val<u64>,
 }
 
-/// The number of open fds. On 6.2+ the size of /proc/PID/fd is the count (one stat);
-/// older kernels report 0 there, so they are counted by listing, as is a captured
-/// tree (an ordinary directory's size is not a count).
-pub fn fd_count(reader: &Reader, dir: &PidDir, scratch: &mut Vec<i32>) -> Val<u64> {
+/// The number of open fds. On 6.2+ the size of /proc/PID/fd is the count (one stat,
+/// an fstat when the directory is `held` open); older kernels report 0 there, so they
+/// are counted by listing, as is a captured tree (an ordinary directory's size is not
+/// a count).
+pub fn fd_count(
+    reader: &Reader,
+    dir: &PidDir,
+    held: Option<&HeldFile>,
+    scratch: &mut Vec<i32>,
+) -> Val<u64> {
     if reader.is_live() {
-        let st = reader.stat_pid(dir, "fd")?;
+        let st = match held {
+            Some(fd_dir) => reader.stat_held(dir, fd_dir, "fd")?,
+            None => reader.stat_pid(dir, "fd")?,
+        };
         if st.st_size > 0 {
             return Ok(st.st_size as u64);
         }
@@ -136,7 +145,12 @@ mod tests {
         let dir = r.open_pid(std::process::id() as i32).unwrap();
         let fds = list_fds(&mut r, &dir).unwrap();
         let mut scratch = Vec::new();
-        let count = fd_count(&r, &dir, &mut scratch).unwrap();
+        let count = fd_count(&r, &dir, None, &mut scratch).unwrap();
+        let held = r.hold_pid(&dir, "fd").unwrap();
+        assert_eq!(
+            fd_count(&r, &dir, Some(&held), &mut scratch).unwrap(),
+            count + 1
+        );
         // tempfile() is unlinked at once: a deleted-but-open file.
         assert!(fds.iter().any(|f| f.deleted && f.kind == FdKind::File));
         assert!(count >= fds.len() as u64 - 1);

@@ -97,7 +97,7 @@ impl ProcessDetail {
             .and_then(|b| i64_dec(b).ok_or_else(|| Missing::malformed("oom_score_adj", text(b))));
         let schedstat = reader.read_pid(&dir, "schedstat").and_then(parse_schedstat);
         let mut scratch = Vec::new();
-        let fd_count = fd_count(reader, &dir, &mut scratch);
+        let fd_count = fd_count(reader, &dir, None, &mut scratch);
         let fds = list_fds(reader, &dir);
         let limits = reader.read_pid(&dir, "limits").and_then(parse_limits);
         let cgroups = reader.read_pid(&dir, "cgroup").and_then(parse_proc_cgroup);

@@ -14,8 +14,8 @@ use crate::fds::fd_count;
 use crate::limits::{parse_nofile, LimitValue};
 use crate::missing::{Missing, Val};
 use crate::parse::{lines, u64_dec, InlineStr};
-use crate::read::{PidDir, Reader};
-use crate::sched::parse_schedstat;
+use crate::read::{HeldFile, PidDir, Reader};
+use crate::sched::{parse_schedstat, SchedStat};
 use crate::smaps::MemUsage;
 use crate::stat::Stat;
 use crate::status::Status;
@@ -61,14 +61,199 @@ pub struct ProcessRow {
     pub rollup: Option<Val<MemUsage>>,
 }
 
-/// The slow tier of one process, kept between passes.
+/// The slow tier of one process.
 #[derive(Debug, Clone)]
 struct Slow {
-    start_time_ticks: u64,
     pass: u64,
     fd_soft_limit: Val<LimitValue>,
     oom_score: Val<u64>,
     cgroup: Val<CgroupId>,
+}
+
+impl ProcessRow {
+    /// A row with the figures of status; the rest is filled by [`ProcessRow::set_stat`]
+    /// and the scan.
+    fn with_status(pid: i32, s: Status) -> ProcessRow {
+        ProcessRow {
+            pid,
+            comm: InlineStr::default(),
+            state: 0,
+            ppid: 0,
+            uid: s.uid_real,
+            start_time_ticks: 0,
+            vm_size: s.vm_size,
+            rss: s.vm_rss,
+            hwm: s.vm_hwm,
+            swap: s.vm_swap,
+            locked: s.vm_lck,
+            minflt: 0,
+            majflt: 0,
+            utime_ticks: 0,
+            stime_ticks: 0,
+            threads: 0,
+            nice: 0,
+            voluntary_switches: s.voluntary_ctxt_switches,
+            involuntary_switches: s.nonvoluntary_ctxt_switches,
+            sig_ign: s.sig_ign,
+            sig_blk: s.sig_blk,
+            shd_pnd: s.shd_pnd,
+            run_queue_wait_ns: Err(Missing::Exited),
+            fds: Err(Missing::Exited),
+            fd_soft_limit: Err(Missing::Exited),
+            oom_score: Err(Missing::Exited),
+            cgroup: Err(Missing::Exited),
+            rollup: None,
+        }
+    }
+
+    fn set_stat(&mut self, stat: &Stat) {
+        self.comm = stat.comm;
+        self.state = stat.state;
+        self.ppid = stat.ppid;
+        self.start_time_ticks = stat.start_time_ticks;
+        self.minflt = stat.minflt;
+        self.majflt = stat.majflt;
+        self.utime_ticks = stat.utime_ticks;
+        self.stime_ticks = stat.stime_ticks;
+        self.threads = stat.num_threads;
+        self.nice = stat.nice;
+    }
+
+    fn set_slow(&mut self, slow: &Slow) {
+        self.fd_soft_limit = slow.fd_soft_limit.clone();
+        self.oom_score = slow.oom_score.clone();
+        self.cgroup = slow.cgroup.clone();
+    }
+}
+
+/// Every sign that a process ran or its memory changed. stat covers the whole thread
+/// group (exact fault counts, run time in ticks, threads, RSS and size); schedstat the
+/// main thread (run time in ns and times scheduled, which catch runs too short to add
+/// a tick). Growing the RSS or its peak takes faults, a context switch takes a run,
+/// reclaim and swap-out change the RSS: while these stay equal, status cannot have
+/// changed, except what another process changes without the target running (pending
+/// signals), which `idle_every` bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Activity {
+    stat: [u64; 6],
+    sched: Option<Ran>,
+}
+
+/// The main thread's run time and times scheduled, from schedstat. Absent when the
+/// kernel reports zeros (sched_info off): no evidence either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ran(u64, u64);
+
+impl Ran {
+    fn of(sched: &Val<SchedStat>) -> Option<Ran> {
+        match sched {
+            Ok(s) if s.run_ns > 0 => Some(Ran(s.run_ns, s.slices)),
+            _ => None,
+        }
+    }
+}
+
+impl Activity {
+    fn of(stat: &Stat, sched: Option<Ran>) -> Activity {
+        Activity {
+            stat: [
+                stat.minflt,
+                stat.majflt,
+                stat.utime_ticks + stat.stime_ticks,
+                stat.num_threads,
+                stat.rss_pages,
+                stat.vsize_bytes,
+            ],
+            sched,
+        }
+    }
+}
+
+/// The last row of a process, with what it looked like when status was read.
+#[derive(Debug)]
+struct Last {
+    status_pass: u64,
+    activity: Activity,
+    kthread: bool,
+    row: ProcessRow,
+}
+
+/// The cheap-tier files, in the order of [`Open::files`].
+#[derive(Debug, Clone, Copy)]
+enum Cheap {
+    Stat,
+    Status,
+    Schedstat,
+}
+
+impl Cheap {
+    fn name(self) -> &'static str {
+        match self {
+            Cheap::Stat => "stat",
+            Cheap::Status => "status",
+            Cheap::Schedstat => "schedstat",
+        }
+    }
+}
+
+/// An open /proc/PID and, when the scan keeps files open, its cheap-tier files.
+#[derive(Debug)]
+struct Open {
+    dir: PidDir,
+    files: [Option<HeldFile>; 3],
+    fd_dir: Option<HeldFile>,
+}
+
+/// Passes for which what is known about a process not seen is kept.
+const UNSEEN_KEPT_PASSES: u64 = 4;
+
+/// File descriptors one kept process costs: its directory, three files, fd/.
+const FDS_PER_KEPT: u64 = 5;
+
+impl Open {
+    fn new(dir: PidDir) -> Open {
+        Open {
+            dir,
+            files: [None, None, None],
+            fd_dir: None,
+        }
+    }
+
+    fn is_kept(&self) -> bool {
+        self.files.iter().any(Option::is_some)
+    }
+
+    /// Reads a cheap-tier file: in place when held, else opening it, and holding it
+    /// when `keep`.
+    fn read<'r>(&mut self, reader: &'r mut Reader, file: Cheap, keep: bool) -> Val<&'r [u8]> {
+        let slot = &mut self.files[file as usize];
+        if slot.is_none() && keep {
+            *slot = Some(reader.hold_pid(&self.dir, file.name())?);
+        }
+        match slot {
+            Some(held) => reader.reread(&self.dir, held, file.name()),
+            None => reader.read_pid(&self.dir, file.name()),
+        }
+    }
+
+    fn fd_count(&mut self, reader: &Reader, keep: bool, scratch: &mut Vec<i32>) -> Val<u64> {
+        if self.fd_dir.is_none() && keep && reader.is_live() {
+            // Unreadable (another user's process) stays unheld: the stat below then
+            // reports why.
+            self.fd_dir = reader.hold_pid(&self.dir, "fd").ok();
+        }
+        fd_count(reader, &self.dir, self.fd_dir.as_ref(), scratch)
+    }
+}
+
+/// What the scanner knows about one process between passes.
+#[derive(Debug, Default)]
+struct Known {
+    start_time_ticks: u64,
+    seen_pass: u64,
+    slow: Option<Slow>,
+    last: Option<Last>,
+    open: Option<Open>,
 }
 
 /// Options of one pass.
@@ -78,6 +263,20 @@ pub struct ScanOptions {
     pub rollup: bool,
     /// Re-read the slow tier when it is this many passes old (1 = every pass).
     pub slow_every: u64,
+    /// Keep each process's stat, status, schedstat and fd directory open between
+    /// passes and re-read them in place: for monitors that scan repeatedly. At most
+    /// half the soft RLIMIT_NOFILE is spent on them; processes beyond that are read
+    /// by opening their files, as without this option.
+    pub keep_open: bool,
+    /// For a process that shows no sign of having run since its figures were read,
+    /// re-read them only when they are this many passes old (1 = every pass). Signs
+    /// of running: for a single-threaded process, its schedstat (run time in ns and
+    /// times scheduled; then nothing else is read); otherwise stat's run time, faults,
+    /// threads, RSS and size (then status is not read). Most processes of a host
+    /// sleep through most refreshes, and status is the costliest file of the tier.
+    /// What another process can change without the target running (its nice, its
+    /// parent after a reparent, signals pending for it) can lag by this many passes.
+    pub idle_every: u64,
 }
 
 impl Default for ScanOptions {
@@ -85,6 +284,8 @@ impl Default for ScanOptions {
         ScanOptions {
             rollup: false,
             slow_every: 1,
+            keep_open: false,
+            idle_every: 1,
         }
     }
 }
@@ -96,7 +297,9 @@ pub struct Scanner {
     pids: Vec<i32>,
     scratch: Vec<i32>,
     rows: Vec<ProcessRow>,
-    slow: HashMap<i32, Slow>,
+    known: HashMap<i32, Known>,
+    /// Processes whose files are kept open.
+    kept: u64,
     cgroup_ids: HashMap<Box<[u8]>, CgroupId>,
     cgroup_paths: Vec<String>,
     pass: u64,
@@ -109,7 +312,8 @@ impl Scanner {
             pids: Vec::with_capacity(1024),
             scratch: Vec::new(),
             rows: Vec::with_capacity(1024),
-            slow: HashMap::with_capacity(1024),
+            known: HashMap::with_capacity(1024),
+            kept: 0,
             cgroup_ids: HashMap::new(),
             cgroup_paths: Vec::new(),
             pass: 0,
@@ -118,6 +322,11 @@ impl Scanner {
 
     pub fn reader(&mut self) -> &mut Reader {
         &mut self.reader
+    }
+
+    /// The paths of every interned cgroup, indexed by id; only ever grows.
+    pub fn cgroup_paths(&self) -> &[String] {
+        &self.cgroup_paths
     }
 
     /// The path of an interned cgroup.
@@ -148,133 +357,227 @@ impl Scanner {
     fn scan_listed(&mut self, opts: ScanOptions) {
         self.pass += 1;
         self.rows.clear();
+        let keep_budget = if opts.keep_open {
+            fd_soft_limit_of_self() / 2 / FDS_PER_KEPT
+        } else {
+            0
+        };
         for i in 0..self.pids.len() {
             let pid = self.pids[i];
             // A process that left between the listing and its read is simply not in
             // this pass; any other failure still yields a row with the reasons.
-            if let Ok(row) = self.read_one(pid, opts) {
-                self.rows.push(row);
+            match self.read_one(pid, opts, keep_budget) {
+                Ok(row) => self.rows.push(row),
+                Err(Missing::Exited) => {
+                    self.known.remove(&pid);
+                }
+                Err(_) => {}
             }
         }
+        // Files of processes not seen this pass are closed now; what was read is kept
+        // a few passes longer for callers that scan changing subsets.
         let pass = self.pass;
-        let every = opts.slow_every.max(1);
-        self.slow
-            .retain(|_, s| pass - s.pass <= every.saturating_mul(4));
+        let mut kept = 0;
+        self.known.retain(|_, k| {
+            if k.seen_pass != pass {
+                k.open = None;
+            }
+            kept += u64::from(k.open.is_some());
+            pass - k.seen_pass <= UNSEEN_KEPT_PASSES
+        });
+        self.kept = kept;
     }
 
-    fn read_one(&mut self, pid: i32, opts: ScanOptions) -> Val<ProcessRow> {
-        let dir = self.reader.open_pid(pid)?;
-        let stat = Stat::parse(self.reader.read_pid(&dir, "stat")?)?;
-        if stat.pid != i64::from(pid) {
-            return Err(Missing::malformed(
-                "stat",
-                "pid field differs from the directory",
-            ));
+    fn read_one(&mut self, pid: i32, opts: ScanOptions, keep_budget: u64) -> Val<ProcessRow> {
+        let Scanner {
+            reader,
+            scratch,
+            known,
+            kept,
+            cgroup_ids,
+            cgroup_paths,
+            pass,
+            ..
+        } = self;
+        let pass = *pass;
+        let idle_every = opts.idle_every.max(1);
+        let entry = known.entry(pid).or_default();
+        entry.seen_pass = pass;
+        let was_kept = entry.open.is_some();
+        let keep = opts.keep_open && (was_kept || *kept < keep_budget);
+        let mut open = match entry.open.take() {
+            Some(open) => open,
+            None => Open::new(reader.open_pid(pid)?),
+        };
+        let sched = match open.read(reader, Cheap::Schedstat, keep) {
+            // Held files of a process that exited; the PID may have a new owner.
+            Err(Missing::Exited) if was_kept => {
+                open = Open::new(reader.open_pid(pid)?);
+                open.read(reader, Cheap::Schedstat, keep)
+            }
+            read => read,
         }
-        let status = match self.reader.read_pid(&dir, "status") {
-            Ok(b) => Status::parse(b),
-            Err(Missing::Exited) => return Err(Missing::Exited),
-            Err(e) => return Err(e),
+        .and_then(parse_schedstat);
+        let ran = Ran::of(&sched);
+        let slow_due = |slow: &Option<Slow>| {
+            slow.as_ref()
+                .is_none_or(|s| pass - s.pass >= opts.slow_every.max(1))
         };
-        let run_queue_wait_ns = self
-            .reader
-            .read_pid(&dir, "schedstat")
-            .and_then(parse_schedstat)
-            .map(|s| s.wait_ns);
-        let kthread = stat.is_kernel_thread();
-        let fds = if kthread {
-            Err(KTHREAD)
-        } else {
-            fd_count(&self.reader, &dir, &mut self.scratch)
-        };
-        let slow = self.slow_tier(&dir, stat.start_time_ticks, kthread, opts.slow_every.max(1));
-        let rollup = opts
-            .rollup
-            .then(|| match self.reader.read_pid(&dir, "smaps_rollup") {
-                Ok(b) => MemUsage::parse_rollup(b),
-                Err(e) => Err(e),
+        // A single-threaded process whose only thread has not run: nothing in its
+        // stat, status or fd table can have changed.
+        let quiet = !opts.rollup
+            && entry.last.as_ref().is_some_and(|last| {
+                last.row.threads == 1
+                    && ran.is_some()
+                    && ran == last.activity.sched
+                    && pass - last.status_pass < idle_every
             });
-        Ok(ProcessRow {
-            pid,
-            comm: stat.comm,
-            state: stat.state,
-            ppid: stat.ppid,
-            uid: status.uid_real,
-            start_time_ticks: stat.start_time_ticks,
-            vm_size: status.vm_size,
-            rss: status.vm_rss,
-            hwm: status.vm_hwm,
-            swap: status.vm_swap,
-            locked: status.vm_lck,
-            minflt: stat.minflt,
-            majflt: stat.majflt,
-            utime_ticks: stat.utime_ticks,
-            stime_ticks: stat.stime_ticks,
-            threads: stat.num_threads,
-            nice: stat.nice,
-            voluntary_switches: status.voluntary_ctxt_switches,
-            involuntary_switches: status.nonvoluntary_ctxt_switches,
-            sig_ign: status.sig_ign,
-            sig_blk: status.sig_blk,
-            shd_pnd: status.shd_pnd,
-            run_queue_wait_ns,
-            fds,
-            fd_soft_limit: slow.fd_soft_limit,
-            oom_score: slow.oom_score,
-            cgroup: slow.cgroup,
-            rollup,
-        })
-    }
-
-    /// The slow tier, from the cache when fresh enough and the process is the same one
-    /// (same start time: a reused PID is a new process).
-    fn slow_tier(&mut self, dir: &PidDir, start: u64, kthread: bool, every: u64) -> Slow {
-        if let Some(s) = self.slow.get(&dir.pid) {
-            if s.start_time_ticks == start && self.pass - s.pass < every {
-                return s.clone();
+        let row = if quiet {
+            let Some(last) = entry.last.as_mut() else {
+                return Err(Missing::Exited);
+            };
+            if slow_due(&entry.slow) {
+                let slow = read_slow(
+                    reader,
+                    &open.dir,
+                    last.kthread,
+                    pass,
+                    cgroup_ids,
+                    cgroup_paths,
+                );
+                last.row.set_slow(&slow);
+                entry.slow = Some(slow);
             }
+            last.row.run_queue_wait_ns = sched.map(|s| s.wait_ns);
+            last.row.clone()
+        } else {
+            let stat = open.read(reader, Cheap::Stat, keep).and_then(Stat::parse)?;
+            if stat.pid != i64::from(pid) {
+                return Err(Missing::malformed(
+                    "stat",
+                    "pid field differs from the directory",
+                ));
+            }
+            if entry.start_time_ticks != stat.start_time_ticks {
+                // A new process under a known PID: nothing known applies.
+                *entry = Known {
+                    start_time_ticks: stat.start_time_ticks,
+                    seen_pass: pass,
+                    ..Known::default()
+                };
+            }
+            let activity = Activity::of(&stat, ran);
+            let (status_pass, mut row) = match entry.last.take() {
+                // The status figures still hold.
+                Some(last) if last.activity == activity && pass - last.status_pass < idle_every => {
+                    (last.status_pass, last.row)
+                }
+                _ => {
+                    let status = Status::parse(open.read(reader, Cheap::Status, keep)?);
+                    (pass, ProcessRow::with_status(pid, status))
+                }
+            };
+            row.set_stat(&stat);
+            row.run_queue_wait_ns = sched.map(|s| s.wait_ns);
+            let kthread = stat.is_kernel_thread();
+            row.fds = if kthread {
+                Err(KTHREAD)
+            } else {
+                open.fd_count(reader, keep, scratch)
+            };
+            if slow_due(&entry.slow) {
+                entry.slow = Some(read_slow(
+                    reader,
+                    &open.dir,
+                    kthread,
+                    pass,
+                    cgroup_ids,
+                    cgroup_paths,
+                ));
+            }
+            if let Some(slow) = &entry.slow {
+                row.set_slow(slow);
+            }
+            row.rollup = opts
+                .rollup
+                .then(|| match reader.read_pid(&open.dir, "smaps_rollup") {
+                    Ok(b) => MemUsage::parse_rollup(b),
+                    Err(e) => Err(e),
+                });
+            entry.last = Some(Last {
+                status_pass,
+                activity,
+                kthread,
+                row: row.clone(),
+            });
+            row
+        };
+        if keep && open.is_kept() {
+            *kept += u64::from(!was_kept);
+            entry.open = Some(open);
         }
-        let fd_soft_limit = if kthread {
-            Err(KTHREAD)
-        } else {
-            match self
-                .reader
-                .is_live()
-                .then(|| nofile_by_prlimit(dir.pid))
-                .flatten()
-            {
-                Some(soft) => Ok(soft),
-                None => self
-                    .reader
-                    .read_pid(dir, "limits")
-                    .and_then(parse_nofile)
-                    .map(|(soft, _)| soft),
-            }
-        };
-        let oom_score = if kthread {
-            Err(KTHREAD)
-        } else {
-            self.reader.read_pid(dir, "oom_score").and_then(|b| {
-                u64_dec(b).ok_or_else(|| Missing::malformed("oom_score", crate::parse::text(b)))
-            })
-        };
-        let cgroup = match self.reader.read_pid(dir, "cgroup") {
-            Ok(b) => Ok(intern(
-                &mut self.cgroup_ids,
-                &mut self.cgroup_paths,
-                cgroup_of_interest(b),
-            )),
-            Err(e) => Err(e),
-        };
-        let s = Slow {
-            start_time_ticks: start,
-            pass: self.pass,
-            fd_soft_limit,
-            oom_score,
-            cgroup,
-        };
-        self.slow.insert(dir.pid, s.clone());
-        s
+        Ok(row)
+    }
+}
+
+/// The slow tier: the fd limit, oom_score and cgroup.
+fn read_slow(
+    reader: &mut Reader,
+    dir: &PidDir,
+    kthread: bool,
+    pass: u64,
+    cgroup_ids: &mut HashMap<Box<[u8]>, CgroupId>,
+    cgroup_paths: &mut Vec<String>,
+) -> Slow {
+    let fd_soft_limit = if kthread {
+        Err(KTHREAD)
+    } else {
+        match reader
+            .is_live()
+            .then(|| nofile_by_prlimit(dir.pid))
+            .flatten()
+        {
+            Some(soft) => Ok(soft),
+            None => reader
+                .read_pid(dir, "limits")
+                .and_then(parse_nofile)
+                .map(|(soft, _)| soft),
+        }
+    };
+    let oom_score = if kthread {
+        Err(KTHREAD)
+    } else {
+        reader.read_pid(dir, "oom_score").and_then(|b| {
+            u64_dec(b).ok_or_else(|| Missing::malformed("oom_score", crate::parse::text(b)))
+        })
+    };
+    let cgroup = reader
+        .read_pid(dir, "cgroup")
+        .map(|b| intern(cgroup_ids, cgroup_paths, cgroup_of_interest(b)));
+    Slow {
+        pass,
+        fd_soft_limit,
+        oom_score,
+        cgroup,
+    }
+}
+
+/// Our own soft RLIMIT_NOFILE (a large stand-in when unlimited).
+fn fd_soft_limit_of_self() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(1 << 20)
+}
+
+/// Raises our own soft RLIMIT_NOFILE to the hard limit, for monitors that keep many
+/// processes' files open (see [`ScanOptions::keep_open`]). Only the soft limit of
+/// this process moves, as far as its hard limit allows; nothing else changes.
+pub fn raise_fd_limit() {
+    let mut lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    if lim.current != lim.maximum {
+        lim.current = lim.maximum;
+        // Failure only leaves the limit as it was: fewer processes are kept open.
+        let _ = rustix::process::setrlimit(rustix::process::Resource::Nofile, lim);
     }
 }
 
@@ -368,11 +671,52 @@ mod tests {
         let rows = s.scan_pids(
             &[me],
             ScanOptions {
-                rollup: false,
                 slow_every: u64::MAX,
+                idle_every: u64::MAX,
+                keep_open: true,
+                ..ScanOptions::default()
             },
         );
         assert_eq!(rows.len(), 1);
+    }
+
+    /// With `slow_every: u64::MAX` the cache was kept for u64::MAX passes: what was
+    /// known about every process that ever lived stayed in memory.
+    #[test]
+    fn regression_exited_processes_are_forgotten_with_slow_every_max() {
+        let mut s = Scanner::new(Reader::host().unwrap());
+        let opts = ScanOptions {
+            slow_every: u64::MAX,
+            keep_open: true,
+            ..ScanOptions::default()
+        };
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let me = std::process::id() as i32;
+        assert_eq!(s.scan_pids(&[pid, me], opts).len(), 2);
+        assert!(s.known.contains_key(&pid) && s.kept == 2);
+        // Not listed any more (as when a scan of /proc no longer sees it).
+        for _ in 0..=UNSEEN_KEPT_PASSES {
+            assert_eq!(s.scan_pids(&[me], opts).len(), 1);
+        }
+        assert!(
+            !s.known.contains_key(&pid),
+            "an unlisted process is still known"
+        );
+        assert_eq!(s.kept, 1, "its files are still open");
+        // Listed but gone: forgotten at once, its held files closed.
+        assert_eq!(s.scan_pids(&[pid, me], opts).len(), 2);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(s.scan_pids(&[pid, me], opts).len(), 1);
+        assert!(
+            !s.known.contains_key(&pid),
+            "an exited process is still known"
+        );
+        assert_eq!(s.kept, 1);
     }
 
     #[test]

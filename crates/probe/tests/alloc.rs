@@ -47,21 +47,31 @@ fn warm_scan_allocates_nothing_per_process() {
         .collect();
     let mut pids: Vec<i32> = children.iter().map(|c| c.id() as i32).collect();
     pids.push(std::process::id() as i32);
-    let mut scanner = Scanner::new(Reader::host().unwrap());
-    let opts = ScanOptions::default();
-    assert_eq!(scanner.scan_pids(&pids, opts).len(), pids.len());
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    let rows = scanner.scan_pids(&pids, opts).len();
-    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    // One-shot passes, and a monitor's: files kept open, quiet processes skipped.
+    let monitor = ScanOptions {
+        keep_open: true,
+        idle_every: 5,
+        slow_every: 5,
+        ..ScanOptions::default()
+    };
+    let mut allocations = Vec::new();
+    for opts in [ScanOptions::default(), monitor] {
+        let mut scanner = Scanner::new(Reader::host().unwrap());
+        assert_eq!(scanner.scan_pids(&pids, opts).len(), pids.len());
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let rows = scanner.scan_pids(&pids, opts).len();
+        let after = ALLOCATIONS.load(Ordering::Relaxed);
+        assert_eq!(rows, pids.len());
+        allocations.push(after - before);
+    }
     for c in &mut children {
         let _ = c.kill();
         let _ = c.wait();
     }
-    assert_eq!(rows, pids.len());
     assert_eq!(
-        after - before,
-        0,
-        "{} allocations for {rows} processes",
-        after - before
+        allocations,
+        [0, 0],
+        "allocations in a warm pass over {} processes (one-shot, monitor)",
+        pids.len()
     );
 }
