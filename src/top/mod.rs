@@ -824,6 +824,7 @@ pub fn run(interval: Duration) -> std::io::Result<()> {
 mod tests {
     use ratatui::backend::TestBackend;
     use ratatui::Terminal;
+    use syslens_probe::table::ProcessRow;
 
     use super::*;
 
@@ -874,6 +875,47 @@ mod tests {
         assert!(s.contains(&std::process::id().to_string()));
         assert!(s.contains("q quit"));
         assert!(s.contains("2.0 ms CPU per refresh"));
+    }
+
+    #[test]
+    fn rows_below_the_screen_get_text_when_scrolled_to() {
+        let mut app = App::default();
+        let mut s = sample(0);
+        let base = s.rows[0].clone();
+        s.rows = (1..=200)
+            .map(|pid| ProcessRow {
+                pid,
+                ..base.clone()
+            })
+            .collect();
+        assert!(app.apply(s).is_none());
+        app.sort = 0;
+        for _ in 0..150 {
+            app.key(KeyCode::Down);
+        }
+        let screen = screen(&mut app);
+        let pids: Vec<i32> = screen
+            .lines()
+            .skip(1) // the tabs: " 1 memory │ ..."
+            .filter(|l| !l.contains("processes"))
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .collect();
+        // 30 lines: tabs, header, status and keys leave 26 rows, ending at the selection.
+        assert_eq!(pids, (126..=151).collect::<Vec<_>>(), "{screen}");
+    }
+
+    #[test]
+    fn a_sample_is_handed_back_once_no_rate_needs_it() {
+        let mut app = App::default();
+        let marked = |pass: u64| Sample {
+            pass_cpu_ns: pass,
+            ..sample(pass)
+        };
+        assert!(app.apply(marked(0)).is_none());
+        assert!(app.apply(marked(1)).is_none());
+        // The current sample and the previous one (for rates) stay.
+        let back = app.apply(marked(2)).expect("the first sample");
+        assert_eq!(back.pass_cpu_ns, 0);
     }
 
     #[test]
