@@ -23,6 +23,16 @@ fn wait_until(session: &str, done: impl Fn(&str) -> bool) -> String {
     }
 }
 
+/// A tmux session killed however the test ends: a failed assertion used to leave
+/// the TUI running after the test.
+struct Session(String);
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        tmux(&["kill-session", "-t", &self.0]);
+    }
+}
+
 fn wait_for(session: &str, needle: &str) -> String {
     wait_until(session, |s| s.contains(needle))
 }
@@ -63,6 +73,7 @@ fn top_in_tmux_shows_columns_reacts_to_keys_and_quits() {
         .status()
         .unwrap();
     assert!(started.success());
+    let _session = Session(session.clone());
     let screen = wait_for(&session, "MAJFLT/s");
     assert!(
         screen.contains("PID") && screen.contains("RSS▼") && screen.contains("MAJFLT/s"),
@@ -105,7 +116,6 @@ fn top_in_tmux_shows_columns_reacts_to_keys_and_quits() {
         !screen.contains("q quit"),
         "the TUI is still drawn: {screen}"
     );
-    tmux(&["kill-session", "-t", &session]);
 }
 
 /// Sets another process's soft RLIMIT_NOFILE, as an administrator would with prlimit(1).

@@ -14,7 +14,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use syslens_probe::fds::list_fds;
+use syslens_probe::fds::deleted_count;
 use syslens_probe::locks::parse_locks;
 use syslens_probe::ns::{initial_namespaces, kernel_version, parse_ns_link};
 use syslens_probe::psi::{parse_psi, Psi};
@@ -159,8 +159,8 @@ pub fn run(
                     continue;
                 };
                 if want_fds {
-                    if let Ok(fds) = list_fds(reader, &dir) {
-                        deleted.insert(r.pid, fds.iter().filter(|f| f.deleted).count() as u32);
+                    if let Ok(n) = deleted_count(reader, &dir) {
+                        deleted.insert(r.pid, n);
                     }
                 }
                 if want_ns {

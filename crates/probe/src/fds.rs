@@ -85,42 +85,70 @@ pub fn fd_count(
     Ok(scratch.len() as u64)
 }
 
-/// Lists every fd with its target; deleted regular files get their size.
-pub fn list_fds(reader: &mut Reader, dir: &PidDir) -> Val<Vec<OpenFd>> {
+/// What readlink appends to the target of a file unlinked on disk.
+const DELETED: &str = " (deleted)";
+
+/// A regular file unlinked on disk but still open: its space is not freed.
+fn is_deleted_file(target: &str) -> bool {
+    target.ends_with(DELETED) && FdKind::classify(target) == FdKind::File
+}
+
+/// Calls `each(reader, fd, "fd/N", target)` for every open fd, in fd order. An fd
+/// closed between the listing and its readlink is simply gone.
+fn each_target(
+    reader: &mut Reader,
+    dir: &PidDir,
+    mut each: impl FnMut(&Reader, i32, &str, &str),
+) -> Val<()> {
     let mut numbers = Vec::new();
     reader.list_pid_numbers(dir, "fd", &mut numbers)?;
     numbers.sort_unstable();
-    let mut out = Vec::with_capacity(numbers.len());
+    let mut target = String::new();
     for fd in numbers {
         let name = format!("fd/{fd}");
-        // An fd closed between listing and readlink is simply gone.
-        let Ok(target) = reader.readlink_pid(dir, &name) else {
+        let Ok(link) = reader.readlink_pid(dir, &name) else {
             continue;
         };
-        let mut target = String::from_utf8_lossy(target).into_owned();
-        let kind = FdKind::classify(&target);
-        let deleted = target.ends_with(" (deleted)");
-        if deleted {
-            target.truncate(target.len() - " (deleted)".len());
-        }
+        target.clear();
+        target.push_str(&String::from_utf8_lossy(link));
+        each(reader, fd, &name, &target);
+    }
+    Ok(())
+}
+
+/// Lists every fd with its target; regular files and memfds get their size.
+pub fn list_fds(reader: &mut Reader, dir: &PidDir) -> Val<Vec<OpenFd>> {
+    let mut out = Vec::new();
+    each_target(reader, dir, |reader, fd, name, target| {
+        let kind = FdKind::classify(target);
         let size = match kind {
             _ if !reader.is_live() => Err(crate::Missing::NotApplicable {
                 why: "a captured tree records no file sizes",
             }),
-            FdKind::File | FdKind::Memfd => reader.stat_pid(dir, &name).map(|st| st.st_size as u64),
+            FdKind::File | FdKind::Memfd => reader.stat_pid(dir, name).map(|st| st.st_size as u64),
             _ => Err(crate::Missing::NotApplicable {
                 why: "not a regular file",
             }),
         };
         out.push(OpenFd {
             fd,
-            target,
+            target: target.strip_suffix(DELETED).unwrap_or(target).to_owned(),
             kind,
-            deleted: deleted && kind == FdKind::File,
+            deleted: is_deleted_file(target),
             size,
         });
-    }
+    })?;
     Ok(out)
+}
+
+/// How many open fds point to deleted regular files: a readlink per fd and nothing
+/// else (no sizes, no listing kept), for monitors that show the count.
+pub fn deleted_count(reader: &mut Reader, dir: &PidDir) -> Val<u32> {
+    let mut n = 0;
+    each_target(reader, dir, |_, _, _, target| {
+        n += u32::from(is_deleted_file(target));
+    })?;
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -153,6 +181,8 @@ mod tests {
         );
         // tempfile() is unlinked at once: a deleted-but-open file.
         assert!(fds.iter().any(|f| f.deleted && f.kind == FdKind::File));
+        let deleted = fds.iter().filter(|f| f.deleted).count() as u32;
+        assert_eq!(deleted_count(&mut r, &dir).unwrap(), deleted);
         assert!(count >= fds.len() as u64 - 1);
         drop(file);
     }

@@ -72,7 +72,7 @@ struct Slow {
 
 impl ProcessRow {
     /// A row with the figures of status; the rest is filled by [`ProcessRow::set_stat`]
-    /// and the scan.
+    /// and the scan (the placeholders below never reach a caller).
     fn with_status(pid: i32, s: Status) -> ProcessRow {
         ProcessRow {
             pid,
@@ -419,99 +419,86 @@ impl Scanner {
         }
         .and_then(parse_schedstat);
         let ran = Ran::of(&sched);
-        let slow_due = |slow: &Option<Slow>| {
-            slow.as_ref()
-                .is_none_or(|s| pass - s.pass >= opts.slow_every.max(1))
-        };
         // A single-threaded process whose only thread has not run: nothing in its
         // stat, status or fd table can have changed.
-        let quiet = !opts.rollup
-            && entry.last.as_ref().is_some_and(|last| {
-                last.row.threads == 1
-                    && ran.is_some()
-                    && ran == last.activity.sched
-                    && pass - last.status_pass < idle_every
-            });
-        let row = if quiet {
-            let Some(last) = entry.last.as_mut() else {
-                return Err(Missing::Exited);
-            };
-            if slow_due(&entry.slow) {
-                let slow = read_slow(
-                    reader,
-                    &open.dir,
-                    last.kthread,
-                    pass,
-                    cgroup_ids,
-                    cgroup_paths,
-                );
-                last.row.set_slow(&slow);
-                entry.slow = Some(slow);
-            }
-            last.row.run_queue_wait_ns = sched.map(|s| s.wait_ns);
-            last.row.clone()
-        } else {
-            let stat = open.read(reader, Cheap::Stat, keep).and_then(Stat::parse)?;
-            if stat.pid != i64::from(pid) {
-                return Err(Missing::malformed(
-                    "stat",
-                    "pid field differs from the directory",
-                ));
-            }
-            if entry.start_time_ticks != stat.start_time_ticks {
-                // A new process under a known PID: nothing known applies.
-                *entry = Known {
-                    start_time_ticks: stat.start_time_ticks,
-                    seen_pass: pass,
-                    ..Known::default()
+        let quiet = entry.last.as_ref().filter(|last| {
+            !opts.rollup
+                && last.row.threads == 1
+                && ran.is_some()
+                && ran == last.activity.sched
+                && pass - last.status_pass < idle_every
+        });
+        let (mut row, kthread) = match quiet {
+            Some(last) => (last.row.clone(), last.kthread),
+            None => {
+                let stat = open.read(reader, Cheap::Stat, keep).and_then(Stat::parse)?;
+                if stat.pid != i64::from(pid) {
+                    return Err(Missing::malformed(
+                        "stat",
+                        "pid field differs from the directory",
+                    ));
+                }
+                if entry.start_time_ticks != stat.start_time_ticks {
+                    // A new process under a known PID: nothing known applies.
+                    *entry = Known {
+                        start_time_ticks: stat.start_time_ticks,
+                        seen_pass: pass,
+                        ..Known::default()
+                    };
+                }
+                let activity = Activity::of(&stat, ran);
+                let (status_pass, mut row) = match entry.last.take() {
+                    // The status figures still hold.
+                    Some(last)
+                        if last.activity == activity && pass - last.status_pass < idle_every =>
+                    {
+                        (last.status_pass, last.row)
+                    }
+                    _ => {
+                        let status = Status::parse(open.read(reader, Cheap::Status, keep)?);
+                        (pass, ProcessRow::with_status(pid, status))
+                    }
                 };
-            }
-            let activity = Activity::of(&stat, ran);
-            let (status_pass, mut row) = match entry.last.take() {
-                // The status figures still hold.
-                Some(last) if last.activity == activity && pass - last.status_pass < idle_every => {
-                    (last.status_pass, last.row)
-                }
-                _ => {
-                    let status = Status::parse(open.read(reader, Cheap::Status, keep)?);
-                    (pass, ProcessRow::with_status(pid, status))
-                }
-            };
-            row.set_stat(&stat);
-            row.run_queue_wait_ns = sched.map(|s| s.wait_ns);
-            let kthread = stat.is_kernel_thread();
-            row.fds = if kthread {
-                Err(KTHREAD)
-            } else {
-                open.fd_count(reader, keep, scratch)
-            };
-            if slow_due(&entry.slow) {
-                entry.slow = Some(read_slow(
-                    reader,
-                    &open.dir,
+                row.set_stat(&stat);
+                let kthread = stat.is_kernel_thread();
+                row.fds = if kthread {
+                    Err(KTHREAD)
+                } else {
+                    open.fd_count(reader, keep, scratch)
+                };
+                row.rollup =
+                    opts.rollup
+                        .then(|| match reader.read_pid(&open.dir, "smaps_rollup") {
+                            Ok(b) => MemUsage::parse_rollup(b),
+                            Err(e) => Err(e),
+                        });
+                entry.last = Some(Last {
+                    status_pass,
+                    activity,
                     kthread,
-                    pass,
-                    cgroup_ids,
-                    cgroup_paths,
-                ));
-            }
-            if let Some(slow) = &entry.slow {
-                row.set_slow(slow);
-            }
-            row.rollup = opts
-                .rollup
-                .then(|| match reader.read_pid(&open.dir, "smaps_rollup") {
-                    Ok(b) => MemUsage::parse_rollup(b),
-                    Err(e) => Err(e),
+                    row: row.clone(),
                 });
-            entry.last = Some(Last {
-                status_pass,
-                activity,
-                kthread,
-                row: row.clone(),
-            });
-            row
+                (row, kthread)
+            }
         };
+        row.run_queue_wait_ns = sched.map(|s| s.wait_ns);
+        if entry
+            .slow
+            .as_ref()
+            .is_none_or(|s| pass - s.pass >= opts.slow_every.max(1))
+        {
+            entry.slow = Some(read_slow(
+                reader,
+                &open.dir,
+                kthread,
+                pass,
+                cgroup_ids,
+                cgroup_paths,
+            ));
+        }
+        if let Some(slow) = &entry.slow {
+            row.set_slow(slow);
+        }
         if keep && open.is_kept() {
             *kept += u64::from(!was_kept);
             entry.open = Some(open);
