@@ -124,13 +124,14 @@ impl Counters {
         }
     }
 
+    /// Adds another member's counters; odd /proc figures saturate rather than panic.
     fn add(&mut self, o: &Counters) {
-        self.minflt += o.minflt;
-        self.majflt += o.majflt;
-        self.vcsw += o.vcsw;
-        self.nvcsw += o.nvcsw;
-        self.utime += o.utime;
-        self.stime += o.stime;
+        self.minflt = self.minflt.saturating_add(o.minflt);
+        self.majflt = self.majflt.saturating_add(o.majflt);
+        self.vcsw = self.vcsw.saturating_add(o.vcsw);
+        self.nvcsw = self.nvcsw.saturating_add(o.nvcsw);
+        self.utime = self.utime.saturating_add(o.utime);
+        self.stime = self.stime.saturating_add(o.stime);
     }
 }
 
@@ -889,6 +890,23 @@ mod tests {
         // The group empties: its total is forgotten.
         e.carry_exited_counters(HashMap::new(), &mut BTreeMap::new());
         assert!(e.exited.is_empty());
+    }
+
+    /// Summing the members' counters overflowed (a panic in debug builds) on huge
+    /// /proc figures.
+    #[test]
+    fn regression_group_counters_saturate_instead_of_overflowing() {
+        let huge = Counters {
+            minflt: u64::MAX,
+            majflt: u64::MAX,
+            vcsw: u64::MAX,
+            nvcsw: u64::MAX,
+            utime: u64::MAX,
+            stime: u64::MAX,
+        };
+        let mut sum = huge;
+        sum.add(&huge);
+        assert_eq!(sum, huge);
     }
 
     #[test]

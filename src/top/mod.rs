@@ -341,8 +341,8 @@ impl App {
                         };
                         cells.extend([
                             pct(
-                                r.utime_ticks + r.stime_ticks,
-                                p.map(|p| p.utime_ticks + p.stime_ticks),
+                                r.utime_ticks.saturating_add(r.stime_ticks),
+                                p.map(|p| p.utime_ticks.saturating_add(p.stime_ticks)),
                                 tick,
                             ),
                             pct(r.utime_ticks, p.map(|p| p.utime_ticks), tick),
@@ -902,6 +902,20 @@ mod tests {
             .collect();
         // 30 lines: tabs, header, status and keys leave 26 rows, ending at the selection.
         assert_eq!(pids, (126..=151).collect::<Vec<_>>(), "{screen}");
+    }
+
+    /// Odd /proc content must not panic the UI: CPU% summed two huge tick counts.
+    #[test]
+    fn regression_huge_cpu_times_do_not_overflow_cpu_percent() {
+        let mut app = App::default();
+        for pass in 0..2 {
+            let mut s = sample(pass);
+            s.rows[0].utime_ticks = u64::MAX;
+            s.rows[0].stime_ticks = u64::MAX;
+            app.apply(s);
+        }
+        app.key(KeyCode::Char('2'));
+        assert!(screen(&mut app).contains("CPU%"));
     }
 
     #[test]

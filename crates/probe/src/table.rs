@@ -159,7 +159,7 @@ impl Activity {
             stat: [
                 stat.minflt,
                 stat.majflt,
-                stat.utime_ticks + stat.stime_ticks,
+                stat.utime_ticks.wrapping_add(stat.stime_ticks),
                 stat.num_threads,
                 stat.rss_pages,
                 stat.vsize_bytes,
@@ -704,6 +704,27 @@ mod tests {
             "an exited process is still known"
         );
         assert_eq!(s.kept, 1);
+    }
+
+    /// Odd /proc content must not panic the collector: the sum of two huge tick
+    /// counts overflowed.
+    #[test]
+    fn regression_huge_cpu_times_do_not_overflow_the_activity() {
+        let line = format!(
+            "1 (x) S 0 1 1 0 -1 0 0 0 0 0 {m} {m} 0 0 20 0 1 0 5 0 0",
+            m = u64::MAX
+        );
+        let stat = Stat::parse(line.as_bytes()).unwrap();
+        assert_ne!(
+            Activity::of(&stat, None),
+            Activity::of(
+                &Stat {
+                    utime_ticks: 0,
+                    ..stat.clone()
+                },
+                None
+            )
+        );
     }
 
     #[test]

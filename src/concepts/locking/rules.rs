@@ -8,8 +8,8 @@ use crate::doctor::{DoctorView, Finding, Severity};
 pub fn check(v: &DoctorView) -> Vec<Finding> {
     let mut out = Vec::new();
     for p in &v.procs {
-        let cpu_before = p.first.utime_ticks + p.first.stime_ticks;
-        let cpu_after = p.last.utime_ticks + p.last.stime_ticks;
+        let cpu_before = p.first.utime_ticks.saturating_add(p.first.stime_ticks);
+        let cpu_after = p.last.utime_ticks.saturating_add(p.last.stime_ticks);
         if p.threads.len() >= 2
             && p.threads.iter().all(|(s, futex)| *s == b'S' && *futex)
             && cpu_after == cpu_before
