@@ -132,7 +132,9 @@ impl ProcessRow {
 /// a tick). Growing the RSS or its peak takes faults, a context switch takes a run,
 /// reclaim and swap-out change the RSS: while these stay equal, status cannot have
 /// changed, except what another process changes without the target running (pending
-/// signals), which `idle_every` bounds.
+/// signals) and reclaim too small to move stat's RSS (the kernel's per-CPU counter,
+/// folded every 32 pages or so per CPU; status sums it exactly), which `idle_every`
+/// bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Activity {
     stat: [u64; 6],
