@@ -2,8 +2,9 @@
 //! watches a second pass over a fixed set of live processes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use syslens_probe::table::{ScanOptions, Scanner};
@@ -36,16 +37,7 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn warm_scan_allocates_nothing_per_process() {
-    let mut children: Vec<_> = (0..30)
-        .map(|_| {
-            Command::new("sleep")
-                .arg("30")
-                .stdin(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let mut pids: Vec<i32> = children.iter().map(|c| c.id() as i32).collect();
+    let (children, mut pids) = common::sleepers(30);
     pids.push(std::process::id() as i32);
     // One-shot passes, and a monitor's: files kept open, quiet processes skipped.
     let monitor = ScanOptions {
@@ -64,10 +56,7 @@ fn warm_scan_allocates_nothing_per_process() {
         assert_eq!(rows, pids.len());
         allocations.push(after - before);
     }
-    for c in &mut children {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    drop(children);
     assert_eq!(
         allocations,
         [0, 0],

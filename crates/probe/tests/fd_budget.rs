@@ -2,7 +2,7 @@
 //! every process. Alone in its binary: it lowers this process's own soft limit.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Stdio};
+mod common;
 
 use rustix::process::{getrlimit, setrlimit, Resource};
 use syslens_probe::table::{ScanOptions, Scanner};
@@ -14,16 +14,7 @@ fn open_fds() -> usize {
 
 #[test]
 fn kept_files_stay_within_half_the_soft_limit() {
-    let mut children: Vec<_> = (0..40)
-        .map(|_| {
-            Command::new("sleep")
-                .arg("30")
-                .stdin(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let pids: Vec<i32> = children.iter().map(|c| c.id() as i32).collect();
+    let (children, pids) = common::sleepers(40);
     let opts = ScanOptions {
         keep_open: true,
         ..ScanOptions::default()
@@ -44,10 +35,7 @@ fn kept_files_stay_within_half_the_soft_limit() {
         assert_eq!(tight.scan_pids(&pids, opts).len(), pids.len());
     }
     let held_tight = open_fds() - before;
-    for c in &mut children {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    drop(children);
     assert!(
         held >= 4 * pids.len(),
         "{held} fds held for {} processes",

@@ -3,21 +3,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use syslens_probe::table::{ProcessRow, ScanOptions, Scanner};
 use syslens_probe::Reader;
 
-/// A child killed and reaped however the test ends.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod common;
+use common::Reaped;
 
 /// A shell that waits for a line, then grows its memory by ~40 MiB and waits again.
 fn grower() -> Reaped {
