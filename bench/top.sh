@@ -10,7 +10,7 @@ secs=${SECS:-30}
 hz=$(getconf CLK_TCK)
 idle=${IDLE:-300}
 pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; for s in "syslens top" "syslens files" top htop; do tmux kill-session -t "bench-$s" 2>/dev/null || true; done; }
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; for s in "syslens top" "syslens files" "syslens isolation" top htop; do tmux kill-session -t "bench-$s" 2>/dev/null || true; done; }
 trap cleanup EXIT INT TERM
 for _ in $(seq "$idle"); do sleep 3600 & pids+=($!); done
 echo "processes: $(ls -d /proc/[0-9]* | wc -l); $secs s per monitor, 1 s refresh"
@@ -28,8 +28,10 @@ measure() {
   python3 -c "import sys; t=(int(sys.argv[2])-int(sys.argv[1]))/int(sys.argv[3]); print(f'{sys.argv[4]:14} {t*1000/int(sys.argv[5]):6.1f} ms CPU per refresh')" "$t0" "$t1" "$hz" "$name" "$secs"
 }
 # The memory view is the default; the files view adds the slow tier (fd limits,
-# cgroups, oom_score) and a readlink of every fd of every process every 30 s.
+# cgroups, oom_score) and a readlink of every fd of every process every 30 s; the
+# isolation view the slow tier and four namespace readlinks per process every 30 s.
 measure "syslens top" "" "exec $bin top --interval 1"
 measure "syslens files" 3 "exec $bin top --interval 1"
+measure "syslens isolation" 4 "exec $bin top --interval 1"
 measure top "" "exec top -d 1"
 command -v htop >/dev/null && measure htop "" "exec htop -d 10" || echo "htop not installed (apt-get install htop)"

@@ -19,7 +19,7 @@ use syslens_probe::locks::parse_locks;
 use syslens_probe::ns::{initial_namespaces, kernel_version, parse_ns_link};
 use syslens_probe::psi::{parse_psi, Psi};
 use syslens_probe::system::{parse_buddyinfo, parse_slabinfo, BuddyZone, Meminfo, SlabCache};
-use syslens_probe::table::{ProcessRow, ScanOptions, Scanner};
+use syslens_probe::table::{ProcessRow, ScanOptions, Scanner, SlowParts};
 use syslens_probe::{Reader, Val};
 
 /// Refreshes between re-reads of the slow tier.
@@ -67,12 +67,12 @@ impl Sample {
 pub struct Wants {
     /// PSS (smaps_rollup of every process: a page-table walk in each target).
     pub pss: AtomicBool,
-    /// Deleted-but-open files (files view): a readlink per fd of every process.
-    pub fd_targets: AtomicBool,
-    /// Namespaces (isolation view): a readlink per namespace of every process.
-    pub namespaces: AtomicBool,
-    /// The slow tier: fd limits, oom_score and cgroups (files and isolation views).
-    pub slow_tier: AtomicBool,
+    /// The files view: fd limits (the slow tier) and deleted-but-open files (a
+    /// readlink per fd of every process).
+    pub files: AtomicBool,
+    /// The isolation view: oom_score and cgroups (the slow tier) and namespaces (a
+    /// readlink per namespace of every process).
+    pub isolation: AtomicBool,
 }
 
 fn thread_cpu_ns() -> u64 {
@@ -128,12 +128,12 @@ pub fn run(
         let cpu0 = thread_cpu_ns();
         let opts = ScanOptions {
             rollup: wants.pss.load(Ordering::Relaxed),
-            // Hidden, the slow tier is read for new processes only; shown, whatever
-            // is older than SLOW_EVERY is read again at once.
-            slow_every: if wants.slow_tier.load(Ordering::Relaxed) {
-                SLOW_EVERY
-            } else {
-                u64::MAX
+            // Hidden, a part of the slow tier is read for new processes only; shown,
+            // whatever is older than SLOW_EVERY is read again at once.
+            slow_every: SLOW_EVERY,
+            slow_parts: SlowParts {
+                fd_limit: wants.files.load(Ordering::Relaxed),
+                placement: wants.isolation.load(Ordering::Relaxed),
             },
             keep_open: true,
             idle_every: SLOW_EVERY,
@@ -148,9 +148,9 @@ pub fn run(
         }
         let reader = scanner.reader();
         let want_fds =
-            wants.fd_targets.load(Ordering::Relaxed) && due(fd_targets_pass, pass, SLOWEST_EVERY);
+            wants.files.load(Ordering::Relaxed) && due(fd_targets_pass, pass, SLOWEST_EVERY);
         let want_ns =
-            wants.namespaces.load(Ordering::Relaxed) && due(namespaces_pass, pass, SLOWEST_EVERY);
+            wants.isolation.load(Ordering::Relaxed) && due(namespaces_pass, pass, SLOWEST_EVERY);
         if want_fds || want_ns {
             let mut deleted = HashMap::new();
             let mut ns = HashMap::new();

@@ -262,15 +262,11 @@ impl App {
         let table = self.inspect.is_none();
         wants.pss.store(self.pss, Ordering::Relaxed);
         wants
-            .fd_targets
+            .files
             .store(table && self.tab == Tab::Files, Ordering::Relaxed);
         wants
-            .namespaces
+            .isolation
             .store(table && self.tab == Tab::Isolation, Ordering::Relaxed);
-        wants.slow_tier.store(
-            table && matches!(self.tab, Tab::Files | Tab::Isolation),
-            Ordering::Relaxed,
-        );
     }
 
     /// The rows of the current tab, filtered and sorted.

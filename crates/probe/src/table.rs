@@ -61,13 +61,31 @@ pub struct ProcessRow {
     pub rollup: Option<Val<MemUsage>>,
 }
 
-/// The slow tier of one process.
+/// The slow tier of one process, with the pass each part was read in.
 #[derive(Debug, Clone)]
 struct Slow {
-    pass: u64,
+    limit_pass: u64,
     fd_soft_limit: Val<LimitValue>,
+    placement_pass: u64,
     oom_score: Val<u64>,
     cgroup: Val<CgroupId>,
+}
+
+/// The parts of the slow tier a pass re-reads when they are due. A part left out is
+/// still read when a process is first seen, and kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlowParts {
+    /// The soft RLIMIT_NOFILE.
+    pub fd_limit: bool,
+    /// oom_score and the cgroup: where the process sits.
+    pub placement: bool,
+}
+
+impl SlowParts {
+    pub const ALL: SlowParts = SlowParts {
+        fd_limit: true,
+        placement: true,
+    };
 }
 
 impl ProcessRow {
@@ -180,43 +198,48 @@ struct Last {
     row: ProcessRow,
 }
 
-/// The cheap-tier files, in the order of [`Open::files`].
+/// The files a scan may keep open, in the order of [`Open::files`]: the cheap tier,
+/// and the placement part of the slow tier.
 #[derive(Debug, Clone, Copy)]
-enum Cheap {
+enum ProcFile {
     Stat,
     Status,
     Schedstat,
+    OomScore,
+    Cgroup,
 }
 
-impl Cheap {
+impl ProcFile {
     fn name(self) -> &'static str {
         match self {
-            Cheap::Stat => "stat",
-            Cheap::Status => "status",
-            Cheap::Schedstat => "schedstat",
+            ProcFile::Stat => "stat",
+            ProcFile::Status => "status",
+            ProcFile::Schedstat => "schedstat",
+            ProcFile::OomScore => "oom_score",
+            ProcFile::Cgroup => "cgroup",
         }
     }
 }
 
-/// An open /proc/PID and, when the scan keeps files open, its cheap-tier files.
+/// An open /proc/PID and, when the scan keeps files open, the files it has read.
 #[derive(Debug)]
 struct Open {
     dir: PidDir,
-    files: [Option<HeldFile>; 3],
+    files: [Option<HeldFile>; 5],
     fd_dir: Option<HeldFile>,
 }
 
 /// Passes for which what is known about a process not seen is kept.
 const UNSEEN_KEPT_PASSES: u64 = 4;
 
-/// File descriptors one kept process costs: its directory, three files, fd/.
-const FDS_PER_KEPT: u64 = 5;
+/// File descriptors one kept process costs at most: its directory, five files, fd/.
+const FDS_PER_KEPT: u64 = 7;
 
 impl Open {
     fn new(dir: PidDir) -> Open {
         Open {
             dir,
-            files: [None, None, None],
+            files: [None, None, None, None, None],
             fd_dir: None,
         }
     }
@@ -225,9 +248,8 @@ impl Open {
         self.files.iter().any(Option::is_some)
     }
 
-    /// Reads a cheap-tier file: in place when held, else opening it, and holding it
-    /// when `keep`.
-    fn read<'r>(&mut self, reader: &'r mut Reader, file: Cheap, keep: bool) -> Val<&'r [u8]> {
+    /// Reads a file: in place when held, else opening it, and holding it when `keep`.
+    fn read<'r>(&mut self, reader: &'r mut Reader, file: ProcFile, keep: bool) -> Val<&'r [u8]> {
         let slot = &mut self.files[file as usize];
         if slot.is_none() && keep {
             *slot = Some(reader.hold_pid(&self.dir, file.name())?);
@@ -265,8 +287,11 @@ pub struct ScanOptions {
     pub rollup: bool,
     /// Re-read the slow tier when it is this many passes old (1 = every pass).
     pub slow_every: u64,
-    /// Keep each process's stat, status, schedstat and fd directory open between
-    /// passes and re-read them in place: for monitors that scan repeatedly. At most
+    /// Which parts of the slow tier are re-read (a monitor reads what it shows).
+    pub slow_parts: SlowParts,
+    /// Keep each process's stat, status, schedstat and fd directory (and oom_score and
+    /// cgroup, when the placement part is re-read) open between passes and re-read
+    /// them in place: for monitors that scan repeatedly. At most
     /// half the soft RLIMIT_NOFILE is spent on them; processes beyond that are read
     /// by opening their files, as without this option.
     pub keep_open: bool,
@@ -286,6 +311,7 @@ impl Default for ScanOptions {
         ScanOptions {
             rollup: false,
             slow_every: 1,
+            slow_parts: SlowParts::ALL,
             keep_open: false,
             idle_every: 1,
         }
@@ -411,11 +437,11 @@ impl Scanner {
             Some(open) => open,
             None => Open::new(reader.open_pid(pid)?),
         };
-        let sched = match open.read(reader, Cheap::Schedstat, keep) {
+        let sched = match open.read(reader, ProcFile::Schedstat, keep) {
             // Held files of a process that exited; the PID may have a new owner.
             Err(Missing::Exited) if was_kept => {
                 open = Open::new(reader.open_pid(pid)?);
-                open.read(reader, Cheap::Schedstat, keep)
+                open.read(reader, ProcFile::Schedstat, keep)
             }
             read => read,
         }
@@ -433,7 +459,9 @@ impl Scanner {
         let (mut row, kthread) = match quiet {
             Some(last) => (last.row.clone(), last.kthread),
             None => {
-                let stat = open.read(reader, Cheap::Stat, keep).and_then(Stat::parse)?;
+                let stat = open
+                    .read(reader, ProcFile::Stat, keep)
+                    .and_then(Stat::parse)?;
                 if stat.pid != i64::from(pid) {
                     return Err(Missing::malformed(
                         "stat",
@@ -457,7 +485,7 @@ impl Scanner {
                         (last.status_pass, last.row)
                     }
                     _ => {
-                        let status = Status::parse(open.read(reader, Cheap::Status, keep)?);
+                        let status = Status::parse(open.read(reader, ProcFile::Status, keep)?);
                         (pass, ProcessRow::with_status(pid, status))
                     }
                 };
@@ -484,23 +512,47 @@ impl Scanner {
             }
         };
         row.run_queue_wait_ns = sched.map(|s| s.wait_ns);
-        if entry
-            .slow
-            .as_ref()
-            .is_none_or(|s| pass - s.pass >= opts.slow_every.max(1))
-        {
-            entry.slow = Some(read_slow(
-                reader,
-                &open.dir,
-                kthread,
-                pass,
-                cgroup_ids,
-                cgroup_paths,
-            ));
-        }
-        if let Some(slow) = &entry.slow {
-            row.set_slow(slow);
-        }
+        let due = |read_in: u64, wanted: bool| wanted && pass - read_in >= opts.slow_every.max(1);
+        // Placement files are held only by a scan that reads them again.
+        let keep_placement = keep && opts.slow_parts.placement;
+        let slow = match &mut entry.slow {
+            Some(slow) => {
+                if due(slow.limit_pass, opts.slow_parts.fd_limit) {
+                    slow.fd_soft_limit = read_fd_limit(reader, &open.dir, kthread);
+                    slow.limit_pass = pass;
+                }
+                if due(slow.placement_pass, opts.slow_parts.placement) {
+                    (slow.oom_score, slow.cgroup) = read_placement(
+                        reader,
+                        &mut open,
+                        keep_placement,
+                        kthread,
+                        cgroup_ids,
+                        cgroup_paths,
+                    );
+                    slow.placement_pass = pass;
+                }
+                slow
+            }
+            None => {
+                let (oom_score, cgroup) = read_placement(
+                    reader,
+                    &mut open,
+                    keep_placement,
+                    kthread,
+                    cgroup_ids,
+                    cgroup_paths,
+                );
+                entry.slow.insert(Slow {
+                    limit_pass: pass,
+                    fd_soft_limit: read_fd_limit(reader, &open.dir, kthread),
+                    placement_pass: pass,
+                    oom_score,
+                    cgroup,
+                })
+            }
+        };
+        row.set_slow(slow);
         if keep && open.is_kept() {
             *kept += u64::from(!was_kept);
             entry.open = Some(open);
@@ -509,46 +561,44 @@ impl Scanner {
     }
 }
 
-/// The slow tier: the fd limit, oom_score and cgroup.
-fn read_slow(
+/// The soft RLIMIT_NOFILE: by prlimit(2) where allowed, else from the limits file.
+fn read_fd_limit(reader: &mut Reader, dir: &PidDir, kthread: bool) -> Val<LimitValue> {
+    if kthread {
+        return Err(KTHREAD);
+    }
+    match reader
+        .is_live()
+        .then(|| nofile_by_prlimit(dir.pid))
+        .flatten()
+    {
+        Some(soft) => Ok(soft),
+        None => reader
+            .read_pid(dir, "limits")
+            .and_then(parse_nofile)
+            .map(|(soft, _)| soft),
+    }
+}
+
+/// oom_score and the cgroup of interest.
+fn read_placement(
     reader: &mut Reader,
-    dir: &PidDir,
+    open: &mut Open,
+    keep: bool,
     kthread: bool,
-    pass: u64,
     cgroup_ids: &mut HashMap<Box<[u8]>, CgroupId>,
     cgroup_paths: &mut Vec<String>,
-) -> Slow {
-    let fd_soft_limit = if kthread {
-        Err(KTHREAD)
-    } else {
-        match reader
-            .is_live()
-            .then(|| nofile_by_prlimit(dir.pid))
-            .flatten()
-        {
-            Some(soft) => Ok(soft),
-            None => reader
-                .read_pid(dir, "limits")
-                .and_then(parse_nofile)
-                .map(|(soft, _)| soft),
-        }
-    };
+) -> (Val<u64>, Val<CgroupId>) {
     let oom_score = if kthread {
         Err(KTHREAD)
     } else {
-        reader.read_pid(dir, "oom_score").and_then(|b| {
+        open.read(reader, ProcFile::OomScore, keep).and_then(|b| {
             u64_dec(b).ok_or_else(|| Missing::malformed("oom_score", crate::parse::text(b)))
         })
     };
-    let cgroup = reader
-        .read_pid(dir, "cgroup")
+    let cgroup = open
+        .read(reader, ProcFile::Cgroup, keep)
         .map(|b| intern(cgroup_ids, cgroup_paths, cgroup_of_interest(b)));
-    Slow {
-        pass,
-        fd_soft_limit,
-        oom_score,
-        cgroup,
-    }
+    (oom_score, cgroup)
 }
 
 /// Our own soft RLIMIT_NOFILE (a large stand-in when unlimited).
@@ -727,6 +777,60 @@ mod tests {
                 None
             )
         );
+    }
+
+    #[test]
+    fn only_the_wanted_slow_parts_are_read_again() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let everything = ScanOptions {
+            keep_open: true,
+            ..ScanOptions::default()
+        };
+        let limits_only = ScanOptions {
+            slow_parts: SlowParts {
+                fd_limit: true,
+                placement: false,
+            },
+            ..everything
+        };
+        let mut s = Scanner::new(Reader::host().unwrap());
+        let first = s.scan_pids(&[pid], limits_only)[0].clone();
+        // Another process lowers its soft fd limit and raises its oom_score_adj.
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: reads, then writes, a valid rlimit of our own child.
+        unsafe {
+            assert_eq!(
+                libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut lim),
+                0
+            );
+            lim.rlim_cur = 50;
+            assert_eq!(
+                libc::prlimit(pid, libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut()),
+                0
+            );
+        }
+        std::fs::write(format!("/proc/{pid}/oom_score_adj"), "500").unwrap();
+        let second = s.scan_pids(&[pid], limits_only)[0].clone();
+        let third = s.scan_pids(&[pid], everything)[0].clone();
+        // Now read through the held oom_score file.
+        std::fs::write(format!("/proc/{pid}/oom_score_adj"), "900").unwrap();
+        let fourth = s.scan_pids(&[pid], everything)[0].clone();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(second.fd_soft_limit, Ok(LimitValue::Value(50)));
+        assert_eq!(
+            second.oom_score, first.oom_score,
+            "placement was read again"
+        );
+        assert!(third.oom_score.clone().unwrap() > first.oom_score.unwrap());
+        assert!(fourth.oom_score.unwrap() > third.oom_score.unwrap());
     }
 
     #[test]
