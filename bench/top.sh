@@ -18,7 +18,9 @@ measure() {
   local name=$1 keys=$2; shift 2
   tmux new-session -d -s "bench-$name" -x 200 -y 50 "$*"
   sleep 2
-  [ -z "$keys" ] || tmux send-keys -t "bench-$name" "$keys"
+  # A view switch reads its slow parts at once; the window starts after that, so it
+  # holds the periodic reads at their steady rate.
+  [ -z "$keys" ] || { tmux send-keys -t "bench-$name" "$keys"; sleep 3; }
   local pid
   pid=$(tmux list-panes -t "bench-$name" -F '#{pane_pid}')
   local t0; t0=$(awk '{print $14+$15}' "/proc/$pid/stat")
