@@ -515,43 +515,30 @@ impl Scanner {
         let due = |read_in: u64, wanted: bool| wanted && pass - read_in >= opts.slow_every.max(1);
         // Placement files are held only by a scan that reads them again.
         let keep_placement = keep && opts.slow_parts.placement;
-        let slow = match &mut entry.slow {
-            Some(slow) => {
-                if due(slow.limit_pass, opts.slow_parts.fd_limit) {
-                    slow.fd_soft_limit = read_fd_limit(reader, &open.dir, kthread);
-                    slow.limit_pass = pass;
-                }
-                if due(slow.placement_pass, opts.slow_parts.placement) {
-                    (slow.oom_score, slow.cgroup) = read_placement(
-                        reader,
-                        &mut open,
-                        keep_placement,
-                        kthread,
-                        cgroup_ids,
-                        cgroup_paths,
-                    );
-                    slow.placement_pass = pass;
-                }
-                slow
-            }
-            None => {
-                let (oom_score, cgroup) = read_placement(
-                    reader,
-                    &mut open,
-                    keep_placement,
-                    kthread,
-                    cgroup_ids,
-                    cgroup_paths,
-                );
-                entry.slow.insert(Slow {
-                    limit_pass: pass,
-                    fd_soft_limit: read_fd_limit(reader, &open.dir, kthread),
-                    placement_pass: pass,
-                    oom_score,
-                    cgroup,
-                })
-            }
-        };
+        // Both parts are read when a process is first seen.
+        let first_sight = entry.slow.is_none();
+        let slow = entry.slow.get_or_insert(Slow {
+            limit_pass: pass,
+            fd_soft_limit: Err(Missing::Exited),
+            placement_pass: pass,
+            oom_score: Err(Missing::Exited),
+            cgroup: Err(Missing::Exited),
+        });
+        if first_sight || due(slow.limit_pass, opts.slow_parts.fd_limit) {
+            slow.fd_soft_limit = read_fd_limit(reader, &open.dir, kthread);
+            slow.limit_pass = pass;
+        }
+        if first_sight || due(slow.placement_pass, opts.slow_parts.placement) {
+            (slow.oom_score, slow.cgroup) = read_placement(
+                reader,
+                &mut open,
+                keep_placement,
+                kthread,
+                cgroup_ids,
+                cgroup_paths,
+            );
+            slow.placement_pass = pass;
+        }
         row.set_slow(slow);
         if keep && open.is_kept() {
             *kept += u64::from(!was_kept);
