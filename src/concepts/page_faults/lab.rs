@@ -97,14 +97,18 @@ fn per_fault(passes: &[Pass], faults: fn(&Pass) -> u64) -> Vec<f64> {
         .collect()
 }
 
+/// Faults per page touched, per pass.
+fn per_page(passes: &[Pass], faults: fn(&Pass) -> u64) -> Vec<f64> {
+    passes
+        .iter()
+        .map(|p| faults(p) as f64 / p.pages.max(1) as f64)
+        .collect()
+}
+
 pub fn analyze(m: &Measured, report: &mut LabReport) {
-    let share = |passes: &[Pass], f: fn(&Pass) -> u64| {
-        passes
-            .iter()
-            .map(|p| f(p) as f64 / p.pages.max(1) as f64)
-            .fold(f64::NAN, f64::min)
-    };
-    let anon_share = share(&m.anon, |p| p.minflt);
+    let anon_share = per_page(&m.anon, |p| p.minflt)
+        .into_iter()
+        .fold(f64::NAN, f64::min);
     report.check(
         Check::compare(
             "touching fresh anonymous pages takes a minor fault each (>= 95% of pages touched)",
@@ -124,10 +128,8 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
             format!("transparent huge pages are '{}' on this host", m.thp),
         ));
     } else {
-        let huge = m
-            .huge
-            .iter()
-            .map(|p| p.minflt as f64 / p.pages.max(1) as f64)
+        let huge = per_page(&m.huge, |p| p.minflt)
+            .into_iter()
             .fold(f64::NAN, f64::max);
         report.check(
             Check::compare(
@@ -182,35 +184,23 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     report.metric(
         "major faults per page, MADV_RANDOM",
         "",
-        &m.random
-            .iter()
-            .map(|p| p.majflt as f64 / p.pages.max(1) as f64)
-            .collect::<Vec<_>>(),
+        &per_page(&m.random, |p| p.majflt),
     );
     report.metric(
         "major faults per page, readahead",
         "",
-        &m.readahead
-            .iter()
-            .map(|p| p.majflt as f64 / p.pages.max(1) as f64)
-            .collect::<Vec<_>>(),
+        &per_page(&m.readahead, |p| p.majflt),
     );
     report.metric(
         "minor faults per page, readahead",
         "",
-        &m.readahead
-            .iter()
-            .map(|p| p.minflt as f64 / p.pages.max(1) as f64)
-            .collect::<Vec<_>>(),
+        &per_page(&m.readahead, |p| p.minflt),
     );
     if !m.huge.is_empty() {
         report.metric(
             "faults per 4 KiB page with MADV_HUGEPAGE",
             "",
-            &m.huge
-                .iter()
-                .map(|p| p.minflt as f64 / p.pages.max(1) as f64)
-                .collect::<Vec<_>>(),
+            &per_page(&m.huge, |p| p.minflt),
         );
     }
     match (minor, major) {
@@ -270,10 +260,10 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         );
     }
     let rows = |passes: &[Pass], f: fn(&Pass) -> u64| -> Vec<[f64; 2]> {
-        passes
-            .iter()
+        per_page(passes, f)
+            .into_iter()
             .enumerate()
-            .map(|(i, p)| [i as f64, f(p) as f64 / p.pages.max(1) as f64])
+            .map(|(i, x)| [i as f64, x])
             .collect()
     };
     report.series(
