@@ -273,7 +273,6 @@ impl Open {
 /// What the scanner knows about one process between passes.
 #[derive(Debug, Default)]
 struct Known {
-    start_time_ticks: u64,
     seen_pass: u64,
     slow: Option<Slow>,
     last: Option<Last>,
@@ -468,10 +467,11 @@ impl Scanner {
                         "pid field differs from the directory",
                     ));
                 }
-                if entry.start_time_ticks != stat.start_time_ticks {
-                    // A new process under a known PID: nothing known applies.
+                let start = entry.last.as_ref().map(|l| l.row.start_time_ticks);
+                if start != Some(stat.start_time_ticks) {
+                    // A new process under a known PID, or one whose last read failed:
+                    // nothing known applies.
                     *entry = Known {
-                        start_time_ticks: stat.start_time_ticks,
                         seen_pass: pass,
                         ..Known::default()
                     };
