@@ -149,12 +149,10 @@ impl DoctorView {
             .collect();
         let private_dirty = |reader: &mut Reader, pid: i32| -> Option<u64> {
             let dir = reader.open_pid(pid).ok()?;
-            syslens_probe::smaps::MemUsage::parse_rollup(
-                reader.read_pid(&dir, "smaps_rollup").ok()?,
-            )
-            .ok()?
-            .private_dirty
-            .ok()
+            syslens_probe::smaps::MemUsage::read_rollup(reader, &dir)
+                .ok()?
+                .private_dirty
+                .ok()
         };
         let mut pd_before: HashMap<i32, u64> = HashMap::new();
         for &pid in &cow_candidates {

@@ -5,6 +5,7 @@ use std::cmp::Ordering;
 
 use serde::Serialize;
 use syslens_probe::limits::LimitValue;
+use syslens_probe::smaps::MemUsage;
 use syslens_probe::table::{fd_ratio, ProcessRow, ScanOptions, Scanner};
 use syslens_probe::{Missing, Val};
 
@@ -204,22 +205,20 @@ pub fn collect(scanner: &mut Scanner, q: &TableQuery) -> Val<Vec<Row>> {
         );
         name_ok && cg_ok
     };
-    let kept: Vec<i32> = rows.iter().filter(|r| keep(r)).map(|r| r.pid).collect();
-    // smaps_rollup costs each target a page-table walk: read it only for the rows shown.
-    let source: Vec<ProcessRow> = if q.pss {
-        scanner
-            .scan_pids(
-                &kept,
-                ScanOptions {
-                    rollup: true,
-                    ..ScanOptions::default()
-                },
-            )
-            .to_vec()
-    } else {
-        rows.into_iter().filter(|r| kept.contains(&r.pid)).collect()
-    };
-    let mut out: Vec<Row> = source.iter().map(|r| Row::from(r, scanner)).collect();
+    let mut kept: Vec<ProcessRow> = rows.into_iter().filter(|r| keep(r)).collect();
+    if q.pss {
+        // smaps_rollup costs each target a page-table walk: read it only for the rows
+        // kept, and nothing else again.
+        let reader = scanner.reader();
+        for r in &mut kept {
+            r.rollup = Some(
+                reader
+                    .open_pid(r.pid)
+                    .and_then(|dir| MemUsage::read_rollup(reader, &dir)),
+            );
+        }
+    }
+    let mut out: Vec<Row> = kept.iter().map(|r| Row::from(r, scanner)).collect();
     if q.sort == SortKey::Pss && !q.pss {
         return Err(Missing::NotApplicable {
             why: "sorting by PSS needs --pss",

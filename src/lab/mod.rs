@@ -111,8 +111,7 @@ impl LabContext {
     /// The exact memory accounting of a process (smaps_rollup).
     pub fn rollup(&mut self, pid: i32) -> Val<MemUsage> {
         let dir = self.reader.open_pid(pid)?;
-        let buf = self.reader.read_pid(&dir, "smaps_rollup")?;
-        MemUsage::parse_rollup(buf)
+        MemUsage::read_rollup(&mut self.reader, &dir)
     }
 
     pub fn status(&mut self, pid: i32) -> Val<ProcStatus> {

@@ -399,12 +399,10 @@ impl Exporter {
                         .to_owned(),
                 )
             });
-            let pss = dir.as_ref().filter(|_| wants_pss).and_then(|d| {
-                MemUsage::parse_rollup(reader.read_pid(d, "smaps_rollup").ok()?)
-                    .ok()?
-                    .pss
-                    .ok()
-            });
+            let pss = dir
+                .as_ref()
+                .filter(|_| wants_pss)
+                .and_then(|d| MemUsage::read_rollup(reader, d).ok()?.pss.ok());
             let name = self.group_name(r, cmdline.as_deref());
             let slow = self
                 .slow

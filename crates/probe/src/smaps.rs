@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::missing::{Missing, Val};
 use crate::parse::{kb_as_bytes, key_value, lines, text, tokens, trim_start};
+use crate::read::{PidDir, Reader};
 
 /// Memory accounting lines of smaps / smaps_rollup, in bytes.
 #[derive(Debug, Clone, Serialize)]
@@ -104,6 +105,12 @@ impl MemUsage {
                 (m, Err(_)) => m.clone(),
             };
         }
+    }
+
+    /// Reads and parses a process's smaps_rollup (a page-table walk in the target:
+    /// read it only when asked).
+    pub fn read_rollup(reader: &mut Reader, dir: &PidDir) -> Val<MemUsage> {
+        MemUsage::parse_rollup(reader.read_pid(dir, "smaps_rollup")?)
     }
 
     /// Parses smaps_rollup. An empty file (kernel thread, zombie) has no address space.

@@ -496,12 +496,9 @@ impl Scanner {
                 } else {
                     open.fd_count(reader, keep, scratch)
                 };
-                row.rollup =
-                    opts.rollup
-                        .then(|| match reader.read_pid(&open.dir, "smaps_rollup") {
-                            Ok(b) => MemUsage::parse_rollup(b),
-                            Err(e) => Err(e),
-                        });
+                row.rollup = opts
+                    .rollup
+                    .then(|| MemUsage::read_rollup(reader, &open.dir));
                 entry.last = Some(Last {
                     status_pass,
                     activity,
