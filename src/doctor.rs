@@ -198,7 +198,7 @@ impl DoctorView {
             let Ok(dir) = reader.open_pid(f.pid) else {
                 continue;
             };
-            let status = reader.read_pid(&dir, "status").map(ProcStatus::parse);
+            let mut status = None;
             let mut tids = Vec::new();
             let _ = reader.list_pid_numbers(&dir, "task", &mut tids);
             let (mut thread_blocked, mut threads) = (Vec::new(), Vec::new());
@@ -207,6 +207,10 @@ impl DoctorView {
                 let st = reader.read_pid(&task, "status").map(ProcStatus::parse);
                 if let Ok(st) = &st {
                     thread_blocked.push(st.sig_blk.clone().unwrap_or(0));
+                }
+                if tid == f.pid {
+                    // The main thread's status is the process's.
+                    status = Some(st.clone());
                 }
                 let state = st
                     .as_ref()
@@ -219,6 +223,8 @@ impl DoctorView {
                 );
                 threads.push((state, futex));
             }
+            let status =
+                status.unwrap_or_else(|| reader.read_pid(&dir, "status").map(ProcStatus::parse));
             let fds = list_fds(reader, &dir);
             let deleted_libs = reader
                 .read_pid(&dir, "maps")
