@@ -64,6 +64,11 @@ pub struct ProcessDetail {
     pub zombie_children: Vec<i32>,
 }
 
+/// /proc/PID/oom_score: the badness the OOM killer would give the process now.
+pub fn parse_oom_score(buf: &[u8]) -> Val<u64> {
+    u64_dec(buf).ok_or_else(|| Missing::malformed("oom_score", text(buf)))
+}
+
 /// Options for a detailed read.
 #[derive(Debug, Clone, Copy)]
 pub struct DetailOptions {
@@ -89,9 +94,7 @@ impl ProcessDetail {
             Ok(text(trimmed).replace('\0', " "))
         });
         let exe = reader.readlink_pid(&dir, "exe").map(text);
-        let oom_score = reader
-            .read_pid(&dir, "oom_score")
-            .and_then(|b| u64_dec(b).ok_or_else(|| Missing::malformed("oom_score", text(b))));
+        let oom_score = reader.read_pid(&dir, "oom_score").and_then(parse_oom_score);
         let oom_score_adj = reader
             .read_pid(&dir, "oom_score_adj")
             .and_then(|b| i64_dec(b).ok_or_else(|| Missing::malformed("oom_score_adj", text(b))));

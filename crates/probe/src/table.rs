@@ -13,7 +13,8 @@ use serde::Serialize;
 use crate::fds::fd_count;
 use crate::limits::{parse_nofile, LimitValue};
 use crate::missing::{Missing, Val};
-use crate::parse::{lines, u64_dec, InlineStr};
+use crate::parse::{lines, InlineStr};
+use crate::process::parse_oom_score;
 use crate::read::{HeldFile, PidDir, Reader};
 use crate::sched::{parse_schedstat, SchedStat};
 use crate::smaps::MemUsage;
@@ -575,9 +576,8 @@ fn read_placement(
     let oom_score = if kthread {
         Err(KTHREAD)
     } else {
-        open.read(reader, ProcFile::OomScore, keep).and_then(|b| {
-            u64_dec(b).ok_or_else(|| Missing::malformed("oom_score", crate::parse::text(b)))
-        })
+        open.read(reader, ProcFile::OomScore, keep)
+            .and_then(parse_oom_score)
     };
     let cgroup = open
         .read(reader, ProcFile::Cgroup, keep)
