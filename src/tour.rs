@@ -7,27 +7,27 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::Status;
-use crate::concepts::CONCEPTS;
-use crate::lab::{self, cleanup, LabContext, LabOptions};
+use crate::commands::Status;
+use crate::concepts::REGISTRY;
+use crate::lab::report::LabReport;
+use crate::lab::{self, cleanup, LabContext, LabDef, LabOptions};
+use crate::model::units::metric_value;
 use crate::render::{self, fit_end, Style, WIDTH};
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct TourArgs {
+/// How the tour runs.
+#[derive(Debug, Clone)]
+pub struct TourOptions {
     /// Smaller sizes and fewer trials (about a third of the time).
-    #[arg(long)]
     pub quick: bool,
     /// Where to write the HTML report.
-    #[arg(long, value_name = "PATH", default_value = "syslens-report.html")]
     pub html: PathBuf,
     /// Let the swap-oom lab add a temporary swap file (root; removed afterwards).
-    #[arg(long)]
     pub allow_swapfile: bool,
 }
 
-impl Default for TourArgs {
+impl Default for TourOptions {
     fn default() -> Self {
-        TourArgs {
+        TourOptions {
             quick: false,
             html: PathBuf::from("syslens-report.html"),
             allow_swapfile: false,
@@ -36,7 +36,7 @@ impl Default for TourArgs {
 }
 
 /// What the tour will do to this machine, said before it starts.
-pub fn plan(a: &TourArgs) -> Vec<String> {
+pub fn plan(a: &TourOptions) -> Vec<String> {
     let big = if a.quick { 128 } else { 256 };
     let mut p = vec![
         format!("allocate up to {big} MiB at a time in child processes, each inside a memory cgroup of its own limited to about twice that (an RLIMIT_AS cap where no cgroup can be made)"),
@@ -75,13 +75,61 @@ pub fn utc_now() -> String {
     )
 }
 
+/// The one-line headline of a lab's report, from its definition's metrics: the last
+/// metric matching each prefix, or `#N` for claim N's observation; without any, the
+/// first claim's observation.
+pub fn headline(def: &LabDef, r: &LabReport) -> String {
+    let parts: Vec<String> = def
+        .headline
+        .iter()
+        .filter_map(|(prefix, label)| {
+            if let Some(i) = prefix
+                .strip_prefix('#')
+                .and_then(|i| i.parse::<usize>().ok())
+            {
+                return r.checks.get(i).map(|c| c.observed.clone());
+            }
+            let m = r
+                .metrics
+                .iter()
+                .rev()
+                .find(|m| m.name.starts_with(prefix))?;
+            Some(format!(
+                "{label} {}",
+                metric_value(m.summary.median, m.unit)
+            ))
+        })
+        .collect();
+    if !parts.is_empty() {
+        return parts.join(", ");
+    }
+    r.checks
+        .iter()
+        .find(|c| !c.observed.is_empty())
+        .map(|c| c.observed.clone())
+        .unwrap_or_default()
+}
+
+/// Runs every lab, prints the summary and writes the HTML report. The report's path is
+/// opened before the first lab, so an unwritable one fails at once, naming it.
 pub fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
     json: bool,
     style: &Style,
-    a: TourArgs,
+    a: TourOptions,
 ) -> io::Result<Status> {
+    let mut html_file = match std::fs::File::create(&a.html) {
+        Ok(f) => f,
+        Err(e) => {
+            writeln!(
+                err,
+                "syslens: cannot write the report {}: {e}",
+                a.html.display()
+            )?;
+            return Ok(Status::Usage);
+        }
+    };
     // Chatter goes to stderr when stdout carries JSON.
     let chatter: &mut dyn Write = if json { err } else { out };
     writeln!(
@@ -107,7 +155,7 @@ pub fn run(
         allow_swapfile: a.allow_swapfile,
     };
     let mut ctx = LabContext::new(opts)?;
-    let defs: Vec<&lab::LabDef> = CONCEPTS.iter().filter_map(|c| lab::find(c.id)).collect();
+    let defs: Vec<&LabDef> = REGISTRY.iter().map(|c| c.lab).collect();
     let bar = (!json && io::stdout().is_terminal()).then(|| {
         let b = ProgressBar::new(defs.len() as u64);
         b.set_style(
@@ -171,7 +219,7 @@ pub fn run(
             started.elapsed().as_secs_f64()
         ))
     )?;
-    for c in &CONCEPTS {
+    for c in REGISTRY.iter() {
         let r = reports.iter().find(|r| r.concept == c.id);
         let (verdict, class) = render::html::verdict(r);
         let painted = match class {
@@ -179,19 +227,17 @@ pub fn run(
             "fail" => style.bad(&format!("{verdict:<18}")),
             _ => style.warn(&format!("{verdict:<18}")),
         };
-        let head = match (r, lab::find(c.id)) {
-            (Some(r), Some(def)) => lab::headline(def, r),
-            _ => String::new(),
-        };
+        let head = r.map_or_else(String::new, |r| headline(c.lab, r));
         writeln!(
             chatter,
             "  {:<20} {painted} {}",
-            c.slug,
+            c.id.slug(),
             fit_end(&head, WIDTH - 42)
         )?;
     }
     let html = render::html::report(&ctx.host, &reports, &utc_now(), interrupted.as_deref());
-    std::fs::write(&a.html, html)?;
+    io::Write::write_all(&mut html_file, html.as_bytes())
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", a.html.display())))?;
     writeln!(chatter, "\nReport: {}", a.html.display())?;
     if json {
         render::json(out, &reports)?;
@@ -212,11 +258,11 @@ mod tests {
 
     #[test]
     fn plan_says_what_is_killed_and_allocated() {
-        let p = plan(&TourArgs::default()).join("\n");
+        let p = plan(&TourOptions::default()).join("\n");
         assert!(p.contains("256 MiB") && p.contains("kill") && p.contains("memory cgroup"));
-        assert!(plan(&TourArgs {
+        assert!(plan(&TourOptions {
             allow_swapfile: true,
-            ..TourArgs::default()
+            ..TourOptions::default()
         })
         .iter()
         .any(|l| l.contains("swap file")));

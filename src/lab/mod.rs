@@ -1,5 +1,6 @@
-//! The shared experiment engine: options, the registry of labs, the child sandbox,
-//! statistics, measurement sources, the cgroup guard, scratch space and cleanup.
+//! The shared experiment engine: options, the child sandbox, statistics, measurement
+//! sources, the cgroup guard, scratch space and cleanup. The labs themselves live in
+//! their concepts' rooms; the registry lists them.
 
 use std::time::{Duration, Instant};
 
@@ -8,8 +9,8 @@ use syslens_probe::smaps::MemUsage;
 use syslens_probe::status::Status as ProcStatus;
 use syslens_probe::{Reader, Val};
 
-use crate::concepts::{self, ConceptId};
-use crate::host::Host;
+use crate::catalogue::ConceptId;
+use crate::model::host::Host;
 
 pub mod cgroup;
 pub mod cleanup;
@@ -152,68 +153,6 @@ pub struct LabDef {
     pub child: fn(role: &str, params: &Value, link: &mut Link) -> Result<(), String>,
 }
 
-/// The one-line headline of a report, from its definition's metrics.
-pub fn headline(def: &LabDef, r: &LabReport) -> String {
-    let parts: Vec<String> = def
-        .headline
-        .iter()
-        .filter_map(|(prefix, label)| {
-            if let Some(i) = prefix
-                .strip_prefix('#')
-                .and_then(|i| i.parse::<usize>().ok())
-            {
-                return r.checks.get(i).map(|c| c.observed.clone());
-            }
-            let m = r
-                .metrics
-                .iter()
-                .rev()
-                .find(|m| m.name.starts_with(prefix))?;
-            Some(format!(
-                "{label} {}",
-                crate::render::text::metric_value(m.summary.median, m.unit)
-            ))
-        })
-        .collect();
-    if !parts.is_empty() {
-        return parts.join(", ");
-    }
-    r.checks
-        .iter()
-        .find(|c| !c.observed.is_empty())
-        .map(|c| c.observed.clone())
-        .unwrap_or_default()
-}
-
-/// Every lab that exists, in catalogue order.
-pub fn labs() -> Vec<&'static LabDef> {
-    let mut all = vec![
-        &concepts::lazy_init::lab::LAB,
-        &concepts::kernel_user::lab::LAB,
-        &concepts::signals::lab::LAB,
-        &concepts::fds_limits::lab::LAB,
-        &concepts::scheduling::lab::LAB,
-        &concepts::swap_oom::lab::LAB,
-        &concepts::shared_libs::lab::LAB,
-        &concepts::cgroups_namespaces::lab::LAB,
-        &concepts::slab_buddy::lab::LAB,
-        &concepts::storage::lab::LAB,
-        &concepts::locking::lab::LAB,
-        &concepts::high_water_mark::lab::LAB,
-        &concepts::cow::lab::LAB,
-        &concepts::page_faults::lab::LAB,
-        &concepts::demand_paging::lab::LAB,
-        &concepts::mmap::lab::LAB,
-        &concepts::leaks_fragmentation::lab::LAB,
-    ];
-    all.sort_by_key(|l| l.id);
-    all
-}
-
-pub fn find(id: ConceptId) -> Option<&'static LabDef> {
-    labs().into_iter().find(|l| l.id == id)
-}
-
 /// Runs one lab to its report. A lab that cannot finish keeps what it measured and
 /// fails the claim that it ran to completion, with the reason.
 pub fn run(def: &LabDef, ctx: &mut LabContext) -> LabReport {
@@ -234,12 +173,12 @@ pub fn run(def: &LabDef, ctx: &mut LabContext) -> LabReport {
     report
 }
 
-/// Entry of `syslens __lab-child CONCEPT ROLE PARAMS`: runs in the re-executed child.
-pub fn child_main(concept: &str, role: &str, params: &str) -> i32 {
+/// The child side of `def` in `role` (`syslens __lab-child CONCEPT ROLE PARAMS`, in
+/// the re-executed child): 0 on success, 1 after telling the parent what failed.
+pub fn child_main(def: Option<&LabDef>, role: &str, params: &str) -> i32 {
     let mut link = Link::new();
     let outcome = (|| {
-        let id = ConceptId::from_slug(concept).ok_or_else(|| format!("no concept {concept}"))?;
-        let def = find(id).ok_or_else(|| format!("no lab for {concept}"))?;
+        let def = def.ok_or("no lab for that concept")?;
         let params: Value = serde_json::from_str(params).map_err(|e| format!("bad params: {e}"))?;
         (def.child)(role, &params, &mut link)
     })();

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::stats::Summary;
-use crate::concepts::ConceptId;
-use crate::host::Host;
+use crate::catalogue::ConceptId;
+use crate::model::host::Host;
 
 pub const SCHEMA_VERSION: u32 = 1;
 

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::cleanup::{self, Guard, Resource};
 use super::jail::Jail;
-use crate::concepts::ConceptId;
+use crate::catalogue::ConceptId;
 
 /// Why a lab could not finish.
 #[derive(Debug)]

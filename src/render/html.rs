@@ -4,10 +4,10 @@
 
 use std::fmt::Write as _;
 
-use crate::concepts::{ConceptId, CONCEPTS};
-use crate::explain::explanation;
-use crate::host::Host;
+use crate::catalogue::{ConceptId, CONCEPTS};
+use crate::commands::explain::explanation;
 use crate::lab::report::{LabReport, Series, Status};
+use crate::model::host::Host;
 
 /// Escapes text for HTML content and attributes.
 pub fn esc(s: &str) -> String {
@@ -280,7 +280,7 @@ svg .grid{stroke:#eef0f3}svg .axisline{stroke:#9ca3af}svg .tick{font-size:11px;f
 "#;
 
 fn unit_value(v: f64, unit: &str) -> String {
-    super::text::metric_value(v, unit)
+    crate::model::units::metric_value(v, unit)
 }
 
 /// The whole report.

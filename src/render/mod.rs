@@ -5,7 +5,8 @@ use std::io::{self, IsTerminal, Write};
 
 use serde::Serialize;
 
-use crate::figure::{Unit, Value};
+use crate::model::figure::{Unit, Value};
+pub use crate::model::units::{bytes, duration};
 
 pub mod html;
 pub mod text;
@@ -16,15 +17,33 @@ pub const WIDTH: usize = 100;
 /// Colour and emphasis, off unless stdout is a terminal and NO_COLOR is unset.
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
+    /// Whether to emit colour escapes.
     pub color: bool,
 }
 
 /// When to colour, as the `--color` flag says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColorChoice {
+    /// On a terminal, unless NO_COLOR is set.
     Auto,
+    /// Always.
     Always,
+    /// Never.
     Never,
+}
+
+impl ColorChoice {
+    /// Every choice, as `--color` lists them.
+    pub const ALL: [ColorChoice; 3] = [ColorChoice::Auto, ColorChoice::Always, ColorChoice::Never];
+
+    /// The choice as written on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ColorChoice::Auto => "auto",
+            ColorChoice::Always => "always",
+            ColorChoice::Never => "never",
+        }
+    }
 }
 
 impl Style {
@@ -72,42 +91,10 @@ impl Style {
 
 /// Writes any report as pretty JSON followed by a newline.
 pub fn json<T: Serialize>(out: &mut dyn Write, value: &T) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, value).map_err(io::Error::other)?;
+    // io::Error::from keeps an I/O error's kind, so a closed pipe stays BrokenPipe and
+    // ends quietly like text output (issue 14).
+    serde_json::to_writer_pretty(&mut *out, value).map_err(io::Error::from)?;
     writeln!(out)
-}
-
-/// Bytes in binary units, as ps and htop print them.
-pub fn bytes(n: f64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n;
-    let mut i = 0;
-    while v.abs() >= 1024.0 && i + 1 < UNITS.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{v:.0} {}", UNITS[0])
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
-}
-
-/// Seconds scaled to ns, us, ms or s.
-pub fn duration(secs: f64) -> String {
-    let a = secs.abs();
-    if a == 0.0 {
-        "0 s".to_owned()
-    } else if a < 1e-8 {
-        format!("{:.1} ns", secs * 1e9)
-    } else if a < 1e-6 {
-        format!("{:.0} ns", secs * 1e9)
-    } else if a < 1e-3 {
-        format!("{:.1} us", secs * 1e6)
-    } else if a < 1.0 {
-        format!("{:.1} ms", secs * 1e3)
-    } else {
-        format!("{secs:.2} s")
-    }
 }
 
 /// A number with its unit, for people.

@@ -4,17 +4,18 @@ use std::io::{self, Write};
 
 use syslens_probe::Val;
 
-use crate::figure::{Figure, Table, Value};
-use crate::inspect::InspectReport;
-use crate::lens::Section;
+use crate::commands::inspect::InspectReport;
+use crate::model::figure::{Figure, Table, Value};
+use crate::model::process::Section;
 
 use super::{fit_end, fit_start, value, wrap, Style, WIDTH};
+use crate::model::units::metric_value;
 
 const NAME_W: usize = 40;
 const VALUE_W: usize = 20;
 const SOURCE_W: usize = WIDTH - NAME_W - VALUE_W - 5;
 
-fn cell(v: &Val<Value>, unit: crate::figure::Unit) -> String {
+fn cell(v: &Val<Value>, unit: crate::model::figure::Unit) -> String {
     match v {
         Ok(v) => value(v, unit),
         Err(_) => "—".to_owned(),
@@ -88,12 +89,12 @@ pub fn table(out: &mut dyn Write, t: &Table, style: &Style) -> io::Result<()> {
             .enumerate()
             .map(|(i, c)| {
                 let w = widths[i];
-                let c = if i == 0 || t.columns[i].unit == crate::figure::Unit::None {
+                let c = if i == 0 || t.columns[i].unit == crate::model::figure::Unit::None {
                     fit_start(c, w)
                 } else {
                     fit_end(c, w)
                 };
-                if t.columns[i].unit == crate::figure::Unit::None {
+                if t.columns[i].unit == crate::model::figure::Unit::None {
                     format!("{c:<w$}")
                 } else {
                     format!("{c:>w$}")
@@ -207,7 +208,7 @@ pub fn inspect(out: &mut dyn Write, r: &InspectReport, style: &Style) -> io::Res
 
 pub fn system(
     out: &mut dyn Write,
-    r: &crate::system::SystemReport,
+    r: &crate::commands::system::SystemReport,
     style: &Style,
 ) -> io::Result<()> {
     writeln!(out, "{}", style.heading("syslens system"))?;
@@ -268,7 +269,7 @@ fn count_or_dash(v: &Val<u64>) -> String {
 
 pub fn processes(
     out: &mut dyn Write,
-    rows: &[crate::ptable::Row],
+    rows: &[crate::model::ptable::Row],
     pss: bool,
     style: &Style,
 ) -> io::Result<()> {
@@ -357,19 +358,6 @@ pub fn processes(
         )?;
     }
     Ok(())
-}
-
-/// A value with the unit of a lab metric.
-pub(crate) fn metric_value(v: f64, unit: &str) -> String {
-    match unit {
-        "ns" => super::duration(v / 1e9),
-        "us" => super::duration(v / 1e6),
-        "bytes" => super::bytes(v),
-        "ratio" => format!("{:.1}%", v * 100.0),
-        "MB/s" => format!("{v:.0} MB/s"),
-        _ if v.abs() >= 100.0 => format!("{v:.0}"),
-        _ => format!("{v:.2}"),
-    }
 }
 
 /// Units that the value column shows itself; others go into the metric's name.
@@ -511,7 +499,7 @@ pub fn lab(
 
 pub fn explain(
     out: &mut dyn Write,
-    e: &crate::explain::Explanation,
+    e: &crate::commands::explain::Explanation,
     style: &Style,
 ) -> io::Result<()> {
     writeln!(
@@ -545,18 +533,19 @@ pub fn explain(
 
 pub fn doctor(
     out: &mut dyn Write,
-    r: &crate::doctor::DoctorReport,
+    r: &crate::commands::doctor::DoctorReport,
     style: &Style,
 ) -> io::Result<()> {
-    use crate::doctor::Severity;
-    writeln!(
-        out,
-        "{}",
-        style.heading(&format!(
-            "syslens doctor: {} processes watched for {:.0} s",
+    use crate::model::doctor::Severity;
+    let head = if r.window_seconds > 0.0 {
+        format!(
+            "syslens doctor: {} processes watched for {:.1} s",
             r.processes, r.window_seconds
-        ))
-    )?;
+        )
+    } else {
+        format!("syslens doctor: {} processes, one sample", r.processes)
+    };
+    writeln!(out, "{}", style.heading(&head))?;
     if r.findings.is_empty() {
         writeln!(out, "{}", style.good("no findings"))?;
     }
@@ -581,6 +570,11 @@ pub fn doctor(
         }
         for (i, l) in wrap(&f.advice, WIDTH - 12).iter().enumerate() {
             writeln!(out, "        {}{l}", if i == 0 { "→ " } else { "  " })?;
+        }
+    }
+    for n in &r.rules_not_run {
+        for l in wrap(&format!("not run: {n}"), WIDTH) {
+            writeln!(out, "{}", style.dim(&l))?;
         }
     }
     for u in &r.unreadable {

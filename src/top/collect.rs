@@ -88,18 +88,24 @@ fn due(last: Option<u64>, pass: u64, every: u64) -> bool {
 /// Runs until the receiver hangs up. Row buffers of samples the screen is done with
 /// come back on `spent` and are refilled, so a refresh maps no new memory.
 pub fn run(
+    reader: Reader,
     tx: Sender<Box<Sample>>,
     spent: Receiver<Vec<ProcessRow>>,
     interval: Duration,
     wants: Arc<Wants>,
 ) {
-    let Ok(reader) = Reader::host() else { return };
+    // A captured tree has no kernel log of its own: never read the host's for it.
+    let live = reader.is_live();
     let mut scanner = Scanner::new(reader);
-    let mut kmsg = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open("/dev/kmsg")
-        .ok();
+    let mut kmsg = live
+        .then(|| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open("/dev/kmsg")
+                .ok()
+        })
+        .flatten();
     if let Some(k) = &kmsg {
         // Only kills from now on.
         // SAFETY: lseek on an fd we own; /dev/kmsg supports SEEK_END.
@@ -255,7 +261,7 @@ fn new_oom_kills(kmsg: &mut std::fs::File) -> Vec<u64> {
         }
         let rec = String::from_utf8_lossy(&buf[..n]);
         if let Some((_, msg)) = rec.split_once(';') {
-            if let Some(pid) = crate::doctor::oom_kill_pid(msg.trim()) {
+            if let Some(pid) = crate::model::doctor::oom_kill_pid(msg.trim()) {
                 out.push(pid);
             }
         }

@@ -19,7 +19,7 @@ use ratatui::widgets::{
 };
 use ratatui::Frame;
 use syslens_probe::limits::LimitValue;
-use syslens_probe::{Val, USER_HZ};
+use syslens_probe::{Reader, Val, USER_HZ};
 
 use collect::{Sample, Wants};
 
@@ -177,6 +177,9 @@ pub struct App {
     pub exited: VecDeque<Exited>,
     pub psi_history: [VecDeque<u64>; 3],
     pub cost_ms: VecDeque<f64>,
+    /// The reader `Enter` inspects a process with (the command line's, like the
+    /// collector's): none in tests that only draw.
+    inspector: Option<Reader>,
 }
 
 impl Default for App {
@@ -190,6 +193,7 @@ impl Default for App {
             pss: false,
             state: TableState::default().with_selected(Some(0)),
             inspect: None,
+            inspector: None,
             prev: None,
             sample: None,
             rss_history: HashMap::new(),
@@ -484,7 +488,11 @@ impl App {
             KeyCode::Home => self.state.select_first(),
             KeyCode::Enter => {
                 if let Some(pid) = self.selected_pid() {
-                    self.inspect = Some((pid, inspect_text(pid), 0));
+                    let text = match self.inspector.as_mut() {
+                        Some(reader) => inspect_text(reader, pid),
+                        None => "no reader to inspect with".into(),
+                    };
+                    self.inspect = Some((pid, text, 0));
                 }
             }
             _ => {}
@@ -494,15 +502,12 @@ impl App {
 }
 
 /// The `inspect` view of a process, as plain text.
-fn inspect_text(pid: i32) -> String {
-    let Ok(mut reader) = syslens_probe::Reader::host() else {
-        return "cannot read /proc".into();
-    };
-    let opts = crate::lens::ViewOptions {
+fn inspect_text(reader: &mut Reader, pid: i32) -> String {
+    let opts = crate::model::process::ViewOptions {
         window: Duration::ZERO,
         smaps: true,
     };
-    match crate::inspect::inspect(&mut reader, pid, Vec::new(), opts) {
+    match crate::commands::inspect::inspect(reader, pid, Vec::new(), opts) {
         Ok(report) => {
             let mut buf = Vec::new();
             let _ = crate::render::text::inspect(
@@ -761,16 +766,21 @@ fn draw_system(f: &mut Frame, app: &App, area: Rect) {
 
 /// Runs the UI until `q`. The terminal is restored on exit and on panic (ratatui::init
 /// installs the hook).
-pub fn run(interval: Duration) -> std::io::Result<()> {
+/// Runs the TUI until `q`: `collector` feeds the samples (in its own thread),
+/// `inspector` serves `Enter`; both read the tree the command line chose.
+pub fn run(collector: Reader, inspector: Reader, interval: Duration) -> std::io::Result<()> {
     let (tx, rx) = mpsc::channel::<Box<Sample>>();
     let (spent_tx, spent_rx) = mpsc::channel();
     let wants = Arc::new(Wants::default());
-    let app = App::default();
+    let app = App {
+        inspector: Some(inspector),
+        ..App::default()
+    };
     app.publish(&wants);
     // Each process's cheap-tier files stay open between refreshes (ScanOptions::keep_open).
     syslens_probe::table::raise_fd_limit();
     let collector_wants = wants.clone();
-    std::thread::spawn(move || collect::run(tx, spent_rx, interval, collector_wants));
+    std::thread::spawn(move || collect::run(collector, tx, spent_rx, interval, collector_wants));
     let mut terminal = ratatui::init();
     let mut app = app;
     let result = (|| -> std::io::Result<()> {

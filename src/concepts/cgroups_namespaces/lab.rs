@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use syslens_probe::ns::parse_ns_link;
 
-use crate::concepts::ConceptId;
+use crate::catalogue::ConceptId;
 use crate::lab::cgroup::LabCgroup;
 use crate::lab::jail::Jail;
 use crate::lab::mem::pin_to;

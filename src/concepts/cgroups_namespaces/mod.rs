@@ -2,21 +2,27 @@
 
 pub mod lab;
 
-/// The explanation (`syslens explain`), the reading list, and the lab's source, whose
-/// marked lines are quoted as the code that provokes the concept.
-pub const EXPLAIN: &str = include_str!("explain.md");
-pub const READ_NEXT: &str = include_str!("read.md");
-pub const LAB_SOURCE: &str = include_str!("lab.rs");
+/// This concept's entry in the registry: its lenses, rules, lab and explanation.
+pub const CONCEPT: ConceptDef = ConceptDef {
+    id: ConceptId::CgroupsNamespaces,
+    system,
+    process: lens,
+    rules: &[],
+    lab: &lab::LAB,
+    explain: include_str!("explain.md"),
+    read_next: include_str!("read.md"),
+    lab_source: include_str!("lab.rs"),
+};
 
 use syslens_probe::ns::Baseline;
 use syslens_probe::Val;
 
-use crate::figure::{limit, Table, Unit, Value};
-use crate::lens::{ProcessView, Section};
+use crate::model::figure::{limit, Table, Unit, Value};
+use crate::model::process::{ProcessView, Section};
 
-use crate::system::SystemView;
+use crate::model::system::SystemView;
 
-use super::ConceptId;
+use super::{ConceptDef, ConceptId};
 
 /// A CFS quota in CPUs (quota / period), or "unlimited".
 fn quota_cpus(q: &Val<Option<(u64, u64)>>) -> Val<Value> {

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::concepts::ConceptId;
+use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, Region};
 use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};

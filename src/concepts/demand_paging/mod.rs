@@ -2,18 +2,24 @@
 
 pub mod lab;
 
-/// The explanation (`syslens explain`), the reading list, and the lab's source, whose
-/// marked lines are quoted as the code that provokes the concept.
-pub const EXPLAIN: &str = include_str!("explain.md");
-pub const READ_NEXT: &str = include_str!("read.md");
-pub const LAB_SOURCE: &str = include_str!("lab.rs");
+/// This concept's entry in the registry: its lenses, rules, lab and explanation.
+pub const CONCEPT: ConceptDef = ConceptDef {
+    id: ConceptId::DemandPaging,
+    system,
+    process: lens,
+    rules: &[],
+    lab: &lab::LAB,
+    explain: include_str!("explain.md"),
+    read_next: include_str!("read.md"),
+    lab_source: include_str!("lab.rs"),
+};
 
-use crate::figure::Unit;
-use crate::lens::{ProcessView, Section};
+use crate::model::figure::Unit;
+use crate::model::process::{ProcessView, Section};
 
-use crate::system::SystemView;
+use crate::model::system::SystemView;
 
-use super::ConceptId;
+use super::{ConceptDef, ConceptId};
 
 /// Reserved against resident, and what the resident pages are backed by.
 pub fn lens(v: &ProcessView) -> Section {

@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::concepts::ConceptId;
+use crate::catalogue::ConceptId;
 use crate::lab::report::{Check, LabReport};
 use crate::lab::sandbox::{LabError, Link};
 use crate::lab::scratch::{Backing, ScratchDir};

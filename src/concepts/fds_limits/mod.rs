@@ -3,23 +3,29 @@
 pub mod lab;
 pub mod rules;
 
-/// The explanation (`syslens explain`), the reading list, and the lab's source, whose
-/// marked lines are quoted as the code that provokes the concept.
-pub const EXPLAIN: &str = include_str!("explain.md");
-pub const READ_NEXT: &str = include_str!("read.md");
-pub const LAB_SOURCE: &str = include_str!("lab.rs");
+/// This concept's entry in the registry: its lenses, rules, lab and explanation.
+pub const CONCEPT: ConceptDef = ConceptDef {
+    id: ConceptId::FdsLimits,
+    system,
+    process: lens,
+    rules: rules::RULES,
+    lab: &lab::LAB,
+    explain: include_str!("explain.md"),
+    read_next: include_str!("read.md"),
+    lab_source: include_str!("lab.rs"),
+};
 
 use std::collections::BTreeMap;
 
 use syslens_probe::limits::{find, LimitValue};
 use syslens_probe::{Missing, Val};
 
-use crate::figure::{limit, Table, Unit, Value};
-use crate::lens::{ratio, ProcessView, Section};
+use crate::model::figure::{limit, Table, Unit, Value};
+use crate::model::process::{ratio, ProcessView, Section};
 
-use crate::system::SystemView;
+use crate::model::system::SystemView;
 
-use super::ConceptId;
+use super::{ConceptDef, ConceptId};
 
 fn limit_value(v: LimitValue) -> Value {
     match v {

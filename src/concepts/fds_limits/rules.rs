@@ -2,14 +2,21 @@
 
 use syslens_probe::table::fd_ratio;
 
-use crate::concepts::ConceptId;
-use crate::doctor::{DoctorView, Finding, Severity};
+use crate::catalogue::ConceptId;
+use crate::model::doctor::{DoctorView, Finding, Rule, Severity};
+
+/// This concept's doctor rules.
+pub const RULES: &[Rule] = &[Rule {
+    id: "fds-near-limit",
+    needs_window: false,
+    check: fds_near_limit,
+}];
 
 /// Share of the soft fd limit in use that gives a warning, and an error.
 const FD_WARN: f64 = 0.8;
 const FD_ERROR: f64 = 0.95;
 
-pub fn check(v: &DoctorView) -> Vec<Finding> {
+fn fds_near_limit(v: &DoctorView) -> Vec<Finding> {
     v.procs
         .iter()
         .filter_map(|p| {

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::concepts::ConceptId;
+use crate::catalogue::ConceptId;
 use crate::lab::mem::glibc_version;
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link};

@@ -1,7 +1,21 @@
 //! Doctor rules: the high-water mark.
 
-use crate::concepts::ConceptId;
-use crate::doctor::{mib, DoctorView, Finding, Severity};
+use crate::catalogue::ConceptId;
+use crate::model::doctor::{mib, DoctorView, Finding, Rule, Severity};
+
+/// This concept's doctor rules.
+pub const RULES: &[Rule] = &[
+    Rule {
+        id: "rss-far-below-peak",
+        needs_window: false,
+        check: rss_far_below_peak,
+    },
+    Rule {
+        id: "cgroup-sized-for-spike",
+        needs_window: false,
+        check: cgroup_sized_for_spike,
+    },
+];
 
 /// A peak this large is worth a look when RSS has fallen to half of it.
 const HWM_WORTH_NOTING: u64 = 256 << 20;
@@ -11,7 +25,7 @@ const PEAK_NEAR_LIMIT: f64 = 0.9;
 /// ...while its working set is at most half of it, was sized for a spike.
 const WORKING_SET_LOW: f64 = 0.5;
 
-pub fn check(v: &DoctorView) -> Vec<Finding> {
+fn rss_far_below_peak(v: &DoctorView) -> Vec<Finding> {
     let mut out = Vec::new();
     for p in &v.procs {
         let (Ok(rss), Ok(hwm)) = (p.last.rss.clone(), p.last.hwm.clone()) else {
@@ -29,6 +43,11 @@ pub fn check(v: &DoctorView) -> Vec<Finding> {
             });
         }
     }
+    out
+}
+
+fn cgroup_sized_for_spike(v: &DoctorView) -> Vec<Finding> {
+    let mut out = Vec::new();
     for cg in &v.memory_cgroups {
         let (Ok(Some(limit)), Ok(peak), Ok(ws)) =
             (cg.limit.clone(), cg.peak.clone(), cg.working_set.clone())

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::concepts::ConceptId;
+use crate::catalogue::ConceptId;
 use crate::lab::mem::pin_to;
 use crate::lab::meter::{trial, Meter, SystemMeter};
 use crate::lab::report::{pct, Check, Cmp, LabReport};

@@ -2,16 +2,23 @@
 
 use syslens_probe::USER_HZ;
 
-use crate::concepts::ConceptId;
-use crate::doctor::{DoctorView, Finding, Severity};
+use crate::catalogue::ConceptId;
+use crate::model::doctor::{DoctorView, Finding, Rule, Severity};
+
+/// This concept's doctor rules (those that judge a change need a watch window).
+pub const RULES: &[Rule] = &[Rule {
+    id: "mostly-in-the-kernel",
+    needs_window: true,
+    check: mostly_in_the_kernel,
+}];
 
 /// Only processes using at least this share of a CPU are worth judging.
 const BUSY: f64 = 0.2;
 /// The share of that CPU time spent in the kernel that deserves a look.
 const MOSTLY_KERNEL: f64 = 0.8;
 
-pub fn check(v: &DoctorView) -> Vec<Finding> {
-    let secs = v.window.as_secs_f64().max(f64::MIN_POSITIVE);
+fn mostly_in_the_kernel(v: &DoctorView) -> Vec<Finding> {
+    let secs = v.watched_secs();
     v.procs
         .iter()
         .filter_map(|p| {

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::concepts::ConceptId;
+use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, Region};
 use crate::lab::meter::{trial, Meter, SystemMeter};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};

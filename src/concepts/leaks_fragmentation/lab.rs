@@ -8,12 +8,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::concepts::ConceptId;
-use crate::figure::slope;
+use crate::catalogue::ConceptId;
 use crate::lab::mem::{glibc_version, monotonic_ns};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link};
 use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+use crate::model::figure::slope;
 
 pub static LAB: LabDef = LabDef {
     id: ConceptId::LeaksFragmentation,

@@ -1,8 +1,15 @@
 //! Doctor rules: leaks.
 
-use crate::concepts::ConceptId;
-use crate::doctor::{mib, DoctorView, Finding, Severity};
-use crate::figure::slope;
+use crate::catalogue::ConceptId;
+use crate::model::doctor::{mib, DoctorView, Finding, Rule, Severity};
+use crate::model::figure::slope;
+
+/// This concept's doctor rules (those that judge a change need a watch window).
+pub const RULES: &[Rule] = &[Rule {
+    id: "steady-rss-growth",
+    needs_window: true,
+    check: steady_rss_growth,
+}];
 
 /// Growth rate and total that make a process a leak suspect over the window...
 const LEAK_RATE: f64 = 512.0 * 1024.0;
@@ -28,7 +35,7 @@ fn r_squared(pts: &[(f64, f64)], slope: f64) -> f64 {
     }
 }
 
-pub fn check(v: &DoctorView) -> Vec<Finding> {
+fn steady_rss_growth(v: &DoctorView) -> Vec<Finding> {
     v.procs
         .iter()
         .filter_map(|p| {
@@ -40,7 +47,7 @@ pub fn check(v: &DoctorView) -> Vec<Finding> {
                 concept: ConceptId::LeaksFragmentation,
                 severity: Severity::Warning,
                 subject: p.subject(),
-                message: format!("RSS grew steadily by {}/s over {:.0} s (+{}, R² {r2:.2}): a leak suspect", mib(s), v.window.as_secs_f64(), mib(growth)),
+                message: format!("RSS grew steadily by {}/s over {:.0} s (+{}, R² {r2:.2}): a leak suspect", mib(s), v.watched_secs(), mib(growth)),
                 evidence: vec![format!("/proc/{}/status VmRSS, {} samples", p.last.pid, p.rss.len())],
                 advice: "watch longer (syslens doctor --window 60s): a leak keeps growing under steady load; a heap profiler (heaptrack, jemalloc prof, valgrind massif) finds where".into(),
             })

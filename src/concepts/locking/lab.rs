@@ -16,7 +16,7 @@ use syslens_probe::sched::{parse_schedstat, parse_syscall, Syscall};
 use syslens_probe::stat::Stat;
 
 use super::SYS_FUTEX;
-use crate::concepts::ConceptId;
+use crate::catalogue::ConceptId;
 use crate::lab::report::{Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link};
 use crate::lab::scratch::{Backing, ScratchDir};

@@ -3,21 +3,27 @@
 pub mod lab;
 pub mod rules;
 
-/// The explanation (`syslens explain`), the reading list, and the lab's source, whose
-/// marked lines are quoted as the code that provokes the concept.
-pub const EXPLAIN: &str = include_str!("explain.md");
-pub const READ_NEXT: &str = include_str!("read.md");
-pub const LAB_SOURCE: &str = include_str!("lab.rs");
+/// This concept's entry in the registry: its lenses, rules, lab and explanation.
+pub const CONCEPT: ConceptDef = ConceptDef {
+    id: ConceptId::Locking,
+    system,
+    process: lens,
+    rules: rules::RULES,
+    lab: &lab::LAB,
+    explain: include_str!("explain.md"),
+    read_next: include_str!("read.md"),
+    lab_source: include_str!("lab.rs"),
+};
 
 use syslens_probe::sched::{syscall_name, Syscall};
 use syslens_probe::stat::state_name;
 
-use crate::figure::{Table, Unit, Value};
-use crate::lens::{ProcessView, Section};
+use crate::model::figure::{Table, Unit, Value};
+use crate::model::process::{ProcessView, Section};
 
-use crate::system::SystemView;
+use crate::model::system::SystemView;
 
-use super::ConceptId;
+use super::{ConceptDef, ConceptId};
 
 /// The futex system call on x86_64.
 pub const SYS_FUTEX: i64 = 202;

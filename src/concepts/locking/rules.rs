@@ -2,10 +2,24 @@
 //! (every thread asleep in a futex wait, no CPU used): that is information, never a
 //! verdict. A process blocked in /proc/locks behind another is a real finding.
 
-use crate::concepts::ConceptId;
-use crate::doctor::{DoctorView, Finding, Severity};
+use crate::catalogue::ConceptId;
+use crate::model::doctor::{DoctorView, Finding, Rule, Severity};
 
-pub fn check(v: &DoctorView) -> Vec<Finding> {
+/// This concept's doctor rules (those that judge a change need a watch window).
+pub const RULES: &[Rule] = &[
+    Rule {
+        id: "all-threads-parked",
+        needs_window: true,
+        check: all_threads_parked,
+    },
+    Rule {
+        id: "file-lock-wait",
+        needs_window: false,
+        check: file_lock_wait,
+    },
+];
+
+fn all_threads_parked(v: &DoctorView) -> Vec<Finding> {
     let mut out = Vec::new();
     for p in &v.procs {
         let cpu_before = p.first.utime_ticks.saturating_add(p.first.stime_ticks);
@@ -22,13 +36,18 @@ pub fn check(v: &DoctorView) -> Vec<Finding> {
                 message: format!(
                     "all {} threads parked in futex waits, no CPU progress for {:.0} s; an idle thread pool looks exactly the same",
                     p.threads.len(),
-                    v.window.as_secs_f64()
+                    v.watched_secs()
                 ),
                 evidence: vec![format!("/proc/{}/task/*/syscall: futex; stat: state S; utime+stime unchanged", p.last.pid)],
                 advice: "if the process should be working, take a stack dump (gdb -p PID -batch -ex 'thread apply all bt') to see which locks the threads wait on".into(),
             });
         }
     }
+    out
+}
+
+fn file_lock_wait(v: &DoctorView) -> Vec<Finding> {
+    let mut out = Vec::new();
     if let Ok(locks) = &v.locks {
         for w in locks.iter().filter(|l| l.waiting) {
             let holder = locks.iter().find(|h| h.id == w.id && !h.waiting);

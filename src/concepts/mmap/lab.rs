@@ -9,7 +9,7 @@ use std::os::unix::fs::FileExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::concepts::ConceptId;
+use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, self_rss, write_file, Region};
 use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::report::{mib, Check, LabReport};

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::concepts::ConceptId;
+use crate::catalogue::ConceptId;
 use crate::lab::mem::{evict, write_file, Region};
 use crate::lab::meter::{trial, SystemMeter, Trial};
 use crate::lab::report::{pct, Check, Cmp, LabReport};

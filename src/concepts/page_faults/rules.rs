@@ -1,13 +1,20 @@
 //! Doctor rules: page faults.
 
-use crate::concepts::ConceptId;
-use crate::doctor::{DoctorView, Finding, Severity};
+use crate::catalogue::ConceptId;
+use crate::model::doctor::{DoctorView, Finding, Rule, Severity};
+
+/// This concept's doctor rules (those that judge a change need a watch window).
+pub const RULES: &[Rule] = &[Rule {
+    id: "sustained-major-faults",
+    needs_window: true,
+    check: sustained_major_faults,
+}];
 
 /// Major faults per second that mean a process keeps waiting for the disk.
 const MAJOR_FAULTS_PER_S: f64 = 100.0;
 
-pub fn check(v: &DoctorView) -> Vec<Finding> {
-    let secs = v.window.as_secs_f64().max(f64::MIN_POSITIVE);
+fn sustained_major_faults(v: &DoctorView) -> Vec<Finding> {
+    let secs = v.watched_secs();
     v.procs
         .iter()
         .filter_map(|p| {

@@ -3,22 +3,28 @@
 pub mod lab;
 pub mod rules;
 
-/// The explanation (`syslens explain`), the reading list, and the lab's source, whose
-/// marked lines are quoted as the code that provokes the concept.
-pub const EXPLAIN: &str = include_str!("explain.md");
-pub const READ_NEXT: &str = include_str!("read.md");
-pub const LAB_SOURCE: &str = include_str!("lab.rs");
+/// This concept's entry in the registry: its lenses, rules, lab and explanation.
+pub const CONCEPT: ConceptDef = ConceptDef {
+    id: ConceptId::Scheduling,
+    system,
+    process: lens,
+    rules: rules::RULES,
+    lab: &lab::LAB,
+    explain: include_str!("explain.md"),
+    read_next: include_str!("read.md"),
+    lab_source: include_str!("lab.rs"),
+};
 
 use syslens_probe::stat::policy_name;
 use syslens_probe::status::Status;
 use syslens_probe::Val;
 
-use crate::figure::{rate, Sample, Unit};
-use crate::lens::{ProcessView, Section};
+use crate::model::figure::{rate, Sample, Unit};
+use crate::model::process::{ProcessView, Section};
 
-use crate::system::SystemView;
+use crate::model::system::SystemView;
 
-use super::ConceptId;
+use super::{ConceptDef, ConceptId};
 
 fn vol(st: &Status) -> &Val<u64> {
     &st.voluntary_ctxt_switches
@@ -84,7 +90,7 @@ pub fn lens(v: &ProcessView) -> Section {
         Unit::Nanoseconds,
         "schedstat wait / slices",
     );
-    let wait = |w: &crate::lens::WindowSample| {
+    let wait = |w: &crate::model::process::WindowSample| {
         w.schedstat.clone().map(|x| Sample {
             value: x.wait_ns,
             at: w.at,

@@ -1,13 +1,20 @@
 //! Doctor rules: scheduling.
 
-use crate::concepts::ConceptId;
-use crate::doctor::{DoctorView, Finding, Severity};
+use crate::catalogue::ConceptId;
+use crate::model::doctor::{DoctorView, Finding, Rule, Severity};
+
+/// This concept's doctor rules (those that judge a change need a watch window).
+pub const RULES: &[Rule] = &[Rule {
+    id: "long-run-queue-delay",
+    needs_window: true,
+    check: long_run_queue_delay,
+}];
 
 /// Share of the window a process spent runnable but waiting for a CPU.
 const RUNQUEUE_WAIT: f64 = 0.2;
 
-pub fn check(v: &DoctorView) -> Vec<Finding> {
-    let secs = v.window.as_secs_f64().max(f64::MIN_POSITIVE);
+fn long_run_queue_delay(v: &DoctorView) -> Vec<Finding> {
+    let secs = v.watched_secs();
     v.procs
         .iter()
         .filter_map(|p| {

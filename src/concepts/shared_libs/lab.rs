@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use syslens_probe::elf;
 use syslens_probe::smaps::{parse_maps, MapKind};
 
-use crate::concepts::ConceptId;
+use crate::catalogue::ConceptId;
 use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::report::{Check, LabReport};
 use crate::lab::sandbox::{LabError, Link};

@@ -2,10 +2,17 @@
 
 use std::collections::BTreeMap;
 
-use crate::concepts::ConceptId;
-use crate::doctor::{DoctorView, Finding, Severity};
+use crate::catalogue::ConceptId;
+use crate::model::doctor::{DoctorView, Finding, Rule, Severity};
 
-pub fn check(v: &DoctorView) -> Vec<Finding> {
+/// This concept's doctor rules.
+pub const RULES: &[Rule] = &[Rule {
+    id: "deleted-library-mapped",
+    needs_window: false,
+    check: deleted_library_mapped,
+}];
+
+fn deleted_library_mapped(v: &DoctorView) -> Vec<Finding> {
     let mut by_lib: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for p in &v.procs {
         for lib in &p.deleted_libs {

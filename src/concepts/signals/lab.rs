@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::concepts::ConceptId;
+use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, pin_to};
 use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::report::{Check, Cmp, LabReport};

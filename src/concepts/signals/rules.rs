@@ -2,14 +2,28 @@
 
 use std::collections::HashMap;
 
-use crate::concepts::ConceptId;
-use crate::doctor::{DoctorView, Finding, Severity};
+use crate::catalogue::ConceptId;
+use crate::model::doctor::{DoctorView, Finding, Rule, Severity};
+
+/// This concept's doctor rules.
+pub const RULES: &[Rule] = &[
+    Rule {
+        id: "sigterm-ignored",
+        needs_window: false,
+        check: sigterm_ignored,
+    },
+    Rule {
+        id: "zombies-piling-up",
+        needs_window: false,
+        check: zombies_piling_up,
+    },
+];
 
 const SIGTERM: u64 = 1 << (15 - 1);
 /// Zombies under one parent that show it does not reap its children.
 const ZOMBIES: usize = 5;
 
-pub fn check(v: &DoctorView) -> Vec<Finding> {
+fn sigterm_ignored(v: &DoctorView) -> Vec<Finding> {
     let mut out = Vec::new();
     for p in v.procs.iter().filter(|p| !p.is_kernel_thread()) {
         let Ok(st) = &p.status else { continue };
@@ -33,6 +47,11 @@ pub fn check(v: &DoctorView) -> Vec<Finding> {
             });
         }
     }
+    out
+}
+
+fn zombies_piling_up(v: &DoctorView) -> Vec<Finding> {
+    let mut out = Vec::new();
     let mut zombies: HashMap<i64, Vec<i32>> = HashMap::new();
     for p in v.procs.iter().filter(|p| p.last.state == b'Z') {
         zombies.entry(p.last.ppid).or_default().push(p.last.pid);

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use syslens_probe::system::{parse_buddyinfo, parse_dentry_state, parse_slabinfo, BuddyZone};
 
 use super::model::{size_class, Buddy, Rng, Slab};
-use crate::concepts::ConceptId;
+use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, Region};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link};

@@ -4,18 +4,24 @@ pub mod lab;
 pub mod model;
 pub mod rules;
 
-/// The explanation (`syslens explain`), the reading list, and the lab's source, whose
-/// marked lines are quoted as the code that provokes the concept.
-pub const EXPLAIN: &str = include_str!("explain.md");
-pub const READ_NEXT: &str = include_str!("read.md");
-pub const LAB_SOURCE: &str = include_str!("lab.rs");
+/// This concept's entry in the registry: its lenses, rules, lab and explanation.
+pub const CONCEPT: ConceptDef = ConceptDef {
+    id: ConceptId::SlabBuddy,
+    system,
+    process: lens,
+    rules: rules::RULES,
+    lab: &lab::LAB,
+    explain: include_str!("explain.md"),
+    read_next: include_str!("read.md"),
+    lab_source: include_str!("lab.rs"),
+};
 
-use crate::figure::{Table, Unit, Value};
-use crate::lens::{ProcessView, Section};
+use crate::model::figure::{Table, Unit, Value};
+use crate::model::process::{ProcessView, Section};
 
-use crate::system::SystemView;
+use crate::model::system::SystemView;
 
-use super::ConceptId;
+use super::{ConceptDef, ConceptId};
 
 pub fn lens(_v: &ProcessView) -> Section {
     let mut s = Section::new(ConceptId::SlabBuddy);

@@ -1,7 +1,21 @@
 //! Doctor rules: the kernel's allocators.
 
-use crate::concepts::ConceptId;
-use crate::doctor::{mib, DoctorView, Finding, Severity};
+use crate::catalogue::ConceptId;
+use crate::model::doctor::{mib, DoctorView, Finding, Rule, Severity};
+
+/// This concept's doctor rules.
+pub const RULES: &[Rule] = &[
+    Rule {
+        id: "high-orders-exhausted",
+        needs_window: false,
+        check: high_orders_exhausted,
+    },
+    Rule {
+        id: "large-reclaimable-slab",
+        needs_window: false,
+        check: large_reclaimable_slab,
+    },
+];
 
 /// The order of a 2 MiB huge page (with 4 KiB pages).
 const HUGE_ORDER: usize = 9;
@@ -11,7 +25,7 @@ const EXHAUSTED: f64 = 0.95;
 /// file scans: the kernel frees them under pressure, but they distort "used" memory).
 const SLAB_SHARE: f64 = 0.25;
 
-pub fn check(v: &DoctorView) -> Vec<Finding> {
+fn high_orders_exhausted(v: &DoctorView) -> Vec<Finding> {
     let mut out = Vec::new();
     if let Ok(zones) = &v.buddy {
         if let Some(z) = zones.iter().max_by_key(|z| z.free_pages()) {
@@ -30,6 +44,11 @@ pub fn check(v: &DoctorView) -> Vec<Finding> {
             }
         }
     }
+    out
+}
+
+fn large_reclaimable_slab(v: &DoctorView) -> Vec<Finding> {
+    let mut out = Vec::new();
     if let Ok(m) = &v.meminfo {
         if let (Ok(slab), Ok(total)) = (m.s_reclaimable.clone(), m.mem_total.clone()) {
             if slab as f64 >= total as f64 * SLAB_SHARE {

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::concepts::ConceptId;
+use crate::catalogue::ConceptId;
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link};
 use crate::lab::scratch::{is_memory, Backing, ScratchDir};

@@ -1,7 +1,21 @@
 //! Doctor rules: ephemeral and persistent storage.
 
-use crate::concepts::ConceptId;
-use crate::doctor::{mib, DoctorView, Finding, Severity};
+use crate::catalogue::ConceptId;
+use crate::model::doctor::{mib, DoctorView, Finding, Rule, Severity};
+
+/// This concept's doctor rules.
+pub const RULES: &[Rule] = &[
+    Rule {
+        id: "tmpfs-eating-ram",
+        needs_window: false,
+        check: tmpfs_eating_ram,
+    },
+    Rule {
+        id: "deleted-file-held-open",
+        needs_window: false,
+        check: deleted_file_held_open,
+    },
+];
 
 /// tmpfs and shared memory as a share of RAM that is worth a warning: it is RAM that
 /// the kernel can only swap, never drop.
@@ -9,7 +23,7 @@ const SHMEM_SHARE: f64 = 0.25;
 /// Space held by deleted-but-open files that turns information into a warning.
 const DELETED_HELD: u64 = 100 << 20;
 
-pub fn check(v: &DoctorView) -> Vec<Finding> {
+fn tmpfs_eating_ram(v: &DoctorView) -> Vec<Finding> {
     let mut out = Vec::new();
     if let Ok(m) = &v.meminfo {
         if let (Ok(shmem), Ok(total)) = (m.shmem.clone(), m.mem_total.clone()) {
@@ -26,6 +40,11 @@ pub fn check(v: &DoctorView) -> Vec<Finding> {
             }
         }
     }
+    out
+}
+
+fn deleted_file_held_open(v: &DoctorView) -> Vec<Finding> {
+    let mut out = Vec::new();
     for p in &v.procs {
         let Ok(fds) = &p.fds else { continue };
         let deleted: Vec<_> = fds.iter().filter(|f| f.deleted).collect();

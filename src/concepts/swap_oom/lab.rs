@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::concepts::ConceptId;
+use crate::catalogue::ConceptId;
 use crate::lab::jail::Jail;
 use crate::lab::mem::Region;
 use crate::lab::meter::{trial, SystemMeter};

@@ -3,20 +3,26 @@
 pub mod lab;
 pub mod rules;
 
-/// The explanation (`syslens explain`), the reading list, and the lab's source, whose
-/// marked lines are quoted as the code that provokes the concept.
-pub const EXPLAIN: &str = include_str!("explain.md");
-pub const READ_NEXT: &str = include_str!("read.md");
-pub const LAB_SOURCE: &str = include_str!("lab.rs");
+/// This concept's entry in the registry: its lenses, rules, lab and explanation.
+pub const CONCEPT: ConceptDef = ConceptDef {
+    id: ConceptId::SwapOom,
+    system,
+    process: lens,
+    rules: rules::RULES,
+    lab: &lab::LAB,
+    explain: include_str!("explain.md"),
+    read_next: include_str!("read.md"),
+    lab_source: include_str!("lab.rs"),
+};
 
 use syslens_probe::cgroup::CgroupVersion;
 
-use crate::figure::{limit, Unit};
-use crate::lens::{ProcessView, Section};
+use crate::model::figure::{limit, Unit};
+use crate::model::process::{ProcessView, Section};
 
-use crate::system::SystemView;
+use crate::model::system::SystemView;
 
-use super::ConceptId;
+use super::{ConceptDef, ConceptId};
 
 pub fn lens(v: &ProcessView) -> Section {
     let mut s = Section::new(ConceptId::SwapOom);
@@ -165,7 +171,7 @@ pub fn system(v: &SystemView) -> Section {
     );
     match &v.swaps {
         Ok(swaps) if !swaps.is_empty() => {
-            let mut t = crate::figure::Table::new(
+            let mut t = crate::model::figure::Table::new(
                 "swap areas",
                 &[
                     ("file", Unit::None),

@@ -1,7 +1,31 @@
 //! Doctor rules: swap and the OOM killer.
 
-use crate::concepts::ConceptId;
-use crate::doctor::{mib, DoctorView, Finding, Severity};
+use crate::catalogue::ConceptId;
+use crate::model::doctor::{mib, DoctorView, Finding, Rule, Severity};
+
+/// This concept's doctor rules.
+pub const RULES: &[Rule] = &[
+    Rule {
+        id: "oom-first-victim",
+        needs_window: false,
+        check: oom_first_victim,
+    },
+    Rule {
+        id: "cgroup-working-set-near-limit",
+        needs_window: false,
+        check: cgroup_working_set_near_limit,
+    },
+    Rule {
+        id: "memory-pressure",
+        needs_window: false,
+        check: memory_pressure,
+    },
+    Rule {
+        id: "oom-killed",
+        needs_window: false,
+        check: oom_killed,
+    },
+];
 
 /// A cgroup whose working set (usage minus inactive file cache: usage alone counts
 /// cache that the kernel drops at will) is this close to its limit will reclaim hard
@@ -22,7 +46,7 @@ fn ago(s: f64) -> String {
     }
 }
 
-pub fn check(v: &DoctorView) -> Vec<Finding> {
+fn oom_first_victim(v: &DoctorView) -> Vec<Finding> {
     let mut out = Vec::new();
     // Highest oom_score first; on a tie the larger RSS (badness counts memory).
     if let Some(p) = v
@@ -49,6 +73,11 @@ pub fn check(v: &DoctorView) -> Vec<Finding> {
             });
         }
     }
+    out
+}
+
+fn cgroup_working_set_near_limit(v: &DoctorView) -> Vec<Finding> {
+    let mut out = Vec::new();
     for cg in &v.memory_cgroups {
         let (Ok(Some(limit)), Ok(ws)) = (cg.limit.clone(), cg.working_set.clone()) else {
             continue;
@@ -65,6 +94,11 @@ pub fn check(v: &DoctorView) -> Vec<Finding> {
             });
         }
     }
+    out
+}
+
+fn memory_pressure(v: &DoctorView) -> Vec<Finding> {
+    let mut out = Vec::new();
     if let Ok(psi) = &v.psi_memory {
         if psi.some.avg10 >= PRESSURE {
             out.push(Finding {
@@ -78,9 +112,14 @@ pub fn check(v: &DoctorView) -> Vec<Finding> {
             });
         }
     }
+    out
+}
+
+fn oom_killed(v: &DoctorView) -> Vec<Finding> {
+    let mut out = Vec::new();
     if let Ok(kills) = &v.ooms {
         // One finding per cgroup: a fleet of kills in one place is one problem.
-        let mut by_cgroup: std::collections::BTreeMap<String, Vec<&crate::doctor::OomKill>> =
+        let mut by_cgroup: std::collections::BTreeMap<String, Vec<&crate::model::doctor::OomKill>> =
             std::collections::BTreeMap::new();
         for k in kills
             .iter()

@@ -1,44 +1,44 @@
-//! Command-line interface: flags from clap, then dispatch to the library. Every command
-//! returns an exit status; output goes through one writer so a closed pipe ends quietly.
+//! The command line: every clap type, the conversion of flags into the plain option
+//! structs the library takes, and the one place the reader is built (the live host, or
+//! the captured tree `--root` names). Every command returns an exit status; output goes
+//! through one writer so a closed pipe ends quietly.
 
-use std::io::{self, Write};
+pub mod specimen;
+
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
+use syslens_probe::table::Scanner;
 use syslens_probe::{Missing, Reader};
 
-use crate::concepts::{ConceptId, CONCEPTS};
-use crate::inspect::{inspect, pids_named};
+use crate::catalogue::{ConceptId, CONCEPTS};
+use crate::commands::inspect::{inspect, pids_named};
+pub use crate::commands::Status;
+use crate::commands::{self, system};
+use crate::concepts::REGISTRY;
 use crate::lab;
-use crate::lens::ViewOptions;
-use crate::ptable::{self, SortKey, TableQuery};
+use crate::model::doctor::{DoctorView, Scope, Severity};
+use crate::model::process::ViewOptions;
+use crate::model::ptable::{self, SortKey, TableQuery};
+use crate::model::system::SystemView;
 use crate::render::{self, ColorChoice, Style};
-use crate::system::{self, SystemView};
-use syslens_probe::table::Scanner;
+use crate::tour::TourOptions;
 
-/// Exit statuses, the same for every command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Nothing failed.
-    Ok,
-    /// A claim failed, or a doctor finding reached --fail-on.
-    Failed,
-    /// A usage error or an unreadable target.
-    Usage,
-    /// Stopped by this signal after cleaning up (exit 128 + signal).
-    Signal(i32),
-}
-
-impl Status {
-    pub fn code(self) -> u8 {
-        match self {
-            Status::Ok => 0,
-            Status::Failed => 1,
-            Status::Usage => 2,
-            Status::Signal(sig) => (128 + sig).clamp(0, 255) as u8,
-        }
-    }
+/// A flag whose values are the names of a library enum (clap's derive is not used on
+/// library types: only this module knows clap).
+fn choice<T: Copy + Send + Sync + 'static>(
+    all: &'static [T],
+    name: fn(T) -> &'static str,
+) -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(all.iter().map(|v| name(*v))).try_map(move |s: String| {
+        all.iter()
+            .copied()
+            .find(|v| name(*v) == s)
+            .ok_or_else(|| format!("no such choice: {s}"))
+    })
 }
 
 #[derive(Debug, Parser)]
@@ -59,30 +59,25 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// Flags every command takes; a command that cannot use one refuses it (exit 2).
 #[derive(Debug, Args)]
 pub struct Global {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
-    /// When to colour text output (NO_COLOR is honoured by `auto`).
-    #[arg(long, global = true, value_enum, default_value = "auto")]
-    pub color: ColorChoice,
+    /// When to colour text output [default: auto, which honours NO_COLOR].
+    #[arg(long, global = true, value_name = "WHEN", value_parser = choice(&ColorChoice::ALL, ColorChoice::name))]
+    pub color: Option<ColorChoice>,
     /// Read a captured tree instead of the live host: DIR holds proc/ (and sys/ for
-    /// cgroups) laid out as on the host.
-    #[arg(
-        long,
-        global = true,
-        value_name = "DIR",
-        alias = "proc-root",
-        default_value = "/"
-    )]
-    pub root: PathBuf,
+    /// cgroups) laid out as on the host (system, inspect, doctor, top, serve).
+    #[arg(long, global = true, value_name = "DIR", alias = "proc-root")]
+    pub root: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run every lab and write the HTML report (the default command).
-    Tour(crate::tour::TourArgs),
+    Tour(TourArgs),
     /// The whole machine by concept; with --processes, one row per process.
     System(SystemArgs),
     /// Show every concept's lens for one process, in catalogue order.
@@ -115,13 +110,36 @@ pub enum Command {
     },
     /// Internal: a process with known state, for syslens's own tests.
     #[command(name = "__specimen", hide = true)]
-    Specimen(crate::specimen::SpecimenArgs),
+    Specimen(specimen::SpecimenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TourArgs {
+    /// Smaller sizes and fewer trials (about a third of the time).
+    #[arg(long)]
+    pub quick: bool,
+    /// Where to write the HTML report.
+    #[arg(long, value_name = "PATH", default_value = "syslens-report.html")]
+    pub html: PathBuf,
+    /// Let the swap-oom lab add a temporary swap file (root; removed afterwards).
+    #[arg(long)]
+    pub allow_swapfile: bool,
+}
+
+impl From<TourArgs> for TourOptions {
+    fn from(a: TourArgs) -> TourOptions {
+        TourOptions {
+            quick: a.quick,
+            html: a.html,
+            allow_swapfile: a.allow_swapfile,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// The process to inspect.
-    #[arg(required_unless_present = "name", conflicts_with = "name")]
+    #[arg(required_unless_present = "name", conflicts_with = "name", value_parser = clap::value_parser!(i32).range(1..))]
     pub pid: Option<i32>,
     /// Inspect the process with this command name (the lowest PID when several match).
     #[arg(long)]
@@ -140,7 +158,7 @@ pub struct SystemArgs {
     #[arg(long)]
     pub processes: bool,
     /// Sort the process table by this column (numbers largest first).
-    #[arg(long, value_enum, default_value = "rss", requires = "processes")]
+    #[arg(long, default_value = "rss", requires = "processes", value_parser = choice(&SortKey::ALL, SortKey::name))]
     pub sort: SortKey,
     /// Reverse the sort order.
     #[arg(long, requires = "processes")]
@@ -168,7 +186,7 @@ pub struct SystemArgs {
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// Only this process.
-    #[arg(long, conflicts_with = "name")]
+    #[arg(long, conflicts_with = "name", value_parser = clap::value_parser!(i32).range(1..))]
     pub pid: Option<i32>,
     /// Only processes with this command name.
     #[arg(long)]
@@ -177,8 +195,8 @@ pub struct DoctorArgs {
     #[arg(long, default_value = "3", value_parser = parse_seconds)]
     pub window: Duration,
     /// Exit 1 when a finding at or above this level exists.
-    #[arg(long, value_enum, default_value = "error")]
-    pub fail_on: crate::doctor::Severity,
+    #[arg(long, default_value = "error", value_parser = choice(&Severity::ALL, Severity::name))]
+    pub fail_on: Severity,
 }
 
 #[derive(Debug, Args)]
@@ -214,18 +232,67 @@ pub(crate) fn parse_seconds(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Which global flags a command can use.
+struct Applies {
+    json: bool,
+    root: bool,
+}
+
+fn applies(command: &Option<Command>) -> (&'static str, Applies) {
+    let (name, json, root) = match command {
+        None | Some(Command::Tour(_)) => ("tour", true, false),
+        Some(Command::System(_)) => ("system", true, true),
+        Some(Command::Inspect(_)) => ("inspect", true, true),
+        Some(Command::Top { .. }) => ("top", false, true),
+        Some(Command::Doctor(_)) => ("doctor", true, true),
+        Some(Command::Lab(_)) => ("lab", true, false),
+        Some(Command::Serve(_)) => ("serve", false, true),
+        Some(Command::Concepts) => ("concepts", true, false),
+        Some(Command::Explain { .. }) => ("explain", true, false),
+        Some(Command::LabChild { .. }) | Some(Command::Specimen(_)) => ("internal", true, true),
+    };
+    (name, Applies { json, root })
+}
+
+/// Refuses a global flag the command cannot use, with the reason (exit 2).
+fn refuse_flags(g: &Global, command: &Option<Command>, err: &mut dyn Write) -> io::Result<bool> {
+    let (name, ok) = applies(command);
+    let why = if g.root.is_some() && !ok.root {
+        match name {
+            "tour" | "lab" => {
+                Some("--root: a lab provokes the live kernel; it cannot run on a captured tree")
+            }
+            _ => Some("--root: this command reads no process or system files"),
+        }
+    } else if g.json && !ok.json {
+        Some("--json: this command has no JSON output (serve exports Prometheus text; top is interactive)")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => {
+            writeln!(err, "syslens {name}: {why}")?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
 /// Runs the parsed command, writing to `out` and errors to `err`.
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Status> {
-    let style = Style::new(cli.global.color);
+    let style = Style::new(cli.global.color.unwrap_or(ColorChoice::Auto));
     let g = &cli.global;
+    if refuse_flags(g, &cli.command, err)? {
+        return Ok(Status::Usage);
+    }
     match cli.command {
-        None => crate::tour::run(out, err, g.json, &style, crate::tour::TourArgs::default()),
-        Some(Command::Tour(args)) => crate::tour::run(out, err, g.json, &style, args),
+        None => crate::tour::run(out, err, g.json, &style, TourOptions::default()),
+        Some(Command::Tour(args)) => crate::tour::run(out, err, g.json, &style, args.into()),
         Some(Command::System(args)) => system_cmd(out, err, g, &style, args),
         Some(Command::Concepts) | Some(Command::Explain { id: None }) => concepts(out, g, &style),
-        Some(Command::Explain { id: Some(id) }) => match ConceptId::from_slug(&id) {
-            Some(c) => {
-                let e = crate::explain::explanation(c);
+        Some(Command::Explain { id: Some(id) }) => match ConceptId::lookup(&id) {
+            Ok(c) => {
+                let e = commands::explain::explanation(c);
                 if g.json {
                     render::json(out, &e)?;
                 } else {
@@ -233,16 +300,13 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
                 }
                 Ok(Status::Ok)
             }
-            None => {
-                writeln!(
-                    err,
-                    "syslens: no concept {id:?} (syslens explain lists them)"
-                )?;
+            Err(unknown) => {
+                writeln!(err, "syslens: {unknown}")?;
                 Ok(Status::Usage)
             }
         },
         Some(Command::Inspect(args)) => inspect_cmd(out, err, g, &style, args),
-        Some(Command::Specimen(args)) => crate::specimen::run(args, out),
+        Some(Command::Specimen(args)) => specimen::run(args, out),
         Some(Command::Lab(args)) => lab_cmd(out, err, g, &style, args),
         Some(Command::Doctor(args)) => doctor_cmd(out, err, g, &style, args),
         Some(Command::Serve(args)) => match open_reader(g, err)? {
@@ -250,14 +314,31 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
             None => Ok(Status::Usage),
         },
         Some(Command::Top { interval }) => {
-            crate::top::run(interval.max(Duration::from_millis(100))).map(|_| Status::Ok)
+            // ratatui panics without a terminal (cron, a pipe, ssh without -t).
+            if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
+                writeln!(
+                    err,
+                    "syslens top needs a terminal (try syslens system --processes)"
+                )?;
+                return Ok(Status::Usage);
+            }
+            let (Some(collector), Some(inspector)) = (open_reader(g, err)?, open_reader(g, err)?)
+            else {
+                return Ok(Status::Usage);
+            };
+            crate::top::run(
+                collector,
+                inspector,
+                interval.max(Duration::from_millis(100)),
+            )
+            .map(|_| Status::Ok)
         }
         Some(Command::LabChild {
             concept,
             role,
             params,
         }) => {
-            let code = crate::lab::child_main(&concept, &role, &params);
+            let code = commands::labs::child_main(&concept, &role, &params);
             Ok(if code == 0 {
                 Status::Ok
             } else {
@@ -301,11 +382,18 @@ fn system_cmd(
     } else {
         Duration::ZERO
     };
-    let report = system::report(SystemView::collect(
-        &mut reader,
-        window,
-        a.cgroup.as_deref(),
-    ));
+    let view = SystemView::collect(&mut reader, window, a.cgroup.as_deref());
+    if let Some(scope) = &view.scope {
+        if !scope.exists {
+            writeln!(
+                err,
+                "syslens: no cgroup {} (as /proc/PID/cgroup writes it, e.g. /system.slice/nginx.service)",
+                scope.path
+            )?;
+            return Ok(Status::Usage);
+        }
+    }
+    let report = system::report(view);
     if g.json {
         render::json(out, &report)?;
     } else {
@@ -321,11 +409,14 @@ fn doctor_cmd(
     style: &Style,
     a: DoctorArgs,
 ) -> io::Result<Status> {
-    let scope = crate::doctor::Scope {
+    let scope = Scope {
         pid: a.pid,
         name: a.name,
     };
-    let view = match crate::doctor::DoctorView::collect(a.window, &scope) {
+    let Some(reader) = open_reader(g, err)? else {
+        return Ok(Status::Usage);
+    };
+    let view = match DoctorView::collect(reader, a.window, &scope) {
         Ok(v) => v,
         Err(e) => {
             writeln!(err, "syslens: cannot read processes: {e}")?;
@@ -336,7 +427,7 @@ fn doctor_cmd(
         writeln!(err, "syslens: no process {}", scope.pid.unwrap_or(0))?;
         return Ok(Status::Usage);
     }
-    let report = crate::doctor::report(&view);
+    let report = commands::doctor::report(&view);
     if g.json {
         render::json(out, &report)?;
     } else {
@@ -357,34 +448,20 @@ fn lab_cmd(
     a: LabArgs,
 ) -> io::Result<Status> {
     if a.list {
-        let labs = lab::labs();
-        let rows = labs.iter().map(|l| CatalogueRow {
-            id: l.id.slug(),
-            title: l.id.title(),
-            summary: l.summary,
+        let rows = REGISTRY.iter().map(|c| CatalogueRow {
+            id: c.id.slug(),
+            title: c.id.title(),
+            summary: c.lab.summary,
         });
         write_catalogue(out, g.json, rows.collect())?;
         return Ok(Status::Ok);
     }
     let id = a.id.unwrap_or_default();
-    let selected: Vec<&lab::LabDef> = if id == "all" {
-        lab::labs()
-    } else {
-        match ConceptId::from_slug(&id) {
-            Some(c) => match lab::find(c) {
-                Some(l) => vec![l],
-                None => {
-                    writeln!(
-                        err,
-                        "syslens: the {id} lab does not exist yet (syslens lab --list)"
-                    )?;
-                    return Ok(Status::Usage);
-                }
-            },
-            None => {
-                writeln!(err, "syslens: no concept {id:?} (syslens concepts)")?;
-                return Ok(Status::Usage);
-            }
+    let selected = match commands::labs::select(&id) {
+        Ok(labs) => labs,
+        Err(unknown) => {
+            writeln!(err, "syslens: {unknown}")?;
+            return Ok(Status::Usage);
         }
     };
     let opts = lab::LabOptions {
@@ -469,11 +546,19 @@ fn write_catalogue(out: &mut dyn Write, json: bool, rows: Vec<CatalogueRow>) -> 
     Ok(())
 }
 
+/// The reader every command reads through: the live host, or the tree `--root` names.
+/// This is the only place one is built for the commands (the lab engine builds its own:
+/// a lab provokes the live kernel).
 fn open_reader(g: &Global, err: &mut dyn Write) -> io::Result<Option<Reader>> {
-    match Reader::new(&g.root) {
+    let root = g.root.clone().unwrap_or_else(|| PathBuf::from("/"));
+    match Reader::new(&root) {
         Ok(r) => Ok(Some(r)),
         Err(e) => {
-            writeln!(err, "syslens: cannot read {}/proc: {e}", g.root.display())?;
+            writeln!(
+                err,
+                "syslens: cannot read {}: {e}",
+                root.join("proc").display()
+            )?;
             Ok(None)
         }
     }

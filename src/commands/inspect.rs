@@ -6,9 +6,10 @@ use serde::Serialize;
 use syslens_probe::stat::{state_name, Stat};
 use syslens_probe::{Missing, Reader, Val};
 
-use crate::concepts::{self, ConceptId, CONCEPTS};
-use crate::figure::ser_val;
-use crate::lens::{ProcessView, Section, ViewOptions};
+use crate::concepts::REGISTRY;
+use crate::model::figure::ser_val;
+use crate::model::figure::Section;
+use crate::model::process::{ProcessView, ViewOptions};
 
 /// The inspect report: the process, then one section per concept.
 #[derive(Debug, Serialize)]
@@ -34,29 +35,8 @@ pub struct InspectReport {
     pub unreadable: Vec<String>,
 }
 
-/// Each concept's lens, in catalogue order (the registry's order).
-pub fn section(id: ConceptId, v: &ProcessView) -> Section {
-    match id {
-        ConceptId::LazyInit => concepts::lazy_init::lens(v),
-        ConceptId::HighWaterMark => concepts::high_water_mark::lens(v),
-        ConceptId::Cow => concepts::cow::lens(v),
-        ConceptId::PageFaults => concepts::page_faults::lens(v),
-        ConceptId::DemandPaging => concepts::demand_paging::lens(v),
-        ConceptId::Mmap => concepts::mmap::lens(v),
-        ConceptId::KernelUser => concepts::kernel_user::lens(v),
-        ConceptId::Signals => concepts::signals::lens(v),
-        ConceptId::FdsLimits => concepts::fds_limits::lens(v),
-        ConceptId::Scheduling => concepts::scheduling::lens(v),
-        ConceptId::SwapOom => concepts::swap_oom::lens(v),
-        ConceptId::LeaksFragmentation => concepts::leaks_fragmentation::lens(v),
-        ConceptId::SharedLibs => concepts::shared_libs::lens(v),
-        ConceptId::CgroupsNamespaces => concepts::cgroups_namespaces::lens(v),
-        ConceptId::Locking => concepts::locking::lens(v),
-        ConceptId::SlabBuddy => concepts::slab_buddy::lens(v),
-        ConceptId::Storage => concepts::storage::lens(v),
-    }
-}
-
+/// Collects the process view of `pid` and runs every concept's lens over it, in
+/// catalogue order.
 pub fn inspect(
     reader: &mut Reader,
     pid: i32,
@@ -64,7 +44,7 @@ pub fn inspect(
     opts: ViewOptions,
 ) -> Val<InspectReport> {
     let view = ProcessView::collect(reader, pid, opts)?;
-    let sections: Vec<Section> = CONCEPTS.iter().map(|c| section(c.id, &view)).collect();
+    let sections: Vec<Section> = REGISTRY.iter().map(|c| (c.process)(&view)).collect();
     let stat = view.stat();
     Ok(InspectReport {
         pid,

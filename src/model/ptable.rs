@@ -9,10 +9,11 @@ use syslens_probe::smaps::MemUsage;
 use syslens_probe::table::{fd_ratio, ProcessRow, ScanOptions, Scanner};
 use syslens_probe::{Missing, Val};
 
-use crate::figure::ser_val;
+use crate::model::figure::ser_val;
 
 /// Columns to sort by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)] // each is the column of its name
 pub enum SortKey {
     Pid,
     Name,
@@ -33,6 +34,50 @@ pub enum SortKey {
     Runq,
     Oom,
     Cgroup,
+}
+
+impl SortKey {
+    /// Every column, in the order `--sort` lists them.
+    pub const ALL: [SortKey; 16] = [
+        SortKey::Pid,
+        SortKey::Name,
+        SortKey::Rss,
+        SortKey::Hwm,
+        SortKey::HwmGap,
+        SortKey::Pss,
+        SortKey::Swap,
+        SortKey::Minflt,
+        SortKey::Majflt,
+        SortKey::Fds,
+        SortKey::FdRatio,
+        SortKey::Vcsw,
+        SortKey::Nvcsw,
+        SortKey::Runq,
+        SortKey::Oom,
+        SortKey::Cgroup,
+    ];
+
+    /// The column as written on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            SortKey::Pid => "pid",
+            SortKey::Name => "name",
+            SortKey::Rss => "rss",
+            SortKey::Hwm => "hwm",
+            SortKey::HwmGap => "hwm-gap",
+            SortKey::Pss => "pss",
+            SortKey::Swap => "swap",
+            SortKey::Minflt => "minflt",
+            SortKey::Majflt => "majflt",
+            SortKey::Fds => "fds",
+            SortKey::FdRatio => "fd-ratio",
+            SortKey::Vcsw => "vcsw",
+            SortKey::Nvcsw => "nvcsw",
+            SortKey::Runq => "runq",
+            SortKey::Oom => "oom",
+            SortKey::Cgroup => "cgroup",
+        }
+    }
 }
 
 /// Which processes, in which order.

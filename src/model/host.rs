@@ -9,7 +9,7 @@ use syslens_probe::status::Status;
 use syslens_probe::system::{bracketed_choice, parse_loadavg, Meminfo, ProcStat};
 use syslens_probe::{Missing, Reader, Val};
 
-use crate::figure::ser_val;
+use crate::model::figure::ser_val;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Host {
@@ -124,10 +124,10 @@ impl Host {
         let mem = self
             .memory_bytes
             .as_ref()
-            .map_or("?".to_owned(), |m| crate::render::bytes(*m as f64));
+            .map_or("?".to_owned(), |m| crate::model::units::bytes(*m as f64));
         let swap = match &self.swap_bytes {
             Ok(0) => "no swap".to_owned(),
-            Ok(s) => format!("swap {}", crate::render::bytes(*s as f64)),
+            Ok(s) => format!("swap {}", crate::model::units::bytes(*s as f64)),
             Err(_) => "swap ?".to_owned(),
         };
         format!(

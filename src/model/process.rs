@@ -13,8 +13,8 @@ use syslens_probe::stat::Stat;
 use syslens_probe::status::Status;
 use syslens_probe::{Missing, PidDir, Reader, Val};
 
-use crate::figure::Sample;
-pub use crate::figure::Section;
+use crate::model::figure::Sample;
+pub use crate::model::figure::Section;
 
 /// One cheap sample (stat, status, schedstat) taken during the watch window.
 #[derive(Debug, Clone)]

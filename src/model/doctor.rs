@@ -1,6 +1,6 @@
-//! `syslens doctor`: the catalogue's rules over the system and every process, turned
-//! into findings a person can act on: what was seen (figures and their source), which
-//! concept, why it matters, what to do. Rules that need a trend watch for a window.
+//! The doctor's view: every process sampled over a watch window, with the one-shot
+//! details the rules read (threads, fds, maps, cgroups), and the system-wide files.
+//! The rules themselves live in each concept's room (`concepts/<id>/rules.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -16,21 +16,54 @@ use syslens_probe::system::{parse_buddyinfo, BuddyZone, Meminfo};
 use syslens_probe::table::{ProcessRow, ScanOptions, Scanner};
 use syslens_probe::{Missing, Reader, Val};
 
-use crate::concepts::{self, ConceptId};
+use crate::catalogue::ConceptId;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+/// How much a finding matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Worth knowing; nothing to fix.
     Info,
+    /// Worth a look: it will hurt under load or over time.
     Warning,
+    /// Broken now.
     Error,
+}
+
+impl Severity {
+    /// Every level, lowest first.
+    pub const ALL: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Error];
+
+    /// The level as written on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// A doctor rule of a concept: its id (the `rule` of its findings) and whether it
+/// judges a change over time, which needs a watch window (`--window` above zero).
+#[derive(Debug)]
+pub struct Rule {
+    /// The rule's id, as findings carry it.
+    pub id: &'static str,
+    /// Whether the rule compares the first and last samples (rates, growth).
+    pub needs_window: bool,
+    /// The rule over the view.
+    pub check: fn(&DoctorView) -> Vec<Finding>,
 }
 
 /// One finding: the rule, the concept, how bad, about what, the evidence, the advice.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
+    /// The id of the rule that found it.
     pub rule: &'static str,
+    /// The concept whose rule it is.
     pub concept: ConceptId,
+    /// How much it matters.
     pub severity: Severity,
     /// "pid 812 (nginx)", "cgroup /app", "system".
     pub subject: String,
@@ -45,16 +78,21 @@ pub struct Finding {
 /// One process as the rules see it: samples over the window, and the one-shot detail.
 #[derive(Debug, Clone)]
 pub struct Proc {
+    /// The first scan's row.
     pub first: ProcessRow,
+    /// The last scan's row.
     pub last: ProcessRow,
     /// (seconds since the first sample, RSS bytes)
     pub rss: Vec<(f64, f64)>,
+    /// The memory cgroup's path, when one is mounted.
     pub cgroup: Option<String>,
+    /// /proc/PID/status, read once.
     pub status: Val<ProcStatus>,
     /// SigBlk of every thread.
     pub thread_blocked: Vec<u64>,
     /// (state, in a futex wait) of every thread.
     pub threads: Vec<(u8, bool)>,
+    /// The open files.
     pub fds: Val<Vec<OpenFd>>,
     /// Libraries mapped from files deleted (replaced) on disk.
     pub deleted_libs: Vec<String>,
@@ -64,10 +102,12 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// "pid 812 (nginx)", as findings name their subject.
     pub fn subject(&self) -> String {
         format!("pid {} ({})", self.last.pid, self.last.comm)
     }
 
+    /// A kernel thread has no address space and no fd table.
     pub fn is_kernel_thread(&self) -> bool {
         matches!(self.first.vm_size, Err(Missing::NotApplicable { .. })) && self.first.fds.is_err()
     }
@@ -76,32 +116,50 @@ impl Proc {
 /// An OOM kill the kernel logged.
 #[derive(Debug, Clone, Serialize)]
 pub struct OomKill {
+    /// The victim's pid.
     pub pid: u64,
+    /// The victim's command name.
     pub comm: String,
+    /// The victim's anonymous RSS when it was killed, in KiB.
     pub anon_rss_kb: Option<u64>,
+    /// The victim's memory cgroup.
     pub memcg: Option<String>,
+    /// How long ago the kill was logged.
     pub seconds_ago: Option<f64>,
 }
 
 /// Everything the rules need.
 #[derive(Debug)]
 pub struct DoctorView {
-    pub window: Duration,
+    /// How long the processes were really watched, first scan to last (zero for
+    /// `--window 0`): rates divide by this, never by the window asked for.
+    pub watched: Duration,
+    /// The processes in scope that lived through the window.
     pub procs: Vec<Proc>,
+    /// The memory cgroups of those processes (the root excluded).
     pub memory_cgroups: Vec<MemoryCgroup>,
+    /// /proc/meminfo.
     pub meminfo: Val<Meminfo>,
+    /// /proc/buddyinfo.
     pub buddy: Val<Vec<BuddyZone>>,
+    /// /proc/pressure/memory.
     pub psi_memory: Val<Psi>,
+    /// /proc/locks.
     pub locks: Val<Vec<FileLock>>,
+    /// OOM kills in the kernel log (missing for a captured tree).
     pub ooms: Val<Vec<OomKill>>,
+    /// The page size of the host.
     pub page_size: u64,
+    /// Whether the view was narrowed to some processes (`--pid`, `--name`).
     pub scoped: bool,
 }
 
 /// Which processes to examine.
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
+    /// Only this process.
     pub pid: Option<i32>,
+    /// Only processes with this command name.
     pub name: Option<String>,
 }
 
@@ -121,8 +179,15 @@ const SAMPLES: u32 = 6;
 const COW_PARENT: u64 = 64 << 20;
 
 impl DoctorView {
-    pub fn collect(window: Duration, scope: &Scope) -> Val<DoctorView> {
-        let reader = Reader::host().map_err(|e| Missing::from_io("/proc", &e))?;
+    /// Scans every process through `reader`, watches those in `scope` for `window`
+    /// (a captured tree is read once), and reads what the rules need.
+    pub fn collect(reader: Reader, window: Duration, scope: &Scope) -> Val<DoctorView> {
+        let window = if reader.is_live() {
+            window
+        } else {
+            Duration::ZERO
+        };
+        let samples = if window.is_zero() { 0 } else { SAMPLES };
         let mut scanner = Scanner::new(reader);
         let started = Instant::now();
         // The doctor itself is not a patient.
@@ -167,15 +232,19 @@ impl DoctorView {
             keep_open: true,
             ..ScanOptions::default()
         };
-        for i in 0..=SAMPLES {
+        let (mut first_scan, mut last_scan) = (None, None);
+        for i in 0..=samples {
             if i > 0 {
                 if let Some(wait) =
-                    (started + window * i / SAMPLES).checked_duration_since(Instant::now())
+                    (started + window * i / samples).checked_duration_since(Instant::now())
                 {
                     std::thread::sleep(wait);
                 }
             }
-            let t = started.elapsed().as_secs_f64();
+            let at = Instant::now();
+            first_scan.get_or_insert(at);
+            last_scan = Some(at);
+            let t = at.duration_since(started).as_secs_f64();
             for r in scanner.scan_pids(&pids, opts) {
                 if let Ok(b) = r.rss {
                     rss.entry(r.pid).or_default().push((t, b as f64));
@@ -219,7 +288,7 @@ impl DoctorView {
                     .unwrap_or(b'?');
                 let futex = matches!(
                     reader.read_pid(&task, "syscall").and_then(syslens_probe::sched::parse_syscall),
-                    Ok(syslens_probe::sched::Syscall::In { nr, .. }) if nr == concepts::locking::SYS_FUTEX
+                    Ok(syslens_probe::sched::Syscall::In { nr, .. }) if syslens_probe::sched::syscall_name(nr) == Some("futex")
                 );
                 threads.push((state, futex));
             }
@@ -273,20 +342,31 @@ impl DoctorView {
             .filter(|d| d.path != "/")
             .map(|d| MemoryCgroup::read(reader, d))
             .collect();
+        let watched = match (first_scan, last_scan) {
+            (Some(a), Some(b)) => b.duration_since(a),
+            _ => Duration::ZERO,
+        };
+        let ooms = read_oom_kills(reader);
         Ok(DoctorView {
-            window,
+            watched,
             procs,
             memory_cgroups,
             meminfo: reader.read_proc("meminfo").map(Meminfo::parse),
             buddy: reader.read_proc("buddyinfo").and_then(parse_buddyinfo),
             psi_memory: reader.read_proc("pressure/memory").and_then(parse_psi),
             locks: reader.read_proc("locks").and_then(parse_locks),
-            ooms: read_oom_kills(),
+            ooms,
             page_size: rustix::param::page_size() as u64,
             scoped: scope.is_scoped(),
         })
     }
 
+    /// Seconds really watched (zero without a window).
+    pub fn watched_secs(&self) -> f64 {
+        self.watched.as_secs_f64()
+    }
+
+    /// The process with this pid, if it is in the view.
     pub fn proc(&self, pid: i64) -> Option<&Proc> {
         self.procs.iter().find(|p| i64::from(p.last.pid) == pid)
     }
@@ -302,8 +382,13 @@ pub fn oom_kill_pid(msg: &str) -> Option<u64> {
 }
 
 /// OOM kills in the kernel log (/dev/kmsg: CAP_SYSLOG or dmesg_restrict=0).
-fn read_oom_kills() -> Val<Vec<OomKill>> {
+fn read_oom_kills(reader: &Reader) -> Val<Vec<OomKill>> {
     use std::io::Read;
+    if !reader.is_live() {
+        return Err(Missing::NotApplicable {
+            why: "a captured tree has no kernel log",
+        });
+    }
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .read(true)
@@ -378,65 +463,7 @@ fn read_oom_kills() -> Val<Vec<OomKill>> {
     Ok(out)
 }
 
-/// Every rule of the catalogue, concept by concept.
-pub fn diagnose(v: &DoctorView) -> Vec<Finding> {
-    let mut f = Vec::new();
-    f.extend(concepts::high_water_mark::rules::check(v));
-    f.extend(concepts::cow::rules::check(v));
-    f.extend(concepts::page_faults::rules::check(v));
-    f.extend(concepts::kernel_user::rules::check(v));
-    f.extend(concepts::signals::rules::check(v));
-    f.extend(concepts::fds_limits::rules::check(v));
-    f.extend(concepts::scheduling::rules::check(v));
-    f.extend(concepts::swap_oom::rules::check(v));
-    f.extend(concepts::leaks_fragmentation::rules::check(v));
-    f.extend(concepts::shared_libs::rules::check(v));
-    f.extend(concepts::locking::rules::check(v));
-    f.extend(concepts::slab_buddy::rules::check(v));
-    f.extend(concepts::storage::rules::check(v));
-    // Scoped to processes: the system-wide and cgroup findings belong to a full run.
-    if v.scoped {
-        f.retain(|x| x.subject.starts_with("pid "));
-    }
-    // Worst first, then by concept (catalogue order).
-    f.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.concept.cmp(&b.concept)));
-    f
-}
-
-/// The doctor's report.
-#[derive(Debug, Serialize)]
-pub struct DoctorReport {
-    pub window_seconds: f64,
-    pub processes: usize,
-    pub findings: Vec<Finding>,
-    /// What could not be read, and why (it limits what the rules can see).
-    pub unreadable: Vec<String>,
-}
-
-pub fn report(v: &DoctorView) -> DoctorReport {
-    let mut unreadable = Vec::new();
-    if let Err(e) = &v.ooms {
-        unreadable.push(format!("OOM kills from the kernel log: {e}"));
-    }
-    let no_fds = v
-        .procs
-        .iter()
-        .filter(|p| matches!(p.fds, Err(Missing::Permission { .. })))
-        .count();
-    if no_fds > 0 {
-        unreadable.push(format!(
-            "open files of {no_fds} processes: no permission (run as root)"
-        ));
-    }
-    DoctorReport {
-        window_seconds: v.window.as_secs_f64(),
-        processes: v.procs.len(),
-        findings: diagnose(v),
-        unreadable,
-    }
-}
-
 /// Bytes for messages.
 pub fn mib(b: f64) -> String {
-    crate::render::bytes(b)
+    crate::model::units::bytes(b)
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde::Serialize;
 use syslens_probe::{Missing, Val};
 
-use crate::concepts::ConceptId;
+use crate::catalogue::ConceptId;
 
 /// A value as measured.
 #[derive(Debug, Clone, PartialEq, Serialize)]

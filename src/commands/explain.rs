@@ -4,7 +4,8 @@
 
 use serde::Serialize;
 
-use crate::concepts::{self, ConceptId};
+use crate::catalogue::ConceptId;
+use crate::concepts::def;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
@@ -15,73 +16,6 @@ pub struct Explanation {
     pub code: String,
     pub code_file: String,
     pub read_next: Vec<&'static str>,
-}
-
-fn texts(id: ConceptId) -> (&'static str, &'static str, &'static str) {
-    use concepts::*;
-    match id {
-        ConceptId::LazyInit => (
-            lazy_init::EXPLAIN,
-            lazy_init::READ_NEXT,
-            lazy_init::LAB_SOURCE,
-        ),
-        ConceptId::HighWaterMark => (
-            high_water_mark::EXPLAIN,
-            high_water_mark::READ_NEXT,
-            high_water_mark::LAB_SOURCE,
-        ),
-        ConceptId::Cow => (cow::EXPLAIN, cow::READ_NEXT, cow::LAB_SOURCE),
-        ConceptId::PageFaults => (
-            page_faults::EXPLAIN,
-            page_faults::READ_NEXT,
-            page_faults::LAB_SOURCE,
-        ),
-        ConceptId::DemandPaging => (
-            demand_paging::EXPLAIN,
-            demand_paging::READ_NEXT,
-            demand_paging::LAB_SOURCE,
-        ),
-        ConceptId::Mmap => (mmap::EXPLAIN, mmap::READ_NEXT, mmap::LAB_SOURCE),
-        ConceptId::KernelUser => (
-            kernel_user::EXPLAIN,
-            kernel_user::READ_NEXT,
-            kernel_user::LAB_SOURCE,
-        ),
-        ConceptId::Signals => (signals::EXPLAIN, signals::READ_NEXT, signals::LAB_SOURCE),
-        ConceptId::FdsLimits => (
-            fds_limits::EXPLAIN,
-            fds_limits::READ_NEXT,
-            fds_limits::LAB_SOURCE,
-        ),
-        ConceptId::Scheduling => (
-            scheduling::EXPLAIN,
-            scheduling::READ_NEXT,
-            scheduling::LAB_SOURCE,
-        ),
-        ConceptId::SwapOom => (swap_oom::EXPLAIN, swap_oom::READ_NEXT, swap_oom::LAB_SOURCE),
-        ConceptId::LeaksFragmentation => (
-            leaks_fragmentation::EXPLAIN,
-            leaks_fragmentation::READ_NEXT,
-            leaks_fragmentation::LAB_SOURCE,
-        ),
-        ConceptId::SharedLibs => (
-            shared_libs::EXPLAIN,
-            shared_libs::READ_NEXT,
-            shared_libs::LAB_SOURCE,
-        ),
-        ConceptId::CgroupsNamespaces => (
-            cgroups_namespaces::EXPLAIN,
-            cgroups_namespaces::READ_NEXT,
-            cgroups_namespaces::LAB_SOURCE,
-        ),
-        ConceptId::Locking => (locking::EXPLAIN, locking::READ_NEXT, locking::LAB_SOURCE),
-        ConceptId::SlabBuddy => (
-            slab_buddy::EXPLAIN,
-            slab_buddy::READ_NEXT,
-            slab_buddy::LAB_SOURCE,
-        ),
-        ConceptId::Storage => (storage::EXPLAIN, storage::READ_NEXT, storage::LAB_SOURCE),
-    }
 }
 
 /// The marked lines of a lab's source, with the common indentation removed.
@@ -105,12 +39,35 @@ pub fn marked_lines(source: &str) -> String {
         .join("\n")
 }
 
+/// Splits a reading list at ", " outside parentheses: `proc(5) (SigPnd, ShdPnd)` is one
+/// entry.
+fn split_top_level(list: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    let bytes = list.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'(' => depth += 1,
+            b')' => depth -= 1,
+            b',' if depth <= 0 && bytes.get(i + 1) == Some(&b' ') => {
+                out.push(list[start..i].trim());
+                start = i + 2;
+            }
+            _ => {}
+        }
+    }
+    out.push(list[start..].trim());
+    out.retain(|e| !e.is_empty());
+    out
+}
+
 fn dir_name(id: ConceptId) -> String {
     id.slug().replace('-', "_")
 }
 
 pub fn explanation(id: ConceptId) -> Explanation {
-    let (text, read, source) = texts(id);
+    let d = def(id);
+    let (text, read, source) = (d.explain, d.read_next, d.lab_source);
     Explanation {
         concept: id,
         title: id.title(),
@@ -121,14 +78,14 @@ pub fn explanation(id: ConceptId) -> Explanation {
             .collect(),
         code: marked_lines(source),
         code_file: format!("src/concepts/{}/lab.rs", dir_name(id)),
-        read_next: read.trim().split(", ").collect(),
+        read_next: split_top_level(read.trim()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::concepts::CONCEPTS;
+    use crate::catalogue::CONCEPTS;
 
     #[test]
     fn every_concept_has_text_code_and_reading() {
@@ -156,6 +113,20 @@ mod tests {
                 c.slug,
                 e.read_next
             );
+        }
+    }
+
+    #[test]
+    fn issue_21_read_next_is_not_split_inside_parentheses() {
+        assert_eq!(
+            split_top_level("proc(5) (SigPnd, ShdPnd, SigBlk), signal(7)"),
+            ["proc(5) (SigPnd, ShdPnd, SigBlk)", "signal(7)"]
+        );
+        for c in &CONCEPTS {
+            for r in explanation(c.id).read_next {
+                let open = r.matches('(').count();
+                assert_eq!(open, r.matches(')').count(), "{}: {r:?}", c.slug);
+            }
         }
     }
 

@@ -1,4 +1,5 @@
-//! `syslens system`: the whole machine, by concept.
+//! The system view: the whole machine as the concepts read it, sampled at both ends
+//! of a watch window for rates.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -15,9 +16,8 @@ use syslens_probe::system::{
 };
 use syslens_probe::{Missing, Reader, Val};
 
-use crate::concepts::{self, ConceptId, CONCEPTS};
-use crate::figure::{rate, ser_val, Sample, Section};
-use crate::host::Host;
+use crate::model::figure::{rate, Sample};
+use crate::model::host::Host;
 
 /// The counters sampled at both ends of the window.
 #[derive(Debug, Clone)]
@@ -70,7 +70,10 @@ pub struct StateCounts {
 /// The cgroup that `--cgroup PATH` scopes the view to.
 #[derive(Debug)]
 pub struct ScopedCgroup {
+    /// The path as asked for.
     pub path: String,
+    /// Whether the cgroup exists under any mounted controller.
+    pub exists: bool,
     pub memory: Val<MemoryCgroup>,
     pub cpu: Val<CpuCgroup>,
     pub pids: Val<PidsCgroup>,
@@ -177,8 +180,15 @@ impl SystemView {
                     why: "controller not mounted",
                 })
             };
+            let exists = layout.as_ref().is_ok_and(|l| {
+                ["memory", "cpu", "pids"]
+                    .iter()
+                    .filter_map(|c| l.dir_at(c, path))
+                    .any(|d| reader.host_path(&d.host_dir).is_dir())
+            });
             ScopedCgroup {
                 path: path.to_owned(),
+                exists,
                 memory: dir("memory").map(|d| MemoryCgroup::read(reader, d)),
                 cpu: dir("cpu").map(|d| CpuCgroup::read(reader, d)),
                 pids: dir("pids").map(|d| PidsCgroup::read(reader, d)),
@@ -338,51 +348,5 @@ impl SystemView {
             });
         }
         Ok(f(b).saturating_sub(f(a)) as f64 / total as f64)
-    }
-}
-
-/// The system report: the host, then one section per concept.
-#[derive(Debug, Serialize)]
-pub struct SystemReport {
-    pub host: Host,
-    pub window_seconds: Option<f64>,
-    #[serde(serialize_with = "ser_val")]
-    pub cgroup: Val<String>,
-    pub sections: Vec<Section>,
-}
-
-pub fn section(id: ConceptId, v: &SystemView) -> Section {
-    match id {
-        ConceptId::LazyInit => concepts::lazy_init::system(v),
-        ConceptId::HighWaterMark => concepts::high_water_mark::system(v),
-        ConceptId::Cow => concepts::cow::system(v),
-        ConceptId::PageFaults => concepts::page_faults::system(v),
-        ConceptId::DemandPaging => concepts::demand_paging::system(v),
-        ConceptId::Mmap => concepts::mmap::system(v),
-        ConceptId::KernelUser => concepts::kernel_user::system(v),
-        ConceptId::Signals => concepts::signals::system(v),
-        ConceptId::FdsLimits => concepts::fds_limits::system(v),
-        ConceptId::Scheduling => concepts::scheduling::system(v),
-        ConceptId::SwapOom => concepts::swap_oom::system(v),
-        ConceptId::LeaksFragmentation => concepts::leaks_fragmentation::system(v),
-        ConceptId::SharedLibs => concepts::shared_libs::system(v),
-        ConceptId::CgroupsNamespaces => concepts::cgroups_namespaces::system(v),
-        ConceptId::Locking => concepts::locking::system(v),
-        ConceptId::SlabBuddy => concepts::slab_buddy::system(v),
-        ConceptId::Storage => concepts::storage::system(v),
-    }
-}
-
-pub fn report(v: SystemView) -> SystemReport {
-    let sections = CONCEPTS.iter().map(|c| section(c.id, &v)).collect();
-    SystemReport {
-        window_seconds: v.window_secs(),
-        cgroup: v
-            .scope
-            .as_ref()
-            .map(|s| s.path.clone())
-            .ok_or(Missing::NotApplicable { why: "whole host" }),
-        host: v.host,
-        sections,
     }
 }

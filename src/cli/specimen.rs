@@ -8,7 +8,7 @@ use std::sync::mpsc;
 
 use serde::Serialize;
 
-use crate::cli::Status;
+use crate::commands::Status;
 
 #[derive(Debug, clap::Args)]
 pub struct SpecimenArgs {

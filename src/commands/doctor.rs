@@ -1,0 +1,95 @@
+//! `syslens doctor`: every concept's rules over the doctor's view, turned into findings
+//! a person can act on (what was seen, with figures and their source; which concept; why
+//! it matters; what to do), worst first.
+
+use serde::Serialize;
+use syslens_probe::Missing;
+
+use crate::concepts::REGISTRY;
+use crate::model::doctor::{DoctorView, Finding};
+
+/// The doctor's report.
+#[derive(Debug, Serialize)]
+pub struct DoctorReport {
+    /// Seconds the processes were really watched, first scan to last.
+    pub window_seconds: f64,
+    /// How many processes the rules saw.
+    pub processes: usize,
+    /// The findings, worst first, then in catalogue order.
+    pub findings: Vec<Finding>,
+    /// Rules that did not run, and why (without a watch window, the rules that judge a
+    /// change over time).
+    pub rules_not_run: Vec<String>,
+    /// What could not be read, and why (it limits what the rules can see).
+    pub unreadable: Vec<String>,
+}
+
+/// Every rule of every concept over `v`. Rules that judge a change need a window: with
+/// none they are listed in `rules_not_run` instead of dividing by zero.
+pub fn report(v: &DoctorView) -> DoctorReport {
+    let watched = v.watched_secs() > 0.0;
+    let mut findings = Vec::new();
+    let mut rules_not_run = Vec::new();
+    for rule in REGISTRY.iter().flat_map(|c| c.rules) {
+        if rule.needs_window && !watched {
+            rules_not_run.push(rule.id.to_owned());
+            continue;
+        }
+        findings.extend((rule.check)(v));
+    }
+    // Scoped to processes: the system-wide and cgroup findings belong to a full run.
+    if v.scoped {
+        findings.retain(|x| x.subject.starts_with("pid "));
+    }
+    // Worst first, then by concept (catalogue order).
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.concept.cmp(&b.concept)));
+    if !rules_not_run.is_empty() {
+        rules_not_run = vec![format!(
+            "{} (they compare samples over a watch window: --window above 0)",
+            rules_not_run.join(", ")
+        )];
+    }
+    let mut unreadable = Vec::new();
+    if let Err(e) = &v.ooms {
+        unreadable.push(format!("OOM kills from the kernel log: {e}"));
+    }
+    let no_fds = v
+        .procs
+        .iter()
+        .filter(|p| matches!(p.fds, Err(Missing::Permission { .. })))
+        .count();
+    if no_fds > 0 {
+        unreadable.push(format!(
+            "open files of {no_fds} processes: no permission (run as root)"
+        ));
+    }
+    DoctorReport {
+        window_seconds: v.watched_secs(),
+        processes: v.procs.len(),
+        findings,
+        rules_not_run,
+        unreadable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn rule_ids_are_unique_and_named_like_their_findings() {
+        let mut seen = BTreeSet::new();
+        for c in REGISTRY.iter() {
+            for r in c.rules {
+                assert!(seen.insert(r.id), "rule {} twice", r.id);
+                assert!(
+                    r.id.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+                    "{}",
+                    r.id
+                );
+            }
+        }
+        assert!(seen.len() >= 21, "{} rules", seen.len());
+    }
+}
