@@ -1,10 +1,7 @@
 //! `syslens doctor`: each rule against a process that really is in the situation, and a
 //! healthy process (an idle thread pool included) that raises nothing above info.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn doctor(args: &[&str]) -> (Value, i32) {
@@ -172,4 +169,75 @@ fn an_oom_kill_by_the_swap_oom_lab_is_reported_from_the_kernel_log() {
     assert!(kills.iter().any(
         |k| k["message"].as_str().unwrap().contains("by a syslens lab") && k["severity"] == "info"
     ));
+}
+
+/// Two busy loops that end when dropped.
+struct Load(Vec<std::process::Child>);
+
+impl Load {
+    fn start(n: usize) -> Load {
+        Load(
+            (0..n)
+                .map(|_| {
+                    std::process::Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .spawn()
+                        .unwrap()
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Every percentage in a text, as a number.
+fn percentages(text: &str) -> Vec<f64> {
+    text.split(|c: char| c.is_whitespace() || c == '(' || c == ',')
+        .filter_map(|w| w.strip_suffix('%')?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn issue_13_doctor_window_0_under_load_prints_no_impossible_figure() {
+    let _load = Load::start(2);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for window in ["0", "0.2"] {
+        let out = syslens()
+            .args(["doctor", "--window", window])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.code().is_some_and(|c| c <= 1), "{out:?}");
+        // A share of a window is at most 100% per thread; 300-digit figures came from
+        // dividing by f64::MIN_POSITIVE.
+        for p in percentages(&text) {
+            assert!(
+                p.is_finite() && p <= 10_000.0,
+                "--window {window}: {p}% in {text}"
+            );
+        }
+        assert!(
+            !text
+                .split(|c: char| !c.is_ascii_digit())
+                .any(|digits| digits.len() > 15),
+            "--window {window}: {text}"
+        );
+        if window == "0" {
+            assert!(text.contains("one sample"), "{text}");
+            assert!(
+                text.contains("not run:") && text.contains("long-run-queue-delay"),
+                "the rate rules must say they did not run: {text}"
+            );
+        } else {
+            assert!(!text.contains("not run:"), "{text}");
+        }
+    }
 }

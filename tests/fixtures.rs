@@ -2,13 +2,10 @@
 //! (tests/fixtures/hybrid, recorded by tests/fixtures/capture.sh from a specimen in a
 //! memory cgroup with new UTS and net namespaces) and a cgroup v2 host written to the
 //! kernel's documented formats (tests/fixtures/v2).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {

@@ -1,9 +1,6 @@
 //! `syslens inspect` against processes whose state the test controls.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use syslens::lab::cgroup::LabCgroup;
 use syslens_probe::Reader;
 

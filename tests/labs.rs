@@ -1,13 +1,10 @@
 //! Every lab runs (`--quick`) against this kernel and its claims pass, or are skipped
 //! with a reason. Runs serially (the nextest `machine` group): labs measure the machine.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn run_lab(id: &str) -> Value {

@@ -1,9 +1,6 @@
 //! `syslens serve` against the live kernel: the exposition read back by promtool, the
 //! HTTP edge cases (stalled and malformed requests, SIGTERM), and a real Prometheus
 //! server scraping it, querying the peak-RSS series and firing an alerting rule.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// A running `syslens serve` on an ephemeral loopback port; killed when dropped.

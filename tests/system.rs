@@ -1,7 +1,4 @@
 //! `syslens system` and `syslens system --processes`: recorded trees and the live host.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -9,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use syslens_probe::stat::Stat;
 use syslens_probe::status::Status;

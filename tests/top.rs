@@ -1,8 +1,5 @@
 //! `syslens top` in a real terminal (tmux): the columns show, a sort key reacts, q quits
 //! and the terminal comes back.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -53,7 +50,7 @@ fn top_in_tmux_shows_columns_reacts_to_keys_and_quits() {
             .is_ok_and(|o| o.status.success()),
         "prlimit (util-linux) is not installed"
     );
-    let specimen = common::Specimen::start(&[]);
+    let specimen = crate::common::Specimen::start(&[]);
     let sleeper = specimen.pid();
     set_nofile(sleeper, 77);
     let session = format!("syslens-top-{}", std::process::id());

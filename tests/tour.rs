@@ -1,14 +1,11 @@
 //! The tour: every lab, the summary, the HTML report; checked in a real browser where
 //! Chromium is installed (CI installs it), and interrupted with SIGINT.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn chromium() -> Option<&'static str> {

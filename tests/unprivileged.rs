@@ -1,12 +1,9 @@
 //! The same checks as an unprivileged user (nobody): nothing fails, and what cannot be
 //! read says why.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::*;
+use crate::common::*;
 
 fn inspect_as_nobody(pid: u32) -> serde_json::Value {
     let out = run_ok(as_nobody().args(["inspect", "--json", "--window", "0.2", &pid.to_string()]));

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: the real binary, specimens with known
 //! state, and lookups in the JSON reports.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};

@@ -1,0 +1,18 @@
+//! The integration tests, one target (so the library links once): each module drives
+//! the real binary, or the library, against the live kernel or a recorded tree.
+//! Regression tests are named after their issue and symptom.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[macro_use]
+mod common;
+
+mod doctor;
+mod fixtures;
+mod inspect;
+mod labs;
+mod root;
+mod serve;
+mod system;
+mod top;
+mod tour;
+mod unprivileged;
