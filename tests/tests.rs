@@ -8,6 +8,7 @@ mod common;
 
 mod cli;
 mod doctor;
+mod escapes;
 mod fixtures;
 mod inspect;
 mod labs;

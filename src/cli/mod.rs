@@ -24,6 +24,7 @@ use crate::model::doctor::{DoctorView, Scope, Severity};
 use crate::model::process::ViewOptions;
 use crate::model::ptable::{self, SortKey, TableQuery};
 use crate::model::system::SystemView;
+use crate::render::safe::TerminalSafe;
 use crate::render::{self, ColorChoice, Style};
 use crate::tour::TourOptions;
 
@@ -281,6 +282,12 @@ fn refuse_flags(g: &Global, command: &Option<Command>, err: &mut dyn Write) -> i
 /// Runs the parsed command, writing to `out` and errors to `err`.
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Status> {
     let style = Style::new(cli.global.color.unwrap_or(ColorChoice::Auto));
+    // Nothing a user controls reaches the terminal raw (a comm, a path, a cgroup).
+    let (mut safe_out, mut safe_err) = (
+        TerminalSafe::new(out, style.color),
+        TerminalSafe::new(err, false),
+    );
+    let (out, err): (&mut dyn Write, &mut dyn Write) = (&mut safe_out, &mut safe_err);
     let g = &cli.global;
     if refuse_flags(g, &cli.command, err)? {
         return Ok(Status::Usage);

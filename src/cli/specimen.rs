@@ -51,6 +51,9 @@ pub struct SpecimenArgs {
     /// Start this many threads that wait on a condition variable forever.
     #[arg(long, default_value_t = 0)]
     pub idle_pool: usize,
+    /// Rename the process (PR_SET_NAME; at most 15 bytes), as any user can.
+    #[arg(long)]
+    pub comm: Option<String>,
 }
 
 /// What the specimen did, for the test to compare with `inspect`.
@@ -201,6 +204,11 @@ pub fn run(args: SpecimenArgs, out: &mut dyn Write) -> io::Result<Status> {
                 std::thread::park();
             }
         });
+    }
+    if let Some(name) = &args.comm {
+        rustix::thread::set_name(
+            &std::ffi::CString::new(name.as_bytes()).map_err(io::Error::other)?,
+        )?;
     }
     for _ in 0..args.zombies {
         // SAFETY: the child exits at once; it is never reaped (that is the point).

@@ -9,6 +9,7 @@ use crate::model::figure::{Unit, Value};
 pub use crate::model::units::{bytes, duration};
 
 pub mod html;
+pub mod safe;
 pub mod text;
 
 /// Human output fits this many columns.
@@ -103,9 +104,9 @@ pub fn value(v: &Value, unit: Unit) -> String {
         Value::Unsigned(n) => *n as f64,
         Value::Signed(n) => *n as f64,
         Value::Float(f) => *f,
-        Value::Text(t) => return t.clone(),
+        Value::Text(t) => return safe::clean(t).into_owned(),
         Value::List(l) if l.is_empty() => return "none".to_owned(),
-        Value::List(l) => return l.join(", "),
+        Value::List(l) => return safe::clean(&l.join(", ")).into_owned(),
     };
     match unit {
         Unit::Bytes => bytes(num),
@@ -127,6 +128,7 @@ pub fn value(v: &Value, unit: Unit) -> String {
 
 /// Cuts `s` to `width` characters, marking the cut with an ellipsis at the end.
 pub fn fit_end(s: &str, width: usize) -> String {
+    let s: &str = &safe::clean(s);
     if s.chars().count() <= width {
         return s.to_owned();
     }
@@ -136,7 +138,9 @@ pub fn fit_end(s: &str, width: usize) -> String {
 }
 
 /// Cuts `s` to `width` characters keeping the end (paths: the file name matters).
+/// Like every layout helper here, it shows control characters escaped ([`safe::clean`]).
 pub fn fit_start(s: &str, width: usize) -> String {
+    let s: &str = &safe::clean(s);
     let n = s.chars().count();
     if n <= width {
         return s.to_owned();
@@ -148,6 +152,7 @@ pub fn fit_start(s: &str, width: usize) -> String {
 
 /// Wraps words to lines of at most `width` characters.
 pub fn wrap(s: &str, width: usize) -> Vec<String> {
+    let s: &str = &safe::clean(s);
     let mut lines = Vec::new();
     let mut line = String::new();
     for word in s.split(' ') {

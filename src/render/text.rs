@@ -153,7 +153,7 @@ pub fn section(out: &mut dyn Write, s: &Section, style: &Style) -> io::Result<()
 }
 
 pub fn inspect(out: &mut dyn Write, r: &InspectReport, style: &Style) -> io::Result<()> {
-    let name = r.name.as_deref().unwrap_or("?");
+    let name = super::safe::clean(r.name.as_deref().unwrap_or("?"));
     let state = r.state.as_deref().unwrap_or("?");
     let uid = r.uid.as_ref().map_or("?".to_owned(), u64::to_string);
     writeln!(

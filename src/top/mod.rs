@@ -129,7 +129,7 @@ impl Value<'_> {
             Value::Rate(x) => format!("{x:.0}"),
             Value::Percent(x) => format!("{x:.1}"),
             Value::Unlimited => "inf".into(),
-            Value::Text(t) => t.to_owned(),
+            Value::Text(t) => crate::render::safe::clean(t).into_owned(),
             Value::Namespaces([]) => "host".into(),
             Value::Namespaces(n) => n.join(","),
         }
@@ -221,7 +221,7 @@ impl App {
                 };
                 self.exited.push_front(Exited {
                     pid: r.pid,
-                    comm: r.comm.as_str().to_owned(),
+                    comm: crate::render::safe::clean(r.comm.as_str()).into_owned(),
                     rss: r.rss.clone().ok(),
                     hwm: r.hwm.clone().ok(),
                     at: now,
@@ -515,7 +515,7 @@ fn inspect_text(reader: &mut Reader, pid: i32) -> String {
                 &report,
                 &crate::render::Style { color: false },
             );
-            String::from_utf8_lossy(&buf).into_owned()
+            crate::render::safe::clean_lines(&String::from_utf8_lossy(&buf)).into_owned()
         }
         Err(e) => format!("pid {pid}: {e}"),
     }
