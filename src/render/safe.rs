@@ -73,6 +73,14 @@ pub struct TerminalSafe<'a> {
     carry: Vec<u8>,
 }
 
+impl std::fmt::Debug for TerminalSafe<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TerminalSafe")
+            .field("colour", &self.colour)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> TerminalSafe<'a> {
     /// Wraps `inner`; `colour` lets syslens's own colour sequences through.
     pub fn new(inner: &'a mut dyn Write, colour: bool) -> TerminalSafe<'a> {
