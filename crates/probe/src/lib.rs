@@ -5,6 +5,7 @@
 //! [`Val`]: the value, or [`Missing`] with the reason. Nothing here prints.
 
 pub mod cgroup;
+pub mod container;
 pub mod elf;
 pub mod fds;
 pub mod limits;
