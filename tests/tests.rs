@@ -17,4 +17,5 @@ mod serve;
 mod system;
 mod top;
 mod tour;
+mod truth;
 mod unprivileged;

@@ -172,6 +172,12 @@ pub struct SystemArgs {
     /// table.
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<String>,
+    /// Only the processes of the container whose id starts with ID.
+    #[arg(long, value_name = "ID", requires = "processes")]
+    pub container: Option<String>,
+    /// Show the rows as a process tree (children under their parent).
+    #[arg(long, requires = "processes")]
+    pub tree: bool,
     /// Add PSS and shared memory (reads smaps_rollup of each listed process, which
     /// briefly stalls each one).
     #[arg(long, requires = "processes")]
@@ -371,8 +377,10 @@ fn system_cmd(
             reverse: a.reverse,
             name: a.name,
             cgroup: a.cgroup,
+            container: a.container,
             pss: a.pss,
             limit: a.limit,
+            tree: a.tree,
         };
         let mut scanner = Scanner::new(reader);
         return match ptable::collect(&mut scanner, &query) {

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use serde::Serialize;
+use syslens_probe::container::{placement, Placement};
 use syslens_probe::stat::{state_name, Stat};
 use syslens_probe::{Missing, Reader, Val};
 
@@ -23,6 +24,25 @@ pub struct InspectReport {
     pub cmdline: Val<String>,
     #[serde(serialize_with = "ser_val")]
     pub uid: Val<u64>,
+    /// The parent's pid (stat's ppid; 0 for the host's init and for the init of a PID
+    /// namespace seen from inside).
+    #[serde(serialize_with = "ser_val")]
+    pub ppid: Val<i64>,
+    /// The parent's command name.
+    #[serde(serialize_with = "ser_val")]
+    pub parent_name: Val<String>,
+    /// The children (every thread's /proc/PID/task/TID/children), with their names.
+    #[serde(serialize_with = "ser_val")]
+    pub children: Val<Vec<Relative>>,
+    /// The pid inside the process's own PID namespace (NSpid's last entry) and how many
+    /// namespaces see it.
+    #[serde(serialize_with = "ser_val")]
+    pub pid_in_namespace: Val<u64>,
+    /// NSpid's entries: 1 on the host's PID namespace.
+    #[serde(serialize_with = "ser_val")]
+    pub pid_namespace_levels: Val<u64>,
+    /// The container, pod and systemd unit its cgroup names.
+    pub container: Option<Placement>,
     /// Other processes that matched `--name`, not shown.
     pub other_matches: Vec<i32>,
     /// Seconds between the first and last sample (rates come from these two).
@@ -33,6 +53,49 @@ pub struct InspectReport {
     pub sections: Vec<Section>,
     /// Every distinct reason a value is missing for lack of permission.
     pub unreadable: Vec<String>,
+}
+
+/// A parent or child: its pid and command name.
+#[derive(Debug, Clone, Serialize)]
+pub struct Relative {
+    /// Its pid.
+    pub pid: i32,
+    /// Its command name (stat comm), or "?" when it left before it was read.
+    pub name: String,
+}
+
+fn comm_of(reader: &mut Reader, pid: i32) -> Val<String> {
+    let dir = reader.open_pid(pid)?;
+    let stat = reader.read_pid(&dir, "stat").and_then(Stat::parse)?;
+    Ok(stat.comm.as_str().to_owned())
+}
+
+/// Every thread's children (a child belongs to the thread that forked it).
+fn children(reader: &mut Reader, view: &ProcessView) -> Val<Vec<Relative>> {
+    let dir = reader.open_pid(view.pid)?;
+    let tids: Vec<i32> = match &view.detail.threads {
+        Ok(t) => t.iter().map(|t| t.tid).collect(),
+        Err(_) => vec![view.pid],
+    };
+    let mut pids = Vec::new();
+    for tid in tids {
+        let Ok(task) = dir.task(tid) else { continue };
+        let text = reader.read_pid(&task, "children")?;
+        pids.extend(
+            syslens_probe::parse::tokens(text)
+                .filter_map(syslens_probe::parse::u64_dec)
+                .filter_map(|p| i32::try_from(p).ok()),
+        );
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    Ok(pids
+        .into_iter()
+        .map(|pid| Relative {
+            pid,
+            name: comm_of(reader, pid).unwrap_or_else(|_| "?".into()),
+        })
+        .collect())
 }
 
 /// Collects the process view of `pid` and runs every concept's lens over it, in
@@ -46,8 +109,34 @@ pub fn inspect(
     let view = ProcessView::collect(reader, pid, opts)?;
     let sections: Vec<Section> = REGISTRY.iter().map(|c| (c.process)(&view)).collect();
     let stat = view.stat();
+    let ppid = stat.clone().map(|s| s.ppid);
+    let parent_name = match &ppid {
+        Ok(p) if *p > 0 => comm_of(reader, *p as i32),
+        Ok(_) => Err(Missing::NotApplicable {
+            why: "no parent in this PID namespace (an init)",
+        }),
+        Err(e) => Err(e.clone()),
+    };
+    let children = children(reader, &view);
+    let status = view.status();
+    let container = view.detail.cgroups.as_ref().ok().and_then(|m| {
+        m.iter()
+            .map(|m| placement(&m.path))
+            .find(|p| p.container_id.is_some())
+            .or_else(|| {
+                m.iter()
+                    .map(|m| placement(&m.path))
+                    .find(|p| p.unit.is_some())
+            })
+    });
     Ok(InspectReport {
         pid,
+        ppid,
+        parent_name,
+        children,
+        pid_in_namespace: status.clone().and_then(|s| s.ns_pid.clone()),
+        pid_namespace_levels: status.and_then(|s| s.ns_levels.clone()),
+        container,
         name: stat.clone().map(|s| s.comm.as_str().to_owned()),
         state: stat.map(|s| format!("{} ({})", s.state as char, state_name(s.state))),
         cmdline: view.detail.cmdline.clone(),

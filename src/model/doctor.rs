@@ -104,7 +104,16 @@ pub struct Proc {
 impl Proc {
     /// "pid 812 (nginx)", as findings name their subject.
     pub fn subject(&self) -> String {
-        format!("pid {} ({})", self.last.pid, self.last.comm)
+        let placed = self
+            .cgroup
+            .as_deref()
+            .map(syslens_probe::container::placement)
+            .filter(|p| p.container_id.is_some())
+            .and_then(|p| p.describe());
+        match placed {
+            Some(c) => format!("pid {} ({}), {c}", self.last.pid, self.last.comm),
+            None => format!("pid {} ({})", self.last.pid, self.last.comm),
+        }
     }
 
     /// A kernel thread has no address space and no fd table.

@@ -4,6 +4,7 @@
 use std::cmp::Ordering;
 
 use serde::Serialize;
+use syslens_probe::container::{placement, Placement};
 use syslens_probe::limits::LimitValue;
 use syslens_probe::smaps::MemUsage;
 use syslens_probe::table::{fd_ratio, ProcessRow, ScanOptions, Scanner};
@@ -83,18 +84,31 @@ impl SortKey {
 /// Which processes, in which order.
 #[derive(Debug, Clone)]
 pub struct TableQuery {
+    /// The column to sort by.
     pub sort: SortKey,
+    /// Reverse the order.
     pub reverse: bool,
+    /// Only processes whose command name contains this.
     pub name: Option<String>,
+    /// Only processes in this cgroup or below it.
     pub cgroup: Option<String>,
+    /// Only processes of the container whose id starts with this.
+    pub container: Option<String>,
+    /// Read smaps_rollup of the kept rows for PSS.
     pub pss: bool,
+    /// Show at most this many rows.
     pub limit: Option<usize>,
+    /// Order the rows as a process tree (children under their parent, each level in
+    /// the sort order).
+    pub tree: bool,
 }
 
 /// One row as shown and exported.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     pub pid: i32,
+    /// The parent's pid (stat's ppid; 0 for the init of a PID namespace as seen here).
+    pub ppid: i64,
     pub name: String,
     pub state: String,
     #[serde(serialize_with = "ser_val")]
@@ -122,6 +136,11 @@ pub struct Row {
     pub oom_score: Val<u64>,
     #[serde(serialize_with = "ser_val")]
     pub cgroup: Val<String>,
+    /// The container, pod and systemd unit the cgroup path names (none on the host).
+    pub container: Option<Placement>,
+    /// Depth in the process tree (`--tree`; 0 otherwise).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub depth: usize,
     /// Only with --pss (smaps_rollup).
     #[serde(
         skip_serializing_if = "Option::is_none",
@@ -135,6 +154,10 @@ pub struct Row {
     pub shared_bytes: Option<Val<u64>>,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 fn ser_opt_val<S: serde::Serializer>(v: &Option<Val<u64>>, s: S) -> Result<S::Ok, S::Error> {
     match v {
         Some(v) => ser_val(v, s),
@@ -145,8 +168,18 @@ fn ser_opt_val<S: serde::Serializer>(v: &Option<Val<u64>>, s: S) -> Result<S::Ok
 impl Row {
     fn from(r: &ProcessRow, scanner: &Scanner) -> Row {
         let rollup = r.rollup.as_ref().map(|u| u.as_ref().map_err(Clone::clone));
+        let cgroup = r
+            .cgroup
+            .clone()
+            .map(|id| scanner.cgroup_path(id).to_owned());
+        let container = cgroup
+            .as_deref()
+            .ok()
+            .map(placement)
+            .filter(|p| p.container_id.is_some() || p.unit.is_some());
         Row {
             pid: r.pid,
+            ppid: r.ppid,
             name: r.comm.as_str().to_owned(),
             state: (r.state as char).to_string(),
             uid: r.uid.clone(),
@@ -165,10 +198,9 @@ impl Row {
             involuntary_switches: r.involuntary_switches.clone(),
             run_queue_wait_ns: r.run_queue_wait_ns.clone(),
             oom_score: r.oom_score.clone(),
-            cgroup: r
-                .cgroup
-                .clone()
-                .map(|id| scanner.cgroup_path(id).to_owned()),
+            cgroup,
+            container,
+            depth: 0,
             pss_bytes: rollup.clone().map(|u| u.and_then(|u| u.pss.clone())),
             shared_bytes: rollup.map(|u| {
                 u.and_then(|u| {
@@ -229,6 +261,49 @@ pub fn sort(rows: &mut [Row], key: SortKey, reverse: bool) {
     });
 }
 
+/// Orders sorted rows as a tree: each row followed by its children (in the order they
+/// already have), depth-first; rows whose parent is not listed are roots.
+pub fn as_tree(rows: Vec<Row>) -> Vec<Row> {
+    use std::collections::HashMap;
+    let listed: std::collections::HashSet<i64> = rows.iter().map(|r| i64::from(r.pid)).collect();
+    let mut children: HashMap<i64, Vec<usize>> = HashMap::new();
+    let mut roots = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        if r.ppid != i64::from(r.pid) && listed.contains(&r.ppid) {
+            children.entry(r.ppid).or_default().push(i);
+        } else {
+            roots.push(i);
+        }
+    }
+    let mut order = Vec::with_capacity(rows.len());
+    // An explicit stack: a deep chain of forks must not overflow ours.
+    let mut seen = vec![false; rows.len()];
+    // Rows in a parent cycle (PIDs reused between two reads) have no root: they start
+    // trees of their own after the rest, so no row is lost.
+    let starts: Vec<usize> = roots.into_iter().chain(0..rows.len()).collect();
+    for start in starts {
+        let mut stack = vec![(start, 0)];
+        while let Some((i, depth)) = stack.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+            order.push((i, depth));
+            if let Some(kids) = children.get(&i64::from(rows[i].pid)) {
+                stack.extend(kids.iter().rev().map(|&k| (k, depth + 1)));
+            }
+        }
+    }
+    let mut slots: Vec<Option<Row>> = rows.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|(i, depth)| {
+            let mut r = slots[i].take()?;
+            r.depth = depth;
+            Some(r)
+        })
+        .collect()
+}
+
 /// Whether a cgroup path is `scope` or below it.
 pub fn in_cgroup(path: &str, scope: &str) -> bool {
     let scope = scope.trim_end_matches('/');
@@ -248,7 +323,12 @@ pub fn collect(scanner: &mut Scanner, q: &TableQuery) -> Val<Vec<Row>> {
         let cg_ok = q.cgroup.as_deref().is_none_or(
             |scope| matches!(&r.cgroup, Ok(id) if in_cgroup(scanner.cgroup_path(*id), scope)),
         );
-        name_ok && cg_ok
+        let container_ok = q.container.as_deref().is_none_or(|want| {
+            matches!(&r.cgroup, Ok(id) if placement(scanner.cgroup_path(*id))
+                .container_id
+                .is_some_and(|c| !want.is_empty() && c.starts_with(want)))
+        });
+        name_ok && cg_ok && container_ok
     };
     let mut kept: Vec<ProcessRow> = rows.into_iter().filter(|r| keep(r)).collect();
     if q.pss {
@@ -270,6 +350,9 @@ pub fn collect(scanner: &mut Scanner, q: &TableQuery) -> Val<Vec<Row>> {
         });
     }
     sort(&mut out, q.sort, q.reverse);
+    if q.tree {
+        out = as_tree(out);
+    }
     if let Some(n) = q.limit {
         out.truncate(n);
     }
@@ -283,6 +366,7 @@ mod tests {
     fn row(pid: i32, rss: Val<u64>) -> Row {
         Row {
             pid,
+            ppid: 1,
             name: format!("p{pid}"),
             state: "S".into(),
             uid: Ok(0),
@@ -299,9 +383,45 @@ mod tests {
             run_queue_wait_ns: Ok(0),
             oom_score: Ok(0),
             cgroup: Ok("/".into()),
+            container: None,
+            depth: 0,
             pss_bytes: None,
             shared_bytes: None,
         }
+    }
+
+    #[test]
+    fn issue_15_tree_puts_children_under_their_parent_in_sort_order() {
+        let mut rows: Vec<Row> = [
+            (1, 0, 5),
+            (10, 1, 50),
+            (11, 1, 70),
+            (20, 10, 1),
+            (30, 99, 9),
+        ]
+        .into_iter()
+        .map(|(pid, ppid, rss)| Row {
+            ppid,
+            ..row(pid, Ok(rss))
+        })
+        .collect();
+        sort(&mut rows, SortKey::Rss, false);
+        let tree = as_tree(rows);
+        let shape: Vec<(i32, usize)> = tree.iter().map(|r| (r.pid, r.depth)).collect();
+        // 30's parent is not listed: a root, ordered among roots by RSS.
+        assert_eq!(shape, [(30, 0), (1, 0), (11, 1), (10, 1), (20, 2)]);
+        // A cycle (a PID reused as its own ancestor's parent) cannot loop.
+        let cyc = vec![
+            Row {
+                ppid: 2,
+                ..row(1, Ok(1))
+            },
+            Row {
+                ppid: 1,
+                ..row(2, Ok(1))
+            },
+        ];
+        assert_eq!(as_tree(cyc).len(), 2);
     }
 
     #[test]

@@ -15,6 +15,25 @@ pub mod text;
 /// Human output fits this many columns.
 pub const WIDTH: usize = 100;
 
+/// The width for tables that can use more room: `COLUMNS` when set, else the
+/// terminal's width, else [`WIDTH`]; never below [`WIDTH`].
+pub fn table_width() -> usize {
+    let from_env = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse().ok());
+    let from_tty = || {
+        let out = io::stdout();
+        out.is_terminal()
+            .then(|| rustix::termios::tcgetwinsize(&out).ok())
+            .flatten()
+            .map(|w| usize::from(w.ws_col))
+    };
+    from_env
+        .or_else(from_tty)
+        .unwrap_or(WIDTH)
+        .clamp(WIDTH, 400)
+}
+
 /// Colour and emphasis, off unless stdout is a terminal and NO_COLOR is unset.
 #[derive(Debug, Clone, Copy)]
 pub struct Style {

@@ -164,6 +164,54 @@ pub fn inspect(out: &mut dyn Write, r: &InspectReport, style: &Style) -> io::Res
     if let Ok(cmd) = &r.cmdline {
         writeln!(out, "{}", fit_end(cmd, WIDTH))?;
     }
+    let parent = match (&r.ppid, &r.parent_name) {
+        (Ok(p), Ok(n)) => format!("parent {p} ({})", super::safe::clean(n)),
+        (Ok(p), Err(_)) => format!("parent {p}"),
+        (Err(_), _) => "parent ?".into(),
+    };
+    let kids = match &r.children {
+        Ok(c) if c.is_empty() => "no children".to_owned(),
+        Ok(c) => {
+            let named: Vec<String> = c
+                .iter()
+                .take(8)
+                .map(|k| format!("{} ({})", k.pid, k.name))
+                .collect();
+            let more = c.len().saturating_sub(8);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!("children {}{more}", named.join(", "))
+        }
+        Err(e) => format!("children unknown ({e})"),
+    };
+    let ns = match (&r.pid_in_namespace, &r.pid_namespace_levels) {
+        (Ok(p), Ok(n)) if *n > 1 => format!("; pid {p} inside its PID namespace ({n} levels)"),
+        _ => String::new(),
+    };
+    for l in wrap(&format!("{parent}; {kids}{ns}"), WIDTH) {
+        writeln!(out, "{l}")?;
+    }
+    if let Some(c) = &r.container {
+        let mut parts = Vec::new();
+        if let (Some(rt), Some(id)) = (c.runtime, c.short_id()) {
+            parts.push(format!("container {id} ({})", rt.name()));
+        }
+        if let Some(uid) = &c.pod_uid {
+            let qos = c.qos.map_or(String::new(), |q| {
+                format!(", QoS {}", format!("{q:?}").to_lowercase())
+            });
+            parts.push(format!("pod {uid}{qos}"));
+        }
+        if let Some(u) = &c.unit {
+            parts.push(format!("unit {u}"));
+        }
+        if !parts.is_empty() {
+            writeln!(out, "{}", fit_end(&parts.join("; "), WIDTH))?;
+        }
+    }
     let watched = match r.window_seconds {
         Some(w) => format!(
             "watched {:.2} s ({} samples); rates are over that window",
@@ -274,11 +322,12 @@ pub fn processes(
     style: &Style,
 ) -> io::Result<()> {
     let pss_head = if pss { "   PSS" } else { "" };
-    let fixed = 7 + 1 + 15 + 2 + 6 * 3 + 7 + 7 + 12 + 6 + 6 + 5 + if pss { 6 } else { 0 };
-    let cg_w = WIDTH.saturating_sub(fixed + 1).max(8);
+    let fixed = 7 + 8 + 1 + 15 + 2 + 6 * 3 + 7 + 7 + 12 + 6 + 6 + 5 + if pss { 6 } else { 0 };
+    let cg_w = super::table_width().saturating_sub(fixed + 1).max(8);
     let head = format!(
-        "{:>7} {:<15}{:>2}{:>6}{:>6}{:>6}{pss_head}{:>7}{:>7}{:>12}{:>6}{:>6}{:>5} {}",
+        "{:>7}{:>8} {:<15}{:>2}{:>6}{:>6}{:>6}{pss_head}{:>7}{:>7}{:>12}{:>6}{:>6}{:>5} {}",
         "PID",
+        "PPID",
         "COMMAND",
         "S",
         "RSS",
@@ -290,7 +339,7 @@ pub fn processes(
         "VCSW",
         "NVCSW",
         "OOM",
-        "CGROUP"
+        "CGROUP / CONTAINER"
     );
     writeln!(out, "{}", style.heading(head.trim_end()))?;
     let mut missing: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
@@ -305,11 +354,24 @@ pub fn processes(
             Some(v) if pss => format!("{:>6}", compact_bytes(v)),
             _ => String::new(),
         };
-        let cgroup = r.cgroup.as_deref().unwrap_or("-");
+        // A container is named by runtime and short id, as `docker ps` does; a unit or
+        // the bare path otherwise.
+        let placed = r
+            .container
+            .as_ref()
+            .and_then(|c| Some(format!("{} {}", c.runtime?.name(), c.short_id()?)));
+        let cgroup = match &placed {
+            // The runtime and the id's start matter most.
+            Some(p) => fit_end(p, cg_w),
+            None => fit_start(r.cgroup.as_deref().unwrap_or("-"), cg_w),
+        };
+        // In a tree, each level indents the name by two.
+        let name = format!("{:indent$}{}", "", r.name, indent = (r.depth * 2).min(10));
         let line = format!(
-            "{:>7} {:<15}{:>2}{:>6}{:>6}{:>6}{pss_cell}{:>7}{:>7}{:>12}{:>6}{:>6}{:>5} {}",
+            "{:>7}{:>8} {:<15}{:>2}{:>6}{:>6}{:>6}{pss_cell}{:>7}{:>7}{:>12}{:>6}{:>6}{:>5} {}",
             r.pid,
-            fit_end(&r.name, 15),
+            r.ppid,
+            fit_end(&name, 15),
             r.state,
             compact_bytes(&r.rss_bytes),
             compact_bytes(&r.hwm_bytes),
@@ -320,7 +382,7 @@ pub fn processes(
             count_or_dash(&r.voluntary_switches),
             count_or_dash(&r.involuntary_switches),
             count_or_dash(&r.oom_score),
-            fit_start(cgroup, cg_w),
+            cgroup,
         );
         writeln!(out, "{}", line.trim_end())?;
         for (col, v) in [

@@ -38,6 +38,10 @@ pub struct Status {
     pub voluntary_ctxt_switches: Val<u64>,
     pub nonvoluntary_ctxt_switches: Val<u64>,
     pub cpus_allowed_list: Val<InlineStr<64>>,
+    /// The pid in the process's own (innermost) PID namespace: NSpid's last entry.
+    pub ns_pid: Val<u64>,
+    /// How many PID namespaces see the process (NSpid's entries; 1 on the host's).
+    pub ns_levels: Val<u64>,
 }
 
 fn absent<T>(field: &'static str) -> Val<T> {
@@ -73,6 +77,8 @@ impl Status {
             voluntary_ctxt_switches: absent("voluntary_ctxt_switches"),
             nonvoluntary_ctxt_switches: absent("nonvoluntary_ctxt_switches"),
             cpus_allowed_list: absent("Cpus_allowed_list"),
+            ns_pid: absent("NSpid"),
+            ns_levels: absent("NSpid"),
         };
         for line in lines(buf) {
             let Some((key, value)) = key_value(line) else {
@@ -98,6 +104,16 @@ impl Status {
                     let mut it = crate::parse::tokens(value);
                     s.uid_real = it.next().and_then(u64_dec).ok_or_else(|| bad("Uid"));
                     s.uid_effective = it.next().and_then(u64_dec).ok_or_else(|| bad("Uid"));
+                    continue;
+                }
+                b"NSpid" => {
+                    let (mut levels, mut last) = (0u64, None);
+                    for t in crate::parse::tokens(value) {
+                        levels += 1;
+                        last = u64_dec(t);
+                    }
+                    s.ns_pid = last.ok_or_else(|| bad("NSpid"));
+                    s.ns_levels = Ok(levels);
                     continue;
                 }
                 b"PPid" => (&mut s.ppid, Kind::Dec),
@@ -189,6 +205,19 @@ Cpus_allowed_list:\t0-1\nvoluntary_ctxt_switches:\t7\nnonvoluntary_ctxt_switches
         assert_eq!(s.cap_eff, Ok(0x1ff_ffff_ffff));
         assert_eq!(s.nonvoluntary_ctxt_switches, Ok(3));
         assert_eq!(s.cpus_allowed_list.unwrap().as_str(), "0-1");
+    }
+
+    #[test]
+    fn issue_15_nspid_gives_the_pid_inside_each_namespace() {
+        let s = Status::parse(b"Name:\tsleep\nNSpid:\t4242\t17\t1\n");
+        assert_eq!(s.ns_pid.unwrap(), 1);
+        assert_eq!(s.ns_levels.unwrap(), 3);
+        let host = Status::parse(b"NSpid:\t812\n");
+        assert_eq!((host.ns_pid.unwrap(), host.ns_levels.unwrap()), (812, 1));
+        assert_eq!(
+            Status::parse(b"Name:\tx\n").ns_pid.unwrap_err().kind(),
+            "not_in_kernel"
+        );
     }
 
     #[test]

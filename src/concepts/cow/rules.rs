@@ -26,7 +26,15 @@ fn cow_blow_up(v: &DoctorView) -> Vec<Finding> {
                 severity: Severity::Warning,
                 subject: p.subject(),
                 message: format!(
-                    "this forked child's Private_Dirty grew {} in {:.0} s: the parent keeps writing shared pages and each write copies one",
+                    "this forked child of {}'s Private_Dirty grew {} in {:.0} s: the parent keeps writing shared pages and each write copies one",
+                    v.proc(p.last.ppid).map_or_else(
+                        || format!("pid {}", p.last.ppid),
+                        |parent| format!(
+                            "{} (RSS {})",
+                            parent.subject(),
+                            mib(parent.last.rss.clone().unwrap_or(0) as f64)
+                        )
+                    ),
                     mib(grew as f64),
                     v.watched_secs()
                 ),

@@ -31,15 +31,25 @@ fn names(mask: &Val<u64>) -> Val<Value> {
     mask.clone().map(|m| Value::List(signals_in(m)))
 }
 
-/// What SIGTERM will do to this process: the first thing `kill PID` sends.
-pub fn sigterm_disposition(ignored: u64, caught: u64) -> &'static str {
+/// What SIGTERM will do to this process: the first thing `kill PID` sends. The init of
+/// a PID namespace (pid 1 inside it: `docker run` without `--init`, `unshare --pid`)
+/// is SIGNAL_UNKILLABLE: the kernel drops a default-terminate signal sent to it from
+/// inside its namespace or an ancestor, so without a handler SIGTERM does nothing.
+pub fn sigterm_disposition(ignored: u64, caught: u64, namespace_init: bool) -> &'static str {
     if ignored & SIGTERM_BIT != 0 {
         "ignored"
     } else if caught & SIGTERM_BIT != 0 {
         "caught by a handler"
+    } else if namespace_init {
+        "dropped: PID-namespace init without a handler"
     } else {
         "default (terminate)"
     }
+}
+
+/// Whether the process is pid 1 of its own PID namespace (NSpid's last entry).
+pub fn is_namespace_init(status: &syslens_probe::status::Status) -> bool {
+    matches!(status.ns_pid, Ok(1))
 }
 
 pub fn lens(v: &ProcessView) -> Section {
@@ -67,9 +77,12 @@ pub fn lens(v: &ProcessView) -> Section {
     );
     s.figure(
         "SIGTERM",
-        ign.and_then(|i| Ok(sigterm_disposition(i, cgt?))),
+        ign.and_then(|i| {
+            let init = v.status().is_ok_and(is_namespace_init);
+            Ok(sigterm_disposition(i, cgt?, init))
+        }),
         Unit::None,
-        "SigIgn, SigCgt",
+        "SigIgn, SigCgt, NSpid",
     );
     match &v.detail.threads {
         Ok(threads) => {
@@ -134,8 +147,16 @@ mod tests {
 
     #[test]
     fn sigterm_disposition_reads_the_right_bit() {
-        assert_eq!(sigterm_disposition(1 << 14, 0), "ignored");
-        assert_eq!(sigterm_disposition(0, 1 << 14), "caught by a handler");
-        assert_eq!(sigterm_disposition(1 << 13, 1 << 15), "default (terminate)");
+        assert_eq!(sigterm_disposition(1 << 14, 0, false), "ignored");
+        assert_eq!(
+            sigterm_disposition(0, 1 << 14, false),
+            "caught by a handler"
+        );
+        assert_eq!(sigterm_disposition(0, 1 << 14, true), "caught by a handler");
+        assert_eq!(
+            sigterm_disposition(1 << 13, 1 << 15, false),
+            "default (terminate)"
+        );
+        assert!(sigterm_disposition(0, 0, true).starts_with("dropped"));
     }
 }

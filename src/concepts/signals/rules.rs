@@ -30,20 +30,42 @@ fn sigterm_ignored(v: &DoctorView) -> Vec<Finding> {
         let ignored = st.sig_ign.clone().unwrap_or(0) & SIGTERM != 0;
         let blocked =
             !p.thread_blocked.is_empty() && p.thread_blocked.iter().all(|m| m & SIGTERM != 0);
-        if ignored || blocked {
+        // The init of a nested PID namespace (a container's pid 1) without a handler:
+        // the kernel drops SIGTERM (`docker stop` waits, then SIGKILLs). The host's own
+        // init is left out: it is meant to be unkillable.
+        let caught = st.sig_cgt.clone().unwrap_or(0) & SIGTERM != 0;
+        let dropped = !ignored
+            && !caught
+            && super::is_namespace_init(st)
+            && st.ns_levels.clone().is_ok_and(|n| n > 1);
+        if ignored || blocked || dropped {
             let how = if ignored {
                 "ignores"
-            } else {
+            } else if blocked {
                 "blocks in every thread"
+            } else {
+                "is pid 1 of its PID namespace with no handler, so the kernel drops"
+            };
+            let advice = if dropped {
+                "handle SIGTERM in the program, or run it under an init that forwards signals and reaps (tini, dumb-init, `docker run --init`, shareProcessNamespace in Kubernetes)"
+            } else {
+                "handle SIGTERM (finish or abandon work, flush, exit); if it is on purpose (a shell's job control), expect the stop timeout and a SIGKILL"
             };
             out.push(Finding {
                 rule: "sigterm-ignored",
                 concept: ConceptId::Signals,
                 severity: Severity::Warning,
                 subject: p.subject(),
-                message: format!("{how} SIGTERM: `kill PID` and `systemctl stop` will not stop it; only SIGKILL will, with no cleanup"),
-                evidence: vec![format!("/proc/{}/status SigIgn {:#x}, SigBlk per thread {:x?}", p.last.pid, st.sig_ign.clone().unwrap_or(0), p.thread_blocked)],
-                advice: "handle SIGTERM (finish or abandon work, flush, exit); if it is on purpose (a shell's job control), expect the stop timeout and a SIGKILL".into(),
+                message: format!("{how} SIGTERM: `kill PID`, `systemctl stop` and `docker stop` will not stop it; only SIGKILL will, with no cleanup"),
+                evidence: vec![format!(
+                    "/proc/{}/status SigIgn {:#x}, SigCgt {:#x}, SigBlk per thread {:x?}, NSpid ..{}",
+                    p.last.pid,
+                    st.sig_ign.clone().unwrap_or(0),
+                    st.sig_cgt.clone().unwrap_or(0),
+                    p.thread_blocked,
+                    st.ns_pid.clone().map_or("?".into(), |n| n.to_string())
+                )],
+                advice: advice.into(),
             });
         }
     }

@@ -1,0 +1,242 @@
+//! What a debugging engineer must be told right (issue 15), against live specimens: a
+//! namespaced init that drops SIGTERM, parents and children, and cgroups named like
+//! docker's and the kubelet's made beneath the test's own.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use serde_json::Value;
+use syslens::lab::cgroup::LabCgroup;
+use syslens_probe::Reader;
+
+/// A child killed and reaped when dropped, with the grandchildren it was seen to fork
+/// (they would outlive it, holding the test's pipes).
+struct Running(Child, Vec<u32>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for &pid in &self.1 {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn inspect(pid: u32) -> Value {
+    let out = syslens()
+        .args(["--json", "inspect", &pid.to_string(), "--window", "0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn sigterm_figure(r: &Value) -> String {
+    figure(r, "signals", "SIGTERM").as_str().unwrap().to_owned()
+}
+
+/// The first child of `pid` (its /proc children file), waiting for it to appear.
+fn first_child(pid: u32) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let kids =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        if let Some(k) = kids.split_whitespace().next() {
+            return k.parse().unwrap();
+        }
+        assert!(Instant::now() < deadline, "{pid} never forked");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn issue_15_pid_namespace_init_drops_sigterm_and_is_told_so() {
+    skip_unless!(is_root(), "a new PID namespace needs root");
+    let unshare = Command::new("unshare")
+        .args(["--pid", "--fork", "sleep", "60"])
+        .stdout(Stdio::null())
+        .spawn();
+    let Ok(unshare) = unshare else {
+        skip_unless!(false, "unshare (util-linux) is not installed");
+        return;
+    };
+    let mut unshare = Running(unshare, Vec::new());
+    let init = first_child(unshare.0.id());
+    unshare.1.push(init);
+    let r = inspect(init);
+    assert!(sigterm_figure(&r).starts_with("dropped"), "{r}");
+    assert_eq!(r["pid_in_namespace"].as_u64(), Some(1), "{r}");
+    assert_eq!(r["pid_namespace_levels"].as_u64(), Some(2), "{r}");
+    // What syslens says is what the kernel does: SIGTERM leaves it running.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(init as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let state = std::fs::read_to_string(format!("/proc/{init}/stat")).unwrap();
+    assert!(
+        !state.contains(") Z "),
+        "it died of SIGTERM after all: {state}"
+    );
+    let out = syslens()
+        .args([
+            "--json",
+            "doctor",
+            "--pid",
+            &init.to_string(),
+            "--window",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let finding = d["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "sigterm-ignored")
+        .unwrap_or_else(|| panic!("doctor is silent: {d}"));
+    assert!(finding["message"]
+        .as_str()
+        .unwrap()
+        .contains("PID namespace"));
+    assert!(finding["advice"].as_str().unwrap().contains("tini"));
+    // A plain process is not an init: SIGTERM terminates it.
+    let s = Specimen::start(&[]);
+    assert_eq!(sigterm_figure(&inspect(s.pid())), "default (terminate)");
+}
+
+#[test]
+fn issue_15_parents_and_children_are_named() {
+    let mut sh = Running(
+        Command::new("sh")
+            .args(["-c", "sleep 60 & wait"])
+            .spawn()
+            .unwrap(),
+        Vec::new(),
+    );
+    let child = first_child(sh.0.id());
+    sh.1.push(child);
+    let r = inspect(child);
+    assert_eq!(r["ppid"].as_i64(), Some(i64::from(sh.0.id())), "{r}");
+    assert_eq!(r["parent_name"].as_str(), Some("sh"), "{r}");
+    let p = inspect(sh.0.id());
+    let kids = p["children"].as_array().unwrap();
+    assert!(
+        kids.iter()
+            .any(|k| k["pid"].as_u64() == Some(u64::from(child)) && k["name"] == "sleep"),
+        "{p}"
+    );
+    // The process table has the PPID, and --tree puts the child under its parent.
+    let out = syslens()
+        .args(["--json", "system", "--processes", "--tree", "--window", "0"])
+        .output()
+        .unwrap();
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    let at = |pid: u32| {
+        rows.iter()
+            .position(|r| r["pid"].as_u64() == Some(u64::from(pid)))
+    };
+    let (ps, pc) = (at(sh.0.id()).unwrap(), at(child).unwrap());
+    assert_eq!(rows[pc]["ppid"].as_u64(), Some(u64::from(sh.0.id())));
+    assert!(pc > ps, "the child comes after its parent");
+    assert_eq!(
+        rows[pc]["depth"].as_u64().unwrap_or(0),
+        rows[ps]["depth"].as_u64().unwrap_or(0) + 1
+    );
+}
+
+/// Directories made below a lab cgroup, removed (children first) when dropped.
+struct Nested {
+    dirs: Vec<PathBuf>,
+    cg: Option<LabCgroup>,
+}
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        for d in self.dirs.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+        if let Some(cg) = self.cg.take() {
+            let _ = cg.remove();
+        }
+    }
+}
+
+const ID: &str = "3f2a9c1b7d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4";
+
+#[test]
+fn issue_15_containers_are_named_from_their_cgroups() {
+    skip_unless!(is_root(), "making cgroups needs root");
+    let mut reader = Reader::host().unwrap();
+    let cg = match LabCgroup::create(&mut reader, &["memory"]) {
+        Ok(cg) => cg,
+        Err(e) => {
+            skip_unless!(false, format!("no memory cgroup can be made here: {e}"));
+            return;
+        }
+    };
+    let base = cg.dir("memory").unwrap().to_owned();
+    let uid = "8d1c2b7a-4f3e-4a5b-9c6d-0e1f2a3b4c5d";
+    let docker = base.join("docker").join(ID);
+    let pod_container = "7e6d5c4b3a291807f6e5d4c3b2a19080";
+    let pod = base
+        .join("kubepods/burstable")
+        .join(format!("pod{uid}"))
+        .join(pod_container);
+    let mut nested = Nested {
+        dirs: Vec::new(),
+        cg: Some(cg),
+    };
+    for leaf in [&docker, &pod] {
+        let mut d = base.clone();
+        for part in leaf.strip_prefix(&base).unwrap().components() {
+            d.push(part);
+            std::fs::create_dir(&d).unwrap();
+            nested.dirs.push(d.clone());
+        }
+    }
+    let in_docker = Specimen::start(&[]);
+    std::fs::write(docker.join("cgroup.procs"), in_docker.pid().to_string()).unwrap();
+    let in_pod = Specimen::start(&[]);
+    std::fs::write(pod.join("cgroup.procs"), in_pod.pid().to_string()).unwrap();
+
+    let r = inspect(in_docker.pid());
+    assert_eq!(r["container"]["runtime"], "docker", "{r}");
+    assert_eq!(r["container"]["container_id"], ID, "{r}");
+    let r = inspect(in_pod.pid());
+    assert_eq!(r["container"]["pod_uid"], uid, "{r}");
+    assert_eq!(r["container"]["qos"], "burstable", "{r}");
+    assert_eq!(r["container"]["runtime"], "kubernetes", "{r}");
+
+    // The table filters by id prefix and shows runtime and short id.
+    let out = syslens()
+        .args([
+            "system",
+            "--processes",
+            "--window",
+            "0",
+            "--container",
+            &ID[..8],
+        ])
+        .env("COLUMNS", "140")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&in_docker.pid().to_string()), "{text}");
+    assert!(text.contains("docker 3f2a9c1b7d4e"), "{text}");
+    assert!(!text.contains(&format!(" {} ", in_pod.pid())), "{text}");
+    drop(in_docker);
+    drop(in_pod);
+    // The specimens have exited; the guard removes the directories.
+    std::thread::sleep(Duration::from_millis(100));
+    drop(nested);
+    assert!(!base.exists(), "{} left behind", base.display());
+}
