@@ -241,3 +241,72 @@ fn issue_13_doctor_window_0_under_load_prints_no_impossible_figure() {
         }
     }
 }
+
+#[test]
+fn issue_15_a_leak_and_a_mapped_file_reader_are_told_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mapped");
+    // A sparse file: reading its pages through the mapping fills the page cache.
+    std::fs::File::create(&file)
+        .unwrap()
+        .set_len(256 << 20)
+        .unwrap();
+    let leaker = Specimen::start(&["--leak-mib-per-s", "8"]);
+    let reader = Specimen::start(&[
+        "--map-read",
+        file.to_str().unwrap(),
+        "--map-read-mib-per-s",
+        "16",
+    ]);
+    let (r, _) = syslens()
+        .args(["doctor", "--json", "--window", "2.5"])
+        .output()
+        .map(|o| (serde_json::from_slice::<Value>(&o.stdout).unwrap(), ()))
+        .unwrap();
+    let leak = rules(&findings_for(&r, leaker.pid()));
+    let mapped = rules(&findings_for(&r, reader.pid()));
+    assert!(
+        leak.contains(&"steady-rss-growth".to_owned()),
+        "{leak:?}: {r}"
+    );
+    assert!(!leak.contains(&"mapped-file-growth".to_owned()), "{leak:?}");
+    assert!(
+        mapped.contains(&"mapped-file-growth".to_owned()),
+        "{mapped:?}: {r}"
+    );
+    assert!(
+        !mapped.contains(&"steady-rss-growth".to_owned()),
+        "page cache called a leak: {mapped:?}"
+    );
+}
+
+#[test]
+fn issue_15_the_first_oom_victim_is_chosen_over_every_process() {
+    skip_unless!(
+        is_root(),
+        "raising oom_score_adj of another process needs root"
+    );
+    let low = Specimen::start(&[]);
+    let high = Specimen::start(&[]);
+    std::fs::write(format!("/proc/{}/oom_score_adj", high.pid()), "1000").unwrap();
+    let first = |pid: u32| {
+        let out = syslens()
+            .args([
+                "doctor",
+                "--json",
+                "--window",
+                "0",
+                "--pid",
+                &pid.to_string(),
+            ])
+            .output()
+            .unwrap();
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        rules(&findings_for(&r, pid)).contains(&"oom-first-victim".to_owned())
+    };
+    assert!(
+        !first(low.pid()),
+        "scoped to one process, it was called the first victim though another scores higher"
+    );
+    assert!(first(high.pid()));
+}

@@ -36,6 +36,13 @@ pub struct SpecimenArgs {
     /// Keep allocating (and touching) this many MiB per second.
     #[arg(long)]
     pub leak_mib_per_s: Option<u64>,
+    /// Map this file read-only and read it page by page at --map-read-mib-per-s (its
+    /// resident set grows in file pages, RssFile, not in anonymous memory).
+    #[arg(long, requires = "map_read_mib_per_s")]
+    pub map_read: Option<std::path::PathBuf>,
+    /// How fast to read the mapped file, in MiB per second.
+    #[arg(long, requires = "map_read")]
+    pub map_read_mib_per_s: Option<u64>,
     /// Map a copy of a shared library, then delete the copy (a library "updated" on disk).
     #[arg(long)]
     pub deleted_lib_in: Option<std::path::PathBuf>,
@@ -224,6 +231,37 @@ pub fn run(args: SpecimenArgs, out: &mut dyn Write) -> io::Result<Status> {
             let mut g = lock.lock().unwrap_or_else(|e| e.into_inner());
             loop {
                 g = cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            }
+        });
+    }
+    if let (Some(path), Some(rate)) = (&args.map_read, args.map_read_mib_per_s) {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len() as usize;
+        // SAFETY: a fresh read-only shared mapping of a file this process opened; it is
+        // never unmapped (the specimen lives until killed), so the pointer stays valid.
+        let base = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                rustix::mm::ProtFlags::READ,
+                rustix::mm::MapFlags::SHARED,
+                &file,
+                0,
+            )
+        }? as usize;
+        std::thread::spawn(move || {
+            let step = ((rate << 20) as usize / 10).max(4096);
+            let mut at = 0;
+            while at < len {
+                for page in (at..(at + step).min(len)).step_by(4096) {
+                    // SAFETY: page < len, inside the mapping made above.
+                    let _ = unsafe { std::ptr::read_volatile((base + page) as *const u8) };
+                }
+                at += step;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            loop {
+                std::thread::park();
             }
         });
     }

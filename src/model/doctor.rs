@@ -84,6 +84,10 @@ pub struct Proc {
     pub last: ProcessRow,
     /// (seconds since the first sample, RSS bytes)
     pub rss: Vec<(f64, f64)>,
+    /// (seconds, RssAnon + RssShmem bytes): memory only the process can free.
+    pub rss_anon: Vec<(f64, f64)>,
+    /// (seconds, RssFile bytes): mapped file pages, page cache the kernel can drop.
+    pub rss_file: Vec<(f64, f64)>,
     /// The memory cgroup's path, when one is mounted.
     pub cgroup: Option<String>,
     /// /proc/PID/status, read once.
@@ -161,6 +165,8 @@ pub struct DoctorView {
     pub page_size: u64,
     /// Whether the view was narrowed to some processes (`--pid`, `--name`).
     pub scoped: bool,
+    /// The process the OOM killer would pick first among all (not only those in scope).
+    pub oom_first: Option<i32>,
 }
 
 /// Which processes to examine.
@@ -201,8 +207,15 @@ impl DoctorView {
         let started = Instant::now();
         // The doctor itself is not a patient.
         let me = std::process::id() as i32;
-        let first: Vec<ProcessRow> = scanner
-            .scan(ScanOptions::default())?
+        let everyone = scanner.scan(ScanOptions::default())?;
+        // The OOM killer's first victim is chosen among every process, whatever the
+        // scope shows: highest oom_score, then the larger RSS (badness counts memory).
+        let oom_first = everyone
+            .iter()
+            .filter(|r| r.pid != me && matches!(r.oom_score, Ok(s) if s > 0))
+            .max_by_key(|r| (r.oom_score.clone().unwrap_or(0), r.rss.clone().unwrap_or(0)))
+            .map(|r| r.pid);
+        let first: Vec<ProcessRow> = everyone
             .iter()
             .filter(|r| r.pid != me && scope.keeps(r))
             .cloned()
@@ -234,7 +247,8 @@ impl DoctorView {
                 pd_before.insert(pid, v);
             }
         }
-        let mut rss: HashMap<i32, Vec<(f64, f64)>> = HashMap::new();
+        type Series = HashMap<i32, Vec<(f64, f64)>>;
+        let (mut rss, mut rss_anon, mut rss_file): (Series, Series, Series) = Default::default();
         let mut last: HashMap<i32, ProcessRow> = HashMap::new();
         let opts = ScanOptions {
             slow_every: u64::MAX,
@@ -257,6 +271,15 @@ impl DoctorView {
             for r in scanner.scan_pids(&pids, opts) {
                 if let Ok(b) = r.rss {
                     rss.entry(r.pid).or_default().push((t, b as f64));
+                }
+                if let (Ok(a), Ok(sh)) = (&r.rss_anon, &r.rss_shmem) {
+                    rss_anon
+                        .entry(r.pid)
+                        .or_default()
+                        .push((t, a.saturating_add(*sh) as f64));
+                }
+                if let Ok(f) = r.rss_file {
+                    rss_file.entry(r.pid).or_default().push((t, f as f64));
                 }
                 last.insert(r.pid, r.clone());
             }
@@ -335,6 +358,8 @@ impl DoctorView {
             procs.push(Proc {
                 private_dirty,
                 rss: rss.remove(&f.pid).unwrap_or_default(),
+                rss_anon: rss_anon.remove(&f.pid).unwrap_or_default(),
+                rss_file: rss_file.remove(&f.pid).unwrap_or_default(),
                 first: f,
                 last: l,
                 cgroup,
@@ -367,6 +392,7 @@ impl DoctorView {
             ooms,
             page_size: rustix::param::page_size() as u64,
             scoped: scope.is_scoped(),
+            oom_first,
         })
     }
 

@@ -37,6 +37,11 @@ pub struct ProcessRow {
     pub rss: Val<u64>,
     pub hwm: Val<u64>,
     pub swap: Val<u64>,
+    /// RssAnon, RssFile and RssShmem of status: what the resident set is made of (a
+    /// leak grows the anonymous part; reading a mapped file grows the file part).
+    pub rss_anon: Val<u64>,
+    pub rss_file: Val<u64>,
+    pub rss_shmem: Val<u64>,
     pub locked: Val<u64>,
     pub minflt: u64,
     pub majflt: u64,
@@ -104,6 +109,9 @@ impl ProcessRow {
             rss: s.vm_rss,
             hwm: s.vm_hwm,
             swap: s.vm_swap,
+            rss_anon: s.rss_anon,
+            rss_file: s.rss_file,
+            rss_shmem: s.rss_shmem,
             locked: s.vm_lck,
             minflt: 0,
             majflt: 0,

@@ -26,19 +26,21 @@ pub fn lens(v: &ProcessView) -> Section {
     let mut s = Section::new(ConceptId::PageFaults);
     let src = v.src("stat");
     let first = v.first();
+    let last = v.last();
+    // Totals as of the end of the window (the rates below are over it).
+    let newest = last.clone().unwrap_or(first);
     s.figure(
         "minor faults (total)",
-        first.stat_counter(|s| s.minflt).map(|c| c.value),
+        newest.stat_counter(|s| s.minflt).map(|c| c.value),
         Unit::Count,
         &src,
     );
     s.figure(
         "major faults (total)",
-        first.stat_counter(|s| s.majflt).map(|c| c.value),
+        newest.stat_counter(|s| s.majflt).map(|c| c.value),
         Unit::Count,
         &src,
     );
-    let last = v.last();
     for (name, f) in [
         (
             "minor faults rate",

@@ -28,7 +28,7 @@ fn deleted_library_mapped(v: &DoctorView) -> Vec<Finding> {
                 concept: ConceptId::SharedLibs,
                 severity: Severity::Warning,
                 subject: if procs.len() == 1 { procs[0].clone() } else { format!("{} processes", procs.len()) },
-                message: format!("{} {} a deleted {name}: the library was replaced on disk (an update) but the old code still runs", procs.join(", "), if procs.len() == 1 { "maps" } else { "map" }),
+                message: format!("{} {} a deleted {name}: the file was deleted or replaced on disk (an update renames a new one over it) but the old code still runs", procs.join(", "), if procs.len() == 1 { "maps" } else { "map" }),
                 evidence: vec![format!("/proc/PID/maps: {lib} (deleted)")],
                 advice: format!("restart {} to run the patched library", if procs.len() == 1 { "it" } else { "them" }),
             }

@@ -47,7 +47,12 @@ fn deleted_file_held_open(v: &DoctorView) -> Vec<Finding> {
     let mut out = Vec::new();
     for p in &v.procs {
         let Ok(fds) = &p.fds else { continue };
-        let deleted: Vec<_> = fds.iter().filter(|f| f.deleted).collect();
+        // A held /proc/N directory of an exited process (a monitor's handle) is shown
+        // as deleted too, but holds no space: not a finding.
+        let deleted: Vec<_> = fds
+            .iter()
+            .filter(|f| f.deleted && !f.target.starts_with("/proc/"))
+            .collect();
         if deleted.is_empty() {
             continue;
         }

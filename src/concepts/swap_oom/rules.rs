@@ -48,18 +48,9 @@ fn ago(s: f64) -> String {
 
 fn oom_first_victim(v: &DoctorView) -> Vec<Finding> {
     let mut out = Vec::new();
-    // Highest oom_score first; on a tie the larger RSS (badness counts memory).
-    if let Some(p) = v
-        .procs
-        .iter()
-        .filter(|p| p.last.oom_score.is_ok())
-        .max_by_key(|p| {
-            (
-                p.last.oom_score.clone().unwrap_or(0),
-                p.last.rss.clone().unwrap_or(0),
-            )
-        })
-    {
+    // Chosen over every process when the view was collected; named only when it is
+    // one the view shows (a scoped run says nothing of the others).
+    if let Some(p) = v.oom_first.and_then(|pid| v.proc(i64::from(pid))) {
         let score = p.last.oom_score.clone().unwrap_or(0);
         if score > 0 {
             out.push(Finding {
