@@ -100,8 +100,7 @@ impl Host {
             memory_bytes,
             swap_bytes,
             cgroup,
-            // SAFETY: geteuid has no arguments and cannot fail.
-            root: unsafe { libc::geteuid() } == 0,
+            root: rustix::process::geteuid().is_root(),
             capabilities,
             clocksource: text_of(
                 reader,

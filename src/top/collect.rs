@@ -108,8 +108,7 @@ pub fn run(
         .flatten();
     if let Some(k) = &kmsg {
         // Only kills from now on.
-        // SAFETY: lseek on an fd we own; /dev/kmsg supports SEEK_END.
-        unsafe { libc::lseek(std::os::fd::AsRawFd::as_raw_fd(k), 0, libc::SEEK_END) };
+        let _ = rustix::fs::seek(k, rustix::fs::SeekFrom::End(0));
     }
     let kernel = scanner
         .reader()
