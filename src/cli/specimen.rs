@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::commands::Status;
 
+/// Flags of `syslens __specimen`: the state to put the process in.
 #[derive(Debug, clap::Args)]
 pub struct SpecimenArgs {
     /// Allocate and touch this many MiB, then free them (RSS falls below the HWM).
@@ -104,6 +105,8 @@ fn map_deleted_library(dir: &std::path::Path) -> io::Result<String> {
     Ok(copy.display().to_string())
 }
 
+/// Puts the process in the state `args` asks for, reports it on `out` as one JSON line,
+/// and holds it until stdin closes.
 pub fn run(args: SpecimenArgs, out: &mut dyn Write) -> io::Result<Status> {
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .map_err(|e| context(e.into(), "prctl"))?;
