@@ -42,6 +42,7 @@ pub fn sigterm_disposition(ignored: u64, caught: u64) -> &'static str {
     }
 }
 
+/// Ignored, caught and pending signals, SIGTERM's disposition, per-thread sets and zombie children.
 pub fn lens(v: &ProcessView) -> Section {
     let mut s = Section::new(ConceptId::Signals);
     let src = v.src("status");
@@ -110,6 +111,7 @@ pub fn lens(v: &ProcessView) -> Section {
     s
 }
 
+/// Zombies and stopped processes on the machine.
 pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::Signals);
     let st = v.states.as_ref().map_err(Clone::clone);
