@@ -42,6 +42,7 @@ fn choice<T: Copy + Send + Sync + 'static>(
     })
 }
 
+/// The command line: the global flags and the command.
 #[derive(Debug, Parser)]
 #[command(
     name = "syslens",
@@ -54,8 +55,10 @@ the kernel's own evidence from /proc and /sys.",
 2 a usage error or an unreadable target."
 )]
 pub struct Cli {
+    /// Flags every command takes.
     #[command(flatten)]
     pub global: Global,
+    /// The command; none runs the tour.
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -75,6 +78,7 @@ pub struct Global {
     pub root: Option<PathBuf>,
 }
 
+/// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run every lab and write the HTML report (the default command).
@@ -105,8 +109,11 @@ pub enum Command {
     /// Internal: the child side of a lab.
     #[command(name = "__lab-child", hide = true)]
     LabChild {
+        /// The concept's id (slug).
         concept: String,
+        /// The child's role in the lab (each lab names its own).
         role: String,
+        /// The lab's parameters, as JSON.
         params: String,
     },
     /// Internal: a process with known state, for syslens's own tests.
@@ -114,6 +121,7 @@ pub enum Command {
     Specimen(specimen::SpecimenArgs),
 }
 
+/// Flags of `syslens tour`.
 #[derive(Debug, Clone, Args)]
 pub struct TourArgs {
     /// Smaller sizes and fewer trials (about a third of the time).
@@ -137,6 +145,7 @@ impl From<TourArgs> for TourOptions {
     }
 }
 
+/// Flags of `syslens inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// The process to inspect.
@@ -153,6 +162,7 @@ pub struct InspectArgs {
     pub no_smaps: bool,
 }
 
+/// Flags of `syslens system`.
 #[derive(Debug, Args)]
 pub struct SystemArgs {
     /// One row per process with the cheap figure of each concept.
@@ -190,6 +200,7 @@ pub struct SystemArgs {
     pub window: Duration,
 }
 
+/// Flags of `syslens doctor`.
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// Only this process.
@@ -206,6 +217,7 @@ pub struct DoctorArgs {
     pub fail_on: Severity,
 }
 
+/// Flags of `syslens lab`.
 #[derive(Debug, Args)]
 pub struct LabArgs {
     /// The concept id (see --list), or `all`.

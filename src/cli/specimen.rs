@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::commands::Status;
 
+/// Flags of `syslens __specimen`: the state to put the process in.
 #[derive(Debug, clap::Args)]
 pub struct SpecimenArgs {
     /// Allocate and touch this many MiB, then free them (RSS falls below the HWM).
@@ -76,12 +77,17 @@ struct Report {
     deleted_lib: Option<String>,
 }
 
+/// The last OS error if a libc call returned -1, named after the call.
 fn check(rc: libc::c_int, what: &str) -> io::Result<()> {
     if rc == -1 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("{what}: {e}")));
+        return Err(context(io::Error::last_os_error(), what));
     }
     Ok(())
+}
+
+/// `e` with the name of the call that failed in front, of the same kind.
+fn context(e: io::Error, what: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
 /// Copies a shared library this process already maps (not libc) into `dir`, dlopens
@@ -106,24 +112,21 @@ fn map_deleted_library(dir: &std::path::Path) -> io::Result<String> {
     Ok(copy.display().to_string())
 }
 
+/// Puts the process in the state `args` asks for, reports it on `out` as one JSON line,
+/// and holds it until stdin closes.
 pub fn run(args: SpecimenArgs, out: &mut dyn Write) -> io::Result<Status> {
-    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number; no memory is passed.
-    check(
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) },
-        "prctl",
-    )?;
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .map_err(|e| context(e.into(), "prctl"))?;
     // Namespaces first, while single-threaded: unshare applies to the calling thread.
     if args.unshare_uts_net {
-        // SAFETY: plain syscalls without pointers beyond the hostname slice.
         check(
+            // SAFETY: unshare takes only flags; new UTS and network namespaces change
+            // no memory or file descriptor this process holds.
             unsafe { libc::unshare(libc::CLONE_NEWUTS | libc::CLONE_NEWNET) },
             "unshare",
         )?;
-        let name = b"syslens-specimen";
-        check(
-            unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) },
-            "sethostname",
-        )?;
+        rustix::system::sethostname(b"syslens-specimen")
+            .map_err(|e| context(e.into(), "sethostname"))?;
     }
     if args.spike_mib > 0 {
         let mut spike = vec![0u8; args.spike_mib << 20];
@@ -136,18 +139,15 @@ pub fn run(args: SpecimenArgs, out: &mut dyn Write) -> io::Result<Status> {
     }
     if let Some(limit) = args.fd_limit {
         // Start from stdin, stdout and stderr only, whatever the caller left open.
-        // SAFETY: closes this process's own inherited fds.
+        // SAFETY: closes only fds inherited from the caller; nothing in this process
+        // has opened or taken ownership of an fd above 2 yet.
         unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
+        use rustix::process::{getrlimit, setrlimit, Resource};
+        let lim = rustix::process::Rlimit {
+            current: Some(limit),
+            ..getrlimit(Resource::Nofile)
         };
-        // SAFETY: valid pointers; lowers only this process's soft limit.
-        unsafe {
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-            lim.rlim_cur = limit;
-            check(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), "setrlimit")?;
-        }
+        setrlimit(Resource::Nofile, lim).map_err(|e| context(e.into(), "setrlimit"))?;
     }
     let mut held = Vec::new();
     for _ in 0..args.open_fds {
@@ -181,8 +181,7 @@ pub fn run(args: SpecimenArgs, out: &mut dyn Write) -> io::Result<Status> {
                 libc::sigaddset(&mut set, libc::SIGUSR1);
                 libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
             }
-            // SAFETY: gettid has no arguments.
-            let _ = tx.send(unsafe { libc::gettid() });
+            let _ = tx.send(rustix::thread::gettid().as_raw_pid());
             loop {
                 std::thread::park();
             }
@@ -195,18 +194,15 @@ pub fn run(args: SpecimenArgs, out: &mut dyn Write) -> io::Result<Status> {
     };
     if let Some(path) = &args.flock_hold {
         let f = File::create(path)?;
-        // SAFETY: flock on an fd we own.
-        check(
-            unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) },
-            "flock",
-        )?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| context(e.into(), "flock"))?;
         held.push(f);
     }
     if let Some(path) = args.flock_wait.clone() {
         let f = File::create(&path)?;
         std::thread::spawn(move || {
-            // SAFETY: flock on an fd this thread owns; it blocks until the holder lets go.
-            unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) };
+            // Blocks until the holder lets go.
+            let _ = rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive);
             loop {
                 std::thread::park();
             }
@@ -218,8 +214,12 @@ pub fn run(args: SpecimenArgs, out: &mut dyn Write) -> io::Result<Status> {
         )?;
     }
     for _ in 0..args.zombies {
-        // SAFETY: the child exits at once; it is never reaped (that is the point).
+        // SAFETY: the child calls only _exit, which is async-signal-safe, so the
+        // locks other threads might hold at the fork do not matter; it is never
+        // reaped (that is the point).
         if unsafe { libc::fork() } == 0 {
+            // SAFETY: _exit ends the child at once, without running Rust or libc
+            // destructors that could touch the parent's state.
             unsafe { libc::_exit(0) };
         }
     }

@@ -7,14 +7,20 @@ use serde::Serialize;
 use crate::catalogue::ConceptId;
 use crate::concepts::def;
 
+/// What `syslens explain ID` shows of one concept.
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
+    /// The concept explained.
     pub concept: ConceptId,
+    /// Its title.
     pub title: &'static str,
+    /// The text, paragraph by paragraph (from the concept's explain.md).
     pub paragraphs: Vec<&'static str>,
     /// The lines of the lab between its explain-begin and explain-end markers.
     pub code: String,
+    /// The lab file the code is quoted from.
     pub code_file: String,
+    /// Where to read next: man pages and kernel documentation (the room's read.md).
     pub read_next: Vec<&'static str>,
 }
 
@@ -65,6 +71,7 @@ fn dir_name(id: ConceptId) -> String {
     id.slug().replace('-', "_")
 }
 
+/// The explanation of `id`, from the texts and lab source in its room.
 pub fn explanation(id: ConceptId) -> Explanation {
     let d = def(id);
     let (text, read, source) = (d.explain, d.read_next, d.lab_source);

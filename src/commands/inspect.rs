@@ -15,13 +15,18 @@ use crate::model::process::{ProcessView, ViewOptions};
 /// The inspect report: the process, then one section per concept.
 #[derive(Debug, Serialize)]
 pub struct InspectReport {
+    /// The process id.
     pub pid: i32,
+    /// stat's command name.
     #[serde(serialize_with = "ser_val")]
     pub name: Val<String>,
+    /// stat's state: the letter and its name, such as `S (sleeping)`.
     #[serde(serialize_with = "ser_val")]
     pub state: Val<String>,
+    /// /proc/PID/cmdline, its NULs turned into spaces.
     #[serde(serialize_with = "ser_val")]
     pub cmdline: Val<String>,
+    /// status's real uid.
     #[serde(serialize_with = "ser_val")]
     pub uid: Val<u64>,
     /// The parent's pid (stat's ppid; 0 for the host's init and for the init of a PID
@@ -47,9 +52,11 @@ pub struct InspectReport {
     pub other_matches: Vec<i32>,
     /// Seconds between the first and last sample (rates come from these two).
     pub window_seconds: Option<f64>,
+    /// Samples taken over the window (1 without one).
     pub samples: usize,
     /// Whether /proc/PID/smaps was read (once).
     pub smaps_read: bool,
+    /// One section per concept, in catalogue order.
     pub sections: Vec<Section>,
     /// Every distinct reason a value is missing for lack of permission.
     pub unreadable: Vec<String>,

@@ -13,10 +13,15 @@ use crate::catalogue::ConceptId;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Value {
+    /// A count, a size, a counter.
     Unsigned(u64),
+    /// A number that may be negative (nice, oom_score_adj).
     Signed(i64),
+    /// A rate, a ratio, a mean.
     Float(f64),
+    /// A name or a state.
     Text(String),
+    /// Names (of libraries, zombies, controllers).
     List(Vec<String>),
 }
 
@@ -61,11 +66,17 @@ impl From<Vec<String>> for Value {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Unit {
+    /// Bytes; shown scaled (KiB, MiB, GiB).
     Bytes,
+    /// Bytes per second.
     BytesPerSecond,
+    /// How many.
     Count,
+    /// Events per second.
     PerSecond,
+    /// Seconds.
     Seconds,
+    /// Nanoseconds.
     Nanoseconds,
     /// A share from 0 to 1.
     Ratio,
@@ -76,15 +87,19 @@ pub enum Unit {
 /// One figure of a lens: what, how much, in which unit, from where.
 #[derive(Debug, Clone, Serialize)]
 pub struct Figure {
+    /// What the figure is, as shown to the user.
     pub name: String,
+    /// The value, or why it is missing.
     #[serde(serialize_with = "ser_val")]
     pub value: Val<Value>,
+    /// The unit of the value.
     pub unit: Unit,
     /// The kernel file (or computation) the value comes from.
     pub source: String,
 }
 
 impl Figure {
+    /// A figure of `value` in `unit`, read from `source`.
     pub fn new<T: Into<Value>>(
         name: impl Into<String>,
         value: Val<T>,
@@ -103,14 +118,20 @@ impl Figure {
 /// What one concept shows of a process or of the system.
 #[derive(Debug, Clone, Serialize)]
 pub struct Section {
+    /// The concept the section belongs to.
     pub concept: ConceptId,
+    /// The concept's title, as the section's heading.
     pub title: &'static str,
+    /// The figures, in the order shown.
     pub figures: Vec<Figure>,
+    /// The tables, shown after the figures.
     pub tables: Vec<Table>,
+    /// Remarks shown under the section: what a figure means here, why one is missing.
     pub notes: Vec<String>,
 }
 
 impl Section {
+    /// An empty section of `concept`.
     pub fn new(concept: ConceptId) -> Section {
         Section {
             concept,
@@ -121,6 +142,7 @@ impl Section {
         }
     }
 
+    /// Adds a figure of `value` in `unit`, read from `source`.
     pub fn figure<T: Into<Value>>(
         &mut self,
         name: &str,
@@ -131,6 +153,7 @@ impl Section {
         self.figures.push(Figure::new(name, value, unit, source));
     }
 
+    /// Adds a remark.
     pub fn note(&mut self, note: impl Into<String>) {
         self.notes.push(note.into());
     }
@@ -139,20 +162,28 @@ impl Section {
 /// A table of a lens (threads, fds, limits, libraries).
 #[derive(Debug, Clone, Serialize)]
 pub struct Table {
+    /// What the table lists.
     pub title: String,
+    /// The columns, in order.
     pub columns: Vec<Column>,
+    /// One row per item; each cell a value or why it is missing.
     #[serde(serialize_with = "ser_rows")]
     pub rows: Vec<Vec<Val<Value>>>,
+    /// The kernel file (or computation) the rows come from.
     pub source: String,
 }
 
+/// One column of a table: its heading and its unit.
 #[derive(Debug, Clone, Serialize)]
 pub struct Column {
+    /// The heading.
     pub name: String,
+    /// The unit of the column's values.
     pub unit: Unit,
 }
 
 impl Table {
+    /// An empty table with these `(name, unit)` columns.
     pub fn new(
         title: impl Into<String>,
         columns: &[(&str, Unit)],
@@ -172,6 +203,7 @@ impl Table {
         }
     }
 
+    /// Adds a row, one cell per column.
     pub fn push(&mut self, row: Vec<Val<Value>>) {
         self.rows.push(row);
     }
@@ -202,7 +234,9 @@ fn ser_rows<S: serde::Serializer>(rows: &[Vec<Val<Value>>], s: S) -> Result<S::O
 /// A counter read at one instant.
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
+    /// The counter's value.
     pub value: u64,
+    /// When it was read.
     pub at: Instant,
 }
 

@@ -11,14 +11,19 @@ use syslens_probe::{Missing, Reader, Val};
 
 use crate::model::figure::ser_val;
 
+/// The machine a report was taken on, read once at its start.
 #[derive(Debug, Clone, Serialize)]
 pub struct Host {
+    /// The kernel release (/proc/sys/kernel/osrelease).
     #[serde(serialize_with = "ser_val")]
     pub kernel: Val<String>,
+    /// CPUs online (/sys/devices/system/cpu/online, else the cpuN lines of /proc/stat).
     #[serde(serialize_with = "ser_val")]
     pub cpus: Val<u64>,
+    /// MemTotal of /proc/meminfo, in bytes.
     #[serde(serialize_with = "ser_val")]
     pub memory_bytes: Val<u64>,
+    /// SwapTotal of /proc/meminfo, in bytes.
     #[serde(serialize_with = "ser_val")]
     pub swap_bytes: Val<u64>,
     /// v1, v2, hybrid or none.
@@ -28,16 +33,22 @@ pub struct Host {
     /// The tool's own effective capabilities ("all" when it holds every known one).
     #[serde(serialize_with = "ser_val")]
     pub capabilities: Val<Vec<String>>,
+    /// The current clocksource (tsc, kvm-clock, hpet...).
     #[serde(serialize_with = "ser_val")]
     pub clocksource: Val<String>,
+    /// Transparent huge pages: always, madvise or never.
     #[serde(serialize_with = "ser_val")]
     pub thp: Val<String>,
+    /// /proc/loadavg: the 1, 5 and 15 minute load averages.
     #[serde(serialize_with = "ser_val")]
     pub loadavg: Val<[f64; 3]>,
+    /// /proc/pressure/cpu.
     #[serde(serialize_with = "ser_val")]
     pub psi_cpu: Val<Psi>,
+    /// /proc/pressure/memory.
     #[serde(serialize_with = "ser_val")]
     pub psi_memory: Val<Psi>,
+    /// /proc/pressure/io.
     #[serde(serialize_with = "ser_val")]
     pub psi_io: Val<Psi>,
 }
@@ -67,6 +78,7 @@ fn text_of(reader: &mut Reader, host_path: &str) -> Val<String> {
 }
 
 impl Host {
+    /// Reads the fingerprint through `reader`; each figure is missing on its own.
     pub fn read(reader: &mut Reader) -> Host {
         let kernel = reader
             .read_proc("sys/kernel/osrelease")
@@ -100,8 +112,7 @@ impl Host {
             memory_bytes,
             swap_bytes,
             cgroup,
-            // SAFETY: geteuid has no arguments and cannot fail.
-            root: unsafe { libc::geteuid() } == 0,
+            root: rustix::process::geteuid().is_root(),
             capabilities,
             clocksource: text_of(
                 reader,

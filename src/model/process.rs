@@ -19,9 +19,13 @@ pub use crate::model::figure::Section;
 /// One cheap sample (stat, status, schedstat) taken during the watch window.
 #[derive(Debug, Clone)]
 pub struct WindowSample {
+    /// When the sample was read.
     pub at: Instant,
+    /// /proc/PID/stat.
     pub stat: Val<Stat>,
+    /// /proc/PID/status.
     pub status: Val<Status>,
+    /// /proc/PID/schedstat (the main thread).
     pub schedstat: Val<SchedStat>,
 }
 
@@ -67,16 +71,25 @@ pub struct ViewOptions {
 /// Everything the per-process lenses need.
 #[derive(Debug)]
 pub struct ProcessView {
+    /// The process id.
     pub pid: i32,
+    /// The one-shot reading of every file of the process.
     pub detail: ProcessDetail,
     /// Cheap samples over the window, first to last (one when the window is zero).
     pub window: Vec<WindowSample>,
+    /// How the host mounts cgroups.
     pub cgroup_mode: CgroupMode,
+    /// The memory controller's view of the process's cgroup.
     pub memory_cgroup: Val<MemoryCgroup>,
+    /// The CPU controller's view of the process's cgroup.
     pub cpu_cgroup: Val<CpuCgroup>,
+    /// The pids controller's view of the process's cgroup.
     pub pids_cgroup: Val<PidsCgroup>,
+    /// The initial namespaces, to tell which of the process's are its own.
     pub initial_ns: Vec<InitialNs>,
+    /// /proc/locks, for the locks the process holds or waits for.
     pub locks: Val<Vec<FileLock>>,
+    /// Whether smaps was read (not with `--no-smaps`).
     pub smaps_read: bool,
 }
 
@@ -85,6 +98,7 @@ fn no_controller(what: &'static str) -> Missing {
 }
 
 impl ProcessView {
+    /// Reads `pid` once in full, then samples it over `opts.window`; Exited when it is gone.
     pub fn collect(reader: &mut Reader, pid: i32, opts: ViewOptions) -> Val<ProcessView> {
         let dir = reader.open_pid(pid)?;
         let mut window = vec![WindowSample::read(reader, &dir)];
@@ -168,10 +182,12 @@ impl ProcessView {
         format!("/proc/{}/{file}", self.pid)
     }
 
+    /// The process's status, from the one-shot read.
     pub fn status(&self) -> Val<&Status> {
         self.detail.status.as_ref().map_err(Clone::clone)
     }
 
+    /// The process's stat, from the one-shot read.
     pub fn stat(&self) -> Val<&Stat> {
         self.detail.stat.as_ref().map_err(Clone::clone)
     }
@@ -181,6 +197,7 @@ impl ProcessView {
         f(self.status()?).clone()
     }
 
+    /// The sample at the start of the window.
     pub fn first(&self) -> &WindowSample {
         &self.window[0]
     }

@@ -94,9 +94,9 @@ pub struct TableQuery {
     pub cgroup: Option<String>,
     /// Only processes of the container whose id starts with this.
     pub container: Option<String>,
-    /// Read smaps_rollup of the kept rows for PSS.
+    /// Read smaps_rollup for PSS and shared bytes (each target pays a page-table walk).
     pub pss: bool,
-    /// Show at most this many rows.
+    /// At most this many rows, after sorting.
     pub limit: Option<usize>,
     /// Order the rows as a process tree (children under their parent, each level in
     /// the sort order).
@@ -106,34 +106,51 @@ pub struct TableQuery {
 /// One row as shown and exported.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
+    /// The process id.
     pub pid: i32,
     /// The parent's pid (stat's ppid; 0 for the init of a PID namespace as seen here).
     pub ppid: i64,
+    /// stat's command name.
     pub name: String,
+    /// stat's state letter.
     pub state: String,
+    /// status's real uid.
     #[serde(serialize_with = "ser_val")]
     pub uid: Val<u64>,
+    /// status's VmRSS, in bytes.
     #[serde(serialize_with = "ser_val")]
     pub rss_bytes: Val<u64>,
+    /// status's VmHWM (peak RSS), in bytes.
     #[serde(serialize_with = "ser_val")]
     pub hwm_bytes: Val<u64>,
+    /// status's VmSwap, in bytes.
     #[serde(serialize_with = "ser_val")]
     pub swap_bytes: Val<u64>,
+    /// stat's minor faults.
     pub minflt: u64,
+    /// stat's major faults.
     pub majflt: u64,
+    /// Open file descriptors.
     #[serde(serialize_with = "ser_val")]
     pub fds: Val<u64>,
+    /// The soft RLIMIT_NOFILE; None when unlimited.
     #[serde(serialize_with = "ser_val")]
     pub fd_soft_limit: Val<Option<u64>>,
+    /// fds / soft limit; None when either is missing or the limit is unlimited.
     pub fd_ratio: Option<f64>,
+    /// Voluntary context switches (status, main thread).
     #[serde(serialize_with = "ser_val")]
     pub voluntary_switches: Val<u64>,
+    /// Involuntary context switches (status, main thread).
     #[serde(serialize_with = "ser_val")]
     pub involuntary_switches: Val<u64>,
+    /// Time the main thread waited on a run queue (schedstat), in ns.
     #[serde(serialize_with = "ser_val")]
     pub run_queue_wait_ns: Val<u64>,
+    /// /proc/PID/oom_score.
     #[serde(serialize_with = "ser_val")]
     pub oom_score: Val<u64>,
+    /// The memory controller's cgroup (v1), or the unified one (v2).
     #[serde(serialize_with = "ser_val")]
     pub cgroup: Val<String>,
     /// The container, pod and systemd unit the cgroup path names (none on the host).
@@ -147,6 +164,7 @@ pub struct Row {
         serialize_with = "ser_opt_val"
     )]
     pub pss_bytes: Option<Val<u64>>,
+    /// Shared_Clean + Shared_Dirty of smaps_rollup, in bytes; only with --pss.
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "ser_opt_val"

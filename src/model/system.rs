@@ -22,9 +22,13 @@ use crate::model::host::Host;
 /// The counters sampled at both ends of the window.
 #[derive(Debug, Clone)]
 pub struct SysSample {
+    /// When the sample was read.
     pub at: Instant,
+    /// /proc/meminfo.
     pub meminfo: Val<Meminfo>,
+    /// /proc/vmstat.
     pub vmstat: Val<Vmstat>,
+    /// /proc/stat.
     pub stat: Val<ProcStat>,
 }
 
@@ -42,28 +46,41 @@ impl SysSample {
 /// Space on a mounted file system (statvfs).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct FsUsage {
+    /// Total size, in bytes (f_blocks * f_frsize).
     pub size: u64,
+    /// Bytes in use (blocks not free).
     pub used: u64,
+    /// Bytes an unprivileged user may still write (f_bavail; less than free by the reserve).
     pub available: u64,
 }
 
 /// A mount and its usage.
 #[derive(Debug, Clone)]
 pub struct MountUsage {
+    /// The mount, from the reader's mountinfo.
     pub mount: Mount,
+    /// Its statvfs; missing for network file systems and captured trees.
     pub usage: Val<FsUsage>,
 }
 
 /// Processes by state, from every /proc/PID/stat.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StateCounts {
+    /// Processes (thread groups) whose stat was read.
     pub processes: u64,
+    /// Threads of those processes.
     pub threads: u64,
+    /// In state R: running or runnable.
     pub running: u64,
+    /// In state S: interruptible sleep.
     pub sleeping: u64,
+    /// In state D: uninterruptible sleep, usually I/O.
     pub disk_sleep: u64,
+    /// In state Z: exited, not reaped.
     pub zombie: u64,
+    /// In state T or t: stopped, or stopped by a tracer.
     pub stopped: u64,
+    /// In state I: idle kernel threads.
     pub idle: u64,
 }
 
@@ -74,43 +91,67 @@ pub struct ScopedCgroup {
     pub path: String,
     /// Whether the cgroup exists under any mounted controller.
     pub exists: bool,
+    /// The cgroup's memory controller files.
     pub memory: Val<MemoryCgroup>,
+    /// The cgroup's CPU controller files.
     pub cpu: Val<CpuCgroup>,
+    /// The cgroup's pids controller files.
     pub pids: Val<PidsCgroup>,
 }
 
 /// Single-value settings of /proc/sys.
 #[derive(Debug, Clone)]
 pub struct Sysctls {
+    /// vm.overcommit_memory: 0 heuristic, 1 always, 2 strict.
     pub overcommit_memory: Val<u64>,
+    /// vm.overcommit_ratio: percent of RAM CommitLimit counts under strict overcommit.
     pub overcommit_ratio: Val<u64>,
+    /// vm.swappiness: 0 to 200, how readily anonymous memory is swapped rather than cache dropped.
     pub swappiness: Val<u64>,
+    /// vm.max_map_count: mappings a process may have.
     pub max_map_count: Val<u64>,
     /// allocated, unused, max file handles.
     pub file_nr: Val<[u64; 3]>,
+    /// fs.nr_open: the ceiling of any process's RLIMIT_NOFILE.
     pub nr_open: Val<u64>,
+    /// kernel.pid_max: pids wrap around below this.
     pub pid_max: Val<u64>,
+    /// kernel.threads-max: threads the kernel allows in all.
     pub threads_max: Val<u64>,
 }
 
 /// Everything the system lenses need.
 #[derive(Debug)]
 pub struct SystemView {
+    /// The machine: kernel, CPUs, memory, cgroup mode, settings.
     pub host: Host,
     /// Samples over the window, first to last.
     pub samples: Vec<SysSample>,
+    /// /proc/pressure/{cpu,memory,io}, by resource name.
     pub pressure: [(&'static str, Val<Psi>); 3],
+    /// /proc/swaps.
     pub swaps: Val<Vec<Swap>>,
+    /// /proc/buddyinfo.
     pub buddy: Val<Vec<BuddyZone>>,
+    /// /proc/slabinfo (root only).
     pub slabs: Val<Vec<SlabCache>>,
+    /// /proc/sys/fs/dentry-state.
     pub dentry: Val<DentryState>,
+    /// Mounted real file systems (pseudo ones left out), the topmost of each mount point.
     pub mounts: Val<Vec<MountUsage>>,
+    /// The host's cgroup mounts.
     pub layout: Val<CgroupLayout>,
+    /// The cgroup of `--cgroup`, when asked for.
     pub scope: Option<ScopedCgroup>,
+    /// Single-value settings of /proc/sys.
     pub sysctl: Sysctls,
+    /// Processes by state, counted from every /proc/PID/stat.
     pub states: Val<StateCounts>,
+    /// /proc/locks.
     pub locks: Val<Vec<FileLock>>,
+    /// The page size, in bytes.
     pub page_size: u64,
+    /// True when read from the live host, false for a captured tree.
     pub live: bool,
 }
 
@@ -168,6 +209,8 @@ fn count_states(reader: &mut Reader) -> Val<StateCounts> {
 }
 
 impl SystemView {
+    /// Reads the machine; on the live host, samples the counters five more times over
+    /// `window` (none for a zero window).
     pub fn collect(reader: &mut Reader, window: Duration, cgroup: Option<&str>) -> SystemView {
         let started = Instant::now();
         let first = SysSample::read(reader);
@@ -279,10 +322,12 @@ impl SystemView {
         view
     }
 
+    /// The sample at the start of the window.
     pub fn first(&self) -> &SysSample {
         &self.samples[0]
     }
 
+    /// The sample at the end of the window; missing with one sample only.
     pub fn last(&self) -> Val<&SysSample> {
         match self.samples.len() {
             0 | 1 => Err(Missing::NotApplicable {
@@ -292,6 +337,7 @@ impl SystemView {
         }
     }
 
+    /// Seconds between the first and the last sample, as measured; None with one sample.
     pub fn window_secs(&self) -> Option<f64> {
         Some(
             self.last()
@@ -302,10 +348,12 @@ impl SystemView {
         )
     }
 
+    /// /proc/meminfo at the first sample.
     pub fn meminfo(&self) -> Val<&Meminfo> {
         self.first().meminfo.as_ref().map_err(Clone::clone)
     }
 
+    /// One meminfo field at the first sample.
     pub fn mem_field(&self, f: impl Fn(&Meminfo) -> &Val<u64>) -> Val<u64> {
         f(self.meminfo()?).clone()
     }

@@ -67,6 +67,7 @@ impl ColorChoice {
 }
 
 impl Style {
+    /// The style `choice` asks for; `auto` colours a terminal unless NO_COLOR is set.
     pub fn new(choice: ColorChoice) -> Style {
         let color = match choice {
             ColorChoice::Always => true,
@@ -88,22 +89,27 @@ impl Style {
         }
     }
 
+    /// Bold, for headings.
     pub fn heading(&self, s: &str) -> String {
         self.paint("1", s)
     }
 
+    /// Dim, for sources and remarks.
     pub fn dim(&self, s: &str) -> String {
         self.paint("2", s)
     }
 
+    /// Yellow, for warnings.
     pub fn warn(&self, s: &str) -> String {
         self.paint("33", s)
     }
 
+    /// Green, for what is fine.
     pub fn good(&self, s: &str) -> String {
         self.paint("32", s)
     }
 
+    /// Red, for errors and failed claims.
     pub fn bad(&self, s: &str) -> String {
         self.paint("31", s)
     }

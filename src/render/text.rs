@@ -22,6 +22,7 @@ fn cell(v: &Val<Value>, unit: crate::model::figure::Unit) -> String {
     }
 }
 
+/// One figure on one line: name, value with its unit, source.
 pub fn figure(out: &mut dyn Write, f: &Figure, style: &Style) -> io::Result<()> {
     let name = fit_end(&f.name, NAME_W);
     let source = style.dim(&fit_start(&f.source, SOURCE_W));
@@ -52,6 +53,7 @@ pub fn figure(out: &mut dyn Write, f: &Figure, style: &Style) -> io::Result<()> 
     }
 }
 
+/// A table: its title and source, the columns, then one line per row.
 pub fn table(out: &mut dyn Write, t: &Table, style: &Style) -> io::Result<()> {
     writeln!(
         out,
@@ -128,6 +130,7 @@ pub fn table(out: &mut dyn Write, t: &Table, style: &Style) -> io::Result<()> {
     Ok(())
 }
 
+/// A section: the concept's heading rule, its figures, tables and notes.
 pub fn section(out: &mut dyn Write, s: &Section, style: &Style) -> io::Result<()> {
     let head = format!("{} · {} ", s.concept.slug(), s.title);
     let rule = "─".repeat(WIDTH.saturating_sub(head.chars().count() + 4));
@@ -152,6 +155,7 @@ pub fn section(out: &mut dyn Write, s: &Section, style: &Style) -> io::Result<()
     Ok(())
 }
 
+/// The inspect report: the process, then every section, then what could not be read.
 pub fn inspect(out: &mut dyn Write, r: &InspectReport, style: &Style) -> io::Result<()> {
     let name = super::safe::clean(r.name.as_deref().unwrap_or("?"));
     let state = r.state.as_deref().unwrap_or("?");
@@ -254,6 +258,7 @@ pub fn inspect(out: &mut dyn Write, r: &InspectReport, style: &Style) -> io::Res
     Ok(())
 }
 
+/// The system report: the host, then every section.
 pub fn system(
     out: &mut dyn Write,
     r: &crate::commands::system::SystemReport,
@@ -315,6 +320,7 @@ fn count_or_dash(v: &Val<u64>) -> String {
     v.as_ref().map_or("-".to_owned(), |n| compact_count(*n))
 }
 
+/// The process table of `system --processes`, one line per row.
 pub fn processes(
     out: &mut dyn Write,
     rows: &[crate::model::ptable::Row],
@@ -427,6 +433,8 @@ fn shows_unit(unit: &str) -> bool {
     matches!(unit, "ns" | "us" | "bytes" | "ratio" | "MB/s" | "")
 }
 
+/// A lab report: the host, each claim with its verdict, the metrics, the evidence and
+/// the notes.
 pub fn lab(
     out: &mut dyn Write,
     r: &crate::lab::report::LabReport,
@@ -559,6 +567,7 @@ pub fn lab(
     Ok(())
 }
 
+/// An explanation: the paragraphs, the lab's code, where to read next.
 pub fn explain(
     out: &mut dyn Write,
     e: &crate::commands::explain::Explanation,
@@ -593,6 +602,8 @@ pub fn explain(
     Ok(())
 }
 
+/// The doctor report: what was watched, each finding with its evidence and advice, the
+/// rules not run and what could not be read.
 pub fn doctor(
     out: &mut dyn Write,
     r: &crate::commands::doctor::DoctorReport,

@@ -34,13 +34,19 @@ const NS_KINDS: [&str; 4] = ["pid", "net", "mnt", "uts"];
 /// (Arc) rather than copied each refresh.
 #[derive(Debug, Clone)]
 pub struct Sample {
+    /// When the pass started.
     pub at: Instant,
+    /// One row per process, from the scanner's pass.
     pub rows: Vec<ProcessRow>,
     /// Paths of the cgroup ids in the rows.
     pub cgroup_paths: Arc<[String]>,
+    /// /proc/meminfo.
     pub meminfo: Val<Meminfo>,
+    /// /proc/pressure/{cpu,memory,io}, in that order; None where unreadable.
     pub psi: [Option<Psi>; 3],
+    /// The zone with the most free pages (buddyinfo), read every SLOW_EVERY passes.
     pub zone: Arc<Option<BuddyZone>>,
+    /// The five largest slab caches by bytes (slabinfo, root only), read every SLOW_EVERY passes.
     pub slabs: Arc<[SlabCache]>,
     /// pid -> (file locks held, awaited)
     pub locks: HashMap<i64, (u32, u32)>,
@@ -55,6 +61,7 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// The cgroup path of a row, when its cgroup was read.
     pub fn cgroup_path(&self, row: &ProcessRow) -> Option<&str> {
         let id = *row.cgroup.as_ref().ok()?;
         self.cgroup_paths.get(id as usize).map(String::as_str)
@@ -108,8 +115,7 @@ pub fn run(
         .flatten();
     if let Some(k) = &kmsg {
         // Only kills from now on.
-        // SAFETY: lseek on an fd we own; /dev/kmsg supports SEEK_END.
-        unsafe { libc::lseek(std::os::fd::AsRawFd::as_raw_fd(k), 0, libc::SEEK_END) };
+        let _ = rustix::fs::seek(k, rustix::fs::SeekFrom::End(0));
     }
     let kernel = scanner
         .reader()

@@ -26,13 +26,19 @@ use collect::{Sample, Wants};
 /// The views, by concept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
+    /// RSS, its peak, growth, swap and faults.
     Memory,
+    /// CPU time, context switches, run-queue wait, nice, threads.
     Cpu,
+    /// Open fds against their limit, deleted-but-open files, file locks.
     Files,
+    /// OOM score, namespaces, cgroup.
     Isolation,
+    /// The whole machine: pressure, memory, fragmentation, slabs; processes that left.
     System,
 }
 
+/// The tabs, in the order of their number keys.
 pub const TABS: [Tab; 5] = [
     Tab::Memory,
     Tab::Cpu,
@@ -83,16 +89,21 @@ impl Tab {
 /// (formatting every cell of every process was most of the UI's cost per refresh).
 #[derive(Debug, Clone, Copy)]
 pub enum Value<'a> {
+    /// Not read, or unreadable: shown as `-`.
     Missing,
+    /// A size in bytes, shown scaled.
     Bytes(u64),
     /// A change in bytes, signed.
     Growth(i64),
+    /// A plain number.
     Count(i64),
     /// Per second, whole.
     Rate(f64),
     /// Percent, one decimal.
     Percent(f64),
+    /// No limit: shown as `inf`.
     Unlimited,
+    /// Text from the process (a command name, a cgroup), escaped when shown.
     Text(&'a str),
     /// Namespaces that differ from the host's, "host" when none.
     Namespaces(&'a [&'static str]),
@@ -119,6 +130,7 @@ impl Value<'_> {
         }
     }
 
+    /// The cell's text as shown (control characters escaped).
     pub fn text(&self) -> String {
         match *self {
             Value::Missing => "-".into(),
@@ -147,11 +159,17 @@ fn count<'a>(n: Option<u64>) -> Value<'a> {
 /// A process that left, kept visible for a while.
 #[derive(Debug, Clone)]
 pub struct Exited {
+    /// The process id.
     pub pid: i32,
+    /// Its command name, escaped for the terminal.
     pub comm: String,
+    /// Its last RSS, in bytes.
     pub rss: Option<u64>,
+    /// Its last HWM (peak RSS), in bytes.
     pub hwm: Option<u64>,
+    /// When it was first seen gone.
     pub at: Instant,
+    /// `OOM kill` when the kernel log reported it killed, else `exited`.
     pub cause: &'static str,
 }
 
@@ -162,20 +180,32 @@ const EXITED_FOR: Duration = Duration::from_secs(300);
 /// Everything the screen shows, derived from samples.
 #[derive(Debug)]
 pub struct App {
+    /// The tab shown.
     pub tab: Tab,
+    /// The column sorted by, an index into the tab's columns.
     pub sort: usize,
+    /// Reverse the sort order.
     pub reverse: bool,
+    /// Only processes whose command name contains this.
     pub filter: String,
+    /// The filter is being typed (keys go to it).
     pub editing_filter: bool,
+    /// Read and show PSS (smaps_rollup of every process).
     pub pss: bool,
+    /// The selected row.
     pub state: TableState,
+    /// The `inspect` view shown over the table: the pid, its text, and the line scrolled to.
     pub inspect: Option<(i32, String, u16)>,
     prev: Option<Sample>,
+    /// The latest sample.
     pub sample: Option<Sample>,
     rss_history: HashMap<i32, VecDeque<u64>>,
     peak_seen: HashMap<i32, u64>,
+    /// Processes that left recently, newest first.
     pub exited: VecDeque<Exited>,
+    /// Recent `some avg10` of cpu, memory and io pressure, in hundredths of a percent.
     pub psi_history: [VecDeque<u64>; 3],
+    /// CPU time of recent collector passes, in ms.
     pub cost_ms: VecDeque<f64>,
     /// The reader `Enter` inspects a process with (the command line's, like the
     /// collector's): none in tests that only draw.
@@ -524,6 +554,7 @@ fn inspect_text(reader: &mut Reader, pid: i32) -> String {
 const KEYS: &str =
     "q quit · 1-5/Tab views · </> sort · r reverse · / filter · ↑↓ select · Enter inspect · p PSS";
 
+/// Draws the whole screen: tabs, the table or the system view, status line and keys.
 pub fn draw(f: &mut Frame, app: &mut App) {
     let [tabs, body, status, keys] = Layout::vertical([
         Constraint::Length(1),

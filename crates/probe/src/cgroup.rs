@@ -13,12 +13,15 @@ use crate::read::Reader;
 /// One line of /proc/PID/cgroup: `ID:controllers:path`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Membership {
+    /// The hierarchy id; 0 for the v2 line.
     pub hierarchy: u32,
     /// Empty for the v2 (unified) line `0::/path`.
     pub controllers: Vec<String>,
+    /// The cgroup's path below its hierarchy's root.
     pub path: String,
 }
 
+/// Parses /proc/PID/cgroup.
 pub fn parse_proc_cgroup(buf: &[u8]) -> Val<Vec<Membership>> {
     let mut out = Vec::new();
     for line in lines(buf) {
@@ -44,6 +47,7 @@ pub fn parse_proc_cgroup(buf: &[u8]) -> Val<Vec<Membership>> {
     Ok(out)
 }
 
+/// How the host mounts cgroups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CgroupMode {
@@ -58,6 +62,7 @@ pub enum CgroupMode {
 }
 
 impl CgroupMode {
+    /// The mode as shown to the user.
     pub fn name(self) -> &'static str {
         match self {
             CgroupMode::V1 => "v1",
@@ -68,18 +73,24 @@ impl CgroupMode {
     }
 }
 
+/// The version of a cgroup hierarchy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CgroupVersion {
+    /// A v1 hierarchy: one or more controllers of its own.
     V1,
+    /// The unified v2 hierarchy.
     V2,
 }
 
 /// The host's cgroup mounts, from the reader's own /proc/self/mountinfo.
 #[derive(Debug, Clone, Serialize)]
 pub struct CgroupLayout {
+    /// v1, v2, hybrid or none.
     pub mode: CgroupMode,
+    /// The v1 hierarchies (`cgroup` mounts).
     pub v1_mounts: Vec<Mount>,
+    /// The first v2 (`cgroup2`) mount.
     pub v2_mount: Option<Mount>,
     /// Controllers available in the v2 hierarchy (its root `cgroup.controllers`).
     pub v2_controllers: Vec<String>,
@@ -88,6 +99,7 @@ pub struct CgroupLayout {
 /// A cgroup directory that holds a controller's files.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct CgroupDir {
+    /// Which hierarchy the directory belongs to.
     pub version: CgroupVersion,
     /// The cgroup's path as the process sees it (/proc/PID/cgroup).
     pub path: String,
@@ -96,6 +108,7 @@ pub struct CgroupDir {
 }
 
 impl CgroupLayout {
+    /// Reads the layout from the reader's mountinfo and the v2 root's controllers.
     pub fn read(reader: &mut Reader) -> Val<CgroupLayout> {
         let mounts = parse_mountinfo(reader.read_proc("self/mountinfo")?)?;
         let mut layout = CgroupLayout::from_mounts(mounts);
@@ -108,6 +121,7 @@ impl CgroupLayout {
         Ok(layout)
     }
 
+    /// The layout of these mounts; no v2 controllers are listed.
     pub fn from_mounts(mounts: Vec<Mount>) -> CgroupLayout {
         let mut v1_mounts = Vec::new();
         let mut v2_mount = None;
@@ -292,7 +306,9 @@ fn read_keyed<const N: usize>(reader: &mut Reader, path: &str, keys: [&str; N]) 
 /// The memory controller's view of one cgroup, in bytes.
 #[derive(Debug, Clone, Serialize)]
 pub struct MemoryCgroup {
+    /// The cgroup read.
     pub dir: CgroupDir,
+    /// Memory charged to the cgroup now (v2 memory.current, v1 memory.usage_in_bytes).
     pub usage: Val<u64>,
     /// Usage minus inactive file cache, what the kernel cannot reclaim cheaply.
     pub working_set: Val<u64>,
@@ -309,6 +325,7 @@ pub struct MemoryCgroup {
 }
 
 impl MemoryCgroup {
+    /// Reads the memory files of `dir`; each figure is missing on its own.
     pub fn read(reader: &mut Reader, dir: CgroupDir) -> MemoryCgroup {
         let d = dir.host_dir.clone();
         match dir.version {
@@ -363,15 +380,20 @@ fn working_set(usage: &Val<u64>, inactive: &Val<u64>) -> Val<u64> {
 /// The CPU controller's view: quota and throttling.
 #[derive(Debug, Clone, Serialize)]
 pub struct CpuCgroup {
+    /// The cgroup read.
     pub dir: CgroupDir,
     /// (quota, period) in microseconds; None when unlimited.
     pub quota: Val<Option<(u64, u64)>>,
+    /// Enforcement periods elapsed (cpu.stat nr_periods).
     pub periods: Val<u64>,
+    /// Periods in which the cgroup was throttled (nr_throttled).
     pub throttled_periods: Val<u64>,
+    /// Time throttled, in microseconds (v2 throttled_usec, v1 throttled_time / 1000).
     pub throttled_us: Val<u64>,
 }
 
 impl CpuCgroup {
+    /// Reads the CPU files of `dir`; each figure is missing on its own.
     pub fn read(reader: &mut Reader, dir: CgroupDir) -> CpuCgroup {
         let d = dir.host_dir.clone();
         match dir.version {
@@ -427,12 +449,16 @@ impl CpuCgroup {
 /// The pids controller: tasks and their cap.
 #[derive(Debug, Clone, Serialize)]
 pub struct PidsCgroup {
+    /// The cgroup read.
     pub dir: CgroupDir,
+    /// Tasks in the cgroup now (pids.current).
     pub current: Val<u64>,
+    /// The cap (pids.max); None when unlimited.
     pub max: Val<Option<u64>>,
 }
 
 impl PidsCgroup {
+    /// Reads the pids files of `dir`.
     pub fn read(reader: &mut Reader, dir: CgroupDir) -> PidsCgroup {
         let d = dir.host_dir.clone();
         PidsCgroup {

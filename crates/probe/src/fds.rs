@@ -5,20 +5,28 @@ use serde::Serialize;
 use crate::missing::Val;
 use crate::read::{HeldFile, PidDir, Reader};
 
+/// What an open descriptor points to, from its /proc/PID/fd link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum FdKind {
+    /// A path outside /dev.
     File,
+    /// A path under /dev.
     Device,
+    /// `socket:[inode]`.
     Socket,
+    /// `pipe:[inode]`.
     Pipe,
     /// eventfd, epoll, inotify, signalfd, timerfd, pidfd...
     AnonInode,
+    /// `/memfd:name`: an anonymous file from memfd_create.
     Memfd,
+    /// Anything else.
     Other,
 }
 
 impl FdKind {
+    /// The kind as shown to the user.
     pub fn name(self) -> &'static str {
         match self {
             FdKind::File => "file",
@@ -31,6 +39,7 @@ impl FdKind {
         }
     }
 
+    /// The kind of a /proc/PID/fd link target.
     pub fn classify(target: &str) -> FdKind {
         if target.starts_with("socket:") {
             FdKind::Socket
@@ -50,11 +59,14 @@ impl FdKind {
     }
 }
 
+/// One open descriptor of a process.
 #[derive(Debug, Clone, Serialize)]
 pub struct OpenFd {
+    /// The descriptor number.
     pub fd: i32,
     /// Where the descriptor points, without the ` (deleted)` suffix.
     pub target: String,
+    /// What it points to.
     pub kind: FdKind,
     /// A regular file unlinked on disk but still open: its space is not freed.
     pub deleted: bool,

@@ -9,15 +9,20 @@ use crate::parse::{lines, text, tokens};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitValue {
+    /// No limit (RLIM_INFINITY).
     Unlimited,
+    /// A finite limit, in the limit's unit.
     Value(u64),
 }
 
+/// One line of /proc/PID/limits.
 #[derive(Debug, Clone, Serialize)]
 pub struct Limit {
     /// As the kernel names it: "Max open files".
     pub name: String,
+    /// The soft limit: what the kernel enforces.
     pub soft: LimitValue,
+    /// The hard limit: the ceiling an unprivileged process may raise the soft one to.
     pub hard: LimitValue,
     /// "files", "bytes", "seconds"; empty where the kernel prints none.
     pub unit: String,

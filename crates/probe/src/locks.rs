@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::missing::{Missing, Val};
 use crate::parse::{lines, text, tokens, u64_dec};
 
+/// One line of /proc/locks.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct FileLock {
     /// The lock's ordinal in /proc/locks; a waiter shares its blocker's ordinal.
@@ -21,11 +22,15 @@ pub struct FileLock {
     pub pid: i64,
     /// major:minor:inode of the locked file.
     pub file: String,
+    /// The inode of the locked file (the last part of `file`).
     pub inode: u64,
+    /// First byte locked.
     pub start: String,
+    /// Last byte locked, or `EOF` (to the end, however far the file grows).
     pub end: String,
 }
 
+/// Parses /proc/locks.
 pub fn parse_locks(buf: &[u8]) -> Val<Vec<FileLock>> {
     let mut out = Vec::new();
     for line in lines(buf) {

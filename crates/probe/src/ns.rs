@@ -44,8 +44,11 @@ pub enum Baseline {
 /// The initial namespace of one kind, and how it was found.
 #[derive(Debug, Clone, Serialize)]
 pub struct InitialNs {
+    /// The kind: one of the names of [`KINDS`].
     pub kind: &'static str,
+    /// The initial namespace's inode.
     pub inode: Val<u64>,
+    /// How the inode was found.
     pub baseline: Val<Baseline>,
 }
 

@@ -17,6 +17,7 @@ pub fn key_value(line: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((&line[..colon], trim_start(&line[colon + 1..])))
 }
 
+/// `s` without leading ASCII whitespace.
 pub fn trim_start(s: &[u8]) -> &[u8] {
     let start = s
         .iter()
@@ -25,6 +26,7 @@ pub fn trim_start(s: &[u8]) -> &[u8] {
     &s[start..]
 }
 
+/// `s` without leading and trailing ASCII whitespace.
 pub fn trim(s: &[u8]) -> &[u8] {
     let s = trim_start(s);
     let end = s
@@ -66,6 +68,7 @@ pub fn u64_dec(s: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// Parses a signed decimal number (the first token), with overflow checks.
 pub fn i64_dec(s: &[u8]) -> Option<i64> {
     let t = first_token(s);
     match t.first() {
@@ -109,6 +112,7 @@ pub struct InlineStr<const N: usize> {
 }
 
 impl<const N: usize> InlineStr<N> {
+    /// The text of `s` (invalid UTF-8 replaced), cut to at most N bytes.
     pub fn new(s: &[u8]) -> Self {
         let s = String::from_utf8_lossy(s);
         let mut cut = s.len().min(N).min(u8::MAX as usize);
@@ -123,6 +127,7 @@ impl<const N: usize> InlineStr<N> {
         }
     }
 
+    /// The text.
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
     }

@@ -19,46 +19,71 @@ use crate::status::Status;
 /// sleeps), not per process.
 #[derive(Debug, Clone, Serialize)]
 pub struct ThreadSample {
+    /// The thread id.
     pub tid: i32,
+    /// status's Name: the thread's own name.
     pub name: Val<InlineStr<64>>,
+    /// status's State letter.
     pub state: Val<u8>,
+    /// status's SigPnd: signals pending for this thread.
     pub sig_pnd: Val<u64>,
+    /// status's SigBlk: signals this thread blocks.
     pub sig_blk: Val<u64>,
+    /// status's voluntary context switches (it blocked).
     pub voluntary_ctxt_switches: Val<u64>,
+    /// status's involuntary context switches (preempted).
     pub nonvoluntary_ctxt_switches: Val<u64>,
     /// The kernel function the thread sleeps in (0 when running).
     pub wchan: Val<String>,
+    /// What the thread's syscall file says it is doing.
     pub syscall: Val<Syscall>,
+    /// The thread's schedstat.
     pub schedstat: Val<SchedStat>,
 }
 
 /// The namespace inode of one kind.
 #[derive(Debug, Clone, Serialize)]
 pub struct NsId {
+    /// The kind: one of the names of [`KINDS`].
     pub kind: &'static str,
+    /// The inode of the /proc/PID/ns/KIND link.
     pub inode: Val<u64>,
 }
 
 /// A full, one-shot reading of a process (what `inspect` shows).
 #[derive(Debug, Clone, Serialize)]
 pub struct ProcessDetail {
+    /// The process id.
     pub pid: i32,
+    /// /proc/PID/stat.
     pub stat: Val<Stat>,
+    /// /proc/PID/status.
     pub status: Val<Status>,
+    /// /proc/PID/cmdline, its NULs turned into spaces.
     pub cmdline: Val<String>,
+    /// The target of /proc/PID/exe.
     pub exe: Val<String>,
+    /// /proc/PID/oom_score: the OOM killer's badness now.
     pub oom_score: Val<u64>,
+    /// /proc/PID/oom_score_adj, -1000 to 1000.
     pub oom_score_adj: Val<i64>,
+    /// /proc/PID/schedstat (the main thread).
     pub schedstat: Val<SchedStat>,
+    /// Open file descriptors.
     pub fd_count: Val<u64>,
+    /// Every open descriptor, from /proc/PID/fd.
     pub fds: Val<Vec<OpenFd>>,
+    /// /proc/PID/limits.
     pub limits: Val<Vec<Limit>>,
+    /// /proc/PID/cgroup.
     pub cgroups: Val<Vec<Membership>>,
+    /// Every namespace of [`KINDS`], one link each.
     pub namespaces: Vec<NsId>,
     /// From smaps: per mapping with accounting (one page-table walk of the target).
     pub maps: Val<Vec<Mapping>>,
     /// The process's own view of mounts, to classify its open files.
     pub mounts: Val<Vec<Mount>>,
+    /// Every thread, from /proc/PID/task.
     pub threads: Val<Vec<ThreadSample>>,
     /// Children of this process that are zombies (exited, not reaped).
     pub zombie_children: Vec<i32>,
@@ -77,6 +102,7 @@ pub struct DetailOptions {
 }
 
 impl ProcessDetail {
+    /// Reads everything of the process; Exited when it is gone before its stat is read.
     pub fn read(reader: &mut Reader, pid: i32, opts: DetailOptions) -> Val<ProcessDetail> {
         let dir = reader.open_pid(pid)?;
         let stat = reader.read_pid(&dir, "stat").and_then(Stat::parse);

@@ -9,14 +9,20 @@ use crate::parse::{lines, tokens};
 /// were stalled on the resource, averaged over 10, 60 and 300 s, and the total stall.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct PsiLine {
+    /// Share of the last 10 s stalled, in percent.
     pub avg10: f64,
+    /// Share of the last 60 s stalled, in percent.
     pub avg60: f64,
+    /// Share of the last 300 s stalled, in percent.
     pub avg300: f64,
+    /// Total time stalled, in microseconds.
     pub total_us: u64,
 }
 
+/// A pressure file: `some` (at least one task stalled) and `full` (all non-idle tasks).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Psi {
+    /// At least one task was stalled.
     pub some: PsiLine,
     /// Absent for the system-wide cpu file on older kernels.
     pub full: Option<PsiLine>,
@@ -45,6 +51,7 @@ fn parse_line(rest: &[u8]) -> Option<PsiLine> {
     (seen == 4).then_some(line)
 }
 
+/// Parses a pressure file; malformed without a valid `some` line.
 pub fn parse_psi(buf: &[u8]) -> Val<Psi> {
     let mut some = None;
     let mut full = None;

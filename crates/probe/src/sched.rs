@@ -8,11 +8,15 @@ use crate::parse::{text, tokens, u64_dec};
 /// Time on CPU, time waiting on a run queue (ns) and the number of time slices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SchedStat {
+    /// Time on a CPU, in ns.
     pub run_ns: u64,
+    /// Time runnable but waiting on a run queue, in ns.
     pub wait_ns: u64,
+    /// Time slices run (times scheduled onto a CPU).
     pub slices: u64,
 }
 
+/// Parses `run wait slices`.
 pub fn parse_schedstat(buf: &[u8]) -> Val<SchedStat> {
     let mut t = tokens(buf);
     match (
@@ -35,13 +39,19 @@ pub fn parse_schedstat(buf: &[u8]) -> Val<SchedStat> {
 pub enum Syscall {
     /// Blocked in this system call, with its first argument (the futex address for
     /// futex waits).
-    In { nr: i64, arg0: u64 },
+    In {
+        /// The system call's number (x86_64: see [`syscall_name`]).
+        nr: i64,
+        /// Its first argument.
+        arg0: u64,
+    },
     /// Running in user space.
     Running,
     /// Blocked, but not in a system call (a page fault, for instance).
     Blocked,
 }
 
+/// Parses /proc/PID/task/TID/syscall.
 pub fn parse_syscall(buf: &[u8]) -> Val<Syscall> {
     let mut t = tokens(buf);
     let bad = || Missing::malformed("syscall", text(buf));

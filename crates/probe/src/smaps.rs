@@ -13,19 +13,33 @@ use crate::read::{PidDir, Reader};
 /// Memory accounting lines of smaps / smaps_rollup, in bytes.
 #[derive(Debug, Clone, Serialize)]
 pub struct MemUsage {
+    /// Rss: resident in RAM.
     pub rss: Val<u64>,
+    /// Pss: resident, each shared page divided among the processes that map it.
     pub pss: Val<u64>,
+    /// Pss_Anon: the Pss of anonymous pages (rollup only).
     pub pss_anon: Val<u64>,
+    /// Pss_File: the Pss of file-backed pages (rollup only).
     pub pss_file: Val<u64>,
+    /// Pss_Shmem: the Pss of shared memory (rollup only).
     pub pss_shmem: Val<u64>,
+    /// Shared_Clean: resident, mapped by others too, unmodified.
     pub shared_clean: Val<u64>,
+    /// Shared_Dirty: resident, mapped by others too, modified.
     pub shared_dirty: Val<u64>,
+    /// Private_Clean: resident, mapped only here, unmodified.
     pub private_clean: Val<u64>,
+    /// Private_Dirty: resident, mapped only here, modified.
     pub private_dirty: Val<u64>,
+    /// Anonymous: resident pages not backed by a file.
     pub anonymous: Val<u64>,
+    /// AnonHugePages: anonymous memory in transparent huge pages.
     pub anon_huge_pages: Val<u64>,
+    /// Swap: anonymous memory swapped out.
     pub swap: Val<u64>,
+    /// SwapPss: swapped out, each shared page divided among its sharers.
     pub swap_pss: Val<u64>,
+    /// Locked: resident and locked (mlock).
     pub locked: Val<u64>,
 }
 
@@ -135,18 +149,26 @@ impl MemUsage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum MapKind {
+    /// `[heap]`: brk memory.
     Heap,
+    /// `[stack]`: the main thread's stack.
     Stack,
+    /// Private memory with no file: malloc arenas, thread stacks, `[anon:name]`.
     Anonymous,
+    /// Shared memory: shared anonymous, /dev/shm, SysV, memfd.
     SharedMemory,
+    /// A shared object file (`.so` in its name).
     Library,
+    /// Any other file.
     File,
     /// vdso, vvar, vsyscall: pages the kernel maps into every process.
     Kernel,
+    /// A bracketed name syslens does not know.
     Other,
 }
 
 impl MapKind {
+    /// Every kind, in display order.
     pub const ALL: [MapKind; 8] = [
         MapKind::Heap,
         MapKind::Stack,
@@ -158,6 +180,7 @@ impl MapKind {
         MapKind::Other,
     ];
 
+    /// The kind as shown to the user.
     pub fn name(self) -> &'static str {
         match self {
             MapKind::Heap => "heap",
@@ -209,19 +232,28 @@ fn is_library(path: &str) -> bool {
 /// One line of maps, with its smaps accounting when read from smaps.
 #[derive(Debug, Clone, Serialize)]
 pub struct Mapping {
+    /// First address of the mapping.
     pub start: u64,
+    /// Address just past the mapping.
     pub end: u64,
+    /// `rwxp` / `r--s`: read, write, execute, private or shared.
     pub perms: String,
+    /// Offset of the mapping in its file, in bytes.
     pub offset: u64,
+    /// Inode of the file; 0 for anonymous memory.
     pub inode: u64,
+    /// The path column (without ` (deleted)`); empty for anonymous memory.
     pub path: String,
     /// The file was deleted (or replaced) on disk after it was mapped.
     pub deleted: bool,
+    /// What the mapping is, from its path.
     pub kind: MapKind,
+    /// Its smaps accounting; None when read from maps.
     pub usage: Option<MemUsage>,
 }
 
 impl Mapping {
+    /// Length of the mapping, in bytes.
     pub fn size(&self) -> u64 {
         self.end.saturating_sub(self.start)
     }

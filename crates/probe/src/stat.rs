@@ -8,26 +8,41 @@ use crate::parse::{i64_dec, tokens, u64_dec, InlineStr};
 /// The fields of /proc/PID/stat that syslens uses. Times are in clock ticks.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stat {
+    /// Field 1: the process (or thread) id.
     pub pid: i64,
     /// The command name, as the kernel stores it (may itself contain parentheses).
     pub comm: InlineStr<64>,
+    /// Field 3: the state letter (R, S, D, Z, T, t, X, I).
     pub state: u8,
+    /// Field 4: the parent's pid.
     pub ppid: i64,
     /// The kernel's PF_* flags of the task.
     pub flags: u64,
+    /// Field 10: minor faults (no disk read).
     pub minflt: u64,
+    /// Field 12: major faults (a disk read).
     pub majflt: u64,
+    /// Field 14: time in user mode.
     pub utime_ticks: u64,
+    /// Field 15: time in kernel mode.
     pub stime_ticks: u64,
+    /// Field 18: the kernel's priority (20 + nice for normal tasks).
     pub priority: i64,
+    /// Field 19: nice, -20 to 19.
     pub nice: i64,
+    /// Field 20: the number of threads.
     pub num_threads: u64,
+    /// Field 22: start time after boot.
     pub start_time_ticks: u64,
+    /// Field 23: virtual size, in bytes.
     pub vsize_bytes: u64,
+    /// Field 24: resident pages.
     pub rss_pages: u64,
     /// The CPU the task last ran on.
     pub processor: Val<u64>,
+    /// Field 40: real-time priority (0 for normal tasks).
     pub rt_priority: Val<u64>,
+    /// Field 41: scheduling policy (SCHED_OTHER 0, FIFO 1, RR 2, BATCH 3, IDLE 5, DEADLINE 6).
     pub policy: Val<u64>,
 }
 

@@ -8,21 +8,35 @@ use crate::parse::{kb_as_bytes, key_value, lines, u64_dec, u64_hex, InlineStr};
 /// What /proc/PID/status says, in bytes where the kernel says kB.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
+    /// Name: the command name, as status escapes it (`\n` for a newline).
     pub name: Val<InlineStr<64>>,
+    /// State: the letter only (R, S, D, Z, T, t, X, I).
     pub state: Val<u8>,
+    /// PPid: the parent's pid.
     pub ppid: Val<u64>,
+    /// The real uid (first Uid column).
     pub uid_real: Val<u64>,
+    /// The effective uid (second Uid column).
     pub uid_effective: Val<u64>,
+    /// VmPeak: the largest virtual size so far.
     pub vm_peak: Val<u64>,
+    /// VmSize: the virtual size now.
     pub vm_size: Val<u64>,
+    /// VmHWM: the largest RSS so far.
     pub vm_hwm: Val<u64>,
+    /// VmRSS: resident now (RssAnon + RssFile + RssShmem).
     pub vm_rss: Val<u64>,
+    /// RssAnon: resident anonymous memory.
     pub rss_anon: Val<u64>,
+    /// RssFile: resident file-backed memory.
     pub rss_file: Val<u64>,
+    /// RssShmem: resident shared memory (shmem, tmpfs, SysV).
     pub rss_shmem: Val<u64>,
+    /// VmSwap: anonymous memory swapped out.
     pub vm_swap: Val<u64>,
     /// Memory locked with mlock (VmLck), counted against RLIMIT_MEMLOCK.
     pub vm_lck: Val<u64>,
+    /// Threads: the thread count.
     pub threads: Val<u64>,
     /// Signals pending for the whole process (shared by all threads).
     pub shd_pnd: Val<u64>,
@@ -34,9 +48,13 @@ pub struct Status {
     pub sig_ign: Val<u64>,
     /// Caught signals (per process).
     pub sig_cgt: Val<u64>,
+    /// CapEff: the effective capability set, one bit per capability.
     pub cap_eff: Val<u64>,
+    /// voluntary_ctxt_switches: times the task gave up the CPU (it blocked).
     pub voluntary_ctxt_switches: Val<u64>,
+    /// nonvoluntary_ctxt_switches: times the scheduler took the CPU away.
     pub nonvoluntary_ctxt_switches: Val<u64>,
+    /// Cpus_allowed_list: the CPUs the task may run on, such as `0-3,6`.
     pub cpus_allowed_list: Val<InlineStr<64>>,
     /// The pid in the process's own (innermost) PID namespace: NSpid's last entry.
     pub ns_pid: Val<u64>,

@@ -13,10 +13,13 @@ macro_rules! keyed_struct {
         $(#[$meta])*
         #[derive(Debug, Clone, Serialize)]
         pub struct $name {
-            $(pub $field: Val<u64>,)*
+            $(#[doc = concat!("`", $key, "` in ", $file, ".")]
+            pub $field: Val<u64>,)*
         }
 
         impl $name {
+            /// Parses the file; a key it lacks is missing as not in this kernel, a
+            /// value that is no number as malformed.
             pub fn parse(buf: &[u8]) -> $name {
                 let mut out = $name { $($field: Err(Missing::not_in_kernel($key)),)* };
                 for line in lines(buf) {
@@ -93,24 +96,36 @@ keyed_struct!(
 /// /proc/stat: CPU time by state (ticks, all CPUs) and the scheduler's counters.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProcStat {
+    /// Ticks in user mode (first `cpu` line, all CPUs).
     pub user: u64,
+    /// Ticks in user mode at a positive nice value.
     pub nice: u64,
+    /// Ticks in kernel mode.
     pub system: u64,
+    /// Ticks idle.
     pub idle: u64,
+    /// Ticks idle with I/O outstanding.
     pub iowait: u64,
+    /// Ticks serving hardware interrupts.
     pub irq: u64,
+    /// Ticks serving softirqs.
     pub softirq: u64,
+    /// Ticks a hypervisor ran another guest on our virtual CPUs.
     pub steal: u64,
     /// Context switches since boot.
     pub ctxt: Val<u64>,
+    /// Processes and threads created since boot (forks and clones).
     pub processes: Val<u64>,
+    /// Tasks runnable now.
     pub procs_running: Val<u64>,
+    /// Tasks blocked now in uninterruptible I/O wait.
     pub procs_blocked: Val<u64>,
     /// Number of `cpuN` lines.
     pub cpus: u64,
 }
 
 impl ProcStat {
+    /// Parses /proc/stat; malformed without the summary `cpu` line.
     pub fn parse(buf: &[u8]) -> Val<ProcStat> {
         let mut out = ProcStat {
             user: 0,
@@ -183,10 +198,12 @@ impl ProcStat {
         Ok(out)
     }
 
+    /// Ticks not idle: user, nice, system, irq, softirq and steal.
     pub fn busy(&self) -> u64 {
         self.user + self.nice + self.system + self.irq + self.softirq + self.steal
     }
 
+    /// All ticks: busy plus idle and iowait.
     pub fn total(&self) -> u64 {
         self.busy() + self.idle + self.iowait
     }
@@ -195,13 +212,19 @@ impl ProcStat {
 /// One line of /proc/swaps.
 #[derive(Debug, Clone, Serialize)]
 pub struct Swap {
+    /// Path of the swap file or device (octal escapes undone).
     pub filename: String,
+    /// `partition` or `file`.
     pub kind: String,
+    /// Size, in bytes.
     pub size_bytes: u64,
+    /// Bytes in use.
     pub used_bytes: u64,
+    /// Priority: higher is used first.
     pub priority: i64,
 }
 
+/// Parses /proc/swaps (first line is the header).
 pub fn parse_swaps(buf: &[u8]) -> Val<Vec<Swap>> {
     let mut out = Vec::new();
     for line in lines(buf).skip(1) {
@@ -224,7 +247,9 @@ pub fn parse_swaps(buf: &[u8]) -> Val<Vec<Swap>> {
 /// Free blocks per order in one zone (/proc/buddyinfo).
 #[derive(Debug, Clone, Serialize)]
 pub struct BuddyZone {
+    /// NUMA node.
     pub node: u32,
+    /// Zone name: DMA, DMA32, Normal, Movable.
     pub zone: String,
     /// free_blocks[order]: free blocks of 2^order pages.
     pub free_blocks: Vec<u64>,
@@ -264,6 +289,7 @@ impl BuddyZone {
     }
 }
 
+/// Parses /proc/buddyinfo.
 pub fn parse_buddyinfo(buf: &[u8]) -> Val<Vec<BuddyZone>> {
     let mut out = Vec::new();
     for line in lines(buf) {
@@ -296,12 +322,19 @@ pub fn parse_buddyinfo(buf: &[u8]) -> Val<Vec<BuddyZone>> {
 /// One cache of /proc/slabinfo.
 #[derive(Debug, Clone, Serialize)]
 pub struct SlabCache {
+    /// Cache name.
     pub name: String,
+    /// Objects in use.
     pub active_objs: u64,
+    /// Objects in the allocated slabs, in use or free.
     pub num_objs: u64,
+    /// Size of one object, in bytes.
     pub obj_size: u64,
+    /// Objects in one slab.
     pub objs_per_slab: u64,
+    /// Pages in one slab.
     pub pages_per_slab: u64,
+    /// Slabs allocated.
     pub num_slabs: u64,
 }
 
@@ -312,6 +345,7 @@ impl SlabCache {
     }
 }
 
+/// Parses /proc/slabinfo (readable by root only).
 pub fn parse_slabinfo(buf: &[u8]) -> Val<Vec<SlabCache>> {
     let mut out = Vec::new();
     for line in lines(buf) {
@@ -341,12 +375,15 @@ pub fn parse_slabinfo(buf: &[u8]) -> Val<Vec<SlabCache>> {
 /// /proc/sys/fs/dentry-state.
 #[derive(Debug, Clone, Serialize)]
 pub struct DentryState {
+    /// Dentries allocated.
     pub nr_dentry: u64,
+    /// Dentries unused (cached, on the LRU).
     pub nr_unused: u64,
     /// Negative dentries (cached "no such file"); since 5.8.
     pub nr_negative: Val<u64>,
 }
 
+/// Parses /proc/sys/fs/dentry-state.
 pub fn parse_dentry_state(buf: &[u8]) -> Val<DentryState> {
     let v: Vec<Option<u64>> = tokens(buf).map(u64_dec).collect();
     let get = |i: usize| v.get(i).copied().flatten();

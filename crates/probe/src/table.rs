@@ -27,38 +27,63 @@ pub type CgroupId = u32;
 /// One process: the cheap figures of every concept.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProcessRow {
+    /// The process id.
     pub pid: i32,
+    /// stat's command name.
     pub comm: InlineStr<64>,
+    /// stat's state letter: R, S, D, Z, T, t, X, I.
     pub state: u8,
+    /// stat's parent pid.
     pub ppid: i64,
+    /// status's real uid.
     pub uid: Val<u64>,
+    /// stat's start time, in clock ticks since boot.
     pub start_time_ticks: u64,
+    /// status's VmSize, in bytes.
     pub vm_size: Val<u64>,
+    /// status's VmRSS, in bytes.
     pub rss: Val<u64>,
+    /// status's VmHWM (peak RSS), in bytes.
     pub hwm: Val<u64>,
+    /// status's VmSwap, in bytes.
     pub swap: Val<u64>,
-    /// RssAnon, RssFile and RssShmem of status: what the resident set is made of (a
-    /// leak grows the anonymous part; reading a mapped file grows the file part).
+    /// status's RssAnon, in bytes: anonymous memory, what a leak grows.
     pub rss_anon: Val<u64>,
+    /// status's RssFile, in bytes: mapped file pages (page cache the kernel can drop).
     pub rss_file: Val<u64>,
+    /// status's RssShmem, in bytes: shared memory and tmpfs pages mapped.
     pub rss_shmem: Val<u64>,
+    /// status's VmLck (mlocked), in bytes.
     pub locked: Val<u64>,
+    /// stat's minor faults of the whole thread group.
     pub minflt: u64,
+    /// stat's major faults (the ones that read from disk) of the whole thread group.
     pub majflt: u64,
+    /// stat's user CPU time, in clock ticks.
     pub utime_ticks: u64,
+    /// stat's system CPU time, in clock ticks.
     pub stime_ticks: u64,
+    /// stat's thread count.
     pub threads: u64,
+    /// stat's nice value, -20 to 19.
     pub nice: i64,
+    /// status's voluntary context switches (the main thread's).
     pub voluntary_switches: Val<u64>,
+    /// status's involuntary context switches (the main thread's).
     pub involuntary_switches: Val<u64>,
-    /// Signal masks of status: ignored (per process), blocked (main thread), pending
-    /// for the process.
+    /// status's SigIgn: signals the process ignores.
     pub sig_ign: Val<u64>,
+    /// status's SigBlk: signals the main thread blocks.
     pub sig_blk: Val<u64>,
+    /// status's ShdPnd: signals pending for the process as a whole.
     pub shd_pnd: Val<u64>,
+    /// schedstat's time the main thread waited on a run queue, in ns.
     pub run_queue_wait_ns: Val<u64>,
+    /// Open file descriptors.
     pub fds: Val<u64>,
+    /// The soft RLIMIT_NOFILE (slow tier).
     pub fd_soft_limit: Val<LimitValue>,
+    /// /proc/PID/oom_score: the OOM killer's badness now (slow tier).
     pub oom_score: Val<u64>,
     /// The memory controller's cgroup (v1), or the unified one (v2).
     #[serde(skip)]
@@ -88,6 +113,7 @@ pub struct SlowParts {
 }
 
 impl SlowParts {
+    /// Both parts, every time they are due.
     pub const ALL: SlowParts = SlowParts {
         fd_limit: true,
         placement: true,
@@ -342,6 +368,7 @@ pub struct Scanner {
 }
 
 impl Scanner {
+    /// A scanner over `reader`'s /proc, with nothing known yet.
     pub fn new(reader: Reader) -> Scanner {
         Scanner {
             reader,
@@ -356,6 +383,7 @@ impl Scanner {
         }
     }
 
+    /// The reader the scanner reads through.
     pub fn reader(&mut self) -> &mut Reader {
         &mut self.reader
     }

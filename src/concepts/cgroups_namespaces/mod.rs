@@ -33,6 +33,8 @@ fn quota_cpus(q: &Val<Option<(u64, u64)>>) -> Val<Value> {
     })
 }
 
+/// The process's cgroups and what their controllers allow, and which of its namespaces
+/// differ from the initial ones.
 pub fn lens(v: &ProcessView) -> Section {
     let mut s = Section::new(ConceptId::CgroupsNamespaces);
     s.figure(
@@ -167,6 +169,7 @@ pub fn lens(v: &ProcessView) -> Section {
     s
 }
 
+/// The host's cgroup layout, and the `--cgroup` cgroup's CPU and pids limits.
 pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::CgroupsNamespaces);
     match &v.layout {

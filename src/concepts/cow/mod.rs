@@ -96,6 +96,7 @@ pub fn lens(v: &ProcessView) -> Section {
     s
 }
 
+/// A pointer to where copy-on-write shows: it is per process.
 pub fn system(_v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::Cow);
     s.note("copy-on-write sharing is per process: Shared_* vs Private_* in syslens inspect PID, or PSS in system --processes --pss");

@@ -59,6 +59,7 @@ pub fn lens(v: &ProcessView) -> Section {
     s
 }
 
+/// What backs the machine's memory: page cache, file and anonymous pages, what is available.
 pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::DemandPaging);
     let src = "/proc/meminfo";

@@ -45,6 +45,7 @@ pub fn nofile_soft(v: &ProcessView) -> Val<Option<u64>> {
     })
 }
 
+/// Open fds against the soft limit, fds by kind, deleted-but-open files, every limit.
 pub fn lens(v: &ProcessView) -> Section {
     let mut s = Section::new(ConceptId::FdsLimits);
     let count = v.detail.fd_count.clone();
@@ -138,6 +139,8 @@ pub fn lens(v: &ProcessView) -> Section {
     s
 }
 
+/// File handles against fs.file-max, fs.nr_open, and processes and threads beside
+/// pid_max and threads-max.
 pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::FdsLimits);
     let nr = v.sysctl.file_nr.clone();

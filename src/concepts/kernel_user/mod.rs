@@ -25,6 +25,7 @@ use crate::model::system::SystemView;
 
 use super::{ConceptDef, ConceptId};
 
+/// Time in user mode against time in the kernel, and the effective capabilities.
 pub fn lens(v: &ProcessView) -> Section {
     let mut s = Section::new(ConceptId::KernelUser);
     let src = v.src("stat");

@@ -22,6 +22,7 @@ use crate::model::system::SystemView;
 
 use super::{ConceptDef, ConceptId};
 
+/// The trend of RSS over the window.
 pub fn lens(v: &ProcessView) -> Section {
     let mut s = Section::new(ConceptId::LeaksFragmentation);
     let t0 = v.first().at;
@@ -58,6 +59,7 @@ pub fn lens(v: &ProcessView) -> Section {
     s
 }
 
+/// The trend of MemAvailable over the window, and unreclaimable slab.
 pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::LeaksFragmentation);
     let t0 = v.first().at;

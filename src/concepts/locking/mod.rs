@@ -28,6 +28,7 @@ use super::{ConceptDef, ConceptId};
 /// The futex system call on x86_64.
 pub const SYS_FUTEX: i64 = 202;
 
+/// Where each thread waits (futex and others), and the file locks the process holds or awaits.
 pub fn lens(v: &ProcessView) -> Section {
     let mut s = Section::new(ConceptId::Locking);
     match &v.detail.threads {
@@ -147,6 +148,7 @@ pub fn lens(v: &ProcessView) -> Section {
     s
 }
 
+/// File locks held and awaited on the machine.
 pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::Locking);
     let locks = v.locks.as_ref().map_err(Clone::clone);

@@ -79,6 +79,7 @@ pub fn lens(v: &ProcessView) -> Section {
     s
 }
 
+/// Mapped file pages, shared memory, page tables and the per-process mapping limit.
 pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::Mmap);
     s.figure(

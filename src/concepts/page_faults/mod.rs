@@ -22,6 +22,7 @@ use crate::model::system::SystemView;
 
 use super::{ConceptDef, ConceptId};
 
+/// Minor and major faults since the process started, and their rates over the window.
 pub fn lens(v: &ProcessView) -> Section {
     let mut s = Section::new(ConceptId::PageFaults);
     let src = v.src("stat");
@@ -56,6 +57,7 @@ pub fn lens(v: &ProcessView) -> Section {
     s
 }
 
+/// Faults since boot, and their rates over the window.
 pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::PageFaults);
     s.figure(

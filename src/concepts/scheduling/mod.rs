@@ -34,6 +34,7 @@ fn invol(st: &Status) -> &Val<u64> {
     &st.nonvoluntary_ctxt_switches
 }
 
+/// Context switches, time on a CPU against time on a run queue, policy, nice and affinity.
 pub fn lens(v: &ProcessView) -> Section {
     let mut s = Section::new(ConceptId::Scheduling);
     let status_src = v.src("status");
@@ -133,6 +134,7 @@ pub fn lens(v: &ProcessView) -> Section {
     s
 }
 
+/// CPUs, load, runnable and D-state processes, context switches and CPU pressure.
 pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::Scheduling);
     s.figure(

@@ -34,6 +34,7 @@ struct Lib {
     accounted: bool,
 }
 
+/// The libraries mapped, with their RSS and PSS, and those deleted on disk.
 pub fn lens(v: &ProcessView) -> Section {
     let mut s = Section::new(ConceptId::SharedLibs);
     let maps = match &v.detail.maps {
@@ -107,6 +108,7 @@ pub fn lens(v: &ProcessView) -> Section {
     s
 }
 
+/// A pointer to where libraries show: they are per process.
 pub fn system(_v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::SharedLibs);
     s.note("libraries are per process (their maps): syslens inspect PID; processes still running deleted libraries are a doctor finding");

@@ -52,6 +52,7 @@ pub fn is_namespace_init(status: &syslens_probe::status::Status) -> bool {
     matches!(status.ns_pid, Ok(1))
 }
 
+/// Ignored, caught and pending signals, SIGTERM's disposition, per-thread sets and zombie children.
 pub fn lens(v: &ProcessView) -> Section {
     let mut s = Section::new(ConceptId::Signals);
     let src = v.src("status");
@@ -123,6 +124,7 @@ pub fn lens(v: &ProcessView) -> Section {
     s
 }
 
+/// Zombies and stopped processes on the machine.
 pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::Signals);
     let st = v.states.as_ref().map_err(Clone::clone);

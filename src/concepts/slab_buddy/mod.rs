@@ -23,6 +23,7 @@ use crate::model::system::SystemView;
 
 use super::{ConceptDef, ConceptId};
 
+/// A pointer to the system view: the allocators serve the kernel, not one process.
 pub fn lens(_v: &ProcessView) -> Section {
     let mut s = Section::new(ConceptId::SlabBuddy);
     s.note("the slab and buddy allocators serve the kernel, not one process: see /proc/buddyinfo and /proc/slabinfo");
@@ -32,6 +33,7 @@ pub fn lens(_v: &ProcessView) -> Section {
 /// How many caches `system` lists, by memory.
 const TOP_SLABS: usize = 10;
 
+/// Free blocks per order with the unusable index, slab totals, dentries and the largest caches.
 pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::SlabBuddy);
     match &v.buddy {

@@ -16,6 +16,7 @@ pub struct Buddy {
 }
 
 impl Buddy {
+    /// One free block of 2^max_order pages, nothing allocated.
     pub fn new(max_order: u32) -> Buddy {
         let mut free = vec![BTreeSet::new(); max_order as usize + 1];
         free[max_order as usize].insert(0);
@@ -79,10 +80,12 @@ impl Buddy {
             .collect()
     }
 
+    /// Pages the allocator manages: 2^max_order.
     pub fn total_pages(&self) -> usize {
         1 << self.max_order
     }
 
+    /// Pages in free blocks.
     pub fn free_pages(&self) -> usize {
         self.free
             .iter()
@@ -96,13 +99,16 @@ impl Buddy {
 /// slab that no object fits in is lost.
 #[derive(Debug, Clone)]
 pub struct Slab {
+    /// The size of one object, in bytes.
     pub object: usize,
+    /// The size of one slab, in bytes.
     pub slab_bytes: usize,
     /// Live objects per slab.
     slabs: Vec<usize>,
 }
 
 impl Slab {
+    /// An empty cache of `object`-byte objects in slabs of `slab_pages` pages of `page` bytes.
     pub fn new(object: usize, slab_pages: usize, page: usize) -> Slab {
         Slab {
             object: object.max(1),
@@ -146,10 +152,12 @@ impl Slab {
         }
     }
 
+    /// Live objects.
     pub fn live(&self) -> usize {
         self.slabs.iter().sum()
     }
 
+    /// Slabs allocated.
     pub fn slabs(&self) -> usize {
         self.slabs.len()
     }
@@ -165,10 +173,12 @@ impl Slab {
 pub struct Rng(u64);
 
 impl Rng {
+    /// A sequence from `seed` (0 is taken as 1: xorshift stays at 0).
     pub fn new(seed: u64) -> Rng {
         Rng(seed.max(1))
     }
 
+    /// The next number.
     pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
@@ -176,6 +186,7 @@ impl Rng {
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    /// A number below `n` (below 1 when `n` is 0).
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }

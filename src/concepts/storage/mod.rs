@@ -39,6 +39,7 @@ pub fn storage_class(m: &Mount) -> &'static str {
     }
 }
 
+/// The process's open files by the storage class of their mount.
 pub fn lens(v: &ProcessView) -> Section {
     let mut s = Section::new(ConceptId::Storage);
     let (fds, mounts) = match (&v.detail.fds, &v.detail.mounts) {
@@ -99,6 +100,7 @@ pub fn lens(v: &ProcessView) -> Section {
     s
 }
 
+/// tmpfs and shared memory, dirty and writeback pages, and every mount's usage.
 pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::Storage);
     s.figure(

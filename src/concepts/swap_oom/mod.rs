@@ -24,6 +24,7 @@ use crate::model::system::SystemView;
 
 use super::{ConceptDef, ConceptId};
 
+/// The process's OOM score and swap, and its memory cgroup's limit, usage, OOM kills and pressure.
 pub fn lens(v: &ProcessView) -> Section {
     let mut s = Section::new(ConceptId::SwapOom);
     s.figure(
@@ -107,6 +108,7 @@ pub fn lens(v: &ProcessView) -> Section {
     s
 }
 
+/// Available memory, swap and its traffic, OOM kills and memory pressure.
 pub fn system(v: &SystemView) -> Section {
     let mut s = Section::new(ConceptId::SwapOom);
     s.figure(
