@@ -1,5 +1,6 @@
 //! The shared experiment engine: options, the registry of labs, the child sandbox,
-//! statistics, measurement sources, the cgroup guard, scratch space and cleanup.
+//! statistics, measurement sources, the cgroup guard, scratch space, cleanup and the
+//! reaper of the labs' descendants.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ pub mod cleanup;
 pub mod jail;
 pub mod mem;
 pub mod meter;
+pub mod reaper;
 pub mod report;
 pub mod sandbox;
 pub mod scratch;
@@ -23,6 +25,7 @@ pub mod stats;
 pub mod swap;
 
 use jail::Jail;
+pub use reaper::Reaper;
 use report::{Check, LabReport};
 use sandbox::{LabChild, LabError, Link};
 
@@ -229,6 +232,10 @@ pub fn run(def: &LabDef, ctx: &mut LabContext) -> LabReport {
             "the experiment ran to completion",
             e.to_string(),
         ));
+    }
+    // Every child handle of the lab is gone: what remains are orphans its children left.
+    for line in reaper::sweep() {
+        report.note(line);
     }
     report.duration_seconds = started.elapsed().as_secs_f64();
     report
