@@ -17,6 +17,7 @@ use syslens_probe::stat::Stat;
 
 use super::SYS_FUTEX;
 use crate::concepts::ConceptId;
+use crate::lab::meter::thread_cpu;
 use crate::lab::report::{Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link};
 use crate::lab::scratch::{Backing, ScratchDir};
@@ -410,14 +411,6 @@ fn together(spans: &[Span]) -> Duration {
         }
         _ => Duration::ZERO,
     }
-}
-
-fn thread_cpu() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(
-        t.tv_sec.max(0) as u64,
-        t.tv_nsec.clamp(0, 999_999_999) as u32,
-    )
 }
 
 /// One race: two threads each add RACE_N to one counter by a separate load and store.
