@@ -147,7 +147,7 @@ pub fn run(
         }
     }
     writeln!(chatter, "{}", style.dim("Ctrl-C stops cleanly: what the labs made is removed and the report of what finished is written."))?;
-    cleanup::install_signal_handler();
+    let _reaper = lab::Reaper::start();
     let opts = LabOptions {
         quick: a.quick,
         size_mib: None,

@@ -11,6 +11,7 @@ mod doctor;
 mod escapes;
 mod fixtures;
 mod inspect;
+mod interrupt;
 mod labs;
 mod root;
 mod serve;

@@ -497,6 +497,7 @@ fn lab_cmd(
         trials: a.trials,
         allow_swapfile: a.allow_swapfile,
     };
+    let _reaper = lab::Reaper::start();
     let mut ctx = lab::LabContext::new(opts)?;
     let mut reports = Vec::new();
     for def in selected {

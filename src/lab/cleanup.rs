@@ -1,6 +1,7 @@
 //! Cleanup that always happens. Every child, cgroup and scratch path a lab makes is
 //! registered here; a guard releases it on success, failure and panic (drop), and the
 //! signal thread releases everything on SIGINT and SIGTERM before exiting 130 / 143.
+//! What the children themselves started is the [`Reaper`](super::reaper::Reaper)'s.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -105,11 +106,11 @@ pub fn release_all() {
 /// releases everything itself and exits.
 const UNWIND_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Installs the SIGINT / SIGTERM handling once. The signal kills the lab's children at
-/// once and is recorded ([`interrupted`]); the main thread, which checks it at every
-/// wait, unwinds (its guards release what it made), writes what finished and exits
-/// 128 + signal. Should it not manage within a few seconds, this thread releases
-/// everything and exits itself.
+/// Installs the SIGINT / SIGTERM handling once. The signal kills the lab's children and
+/// their descendants at once and is recorded ([`interrupted`]); the main thread, which
+/// checks it at every wait, unwinds (its guards release what it made, the reaper reaps
+/// the rest), writes what finished and exits 128 + signal. Should it not manage within
+/// a few seconds, this thread releases and reaps everything and exits itself.
 pub fn install_signal_handler() {
     INSTALL.call_once(|| {
         let Ok(mut signals) = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
@@ -120,8 +121,12 @@ pub fn install_signal_handler() {
             if let Some(sig) = signals.forever().next() {
                 INTERRUPTED.store(sig, Ordering::SeqCst);
                 kill_children();
+                super::reaper::kill_descendants();
                 std::thread::sleep(UNWIND_GRACE);
                 release_all();
+                for line in super::reaper::sweep() {
+                    super::reaper::warn(&line);
+                }
                 std::process::exit(128 + sig);
             }
         });

@@ -3,7 +3,7 @@
 //! replays exact readings so statistics and reports are checked to the digit.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use perf_event::events::Software;
 use perf_event::{Builder, Counter};
@@ -59,6 +59,17 @@ pub trait Meter {
 pub struct Trial {
     pub ns: u64,
     pub counts: Counters,
+}
+
+/// CPU time the calling thread has used (CLOCK_THREAD_CPUTIME_ID: the scheduler's own
+/// count, exact rather than sampled at the tick). Time spent waiting for a CPU is not in
+/// it, so a busy machine does not inflate it. A real system call, not the vDSO.
+pub fn thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        t.tv_sec.max(0) as u64,
+        t.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 /// Times `op` once, with the counters around it.

@@ -1,6 +1,7 @@
 //! The shared experiment engine: options, the child sandbox, statistics, measurement
-//! sources, the cgroup guard, scratch space and cleanup. The labs themselves live in
-//! their concepts' rooms; the registry lists them.
+//! sources, the cgroup guard, scratch space, cleanup and the reaper of the labs'
+//! descendants. The labs themselves live in their concepts' rooms; the registry lists
+//! them.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ pub mod cleanup;
 pub mod jail;
 pub mod mem;
 pub mod meter;
+pub mod reaper;
 pub mod report;
 pub mod sandbox;
 pub mod scratch;
@@ -24,6 +26,7 @@ pub mod stats;
 pub mod swap;
 
 use jail::Jail;
+pub use reaper::Reaper;
 use report::{Check, LabReport};
 use sandbox::{LabChild, LabError, Link};
 
@@ -168,6 +171,10 @@ pub fn run(def: &LabDef, ctx: &mut LabContext) -> LabReport {
             "the experiment ran to completion",
             e.to_string(),
         ));
+    }
+    // Every child handle of the lab is gone: what remains are orphans its children left.
+    for line in reaper::sweep() {
+        report.note(line);
     }
     report.duration_seconds = started.elapsed().as_secs_f64();
     report

@@ -1,6 +1,13 @@
 //! Lab: kernel vs user space. The same clock read costs a few ns through the vDSO
 //! (user space) and ~100 ns as a real system call; a loop that only computes runs in
 //! user time, a loop of read(2) from /dev/zero runs in system time.
+//!
+//! The kernel splits a thread's time into user and system by sampling at its timer
+//! tick, and getrusage scales the thread's whole life by that ratio. So each loop runs
+//! in a fresh thread (a delta over a thread with a past mixes in the past's ratio: a
+//! pure loop after the syscall loops read 10-40% system here), for a given amount of
+//! CPU rather than of wall time; and a loop that shared its CPU with other work, which
+//! the tick then samples a handful of times, is run again before its claim is judged.
 
 use std::fs::File;
 use std::io::Read;
@@ -11,7 +18,7 @@ use serde_json::{json, Value};
 
 use crate::catalogue::ConceptId;
 use crate::lab::mem::pin_to;
-use crate::lab::meter::{trial, Meter, SystemMeter};
+use crate::lab::meter::{thread_cpu, trial, Meter, SystemMeter};
 use crate::lab::report::{pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link};
 use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
@@ -25,6 +32,12 @@ pub static LAB: LabDef = LabDef {
 };
 
 const WARMUP: usize = 2;
+/// A loop gives up after this many times its CPU budget of wall time (a busy machine).
+const LOOP_WALL_CAP: u32 = 10;
+/// Attempts at a split loop whose claim fails while it shared its CPU.
+const SPLIT_ATTEMPTS: usize = 3;
+/// A loop that ran less than this share of its wall time shared its CPU.
+const UNCONTENDED: f64 = 0.9;
 
 /// Net ns per operation (loop overhead subtracted), per trial.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -36,26 +49,104 @@ pub struct Costs {
     pub getppid: Vec<f64>,
 }
 
-/// user and system time of a loop.
+/// user and system time of a loop, and the wall time it took to get them.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Split {
     pub user_ns: u64,
     pub system_ns: u64,
+    pub wall_ns: u64,
 }
 
 impl Split {
     pub fn system_share(&self) -> f64 {
-        self.system_ns as f64 / (self.user_ns + self.system_ns).max(1) as f64
+        self.system_ns as f64 / self.cpu_ns().max(1) as f64
+    }
+
+    pub fn user_share(&self) -> f64 {
+        1.0 - self.system_share()
+    }
+
+    pub fn cpu_ns(&self) -> u64 {
+        self.user_ns + self.system_ns
+    }
+
+    /// The share of its wall time the loop was on a CPU.
+    pub fn ran(&self) -> f64 {
+        self.cpu_ns() as f64 / self.wall_ns.max(1) as f64
     }
 }
+
+/// A claim on the user / system split of a loop: the share it reads and its floor.
+#[derive(Debug)]
+struct SplitClaim {
+    text: &'static str,
+    share: fn(&Split) -> f64,
+    at_least: f64,
+}
+
+impl SplitClaim {
+    fn holds(&self, s: &Split) -> bool {
+        s.cpu_ns() > 0 && (self.share)(s) >= self.at_least
+    }
+
+    /// Passed by the first attempt that satisfies it; failed when one that had its CPU
+    /// to itself does not; skipped when every attempt shared its CPU.
+    fn check(&self, attempts: &[Split]) -> Check {
+        let shown = |s: &Split, i: usize| {
+            format!(
+                "{} (attempt {} of {}: {:.0} ms of CPU, on a CPU {} of the time)",
+                pct((self.share)(s)),
+                i + 1,
+                attempts.len(),
+                s.cpu_ns() as f64 / 1e6,
+                pct(s.ran())
+            )
+        };
+        let decisive = attempts
+            .iter()
+            .position(|s| self.holds(s))
+            .or_else(|| attempts.iter().position(|s| s.ran() >= UNCONTENDED));
+        match (decisive, attempts.last()) {
+            (Some(i), _) => {
+                let s = &attempts[i];
+                Check::compare(self.text, (self.share)(s), Cmp::AtLeast, self.at_least, pct)
+                    .observed(shown(s, i))
+            }
+            (None, Some(last)) => Check::skipped(
+                self.text,
+                format!(
+                    "{}; every attempt shared its CPU with other work: the kernel splits user \
+                     from system time by sampling at its timer tick, and a thread that keeps \
+                     being preempted is sampled a handful of times (a busy machine)",
+                    shown(last, attempts.len() - 1)
+                ),
+            ),
+            (None, None) => Check::failed(self.text, "the loop was not run"),
+        }
+    }
+}
+
+const PURE_LOOP: SplitClaim = SplitClaim {
+    text: "a loop that only computes runs >= 90% in user time",
+    share: Split::user_share,
+    at_least: 0.90,
+};
+
+const READ_LOOP: SplitClaim = SplitClaim {
+    text: "a loop of read(2) of 64 KiB from /dev/zero runs >= 80% in system time",
+    share: Split::system_share,
+    at_least: 0.80,
+};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Measured {
     pub batch: u64,
     pub costs: Costs,
-    pub pure_loop: Split,
+    /// The attempts at the pure loop (see [`SplitClaim::check`]).
+    pub pure_loop: Vec<Split>,
     pub getppid_loop: Split,
-    pub read_loop: Split,
+    /// The attempts at the read loop.
+    pub read_loop: Vec<Split>,
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
@@ -64,7 +155,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let loop_ms: u64 = if ctx.opts.quick { 200 } else { 300 };
     report.param("batch", batch);
     report.param("trials", trials);
-    report.param("loop_ms", loop_ms);
+    report.param("loop_cpu_ms", loop_ms);
     report.param("cpu", 0);
     let mut c = ctx.spawn(
         ConceptId::KernelUser,
@@ -110,24 +201,13 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         )),
         _ => report.check(Check::failed("the syscall form costs >= 3x the vDSO form", "no timings")),
     }
-    report.check(Check::compare(
-        "a loop that only computes runs >= 90% in user time",
-        1.0 - m.pure_loop.system_share(),
-        Cmp::AtLeast,
-        0.90,
-        pct,
-    ));
-    report.check(Check::compare(
-        "a loop of read(2) of 64 KiB from /dev/zero runs >= 80% in system time",
-        m.read_loop.system_share(),
-        Cmp::AtLeast,
-        0.80,
-        pct,
-    ));
+    report.check(PURE_LOOP.check(&m.pure_loop));
+    report.check(READ_LOOP.check(&m.read_loop));
+    let last = |v: &[Split]| v.last().copied().unwrap_or_default();
     for (name, s) in [
-        ("pure loop", m.pure_loop),
+        ("pure loop", last(&m.pure_loop)),
         ("getppid loop", m.getppid_loop),
-        ("read loop", m.read_loop),
+        ("read loop", last(&m.read_loop)),
     ] {
         report.evidence(
             "getrusage(RUSAGE_THREAD)",
@@ -214,19 +294,58 @@ pub fn per_call<M: Meter>(
         .collect()
 }
 
-fn split_of(meter: &mut SystemMeter, dur: Duration, mut body: impl FnMut()) -> Split {
-    let (t, _) = trial(meter, || {
-        let end = Instant::now() + dur;
-        while Instant::now() < end {
-            for _ in 0..64 {
-                body();
+/// Runs `body` in a fresh thread until that thread has had `cpu` of CPU time, or for
+/// at most [`LOOP_WALL_CAP`] times that of wall time; returns its getrusage split.
+fn split_of(cpu: Duration, body: &mut (impl FnMut() + Send)) -> Result<Split, String> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut meter = SystemMeter::without_perf();
+            let (t, _) = trial(&mut meter, || {
+                let (started, cpu0) = (Instant::now(), thread_cpu());
+                let mut next_check = started;
+                loop {
+                    for _ in 0..64 {
+                        body();
+                    }
+                    // The thread clock is a real system call: read it once a
+                    // millisecond, so that it adds nothing measurable to the pure loop.
+                    let now = Instant::now();
+                    if now >= next_check {
+                        let done = thread_cpu().saturating_sub(cpu0) >= cpu;
+                        if done || now - started >= cpu * LOOP_WALL_CAP {
+                            break;
+                        }
+                        next_check = now + Duration::from_millis(1);
+                    }
+                }
+            });
+            Split {
+                user_ns: t.counts.utime_ns,
+                system_ns: t.counts.stime_ns,
+                wall_ns: t.ns,
             }
-        }
-    });
-    Split {
-        user_ns: t.counts.utime_ns,
-        system_ns: t.counts.stime_ns,
+        })
+        .join()
+        .map_err(|_| "the loop's thread panicked".to_owned())
+    })
+}
+
+/// Attempts at a split loop until one is decisive for `claim`: it satisfies it, or
+/// it had its CPU to itself; at most [`SPLIT_ATTEMPTS`].
+fn split_attempts(
+    cpu: Duration,
+    claim: &SplitClaim,
+    mut body: impl FnMut() + Send,
+) -> Result<Vec<Split>, String> {
+    let mut attempts: Vec<Split> = Vec::new();
+    while attempts.len() < SPLIT_ATTEMPTS
+        && !attempts
+            .last()
+            .is_some_and(|s| claim.holds(s) || s.ran() >= UNCONTENDED)
+    {
+        attempts.push(split_of(cpu, &mut body)?);
     }
+    Ok(attempts)
 }
 
 fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
@@ -235,7 +354,7 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
     }
     let batch = param_u64(params, "batch")?;
     let trials = param_u64(params, "trials")? as usize;
-    let dur = Duration::from_millis(param_u64(params, "loop_ms")?);
+    let cpu = Duration::from_millis(param_u64(params, "loop_ms")?);
     pin_to(0).map_err(|e| e.to_string())?;
     let mut meter = SystemMeter::new();
     let costs = Costs {
@@ -246,17 +365,17 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
         getppid: per_call(&mut meter, trials, batch, getppid),
     };
     let mut x = 1u64;
-    let pure_loop = split_of(&mut meter, dur, || {
+    let pure_loop = split_attempts(cpu, &PURE_LOOP, || {
         x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1))
-    });
-    let getppid_loop = split_of(&mut meter, dur, || {
+    })?;
+    let getppid_loop = split_of(cpu, &mut || {
         std::hint::black_box(getppid());
-    });
+    })?;
     let mut zero = File::open("/dev/zero").map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; 64 << 10];
-    let read_loop = split_of(&mut meter, dur, || {
+    let read_loop = split_attempts(cpu, &READ_LOOP, || {
         let _ = std::hint::black_box(zero.read(&mut buf));
-    });
+    })?;
     link.send(
         "measured",
         Measured {
@@ -285,18 +404,18 @@ mod tests {
                 syscall_clock: vec![120.0; 5],
                 getppid: vec![80.0; 5],
             },
-            pure_loop: Split {
-                user_ns: 300_000_000,
-                system_ns: 0,
-            },
-            getppid_loop: Split {
-                user_ns: 140_000_000,
-                system_ns: 160_000_000,
-            },
-            read_loop: Split {
-                user_ns: 20_000_000,
-                system_ns: 280_000_000,
-            },
+            pure_loop: vec![split(300, 0, 310)],
+            getppid_loop: split(140, 160, 310),
+            read_loop: vec![split(20, 280, 310)],
+        }
+    }
+
+    /// user, system and wall ms.
+    fn split(user: u64, system: u64, wall: u64) -> Split {
+        Split {
+            user_ns: user * 1_000_000,
+            system_ns: system * 1_000_000,
+            wall_ns: wall * 1_000_000,
         }
     }
 
@@ -315,11 +434,42 @@ mod tests {
         m.costs.syscall_clock = vec![20.0; 5];
         assert_eq!(statuses(&m)[0], Status::Failed);
         let mut m = good();
-        m.pure_loop.system_ns = 100_000_000;
+        m.pure_loop[0].system_ns = 100_000_000;
         assert_eq!(statuses(&m)[1], Status::Failed);
         let mut m = good();
-        m.read_loop.user_ns = 200_000_000;
+        m.read_loop[0].user_ns = 200_000_000;
         assert_eq!(statuses(&m)[2], Status::Failed);
+        let mut m = good();
+        m.pure_loop = vec![split(170, 30, 1200), split(160, 40, 210)];
+        assert_eq!(
+            statuses(&m)[1],
+            Status::Failed,
+            "an attempt that had its CPU to itself decides"
+        );
+    }
+
+    #[test]
+    fn issue_14_a_split_loop_preempted_by_other_work_is_retried_then_skipped() {
+        let mut m = good();
+        // Sharing CPU 0 with two busy loops: a handful of tick samples, one in the kernel.
+        m.pure_loop = vec![split(170, 30, 1200), split(165, 35, 900)];
+        m.read_loop = vec![split(50, 150, 1000), split(10, 190, 800)];
+        let host = crate::model::host::Host::read(&mut syslens_probe::Reader::host().unwrap());
+        let mut report = LabReport::new(ConceptId::KernelUser, host);
+        analyze(&m, &mut report);
+        let pure = &report.checks[1];
+        assert_eq!(pure.status, Status::Skipped);
+        let why = pure.reason.as_deref().unwrap_or_default();
+        assert!(
+            why.contains("attempt 2 of 2") && why.contains("shared its CPU"),
+            "{why}"
+        );
+        assert_eq!(
+            report.checks[2].status,
+            Status::Passed,
+            "its second attempt held"
+        );
+        assert!(report.checks[2].observed.contains("attempt 2 of 2"));
     }
 
     #[test]
