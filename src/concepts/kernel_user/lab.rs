@@ -3,18 +3,17 @@
 //! user time, a loop of read(2) from /dev/zero runs in system time.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::concepts::ConceptId;
 use crate::lab::mem::pin_to;
 use crate::lab::meter::{trial, Meter, SystemMeter};
 use crate::lab::report::{pct, Check, Cmp, LabReport};
-use crate::lab::sandbox::{LabError, Link};
-use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+use crate::lab::sandbox::{LabError, Link, Params};
+use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
     id: ConceptId::KernelUser,
@@ -26,8 +25,18 @@ pub static LAB: LabDef = LabDef {
 
 const WARMUP: usize = 2;
 
+/// The parameters of the child role "calls".
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallsParams {
+    batch: u64,
+    trials: usize,
+    loop_ms: u64,
+}
+
 /// Net ns per operation (loop overhead subtracted), per trial.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Costs {
     pub empty_loop: Vec<f64>,
     pub call: Vec<f64>,
@@ -38,6 +47,7 @@ pub struct Costs {
 
 /// user and system time of a loop.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Split {
     pub user_ns: u64,
     pub system_ns: u64,
@@ -50,6 +60,7 @@ impl Split {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Measured {
     pub batch: u64,
     pub costs: Costs,
@@ -69,10 +80,13 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let mut c = ctx.spawn(
         ConceptId::KernelUser,
         "calls",
-        json!({ "batch": batch, "trials": trials, "loop_ms": loop_ms }),
+        &CallsParams {
+            batch,
+            trials,
+            loop_ms,
+        },
     )?;
-    let m: Measured = serde_json::from_value(c.expect("measured", WATCHDOG)?)
-        .map_err(|e| LabError::Setup(e.to_string()))?;
+    let m: Measured = c.expect("measured", WATCHDOG)?;
     c.wait(WATCHDOG)?;
     analyze(&m, report);
     Ok(())
@@ -214,29 +228,50 @@ pub fn per_call<M: Meter>(
         .collect()
 }
 
-fn split_of(meter: &mut SystemMeter, dur: Duration, mut body: impl FnMut()) -> Split {
-    let (t, _) = trial(meter, || {
+/// The user and system time of running `body` for `dur`; a failing `body` (a system
+/// call that failed) fails the loop instead of being counted.
+fn split_of(
+    meter: &mut SystemMeter,
+    dur: Duration,
+    mut body: impl FnMut() -> io::Result<()>,
+) -> io::Result<Split> {
+    let (t, ran) = trial(meter, || -> io::Result<()> {
         let end = Instant::now() + dur;
         while Instant::now() < end {
             for _ in 0..64 {
-                body();
+                body()?;
             }
         }
+        Ok(())
     });
-    Split {
+    ran?;
+    Ok(Split {
         user_ns: t.counts.utime_ns,
         system_ns: t.counts.stime_ns,
-    }
+    })
 }
 
-fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+/// The split of a loop of read(2) of 64 KiB from `file` (/dev/zero).
+fn read_split(meter: &mut SystemMeter, dur: Duration, file: &mut File) -> io::Result<Split> {
+    let mut buf = vec![0u8; 64 << 10];
+    split_of(meter, dur, || {
+        std::hint::black_box(file.read(&mut buf)?);
+        Ok(())
+    })
+}
+
+fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     if role != "calls" {
         return Err(format!("unknown role {role}"));
     }
-    let batch = param_u64(params, "batch")?;
-    let trials = param_u64(params, "trials")? as usize;
-    let dur = Duration::from_millis(param_u64(params, "loop_ms")?);
-    pin_to(0).map_err(|e| e.to_string())?;
+    let CallsParams {
+        batch,
+        trials,
+        loop_ms,
+    } = params.decode()?;
+    let dur = Duration::from_millis(loop_ms);
+    let io = |e: io::Error| e.to_string();
+    pin_to(0).map_err(io)?;
     let mut meter = SystemMeter::new();
     let costs = Costs {
         empty_loop: per_call(&mut meter, trials, batch, || 0),
@@ -247,16 +282,19 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
     };
     let mut x = 1u64;
     let pure_loop = split_of(&mut meter, dur, || {
-        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1))
-    });
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        Ok(())
+    })
+    .map_err(io)?;
+    // getppid cannot fail.
     let getppid_loop = split_of(&mut meter, dur, || {
         std::hint::black_box(getppid());
-    });
-    let mut zero = File::open("/dev/zero").map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; 64 << 10];
-    let read_loop = split_of(&mut meter, dur, || {
-        let _ = std::hint::black_box(zero.read(&mut buf));
-    });
+        Ok(())
+    })
+    .map_err(io)?;
+    let mut zero = File::open("/dev/zero").map_err(io)?;
+    let read_loop =
+        read_split(&mut meter, dur, &mut zero).map_err(|e| format!("read(2) of /dev/zero: {e}"))?;
     link.send(
         "measured",
         Measured {
@@ -267,7 +305,7 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             read_loop,
         },
     )
-    .map_err(|e| e.to_string())
+    .map_err(io)
 }
 
 #[cfg(test)]
@@ -330,5 +368,20 @@ mod tests {
             m.clock.extend([0, ns]);
         }
         assert_eq!(per_call(&mut m, 2, 100, || 0), vec![16.0, 17.0]);
+    }
+
+    #[test]
+    fn issue_13_a_failed_read_fails_the_timed_loop_with_its_errno() {
+        let mut meter = SystemMeter::without_perf();
+        let dur = Duration::from_millis(5);
+        let mut zero = File::open("/dev/zero").unwrap();
+        assert!(read_split(&mut meter, dur, &mut zero).is_ok());
+        // Opened for writing only: every read(2) fails with EBADF.
+        let mut unreadable = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/zero")
+            .unwrap();
+        let e = read_split(&mut meter, dur, &mut unreadable).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF));
     }
 }
