@@ -152,6 +152,16 @@ fn decode<T: DeserializeOwned>(line: &str, event: &str) -> Result<T, LabError> {
     }
 }
 
+/// For an `Option` field of a message: `#[serde(deserialize_with = "present")]` makes
+/// it required (null for None), where serde would read a missing one as None.
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::deserialize(d)
+}
+
 /// The parameters a child role was started with, as the parent sent them (JSON).
 #[derive(Debug, Clone, Copy)]
 pub struct Params<'a> {
@@ -522,6 +532,22 @@ mod tests {
         // A checkpoint without data takes none.
         let detail = protocol_detail::<()>(r#"{"event":"read","data":{"sum":0}}"#, "read");
         assert!(detail.contains("invalid type"), "{detail}");
+    }
+
+    #[test]
+    fn issue_13_an_optional_field_must_be_present_too() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raised {
+            #[serde(deserialize_with = "present")]
+            hard: Option<u64>,
+        }
+        let detail = protocol_detail::<Raised>(r#"{"event":"raised","data":{}}"#, "raised");
+        assert!(detail.contains("missing field `hard`"), "{detail}");
+        let r: Raised = decode(r#"{"event":"raised","data":{"hard":null}}"#, "raised").unwrap();
+        assert_eq!(r.hard, None);
+        let r: Raised = decode(r#"{"event":"raised","data":{"hard":4096}}"#, "raised").unwrap();
+        assert_eq!(r.hard, Some(4096));
     }
 
     #[test]

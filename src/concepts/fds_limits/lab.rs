@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::concepts::ConceptId;
 use crate::lab::report::{Check, LabReport};
-use crate::lab::sandbox::{LabError, Link, Params};
+use crate::lab::sandbox::{present, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
@@ -53,6 +53,7 @@ struct Emfile {
 #[serde(deny_unknown_fields)]
 struct Raised {
     ok: bool,
+    #[serde(deserialize_with = "present")]
     hard: Option<u64>,
 }
 

@@ -10,7 +10,7 @@ use crate::concepts::ConceptId;
 use crate::lab::mem::{page_size, Region};
 use crate::lab::meter::{trial, Meter, SystemMeter};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
-use crate::lab::sandbox::{LabError, Link, Params};
+use crate::lab::sandbox::{present, LabError, Link, Params};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
@@ -53,6 +53,7 @@ pub struct TouchCosts {
     pub once_later_ns: Vec<f64>,
     /// ns of an empty loop iteration, the same batch, for comparison.
     pub empty_loop_ns: Vec<f64>,
+    #[serde(deserialize_with = "present")]
     pub perf_note: Option<String>,
 }
 

@@ -10,7 +10,7 @@ use crate::concepts::ConceptId;
 use crate::lab::mem::{evict, write_file, Region};
 use crate::lab::meter::{trial, SystemMeter, Trial};
 use crate::lab::report::{pct, Check, Cmp, LabReport};
-use crate::lab::sandbox::{LabError, Link, Params};
+use crate::lab::sandbox::{present, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
@@ -45,6 +45,7 @@ pub struct Pass {
     pub minflt: u64,
     pub majflt: u64,
     /// The perf software counter page-faults, where perf is allowed.
+    #[serde(deserialize_with = "present")]
     pub perf_faults: Option<u64>,
     /// Share of the file cached before the pass (file passes only).
     pub resident_before: f64,
@@ -74,6 +75,7 @@ pub struct Measured {
     /// File pages after eviction, default readahead.
     pub readahead: Vec<Pass>,
     pub thp: String,
+    #[serde(deserialize_with = "present")]
     pub perf_note: Option<String>,
 }
 
