@@ -84,10 +84,6 @@ impl Region {
         self.len.div_ceil(page_size())
     }
 
-    pub fn addr(&self) -> usize {
-        self.ptr.as_ptr() as usize
-    }
-
     /// Reads one byte of every `step`-th page (volatile, so the compiler keeps it).
     pub fn read_pages(&self, step: usize) -> u64 {
         let ps = page_size();

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde::Serialize;
 use syslens_probe::smaps::MemUsage;
 use syslens_probe::status::Status as ProcStatus;
 use syslens_probe::{Reader, Val};
@@ -28,7 +28,7 @@ pub mod swap;
 use jail::Jail;
 pub use reaper::Reaper;
 use report::{Check, LabReport};
-use sandbox::{LabChild, LabError, Link};
+use sandbox::{LabChild, LabError, Link, Params};
 
 /// How a lab run is sized.
 #[derive(Debug, Clone, Default)]
@@ -77,12 +77,13 @@ impl LabContext {
             .max(1)
     }
 
-    /// Starts a child of this concept's lab in `role`, uncontained.
+    /// Starts a child of this concept's lab in `role`, uncontained; `params` is the
+    /// role's parameter struct (`&()` for none).
     pub fn spawn(
         &self,
         concept: ConceptId,
         role: &str,
-        params: Value,
+        params: &impl Serialize,
     ) -> Result<LabChild, LabError> {
         self.spawn_in(&Jail::none(), concept, role, params)
     }
@@ -93,12 +94,12 @@ impl LabContext {
         jail: &Jail,
         concept: ConceptId,
         role: &str,
-        params: Value,
+        params: &impl Serialize,
     ) -> Result<LabChild, LabError> {
         if let Some(sig) = cleanup::interrupted() {
             return Err(LabError::Interrupted(sig));
         }
-        LabChild::spawn(concept, role, &params, jail)
+        LabChild::spawn(concept, role, params, jail)
     }
 
     /// A memory jail for a lab that allocates about `need` bytes; recorded in the report.
@@ -127,7 +128,7 @@ impl LabContext {
     pub fn rss(&mut self, pid: i32) -> Result<u64, LabError> {
         self.rollup(pid)
             .and_then(|u| u.rss)
-            .map_err(|e| LabError::Setup(format!("cannot read /proc/{pid}/smaps_rollup: {e}")))
+            .map_err(LabError::read(format!("/proc/{pid}/smaps_rollup")))
     }
 
     /// CPU time a process has run, in ns, from /proc/PID/schedstat.
@@ -136,7 +137,7 @@ impl LabContext {
         dir.and_then(|d| self.reader.read_pid(&d, "schedstat"))
             .and_then(syslens_probe::sched::parse_schedstat)
             .map(|s| s.run_ns)
-            .map_err(|e| LabError::Setup(format!("cannot read /proc/{pid}/schedstat: {e}")))
+            .map_err(LabError::read(format!("/proc/{pid}/schedstat")))
     }
 }
 
@@ -152,8 +153,8 @@ pub struct LabDef {
     pub headline: &'static [(&'static str, &'static str)],
     /// Runs the parent side, adding claims, metrics and evidence to the report.
     pub run: fn(&mut LabContext, &mut LabReport) -> Result<(), LabError>,
-    /// Runs one role of the child side.
-    pub child: fn(role: &str, params: &Value, link: &mut Link) -> Result<(), String>,
+    /// Runs one role of the child side; it decodes `params` into the role's struct.
+    pub child: fn(role: &str, params: &Params, link: &mut Link) -> Result<(), String>,
 }
 
 /// Runs one lab to its report. A lab that cannot finish keeps what it measured and
@@ -186,8 +187,7 @@ pub fn child_main(def: Option<&LabDef>, role: &str, params: &str) -> i32 {
     let mut link = Link::new();
     let outcome = (|| {
         let def = def.ok_or("no lab for that concept")?;
-        let params: Value = serde_json::from_str(params).map_err(|e| format!("bad params: {e}"))?;
-        (def.child)(role, &params, &mut link)
+        (def.child)(role, &Params::new(role, params), &mut link)
     })();
     match outcome {
         Ok(()) => 0,
@@ -196,11 +196,4 @@ pub fn child_main(def: Option<&LabDef>, role: &str, params: &str) -> i32 {
             1
         }
     }
-}
-
-/// Reads a u64 parameter of a child role.
-pub fn param_u64(params: &Value, key: &str) -> Result<u64, String> {
-    params[key]
-        .as_u64()
-        .ok_or_else(|| format!("missing parameter {key}"))
 }

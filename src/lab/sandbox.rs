@@ -12,8 +12,10 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use syslens_probe::Missing;
 
 use super::cleanup::{self, Guard, Resource};
 use super::jail::Jail;
@@ -36,10 +38,40 @@ pub enum LabError {
     },
     /// The child reported an error.
     Child(String),
-    /// Anything the parent could not set up.
+    /// A message that does not fit the protocol at `event`: not a message, another
+    /// event, or data with a missing, unknown or mistyped field (serde names it).
+    Protocol {
+        event: String,
+        detail: String,
+    },
+    /// An I/O operation of the parent failed (scratch files, the pipe to the child).
+    Io {
+        what: String,
+        source: io::Error,
+    },
+    /// The parent could not read the kernel's evidence (a /proc file of the child).
+    Read {
+        what: String,
+        why: Missing,
+    },
+    /// What the lab needs cannot be set up here (a cgroup, a swap file).
     Setup(String),
     /// The run was interrupted by a signal.
     Interrupted(i32),
+}
+
+impl LabError {
+    /// An I/O error of the parent, with what it was doing.
+    pub fn io(what: impl Into<String>) -> impl FnOnce(io::Error) -> LabError {
+        let what = what.into();
+        move |source| LabError::Io { what, source }
+    }
+
+    /// A failed read of the kernel's evidence, with what was read.
+    pub fn read(what: impl Into<String>) -> impl FnOnce(Missing) -> LabError {
+        let what = what.into();
+        move |why| LabError::Read { what, why }
+    }
 }
 
 impl std::fmt::Display for LabError {
@@ -65,20 +97,89 @@ impl std::fmt::Display for LabError {
                 Ok(())
             }
             LabError::Child(m) => write!(f, "the child failed: {m}"),
+            LabError::Protocol { event, detail } => {
+                write!(f, "lab protocol broken at '{event}': {detail}")
+            }
+            LabError::Io { what, source } => write!(f, "{what}: {source}"),
+            LabError::Read { what, why } => write!(f, "cannot read {what}: {why}"),
             LabError::Setup(m) => f.write_str(m),
             LabError::Interrupted(sig) => write!(f, "interrupted by signal {sig}"),
         }
     }
 }
 
-impl std::error::Error for LabError {}
+impl std::error::Error for LabError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LabError::Spawn(e) | LabError::Io { source: e, .. } => Some(e),
+            LabError::Read { why, .. } => Some(why),
+            _ => None,
+        }
+    }
+}
 
-/// One message of the protocol.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Msg {
-    pub event: String,
-    #[serde(default)]
-    pub data: Value,
+/// One message of the protocol, as the parent receives it: the event names the
+/// checkpoint, the data is decoded into the type the parent expects there.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Msg {
+    event: String,
+    data: Value,
+}
+
+/// One message as the child sends it.
+#[derive(Debug, Serialize)]
+struct Outgoing<'a, T> {
+    event: &'a str,
+    data: T,
+}
+
+/// Decodes one line from the child, which must be `event` with data of type `T`
+/// (or the child's own error report).
+fn decode<T: DeserializeOwned>(line: &str, event: &str) -> Result<T, LabError> {
+    let protocol = |detail: String| LabError::Protocol {
+        event: event.to_owned(),
+        detail,
+    };
+    let msg: Msg = serde_json::from_str(line)
+        .map_err(|e| protocol(format!("the child said {line:?}: {e}")))?;
+    match msg.event.as_str() {
+        e if e == event => serde_json::from_value(msg.data).map_err(|e| protocol(e.to_string())),
+        "error" => Err(LabError::Child(serde_json::from_value(msg.data).map_err(
+            |e| protocol(format!("an error report that is not a string: {e}")),
+        )?)),
+        other => Err(protocol(format!("the child sent '{other}' instead"))),
+    }
+}
+
+/// For an `Option` field of a message: `#[serde(deserialize_with = "present")]` makes
+/// it required (null for None), where serde would read a missing one as None.
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::deserialize(d)
+}
+
+/// The parameters a child role was started with, as the parent sent them (JSON).
+#[derive(Debug, Clone, Copy)]
+pub struct Params<'a> {
+    role: &'a str,
+    json: &'a str,
+}
+
+impl<'a> Params<'a> {
+    pub fn new(role: &'a str, json: &'a str) -> Params<'a> {
+        Params { role, json }
+    }
+
+    /// The role's parameters: a missing, unknown or mistyped one is an error, never a
+    /// default.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, String> {
+        serde_json::from_str(self.json)
+            .map_err(|e| format!("bad parameters for role '{}': {e}", self.role))
+    }
 }
 
 /// The parent's handle on a lab child. Dropping it kills and reaps the child.
@@ -93,16 +194,20 @@ pub struct LabChild {
 }
 
 impl LabChild {
-    /// Starts `syslens __lab-child CONCEPT ROLE PARAMS`.
+    /// Starts `syslens __lab-child CONCEPT ROLE PARAMS`, the parameters as JSON.
     pub fn spawn(
         concept: ConceptId,
         role: &str,
-        params: &Value,
+        params: &impl Serialize,
         jail: &Jail,
     ) -> Result<LabChild, LabError> {
+        let params = serde_json::to_string(params).map_err(|e| LabError::Protocol {
+            event: format!("parameters of role '{role}'"),
+            detail: e.to_string(),
+        })?;
         let mut cmd = Command::new("/proc/self/exe");
         cmd.arg0("syslens")
-            .args(["__lab-child", concept.slug(), role, &params.to_string()])
+            .args(["__lab-child", concept.slug(), role, &params])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -130,7 +235,7 @@ impl LabChild {
         let stdout = child
             .stdout
             .take()
-            .ok_or_else(|| LabError::Setup("child has no stdout".into()))?;
+            .ok_or_else(|| LabError::Spawn(io::Error::other("the child has no stdout")))?;
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -167,8 +272,14 @@ impl LabChild {
         })
     }
 
-    /// Waits for the next message, which must be `event`; returns its data.
-    pub fn expect(&mut self, event: &str, timeout: Duration) -> Result<Value, LabError> {
+    /// Waits for the next message, which must be `event`; returns its data decoded as
+    /// `T` (`()` for a checkpoint without data). Data that does not fit `T` is a
+    /// [`LabError::Protocol`] naming the event and the field.
+    pub fn expect<T: DeserializeOwned>(
+        &mut self,
+        event: &str,
+        timeout: Duration,
+    ) -> Result<T, LabError> {
         let started = Instant::now();
         loop {
             if let Some(sig) = cleanup::interrupted() {
@@ -177,19 +288,7 @@ impl LabChild {
             let left = timeout.saturating_sub(started.elapsed());
             let slice = left.min(Duration::from_millis(200));
             match self.lines.recv_timeout(slice) {
-                Ok(Some(line)) => {
-                    let msg: Msg = serde_json::from_str(&line)
-                        .map_err(|e| LabError::Setup(format!("child said {line:?}: {e}")))?;
-                    return match msg.event.as_str() {
-                        e if e == event => Ok(msg.data),
-                        "error" => Err(LabError::Child(
-                            msg.data.as_str().unwrap_or("unknown").to_owned(),
-                        )),
-                        other => Err(LabError::Setup(format!(
-                            "expected '{event}' from the child, got '{other}'"
-                        ))),
-                    };
-                }
+                Ok(Some(line)) => return decode(&line, event),
                 Ok(None) | Err(RecvTimeoutError::Disconnected) => return Err(self.died(event)),
                 Err(RecvTimeoutError::Timeout) if left.is_zero() => {
                     self.kill();
@@ -205,24 +304,16 @@ impl LabChild {
 
     /// Like [`expect`](Self::expect), but gives up quietly after `wait`: Ok(None)
     /// means the child is still busy (the parent samples it meanwhile).
-    pub fn poll(&mut self, event: &str, wait: Duration) -> Result<Option<Value>, LabError> {
+    pub fn poll<T: DeserializeOwned>(
+        &mut self,
+        event: &str,
+        wait: Duration,
+    ) -> Result<Option<T>, LabError> {
         if let Some(sig) = cleanup::interrupted() {
             return Err(LabError::Interrupted(sig));
         }
         match self.lines.recv_timeout(wait) {
-            Ok(Some(line)) => {
-                let msg: Msg = serde_json::from_str(&line)
-                    .map_err(|e| LabError::Setup(format!("child said {line:?}: {e}")))?;
-                match msg.event.as_str() {
-                    e if e == event => Ok(Some(msg.data)),
-                    "error" => Err(LabError::Child(
-                        msg.data.as_str().unwrap_or("unknown").to_owned(),
-                    )),
-                    other => Err(LabError::Setup(format!(
-                        "expected '{event}' from the child, got '{other}'"
-                    ))),
-                }
-            }
+            Ok(Some(line)) => decode(&line, event).map(Some),
             Ok(None) | Err(RecvTimeoutError::Disconnected) => Err(self.died(event)),
             Err(RecvTimeoutError::Timeout) => Ok(None),
         }
@@ -249,14 +340,17 @@ impl LabChild {
 
     /// Lets the child go on from its checkpoint.
     pub fn go(&mut self) -> Result<(), LabError> {
-        let stdin = self
-            .stdin
-            .as_mut()
-            .ok_or_else(|| LabError::Setup("child stdin closed".into()))?;
+        let reach = LabError::io("cannot reach the child");
+        let Some(stdin) = self.stdin.as_mut() else {
+            return Err(reach(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "its stdin is closed",
+            )));
+        };
         stdin
             .write_all(b"go\n")
             .and_then(|_| stdin.flush())
-            .map_err(|e| LabError::Setup(format!("cannot reach the child: {e}")))
+            .map_err(reach)
     }
 
     /// Waits for the child to exit (killing it after `timeout`).
@@ -279,7 +373,7 @@ impl LabChild {
                     });
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-                Err(e) => return Err(LabError::Setup(e.to_string())),
+                Err(e) => return Err(LabError::io("waiting for the child")(e)),
             }
         }
     }
@@ -330,10 +424,11 @@ impl Link {
         }
     }
 
+    /// Sends `event` with `data` (`()` for none).
     pub fn send(&mut self, event: &str, data: impl Serialize) -> io::Result<()> {
-        let msg = serde_json::json!({ "event": event, "data": data });
+        let line = serde_json::to_string(&Outgoing { event, data })?;
         let mut out = self.out.lock();
-        writeln!(out, "{msg}")?;
+        writeln!(out, "{line}")?;
         out.flush()
     }
 
@@ -354,5 +449,163 @@ impl Link {
 impl Default for Link {
     fn default() -> Self {
         Link::new()
+    }
+}
+
+/// The return value of a system call that signals failure with -1, as a `Result`
+/// carrying errno: a failed fork, kill or read inside a timed loop fails the trial
+/// instead of being timed as a (fast) sample.
+pub fn os_result<T: PartialEq + From<i8>>(rc: T) -> io::Result<T> {
+    if rc == T::from(-1) {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Written {
+        pages: u64,
+        faults: u64,
+    }
+
+    fn protocol_detail<T: DeserializeOwned + std::fmt::Debug>(line: &str, event: &str) -> String {
+        match decode::<T>(line, event) {
+            Err(LabError::Protocol { event: at, detail }) => {
+                assert_eq!(at, event);
+                detail
+            }
+            other => panic!("{line}: expected a protocol error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn issue_13_a_message_missing_a_field_is_a_protocol_error_not_a_zero() {
+        let detail =
+            protocol_detail::<Written>(r#"{"event":"written","data":{"faults":64}}"#, "written");
+        assert!(detail.contains("missing field `pages`"), "{detail}");
+        let e = decode::<Written>(r#"{"event":"written","data":{"faults":64}}"#, "written")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'written'") && e.contains("`pages`"), "{e}");
+        let ok: Written = decode(
+            r#"{"event":"written","data":{"pages":3,"faults":64}}"#,
+            "written",
+        )
+        .unwrap();
+        assert_eq!(
+            ok,
+            Written {
+                pages: 3,
+                faults: 64
+            }
+        );
+    }
+
+    #[test]
+    fn issue_13_mistyped_unknown_and_unexpected_messages_are_protocol_errors() {
+        for (line, says) in [
+            (
+                r#"{"event":"written","data":{"pages":"3","faults":64}}"#,
+                "invalid type: string \"3\"",
+            ),
+            (
+                r#"{"event":"written","data":{"pages":3,"faults":64,"sum":1}}"#,
+                "unknown field `sum`",
+            ),
+            (
+                r#"{"event":"written","data":{"pages":-1,"faults":64}}"#,
+                "invalid value",
+            ),
+            (r#"{"event":"written"}"#, "missing field `data`"),
+            (r#"{"event":"read","data":null}"#, "sent 'read' instead"),
+            ("half a line", "half a line"),
+        ] {
+            let detail = protocol_detail::<Written>(line, "written");
+            assert!(detail.contains(says), "{line}: {detail}");
+        }
+        // A checkpoint without data takes none.
+        let detail = protocol_detail::<()>(r#"{"event":"read","data":{"sum":0}}"#, "read");
+        assert!(detail.contains("invalid type"), "{detail}");
+    }
+
+    #[test]
+    fn issue_13_an_optional_field_must_be_present_too() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raised {
+            #[serde(deserialize_with = "present")]
+            hard: Option<u64>,
+        }
+        let detail = protocol_detail::<Raised>(r#"{"event":"raised","data":{}}"#, "raised");
+        assert!(detail.contains("missing field `hard`"), "{detail}");
+        let r: Raised = decode(r#"{"event":"raised","data":{"hard":null}}"#, "raised").unwrap();
+        assert_eq!(r.hard, None);
+        let r: Raised = decode(r#"{"event":"raised","data":{"hard":4096}}"#, "raised").unwrap();
+        assert_eq!(r.hard, Some(4096));
+    }
+
+    #[test]
+    fn the_childs_error_report_is_a_child_error() {
+        match decode::<Written>(r#"{"event":"error","data":"mmap: ENOMEM"}"#, "written") {
+            Err(LabError::Child(m)) => assert_eq!(m, "mmap: ENOMEM"),
+            other => panic!("{other:?}"),
+        }
+        protocol_detail::<Written>(r#"{"event":"error","data":{"errno":12}}"#, "written");
+    }
+
+    #[test]
+    fn what_the_child_sends_the_parent_decodes() {
+        let line = serde_json::to_string(&Outgoing {
+            event: "written",
+            data: Written {
+                pages: 7,
+                faults: 9,
+            },
+        })
+        .unwrap();
+        assert_eq!(
+            decode::<Written>(&line, "written").unwrap(),
+            Written {
+                pages: 7,
+                faults: 9
+            }
+        );
+        let line = serde_json::to_string(&Outgoing {
+            event: "mapped",
+            data: (),
+        })
+        .unwrap();
+        decode::<()>(&line, "mapped").unwrap();
+    }
+
+    #[test]
+    fn issue_13_a_missing_parameter_is_an_error_not_a_default() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Touch {
+            size: u64,
+        }
+        let e = Params::new("touch", r#"{"trials":5}"#)
+            .decode::<Touch>()
+            .unwrap_err();
+        assert!(e.contains("'touch'") && e.contains("`trials`"), "{e}");
+        let e = Params::new("touch", "{}").decode::<Touch>().unwrap_err();
+        assert!(e.contains("missing field `size`"), "{e}");
+        let p: Touch = Params::new("touch", r#"{"size":5}"#).decode().unwrap();
+        assert_eq!(p.size, 5);
+    }
+
+    #[test]
+    fn os_result_turns_minus_one_into_errno() {
+        assert_eq!(os_result(7i32).unwrap(), 7);
+        // SAFETY: closing an invalid fd only fails.
+        let e = os_result(unsafe { libc::close(-1) }).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF));
     }
 }

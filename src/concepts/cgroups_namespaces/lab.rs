@@ -4,9 +4,10 @@
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use syslens_probe::ns::parse_ns_link;
 
 use crate::catalogue::ConceptId;
@@ -14,9 +15,9 @@ use crate::lab::cgroup::LabCgroup;
 use crate::lab::jail::Jail;
 use crate::lab::mem::pin_to;
 use crate::lab::report::{pct, Check, Cmp, LabReport};
-use crate::lab::sandbox::{LabError, Link};
+use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
-use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
     id: ConceptId::CgroupsNamespaces,
@@ -32,6 +33,48 @@ const PIDS_MAX: u64 = 8;
 /// What makes the cgroup claims possible on a systemd v2 host, where the tool's own
 /// cgroup cannot enable controllers for a child.
 const DELEGATE_HINT: &str = "run it in a delegated scope: systemd-run --scope -p Delegate=yes syslens lab cgroups-namespaces";
+
+/// The parameters of the child role "forker": how many forks it tries.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForkerParams {
+    max: u64,
+}
+
+/// "forked": the forks that succeeded, and the errno of the first that failed (0:
+/// none failed).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Forked {
+    ok: u64,
+    errno: i32,
+}
+
+/// The parameters of the child role "namespaces": where it mounts its private tmpfs.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NamespacesParams {
+    target: PathBuf,
+}
+
+/// "inside" from the namespaces role: what PID 1 of the new namespaces sees.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Inside {
+    pid: i64,
+    /// Its pid in the parent's namespace, where /proc/PID/ns is read.
+    host_pid: i32,
+    hostname: String,
+    ifaces: Vec<String>,
+    tmpfs: bool,
+}
+
+/// "inside" from the userns role: the uid inside the new user namespace.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InsideUserNs {
+    uid: i64,
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
@@ -113,9 +156,8 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
             {
                 Err(e) => Err(e),
                 Ok(jail) => {
-                    let mut c =
-                        ctx.spawn_in(&jail, ConceptId::CgroupsNamespaces, "hog", json!({}))?;
-                    c.expect("ready", WATCHDOG)?;
+                    let mut c = ctx.spawn_in(&jail, ConceptId::CgroupsNamespaces, "hog", &())?;
+                    c.expect::<()>("ready", WATCHDOG)?;
                     let r0 = ctx.run_ns(c.pid)?;
                     let t0 = Instant::now();
                     c.go()?;
@@ -153,14 +195,11 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
                     &jail,
                     ConceptId::CgroupsNamespaces,
                     "forker",
-                    json!({ "max": PIDS_MAX * 2 }),
+                    &ForkerParams { max: PIDS_MAX * 2 },
                 )?;
-                let r = c.expect("forked", WATCHDOG)?;
+                let r: Forked = c.expect("forked", WATCHDOG)?;
                 c.kill();
-                Ok((
-                    r["ok"].as_u64().unwrap_or(0),
-                    r["errno"].as_i64().unwrap_or(0) as i32,
-                ))
+                Ok((r.ok, r.errno))
             }
         },
     });
@@ -169,39 +208,34 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     m.ns = Some(if !ctx.host.root {
         Err("new PID, UTS, mount and net namespaces need CAP_SYS_ADMIN: run as root".into())
     } else {
-        let dir = ScratchDir::new(Backing::Persistent)
-            .map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+        let dir =
+            ScratchDir::new(Backing::Persistent).map_err(LabError::io("scratch directory"))?;
         let target = dir.path().join("private-tmpfs");
-        std::fs::create_dir(&target).map_err(|e| LabError::Setup(e.to_string()))?;
+        std::fs::create_dir(&target)
+            .map_err(LabError::io(format!("creating {}", target.display())))?;
         let mut c = ctx.spawn(
             ConceptId::CgroupsNamespaces,
             "namespaces",
-            json!({ "target": target }),
+            &NamespacesParams {
+                target: target.clone(),
+            },
         )?;
-        let inside = c.expect("inside", WATCHDOG)?;
-        let host_pid = inside["host_pid"].as_i64().unwrap_or(0) as i32;
+        let inside: Inside = c.expect("inside", WATCHDOG)?;
         let mut n = Namespaces {
-            pid_inside: inside["pid"].as_i64().unwrap_or(0),
-            hostname_inside: inside["hostname"].as_str().unwrap_or("").into(),
+            pid_inside: inside.pid,
+            hostname_inside: inside.hostname,
             hostname_outside: rustix::system::uname()
                 .nodename()
                 .to_string_lossy()
                 .into_owned(),
-            ifaces_inside: inside["ifaces"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            tmpfs_inside: inside["tmpfs"].as_bool().unwrap_or(false),
+            ifaces_inside: inside.ifaces,
+            tmpfs_inside: inside.tmpfs,
             tmpfs_outside: crate::lab::scratch::is_memory(&target),
             inodes: Vec::new(),
         };
         for kind in ["pid", "uts", "mnt", "net", "user"] {
             n.inodes
-                .push((kind.into(), ns_of(host_pid, kind), own_ns(kind)));
+                .push((kind.into(), ns_of(inside.host_pid, kind), own_ns(kind)));
         }
         c.go()?;
         c.wait(WATCHDOG)?;
@@ -209,8 +243,8 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     });
 
     // User namespace: unprivileged where the kernel allows it.
-    let mut c = ctx.spawn(ConceptId::CgroupsNamespaces, "userns", json!({}))?;
-    m.userns = Some(match c.expect("inside", WATCHDOG) {
+    let mut c = ctx.spawn(ConceptId::CgroupsNamespaces, "userns", &())?;
+    m.userns = Some(match c.expect::<InsideUserNs>("inside", WATCHDOG) {
         Ok(v) => {
             let uid_map = std::fs::read_to_string(format!("/proc/{}/uid_map", c.pid))
                 .unwrap_or_default()
@@ -220,7 +254,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
             c.go()?;
             c.wait(WATCHDOG)?;
             Ok(UserNs {
-                uid_inside: v["uid"].as_i64().unwrap_or(-1),
+                uid_inside: v.uid,
                 uid_map,
                 inode_differs,
             })
@@ -334,19 +368,19 @@ fn check(rc: libc::c_int, what: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     match role {
         "hog" => {
             let _ = pin_to(0);
-            link.sync("ready", json!({})).map_err(io)?;
+            link.sync("ready", ()).map_err(io)?;
             let mut x = 1u64;
             loop {
                 x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
             }
         }
         "forker" => {
-            let max = param_u64(params, "max")?;
+            let max = params.decode::<ForkerParams>()?.max;
             let mut ok = 0u64;
             let mut errno = 0;
             for _ in 0..max {
@@ -366,11 +400,10 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                     _ => ok += 1,
                 }
             }
-            link.sync("forked", json!({ "ok": ok, "errno": errno }))
-                .map_err(io)
+            link.sync("forked", Forked { ok, errno }).map_err(io)
         }
         "namespaces" => {
-            let target = params["target"].as_str().ok_or("missing target")?;
+            let target = params.decode::<NamespacesParams>()?.target;
             // explain-begin: the lines that provoke the concept
             // SAFETY: this lab child is single-threaded, as unshare needs.
             check(
@@ -407,7 +440,7 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                 0 => {
                     // SAFETY: plain system calls.
                     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-                    let code = i32::from(inside_namespaces(target, link).is_err());
+                    let code = i32::from(inside_namespaces(&target, link).is_err());
                     // SAFETY: leave without running the parent's destructors.
                     unsafe { libc::_exit(code) }
                 }
@@ -431,14 +464,14 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")).map_err(io)?;
             std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")).map_err(io)?;
             // SAFETY: no arguments.
-            link.sync("inside", json!({ "uid": unsafe { libc::getuid() } }))
-                .map_err(io)
+            let uid = i64::from(unsafe { libc::getuid() });
+            link.sync("inside", InsideUserNs { uid }).map_err(io)
         }
         other => Err(format!("unknown role {other}")),
     }
 }
 
-fn inside_namespaces(target: &str, link: &mut Link) -> Result<(), String> {
+fn inside_namespaces(target: &Path, link: &mut Link) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     let name = b"syslens-lab";
     // SAFETY: a valid buffer and length.
@@ -446,13 +479,14 @@ fn inside_namespaces(target: &str, link: &mut Link) -> Result<(), String> {
         unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) },
         "sethostname",
     )?;
-    let (t, fs) = (cstr(target)?, cstr("tmpfs")?);
+    let t = CString::new(target.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    let fs = cstr("tmpfs")?;
     // SAFETY: mounts a fresh tmpfs on our scratch directory, in our private namespace.
     check(
         unsafe { libc::mount(fs.as_ptr(), t.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) },
         "mount tmpfs",
     )?;
-    std::fs::write(format!("{target}/inside"), b"only here").map_err(io)?;
+    std::fs::write(target.join("inside"), b"only here").map_err(io)?;
     let ifaces: Vec<String> = std::fs::read_to_string("/proc/self/net/dev")
         .map_err(io)?
         .lines()
@@ -461,28 +495,29 @@ fn inside_namespaces(target: &str, link: &mut Link) -> Result<(), String> {
         .collect();
     link.sync(
         "inside",
-        json!({
+        Inside {
             // SAFETY: getpid has no arguments.
-            "pid": unsafe { libc::getpid() },
-            "host_pid": host_pid_of_self(),
-            "hostname": rustix::system::uname().nodename().to_string_lossy(),
-            "ifaces": ifaces,
-            "tmpfs": crate::lab::scratch::is_memory(std::path::Path::new(target)),
-        }),
+            pid: i64::from(unsafe { libc::getpid() }),
+            host_pid: host_pid_of_self()?,
+            hostname: rustix::system::uname()
+                .nodename()
+                .to_string_lossy()
+                .into_owned(),
+            ifaces,
+            tmpfs: crate::lab::scratch::is_memory(target),
+        },
     )
     .map_err(io)
 }
 
 /// Our PID as the parent namespace sees it: NSpid in status lists it first.
-fn host_pid_of_self() -> i64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("NSpid:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+fn host_pid_of_self() -> Result<i32, String> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
+    status
+        .lines()
+        .find(|l| l.starts_with("NSpid:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .ok_or_else(|| "no NSpid in /proc/self/status".into())
 }
 
 #[cfg(test)]

@@ -2,16 +2,17 @@
 //! private copies), then writes a fraction: each written page faults once and becomes
 //! the child's private page. fork itself copies page tables, so it slows with size.
 
+use std::io;
+
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, Region};
 use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
-use crate::lab::sandbox::{LabError, Link};
+use crate::lab::sandbox::{os_result, LabError, Link, Params};
 use crate::lab::stats::Summary;
-use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
     id: ConceptId::Cow,
@@ -35,8 +36,35 @@ pub struct Fraction {
     pub write_ns: u64,
 }
 
+/// The parameters of the child role "parent".
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParentParams {
+    size: u64,
+    fractions: Vec<f64>,
+    fork_sizes: Vec<u64>,
+    trials: usize,
+}
+
+/// "forked": the forked child's pid.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Forked {
+    pid: i32,
+}
+
+/// "written": the pages the forked child wrote, its minor faults and the time.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Written {
+    pages: u64,
+    faults: u64,
+    ns: u64,
+}
+
 /// fork + exit + wait times (us) at each parent size, and posix_spawn for contrast.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ForkTimes {
     pub sizes_mib: Vec<u64>,
     pub fork_us: Vec<Vec<f64>>,
@@ -56,7 +84,7 @@ pub struct Measured {
 fn private_dirty(ctx: &mut LabContext, pid: i32) -> Result<u64, LabError> {
     ctx.rollup(pid)
         .and_then(|u| u.private_dirty)
-        .map_err(|e| LabError::Setup(format!("cannot read Private_Dirty of {pid}: {e}")))
+        .map_err(LabError::read(format!("Private_Dirty of {pid}")))
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
@@ -82,7 +110,12 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         &jail,
         ConceptId::Cow,
         "parent",
-        json!({ "size": size, "fractions": fractions, "fork_sizes": fork_sizes, "trials": trials }),
+        &ParentParams {
+            size,
+            fractions: fractions.clone(),
+            fork_sizes,
+            trials,
+        },
     )?;
     let mut m = Measured {
         size,
@@ -90,22 +123,21 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     };
     for &k in &fractions {
         // The forked child speaks on the same pipe; its pid comes with its first message.
-        let forked = c.expect("forked", WATCHDOG)?;
-        let child = forked["pid"].as_i64().unwrap_or(0) as i32;
+        let child = c.expect::<Forked>("forked", WATCHDOG)?.pid;
         let mut f = Fraction {
             k,
             private_dirty_forked: private_dirty(ctx, child)?,
             ..Fraction::default()
         };
         c.go()?;
-        c.expect("read", WATCHDOG)?;
+        c.expect::<()>("read", WATCHDOG)?;
         f.private_dirty_read = private_dirty(ctx, child)?;
         c.go()?;
-        let w = c.expect("written", WATCHDOG)?;
+        let w: Written = c.expect("written", WATCHDOG)?;
         f.private_dirty_written = private_dirty(ctx, child)?;
-        f.pages_written = w["pages"].as_u64().unwrap_or(0);
-        f.write_faults = w["faults"].as_u64().unwrap_or(0);
-        f.write_ns = w["ns"].as_u64().unwrap_or(0);
+        f.pages_written = w.pages;
+        f.write_faults = w.faults;
+        f.write_ns = w.ns;
         c.go()?;
         if m.fractions.is_empty() {
             let src = format!("/proc/{child}/smaps_rollup");
@@ -126,8 +158,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         }
         m.fractions.push(f);
     }
-    m.fork = serde_json::from_value(c.expect("fork-times", WATCHDOG * 4)?)
-        .map_err(|e| LabError::Setup(e.to_string()))?;
+    m.fork = c.expect("fork-times", WATCHDOG * 4)?;
     c.wait(WATCHDOG)?;
     analyze(&m, report);
     Ok(())
@@ -277,30 +308,21 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     ));
 }
 
-fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     if role != "parent" {
         return Err(format!("unknown role {role}"));
     }
-    let size = param_u64(params, "size")? as usize;
-    let trials = param_u64(params, "trials")? as usize;
-    let fractions: Vec<f64> = params["fractions"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_f64).collect())
-        .unwrap_or_default();
-    let fork_sizes: Vec<u64> = params["fork_sizes"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_u64).collect())
-        .unwrap_or_default();
-    let io = |e: std::io::Error| e.to_string();
-    let region = Region::anon(size).map_err(io)?;
+    let p: ParentParams = params.decode()?;
+    let io = |e: io::Error| e.to_string();
+    let region = Region::anon(p.size as usize).map_err(io)?;
     let _ = region.madvise(libc::MADV_NOHUGEPAGE);
     region.write_pages(1, region.pages(), 1);
-    for k in fractions {
+    for k in p.fractions {
         let pages = ((region.pages() as f64) * k).round() as usize;
         // SAFETY: this process is single-threaded (a re-executed lab child), so the
         // forked copy may run any code.
         match unsafe { libc::fork() } {
-            -1 => return Err(io(std::io::Error::last_os_error())),
+            -1 => return Err(io(io::Error::last_os_error())),
             0 => {
                 // SAFETY: prctl/_exit are plain system calls.
                 unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
@@ -319,27 +341,35 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
         }
     }
     drop(region);
-    let times = fork_times(&fork_sizes, trials).map_err(io)?;
+    let times = fork_times(&p.fork_sizes, p.trials)?;
     link.send("fork-times", times).map_err(io)
 }
 
 // explain-begin: the lines that provoke the concept
-fn forked_child(region: &Region, pages: usize, link: &mut Link) -> std::io::Result<()> {
+fn forked_child(region: &Region, pages: usize, link: &mut Link) -> io::Result<()> {
     // SAFETY: getpid has no arguments.
-    link.sync("forked", json!({ "pid": unsafe { libc::getpid() } }))?;
-    let sum = region.read_pages(1);
-    link.sync("read", json!({ "sum": sum }))?;
+    let pid = unsafe { libc::getpid() };
+    link.sync("forked", Forked { pid })?;
+    region.read_pages(1);
+    link.sync("read", ())?;
     let mut meter = SystemMeter::new();
     let (t, _) = trial(&mut meter, || region.write_pages(1, pages, 2));
     link.sync(
         "written",
-        json!({ "pages": pages, "faults": t.counts.minflt, "ns": t.ns }),
+        Written {
+            pages: pages as u64,
+            faults: t.counts.minflt,
+            ns: t.ns,
+        },
     )
 }
 // explain-end
 
 /// lmbench's method: fork, the child exits at once, the parent waits; per parent size.
-fn fork_times(sizes_mib: &[u64], trials: usize) -> std::io::Result<ForkTimes> {
+/// A fork or posix_spawn that fails fails the run with its errno: a failed call is
+/// never timed as a (fast) sample.
+fn fork_times(sizes_mib: &[u64], trials: usize) -> Result<ForkTimes, String> {
+    let io = |e: io::Error| e.to_string();
     let mut out = ForkTimes {
         sizes_mib: sizes_mib.to_vec(),
         ..ForkTimes::default()
@@ -347,7 +377,7 @@ fn fork_times(sizes_mib: &[u64], trials: usize) -> std::io::Result<ForkTimes> {
     let mut meter = SystemMeter::new();
     for &s in sizes_mib {
         let region = if s > 0 {
-            Some(Region::anon((s as usize) << 20)?)
+            Some(Region::anon((s as usize) << 20).map_err(io)?)
         } else {
             None
         };
@@ -359,8 +389,10 @@ fn fork_times(sizes_mib: &[u64], trials: usize) -> std::io::Result<ForkTimes> {
         let mut fork_cpu = Vec::new();
         let mut spawns = Vec::new();
         for t in 0..trials + 1 {
-            let (f, _) = trial(&mut meter, fork_exit_wait);
-            let (sp, _) = trial(&mut meter, spawn_true);
+            let (f, forked) = trial(&mut meter, fork_exit_wait);
+            forked.map_err(|e| format!("fork + exit + wait, parent {s} MiB: {e}"))?;
+            let (sp, spawned) = trial(&mut meter, spawn_true);
+            spawned.map_err(|e| format!("posix_spawn(/bin/true) + wait, parent {s} MiB: {e}"))?;
             // The first of each is warm-up.
             if t > 0 {
                 forks.push(f.ns as f64 / 1000.0);
@@ -376,20 +408,29 @@ fn fork_times(sizes_mib: &[u64], trials: usize) -> std::io::Result<ForkTimes> {
     Ok(out)
 }
 
-fn fork_exit_wait() {
+fn fork_exit_wait() -> io::Result<()> {
     // SAFETY: single-threaded process; the child only calls _exit.
-    match unsafe { libc::fork() } {
+    match os_result(unsafe { libc::fork() })? {
+        // SAFETY: leave at once.
         0 => unsafe { libc::_exit(0) },
-        -1 => {}
-        pid => {
-            let mut st = 0;
-            // SAFETY: waits for our own child.
-            unsafe { libc::waitpid(pid, &mut st, 0) };
-        }
+        pid => reap(pid),
     }
 }
 
-fn spawn_true() {
+/// Waits for our child `pid`; an exit status other than 0 is an error.
+fn reap(pid: libc::pid_t) -> io::Result<()> {
+    let mut st = 0;
+    // SAFETY: waits for our own child.
+    os_result(unsafe { libc::waitpid(pid, &mut st, 0) })?;
+    if st != 0 {
+        return Err(io::Error::other(format!(
+            "child {pid} ended with wait status {st:#x}"
+        )));
+    }
+    Ok(())
+}
+
+fn spawn_true() -> io::Result<()> {
     let path = c"/bin/true";
     let argv = [path.as_ptr() as *mut libc::c_char, std::ptr::null_mut()];
     let envp = [std::ptr::null_mut::<libc::c_char>()];
@@ -405,11 +446,11 @@ fn spawn_true() {
             envp.as_ptr(),
         )
     };
-    if rc == 0 {
-        let mut st = 0;
-        // SAFETY: waits for our own child.
-        unsafe { libc::waitpid(pid, &mut st, 0) };
+    // posix_spawn returns the error number instead of setting errno.
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
     }
+    reap(pid)
 }
 
 #[cfg(test)]
@@ -473,5 +514,55 @@ mod tests {
         // A busy machine: both forks wait milliseconds for a CPU, the copy still grows.
         m.fork.fork_us = vec![vec![4000.0; 5], vec![3500.0; 5]];
         assert_eq!(statuses(&m)[3], Status::Passed);
+    }
+
+    /// Runs `check` in a forked copy of this test process that may not create
+    /// processes: RLIMIT_NPROC 0, as user nobody where the test runs as root (root is
+    /// exempt from the limit). True when the limit took hold and `check` held there.
+    fn holds_without_new_processes(check: fn() -> bool) -> bool {
+        // SAFETY: the forked copy makes plain system calls and runs `check`, which
+        // only forks, spawns and allocates (glibc's malloc is fork-safe); it never
+        // returns into the test harness.
+        match unsafe { libc::fork() } {
+            0 => {
+                let none = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                // SAFETY: plain system calls on this process only; setuid as the raw
+                // system call changes just the calling (and only) thread.
+                let limited = unsafe {
+                    (libc::geteuid() != 0 || libc::syscall(libc::SYS_setuid, 65534) == 0)
+                        && libc::setrlimit(libc::RLIMIT_NPROC, &none) == 0
+                };
+                let code = i32::from(!(limited && check()));
+                // SAFETY: leave without running the harness's destructors.
+                unsafe { libc::_exit(code) }
+            }
+            -1 => panic!("fork: {}", io::Error::last_os_error()),
+            pid => {
+                let mut st = -1;
+                // SAFETY: waits for our own child.
+                unsafe { libc::waitpid(pid, &mut st, 0) };
+                st == 0
+            }
+        }
+    }
+
+    #[test]
+    fn issue_13_a_failed_fork_fails_the_timed_loop_with_its_errno() {
+        assert!(fork_exit_wait().is_ok(), "fork works without the limit");
+        assert!(holds_without_new_processes(|| {
+            matches!(fork_times(&[0], 2), Err(e)
+                if e.starts_with("fork + exit + wait") && e.contains("os error 11"))
+        }));
+    }
+
+    #[test]
+    fn issue_13_a_failed_posix_spawn_is_an_error_not_a_sample() {
+        assert!(spawn_true().is_ok(), "posix_spawn works without the limit");
+        assert!(holds_without_new_processes(|| {
+            matches!(spawn_true(), Err(e) if e.raw_os_error() == Some(libc::EAGAIN))
+        }));
     }
 }

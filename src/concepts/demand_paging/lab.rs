@@ -2,15 +2,16 @@
 //! readahead and fault-around bring its neighbours along, so residency runs far ahead
 //! of the pages touched.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{evict, page_size, write_file, Region};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
-use crate::lab::sandbox::{LabError, Link};
+use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
-use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
     id: ConceptId::DemandPaging,
@@ -25,6 +26,36 @@ pub static LAB: LabDef = LabDef {
 const STRIDE: usize = 64;
 /// The sparse pass is reported in this many steps (the residency series).
 const STEPS: usize = 8;
+
+/// The parameters of the child role "paging": the file's size and directory.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PagingParams {
+    size: u64,
+    dir: PathBuf,
+}
+
+/// "evicted": the file's pages and the share still cached (mincore) after eviction.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Evicted {
+    resident: f64,
+    pages: u64,
+}
+
+/// "sparse": (pages touched so far, pages resident) after each step.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Sparse {
+    series: Vec<[f64; 2]>,
+}
+
+/// "all": pages resident after touching every page.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct All {
+    resident: u64,
+}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Measured {
@@ -43,8 +74,7 @@ pub struct Measured {
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let size = ctx.size(256, 64);
-    let dir = ScratchDir::new(Backing::Persistent)
-        .map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+    let dir = ScratchDir::new(Backing::Persistent).map_err(LabError::io("scratch directory"))?;
     report.param("size_bytes", size);
     report.param("stride_pages", STRIDE);
     report.param("scratch", dir.path().display().to_string());
@@ -53,27 +83,27 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         &jail,
         ConceptId::DemandPaging,
         "paging",
-        json!({ "size": size, "dir": dir.path() }),
+        &PagingParams {
+            size,
+            dir: dir.path().to_owned(),
+        },
     )?;
-    let evicted = c.expect("evicted", WATCHDOG)?;
+    let evicted: Evicted = c.expect("evicted", WATCHDOG)?;
     let mut m = Measured {
         size,
-        pages: evicted["pages"].as_u64().unwrap_or(0),
-        resident_before: evicted["resident"].as_f64().unwrap_or(f64::NAN),
+        pages: evicted.pages,
+        resident_before: evicted.resident,
         rss_before_map: ctx.rss(c.pid)?,
         ..Measured::default()
     };
     c.go()?;
-    c.expect("mapped", WATCHDOG)?;
+    c.expect::<()>("mapped", WATCHDOG)?;
     m.rss_after_map = ctx.rss(c.pid)?;
     c.go()?;
-    let sparse = c.expect("sparse", WATCHDOG)?;
-    m.sparse = serde_json::from_value(sparse["series"].clone())
-        .map_err(|e| LabError::Setup(e.to_string()))?;
+    m.sparse = c.expect::<Sparse>("sparse", WATCHDOG)?.series;
     m.rss_after_sparse = ctx.rss(c.pid)?;
     c.go()?;
-    let all = c.expect("all", WATCHDOG)?;
-    m.resident_after_all = all["resident"].as_u64().unwrap_or(0);
+    m.resident_after_all = c.expect::<All>("all", WATCHDOG)?.resident;
     m.rss_after_all = ctx.rss(c.pid)?;
     c.go()?;
     let pid = c.pid;
@@ -177,21 +207,27 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     ));
 }
 
-fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     if role != "paging" {
         return Err(format!("unknown role {role}"));
     }
-    let size = param_u64(params, "size")? as usize;
-    let dir = std::path::PathBuf::from(params["dir"].as_str().ok_or("missing dir")?);
+    let PagingParams { size, dir } = params.decode()?;
+    let size = size as usize;
     let io = |e: std::io::Error| e.to_string();
     let file = write_file(&dir.join("paging.dat"), size).map_err(io)?;
     // explain-begin: the lines that provoke the concept
     let resident = evict(&file, size).map_err(io)?;
     let pages = size / page_size();
-    link.sync("evicted", json!({ "resident": resident, "pages": pages }))
-        .map_err(io)?;
+    link.sync(
+        "evicted",
+        Evicted {
+            resident,
+            pages: pages as u64,
+        },
+    )
+    .map_err(io)?;
     let r = Region::file(&file, size, false, false).map_err(io)?;
-    link.sync("mapped", json!({})).map_err(io)?;
+    link.sync("mapped", ()).map_err(io)?;
     let sparse: Vec<usize> = (0..pages).step_by(STRIDE).collect();
     let per_step = sparse.len().div_ceil(STEPS).max(1);
     let mut series = Vec::new();
@@ -204,14 +240,10 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
         touched += chunk.len();
         series.push([touched as f64, r.resident_pages().map_err(io)? as f64]);
     }
-    link.sync("sparse", json!({ "series": series }))
-        .map_err(io)?;
+    link.sync("sparse", Sparse { series }).map_err(io)?;
     r.read_pages(1);
-    link.sync(
-        "all",
-        json!({ "resident": r.resident_pages().map_err(io)? }),
-    )
-    .map_err(io)
+    let resident = r.resident_pages().map_err(io)? as u64;
+    link.sync("all", All { resident }).map_err(io)
 }
 
 #[cfg(test)]

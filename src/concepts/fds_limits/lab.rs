@@ -5,13 +5,13 @@
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::catalogue::ConceptId;
 use crate::lab::report::{Check, LabReport};
-use crate::lab::sandbox::{LabError, Link};
+use crate::lab::sandbox::{present, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
@@ -28,8 +28,43 @@ const SOFT: u64 = 64;
 /// An fd number above the soft limit, opened before the limit is lowered.
 const HIGH_FD: i32 = 100;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+/// The parameters of the child role "emfile": the files it opens without and with
+/// O_CLOEXEC before it execs.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmfileParams {
+    leaked: PathBuf,
+    cloexec: PathBuf,
+}
+
+/// "emfile": the soft limit, the opens that succeeded under it, and the errno of the
+/// one that failed.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Emfile {
+    soft: u64,
+    opened: u64,
+    errno: i32,
+}
+
+/// "raised": whether open works again after raising the soft limit to the hard one
+/// (None: unlimited).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raised {
+    ok: bool,
+    #[serde(deserialize_with = "present")]
+    hard: Option<u64>,
+}
+
+/// "fds": what the exec'd program found open (the targets of its fds).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fds {
+    targets: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct Measured {
     pub soft: u64,
     pub opened: u64,
@@ -48,49 +83,47 @@ pub struct Measured {
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let dir = ScratchDir::new(Backing::Memory)
         .or_else(|_| ScratchDir::new(Backing::Persistent))
-        .map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+        .map_err(LabError::io("scratch directory"))?;
     let leaked = dir.path().join("leaked-without-cloexec");
     let cloexec = dir.path().join("opened-with-cloexec");
     for p in [&leaked, &cloexec] {
-        std::fs::write(p, b"x").map_err(|e| LabError::Setup(e.to_string()))?;
+        std::fs::write(p, b"x").map_err(LabError::io(format!("writing {}", p.display())))?;
     }
     report.param("soft_limit", SOFT);
     report.param("high_fd", HIGH_FD);
     let mut c = ctx.spawn(
         ConceptId::FdsLimits,
         "emfile",
-        json!({ "leaked": leaked, "cloexec": cloexec }),
+        &EmfileParams {
+            leaked: leaked.clone(),
+            cloexec: cloexec.clone(),
+        },
     )?;
-    let e = c.expect("emfile", WATCHDOG)?;
-    let mut m: Measured = serde_json::from_value(e).map_err(|e| LabError::Setup(e.to_string()))?;
+    let e: Emfile = c.expect("emfile", WATCHDOG)?;
+    let mut m = Measured {
+        soft: e.soft,
+        opened: e.opened,
+        errno: e.errno,
+        ..Measured::default()
+    };
     let mut numbers = Vec::new();
-    let dir_fd = ctx
-        .reader
-        .open_pid(c.pid)
-        .map_err(|e| LabError::Setup(e.to_string()))?;
+    let read_fds = LabError::read(format!("/proc/{}/fd", c.pid));
     // The child cannot list its own fds at EMFILE (opening the directory needs an fd):
     // the parent reads them.
     ctx.reader
-        .list_pid_numbers(&dir_fd, "fd", &mut numbers)
-        .map_err(|e| LabError::Setup(e.to_string()))?;
+        .open_pid(c.pid)
+        .and_then(|dir| ctx.reader.list_pid_numbers(&dir, "fd", &mut numbers))
+        .map_err(read_fds)?;
     numbers.sort_unstable();
     m.parent_saw = numbers.len() as u64;
     m.fds_at_emfile = numbers;
     c.go()?;
-    let raised = c.expect("raised", WATCHDOG)?;
-    m.hard = raised["hard"].as_u64();
-    m.open_after_raise = raised["ok"].as_bool().unwrap_or(false);
+    let raised: Raised = c.expect("raised", WATCHDOG)?;
+    m.hard = raised.hard;
+    m.open_after_raise = raised.ok;
     c.go()?;
-    let fds = c.expect("fds", WATCHDOG)?;
-    m.exec_fds = fds["targets"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|t| t.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    c.expect("done", WATCHDOG)?;
+    m.exec_fds = c.expect::<Fds>("fds", WATCHDOG)?.targets;
+    c.expect::<()>("done", WATCHDOG)?;
     let pid = c.pid;
     c.wait(WATCHDOG)?;
     m.leaked_path = leaked.display().to_string();
@@ -168,9 +201,8 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     ));
 }
 
-fn open_raw(path: &str, cloexec: bool) -> std::io::Result<i32> {
-    let c = CString::new(std::path::Path::new(path).as_os_str().as_bytes())
-        .map_err(std::io::Error::other)?;
+fn open_raw(path: &Path, cloexec: bool) -> std::io::Result<i32> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
     let flags = libc::O_RDONLY | if cloexec { libc::O_CLOEXEC } else { 0 };
     // SAFETY: a valid C string.
     match unsafe { libc::open(c.as_ptr(), flags) } {
@@ -191,10 +223,11 @@ fn own_fds() -> Vec<i32> {
     v
 }
 
-fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     match role {
         "emfile" => {
+            let files: EmfileParams = params.decode()?;
             // Close what was inherited (keep stdin, stdout, stderr: the protocol).
             // SAFETY: closes fds of this process only.
             unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
@@ -221,7 +254,7 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             }
             let mut opened = 0u64;
             let errno = loop {
-                match open_raw("/dev/null", true) {
+                match open_raw(Path::new("/dev/null"), true) {
                     Ok(_) => opened += 1,
                     Err(e) => break e.raw_os_error().unwrap_or(0),
                     // explain-end
@@ -232,7 +265,11 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             };
             link.sync(
                 "emfile",
-                json!({ "soft": SOFT, "opened": opened, "errno": errno }),
+                Emfile {
+                    soft: SOFT,
+                    opened,
+                    errno,
+                },
             )
             .map_err(io)?;
             let raised = libc::rlimit {
@@ -241,26 +278,23 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             };
             // SAFETY: raises the soft limit up to the hard one, always allowed.
             let ok = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0
-                && open_raw("/dev/null", true).is_ok();
+                && open_raw(Path::new("/dev/null"), true).is_ok();
             let hard = (hard != libc::RLIM_INFINITY).then_some(hard);
-            link.sync("raised", json!({ "ok": ok, "hard": hard }))
-                .map_err(io)?;
-            let leaked = params["leaked"].as_str().ok_or("missing leaked")?;
-            let cloexec = params["cloexec"].as_str().ok_or("missing cloexec")?;
-            let (a, b) = (
-                open_raw(leaked, false).map_err(io)?,
-                open_raw(cloexec, true).map_err(io)?,
-            );
+            link.sync("raised", Raised { ok, hard }).map_err(io)?;
+            // Kept open across the exec below (the fds are what it is about).
+            open_raw(&files.leaked, false).map_err(io)?;
+            open_raw(&files.cloexec, true).map_err(io)?;
             // exec the binary itself: it lists what it finds open and reports on our stdout.
             let status = std::process::Command::new("/proc/self/exe")
-                .args(["__lab-child", "fds-limits", "list-fds", "{}"])
+                .args(["__lab-child", "fds-limits", "list-fds", "null"])
                 .status()
                 .map_err(io)?;
-            link.send(
-                "done",
-                json!({ "leaked_fd": a, "cloexec_fd": b, "status": status.code() }),
-            )
-            .map_err(io)
+            if !status.success() {
+                return Err(format!(
+                    "the exec'd program listing fds ended with {status}"
+                ));
+            }
+            link.send("done", ()).map_err(io)
         }
         "list-fds" => {
             let targets: Vec<String> = own_fds()
@@ -268,7 +302,7 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                 .filter_map(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok())
                 .map(|p| p.display().to_string())
                 .collect();
-            link.send("fds", json!({ "targets": targets })).map_err(io)
+            link.send("fds", Fds { targets }).map_err(io)
         }
         other => Err(format!("unknown role {other}")),
     }

@@ -3,14 +3,13 @@
 //! Large (mmap-threshold) allocations return at once.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::catalogue::ConceptId;
 use crate::lab::mem::glibc_version;
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
-use crate::lab::sandbox::{LabError, Link};
+use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::stats::Summary;
-use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
     id: ConceptId::HighWaterMark,
@@ -31,6 +30,20 @@ const LARGE_CHUNK: usize = 1 << 20;
 /// The mmap threshold the large variant fixes, so glibc cannot raise it after a free
 /// (measured: without it trial 0 returned 99%, trials 1-2 kept 100%).
 const MMAP_THRESHOLD: i32 = 128 << 10;
+
+/// The parameters of the child roles "small" and "large": the bytes to allocate.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SizeParams {
+    size: u64,
+}
+
+/// "allocated" from the small role: the bytes live at the peak.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Allocated {
+    live: u64,
+}
 
 /// The kernel's view at each step of one trial: smaps_rollup Rss and status VmHWM.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
@@ -67,7 +80,7 @@ fn step(ctx: &mut LabContext, pid: i32) -> Result<Step, LabError> {
     let hwm = ctx
         .status(pid)
         .and_then(|s| s.vm_hwm)
-        .map_err(|e| LabError::Setup(format!("cannot read VmHWM of {pid}: {e}")))?;
+        .map_err(LabError::read(format!("VmHWM of {pid}")))?;
     Ok(Step { rss, hwm })
 }
 
@@ -96,17 +109,15 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
             &jail,
             ConceptId::HighWaterMark,
             "small",
-            json!({ "size": size }),
+            &SizeParams { size },
         )?;
-        let live_peak = c.expect("allocated", WATCHDOG)?["live"]
-            .as_u64()
-            .unwrap_or(0);
+        let live_peak = c.expect::<Allocated>("allocated", WATCHDOG)?.live;
         let allocated = step(ctx, c.pid)?;
         c.go()?;
-        c.expect("freed", WATCHDOG)?;
+        c.expect::<()>("freed", WATCHDOG)?;
         let freed = step(ctx, c.pid)?;
         c.go()?;
-        c.expect("trimmed", WATCHDOG)?;
+        c.expect::<()>("trimmed", WATCHDOG)?;
         let trimmed = step(ctx, c.pid)?;
         c.go()?;
         let pid = c.pid;
@@ -146,12 +157,12 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
             &jail,
             ConceptId::HighWaterMark,
             "large",
-            json!({ "size": size }),
+            &SizeParams { size },
         )?;
-        c.expect("allocated", WATCHDOG)?;
+        c.expect::<()>("allocated", WATCHDOG)?;
         let allocated = step(ctx, c.pid)?;
         c.go()?;
-        c.expect("freed", WATCHDOG)?;
+        c.expect::<()>("freed", WATCHDOG)?;
         let freed = step(ctx, c.pid)?;
         c.go()?;
         let pid = c.pid;
@@ -263,9 +274,9 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
 }
 
 #[cfg(target_env = "gnu")]
-fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     use crate::lab::mem::glibc;
-    let size = param_u64(params, "size")? as usize;
+    let size = params.decode::<SizeParams>()?.size as usize;
     let io = |e: std::io::Error| e.to_string();
     match role {
         "small" => {
@@ -276,16 +287,14 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                 chunks.push(glibc::Chunk::new(SMALL_CHUNK).ok_or("malloc failed")?);
             }
             let live: u64 = chunks.iter().map(|c| c.usable() as u64).sum();
-            link.sync("allocated", json!({ "live": live, "chunks": n }))
-                .map_err(io)?;
+            link.sync("allocated", Allocated { live }).map_err(io)?;
             // Free all but the last: it pins the top of the heap.
             let last = chunks.pop();
             drop(chunks);
-            link.sync("freed", json!({})).map_err(io)?;
-            let trimmed = glibc::trim();
+            link.sync("freed", ()).map_err(io)?;
+            glibc::trim();
             // explain-end
-            link.sync("trimmed", json!({ "released": trimmed }))
-                .map_err(io)?;
+            link.sync("trimmed", ()).map_err(io)?;
             drop(last);
             Ok(())
         }
@@ -296,16 +305,16 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             let chunks = (0..size / LARGE_CHUNK)
                 .map(|_| glibc::Chunk::new(LARGE_CHUNK).ok_or("malloc failed"))
                 .collect::<Result<Vec<_>, _>>()?;
-            link.sync("allocated", json!({})).map_err(io)?;
+            link.sync("allocated", ()).map_err(io)?;
             drop(chunks);
-            link.sync("freed", json!({})).map_err(io)
+            link.sync("freed", ()).map_err(io)
         }
         other => Err(format!("unknown role {other}")),
     }
 }
 
 #[cfg(not(target_env = "gnu"))]
-fn child(_role: &str, _params: &Value, _link: &mut Link) -> Result<(), String> {
+fn child(_role: &str, _params: &Params, _link: &mut Link) -> Result<(), String> {
     Err("the allocator lab needs glibc".into())
 }
 

@@ -10,18 +10,17 @@
 //! the tick then samples a handful of times, is run again before its claim is judged.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::catalogue::ConceptId;
 use crate::lab::mem::pin_to;
 use crate::lab::meter::{thread_cpu, trial, Meter, SystemMeter};
 use crate::lab::report::{pct, Check, Cmp, LabReport};
-use crate::lab::sandbox::{LabError, Link};
-use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+use crate::lab::sandbox::{LabError, Link, Params};
+use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
     id: ConceptId::KernelUser,
@@ -39,8 +38,18 @@ const SPLIT_ATTEMPTS: usize = 3;
 /// A loop that ran less than this share of its wall time shared its CPU.
 const UNCONTENDED: f64 = 0.9;
 
+/// The parameters of the child role "calls".
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallsParams {
+    batch: u64,
+    trials: usize,
+    loop_ms: u64,
+}
+
 /// Net ns per operation (loop overhead subtracted), per trial.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Costs {
     pub empty_loop: Vec<f64>,
     pub call: Vec<f64>,
@@ -51,6 +60,7 @@ pub struct Costs {
 
 /// user and system time of a loop, and the wall time it took to get them.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Split {
     pub user_ns: u64,
     pub system_ns: u64,
@@ -139,6 +149,7 @@ const READ_LOOP: SplitClaim = SplitClaim {
 };
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Measured {
     pub batch: u64,
     pub costs: Costs,
@@ -160,10 +171,13 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let mut c = ctx.spawn(
         ConceptId::KernelUser,
         "calls",
-        json!({ "batch": batch, "trials": trials, "loop_ms": loop_ms }),
+        &CallsParams {
+            batch,
+            trials,
+            loop_ms,
+        },
     )?;
-    let m: Measured = serde_json::from_value(c.expect("measured", WATCHDOG)?)
-        .map_err(|e| LabError::Setup(e.to_string()))?;
+    let m: Measured = c.expect("measured", WATCHDOG)?;
     c.wait(WATCHDOG)?;
     analyze(&m, report);
     Ok(())
@@ -296,16 +310,21 @@ pub fn per_call<M: Meter>(
 
 /// Runs `body` in a fresh thread until that thread has had `cpu` of CPU time, or for
 /// at most [`LOOP_WALL_CAP`] times that of wall time; returns its getrusage split.
-fn split_of(cpu: Duration, body: &mut (impl FnMut() + Send)) -> Result<Split, String> {
+/// A failing `body` (a system call that failed) fails the loop instead of being
+/// counted.
+fn split_of(
+    cpu: Duration,
+    body: &mut (impl FnMut() -> io::Result<()> + Send),
+) -> io::Result<Split> {
     std::thread::scope(|s| {
-        s.spawn(|| {
+        s.spawn(|| -> io::Result<Split> {
             let mut meter = SystemMeter::without_perf();
-            let (t, _) = trial(&mut meter, || {
+            let (t, ran) = trial(&mut meter, || -> io::Result<()> {
                 let (started, cpu0) = (Instant::now(), thread_cpu());
                 let mut next_check = started;
                 loop {
                     for _ in 0..64 {
-                        body();
+                        body()?;
                     }
                     // The thread clock is a real system call: read it once a
                     // millisecond, so that it adds nothing measurable to the pure loop.
@@ -318,15 +337,17 @@ fn split_of(cpu: Duration, body: &mut (impl FnMut() + Send)) -> Result<Split, St
                         next_check = now + Duration::from_millis(1);
                     }
                 }
+                Ok(())
             });
-            Split {
+            ran?;
+            Ok(Split {
                 user_ns: t.counts.utime_ns,
                 system_ns: t.counts.stime_ns,
                 wall_ns: t.ns,
-            }
+            })
         })
         .join()
-        .map_err(|_| "the loop's thread panicked".to_owned())
+        .map_err(|_| io::Error::other("the loop's thread panicked"))?
     })
 }
 
@@ -335,8 +356,8 @@ fn split_of(cpu: Duration, body: &mut (impl FnMut() + Send)) -> Result<Split, St
 fn split_attempts(
     cpu: Duration,
     claim: &SplitClaim,
-    mut body: impl FnMut() + Send,
-) -> Result<Vec<Split>, String> {
+    mut body: impl FnMut() -> io::Result<()> + Send,
+) -> io::Result<Vec<Split>> {
     let mut attempts: Vec<Split> = Vec::new();
     while attempts.len() < SPLIT_ATTEMPTS
         && !attempts
@@ -348,14 +369,25 @@ fn split_attempts(
     Ok(attempts)
 }
 
-fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+/// The split of a loop of read(2) of 64 KiB from `file` (/dev/zero).
+/// One read(2) of the read loop; a failed one fails the loop with its errno.
+fn read_once(file: &mut File, buf: &mut [u8]) -> io::Result<()> {
+    std::hint::black_box(file.read(buf)?);
+    Ok(())
+}
+
+fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     if role != "calls" {
         return Err(format!("unknown role {role}"));
     }
-    let batch = param_u64(params, "batch")?;
-    let trials = param_u64(params, "trials")? as usize;
-    let cpu = Duration::from_millis(param_u64(params, "loop_ms")?);
-    pin_to(0).map_err(|e| e.to_string())?;
+    let CallsParams {
+        batch,
+        trials,
+        loop_ms,
+    } = params.decode()?;
+    let cpu = Duration::from_millis(loop_ms);
+    let io = |e: io::Error| e.to_string();
+    pin_to(0).map_err(io)?;
     let mut meter = SystemMeter::new();
     let costs = Costs {
         empty_loop: per_call(&mut meter, trials, batch, || 0),
@@ -366,16 +398,20 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
     };
     let mut x = 1u64;
     let pure_loop = split_attempts(cpu, &PURE_LOOP, || {
-        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1))
-    })?;
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        Ok(())
+    })
+    .map_err(io)?;
+    // getppid cannot fail.
     let getppid_loop = split_of(cpu, &mut || {
         std::hint::black_box(getppid());
-    })?;
-    let mut zero = File::open("/dev/zero").map_err(|e| e.to_string())?;
+        Ok(())
+    })
+    .map_err(io)?;
+    let mut zero = File::open("/dev/zero").map_err(io)?;
     let mut buf = vec![0u8; 64 << 10];
-    let read_loop = split_attempts(cpu, &READ_LOOP, || {
-        let _ = std::hint::black_box(zero.read(&mut buf));
-    })?;
+    let read_loop = split_attempts(cpu, &READ_LOOP, || read_once(&mut zero, &mut buf))
+        .map_err(|e| format!("read(2) of /dev/zero: {e}"))?;
     link.send(
         "measured",
         Measured {
@@ -386,7 +422,7 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             read_loop,
         },
     )
-    .map_err(|e| e.to_string())
+    .map_err(io)
 }
 
 #[cfg(test)]
@@ -480,5 +516,20 @@ mod tests {
             m.clock.extend([0, ns]);
         }
         assert_eq!(per_call(&mut m, 2, 100, || 0), vec![16.0, 17.0]);
+    }
+
+    #[test]
+    fn issue_13_a_failed_read_fails_the_timed_loop_with_its_errno() {
+        let cpu = Duration::from_millis(5);
+        let mut buf = vec![0u8; 64 << 10];
+        let mut zero = File::open("/dev/zero").unwrap();
+        assert!(split_of(cpu, &mut || read_once(&mut zero, &mut buf)).is_ok());
+        // Opened for writing only: every read(2) fails with EBADF.
+        let mut unreadable = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/zero")
+            .unwrap();
+        let e = split_of(cpu, &mut || read_once(&mut unreadable, &mut buf)).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF));
     }
 }

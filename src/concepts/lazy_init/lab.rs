@@ -5,14 +5,13 @@
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, Region};
 use crate::lab::meter::{trial, Meter, SystemMeter};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
-use crate::lab::sandbox::{LabError, Link};
-use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+use crate::lab::sandbox::{present, LabError, Link, Params};
+use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
     id: ConceptId::LazyInit,
@@ -26,8 +25,17 @@ pub static LAB: LabDef = LabDef {
 const COST_REGION: usize = 16 << 20;
 const WARMUP: usize = 2;
 
+/// The parameters of the child role "touch".
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TouchParams {
+    size: u64,
+    trials: usize,
+}
+
 /// Timings the child measured.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TouchCosts {
     /// ns per page of the first write of each page, per trial.
     pub first_ns_per_page: Vec<f64>,
@@ -45,6 +53,7 @@ pub struct TouchCosts {
     pub once_later_ns: Vec<f64>,
     /// ns of an empty loop iteration, the same batch, for comparison.
     pub empty_loop_ns: Vec<f64>,
+    #[serde(deserialize_with = "present")]
     pub perf_note: Option<String>,
 }
 
@@ -69,19 +78,18 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         &jail,
         ConceptId::LazyInit,
         "touch",
-        json!({ "size": size, "trials": trials }),
+        &TouchParams { size, trials },
     )?;
-    c.expect("mapped", WATCHDOG)?;
+    c.expect::<()>("mapped", WATCHDOG)?;
     let rss_mapped = ctx.rss(c.pid)?;
     c.go()?;
-    c.expect("read", WATCHDOG)?;
+    c.expect::<()>("read", WATCHDOG)?;
     let rss_read = ctx.rss(c.pid)?;
     c.go()?;
-    c.expect("written", WATCHDOG)?;
+    c.expect::<()>("written", WATCHDOG)?;
     let rss_written = ctx.rss(c.pid)?;
     c.go()?;
-    let costs: TouchCosts = serde_json::from_value(c.expect("costs", WATCHDOG)?)
-        .map_err(|e| LabError::Setup(e.to_string()))?;
+    let costs: TouchCosts = c.expect("costs", WATCHDOG)?;
     let pid = c.pid;
     c.wait(WATCHDOG)?;
     report.evidence(
@@ -200,27 +208,25 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     }
 }
 
-fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     if role != "touch" {
         return Err(format!("unknown role {role}"));
     }
-    let size = param_u64(params, "size")? as usize;
-    let trials = param_u64(params, "trials")? as usize;
+    let p: TouchParams = params.decode()?;
     let io = |e: std::io::Error| e.to_string();
-    let region = Region::anon(size).map_err(io)?;
+    let region = Region::anon(p.size as usize).map_err(io)?;
     // 4 KiB pages, so "per page" is per fault whatever the THP mode.
     let _ = region.madvise(libc::MADV_NOHUGEPAGE);
-    link.sync("mapped", json!({ "addr": region.addr() }))
-        .map_err(io)?;
+    link.sync("mapped", ()).map_err(io)?;
     // explain-begin: the lines that provoke the concept
-    let sum = region.read_pages(1);
-    link.sync("read", json!({ "sum": sum })).map_err(io)?;
+    region.read_pages(1);
+    link.sync("read", ()).map_err(io)?;
     region.write_pages(1, region.pages(), 1);
     // explain-end
-    link.sync("written", json!({})).map_err(io)?;
+    link.sync("written", ()).map_err(io)?;
     drop(region);
     let mut meter = SystemMeter::new();
-    let costs = touch_costs(&mut meter, trials).map_err(io)?;
+    let costs = touch_costs(&mut meter, p.trials).map_err(io)?;
     link.send(
         "costs",
         TouchCosts {

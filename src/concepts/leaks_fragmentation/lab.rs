@@ -6,13 +6,12 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{glibc_version, monotonic_ns};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
-use crate::lab::sandbox::{LabError, Link};
-use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+use crate::lab::sandbox::{LabError, Link, Params};
+use crate::lab::{LabContext, LabDef, WATCHDOG};
 use crate::model::figure::slope;
 
 pub static LAB: LabDef = LabDef {
@@ -29,6 +28,35 @@ const LEAK_OBJECT: usize = 1024;
 /// Small objects for the fragmentation part: ~15 per page, so every page keeps one.
 const FRAG_OBJECT: usize = 256;
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+
+/// The parameters of the child role "leak": bytes per second, for how long.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LeakParams {
+    rate: u64,
+    duration_ms: u64,
+}
+
+/// "leaked": (CLOCK_MONOTONIC ns, bytes allocated so far) as the child leaked.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Leaked {
+    samples: Vec<[u64; 2]>,
+}
+
+/// The parameters of the child role "fragment": the bytes of small objects.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FragmentParams {
+    size: u64,
+}
+
+/// "allocated", "freed": the bytes live in the fragment role.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Live {
+    live: u64,
+}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Measured {
@@ -67,9 +95,9 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         &jail,
         ConceptId::LeaksFragmentation,
         "leak",
-        json!({ "rate": rate, "duration_ms": duration_ms }),
+        &LeakParams { rate, duration_ms },
     )?;
-    c.expect("ready", WATCHDOG)?;
+    c.expect::<()>("ready", WATCHDOG)?;
     let t0 = monotonic_ns();
     c.go()?;
     let leaked = loop {
@@ -78,13 +106,12 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
             m.rss
                 .push([(now.saturating_sub(t0)) as f64 / 1e9, rss as f64]);
         }
-        if let Some(data) = c.poll("leaked", SAMPLE_EVERY)? {
+        if let Some(data) = c.poll::<Leaked>("leaked", SAMPLE_EVERY)? {
             break data;
         }
     };
-    let samples: Vec<[u64; 2]> = serde_json::from_value(leaked["samples"].clone())
-        .map_err(|e| LabError::Setup(e.to_string()))?;
-    m.allocated = samples
+    m.allocated = leaked
+        .samples
         .iter()
         .map(|[t, b]| [(t.saturating_sub(t0)) as f64 / 1e9, *b as f64])
         .collect();
@@ -100,17 +127,15 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         &jail,
         ConceptId::LeaksFragmentation,
         "fragment",
-        json!({ "size": frag }),
+        &FragmentParams { size: frag },
     )?;
-    m.frag_live_peak = c.expect("allocated", WATCHDOG)?["live"]
-        .as_u64()
-        .unwrap_or(0);
+    m.frag_live_peak = c.expect::<Live>("allocated", WATCHDOG)?.live;
     m.frag_rss_peak = ctx.rss(c.pid)?;
     c.go()?;
-    m.frag_live_after = c.expect("freed", WATCHDOG)?["live"].as_u64().unwrap_or(0);
+    m.frag_live_after = c.expect::<Live>("freed", WATCHDOG)?.live;
     m.frag_rss_freed = ctx.rss(c.pid)?;
     c.go()?;
-    c.expect("trimmed", WATCHDOG)?;
+    c.expect::<()>("trimmed", WATCHDOG)?;
     m.frag_rss_trimmed = ctx.rss(c.pid)?;
     c.go()?;
     let pid = c.pid;
@@ -226,14 +251,15 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
 }
 
 #[cfg(target_env = "gnu")]
-fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     use crate::lab::mem::glibc;
     let io = |e: std::io::Error| e.to_string();
     match role {
         "leak" => {
-            let rate = param_u64(params, "rate")? as f64;
-            let duration = param_u64(params, "duration_ms")? * 1_000_000;
-            link.sync("ready", json!({})).map_err(io)?;
+            let LeakParams { rate, duration_ms } = params.decode()?;
+            let rate = rate as f64;
+            let duration = duration_ms * 1_000_000;
+            link.sync("ready", ()).map_err(io)?;
             let t0 = monotonic_ns();
             let mut total = 0u64;
             let mut samples: Vec<[u64; 2]> = Vec::new();
@@ -255,14 +281,12 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
-            link.send(
-                "leaked",
-                json!({ "samples": samples, "objects": leaked.len() }),
-            )
-            .map_err(io)
+            link.send("leaked", Leaked { samples }).map_err(io)?;
+            drop(leaked);
+            Ok(())
         }
         "fragment" => {
-            let size = param_u64(params, "size")? as usize;
+            let size = params.decode::<FragmentParams>()?.size as usize;
             let mut objs: Vec<Option<glibc::Chunk>> = Vec::with_capacity(size / FRAG_OBJECT);
             for _ in 0..size / FRAG_OBJECT {
                 objs.push(Some(glibc::Chunk::new(FRAG_OBJECT).ok_or("malloc failed")?));
@@ -273,17 +297,15 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                     .map(|c| c.usable() as u64)
                     .sum::<u64>()
             };
-            link.sync("allocated", json!({ "live": live(&objs) }))
+            link.sync("allocated", Live { live: live(&objs) })
                 .map_err(io)?;
             // Free every other object: each page keeps a live neighbour.
             for o in objs.iter_mut().step_by(2) {
                 o.take();
             }
-            link.sync("freed", json!({ "live": live(&objs) }))
-                .map_err(io)?;
-            let released = glibc::trim();
-            link.sync("trimmed", json!({ "released": released }))
-                .map_err(io)?;
+            link.sync("freed", Live { live: live(&objs) }).map_err(io)?;
+            glibc::trim();
+            link.sync("trimmed", ()).map_err(io)?;
             Ok(())
         }
         other => Err(format!("unknown role {other}")),
@@ -291,7 +313,7 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
 }
 
 #[cfg(not(target_env = "gnu"))]
-fn child(_role: &str, _params: &Value, _link: &mut Link) -> Result<(), String> {
+fn child(_role: &str, _params: &Params, _link: &mut Link) -> Result<(), String> {
     Err("the allocator lab needs glibc".into())
 }
 

@@ -5,12 +5,12 @@
 //! asleep in futex on the two lock words, no progress) and kills the child. A flock
 //! held by one process and awaited by another shows in /proc/locks.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use syslens_probe::locks::parse_locks;
 use syslens_probe::sched::{parse_schedstat, parse_syscall, Syscall};
 use syslens_probe::stat::Stat;
@@ -19,9 +19,9 @@ use super::SYS_FUTEX;
 use crate::catalogue::ConceptId;
 use crate::lab::meter::thread_cpu;
 use crate::lab::report::{Check, Cmp, LabReport};
-use crate::lab::sandbox::{LabError, Link};
+use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
-use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
     id: ConceptId::Locking,
@@ -46,7 +46,32 @@ const RACE_BUDGET: Duration = Duration::from_secs(2);
 const DETECT_WITHIN: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(20);
 
+/// The parameters of the child role "race": increments per thread for the timings.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RaceParams {
+    n: u64,
+    trials: usize,
+}
+
+/// "locks": the addresses of the two futex words and the threads that deadlock on them.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Locks {
+    a: u64,
+    b: u64,
+    tids: Vec<i32>,
+}
+
+/// The parameters of the child roles "flock-hold" and "flock-wait".
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlockParams {
+    path: PathBuf,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Counters {
     pub per_thread: u64,
     pub threads: u64,
@@ -87,42 +112,27 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     };
     report.param("increments_per_thread", n);
     report.param("trials", trials);
-    let mut c = ctx.spawn(
-        ConceptId::Locking,
-        "race",
-        json!({ "n": n, "trials": trials }),
-    )?;
-    m.counters = serde_json::from_value(c.expect("counters", WATCHDOG)?)
-        .map_err(|e| LabError::Setup(e.to_string()))?;
+    let mut c = ctx.spawn(ConceptId::Locking, "race", &RaceParams { n, trials })?;
+    m.counters = c.expect("counters", WATCHDOG)?;
     c.wait(WATCHDOG)?;
 
-    let mut c = ctx.spawn(ConceptId::Locking, "deadlock", json!({}))?;
-    let locks = c.expect("locks", WATCHDOG)?;
+    let mut c = ctx.spawn(ConceptId::Locking, "deadlock", &())?;
+    let locks: Locks = c.expect("locks", WATCHDOG)?;
     let started = Instant::now();
-    let words: Vec<u64> = ["a", "b"]
-        .iter()
-        .filter_map(|k| locks[k].as_u64())
-        .collect();
-    let tids: Vec<i32> = locks["tids"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|t| t.as_i64().map(|t| t as i32))
-                .collect()
-        })
-        .unwrap_or_default();
     (m.deadlock_detected_after, m.deadlock_evidence) =
-        watch_for_deadlock(ctx, c.pid, &tids, &words, started);
+        watch_for_deadlock(ctx, c.pid, &locks.tids, &[locks.a, locks.b], started);
     c.kill();
 
     let dir = ScratchDir::new(Backing::Persistent)
         .or_else(|_| ScratchDir::new(Backing::Memory))
-        .map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
-    let path = dir.path().join("locked");
-    let mut holder = ctx.spawn(ConceptId::Locking, "flock-hold", json!({ "path": path }))?;
-    holder.expect("held", WATCHDOG)?;
-    let mut waiter = ctx.spawn(ConceptId::Locking, "flock-wait", json!({ "path": path }))?;
-    waiter.expect("waiting", WATCHDOG)?;
+        .map_err(LabError::io("scratch directory"))?;
+    let flock = FlockParams {
+        path: dir.path().join("locked"),
+    };
+    let mut holder = ctx.spawn(ConceptId::Locking, "flock-hold", &flock)?;
+    holder.expect::<()>("held", WATCHDOG)?;
+    let mut waiter = ctx.spawn(ConceptId::Locking, "flock-wait", &flock)?;
+    waiter.expect::<()>("waiting", WATCHDOG)?;
     let deadline = Instant::now() + DETECT_WITHIN;
     while Instant::now() < deadline {
         if let Ok(locks) = ctx.reader.read_proc("locks").and_then(parse_locks) {
@@ -139,8 +149,8 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         std::thread::sleep(POLL);
     }
     holder.go()?;
-    holder.expect("released", WATCHDOG)?;
-    m.waiter_acquired_after_release = waiter.expect("acquired", WATCHDOG).is_ok();
+    holder.expect::<()>("released", WATCHDOG)?;
+    m.waiter_acquired_after_release = waiter.expect::<()>("acquired", WATCHDOG).is_ok();
     holder.go()?;
     waiter.go()?;
     holder.wait(WATCHDOG)?;
@@ -471,12 +481,11 @@ fn gettid() -> i64 {
     unsafe { libc::syscall(libc::SYS_gettid) }
 }
 
-fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     match role {
         "race" => {
-            let n = param_u64(params, "n")?;
-            let trials = param_u64(params, "trials")? as usize;
+            let RaceParams { n, trials } = params.decode()?;
             let mut c = Counters {
                 per_thread: RACE_N,
                 threads: 2,
@@ -554,17 +563,21 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             for (first, second) in [(a.clone(), b.clone()), (b.clone(), a.clone())] {
                 let (barrier, tx) = (barrier.clone(), tx.clone());
                 std::thread::spawn(move || {
-                    let _ = tx.send(gettid());
+                    let _ = tx.send(gettid() as i32);
                     first.lock();
                     // Both hold their first lock before either asks for its second.
                     barrier.wait();
                     second.lock();
                 });
             }
-            let tids: Vec<i64> = (0..2).filter_map(|_| rx.recv().ok()).collect();
+            let tids: Vec<i32> = (0..2).filter_map(|_| rx.recv().ok()).collect();
             link.send(
                 "locks",
-                json!({ "a": a.addr(), "b": b.addr(), "tids": tids }),
+                Locks {
+                    a: a.addr(),
+                    b: b.addr(),
+                    tids,
+                },
             )
             .map_err(io)?;
             // Deadlocked: the parent's watchdog kills this process.
@@ -574,28 +587,28 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
         }
         "flock-hold" | "flock-wait" => {
             use std::os::fd::AsRawFd;
-            let path = params["path"].as_str().ok_or("missing path")?;
+            let path = params.decode::<FlockParams>()?.path;
             let f = std::fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .read(true)
                 .write(true)
-                .open(path)
+                .open(&path)
                 .map_err(io)?;
             if role == "flock-wait" {
-                link.send("waiting", json!({})).map_err(io)?;
+                link.send("waiting", ()).map_err(io)?;
             }
             // SAFETY: flock on an fd we own.
             if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
                 return Err(io(std::io::Error::last_os_error()));
             }
             if role == "flock-hold" {
-                link.sync("held", json!({})).map_err(io)?;
+                link.sync("held", ()).map_err(io)?;
                 // SAFETY: unlocks the lock taken above.
                 unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
-                link.sync("released", json!({})).map_err(io)
+                link.sync("released", ()).map_err(io)
             } else {
-                link.sync("acquired", json!({})).map_err(io)
+                link.sync("acquired", ()).map_err(io)
             }
         }
         other => Err(format!("unknown role {other}")),

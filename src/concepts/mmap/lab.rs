@@ -5,17 +5,17 @@
 
 use std::io::Read;
 use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, self_rss, write_file, Region};
 use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::report::{mib, Check, LabReport};
-use crate::lab::sandbox::{LabError, Link};
+use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
-use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
     id: ConceptId::Mmap,
@@ -33,7 +33,17 @@ const SHARED_MARK: u8 = 0x42;
 const PRIVATE_MARK: u8 = 0x99;
 const READ_BUF: usize = 128 << 10;
 
+/// The parameters of the child role "mmap": the file's size and directory.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MmapParams {
+    size: u64,
+    trials: usize,
+    dir: PathBuf,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Measured {
     pub size: u64,
     /// MB/s per trial.
@@ -53,8 +63,7 @@ pub struct Measured {
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let size = ctx.size(64, 16);
     let trials = ctx.trials(11, 5);
-    let dir = ScratchDir::new(Backing::Persistent)
-        .map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+    let dir = ScratchDir::new(Backing::Persistent).map_err(LabError::io("scratch directory"))?;
     report.param("size_bytes", size);
     report.param("trials", trials);
     report.param("read_buffer_bytes", READ_BUF);
@@ -63,10 +72,13 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         &jail,
         ConceptId::Mmap,
         "mmap",
-        json!({ "size": size, "trials": trials, "dir": dir.path() }),
+        &MmapParams {
+            size,
+            trials,
+            dir: dir.path().to_owned(),
+        },
     )?;
-    let m: Measured = serde_json::from_value(c.expect("measured", WATCHDOG * 2)?)
-        .map_err(|e| LabError::Setup(e.to_string()))?;
+    let m: Measured = c.expect("measured", WATCHDOG * 2)?;
     c.wait(WATCHDOG)?;
     analyze(&m, report);
     Ok(())
@@ -170,13 +182,12 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     ));
 }
 
-fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     if role != "mmap" {
         return Err(format!("unknown role {role}"));
     }
-    let size = param_u64(params, "size")? as usize;
-    let trials = param_u64(params, "trials")? as usize;
-    let dir = std::path::PathBuf::from(params["dir"].as_str().ok_or("missing dir")?);
+    let MmapParams { size, trials, dir } = params.decode()?;
+    let size = size as usize;
     let io = |e: std::io::Error| e.to_string();
     let path = dir.join("mmap.dat");
     let file = write_file(&path, size).map_err(io)?;

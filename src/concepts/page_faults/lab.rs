@@ -2,16 +2,17 @@
 //! (a handful with transparent huge pages); touching a file whose pages were evicted
 //! takes major faults that wait for the disk, unless readahead brings neighbours in.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{evict, write_file, Region};
 use crate::lab::meter::{trial, SystemMeter, Trial};
 use crate::lab::report::{pct, Check, Cmp, LabReport};
-use crate::lab::sandbox::{LabError, Link};
+use crate::lab::sandbox::{present, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
-use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
     id: ConceptId::PageFaults,
@@ -24,8 +25,20 @@ pub static LAB: LabDef = LabDef {
 /// A file's share of pages still cached after eviction above which a trial is void.
 const MAX_RESIDENT_AFTER_EVICT: f64 = 0.01;
 
+/// The parameters of the child role "faults": sizes, and whether to try THP.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultsParams {
+    anon: u64,
+    file: u64,
+    trials: usize,
+    dir: PathBuf,
+    thp: bool,
+}
+
 /// One touch pass: pages, time and counted faults.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Pass {
     pub pages: u64,
     /// Wall time of the pass.
@@ -36,6 +49,7 @@ pub struct Pass {
     pub minflt: u64,
     pub majflt: u64,
     /// The perf software counter page-faults, where perf is allowed.
+    #[serde(deserialize_with = "present")]
     pub perf_faults: Option<u64>,
     /// Share of the file cached before the pass (file passes only).
     pub resident_before: f64,
@@ -56,6 +70,7 @@ impl Pass {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Measured {
     pub anon: Vec<Pass>,
     /// With MADV_HUGEPAGE; empty when THP is off.
@@ -65,6 +80,7 @@ pub struct Measured {
     /// File pages after eviction, default readahead.
     pub readahead: Vec<Pass>,
     pub thp: String,
+    #[serde(deserialize_with = "present")]
     pub perf_note: Option<String>,
 }
 
@@ -73,8 +89,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let file = if ctx.opts.quick { 4 << 20 } else { 16 << 20 };
     let trials = ctx.trials(5, 2);
     let thp = ctx.host.thp.clone().unwrap_or_else(|_| "unknown".into());
-    let dir = ScratchDir::new(Backing::Persistent)
-        .map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+    let dir = ScratchDir::new(Backing::Persistent).map_err(LabError::io("scratch directory"))?;
     report.param("anon_bytes", anon);
     report.param("file_bytes", file);
     report.param("trials", trials);
@@ -84,10 +99,15 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         &jail,
         ConceptId::PageFaults,
         "faults",
-        json!({ "anon": anon, "file": file, "trials": trials, "dir": dir.path(), "thp": thp != "never" && thp != "unknown" }),
+        &FaultsParams {
+            anon,
+            file,
+            trials,
+            dir: dir.path().to_owned(),
+            thp: thp != "never" && thp != "unknown",
+        },
     )?;
-    let mut m: Measured = serde_json::from_value(c.expect("passes", WATCHDOG * 4)?)
-        .map_err(|e| LabError::Setup(e.to_string()))?;
+    let mut m: Measured = c.expect("passes", WATCHDOG * 4)?;
     c.wait(WATCHDOG)?;
     m.thp = thp;
     analyze(&m, report);
@@ -297,15 +317,18 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     }
 }
 
-fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     if role != "faults" {
         return Err(format!("unknown role {role}"));
     }
-    let anon = param_u64(params, "anon")? as usize;
-    let file_len = param_u64(params, "file")? as usize;
-    let trials = param_u64(params, "trials")? as usize;
-    let dir = std::path::PathBuf::from(params["dir"].as_str().ok_or("missing dir")?);
-    let thp = params["thp"].as_bool().unwrap_or(false);
+    let FaultsParams {
+        anon,
+        file,
+        trials,
+        dir,
+        thp,
+    } = params.decode()?;
+    let (anon, file_len) = (anon as usize, file as usize);
     let io = |e: std::io::Error| e.to_string();
     let mut meter = SystemMeter::new();
     let mut m = Measured {

@@ -3,17 +3,18 @@
 //! nice 5 pinned to one CPU share it by the scheduler's weights (1024 : 335); hogs are
 //! preempted (involuntary switches), sleepers give the CPU up (voluntary ones).
 
+use std::io;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::catalogue::ConceptId;
 use crate::lab::mem::pin_to;
 use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::report::{pct, Check, Cmp, LabReport};
-use crate::lab::sandbox::{LabError, Link};
-use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+use crate::lab::sandbox::{os_result, LabError, Link, Params};
+use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
     id: ConceptId::Scheduling,
@@ -29,7 +30,34 @@ const WEIGHT_NICE5: f64 = 335.0;
 const WARMUP: usize = 2;
 const SAMPLE: Duration = Duration::from_millis(100);
 
+/// The parameters of the child role "pingpong": this side runs on `cpu_a`, the
+/// forked partner on `cpu_b`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PingPongParams {
+    rounds: u64,
+    trials: usize,
+    cpu_a: usize,
+    cpu_b: usize,
+}
+
+/// The parameters of the child role "hog".
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HogParams {
+    nice: i32,
+    cpu: usize,
+}
+
+/// The parameters of the child role "sleeper".
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SleeperParams {
+    cpu: usize,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PingPong {
     /// us per round trip (two switches, four pipe system calls), per trial.
     pub round_trip_us: Vec<f64>,
@@ -61,7 +89,7 @@ pub struct Measured {
 fn switches(ctx: &mut LabContext, pid: i32) -> Result<Switches, LabError> {
     let s = ctx
         .status(pid)
-        .map_err(|e| LabError::Setup(format!("status of {pid}: {e}")))?;
+        .map_err(LabError::read(format!("/proc/{pid}/status")))?;
     Ok(Switches {
         voluntary: s.voluntary_ctxt_switches.unwrap_or(0),
         involuntary: s.nonvoluntary_ctxt_switches.unwrap_or(0),
@@ -77,14 +105,18 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     report.param("trials", trials);
     report.param("hog_seconds", hog_secs);
     let mut m = Measured::default();
-    let pingpong = |ctx: &mut LabContext, b: u64, rounds: u64| -> Result<PingPong, LabError> {
+    let pingpong = |ctx: &mut LabContext, b: usize, rounds: u64| -> Result<PingPong, LabError> {
         let mut c = ctx.spawn(
             ConceptId::Scheduling,
             "pingpong",
-            json!({ "rounds": rounds, "trials": trials, "cpu_a": 0, "cpu_b": b }),
+            &PingPongParams {
+                rounds,
+                trials,
+                cpu_a: 0,
+                cpu_b: b,
+            },
         )?;
-        let p = serde_json::from_value(c.expect("pingpong", WATCHDOG)?)
-            .map_err(|e| LabError::Setup(e.to_string()))?;
+        let p = c.expect("pingpong", WATCHDOG)?;
         c.wait(WATCHDOG)?;
         Ok(p)
     };
@@ -95,15 +127,16 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     }
 
     let sleeper_cpu = if cpus > 1 { 1 } else { 0 };
-    let mut a = ctx.spawn(ConceptId::Scheduling, "hog", json!({ "nice": 0, "cpu": 0 }))?;
-    let mut b = ctx.spawn(ConceptId::Scheduling, "hog", json!({ "nice": 5, "cpu": 0 }))?;
+    let hog = |nice| HogParams { nice, cpu: 0 };
+    let mut a = ctx.spawn(ConceptId::Scheduling, "hog", &hog(0))?;
+    let mut b = ctx.spawn(ConceptId::Scheduling, "hog", &hog(5))?;
     let mut s = ctx.spawn(
         ConceptId::Scheduling,
         "sleeper",
-        json!({ "cpu": sleeper_cpu }),
+        &SleeperParams { cpu: sleeper_cpu },
     )?;
     for c in [&mut a, &mut b, &mut s] {
-        c.expect("ready", WATCHDOG)?;
+        c.expect::<()>("ready", WATCHDOG)?;
     }
     let (hog0, sleep0) = (switches(ctx, a.pid)?, switches(ctx, s.pid)?);
     let start = Instant::now();
@@ -240,21 +273,39 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     );
 }
 
-fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
-    let io = |e: std::io::Error| e.to_string();
+/// One pipe round trip per round: a byte out on `to`, one back on `from`. A failed
+/// write or read, or a partner that closed its end, fails the trial instead of being
+/// timed as a (fast) round trip.
+fn round_trips(to: impl AsFd, from: impl AsFd, rounds: u64) -> io::Result<()> {
+    let mut b = [0u8; 1];
+    for _ in 0..rounds {
+        let sent = rustix::io::write(&to, b"x")?;
+        let got = rustix::io::read(&from, &mut b)?;
+        if sent != 1 || got != 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the ping-pong partner closed its pipe",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
+    let io = |e: io::Error| e.to_string();
     match role {
         "pingpong" => {
-            let rounds = param_u64(params, "rounds")?;
-            let trials = param_u64(params, "trials")? as usize;
-            let (cpu_a, cpu_b) = (
-                param_u64(params, "cpu_a")? as usize,
-                param_u64(params, "cpu_b")? as usize,
-            );
+            let PingPongParams {
+                rounds,
+                trials,
+                cpu_a,
+                cpu_b,
+            } = params.decode()?;
             pin_to(cpu_a).map_err(io)?;
             let (to_b_r, to_b_w) = rustix::pipe::pipe().map_err(|e| e.to_string())?;
             let (to_a_r, to_a_w) = rustix::pipe::pipe().map_err(|e| e.to_string())?;
             // SAFETY: single-threaded lab child.
-            let partner = unsafe { libc::fork() };
+            let partner = os_result(unsafe { libc::fork() }).map_err(io)?;
             if partner == 0 {
                 // SAFETY: plain system calls in the forked partner.
                 unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
@@ -277,14 +328,9 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             // slow the very thing measured.
             let mut meter = SystemMeter::without_perf();
             let mut out = PingPong::default();
-            let mut b = [0u8; 1];
             for t in 0..trials + WARMUP {
-                let (tr, _) = trial(&mut meter, || {
-                    for _ in 0..rounds {
-                        let _ = rustix::io::write(&to_b_w, b"x");
-                        let _ = rustix::io::read(&to_a_r, &mut b);
-                    }
-                });
+                let (tr, done) = trial(&mut meter, || round_trips(&to_b_w, &to_a_r, rounds));
+                done.map_err(|e| format!("pipe ping-pong: {e}"))?;
                 if t >= WARMUP {
                     out.round_trip_us
                         .push(tr.ns as f64 / 1000.0 / rounds as f64);
@@ -300,23 +346,23 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             link.send("pingpong", out).map_err(io)
         }
         "hog" => {
-            pin_to(param_u64(params, "cpu")? as usize).map_err(io)?;
+            let HogParams { nice, cpu } = params.decode()?;
+            pin_to(cpu).map_err(io)?;
             // explain-begin: the lines that provoke the concept
-            let nice = params["nice"].as_i64().unwrap_or(0) as libc::c_int;
             // SAFETY: sets this process's own nice value (raising it needs no privilege).
             if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
                 // explain-end
-                return Err(io(std::io::Error::last_os_error()));
+                return Err(io(io::Error::last_os_error()));
             }
-            link.sync("ready", json!({})).map_err(io)?;
+            link.sync("ready", ()).map_err(io)?;
             let mut x = 1u64;
             loop {
                 x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
             }
         }
         "sleeper" => {
-            pin_to(param_u64(params, "cpu")? as usize).map_err(io)?;
-            link.sync("ready", json!({})).map_err(io)?;
+            pin_to(params.decode::<SleeperParams>()?.cpu).map_err(io)?;
+            link.sync("ready", ()).map_err(io)?;
             loop {
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -357,6 +403,23 @@ mod tests {
 
     fn statuses(m: &Measured) -> Vec<Status> {
         crate::lab::report::claim_statuses(ConceptId::Scheduling, m, analyze)
+    }
+
+    #[test]
+    fn issue_13_a_partner_gone_fails_the_timed_ping_pong() {
+        // An echo in this process stands for the partner: what is written comes back.
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        assert!(round_trips(&w, &r, 3).is_ok());
+        // The partner closed its end: the read sees end of file.
+        let (to_partner_r, to_partner_w) = rustix::pipe::pipe().unwrap();
+        let (from_partner_r, from_partner_w) = rustix::pipe::pipe().unwrap();
+        drop(from_partner_w);
+        let e = round_trips(&to_partner_w, &from_partner_r, 3).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        // Nobody reads any more: the write fails with EPIPE (Rust ignores SIGPIPE).
+        drop(to_partner_r);
+        let e = round_trips(&to_partner_w, &from_partner_r, 3).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EPIPE));
     }
 
     #[test]

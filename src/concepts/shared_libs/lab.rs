@@ -7,15 +7,14 @@ use std::ffi::CString;
 use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use syslens_probe::elf;
 use syslens_probe::smaps::{parse_maps, MapKind};
 
 use crate::catalogue::ConceptId;
 use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::report::{Check, LabReport};
-use crate::lab::sandbox::{LabError, Link};
-use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+use crate::lab::sandbox::{LabError, Link, Params};
+use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
     id: ConceptId::SharedLibs,
@@ -45,7 +44,16 @@ const LIBRARIES: [&str; 6] = [
     "libcrypt.so.1",
 ];
 
+/// The parameters of the child role "dlopen".
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DlopenParams {
+    trials: usize,
+}
+
+/// "dlopen" sends this, or null when no candidate library could be opened fresh.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Dlopen {
     pub library: String,
     pub path: String,
@@ -81,19 +89,15 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         libc_pss: 0,
         maps_unreadable: 0,
     };
-    let mut c = ctx.spawn(ConceptId::SharedLibs, "dlopen", json!({ "trials": trials }))?;
-    let d = c.expect("dlopen", WATCHDOG)?;
-    m.dlopen = serde_json::from_value(d).ok();
+    let mut c = ctx.spawn(ConceptId::SharedLibs, "dlopen", &DlopenParams { trials })?;
+    m.dlopen = c.expect("dlopen", WATCHDOG)?;
     // libc in this child: its Rss and Pss from smaps, while it is alive.
-    let dir = ctx
-        .reader
-        .open_pid(c.pid)
-        .map_err(|e| LabError::Setup(e.to_string()))?;
+    let read_smaps = LabError::read(format!("/proc/{}/smaps", c.pid));
     let maps = ctx
         .reader
-        .read_pid(&dir, "smaps")
-        .and_then(parse_maps)
-        .map_err(|e| LabError::Setup(e.to_string()))?;
+        .open_pid(c.pid)
+        .and_then(|dir| ctx.reader.read_pid(&dir, "smaps").and_then(parse_maps))
+        .map_err(read_smaps)?;
     for mapping in maps
         .iter()
         .filter(|x| x.kind == MapKind::Library && is_libc(&x.path))
@@ -277,11 +281,11 @@ fn mapped(name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     if role != "dlopen" {
         return Err(format!("unknown role {role}"));
     }
-    let trials = param_u64(params, "trials")? as usize;
+    let trials = params.decode::<DlopenParams>()?.trials;
     let mut meter = SystemMeter::new();
     let mut result: Option<Dlopen> = None;
     for lib in LIBRARIES {

@@ -4,19 +4,20 @@
 //! can catch; and the zombie an unreaped child leaves.
 
 use std::ffi::CString;
+use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, pin_to};
 use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::report::{Check, Cmp, LabReport};
-use crate::lab::sandbox::{describe, LabError, Link};
+use crate::lab::sandbox::{describe, os_result, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
-use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
     id: ConceptId::Signals,
@@ -28,7 +29,47 @@ pub static LAB: LabDef = LabDef {
 
 const WARMUP: usize = 2;
 
+/// The parameters of the child role "latency".
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LatencyParams {
+    rounds: u64,
+    trials: usize,
+    /// Also time round trips across two CPUs.
+    cross: bool,
+}
+
+/// The parameters of the child role "segv".
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SegvParams {
+    pages: u64,
+}
+
+/// "segv": how often the handler ran for how many pages.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Segv {
+    pages: u64,
+    handled: u64,
+}
+
+/// The parameters of the child role "cleanup": the file its SIGTERM handler removes.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CleanupParams {
+    path: PathBuf,
+}
+
+/// "zombie": the pid of the exited, unreaped child.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Zombie {
+    pid: i32,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Latency {
     /// us per round trip, per trial, both processes on CPU 0.
     pub same_cpu_us: Vec<f64>,
@@ -69,26 +110,33 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let mut c = ctx.spawn(
         ConceptId::Signals,
         "latency",
-        json!({ "rounds": rounds, "trials": trials, "cross": cpus > 1 }),
+        &LatencyParams {
+            rounds,
+            trials,
+            cross: cpus > 1,
+        },
     )?;
-    m.latency = serde_json::from_value(c.expect("latency", WATCHDOG)?)
-        .map_err(|e| LabError::Setup(e.to_string()))?;
+    m.latency = c.expect("latency", WATCHDOG)?;
     c.wait(WATCHDOG)?;
 
     let pages: u64 = if ctx.opts.quick { 64 } else { 256 };
-    let mut c = ctx.spawn(ConceptId::Signals, "segv", json!({ "pages": pages }))?;
-    let segv = c.expect("segv", WATCHDOG)?;
-    m.segv_pages = segv["pages"].as_u64().unwrap_or(0);
-    m.segv_handled = segv["handled"].as_u64().unwrap_or(0);
+    let mut c = ctx.spawn(ConceptId::Signals, "segv", &SegvParams { pages })?;
+    let segv: Segv = c.expect("segv", WATCHDOG)?;
+    m.segv_pages = segv.pages;
+    m.segv_handled = segv.handled;
     c.wait(WATCHDOG)?;
 
     let dir = ScratchDir::new(Backing::Memory)
         .or_else(|_| ScratchDir::new(Backing::Persistent))
-        .map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+        .map_err(LabError::io("scratch directory"))?;
     for (sig, file) in [(libc::SIGTERM, "term"), (libc::SIGKILL, "kill")] {
         let path = dir.path().join(file);
-        let mut c = ctx.spawn(ConceptId::Signals, "cleanup", json!({ "path": path }))?;
-        c.expect("ready", WATCHDOG)?;
+        let mut c = ctx.spawn(
+            ConceptId::Signals,
+            "cleanup",
+            &CleanupParams { path: path.clone() },
+        )?;
+        c.expect::<()>("ready", WATCHDOG)?;
         // SAFETY: signals our own child.
         unsafe { libc::kill(c.pid, sig) };
         let status = describe(c.wait(WATCHDOG)?);
@@ -100,8 +148,8 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         }
     }
 
-    let mut c = ctx.spawn(ConceptId::Signals, "zombie", json!({}))?;
-    let z = c.expect("zombie", WATCHDOG)?["pid"].as_i64().unwrap_or(0) as i32;
+    let mut c = ctx.spawn(ConceptId::Signals, "zombie", &())?;
+    let z = c.expect::<Zombie>("zombie", WATCHDOG)?.pid;
     m.zombie_state = ctx
         .reader
         .open_pid(z)
@@ -113,7 +161,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         .ok()
         .map(|s| s.state as char);
     c.go()?;
-    c.expect("reaped", WATCHDOG)?;
+    c.expect::<()>("reaped", WATCHDOG)?;
     m.zombie_gone_after_reap = ctx.reader.open_pid(z).is_err();
     c.go()?;
     c.wait(WATCHDOG)?;
@@ -315,13 +363,33 @@ fn suspend() {
     }
 }
 
+/// Sends `sig` to `pid`; a failed kill(2) is an error with its errno.
+fn signal(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: kill has no memory arguments.
+    os_result(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
+/// ns per kill(`pid`, `sig`), per trial of `rounds` sends; a failed kill fails the
+/// trial instead of being timed.
+fn kill_ns(
+    meter: &mut SystemMeter,
+    pid: libc::pid_t,
+    sig: libc::c_int,
+    trials: usize,
+    rounds: u64,
+) -> io::Result<Vec<f64>> {
+    (0..trials + WARMUP)
+        .map(|_| {
+            let (t, sent) = trial(meter, || (0..rounds).try_for_each(|_| signal(pid, sig)));
+            sent.map(|()| t.ns as f64 / rounds as f64)
+        })
+        .skip(WARMUP)
+        .collect()
+}
+
 /// Round trips between this process and a forked partner pinned to `partner_cpu`;
 /// returns us per round trip per trial, and every round of the first trial.
-fn round_trips(
-    rounds: u64,
-    trials: usize,
-    partner_cpu: usize,
-) -> std::io::Result<(Vec<f64>, Vec<f64>)> {
+fn round_trips(rounds: u64, trials: usize, partner_cpu: usize) -> io::Result<(Vec<f64>, Vec<f64>)> {
     set_handler(libc::SIGUSR1, count_signal as *const () as usize, 0)?;
     block(libc::SIGUSR1);
     // SAFETY: single-threaded lab child.
@@ -338,43 +406,48 @@ fn round_trips(
             unsafe { libc::kill(parent, libc::SIGUSR1) };
         }
     }
-    if partner < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let mut per_trial = Vec::new();
-    let mut rounds_us = Vec::new();
-    for t in 0..trials + WARMUP {
-        let start = std::time::Instant::now();
-        for _ in 0..rounds {
-            let r0 = std::time::Instant::now();
-            // SAFETY: signals our own partner.
-            unsafe { libc::kill(partner, libc::SIGUSR1) };
-            suspend();
-            if t == WARMUP {
-                rounds_us.push(r0.elapsed().as_secs_f64() * 1e6);
+    let partner = os_result(partner)?;
+    let timed = || -> io::Result<(Vec<f64>, Vec<f64>)> {
+        let mut per_trial = Vec::new();
+        let mut rounds_us = Vec::new();
+        for t in 0..trials + WARMUP {
+            let start = std::time::Instant::now();
+            for _ in 0..rounds {
+                let r0 = std::time::Instant::now();
+                // A partner that is gone fails the trial (it would never answer).
+                signal(partner, libc::SIGUSR1)?;
+                suspend();
+                if t == WARMUP {
+                    rounds_us.push(r0.elapsed().as_secs_f64() * 1e6);
+                }
+            }
+            if t >= WARMUP {
+                per_trial.push(start.elapsed().as_secs_f64() * 1e6 / rounds as f64);
             }
         }
-        if t >= WARMUP {
-            per_trial.push(start.elapsed().as_secs_f64() * 1e6 / rounds as f64);
-        }
-    }
+        Ok((per_trial, rounds_us))
+    };
+    let timed = timed();
     // SAFETY: kill and reap our own partner.
     unsafe {
         libc::kill(partner, libc::SIGKILL);
         libc::waitpid(partner, std::ptr::null_mut(), 0);
     }
-    Ok((per_trial, rounds_us))
+    timed
 }
 
-fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
-    let io = |e: std::io::Error| e.to_string();
+fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
+    let io = |e: io::Error| e.to_string();
     match role {
         "latency" => {
-            let rounds = param_u64(params, "rounds")?;
-            let trials = param_u64(params, "trials")? as usize;
+            let LatencyParams {
+                rounds,
+                trials,
+                cross,
+            } = params.decode()?;
             pin_to(0).map_err(io)?;
             let (same_cpu_us, rounds_us) = round_trips(rounds, trials, 0).map_err(io)?;
-            let cross_cpu_us = if params["cross"].as_bool().unwrap_or(false) {
+            let cross_cpu_us = if cross {
                 // Each cross-CPU wake-up costs tens of us on a VM: fewer rounds.
                 round_trips((rounds / 10).max(100), trials, 1)
                     .map_err(io)?
@@ -387,24 +460,12 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             set_handler(libc::SIGUSR2, count_signal as *const () as usize, 0).map_err(io)?;
             // SAFETY: getpid has no arguments.
             let me = unsafe { libc::getpid() };
-            let timed = |meter: &mut SystemMeter| -> Vec<f64> {
-                (0..trials + WARMUP)
-                    .map(|_| {
-                        let (t, _) = trial(meter, || {
-                            for _ in 0..rounds {
-                                // SAFETY: signals ourselves.
-                                unsafe { libc::kill(me, libc::SIGUSR2) };
-                            }
-                        });
-                        t.ns as f64 / rounds as f64
-                    })
-                    .skip(WARMUP)
-                    .collect()
-            };
-            let catch_ns = timed(&mut meter);
+            let catch_ns = kill_ns(&mut meter, me, libc::SIGUSR2, trials, rounds)
+                .map_err(|e| format!("kill(self) with a handler: {e}"))?;
             // SAFETY: SIG_IGN is a valid disposition.
             unsafe { libc::signal(libc::SIGUSR2, libc::SIG_IGN) };
-            let send_ns = timed(&mut meter);
+            let send_ns = kill_ns(&mut meter, me, libc::SIGUSR2, trials, rounds)
+                .map_err(|e| format!("kill(self) of an ignored signal: {e}"))?;
             link.send(
                 "latency",
                 Latency {
@@ -418,7 +479,7 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             .map_err(io)
         }
         "segv" => {
-            let pages = param_u64(params, "pages")? as usize;
+            let pages = params.decode::<SegvParams>()?.pages as usize;
             let ps = page_size();
             // SAFETY: a fresh inaccessible reservation.
             let base = unsafe {
@@ -432,7 +493,7 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                 )
             };
             if base == libc::MAP_FAILED {
-                return Err(io(std::io::Error::last_os_error()));
+                return Err(io(io::Error::last_os_error()));
             }
             REGION_START.store(base as usize, Ordering::Relaxed);
             REGION_END.store(base as usize + pages * ps, Ordering::Relaxed);
@@ -451,25 +512,30 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
             let handled = HANDLED.load(Ordering::Relaxed);
             // SAFETY: unmaps the reservation made above.
             unsafe { libc::munmap(base, pages * ps) };
-            link.send("segv", json!({ "pages": pages, "handled": handled }))
-                .map_err(io)
+            link.send(
+                "segv",
+                Segv {
+                    pages: pages as u64,
+                    handled,
+                },
+            )
+            .map_err(io)
         }
         "cleanup" => {
-            let path = params["path"].as_str().ok_or("missing path")?;
-            std::fs::write(path, b"state").map_err(io)?;
-            let c = CString::new(std::path::Path::new(path).as_os_str().as_bytes())
-                .map_err(|e| e.to_string())?;
+            let path = params.decode::<CleanupParams>()?.path;
+            std::fs::write(&path, b"state").map_err(io)?;
+            let c = CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
             CLEANUP_PATH.store(
                 Box::into_raw(c.into_boxed_c_str()) as *mut libc::c_char as usize,
                 Ordering::SeqCst,
             );
             set_handler(libc::SIGTERM, remove_and_exit as *const () as usize, 0).map_err(io)?;
             // Waits here (reading stdin) until a signal ends the process.
-            link.sync("ready", json!({})).map_err(io)
+            link.sync("ready", ()).map_err(io)
         }
         "zombie" => {
             // SAFETY: single-threaded; the child exits at once.
-            let pid = unsafe { libc::fork() };
+            let pid = os_result(unsafe { libc::fork() }).map_err(io)?;
             if pid == 0 {
                 // SAFETY: leave at once.
                 unsafe { libc::_exit(0) };
@@ -485,10 +551,10 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                     libc::WEXITED | libc::WNOWAIT,
                 );
             }
-            link.sync("zombie", json!({ "pid": pid })).map_err(io)?;
+            link.sync("zombie", Zombie { pid }).map_err(io)?;
             // SAFETY: reaps our own child.
             unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-            link.sync("reaped", json!({})).map_err(io)
+            link.sync("reaped", ()).map_err(io)
         }
         other => Err(format!("unknown role {other}")),
     }
@@ -560,6 +626,18 @@ mod tests {
         let mut m = good();
         m.zombie_gone_after_reap = false;
         assert_eq!(statuses(&m)[3], Status::Failed);
+    }
+
+    #[test]
+    fn issue_13_a_failed_kill_fails_the_timed_loop_with_its_errno() {
+        let mut meter = SystemMeter::without_perf();
+        // SAFETY: getpid has no arguments.
+        let me = unsafe { libc::getpid() };
+        // Signal 0 checks the target without delivering anything.
+        assert_eq!(kill_ns(&mut meter, me, 0, 2, 10).unwrap().len(), 2);
+        // Above any pid_max: no such process.
+        let e = kill_ns(&mut meter, i32::MAX, 0, 2, 10).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ESRCH));
     }
 
     #[test]

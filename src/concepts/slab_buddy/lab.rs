@@ -4,16 +4,18 @@
 //! free lists; a small model of both allocators replays a workload to show internal and
 //! external fragmentation.
 
-use serde_json::{json, Value};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
 use syslens_probe::system::{parse_buddyinfo, parse_dentry_state, parse_slabinfo, BuddyZone};
 
 use super::model::{size_class, Buddy, Rng, Slab};
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, Region};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
-use crate::lab::sandbox::{LabError, Link};
+use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::scratch::{is_persistent, Backing, ScratchDir};
-use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
     id: ConceptId::SlabBuddy,
@@ -24,6 +26,22 @@ pub static LAB: LabDef = LabDef {
 };
 
 const MODEL_ORDER: u32 = 10;
+
+/// The parameters of the child role "dentries": stat this many missing names in
+/// `dir`, in two batches.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DentriesParams {
+    dir: PathBuf,
+    names: u64,
+}
+
+/// The parameters of the child role "hold": the bytes it writes and holds.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldParams {
+    bytes: u64,
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
@@ -93,21 +111,23 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         held_bytes: held,
         ..Measured::default()
     };
-    let dir = ScratchDir::new(Backing::Persistent)
-        .map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+    let dir = ScratchDir::new(Backing::Persistent).map_err(LabError::io("scratch directory"))?;
     m.on_disk = is_persistent(dir.path());
     m.negative_before = negative(ctx);
     let mut c = ctx.spawn(
         ConceptId::SlabBuddy,
         "dentries",
-        json!({ "dir": dir.path(), "names": names }),
+        &DentriesParams {
+            dir: dir.path().to_owned(),
+            names,
+        },
     )?;
     // The first batch uses up whatever free dentry objects the slab allocator kept from
     // recent frees (it still counts those as active); the second must take new ones.
-    c.expect("first", WATCHDOG)?;
+    c.expect::<()>("first", WATCHDOG)?;
     m.slab_before = dentry_objects(ctx);
     c.go()?;
-    c.expect("stated", WATCHDOG)?;
+    c.expect::<()>("stated", WATCHDOG)?;
     m.negative_after = negative(ctx);
     m.slab_after = dentry_objects(ctx);
     c.go()?;
@@ -123,9 +143,9 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         &jail,
         ConceptId::SlabBuddy,
         "hold",
-        json!({ "bytes": held }),
+        &HoldParams { bytes: held },
     )?;
-    c.expect("held", WATCHDOG)?;
+    c.expect::<()>("held", WATCHDOG)?;
     let during = buddy(ctx);
     m.free_pages_held = free_pages(&during);
     m.zone_held = main_zone(during);
@@ -314,12 +334,11 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     ));
 }
 
-fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     match role {
         "dentries" => {
-            let dir = std::path::PathBuf::from(params["dir"].as_str().ok_or("missing dir")?);
-            let names = param_u64(params, "names")?;
+            let DentriesParams { dir, names } = params.decode()?;
             for batch in ["first", "stated"] {
                 // explain-begin: the lines that provoke the concept
                 for i in 0..names {
@@ -327,16 +346,16 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                     let _ = std::fs::symlink_metadata(dir.join(format!("{batch}-missing-{i}")));
                     // explain-end
                 }
-                link.sync(batch, json!({})).map_err(io)?;
+                link.sync(batch, ()).map_err(io)?;
             }
             Ok(())
         }
         "hold" => {
-            let bytes = param_u64(params, "bytes")? as usize;
+            let bytes = params.decode::<HoldParams>()?.bytes as usize;
             let r = Region::anon(bytes).map_err(io)?;
             let _ = r.madvise(libc::MADV_NOHUGEPAGE);
             r.write_pages(1, r.pages(), 1);
-            link.sync("held", json!({})).map_err(io)
+            link.sync("held", ()).map_err(io)
         }
         other => Err(format!("unknown role {other}")),
     }

@@ -6,16 +6,16 @@
 
 use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::catalogue::ConceptId;
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
-use crate::lab::sandbox::{LabError, Link};
+use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::scratch::{is_memory, Backing, ScratchDir};
-use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
     id: ConceptId::Storage,
@@ -28,6 +28,58 @@ pub static LAB: LabDef = LabDef {
 const CHUNK: usize = 64 << 10;
 const OLD: u8 = b'A';
 const NEW: u8 = b'B';
+
+/// The parameters of the child role "write": a tmpfs and a disk directory.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteParams {
+    ram: PathBuf,
+    disk: PathBuf,
+    bytes: u64,
+    fsyncs: usize,
+}
+
+/// "written": MB/s per (file system, fsync) and the fsync latencies.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Written {
+    throughput: Vec<(String, f64)>,
+    fsync_tmpfs_us: Vec<f64>,
+    fsync_disk_us: Vec<f64>,
+}
+
+/// How the child role "rewrite" replaces the file's content.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Rewrite {
+    /// Over the old bytes, in place.
+    InPlace,
+    /// A temporary file, fsync, rename.
+    Atomic,
+}
+
+/// The parameters of the child role "rewrite".
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RewriteParams {
+    path: PathBuf,
+    bytes: u64,
+    mode: Rewrite,
+}
+
+/// The parameters of the child role "private-mount": where it mounts its tmpfs.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrivateMountParams {
+    target: PathBuf,
+}
+
+/// "mounted": whether the target is a tmpfs inside the private namespace.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Mounted {
+    tmpfs: bool,
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
@@ -64,9 +116,8 @@ fn counts(path: &Path) -> (u64, u64) {
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let bytes = ctx.size(64, 16);
     let fsyncs = ctx.trials(50, 20);
-    let setup = |e: std::io::Error| LabError::Setup(format!("scratch directory: {e}"));
-    let ram = ScratchDir::new(Backing::Memory).map_err(setup)?;
-    let disk = ScratchDir::new(Backing::Persistent).map_err(setup)?;
+    let ram = ScratchDir::new(Backing::Memory).map_err(LabError::io("scratch directory"))?;
+    let disk = ScratchDir::new(Backing::Persistent).map_err(LabError::io("scratch directory"))?;
     report.param("bytes", bytes);
     report.param("fsync_trials", fsyncs);
     report.param("tmpfs_dir", ram.path().display().to_string());
@@ -82,27 +133,20 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         &jail,
         ConceptId::Storage,
         "write",
-        json!({ "ram": ram.path(), "disk": disk.path(), "bytes": bytes, "fsyncs": fsyncs }),
+        &WriteParams {
+            ram: ram.path().to_owned(),
+            disk: disk.path().to_owned(),
+            bytes,
+            fsyncs,
+        },
     )?;
-    let w = c.expect("written", WATCHDOG * 2)?;
+    let w: Written = c.expect("written", WATCHDOG * 2)?;
     m.shmem_growth = shmem(ctx) - before;
     c.go()?;
     c.wait(WATCHDOG)?;
-    m.throughput = w["throughput"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|p| Some((p[0].as_str()?.to_owned(), p[1].as_f64()?)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let us = |k: &str| {
-        w[k].as_array()
-            .map(|a| a.iter().filter_map(Value::as_f64).collect())
-            .unwrap_or_default()
-    };
-    m.fsync_tmpfs_us = us("fsync_tmpfs_us");
-    m.fsync_disk_us = us("fsync_disk_us");
+    m.throughput = w.throughput;
+    m.fsync_tmpfs_us = w.fsync_tmpfs_us;
+    m.fsync_disk_us = w.fsync_disk_us;
     report.evidence(
         "/proc/meminfo",
         "Shmem growth after writing to tmpfs",
@@ -113,45 +157,53 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
 
     // Torn and atomic rewrites, the kill point chosen by handshake.
     let target = disk.path().join("state");
-    let rewrite = |ctx: &mut LabContext, mode: &str, kill: bool| -> Result<(u64, u64), LabError> {
-        let mut f = std::fs::File::create(&target).map_err(|e| LabError::Setup(e.to_string()))?;
-        f.write_all(&vec![OLD; bytes as usize])
-            .and_then(|_| f.sync_all())
-            .map_err(|e| LabError::Setup(e.to_string()))?;
-        let _ = std::fs::remove_file(target.with_extension("tmp"));
-        let mut c = ctx.spawn(
-            ConceptId::Storage,
-            "rewrite",
-            json!({ "path": target, "bytes": bytes, "mode": mode }),
-        )?;
-        c.expect("half", WATCHDOG)?;
-        if kill {
-            c.kill();
-        } else {
-            c.go()?;
-            c.expect("done", WATCHDOG)?;
-            c.go()?;
-            c.wait(WATCHDOG)?;
-        }
-        Ok(counts(&target))
-    };
-    m.inplace_killed = rewrite(ctx, "inplace", true)?;
-    m.atomic_killed = rewrite(ctx, "atomic", true)?;
-    m.atomic_completed = rewrite(ctx, "atomic", false)?;
+    let rewrite =
+        |ctx: &mut LabContext, mode: Rewrite, kill: bool| -> Result<(u64, u64), LabError> {
+            let old = LabError::io(format!("writing the old content of {}", target.display()));
+            std::fs::File::create(&target)
+                .and_then(|mut f| {
+                    f.write_all(&vec![OLD; bytes as usize])?;
+                    f.sync_all()
+                })
+                .map_err(old)?;
+            let _ = std::fs::remove_file(target.with_extension("tmp"));
+            let mut c = ctx.spawn(
+                ConceptId::Storage,
+                "rewrite",
+                &RewriteParams {
+                    path: target.clone(),
+                    bytes,
+                    mode,
+                },
+            )?;
+            c.expect::<()>("half", WATCHDOG)?;
+            if kill {
+                c.kill();
+            } else {
+                c.go()?;
+                c.expect::<()>("done", WATCHDOG)?;
+                c.go()?;
+                c.wait(WATCHDOG)?;
+            }
+            Ok(counts(&target))
+        };
+    m.inplace_killed = rewrite(ctx, Rewrite::InPlace, true)?;
+    m.atomic_killed = rewrite(ctx, Rewrite::Atomic, true)?;
+    m.atomic_completed = rewrite(ctx, Rewrite::Atomic, false)?;
 
     m.private = Some(if !ctx.host.root {
         Err("a private mount namespace needs CAP_SYS_ADMIN: run as root".into())
     } else {
         let mnt = disk.path().join("private");
-        std::fs::create_dir(&mnt).map_err(|e| LabError::Setup(e.to_string()))?;
+        std::fs::create_dir(&mnt).map_err(LabError::io(format!("creating {}", mnt.display())))?;
         let mut c = ctx.spawn(
             ConceptId::Storage,
             "private-mount",
-            json!({ "target": mnt }),
+            &PrivateMountParams {
+                target: mnt.clone(),
+            },
         )?;
-        let inside = c.expect("mounted", WATCHDOG)?["tmpfs"]
-            .as_bool()
-            .unwrap_or(false);
+        let inside = c.expect::<Mounted>("mounted", WATCHDOG)?.tmpfs;
         let outside_during = is_memory(&mnt) || mnt.join("note").exists();
         c.go()?;
         c.wait(WATCHDOG)?;
@@ -266,16 +318,19 @@ fn fill(
     Ok(())
 }
 
-fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     match role {
         "write" => {
-            let bytes = param_u64(params, "bytes")? as usize;
-            let fsyncs = param_u64(params, "fsyncs")? as usize;
-            let ram = Path::new(params["ram"].as_str().ok_or("missing ram")?);
-            let disk = Path::new(params["disk"].as_str().ok_or("missing disk")?);
+            let WriteParams {
+                ram,
+                disk,
+                bytes,
+                fsyncs,
+            } = params.decode()?;
+            let bytes = bytes as usize;
             let mut throughput = Vec::new();
-            for (label, dir) in [("tmpfs", ram), ("disk", disk)] {
+            for (label, dir) in [("tmpfs", &ram), ("disk", &disk)] {
                 for sync in [false, true] {
                     let path = dir.join(format!("data-{sync}"));
                     let t = Instant::now();
@@ -285,10 +340,7 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                         f.sync_all().map_err(io)?;
                     }
                     let name = format!("{label}{}", if sync { " + fsync" } else { "" });
-                    throughput.push(json!([
-                        name,
-                        bytes as f64 / 1e6 / t.elapsed().as_secs_f64()
-                    ]));
+                    throughput.push((name, bytes as f64 / 1e6 / t.elapsed().as_secs_f64()));
                     // The tmpfs copy without fsync stays, for the Shmem reading.
                     if label == "disk" || sync {
                         std::fs::remove_file(&path).map_err(io)?;
@@ -311,18 +363,18 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                     .skip(2)
                     .collect()
             };
-            let (t, d) = (latency(ram).map_err(io)?, latency(disk).map_err(io)?);
-            link.sync(
-                "written",
-                json!({ "throughput": throughput, "fsync_tmpfs_us": t, "fsync_disk_us": d }),
-            )
-            .map_err(io)
+            let written = Written {
+                throughput,
+                fsync_tmpfs_us: latency(&ram).map_err(io)?,
+                fsync_disk_us: latency(&disk).map_err(io)?,
+            };
+            link.sync("written", written).map_err(io)
         }
         "rewrite" => {
-            let path = Path::new(params["path"].as_str().ok_or("missing path")?);
-            let bytes = param_u64(params, "bytes")? as usize;
-            let mut half = || link.sync("half", json!({}));
-            if params["mode"] == "inplace" {
+            let RewriteParams { path, bytes, mode } = params.decode()?;
+            let (path, bytes) = (path.as_path(), bytes as usize);
+            let mut half = || link.sync("half", ());
+            if let Rewrite::InPlace = mode {
                 let mut f = std::fs::OpenOptions::new()
                     .write(true)
                     .open(path)
@@ -343,12 +395,13 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                         .map_err(io)?;
                 }
             }
-            link.sync("done", json!({})).map_err(io)
+            link.sync("done", ()).map_err(io)
         }
         "private-mount" => {
-            let target = params["target"].as_str().ok_or("missing target")?;
-            let c = |s: &str| std::ffi::CString::new(s).map_err(|e| e.to_string());
-            let (root, t, fs) = (c("/")?, c(target)?, c("tmpfs")?);
+            use std::os::unix::ffi::OsStrExt;
+            let target = params.decode::<PrivateMountParams>()?.target;
+            let c = |s: &[u8]| std::ffi::CString::new(s).map_err(|e| e.to_string());
+            let (root, t, fs) = (c(b"/")?, c(target.as_os_str().as_bytes())?, c(b"tmpfs")?);
             // SAFETY: single-threaded child; unshare, then propagation flags, then a
             // fresh tmpfs on our own scratch directory.
             unsafe {
@@ -365,9 +418,9 @@ fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
                     return Err(io(std::io::Error::last_os_error()));
                 }
             }
-            std::fs::write(Path::new(target).join("note"), b"only in here").map_err(io)?;
-            link.sync("mounted", json!({ "tmpfs": is_memory(Path::new(target)) }))
-                .map_err(io)
+            std::fs::write(target.join("note"), b"only in here").map_err(io)?;
+            let tmpfs = is_memory(&target);
+            link.sync("mounted", Mounted { tmpfs }).map_err(io)
         }
         other => Err(format!("unknown role {other}")),
     }

@@ -2,17 +2,17 @@
 //! the limit is killed; of two children over the limit, the one with the higher
 //! oom_score_adj dies. Where swap exists, a cgroup over its limit swaps instead.
 
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::catalogue::ConceptId;
 use crate::lab::jail::Jail;
 use crate::lab::mem::Region;
 use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::report::{mib, Check, LabReport};
-use crate::lab::sandbox::{describe, LabError, Link};
+use crate::lab::sandbox::{describe, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::swap::{self, SwapFile};
-use crate::lab::{param_u64, LabContext, LabDef, WATCHDOG};
+use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
     id: ConceptId::SwapOom,
@@ -28,6 +28,43 @@ const HOG: u64 = 128 << 20;
 const PAIR: u64 = 40 << 20;
 const RAISED_ADJ: i64 = 500;
 const SWAP_FILE: usize = 256 << 20;
+
+/// The parameters of the child role "alloc": write `bytes` at oom_score_adj `adj`;
+/// with `retouch`, read them all again after the parent's go.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllocParams {
+    bytes: u64,
+    adj: i64,
+    retouch: bool,
+}
+
+impl AllocParams {
+    fn once(bytes: u64, adj: i64) -> AllocParams {
+        AllocParams {
+            bytes,
+            adj,
+            retouch: false,
+        }
+    }
+}
+
+/// "retouched": the major faults of reading every page again.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Retouched {
+    majflt: u64,
+}
+
+/// Whether a child that may be OOM-killed reached "allocated": its death is an
+/// answer, any other failure (a hang, a broken message) an error.
+fn allocated(c: &mut crate::lab::sandbox::LabChild) -> Result<bool, LabError> {
+    match c.expect::<()>("allocated", WATCHDOG) {
+        Ok(()) => Ok(true),
+        Err(LabError::Died { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
@@ -100,11 +137,11 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         &jail,
         ConceptId::SwapOom,
         "alloc",
-        json!({ "bytes": HOG, "adj": 0 }),
+        &AllocParams::once(HOG, 0),
     )?;
-    let died = hog.expect("allocated", WATCHDOG);
+    let survived = allocated(&mut hog)?;
     m.hog_status = describe(hog.wait(WATCHDOG)?);
-    if died.is_ok() {
+    if survived {
         m.hog_status.push_str(" after allocating all of it");
     }
     m.oom_kills_hog = oom_kills(&jail) - before;
@@ -114,16 +151,16 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         &jail,
         ConceptId::SwapOom,
         "alloc",
-        json!({ "bytes": PAIR, "adj": RAISED_ADJ }),
+        &AllocParams::once(PAIR, RAISED_ADJ),
     )?;
-    raised.expect("allocated", WATCHDOG)?;
+    raised.expect::<()>("allocated", WATCHDOG)?;
     let mut plain = ctx.spawn_in(
         &jail,
         ConceptId::SwapOom,
         "alloc",
-        json!({ "bytes": PAIR, "adj": 0 }),
+        &AllocParams::once(PAIR, 0),
     )?;
-    m.plain_survived = plain.expect("allocated", WATCHDOG).is_ok();
+    m.plain_survived = allocated(&mut plain)?;
     m.raised_status = describe(raised.wait(WATCHDOG)?);
     m.oom_kills_pair = oom_kills(&jail) - before;
     plain.go()?;
@@ -155,11 +192,10 @@ fn swap_part(
     } else if !ctx.host.root {
         return Ok(Err("--allow-swapfile needs root (swapon)".into()));
     } else {
-        let dir = ScratchDir::new(Backing::Persistent)
-            .map_err(|e| LabError::Setup(format!("scratch directory: {e}")))?;
+        let dir =
+            ScratchDir::new(Backing::Persistent).map_err(LabError::io("scratch directory"))?;
         let path = dir.path().join("swapfile");
-        let f = SwapFile::add(&path, SWAP_FILE)
-            .map_err(|e| LabError::Setup(format!("adding a swap file: {e}")))?;
+        let f = SwapFile::add(&path, SWAP_FILE).map_err(LabError::io("adding a swap file"))?;
         let desc = format!(
             "a temporary {} MiB swap file {}",
             SWAP_FILE >> 20,
@@ -179,13 +215,17 @@ fn swap_part(
         &jail,
         ConceptId::SwapOom,
         "alloc",
-        json!({ "bytes": bytes, "adj": 0, "retouch": true }),
+        &AllocParams {
+            bytes,
+            adj: 0,
+            retouch: true,
+        },
     )?;
-    c.expect("allocated", WATCHDOG)?;
+    c.expect::<()>("allocated", WATCHDOG)?;
     let vm_swap = ctx.status(c.pid).and_then(|s| s.vm_swap).unwrap_or(0);
     let pswpout = vmstat(|v| &v.pswpout) - out0;
     c.go()?;
-    let r = c.expect("retouched", WATCHDOG)?;
+    let r: Retouched = c.expect("retouched", WATCHDOG)?;
     let pswpin = vmstat(|v| &v.pswpin) - in0;
     c.go()?;
     c.wait(WATCHDOG)?;
@@ -194,7 +234,7 @@ fn swap_part(
         vm_swap,
         pswpout,
         pswpin,
-        majflt_retouch: r["majflt"].as_u64().unwrap_or(0),
+        majflt_retouch: r.majflt,
         source,
     }))
 }
@@ -307,29 +347,34 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     }
 }
 
-fn child(role: &str, params: &Value, link: &mut Link) -> Result<(), String> {
+fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     if role != "alloc" {
         return Err(format!("unknown role {role}"));
     }
     let io = |e: std::io::Error| e.to_string();
-    let bytes = param_u64(params, "bytes")? as usize;
-    let adj = params["adj"].as_i64().unwrap_or(0);
+    let AllocParams {
+        bytes,
+        adj,
+        retouch,
+    } = params.decode()?;
     // explain-begin: the lines that provoke the concept
     if adj != 0 {
         // Raising one's own adj needs no privilege (lowering needs CAP_SYS_RESOURCE).
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(io)?;
     }
-    let r = Region::anon(bytes).map_err(io)?;
+    let r = Region::anon(bytes as usize).map_err(io)?;
     let _ = r.madvise(libc::MADV_NOHUGEPAGE);
     r.write_pages(1, r.pages(), 1);
     // explain-end
-    link.sync("allocated", serde_json::json!({})).map_err(io)?;
-    if params["retouch"].as_bool().unwrap_or(false) {
+    link.sync("allocated", ()).map_err(io)?;
+    if retouch {
         let mut meter = SystemMeter::new();
         let (t, _) = trial(&mut meter, || r.read_pages(1));
         link.sync(
             "retouched",
-            serde_json::json!({ "majflt": t.counts.majflt }),
+            Retouched {
+                majflt: t.counts.majflt,
+            },
         )
         .map_err(io)?;
     }
