@@ -26,6 +26,9 @@ pub enum Missing {
     Malformed { path: String, detail: String },
     /// Any other I/O error.
     Io { path: String, errno: i32 },
+    /// The file was not read: in a captured tree, not a regular file or a link out of
+    /// the tree; anywhere, larger than the cap for its kind. `why` says which.
+    Refused { path: String, why: String },
 }
 
 impl Missing {
@@ -38,6 +41,7 @@ impl Missing {
             Missing::NotApplicable { .. } => "not_applicable",
             Missing::Malformed { .. } => "malformed",
             Missing::Io { .. } => "io",
+            Missing::Refused { .. } => "refused",
         }
     }
 
@@ -47,6 +51,7 @@ impl Missing {
             Missing::Permission { grant, .. } => format!("no permission ({grant})"),
             Missing::Io { errno, .. } => io::Error::from_raw_os_error(*errno).to_string(),
             Missing::Malformed { detail, .. } => format!("did not parse: {detail}"),
+            Missing::Refused { why, .. } => format!("refused: {why}"),
             other => other.to_string(),
         }
     }
@@ -59,6 +64,13 @@ impl Missing {
         Missing::Malformed {
             path: path.into(),
             detail: detail.into(),
+        }
+    }
+
+    pub fn refused(path: impl Into<String>, why: impl Into<String>) -> Self {
+        Missing::Refused {
+            path: path.into(),
+            why: why.into(),
         }
     }
 
@@ -123,6 +135,7 @@ impl fmt::Display for Missing {
             Missing::Io { path, errno } => {
                 write!(f, "{path}: {}", io::Error::from_raw_os_error(*errno))
             }
+            Missing::Refused { path, why } => write!(f, "{path} refused: {why}"),
         }
     }
 }
