@@ -7,6 +7,7 @@
 pub mod cgroup;
 pub mod elf;
 pub mod fds;
+pub mod kmsg;
 pub mod limits;
 pub mod locks;
 mod missing;

@@ -99,14 +99,15 @@ impl Missing {
 
 /// What would make a refused read possible, by the kind of file.
 fn permission_hint(path: &str) -> &'static str {
-    if rustix::process::geteuid().is_root() {
+    // Root without CAP_SYSLOG (a container) is refused the kernel log too.
+    if path.contains("kmsg") {
+        "needs CAP_SYSLOG or kernel.dmesg_restrict=0"
+    } else if rustix::process::geteuid().is_root() {
         "refused even to root: the process is protected (not dumpable, or PID 1 of a sandbox)"
     } else if path.contains("/ns/") || path.ends_with("/ns") {
         "needs ptrace access (same user, or CAP_SYS_PTRACE)"
     } else if path.contains("slabinfo") {
         "readable by root only"
-    } else if path.contains("kmsg") {
-        "needs CAP_SYSLOG or kernel.dmesg_restrict=0"
     } else if path.contains("/proc/") {
         "run as root or as the process's owner (ptrace access mode read)"
     } else {

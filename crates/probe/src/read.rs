@@ -430,6 +430,19 @@ impl Reader {
         Ok(&self.buf)
     }
 
+    /// Opens the kernel log (/dev/kmsg) non-blocking, for [`crate::kmsg`]. A captured
+    /// tree has none: the host's log is not the tree's.
+    pub(crate) fn open_kernel_log(&self) -> Val<OwnedFd> {
+        if !self.is_live() {
+            return Err(Missing::NotApplicable {
+                why: "a captured tree has no kernel log",
+            });
+        }
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        rustix::fs::openat(CWD, "/dev/kmsg", flags, Mode::empty())
+            .map_err(|e| Missing::from_io("/dev/kmsg", &e.into()))
+    }
+
     /// Reads any file below the root, given as its host path (/sys/fs/cgroup/...).
     pub fn read_host(&mut self, abs: &str) -> Val<&[u8]> {
         let opened = match &self.tree {
