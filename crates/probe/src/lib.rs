@@ -8,6 +8,7 @@ pub mod cgroup;
 pub mod container;
 pub mod elf;
 pub mod fds;
+pub mod kmsg;
 pub mod limits;
 pub mod locks;
 mod missing;

@@ -26,6 +26,9 @@ pub enum Missing {
     Malformed { path: String, detail: String },
     /// Any other I/O error.
     Io { path: String, errno: i32 },
+    /// The file was not read: in a captured tree, not a regular file or a link out of
+    /// the tree; anywhere, larger than the cap for its kind. `why` says which.
+    Refused { path: String, why: String },
 }
 
 impl Missing {
@@ -38,6 +41,7 @@ impl Missing {
             Missing::NotApplicable { .. } => "not_applicable",
             Missing::Malformed { .. } => "malformed",
             Missing::Io { .. } => "io",
+            Missing::Refused { .. } => "refused",
         }
     }
 
@@ -47,6 +51,7 @@ impl Missing {
             Missing::Permission { grant, .. } => format!("no permission ({grant})"),
             Missing::Io { errno, .. } => io::Error::from_raw_os_error(*errno).to_string(),
             Missing::Malformed { detail, .. } => format!("did not parse: {detail}"),
+            Missing::Refused { why, .. } => format!("refused: {why}"),
             other => other.to_string(),
         }
     }
@@ -59,6 +64,13 @@ impl Missing {
         Missing::Malformed {
             path: path.into(),
             detail: detail.into(),
+        }
+    }
+
+    pub fn refused(path: impl Into<String>, why: impl Into<String>) -> Self {
+        Missing::Refused {
+            path: path.into(),
+            why: why.into(),
         }
     }
 
@@ -87,14 +99,15 @@ impl Missing {
 
 /// What would make a refused read possible, by the kind of file.
 fn permission_hint(path: &str) -> &'static str {
-    if rustix::process::geteuid().is_root() {
+    // Root without CAP_SYSLOG (a container) is refused the kernel log too.
+    if path.contains("kmsg") {
+        "needs CAP_SYSLOG or kernel.dmesg_restrict=0"
+    } else if rustix::process::geteuid().is_root() {
         "refused even to root: the process is protected (not dumpable, or PID 1 of a sandbox)"
     } else if path.contains("/ns/") || path.ends_with("/ns") {
         "needs ptrace access (same user, or CAP_SYS_PTRACE)"
     } else if path.contains("slabinfo") {
         "readable by root only"
-    } else if path.contains("kmsg") {
-        "needs CAP_SYSLOG or kernel.dmesg_restrict=0"
     } else if path.contains("/proc/") {
         "run as root or as the process's owner (ptrace access mode read)"
     } else {
@@ -123,6 +136,7 @@ impl fmt::Display for Missing {
             Missing::Io { path, errno } => {
                 write!(f, "{path}: {}", io::Error::from_raw_os_error(*errno))
             }
+            Missing::Refused { path, why } => write!(f, "{path} refused: {why}"),
         }
     }
 }

@@ -58,27 +58,41 @@ impl Mount {
 }
 
 /// Parses mountinfo (proc(5)): ID PARENT MAJ:MIN ROOT POINT OPTS [OPTIONAL...] - TYPE SRC SUPER.
+/// A line that does not parse is skipped, not the whole table (a captured tree may be
+/// damaged or hostile); a file of which no line parses is malformed.
 pub fn parse_mountinfo(buf: &[u8]) -> Val<Vec<Mount>> {
     let mut out = Vec::new();
+    let mut first_bad = None;
     for line in lines(buf) {
-        let toks: Vec<&[u8]> = tokens(line).collect();
-        let sep = toks.iter().position(|t| *t == b"-");
-        let bad = || Missing::malformed("mountinfo", text(line));
-        let Some(sep) = sep.filter(|&s| s >= 6 && toks.len() >= s + 3) else {
-            return Err(bad());
-        };
-        out.push(Mount {
-            id: crate::parse::u64_dec(toks[0]).ok_or_else(bad)?,
-            parent: crate::parse::u64_dec(toks[1]).ok_or_else(bad)?,
-            root: unescape_octal(toks[3]),
-            mount_point: unescape_octal(toks[4]),
-            options: text(toks[5]),
-            fs_type: text(toks[sep + 1]),
-            source: unescape_octal(toks[sep + 2]),
-            super_options: toks.get(sep + 3).map(|t| text(t)).unwrap_or_default(),
-        });
+        match parse_line(line) {
+            Some(m) => out.push(m),
+            None => {
+                first_bad.get_or_insert(line);
+            }
+        }
     }
-    Ok(out)
+    match first_bad {
+        Some(line) if out.is_empty() => Err(Missing::malformed("mountinfo", text(line))),
+        _ => Ok(out),
+    }
+}
+
+fn parse_line(line: &[u8]) -> Option<Mount> {
+    let toks: Vec<&[u8]> = tokens(line).collect();
+    let sep = toks
+        .iter()
+        .position(|t| *t == b"-")
+        .filter(|&s| s >= 6 && toks.len() >= s + 3)?;
+    Some(Mount {
+        id: crate::parse::u64_dec(toks[0])?,
+        parent: crate::parse::u64_dec(toks[1])?,
+        root: unescape_octal(toks[3]),
+        mount_point: unescape_octal(toks[4]),
+        options: text(toks[5]),
+        fs_type: text(toks[sep + 1]),
+        source: unescape_octal(toks[sep + 2]),
+        super_options: toks.get(sep + 3).map(|t| text(t)).unwrap_or_default(),
+    })
 }
 
 /// The mount that holds `path`: the longest mount point that prefixes it (the last
@@ -129,5 +143,17 @@ mod tests {
     #[test]
     fn missing_separator_is_malformed() {
         assert!(parse_mountinfo(b"1 2 3 4 5 6 7\n").is_err());
+    }
+
+    #[test]
+    fn issue_14_bad_mountinfo_line_skips_only_that_line() {
+        let mut text = SAMPLE.to_vec();
+        text.splice(0..0, b"garbage without separator\n".iter().copied());
+        text.extend_from_slice(b"x 22 0:41 / /mnt/b rw - ext4 /dev/vdc rw\n");
+        text.extend_from_slice(b"41 22 0:42 / /mnt/c rw - ext4 /dev/vdd rw\n");
+        let m = parse_mountinfo(&text).unwrap();
+        assert_eq!(m.len(), 6, "the five good lines and the last one: {m:?}");
+        assert_eq!(m[5].mount_point, "/mnt/c");
+        assert!(m.iter().all(|m| m.mount_point != "/mnt/b"));
     }
 }

@@ -1,13 +1,20 @@
 //! The one reader every probe goes through: a root path (so tests and offline analysis
 //! read a captured tree), one reused buffer, and processes opened by directory fd so a
 //! reused PID cannot mix two processes' data.
+//!
+//! A captured tree is untrusted input: trees are made to be shared, and one can hold a
+//! FIFO, a device, a link to the host's /dev/zero or a sparse file of any size where a
+//! /proc file is expected. Below a captured root every open is non-blocking and may
+//! not resolve out of the tree, only regular files are read, and every read is capped;
+//! anything else is [`Missing::Refused`] with the reason. The live host's /proc is
+//! read as before (no extra system call on the hot path), with a cap as well.
 
-use std::fs::File;
-use std::io::{self, Read};
-use std::os::fd::{AsFd, OwnedFd};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, Mode, OFlags, CWD};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, CWD};
+use rustix::io::Errno;
 
 use crate::missing::{Missing, Val};
 
@@ -15,6 +22,9 @@ use crate::missing::{Missing, Val};
 #[derive(Debug)]
 pub struct Reader {
     root: PathBuf,
+    /// The root directory of a captured tree (None on the live host), for
+    /// [`Reader::read_host`].
+    tree: Option<OwnedFd>,
     proc_fd: OwnedFd,
     buf: Vec<u8>,
     link: Vec<u8>,
@@ -29,6 +39,8 @@ pub struct PidDir {
     /// Set when this is a thread's directory below its process.
     pub tid: Option<i32>,
     fd: OwnedFd,
+    /// Whether the directory is part of a captured tree (opened the untrusting way).
+    captured: bool,
 }
 
 impl PidDir {
@@ -36,12 +48,13 @@ impl PidDir {
     pub fn task(&self, tid: i32) -> Val<PidDir> {
         let mut name = [0u8; 24];
         let name = format_into(&mut name, b"task/", tid);
-        let fd = rustix::fs::openat(&self.fd, name, dir_flags(), Mode::empty())
-            .map_err(|e| exited_or(e.into(), || format!("/proc/{}/task/{tid}", self.pid)))?;
+        let fd = open_below(self.captured, self.fd.as_fd(), name, dir_flags())
+            .map_err(|e| exited_or(e, || format!("/proc/{}/task/{tid}", self.pid)))?;
         Ok(PidDir {
             pid: self.pid,
             tid: Some(tid),
             fd,
+            captured: self.captured,
         })
     }
 
@@ -89,11 +102,135 @@ fn format_into<'a>(out: &'a mut [u8; 24], prefix: &[u8], n: i32) -> &'a str {
 /// ENOENT on a file inside a process directory means the process left (a dead
 /// process's directory keeps its fd but loses its entries), unless the process is
 /// still there, in which case the kernel simply lacks the file.
-fn exited_or(err: io::Error, path: impl FnOnce() -> String) -> Missing {
-    match err.raw_os_error() {
-        Some(2) | Some(3) => Missing::Exited,
-        _ => Missing::from_io(&path(), &err),
+fn exited_or(err: Failure, path: impl FnOnce() -> String) -> Missing {
+    match err {
+        Failure::Refused(why) => Missing::refused(path(), why),
+        Failure::Io(e) if matches!(e.raw_os_error(), Some(2) | Some(3)) => Missing::Exited,
+        Failure::Io(e) => Missing::from_io(&path(), &e),
     }
+}
+
+/// Why a read failed: the system call's error, or a file of a captured tree that is
+/// not read at all.
+#[derive(Debug)]
+enum Failure {
+    Io(io::Error),
+    Refused(String),
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Failure::Io(e)
+    }
+}
+
+impl From<Errno> for Failure {
+    fn from(e: Errno) -> Self {
+        Failure::Io(e.into())
+    }
+}
+
+impl Failure {
+    fn into_missing(self, path: &str) -> Missing {
+        match self {
+            Failure::Io(e) => Missing::from_io(path, &e),
+            Failure::Refused(why) => Missing::refused(path, why),
+        }
+    }
+}
+
+/// The most a captured tree's file may hold, and the larger allowance of the
+/// per-mapping files (smaps of a process with 65530 mappings, the default
+/// vm.max_map_count, is ~52 MB at ~790 bytes a mapping).
+const CAPTURED_CAP: usize = 4 << 20;
+const CAPTURED_MAP_CAP: usize = 64 << 20;
+/// The same on the live host, where the kernel bounds each file but a raised
+/// vm.max_map_count lets smaps of one process reach gigabytes.
+const LIVE_CAP: usize = 64 << 20;
+const LIVE_MAP_CAP: usize = 256 << 20;
+
+/// The files with a line per mapping of the process.
+fn is_map_file(name: &str) -> bool {
+    matches!(
+        name.rsplit('/').next(),
+        Some("smaps" | "maps" | "numa_maps")
+    )
+}
+
+/// The most [`slurp`] reads of `name`.
+fn cap_of(captured: bool, name: &str) -> usize {
+    match (captured, is_map_file(name)) {
+        (true, false) => CAPTURED_CAP,
+        (true, true) => CAPTURED_MAP_CAP,
+        (false, false) => LIVE_CAP,
+        (false, true) => LIVE_MAP_CAP,
+    }
+}
+
+fn mib(bytes: usize) -> String {
+    format!("{} MiB", bytes >> 20)
+}
+
+/// Opens `name` below `dir`. On the live host a plain openat. In a captured tree the
+/// open cannot block (O_NONBLOCK: a FIFO opens at once and reads nothing) and the path
+/// cannot leave the tree (RESOLVE_BENEATH: an absolute link, such as one to the
+/// host's /dev/zero, or a `..` out of `dir` is refused; links inside the tree are
+/// followed). Kernels before 5.6 lack openat2: there a link in place of the file
+/// itself is refused (O_NOFOLLOW), but links among the directories on its path are
+/// still followed.
+fn open_below(
+    captured: bool,
+    dir: BorrowedFd<'_>,
+    name: &str,
+    flags: OFlags,
+) -> Result<OwnedFd, Failure> {
+    if !captured {
+        return Ok(rustix::fs::openat(dir, name, flags, Mode::empty())?);
+    }
+    let flags = flags | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    let opened = match rustix::fs::openat2(dir, name, flags, Mode::empty(), resolve) {
+        // Before 5.6, or under a seccomp filter older than openat2.
+        Err(Errno::NOSYS) => {
+            let flags = flags | OFlags::NOFOLLOW;
+            rustix::fs::openat(dir, name, flags, Mode::empty())
+        }
+        other => other,
+    };
+    let refused = |why: &str| Failure::Refused(why.to_owned());
+    opened.map_err(|e| match e {
+        Errno::XDEV => refused("a link that leads out of the captured tree"),
+        Errno::LOOP => refused("a symbolic link that cannot be followed safely"),
+        Errno::NXIO => refused("not a regular file (a socket or a device)"),
+        e => e.into(),
+    })
+}
+
+/// Refuses a captured tree's file that is not a regular file or is larger than `cap`:
+/// one fstat, before any read.
+fn check_captured(fd: &OwnedFd, cap: usize) -> Result<(), Failure> {
+    let st = rustix::fs::fstat(fd)?;
+    let kind = match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => None,
+        FileType::Directory => Some("a directory"),
+        FileType::Fifo => Some("a FIFO"),
+        FileType::CharacterDevice => Some("a character device"),
+        FileType::BlockDevice => Some("a block device"),
+        FileType::Socket => Some("a socket"),
+        FileType::Symlink => Some("a symbolic link"),
+        FileType::Unknown => Some("of unknown type"),
+    };
+    if let Some(kind) = kind {
+        return Err(Failure::Refused(format!("not a regular file ({kind})")));
+    }
+    if st.st_size as u64 > cap as u64 {
+        return Err(Failure::Refused(format!(
+            "{} bytes, larger than {}",
+            st.st_size,
+            mib(cap)
+        )));
+    }
+    Ok(())
 }
 
 impl Reader {
@@ -105,9 +242,15 @@ impl Reader {
     /// A reader of the tree below `root`, which holds `proc/` (and `sys/` for cgroups).
     pub fn new(root: impl Into<PathBuf>) -> io::Result<Reader> {
         let root = root.into();
+        let tree = if root == Path::new("/") {
+            None
+        } else {
+            Some(rustix::fs::openat(CWD, &root, dir_flags(), Mode::empty())?)
+        };
         let proc_fd = rustix::fs::openat(CWD, root.join("proc"), dir_flags(), Mode::empty())?;
         Ok(Reader {
             root,
+            tree,
             proc_fd,
             buf: Vec::with_capacity(64 * 1024),
             link: Vec::with_capacity(256),
@@ -120,7 +263,22 @@ impl Reader {
 
     /// Whether this reader looks at the live host rather than a captured tree.
     pub fn is_live(&self) -> bool {
-        self.root == Path::new("/")
+        self.tree.is_none()
+    }
+
+    /// Opens `name` below `dir`, the untrusting way in a captured tree ([`open_below`]).
+    fn open_in(&self, dir: BorrowedFd<'_>, name: &str, flags: OFlags) -> Result<OwnedFd, Failure> {
+        open_below(!self.is_live(), dir, name, flags)
+    }
+
+    /// Reads the open file `fd` (named `name`, for its cap) into the buffer from its
+    /// current position or its start; a captured tree's file is checked first.
+    fn read_fd(&mut self, fd: &OwnedFd, name: &str, from: Offset) -> Result<(), Failure> {
+        let cap = cap_of(!self.is_live(), name);
+        if !self.is_live() {
+            check_captured(fd, cap)?;
+        }
+        slurp(fd, &mut self.buf, single_record(name), from, cap)
     }
 
     /// Maps an absolute host path (as written in mountinfo) below the root.
@@ -132,26 +290,25 @@ impl Reader {
     pub fn open_pid(&self, pid: i32) -> Val<PidDir> {
         let mut name = [0u8; 24];
         let name = format_into(&mut name, b"", pid);
-        match rustix::fs::openat(&self.proc_fd, name, dir_flags(), Mode::empty()) {
-            Ok(fd) => Ok(PidDir { pid, tid: None, fd }),
-            Err(e) => Err(exited_or(e.into(), || format!("/proc/{pid}"))),
+        match self.open_in(self.proc_fd.as_fd(), name, dir_flags()) {
+            Ok(fd) => Ok(PidDir {
+                pid,
+                tid: None,
+                fd,
+                captured: !self.is_live(),
+            }),
+            Err(e) => Err(exited_or(e, || format!("/proc/{pid}"))),
         }
     }
 
     /// Reads /proc/PID/NAME (or task/TID/NAME) into the shared buffer.
     pub fn read_pid(&mut self, dir: &PidDir, name: &str) -> Val<&[u8]> {
-        let opened = rustix::fs::openat(
-            &dir.fd,
-            name,
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        );
         let path = || dir.path(name);
-        let fd = match opened {
+        let fd = match self.open_in(dir.fd.as_fd(), name, file_flags()) {
             Ok(fd) => fd,
-            Err(e) => return Err(self.classify_pid_error(dir, e.into(), path)),
+            Err(e) => return Err(self.classify_pid_error(dir, e, path)),
         };
-        match slurp(&fd, &mut self.buf, single_record(name), Offset::Current) {
+        match self.read_fd(&fd, name, Offset::Current) {
             Ok(()) => Ok(&self.buf),
             Err(e) => Err(self.classify_pid_error(dir, e, path)),
         }
@@ -159,14 +316,9 @@ impl Reader {
 
     /// Opens /proc/PID/NAME (a file or the fd directory) to keep it for later reads.
     pub fn hold_pid(&self, dir: &PidDir, name: &str) -> Val<HeldFile> {
-        rustix::fs::openat(
-            &dir.fd,
-            name,
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map(HeldFile)
-        .map_err(|e| self.classify_pid_error(dir, e.into(), || dir.path(name)))
+        self.open_in(dir.fd.as_fd(), name, file_flags())
+            .map(HeldFile)
+            .map_err(|e| self.classify_pid_error(dir, e, || dir.path(name)))
     }
 
     /// Reads a held file again from its start. procfs generates the text anew on each
@@ -176,7 +328,7 @@ impl Reader {
     /// opened for: once that process exits, the read fails with ESRCH even when its
     /// PID has been reused, so a held file never reads a newcomer.
     pub fn reread(&mut self, dir: &PidDir, file: &HeldFile, name: &str) -> Val<&[u8]> {
-        match slurp(&file.0, &mut self.buf, single_record(name), Offset::Start) {
+        match self.read_fd(&file.0, name, Offset::Start) {
             Ok(()) => Ok(&self.buf),
             Err(e) => Err(self.classify_pid_error(dir, e, || dir.path(name))),
         }
@@ -191,10 +343,15 @@ impl Reader {
     fn classify_pid_error(
         &self,
         dir: &PidDir,
-        err: io::Error,
+        err: Failure,
         path: impl FnOnce() -> String,
     ) -> Missing {
-        if err.raw_os_error() == Some(2) && !self.pid_alive(dir) {
+        let err = match err {
+            Failure::Refused(why) => return Missing::refused(path(), why),
+            Failure::Io(e) => e,
+        };
+        // A captured tree does not change while it is read: nothing in it exits.
+        if err.raw_os_error() == Some(2) && self.is_live() && !self.pid_alive(dir) {
             return Missing::Exited;
         }
         match err.raw_os_error() {
@@ -211,15 +368,31 @@ impl Reader {
         rustix::fs::statat(&dir.fd, "stat", AtFlags::empty()).is_ok()
     }
 
-    /// Reads a symbolic link below /proc/PID (fd/N, ns/net, exe).
+    /// Reads a symbolic link below /proc/PID (fd/N, ns/net, exe). In a captured tree
+    /// the directory holding the link is opened first, so that it too stays inside the
+    /// tree, and a file that is not a link is refused as such.
     pub fn readlink_pid(&mut self, dir: &PidDir, name: &str) -> Val<&[u8]> {
+        let path = || dir.path(name);
+        let parent;
+        let (at, leaf) = match name.rsplit_once('/') {
+            Some((sub, leaf)) if !self.is_live() => {
+                parent = self
+                    .open_in(dir.fd.as_fd(), sub, dir_flags())
+                    .map_err(|e| self.classify_pid_error(dir, e, path))?;
+                (parent.as_fd(), leaf)
+            }
+            _ => (dir.fd.as_fd(), name),
+        };
         let reuse = std::mem::take(&mut self.link);
-        match rustix::fs::readlinkat(&dir.fd, name, reuse) {
+        match rustix::fs::readlinkat(at, leaf, reuse) {
             Ok(target) => {
                 self.link = target.into_bytes();
                 Ok(&self.link)
             }
-            Err(e) => Err(self.classify_pid_error(dir, e.into(), || dir.path(name))),
+            Err(Errno::INVAL) if !self.is_live() => {
+                Err(Missing::refused(path(), "not a symbolic link"))
+            }
+            Err(e) => Err(self.classify_pid_error(dir, e.into(), path)),
         }
     }
 
@@ -231,12 +404,10 @@ impl Reader {
 
     /// Names in a directory below /proc/PID (fd, task), numeric entries only.
     pub fn list_pid_numbers(&self, dir: &PidDir, name: &str, out: &mut Vec<i32>) -> Val<()> {
-        let pid = dir.pid;
-        let fd = rustix::fs::openat(&dir.fd, name, dir_flags(), Mode::empty()).map_err(|e| {
-            self.classify_pid_error(dir, e.into(), || format!("/proc/{pid}/{name}"))
-        })?;
-        list_numbers(fd, out)
-            .map_err(|e| self.classify_pid_error(dir, e, || format!("/proc/{pid}/{name}")))
+        let fd = self
+            .open_in(dir.fd.as_fd(), name, dir_flags())
+            .map_err(|e| self.classify_pid_error(dir, e, || dir.path(name)))?;
+        list_numbers(fd, out).map_err(|e| self.classify_pid_error(dir, e.into(), || dir.path(name)))
     }
 
     /// Every PID in /proc, ascending.
@@ -250,27 +421,53 @@ impl Reader {
 
     /// Reads /proc/NAME (meminfo, locks, self/mountinfo).
     pub fn read_proc(&mut self, name: &str) -> Val<&[u8]> {
-        let fd = rustix::fs::openat(
-            &self.proc_fd,
-            name,
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Missing::from_io(&format!("/proc/{name}"), &e.into()))?;
-        slurp(&fd, &mut self.buf, false, Offset::Current)
-            .map_err(|e| Missing::from_io(&format!("/proc/{name}"), &e))?;
+        let path = || format!("/proc/{name}");
+        let fd = self
+            .open_in(self.proc_fd.as_fd(), name, file_flags())
+            .map_err(|e| e.into_missing(&path()))?;
+        self.read_fd(&fd, name, Offset::Current)
+            .map_err(|e| e.into_missing(&path()))?;
         Ok(&self.buf)
+    }
+
+    /// Opens the kernel log (/dev/kmsg) non-blocking, for [`crate::kmsg`]. A captured
+    /// tree has none: the host's log is not the tree's.
+    pub(crate) fn open_kernel_log(&self) -> Val<OwnedFd> {
+        if !self.is_live() {
+            return Err(Missing::NotApplicable {
+                why: "a captured tree has no kernel log",
+            });
+        }
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        rustix::fs::openat(CWD, "/dev/kmsg", flags, Mode::empty())
+            .map_err(|e| Missing::from_io("/dev/kmsg", &e.into()))
     }
 
     /// Reads any file below the root, given as its host path (/sys/fs/cgroup/...).
     pub fn read_host(&mut self, abs: &str) -> Val<&[u8]> {
-        let path = self.host_path(abs);
-        self.buf.clear();
-        File::open(&path)
-            .and_then(|mut f| f.read_to_end(&mut self.buf))
-            .map_err(|e| Missing::from_io(abs, &e))?;
+        let opened = match &self.tree {
+            None => {
+                rustix::fs::openat(CWD, abs, file_flags(), Mode::empty()).map_err(Failure::from)
+            }
+            Some(tree) => {
+                let below = abs.trim_start_matches('/');
+                open_below(
+                    true,
+                    tree.as_fd(),
+                    if below.is_empty() { "." } else { below },
+                    file_flags(),
+                )
+            }
+        };
+        let fd = opened.map_err(|e| e.into_missing(abs))?;
+        self.read_fd(&fd, abs, Offset::Current)
+            .map_err(|e| e.into_missing(abs))?;
         Ok(&self.buf)
     }
+}
+
+fn file_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::CLOEXEC
 }
 
 /// Files the kernel generates in one `show` call (single_open / ONE entries in
@@ -303,14 +500,26 @@ enum Offset {
     Start,
 }
 
-/// Reads a whole file into `buf` with plain read(2) or pread(2) calls. std's
-/// `read_to_end` would first fstat and lseek to size its buffer: two wasted system
-/// calls per /proc file.
-fn slurp(fd: &OwnedFd, buf: &mut Vec<u8>, single_record: bool, from: Offset) -> io::Result<()> {
+/// Reads a whole file into `buf` with plain read(2) or pread(2) calls, refusing it
+/// once it holds more than `cap` bytes (the buffer then holds at most `cap` plus
+/// one read). std's `read_to_end` would first fstat and lseek to size its buffer: two
+/// wasted system calls per /proc file.
+fn slurp(
+    fd: &OwnedFd,
+    buf: &mut Vec<u8>,
+    single_record: bool,
+    from: Offset,
+    cap: usize,
+) -> Result<(), Failure> {
     buf.clear();
     loop {
+        if buf.len() > cap {
+            return Err(Failure::Refused(format!("larger than {}", mib(cap))));
+        }
         if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(buf.capacity().max(4096));
+            // Doubling, but never far past the cap.
+            let more = buf.capacity().max(4096).min(cap - buf.len() + 4096);
+            buf.reserve_exact(more);
         }
         let spare = buf.capacity() - buf.len();
         let at = buf.len() as u64;
@@ -323,7 +532,7 @@ fn slurp(fd: &OwnedFd, buf: &mut Vec<u8>, single_record: bool, from: Offset) -> 
             Ok(0) => return Ok(()),
             Ok(n) if single_record && n < spare => return Ok(()),
             Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => {}
+            Err(Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -362,6 +571,221 @@ mod tests {
         let dir = r.open_pid(me).unwrap();
         let text = r.read_pid(&dir, "status").unwrap();
         assert!(text.starts_with(b"Name:"));
+    }
+
+    /// A captured tree in a temp dir with one process, 100, whose files a test replaces
+    /// by hostile ones.
+    struct Tree {
+        dir: tempfile::TempDir,
+    }
+
+    impl Tree {
+        fn new() -> Tree {
+            let dir = tempfile::tempdir().unwrap();
+            for d in ["proc/100/ns", "proc/self", "sys/fs/cgroup/memory/a"] {
+                std::fs::create_dir_all(dir.path().join(d)).unwrap();
+            }
+            std::fs::write(dir.path().join("proc/100/status"), "Name:\tok\n").unwrap();
+            Tree { dir }
+        }
+
+        fn path(&self, rel: &str) -> PathBuf {
+            self.dir.path().join(rel)
+        }
+
+        fn link(&self, rel: &str, target: &str) {
+            std::os::unix::fs::symlink(target, self.path(rel)).unwrap();
+        }
+
+        fn fifo(&self, rel: &str) {
+            rustix::fs::mknodat(
+                CWD,
+                self.path(rel),
+                FileType::Fifo,
+                Mode::RUSR | Mode::WUSR,
+                0,
+            )
+            .unwrap();
+        }
+
+        fn sparse(&self, rel: &str, len: u64) {
+            std::fs::File::create(self.path(rel))
+                .unwrap()
+                .set_len(len)
+                .unwrap();
+        }
+
+        fn reader(&self) -> Reader {
+            Reader::new(self.dir.path()).unwrap()
+        }
+    }
+
+    /// The reason of a refused read, failing the test for any other outcome.
+    fn refusal<T: std::fmt::Debug>(got: Val<T>) -> String {
+        match got {
+            Err(Missing::Refused { why, .. }) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// Runs `f`, failing the test when it takes more than a second (a read that
+    /// blocks would never return: the test then fails by the harness's timeout).
+    fn quickly<T>(f: impl FnOnce() -> T) -> T {
+        let start = std::time::Instant::now();
+        let out = f();
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(1),
+            "took {:?}",
+            start.elapsed()
+        );
+        out
+    }
+
+    #[test]
+    fn issue_14_root_link_to_dev_zero_is_refused() {
+        let t = Tree::new();
+        t.link("proc/meminfo", "/dev/zero");
+        t.link("proc/100/smaps", "/dev/zero");
+        t.link("proc/100/smaps_rollup", "../../../../../../../../dev/zero");
+        t.link("sys/fs/cgroup/memory/a/memory.stat", "/dev/zero");
+        let mut r = t.reader();
+        let dir = r.open_pid(100).unwrap();
+        let out_of_tree = "a link that leads out of the captured tree";
+        assert_eq!(quickly(|| refusal(r.read_proc("meminfo"))), out_of_tree);
+        assert_eq!(quickly(|| refusal(r.read_pid(&dir, "smaps"))), out_of_tree);
+        assert_eq!(
+            quickly(|| refusal(r.read_pid(&dir, "smaps_rollup"))),
+            out_of_tree
+        );
+        assert_eq!(
+            quickly(|| refusal(r.read_host("/sys/fs/cgroup/memory/a/memory.stat"))),
+            out_of_tree
+        );
+        assert!(r.buf.capacity() <= 64 * 1024, "{}", r.buf.capacity());
+    }
+
+    #[test]
+    fn issue_14_root_device_node_is_refused() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("SKIPPED: creating a device node needs root");
+            return;
+        }
+        let t = Tree::new();
+        // /dev/zero's numbers (1, 5), made inside the tree, as an unpacked tar can.
+        let zero = rustix::fs::makedev(1, 5);
+        rustix::fs::mknodat(
+            CWD,
+            t.path("proc/meminfo"),
+            FileType::CharacterDevice,
+            Mode::RUSR,
+            zero,
+        )
+        .unwrap();
+        let mut r = t.reader();
+        assert_eq!(
+            quickly(|| refusal(r.read_proc("meminfo"))),
+            "not a regular file (a character device)"
+        );
+    }
+
+    #[test]
+    fn issue_14_root_fifo_does_not_hang() {
+        let t = Tree::new();
+        std::fs::remove_file(t.path("proc/100/status")).unwrap();
+        t.fifo("proc/100/status");
+        t.fifo("proc/meminfo");
+        t.fifo("sys/fs/cgroup/memory/a/memory.limit_in_bytes");
+        let mut r = t.reader();
+        let dir = r.open_pid(100).unwrap();
+        let fifo = "not a regular file (a FIFO)";
+        assert_eq!(quickly(|| refusal(r.read_pid(&dir, "status"))), fifo);
+        assert_eq!(quickly(|| refusal(r.read_proc("meminfo"))), fifo);
+        assert_eq!(
+            quickly(|| refusal(r.read_host("/sys/fs/cgroup/memory/a/memory.limit_in_bytes"))),
+            fifo
+        );
+        // A monitor's held file is checked on every read as well.
+        let held = quickly(|| r.hold_pid(&dir, "status")).unwrap();
+        assert_eq!(quickly(|| refusal(r.reread(&dir, &held, "status"))), fifo);
+    }
+
+    #[test]
+    fn issue_14_root_directory_is_refused() {
+        let t = Tree::new();
+        std::fs::create_dir(t.path("proc/100/stat")).unwrap();
+        let mut r = t.reader();
+        let dir = r.open_pid(100).unwrap();
+        let got = r.read_pid(&dir, "stat");
+        assert_eq!(refusal(got), "not a regular file (a directory)");
+    }
+
+    #[test]
+    fn issue_14_root_oversized_file_is_refused_unread() {
+        let t = Tree::new();
+        t.sparse("proc/100/smaps", 100 << 20);
+        t.sparse("proc/meminfo", (4 << 20) + 1);
+        let mut r = t.reader();
+        let dir = r.open_pid(100).unwrap();
+        assert_eq!(
+            quickly(|| refusal(r.read_pid(&dir, "smaps"))),
+            "104857600 bytes, larger than 64 MiB"
+        );
+        assert_eq!(
+            quickly(|| refusal(r.read_proc("meminfo"))),
+            "4194305 bytes, larger than 4 MiB"
+        );
+        assert!(r.buf.capacity() <= 64 * 1024, "{}", r.buf.capacity());
+        // Up to the cap a file is read, and smaps may be larger than the others.
+        t.sparse("proc/100/maps", 5 << 20);
+        assert_eq!(r.read_pid(&dir, "maps").unwrap().len(), 5 << 20);
+    }
+
+    #[test]
+    fn issue_14_read_cap_bounds_a_file_that_never_ends() {
+        // /dev/zero read live: what a file that grows while it is read, or lies about
+        // its size, looks like to slurp.
+        let zero = rustix::fs::open("/dev/zero", OFlags::RDONLY, Mode::empty()).unwrap();
+        let mut buf = Vec::new();
+        let got = quickly(|| slurp(&zero, &mut buf, false, Offset::Current, 1 << 20));
+        assert!(
+            matches!(got, Err(Failure::Refused(ref why)) if why == "larger than 1 MiB"),
+            "{got:?}"
+        );
+        assert!(buf.capacity() <= (1 << 20) + 8192, "{}", buf.capacity());
+    }
+
+    #[test]
+    fn issue_14_root_links_inside_the_tree_still_work() {
+        let t = Tree::new();
+        std::fs::write(
+            t.path("proc/100/mountinfo"),
+            "22 1 253:0 / / rw - ext4 /dev/vda rw\n",
+        )
+        .unwrap();
+        t.link("proc/self/mountinfo", "../100/mountinfo");
+        t.link("proc/100/exe", "/usr/bin/sleep");
+        t.link("proc/100/ns/net", "net:[4026531840]");
+        std::fs::write(t.path("proc/100/ns/mnt"), "not a link").unwrap();
+        t.link("proc/100/fd", "/proc/self/fd");
+        let mut r = t.reader();
+        assert!(r.read_proc("self/mountinfo").unwrap().starts_with(b"22 1"));
+        let dir = r.open_pid(100).unwrap();
+        assert_eq!(r.readlink_pid(&dir, "exe").unwrap(), b"/usr/bin/sleep");
+        assert_eq!(r.readlink_pid(&dir, "ns/net").unwrap(), b"net:[4026531840]");
+        assert_eq!(
+            refusal(r.readlink_pid(&dir, "ns/mnt")),
+            "not a symbolic link"
+        );
+        // fd/ leading to the host's own /proc/self/fd is not read.
+        assert_eq!(
+            refusal(r.readlink_pid(&dir, "fd/0")),
+            "a link that leads out of the captured tree"
+        );
+        let mut fds = Vec::new();
+        assert!(matches!(
+            r.list_pid_numbers(&dir, "fd", &mut fds),
+            Err(Missing::Refused { .. })
+        ));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use proptest::prelude::*;
 use syslens_probe::cgroup::parse_proc_cgroup;
+use syslens_probe::kmsg::{records, OomAssembler, OomKill, OomTrigger};
 use syslens_probe::limits::{parse_limits, parse_nofile};
 use syslens_probe::locks::parse_locks;
 use syslens_probe::mountinfo::parse_mountinfo;
@@ -47,6 +48,130 @@ fn parse_everything(b: &[u8]) {
     let _ = parse_syscall(b);
     let _ = parse_ns_link(b);
     let _ = kernel_version(b);
+    let mut oom = OomAssembler::new();
+    for rec in records(b) {
+        let _ = oom.push(&rec);
+    }
+}
+
+/// The kills in a recorded kernel log, through one assembler.
+fn kills_in(rel: &str) -> Vec<OomKill> {
+    let mut oom = OomAssembler::new();
+    records(&read(rel)).filter_map(|r| oom.push(&r)).collect()
+}
+
+#[test]
+fn issue_13_kmsg_recorded_memcg_v1_kills() {
+    let recs: Vec<_> = records(&read("kmsg/memcg-v1-two-kills.kmsg")).collect();
+    assert_eq!(
+        recs.len(),
+        161,
+        "every record, without the dictionary lines"
+    );
+    assert_eq!(recs[0].seq, 335);
+    assert!(recs[0].message.ends_with("(275 GB/256 GiB)"));
+    let kills = kills_in("kmsg/memcg-v1-two-kills.kmsg");
+    let trigger = OomTrigger {
+        comm: "trigger".into(),
+        pid: Some(25020),
+        gfp_mask: Some("0xcc0(GFP_KERNEL)".into()),
+        order: Some(0),
+        oom_score_adj: Some(0),
+    };
+    let memcg = Some("/syslens-test-4569".to_owned());
+    assert_eq!(
+        kills[0],
+        OomKill {
+            seq: 6700,
+            usec: 3799194427,
+            pid: 24959,
+            comm: "victim".into(),
+            total_vm_kb: Some(24944),
+            anon_rss_kb: Some(15104),
+            file_rss_kb: Some(6680),
+            shmem_rss_kb: Some(0),
+            pgtables_kb: Some(88),
+            uid: Some(0),
+            oom_score_adj: Some(800),
+            cgroup_limit: true,
+            constraint: Some("CONSTRAINT_MEMCG".into()),
+            oom_memcg: memcg.clone(),
+            task_memcg: memcg.clone(),
+            group_kill: false,
+            trigger: Some(trigger.clone()),
+        }
+    );
+    // The second OOM of the cgroup kills the task that kept allocating.
+    assert_eq!(kills.len(), 2);
+    assert_eq!((kills[1].pid, kills[1].comm.as_str()), (25020, "trigger"));
+    assert_eq!(kills[1].trigger.as_ref(), Some(&trigger));
+    assert_eq!(kills[1].anon_rss_kb, Some(24320));
+    assert_eq!(kills[1].task_memcg, memcg);
+}
+
+#[test]
+fn issue_13_kmsg_global_oom_of_an_older_kernel() {
+    let kills = kills_in("kmsg/global-oom-5.15.kmsg");
+    assert_eq!(kills.len(), 1);
+    let k = &kills[0];
+    assert_eq!((k.pid, k.comm.as_str(), k.uid), (5151, "java", Some(1000)));
+    assert_eq!(
+        (k.anon_rss_kb, k.oom_score_adj),
+        (Some(7_600_000), Some(900))
+    );
+    assert!(!k.cgroup_limit);
+    assert_eq!(k.constraint.as_deref(), Some("CONSTRAINT_NONE"));
+    assert_eq!(
+        k.oom_memcg, None,
+        "a system-wide OOM hits no cgroup's limit"
+    );
+    assert_eq!(k.task_memcg.as_deref(), Some("/system.slice/app.service"));
+    let t = k.trigger.as_ref().unwrap();
+    assert_eq!((t.comm.as_str(), t.pid), ("postgres", Some(4242)));
+    assert_eq!(
+        t.gfp_mask.as_deref(),
+        Some("0x100cca(GFP_HIGHUSER_MOVABLE)")
+    );
+    // Logged at 86400.12375 s since boot: a minute before an uptime of 86460.12375 s.
+    let ago = k.seconds_ago(std::time::Duration::from_micros(86_460_123_750));
+    assert!((ago - 60.0).abs() < 1e-6, "{ago}");
+}
+
+#[test]
+fn issue_13_kmsg_group_kill_then_a_rate_limited_storm() {
+    let kills = kills_in("kmsg/group-and-storm-6.x.kmsg");
+    let pids: Vec<i32> = kills.iter().map(|k| k.pid).collect();
+    assert_eq!(pids, [701, 700, 800, 801, 802]);
+    // The chosen victim, then the member of its memory.oom.group under the same dump.
+    assert!(!kills[0].group_kill);
+    assert_eq!(
+        kills[0].task_memcg.as_deref(),
+        Some("/app.slice/batch.service")
+    );
+    assert!(kills[1].group_kill);
+    assert_eq!(
+        kills[1].oom_memcg.as_deref(),
+        Some("/app.slice/batch.service")
+    );
+    assert_eq!(
+        kills[1].task_memcg, None,
+        "the summary line named the victim only"
+    );
+    assert_eq!(kills[1].trigger.as_ref().unwrap().pid, Some(701));
+    // Rate-limited kills 2 s later have only their own line: nothing is borrowed.
+    for k in &kills[2..] {
+        assert!(k.cgroup_limit && !k.group_kill, "{k:?}");
+        assert_eq!(
+            (&k.trigger, &k.constraint, &k.oom_memcg),
+            (&None, &None, &None)
+        );
+    }
+    // The name stays escaped as the kernel wrote it: no raw ESC reaches a terminal.
+    assert_eq!(kills[3].comm, "a\\x1b[31mb");
+    assert_eq!(
+        (kills[3].shmem_rss_kb, kills[3].uid),
+        (Some(50), Some(1001))
+    );
 }
 
 #[test]
@@ -111,6 +236,8 @@ fn every_prefix_of_every_fixture_is_safe() {
         "v2/proc/4242/smaps_rollup".to_owned(),
         "v2/proc/4343/stat".to_owned(),
         "v2/proc/locks".to_owned(),
+        "kmsg/memcg-v1-two-kills.kmsg".to_owned(),
+        "kmsg/group-and-storm-6.x.kmsg".to_owned(),
     ];
     for f in files {
         let b = read(&f);
