@@ -3,16 +3,13 @@
 //! 100 MiB, a device node and a bad mountinfo line. Each command must end in seconds
 //! with a bounded peak RSS, show the rest of the tree and say why the bad files are
 //! missing.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// The one PID recorded in the hybrid tree.

@@ -10,6 +10,7 @@ mod cli;
 mod doctor;
 mod escapes;
 mod fixtures;
+mod hostile_root;
 mod inspect;
 mod interrupt;
 mod labs;

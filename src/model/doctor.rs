@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use syslens_probe::cgroup::{parse_proc_cgroup, CgroupLayout, MemoryCgroup};
 use syslens_probe::fds::{list_fds, OpenFd};
+use syslens_probe::kmsg;
 use syslens_probe::locks::{parse_locks, FileLock};
 use syslens_probe::psi::{parse_psi, Psi};
 use syslens_probe::smaps::{parse_maps, MapKind};
@@ -407,95 +408,21 @@ impl DoctorView {
     }
 }
 
-/// The victim's pid of an `oom-kill:` kernel log record.
-pub fn oom_kill_pid(msg: &str) -> Option<u64> {
-    msg.strip_prefix("oom-kill:")?
-        .split(',')
-        .find_map(|kv| kv.strip_prefix("pid="))?
-        .parse()
-        .ok()
-}
-
-/// OOM kills in the kernel log (/dev/kmsg: CAP_SYSLOG or dmesg_restrict=0).
-fn read_oom_kills(reader: &Reader) -> Val<Vec<OomKill>> {
-    use std::io::Read;
-    if !reader.is_live() {
-        return Err(Missing::NotApplicable {
-            why: "a captured tree has no kernel log",
-        });
-    }
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open("/dev/kmsg")
-        .map_err(|e| Missing::from_io("/dev/kmsg", &e))?;
-    let uptime_us = std::fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|u| u.split_whitespace().next()?.parse::<f64>().ok())
-        .map(|s| s * 1e6);
-    let mut out: Vec<OomKill> = Vec::new();
-    let mut buf = vec![0u8; 8192];
-    // Each read returns one record; EAGAIN at the end of the buffer.
-    while let Ok(n) = f.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        let rec = String::from_utf8_lossy(&buf[..n]);
-        let Some((head, msg)) = rec.split_once(';') else {
-            continue;
-        };
-        let ts_us: Option<f64> = head.split(',').nth(2).and_then(|t| t.parse().ok());
-        let ago = match (uptime_us, ts_us) {
-            (Some(u), Some(t)) => Some((u - t) / 1e6),
-            _ => None,
-        };
-        let msg = msg.trim();
-        if let Some(rest) = msg.strip_prefix("oom-kill:") {
-            // oom-kill:constraint=...,oom_memcg=/a,task_memcg=/a/b,task=comm,pid=123,uid=0
-            let field = |k: &str| {
-                rest.split(',')
-                    .find_map(|kv| kv.strip_prefix(k))
-                    .map(str::to_owned)
-            };
-            if let Some(pid) = field("pid=").and_then(|p| p.parse().ok()) {
-                out.push(OomKill {
-                    pid,
-                    comm: field("task=").unwrap_or_default(),
-                    anon_rss_kb: None,
-                    memcg: field("task_memcg="),
-                    seconds_ago: ago,
-                });
-            }
-        } else if let Some(rest) = msg
-            .strip_prefix("Out of memory: Killed process ")
-            .or_else(|| msg.split_once("Killed process ").map(|x| x.1))
-        {
-            let pid: Option<u64> = rest.split_whitespace().next().and_then(|p| p.parse().ok());
-            let anon = rest
-                .split("anon-rss:")
-                .nth(1)
-                .and_then(|a| a.split("kB").next()?.trim().parse().ok());
-            if let (Some(_), Some(k)) = (pid, out.iter_mut().rev().find(|k| Some(k.pid) == pid)) {
-                k.anon_rss_kb = anon;
-            } else if let Some(pid) = pid {
-                let comm = rest
-                    .split('(')
-                    .nth(1)
-                    .and_then(|c| c.split(')').next())
-                    .unwrap_or("")
-                    .to_owned();
-                out.push(OomKill {
-                    pid,
-                    comm,
-                    anon_rss_kb: anon,
-                    memcg: None,
-                    seconds_ago: ago,
-                });
-            }
-        }
-    }
-    Ok(out)
+/// OOM kills in the kernel log (/dev/kmsg: CAP_SYSLOG or dmesg_restrict=0), with how
+/// long ago each was logged; missing for a captured tree, which has no kernel log.
+fn read_oom_kills(reader: &mut Reader) -> Val<Vec<OomKill>> {
+    let kills = kmsg::oom_kills(reader)?;
+    let uptime = kmsg::uptime(reader).ok();
+    Ok(kills
+        .into_iter()
+        .map(|k| OomKill {
+            pid: u64::try_from(k.pid).unwrap_or(0),
+            seconds_ago: uptime.map(|u| k.seconds_ago(u)),
+            anon_rss_kb: k.anon_rss_kb,
+            memcg: k.task_memcg.clone(),
+            comm: k.comm,
+        })
+        .collect())
 }
 
 /// Bytes for messages.

@@ -7,8 +7,6 @@
 //! PSS only while the user asks for it, because smaps_rollup costs each target.
 
 use std::collections::HashMap;
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
@@ -101,22 +99,9 @@ pub fn run(
     interval: Duration,
     wants: Arc<Wants>,
 ) {
-    // A captured tree has no kernel log of its own: never read the host's for it.
-    let live = reader.is_live();
+    // Kills from now on; a captured tree has no kernel log (the watch is then absent).
+    let mut oom_watch = syslens_probe::kmsg::OomWatch::open(&reader).ok();
     let mut scanner = Scanner::new(reader);
-    let mut kmsg = live
-        .then(|| {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open("/dev/kmsg")
-                .ok()
-        })
-        .flatten();
-    if let Some(k) = &kmsg {
-        // Only kills from now on.
-        let _ = rustix::fs::seek(k, rustix::fs::SeekFrom::End(0));
-    }
     let kernel = scanner
         .reader()
         .read_proc("sys/kernel/osrelease")
@@ -243,7 +228,12 @@ pub fn run(
             locks,
             deleted_open: deleted_open.clone(),
             isolated: isolated.clone(),
-            oom_killed: kmsg.as_mut().map(new_oom_kills).unwrap_or_default(),
+            oom_killed: oom_watch.as_mut().map_or_else(Vec::new, |w| {
+                w.new_kills()
+                    .iter()
+                    .filter_map(|k| u64::try_from(k.pid).ok())
+                    .collect()
+            }),
             rows,
             pass_cpu_ns: thread_cpu_ns().saturating_sub(cpu0),
         };
@@ -255,22 +245,4 @@ pub fn run(
             std::thread::sleep(wait);
         }
     }
-}
-
-/// pids of OOM kills logged since the last read.
-fn new_oom_kills(kmsg: &mut std::fs::File) -> Vec<u64> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = kmsg.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        let rec = String::from_utf8_lossy(&buf[..n]);
-        if let Some((_, msg)) = rec.split_once(';') {
-            if let Some(pid) = crate::model::doctor::oom_kill_pid(msg.trim()) {
-                out.push(pid);
-            }
-        }
-    }
-    out
 }
