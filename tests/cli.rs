@@ -117,3 +117,34 @@ fn issue_19_concept_ids_are_forgiving_and_typos_get_a_suggestion() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 18);
 }
+
+#[test]
+fn issue_14_lab_parameters_are_bounded_before_anything_runs() {
+    for (args, names) in [
+        (
+            &["lab", "lazy-init", "--size", "200000"][..],
+            "MemAvailable",
+        ),
+        (
+            &["lab", "high-water-mark", "--size", "100000"],
+            "MemAvailable",
+        ),
+        (&["lab", "lazy-init", "--size", "0"], "1..="),
+        (&["lab", "lazy-init", "--trials", "0"], "1..="),
+        (&["lab", "lazy-init", "--trials", "1000000000"], "1..=10000"),
+    ] {
+        let started = std::time::Instant::now();
+        let out = syslens().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(names),
+            "{args:?}: the allowed range is named: {err}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
+    }
+}

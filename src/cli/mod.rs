@@ -229,12 +229,13 @@ pub struct LabArgs {
     /// Smaller sizes and fewer trials.
     #[arg(long)]
     pub quick: bool,
-    /// The lab's main size in MiB (each lab says what it sizes).
-    #[arg(long, value_name = "MIB")]
+    /// The lab's main size in MiB (each lab says what it sizes); at most a quarter of
+    /// MemAvailable, checked before anything is allocated.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub size: Option<u64>,
     /// Number of timed trials.
-    #[arg(long, value_name = "N")]
-    pub trials: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_TRIALS))]
+    pub trials: Option<u64>,
     /// Allow the swap-oom lab to add a temporary swap file (root; removed afterwards).
     #[arg(long)]
     pub allow_swapfile: bool,
@@ -249,6 +250,33 @@ pub(crate) fn parse_seconds(s: &str) -> Result<Duration, String> {
         return Err("expected 0 to 3600 seconds".into());
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// The most timed trials a lab takes: at the slowest lab's few ms a trial, minutes.
+const MAX_TRIALS: u64 = 10_000;
+
+/// A lab may allocate its size about twice over (a parent and a child, a memory jail of
+/// twice the need): a quarter of MemAvailable keeps that within half of what the host
+/// can give.
+const SIZE_SHARE_OF_AVAILABLE: u64 = 4;
+
+/// Checks `--size` against what this host can give, before any lab allocates.
+fn check_lab_size(size_mib: Option<u64>) -> Result<(), String> {
+    let Some(size) = size_mib else { return Ok(()) };
+    let mut reader = Reader::host().map_err(|e| format!("cannot read /proc: {e}"))?;
+    let available = reader
+        .read_proc("meminfo")
+        .map(syslens_probe::system::Meminfo::parse)
+        .and_then(|m| m.mem_available)
+        .map_err(|e| format!("--size needs MemAvailable to be bounded: {e}"))?;
+    let max = available / SIZE_SHARE_OF_AVAILABLE >> 20;
+    if size > max {
+        return Err(format!(
+            "--size {size} MiB: at most {max} MiB on this host (a quarter of MemAvailable, {})",
+            crate::model::units::bytes(available as f64)
+        ));
+    }
+    Ok(())
 }
 
 /// Which global flags a command can use.
@@ -491,10 +519,14 @@ fn lab_cmd(
             return Ok(Status::Usage);
         }
     };
+    if let Err(why) = check_lab_size(a.size) {
+        writeln!(err, "syslens lab: {why}")?;
+        return Ok(Status::Usage);
+    }
     let opts = lab::LabOptions {
         quick: a.quick,
         size_mib: a.size,
-        trials: a.trials,
+        trials: a.trials.map(|t| t as usize),
         allow_swapfile: a.allow_swapfile,
     };
     let _reaper = lab::Reaper::start();
