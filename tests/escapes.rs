@@ -86,7 +86,7 @@ fn issue_14_hostile_comm_is_escaped_by_every_text_command() {
 
 #[test]
 fn issue_14_hostile_comm_is_escaped_in_top() {
-    skip_unless!(
+    require_tool!(
         Command::new("tmux")
             .arg("-V")
             .output()

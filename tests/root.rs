@@ -116,7 +116,7 @@ fn issue_13_flags_a_command_cannot_use_are_refused() {
 
 #[test]
 fn issue_13_top_shows_the_captured_tree() {
-    skip_unless!(
+    require_tool!(
         Command::new("tmux")
             .arg("-V")
             .output()

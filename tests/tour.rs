@@ -85,10 +85,12 @@ fn quick_tour_reports_every_lab_and_writes_a_report_a_browser_renders() {
         "no network"
     );
 
-    let Some(browser) = chromium() else {
-        eprintln!("SKIPPED: browser check: no chromium installed (.ci/run installs it)");
-        return;
-    };
+    let browser = chromium();
+    require_tool!(
+        browser.is_some(),
+        "browser check: no chromium installed (.ci/run installs it)"
+    );
+    let Some(browser) = browser else { return };
     // A wrapper page measures every plot inside the report once it has loaded.
     let wrapper = dir.path().join("check.html");
     std::fs::write(

@@ -62,7 +62,7 @@ fn issue_15_pid_namespace_init_drops_sigterm_and_is_told_so() {
         .stdout(Stdio::null())
         .spawn();
     let Ok(unshare) = unshare else {
-        skip_unless!(false, "unshare (util-linux) is not installed");
+        require_tool!(false, "unshare (util-linux) is not installed");
         return;
     };
     let mut unshare = Running(unshare, Vec::new());

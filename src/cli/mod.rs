@@ -269,7 +269,7 @@ fn check_lab_size(size_mib: Option<u64>) -> Result<(), String> {
         .map(syslens_probe::system::Meminfo::parse)
         .and_then(|m| m.mem_available)
         .map_err(|e| format!("--size needs MemAvailable to be bounded: {e}"))?;
-    let max = available / SIZE_SHARE_OF_AVAILABLE >> 20;
+    let max = (available / SIZE_SHARE_OF_AVAILABLE) >> 20;
     if size > max {
         return Err(format!(
             "--size {size} MiB: at most {max} MiB on this host (a quarter of MemAvailable, {})",

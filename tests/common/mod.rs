@@ -50,6 +50,24 @@ macro_rules! skip_unless {
     };
 }
 
+/// A tool the tests need (tmux, chromium, prometheus, util-linux's programs): where it
+/// is missing the test is skipped visibly on a developer's machine, and fails in CI
+/// (`CI=true`), whose `.ci/run` installs every one of them (issue 14).
+#[macro_export]
+macro_rules! require_tool {
+    ($cond:expr, $why:expr) => {
+        if !$cond {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI lacks a tool the tests need: {}",
+                $why
+            );
+            eprintln!("SKIPPED: {}", $why);
+            return;
+        }
+    };
+}
+
 /// A running `syslens __specimen`, killed and reaped when dropped.
 pub struct Specimen {
     pub child: Child,
