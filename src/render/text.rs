@@ -328,10 +328,13 @@ pub fn processes(
     style: &Style,
 ) -> io::Result<()> {
     let pss_head = if pss { "   PSS" } else { "" };
-    let fixed = 7 + 8 + 1 + 15 + 2 + 6 * 3 + 7 + 7 + 12 + 6 + 6 + 5 + if pss { 6 } else { 0 };
-    let cg_w = super::table_width().saturating_sub(fixed + 1).max(8);
+    let fixed = 7 + 8 + 1 + 15 + 2 + 6 * 3 + 7 + 7 + 11 + 6 + 6 + 5 + if pss { 6 } else { 0 };
+    // The cgroup column takes what is left; too little left, and it is left out (the
+    // JSON has it in full).
+    let cg_w = super::table_width().saturating_sub(fixed + 1);
+    let cg_w = if cg_w >= 6 { cg_w } else { 0 };
     let head = format!(
-        "{:>7}{:>8} {:<15}{:>2}{:>6}{:>6}{:>6}{pss_head}{:>7}{:>7}{:>12}{:>6}{:>6}{:>5} {}",
+        "{:>7}{:>8} {:<15}{:>2}{:>6}{:>6}{:>6}{pss_head}{:>7}{:>7}{:>11}{:>6}{:>6}{:>5} {}",
         "PID",
         "PPID",
         "COMMAND",
@@ -345,7 +348,13 @@ pub fn processes(
         "VCSW",
         "NVCSW",
         "OOM",
-        "CGROUP / CONTAINER"
+        if cg_w == 0 {
+            ""
+        } else if cg_w >= 18 {
+            "CGROUP / CONTAINER"
+        } else {
+            "CGROUP"
+        }
     );
     writeln!(out, "{}", style.heading(head.trim_end()))?;
     let mut missing: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
@@ -367,6 +376,7 @@ pub fn processes(
             .as_ref()
             .and_then(|c| Some(format!("{} {}", c.runtime?.name(), c.short_id()?)));
         let cgroup = match &placed {
+            _ if cg_w == 0 => String::new(),
             // The runtime and the id's start matter most.
             Some(p) => fit_end(p, cg_w),
             None => fit_start(r.cgroup.as_deref().unwrap_or("-"), cg_w),
@@ -374,7 +384,7 @@ pub fn processes(
         // In a tree, each level indents the name by two.
         let name = format!("{:indent$}{}", "", r.name, indent = (r.depth * 2).min(10));
         let line = format!(
-            "{:>7}{:>8} {:<15}{:>2}{:>6}{:>6}{:>6}{pss_cell}{:>7}{:>7}{:>12}{:>6}{:>6}{:>5} {}",
+            "{:>7}{:>8} {:<15}{:>2}{:>6}{:>6}{:>6}{pss_cell}{:>7}{:>7}{:>11}{:>6}{:>6}{:>5} {}",
             r.pid,
             r.ppid,
             fit_end(&name, 15),
