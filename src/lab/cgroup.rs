@@ -265,8 +265,7 @@ pub(crate) fn remove_dir(dir: &Path) -> io::Result<()> {
             }
         }
         for pid in pids {
-            // SAFETY: kill takes a pid and a signal number.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            super::cleanup::sigkill(pid);
         }
         thread::sleep(Duration::from_millis(10));
     }

@@ -63,8 +63,7 @@ impl Drop for Guard {
 fn release(r: &Resource) {
     match r {
         Resource::Process(pid) => {
-            // SAFETY: kill takes a pid and a signal number.
-            unsafe { libc::kill(*pid, libc::SIGKILL) };
+            sigkill(*pid);
         }
         Resource::Path(p) => {
             let _ = if p.is_dir() {
@@ -149,8 +148,7 @@ fn kill_children() {
         })
         .unwrap_or_default();
     for pid in pids {
-        // SAFETY: kill takes a pid and a signal number.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        sigkill(pid);
     }
 }
 
@@ -159,6 +157,14 @@ pub fn interrupted() -> Option<i32> {
     match INTERRUPTED.load(Ordering::SeqCst) {
         0 => None,
         s => Some(s),
+    }
+}
+
+/// SIGKILL to a process that may have left already (the error is of no use then).
+pub fn sigkill(pid: i32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid).filter(|p| p.as_raw_nonzero().get() > 0)
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
     }
 }
 

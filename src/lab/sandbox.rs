@@ -211,8 +211,7 @@ impl LabChild {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: getpid is async-signal-safe.
-        let parent = unsafe { libc::getpid() };
+        let parent = rustix::process::getpid().as_raw_nonzero().get();
         // SAFETY: the closure only makes async-signal-safe system calls (prctl,
         // getppid, _exit, and the jail's open/write/setrlimit) between fork and exec.
         let jail = jail.clone_for_child();

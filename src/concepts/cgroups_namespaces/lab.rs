@@ -463,8 +463,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             std::fs::write("/proc/self/setgroups", "deny").map_err(io)?;
             std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")).map_err(io)?;
             std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")).map_err(io)?;
-            // SAFETY: no arguments.
-            let uid = i64::from(unsafe { libc::getuid() });
+            let uid = i64::from(rustix::process::getuid().as_raw());
             link.sync("inside", InsideUserNs { uid }).map_err(io)
         }
         other => Err(format!("unknown role {other}")),
@@ -496,8 +495,7 @@ fn inside_namespaces(target: &Path, link: &mut Link) -> Result<(), String> {
     link.sync(
         "inside",
         Inside {
-            // SAFETY: getpid has no arguments.
-            pid: i64::from(unsafe { libc::getpid() }),
+            pid: i64::from(rustix::process::getpid().as_raw_nonzero().get()),
             host_pid: host_pid_of_self()?,
             hostname: rustix::system::uname()
                 .nodename()

@@ -347,8 +347,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
 
 // explain-begin: the lines that provoke the concept
 fn forked_child(region: &Region, pages: usize, link: &mut Link) -> io::Result<()> {
-    // SAFETY: getpid has no arguments.
-    let pid = unsafe { libc::getpid() };
+    let pid = rustix::process::getpid().as_raw_nonzero().get();
     link.sync("forked", Forked { pid })?;
     region.read_pages(1);
     link.sync("read", ())?;

@@ -398,8 +398,7 @@ fn round_trips(rounds: u64, trials: usize, partner_cpu: usize) -> io::Result<(Ve
         // SAFETY: plain system calls in the forked partner.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
         let _ = pin_to(partner_cpu);
-        // SAFETY: getppid has no arguments.
-        let parent = unsafe { libc::getppid() };
+        let parent = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
         loop {
             suspend();
             // SAFETY: signals the parent lab child.
@@ -458,8 +457,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             // Catch: a signal to oneself is delivered before kill returns.
             let mut meter = SystemMeter::new();
             set_handler(libc::SIGUSR2, count_signal as *const () as usize, 0).map_err(io)?;
-            // SAFETY: getpid has no arguments.
-            let me = unsafe { libc::getpid() };
+            let me = rustix::process::getpid().as_raw_nonzero().get();
             let catch_ns = kill_ns(&mut meter, me, libc::SIGUSR2, trials, rounds)
                 .map_err(|e| format!("kill(self) with a handler: {e}"))?;
             // SAFETY: SIG_IGN is a valid disposition.
@@ -631,8 +629,7 @@ mod tests {
     #[test]
     fn issue_13_a_failed_kill_fails_the_timed_loop_with_its_errno() {
         let mut meter = SystemMeter::without_perf();
-        // SAFETY: getpid has no arguments.
-        let me = unsafe { libc::getpid() };
+        let me = rustix::process::getpid().as_raw_nonzero().get();
         // Signal 0 checks the target without delivering anything.
         assert_eq!(kill_ns(&mut meter, me, 0, 2, 10).unwrap().len(), 2);
         // Above any pid_max: no such process.
