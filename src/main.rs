@@ -1,3 +1,5 @@
+//! The syslens command: makes Linux system-programming concepts visible (labs, lenses, doctor, explain).
+
 use std::io::{self, Write};
 use std::process::ExitCode;
 

@@ -33,6 +33,7 @@ pub struct Guard {
     id: u64,
 }
 
+/// Records `r` for release on drop or interruption; the guard releases it.
 pub fn register(r: Resource) -> Guard {
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut live) = LIVE.lock() {

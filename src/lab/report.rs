@@ -9,32 +9,46 @@ use super::stats::Summary;
 use crate::catalogue::ConceptId;
 use crate::model::host::Host;
 
+/// The report format's version, written as `schema_version`.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The outcome of one claim check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// The measurement agreed with the claim.
     Passed,
+    /// The measurement contradicted the claim, or could not be taken.
     Failed,
+    /// The claim could not be checked on this host (see `reason`).
     Skipped,
 }
 
 /// A claim of the catalogue, checked against what was measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
+    /// The catalogue's claim, as text.
     pub claim: String,
+    /// Whether the claim held.
     pub status: Status,
+    /// What was measured, formatted with its unit.
     pub observed: String,
+    /// The condition the measurement had to meet (e.g. `>= 5.0 MiB`).
     pub expected: String,
+    /// Why the claim was skipped or failed without a measurement.
     pub reason: Option<String>,
 }
 
 /// Direction of a comparison in a claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cmp {
+    /// Observed strictly below the threshold.
     Less,
+    /// Observed at or above the threshold.
     AtLeast,
+    /// Observed at or below the threshold.
     AtMost,
+    /// Observed strictly above the threshold.
     Greater,
 }
 
@@ -103,6 +117,7 @@ impl Check {
         }
     }
 
+    /// Skipped, with the reason it could not be checked on this host.
     pub fn skipped(claim: &str, reason: impl Into<String>) -> Check {
         Check {
             claim: claim.to_owned(),
@@ -113,6 +128,7 @@ impl Check {
         }
     }
 
+    /// Failed without a measurement, with the reason.
     pub fn failed(claim: &str, reason: impl Into<String>) -> Check {
         Check {
             claim: claim.to_owned(),
@@ -127,8 +143,11 @@ impl Check {
 /// A measured metric with its spread.
 #[derive(Debug, Clone, Serialize)]
 pub struct Metric {
+    /// What was measured.
     pub name: String,
+    /// Unit of the samples (e.g. `ns`, `bytes`).
     pub unit: &'static str,
+    /// Statistics of the samples (flattened into the metric's JSON).
     #[serde(flatten)]
     pub summary: Summary,
     /// Why the figure is noisy (CV over 5%, two modes), when it is.
@@ -140,40 +159,60 @@ pub struct Metric {
 /// A kernel-side reading before and after the provoked event.
 #[derive(Debug, Clone, Serialize)]
 pub struct Evidence {
+    /// Where the reading came from (e.g. `/proc/vmstat`).
     pub source: String,
+    /// The field read in `source`.
     pub field: String,
+    /// The reading before the event.
     pub before: f64,
+    /// The reading after the event.
     pub after: f64,
+    /// Unit of both readings.
     pub unit: &'static str,
 }
 
 /// A series for a plot.
 #[derive(Debug, Clone, Serialize)]
 pub struct Series {
+    /// What the series shows.
     pub name: String,
+    /// Label of the x axis.
     pub x: String,
+    /// Label of the y axis.
     pub y: String,
+    /// The `[x, y]` points, in the order measured.
     pub points: Vec<[f64; 2]>,
 }
 
 /// One lab's report.
 #[derive(Debug, Clone, Serialize)]
 pub struct LabReport {
+    /// The concept the lab demonstrates.
     pub concept: ConceptId,
+    /// The concept's title, from the catalogue.
     pub title: &'static str,
+    /// The host the lab ran on.
     pub host: Host,
+    /// The lab's parameters, by name.
     pub params: BTreeMap<String, serde_json::Value>,
+    /// The report format's version ([`SCHEMA_VERSION`]).
     pub schema_version: u32,
+    /// Figures measured, with their spread.
     pub metrics: Vec<Metric>,
+    /// The catalogue's claims, checked.
     pub checks: Vec<Check>,
+    /// Kernel-side readings before and after the event.
     pub evidence: Vec<Evidence>,
+    /// Series for plots.
     pub series: Vec<Series>,
     /// Things the reader should know: fallbacks taken, preconditions, noise.
     pub notes: Vec<String>,
+    /// Wall time the lab took, in seconds.
     pub duration_seconds: f64,
 }
 
 impl LabReport {
+    /// An empty report for `concept` on `host`.
     pub fn new(concept: ConceptId, host: Host) -> LabReport {
         LabReport {
             concept,
@@ -190,6 +229,7 @@ impl LabReport {
         }
     }
 
+    /// Records a parameter; a value that does not serialise is recorded as null.
     pub fn param(&mut self, key: &str, value: impl Serialize) {
         self.params.insert(
             key.to_owned(),
@@ -202,6 +242,7 @@ impl LabReport {
         self.metric_with_baseline(name, unit, samples, None)
     }
 
+    /// Records a metric like [`LabReport::metric`], with the baseline that was subtracted from it.
     pub fn metric_with_baseline(
         &mut self,
         name: &str,
@@ -220,10 +261,12 @@ impl LabReport {
         Some(summary)
     }
 
+    /// Adds a checked claim.
     pub fn check(&mut self, c: Check) {
         self.checks.push(c);
     }
 
+    /// Records a kernel-side reading before and after the event.
     pub fn evidence(
         &mut self,
         source: impl Into<String>,
@@ -241,6 +284,7 @@ impl LabReport {
         });
     }
 
+    /// Adds a series for a plot.
     pub fn series(&mut self, name: &str, x: &str, y: &str, points: Vec<[f64; 2]>) {
         self.series.push(Series {
             name: name.to_owned(),
@@ -250,10 +294,12 @@ impl LabReport {
         });
     }
 
+    /// Adds a note for the reader.
     pub fn note(&mut self, note: impl Into<String>) {
         self.notes.push(note.into());
     }
 
+    /// How many claims have `status`.
     pub fn count(&self, status: Status) -> usize {
         self.checks.iter().filter(|c| c.status == status).count()
     }
@@ -269,6 +315,7 @@ pub fn mib(bytes: f64) -> String {
     format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
 }
 
+/// Formats a ratio as a percentage for observed/expected text.
 pub fn pct(ratio: f64) -> String {
     format!("{:.1}%", ratio * 100.0)
 }

@@ -24,16 +24,22 @@ use crate::catalogue::ConceptId;
 /// Why a lab could not finish.
 #[derive(Debug)]
 pub enum LabError {
+    /// The child could not be started.
     Spawn(io::Error),
     /// The watchdog fired: the child hung and was killed.
     Timeout {
+        /// The checkpoint the parent was waiting for.
         waiting_for: String,
+        /// How long the parent waited.
         after: Duration,
     },
     /// The child exited before reaching a checkpoint.
     Died {
+        /// The checkpoint the parent was waiting for.
         waiting_for: String,
+        /// How the child exited (exit code or signal).
         status: String,
+        /// What the child wrote to stderr.
         stderr: String,
     },
     /// The child reported an error.
@@ -41,17 +47,23 @@ pub enum LabError {
     /// A message that does not fit the protocol at `event`: not a message, another
     /// event, or data with a missing, unknown or mistyped field (serde names it).
     Protocol {
+        /// The checkpoint the parent was at.
         event: String,
+        /// What was wrong with the message.
         detail: String,
     },
     /// An I/O operation of the parent failed (scratch files, the pipe to the child).
     Io {
+        /// What the parent was doing.
         what: String,
+        /// The error.
         source: io::Error,
     },
     /// The parent could not read the kernel's evidence (a /proc file of the child).
     Read {
+        /// What was read.
         what: String,
+        /// Why it could not be read.
         why: Missing,
     },
     /// What the lab needs cannot be set up here (a cgroup, a swap file).
@@ -170,6 +182,7 @@ pub struct Params<'a> {
 }
 
 impl<'a> Params<'a> {
+    /// Parameters `json` for child role `role`.
     pub fn new(role: &'a str, json: &'a str) -> Params<'a> {
         Params { role, json }
     }
@@ -190,6 +203,7 @@ pub struct LabChild {
     lines: Receiver<Option<String>>,
     stderr: Arc<Mutex<String>>,
     guard: Option<Guard>,
+    /// The child's process id.
     pub pid: i32,
 }
 
@@ -212,9 +226,9 @@ impl LabChild {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let parent = rustix::process::getpid().as_raw_nonzero().get();
+        let jail = jail.clone_for_child();
         // SAFETY: the closure only makes async-signal-safe system calls (prctl,
         // getppid, _exit, and the jail's open/write/setrlimit) between fork and exec.
-        let jail = jail.clone_for_child();
         unsafe {
             cmd.pre_exec(move || {
                 jail.enter()?;
@@ -416,6 +430,7 @@ pub struct Link {
 }
 
 impl Link {
+    /// The child's link over its own stdin and stdout.
     pub fn new() -> Link {
         Link {
             out: io::stdout(),

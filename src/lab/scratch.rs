@@ -29,10 +29,12 @@ fn fs_type(path: &Path) -> Option<i64> {
     rustix::fs::statfs(path).ok().map(|s| s.f_type)
 }
 
+/// Whether `path` is on a file system that keeps data on disk (not tmpfs, ramfs or overlayfs).
 pub fn is_persistent(path: &Path) -> bool {
     matches!(fs_type(path), Some(t) if t != TMPFS_MAGIC && t != RAMFS_MAGIC && t != OVERLAYFS_MAGIC)
 }
 
+/// Whether `path` is on a file system in memory (tmpfs or ramfs).
 pub fn is_memory(path: &Path) -> bool {
     matches!(fs_type(path), Some(TMPFS_MAGIC) | Some(RAMFS_MAGIC))
 }
@@ -66,6 +68,7 @@ pub struct ScratchDir {
 }
 
 impl ScratchDir {
+    /// A fresh directory on the first candidate with `backing`, removed when dropped; stale ones are swept first.
     pub fn new(backing: Backing) -> io::Result<ScratchDir> {
         let fits = |p: &Path| match backing {
             Backing::Persistent => is_persistent(p),
@@ -99,6 +102,7 @@ impl ScratchDir {
         })
     }
 
+    /// The directory's path.
     pub fn path(&self) -> &Path {
         &self.path
     }

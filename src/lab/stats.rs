@@ -6,13 +6,21 @@ use serde::Serialize;
 /// Summary of one metric's samples.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
+    /// Number of finite samples.
     pub n: usize,
+    /// Smallest sample.
     pub min: f64,
+    /// 10th percentile.
     pub p10: f64,
+    /// Median (50th percentile).
     pub median: f64,
+    /// 90th percentile.
     pub p90: f64,
+    /// 99th percentile.
     pub p99: f64,
+    /// Largest sample.
     pub max: f64,
+    /// Arithmetic mean.
     pub mean: f64,
     /// Coefficient of variation: sample standard deviation over the mean.
     pub cv: f64,
