@@ -6,6 +6,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -649,4 +651,246 @@ fn regex_over_command_lines_and_pss_under_the_rss_guard() {
     );
     // Everything else fails the regex and lands in "other".
     assert!(sample(&text, "syslens_group_processes{group=\"other\"}").unwrap() >= 1.0);
+}
+
+/// The attack of issue 14 from this test: `tricklers` connections that send one byte
+/// every 0.3 s and `idle` ones that send nothing, each opened again as soon as the
+/// server answers or closes it, until `stop`. Returns how many were opened again.
+fn attack(
+    port: u16,
+    tricklers: usize,
+    idle: usize,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let open = || {
+            let s = TcpStream::connect_timeout(&addr, Duration::from_millis(100)).ok()?;
+            s.set_nonblocking(true).ok()?;
+            Some(s)
+        };
+        let mut sockets: Vec<(Option<TcpStream>, bool)> = (0..tricklers + idle)
+            .map(|i| (open(), i < tricklers))
+            .collect();
+        let mut reopened = 0;
+        let mut next_byte = Instant::now();
+        let mut sink = [0u8; 1024];
+        let pending = |r: std::io::Result<usize>| matches!(r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        while !stop.load(Ordering::Relaxed) {
+            let trickle = Instant::now() >= next_byte;
+            if trickle {
+                next_byte += Duration::from_millis(300);
+            }
+            for (socket, trickles) in &mut sockets {
+                let held = socket.as_mut().is_some_and(|s| {
+                    pending(s.read(&mut sink)) && !(trickle && *trickles && s.write(b"a").is_err())
+                });
+                if !held {
+                    *socket = open();
+                    reopened += 1;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        reopened
+    })
+}
+
+/// One scrape with a client timeout: the latency when it was answered 200 in time.
+fn scrape_within(port: u16, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, limit).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 64 << 10];
+    loop {
+        let left = limit
+            .checked_sub(started.elapsed())
+            .filter(|l| !l.is_zero())?;
+        s.set_read_timeout(Some(left)).ok()?;
+        match s.read(&mut chunk).ok()? {
+            0 => break,
+            n => answer.extend_from_slice(&chunk[..n]),
+        }
+    }
+    answer
+        .starts_with(b"HTTP/1.1 200 ")
+        .then(|| started.elapsed())
+}
+
+#[test]
+fn issue_14_trickling_and_idle_clients_do_not_stall_scrapes() {
+    // The defaults, as a user runs it; the attacker and the scraper share 127.0.0.1.
+    let serve = Serve::start(&[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let attacker = attack(serve.port, 70, 300, Arc::clone(&stop));
+    std::thread::sleep(Duration::from_secs(1));
+    let mut answered: Vec<Duration> = (0..20)
+        .filter_map(|_| {
+            let started = Instant::now();
+            let latency = scrape_within(serve.port, Duration::from_secs(2));
+            std::thread::sleep(Duration::from_secs(1).saturating_sub(started.elapsed()));
+            latency
+        })
+        .collect();
+    stop.store(true, Ordering::Relaxed);
+    let reopened = attacker.join().unwrap();
+    answered.sort();
+    let figures = format!(
+        "{} of 20 scrapes answered 200 within 2 s (median {:?}, slowest {:?}) under 70 \
+         trickling and 300 idle connections, {reopened} of them opened again",
+        answered.len(),
+        answered.get(answered.len() / 2),
+        answered.last()
+    );
+    eprintln!("{figures}");
+    assert!(answered.len() >= 18, "{figures}");
+}
+
+/// How long the server holds a connection that trickles a byte every 50 ms (until a
+/// write fails: the server closed the socket, not only its sending side, and so stopped
+/// reading) or that sends nothing (until the server closes).
+fn held_for(port: u16, trickle: bool, limit: Duration) -> Duration {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_nonblocking(true).unwrap();
+    let started = Instant::now();
+    let mut sink = [0u8; 1024];
+    while started.elapsed() < limit {
+        let closed = if trickle {
+            s.write(b"a").is_err()
+        } else {
+            match s.read(&mut sink) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            }
+        };
+        if closed {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    started.elapsed()
+}
+
+#[test]
+fn issue_14_trickling_and_idle_connections_are_closed_at_the_request_timeout() {
+    let serve = Serve::start(&["--request-timeout", "1"]);
+    let limit = Duration::from_secs(6);
+    for trickle in [true, false] {
+        let held = held_for(serve.port, trickle, limit);
+        assert!(
+            held >= Duration::from_millis(900) && held < Duration::from_millis(1400),
+            "a connection that {} was held {held:?} under --request-timeout 1",
+            if trickle { "trickles" } else { "sends nothing" }
+        );
+    }
+}
+
+/// Reads what the server sent on `s` until it closed (or `limit`).
+fn answer_of(s: &mut TcpStream, limit: Duration) -> String {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A connection to the server on 127.0.0.1 from `source` (every 127.x.y.z is this
+/// host's), so that the server sees another peer address.
+fn connect_from(source: [u8; 4], port: u16) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let address = |ip: [u8; 4], port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(ip),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: socket takes no pointers.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: fd is a socket just opened and owned by nothing else.
+    let stream = unsafe { TcpStream::from_raw_fd(fd) };
+    let (from, to) = (address(source, 0), address([127, 0, 0, 1], port));
+    // SAFETY: `from` is a sockaddr_in of `len` bytes that outlives the call.
+    let bound = unsafe { libc::bind(fd, (&raw const from).cast(), len) };
+    assert_eq!(bound, 0, "bind: {}", std::io::Error::last_os_error());
+    // SAFETY: as for bind.
+    let connected = unsafe { libc::connect(fd, (&raw const to).cast(), len) };
+    assert_eq!(connected, 0, "connect: {}", std::io::Error::last_os_error());
+    stream
+}
+
+/// Whether the server still holds `s` (nothing to read yet, no close).
+fn still_held(s: &TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let r = (&*s).read(&mut [0u8; 16]);
+    s.set_nonblocking(false).unwrap();
+    matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+#[test]
+fn issue_14_a_full_server_makes_room_from_the_address_holding_more_than_its_share() {
+    let serve = Serve::start(&["--max-connections", "6", "--max-per-peer", "2"]);
+    // The oldest connection, from an address holding no more than its share.
+    let other = connect_from([127, 0, 0, 2], serve.port);
+    std::thread::sleep(Duration::from_millis(50));
+    let mut mine: Vec<TcpStream> = (0..5)
+        .map(|_| {
+            let s = TcpStream::connect(("127.0.0.1", serve.port)).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            s
+        })
+        .collect();
+    // Full: a scrape from 127.0.0.1 is made room for from 127.0.0.1's oldest.
+    assert_eq!(get(serve.port, "/metrics").0, 200);
+    let answer = answer_of(&mut mine[0], Duration::from_secs(2));
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer:?}");
+    assert!(
+        still_held(&other),
+        "127.0.0.2 held one connection, within its share of 2"
+    );
+    assert!(mine[1..].iter().all(still_held));
+}
+
+#[test]
+fn issue_14_a_burst_of_scrapers_from_one_address_is_served() {
+    // More connections at once than --max-per-peer, none with its request yet: the
+    // share applies only once the server is full.
+    let serve = Serve::start(&["--max-per-peer", "4"]);
+    let mut burst: Vec<TcpStream> = (0..12)
+        .map(|_| TcpStream::connect(("127.0.0.1", serve.port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for s in &mut burst {
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+    }
+    for s in &mut burst {
+        let answer = answer_of(s, Duration::from_secs(10));
+        assert!(
+            answer.starts_with("HTTP/1.1 200 "),
+            "{:?}",
+            &answer[..answer.len().min(80)]
+        );
+    }
+}
+
+#[test]
+fn issue_14_a_full_server_makes_room_by_closing_the_oldest_idle_connection() {
+    let serve = Serve::start(&["--max-connections", "3", "--max-per-peer", "100"]);
+    let mut idle: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let s = TcpStream::connect(("127.0.0.1", serve.port)).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            s
+        })
+        .collect();
+    assert_eq!(get(serve.port, "/metrics").0, 200);
+    let answer = answer_of(&mut idle[0], Duration::from_secs(2));
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer:?}");
 }

@@ -13,9 +13,9 @@ use syslens_probe::cgroup::{CgroupLayout, CpuCgroup, MemoryCgroup};
 use syslens_probe::limits::{find, parse_limits, Limit, LimitValue};
 use syslens_probe::ns::parse_ns_link;
 use syslens_probe::smaps::{parse_maps, MapKind, MemUsage};
-use syslens_probe::system::{parse_buddyinfo, parse_slabinfo};
+use syslens_probe::system::{parse_buddyinfo, parse_slabinfo, BuddyZone};
 use syslens_probe::table::{ProcessRow, ScanOptions, Scanner};
-use syslens_probe::USER_HZ;
+use syslens_probe::{Val, USER_HZ};
 
 /// How processes are grouped.
 #[derive(Debug, Clone)]
@@ -190,27 +190,384 @@ struct Exposition {
 }
 
 impl Exposition {
-    fn family(&mut self, name: &str, kind: &str, help: &str, samples: &[(String, f64)]) {
-        let meta = if self.openmetrics && kind == "counter" {
+    fn family(&mut self, family: &Family, samples: &[Sample]) {
+        let Family {
+            name,
+            kind,
+            help,
+            labels,
+            ..
+        } = family;
+        let meta = if self.openmetrics && *kind == Kind::Counter {
             name.trim_end_matches("_total")
         } else {
             name
         };
+        let kind = kind.name();
         let _ = writeln!(self.out, "# HELP {meta} {help}");
         let _ = writeln!(self.out, "# TYPE {meta} {kind}");
-        for (labels, v) in samples {
+        for (values, v) in samples {
+            debug_assert_eq!(values.len(), labels.len(), "label values of {name}");
             let value = if v.is_finite() {
                 format!("{v}")
             } else {
                 "NaN".into()
             };
-            if labels.is_empty() {
-                let _ = writeln!(self.out, "{name} {value}");
-            } else {
-                let _ = writeln!(self.out, "{name}{{{labels}}} {value}");
+            self.out.push_str(name);
+            for (i, (l, v)) in labels.iter().zip(values).enumerate() {
+                let open = if i == 0 { '{' } else { ',' };
+                let _ = write!(self.out, "{open}{l}=\"{}\"", label(v));
+            }
+            if !labels.is_empty() {
+                self.out.push('}');
+            }
+            let _ = writeln!(self.out, " {value}");
+        }
+    }
+}
+
+/// A family's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Gauge,
+    Counter,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
+        }
+    }
+}
+
+/// One metric family: the exposition writes them in the order of [`FAMILIES`], and
+/// the README's metric table lists them (a test keeps the two alike).
+#[derive(Debug)]
+struct Family {
+    /// The name in the classic text format (counters end in `_total`).
+    name: &'static str,
+    kind: Kind,
+    help: &'static str,
+    /// The label names of its samples.
+    labels: &'static [&'static str],
+    samples: Samples,
+}
+
+/// Where a family's samples come from.
+#[derive(Debug)]
+enum Samples {
+    /// One per exported group, labelled `group`.
+    Group(fn(&Group) -> Option<f64>),
+    /// One per cgroup whose memory controller was read, labelled `cgroup`; the family
+    /// is absent when the cgroup collector failed.
+    Memory(fn(&MemoryCgroup) -> Option<f64>),
+    /// The same from the cpu controller.
+    Cpu(fn(&CpuCgroup) -> Option<f64>),
+    /// Made from the whole collection; None leaves the family out.
+    Collection(fn(&Collection) -> Option<Vec<Sample>>),
+}
+
+impl Family {
+    const fn group(
+        name: &'static str,
+        kind: Kind,
+        help: &'static str,
+        get: fn(&Group) -> Option<f64>,
+    ) -> Family {
+        Family {
+            name,
+            kind,
+            help,
+            labels: &["group"],
+            samples: Samples::Group(get),
+        }
+    }
+
+    const fn memory(
+        name: &'static str,
+        kind: Kind,
+        help: &'static str,
+        get: fn(&MemoryCgroup) -> Option<f64>,
+    ) -> Family {
+        Family {
+            name,
+            kind,
+            help,
+            labels: &["cgroup"],
+            samples: Samples::Memory(get),
+        }
+    }
+
+    const fn cpu(
+        name: &'static str,
+        kind: Kind,
+        help: &'static str,
+        get: fn(&CpuCgroup) -> Option<f64>,
+    ) -> Family {
+        Family {
+            name,
+            kind,
+            help,
+            labels: &["cgroup"],
+            samples: Samples::Cpu(get),
+        }
+    }
+
+    const fn of(
+        name: &'static str,
+        kind: Kind,
+        help: &'static str,
+        labels: &'static [&'static str],
+        get: fn(&Collection) -> Option<Vec<Sample>>,
+    ) -> Family {
+        Family {
+            name,
+            kind,
+            help,
+            labels,
+            samples: Samples::Collection(get),
+        }
+    }
+
+    /// The family's samples in this collection; None when it is absent.
+    fn samples(&self, c: &Collection) -> Option<Vec<Sample>> {
+        match self.samples {
+            Samples::Group(get) => Some(c.per_group(get)),
+            Samples::Memory(get) => c.per_cgroup(|(_, m, _)| m.as_ref(), get),
+            Samples::Cpu(get) => c.per_cgroup(|(_, _, cpu)| cpu.as_ref(), get),
+            Samples::Collection(get) => get(c),
+        }
+    }
+}
+
+/// One sample: its label values, in the order of its family's label names, and its
+/// value.
+type Sample = (Vec<String>, f64);
+
+/// One cgroup's path and what its memory and cpu controllers hold.
+type CgroupReading = (String, Option<MemoryCgroup>, Option<CpuCgroup>);
+
+/// What one collection read, for the families to sample.
+struct Collection<'a> {
+    /// The exported groups, the smaller ones folded into "other".
+    groups: Vec<(String, Group)>,
+    folded: usize,
+    pss: bool,
+    /// Processes per namespace set, the largest first.
+    namespace_sets: Vec<([u64; 7], u64)>,
+    max_groups: usize,
+    /// None when the cgroup collector failed.
+    cgroups: Option<Vec<CgroupReading>>,
+    /// None when buddyinfo was unreadable.
+    buddy: Option<Vec<BuddyZone>>,
+    /// The ten largest slab caches and their bytes; None without root.
+    slabs: Option<Vec<(String, u64)>>,
+    stats: &'a BTreeMap<&'static str, CollectorStats>,
+}
+
+impl Collection<'_> {
+    fn per_group(&self, get: fn(&Group) -> Option<f64>) -> Vec<Sample> {
+        self.groups
+            .iter()
+            .filter_map(|(n, g)| Some((vec![n.clone()], get(g)?)))
+            .collect()
+    }
+
+    fn per_cgroup<C>(
+        &self,
+        part: fn(&CgroupReading) -> Option<&C>,
+        get: fn(&C) -> Option<f64>,
+    ) -> Option<Vec<Sample>> {
+        let cgroups = self.cgroups.as_ref()?;
+        Some(
+            cgroups
+                .iter()
+                .filter_map(|r| Some((vec![r.0.clone()], get(part(r)?)?)))
+                .collect(),
+        )
+    }
+
+    fn per_collector(&self, get: fn(&CollectorStats) -> f64) -> Option<Vec<Sample>> {
+        Some(
+            self.stats
+                .iter()
+                .map(|(k, s)| (vec![(*k).to_owned()], get(s)))
+                .collect(),
+        )
+    }
+}
+
+/// A family of one sample without labels.
+fn single(v: f64) -> Option<Vec<Sample>> {
+    Some(vec![(Vec::new(), v)])
+}
+
+fn count(v: u64) -> Option<f64> {
+    Some(v as f64)
+}
+
+fn opt_count(v: &Val<u64>) -> Option<f64> {
+    v.as_ref().ok().map(|&v| v as f64)
+}
+
+use Kind::{Counter, Gauge};
+
+/// Every family, in the order of the exposition.
+#[rustfmt::skip]
+static FAMILIES: &[Family] = &[
+    Family::group("syslens_group_processes", Gauge,
+        "Processes in the group.",
+        |g| count(g.processes)),
+    Family::group("syslens_group_resident_bytes", Gauge,
+        "Sum of the resident memory (VmRSS) of the group's processes.",
+        |g| count(g.rss)),
+    Family::group("syslens_group_peak_resident_bytes", Gauge,
+        "Largest resident peak (VmHWM) of a process in the group.",
+        |g| count(g.hwm_max)),
+    Family::group("syslens_group_below_peak_bytes", Gauge,
+        "Largest VmHWM - VmRSS of a process in the group: memory it once held and may take again.",
+        |g| count(g.hwm_gap_max)),
+    Family::group("syslens_group_open_files_limit_ratio", Gauge,
+        "Worst ratio of open fds to the soft RLIMIT_NOFILE in the group (0-1).",
+        |g| g.fd_ratio_max),
+    Family::group("syslens_group_tasks_limit_ratio", Gauge,
+        "Worst ratio of the user's tasks (threads) to the soft RLIMIT_NPROC in the group (0-1).",
+        |g| g.nproc_ratio_max),
+    Family::group("syslens_group_address_space_limit_ratio", Gauge,
+        "Worst ratio of VmSize to the soft RLIMIT_AS in the group (0-1).",
+        |g| g.as_ratio_max),
+    Family::group("syslens_group_locked_memory_limit_ratio", Gauge,
+        "Worst ratio of VmLck to the soft RLIMIT_MEMLOCK in the group (0-1).",
+        |g| g.memlock_ratio_max),
+    Family::group("syslens_group_deleted_library_processes", Gauge,
+        "Processes in the group mapping a library deleted on disk (they run old code until restarted); processes whose maps are unreadable are not counted.",
+        |g| count(g.deleted_lib_processes)),
+    Family::group("syslens_group_maps_unreadable_processes", Gauge,
+        "Processes in the group whose maps syslens may not read (another user's, without root): unknown, not zero.",
+        |g| count(g.maps_unreadable)),
+    Family::group("syslens_group_sigterm_ignored_processes", Gauge,
+        "Processes in the group that ignore or block SIGTERM.",
+        |g| count(g.sigterm_ignored)),
+    Family::group("syslens_group_pending_signals", Gauge,
+        "Distinct signals pending for the group's processes (ShdPnd).",
+        |g| count(g.pending_signals)),
+    Family::group("syslens_group_minor_faults_total", Counter,
+        "Minor page faults of the group's processes, exited ones included.",
+        |g| count(g.counters.minflt)),
+    Family::group("syslens_group_major_faults_total", Counter,
+        "Major page faults of the group's processes, exited ones included.",
+        |g| count(g.counters.majflt)),
+    Family::group("syslens_group_voluntary_switches_total", Counter,
+        "Voluntary context switches of the group's processes (main threads), exited ones included.",
+        |g| count(g.counters.vcsw)),
+    Family::group("syslens_group_involuntary_switches_total", Counter,
+        "Involuntary context switches of the group's processes (main threads), exited ones included.",
+        |g| count(g.counters.nvcsw)),
+    Family::group("syslens_group_cpu_user_seconds_total", Counter,
+        "User CPU time of the group's processes, exited ones included.",
+        |g| Some(g.counters.utime as f64 / USER_HZ as f64)),
+    Family::group("syslens_group_cpu_system_seconds_total", Counter,
+        "System CPU time of the group's processes, exited ones included.",
+        |g| Some(g.counters.stime as f64 / USER_HZ as f64)),
+    Family::group("syslens_group_swap_bytes", Gauge,
+        "Swap used by the group's processes (VmSwap).",
+        |g| count(g.swap)),
+    Family::group("syslens_group_oom_score_max", Gauge,
+        "Highest oom_score in the group: the OOM killer's first choice scores highest.",
+        |g| count(g.oom_score_max)),
+    // Only with --pss-rss-guard.
+    Family::of("syslens_group_proportional_bytes", Gauge,
+        "Sum of PSS (smaps_rollup) of the group's processes under the RSS guard.",
+        &["group"],
+        |c| c.pss.then(|| c.per_group(|g| g.pss.map(|p| p as f64)))),
+    Family::of("syslens_groups_folded", Gauge,
+        "Groups folded into group=\"other\" by --max-groups.",
+        &[],
+        |c| single(c.folded as f64)),
+    Family::of("syslens_namespace_sets", Gauge,
+        "Distinct namespace sets (cgroup, ipc, mnt, net, pid, user, uts) among processes whose ns links are readable.",
+        &[],
+        |c| single(c.namespace_sets.len() as f64)),
+    Family::of("syslens_namespace_set_processes", Gauge,
+        "Processes per namespace set (the largest --max-groups sets), labelled by namespace inode.",
+        &NS_LABELS,
+        |c| Some(namespace_samples(&c.namespace_sets, c.max_groups))),
+    Family::memory("syslens_cgroup_memory_usage_bytes", Gauge,
+        "Memory usage of the cgroup (includes page cache).",
+        |m| opt_count(&m.usage)),
+    Family::memory("syslens_cgroup_memory_working_set_bytes", Gauge,
+        "Usage minus inactive file cache: what the kernel cannot drop cheaply.",
+        |m| opt_count(&m.working_set)),
+    Family::memory("syslens_cgroup_memory_peak_bytes", Gauge,
+        "Peak usage the kernel recorded (v2 memory.peak, v1 memory.max_usage_in_bytes).",
+        |m| opt_count(&m.peak)),
+    Family::memory("syslens_cgroup_memory_limit_bytes", Gauge,
+        "Memory limit of the cgroup (absent when unlimited).",
+        |m| m.limit.clone().ok().flatten().map(|v| v as f64)),
+    Family::memory("syslens_cgroup_oom_kills_total", Counter,
+        "OOM kills in the cgroup (memory.events oom_kill, memory.oom_control oom_kill).",
+        |m| opt_count(&m.oom_kills)),
+    Family::cpu("syslens_cgroup_cpu_throttled_periods_total", Counter,
+        "CFS periods in which the cgroup was throttled.",
+        |c| opt_count(&c.throttled_periods)),
+    Family::cpu("syslens_cgroup_cpu_throttled_seconds_total", Counter,
+        "Time the cgroup spent throttled.",
+        |c| c.throttled_us.clone().ok().map(|v| v as f64 / 1e6)),
+    Family::of("syslens_buddy_unusable_free_ratio", Gauge,
+        "Share of free memory in blocks too small for an allocation of this order (0-1).",
+        &["node", "zone", "order"],
+        |c| c.buddy.as_deref().map(buddy_samples)),
+    // slabinfo is root-only: without root the family is absent, not an error.
+    Family::of("syslens_slab_cache_bytes", Gauge,
+        "Memory of the ten largest slab caches.",
+        &["cache"],
+        |c| c.slabs.as_ref().map(|s| {
+            s.iter().map(|(name, bytes)| (vec![name.clone()], *bytes as f64)).collect()
+        })),
+    Family::of("syslens_scrape_collector_duration_seconds", Gauge,
+        "How long each collector took in its last run.",
+        &["collector"],
+        |c| c.per_collector(|s| s.seconds)),
+    Family::of("syslens_scrape_collector_errors_total", Counter,
+        "Failed runs per collector.",
+        &["collector"],
+        |c| c.per_collector(|s| s.errors_total as f64)),
+];
+
+const NS_KINDS: [&str; 7] = ["cgroup", "ipc", "mnt", "net", "pid", "user", "uts"];
+/// The label name of each of NS_KINDS.
+const NS_LABELS: [&str; 7] = [
+    "cgroup_ns",
+    "ipc_ns",
+    "mnt_ns",
+    "net_ns",
+    "pid_ns",
+    "user_ns",
+    "uts_ns",
+];
+
+fn namespace_samples(sets: &[([u64; 7], u64)], max: usize) -> Vec<Sample> {
+    sets.iter()
+        .take(max)
+        .map(|(set, n)| (set.iter().map(u64::to_string).collect(), *n as f64))
+        .collect()
+}
+
+fn buddy_samples(zones: &[BuddyZone]) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    for z in zones {
+        for (order, idx) in z.unusable_index().into_iter().enumerate() {
+            if let Some(i) = idx {
+                samples.push((
+                    vec![z.node.to_string(), z.zone.clone(), order.to_string()],
+                    i,
+                ));
             }
         }
     }
+    samples
 }
 
 impl Exporter {
@@ -319,10 +676,6 @@ impl Exporter {
 
     /// One collection, as exposition text; `openmetrics` selects that format.
     pub fn collect(&mut self, openmetrics: bool) -> String {
-        let mut x = Exposition {
-            out: String::with_capacity(64 << 10),
-            openmetrics,
-        };
         let rows: Vec<ProcessRow> = self
             .timed("processes", |e| {
                 e.scanner
@@ -336,39 +689,46 @@ impl Exporter {
             })
             .unwrap_or_default();
         self.refresh_slow(&rows);
-        self.groups(&mut x, &rows);
-        self.namespaces(&mut x);
-        self.cgroups(&mut x, &rows);
-        self.system(&mut x);
-        let stats: Vec<(String, f64)> = self
-            .stats
-            .iter()
-            .map(|(k, s)| (format!("collector=\"{k}\""), s.seconds))
-            .collect();
-        x.family(
-            "syslens_scrape_collector_duration_seconds",
-            "gauge",
-            "How long each collector took in its last run.",
-            &stats,
-        );
-        let errs: Vec<(String, f64)> = self
-            .stats
-            .iter()
-            .map(|(k, s)| (format!("collector=\"{k}\""), s.errors_total as f64))
-            .collect();
-        x.family(
-            "syslens_scrape_collector_errors_total",
-            "counter",
-            "Failed runs per collector.",
-            &errs,
-        );
+        let (groups, folded) = self.groups(&rows);
+        let namespace_sets = self.namespace_sets();
+        let cgroups = self.cgroups(&rows);
+        let buddy = self.timed("buddyinfo", |e| {
+            e.scanner
+                .reader()
+                .read_proc("buddyinfo")
+                .and_then(parse_buddyinfo)
+                .map_err(|e| e.to_string())
+        });
+        let slabs = self.slabs();
+        let c = Collection {
+            groups,
+            folded,
+            pss: self.opts.pss_max_rss.is_some(),
+            namespace_sets,
+            max_groups: self.opts.max_groups,
+            cgroups,
+            buddy,
+            slabs,
+            stats: &self.stats,
+        };
+        let mut x = Exposition {
+            out: String::with_capacity(64 << 10),
+            openmetrics,
+        };
+        for f in FAMILIES {
+            if let Some(samples) = f.samples(&c) {
+                x.family(f, &samples);
+            }
+        }
         if openmetrics {
             x.out.push_str("# EOF\n");
         }
         x.out
     }
 
-    fn groups(&mut self, x: &mut Exposition, rows: &[ProcessRow]) {
+    /// The processes by group, the smaller groups folded into "other", and how many
+    /// were folded.
+    fn groups(&mut self, rows: &[ProcessRow]) -> (Vec<(String, Group)>, usize) {
         // RLIMIT_NPROC counts the tasks (threads) of a real user.
         let mut tasks_per_uid: HashMap<u64, u64> = HashMap::new();
         for r in rows {
@@ -440,128 +800,7 @@ impl Exporter {
             groups.entry(name).or_default().add(&g);
         }
         self.carry_exited_counters(live, &mut groups);
-        let (shown, folded) = fold_groups(groups, self.opts.max_groups);
-        let per = |f: &dyn Fn(&Group) -> Option<f64>| -> Vec<(String, f64)> {
-            shown
-                .iter()
-                .filter_map(|(n, g)| Some((format!("group=\"{}\"", label(n)), f(g)?)))
-                .collect()
-        };
-        let n = |v: u64| Some(v as f64);
-        x.family(
-            "syslens_group_processes",
-            "gauge",
-            "Processes in the group.",
-            &per(&|g| n(g.processes)),
-        );
-        x.family(
-            "syslens_group_resident_bytes",
-            "gauge",
-            "Sum of the resident memory (VmRSS) of the group's processes.",
-            &per(&|g| n(g.rss)),
-        );
-        x.family(
-            "syslens_group_peak_resident_bytes",
-            "gauge",
-            "Largest resident peak (VmHWM) of a process in the group.",
-            &per(&|g| n(g.hwm_max)),
-        );
-        x.family("syslens_group_below_peak_bytes", "gauge", "Largest VmHWM - VmRSS of a process in the group: memory it once held and may take again.", &per(&|g| n(g.hwm_gap_max)));
-        x.family(
-            "syslens_group_open_files_limit_ratio",
-            "gauge",
-            "Worst ratio of open fds to the soft RLIMIT_NOFILE in the group (0-1).",
-            &per(&|g| g.fd_ratio_max),
-        );
-        x.family("syslens_group_tasks_limit_ratio", "gauge", "Worst ratio of the user's tasks (threads) to the soft RLIMIT_NPROC in the group (0-1).", &per(&|g| g.nproc_ratio_max));
-        x.family(
-            "syslens_group_address_space_limit_ratio",
-            "gauge",
-            "Worst ratio of VmSize to the soft RLIMIT_AS in the group (0-1).",
-            &per(&|g| g.as_ratio_max),
-        );
-        x.family(
-            "syslens_group_locked_memory_limit_ratio",
-            "gauge",
-            "Worst ratio of VmLck to the soft RLIMIT_MEMLOCK in the group (0-1).",
-            &per(&|g| g.memlock_ratio_max),
-        );
-        x.family("syslens_group_deleted_library_processes", "gauge", "Processes in the group mapping a library deleted on disk (they run old code until restarted); processes whose maps are unreadable are not counted.", &per(&|g| n(g.deleted_lib_processes)));
-        x.family("syslens_group_maps_unreadable_processes", "gauge", "Processes in the group whose maps syslens may not read (another user's, without root): unknown, not zero.", &per(&|g| n(g.maps_unreadable)));
-        x.family(
-            "syslens_group_sigterm_ignored_processes",
-            "gauge",
-            "Processes in the group that ignore or block SIGTERM.",
-            &per(&|g| n(g.sigterm_ignored)),
-        );
-        x.family(
-            "syslens_group_pending_signals",
-            "gauge",
-            "Distinct signals pending for the group's processes (ShdPnd).",
-            &per(&|g| n(g.pending_signals)),
-        );
-        x.family(
-            "syslens_group_minor_faults_total",
-            "counter",
-            "Minor page faults of the group's processes, exited ones included.",
-            &per(&|g| n(g.counters.minflt)),
-        );
-        x.family(
-            "syslens_group_major_faults_total",
-            "counter",
-            "Major page faults of the group's processes, exited ones included.",
-            &per(&|g| n(g.counters.majflt)),
-        );
-        x.family(
-            "syslens_group_voluntary_switches_total",
-            "counter",
-            "Voluntary context switches of the group's processes (main threads), exited ones included.",
-            &per(&|g| n(g.counters.vcsw)),
-        );
-        x.family(
-            "syslens_group_involuntary_switches_total",
-            "counter",
-            "Involuntary context switches of the group's processes (main threads), exited ones included.",
-            &per(&|g| n(g.counters.nvcsw)),
-        );
-        x.family(
-            "syslens_group_cpu_user_seconds_total",
-            "counter",
-            "User CPU time of the group's processes, exited ones included.",
-            &per(&|g| Some(g.counters.utime as f64 / USER_HZ as f64)),
-        );
-        x.family(
-            "syslens_group_cpu_system_seconds_total",
-            "counter",
-            "System CPU time of the group's processes, exited ones included.",
-            &per(&|g| Some(g.counters.stime as f64 / USER_HZ as f64)),
-        );
-        x.family(
-            "syslens_group_swap_bytes",
-            "gauge",
-            "Swap used by the group's processes (VmSwap).",
-            &per(&|g| n(g.swap)),
-        );
-        x.family(
-            "syslens_group_oom_score_max",
-            "gauge",
-            "Highest oom_score in the group: the OOM killer's first choice scores highest.",
-            &per(&|g| n(g.oom_score_max)),
-        );
-        if self.opts.pss_max_rss.is_some() {
-            x.family(
-                "syslens_group_proportional_bytes",
-                "gauge",
-                "Sum of PSS (smaps_rollup) of the group's processes under the RSS guard.",
-                &per(&|g| g.pss.map(|p| p as f64)),
-            );
-        }
-        x.family(
-            "syslens_groups_folded",
-            "gauge",
-            "Groups folded into group=\"other\" by --max-groups.",
-            &[(String::new(), folded as f64)],
-        );
+        fold_groups(groups, self.opts.max_groups)
     }
 
     /// Adds to each group the last counters of its members that exited since the
@@ -583,7 +822,8 @@ impl Exporter {
         self.members = live;
     }
 
-    fn namespaces(&mut self, x: &mut Exposition) {
+    /// Processes per namespace set, the largest first.
+    fn namespace_sets(&self) -> Vec<([u64; 7], u64)> {
         let mut sets: HashMap<[u64; 7], u64> = HashMap::new();
         for f in self.slow.values() {
             if let Some(set) = f.namespaces {
@@ -592,32 +832,13 @@ impl Exporter {
         }
         let mut ranked: Vec<([u64; 7], u64)> = sets.into_iter().collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        x.family(
-            "syslens_namespace_sets",
-            "gauge",
-            "Distinct namespace sets (cgroup, ipc, mnt, net, pid, user, uts) among processes whose ns links are readable.",
-            &[(String::new(), ranked.len() as f64)],
-        );
-        let samples: Vec<(String, f64)> = ranked
-            .iter()
-            .take(self.opts.max_groups)
-            .map(|(set, n)| {
-                (
-                    NS_KINDS
-                        .iter()
-                        .zip(set)
-                        .map(|(k, ino)| format!("{k}_ns=\"{ino}\""))
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    *n as f64,
-                )
-            })
-            .collect();
-        x.family("syslens_namespace_set_processes", "gauge", "Processes per namespace set (the largest --max-groups sets), labelled by namespace inode.", &samples);
+        ranked
     }
 
-    fn cgroups(&mut self, x: &mut Exposition, rows: &[ProcessRow]) {
-        let data = self.timed("cgroups", |e| {
+    /// The memory and cpu controllers of every cgroup a process is in (the root
+    /// aside); None when the cgroup layout is unreadable.
+    fn cgroups(&mut self, rows: &[ProcessRow]) -> Option<Vec<CgroupReading>> {
+        self.timed("cgroups", |e| {
             let mut paths: Vec<String> = rows
                 .iter()
                 .filter_map(|r| Some(e.scanner.cgroup_path(*r.cgroup.as_ref().ok()?).to_owned()))
@@ -635,120 +856,27 @@ impl Exporter {
                 v.push((p, mem, cpu));
             }
             Ok(v)
-        });
-        let Some(data) = data else { return };
-        let cl = |p: &str| format!("cgroup=\"{}\"", label(p));
-        let mem = |f: &dyn Fn(&MemoryCgroup) -> Option<f64>| -> Vec<(String, f64)> {
-            data.iter()
-                .filter_map(|(p, m, _)| Some((cl(p), f(m.as_ref()?)?)))
-                .collect()
-        };
-        x.family(
-            "syslens_cgroup_memory_usage_bytes",
-            "gauge",
-            "Memory usage of the cgroup (includes page cache).",
-            &mem(&|m| m.usage.clone().ok().map(|v| v as f64)),
-        );
-        x.family(
-            "syslens_cgroup_memory_working_set_bytes",
-            "gauge",
-            "Usage minus inactive file cache: what the kernel cannot drop cheaply.",
-            &mem(&|m| m.working_set.clone().ok().map(|v| v as f64)),
-        );
-        x.family(
-            "syslens_cgroup_memory_peak_bytes",
-            "gauge",
-            "Peak usage the kernel recorded (v2 memory.peak, v1 memory.max_usage_in_bytes).",
-            &mem(&|m| m.peak.clone().ok().map(|v| v as f64)),
-        );
-        x.family(
-            "syslens_cgroup_memory_limit_bytes",
-            "gauge",
-            "Memory limit of the cgroup (absent when unlimited).",
-            &mem(&|m| m.limit.clone().ok().flatten().map(|v| v as f64)),
-        );
-        x.family(
-            "syslens_cgroup_oom_kills_total",
-            "counter",
-            "OOM kills in the cgroup (memory.events oom_kill, memory.oom_control oom_kill).",
-            &mem(&|m| m.oom_kills.clone().ok().map(|v| v as f64)),
-        );
-        let cpu = |f: &dyn Fn(&CpuCgroup) -> Option<f64>| -> Vec<(String, f64)> {
-            data.iter()
-                .filter_map(|(p, _, c)| Some((cl(p), f(c.as_ref()?)?)))
-                .collect()
-        };
-        x.family(
-            "syslens_cgroup_cpu_throttled_periods_total",
-            "counter",
-            "CFS periods in which the cgroup was throttled.",
-            &cpu(&|c| c.throttled_periods.clone().ok().map(|v| v as f64)),
-        );
-        x.family(
-            "syslens_cgroup_cpu_throttled_seconds_total",
-            "counter",
-            "Time the cgroup spent throttled.",
-            &cpu(&|c| c.throttled_us.clone().ok().map(|v| v as f64 / 1e6)),
-        );
+        })
     }
 
-    fn system(&mut self, x: &mut Exposition) {
-        let buddy = self.timed("buddyinfo", |e| {
-            e.scanner
-                .reader()
-                .read_proc("buddyinfo")
-                .and_then(parse_buddyinfo)
-                .map_err(|e| e.to_string())
-        });
-        if let Some(zones) = buddy {
-            let mut samples = Vec::new();
-            for z in zones {
-                for (order, idx) in z.unusable_index().into_iter().enumerate() {
-                    if let Some(i) = idx {
-                        samples.push((
-                            format!(
-                                "node=\"{}\",zone=\"{}\",order=\"{order}\"",
-                                z.node,
-                                label(&z.zone)
-                            ),
-                            i,
-                        ));
-                    }
-                }
-            }
-            x.family(
-                "syslens_buddy_unusable_free_ratio",
-                "gauge",
-                "Share of free memory in blocks too small for an allocation of this order (0-1).",
-                &samples,
-            );
-        }
-        // slabinfo is root-only: without root the family is absent, not an error.
-        if let Ok(mut caches) = self
+    /// The ten largest slab caches and their bytes; None when slabinfo is unreadable
+    /// (it is root-only).
+    fn slabs(&mut self) -> Option<Vec<(String, u64)>> {
+        let mut caches = self
             .scanner
             .reader()
             .read_proc("slabinfo")
             .and_then(parse_slabinfo)
-        {
-            let page = rustix::param::page_size() as u64;
-            caches.sort_by_key(|c| std::cmp::Reverse(c.bytes(page)));
-            let samples: Vec<(String, f64)> = caches
+            .ok()?;
+        let page = rustix::param::page_size() as u64;
+        caches.sort_by_key(|c| std::cmp::Reverse(c.bytes(page)));
+        Some(
+            caches
                 .iter()
                 .take(10)
-                .map(|c| {
-                    (
-                        format!("cache=\"{}\"", label(&c.name)),
-                        c.bytes(page) as f64,
-                    )
-                })
-                .collect();
-            x.family(
-                "syslens_slab_cache_bytes",
-                "gauge",
-                "Memory of the ten largest slab caches.",
-                &samples,
-            );
-        }
+                .map(|c| (c.name.clone(), c.bytes(page)))
+                .collect(),
+        )
     }
 }
 
@@ -777,8 +905,6 @@ fn fold_groups(
     ranked.push(("other".into(), other));
     (ranked, rest.len())
 }
-
-const NS_KINDS: [&str; 7] = ["cgroup", "ipc", "mnt", "net", "pid", "user", "uts"];
 
 /// Parses `--rss-guard`-style sizes like `512M` or `2G` (bytes without a suffix).
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -913,23 +1039,83 @@ mod tests {
             out: String::new(),
             openmetrics: true,
         };
-        x.family(
+        let counter = Family::of(
             "syslens_x_total",
-            "counter",
+            Counter,
             "Help.",
-            &[("group=\"a\"".into(), 2.0)],
+            &["group", "zone"],
+            |_| None,
         );
-        x.family(
-            "syslens_y_total_bytes",
-            "gauge",
-            "Help.",
-            &[(String::new(), f64::NAN)],
-        );
+        x.family(&counter, &[(vec!["a".into(), "b\"c".into()], 2.0)]);
+        let gauge = Family::of("syslens_y_total_bytes", Gauge, "Help.", &[], |_| None);
+        x.family(&gauge, &[(Vec::new(), f64::NAN)]);
         assert_eq!(
             x.out,
-            "# HELP syslens_x Help.\n# TYPE syslens_x counter\nsyslens_x_total{group=\"a\"} 2\n\
+            "# HELP syslens_x Help.\n# TYPE syslens_x counter\nsyslens_x_total{group=\"a\",zone=\"b\\\"c\"} 2\n\
              # HELP syslens_y_total_bytes Help.\n# TYPE syslens_y_total_bytes gauge\nsyslens_y_total_bytes NaN\n"
         );
+    }
+
+    /// The README's metric table as FAMILIES makes it.
+    fn readme_rows() -> String {
+        FAMILIES
+            .iter()
+            .map(|f| {
+                format!(
+                    "| `{}` | {} | {} | {} |\n",
+                    f.name,
+                    f.kind.name(),
+                    f.labels.join(", "),
+                    f.help
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn issue_13_the_readme_lists_every_metric_family_and_no_other() {
+        let readme = include_str!("../../README.md");
+        let listed: String = readme
+            .lines()
+            .filter(|l| l.starts_with("| `syslens_"))
+            .flat_map(|l| [l, "\n"])
+            .collect();
+        assert!(
+            listed == readme_rows(),
+            "README.md's metric table (section `syslens serve`) differs from FAMILIES in \
+             src/serve/metrics.rs; it should read:\n\n| metric | type | labels | meaning |\n\
+             |---|---|---|---|\n{}",
+            readme_rows()
+        );
+    }
+
+    #[test]
+    fn family_names_are_unique_and_follow_the_naming_rules() {
+        let mut names: Vec<&str> = FAMILIES.iter().map(|f| f.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), FAMILIES.len(), "a family listed twice");
+        for f in FAMILIES {
+            assert!(f.name.starts_with("syslens_"), "{}", f.name);
+            assert_eq!(
+                f.name.ends_with("_total"),
+                f.kind == Counter,
+                "{}: counters, and only they, end in _total",
+                f.name
+            );
+            assert!(
+                !f.help.contains(['|', '\n']),
+                "{}: help breaks the README table",
+                f.name
+            );
+        }
+    }
+
+    #[test]
+    fn namespace_labels_name_the_kinds_read() {
+        for (kind, label) in NS_KINDS.iter().zip(NS_LABELS) {
+            assert_eq!(format!("{kind}_ns"), label);
+        }
     }
 
     #[test]
@@ -941,6 +1127,13 @@ mod tests {
             .filter_map(|l| l.strip_prefix("# TYPE "))
             .collect();
         assert!(families.len() >= 20);
+        for f in &families {
+            let name = f.split(' ').next().unwrap();
+            assert!(
+                FAMILIES.iter().any(|x| x.name == name),
+                "{name} is not in FAMILIES"
+            );
+        }
         for l in text.lines().filter(|l| !l.starts_with('#')) {
             let name = l.split(['{', ' ']).next().unwrap();
             assert!(
