@@ -405,8 +405,8 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
         "namespaces" => {
             let target = params.decode::<NamespacesParams>()?.target;
             // explain-begin: the lines that provoke the concept
-            // SAFETY: this lab child is single-threaded, as unshare needs.
             check(
+                // SAFETY: this lab child is single-threaded, as unshare needs.
                 unsafe {
                     libc::unshare(
                         libc::CLONE_NEWPID
@@ -420,8 +420,8 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             // Make every mount private first: where / is shared (systemd), a tmpfs
             // mounted here would otherwise propagate to the host.
             let root = cstr("/")?;
-            // SAFETY: a remount of propagation flags only.
             check(
+                // SAFETY: a remount of propagation flags only.
                 unsafe {
                     libc::mount(
                         std::ptr::null(),
@@ -455,8 +455,8 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
         "userns" => {
             // SAFETY: getuid/getgid have no arguments.
             let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-            // SAFETY: single-threaded, as CLONE_NEWUSER needs.
             check(
+                // SAFETY: single-threaded, as CLONE_NEWUSER needs.
                 unsafe { libc::unshare(libc::CLONE_NEWUSER) },
                 "unshare(CLONE_NEWUSER)",
             )?;
@@ -473,15 +473,15 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
 fn inside_namespaces(target: &Path, link: &mut Link) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     let name = b"syslens-lab";
-    // SAFETY: a valid buffer and length.
     check(
+        // SAFETY: a valid buffer and length.
         unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) },
         "sethostname",
     )?;
     let t = CString::new(target.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
     let fs = cstr("tmpfs")?;
-    // SAFETY: mounts a fresh tmpfs on our scratch directory, in our private namespace.
     check(
+        // SAFETY: mounts a fresh tmpfs on our scratch directory, in our private namespace.
         unsafe { libc::mount(fs.as_ptr(), t.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) },
         "mount tmpfs",
     )?;
