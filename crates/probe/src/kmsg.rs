@@ -150,6 +150,7 @@ pub struct OomTrigger {
     pub gfp_mask: Option<String>,
     /// log2 of the pages asked for (0: one page).
     pub order: Option<u32>,
+    /// The trigger's oom_score_adj.
     pub oom_score_adj: Option<i32>,
 }
 
@@ -166,13 +167,19 @@ pub struct OomKill {
     pub pid: i32,
     /// The victim's command name, escaped as the log writes it.
     pub comm: String,
-    /// The victim's memory when it was killed, in KiB.
+    /// The victim's virtual size when it was killed, in KiB (total-vm).
     pub total_vm_kb: Option<u64>,
+    /// Its anonymous resident memory, in KiB (anon-rss).
     pub anon_rss_kb: Option<u64>,
+    /// Its resident file pages, in KiB (file-rss).
     pub file_rss_kb: Option<u64>,
+    /// Its resident shared memory, in KiB (shmem-rss).
     pub shmem_rss_kb: Option<u64>,
+    /// Its page tables, in KiB (pgtables).
     pub pgtables_kb: Option<u64>,
+    /// The victim's uid.
     pub uid: Option<u32>,
+    /// The victim's oom_score_adj.
     pub oom_score_adj: Option<i32>,
     /// A memory cgroup's limit was hit ("Memory cgroup out of memory"), rather than
     /// the whole system running out ("Out of memory").
@@ -186,6 +193,7 @@ pub struct OomKill {
     pub task_memcg: Option<String>,
     /// Killed with the rest of its cgroup (memory.oom.group), not chosen alone.
     pub group_kill: bool,
+    /// The task whose allocation invoked the OOM killer, when the log named it.
     pub trigger: Option<OomTrigger>,
 }
 
@@ -237,6 +245,7 @@ pub struct OomAssembler {
 }
 
 impl OomAssembler {
+    /// An assembler that has seen no record yet.
     pub fn new() -> OomAssembler {
         OomAssembler::default()
     }

@@ -3,6 +3,7 @@
 //! Every reader goes through [`Reader`], which takes a root path (a captured tree in
 //! tests and offline analysis) and reuses one buffer. Every sampled field is a
 //! [`Val`]: the value, or [`Missing`] with the reason. Nothing here prints.
+#![warn(missing_docs)]
 
 pub mod cgroup;
 pub mod container;

@@ -15,20 +15,46 @@ pub type Val<T> = Result<T, Missing>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Missing {
     /// The kernel refused the read; `grant` says what would allow it.
-    Permission { path: String, grant: &'static str },
+    Permission {
+        /// The file the kernel refused.
+        path: String,
+        /// What would allow the read (root, CAP_SYS_PTRACE, ...).
+        grant: &'static str,
+    },
     /// The process (or thread) exited while it was being read.
     Exited,
     /// This kernel does not provide the file or field.
-    NotInKernel { what: Cow<'static, str> },
+    NotInKernel {
+        /// The file or field.
+        what: Cow<'static, str>,
+    },
     /// The value does not exist for this subject (a kernel thread has no memory map).
-    NotApplicable { why: &'static str },
+    NotApplicable {
+        /// Why there is no value.
+        why: &'static str,
+    },
     /// The file was read but its content did not parse.
-    Malformed { path: String, detail: String },
+    Malformed {
+        /// The file.
+        path: String,
+        /// What did not parse.
+        detail: String,
+    },
     /// Any other I/O error.
-    Io { path: String, errno: i32 },
+    Io {
+        /// The file.
+        path: String,
+        /// The error number.
+        errno: i32,
+    },
     /// The file was not read: in a captured tree, not a regular file or a link out of
     /// the tree; anywhere, larger than the cap for its kind. `why` says which.
-    Refused { path: String, why: String },
+    Refused {
+        /// The file.
+        path: String,
+        /// Why it was not read.
+        why: String,
+    },
 }
 
 impl Missing {
@@ -56,10 +82,12 @@ impl Missing {
         }
     }
 
+    /// The kernel lacks `what` (a file or a field of one).
     pub fn not_in_kernel(what: impl Into<Cow<'static, str>>) -> Self {
         Missing::NotInKernel { what: what.into() }
     }
 
+    /// `path` was read but `detail` did not parse.
     pub fn malformed(path: impl Into<String>, detail: impl Into<String>) -> Self {
         Missing::Malformed {
             path: path.into(),
@@ -67,6 +95,7 @@ impl Missing {
         }
     }
 
+    /// `path` was not read, for the reason `why`.
     pub fn refused(path: impl Into<String>, why: impl Into<String>) -> Self {
         Missing::Refused {
             path: path.into(),

@@ -5,17 +5,25 @@ use serde::Serialize;
 use crate::missing::{Missing, Val};
 use crate::parse::{lines, text, tokens, unescape_octal};
 
+/// One line of /proc/PID/mountinfo.
 #[derive(Debug, Clone, Serialize)]
 pub struct Mount {
+    /// The mount's id.
     pub id: u64,
+    /// The parent mount's id.
     pub parent: u64,
     /// The path inside the file system that is mounted (a bind mount or a container's
     /// cgroup shows a non-`/` root).
     pub root: String,
+    /// Where it is mounted, as this process sees it (octal escapes decoded).
     pub mount_point: String,
+    /// The per-mount options (rw, nosuid, ...).
     pub options: String,
+    /// The file system type (ext4, tmpfs, cgroup2, ...).
     pub fs_type: String,
+    /// The source (a device, or the file system's name).
     pub source: String,
+    /// The per-superblock options.
     pub super_options: String,
 }
 

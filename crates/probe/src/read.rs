@@ -35,6 +35,7 @@ pub struct Reader {
 /// silently reading a newcomer that reused the PID.
 #[derive(Debug)]
 pub struct PidDir {
+    /// The process id.
     pub pid: i32,
     /// Set when this is a thread's directory below its process.
     pub tid: Option<i32>,
@@ -257,6 +258,7 @@ impl Reader {
         })
     }
 
+    /// The root the reader reads below (`/` on a live host).
     pub fn root(&self) -> &Path {
         &self.root
     }
