@@ -29,6 +29,11 @@ pub enum GroupBy {
     Cgroup,
     /// One group per process: `comm/pid` (explicit opt-in: high cardinality).
     Pid,
+    /// The container its cgroup names: `runtime/short-id` (`docker/3f2a9c1b7d4e`),
+    /// `host` for processes in none.
+    Container,
+    /// The systemd unit its cgroup names (`nginx.service`), `(no unit)` otherwise.
+    Unit,
 }
 
 #[derive(Debug, Clone)]
@@ -448,7 +453,7 @@ static FAMILIES: &[Family] = &[
         "Processes in the group whose maps syslens may not read (another user's, without root): unknown, not zero.",
         |g| count(g.maps_unreadable)),
     Family::group("syslens_group_sigterm_ignored_processes", Gauge,
-        "Processes in the group that ignore or block SIGTERM.",
+        "Processes in the group that ignore or block SIGTERM, or drop it as a PID-namespace init without a handler.",
         |g| count(g.sigterm_ignored)),
     Family::group("syslens_group_pending_signals", Gauge,
         "Distinct signals pending for the group's processes (ShdPnd).",
@@ -614,6 +619,22 @@ impl Exporter {
                 .cgroup
                 .as_ref()
                 .map_or("?".into(), |id| self.scanner.cgroup_path(*id).to_owned()),
+            GroupBy::Container | GroupBy::Unit => {
+                let placed = r
+                    .cgroup
+                    .as_ref()
+                    .map(|id| syslens_probe::container::placement(self.scanner.cgroup_path(*id)))
+                    .unwrap_or_default();
+                match (&self.opts.group_by, placed.short_id(), placed.unit.clone()) {
+                    (GroupBy::Container, Some(id), _) => format!(
+                        "{}/{id}",
+                        placed.runtime.map_or("container", |rt| rt.name())
+                    ),
+                    (GroupBy::Container, None, _) => "host".into(),
+                    (_, _, Some(unit)) => unit,
+                    _ => "(no unit)".into(),
+                }
+            }
             GroupBy::Regex(re) => {
                 let subject = cmdline.unwrap_or(r.comm.as_str());
                 re.captures(subject)
@@ -789,7 +810,11 @@ impl Exporter {
                     slow.and_then(|f| f.deleted_library) == Some(true),
                 ),
                 maps_unreadable: u64::from(slow.is_some_and(|f| f.deleted_library.is_none())),
-                sigterm_ignored: u64::from(blocked_or_ignored & SIGTERM != 0),
+                // A container's init without a handler: the kernel drops SIGTERM.
+                sigterm_ignored: u64::from(
+                    blocked_or_ignored & SIGTERM != 0
+                        || (r.namespace_init && r.sig_cgt.clone().unwrap_or(0) & SIGTERM == 0),
+                ),
                 pending_signals: u64::from(r.shd_pnd.clone().unwrap_or(0).count_ones()),
                 counters: Counters::of(r),
                 swap: r.swap.clone().unwrap_or(0),

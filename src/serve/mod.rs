@@ -28,6 +28,10 @@ pub enum GroupKey {
     Cgroup,
     /// One group per process, labelled comm/pid (high cardinality: opt-in).
     Pid,
+    /// The container its cgroup names (runtime/short id; `host` outside any).
+    Container,
+    /// The systemd unit its cgroup names.
+    Unit,
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +107,8 @@ pub fn run(args: ServeArgs, reader: syslens_probe::Reader, err: &mut dyn Write) 
         (None, GroupKey::Comm) => GroupBy::Comm,
         (None, GroupKey::Cgroup) => GroupBy::Cgroup,
         (None, GroupKey::Pid) => GroupBy::Pid,
+        (None, GroupKey::Container) => GroupBy::Container,
+        (None, GroupKey::Unit) => GroupBy::Unit,
     };
     let exporter = Exporter::new(
         Options {

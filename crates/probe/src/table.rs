@@ -77,6 +77,11 @@ pub struct ProcessRow {
     pub sig_blk: Val<u64>,
     /// status's ShdPnd: signals pending for the process as a whole.
     pub shd_pnd: Val<u64>,
+    /// status's SigCgt: signals the process catches with a handler.
+    pub sig_cgt: Val<u64>,
+    /// Whether it is pid 1 of a nested PID namespace (NSpid ends in 1, more than one
+    /// level): a container's init, to which the kernel drops unhandled SIGTERM.
+    pub namespace_init: bool,
     /// schedstat's time the main thread waited on a run queue, in ns.
     pub run_queue_wait_ns: Val<u64>,
     /// Open file descriptors.
@@ -150,6 +155,8 @@ impl ProcessRow {
             sig_ign: s.sig_ign,
             sig_blk: s.sig_blk,
             shd_pnd: s.shd_pnd,
+            sig_cgt: s.sig_cgt,
+            namespace_init: matches!(s.ns_pid, Ok(1)) && matches!(s.ns_levels, Ok(n) if n > 1),
             run_queue_wait_ns: Err(Missing::Exited),
             fds: Err(Missing::Exited),
             fd_soft_limit: Err(Missing::Exited),
