@@ -86,13 +86,7 @@ fn issue_14_hostile_comm_is_escaped_by_every_text_command() {
 
 #[test]
 fn issue_14_hostile_comm_is_escaped_in_top() {
-    require_tool!(
-        Command::new("tmux")
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success()),
-        "tmux is not installed"
-    );
+    require_tool!(crate::common::has_tmux(), "tmux is not installed");
     let specimen = Specimen::start(&["--comm", HOSTILE]);
     let session = format!("syslens-escape-top-{}", std::process::id());
     let bin = env!("CARGO_BIN_EXE_syslens");

@@ -116,13 +116,7 @@ fn issue_13_flags_a_command_cannot_use_are_refused() {
 
 #[test]
 fn issue_13_top_shows_the_captured_tree() {
-    require_tool!(
-        Command::new("tmux")
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success()),
-        "tmux is not installed"
-    );
+    require_tool!(crate::common::has_tmux(), "tmux is not installed");
     let session = format!("syslens-root-top-{}", std::process::id());
     let bin = env!("CARGO_BIN_EXE_syslens");
     let started = Command::new("tmux")

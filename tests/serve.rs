@@ -14,13 +14,13 @@ use crate::common::*;
 use serde_json::Value;
 
 /// A running `syslens serve` on an ephemeral loopback port; killed when dropped.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Serve {
-    fn start(extra: &[&str]) -> Serve {
+    pub(crate) fn start(extra: &[&str]) -> Serve {
         Serve::start_with(syslens(), extra)
     }
 
@@ -80,7 +80,7 @@ fn try_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     )
 }
 
-fn get(port: u16, path: &str) -> (u16, String) {
+pub(crate) fn get(port: u16, path: &str) -> (u16, String) {
     try_get(port, path).unwrap()
 }
 

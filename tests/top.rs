@@ -36,13 +36,7 @@ fn wait_for(session: &str, needle: &str) -> String {
 
 #[test]
 fn top_in_tmux_shows_columns_reacts_to_keys_and_quits() {
-    require_tool!(
-        Command::new("tmux")
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success()),
-        "tmux is not installed"
-    );
+    require_tool!(crate::common::has_tmux(), "tmux is not installed");
     require_tool!(
         Command::new("prlimit")
             .arg("--version")

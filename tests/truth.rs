@@ -251,34 +251,8 @@ fn issue_15_containers_are_named_from_their_cgroups() {
     assert!(!base.exists(), "{} left behind", base.display());
 }
 
-/// One scrape of `syslens serve ARGS` on a free loopback port.
+/// One scrape of `syslens serve ARGS`.
 fn scrape(args: &[&str]) -> String {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let mut serve = Running(
-        syslens()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-        Vec::new(),
-    );
-    let mut line = String::new();
-    BufReader::new(serve.0.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .strip_prefix("syslens: serving http://127.0.0.1:")
-        .and_then(|s| s.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    let mut conn = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut body = String::new();
-    let _ = conn.read_to_string(&mut body);
-    body
+    let serve = crate::serve::Serve::start(args);
+    crate::serve::get(serve.port, "/metrics").1
 }

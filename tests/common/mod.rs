@@ -50,6 +50,14 @@ macro_rules! skip_unless {
     };
 }
 
+/// Whether tmux runs here (the TUI tests drive top in it).
+pub fn has_tmux() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 /// A tool the tests need (tmux, chromium, prometheus, util-linux's programs): where it
 /// is missing the test is skipped visibly on a developer's machine, and fails in CI
 /// (`CI=true`), whose `.ci/run` installs every one of them (issue 14).
