@@ -6,11 +6,13 @@
 pub mod specimen;
 
 use std::io::{self, IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
+use regex::Regex;
 use syslens_probe::table::Scanner;
 use syslens_probe::{Missing, Reader};
 
@@ -98,7 +100,7 @@ pub enum Command {
     /// Run a lab: provoke a concept on this kernel, measure it, check the claims.
     Lab(LabArgs),
     /// A Prometheus exporter of what node_exporter and process-exporter miss.
-    Serve(crate::serve::ServeArgs),
+    Serve(ServeArgs),
     /// List the seventeen concepts with their ids.
     Concepts,
     /// Explain a concept: what it is, the lab code that provokes it, where to read next.
@@ -122,6 +124,98 @@ pub enum Command {
 }
 
 /// Flags of `syslens tour`.
+/// `serve --group-by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GroupKey {
+    /// The command name (comm).
+    Comm,
+    /// The memory cgroup (v1) or unified cgroup (v2).
+    Cgroup,
+    /// One group per process, labelled comm/pid (high cardinality: opt-in).
+    Pid,
+    /// The container its cgroup names (runtime/short id; `host` outside any).
+    Container,
+    /// The systemd unit its cgroup names.
+    Unit,
+}
+
+/// `syslens serve`'s flags.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Loopback by default; any other address exposes
+    /// process names and limits to whoever can reach it.
+    #[arg(long, default_value = "127.0.0.1:9105")]
+    pub listen: SocketAddr,
+    /// How processes are grouped.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "comm",
+        conflicts_with = "group_regex"
+    )]
+    pub group_by: GroupKey,
+    /// Group by the first capture group of this regex over the command name (or the
+    /// command line with --cmdline); processes that do not match go to "other".
+    #[arg(long, value_name = "REGEX")]
+    pub group_regex: Option<Regex>,
+    /// Export at most this many groups; the smaller ones are folded into "other".
+    #[arg(long, default_value = "50", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub max_groups: u64,
+    /// Read command lines for --group-regex (they can hold secrets: off by default).
+    #[arg(long)]
+    pub cmdline: bool,
+    /// Export PSS from smaps_rollup, only for processes with at most this RSS (reading
+    /// smaps stalls the target's memory map for a time that grows with its size).
+    #[arg(long, value_name = "SIZE", value_parser = crate::serve::metrics::parse_size)]
+    pub pss_rss_guard: Option<u64>,
+    /// Serve a collection this recent instead of collecting again (seconds).
+    #[arg(long, default_value = "1", value_parser = parse_seconds)]
+    pub cache: Duration,
+    /// Re-read maps, limits and namespaces of every process at most this often.
+    #[arg(long, default_value = "60", value_parser = parse_seconds)]
+    pub slow_every: Duration,
+    /// Connections held at once (sending a request, waiting for a collection or reading
+    /// the answer). When all are taken, a new one displaces the oldest that is not waiting
+    /// for a collection; only when every one is waiting does the new one get 503.
+    #[arg(long, default_value = "256", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_connections: u64,
+    /// An address's share when all connections are taken: room for a new one is made
+    /// from the addresses holding more than this (those waiting for a collection aside),
+    /// so one address cannot push out the others.
+    #[arg(long, default_value = "16", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_per_peer: u64,
+    /// A request head must arrive whole within this time of connecting, or it gets 408;
+    /// draining the input after an error answer ends by the same deadline.
+    #[arg(long, default_value = "5", value_parser = parse_seconds)]
+    pub request_timeout: Duration,
+}
+
+impl From<ServeArgs> for crate::serve::ServeOptions {
+    fn from(a: ServeArgs) -> Self {
+        use crate::serve::GroupBy;
+        let group_by = match (a.group_regex, a.group_by) {
+            (Some(re), _) => GroupBy::Regex(re),
+            (None, GroupKey::Comm) => GroupBy::Comm,
+            (None, GroupKey::Cgroup) => GroupBy::Cgroup,
+            (None, GroupKey::Pid) => GroupBy::Pid,
+            (None, GroupKey::Container) => GroupBy::Container,
+            (None, GroupKey::Unit) => GroupBy::Unit,
+        };
+        crate::serve::ServeOptions {
+            listen: a.listen,
+            group_by,
+            max_groups: a.max_groups,
+            cmdline: a.cmdline,
+            pss_rss_guard: a.pss_rss_guard,
+            cache: a.cache,
+            slow_every: a.slow_every,
+            max_connections: a.max_connections,
+            max_per_peer: a.max_per_peer,
+            request_timeout: a.request_timeout,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct TourArgs {
     /// Smaller sizes and fewer trials (about a third of the time).
@@ -363,7 +457,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
         Some(Command::Lab(args)) => lab_cmd(out, err, g, &style, args),
         Some(Command::Doctor(args)) => doctor_cmd(out, err, g, &style, args),
         Some(Command::Serve(args)) => match open_reader(g, err)? {
-            Some(reader) => crate::serve::run(args, reader, err).map(|_| Status::Ok),
+            Some(reader) => crate::serve::run(args.into(), reader, err).map(|_| Status::Ok),
             None => Ok(Status::Usage),
         },
         Some(Command::Top { interval }) => {

@@ -15,72 +15,31 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use clap::Args;
-use regex::Regex;
+pub use metrics::GroupBy;
+use metrics::{Exporter, Options};
 
-use metrics::{Exporter, GroupBy, Options};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum GroupKey {
-    /// The command name (comm).
-    Comm,
-    /// The memory cgroup (v1) or unified cgroup (v2).
-    Cgroup,
-    /// One group per process, labelled comm/pid (high cardinality: opt-in).
-    Pid,
-    /// The container its cgroup names (runtime/short id; `host` outside any).
-    Container,
-    /// The systemd unit its cgroup names.
-    Unit,
-}
-
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Address to listen on. Loopback by default; any other address exposes
-    /// process names and limits to whoever can reach it.
-    #[arg(long, default_value = "127.0.0.1:9105")]
+/// How the exporter runs: the command line's flags, converted by `cli`.
+#[derive(Debug)]
+pub struct ServeOptions {
+    /// Address to listen on (loopback unless asked otherwise).
     pub listen: SocketAddr,
     /// How processes are grouped.
-    #[arg(
-        long,
-        value_enum,
-        default_value = "comm",
-        conflicts_with = "group_regex"
-    )]
-    pub group_by: GroupKey,
-    /// Group by the first capture group of this regex over the command name (or the
-    /// command line with --cmdline); processes that do not match go to "other".
-    #[arg(long, value_name = "REGEX")]
-    pub group_regex: Option<Regex>,
-    /// Export at most this many groups; the smaller ones are folded into "other".
-    #[arg(long, default_value = "50", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub group_by: GroupBy,
+    /// At most this many groups; the smaller ones are folded into "other".
     pub max_groups: u64,
-    /// Read command lines for --group-regex (they can hold secrets: off by default).
-    #[arg(long)]
+    /// Read command lines (for a regex over them).
     pub cmdline: bool,
-    /// Export PSS from smaps_rollup, only for processes with at most this RSS (reading
-    /// smaps stalls the target's memory map for a time that grows with its size).
-    #[arg(long, value_name = "SIZE", value_parser = metrics::parse_size)]
+    /// Export PSS only for processes with at most this RSS.
     pub pss_rss_guard: Option<u64>,
-    /// Serve a collection this recent instead of collecting again (seconds).
-    #[arg(long, default_value = "1", value_parser = crate::cli::parse_seconds)]
+    /// Serve a collection this recent instead of collecting again.
     pub cache: Duration,
-    /// Re-read maps, limits and namespaces of every process at most this often.
-    #[arg(long, default_value = "60", value_parser = crate::cli::parse_seconds)]
+    /// Re-read maps, limits and namespaces at most this often.
     pub slow_every: Duration,
-    /// Connections held at once (sending a request, waiting for a collection or reading
-    /// the answer). When all are taken, a new one displaces the oldest that is not waiting
-    /// for a collection; only when every one is waiting does the new one get 503.
-    #[arg(long, default_value = "256", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    /// Connections held at once.
     pub max_connections: u64,
-    /// An address's share when all connections are taken: room for a new one is made
-    /// from the addresses holding more than this (those waiting for a collection aside),
-    /// so one address cannot push out the others.
-    #[arg(long, default_value = "16", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    /// An address's share when all connections are taken.
     pub max_per_peer: u64,
-    /// A request head must arrive whole within this time of connecting, or it gets 408;
-    /// draining the input after an error answer ends by the same deadline.
-    #[arg(long, default_value = "5", value_parser = crate::cli::parse_seconds)]
+    /// A request head must arrive whole within this time of connecting.
     pub request_timeout: Duration,
 }
 
@@ -101,15 +60,12 @@ const TEXT: &str = "text/plain; charset=utf-8";
 /// trickles or idles costs a file descriptor and the bytes it sent, never a thread,
 /// and nothing a client does keeps the loop from accepting. Collections run on a
 /// thread of their own.
-pub fn run(args: ServeArgs, reader: syslens_probe::Reader, err: &mut dyn Write) -> io::Result<()> {
-    let group_by = match (&args.group_regex, args.group_by) {
-        (Some(re), _) => GroupBy::Regex(re.clone()),
-        (None, GroupKey::Comm) => GroupBy::Comm,
-        (None, GroupKey::Cgroup) => GroupBy::Cgroup,
-        (None, GroupKey::Pid) => GroupBy::Pid,
-        (None, GroupKey::Container) => GroupBy::Container,
-        (None, GroupKey::Unit) => GroupBy::Unit,
-    };
+pub fn run(
+    args: ServeOptions,
+    reader: syslens_probe::Reader,
+    err: &mut dyn Write,
+) -> io::Result<()> {
+    let group_by = args.group_by.clone();
     let exporter = Exporter::new(
         Options {
             group_by,
