@@ -26,6 +26,8 @@ pub mod stat;
 pub mod status;
 pub mod system;
 pub mod table;
+pub mod trace;
+pub mod tracefs;
 
 pub use missing::{Missing, Val};
 pub use read::{HeldFile, PidDir, Reader};

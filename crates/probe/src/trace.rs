@@ -1,0 +1,299 @@
+//! Tracepoint samples through perf_event_open: one ring buffer per CPU per tracepoint.
+//!
+//! Each subscription is a tracepoint (its [`EventFormat`] from tracefs), an optional
+//! in-kernel filter (PERF_EVENT_IOC_SET_FILTER: the kernel drops what does not match
+//! before it costs a sample) and a [`Rate`]: every hit, or frequency sampling where an
+//! event can fire millions of times a second (the kernel adjusts the period to about
+//! N samples per second per CPU and reports each sample's period, so the sum of the
+//! periods estimates the count). Lost samples (a full ring buffer) are counted per
+//! subscription, never dropped silently.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+
+use perf_event::data::Record as PerfRecord;
+use perf_event::events::Tracepoint;
+use perf_event::{Builder, Clock, SampleFlag, Sampler};
+
+use crate::tracefs::EventFormat;
+
+/// How often a subscription samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rate {
+    /// Every hit that passes the filter: for events rare enough to take whole.
+    Every,
+    /// About this many samples per second per CPU, each weighted by its period.
+    PerSecond(u64),
+}
+
+/// A tracepoint to subscribe to.
+#[derive(Debug, Clone, Copy)]
+pub struct Subscription<'a> {
+    /// Its format (id and layout).
+    pub format: &'a EventFormat,
+    /// An ftrace filter expression (`ret == -24`), applied in the kernel.
+    pub filter: Option<&'a str>,
+    /// How often to sample.
+    pub rate: Rate,
+}
+
+/// One tracepoint sample, borrowed from the ring buffer until the callback returns.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample<'a> {
+    /// The subscription's index, as given to [`Session::add`].
+    pub sub: usize,
+    /// The CPU it fired on.
+    pub cpu: u32,
+    /// The running task's process (thread group) id: for most tracepoints the task
+    /// that caused the event.
+    pub pid: u32,
+    /// The running task's thread id.
+    pub tid: u32,
+    /// CLOCK_MONOTONIC nanoseconds when it fired.
+    pub monotonic_ns: u64,
+    /// How many hits this sample stands for (1 with [`Rate::Every`]).
+    pub period: u64,
+    /// The tracepoint's raw record, decoded with its [`EventFormat`].
+    pub raw: &'a [u8],
+}
+
+/// Why a subscription could not be opened.
+#[derive(Debug)]
+pub struct OpenError {
+    /// The errno perf_event_open or the filter ioctl returned.
+    pub error: io::Error,
+    /// What it means here and what would allow it.
+    pub why: String,
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.why)
+    }
+}
+
+struct Ring {
+    sub: usize,
+    cpu: u32,
+    sampler: Sampler,
+}
+
+impl fmt::Debug for Ring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ring")
+            .field("sub", &self.sub)
+            .field("cpu", &self.cpu)
+            .finish()
+    }
+}
+
+/// Open tracepoint subscriptions on every CPU asked for, system-wide.
+#[derive(Debug, Default)]
+pub struct Session {
+    rings: Vec<Ring>,
+    lost: Vec<u64>,
+}
+
+/// Ring buffer size per CPU for a rare event, and for a sampled frequent one.
+const RING_RARE: usize = 64 * 1024;
+const RING_FREQUENT: usize = 256 * 1024;
+
+impl Session {
+    /// An empty session.
+    pub fn new() -> Session {
+        Session::default()
+    }
+
+    /// Subscribes `sub` (an index the caller chooses, reported in each [`Sample`]) on
+    /// every CPU of `cpus`. Nothing is sampled before [`Session::enable`].
+    pub fn add(
+        &mut self,
+        sub: usize,
+        subscription: &Subscription<'_>,
+        cpus: &[u32],
+    ) -> Result<(), OpenError> {
+        let mut opened = Vec::with_capacity(cpus.len());
+        for &cpu in cpus {
+            let mut builder = Builder::new(Tracepoint::with_id(subscription.format.id));
+            builder
+                .any_pid()
+                .one_cpu(cpu as usize)
+                // A tracepoint fires in the kernel: excluding the kernel would drop it.
+                .include_kernel()
+                .clockid(Clock::MONOTONIC)
+                .sample(
+                    SampleFlag::TID
+                        | SampleFlag::TIME
+                        | SampleFlag::CPU
+                        | SampleFlag::PERIOD
+                        | SampleFlag::RAW,
+                );
+            let ring = match subscription.rate {
+                Rate::Every => {
+                    builder.sample_period(1).wakeup_events(1);
+                    RING_RARE
+                }
+                Rate::PerSecond(hz) => {
+                    builder
+                        .sample_frequency(hz.max(1))
+                        .wakeup_watermark(RING_FREQUENT / 4);
+                    RING_FREQUENT
+                }
+            };
+            let counter = builder
+                .build()
+                .map_err(|e| open_error(subscription.format, e))?;
+            if let Some(filter) = subscription.filter {
+                set_filter(counter.as_raw_fd(), filter).map_err(|e| OpenError {
+                    why: format!(
+                        "the kernel refused the filter `{filter}` on {}: {e}",
+                        subscription.format.name
+                    ),
+                    error: e,
+                })?;
+            }
+            let sampler = counter
+                .sampled(ring)
+                .map_err(|e| open_error(subscription.format, e))?;
+            opened.push(Ring { sub, cpu, sampler });
+        }
+        if self.lost.len() <= sub {
+            self.lost.resize(sub + 1, 0);
+        }
+        self.rings.extend(opened);
+        Ok(())
+    }
+
+    /// Starts every subscription.
+    pub fn enable(&mut self) -> io::Result<()> {
+        for ring in &mut self.rings {
+            ring.sampler.enable()?;
+        }
+        Ok(())
+    }
+
+    /// The ring buffers' fds, to poll for readability.
+    pub fn fds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
+        self.rings.iter().map(|r| {
+            // SAFETY: the fd belongs to a sampler owned by `self`, so it stays open for
+            // the borrow's lifetime.
+            unsafe { BorrowedFd::borrow_raw(r.sampler.as_raw_fd()) }
+        })
+    }
+
+    /// Hands every sample in the ring buffers to `on_sample` and returns how many;
+    /// lost-sample records are counted (see [`Session::lost`]).
+    pub fn drain(&mut self, mut on_sample: impl FnMut(&Sample<'_>)) -> usize {
+        let mut n = 0;
+        for ring in &mut self.rings {
+            // Bounded per call, so one flooded CPU cannot starve the others.
+            for _ in 0..65536 {
+                let Some(record) = ring.sampler.next_record() else {
+                    break;
+                };
+                match record.parse_record() {
+                    Ok(PerfRecord::Sample(sample)) => {
+                        let Some(raw) = sample.raw() else { continue };
+                        on_sample(&Sample {
+                            sub: ring.sub,
+                            cpu: sample.cpu().unwrap_or(ring.cpu),
+                            pid: sample.pid().unwrap_or(0),
+                            tid: sample.tid().unwrap_or(0),
+                            monotonic_ns: sample.time().unwrap_or(0),
+                            period: sample.period().unwrap_or(1),
+                            raw,
+                        });
+                        n += 1;
+                    }
+                    Ok(PerfRecord::Lost(lost)) => {
+                        if let Some(count) = self.lost.get_mut(ring.sub) {
+                            *count += lost.lost;
+                        }
+                    }
+                    _ => {}
+                };
+            }
+        }
+        n
+    }
+
+    /// Samples of subscription `sub` the kernel dropped because its ring was full.
+    pub fn lost(&self, sub: usize) -> u64 {
+        self.lost.get(sub).copied().unwrap_or(0)
+    }
+
+    /// How many ring buffers are open (subscriptions times CPUs).
+    pub fn rings(&self) -> usize {
+        self.rings.len()
+    }
+}
+
+fn open_error(format: &EventFormat, error: io::Error) -> OpenError {
+    let why = match error.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) => format!(
+            "perf_event_open refused {}: tracepoints need root or CAP_PERFMON (kernel.perf_event_paranoid is {})",
+            format.name,
+            std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "unreadable".into())
+        ),
+        Some(libc::ENOENT) | Some(libc::EINVAL) => format!("this kernel cannot sample {} through perf: {error}", format.name),
+        Some(libc::EMFILE) => format!("no fd left to open {}: raise RLIMIT_NOFILE", format.name),
+        _ => format!("perf_event_open on {} failed: {error}", format.name),
+    };
+    OpenError { error, why }
+}
+
+/// Sets an ftrace filter on a perf tracepoint event.
+fn set_filter(fd: RawFd, filter: &str) -> io::Result<()> {
+    let filter =
+        std::ffi::CString::new(filter).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `fd` is an open perf event fd owned by the caller for the duration of the
+    // call; the kernel only reads the NUL-terminated string, which outlives the call.
+    let ret =
+        unsafe { perf_event_open_sys::ioctls::SET_FILTER(fd, filter.as_ptr() as *mut libc::c_char) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// A tracepoint counted in the kernel, for one process and the children it forks
+/// from now on: no samples, no ring buffer, just the number of hits that pass the
+/// filter (used by labs as evidence independent of getrusage).
+#[derive(Debug)]
+pub struct Count {
+    counter: perf_event::Counter,
+}
+
+impl Count {
+    /// Starts counting `format`'s hits by `pid` (and the tasks it creates from now on)
+    /// that pass `filter`.
+    pub fn start(format: &EventFormat, filter: Option<&str>, pid: i32) -> Result<Count, OpenError> {
+        let mut builder = Builder::new(Tracepoint::with_id(format.id));
+        builder
+            .observe_pid(pid)
+            .any_cpu()
+            .include_kernel()
+            .inherit(true);
+        let mut counter = builder.build().map_err(|e| open_error(format, e))?;
+        if let Some(filter) = filter {
+            set_filter(counter.as_raw_fd(), filter).map_err(|e| OpenError {
+                why: format!(
+                    "the kernel refused the filter `{filter}` on {}: {e}",
+                    format.name
+                ),
+                error: e,
+            })?;
+        }
+        counter.enable().map_err(|e| open_error(format, e))?;
+        Ok(Count { counter })
+    }
+
+    /// The hits counted so far.
+    pub fn read(&mut self) -> io::Result<u64> {
+        self.counter.read()
+    }
+}
