@@ -15,3 +15,4 @@ pub mod render;
 pub mod serve;
 pub mod top;
 pub mod tour;
+pub mod watch;

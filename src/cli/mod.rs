@@ -101,6 +101,9 @@ pub enum Command {
     Lab(LabArgs),
     /// A Prometheus exporter of what node_exporter and process-exporter miss.
     Serve(ServeArgs),
+    /// The kernel's own events, live: OOM kills, signals, exits with their peaks,
+    /// EMFILE, classified page faults, fsync latency, stalls (needs root).
+    Watch(WatchArgs),
     /// List the seventeen concepts with their ids.
     Concepts,
     /// Explain a concept: what it is, the lab code that provokes it, where to read next.
@@ -124,6 +127,38 @@ pub enum Command {
 }
 
 /// Flags of `syslens tour`.
+/// `syslens watch`'s flags.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Concept ids to watch (default: every concept that has events).
+    pub concepts: Vec<String>,
+    /// Only events of this process and its descendants.
+    #[arg(long)]
+    pub pid: Option<i32>,
+    /// Only events of processes in this cgroup or below (its path below the
+    /// hierarchy's root, as /proc/PID/cgroup gives it).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+    /// Stop after this many seconds (default: until Ctrl-C).
+    #[arg(long = "for", value_name = "SECS", value_parser = parse_watch_seconds)]
+    pub duration: Option<Duration>,
+    /// Only events of this kind (repeatable): oom-kill, signal, exit, emfile, faults, ...
+    #[arg(long = "kind", value_name = "KIND")]
+    pub kinds: Vec<String>,
+    /// Seconds between the per-process summaries.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_watch_seconds)]
+    pub summary: Duration,
+}
+
+/// Seconds for watch: 0.1 s to a week.
+fn parse_watch_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.trim_end_matches('s').parse().map_err(|_| format!("not a number of seconds: {s}"))?;
+    if !(0.1..=604_800.0).contains(&secs) {
+        return Err("expected 0.1 to 604800 seconds".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 /// `serve --group-by`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum GroupKey {
@@ -388,6 +423,7 @@ fn applies(command: &Option<Command>) -> (&'static str, Applies) {
         Some(Command::Doctor(_)) => ("doctor", true, true),
         Some(Command::Lab(_)) => ("lab", true, false),
         Some(Command::Serve(_)) => ("serve", false, true),
+        Some(Command::Watch(_)) => ("watch", true, false),
         Some(Command::Concepts) => ("concepts", true, false),
         Some(Command::Explain { .. }) => ("explain", true, false),
         Some(Command::LabChild { .. }) | Some(Command::Specimen(_)) => ("internal", true, true),
@@ -403,6 +439,7 @@ fn refuse_flags(g: &Global, command: &Option<Command>, err: &mut dyn Write) -> i
             "tour" | "lab" => {
                 Some("--root: a lab provokes the live kernel; it cannot run on a captured tree")
             }
+            "watch" => Some("--root: watch reads the live kernel's events; a captured tree has none"),
             _ => Some("--root: this command reads no process or system files"),
         }
     } else if g.json && !ok.json {
@@ -460,6 +497,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
             Some(reader) => crate::serve::run(args.into(), reader, err).map(|_| Status::Ok),
             None => Ok(Status::Usage),
         },
+        Some(Command::Watch(args)) => watch_cmd(out, err, g, args),
         Some(Command::Top { interval }) => {
             // ratatui panics without a terminal (cron, a pipe, ssh without -t).
             if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
@@ -493,6 +531,52 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
             })
         }
     }
+}
+
+fn watch_cmd(out: &mut dyn Write, err: &mut dyn Write, g: &Global, args: WatchArgs) -> io::Result<Status> {
+    let mut concepts = Vec::new();
+    for name in &args.concepts {
+        match ConceptId::lookup(name) {
+            Ok(c) => concepts.push(c),
+            Err(unknown) => {
+                writeln!(err, "syslens watch: {unknown}")?;
+                return Ok(Status::Usage);
+            }
+        }
+    }
+    let known: Vec<&str> = crate::watch::sources(&[]).iter().map(|s| s.kind).collect();
+    if let Some(bad) = args.kinds.iter().find(|k| !known.contains(&k.as_str())) {
+        writeln!(err, "syslens watch: no event kind {}; the kinds are {}", render::safe::clean(bad), known.join(", "))?;
+        return Ok(Status::Usage);
+    }
+    if !concepts.is_empty() && crate::watch::sources(&concepts).is_empty() {
+        writeln!(err, "syslens watch: no events for these concepts yet; the kinds are {}", known.join(", "))?;
+        return Ok(Status::Usage);
+    }
+    if let Some(pid) = args.pid {
+        if pid <= 0 || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            writeln!(err, "syslens watch: no process {pid}")?;
+            return Ok(Status::Usage);
+        }
+    }
+    let Some(reader) = open_reader(g, err)? else {
+        return Ok(Status::Usage);
+    };
+    let opts = crate::watch::WatchOptions {
+        concepts,
+        pid: args.pid,
+        cgroup: args.cgroup,
+        duration: args.duration,
+        kinds: args.kinds,
+        json: g.json,
+        summary_every: args.summary,
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        signal_hook::flag::register(sig, std::sync::Arc::clone(&stop))?;
+    }
+    crate::watch::run(&opts, reader, out, err, &stop)?;
+    Ok(Status::Ok)
 }
 
 fn system_cmd(

@@ -6,6 +6,7 @@
 pub use crate::catalogue::ConceptId;
 use crate::lab::LabDef;
 use crate::model::doctor::Rule;
+use crate::model::event::EventSource;
 use crate::model::figure::Section;
 use crate::model::process::ProcessView;
 use crate::model::system::SystemView;
@@ -37,6 +38,8 @@ pub struct ConceptDef {
     pub system: fn(&SystemView) -> Section,
     /// Its section of `syslens inspect PID`.
     pub process: fn(&ProcessView) -> Section,
+    /// The kernel events it reports to `syslens watch` (none for some concepts).
+    pub events: &'static [EventSource],
     /// Its doctor rules (none for some concepts).
     pub rules: &'static [Rule],
     /// Its lab.

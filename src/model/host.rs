@@ -54,6 +54,27 @@ pub struct Host {
 }
 
 /// Counts CPUs in a list such as `0-3,8,10-11`.
+/// The CPUs a kernel CPU list (`0-3,8`) names, in order; `None` when it does not parse.
+pub fn cpu_list(list: &str) -> Option<Vec<u32>> {
+    let mut cpus = Vec::new();
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.parse::<u32>().ok()?, b.parse::<u32>().ok()?),
+            None => {
+                let a = part.parse::<u32>().ok()?;
+                (a, a)
+            }
+        };
+        // Linux's NR_CPUS tops out at 8192; a longer list is not a CPU list.
+        if b < a || b >= 8192 || cpus.len() + (b - a) as usize >= 8192 {
+            return None;
+        }
+        cpus.extend(a..=b);
+    }
+    Some(cpus)
+}
+
+/// How many CPUs a kernel CPU list (`0-3,8`) names.
 pub fn count_cpu_list(list: &str) -> Option<u64> {
     let mut n = 0;
     for part in list.trim().split(',').filter(|p| !p.is_empty()) {

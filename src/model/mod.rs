@@ -3,6 +3,7 @@
 //! and knows nothing of formatting or of the command line.
 
 pub mod doctor;
+pub mod event;
 pub mod figure;
 pub mod host;
 pub mod process;

@@ -48,3 +48,42 @@ pub fn metric_value(v: f64, unit: &str) -> String {
         _ => format!("{v:.2}"),
     }
 }
+
+/// RFC 3339 in UTC with microseconds (`2026-12-02T01:02:03.456789Z`). Written by hand:
+/// the civil-from-days conversion is a dozen lines (H. Hinnant's algorithm), not a
+/// date crate's worth.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_micros()
+    )
+}
+
+#[cfg(test)]
+mod rfc3339_tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn known_instants() {
+        assert_eq!(super::rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+        // date -u -d @1796173323 +%FT%T: 2026-12-02T01:02:03
+        assert_eq!(super::rfc3339(UNIX_EPOCH + Duration::from_micros(1_796_173_323_456_789)), "2026-12-02T01:02:03.456789Z");
+        // A leap day: date -u -d @951782400 -> 2000-02-29T00:00:00
+        assert_eq!(super::rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00.000000Z");
+    }
+}

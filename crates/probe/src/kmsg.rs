@@ -17,7 +17,7 @@
 //! back together: [`oom_kills`] gives every kill still in the log (doctor),
 //! [`OomWatch`] the kills from the moment it was opened (top).
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -423,6 +423,13 @@ pub fn oom_kills(reader: &Reader) -> Val<Vec<OomKill>> {
 pub struct OomWatch {
     log: KernelLog,
     assembler: OomAssembler,
+}
+
+impl AsFd for OomWatch {
+    /// The kernel log's fd: readable when a record was logged (to poll).
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.log.fd.as_fd()
+    }
 }
 
 impl OomWatch {

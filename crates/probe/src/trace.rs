@@ -25,6 +25,9 @@ pub enum Rate {
     Every,
     /// About this many samples per second per CPU, each weighted by its period.
     PerSecond(u64),
+    /// One sample per this many hits on a CPU (each weighted by it): a fixed cost
+    /// per hit, for events whose every occurrence would cost too much.
+    OneIn(u64),
 }
 
 /// A tracepoint to subscribe to.
@@ -137,6 +140,12 @@ impl Session {
                 Rate::PerSecond(hz) => {
                     builder
                         .sample_frequency(hz.max(1))
+                        .wakeup_watermark(RING_FREQUENT / 4);
+                    RING_FREQUENT
+                }
+                Rate::OneIn(n) => {
+                    builder
+                        .sample_period(n.max(1))
                         .wakeup_watermark(RING_FREQUENT / 4);
                     RING_FREQUENT
                 }

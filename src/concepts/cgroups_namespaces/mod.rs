@@ -1,5 +1,6 @@
 //! Cgroups and namespaces: which limits apply, which views are private.
 
+pub mod events;
 pub mod lab;
 
 /// This concept's entry in the registry: its lenses, rules, lab and explanation.
@@ -8,6 +9,7 @@ pub const CONCEPT: ConceptDef = ConceptDef {
     system,
     process: lens,
     rules: &[],
+    events: events::EVENTS,
     lab: &lab::LAB,
     explain: include_str!("explain.md"),
     read_next: include_str!("read.md"),

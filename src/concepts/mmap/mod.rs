@@ -8,6 +8,7 @@ pub const CONCEPT: ConceptDef = ConceptDef {
     system,
     process: lens,
     rules: &[],
+    events: &[],
     lab: &lab::LAB,
     explain: include_str!("explain.md"),
     read_next: include_str!("read.md"),

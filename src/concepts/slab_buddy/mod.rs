@@ -1,5 +1,6 @@
 //! The kernel's slab and buddy allocators: system-wide, not per process.
 
+pub mod events;
 pub mod lab;
 pub mod model;
 pub mod rules;
@@ -10,6 +11,7 @@ pub const CONCEPT: ConceptDef = ConceptDef {
     system,
     process: lens,
     rules: rules::RULES,
+    events: events::EVENTS,
     lab: &lab::LAB,
     explain: include_str!("explain.md"),
     read_next: include_str!("read.md"),

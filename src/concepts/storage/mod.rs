@@ -1,5 +1,6 @@
 //! Ephemeral vs persistent storage: where the process's open files live.
 
+pub mod events;
 pub mod lab;
 pub mod rules;
 
@@ -9,6 +10,7 @@ pub const CONCEPT: ConceptDef = ConceptDef {
     system,
     process: lens,
     rules: rules::RULES,
+    events: events::EVENTS,
     lab: &lab::LAB,
     explain: include_str!("explain.md"),
     read_next: include_str!("read.md"),

@@ -1,0 +1,382 @@
+//! Events: what the kernel reports as it happens (tracepoints, taskstats exit records,
+//! the kernel log), decoded per concept. A concept declares its [`EventSource`]s in its
+//! room (`events.rs`); `syslens watch` opens what the selected sources need, hands each
+//! raw record to the source's [`Decoder`], and prints the [`Event`]s that come out.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use syslens_probe::kmsg::OomKill;
+use syslens_probe::trace::{Rate, Sample};
+use syslens_probe::tracefs::EventFormat;
+
+use crate::catalogue::ConceptId;
+
+/// A field's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A count, a pid, a byte size.
+    Int(i64),
+    /// Seconds, a ratio.
+    Float(f64),
+    /// A name, a path, a signal name.
+    Text(String),
+    /// A yes/no fact.
+    Bool(bool),
+}
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Int(v) => s.serialize_i64(*v),
+            Value::Float(v) if v.is_finite() => s.serialize_f64(*v),
+            Value::Float(_) => s.serialize_none(),
+            Value::Text(v) => s.serialize_str(v),
+            Value::Bool(v) => s.serialize_bool(*v),
+        }
+    }
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Value {
+        Value::Int(v)
+    }
+}
+impl From<u64> for Value {
+    fn from(v: u64) -> Value {
+        Value::Int(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
+impl From<i32> for Value {
+    fn from(v: i32) -> Value {
+        Value::Int(v.into())
+    }
+}
+impl From<u32> for Value {
+    fn from(v: u32) -> Value {
+        Value::Int(v.into())
+    }
+}
+impl From<f64> for Value {
+    fn from(v: f64) -> Value {
+        Value::Float(v)
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Value {
+        Value::Bool(v)
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Value {
+        Value::Text(v)
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Value {
+        Value::Text(v.to_string())
+    }
+}
+
+/// One thing that happened, or a summary of many.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// When it happened (a summary: the end of the span it covers).
+    pub time: SystemTime,
+    /// The concept it belongs to.
+    pub concept: ConceptId,
+    /// Its kind, as EVENTS.md names it (`oom-kill`, `signal`, `exit`, ...).
+    pub kind: &'static str,
+    /// The process it happened to, for `--pid` and `--cgroup`.
+    pub subject: Option<i32>,
+    /// Other processes it involves (a signal's sender), also matched by `--pid`.
+    pub related: Option<i32>,
+    /// Whether the text stream shows it (every event goes to JSON); routine ones are
+    /// only counted in the summary.
+    pub notable: bool,
+    /// One line saying what happened, to whom, by whom (for the text stream).
+    pub line: String,
+    /// The kind's fields, with the plain names of EVENTS.md.
+    pub fields: Vec<(&'static str, Value)>,
+}
+
+impl Event {
+    /// A new event with no fields yet.
+    pub fn new(time: SystemTime, concept: ConceptId, kind: &'static str, subject: Option<i32>) -> Event {
+        Event { time, concept, kind, subject, related: None, notable: true, line: String::new(), fields: Vec::new() }
+    }
+
+    /// Adds a field; a `None` is left out (JSON consumers test for the key).
+    pub fn with(mut self, name: &'static str, value: Option<impl Into<Value>>) -> Event {
+        if let Some(v) = value {
+            self.fields.push((name, v.into()));
+        }
+        self
+    }
+
+    /// A text field's value.
+    pub fn text_of(&self, name: &str) -> Option<String> {
+        match self.get(name)? {
+            Value::Text(t) => Some(t.clone()),
+            _ => None,
+        }
+    }
+
+    /// An integer field's value.
+    pub fn int_of(&self, name: &str) -> Option<i64> {
+        match self.get(name)? {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// A field's value, if present.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.fields.len() + 3))?;
+        m.serialize_entry("time", &crate::model::units::rfc3339(self.time))?;
+        m.serialize_entry("concept", self.concept.slug())?;
+        m.serialize_entry("kind", self.kind)?;
+        for (name, value) in &self.fields {
+            m.serialize_entry(name, value)?;
+        }
+        m.end()
+    }
+}
+
+/// A tracepoint a source needs.
+#[derive(Debug, Clone, Copy)]
+pub struct TracepointSpec {
+    /// Its system (`oom`).
+    pub system: &'static str,
+    /// Its name (`mark_victim`).
+    pub name: &'static str,
+    /// An ftrace filter applied in the kernel (`ret == -24`).
+    pub filter: Option<&'static str>,
+    /// How often it is sampled.
+    pub rate: Rate,
+}
+
+/// What feeds a source besides tracepoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    /// Tracepoints only.
+    Tracepoints,
+    /// Process exits: taskstats records (with the tracepoints listed as a fallback).
+    Exits,
+    /// The kernel log's OOM reports, beside the tracepoints (and alone when they are
+    /// unavailable).
+    KernelLog,
+}
+
+/// One kind of event a concept reports, and how to get it.
+#[derive(Debug)]
+pub struct EventSource {
+    /// The kind it emits (`oom-kill`), for `--kind` and the README's table.
+    pub kind: &'static str,
+    /// The concepts it serves: the first owns its events; `watch C` opens it for any.
+    pub concepts: &'static [ConceptId],
+    /// The tracepoints it reads.
+    pub tracepoints: &'static [TracepointSpec],
+    /// Its other feed.
+    pub feed: Feed,
+    /// A fresh decoder.
+    pub decoder: fn() -> Box<dyn Decoder>,
+}
+
+/// A process exit, from taskstats (every field) or the exit tracepoint (fewer).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcessExit {
+    /// The process (thread group) id.
+    pub pid: i32,
+    /// Its parent.
+    pub ppid: Option<i32>,
+    /// Its command name.
+    pub comm: String,
+    /// The exit status (`exit(N)`), when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that killed it, when one did.
+    pub signal: Option<i32>,
+    /// From start to exit.
+    pub lifetime: Option<Duration>,
+    /// User plus system CPU time.
+    pub cpu: Option<Duration>,
+    /// Its resident set's high-water mark (VmHWM at exit).
+    pub peak_rss_bytes: Option<u64>,
+    /// Minor and major faults.
+    pub minflt: Option<u64>,
+    /// Major faults.
+    pub majflt: Option<u64>,
+    /// Bytes it made the block layer read.
+    pub read_bytes: Option<u64>,
+    /// Bytes it made the block layer write.
+    pub write_bytes: Option<u64>,
+}
+
+/// What a decoder may ask of the host while decoding.
+pub trait Context {
+    /// Wall-clock time of a CLOCK_MONOTONIC timestamp.
+    fn wall(&self, monotonic_ns: u64) -> SystemTime;
+    /// A process's command name (cached; `None` once it is gone).
+    fn comm(&mut self, pid: i32) -> Option<String>;
+    /// A process's soft RLIMIT_NOFILE.
+    fn nofile_limit(&mut self, pid: i32) -> Option<u64>;
+    /// The kind of mapping `addr` falls in, in process `pid`.
+    fn mapping(&mut self, pid: i32, addr: u64) -> Option<MappingKind>;
+    /// The wall-clock time now.
+    fn now(&self) -> SystemTime;
+}
+
+/// What kind of memory a faulting address is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MappingKind {
+    /// Private anonymous memory (heap, stacks, anonymous mmap).
+    Anon,
+    /// A private mapping of a file.
+    File,
+    /// Shared memory (MAP_SHARED of a file or of tmpfs / memfd / SysV).
+    Shared,
+}
+
+/// Turns one source's raw records into events. Decoders keep what a pairing needs
+/// (a begin waiting for its end, a victim waiting for its log line) and per-process
+/// tallies between summaries; all of it is bounded (see [`PENDING_MAX`]).
+pub trait Decoder: Send {
+    /// A tracepoint sample; `index` is the tracepoint's position in the source's list.
+    fn sample(&mut self, ctx: &mut dyn Context, index: usize, format: &EventFormat, sample: &Sample<'_>, out: &mut Vec<Event>);
+    /// A process exit (only for [`Feed::Exits`]).
+    fn exit(&mut self, _ctx: &mut dyn Context, _exit: &ProcessExit, _out: &mut Vec<Event>) {}
+    /// An OOM kill read from the kernel log (only for [`Feed::KernelLog`]).
+    fn oom_logged(&mut self, _ctx: &mut dyn Context, _kill: &OomKill, _out: &mut Vec<Event>) {}
+    /// Called about every 100 ms: emit what waited long enough for its other half.
+    fn tick(&mut self, _ctx: &mut dyn Context, _out: &mut Vec<Event>) {}
+    /// The summaries of the span since the last call, then start a new span.
+    fn summarize(&mut self, _ctx: &mut dyn Context, _out: &mut Vec<Event>) {}
+    /// The watch ends: emit whatever still waits (then the last summaries are asked).
+    fn finish(&mut self, _ctx: &mut dyn Context, _out: &mut Vec<Event>) {}
+}
+
+/// How many pairings or per-process tallies a decoder keeps at most; past it the
+/// oldest half is dropped (and counted by the decoder where it matters).
+pub const PENDING_MAX: usize = 65536;
+
+/// Keeps a map bounded: when it reaches [`PENDING_MAX`], it is emptied (a begin whose
+/// end never comes, from a thread that exited, must not accumulate forever).
+pub fn bound<K, V>(map: &mut HashMap<K, V>) -> bool {
+    if map.len() >= PENDING_MAX {
+        map.clear();
+        return true;
+    }
+    false
+}
+
+/// Latency percentiles of a bounded set of durations (the first [`SAMPLES_MAX`]
+/// kept; the count and maximum cover all).
+#[derive(Debug, Clone, Default)]
+pub struct Latencies {
+    kept: Vec<f64>,
+    /// How many were added.
+    pub count: u64,
+    /// The largest, in seconds.
+    pub max: f64,
+    /// The sum, in seconds.
+    pub total: f64,
+}
+
+/// Durations kept per tally for the percentiles.
+pub const SAMPLES_MAX: usize = 4096;
+
+impl Latencies {
+    /// Adds one duration in seconds.
+    pub fn add(&mut self, seconds: f64) {
+        self.count += 1;
+        self.total += seconds;
+        self.max = self.max.max(seconds);
+        if self.kept.len() < SAMPLES_MAX {
+            self.kept.push(seconds);
+        }
+    }
+
+    /// The `q` quantile (0..=1) of the kept durations, nearest rank.
+    pub fn quantile(&mut self, q: f64) -> Option<f64> {
+        if self.kept.is_empty() {
+            return None;
+        }
+        self.kept.sort_by(f64::total_cmp);
+        let rank = ((q * self.kept.len() as f64).ceil() as usize).clamp(1, self.kept.len());
+        Some(self.kept[rank - 1])
+    }
+}
+
+/// A field of a raw record as an integer, by name (`None` when this kernel's layout has
+/// no such field).
+pub fn int(format: &EventFormat, raw: &[u8], name: &str) -> Option<i64> {
+    format.field(name)?.signed(raw)
+}
+
+/// A field of a raw record as text, by name.
+pub fn text(format: &EventFormat, raw: &[u8], name: &str) -> Option<String> {
+    format.field(name)?.text(raw)
+}
+
+/// A process's command name with its pid, as the text stream shows it (`sleep[42]`).
+pub fn who(comm: Option<&str>, pid: i64) -> String {
+    format!("{}[{pid}]", comm.unwrap_or("?"))
+}
+
+/// The name of a signal number ("SIGKILL"), or "SIG<n>" for a real-time one.
+pub fn signal_name(sig: i32) -> String {
+    const NAMES: [&str; 32] = [
+        "0", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1",
+        "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP",
+        "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH",
+        "SIGIO", "SIGPWR", "SIGSYS",
+    ];
+    match usize::try_from(sig) {
+        Ok(n) if (1..32).contains(&n) => NAMES[n].to_string(),
+        Ok(n) if n >= 32 => format!("SIGRTMIN+{}", n - 32),
+        _ => format!("SIG{sig}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let mut l = Latencies::default();
+        for i in 1..=100 {
+            l.add(i as f64);
+        }
+        assert_eq!(l.quantile(0.5), Some(50.0));
+        assert_eq!(l.quantile(0.99), Some(99.0));
+        assert_eq!(l.max, 100.0);
+        assert_eq!(Latencies::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn signal_names() {
+        assert_eq!(signal_name(9), "SIGKILL");
+        assert_eq!(signal_name(10), "SIGUSR1");
+        assert_eq!(signal_name(34), "SIGRTMIN+2");
+        assert_eq!(signal_name(0), "SIG0");
+    }
+
+    #[test]
+    fn json_has_time_concept_kind_then_fields() {
+        let e = Event::new(SystemTime::UNIX_EPOCH + Duration::from_millis(1500), ConceptId::Signals, "signal", Some(7))
+            .with("signal", Some("SIGKILL"))
+            .with("target_pid", Some(7))
+            .with::<i64>("absent", None);
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(json, r#"{"time":"1970-01-01T00:00:01.500000Z","concept":"signals","kind":"signal","signal":"SIGKILL","target_pid":7}"#);
+    }
+}

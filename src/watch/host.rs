@@ -1,0 +1,239 @@
+//! What the decoders ask of the live host while decoding (names, limits, mappings,
+//! ancestry, cgroups), cached and bounded; the exit feed; and the wait for readiness.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant, SystemTime};
+
+use rustix::event::{poll, PollFd, PollFlags};
+use syslens_probe::kmsg::OomWatch;
+use syslens_probe::smaps::{parse_maps, MapKind};
+use syslens_probe::trace::Session;
+use syslens_probe::Reader;
+
+use crate::model::event::{Context, MappingKind, ProcessExit, PENDING_MAX};
+
+/// How long a cached name, map or membership is trusted.
+const FRESH: Duration = Duration::from_secs(1);
+
+type Ranges = Vec<(u64, u64, MappingKind)>;
+
+/// The live host, as the decoders see it.
+#[derive(Debug)]
+pub struct HostContext {
+    reader: Reader,
+    /// Wall-clock time minus CLOCK_MONOTONIC, refreshed every loop (NTP steps it).
+    wall_offset: Duration,
+    comms: HashMap<i32, (Option<String>, Instant)>,
+    maps: HashMap<i32, (Ranges, Instant)>,
+    parents: HashMap<i32, Option<i32>>,
+    cgroups: HashMap<i32, (Vec<String>, Instant)>,
+}
+
+fn monotonic() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// Empties a cache that reached its bound (processes come and go; stale entries are
+/// cheap to read again).
+fn bounded<K, V>(map: &mut HashMap<K, V>) {
+    if map.len() >= PENDING_MAX / 16 {
+        map.clear();
+    }
+}
+
+impl HostContext {
+    /// A context reading through `reader` (the live host).
+    pub fn new(reader: Reader) -> HostContext {
+        let mut ctx = HostContext {
+            reader,
+            wall_offset: Duration::ZERO,
+            comms: HashMap::new(),
+            maps: HashMap::new(),
+            parents: HashMap::new(),
+            cgroups: HashMap::new(),
+        };
+        ctx.refresh_clock();
+        ctx
+    }
+
+    /// The reader.
+    pub fn reader(&mut self) -> &mut Reader {
+        &mut self.reader
+    }
+
+    /// Re-reads the offset between the wall clock and CLOCK_MONOTONIC.
+    pub fn refresh_clock(&mut self) {
+        let wall = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        self.wall_offset = wall.saturating_sub(monotonic());
+    }
+
+    /// The CPUs online (every one gets a ring buffer); CPU 0 alone if the list is unreadable.
+    pub fn online_cpus(&mut self) -> Vec<u32> {
+        self.reader
+            .read_host("/sys/devices/system/cpu/online")
+            .ok()
+            .and_then(|b| crate::model::host::cpu_list(&String::from_utf8_lossy(b)))
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| vec![0])
+    }
+
+    fn read_text(&mut self, pid: i32, name: &str) -> Option<String> {
+        let dir = self.reader.open_pid(pid).ok()?;
+        self.reader.read_pid(&dir, name).ok().map(|b| String::from_utf8_lossy(b).into_owned())
+    }
+
+    /// Whether `pid` is `root` or descends from it (parents cached: a process that
+    /// exited keeps the parent it was last seen with).
+    pub fn descends_from(&mut self, pid: i32, root: i32) -> bool {
+        let mut p = pid;
+        for _ in 0..64 {
+            if p == root {
+                return true;
+            }
+            if p <= 1 {
+                return false;
+            }
+            let parent = match self.parents.get(&p) {
+                Some(&parent) => parent,
+                None => {
+                    let parent = self.read_text(p, "stat").and_then(|s| {
+                        // ppid is the second field after the parenthesised comm.
+                        s.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+                    });
+                    bounded(&mut self.parents);
+                    self.parents.insert(p, parent);
+                    parent
+                }
+            };
+            match parent {
+                Some(parent) => p = parent,
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// Whether `pid` is in `cgroup` (a path below a hierarchy's root) or below it, in
+    /// any hierarchy.
+    pub fn in_cgroup(&mut self, pid: i32, cgroup: &str) -> bool {
+        let fresh = self.cgroups.get(&pid).is_some_and(|(_, at)| at.elapsed() < FRESH);
+        if !fresh {
+            let paths = self
+                .read_text(pid, "cgroup")
+                .and_then(|t| syslens_probe::cgroup::parse_proc_cgroup(t.as_bytes()).ok())
+                .map(|ms| ms.into_iter().map(|m| m.path).collect())
+                .unwrap_or_default();
+            bounded(&mut self.cgroups);
+            self.cgroups.insert(pid, (paths, Instant::now()));
+        }
+        let want = cgroup.trim_end_matches('/');
+        self.cgroups.get(&pid).is_some_and(|(paths, _)| {
+            paths.iter().any(|p| p == want || p.strip_prefix(want).is_some_and(|rest| rest.starts_with('/')) || want.is_empty())
+        })
+    }
+}
+
+fn classify(kind: MapKind, perms: &str) -> MappingKind {
+    if perms.as_bytes().get(3) == Some(&b's') || kind == MapKind::SharedMemory {
+        MappingKind::Shared
+    } else if matches!(kind, MapKind::Library | MapKind::File) {
+        MappingKind::File
+    } else {
+        MappingKind::Anon
+    }
+}
+
+impl Context for HostContext {
+    fn wall(&self, monotonic_ns: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + self.wall_offset + Duration::from_nanos(monotonic_ns)
+    }
+
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn comm(&mut self, pid: i32) -> Option<String> {
+        if let Some((comm, at)) = self.comms.get(&pid) {
+            if at.elapsed() < FRESH {
+                return comm.clone();
+            }
+        }
+        let comm = self.read_text(pid, "comm").map(|c| c.trim_end().to_string());
+        // A process that is gone keeps its last known name.
+        let comm = comm.or_else(|| self.comms.get(&pid).and_then(|(c, _)| c.clone()));
+        bounded(&mut self.comms);
+        self.comms.insert(pid, (comm.clone(), Instant::now()));
+        comm
+    }
+
+    fn nofile_limit(&mut self, pid: i32) -> Option<u64> {
+        let text = self.read_text(pid, "limits")?;
+        let (soft, _) = syslens_probe::limits::parse_nofile(text.as_bytes()).ok()?;
+        match soft {
+            syslens_probe::limits::LimitValue::Value(v) => Some(v),
+            syslens_probe::limits::LimitValue::Unlimited => None,
+        }
+    }
+
+    fn mapping(&mut self, pid: i32, addr: u64) -> Option<MappingKind> {
+        let find = |r: &Ranges| r.iter().find(|(s, e, _)| (*s..*e).contains(&addr)).map(|(_, _, k)| *k);
+        if let Some((ranges, at)) = self.maps.get(&pid) {
+            // A hit is trusted; a miss re-reads the maps, at most once per FRESH.
+            if let Some(k) = find(ranges) {
+                return Some(k);
+            }
+            if at.elapsed() < FRESH {
+                return None;
+            }
+        }
+        let ranges: Ranges = self
+            .read_text(pid, "maps")
+            .and_then(|t| parse_maps(t.as_bytes()).ok())
+            .map(|ms| ms.into_iter().map(|m| (m.start, m.end, classify(m.kind, &m.perms))).collect())
+            .unwrap_or_default();
+        let kind = find(&ranges);
+        bounded(&mut self.maps);
+        self.maps.insert(pid, (ranges, Instant::now()));
+        kind
+    }
+}
+
+/// Process exits from taskstats (TEMPORARY until the taskstats reader lands).
+#[derive(Debug)]
+pub struct ExitFeed {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl ExitFeed {
+    /// Registers for every CPU's exit records, or says why it cannot.
+    pub fn open(_cpus: &[u32]) -> Result<ExitFeed, String> {
+        Err("the taskstats reader is not built yet".into())
+    }
+
+    /// The processes that exited since the last call.
+    pub fn drain(&mut self) -> Vec<ProcessExit> {
+        Vec::new()
+    }
+}
+
+impl AsFd for ExitFeed {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Waits until a ring buffer, the exit feed or the kernel log is readable, or `timeout`.
+pub fn wait_readable(session: &Session, exits: Option<&ExitFeed>, kmsg: Option<&OomWatch>, timeout: Duration) {
+    let mut fds: Vec<PollFd<'_>> = session.fds().map(|fd| PollFd::from_borrowed_fd(fd, PollFlags::IN)).collect();
+    if let Some(e) = exits {
+        fds.push(PollFd::from_borrowed_fd(e.as_fd(), PollFlags::IN));
+    }
+    if let Some(k) = kmsg {
+        fds.push(PollFd::from_borrowed_fd(k.as_fd(), PollFlags::IN));
+    }
+    let ts = rustix::time::Timespec { tv_sec: timeout.as_secs() as i64, tv_nsec: timeout.subsec_nanos() as i64 };
+    // EINTR (a signal) ends the wait early, which is what the caller wants.
+    let _ = poll(&mut fds, Some(&ts));
+}
