@@ -21,3 +21,4 @@ mod top;
 mod tour;
 mod truth;
 mod unprivileged;
+mod watch;

@@ -59,6 +59,10 @@ pub struct SpecimenArgs {
     /// Start this many threads that wait on a condition variable forever.
     #[arg(long, default_value_t = 0)]
     pub idle_pool: usize,
+    /// Fork a child that writes one byte in each of this many pages of the parent's
+    /// memory (copy-on-write faults), waits for it, and report its pid.
+    #[arg(long, default_value_t = 0)]
+    pub cow_child_pages: usize,
     /// Rename the process (PR_SET_NAME; at most 15 bytes), as any user can.
     #[arg(long)]
     pub comm: Option<String>,
@@ -75,6 +79,8 @@ struct Report {
     blocker_tid: Option<i32>,
     unshared: bool,
     deleted_lib: Option<String>,
+    cow_child_pid: Option<i32>,
+    emfile: bool,
 }
 
 /// The last OS error if a libc call returned -1, named after the call.
@@ -110,6 +116,32 @@ fn map_deleted_library(dir: &std::path::Path) -> io::Result<String> {
     }
     std::fs::remove_file(&copy)?;
     Ok(copy.display().to_string())
+}
+
+/// Touches `pages` pages, forks a child that writes each once (a copy-on-write fault
+/// per page), and waits for it; returns the child's pid.
+fn cow_child(pages: usize) -> io::Result<i32> {
+    let mut memory = vec![1u8; pages * 4096];
+    std::hint::black_box(&mut memory);
+    // SAFETY: the child only writes memory it owns and calls _exit (async-signal-safe),
+    // so locks other threads might hold at the fork do not matter.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        for page in memory.chunks_mut(4096) {
+            // SAFETY: a volatile write to memory the child owns (its copy of the Vec),
+            // so the compiler cannot elide the fault.
+            unsafe { std::ptr::write_volatile(page.as_mut_ptr(), 2) };
+        }
+        // SAFETY: _exit ends the child without running destructors that could touch
+        // state shared with the parent.
+        unsafe { libc::_exit(0) };
+    }
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    rustix::process::waitpid(rustix::process::Pid::from_raw(pid), rustix::process::WaitOptions::empty())
+        .map_err(|e| context(e.into(), "waitpid"))?;
+    Ok(pid)
 }
 
 /// Puts the process in the state `args` asks for, reports it on `out` as one JSON line,
@@ -150,8 +182,18 @@ pub fn run(args: SpecimenArgs, out: &mut dyn Write) -> io::Result<Status> {
         setrlimit(Resource::Nofile, lim).map_err(|e| context(e.into(), "setrlimit"))?;
     }
     let mut held = Vec::new();
+    // Past the limit the specimen stops opening and lives on, as a server that hit
+    // EMFILE does.
+    let mut emfile = false;
     for _ in 0..args.open_fds {
-        held.push(File::open("/dev/null")?);
+        match File::open("/dev/null") {
+            Ok(f) => held.push(f),
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => {
+                emfile = true;
+                break;
+            }
+            Err(e) => return Err(e),
+        }
     }
     let mut deleted_file = None;
     let mut deleted_file_bytes = 0;
@@ -223,6 +265,10 @@ pub fn run(args: SpecimenArgs, out: &mut dyn Write) -> io::Result<Status> {
             unsafe { libc::_exit(0) };
         }
     }
+    let cow_child_pid = match args.cow_child_pages {
+        0 => None,
+        pages => Some(cow_child(pages)?),
+    };
     let pool = std::sync::Arc::new((std::sync::Mutex::new(()), std::sync::Condvar::new()));
     for _ in 0..args.idle_pool {
         let pool = pool.clone();
@@ -288,6 +334,8 @@ pub fn run(args: SpecimenArgs, out: &mut dyn Write) -> io::Result<Status> {
         blocker_tid,
         unshared: args.unshare_uts_net,
         deleted_lib,
+        cow_child_pid,
+        emfile,
     };
     serde_json::to_writer(&mut *out, &report).map_err(io::Error::other)?;
     writeln!(out)?;

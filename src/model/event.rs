@@ -375,7 +375,7 @@ mod tests {
         let e = Event::new(SystemTime::UNIX_EPOCH + Duration::from_millis(1500), ConceptId::Signals, "signal", Some(7))
             .with("signal", Some("SIGKILL"))
             .with("target_pid", Some(7))
-            .with::<i64>("absent", None);
+            .with("absent", None::<i64>);
         let json = serde_json::to_string(&e).unwrap();
         assert_eq!(json, r#"{"time":"1970-01-01T00:00:01.500000Z","concept":"signals","kind":"signal","signal":"SIGKILL","target_pid":7}"#);
     }

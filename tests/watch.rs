@@ -1,0 +1,242 @@
+//! `syslens watch` against the live kernel (issue 16): each kind provoked and matched
+//! field by field.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::*;
+
+/// A running `syslens watch --json`, ready (its header printed) when started.
+struct Watch {
+    child: Child,
+}
+
+impl Watch {
+    fn start(args: &[&str]) -> Watch {
+        let mut child = syslens()
+            .args(["--json", "watch", "--summary", "1"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The header (on stderr in JSON mode) is written after every source is open.
+        let mut header = String::new();
+        BufReader::new(child.stderr.as_mut().unwrap()).read_line(&mut header).unwrap();
+        assert!(header.starts_with("watching"), "watch said: {header}");
+        Watch { child }
+    }
+
+    /// Ends the watch with SIGINT (as Ctrl-C) and returns its events.
+    fn stop(mut self) -> Vec<Value> {
+        std::thread::sleep(Duration::from_millis(700));
+        // SAFETY: kill sends a signal to our own child, which is alive (not reaped).
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let mut text = String::new();
+        self.child.stdout.take().unwrap().read_to_string(&mut text).unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "watch exited {status}");
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["kind"] == kind).collect()
+}
+
+fn pid_of(e: &Value, key: &str) -> i64 {
+    e[key].as_i64().unwrap_or(-1)
+}
+
+/// Every event has an RFC 3339 time, a catalogue concept and a kind.
+fn well_formed(events: &[Value]) {
+    for e in events {
+        let t = e["time"].as_str().unwrap_or("");
+        assert!(t.len() == 27 && t.ends_with('Z') && t.as_bytes()[10] == b'T', "{e}");
+        assert!(e["concept"].is_string() && e["kind"].is_string(), "{e}");
+    }
+}
+
+#[test]
+fn issue_16_signals_name_sender_target_and_signal() {
+    skip_unless!(is_root(), "tracepoints need root or CAP_PERFMON");
+    let watch = Watch::start(&["signals"]);
+    let mut a = Command::new("sleep").arg("30").spawn().unwrap();
+    let mut b = Command::new("sleep").arg("30").spawn().unwrap();
+    let mut sender = Command::new("sh")
+        .args(["-c", "kill -USR1 $1; kill -KILL $2", "sh", &a.id().to_string(), &b.id().to_string()])
+        .spawn()
+        .unwrap();
+    let sender_pid = sender.id() as i64;
+    sender.wait().unwrap();
+    a.wait().unwrap();
+    b.wait().unwrap();
+    let events = watch.stop();
+    well_formed(&events);
+    let signals = of_kind(&events, "signal");
+    for (target, name) in [(a.id(), "SIGUSR1"), (b.id(), "SIGKILL")] {
+        let e = signals
+            .iter()
+            .find(|e| pid_of(e, "target_pid") == target as i64 && e["signal"] == name)
+            .unwrap_or_else(|| panic!("no {name} to {target} in {signals:#?}"));
+        assert_eq!(pid_of(e, "sender_pid"), sender_pid, "{e}");
+        assert_eq!(e["target_comm"], "sleep", "{e}");
+        assert_eq!(e["sender_comm"], "sh", "{e}");
+        assert_eq!(e["result"], "delivered", "{e}");
+        assert_eq!(e["code"], "user", "{e}");
+        assert_eq!(e["concept"], "signals", "{e}");
+    }
+}
+
+#[test]
+fn issue_16_emfile_is_reported_with_the_soft_limit() {
+    skip_unless!(is_root(), "tracepoints need root or CAP_PERFMON");
+    let watch = Watch::start(&["fds-limits"]);
+    // Opens /dev/null 40 times under a soft limit of 32: the 30th open fails with
+    // EMFILE, and the specimen lives on (as a server would).
+    let s = Specimen::start(&["--fd-limit", "32", "--open-fds", "40"]);
+    assert_eq!(s.report["emfile"], true, "{}", s.report);
+    let pid = s.pid() as i64;
+    let events = watch.stop();
+    well_formed(&events);
+    let e = of_kind(&events, "emfile").into_iter().find(|e| pid_of(e, "pid") == pid);
+    let e = e.unwrap_or_else(|| panic!("no emfile for {pid} in {events:#?}"));
+    assert_eq!(e["syscall"], "openat", "{e}");
+    assert_eq!(e["limit"], 32, "{e}");
+    assert_eq!(e["concept"], "fds-limits", "{e}");
+}
+
+#[test]
+fn issue_16_a_forked_child_writing_n_pages_takes_n_copy_on_write_faults() {
+    skip_unless!(is_root(), "tracepoints need root or CAP_PERFMON");
+    const PAGES: i64 = 16384; // 64 MiB
+    let watch = Watch::start(&["cow"]);
+    let s = Specimen::start(&["--cow-child-pages", &PAGES.to_string()]);
+    let child = s.report["cow_child_pid"].as_i64().unwrap();
+    let events = watch.stop();
+    well_formed(&events);
+    let faults: Vec<&Value> = of_kind(&events, "faults").into_iter().filter(|e| pid_of(e, "pid") == child).collect();
+    let cow: i64 = faults.iter().map(|e| e["cow_faults"].as_i64().unwrap()).sum();
+    let one_in = faults.first().map(|e| e["sampled_one_in"].as_i64().unwrap()).unwrap_or(1);
+    // Sampled one fault in N per CPU: the estimate is within N per CPU per span of the
+    // count; at least 0.9 of the pages is what the issue asks.
+    assert!(cow >= PAGES * 9 / 10, "child {child}: {cow} copy-on-write faults estimated (1 in {one_in}) for {PAGES} pages: {faults:#?}");
+    assert!(cow <= PAGES * 12 / 10, "child {child}: {cow} copy-on-write faults for {PAGES} pages: {faults:#?}");
+}
+
+/// A memory cgroup beneath this test's own (v1 memory controller, or v2 with it
+/// enabled), removed on drop.
+struct MemJail {
+    dir: std::path::PathBuf,
+}
+
+impl MemJail {
+    fn new(limit: u64) -> Result<MemJail, String> {
+        let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
+        let tag = unique_tag();
+        for line in own.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let (base, limit_file) = if controllers.split(',').any(|c| c == "memory") {
+                ("/sys/fs/cgroup/memory", "memory.limit_in_bytes")
+            } else if controllers.is_empty()
+                && std::fs::read_to_string(format!("/sys/fs/cgroup{path}/cgroup.controllers")).is_ok_and(|c| c.contains("memory"))
+            {
+                ("/sys/fs/cgroup", "memory.max")
+            } else {
+                continue;
+            };
+            let dir = std::path::PathBuf::from(format!("{base}{}/syslens-test-{tag}", path.trim_end_matches('/')));
+            std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let jail = MemJail { dir };
+            std::fs::write(jail.dir.join(limit_file), limit.to_string()).map_err(|e| e.to_string())?;
+            return Ok(jail);
+        }
+        Err("no memory controller for this test's cgroup".into())
+    }
+}
+
+impl Drop for MemJail {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn issue_16_an_oom_kill_names_victim_cgroup_and_trigger() {
+    skip_unless!(is_root(), "a memory cgroup and tracepoints need root");
+    let jail = match MemJail::new(64 << 20) {
+        Ok(j) => j,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+    let watch = Watch::start(&["swap-oom"]);
+    // The shell joins the jail, then becomes dd, whose 200 MiB buffer cannot fit in 64.
+    let procs = jail.dir.join("cgroup.procs");
+    let mut hog = Command::new("sh")
+        .args(["-c", "echo $$ > \"$1\" && exec dd if=/dev/zero of=/dev/null bs=200M count=1", "sh", procs.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let victim = hog.id() as i64;
+    let status = hog.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "the hog was not OOM-killed: {status}");
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let events = watch.stop();
+    well_formed(&events);
+    let kills = of_kind(&events, "oom-kill");
+    let e = kills.iter().find(|e| pid_of(e, "victim_pid") == victim).unwrap_or_else(|| panic!("no oom-kill of {victim}: {events:#?}"));
+    assert_eq!(e["victim_comm"], "dd", "{e}");
+    // dd's own allocation hit the limit: it is its own trigger.
+    assert_eq!(pid_of(e, "trigger_pid"), victim, "{e}");
+    assert_eq!(e["constraint"], "cgroup", "{e}");
+    let name = jail.dir.file_name().unwrap().to_str().unwrap();
+    assert!(e["cgroup"].as_str().unwrap_or("").ends_with(name), "{e}");
+    assert!(e["anon_rss_bytes"].as_i64().unwrap_or(0) > 32 << 20, "{e}");
+}
+
+#[test]
+fn issue_16_watch_as_nobody_says_what_is_unavailable_and_exits_0() {
+    if let Err(why) = nobody_can_run() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let out = as_nobody().args(["watch", "--for", "0.5"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("unavailable: tracepoints") && text.contains("root"), "{text}");
+    assert!(text.contains("-- watched"), "{text}");
+}
+
+#[test]
+fn issue_16_watch_refuses_root_and_unknown_kinds() {
+    let out = syslens().args(["--root", "/tmp", "watch"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = syslens().args(["watch", "--kind", "nonsense"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("oom-kill"));
+    let out = syslens().args(["watch", "signls"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("signals"));
+}
