@@ -75,8 +75,8 @@ const RECV_BUFFER: usize = 32 << 10;
 /// How long opening waits for each answer of the kernel.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Messages read at most while waiting for one answer (exit records may come first).
-const MESSAGES_PER_ANSWER: usize = 1 << 16;
+/// Datagrams read at most while waiting for one answer (exit records may come first).
+const DATAGRAMS_PER_ANSWER: usize = 1 << 16;
 
 // Netlink (include/uapi/linux/netlink.h) and generic netlink (genetlink.h).
 const NLMSG_HDRLEN: usize = 16;
@@ -447,16 +447,10 @@ impl ExitWatch {
             undecoded: 0,
         };
         watch.family = watch.resolve_family()?;
-        let mut mask = cpus.as_bytes().to_vec();
-        mask.push(0);
-        let request = genl_request(
-            watch.family,
+        let request = watch.cpumask_request(
+            TASKSTATS_CMD_ATTR_REGISTER_CPUMASK,
             NLM_F_REQUEST | NLM_F_ACK,
             SEQ_REGISTER,
-            TASKSTATS_CMD_GET,
-            TASKSTATS_GENL_VERSION,
-            TASKSTATS_CMD_ATTR_REGISTER_CPUMASK,
-            &mask,
         );
         match watch.ask(&request, SEQ_REGISTER, "register")? {
             Answer::Ack => watch.registered = true,
@@ -475,6 +469,23 @@ impl ExitWatch {
             }
         }
         Ok(watch)
+    }
+
+    /// The request to register (or deregister, by `attr`) this socket for the exits
+    /// of its CPUs; the list is a NUL-terminated string attribute.
+    fn cpumask_request(&self, attr: u16, flags: u16, seq: u32) -> Vec<u8> {
+        let mut mask = self.cpus.as_bytes().to_vec();
+        mask.push(0);
+        let cmd = TASKSTATS_CMD_GET;
+        genl_request(
+            self.family,
+            flags,
+            seq,
+            cmd,
+            TASKSTATS_GENL_VERSION,
+            attr,
+            &mask,
+        )
     }
 
     /// Asks the generic netlink controller for the TASKSTATS family's id.
@@ -525,7 +536,7 @@ impl ExitWatch {
             err: e.into(),
         };
         rustix::net::send(&self.fd, request, SendFlags::empty()).map_err(io)?;
-        for _ in 0..MESSAGES_PER_ANSWER {
+        for _ in 0..DATAGRAMS_PER_ANSWER {
             let n = match rustix::net::recv(&self.fd, &mut self.buf[..], RecvFlags::empty()) {
                 Ok((n, _)) => n,
                 Err(Errno::INTR) => continue,
@@ -566,7 +577,7 @@ impl ExitWatch {
         }
         Err(OpenError::Protocol {
             step,
-            detail: format!("no answer among {MESSAGES_PER_ANSWER} messages"),
+            detail: format!("no answer among {DATAGRAMS_PER_ANSWER} datagrams"),
         })
     }
 
@@ -621,16 +632,10 @@ impl Drop for ExitWatch {
         if !self.registered {
             return;
         }
-        let mut mask = self.cpus.as_bytes().to_vec();
-        mask.push(0);
-        let request = genl_request(
-            self.family,
+        let request = self.cpumask_request(
+            TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK,
             NLM_F_REQUEST,
             SEQ_DEREGISTER,
-            TASKSTATS_CMD_GET,
-            TASKSTATS_GENL_VERSION,
-            TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK,
-            &mask,
         );
         let _ = rustix::net::send(&self.fd, &request, SendFlags::DONTWAIT);
     }
@@ -1670,6 +1675,30 @@ mod tests {
         let mut seen = Vec::new();
         watch.drain(&mut seen).unwrap();
         assert!(seen.iter().all(|e| e.pid != fake_pid));
+    }
+
+    #[test]
+    fn live_dropping_the_watch_deregisters_its_port() {
+        let Some(watch) = live_watch() else { return };
+        let addr = rustix::net::getsockname(&watch).unwrap();
+        let port = SocketAddrNetlink::try_from(addr).unwrap().pid();
+        drop(watch);
+        // A socket that takes the freed port would get the records of a registration
+        // left behind.
+        let heir = rustix::net::socket_with(
+            AddressFamily::NETLINK,
+            SocketType::RAW,
+            SocketFlags::CLOEXEC,
+            Some(netlink::GENERIC),
+        )
+        .unwrap();
+        rustix::net::bind(&heir, &SocketAddrNetlink::new(port, 0)).unwrap();
+        thread_exits(10);
+        Command::new("true").status().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let mut buf = [0u8; 4096];
+        let got = rustix::net::recv(&heir, &mut buf[..], RecvFlags::DONTWAIT);
+        assert_eq!(got.map(|(n, _)| n), Err(Errno::AGAIN));
     }
 
     /// Exits of short-lived threads of this process: `n` spawned and joined one by one.
