@@ -1348,8 +1348,7 @@ mod tests {
         let padded = message(&[null, attr(TASKSTATS_TYPE_AGGR_PID, &nest)].concat());
         assert_eq!(decode(&padded), (vec![one("sleep")], 0));
         // Totals with no thread record before them.
-        let totals = &end[596..];
-        let alone = message(&totals[..totals.len()]);
+        let alone = message(&end[596..]);
         assert_eq!(decode(&alone), (vec![], 1));
         let (out, _) = decode(&set(&end, 596 + 4 + 4, &1u32.to_ne_bytes()));
         assert_eq!(out[0].group, None);
