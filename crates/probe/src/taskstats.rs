@@ -34,15 +34,16 @@
 //! these. One overrun is at least one lost record; the kernel does not say how many.
 //!
 //! **What it costs** (measured on the dev VM: 2 CPUs, kernel 6.18, taskstats version
-//! 16, while other builds kept the load near 5). A record is a 596-byte datagram
+//! 16, while other builds kept the load near 7). A record is a 596-byte datagram
 //! (1172 with group totals) and takes 2304 bytes of the receive buffer with the
 //! kernel's bookkeeping: the default buffer (4 MiB asked, 8 MiB as the kernel doubles
-//! it) held 3640 records between two drains. [`ExitWatch::drain`] took 2.1-2.6 µs a
-//! record, most of it the recv(2) of each datagram (decoding is 0.2-0.6 µs): about
-//! 400 000 records a second of one CPU, far more than tasks can exit. While a listener
-//! is registered the kernel builds and sends a record at every exit; that cost was
-//! lost in the noise of the loaded host (the CPU time of a thread's spawn, exit and
-//! join: 58-78 µs without a listener, 51-83 µs with one, draining included).
+//! it) held 3640 records between two drains. [`ExitWatch::drain`] took 1.9-2.9 µs of
+//! CPU a record (median 2.6), most of it the recv(2) of each datagram (decoding is
+//! 0.2-0.6 µs): about 400 000 records a second of one CPU, far more than tasks can
+//! exit. While a listener is registered the kernel builds and sends a record at every
+//! exit, charged to the exiting task: the CPU time of a thread's spawn, exit and join
+//! went from a median of 64.8 µs without a listener to 70.2 µs with one (12 rounds of
+//! 2500 each; rounds ranged 49-72 and 62-80 µs), about 5 µs an exit.
 //!
 //! The netlink framing is written by hand: a request is three headers and one
 //! attribute, a record two nested attributes. That is less than a netlink crate and
