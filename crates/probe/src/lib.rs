@@ -26,6 +26,7 @@ pub mod stat;
 pub mod status;
 pub mod system;
 pub mod table;
+pub mod taskstats;
 pub mod trace;
 pub mod tracefs;
 
