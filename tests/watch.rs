@@ -134,6 +134,39 @@ fn issue_16_a_forked_child_writing_n_pages_takes_n_copy_on_write_faults() {
     assert!(cow <= PAGES * 12 / 10, "child {child}: {cow} copy-on-write faults for {PAGES} pages: {faults:#?}");
 }
 
+#[test]
+fn issue_16_a_short_lived_process_exits_with_its_peak() {
+    skip_unless!(is_root(), "taskstats needs CAP_NET_ADMIN");
+    let watch = Watch::start(&["high-water-mark", "--kind", "exit"]);
+    // dd's 300 MiB buffer is touched whole by its one read, then it sleeps out 0.3 s.
+    let mut p = Command::new("sh")
+        .args(["-c", "dd if=/dev/zero of=/dev/null bs=300M count=1 2>/dev/null; sleep 0.3; exit 3"])
+        .spawn()
+        .unwrap();
+    let shell = p.id() as i64;
+    p.wait().unwrap();
+    let mut k = Command::new("sleep").arg("30").spawn().unwrap();
+    let killed = k.id() as i64;
+    k.kill().unwrap();
+    k.wait().unwrap();
+    let events = watch.stop();
+    well_formed(&events);
+    let exits = of_kind(&events, "exit");
+    let dd = exits
+        .iter()
+        .find(|e| e["comm"] == "dd" && pid_of(e, "ppid") == shell)
+        .unwrap_or_else(|| panic!("no exit of dd under {shell}: {exits:#?}"));
+    assert!(dd["peak_rss_bytes"].as_i64().unwrap() >= 300 << 20, "{dd}");
+    assert_eq!(dd["exit_code"], 0, "{dd}");
+    let sh = exits.iter().find(|e| pid_of(e, "pid") == shell).unwrap_or_else(|| panic!("no exit of {shell}"));
+    assert_eq!(sh["exit_code"], 3, "{sh}");
+    let life = sh["lifetime_seconds"].as_f64().unwrap();
+    assert!((0.3..2.0).contains(&life), "{sh}");
+    let k = exits.iter().find(|e| pid_of(e, "pid") == killed).unwrap_or_else(|| panic!("no exit of {killed}"));
+    assert_eq!(k["signal"], "SIGKILL", "{k}");
+    assert!(k.get("exit_code").is_none(), "{k}");
+}
+
 /// A memory cgroup beneath this test's own (v1 memory controller, or v2 with it
 /// enabled), removed on drop.
 struct MemJail {

@@ -331,19 +331,9 @@ pub fn who(comm: Option<&str>, pid: i64) -> String {
     format!("{}[{pid}]", comm.unwrap_or("?"))
 }
 
-/// The name of a signal number ("SIGKILL"), or "SIG<n>" for a real-time one.
+/// The name of a signal number ("SIGKILL"); a negative number is not a signal.
 pub fn signal_name(sig: i32) -> String {
-    const NAMES: [&str; 32] = [
-        "0", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1",
-        "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP",
-        "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH",
-        "SIGIO", "SIGPWR", "SIGSYS",
-    ];
-    match usize::try_from(sig) {
-        Ok(n) if (1..32).contains(&n) => NAMES[n].to_string(),
-        Ok(n) if n >= 32 => format!("SIGRTMIN+{}", n - 32),
-        _ => format!("SIG{sig}"),
-    }
+    u32::try_from(sig).map(syslens_probe::names::signal_name).unwrap_or_else(|_| format!("SIG{sig}"))
 }
 
 #[cfg(test)]
@@ -367,7 +357,7 @@ mod tests {
         assert_eq!(signal_name(9), "SIGKILL");
         assert_eq!(signal_name(10), "SIGUSR1");
         assert_eq!(signal_name(34), "SIGRTMIN+2");
-        assert_eq!(signal_name(0), "SIG0");
+        assert_eq!(signal_name(-1), "SIG-1");
     }
 
     #[test]

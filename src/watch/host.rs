@@ -8,7 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 use rustix::event::{poll, PollFd, PollFlags};
 use syslens_probe::kmsg::OomWatch;
 use syslens_probe::smaps::{parse_maps, MapKind};
-use syslens_probe::trace::Session;
+use syslens_probe::taskstats::{ExitStatus, ExitWatch, TaskExit};
+use syslens_probe::trace::{Session, TaskRecord};
 use syslens_probe::Reader;
 
 use crate::model::event::{Context, MappingKind, ProcessExit, PENDING_MAX};
@@ -28,6 +29,12 @@ pub struct HostContext {
     maps: HashMap<i32, (Ranges, Instant)>,
     parents: HashMap<i32, Option<i32>>,
     cgroups: HashMap<i32, (Vec<String>, Instant)>,
+    /// Names of live processes, from a scan at start and perf's task records after:
+    /// a sample is named even when its process exited before it was read.
+    names: HashMap<i32, String>,
+    /// Processes that exited in the last drain: forgotten at the next, so samples
+    /// read in the same drain still find their names.
+    exited: Vec<i32>,
 }
 
 fn monotonic() -> Duration {
@@ -53,9 +60,50 @@ impl HostContext {
             maps: HashMap::new(),
             parents: HashMap::new(),
             cgroups: HashMap::new(),
+            names: HashMap::new(),
+            exited: Vec::new(),
         };
         ctx.refresh_clock();
         ctx
+    }
+
+    /// Names every process alive now (the task records name those that come later).
+    pub fn scan_names(&mut self) {
+        let mut pids = Vec::new();
+        if self.reader.pids(&mut pids).is_ok() {
+            for pid in pids {
+                if let Some(comm) = self.read_text(pid, "comm") {
+                    self.names.insert(pid, comm.trim_end().to_string());
+                }
+            }
+        }
+    }
+
+    /// Learns from a task record: a process's new name, its parent, its exit.
+    pub fn task(&mut self, record: &TaskRecord<'_>) {
+        match *record {
+            TaskRecord::Comm { pid, tid, comm } if pid == tid => {
+                self.names.insert(pid as i32, String::from_utf8_lossy(comm).into_owned());
+            }
+            TaskRecord::Fork { pid, tid, ppid } if pid == tid => {
+                // A new process starts with its parent's name (until it execs).
+                if let Some(name) = self.names.get(&(ppid as i32)).cloned() {
+                    self.names.insert(pid as i32, name);
+                }
+                bounded(&mut self.parents);
+                self.parents.insert(pid as i32, Some(ppid as i32));
+            }
+            TaskRecord::Exit { pid, tid } if pid == tid => self.exited.push(pid as i32),
+            _ => {}
+        }
+    }
+
+    /// Forgets the processes that exited before the last drain.
+    pub fn forget_exited(&mut self) {
+        for pid in std::mem::take(&mut self.exited) {
+            self.names.remove(&pid);
+            self.parents.remove(&pid);
+        }
     }
 
     /// The reader.
@@ -155,6 +203,9 @@ impl Context for HostContext {
     }
 
     fn comm(&mut self, pid: i32) -> Option<String> {
+        if let Some(name) = self.names.get(&pid) {
+            return Some(name.clone());
+        }
         if let Some((comm, at)) = self.comms.get(&pid) {
             if at.elapsed() < FRESH {
                 return comm.clone();
@@ -200,28 +251,67 @@ impl Context for HostContext {
     }
 }
 
-/// Process exits from taskstats (TEMPORARY until the taskstats reader lands).
+/// Process exits from taskstats: one record per process, however short its life.
 #[derive(Debug)]
 pub struct ExitFeed {
-    fd: std::os::fd::OwnedFd,
+    watch: ExitWatch,
+    records: Vec<TaskExit>,
 }
 
 impl ExitFeed {
     /// Registers for every CPU's exit records, or says why it cannot.
-    pub fn open(_cpus: &[u32]) -> Result<ExitFeed, String> {
-        Err("the taskstats reader is not built yet".into())
+    pub fn open(cpus: &[u32]) -> Result<ExitFeed, String> {
+        let list: Vec<String> = cpus.iter().map(u32::to_string).collect();
+        ExitWatch::open(&list.join(","))
+            .map(|watch| ExitFeed { watch, records: Vec::new() })
+            .map_err(|e| e.to_string())
     }
 
     /// The processes that exited since the last call.
     pub fn drain(&mut self) -> Vec<ProcessExit> {
-        Vec::new()
+        self.records.clear();
+        // A failed read leaves what was decoded before it; the next call goes on.
+        let _ = self.watch.drain(&mut self.records);
+        self.records.iter().filter_map(process_exit).collect()
+    }
+
+    /// Times the socket's buffer overflowed (each lost at least one record).
+    pub fn overruns(&self) -> u64 {
+        self.watch.overruns()
     }
 }
 
 impl AsFd for ExitFeed {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.watch.as_fd()
     }
+}
+
+/// A taskstats record as a process exit: only the record that ends a process (a
+/// single-threaded one's own, or a group's last thread's), not each thread's.
+fn process_exit(r: &TaskExit) -> Option<ProcessExit> {
+    if r.ends_process != Some(true) {
+        return None;
+    }
+    let (exit_code, signal) = match r.exit {
+        Some(ExitStatus::Exited { code }) => (Some(code), None),
+        Some(ExitStatus::Killed { signal, .. }) => (None, i32::try_from(signal).ok()),
+        None => (None, None),
+    };
+    Some(ProcessExit {
+        pid: r.tgid.unwrap_or(r.pid) as i32,
+        ppid: r.ppid.map(|p| p as i32),
+        comm: r.comm.clone().unwrap_or_default(),
+        exit_code,
+        signal,
+        lifetime: r.process_elapsed_us.or(r.elapsed_us).map(Duration::from_micros),
+        cpu: r.process_cpu_us().map(Duration::from_micros),
+        peak_rss_bytes: r.hiwater_rss_bytes,
+        minflt: r.minflt,
+        majflt: r.majflt,
+        read_bytes: r.read_bytes,
+        write_bytes: r.write_bytes,
+    })
 }
 
 /// Waits until a ring buffer, the exit feed or the kernel log is readable, or `timeout`.

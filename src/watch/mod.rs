@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use syslens_probe::kmsg::OomWatch;
-use syslens_probe::trace::{Session, Subscription};
+use syslens_probe::trace::{Drained, Session, Subscription};
 use syslens_probe::tracefs::{EventFormat, Tracefs};
 use syslens_probe::Reader;
 
@@ -156,6 +156,15 @@ pub fn run(opts: &WatchOptions, reader: Reader, out: &mut dyn Write, err: &mut d
             }
         }
     }
+    if !subs.is_empty() {
+        ctx.scan_names();
+        if let Err(e) = session.track_tasks(&cpus) {
+            outcome.unavailable.push(Unavailable {
+                what: "task records".into(),
+                why: format!("{e}: processes that exit before their events are read go unnamed"),
+            });
+        }
+    }
     session.enable()?;
 
     let mut printer = Printer { out, json: opts.json, closed: false };
@@ -166,15 +175,20 @@ pub fn run(opts: &WatchOptions, reader: Reader, out: &mut dyn Write, err: &mut d
     let mut last_summary = Instant::now();
     let mut batch: Vec<Event> = Vec::new();
     let mut routine: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut exit_overruns = 0;
     loop {
         let done = stop.load(Ordering::Relaxed) || opts.duration.is_some_and(|d| started.elapsed() >= d) || printer.closed;
         if !done {
             host::wait_readable(&session, exits.as_ref(), kmsg.as_ref(), Duration::from_millis(100));
         }
         ctx.refresh_clock();
-        session.drain(|s| {
-            let sub = &subs[s.sub];
-            active[sub.source].decoder.sample(&mut ctx, sub.tracepoint, &sub.format, s, &mut batch);
+        ctx.forget_exited();
+        session.drain(|d| match d {
+            Drained::Task(t) => ctx.task(&t),
+            Drained::Sample(s) => {
+                let sub = &subs[s.sub];
+                active[sub.source].decoder.sample(&mut ctx, sub.tracepoint, &sub.format, &s, &mut batch);
+            }
         });
         if let Some(feed) = exits.as_mut() {
             for exit in feed.drain() {
@@ -201,6 +215,18 @@ pub fn run(opts: &WatchOptions, reader: Reader, out: &mut dyn Write, err: &mut d
                 batch.push(e);
                 outcome.lost += lost - sub.lost_reported;
                 sub.lost_reported = lost;
+            }
+        }
+        if let Some(feed) = exits.as_ref() {
+            let overruns = feed.overruns();
+            if overruns > exit_overruns {
+                let mut e = Event::new(ctx.now(), ConceptId::HighWaterMark, "lost", None)
+                    .with("count", Some(overruns - exit_overruns))
+                    .with("source", Some("taskstats"));
+                e.line = format!("taskstats buffer overflowed {} times: exits lost", overruns - exit_overruns);
+                batch.push(e);
+                outcome.lost += overruns - exit_overruns;
+                exit_overruns = overruns;
             }
         }
         if last_tick.elapsed() >= Duration::from_millis(100) || done {

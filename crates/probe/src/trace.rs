@@ -77,9 +77,50 @@ impl fmt::Display for OpenError {
 }
 
 struct Ring {
-    sub: usize,
+    /// The subscription, or `None` for a ring of task records (names, forks, exits).
+    sub: Option<usize>,
     cpu: u32,
     sampler: Sampler,
+}
+
+/// What a drain hands over.
+#[derive(Debug, Clone, Copy)]
+pub enum Drained<'a> {
+    /// A task record (the task rings are drained first).
+    Task(TaskRecord<'a>),
+    /// A tracepoint sample.
+    Sample(Sample<'a>),
+}
+
+/// A task record: what perf reports of processes so a sample can be named after the
+/// task is gone (as `perf report` does).
+#[derive(Debug, Clone, Copy)]
+pub enum TaskRecord<'a> {
+    /// A task took a name: at exec, PR_SET_NAME or a write to /proc/PID/comm.
+    Comm {
+        /// Its process id.
+        pid: u32,
+        /// Its thread id.
+        tid: u32,
+        /// The new name.
+        comm: &'a [u8],
+    },
+    /// A task was created (`pid == tid`: a new process, else a thread).
+    Fork {
+        /// Its process id.
+        pid: u32,
+        /// Its thread id.
+        tid: u32,
+        /// The process that created it.
+        ppid: u32,
+    },
+    /// A task exited.
+    Exit {
+        /// Its process id.
+        pid: u32,
+        /// Its thread id.
+        tid: u32,
+    },
 }
 
 impl fmt::Debug for Ring {
@@ -165,12 +206,37 @@ impl Session {
             let sampler = counter
                 .sampled(ring)
                 .map_err(|e| open_error(subscription.format, e))?;
-            opened.push(Ring { sub, cpu, sampler });
+            opened.push(Ring { sub: Some(sub), cpu, sampler });
         }
         if self.lost.len() <= sub {
             self.lost.resize(sub + 1, 0);
         }
         self.rings.extend(opened);
+        Ok(())
+    }
+
+    /// Also reports task records (names, forks, exits) on every CPU of `cpus`, so that
+    /// samples can be attributed to tasks that exit before they are read. Their rings are
+    /// drained before the samples'.
+    pub fn track_tasks(&mut self, cpus: &[u32]) -> io::Result<()> {
+        let mut opened = Vec::with_capacity(cpus.len());
+        for &cpu in cpus {
+            let sampler = Builder::new(perf_event::events::Software::DUMMY)
+                .any_pid()
+                .one_cpu(cpu as usize)
+                .include_kernel()
+                .comm(true)
+                .task(true)
+                .wakeup_watermark(RING_FREQUENT / 4)
+                .build()?
+                .sampled(RING_FREQUENT)?;
+            opened.push(Ring { sub: None, cpu, sampler });
+        }
+        let at = self.rings.len();
+        self.rings.extend(opened);
+        // Task rings first: a name must be known before the samples that need it.
+        let added = self.rings.len() - at;
+        self.rings.rotate_right(added);
         Ok(())
     }
 
@@ -191,11 +257,25 @@ impl Session {
         })
     }
 
-    /// Hands every sample in the ring buffers to `on_sample` and returns how many;
-    /// lost-sample records are counted (see [`Session::lost`]).
-    pub fn drain(&mut self, mut on_sample: impl FnMut(&Sample<'_>)) -> usize {
+    /// Hands every task record, then every sample, to `on` and returns how many
+    /// samples; lost-sample records are counted (see [`Session::lost`]).
+    pub fn drain(&mut self, mut on: impl FnMut(Drained<'_>)) -> usize {
         let mut n = 0;
         for ring in &mut self.rings {
+            let Some(sub) = ring.sub else {
+                for _ in 0..65536 {
+                    let Some(record) = ring.sampler.next_record() else {
+                        break;
+                    };
+                    match record.parse_record() {
+                        Ok(PerfRecord::Comm(c)) => on(Drained::Task(TaskRecord::Comm { pid: c.pid, tid: c.tid, comm: &c.comm })),
+                        Ok(PerfRecord::Fork(f)) => on(Drained::Task(TaskRecord::Fork { pid: f.pid, tid: f.tid, ppid: f.ppid })),
+                        Ok(PerfRecord::Exit(x)) => on(Drained::Task(TaskRecord::Exit { pid: x.pid, tid: x.tid })),
+                        _ => {}
+                    };
+                }
+                continue;
+            };
             // Bounded per call, so one flooded CPU cannot starve the others.
             for _ in 0..65536 {
                 let Some(record) = ring.sampler.next_record() else {
@@ -204,19 +284,19 @@ impl Session {
                 match record.parse_record() {
                     Ok(PerfRecord::Sample(sample)) => {
                         let Some(raw) = sample.raw() else { continue };
-                        on_sample(&Sample {
-                            sub: ring.sub,
+                        on(Drained::Sample(Sample {
+                            sub,
                             cpu: sample.cpu().unwrap_or(ring.cpu),
                             pid: sample.pid().unwrap_or(0),
                             tid: sample.tid().unwrap_or(0),
                             monotonic_ns: sample.time().unwrap_or(0),
                             period: sample.period().unwrap_or(1),
                             raw,
-                        });
+                        }));
                         n += 1;
                     }
                     Ok(PerfRecord::Lost(lost)) => {
-                        if let Some(count) = self.lost.get_mut(ring.sub) {
+                        if let Some(count) = self.lost.get_mut(sub) {
                             *count += lost.lost;
                         }
                     }
