@@ -117,6 +117,122 @@ fn demand_paging() {
     assert!(!r["series"][0]["points"].as_array().unwrap().is_empty());
 }
 
+/// Runs `program args`; its stdout when it succeeded.
+fn ran(program: &str, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// An ext4 file system on a loop device of the test's own, over an image in a temp dir:
+/// its readahead can be set without touching the host's disks. Dropping it unmounts,
+/// detaches and gives the loop device back the readahead it had before (a setting that
+/// outlives the detach).
+struct LoopFs {
+    dir: tempfile::TempDir,
+    dev: String,
+    original_kb: Option<String>,
+}
+
+impl LoopFs {
+    fn new() -> Result<LoopFs, String> {
+        let dir = tempfile::tempdir_in("/var/tmp").map_err(|e| e.to_string())?;
+        let image = dir.path().join("image");
+        std::fs::File::create(&image)
+            .and_then(|f| f.set_len(160 << 20))
+            .map_err(|e| e.to_string())?;
+        let dev = ran("losetup", &["--find"]).ok_or("losetup finds no free loop device")?;
+        let original_kb = std::fs::read_to_string(Self::sysfs(&dev)).ok();
+        ran("losetup", &[&dev, image.to_str().unwrap()]).ok_or("losetup cannot attach it")?;
+        let fs = LoopFs {
+            dir,
+            dev,
+            original_kb,
+        };
+        let mnt = fs.mnt();
+        std::fs::create_dir(&mnt).map_err(|e| e.to_string())?;
+        ran("mkfs.ext4", &["-q", &fs.dev]).ok_or("mkfs.ext4 failed")?;
+        ran("mount", &[&fs.dev, mnt.to_str().unwrap()]).ok_or("mount failed")?;
+        Ok(fs)
+    }
+
+    fn sysfs(dev: &str) -> String {
+        format!(
+            "/sys/block/{}/queue/read_ahead_kb",
+            dev.trim_start_matches("/dev/")
+        )
+    }
+
+    fn mnt(&self) -> std::path::PathBuf {
+        self.dir.path().join("mnt")
+    }
+
+    /// Sets the device's readahead and reads back what the kernel took.
+    fn set_read_ahead_kb(&self, kb: u64) -> Option<u64> {
+        ran("blockdev", &["--setra", &(kb * 2).to_string(), &self.dev])?;
+        std::fs::read_to_string(Self::sysfs(&self.dev))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        let _ = ran("umount", &[self.mnt().to_str().unwrap()]);
+        let _ = ran("losetup", &["--detach", &self.dev]);
+        if let Some(kb) = &self.original_kb {
+            let _ = std::fs::write(Self::sysfs(&self.dev), kb.trim());
+        }
+    }
+}
+
+/// The demand-paging lab's resident share follows the readahead of the file's device:
+/// one touch per 256 KiB leaves half the file resident with 128 KiB, all of it with
+/// 1024 KiB; the lab reports the setting it ran with.
+#[test]
+fn issue_21_demand_paging_residency_follows_read_ahead_kb() {
+    skip_unless!(is_root(), "a loop device and a mount need root");
+    require_tool!(
+        ran("losetup", &["--version"]).is_some()
+            && ran("blockdev", &["--version"]).is_some()
+            && ran("mkfs.ext4", &["-V"]).is_some(),
+        "losetup, blockdev (util-linux) and mkfs.ext4 (e2fsprogs)"
+    );
+    let fs = LoopFs::new();
+    skip_unless!(
+        fs.is_ok(),
+        format!("no loop file system: {}", fs.as_ref().err().unwrap())
+    );
+    let fs = fs.unwrap();
+    let mnt = fs.mnt().to_str().unwrap().to_owned();
+    // SAFETY: sysconf has no side effects.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
+    for (kb, share) in [(128, 0.5), (1024, 1.0)] {
+        assert_eq!(fs.set_read_ahead_kb(kb), Some(kb), "{}", fs.dev);
+        let r = run_lab_with("demand-paging", &[], &[("SYSLENS_TMPDIR", &mnt)]);
+        assert!(
+            r["params"]["scratch"].as_str().unwrap().starts_with(&mnt),
+            "the lab ran elsewhere: {}",
+            r["params"]
+        );
+        assert_eq!(r["params"]["read_ahead_kb"], kb);
+        let pages = r["params"]["size_bytes"].as_f64().unwrap() / page;
+        let resident = r["series"][0]["points"].as_array().unwrap().last().unwrap()[1]
+            .as_f64()
+            .unwrap();
+        assert!(
+            (resident / pages - share).abs() < 0.1,
+            "read_ahead_kb {kb}: {resident} of {pages} pages resident, expected about {share}"
+        );
+    }
+}
+
 #[test]
 fn mmap() {
     run_lab("mmap");

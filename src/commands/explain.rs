@@ -16,6 +16,9 @@ pub struct Explanation {
     pub title: &'static str,
     /// The text, paragraph by paragraph (from the concept's explain.md).
     pub paragraphs: Vec<&'static str>,
+    /// What a learner asks next, one short item each ending with where to read it: the
+    /// list under explain.md's `## More` heading.
+    pub more: Vec<&'static str>,
     /// The lines of the lab between its explain-begin and explain-end markers.
     pub code: String,
     /// The lab file the code is quoted from.
@@ -67,6 +70,26 @@ fn split_top_level(list: &str) -> Vec<&str> {
     out
 }
 
+/// The line of explain.md that starts its "More" list.
+const MORE_HEADING: &str = "\n## More\n";
+
+/// Splits explain.md into its paragraphs (separated by blank lines) and the items of its
+/// "More" list (lines starting with `- ` after the `## More` line).
+fn split_page(text: &'static str) -> (Vec<&'static str>, Vec<&'static str>) {
+    let (body, more) = text.split_once(MORE_HEADING).unwrap_or((text, ""));
+    let paragraphs = body
+        .split("\n\n")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    let items = more
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- "))
+        .map(str::trim)
+        .collect();
+    (paragraphs, items)
+}
+
 fn dir_name(id: ConceptId) -> String {
     id.slug().replace('-', "_")
 }
@@ -75,14 +98,12 @@ fn dir_name(id: ConceptId) -> String {
 pub fn explanation(id: ConceptId) -> Explanation {
     let d = def(id);
     let (text, read, source) = (d.explain, d.read_next, d.lab_source);
+    let (paragraphs, more) = split_page(text);
     Explanation {
         concept: id,
         title: id.title(),
-        paragraphs: text
-            .split("\n\n")
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .collect(),
+        paragraphs,
+        more,
         code: marked_lines(source),
         code_file: format!("src/concepts/{}/lab.rs", dir_name(id)),
         read_next: split_top_level(read.trim()),
@@ -121,6 +142,114 @@ mod tests {
                 e.read_next
             );
         }
+    }
+
+    /// The man pages (`name(section)`) and kernel Documentation paths `text` names,
+    /// outside `code` spans (where `malloc_trim(0)` is a call, not a page).
+    fn references(text: &str) -> Vec<String> {
+        let prose: String = text.split('`').step_by(2).collect::<Vec<_>>().join(" ");
+        let man = regex::Regex::new(r"[A-Za-z0-9_.+:-]+\([0-9][^)]*\)").unwrap();
+        let docs = regex::Regex::new(r"Documentation/[^\s,;]*").unwrap();
+        let pages = man.find_iter(&prose).map(|m| m.as_str());
+        // A path ends at a space or list punctuation; a full stop or bracket after it is
+        // the sentence's.
+        let paths = docs
+            .find_iter(&prose)
+            .map(|m| m.as_str().trim_end_matches(['.', ')']));
+        pages.chain(paths).map(str::to_owned).collect()
+    }
+
+    /// Whether `r` has a form a reader can look up: `man SECTION NAME`, or a path in the
+    /// kernel tree's Documentation/ (a page, a plain-text file, a directory or an ABI file).
+    fn can_be_looked_up(r: &str) -> bool {
+        let man = regex::Regex::new(r"^[a-z_][a-z0-9_.+:-]*\([1-8][a-z]*\)$").unwrap();
+        let docs =
+            regex::Regex::new(r"^Documentation/([A-Za-z0-9_.-]+/)*[A-Za-z0-9_.-]*$").unwrap();
+        man.is_match(r)
+            || (docs.is_match(r)
+                && (r.ends_with(".rst")
+                    || r.ends_with(".txt")
+                    || r.ends_with('/')
+                    || r.starts_with("Documentation/ABI/")))
+    }
+
+    #[test]
+    fn issue_21_every_page_has_a_more_list_with_references() {
+        for c in &CONCEPTS {
+            let e = explanation(c.id);
+            let text = def(c.id).explain;
+            let listed = text.split_once(MORE_HEADING).map_or(0, |(_, more)| {
+                more.lines().filter(|l| !l.trim().is_empty()).count()
+            });
+            assert!(!e.more.is_empty(), "{}: no \"## More\" list", c.slug);
+            assert_eq!(
+                e.more.len(),
+                listed,
+                "{}: a More line without \"- \"",
+                c.slug
+            );
+            for m in &e.more {
+                assert!(
+                    !references(m).is_empty(),
+                    "{}: names nothing to read: {m}",
+                    c.slug
+                );
+            }
+            assert!(
+                e.paragraphs.iter().all(|p| !p.contains("## ")),
+                "{}: a heading inside the paragraphs",
+                c.slug
+            );
+        }
+    }
+
+    #[test]
+    fn issue_21_every_reference_can_be_looked_up() {
+        assert_eq!(
+            references("see mmap(2), `malloc_trim(0)` and Documentation/mm/slub.rst."),
+            ["mmap(2)", "Documentation/mm/slub.rst"]
+        );
+        assert!(can_be_looked_up("systemd.exec(5)") && can_be_looked_up("ld.so(8)"));
+        assert!(!can_be_looked_up("mmap(9)") && !can_be_looked_up("Documentation/mm/slub"));
+        for c in &CONCEPTS {
+            let e = explanation(c.id);
+            let texts = e.paragraphs.iter().chain(&e.more).chain(&e.read_next);
+            let refs: Vec<String> = texts.flat_map(|t| references(t)).collect();
+            assert!(refs.len() >= 3, "{}: {refs:?}", c.slug);
+            for r in refs {
+                assert!(can_be_looked_up(&r), "{}: {r:?}", c.slug);
+            }
+        }
+    }
+
+    #[test]
+    fn issue_21_every_lab_has_one_pair_of_quote_markers() {
+        for c in &CONCEPTS {
+            let src = def(c.id).lab_source;
+            let at = |m: &str| -> Vec<usize> {
+                src.lines()
+                    .enumerate()
+                    .filter(|(_, l)| l.trim_start().starts_with(m))
+                    .map(|(i, _)| i)
+                    .collect()
+            };
+            let (begin, end) = (at("// explain-begin"), at("// explain-end"));
+            assert!(
+                begin.len() == 1 && end.len() == 1 && begin[0] < end[0],
+                "{}: explain-begin at {begin:?}, explain-end at {end:?}",
+                c.slug
+            );
+        }
+    }
+
+    #[test]
+    fn issue_21_storage_quotes_the_directory_fsync() {
+        let code = explanation(ConceptId::Storage).code;
+        let (rename, dir_sync) = (code.find("rename("), code.find("File::open(dir)"));
+        assert!(
+            matches!((rename, dir_sync), (Some(r), Some(d)) if r < d),
+            "{code}"
+        );
     }
 
     #[test]

@@ -265,7 +265,7 @@ const CSS: &str = r#"
 *{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:var(--fg);background:var(--bg)}
 main{max-width:980px;margin:0 auto;padding:16px}
 h1{font-size:1.6em;margin:.2em 0}h2{font-size:1.25em;margin:1.6em 0 .4em;border-top:1px solid var(--line);padding-top:1em}
-h3{font-size:1em;margin:1em 0 .3em}
+h3{font-size:1em;margin:1em 0 .3em}summary{font-weight:600;cursor:pointer;margin:1em 0 .3em}
 .host{color:var(--muted);font-size:.9em}
 table{border-collapse:collapse;width:100%;font-size:.88em}td,th{border-bottom:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top}
 th{font-weight:600}.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
@@ -333,6 +333,11 @@ pub fn report(host: &Host, reports: &[LabReport], date: &str, interrupted: Optio
             esc(&e.code),
             esc(&e.code_file)
         );
+        h.push_str("<details><summary>More</summary><ul>");
+        for m in &e.more {
+            let _ = write!(h, "<li>{}</li>", prose(m));
+        }
+        h.push_str("</ul></details>");
         let Some(r) = r else {
             let _ = write!(
                 h,

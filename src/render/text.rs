@@ -577,7 +577,7 @@ pub fn lab(
     Ok(())
 }
 
-/// An explanation: the paragraphs, the lab's code, where to read next.
+/// An explanation: the paragraphs, the lab's code, what to learn next, where to read.
 pub fn explain(
     out: &mut dyn Write,
     e: &crate::commands::explain::Explanation,
@@ -604,6 +604,12 @@ pub fn explain(
     )?;
     for line in e.code.lines() {
         writeln!(out, "    {}", fit_end(line, WIDTH - 4))?;
+    }
+    writeln!(out, "\n{}", style.heading("More"))?;
+    for m in &e.more {
+        for (i, line) in wrap(m, WIDTH - 4).iter().enumerate() {
+            writeln!(out, "  {} {line}", if i == 0 { "-" } else { " " })?;
+        }
     }
     writeln!(out, "\n{}", style.heading("Read next"))?;
     for r in &e.read_next {
@@ -686,4 +692,44 @@ pub fn clock_time(t: std::time::SystemTime) -> String {
         (d / 3600, d % 3600 / 60, d % 60)
     };
     format!("{h:02}:{m:02}:{s:02}.{:03}", since.subsec_millis())
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::CONCEPTS;
+    use crate::commands::explain::explanation;
+    use crate::render::ColorChoice;
+
+    #[test]
+    fn issue_21_explain_pages_have_their_sections_and_fit_the_width() {
+        for c in &CONCEPTS {
+            let e = explanation(c.id);
+            let mut out = Vec::new();
+            explain(&mut out, &e, &Style::new(ColorChoice::Never)).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            let at = |heading: &str| text.find(&format!("\n{heading}\n"));
+            let quote = format!("The lines of the lab that provoke it ({})", e.code_file);
+            let (code, more, read) = (at(&quote), at("More"), at("Read next"));
+            assert!(
+                matches!((code, more, read), (Some(a), Some(b), Some(c)) if a < b && b < c),
+                "{}: sections missing or out of order:\n{text}",
+                c.slug
+            );
+            let items = text[more.unwrap_or(0)..read.unwrap_or(0)]
+                .lines()
+                .filter(|l| l.starts_with("  - "))
+                .count();
+            assert_eq!(items, e.more.len(), "{}", c.slug);
+            for line in text.lines() {
+                assert!(
+                    line.chars().count() <= WIDTH,
+                    "{}: too wide: {line}",
+                    c.slug
+                );
+            }
+            // No quoted line is cut: the quote is the lab's code, whole.
+            for line in e.code.lines() {
+                assert!(line.chars().count() <= WIDTH - 4, "{}: cut: {line}", c.slug);
+            }
+        }
+    }
 }

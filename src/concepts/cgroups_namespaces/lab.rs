@@ -406,7 +406,8 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             let target = params.decode::<NamespacesParams>()?.target;
             // explain-begin: the lines that provoke the concept
             check(
-                // SAFETY: this lab child is single-threaded, as unshare needs.
+                // SAFETY: unshare takes only flags. None of these needs a single-threaded
+                // caller (CLONE_NEWUSER would); it changes only this child and its children.
                 unsafe {
                     libc::unshare(
                         libc::CLONE_NEWPID

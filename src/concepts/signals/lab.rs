@@ -299,8 +299,9 @@ extern "C" fn count_signal(_: libc::c_int) {
     HANDLED.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Maps the faulting page and returns, so the faulting write is retried. Only
-/// async-signal-safe work: atomics and mprotect.
+/// Maps the faulting page and returns, so the faulting write is retried. Only atomics
+/// and mprotect: POSIX does not list mprotect as async-signal-safe, but on Linux it is
+/// a plain system call (userfaultfd is the supported way to serve faults).
 // explain-begin: the lines that provoke the concept
 extern "C" fn map_on_fault(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.

@@ -388,12 +388,12 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
                 fill(&mut f, bytes, NEW, &mut half).map_err(io)?;
                 f.sync_all().map_err(io)?;
                 std::fs::rename(&tmp, path).map_err(io)?;
-                // explain-end
                 if let Some(dir) = path.parent() {
                     std::fs::File::open(dir)
                         .and_then(|d| d.sync_all())
                         .map_err(io)?;
                 }
+                // explain-end
             }
             link.sync("done", ()).map_err(io)
         }

@@ -359,7 +359,8 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     } = params.decode()?;
     // explain-begin: the lines that provoke the concept
     if adj != 0 {
-        // Raising one's own adj needs no privilege (lowering needs CAP_SYS_RESOURCE).
+        // Raising one's own adj needs no privilege; lowering it needs CAP_SYS_RESOURCE
+        // only below oom_score_adj_min, the lowest value a privileged writer set.
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(io)?;
     }
     let r = Region::anon(bytes as usize).map_err(io)?;
