@@ -25,7 +25,9 @@ impl Watch {
             .unwrap();
         // The header (on stderr in JSON mode) is written after every source is open.
         let mut header = String::new();
-        BufReader::new(child.stderr.as_mut().unwrap()).read_line(&mut header).unwrap();
+        BufReader::new(child.stderr.as_mut().unwrap())
+            .read_line(&mut header)
+            .unwrap();
         assert!(header.starts_with("watching"), "watch said: {header}");
         Watch { child }
     }
@@ -36,10 +38,17 @@ impl Watch {
         // SAFETY: kill sends a signal to our own child, which is alive (not reaped).
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         let mut text = String::new();
-        self.child.stdout.take().unwrap().read_to_string(&mut text).unwrap();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
         let status = self.child.wait().unwrap();
         assert!(status.success(), "watch exited {status}");
-        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect()
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+            .collect()
     }
 }
 
@@ -62,7 +71,10 @@ fn pid_of(e: &Value, key: &str) -> i64 {
 fn well_formed(events: &[Value]) {
     for e in events {
         let t = e["time"].as_str().unwrap_or("");
-        assert!(t.len() == 27 && t.ends_with('Z') && t.as_bytes()[10] == b'T', "{e}");
+        assert!(
+            t.len() == 27 && t.ends_with('Z') && t.as_bytes()[10] == b'T',
+            "{e}"
+        );
         assert!(e["concept"].is_string() && e["kind"].is_string(), "{e}");
     }
 }
@@ -74,7 +86,13 @@ fn issue_16_signals_name_sender_target_and_signal() {
     let mut a = Command::new("sleep").arg("30").spawn().unwrap();
     let mut b = Command::new("sleep").arg("30").spawn().unwrap();
     let mut sender = Command::new("sh")
-        .args(["-c", "kill -USR1 $1; kill -KILL $2", "sh", &a.id().to_string(), &b.id().to_string()])
+        .args([
+            "-c",
+            "kill -USR1 $1; kill -KILL $2",
+            "sh",
+            &a.id().to_string(),
+            &b.id().to_string(),
+        ])
         .spawn()
         .unwrap();
     let sender_pid = sender.id() as i64;
@@ -109,7 +127,9 @@ fn issue_16_emfile_is_reported_with_the_soft_limit() {
     let pid = s.pid() as i64;
     let events = watch.stop();
     well_formed(&events);
-    let e = of_kind(&events, "emfile").into_iter().find(|e| pid_of(e, "pid") == pid);
+    let e = of_kind(&events, "emfile")
+        .into_iter()
+        .find(|e| pid_of(e, "pid") == pid);
     let e = e.unwrap_or_else(|| panic!("no emfile for {pid} in {events:#?}"));
     assert_eq!(e["syscall"], "openat", "{e}");
     assert_eq!(e["limit"], 32, "{e}");
@@ -125,13 +145,25 @@ fn issue_16_a_forked_child_writing_n_pages_takes_n_copy_on_write_faults() {
     let child = s.report["cow_child_pid"].as_i64().unwrap();
     let events = watch.stop();
     well_formed(&events);
-    let faults: Vec<&Value> = of_kind(&events, "faults").into_iter().filter(|e| pid_of(e, "pid") == child).collect();
-    let cow: i64 = faults.iter().map(|e| e["cow_faults"].as_i64().unwrap()).sum();
-    let one_in = faults.first().map(|e| e["sampled_one_in"].as_i64().unwrap()).unwrap_or(1);
+    let faults: Vec<&Value> = of_kind(&events, "faults")
+        .into_iter()
+        .filter(|e| pid_of(e, "pid") == child)
+        .collect();
+    let cow: i64 = faults
+        .iter()
+        .map(|e| e["cow_faults"].as_i64().unwrap())
+        .sum();
+    let one_in = faults
+        .first()
+        .map(|e| e["sampled_one_in"].as_i64().unwrap())
+        .unwrap_or(1);
     // Sampled one fault in N per CPU: the estimate is within N per CPU per span of the
     // count; at least 0.9 of the pages is what the issue asks.
     assert!(cow >= PAGES * 9 / 10, "child {child}: {cow} copy-on-write faults estimated (1 in {one_in}) for {PAGES} pages: {faults:#?}");
-    assert!(cow <= PAGES * 12 / 10, "child {child}: {cow} copy-on-write faults for {PAGES} pages: {faults:#?}");
+    assert!(
+        cow <= PAGES * 12 / 10,
+        "child {child}: {cow} copy-on-write faults for {PAGES} pages: {faults:#?}"
+    );
 }
 
 #[test]
@@ -140,7 +172,10 @@ fn issue_16_a_short_lived_process_exits_with_its_peak() {
     let watch = Watch::start(&["high-water-mark", "--kind", "exit"]);
     // dd's 300 MiB buffer is touched whole by its one read, then it sleeps out 0.3 s.
     let mut p = Command::new("sh")
-        .args(["-c", "dd if=/dev/zero of=/dev/null bs=300M count=1 2>/dev/null; sleep 0.3; exit 3"])
+        .args([
+            "-c",
+            "dd if=/dev/zero of=/dev/null bs=300M count=1 2>/dev/null; sleep 0.3; exit 3",
+        ])
         .spawn()
         .unwrap();
     let shell = p.id() as i64;
@@ -158,11 +193,17 @@ fn issue_16_a_short_lived_process_exits_with_its_peak() {
         .unwrap_or_else(|| panic!("no exit of dd under {shell}: {exits:#?}"));
     assert!(dd["peak_rss_bytes"].as_i64().unwrap() >= 300 << 20, "{dd}");
     assert_eq!(dd["exit_code"], 0, "{dd}");
-    let sh = exits.iter().find(|e| pid_of(e, "pid") == shell).unwrap_or_else(|| panic!("no exit of {shell}"));
+    let sh = exits
+        .iter()
+        .find(|e| pid_of(e, "pid") == shell)
+        .unwrap_or_else(|| panic!("no exit of {shell}"));
     assert_eq!(sh["exit_code"], 3, "{sh}");
     let life = sh["lifetime_seconds"].as_f64().unwrap();
     assert!((0.3..2.0).contains(&life), "{sh}");
-    let k = exits.iter().find(|e| pid_of(e, "pid") == killed).unwrap_or_else(|| panic!("no exit of {killed}"));
+    let k = exits
+        .iter()
+        .find(|e| pid_of(e, "pid") == killed)
+        .unwrap_or_else(|| panic!("no exit of {killed}"));
     assert_eq!(k["signal"], "SIGKILL", "{k}");
     assert!(k.get("exit_code").is_none(), "{k}");
 }
@@ -179,20 +220,29 @@ impl MemJail {
         let tag = unique_tag();
         for line in own.lines() {
             let mut parts = line.splitn(3, ':');
-            let (_, controllers, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let (_, controllers, path) = (
+                parts.next(),
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+            );
             let (base, limit_file) = if controllers.split(',').any(|c| c == "memory") {
                 ("/sys/fs/cgroup/memory", "memory.limit_in_bytes")
             } else if controllers.is_empty()
-                && std::fs::read_to_string(format!("/sys/fs/cgroup{path}/cgroup.controllers")).is_ok_and(|c| c.contains("memory"))
+                && std::fs::read_to_string(format!("/sys/fs/cgroup{path}/cgroup.controllers"))
+                    .is_ok_and(|c| c.contains("memory"))
             {
                 ("/sys/fs/cgroup", "memory.max")
             } else {
                 continue;
             };
-            let dir = std::path::PathBuf::from(format!("{base}{}/syslens-test-{tag}", path.trim_end_matches('/')));
+            let dir = std::path::PathBuf::from(format!(
+                "{base}{}/syslens-test-{tag}",
+                path.trim_end_matches('/')
+            ));
             std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             let jail = MemJail { dir };
-            std::fs::write(jail.dir.join(limit_file), limit.to_string()).map_err(|e| e.to_string())?;
+            std::fs::write(jail.dir.join(limit_file), limit.to_string())
+                .map_err(|e| e.to_string())?;
             return Ok(jail);
         }
         Err("no memory controller for this test's cgroup".into())
@@ -224,14 +274,23 @@ fn issue_16_an_oom_kill_names_victim_cgroup_and_trigger() {
     // The shell joins the jail, then becomes dd, whose 200 MiB buffer cannot fit in 64.
     let procs = jail.dir.join("cgroup.procs");
     let mut hog = Command::new("sh")
-        .args(["-c", "echo $$ > \"$1\" && exec dd if=/dev/zero of=/dev/null bs=200M count=1", "sh", procs.to_str().unwrap()])
+        .args([
+            "-c",
+            "echo $$ > \"$1\" && exec dd if=/dev/zero of=/dev/null bs=200M count=1",
+            "sh",
+            procs.to_str().unwrap(),
+        ])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let victim = hog.id() as i64;
     let status = hog.wait().unwrap();
     use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(libc::SIGKILL), "the hog was not OOM-killed: {status}");
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "the hog was not OOM-killed: {status}"
+    );
     let deadline = Instant::now() + Duration::from_secs(1);
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
@@ -239,7 +298,10 @@ fn issue_16_an_oom_kill_names_victim_cgroup_and_trigger() {
     let events = watch.stop();
     well_formed(&events);
     let kills = of_kind(&events, "oom-kill");
-    let e = kills.iter().find(|e| pid_of(e, "victim_pid") == victim).unwrap_or_else(|| panic!("no oom-kill of {victim}: {events:#?}"));
+    let e = kills
+        .iter()
+        .find(|e| pid_of(e, "victim_pid") == victim)
+        .unwrap_or_else(|| panic!("no oom-kill of {victim}: {events:#?}"));
     assert_eq!(e["victim_comm"], "dd", "{e}");
     // dd's own allocation hit the limit: it is its own trigger.
     assert_eq!(pid_of(e, "trigger_pid"), victim, "{e}");
@@ -255,18 +317,30 @@ fn issue_16_watch_as_nobody_says_what_is_unavailable_and_exits_0() {
         eprintln!("SKIPPED: {why}");
         return;
     }
-    let out = as_nobody().args(["watch", "--for", "0.5"]).output().unwrap();
+    let out = as_nobody()
+        .args(["watch", "--for", "0.5"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("unavailable: tracepoints") && text.contains("root"), "{text}");
+    assert!(
+        text.contains("unavailable: tracepoints") && text.contains("root"),
+        "{text}"
+    );
     assert!(text.contains("-- watched"), "{text}");
 }
 
 #[test]
 fn issue_16_watch_refuses_root_and_unknown_kinds() {
-    let out = syslens().args(["--root", "/tmp", "watch"]).output().unwrap();
+    let out = syslens()
+        .args(["--root", "/tmp", "watch"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = syslens().args(["watch", "--kind", "nonsense"]).output().unwrap();
+    let out = syslens()
+        .args(["watch", "--kind", "nonsense"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("oom-kill"));
     let out = syslens().args(["watch", "signls"]).output().unwrap();

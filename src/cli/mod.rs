@@ -152,7 +152,10 @@ pub struct WatchArgs {
 
 /// Seconds for watch: 0.1 s to a week.
 fn parse_watch_seconds(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s.trim_end_matches('s').parse().map_err(|_| format!("not a number of seconds: {s}"))?;
+    let secs: f64 = s
+        .trim_end_matches('s')
+        .parse()
+        .map_err(|_| format!("not a number of seconds: {s}"))?;
     if !(0.1..=604_800.0).contains(&secs) {
         return Err("expected 0.1 to 604800 seconds".into());
     }
@@ -439,7 +442,9 @@ fn refuse_flags(g: &Global, command: &Option<Command>, err: &mut dyn Write) -> i
             "tour" | "lab" => {
                 Some("--root: a lab provokes the live kernel; it cannot run on a captured tree")
             }
-            "watch" => Some("--root: watch reads the live kernel's events; a captured tree has none"),
+            "watch" => {
+                Some("--root: watch reads the live kernel's events; a captured tree has none")
+            }
             _ => Some("--root: this command reads no process or system files"),
         }
     } else if g.json && !ok.json {
@@ -533,7 +538,12 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
     }
 }
 
-fn watch_cmd(out: &mut dyn Write, err: &mut dyn Write, g: &Global, args: WatchArgs) -> io::Result<Status> {
+fn watch_cmd(
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    g: &Global,
+    args: WatchArgs,
+) -> io::Result<Status> {
     let mut concepts = Vec::new();
     for name in &args.concepts {
         match ConceptId::lookup(name) {
@@ -546,11 +556,20 @@ fn watch_cmd(out: &mut dyn Write, err: &mut dyn Write, g: &Global, args: WatchAr
     }
     let known: Vec<&str> = crate::watch::sources(&[]).iter().map(|s| s.kind).collect();
     if let Some(bad) = args.kinds.iter().find(|k| !known.contains(&k.as_str())) {
-        writeln!(err, "syslens watch: no event kind {}; the kinds are {}", render::safe::clean(bad), known.join(", "))?;
+        writeln!(
+            err,
+            "syslens watch: no event kind {}; the kinds are {}",
+            render::safe::clean(bad),
+            known.join(", ")
+        )?;
         return Ok(Status::Usage);
     }
     if !concepts.is_empty() && crate::watch::sources(&concepts).is_empty() {
-        writeln!(err, "syslens watch: no events for these concepts yet; the kinds are {}", known.join(", "))?;
+        writeln!(
+            err,
+            "syslens watch: no events for these concepts yet; the kinds are {}",
+            known.join(", ")
+        )?;
         return Ok(Status::Usage);
     }
     if let Some(pid) = args.pid {

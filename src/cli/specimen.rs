@@ -139,8 +139,11 @@ fn cow_child(pages: usize) -> io::Result<i32> {
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
-    rustix::process::waitpid(rustix::process::Pid::from_raw(pid), rustix::process::WaitOptions::empty())
-        .map_err(|e| context(e.into(), "waitpid"))?;
+    rustix::process::waitpid(
+        rustix::process::Pid::from_raw(pid),
+        rustix::process::WaitOptions::empty(),
+    )
+    .map_err(|e| context(e.into(), "waitpid"))?;
     Ok(pid)
 }
 

@@ -104,8 +104,22 @@ pub struct Event {
 
 impl Event {
     /// A new event with no fields yet.
-    pub fn new(time: SystemTime, concept: ConceptId, kind: &'static str, subject: Option<i32>) -> Event {
-        Event { time, concept, kind, subject, related: None, notable: true, line: String::new(), fields: Vec::new() }
+    pub fn new(
+        time: SystemTime,
+        concept: ConceptId,
+        kind: &'static str,
+        subject: Option<i32>,
+    ) -> Event {
+        Event {
+            time,
+            concept,
+            kind,
+            subject,
+            related: None,
+            notable: true,
+            line: String::new(),
+            fields: Vec::new(),
+        }
     }
 
     /// Adds a field; a `None` is left out (JSON consumers test for the key).
@@ -250,7 +264,14 @@ pub enum MappingKind {
 /// tallies between summaries; all of it is bounded (see [`PENDING_MAX`]).
 pub trait Decoder: Send {
     /// A tracepoint sample; `index` is the tracepoint's position in the source's list.
-    fn sample(&mut self, ctx: &mut dyn Context, index: usize, format: &EventFormat, sample: &Sample<'_>, out: &mut Vec<Event>);
+    fn sample(
+        &mut self,
+        ctx: &mut dyn Context,
+        index: usize,
+        format: &EventFormat,
+        sample: &Sample<'_>,
+        out: &mut Vec<Event>,
+    );
     /// A process exit (only for [`Feed::Exits`]).
     fn exit(&mut self, _ctx: &mut dyn Context, _exit: &ProcessExit, _out: &mut Vec<Event>) {}
     /// An OOM kill read from the kernel log (only for [`Feed::KernelLog`]).
@@ -333,7 +354,9 @@ pub fn who(comm: Option<&str>, pid: i64) -> String {
 
 /// The name of a signal number ("SIGKILL"); a negative number is not a signal.
 pub fn signal_name(sig: i32) -> String {
-    u32::try_from(sig).map(syslens_probe::names::signal_name).unwrap_or_else(|_| format!("SIG{sig}"))
+    u32::try_from(sig)
+        .map(syslens_probe::names::signal_name)
+        .unwrap_or_else(|_| format!("SIG{sig}"))
 }
 
 #[cfg(test)]
@@ -362,11 +385,19 @@ mod tests {
 
     #[test]
     fn json_has_time_concept_kind_then_fields() {
-        let e = Event::new(SystemTime::UNIX_EPOCH + Duration::from_millis(1500), ConceptId::Signals, "signal", Some(7))
-            .with("signal", Some("SIGKILL"))
-            .with("target_pid", Some(7))
-            .with("absent", None::<i64>);
+        let e = Event::new(
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1500),
+            ConceptId::Signals,
+            "signal",
+            Some(7),
+        )
+        .with("signal", Some("SIGKILL"))
+        .with("target_pid", Some(7))
+        .with("absent", None::<i64>);
         let json = serde_json::to_string(&e).unwrap();
-        assert_eq!(json, r#"{"time":"1970-01-01T00:00:01.500000Z","concept":"signals","kind":"signal","signal":"SIGKILL","target_pid":7}"#);
+        assert_eq!(
+            json,
+            r#"{"time":"1970-01-01T00:00:01.500000Z","concept":"signals","kind":"signal","signal":"SIGKILL","target_pid":7}"#
+        );
     }
 }

@@ -82,8 +82,14 @@ mod rfc3339_tests {
     fn known_instants() {
         assert_eq!(super::rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
         // date -u -d @1796173323 +%FT%T: 2026-12-02T01:02:03
-        assert_eq!(super::rfc3339(UNIX_EPOCH + Duration::from_micros(1_796_173_323_456_789)), "2026-12-02T01:02:03.456789Z");
+        assert_eq!(
+            super::rfc3339(UNIX_EPOCH + Duration::from_micros(1_796_173_323_456_789)),
+            "2026-12-02T01:02:03.456789Z"
+        );
         // A leap day: date -u -d @951782400 -> 2000-02-29T00:00:00
-        assert_eq!(super::rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(
+            super::rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00.000000Z"
+        );
     }
 }

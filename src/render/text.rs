@@ -681,9 +681,11 @@ pub fn doctor(
 pub fn clock_time(t: std::time::SystemTime) -> String {
     let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs() as libc::time_t;
+    // SAFETY: libc::tm is plain integers (and a pointer localtime_r sets), for which
+    // all-zero is a valid value.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     // SAFETY: localtime_r writes only into `tm`, which lives on this stack frame, and
     // reads `secs`; both pointers are valid for the call.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     let ok = !unsafe { libc::localtime_r(&secs, &mut tm) }.is_null();
     let (h, m, s) = if ok {
         (tm.tm_hour as u64, tm.tm_min as u64, tm.tm_sec as u64)
@@ -692,6 +694,8 @@ pub fn clock_time(t: std::time::SystemTime) -> String {
         (d / 3600, d % 3600 / 60, d % 60)
     };
     format!("{h:02}:{m:02}:{s:02}.{:03}", since.subsec_millis())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

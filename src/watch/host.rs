@@ -83,7 +83,8 @@ impl HostContext {
     pub fn task(&mut self, record: &TaskRecord<'_>) {
         match *record {
             TaskRecord::Comm { pid, tid, comm } if pid == tid => {
-                self.names.insert(pid as i32, String::from_utf8_lossy(comm).into_owned());
+                self.names
+                    .insert(pid as i32, String::from_utf8_lossy(comm).into_owned());
             }
             TaskRecord::Fork { pid, tid, ppid } if pid == tid => {
                 // A new process starts with its parent's name (until it execs).
@@ -113,7 +114,9 @@ impl HostContext {
 
     /// Re-reads the offset between the wall clock and CLOCK_MONOTONIC.
     pub fn refresh_clock(&mut self) {
-        let wall = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let wall = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
         self.wall_offset = wall.saturating_sub(monotonic());
     }
 
@@ -129,7 +132,10 @@ impl HostContext {
 
     fn read_text(&mut self, pid: i32, name: &str) -> Option<String> {
         let dir = self.reader.open_pid(pid).ok()?;
-        self.reader.read_pid(&dir, name).ok().map(|b| String::from_utf8_lossy(b).into_owned())
+        self.reader
+            .read_pid(&dir, name)
+            .ok()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
     }
 
     /// Whether `pid` is `root` or descends from it (parents cached: a process that
@@ -148,7 +154,12 @@ impl HostContext {
                 None => {
                     let parent = self.read_text(p, "stat").and_then(|s| {
                         // ppid is the second field after the parenthesised comm.
-                        s.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+                        s.rsplit_once(')')?
+                            .1
+                            .split_whitespace()
+                            .nth(1)?
+                            .parse()
+                            .ok()
                     });
                     bounded(&mut self.parents);
                     self.parents.insert(p, parent);
@@ -166,7 +177,10 @@ impl HostContext {
     /// Whether `pid` is in `cgroup` (a path below a hierarchy's root) or below it, in
     /// any hierarchy.
     pub fn in_cgroup(&mut self, pid: i32, cgroup: &str) -> bool {
-        let fresh = self.cgroups.get(&pid).is_some_and(|(_, at)| at.elapsed() < FRESH);
+        let fresh = self
+            .cgroups
+            .get(&pid)
+            .is_some_and(|(_, at)| at.elapsed() < FRESH);
         if !fresh {
             let paths = self
                 .read_text(pid, "cgroup")
@@ -178,7 +192,12 @@ impl HostContext {
         }
         let want = cgroup.trim_end_matches('/');
         self.cgroups.get(&pid).is_some_and(|(paths, _)| {
-            paths.iter().any(|p| p == want || p.strip_prefix(want).is_some_and(|rest| rest.starts_with('/')) || want.is_empty())
+            paths.iter().any(|p| {
+                p == want
+                    || p.strip_prefix(want)
+                        .is_some_and(|rest| rest.starts_with('/'))
+                    || want.is_empty()
+            })
         })
     }
 }
@@ -211,7 +230,9 @@ impl Context for HostContext {
                 return comm.clone();
             }
         }
-        let comm = self.read_text(pid, "comm").map(|c| c.trim_end().to_string());
+        let comm = self
+            .read_text(pid, "comm")
+            .map(|c| c.trim_end().to_string());
         // A process that is gone keeps its last known name.
         let comm = comm.or_else(|| self.comms.get(&pid).and_then(|(c, _)| c.clone()));
         bounded(&mut self.comms);
@@ -229,7 +250,11 @@ impl Context for HostContext {
     }
 
     fn mapping(&mut self, pid: i32, addr: u64) -> Option<MappingKind> {
-        let find = |r: &Ranges| r.iter().find(|(s, e, _)| (*s..*e).contains(&addr)).map(|(_, _, k)| *k);
+        let find = |r: &Ranges| {
+            r.iter()
+                .find(|(s, e, _)| (*s..*e).contains(&addr))
+                .map(|(_, _, k)| *k)
+        };
         if let Some((ranges, at)) = self.maps.get(&pid) {
             // A hit is trusted; a miss re-reads the maps, at most once per FRESH.
             if let Some(k) = find(ranges) {
@@ -242,7 +267,11 @@ impl Context for HostContext {
         let ranges: Ranges = self
             .read_text(pid, "maps")
             .and_then(|t| parse_maps(t.as_bytes()).ok())
-            .map(|ms| ms.into_iter().map(|m| (m.start, m.end, classify(m.kind, &m.perms))).collect())
+            .map(|ms| {
+                ms.into_iter()
+                    .map(|m| (m.start, m.end, classify(m.kind, &m.perms)))
+                    .collect()
+            })
             .unwrap_or_default();
         let kind = find(&ranges);
         bounded(&mut self.maps);
@@ -263,7 +292,10 @@ impl ExitFeed {
     pub fn open(cpus: &[u32]) -> Result<ExitFeed, String> {
         let list: Vec<String> = cpus.iter().map(u32::to_string).collect();
         ExitWatch::open(&list.join(","))
-            .map(|watch| ExitFeed { watch, records: Vec::new() })
+            .map(|watch| ExitFeed {
+                watch,
+                records: Vec::new(),
+            })
             .map_err(|e| e.to_string())
     }
 
@@ -304,7 +336,10 @@ fn process_exit(r: &TaskExit) -> Option<ProcessExit> {
         comm: r.comm.clone().unwrap_or_default(),
         exit_code,
         signal,
-        lifetime: r.process_elapsed_us.or(r.elapsed_us).map(Duration::from_micros),
+        lifetime: r
+            .process_elapsed_us
+            .or(r.elapsed_us)
+            .map(Duration::from_micros),
         cpu: r.process_cpu_us().map(Duration::from_micros),
         peak_rss_bytes: r.hiwater_rss_bytes,
         minflt: r.minflt,
@@ -315,15 +350,26 @@ fn process_exit(r: &TaskExit) -> Option<ProcessExit> {
 }
 
 /// Waits until a ring buffer, the exit feed or the kernel log is readable, or `timeout`.
-pub fn wait_readable(session: &Session, exits: Option<&ExitFeed>, kmsg: Option<&OomWatch>, timeout: Duration) {
-    let mut fds: Vec<PollFd<'_>> = session.fds().map(|fd| PollFd::from_borrowed_fd(fd, PollFlags::IN)).collect();
+pub fn wait_readable(
+    session: &Session,
+    exits: Option<&ExitFeed>,
+    kmsg: Option<&OomWatch>,
+    timeout: Duration,
+) {
+    let mut fds: Vec<PollFd<'_>> = session
+        .fds()
+        .map(|fd| PollFd::from_borrowed_fd(fd, PollFlags::IN))
+        .collect();
     if let Some(e) = exits {
         fds.push(PollFd::from_borrowed_fd(e.as_fd(), PollFlags::IN));
     }
     if let Some(k) = kmsg {
         fds.push(PollFd::from_borrowed_fd(k.as_fd(), PollFlags::IN));
     }
-    let ts = rustix::time::Timespec { tv_sec: timeout.as_secs() as i64, tv_nsec: timeout.subsec_nanos() as i64 };
+    let ts = rustix::time::Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: timeout.subsec_nanos() as i64,
+    };
     // EINTR (a signal) ends the wait early, which is what the caller wants.
     let _ = poll(&mut fds, Some(&ts));
 }

@@ -83,7 +83,8 @@ pub fn sources(concepts: &[ConceptId]) -> Vec<&'static EventSource> {
     let mut out: Vec<&'static EventSource> = Vec::new();
     for def in REGISTRY.iter() {
         for source in def.events {
-            let wanted = concepts.is_empty() || source.concepts.iter().any(|c| concepts.contains(c));
+            let wanted =
+                concepts.is_empty() || source.concepts.iter().any(|c| concepts.contains(c));
             if wanted && !out.iter().any(|s| std::ptr::eq(*s, source)) {
                 out.push(source);
             }
@@ -93,7 +94,13 @@ pub fn sources(concepts: &[ConceptId]) -> Vec<&'static EventSource> {
 }
 
 /// Runs the watch until `stop` is set, the duration passes, or output is closed.
-pub fn run(opts: &WatchOptions, reader: Reader, out: &mut dyn Write, err: &mut dyn Write, stop: &Arc<AtomicBool>) -> io::Result<Outcome> {
+pub fn run(
+    opts: &WatchOptions,
+    reader: Reader,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    stop: &Arc<AtomicBool>,
+) -> io::Result<Outcome> {
     let mut outcome = Outcome::default();
     let selected: Vec<&'static EventSource> = sources(&opts.concepts)
         .into_iter()
@@ -104,7 +111,11 @@ pub fn run(opts: &WatchOptions, reader: Reader, out: &mut dyn Write, err: &mut d
 
     let mut active: Vec<Active> = selected
         .iter()
-        .map(|s| Active { source: s, decoder: (s.decoder)(), counted: 0 })
+        .map(|s| Active {
+            source: s,
+            decoder: (s.decoder)(),
+            counted: 0,
+        })
         .collect();
 
     // Exits come from taskstats when it opens; its tracepoint fallback otherwise.
@@ -112,21 +123,30 @@ pub fn run(opts: &WatchOptions, reader: Reader, out: &mut dyn Write, err: &mut d
     if active.iter().any(|a| a.source.feed == Feed::Exits) {
         match host::ExitFeed::open(&cpus) {
             Ok(feed) => exits = Some(feed),
-            Err(why) => outcome.unavailable.push(Unavailable { what: "taskstats".into(), why }),
+            Err(why) => outcome.unavailable.push(Unavailable {
+                what: "taskstats".into(),
+                why,
+            }),
         }
     }
     let mut kmsg = None;
     if active.iter().any(|a| a.source.feed == Feed::KernelLog) {
         match OomWatch::open(ctx.reader()) {
             Ok(w) => kmsg = Some(w),
-            Err(e) => outcome.unavailable.push(Unavailable { what: "/dev/kmsg".into(), why: e.to_string() }),
+            Err(e) => outcome.unavailable.push(Unavailable {
+                what: "/dev/kmsg".into(),
+                why: e.to_string(),
+            }),
         }
     }
 
     let mut session = Session::new();
     let mut subs: Vec<Sub> = Vec::new();
     match Tracefs::open(ctx.reader().root()) {
-        Err(e) => outcome.unavailable.push(Unavailable { what: "tracepoints".into(), why: e.why }),
+        Err(e) => outcome.unavailable.push(Unavailable {
+            what: "tracepoints".into(),
+            why: e.why,
+        }),
         Ok(tracefs) => {
             'sources: for (si, a) in active.iter().enumerate() {
                 if a.source.feed == Feed::Exits && exits.is_some() {
@@ -137,21 +157,39 @@ pub fn run(opts: &WatchOptions, reader: Reader, out: &mut dyn Write, err: &mut d
                     let format = match tracefs.event(tp.system, tp.name) {
                         Ok(f) => f,
                         Err(e) => {
-                            outcome.unavailable.push(Unavailable { what: name, why: e.why });
+                            outcome.unavailable.push(Unavailable {
+                                what: name,
+                                why: e.why,
+                            });
                             continue;
                         }
                     };
-                    let sub = Subscription { format: &format, filter: tp.filter, rate: tp.rate };
+                    let sub = Subscription {
+                        format: &format,
+                        filter: tp.filter,
+                        rate: tp.rate,
+                    };
                     if let Err(e) = session.add(subs.len(), &sub, &cpus) {
-                        let denied = matches!(e.error.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM));
-                        outcome.unavailable.push(Unavailable { what: name, why: e.why });
+                        let denied = matches!(
+                            e.error.raw_os_error(),
+                            Some(libc::EACCES) | Some(libc::EPERM)
+                        );
+                        outcome.unavailable.push(Unavailable {
+                            what: name,
+                            why: e.why,
+                        });
                         if denied {
                             // Every other tracepoint would be refused the same way.
                             break 'sources;
                         }
                         continue;
                     }
-                    subs.push(Sub { source: si, tracepoint: ti, format, lost_reported: 0 });
+                    subs.push(Sub {
+                        source: si,
+                        tracepoint: ti,
+                        format,
+                        lost_reported: 0,
+                    });
                 }
             }
         }
@@ -167,8 +205,20 @@ pub fn run(opts: &WatchOptions, reader: Reader, out: &mut dyn Write, err: &mut d
     }
     session.enable()?;
 
-    let mut printer = Printer { out, json: opts.json, closed: false };
-    printer.header(opts, &active, &subs, exits.is_some(), kmsg.is_some(), &outcome.unavailable, err)?;
+    let mut printer = Printer {
+        out,
+        json: opts.json,
+        closed: false,
+    };
+    printer.header(
+        opts,
+        &active,
+        &subs,
+        exits.is_some(),
+        kmsg.is_some(),
+        &outcome.unavailable,
+        err,
+    )?;
 
     let started = Instant::now();
     let mut last_tick = Instant::now();
@@ -177,9 +227,16 @@ pub fn run(opts: &WatchOptions, reader: Reader, out: &mut dyn Write, err: &mut d
     let mut routine: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut exit_overruns = 0;
     loop {
-        let done = stop.load(Ordering::Relaxed) || opts.duration.is_some_and(|d| started.elapsed() >= d) || printer.closed;
+        let done = stop.load(Ordering::Relaxed)
+            || opts.duration.is_some_and(|d| started.elapsed() >= d)
+            || printer.closed;
         if !done {
-            host::wait_readable(&session, exits.as_ref(), kmsg.as_ref(), Duration::from_millis(100));
+            host::wait_readable(
+                &session,
+                exits.as_ref(),
+                kmsg.as_ref(),
+                Duration::from_millis(100),
+            );
         }
         ctx.refresh_clock();
         ctx.forget_exited();
@@ -187,7 +244,13 @@ pub fn run(opts: &WatchOptions, reader: Reader, out: &mut dyn Write, err: &mut d
             Drained::Task(t) => ctx.task(&t),
             Drained::Sample(s) => {
                 let sub = &subs[s.sub];
-                active[sub.source].decoder.sample(&mut ctx, sub.tracepoint, &sub.format, &s, &mut batch);
+                active[sub.source].decoder.sample(
+                    &mut ctx,
+                    sub.tracepoint,
+                    &sub.format,
+                    &s,
+                    &mut batch,
+                );
             }
         });
         if let Some(feed) = exits.as_mut() {
@@ -199,7 +262,10 @@ pub fn run(opts: &WatchOptions, reader: Reader, out: &mut dyn Write, err: &mut d
         }
         if let Some(w) = kmsg.as_mut() {
             for kill in w.new_kills() {
-                for a in active.iter_mut().filter(|a| a.source.feed == Feed::KernelLog) {
+                for a in active
+                    .iter_mut()
+                    .filter(|a| a.source.feed == Feed::KernelLog)
+                {
                     a.decoder.oom_logged(&mut ctx, &kill, &mut batch);
                 }
             }
@@ -210,8 +276,18 @@ pub fn run(opts: &WatchOptions, reader: Reader, out: &mut dyn Write, err: &mut d
                 let source = active[sub.source].source;
                 let mut e = Event::new(ctx.now(), source.concepts[0], "lost", None)
                     .with("count", Some(lost - sub.lost_reported))
-                    .with("source", Some(format!("{}:{}", source.tracepoints[sub.tracepoint].system, sub.format.name)));
-                e.line = format!("{} samples of {} lost (ring buffer full)", lost - sub.lost_reported, sub.format.name);
+                    .with(
+                        "source",
+                        Some(format!(
+                            "{}:{}",
+                            source.tracepoints[sub.tracepoint].system, sub.format.name
+                        )),
+                    );
+                e.line = format!(
+                    "{} samples of {} lost (ring buffer full)",
+                    lost - sub.lost_reported,
+                    sub.format.name
+                );
                 batch.push(e);
                 outcome.lost += lost - sub.lost_reported;
                 sub.lost_reported = lost;
@@ -223,7 +299,10 @@ pub fn run(opts: &WatchOptions, reader: Reader, out: &mut dyn Write, err: &mut d
                 let mut e = Event::new(ctx.now(), ConceptId::HighWaterMark, "lost", None)
                     .with("count", Some(overruns - exit_overruns))
                     .with("source", Some("taskstats"));
-                e.line = format!("taskstats buffer overflowed {} times: exits lost", overruns - exit_overruns);
+                e.line = format!(
+                    "taskstats buffer overflowed {} times: exits lost",
+                    overruns - exit_overruns
+                );
                 batch.push(e);
                 outcome.lost += overruns - exit_overruns;
                 exit_overruns = overruns;
@@ -278,7 +357,8 @@ fn keep(ctx: &mut HostContext, opts: &WatchOptions, e: &Event) -> bool {
         return true;
     }
     if let Some(pid) = opts.pid {
-        let mine = |p: Option<i32>, ctx: &mut HostContext| p.is_some_and(|p| ctx.descends_from(p, pid));
+        let mine =
+            |p: Option<i32>, ctx: &mut HostContext| p.is_some_and(|p| ctx.descends_from(p, pid));
         if !mine(e.subject, ctx) && !mine(e.related, ctx) {
             return false;
         }
@@ -303,7 +383,11 @@ impl Printer<'_> {
         if self.closed {
             return Ok(());
         }
-        match self.out.write_all(text.as_bytes()).and_then(|_| self.out.flush()) {
+        match self
+            .out
+            .write_all(text.as_bytes())
+            .and_then(|_| self.out.flush())
+        {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
                 self.closed = true;
                 Ok(())
@@ -341,7 +425,10 @@ impl Printer<'_> {
             text += &format!(", cgroup {}", clean(cg));
         }
         text += match opts.duration {
-            Some(d) => format!(" for {}; Ctrl-C ends it early\n", crate::model::units::duration(d.as_secs_f64())),
+            Some(d) => format!(
+                " for {}; Ctrl-C ends it early\n",
+                crate::model::units::duration(d.as_secs_f64())
+            ),
             None => "; Ctrl-C ends it\n".to_string(),
         }
         .as_str();
@@ -361,7 +448,13 @@ impl Printer<'_> {
             s.push('\n');
             s
         } else {
-            format!("{}  {:<18} {:<16} {}\n", crate::render::text::clock_time(e.time), e.concept.slug(), e.kind, clean(&e.line))
+            format!(
+                "{}  {:<18} {:<16} {}\n",
+                crate::render::text::clock_time(e.time),
+                e.concept.slug(),
+                e.kind,
+                clean(&e.line)
+            )
         };
         self.write(&line)
     }
@@ -371,18 +464,30 @@ impl Printer<'_> {
             return Ok(());
         }
         let counts: Vec<String> = routine.iter().map(|(k, n)| format!("{n} {k}")).collect();
-        self.write(&format!("-- last {}: also {} (not shown)\n", crate::model::units::duration(every.as_secs_f64()), counts.join(", ")))
+        self.write(&format!(
+            "-- last {}: also {} (not shown)\n",
+            crate::model::units::duration(every.as_secs_f64()),
+            counts.join(", ")
+        ))
     }
 
     fn end(&mut self, outcome: &Outcome, took: Duration) -> io::Result<()> {
         if self.json {
             return Ok(());
         }
-        let counts: Vec<String> = outcome.counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let counts: Vec<String> = outcome
+            .counts
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
         let mut text = format!(
             "-- watched {}: {}",
             crate::model::units::duration(took.as_secs_f64()),
-            if counts.is_empty() { "no events".to_string() } else { counts.join(", ") }
+            if counts.is_empty() {
+                "no events".to_string()
+            } else {
+                counts.join(", ")
+            }
         );
         text += &format!("; {} samples lost\n", outcome.lost);
         self.write(&text)

@@ -206,7 +206,11 @@ impl Session {
             let sampler = counter
                 .sampled(ring)
                 .map_err(|e| open_error(subscription.format, e))?;
-            opened.push(Ring { sub: Some(sub), cpu, sampler });
+            opened.push(Ring {
+                sub: Some(sub),
+                cpu,
+                sampler,
+            });
         }
         if self.lost.len() <= sub {
             self.lost.resize(sub + 1, 0);
@@ -230,7 +234,11 @@ impl Session {
                 .wakeup_watermark(RING_FREQUENT / 4)
                 .build()?
                 .sampled(RING_FREQUENT)?;
-            opened.push(Ring { sub: None, cpu, sampler });
+            opened.push(Ring {
+                sub: None,
+                cpu,
+                sampler,
+            });
         }
         let at = self.rings.len();
         self.rings.extend(opened);
@@ -268,9 +276,20 @@ impl Session {
                         break;
                     };
                     match record.parse_record() {
-                        Ok(PerfRecord::Comm(c)) => on(Drained::Task(TaskRecord::Comm { pid: c.pid, tid: c.tid, comm: &c.comm })),
-                        Ok(PerfRecord::Fork(f)) => on(Drained::Task(TaskRecord::Fork { pid: f.pid, tid: f.tid, ppid: f.ppid })),
-                        Ok(PerfRecord::Exit(x)) => on(Drained::Task(TaskRecord::Exit { pid: x.pid, tid: x.tid })),
+                        Ok(PerfRecord::Comm(c)) => on(Drained::Task(TaskRecord::Comm {
+                            pid: c.pid,
+                            tid: c.tid,
+                            comm: &c.comm,
+                        })),
+                        Ok(PerfRecord::Fork(f)) => on(Drained::Task(TaskRecord::Fork {
+                            pid: f.pid,
+                            tid: f.tid,
+                            ppid: f.ppid,
+                        })),
+                        Ok(PerfRecord::Exit(x)) => on(Drained::Task(TaskRecord::Exit {
+                            pid: x.pid,
+                            tid: x.tid,
+                        })),
                         _ => {}
                     };
                 }
@@ -340,8 +359,9 @@ fn set_filter(fd: RawFd, filter: &str) -> io::Result<()> {
         std::ffi::CString::new(filter).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: `fd` is an open perf event fd owned by the caller for the duration of the
     // call; the kernel only reads the NUL-terminated string, which outlives the call.
-    let ret =
-        unsafe { perf_event_open_sys::ioctls::SET_FILTER(fd, filter.as_ptr() as *mut libc::c_char) };
+    let ret = unsafe {
+        perf_event_open_sys::ioctls::SET_FILTER(fd, filter.as_ptr() as *mut libc::c_char)
+    };
     if ret < 0 {
         Err(io::Error::last_os_error())
     } else {

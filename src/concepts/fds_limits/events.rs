@@ -11,7 +11,12 @@ use super::ConceptId;
 const EMFILE: Option<&str> = Some("ret == -24");
 
 const fn exit(name: &'static str) -> TracepointSpec {
-    TracepointSpec { system: "syscalls", name, filter: EMFILE, rate: Rate::Every }
+    TracepointSpec {
+        system: "syscalls",
+        name,
+        filter: EMFILE,
+        rate: Rate::Every,
+    }
 }
 
 /// The calls that allocate a descriptor and can fail with EMFILE.
@@ -50,17 +55,39 @@ pub static EVENTS: &[EventSource] = &[EventSource {
 struct Emfile;
 
 impl Decoder for Emfile {
-    fn sample(&mut self, ctx: &mut dyn Context, index: usize, _: &EventFormat, s: &Sample<'_>, out: &mut Vec<Event>) {
+    fn sample(
+        &mut self,
+        ctx: &mut dyn Context,
+        index: usize,
+        _: &EventFormat,
+        s: &Sample<'_>,
+        out: &mut Vec<Event>,
+    ) {
         let pid = s.pid as i32;
         let comm = ctx.comm(pid);
-        let call = CALLS.get(index).map(|c| c.name.trim_start_matches("sys_exit_")).unwrap_or("?");
+        let call = CALLS
+            .get(index)
+            .map(|c| c.name.trim_start_matches("sys_exit_"))
+            .unwrap_or("?");
         let limit = ctx.nofile_limit(pid);
-        let mut e = Event::new(ctx.wall(s.monotonic_ns), ConceptId::FdsLimits, "emfile", Some(pid));
+        let mut e = Event::new(
+            ctx.wall(s.monotonic_ns),
+            ConceptId::FdsLimits,
+            "emfile",
+            Some(pid),
+        );
         e.line = format!(
             "{} hit EMFILE in {call}(){}",
             who(comm.as_deref(), pid.into()),
-            limit.map(|l| format!(", soft limit {l}")).unwrap_or_default()
+            limit
+                .map(|l| format!(", soft limit {l}"))
+                .unwrap_or_default()
         );
-        out.push(e.with("pid", Some(pid)).with("comm", comm).with("syscall", Some(call)).with("limit", limit));
+        out.push(
+            e.with("pid", Some(pid))
+                .with("comm", comm)
+                .with("syscall", Some(call))
+                .with("limit", limit),
+        );
     }
 }

@@ -4,7 +4,9 @@
 use syslens_probe::trace::{Rate, Sample};
 use syslens_probe::tracefs::EventFormat;
 
-use crate::model::event::{signal_name, text, who, Context, Decoder, Event, EventSource, Feed, ProcessExit, TracepointSpec};
+use crate::model::event::{
+    signal_name, text, who, Context, Decoder, Event, EventSource, Feed, ProcessExit, TracepointSpec,
+};
 use crate::model::units::{bytes, duration};
 
 use super::ConceptId;
@@ -33,7 +35,9 @@ const NOTABLE_PEAK: u64 = 100 << 20;
 /// The exit event of a process.
 pub fn exit_event(ctx: &mut dyn Context, x: &ProcessExit) -> Event {
     let mut e = Event::new(ctx.now(), ConceptId::HighWaterMark, "exit", Some(x.pid));
-    e.notable = x.signal.is_some() || x.exit_code.is_some_and(|c| c != 0) || x.peak_rss_bytes.is_some_and(|p| p >= NOTABLE_PEAK);
+    e.notable = x.signal.is_some()
+        || x.exit_code.is_some_and(|c| c != 0)
+        || x.peak_rss_bytes.is_some_and(|p| p >= NOTABLE_PEAK);
     let how = match (x.signal, x.exit_code) {
         (Some(sig), _) => format!("killed by {}", signal_name(sig)),
         (None, Some(code)) => format!("exit {code}"),
@@ -62,7 +66,14 @@ pub fn exit_event(ctx: &mut dyn Context, x: &ProcessExit) -> Event {
 }
 
 impl Decoder for Exits {
-    fn sample(&mut self, ctx: &mut dyn Context, _: usize, f: &EventFormat, s: &Sample<'_>, out: &mut Vec<Event>) {
+    fn sample(
+        &mut self,
+        ctx: &mut dyn Context,
+        _: usize,
+        f: &EventFormat,
+        s: &Sample<'_>,
+        out: &mut Vec<Event>,
+    ) {
         let exit = ProcessExit {
             pid: s.pid as i32,
             comm: text(f, s.raw, "comm").unwrap_or_default(),

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use syslens_probe::trace::{Rate, Sample};
 use syslens_probe::tracefs::EventFormat;
 
-use crate::model::event::{bound, int, who, Context, Decoder, Event, EventSource, Feed, MappingKind, TracepointSpec};
+use crate::model::event::{
+    bound, int, who, Context, Decoder, Event, EventSource, Feed, MappingKind, TracepointSpec,
+};
 
 use super::ConceptId;
 
@@ -21,7 +23,13 @@ pub const SAMPLE_ONE_IN: u64 = 16;
 /// `faults`.
 pub static EVENTS: &[EventSource] = &[EventSource {
     kind: "faults",
-    concepts: &[ConceptId::PageFaults, ConceptId::Cow, ConceptId::DemandPaging, ConceptId::LazyInit, ConceptId::Mmap],
+    concepts: &[
+        ConceptId::PageFaults,
+        ConceptId::Cow,
+        ConceptId::DemandPaging,
+        ConceptId::LazyInit,
+        ConceptId::Mmap,
+    ],
     tracepoints: &[TracepointSpec {
         system: "exceptions",
         name: "page_fault_user",
@@ -58,13 +66,25 @@ const PF_WRITE: i64 = 2;
 const TOP: usize = 10;
 
 impl Decoder for Faults {
-    fn sample(&mut self, ctx: &mut dyn Context, _: usize, f: &EventFormat, s: &Sample<'_>, _: &mut Vec<Event>) {
-        let Some(code) = int(f, s.raw, "error_code") else { return };
+    fn sample(
+        &mut self,
+        ctx: &mut dyn Context,
+        _: usize,
+        f: &EventFormat,
+        s: &Sample<'_>,
+        _: &mut Vec<Event>,
+    ) {
+        let Some(code) = int(f, s.raw, "error_code") else {
+            return;
+        };
         let addr = int(f, s.raw, "address").unwrap_or(0) as u64;
         let pid = s.pid as i32;
         let kind = ctx.mapping(pid, addr);
         bound(&mut self.by_pid);
-        let t = self.by_pid.entry(pid).or_insert_with(|| Tally { comm: ctx.comm(pid), ..Tally::default() });
+        let t = self.by_pid.entry(pid).or_insert_with(|| Tally {
+            comm: ctx.comm(pid),
+            ..Tally::default()
+        });
         let weight = s.period.max(1);
         let write = code & PF_WRITE != 0;
         let present = code & PF_PRESENT != 0;

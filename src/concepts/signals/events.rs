@@ -4,7 +4,9 @@
 use syslens_probe::trace::{Rate, Sample};
 use syslens_probe::tracefs::EventFormat;
 
-use crate::model::event::{int, signal_name, text, who, Context, Decoder, Event, EventSource, Feed, TracepointSpec};
+use crate::model::event::{
+    int, signal_name, text, who, Context, Decoder, Event, EventSource, Feed, TracepointSpec,
+};
 
 use super::ConceptId;
 
@@ -12,7 +14,12 @@ use super::ConceptId;
 pub static EVENTS: &[EventSource] = &[EventSource {
     kind: "signal",
     concepts: &[ConceptId::Signals],
-    tracepoints: &[TracepointSpec { system: "signal", name: "signal_generate", filter: None, rate: Rate::Every }],
+    tracepoints: &[TracepointSpec {
+        system: "signal",
+        name: "signal_generate",
+        filter: None,
+        rate: Rate::Every,
+    }],
     feed: Feed::Tracepoints,
     decoder: || Box::new(Signals),
 }];
@@ -41,7 +48,7 @@ fn code_name(code: i64) -> String {
         -3 => "mesgq".into(),
         -4 => "asyncio".into(),
         -5 => "sigio".into(),
-        -6 => "tkill".into(), // SI_TKILL: tgkill(2), raise(3)
+        -6 => "tkill".into(),                  // SI_TKILL: tgkill(2), raise(3)
         c if c > 0 => format!("kernel ({c})"), // a fault or child code: SEGV_MAPERR, CLD_EXITED, ...
         c => format!("{c}"),
     }
@@ -54,8 +61,17 @@ fn routine(sig: i64) -> bool {
 }
 
 impl Decoder for Signals {
-    fn sample(&mut self, ctx: &mut dyn Context, _: usize, f: &EventFormat, s: &Sample<'_>, out: &mut Vec<Event>) {
-        let Some(sig) = int(f, s.raw, "sig") else { return };
+    fn sample(
+        &mut self,
+        ctx: &mut dyn Context,
+        _: usize,
+        f: &EventFormat,
+        s: &Sample<'_>,
+        out: &mut Vec<Event>,
+    ) {
+        let Some(sig) = int(f, s.raw, "sig") else {
+            return;
+        };
         let target = int(f, s.raw, "pid").unwrap_or(0);
         let target_comm = text(f, s.raw, "comm");
         let sender = s.pid as i32;
@@ -63,7 +79,12 @@ impl Decoder for Signals {
         let result = int(f, s.raw, "result").map(result_name);
         let code = int(f, s.raw, "code");
         let name = signal_name(sig as i32);
-        let mut e = Event::new(ctx.wall(s.monotonic_ns), ConceptId::Signals, "signal", Some(target as i32));
+        let mut e = Event::new(
+            ctx.wall(s.monotonic_ns),
+            ConceptId::Signals,
+            "signal",
+            Some(target as i32),
+        );
         e.related = Some(sender);
         e.notable = !routine(sig) || code == Some(0);
         e.line = format!(

@@ -5,13 +5,20 @@ use std::collections::HashMap;
 use syslens_probe::trace::{Rate, Sample};
 use syslens_probe::tracefs::EventFormat;
 
-use crate::model::event::{bound, who, Context, Decoder, Event, EventSource, Feed, Latencies, TracepointSpec};
+use crate::model::event::{
+    bound, who, Context, Decoder, Event, EventSource, Feed, Latencies, TracepointSpec,
+};
 use crate::model::units::duration;
 
 use super::ConceptId;
 
 const fn tp(name: &'static str) -> TracepointSpec {
-    TracepointSpec { system: "syscalls", name, filter: None, rate: Rate::Every }
+    TracepointSpec {
+        system: "syscalls",
+        name,
+        filter: None,
+        rate: Rate::Every,
+    }
 }
 
 /// Entries first, exits after, in the same order: index `i` and `i + CALLS`.
@@ -43,13 +50,23 @@ struct Fsyncs {
 }
 
 impl Decoder for Fsyncs {
-    fn sample(&mut self, _: &mut dyn Context, index: usize, _: &EventFormat, s: &Sample<'_>, _: &mut Vec<Event>) {
+    fn sample(
+        &mut self,
+        _: &mut dyn Context,
+        index: usize,
+        _: &EventFormat,
+        s: &Sample<'_>,
+        _: &mut Vec<Event>,
+    ) {
         if index < CALLS {
             bound(&mut self.entered);
             self.entered.insert(s.tid, s.monotonic_ns);
         } else if let Some(start) = self.entered.remove(&s.tid) {
             bound(&mut self.by_pid);
-            self.by_pid.entry(s.pid as i32).or_default().add(s.monotonic_ns.saturating_sub(start) as f64 / 1e9);
+            self.by_pid
+                .entry(s.pid as i32)
+                .or_default()
+                .add(s.monotonic_ns.saturating_sub(start) as f64 / 1e9);
         }
     }
 

@@ -8,7 +8,9 @@ use syslens_probe::kmsg::OomKill;
 use syslens_probe::trace::{Rate, Sample};
 use syslens_probe::tracefs::EventFormat;
 
-use crate::model::event::{bound, int, text, who, Context, Decoder, Event, EventSource, Feed, TracepointSpec};
+use crate::model::event::{
+    bound, int, text, who, Context, Decoder, Event, EventSource, Feed, TracepointSpec,
+};
 
 use super::ConceptId;
 
@@ -17,7 +19,12 @@ pub static EVENTS: &[EventSource] = &[
     EventSource {
         kind: "oom-kill",
         concepts: &[ConceptId::SwapOom],
-        tracepoints: &[TracepointSpec { system: "oom", name: "mark_victim", filter: None, rate: Rate::Every }],
+        tracepoints: &[TracepointSpec {
+            system: "oom",
+            name: "mark_victim",
+            filter: None,
+            rate: Rate::Every,
+        }],
         feed: Feed::KernelLog,
         decoder: || Box::new(OomKills::default()),
     },
@@ -25,8 +32,18 @@ pub static EVENTS: &[EventSource] = &[
         kind: "reclaim-stall",
         concepts: &[ConceptId::SwapOom],
         tracepoints: &[
-            TracepointSpec { system: "vmscan", name: "mm_vmscan_direct_reclaim_begin", filter: None, rate: Rate::Every },
-            TracepointSpec { system: "vmscan", name: "mm_vmscan_direct_reclaim_end", filter: None, rate: Rate::Every },
+            TracepointSpec {
+                system: "vmscan",
+                name: "mm_vmscan_direct_reclaim_begin",
+                filter: None,
+                rate: Rate::Every,
+            },
+            TracepointSpec {
+                system: "vmscan",
+                name: "mm_vmscan_direct_reclaim_end",
+                filter: None,
+                rate: Rate::Every,
+            },
         ],
         feed: Feed::Tracepoints,
         decoder: || Box::new(ReclaimStalls::default()),
@@ -50,13 +67,19 @@ fn kib(v: Option<i64>) -> Option<i64> {
 }
 
 fn line(e: &Event) -> String {
-    let victim = who(e.text_of("victim_comm").as_deref(), e.subject.unwrap_or(0).into());
+    let victim = who(
+        e.text_of("victim_comm").as_deref(),
+        e.subject.unwrap_or(0).into(),
+    );
     let mut line = format!("killed {victim}");
     if let Some(rss) = e.int_of("anon_rss_bytes") {
         line += &format!(" (anon {})", crate::model::units::bytes(rss as f64));
     }
     if let Some(t) = e.int_of("trigger_pid") {
-        line += &format!(", allocation by {}", who(e.text_of("trigger_comm").as_deref(), t));
+        line += &format!(
+            ", allocation by {}",
+            who(e.text_of("trigger_comm").as_deref(), t)
+        );
     }
     if let Some(c) = e.text_of("constraint") {
         line += &format!(", constraint {c}");
@@ -86,7 +109,9 @@ fn merge_log(mut e: Event, kill: &OomKill) -> Event {
     }
     if e.get("trigger_pid").is_none() {
         if let Some(t) = &kill.trigger {
-            e = e.with("trigger_pid", t.pid).with("trigger_comm", Some(t.comm.clone()));
+            e = e
+                .with("trigger_pid", t.pid)
+                .with("trigger_comm", Some(t.comm.clone()));
         }
     }
     e = e
@@ -99,20 +124,34 @@ fn merge_log(mut e: Event, kill: &OomKill) -> Event {
 }
 
 impl Decoder for OomKills {
-    fn sample(&mut self, ctx: &mut dyn Context, _: usize, f: &EventFormat, s: &Sample<'_>, out: &mut Vec<Event>) {
-        let Some(victim) = int(f, s.raw, "pid") else { return };
+    fn sample(
+        &mut self,
+        ctx: &mut dyn Context,
+        _: usize,
+        f: &EventFormat,
+        s: &Sample<'_>,
+        out: &mut Vec<Event>,
+    ) {
+        let Some(victim) = int(f, s.raw, "pid") else {
+            return;
+        };
         let victim_comm = text(f, s.raw, "comm").or_else(|| ctx.comm(victim as i32));
         let trigger = s.pid as i32;
-        let mut e = Event::new(ctx.wall(s.monotonic_ns), ConceptId::SwapOom, "oom-kill", Some(victim as i32))
-            .with("victim_pid", Some(victim))
-            .with("victim_comm", victim_comm)
-            .with("trigger_pid", Some(trigger))
-            .with("trigger_comm", ctx.comm(trigger))
-            // mark_victim's sizes are in KiB (its print fmt says "kB").
-            .with("anon_rss_bytes", kib(int(f, s.raw, "anon_rss")))
-            .with("file_rss_bytes", kib(int(f, s.raw, "file_rss")))
-            .with("shmem_rss_bytes", kib(int(f, s.raw, "shmem_rss")))
-            .with("oom_score_adj", int(f, s.raw, "oom_score_adj"));
+        let mut e = Event::new(
+            ctx.wall(s.monotonic_ns),
+            ConceptId::SwapOom,
+            "oom-kill",
+            Some(victim as i32),
+        )
+        .with("victim_pid", Some(victim))
+        .with("victim_comm", victim_comm)
+        .with("trigger_pid", Some(trigger))
+        .with("trigger_comm", ctx.comm(trigger))
+        // mark_victim's sizes are in KiB (its print fmt says "kB").
+        .with("anon_rss_bytes", kib(int(f, s.raw, "anon_rss")))
+        .with("file_rss_bytes", kib(int(f, s.raw, "file_rss")))
+        .with("shmem_rss_bytes", kib(int(f, s.raw, "shmem_rss")))
+        .with("oom_score_adj", int(f, s.raw, "oom_score_adj"));
         e.related = Some(trigger);
         if let Some((_, kill)) = self.logged.remove(&(victim as i32)) {
             out.push(merge_log(e, &kill));
@@ -123,7 +162,11 @@ impl Decoder for OomKills {
     }
 
     fn oom_logged(&mut self, ctx: &mut dyn Context, kill: &OomKill, out: &mut Vec<Event>) {
-        if let Some(i) = self.pending.iter().position(|(_, e)| e.subject == Some(kill.pid)) {
+        if let Some(i) = self
+            .pending
+            .iter()
+            .position(|(_, e)| e.subject == Some(kill.pid))
+        {
             let (_, e) = self.pending.remove(i);
             out.push(merge_log(e, kill));
         } else {
@@ -149,7 +192,8 @@ impl Decoder for OomKills {
             .collect();
         for pid in stale {
             if let Some((_, kill)) = self.logged.remove(&pid) {
-                let e = Event::new(now, ConceptId::SwapOom, "oom-kill", Some(pid)).with("victim_pid", Some(pid));
+                let e = Event::new(now, ConceptId::SwapOom, "oom-kill", Some(pid))
+                    .with("victim_pid", Some(pid));
                 out.push(merge_log(e, &kill));
             }
         }
@@ -159,7 +203,8 @@ impl Decoder for OomKills {
         out.extend(self.pending.drain(..).map(|(_, e)| e));
         let logged: Vec<_> = self.logged.drain().collect();
         for (pid, (seen, kill)) in logged {
-            let e = Event::new(seen, ConceptId::SwapOom, "oom-kill", Some(pid)).with("victim_pid", Some(pid));
+            let e = Event::new(seen, ConceptId::SwapOom, "oom-kill", Some(pid))
+                .with("victim_pid", Some(pid));
             out.push(merge_log(e, &kill));
         }
     }
@@ -174,13 +219,22 @@ struct ReclaimStalls {
 const STALL_MIN_NS: u64 = 1_000_000;
 
 impl Decoder for ReclaimStalls {
-    fn sample(&mut self, ctx: &mut dyn Context, index: usize, f: &EventFormat, s: &Sample<'_>, out: &mut Vec<Event>) {
+    fn sample(
+        &mut self,
+        ctx: &mut dyn Context,
+        index: usize,
+        f: &EventFormat,
+        s: &Sample<'_>,
+        out: &mut Vec<Event>,
+    ) {
         if index == 0 {
             bound(&mut self.begun);
             self.begun.insert(s.tid, s.monotonic_ns);
             return;
         }
-        let Some(start) = self.begun.remove(&s.tid) else { return };
+        let Some(start) = self.begun.remove(&s.tid) else {
+            return;
+        };
         let stall = s.monotonic_ns.saturating_sub(start);
         if stall < STALL_MIN_NS {
             return;
@@ -189,13 +243,25 @@ impl Decoder for ReclaimStalls {
         let comm = ctx.comm(pid);
         let secs = stall as f64 / 1e9;
         let reclaimed = int(f, s.raw, "nr_reclaimed");
-        let mut e = Event::new(ctx.wall(s.monotonic_ns), ConceptId::SwapOom, "reclaim-stall", Some(pid));
+        let mut e = Event::new(
+            ctx.wall(s.monotonic_ns),
+            ConceptId::SwapOom,
+            "reclaim-stall",
+            Some(pid),
+        );
         e.line = format!(
             "{} stalled {} in direct reclaim{}",
             who(comm.as_deref(), pid.into()),
             crate::model::units::duration(secs),
-            reclaimed.map(|r| format!(", {r} pages reclaimed")).unwrap_or_default()
+            reclaimed
+                .map(|r| format!(", {r} pages reclaimed"))
+                .unwrap_or_default()
         );
-        out.push(e.with("pid", Some(pid)).with("comm", comm).with("stall_seconds", Some(secs)).with("reclaimed_pages", reclaimed));
+        out.push(
+            e.with("pid", Some(pid))
+                .with("comm", comm)
+                .with("stall_seconds", Some(secs))
+                .with("reclaimed_pages", reclaimed),
+        );
     }
 }
