@@ -7,7 +7,7 @@
 # host. Needs root (tracepoints) and cc. Target: both loops >= 0.90x, watch < 2% of a CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/release/syslens
+bin=${CARGO_TARGET_DIR:-target}/release/syslens
 [ -x "$bin" ] || cargo build --release --quiet
 tmp=$(mktemp -d)
 watch_pid=
