@@ -309,6 +309,27 @@ fn issue_16_an_oom_kill_names_victim_cgroup_and_trigger() {
     let name = jail.dir.file_name().unwrap().to_str().unwrap();
     assert!(e["cgroup"].as_str().unwrap_or("").ends_with(name), "{e}");
     assert!(e["anon_rss_bytes"].as_i64().unwrap_or(0) > 32 << 20, "{e}");
+    // doctor names the trigger and the constraint of the same kill, from the log.
+    let out = syslens()
+        .args(["--json", "doctor", "--window", "0"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "oom-killed" && f["subject"].as_str().unwrap_or("").ends_with(name))
+        .unwrap_or_else(|| panic!("no oom-killed finding for {name}: {report:#}"));
+    let message = finding["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("latest pid {victim} (dd)")),
+        "{message}"
+    );
+    assert!(
+        message.contains("its own allocation (dd)") && message.contains("the cgroup's limit"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -140,6 +140,11 @@ pub struct OomKill {
     pub memcg: Option<String>,
     /// How long ago the kill was logged.
     pub seconds_ago: Option<f64>,
+    /// The task whose allocation made the kernel pick the victim (comm, pid), when the
+    /// log named it.
+    pub trigger: Option<(String, Option<i32>)>,
+    /// CONSTRAINT_MEMCG (a cgroup's limit), CONSTRAINT_NONE (the whole host), ...
+    pub constraint: Option<String>,
 }
 
 /// Everything the rules need.
@@ -420,6 +425,8 @@ fn read_oom_kills(reader: &mut Reader) -> Val<Vec<OomKill>> {
             seconds_ago: uptime.map(|u| k.seconds_ago(u)),
             anon_rss_kb: k.anon_rss_kb,
             memcg: k.task_memcg.clone(),
+            trigger: k.trigger.as_ref().map(|t| (t.comm.clone(), t.pid)),
+            constraint: k.constraint.clone(),
             comm: k.comm,
         })
         .collect())

@@ -140,6 +140,21 @@ fn oom_killed(v: &DoctorView) -> Vec<Finding> {
             let rss = latest.anon_rss_kb.map_or_else(String::new, |kb| {
                 format!(" (anon-rss {})", mib(kb as f64 * 1024.0))
             });
+            // Who asked for the memory, and whose limit it hit: the victim is often not
+            // the process that grew.
+            let trigger = match &latest.trigger {
+                Some((comm, Some(pid))) if u64::try_from(*pid).ok() == Some(latest.pid) => {
+                    format!(", its own allocation ({comm})")
+                }
+                Some((comm, Some(pid))) => format!(", allocation by {comm} (pid {pid})"),
+                Some((comm, None)) => format!(", allocation by {comm}"),
+                None => String::new(),
+            };
+            let constraint = match latest.constraint.as_deref() {
+                Some("CONSTRAINT_MEMCG") => ", the cgroup's limit",
+                Some("CONSTRAINT_NONE") => ", the whole host out of memory",
+                _ => "",
+            };
             // syslens's own labs kill in their own cgroups on purpose.
             let ours = cg.ends_with("/syslens-lab-*");
             out.push(Finding {
@@ -148,7 +163,7 @@ fn oom_killed(v: &DoctorView) -> Vec<Finding> {
                 severity: if ours { Severity::Info } else { Severity::Warning },
                 subject: format!("cgroup {cg}"),
                 message: format!(
-                    "{} OOM kill(s){}; latest pid {} ({}){when}{rss}",
+                    "{} OOM kill(s){}; latest pid {} ({}){when}{rss}{trigger}{constraint}",
                     ks.len(),
                     if ours { " by a syslens lab, on purpose" } else { "" },
                     latest.pid,
