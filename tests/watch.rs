@@ -85,6 +85,19 @@ fn issue_16_signals_name_sender_target_and_signal() {
     let watch = Watch::start(&["signals"]);
     let mut a = Command::new("sleep").arg("30").spawn().unwrap();
     let mut b = Command::new("sleep").arg("30").spawn().unwrap();
+    // spawn returns when the exec has released the parent, a moment before the
+    // kernel renames the task: wait for the name the events must carry.
+    for pid in [a.id(), b.id()] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .unwrap_or_default()
+            .trim()
+            != "sleep"
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
     let mut sender = Command::new("sh")
         .args([
             "-c",
@@ -217,7 +230,6 @@ struct MemJail {
 impl MemJail {
     fn new(limit: u64) -> Result<MemJail, String> {
         let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
-        let tag = unique_tag();
         for line in own.lines() {
             let mut parts = line.splitn(3, ':');
             let (_, controllers, path) = (
@@ -236,8 +248,9 @@ impl MemJail {
                 continue;
             };
             let dir = std::path::PathBuf::from(format!(
-                "{base}{}/syslens-test-{tag}",
-                path.trim_end_matches('/')
+                "{base}{}/syslens-test-oom-{}",
+                path.trim_end_matches('/'),
+                std::process::id()
             ));
             std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             let jail = MemJail { dir };

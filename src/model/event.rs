@@ -203,6 +203,10 @@ pub struct EventSource {
     pub feed: Feed,
     /// A fresh decoder.
     pub decoder: fn() -> Box<dyn Decoder>,
+    /// It needs syscall tracepoints: enabling any of them sends every syscall of every
+    /// task through the kernel's slow path (about 30% on a getppid loop here), so such
+    /// a source runs only when its concept or kind is asked for by name.
+    pub slows_syscalls: bool,
 }
 
 /// A process exit, from taskstats (every field) or the exit tracepoint (fewer).

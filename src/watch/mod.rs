@@ -65,6 +65,8 @@ pub struct Unavailable {
     pub what: String,
     /// Why, and what would grant it.
     pub why: String,
+    /// Left off by choice (a costly source not asked for), not refused.
+    pub off: bool,
 }
 
 /// What a watch saw, for its caller and tests.
@@ -78,7 +80,8 @@ pub struct Outcome {
     pub lost: u64,
 }
 
-/// The sources of the selected concepts, in registry order, each once.
+/// The sources of the selected concepts, in registry order, each once (every source
+/// when `concepts` is empty).
 pub fn sources(concepts: &[ConceptId]) -> Vec<&'static EventSource> {
     let mut out: Vec<&'static EventSource> = Vec::new();
     for def in REGISTRY.iter() {
@@ -102,10 +105,24 @@ pub fn run(
     stop: &Arc<AtomicBool>,
 ) -> io::Result<Outcome> {
     let mut outcome = Outcome::default();
-    let selected: Vec<&'static EventSource> = sources(&opts.concepts)
-        .into_iter()
-        .filter(|s| opts.kinds.is_empty() || opts.kinds.iter().any(|k| k == s.kind))
-        .collect();
+    // Without a concept or kind named, the sources that slow every syscall stay off.
+    let by_default = opts.concepts.is_empty() && opts.kinds.is_empty();
+    let (selected, held_back): (Vec<&'static EventSource>, Vec<&'static EventSource>) =
+        sources(&opts.concepts)
+            .into_iter()
+            .filter(|s| opts.kinds.is_empty() || opts.kinds.iter().any(|k| k == s.kind))
+            .partition(|s| !(by_default && s.slows_syscalls));
+    for s in &held_back {
+        outcome.unavailable.push(Unavailable {
+            what: s.kind.into(),
+            why: format!(
+                "off by default: its syscall tracepoints slow every syscall on the host (ask for it: watch {} or --kind {})",
+                s.concepts[0].slug(),
+                s.kind
+            ),
+            off: true,
+        });
+    }
     let mut ctx = HostContext::new(reader);
     let cpus = ctx.online_cpus();
 
@@ -126,6 +143,7 @@ pub fn run(
             Err(why) => outcome.unavailable.push(Unavailable {
                 what: "taskstats".into(),
                 why,
+                off: false,
             }),
         }
     }
@@ -136,6 +154,7 @@ pub fn run(
             Err(e) => outcome.unavailable.push(Unavailable {
                 what: "/dev/kmsg".into(),
                 why: e.to_string(),
+                off: false,
             }),
         }
     }
@@ -146,6 +165,7 @@ pub fn run(
         Err(e) => outcome.unavailable.push(Unavailable {
             what: "tracepoints".into(),
             why: e.why,
+            off: false,
         }),
         Ok(tracefs) => {
             'sources: for (si, a) in active.iter().enumerate() {
@@ -160,6 +180,7 @@ pub fn run(
                             outcome.unavailable.push(Unavailable {
                                 what: name,
                                 why: e.why,
+                                off: false,
                             });
                             continue;
                         }
@@ -177,6 +198,7 @@ pub fn run(
                         outcome.unavailable.push(Unavailable {
                             what: name,
                             why: e.why,
+                            off: false,
                         });
                         if denied {
                             // Every other tracepoint would be refused the same way.
@@ -200,6 +222,7 @@ pub fn run(
             outcome.unavailable.push(Unavailable {
                 what: "task records".into(),
                 why: format!("{e}: processes that exit before their events are read go unnamed"),
+                off: false,
             });
         }
     }
@@ -433,7 +456,8 @@ impl Printer<'_> {
         }
         .as_str();
         for u in unavailable {
-            text += &format!("  unavailable: {}: {}\n", u.what, clean(&u.why));
+            let label = if u.off { "off" } else { "unavailable" };
+            text += &format!("  {label}: {}: {}\n", u.what, clean(&u.why));
         }
         if self.json {
             err.write_all(text.as_bytes())

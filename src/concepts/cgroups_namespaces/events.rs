@@ -36,6 +36,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
         },
     ],
     feed: Feed::Tracepoints,
+    slows_syscalls: false,
     decoder: || Box::new(Cgroups),
 }];
 

@@ -49,6 +49,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
     concepts: &[ConceptId::FdsLimits],
     tracepoints: CALLS,
     feed: Feed::Tracepoints,
+    slows_syscalls: true,
     decoder: || Box::new(Emfile),
 }];
 

@@ -23,6 +23,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
         rate: Rate::Every,
     }],
     feed: Feed::Exits,
+    slows_syscalls: false,
     decoder: || Box::new(Exits),
 }];
 

@@ -37,6 +37,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
         rate: Rate::OneIn(SAMPLE_ONE_IN),
     }],
     feed: Feed::Tracepoints,
+    slows_syscalls: false,
     decoder: || Box::new(Faults::default()),
 }];
 

@@ -20,6 +20,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
         rate: Rate::Every,
     }],
     feed: Feed::Tracepoints,
+    slows_syscalls: false,
     decoder: || Box::new(Exec),
 }];
 

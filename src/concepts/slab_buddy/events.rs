@@ -31,6 +31,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
         },
     ],
     feed: Feed::Tracepoints,
+    slows_syscalls: false,
     decoder: || Box::new(Compaction::default()),
 }];
 

@@ -40,6 +40,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
     concepts: &[ConceptId::Storage],
     tracepoints: TRACEPOINTS,
     feed: Feed::Tracepoints,
+    slows_syscalls: true,
     decoder: || Box::new(Fsyncs::default()),
 }];
 

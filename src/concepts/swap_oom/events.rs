@@ -26,6 +26,7 @@ pub static EVENTS: &[EventSource] = &[
             rate: Rate::Every,
         }],
         feed: Feed::KernelLog,
+        slows_syscalls: false,
         decoder: || Box::new(OomKills::default()),
     },
     EventSource {
@@ -46,6 +47,7 @@ pub static EVENTS: &[EventSource] = &[
             },
         ],
         feed: Feed::Tracepoints,
+        slows_syscalls: false,
         decoder: || Box::new(ReclaimStalls::default()),
     },
 ];
