@@ -137,6 +137,21 @@ impl fmt::Debug for Ring {
 pub struct Session {
     rings: Vec<Ring>,
     lost: Vec<u64>,
+    /// One drain's samples, copied out of the rings (reused between drains).
+    pending: Vec<Pending>,
+    pending_raw: Vec<u8>,
+}
+
+/// A sample waiting for the second read of the task rings.
+#[derive(Debug)]
+struct Pending {
+    sub: usize,
+    cpu: u32,
+    pid: u32,
+    tid: u32,
+    monotonic_ns: u64,
+    period: u64,
+    raw: std::ops::Range<usize>,
 }
 
 /// Ring buffer size per CPU for a rare event, and for a sampled frequent one.
@@ -268,33 +283,15 @@ impl Session {
     /// Hands every task record, then every sample, to `on` and returns how many
     /// samples; lost-sample records are counted (see [`Session::lost`]).
     pub fn drain(&mut self, mut on: impl FnMut(Drained<'_>)) -> usize {
-        let mut n = 0;
-        for ring in &mut self.rings {
-            let Some(sub) = ring.sub else {
-                for _ in 0..65536 {
-                    let Some(record) = ring.sampler.next_record() else {
-                        break;
-                    };
-                    match record.parse_record() {
-                        Ok(PerfRecord::Comm(c)) => on(Drained::Task(TaskRecord::Comm {
-                            pid: c.pid,
-                            tid: c.tid,
-                            comm: &c.comm,
-                        })),
-                        Ok(PerfRecord::Fork(f)) => on(Drained::Task(TaskRecord::Fork {
-                            pid: f.pid,
-                            tid: f.tid,
-                            ppid: f.ppid,
-                        })),
-                        Ok(PerfRecord::Exit(x)) => on(Drained::Task(TaskRecord::Exit {
-                            pid: x.pid,
-                            tid: x.tid,
-                        })),
-                        _ => {}
-                    };
-                }
-                continue;
-            };
+        // Samples are copied out, then the task rings are read once more before any
+        // sample is handed over: a name (an exec's Comm record) written just before a
+        // sample lands in the task ring before that sample is read, so the second read
+        // has it even when it came after the first.
+        self.pending.clear();
+        self.pending_raw.clear();
+        Self::drain_tasks(&mut self.rings, &mut on);
+        for ring in self.rings.iter_mut() {
+            let Some(sub) = ring.sub else { continue };
             // Bounded per call, so one flooded CPU cannot starve the others.
             for _ in 0..65536 {
                 let Some(record) = ring.sampler.next_record() else {
@@ -303,16 +300,17 @@ impl Session {
                 match record.parse_record() {
                     Ok(PerfRecord::Sample(sample)) => {
                         let Some(raw) = sample.raw() else { continue };
-                        on(Drained::Sample(Sample {
+                        let at = self.pending_raw.len();
+                        self.pending_raw.extend_from_slice(raw);
+                        self.pending.push(Pending {
                             sub,
                             cpu: sample.cpu().unwrap_or(ring.cpu),
                             pid: sample.pid().unwrap_or(0),
                             tid: sample.tid().unwrap_or(0),
                             monotonic_ns: sample.time().unwrap_or(0),
                             period: sample.period().unwrap_or(1),
-                            raw,
-                        }));
-                        n += 1;
+                            raw: at..self.pending_raw.len(),
+                        });
                     }
                     Ok(PerfRecord::Lost(lost)) => {
                         if let Some(count) = self.lost.get_mut(sub) {
@@ -323,7 +321,46 @@ impl Session {
                 };
             }
         }
-        n
+        Self::drain_tasks(&mut self.rings, &mut on);
+        for p in &self.pending {
+            on(Drained::Sample(Sample {
+                sub: p.sub,
+                cpu: p.cpu,
+                pid: p.pid,
+                tid: p.tid,
+                monotonic_ns: p.monotonic_ns,
+                period: p.period,
+                raw: &self.pending_raw[p.raw.clone()],
+            }));
+        }
+        self.pending.len()
+    }
+
+    fn drain_tasks(rings: &mut [Ring], on: &mut impl FnMut(Drained<'_>)) {
+        for ring in rings.iter_mut().filter(|r| r.sub.is_none()) {
+            for _ in 0..65536 {
+                let Some(record) = ring.sampler.next_record() else {
+                    break;
+                };
+                match record.parse_record() {
+                    Ok(PerfRecord::Comm(c)) => on(Drained::Task(TaskRecord::Comm {
+                        pid: c.pid,
+                        tid: c.tid,
+                        comm: &c.comm,
+                    })),
+                    Ok(PerfRecord::Fork(f)) => on(Drained::Task(TaskRecord::Fork {
+                        pid: f.pid,
+                        tid: f.tid,
+                        ppid: f.ppid,
+                    })),
+                    Ok(PerfRecord::Exit(x)) => on(Drained::Task(TaskRecord::Exit {
+                        pid: x.pid,
+                        tid: x.tid,
+                    })),
+                    _ => {}
+                };
+            }
+        }
     }
 
     /// Samples of subscription `sub` the kernel dropped because its ring was full.
