@@ -87,9 +87,11 @@ impl HostContext {
                     .insert(pid as i32, String::from_utf8_lossy(comm).into_owned());
             }
             TaskRecord::Fork { pid, tid, ppid } if pid == tid => {
-                // A new process starts with its parent's name (until it execs).
+                // A new process starts with its parent's name (until it execs). Rings
+                // are read CPU by CPU, so the child's exec (its Comm record, on another
+                // CPU) may come first: a name already known is newer.
                 if let Some(name) = self.names.get(&(ppid as i32)).cloned() {
-                    self.names.insert(pid as i32, name);
+                    self.names.entry(pid as i32).or_insert(name);
                 }
                 bounded(&mut self.parents);
                 self.parents.insert(pid as i32, Some(ppid as i32));
