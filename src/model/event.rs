@@ -203,10 +203,9 @@ pub struct EventSource {
     pub feed: Feed,
     /// A fresh decoder.
     pub decoder: fn() -> Box<dyn Decoder>,
-    /// It needs syscall tracepoints: enabling any of them sends every syscall of every
-    /// task through the kernel's slow path (about 30% on a getppid loop here), so such
-    /// a source runs only when its concept or kind is asked for by name.
-    pub slows_syscalls: bool,
+    /// Why it costs the whole host, if it does: such a source runs only when its
+    /// concept or kind is asked for by name (measured by bench/watch.sh).
+    pub costly: Option<&'static str>,
 }
 
 /// A process exit, from taskstats (every field) or the exit tracepoint (fewer).

@@ -105,18 +105,19 @@ pub fn run(
     stop: &Arc<AtomicBool>,
 ) -> io::Result<Outcome> {
     let mut outcome = Outcome::default();
-    // Without a concept or kind named, the sources that slow every syscall stay off.
+    // Without a concept or kind named, the sources that slow the whole host stay off.
     let by_default = opts.concepts.is_empty() && opts.kinds.is_empty();
     let (selected, held_back): (Vec<&'static EventSource>, Vec<&'static EventSource>) =
         sources(&opts.concepts)
             .into_iter()
             .filter(|s| opts.kinds.is_empty() || opts.kinds.iter().any(|k| k == s.kind))
-            .partition(|s| !(by_default && s.slows_syscalls));
+            .partition(|s| !(by_default && s.costly.is_some()));
     for s in &held_back {
         outcome.unavailable.push(Unavailable {
             what: s.kind.into(),
             why: format!(
-                "off by default: its syscall tracepoints slow every syscall on the host (ask for it: watch {} or --kind {})",
+                "off by default: {} (ask for it: watch {} or --kind {})",
+                s.costly.unwrap_or(""),
                 s.concepts[0].slug(),
                 s.kind
             ),

@@ -36,7 +36,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
         },
     ],
     feed: Feed::Tracepoints,
-    slows_syscalls: false,
+    costly: None,
     decoder: || Box::new(Cgroups),
 }];
 

@@ -23,7 +23,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
         rate: Rate::Every,
     }],
     feed: Feed::Exits,
-    slows_syscalls: false,
+    costly: None,
     decoder: || Box::new(Exits),
 }];
 

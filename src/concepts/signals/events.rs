@@ -21,7 +21,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
         rate: Rate::Every,
     }],
     feed: Feed::Tracepoints,
-    slows_syscalls: false,
+    costly: None,
     decoder: || Box::new(Signals),
 }];
 

@@ -31,7 +31,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
         },
     ],
     feed: Feed::Tracepoints,
-    slows_syscalls: false,
+    costly: None,
     decoder: || Box::new(Compaction::default()),
 }];
 

@@ -40,7 +40,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
     concepts: &[ConceptId::Storage],
     tracepoints: TRACEPOINTS,
     feed: Feed::Tracepoints,
-    slows_syscalls: true,
+    costly: Some("syscall tracepoints send every syscall of every task through the slow path (a getppid loop ran at 0.69x)"),
     decoder: || Box::new(Fsyncs::default()),
 }];
 

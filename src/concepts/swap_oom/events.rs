@@ -26,7 +26,7 @@ pub static EVENTS: &[EventSource] = &[
             rate: Rate::Every,
         }],
         feed: Feed::KernelLog,
-        slows_syscalls: false,
+        costly: None,
         decoder: || Box::new(OomKills::default()),
     },
     EventSource {
@@ -47,7 +47,7 @@ pub static EVENTS: &[EventSource] = &[
             },
         ],
         feed: Feed::Tracepoints,
-        slows_syscalls: false,
+        costly: None,
         decoder: || Box::new(ReclaimStalls::default()),
     },
 ];
