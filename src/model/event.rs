@@ -301,6 +301,102 @@ pub fn bound<K, V>(map: &mut HashMap<K, V>) -> bool {
     false
 }
 
+/// Pairs a begin tracepoint with its end on the same thread (bounded).
+#[derive(Debug, Default)]
+pub struct Pairing {
+    begun: HashMap<u32, u64>,
+}
+
+impl Pairing {
+    /// The thread of `s` began.
+    pub fn begin(&mut self, s: &Sample<'_>) {
+        bound(&mut self.begun);
+        self.begun.insert(s.tid, s.monotonic_ns);
+    }
+
+    /// The thread of `s` ended: the seconds since its begin, if one was seen.
+    pub fn end(&mut self, s: &Sample<'_>) -> Option<f64> {
+        let start = self.begun.remove(&s.tid)?;
+        Some(s.monotonic_ns.saturating_sub(start) as f64 / 1e9)
+    }
+}
+
+/// A stall: a begin/end tracepoint pair on one thread, an event when it lasted at
+/// least [`STALL_MIN_SECONDS`] (reclaim, compaction).
+#[derive(Debug)]
+pub struct StallSpec {
+    /// The concept it belongs to.
+    pub concept: ConceptId,
+    /// Its kind.
+    pub kind: &'static str,
+    /// What the thread was doing, for the line ("in direct reclaim").
+    pub doing: &'static str,
+    /// A field of the end record to report, and the name it is reported under.
+    pub outcome: (&'static str, &'static str),
+}
+
+/// Stalls shorter than this are not events of their own (a busy host has many).
+pub const STALL_MIN_SECONDS: f64 = 0.001;
+
+/// The decoder of a [`StallSpec`]: tracepoint 0 begins, tracepoint 1 ends.
+#[derive(Debug)]
+pub struct Stalls {
+    spec: &'static StallSpec,
+    pairing: Pairing,
+}
+
+impl Stalls {
+    /// A decoder for `spec`.
+    pub fn new(spec: &'static StallSpec) -> Stalls {
+        Stalls {
+            spec,
+            pairing: Pairing::default(),
+        }
+    }
+}
+
+impl Decoder for Stalls {
+    fn sample(
+        &mut self,
+        ctx: &mut dyn Context,
+        index: usize,
+        f: &EventFormat,
+        s: &Sample<'_>,
+        out: &mut Vec<Event>,
+    ) {
+        if index == 0 {
+            self.pairing.begin(s);
+            return;
+        }
+        let Some(secs) = self.pairing.end(s).filter(|&t| t >= STALL_MIN_SECONDS) else {
+            return;
+        };
+        let pid = s.pid as i32;
+        let comm = ctx.comm(pid);
+        let (field, name) = self.spec.outcome;
+        let outcome = int(f, s.raw, field);
+        let mut e = Event::new(
+            ctx.wall(s.monotonic_ns),
+            self.spec.concept,
+            self.spec.kind,
+            Some(pid),
+        );
+        e.line = format!(
+            "{} stalled {} {}{}",
+            who(comm.as_deref(), pid.into()),
+            crate::model::units::duration(secs),
+            self.spec.doing,
+            outcome.map(|v| format!(", {name} {v}")).unwrap_or_default()
+        );
+        out.push(
+            e.with("pid", Some(pid))
+                .with("comm", comm)
+                .with("stall_seconds", Some(secs))
+                .with(name, outcome),
+        );
+    }
+}
+
 /// Latency percentiles of a bounded set of durations (the first [`SAMPLES_MAX`]
 /// kept; the count and maximum cover all).
 #[derive(Debug, Clone, Default)]
@@ -376,6 +472,26 @@ mod tests {
         assert_eq!(l.quantile(0.99), Some(99.0));
         assert_eq!(l.max, 100.0);
         assert_eq!(Latencies::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn a_pairing_times_each_thread_from_its_begin() {
+        let at = |tid, ns| Sample {
+            sub: 0,
+            cpu: 0,
+            pid: 1,
+            tid,
+            monotonic_ns: ns,
+            period: 1,
+            raw: &[],
+        };
+        let mut p = Pairing::default();
+        p.begin(&at(7, 1_000_000));
+        p.begin(&at(8, 5_000_000));
+        assert_eq!(p.end(&at(8, 6_000_000)), Some(0.001));
+        assert_eq!(p.end(&at(7, 4_000_000)), Some(0.003));
+        // An end without its begin (the watch started in between) times nothing.
+        assert_eq!(p.end(&at(7, 9_000_000)), None);
     }
 
     #[test]

@@ -49,12 +49,13 @@ pub fn metric_value(v: f64, unit: &str) -> String {
     }
 }
 
-/// RFC 3339 in UTC with microseconds (`2026-12-02T01:02:03.456789Z`). Written by hand:
-/// the civil-from-days conversion is a dozen lines (H. Hinnant's algorithm), not a
-/// date crate's worth.
-pub fn rfc3339(t: std::time::SystemTime) -> String {
-    let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs() as i64;
+/// A UTC instant split into its civil parts: (year, month, day, seconds into the day).
+/// Written by hand: the civil-from-days conversion is a dozen lines (H. Hinnant's
+/// algorithm), not a date crate's worth.
+pub fn utc_civil(t: std::time::SystemTime) -> (i64, i64, i64, i64) {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -64,13 +65,20 @@ pub fn rfc3339(t: std::time::SystemTime) -> String {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    (yoe + era * 400 + i64::from(month <= 2), month, day, rem)
+}
+
+/// RFC 3339 in UTC with microseconds (`2026-12-02T01:02:03.456789Z`).
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    let (year, month, day, rem) = utc_civil(t);
+    let micros = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_micros());
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
         rem / 3600,
         rem % 3600 / 60,
-        rem % 60,
-        since.subsec_micros()
+        rem % 60
     )
 }
 

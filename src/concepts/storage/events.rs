@@ -6,7 +6,7 @@ use syslens_probe::trace::{Rate, Sample};
 use syslens_probe::tracefs::EventFormat;
 
 use crate::model::event::{
-    bound, who, Context, Decoder, Event, EventSource, Feed, Latencies, TracepointSpec,
+    bound, who, Context, Decoder, Event, EventSource, Feed, Latencies, Pairing, TracepointSpec,
 };
 use crate::model::units::duration;
 
@@ -46,7 +46,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
 
 #[derive(Default)]
 struct Fsyncs {
-    entered: HashMap<u32, u64>,
+    calls: Pairing,
     by_pid: HashMap<i32, Latencies>,
 }
 
@@ -60,14 +60,10 @@ impl Decoder for Fsyncs {
         _: &mut Vec<Event>,
     ) {
         if index < CALLS {
-            bound(&mut self.entered);
-            self.entered.insert(s.tid, s.monotonic_ns);
-        } else if let Some(start) = self.entered.remove(&s.tid) {
+            self.calls.begin(s);
+        } else if let Some(secs) = self.calls.end(s) {
             bound(&mut self.by_pid);
-            self.by_pid
-                .entry(s.pid as i32)
-                .or_default()
-                .add(s.monotonic_ns.saturating_sub(start) as f64 / 1e9);
+            self.by_pid.entry(s.pid as i32).or_default().add(secs);
         }
     }
 

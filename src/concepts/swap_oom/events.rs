@@ -9,7 +9,8 @@ use syslens_probe::trace::{Rate, Sample};
 use syslens_probe::tracefs::EventFormat;
 
 use crate::model::event::{
-    bound, int, text, who, Context, Decoder, Event, EventSource, Feed, TracepointSpec,
+    bound, int, text, who, Context, Decoder, Event, EventSource, Feed, StallSpec, Stalls,
+    TracepointSpec,
 };
 
 use super::ConceptId;
@@ -48,9 +49,16 @@ pub static EVENTS: &[EventSource] = &[
         ],
         feed: Feed::Tracepoints,
         costly: None,
-        decoder: || Box::new(ReclaimStalls::default()),
+        decoder: || Box::new(Stalls::new(&RECLAIM)),
     },
 ];
+
+static RECLAIM: StallSpec = StallSpec {
+    concept: ConceptId::SwapOom,
+    kind: "reclaim-stall",
+    doing: "in direct reclaim",
+    outcome: ("nr_reclaimed", "reclaimed_pages"),
+};
 
 /// How long a victim seen by the tracepoint waits for the kernel log's report of the
 /// same kill (the log line follows within microseconds; a rate-limited log never comes).
@@ -209,61 +217,5 @@ impl Decoder for OomKills {
                 .with("victim_pid", Some(pid));
             out.push(merge_log(e, &kill));
         }
-    }
-}
-
-#[derive(Default)]
-struct ReclaimStalls {
-    begun: HashMap<u32, u64>,
-}
-
-/// Stalls shorter than this are not events of their own (a busy host has many).
-const STALL_MIN_NS: u64 = 1_000_000;
-
-impl Decoder for ReclaimStalls {
-    fn sample(
-        &mut self,
-        ctx: &mut dyn Context,
-        index: usize,
-        f: &EventFormat,
-        s: &Sample<'_>,
-        out: &mut Vec<Event>,
-    ) {
-        if index == 0 {
-            bound(&mut self.begun);
-            self.begun.insert(s.tid, s.monotonic_ns);
-            return;
-        }
-        let Some(start) = self.begun.remove(&s.tid) else {
-            return;
-        };
-        let stall = s.monotonic_ns.saturating_sub(start);
-        if stall < STALL_MIN_NS {
-            return;
-        }
-        let pid = s.pid as i32;
-        let comm = ctx.comm(pid);
-        let secs = stall as f64 / 1e9;
-        let reclaimed = int(f, s.raw, "nr_reclaimed");
-        let mut e = Event::new(
-            ctx.wall(s.monotonic_ns),
-            ConceptId::SwapOom,
-            "reclaim-stall",
-            Some(pid),
-        );
-        e.line = format!(
-            "{} stalled {} in direct reclaim{}",
-            who(comm.as_deref(), pid.into()),
-            crate::model::units::duration(secs),
-            reclaimed
-                .map(|r| format!(", {r} pages reclaimed"))
-                .unwrap_or_default()
-        );
-        out.push(
-            e.with("pid", Some(pid))
-                .with("comm", comm)
-                .with("stall_seconds", Some(secs))
-                .with("reclaimed_pages", reclaimed),
-        );
     }
 }
