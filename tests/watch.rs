@@ -381,3 +381,22 @@ fn issue_16_watch_refuses_root_and_unknown_kinds() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("signals"));
 }
+
+#[test]
+fn issue_16_watch_header_is_wrapped_never_cut() {
+    let out = syslens()
+        .env("COLUMNS", "80")
+        .args(["watch", "--for", "0.3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Without root the reasons are long too: every header line fits, none is cut.
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with(|c: char| c.is_ascii_digit()))
+    {
+        assert!(line.chars().count() <= 100, "too wide: {line}");
+    }
+    assert!(text.contains("-- watched"), "{text}");
+}

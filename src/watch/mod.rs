@@ -116,7 +116,7 @@ pub fn run(
         outcome.unavailable.push(Unavailable {
             what: s.kind.into(),
             why: format!(
-                "off by default: {} (ask for it: watch {} or --kind {})",
+                "off by default, {} (ask for it: watch {} or --kind {})",
                 s.costly.unwrap_or(""),
                 s.concepts[0].slug(),
                 s.kind
@@ -450,15 +450,24 @@ impl Printer<'_> {
         }
         text += match opts.duration {
             Some(d) => format!(
-                " for {}; Ctrl-C ends it early\n",
+                " for {}; Ctrl-C ends it early",
                 crate::model::units::duration(d.as_secs_f64())
             ),
-            None => "; Ctrl-C ends it\n".to_string(),
+            None => "; Ctrl-C ends it".to_string(),
         }
         .as_str();
+        // Wrapped to the terminal, never cut: the reasons are the point.
+        let width = crate::render::table_width();
+        text = crate::render::wrap(&text, width).join("\n    ") + "\n";
         for u in unavailable {
             let label = if u.off { "off" } else { "unavailable" };
-            text += &format!("  {label}: {}: {}\n", u.what, clean(&u.why));
+            let line = format!("{label}: {}: {}", u.what, clean(&u.why));
+            for (i, part) in crate::render::wrap(&line, width - 4)
+                .into_iter()
+                .enumerate()
+            {
+                text += &format!("{}{part}\n", if i == 0 { "  " } else { "      " });
+            }
         }
         if self.json {
             err.write_all(text.as_bytes())
