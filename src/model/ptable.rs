@@ -282,35 +282,7 @@ pub fn sort(rows: &mut [Row], key: SortKey, reverse: bool) {
 /// Orders sorted rows as a tree: each row followed by its children (in the order they
 /// already have), depth-first; rows whose parent is not listed are roots.
 pub fn as_tree(rows: Vec<Row>) -> Vec<Row> {
-    use std::collections::HashMap;
-    let listed: std::collections::HashSet<i64> = rows.iter().map(|r| i64::from(r.pid)).collect();
-    let mut children: HashMap<i64, Vec<usize>> = HashMap::new();
-    let mut roots = Vec::new();
-    for (i, r) in rows.iter().enumerate() {
-        if r.ppid != i64::from(r.pid) && listed.contains(&r.ppid) {
-            children.entry(r.ppid).or_default().push(i);
-        } else {
-            roots.push(i);
-        }
-    }
-    let mut order = Vec::with_capacity(rows.len());
-    // An explicit stack: a deep chain of forks must not overflow ours.
-    let mut seen = vec![false; rows.len()];
-    // Rows in a parent cycle (PIDs reused between two reads) have no root: they start
-    // trees of their own after the rest, so no row is lost.
-    let starts: Vec<usize> = roots.into_iter().chain(0..rows.len()).collect();
-    for start in starts {
-        let mut stack = vec![(start, 0)];
-        while let Some((i, depth)) = stack.pop() {
-            if std::mem::replace(&mut seen[i], true) {
-                continue;
-            }
-            order.push((i, depth));
-            if let Some(kids) = children.get(&i64::from(rows[i].pid)) {
-                stack.extend(kids.iter().rev().map(|&k| (k, depth + 1)));
-            }
-        }
-    }
+    let order = tree_order(rows.iter().map(|r| (i64::from(r.pid), r.ppid)));
     let mut slots: Vec<Option<Row>> = rows.into_iter().map(Some).collect();
     order
         .into_iter()
@@ -320,6 +292,44 @@ pub fn as_tree(rows: Vec<Row>) -> Vec<Row> {
             Some(r)
         })
         .collect()
+}
+
+/// The tree order of rows given as (pid, ppid) in their sorted order: the index of each
+/// row and its depth, each row followed by its children (in the order they already
+/// have), depth-first; rows whose parent is not listed are roots. Every row appears
+/// once, those in a parent cycle too.
+pub fn tree_order(links: impl Iterator<Item = (i64, i64)>) -> Vec<(usize, usize)> {
+    use std::collections::HashMap;
+    let links: Vec<(i64, i64)> = links.collect();
+    let listed: std::collections::HashSet<i64> = links.iter().map(|l| l.0).collect();
+    let mut children: HashMap<i64, Vec<usize>> = HashMap::new();
+    let mut roots = Vec::new();
+    for (i, &(pid, ppid)) in links.iter().enumerate() {
+        if ppid != pid && listed.contains(&ppid) {
+            children.entry(ppid).or_default().push(i);
+        } else {
+            roots.push(i);
+        }
+    }
+    let mut order = Vec::with_capacity(links.len());
+    // An explicit stack: a deep chain of forks must not overflow ours.
+    let mut seen = vec![false; links.len()];
+    // Rows in a parent cycle (PIDs reused between two reads) have no root: they start
+    // trees of their own after the rest, so no row is lost.
+    let starts: Vec<usize> = roots.into_iter().chain(0..links.len()).collect();
+    for start in starts {
+        let mut stack = vec![(start, 0)];
+        while let Some((i, depth)) = stack.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+            order.push((i, depth));
+            if let Some(kids) = children.get(&links[i].0) {
+                stack.extend(kids.iter().rev().map(|&k| (k, depth + 1)));
+            }
+        }
+    }
+    order
 }
 
 /// Whether a cgroup path is `scope` or below it.

@@ -5,18 +5,25 @@
 //! view shows it;
 //! deleted-open files and namespaces slower still and only while their view is shown;
 //! PSS only while the user asks for it, because smaps_rollup costs each target.
+//! The header's figures (each CPU's ticks, load, uptime, pressure, meminfo) every
+//! refresh; user names from the tree's etc/passwd at the slowest cadence.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use syslens_probe::fds::deleted_count;
+use syslens_probe::kmsg::uptime;
 use syslens_probe::locks::parse_locks;
+use syslens_probe::names::parse_passwd;
 use syslens_probe::ns::{initial_namespaces, kernel_version, parse_ns_link};
 use syslens_probe::psi::{parse_psi, Psi};
-use syslens_probe::system::{parse_buddyinfo, parse_slabinfo, BuddyZone, Meminfo, SlabCache};
+use syslens_probe::system::{
+    parse_buddyinfo, parse_cpus, parse_loadavg, parse_slabinfo, BuddyZone, CpuTicks, Meminfo,
+    SlabCache,
+};
 use syslens_probe::table::{ProcessRow, ScanOptions, Scanner, SlowParts};
 use syslens_probe::{Reader, Val};
 
@@ -27,6 +34,8 @@ pub const SLOW_EVERY: u64 = 5;
 const SLOWEST_EVERY: u64 = 30;
 /// The namespaces the isolation view compares (a container differs in these).
 const NS_KINDS: [&str; 4] = ["pid", "net", "mnt", "uts"];
+/// Slab caches kept, largest first: more than the tallest pane shows.
+const SLABS_KEPT: usize = 100;
 
 /// One refresh. The parts that change rarely are shared with the previous sample
 /// (Arc) rather than copied each refresh.
@@ -40,11 +49,21 @@ pub struct Sample {
     pub cgroup_paths: Arc<[String]>,
     /// /proc/meminfo.
     pub meminfo: Val<Meminfo>,
-    /// /proc/pressure/{cpu,memory,io}, in that order; None where unreadable.
-    pub psi: [Option<Psi>; 3],
+    /// /proc/pressure/{cpu,memory,io}, in that order.
+    pub psi: [Val<Psi>; 3],
+    /// Each online CPU's ticks (/proc/stat): busy shares come from two samples.
+    pub cpus: Val<Vec<CpuTicks>>,
+    /// /proc/loadavg: 1, 5 and 15 minutes.
+    pub loadavg: Val<[f64; 3]>,
+    /// /proc/uptime.
+    pub uptime: Val<Duration>,
+    /// User names by uid, from the tree's etc/passwd (empty when unreadable), read
+    /// every SLOWEST_EVERY passes.
+    pub users: Arc<HashMap<u32, String>>,
     /// The zone with the most free pages (buddyinfo), read every SLOW_EVERY passes.
     pub zone: Arc<Option<BuddyZone>>,
-    /// The five largest slab caches by bytes (slabinfo, root only), read every SLOW_EVERY passes.
+    /// The largest slab caches by bytes (slabinfo, root only), largest first, read
+    /// every SLOW_EVERY passes.
     pub slabs: Arc<[SlabCache]>,
     /// pid -> (file locks held, awaited)
     pub locks: HashMap<i64, (u32, u32)>,
@@ -94,7 +113,7 @@ fn due(last: Option<u64>, pass: u64, every: u64) -> bool {
 /// come back on `spent` and are refilled, so a refresh maps no new memory.
 pub fn run(
     reader: Reader,
-    tx: Sender<Box<Sample>>,
+    tx: SyncSender<Box<Sample>>,
     spent: Receiver<Vec<ProcessRow>>,
     interval: Duration,
     wants: Arc<Wants>,
@@ -118,6 +137,7 @@ pub fn run(
     let mut cgroup_paths: Arc<[String]> = Arc::new([]);
     let mut deleted_open = Arc::new(HashMap::new());
     let mut isolated = Arc::new(HashMap::new());
+    let mut users = Arc::new(HashMap::new());
     let (mut fd_targets_pass, mut namespaces_pass) = (None, None);
     let mut pass: u64 = 0;
     loop {
@@ -198,8 +218,14 @@ pub fn run(
             reader
                 .read_proc(&format!("pressure/{r}"))
                 .and_then(parse_psi)
-                .ok()
         });
+        if pass % SLOWEST_EVERY == 0 {
+            users = Arc::new(
+                reader
+                    .read_host("/etc/passwd")
+                    .map_or_else(|_| HashMap::new(), parse_passwd),
+            );
+        }
         // slabinfo makes the kernel walk every cache: the slow cadence.
         if pass % SLOW_EVERY == 0 {
             let mut all = reader
@@ -208,7 +234,7 @@ pub fn run(
                 .unwrap_or_default();
             let page = rustix::param::page_size() as u64;
             all.sort_by_key(|c| std::cmp::Reverse(c.bytes(page)));
-            all.truncate(5);
+            all.truncate(SLABS_KEPT);
             slabs = all.into();
             zone = Arc::new(
                 reader
@@ -223,6 +249,10 @@ pub fn run(
             cgroup_paths: cgroup_paths.clone(),
             meminfo: reader.read_proc("meminfo").map(Meminfo::parse),
             psi,
+            cpus: reader.read_proc("stat").and_then(parse_cpus),
+            loadavg: reader.read_proc("loadavg").and_then(parse_loadavg),
+            uptime: uptime(reader),
+            users: users.clone(),
             zone: zone.clone(),
             slabs: slabs.clone(),
             locks,

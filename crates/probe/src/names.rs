@@ -1,4 +1,7 @@
-//! Names for the bit masks the kernel prints in status: signals and capabilities.
+//! Names for the numbers the kernel prints: signals and capabilities (the bit masks of
+//! status), and users (uids, by the tree's etc/passwd).
+
+use std::collections::HashMap;
 
 /// Signal names by number (signal(7), x86_64).
 const SIGNALS: [&str; 31] = [
@@ -140,9 +143,40 @@ pub fn cap_bit(name: &str) -> Option<u32> {
 /// fully privileged.
 pub const ALL_KNOWN_CAPS: u64 = (1u64 << CAPS.len()) - 1;
 
+/// User names by uid, from the text of an etc/passwd (`name:x:uid:gid:...`). Lines that
+/// are not of that form (comments, NIS `+` entries, garbage) are skipped; the first
+/// line of a uid wins, as getpwuid(3) finds it first.
+pub fn parse_passwd(buf: &[u8]) -> HashMap<u32, String> {
+    let mut out = HashMap::new();
+    for line in buf.split(|b| *b == b'\n') {
+        let mut fields = line.split(|b| *b == b':');
+        let (Some(name), Some(_), Some(uid)) = (fields.next(), fields.next(), fields.next()) else {
+            continue;
+        };
+        let uid = std::str::from_utf8(uid).ok().and_then(|u| u.parse().ok());
+        if let (Some(uid), false) = (uid, name.is_empty()) {
+            out.entry(uid)
+                .or_insert_with(|| String::from_utf8_lossy(name).into_owned());
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_user_names() {
+        let users = parse_passwd(
+            b"root:x:0:0:root:/root:/bin/bash\n# comment\n+nis\n\
+              nobody:x:65534:65534::/:/usr/sbin/nologin\n:x:7:7::/:\n\
+              again:x:0:0::/:\nodd:x:notanumber:0::/:\n",
+        );
+        assert_eq!(users.get(&0).map(String::as_str), Some("root"));
+        assert_eq!(users.get(&65534).map(String::as_str), Some("nobody"));
+        assert_eq!(users.len(), 2, "{users:?}");
+    }
 
     #[test]
     fn decodes_signals() {

@@ -148,10 +148,8 @@ impl ProcStat {
             let Some(key) = t.next() else { continue };
             match key {
                 b"cpu" => {
-                    let v: Vec<u64> = t.take(8).filter_map(u64_dec).collect();
-                    if v.len() < 8 {
-                        return Err(Missing::malformed("/proc/stat", text(line)));
-                    }
+                    let v =
+                        cpu_ticks(t).ok_or_else(|| Missing::malformed("/proc/stat", text(line)))?;
                     [
                         out.user,
                         out.nice,
@@ -161,7 +159,7 @@ impl ProcStat {
                         out.irq,
                         out.softirq,
                         out.steal,
-                    ] = [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]];
+                    ] = v;
                     saw_cpu = true;
                 }
                 k if k.starts_with(b"cpu") => out.cpus += 1,
@@ -207,6 +205,55 @@ impl ProcStat {
     pub fn total(&self) -> u64 {
         self.busy() + self.idle + self.iowait
     }
+}
+
+/// The first eight figures of a `cpu` line of /proc/stat: user, nice, system, idle,
+/// iowait, irq, softirq, steal (ticks).
+fn cpu_ticks<'a>(mut t: impl Iterator<Item = &'a [u8]>) -> Option<[u64; 8]> {
+    let mut v = [0; 8];
+    for slot in &mut v {
+        *slot = u64_dec(t.next()?)?;
+    }
+    Some(v)
+}
+
+/// One CPU's time from its `cpuN` line of /proc/stat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CpuTicks {
+    /// The CPU's number (N of `cpuN`; offline CPUs have no line).
+    pub cpu: u32,
+    /// Ticks not idle: user, nice, system, irq, softirq and steal.
+    pub busy: u64,
+    /// All ticks: busy plus idle and iowait.
+    pub total: u64,
+}
+
+/// The `cpuN` lines of /proc/stat, one per online CPU; malformed on a line that has
+/// fewer than eight figures.
+pub fn parse_cpus(buf: &[u8]) -> Val<Vec<CpuTicks>> {
+    let mut out = Vec::new();
+    for line in lines(buf) {
+        let mut t = tokens(line);
+        let Some(cpu) = t
+            .next()
+            .and_then(|k| k.strip_prefix(b"cpu"))
+            .filter(|n| !n.is_empty())
+            .and_then(u64_dec)
+        else {
+            continue;
+        };
+        let [user, nice, system, idle, iowait, irq, softirq, steal] =
+            cpu_ticks(t).ok_or_else(|| Missing::malformed("/proc/stat", text(line)))?;
+        let busy = [user, nice, system, irq, softirq, steal]
+            .iter()
+            .fold(0u64, |a, b| a.saturating_add(*b));
+        out.push(CpuTicks {
+            cpu: u32::try_from(cpu).map_err(|_| Missing::malformed("/proc/stat", text(line)))?,
+            busy,
+            total: busy.saturating_add(idle).saturating_add(iowait),
+        });
+    }
+    Ok(out)
 }
 
 /// One line of /proc/swaps.
@@ -427,6 +474,29 @@ pub fn proc_u64(reader: &mut Reader, name: &str) -> Val<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_cpu_lines() {
+        let stat = b"cpu  10 0 5 100 1 0 0 0 0 0\ncpu0 4 0 2 50 1 0 0 0 0 0\n\
+                     cpu3 6 1 3 50 0 1 1 1 0 0\nintr 5\nctxt 9\n";
+        assert_eq!(
+            parse_cpus(stat).unwrap(),
+            vec![
+                CpuTicks {
+                    cpu: 0,
+                    busy: 6,
+                    total: 57
+                },
+                CpuTicks {
+                    cpu: 3,
+                    busy: 13,
+                    total: 63
+                },
+            ]
+        );
+        assert!(parse_cpus(b"cpu0 1 2 3\n").is_err());
+        assert_eq!(parse_cpus(b"").unwrap(), vec![]);
+    }
 
     #[test]
     fn meminfo_and_vmstat() {

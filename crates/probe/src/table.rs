@@ -35,6 +35,8 @@ pub struct ProcessRow {
     pub state: u8,
     /// stat's parent pid.
     pub ppid: i64,
+    /// A kernel thread (stat's PF_KTHREAD flag): no memory, files or limits of its own.
+    pub kernel_thread: bool,
     /// status's real uid.
     pub uid: Val<u64>,
     /// stat's start time, in clock ticks since boot.
@@ -134,6 +136,7 @@ impl ProcessRow {
             comm: InlineStr::default(),
             state: 0,
             ppid: 0,
+            kernel_thread: false,
             uid: s.uid_real,
             start_time_ticks: 0,
             vm_size: s.vm_size,
@@ -170,6 +173,7 @@ impl ProcessRow {
         self.comm = stat.comm;
         self.state = stat.state;
         self.ppid = stat.ppid;
+        self.kernel_thread = stat.is_kernel_thread();
         self.start_time_ticks = stat.start_time_ticks;
         self.minflt = stat.minflt;
         self.majflt = stat.majflt;
@@ -873,9 +877,12 @@ mod tests {
     #[test]
     fn kernel_threads_have_no_fd_figures() {
         let mut s = Scanner::new(Reader::host().unwrap());
-        let rows = s.scan_pids(&[2], ScanOptions::default());
+        let me = std::process::id() as i32;
+        let rows = s.scan_pids(&[2, me], ScanOptions::default());
         assert_eq!(rows[0].fds.clone().unwrap_err().kind(), "not_applicable");
         assert_eq!(rows[0].oom_score.clone().unwrap_err(), KTHREAD);
+        assert!(rows[0].kernel_thread, "kthreadd is a kernel thread");
+        assert!(!rows[1].kernel_thread, "this test is not");
     }
 
     #[test]
