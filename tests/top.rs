@@ -182,8 +182,12 @@ impl Top {
 
 impl Drop for Top {
     fn drop(&mut self) {
-        // The server is the session's own.
+        // The server is the session's own; its socket file would stay behind.
+        let socket = self.tmux(&["display-message", "-p", "#{socket_path}"]);
         self.tmux(&["kill-server"]);
+        if !socket.trim().is_empty() {
+            let _ = std::fs::remove_file(socket.trim());
+        }
     }
 }
 
