@@ -6,7 +6,7 @@ use ratatui::crossterm::event::{KeyCode, MouseButton, MouseEvent, MouseEventKind
 use super::kill::{self, Target};
 use syslens_probe::Reader;
 
-use super::{settled, App, Col, TABS};
+use super::{settled, App, Col, Tab, TABS};
 
 /// One line of the help screen: the keys, and what they do.
 #[derive(Debug, Clone, Copy)]
@@ -161,6 +161,24 @@ impl App {
         }
         if self.inspect.is_some() {
             self.inspect_key(code);
+            return true;
+        }
+        // The system view has no table: nothing to select, sort, tag or signal.
+        let on_table = matches!(
+            code,
+            KeyCode::F(6 | 9)
+                | KeyCode::Char('k' | ' ' | '<' | '>')
+                | KeyCode::Left
+                | KeyCode::Right
+                | KeyCode::Enter
+                | KeyCode::Up
+                | KeyCode::Down
+                | KeyCode::PageUp
+                | KeyCode::PageDown
+                | KeyCode::Home
+                | KeyCode::End
+        );
+        if on_table && self.tab == Tab::System {
             return true;
         }
         match code {
@@ -442,7 +460,11 @@ impl App {
     /// row selects it, on a column header sorts by that column (reversed when it is
     /// already the one); the wheel moves the selection.
     pub fn mouse(&mut self, m: MouseEvent) -> bool {
-        if self.help.is_some() || self.menu.is_some() || self.inspect.is_some() {
+        if self.help.is_some()
+            || self.menu.is_some()
+            || self.inspect.is_some()
+            || self.tab == Tab::System
+        {
             return false;
         }
         let g = &self.geometry;

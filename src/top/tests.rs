@@ -337,6 +337,22 @@ fn issue_19_top_space_tags_and_k_offers_sigterm_first_for_the_tagged() {
 }
 
 #[test]
+fn issue_19_top_the_system_view_offers_no_process_to_kill() {
+    let mut app = App::default();
+    app.apply(many(0, 3));
+    app.key(KeyCode::Char('5'));
+    for key in [
+        KeyCode::Char('k'),
+        KeyCode::F(9),
+        KeyCode::F(6),
+        KeyCode::Enter,
+    ] {
+        app.key(key);
+        assert!(app.menu.is_none() && app.inspect.is_none(), "{key:?}");
+    }
+}
+
+#[test]
 fn issue_19_top_f6_picks_the_sort_column() {
     let mut app = App::default();
     app.apply(many(0, 3));
