@@ -155,13 +155,8 @@ impl HostContext {
                 Some(&parent) => parent,
                 None => {
                     let parent = self.read_text(p, "stat").and_then(|s| {
-                        // ppid is the second field after the parenthesised comm.
-                        s.rsplit_once(')')?
-                            .1
-                            .split_whitespace()
-                            .nth(1)?
-                            .parse()
-                            .ok()
+                        let ppid = syslens_probe::stat::Stat::parse(s.as_bytes()).ok()?.ppid;
+                        i32::try_from(ppid).ok()
                     });
                     bounded(&mut self.parents);
                     self.parents.insert(p, parent);
