@@ -195,7 +195,9 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(5);
         let sleep = loop {
             let found = descendants(&mut reader);
-            if let Some(d) = found.iter().find(|d| d.comm == "sleep") {
+            // Until sleep has paged itself in and blocked, it reads as running (R):
+            // a CI host under load showed `running (R) in folio_wait_bit_common`.
+            if let Some(d) = found.iter().find(|d| d.comm == "sleep" && d.state == b'S') {
                 assert!(found.iter().any(|d| d.pid == sh), "sh is a descendant too");
                 break Descendant {
                     pid: d.pid,
@@ -203,7 +205,10 @@ mod tests {
                     comm: d.comm.clone(),
                 };
             }
-            assert!(Instant::now() < deadline, "no grandchild found: {found:?}");
+            assert!(
+                Instant::now() < deadline,
+                "no sleeping grandchild found: {found:?}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         };
         let line = stuck(&mut reader, &sleep);
