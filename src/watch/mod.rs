@@ -46,8 +46,6 @@ pub struct WatchOptions {
 struct Active {
     source: &'static EventSource,
     decoder: Box<dyn Decoder>,
-    /// Events emitted per kind, for the summaries.
-    counted: u64,
 }
 
 /// A subscription's place: which source, which of its tracepoints, and the layout.
@@ -96,201 +94,267 @@ pub fn sources(concepts: &[ConceptId]) -> Vec<&'static EventSource> {
     out
 }
 
-/// Runs the watch until `stop` is set, the duration passes, or output is closed.
-pub fn run(
-    opts: &WatchOptions,
-    reader: Reader,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-    stop: &Arc<AtomicBool>,
-) -> io::Result<Outcome> {
-    let mut outcome = Outcome::default();
-    // Without a concept or kind named, the sources that slow the whole host stay off.
-    let by_default = opts.concepts.is_empty() && opts.kinds.is_empty();
-    let (selected, held_back): (Vec<&'static EventSource>, Vec<&'static EventSource>) =
-        sources(&opts.concepts)
-            .into_iter()
-            .filter(|s| opts.kinds.is_empty() || opts.kinds.iter().any(|k| k == s.kind))
-            .partition(|s| !(by_default && s.costly.is_some()));
-    for s in &held_back {
-        outcome.unavailable.push(Unavailable {
-            what: s.kind.into(),
-            why: format!(
-                "off by default, {} (ask for it: watch {} or --kind {})",
-                s.costly.unwrap_or(""),
-                s.concepts[0].slug(),
-                s.kind
-            ),
-            off: true,
-        });
+/// The open sources of a watch and their decoders: what `watch` prints, what `record`
+/// stores and what `serve` counts all come from one of these.
+pub struct Watcher {
+    ctx: HostContext,
+    active: Vec<Active>,
+    subs: Vec<Sub>,
+    session: Session,
+    exits: Option<host::ExitFeed>,
+    kmsg: Option<OomWatch>,
+    unavailable: Vec<Unavailable>,
+    pid: Option<i32>,
+    cgroup: Option<String>,
+    summary_every: Duration,
+    last_tick: Instant,
+    last_summary: Instant,
+    exit_overruns: u64,
+    lost: u64,
+    batch: Vec<Event>,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher")
+            .field("kinds", &self.kinds())
+            .field("tracepoints", &self.subs.len())
+            .field("unavailable", &self.unavailable)
+            .field("lost", &self.lost)
+            .finish_non_exhaustive()
     }
-    let mut ctx = HostContext::new(reader);
-    let cpus = ctx.online_cpus();
+}
 
-    let mut active: Vec<Active> = selected
-        .iter()
-        .map(|s| Active {
-            source: s,
-            decoder: (s.decoder)(),
-            counted: 0,
-        })
-        .collect();
+/// What one [`Watcher::poll`] produced besides its events.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Polled {
+    /// The per-process summaries of the span just ended are among the events.
+    pub summarized: bool,
+}
 
-    // Exits come from taskstats when it opens; its tracepoint fallback otherwise.
-    let mut exits = None;
-    if active.iter().any(|a| a.source.feed == Feed::Exits) {
-        match host::ExitFeed::open(&cpus) {
-            Ok(feed) => exits = Some(feed),
-            Err(why) => outcome.unavailable.push(Unavailable {
-                what: "taskstats".into(),
-                why,
+impl Watcher {
+    /// Opens every source `opts` selects that this host grants; what it cannot open is
+    /// in [`Watcher::unavailable`], with why. Only an error enabling what did open fails.
+    pub fn open(opts: &WatchOptions, reader: Reader) -> io::Result<Watcher> {
+        let mut unavailable = Vec::new();
+        // Without a concept or kind named, the sources that slow the whole host stay off.
+        let by_default = opts.concepts.is_empty() && opts.kinds.is_empty();
+        let (selected, held_back): (Vec<&'static EventSource>, Vec<&'static EventSource>) =
+            sources(&opts.concepts)
+                .into_iter()
+                .filter(|s| opts.kinds.is_empty() || opts.kinds.iter().any(|k| k == s.kind))
+                .partition(|s| !(by_default && s.costly.is_some()));
+        for s in &held_back {
+            unavailable.push(Unavailable {
+                what: s.kind.into(),
+                why: format!(
+                    "off by default, {} (ask for it: watch {} or --kind {})",
+                    s.costly.unwrap_or(""),
+                    s.concepts[0].slug(),
+                    s.kind
+                ),
+                off: true,
+            });
+        }
+        let mut ctx = HostContext::new(reader);
+        let cpus = ctx.online_cpus();
+
+        let active: Vec<Active> = selected
+            .iter()
+            .map(|s| Active {
+                source: s,
+                decoder: (s.decoder)(),
+            })
+            .collect();
+
+        // Exits come from taskstats when it opens; its tracepoint fallback otherwise.
+        let mut exits = None;
+        if active.iter().any(|a| a.source.feed == Feed::Exits) {
+            match host::ExitFeed::open(&cpus) {
+                Ok(feed) => exits = Some(feed),
+                Err(why) => unavailable.push(Unavailable {
+                    what: "taskstats".into(),
+                    why,
+                    off: false,
+                }),
+            }
+        }
+        let mut kmsg = None;
+        if active.iter().any(|a| a.source.feed == Feed::KernelLog) {
+            match OomWatch::open(ctx.reader()) {
+                Ok(w) => kmsg = Some(w),
+                Err(e) => unavailable.push(Unavailable {
+                    what: "/dev/kmsg".into(),
+                    why: e.to_string(),
+                    off: false,
+                }),
+            }
+        }
+
+        let mut session = Session::new();
+        let mut subs: Vec<Sub> = Vec::new();
+        match Tracefs::open(ctx.reader().root()) {
+            Err(e) => unavailable.push(Unavailable {
+                what: "tracepoints".into(),
+                why: e.why,
                 off: false,
             }),
-        }
-    }
-    let mut kmsg = None;
-    if active.iter().any(|a| a.source.feed == Feed::KernelLog) {
-        match OomWatch::open(ctx.reader()) {
-            Ok(w) => kmsg = Some(w),
-            Err(e) => outcome.unavailable.push(Unavailable {
-                what: "/dev/kmsg".into(),
-                why: e.to_string(),
-                off: false,
-            }),
-        }
-    }
-
-    let mut session = Session::new();
-    let mut subs: Vec<Sub> = Vec::new();
-    match Tracefs::open(ctx.reader().root()) {
-        Err(e) => outcome.unavailable.push(Unavailable {
-            what: "tracepoints".into(),
-            why: e.why,
-            off: false,
-        }),
-        Ok(tracefs) => {
-            'sources: for (si, a) in active.iter().enumerate() {
-                if a.source.feed == Feed::Exits && exits.is_some() {
-                    continue;
-                }
-                for (ti, tp) in a.source.tracepoints.iter().enumerate() {
-                    let name = format!("{}:{}", tp.system, tp.name);
-                    let format = match tracefs.event(tp.system, tp.name) {
-                        Ok(f) => f,
-                        Err(e) => {
-                            outcome.unavailable.push(Unavailable {
+            Ok(tracefs) => {
+                'sources: for (si, a) in active.iter().enumerate() {
+                    if a.source.feed == Feed::Exits && exits.is_some() {
+                        continue;
+                    }
+                    for (ti, tp) in a.source.tracepoints.iter().enumerate() {
+                        let name = format!("{}:{}", tp.system, tp.name);
+                        let format = match tracefs.event(tp.system, tp.name) {
+                            Ok(f) => f,
+                            Err(e) => {
+                                unavailable.push(Unavailable {
+                                    what: name,
+                                    why: e.why,
+                                    off: false,
+                                });
+                                continue;
+                            }
+                        };
+                        let sub = Subscription {
+                            format: &format,
+                            filter: tp.filter,
+                            rate: tp.rate,
+                        };
+                        if let Err(e) = session.add(subs.len(), &sub, &cpus) {
+                            let denied = matches!(
+                                e.error.raw_os_error(),
+                                Some(libc::EACCES) | Some(libc::EPERM)
+                            );
+                            unavailable.push(Unavailable {
                                 what: name,
                                 why: e.why,
                                 off: false,
                             });
+                            if denied {
+                                // Every other tracepoint would be refused the same way.
+                                break 'sources;
+                            }
                             continue;
                         }
-                    };
-                    let sub = Subscription {
-                        format: &format,
-                        filter: tp.filter,
-                        rate: tp.rate,
-                    };
-                    if let Err(e) = session.add(subs.len(), &sub, &cpus) {
-                        let denied = matches!(
-                            e.error.raw_os_error(),
-                            Some(libc::EACCES) | Some(libc::EPERM)
-                        );
-                        outcome.unavailable.push(Unavailable {
-                            what: name,
-                            why: e.why,
-                            off: false,
+                        subs.push(Sub {
+                            source: si,
+                            tracepoint: ti,
+                            format,
+                            lost_reported: 0,
                         });
-                        if denied {
-                            // Every other tracepoint would be refused the same way.
-                            break 'sources;
-                        }
-                        continue;
                     }
-                    subs.push(Sub {
-                        source: si,
-                        tracepoint: ti,
-                        format,
-                        lost_reported: 0,
-                    });
                 }
             }
         }
-    }
-    if !subs.is_empty() {
-        ctx.scan_names();
-        if let Err(e) = session.track_tasks(&cpus) {
-            outcome.unavailable.push(Unavailable {
-                what: "task records".into(),
-                why: format!("{e}: processes that exit before their events are read go unnamed"),
-                off: false,
-            });
+        if !subs.is_empty() {
+            ctx.scan_names();
+            if let Err(e) = session.track_tasks(&cpus) {
+                unavailable.push(Unavailable {
+                    what: "task records".into(),
+                    why: format!(
+                        "{e}: processes that exit before their events are read go unnamed"
+                    ),
+                    off: false,
+                });
+            }
         }
+        session.enable()?;
+        Ok(Watcher {
+            ctx,
+            active,
+            subs,
+            session,
+            exits,
+            kmsg,
+            unavailable,
+            pid: opts.pid,
+            cgroup: opts.cgroup.clone(),
+            summary_every: opts.summary_every,
+            last_tick: Instant::now(),
+            last_summary: Instant::now(),
+            exit_overruns: 0,
+            lost: 0,
+            batch: Vec::new(),
+        })
     }
-    session.enable()?;
 
-    let mut printer = Printer {
-        out,
-        json: opts.json,
-        closed: false,
-    };
-    printer.header(
-        opts,
-        &active,
-        &subs,
-        exits.is_some(),
-        kmsg.is_some(),
-        &outcome.unavailable,
-        err,
-    )?;
+    /// The sources (or parts) that could not be opened or were left off, with why.
+    pub fn unavailable(&self) -> &[Unavailable] {
+        &self.unavailable
+    }
 
-    let started = Instant::now();
-    let mut last_tick = Instant::now();
-    let mut last_summary = Instant::now();
-    let mut batch: Vec<Event> = Vec::new();
-    let mut routine: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut exit_overruns = 0;
-    loop {
-        let done = stop.load(Ordering::Relaxed)
-            || opts.duration.is_some_and(|d| started.elapsed() >= d)
-            || printer.closed;
-        if !done {
-            host::wait_readable(
-                &session,
-                exits.as_ref(),
-                kmsg.as_ref(),
-                Duration::from_millis(100),
-            );
-        }
+    /// The event kinds being watched, in registry order.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.active.iter().map(|a| a.source.kind).collect()
+    }
+
+    /// Samples the kernel dropped so far (full ring buffers, taskstats overruns).
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// What the watch knows of the host's processes (names, parents, cgroups).
+    pub fn context(&mut self) -> &mut HostContext {
+        &mut self.ctx
+    }
+
+    /// Blocks until a source is readable or `timeout` passes.
+    pub fn wait(&self, timeout: Duration) {
+        host::wait_readable(
+            &self.session,
+            self.exits.as_ref(),
+            self.kmsg.as_ref(),
+            timeout,
+        );
+    }
+
+    /// Reads what every source has, decodes it and appends the events that pass the
+    /// filters to `out`, in time order; the span's summaries follow when one is due.
+    pub fn poll(&mut self, out: &mut Vec<Event>) -> Polled {
+        self.collect(false, out)
+    }
+
+    /// Reads what is left and appends it with every decoder's final events.
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        self.collect(true, out);
+    }
+
+    fn collect(&mut self, done: bool, out: &mut Vec<Event>) -> Polled {
+        let Watcher {
+            ctx,
+            active,
+            subs,
+            session,
+            batch,
+            ..
+        } = self;
         ctx.refresh_clock();
         ctx.forget_exited();
         session.drain(|d| match d {
             Drained::Task(t) => ctx.task(&t),
             Drained::Sample(s) => {
                 let sub = &subs[s.sub];
-                active[sub.source].decoder.sample(
-                    &mut ctx,
-                    sub.tracepoint,
-                    &sub.format,
-                    &s,
-                    &mut batch,
-                );
+                active[sub.source]
+                    .decoder
+                    .sample(ctx, sub.tracepoint, &sub.format, &s, batch);
             }
         });
-        if let Some(feed) = exits.as_mut() {
+        if let Some(feed) = self.exits.as_mut() {
             for exit in feed.drain() {
                 for a in active.iter_mut().filter(|a| a.source.feed == Feed::Exits) {
-                    a.decoder.exit(&mut ctx, &exit, &mut batch);
+                    a.decoder.exit(ctx, &exit, batch);
                 }
             }
         }
-        if let Some(w) = kmsg.as_mut() {
+        if let Some(w) = self.kmsg.as_mut() {
             for kill in w.new_kills() {
                 for a in active
                     .iter_mut()
                     .filter(|a| a.source.feed == Feed::KernelLog)
                 {
-                    a.decoder.oom_logged(&mut ctx, &kill, &mut batch);
+                    a.decoder.oom_logged(ctx, &kill, batch);
                 }
             }
         }
@@ -313,62 +377,101 @@ pub fn run(
                     sub.format.name
                 );
                 batch.push(e);
-                outcome.lost += lost - sub.lost_reported;
+                self.lost += lost - sub.lost_reported;
                 sub.lost_reported = lost;
             }
         }
-        if let Some(feed) = exits.as_ref() {
+        if let Some(feed) = self.exits.as_ref() {
             let overruns = feed.overruns();
-            if overruns > exit_overruns {
+            if overruns > self.exit_overruns {
+                let n = overruns - self.exit_overruns;
                 let mut e = Event::new(ctx.now(), ConceptId::HighWaterMark, "lost", None)
-                    .with("count", Some(overruns - exit_overruns))
+                    .with("count", Some(n))
                     .with("source", Some("taskstats"));
-                e.line = format!(
-                    "taskstats buffer overflowed {} times: exits lost",
-                    overruns - exit_overruns
-                );
+                e.line = format!("taskstats buffer overflowed {n} times: exits lost");
                 batch.push(e);
-                outcome.lost += overruns - exit_overruns;
-                exit_overruns = overruns;
+                self.lost += n;
+                self.exit_overruns = overruns;
             }
         }
-        if last_tick.elapsed() >= Duration::from_millis(100) || done {
+        if self.last_tick.elapsed() >= Duration::from_millis(100) || done {
             for a in active.iter_mut() {
-                a.decoder.tick(&mut ctx, &mut batch);
+                a.decoder.tick(ctx, batch);
             }
-            last_tick = Instant::now();
+            self.last_tick = Instant::now();
         }
-        let summary_due = last_summary.elapsed() >= opts.summary_every;
+        let summarized = self.last_summary.elapsed() >= self.summary_every || done;
         let mut summaries = Vec::new();
-        if summary_due || done {
+        if summarized {
             for a in active.iter_mut() {
                 if done {
-                    a.decoder.finish(&mut ctx, &mut batch);
+                    a.decoder.finish(ctx, batch);
                 } else {
-                    a.decoder.summarize(&mut ctx, &mut summaries);
+                    a.decoder.summarize(ctx, &mut summaries);
                 }
             }
-            last_summary = Instant::now();
+            self.last_summary = Instant::now();
         }
         batch.sort_by_key(|e| e.time);
-        for e in batch.drain(..).chain(summaries.drain(..)) {
-            if !keep(&mut ctx, opts, &e) {
+        for e in batch.drain(..).chain(summaries) {
+            if !keep(ctx, self.pid, self.cgroup.as_deref(), &e) {
                 continue;
             }
+            out.push(e);
+        }
+        Polled {
+            summarized: summarized && !done,
+        }
+    }
+}
+
+/// Runs the watch until `stop` is set, the duration passes, or output is closed.
+pub fn run(
+    opts: &WatchOptions,
+    reader: Reader,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    stop: &Arc<AtomicBool>,
+) -> io::Result<Outcome> {
+    let mut watcher = Watcher::open(opts, reader)?;
+    let mut printer = Printer {
+        out,
+        json: opts.json,
+        closed: false,
+    };
+    printer.header(opts, &watcher, err)?;
+
+    let started = Instant::now();
+    let mut outcome = Outcome {
+        unavailable: watcher.unavailable().to_vec(),
+        ..Outcome::default()
+    };
+    let mut events: Vec<Event> = Vec::new();
+    let mut routine: BTreeMap<&'static str, u64> = BTreeMap::new();
+    loop {
+        let done = stop.load(Ordering::Relaxed)
+            || opts.duration.is_some_and(|d| started.elapsed() >= d)
+            || printer.closed;
+        let polled = if done {
+            watcher.finish(&mut events);
+            Polled::default()
+        } else {
+            watcher.wait(Duration::from_millis(100));
+            watcher.poll(&mut events)
+        };
+        for e in events.drain(..) {
             *outcome.counts.entry(e.kind).or_default() += 1;
-            if let Some(a) = active.iter_mut().find(|a| a.source.kind == e.kind) {
-                a.counted += 1;
-            }
             if !e.notable && !opts.json {
                 *routine.entry(e.kind).or_default() += 1;
                 continue;
             }
             printer.event(&e)?;
         }
-        if summary_due && !done {
+        if polled.summarized {
             printer.span(&std::mem::take(&mut routine), opts.summary_every)?;
         }
         if done {
+            outcome.lost = watcher.lost();
             printer.end(&outcome, started.elapsed())?;
             return Ok(outcome);
         }
@@ -376,18 +479,18 @@ pub fn run(
 }
 
 /// Whether an event passes `--pid` and `--cgroup`.
-fn keep(ctx: &mut HostContext, opts: &WatchOptions, e: &Event) -> bool {
+fn keep(ctx: &mut HostContext, pid: Option<i32>, cgroup: Option<&str>, e: &Event) -> bool {
     if e.kind == "lost" {
         return true;
     }
-    if let Some(pid) = opts.pid {
+    if let Some(pid) = pid {
         let mine =
             |p: Option<i32>, ctx: &mut HostContext| p.is_some_and(|p| ctx.descends_from(p, pid));
         if !mine(e.subject, ctx) && !mine(e.related, ctx) {
             return false;
         }
     }
-    if let Some(cg) = &opts.cgroup {
+    if let Some(cg) = cgroup {
         if !e.subject.is_some_and(|p| ctx.in_cgroup(p, cg)) {
             return false;
         }
@@ -420,25 +523,23 @@ impl Printer<'_> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn header(
         &mut self,
         opts: &WatchOptions,
-        active: &[Active],
-        subs: &[Sub],
-        taskstats: bool,
-        kmsg: bool,
-        unavailable: &[Unavailable],
+        watcher: &Watcher,
         err: &mut dyn Write,
     ) -> io::Result<()> {
         // The sources go to stderr in JSON mode, so stdout stays pure NDJSON.
         let mut text = String::new();
-        let kinds: Vec<&str> = active.iter().map(|a| a.source.kind).collect();
-        text += &format!("watching {} ({} tracepoints", kinds.join(", "), subs.len());
-        if taskstats {
+        text += &format!(
+            "watching {} ({} tracepoints",
+            watcher.kinds().join(", "),
+            watcher.subs.len()
+        );
+        if watcher.exits.is_some() {
             text += ", taskstats exits";
         }
-        if kmsg {
+        if watcher.kmsg.is_some() {
             text += ", kernel log";
         }
         text += ")";
@@ -459,7 +560,7 @@ impl Printer<'_> {
         // Wrapped to the terminal, never cut: the reasons are the point.
         let width = crate::render::table_width();
         text = crate::render::wrap(&text, width).join("\n    ") + "\n";
-        for u in unavailable {
+        for u in watcher.unavailable() {
             let label = if u.off { "off" } else { "unavailable" };
             let line = format!("{label}: {}: {}", u.what, clean(&u.why));
             for (i, part) in crate::render::wrap(&line, width - 4)
