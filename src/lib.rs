@@ -15,4 +15,5 @@ pub mod render;
 pub mod serve;
 pub mod top;
 pub mod tour;
+pub mod record;
 pub mod watch;

@@ -7,7 +7,7 @@ use syslens_probe::names::describe_caps;
 use syslens_probe::psi::{parse_psi, Psi};
 use syslens_probe::status::Status;
 use syslens_probe::system::{bracketed_choice, parse_loadavg, Meminfo, ProcStat};
-use syslens_probe::{Missing, Reader, Val};
+use syslens_probe::{Files, Missing, Val};
 
 use crate::model::figure::ser_val;
 
@@ -92,27 +92,28 @@ pub fn count_cpu_list(list: &str) -> Option<u64> {
     Some(n)
 }
 
-fn text_of(reader: &mut Reader, host_path: &str) -> Val<String> {
-    reader
-        .read_host(host_path)
+fn text_of(files: &mut impl Files, host_path: &str) -> Val<String> {
+    files
+        .host_file(host_path)
         .map(|b| String::from_utf8_lossy(b).trim().to_owned())
 }
 
 impl Host {
-    /// Reads the fingerprint through `reader`; each figure is missing on its own.
-    pub fn read(reader: &mut Reader) -> Host {
-        let kernel = reader
-            .read_proc("sys/kernel/osrelease")
+    /// Reads the fingerprint from `files` (a reader of the host or a tree, or a recorded
+    /// sample); each figure is missing on its own.
+    pub fn read(files: &mut impl Files) -> Host {
+        let kernel = files
+            .proc_file("sys/kernel/osrelease")
             .map(|b| String::from_utf8_lossy(b).trim().to_owned());
-        let cpus = text_of(reader, "/sys/devices/system/cpu/online")
+        let cpus = text_of(files, "/sys/devices/system/cpu/online")
             .and_then(|l| count_cpu_list(&l).ok_or_else(|| Missing::malformed("cpu/online", l)))
             .or_else(|_| {
-                reader
-                    .read_proc("stat")
+                files
+                    .proc_file("stat")
                     .and_then(ProcStat::parse)
                     .map(|s| s.cpus)
             });
-        let mem = reader.read_proc("meminfo").map(Meminfo::parse);
+        let mem = files.proc_file("meminfo").map(Meminfo::parse);
         let memory_bytes = mem
             .as_ref()
             .map_err(Clone::clone)
@@ -121,9 +122,9 @@ impl Host {
             .as_ref()
             .map_err(Clone::clone)
             .and_then(|m| m.swap_total.clone());
-        let cgroup = CgroupLayout::read(reader).map_or("unknown", |l| l.mode.name());
-        let capabilities = reader
-            .read_proc("self/status")
+        let cgroup = CgroupLayout::read(files).map_or("unknown", |l| l.mode.name());
+        let capabilities = files
+            .proc_file("self/status")
             .map(Status::parse)
             .and_then(|s| s.cap_eff)
             .map(describe_caps);
@@ -136,16 +137,16 @@ impl Host {
             root: rustix::process::geteuid().is_root(),
             capabilities,
             clocksource: text_of(
-                reader,
+                files,
                 "/sys/devices/system/clocksource/clocksource0/current_clocksource",
             ),
-            thp: reader
-                .read_host("/sys/kernel/mm/transparent_hugepage/enabled")
+            thp: files
+                .host_file("/sys/kernel/mm/transparent_hugepage/enabled")
                 .and_then(bracketed_choice),
-            loadavg: reader.read_proc("loadavg").and_then(parse_loadavg),
-            psi_cpu: reader.read_proc("pressure/cpu").and_then(parse_psi),
-            psi_memory: reader.read_proc("pressure/memory").and_then(parse_psi),
-            psi_io: reader.read_proc("pressure/io").and_then(parse_psi),
+            loadavg: files.proc_file("loadavg").and_then(parse_loadavg),
+            psi_cpu: files.proc_file("pressure/cpu").and_then(parse_psi),
+            psi_memory: files.proc_file("pressure/memory").and_then(parse_psi),
+            psi_io: files.proc_file("pressure/io").and_then(parse_psi),
         }
     }
 

@@ -14,7 +14,7 @@ use syslens_probe::system::{
     parse_buddyinfo, parse_dentry_state, parse_slabinfo, parse_swaps, proc_u64, BuddyZone,
     DentryState, Meminfo, ProcStat, SlabCache, Swap, Vmstat,
 };
-use syslens_probe::{Missing, Reader, Val};
+use syslens_probe::{Files, Missing, Reader, Val};
 
 use crate::model::figure::{rate, Sample};
 use crate::model::host::Host;
@@ -33,12 +33,13 @@ pub struct SysSample {
 }
 
 impl SysSample {
-    fn read(reader: &mut Reader) -> SysSample {
+    /// Reads the counters now from `files`; `at` is when they were read.
+    pub fn read(files: &mut impl Files, at: Instant) -> SysSample {
         SysSample {
-            at: Instant::now(),
-            meminfo: reader.read_proc("meminfo").map(Meminfo::parse),
-            vmstat: reader.read_proc("vmstat").map(Vmstat::parse),
-            stat: reader.read_proc("stat").and_then(ProcStat::parse),
+            at,
+            meminfo: files.proc_file("meminfo").map(Meminfo::parse),
+            vmstat: files.proc_file("vmstat").map(Vmstat::parse),
+            stat: files.proc_file("stat").and_then(ProcStat::parse),
         }
     }
 }
@@ -213,7 +214,7 @@ impl SystemView {
     /// `window` (none for a zero window).
     pub fn collect(reader: &mut Reader, window: Duration, cgroup: Option<&str>) -> SystemView {
         let started = Instant::now();
-        let first = SysSample::read(reader);
+        let first = SysSample::read(reader, started);
         let host = Host::read(reader);
         let layout = CgroupLayout::read(reader);
         let scope = cgroup.map(|path| {
@@ -261,52 +262,15 @@ impl SystemView {
                     })
                     .collect()
             });
-        let sysctl = Sysctls {
-            overcommit_memory: proc_u64(reader, "sys/vm/overcommit_memory"),
-            overcommit_ratio: proc_u64(reader, "sys/vm/overcommit_ratio"),
-            swappiness: proc_u64(reader, "sys/vm/swappiness"),
-            max_map_count: proc_u64(reader, "sys/vm/max_map_count"),
-            file_nr: reader.read_proc("sys/fs/file-nr").and_then(|b| {
-                let v: Vec<u64> = syslens_probe::parse::tokens(b)
-                    .filter_map(syslens_probe::parse::u64_dec)
-                    .collect();
-                match v.as_slice() {
-                    [a, b, c] => Ok([*a, *b, *c]),
-                    _ => Err(Missing::malformed(
-                        "/proc/sys/fs/file-nr",
-                        syslens_probe::parse::text(b),
-                    )),
-                }
-            }),
-            nr_open: proc_u64(reader, "sys/fs/nr_open"),
-            pid_max: proc_u64(reader, "sys/kernel/pid_max"),
-            threads_max: proc_u64(reader, "sys/kernel/threads-max"),
-        };
         let mut view = SystemView {
-            pressure: [
-                ("cpu", reader.read_proc("pressure/cpu").and_then(parse_psi)),
-                (
-                    "memory",
-                    reader.read_proc("pressure/memory").and_then(parse_psi),
-                ),
-                ("io", reader.read_proc("pressure/io").and_then(parse_psi)),
-            ],
-            swaps: reader.read_proc("swaps").and_then(parse_swaps),
-            buddy: reader.read_proc("buddyinfo").and_then(parse_buddyinfo),
-            slabs: reader.read_proc("slabinfo").and_then(parse_slabinfo),
-            dentry: reader
-                .read_proc("sys/fs/dentry-state")
-                .and_then(parse_dentry_state),
             states: count_states(reader),
-            locks: reader.read_proc("locks").and_then(parse_locks),
             page_size: rustix::param::page_size() as u64,
             live: reader.is_live(),
-            host,
             samples: vec![first],
             mounts,
             layout,
             scope,
-            sysctl,
+            ..SystemView::files_only(reader, host)
         };
         if reader.is_live() && !window.is_zero() {
             let ticks = 5u32;
@@ -316,10 +280,95 @@ impl SystemView {
                 {
                     thread::sleep(wait);
                 }
-                view.samples.push(SysSample::read(reader));
+                view.samples.push(SysSample::read(reader, Instant::now()));
             }
         }
         view
+    }
+
+    /// The parts every source of files has: the pressure, swaps, buddy, slab, dentry and
+    /// lock files and the sysctls, beside `host`. The samples, process states, mounts and
+    /// cgroups are left missing for the caller to fill.
+    fn files_only(files: &mut impl Files, host: Host) -> SystemView {
+    let sysctl = Sysctls {
+        overcommit_memory: proc_u64(files, "sys/vm/overcommit_memory"),
+        overcommit_ratio: proc_u64(files, "sys/vm/overcommit_ratio"),
+        swappiness: proc_u64(files, "sys/vm/swappiness"),
+        max_map_count: proc_u64(files, "sys/vm/max_map_count"),
+        file_nr: files.proc_file("sys/fs/file-nr").and_then(|b| {
+            let v: Vec<u64> = syslens_probe::parse::tokens(b)
+                .filter_map(syslens_probe::parse::u64_dec)
+                .collect();
+            match v.as_slice() {
+                [a, b, c] => Ok([*a, *b, *c]),
+                _ => Err(Missing::malformed(
+                    "/proc/sys/fs/file-nr",
+                    syslens_probe::parse::text(b),
+                )),
+            }
+        }),
+        nr_open: proc_u64(files, "sys/fs/nr_open"),
+        pid_max: proc_u64(files, "sys/kernel/pid_max"),
+        threads_max: proc_u64(files, "sys/kernel/threads-max"),
+    };
+        let unread = || Missing::NotApplicable {
+            why: "not part of this view",
+        };
+        SystemView {
+            pressure: [
+                ("cpu", files.proc_file("pressure/cpu").and_then(parse_psi)),
+                (
+                    "memory",
+                    files.proc_file("pressure/memory").and_then(parse_psi),
+                ),
+                ("io", files.proc_file("pressure/io").and_then(parse_psi)),
+            ],
+            swaps: files.proc_file("swaps").and_then(parse_swaps),
+            buddy: files.proc_file("buddyinfo").and_then(parse_buddyinfo),
+            slabs: files.proc_file("slabinfo").and_then(parse_slabinfo),
+            dentry: files
+                .proc_file("sys/fs/dentry-state")
+                .and_then(parse_dentry_state),
+            locks: files.proc_file("locks").and_then(parse_locks),
+            sysctl,
+            host,
+            samples: Vec::new(),
+            mounts: Err(unread()),
+            layout: Err(unread()),
+            scope: None,
+            states: Err(unread()),
+            page_size: rustix::param::page_size() as u64,
+            live: false,
+        }
+    }
+
+    /// The view of a recorded moment: `then` the files stored with the sample, `before`
+    /// those of the sample one interval earlier (rates over the interval between them),
+    /// `states` counted from the recorded process table.
+    pub fn recorded(
+        then: (&mut impl Files, Instant),
+        before: Option<(&mut impl Files, Instant)>,
+        states: StateCounts,
+        page_size: u64,
+    ) -> SystemView {
+        let (files, at) = then;
+        let host = Host::read(files);
+        let mut samples: Vec<SysSample> = before
+            .map(|(f, at)| SysSample::read(f, at))
+            .into_iter()
+            .collect();
+        samples.push(SysSample::read(files, at));
+        let not_recorded = || Missing::NotApplicable {
+            why: "not recorded",
+        };
+        SystemView {
+            samples,
+            layout: CgroupLayout::read(files),
+            mounts: Err(not_recorded()),
+            states: Ok(states),
+            page_size,
+            ..SystemView::files_only(files, host)
+        }
     }
 
     /// The sample at the start of the window.

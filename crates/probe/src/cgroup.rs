@@ -8,7 +8,7 @@ use crate::missing::{Missing, Val};
 use crate::mountinfo::{parse_mountinfo, Mount};
 use crate::parse::{lines, text, tokens, u64_dec};
 use crate::psi::{parse_psi, Psi};
-use crate::read::Reader;
+use crate::read::{Files, Reader};
 
 /// One line of /proc/PID/cgroup: `ID:controllers:path`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -109,12 +109,12 @@ pub struct CgroupDir {
 
 impl CgroupLayout {
     /// Reads the layout from the reader's mountinfo and the v2 root's controllers.
-    pub fn read(reader: &mut Reader) -> Val<CgroupLayout> {
-        let mounts = parse_mountinfo(reader.read_proc("self/mountinfo")?)?;
+    pub fn read(files: &mut impl Files) -> Val<CgroupLayout> {
+        let mounts = parse_mountinfo(files.proc_file("self/mountinfo")?)?;
         let mut layout = CgroupLayout::from_mounts(mounts);
         if let Some(m) = &layout.v2_mount {
             let file = format!("{}/cgroup.controllers", m.mount_point);
-            if let Ok(buf) = reader.read_host(&file) {
+            if let Ok(buf) = files.host_file(&file) {
                 layout.v2_controllers = tokens(buf).map(text).collect();
             }
         }

@@ -31,7 +31,7 @@ pub mod trace;
 pub mod tracefs;
 
 pub use missing::{Missing, Val};
-pub use read::{HeldFile, PidDir, Reader};
+pub use read::{Files, HeldFile, PidDir, Reader};
 
 /// Clock ticks per second for the tick fields of stat (sysconf(_SC_CLK_TCK)); 100 on
 /// every Linux architecture syslens builds for, fixed by the kernel ABI (USER_HZ).

@@ -555,6 +555,27 @@ fn list_numbers(fd: OwnedFd, out: &mut Vec<i32>) -> io::Result<()> {
     Ok(())
 }
 
+
+/// System-wide files by name, wherever they come from: a [`Reader`] reads them below its
+/// root; a recorded sample hands back the bytes it stored. The parsers of the system
+/// view read through this, so the past is read by the same code as the present.
+pub trait Files {
+    /// /proc/NAME (meminfo, pressure/memory, sys/vm/swappiness).
+    fn proc_file(&mut self, name: &str) -> Val<&[u8]>;
+    /// Any other file, by its host path (/sys/kernel/mm/transparent_hugepage/enabled).
+    fn host_file(&mut self, abs: &str) -> Val<&[u8]>;
+}
+
+impl Files for Reader {
+    fn proc_file(&mut self, name: &str) -> Val<&[u8]> {
+        self.read_proc(name)
+    }
+
+    fn host_file(&mut self, abs: &str) -> Val<&[u8]> {
+        self.read_host(abs)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

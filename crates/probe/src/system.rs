@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::missing::{Missing, Val};
 use crate::parse::{kb_as_bytes, key_value, lines, text, tokens, u64_dec};
-use crate::read::Reader;
+use crate::read::Files;
 
 /// Picks `key: value` (or `key value`) lines into named slots.
 macro_rules! keyed_struct {
@@ -466,8 +466,8 @@ pub fn bracketed_choice(buf: &[u8]) -> Val<String> {
 }
 
 /// Reads a file below /proc that holds one number.
-pub fn proc_u64(reader: &mut Reader, name: &str) -> Val<u64> {
-    let buf = reader.read_proc(name)?;
+pub fn proc_u64(files: &mut impl Files, name: &str) -> Val<u64> {
+    let buf = files.proc_file(name)?;
     u64_dec(buf).ok_or_else(|| Missing::malformed(format!("/proc/{name}"), text(buf)))
 }
 

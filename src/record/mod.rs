@@ -1,0 +1,236 @@
+//! `syslens record`: the history. Every interval it stores the process table (the
+//! cheap tier every lens reads), the system-wide files the system view and the doctor
+//! parse, and the notable events of `watch` (OOM kills with the victim's last recorded
+//! sample, fatal signals, exits with big peaks, EMFILE, stalls), until SIGINT or
+//! SIGTERM. The views ask it about the past through [`store::Store`].
+
+pub mod codec;
+pub mod files;
+pub mod store;
+pub mod time;
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use syslens_probe::table::{ScanOptions, Scanner};
+use syslens_probe::Reader;
+
+use crate::model::event::Event;
+use crate::render::safe::clean;
+use crate::watch::{WatchOptions, Watcher};
+use codec::Table;
+use files::SampleFiles;
+use store::{unix_ns, Limits, Store, StoreError, StoredEvent};
+
+/// How a recorder runs.
+#[derive(Debug, Clone)]
+pub struct RecordOptions {
+    /// The store's directory.
+    pub store: PathBuf,
+    /// Time between two samples.
+    pub interval: Duration,
+    /// Size and age limits of the store.
+    pub limits: Limits,
+    /// Stop after this long; `None`: until SIGINT / SIGTERM.
+    pub duration: Option<Duration>,
+}
+
+/// The default store: /var/lib/syslens as root, $XDG_STATE_HOME/syslens (or
+/// ~/.local/state/syslens) otherwise.
+pub fn default_store() -> PathBuf {
+    if rustix::process::geteuid().is_root() {
+        return PathBuf::from("/var/lib/syslens");
+    }
+    match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("syslens"),
+        None => std::env::var_os("HOME")
+            .map_or_else(|| PathBuf::from("."), PathBuf::from)
+            .join(".local/state/syslens"),
+    }
+}
+
+/// What a recording did, for its caller and tests.
+#[derive(Debug, Default)]
+pub struct Recording {
+    /// Samples written.
+    pub samples: u64,
+    /// Events stored one by one.
+    pub events: u64,
+}
+
+/// Records until `stop` is set or the duration passes. Errors that end the recording
+/// (the lock held, a full disk) come back as [`StoreError`]; the store stays sound.
+pub fn run(
+    opts: &RecordOptions,
+    reader: Reader,
+    err: &mut dyn Write,
+    stop: &Arc<AtomicBool>,
+) -> Result<Recording, StoreError> {
+    let mut store = Store::open_writer(&opts.store, opts.limits)?;
+    store.set_meta("interval_ms", &opts.interval.as_millis().to_string())?;
+    store.set_meta(
+        "clock_ticks",
+        &rustix::param::clock_ticks_per_second().to_string(),
+    )?;
+    store.set_meta("page_size", &rustix::param::page_size().to_string())?;
+    let events_reader = Reader::new(reader.root())?;
+    let mut watcher = match Watcher::open(&event_options(), events_reader) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            let _ = writeln!(err, "syslens record: no events ({e}); recording samples only");
+            None
+        }
+    };
+    if let Some(w) = &watcher {
+        for u in w.unavailable().iter().filter(|u| !u.off) {
+            let _ = writeln!(
+                err,
+                "syslens record: events unavailable: {}: {}",
+                u.what,
+                clean(&u.why)
+            );
+        }
+    }
+    let _ = writeln!(
+        err,
+        "syslens record: recording into {} every {}; Ctrl-C or SIGTERM ends it",
+        clean(&opts.store.display().to_string()),
+        crate::model::units::duration(opts.interval.as_secs_f64())
+    );
+    let mut scanner = Scanner::new(reader);
+    let scan = ScanOptions {
+        keep_open: true,
+        ..ScanOptions::default()
+    };
+    let mut recording = Recording::default();
+    let mut last = Table::default();
+    let mut notable: Vec<StoredEvent> = Vec::new();
+    let mut routine: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut polled: Vec<Event> = Vec::new();
+    let started = Instant::now();
+    let mut next = Instant::now();
+    loop {
+        let done = stop.load(Ordering::Relaxed)
+            || opts.duration.is_some_and(|d| started.elapsed() >= d);
+        if done {
+            if let Some(w) = watcher.as_mut() {
+                w.finish(&mut polled);
+            }
+        }
+        if let Some(w) = watcher.as_mut() {
+            w.poll(&mut polled);
+        }
+        for e in polled.drain(..) {
+            if e.notable {
+                notable.push(stored(&e, &last));
+            } else {
+                *routine.entry(e.kind).or_default() += 1;
+            }
+        }
+        if Instant::now() >= next || done {
+            let now = SystemTime::now();
+            let table = match scanner.scan(scan) {
+                Ok(rows) => Table {
+                    rows: rows.to_vec(),
+                    cgroups: Vec::new(),
+                },
+                Err(e) => {
+                    let _ = writeln!(err, "syslens record: cannot list processes: {e}");
+                    Table::default()
+                }
+            };
+            let table = Table {
+                cgroups: scanner.cgroup_paths().to_vec(),
+                ..table
+            };
+            let files = SampleFiles::read(scanner.reader());
+            let counts: Vec<(&str, u64)> = routine.iter().map(|(k, n)| (*k, *n)).collect();
+            store.write(now, &table, &files, &notable, &counts, opts.limits)?;
+            recording.samples += 1;
+            recording.events += notable.len() as u64;
+            notable.clear();
+            routine.clear();
+            last = table;
+            // A late sample does not make the next ones bunch up.
+            next += opts.interval;
+            if next < Instant::now() {
+                next = Instant::now() + opts.interval;
+            }
+        }
+        if done {
+            return Ok(recording);
+        }
+        let wait = next
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(250));
+        match watcher.as_ref() {
+            Some(w) => w.wait(wait),
+            None => std::thread::sleep(wait),
+        }
+    }
+}
+
+/// The sources a recorder opens: every default one (the costly ones stay off).
+fn event_options() -> WatchOptions {
+    WatchOptions {
+        concepts: Vec::new(),
+        pid: None,
+        cgroup: None,
+        duration: None,
+        kinds: Vec::new(),
+        json: true,
+        summary_every: Duration::from_secs(3600),
+    }
+}
+
+/// An event as stored: an OOM kill carries its victim's last recorded sample, so the
+/// question "how large was it just before" is answered from the store alone.
+fn stored(e: &Event, last: &Table) -> StoredEvent {
+    let mut json = serde_json::to_value(e).unwrap_or(serde_json::Value::Null);
+    if e.kind == "oom-kill" {
+        let victim = e
+            .fields
+            .iter()
+            .find(|(k, _)| *k == "victim_pid")
+            .and_then(|(_, v)| serde_json::to_value(v).ok())
+            .and_then(|v| v.as_i64())
+            .and_then(|p| i32::try_from(p).ok());
+        if let (Some(row), serde_json::Value::Object(map)) =
+            (victim.and_then(|p| last.row(p)), &mut json)
+        {
+            let ok = |v: &syslens_probe::Val<u64>| v.as_ref().ok().copied();
+            map.insert(
+                "victim_last_sample".into(),
+                serde_json::json!({
+                    "comm": row.comm.as_str(),
+                    "rss_bytes": ok(&row.rss),
+                    "hwm_bytes": ok(&row.hwm),
+                    "swap_bytes": ok(&row.swap),
+                    "oom_score": ok(&row.oom_score),
+                    "cgroup": last.cgroup(row).ok(),
+                }),
+            );
+        }
+    }
+    StoredEvent {
+        time_ns: unix_ns(e.time),
+        concept: e.concept.slug().to_owned(),
+        kind: e.kind.to_owned(),
+        pid: e.subject,
+        related: e.related,
+        line: e.line.clone(),
+        json: json.to_string(),
+    }
+}
+
+/// Writes `line` to `out`, ending quietly on a closed pipe.
+pub fn emit(out: &mut dyn Write, line: &str) -> io::Result<()> {
+    match writeln!(out, "{line}") {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
+}

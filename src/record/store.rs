@@ -1,0 +1,582 @@
+//! The store: one directory holding an SQLite database (WAL) and a lock file. Samples
+//! are rows whose blobs hold the process table ([`super::codec`]) and the system files
+//! ([`super::files`]), each encoded against the keyframe that opens its group; events
+//! are plain rows, so `sqlite3 STORE/syslens.db 'select * from events'` answers a
+//! question without syslens. One transaction per interval: a SIGKILL loses at most the
+//! interval being written.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use super::codec::{self, Table};
+use super::files::SampleFiles;
+
+/// The schema this syslens writes and reads.
+pub const SCHEMA_VERSION: i64 = 1;
+/// The database's file name inside the store directory.
+pub const DB_FILE: &str = "syslens.db";
+/// The lock a recorder holds for as long as it runs.
+const LOCK_FILE: &str = "lock";
+/// A keyframe opens each group of this many samples; the others encode against it.
+const KEYFRAME_EVERY: i64 = 60;
+
+/// Nanoseconds since the Unix epoch (what the store keeps as time).
+pub fn unix_ns(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// The time of a stored nanosecond count.
+pub fn from_unix_ns(ns: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
+}
+
+/// Why a store could not be opened or written.
+#[derive(Debug)]
+pub enum StoreError {
+    /// Another recorder holds the store.
+    Locked { pid: Option<u32> },
+    /// The schema is one this syslens does not read.
+    Schema { found: i64 },
+    /// The directory holds no store.
+    NoStore(PathBuf),
+    /// The disk (or the file system's quota) is full.
+    Full(String),
+    /// Anything else SQLite or the file system said.
+    Other(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Locked { pid: Some(pid) } => {
+                write!(f, "the store is being recorded by pid {pid}")
+            }
+            StoreError::Locked { pid: None } => {
+                write!(f, "the store is being recorded by another process")
+            }
+            StoreError::Schema { found } if *found < SCHEMA_VERSION => write!(
+                f,
+                "the store has schema version {found}, older than this syslens reads \
+                 ({SCHEMA_VERSION}); record into a new directory"
+            ),
+            StoreError::Schema { found } => write!(
+                f,
+                "the store has schema version {found}, made by a newer syslens \
+                 (this one reads {SCHEMA_VERSION})"
+            ),
+            StoreError::NoStore(dir) => {
+                write!(f, "no store in {} (syslens record makes one)", dir.display())
+            }
+            StoreError::Full(e) => write!(f, "the disk is full ({e}); recording stopped"),
+            StoreError::Other(e) => f.write_str(e),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full(e.to_string()),
+            _ => StoreError::Other(e.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> StoreError {
+        if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT) {
+            StoreError::Full(e.to_string())
+        } else {
+            StoreError::Other(e.to_string())
+        }
+    }
+}
+
+/// One recorded event, as stored.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// When it happened, ns since the epoch.
+    pub time_ns: i64,
+    /// The concept's id.
+    pub concept: String,
+    /// The kind (`oom-kill`, `signal`, ...).
+    pub kind: String,
+    /// The process it happened to.
+    pub pid: Option<i32>,
+    /// Another process it involves.
+    pub related: Option<i32>,
+    /// The text line `watch` prints.
+    pub line: String,
+    /// The NDJSON object `watch --json` prints.
+    pub json: String,
+}
+
+/// One recorded sample, decoded.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Its row id.
+    pub id: i64,
+    /// When it was taken.
+    pub time: SystemTime,
+    /// The process table.
+    pub table: Table,
+    /// The system files.
+    pub files: SampleFiles,
+}
+
+/// How large and how old a store may grow.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Bytes on disk (database and its write-ahead log).
+    pub max_size: u64,
+    /// Samples and events older than this are dropped.
+    pub retain: Duration,
+}
+
+/// The keyframe the writer encodes against.
+#[derive(Debug)]
+struct Keyframe {
+    id: i64,
+    table: Table,
+    files: SampleFiles,
+    samples: i64,
+}
+
+/// An open store.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    dir: PathBuf,
+    /// Held by a recorder; released when the store is dropped.
+    lock: Option<File>,
+    keyframe: Option<Keyframe>,
+    /// The last keyframe a reader decoded, reused by the samples of its group.
+    cached: std::cell::RefCell<Option<(i64, Table, SampleFiles)>>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE samples (
+    id INTEGER PRIMARY KEY,
+    time_ns INTEGER NOT NULL,
+    keyframe INTEGER,            -- NULL: a keyframe; else the id it is encoded against
+    processes INTEGER NOT NULL,
+    procs BLOB NOT NULL,
+    files BLOB NOT NULL
+);
+CREATE INDEX samples_by_time ON samples (time_ns);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    time_ns INTEGER NOT NULL,
+    concept TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    pid INTEGER,
+    related INTEGER,
+    line TEXT NOT NULL,
+    json TEXT NOT NULL
+);
+CREATE INDEX events_by_time ON events (time_ns);
+CREATE INDEX events_by_kind ON events (kind, time_ns);
+-- Routine events (every exit, every exec) are counted per sample, not kept one by one.
+CREATE TABLE event_counts (
+    sample INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (sample, kind)
+);
+";
+
+impl Store {
+    /// Opens (or creates) the store in `dir` for a recorder: takes the lock, or says
+    /// which pid holds it.
+    pub fn open_writer(dir: &Path, limits: Limits) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir)?;
+        let mut lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(LOCK_FILE))?;
+        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .is_err()
+        {
+            let mut text = String::new();
+            let _ = lock.read_to_string(&mut text);
+            return Err(StoreError::Locked {
+                pid: text.trim().parse().ok(),
+            });
+        }
+        lock.set_len(0)?;
+        lock.rewind()?;
+        write!(lock, "{}", std::process::id())?;
+        let conn = Connection::open(dir.join(DB_FILE))?;
+        // auto_vacuum must be set before the first table: it lets a trimmed store
+        // give its pages back to the file system.
+        conn.execute_batch(
+            "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; \
+             PRAGMA synchronous = NORMAL;",
+        )?;
+        // The log is checkpointed and cut well before it could matter to max-size.
+        let log_pages = (limits.max_size / 4096 / 40).clamp(16, 1000);
+        conn.execute_batch(&format!(
+            "PRAGMA wal_autocheckpoint = {log_pages}; PRAGMA journal_size_limit = {};",
+            log_pages * 4096
+        ))?;
+        let has_meta: bool = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'meta'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)?;
+        if !has_meta {
+            conn.execute_batch(SCHEMA)?;
+            conn.execute(
+                "INSERT INTO meta VALUES ('schema_version', ?1), ('created_ns', ?2)",
+                params![
+                    SCHEMA_VERSION.to_string(),
+                    unix_ns(SystemTime::now()).to_string()
+                ],
+            )?;
+        }
+        let store = Store {
+            conn,
+            dir: dir.to_owned(),
+            lock: Some(lock),
+            keyframe: None,
+            cached: Default::default(),
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    /// Opens an existing store to read it; a recorder may be writing it meanwhile.
+    pub fn open_reader(dir: &Path) -> Result<Store, StoreError> {
+        let db = dir.join(DB_FILE);
+        if !db.is_file() {
+            return Err(StoreError::NoStore(dir.to_owned()));
+        }
+        let conn = Connection::open_with_flags(
+            &db,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(2))?;
+        let store = Store {
+            conn,
+            dir: dir.to_owned(),
+            lock: None,
+            keyframe: None,
+            cached: Default::default(),
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn check_schema(&self) -> Result<(), StoreError> {
+        let found: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| StoreError::Other(format!("not a syslens store: {e}")))?;
+        let found = found
+            .and_then(|v| v.parse::<i64>().ok())
+            .ok_or(StoreError::Schema { found: 0 })?;
+        if found != SCHEMA_VERSION {
+            return Err(StoreError::Schema { found });
+        }
+        Ok(())
+    }
+
+    /// A metadata value the recorder set.
+    pub fn meta(&self, key: &str) -> Option<String> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .ok()
+            .flatten()
+    }
+
+    /// Sets a metadata value.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO meta VALUES (?1, ?2)",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Writes one interval: its sample, its notable events, the counts of the routine
+    /// ones; then trims the store to its limits.
+    pub fn write(
+        &mut self,
+        time: SystemTime,
+        table: &Table,
+        files: &SampleFiles,
+        events: &[StoredEvent],
+        counts: &[(&str, u64)],
+        limits: Limits,
+    ) -> Result<(), StoreError> {
+        let due = self
+            .keyframe
+            .as_ref()
+            .is_none_or(|k| k.samples >= KEYFRAME_EVERY);
+        let (procs, blob, keyframe) = match (&self.keyframe, due) {
+            (Some(k), false) => (
+                codec::encode(table, &k.table)?,
+                files.encode(Some(&k.files))?,
+                Some(k.id),
+            ),
+            _ => (
+                codec::encode(table, &Table::default())?,
+                files.encode(None)?,
+                None,
+            ),
+        };
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO samples (time_ns, keyframe, processes, procs, files) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![unix_ns(time), keyframe, table.rows.len() as i64, procs, blob],
+        )?;
+        let id = tx.last_insert_rowid();
+        for e in events {
+            tx.execute(
+                "INSERT INTO events (time_ns, concept, kind, pid, related, line, json) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![e.time_ns, e.concept, e.kind, e.pid, e.related, e.line, e.json],
+            )?;
+        }
+        for (kind, n) in counts {
+            tx.execute(
+                "INSERT INTO event_counts VALUES (?1, ?2, ?3)",
+                params![id, kind, *n as i64],
+            )?;
+        }
+        tx.commit()?;
+        match (&mut self.keyframe, keyframe) {
+            (Some(k), Some(_)) => k.samples += 1,
+            _ => {
+                self.keyframe = Some(Keyframe {
+                    id,
+                    table: table.clone(),
+                    files: files.clone(),
+                    samples: 1,
+                })
+            }
+        }
+        self.trim(limits)
+    }
+
+    /// Bytes the store takes on disk: the database and its log.
+    pub fn size_on_disk(&self) -> u64 {
+        [DB_FILE, "syslens.db-wal"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(self.dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Drops what is older than the retention, then whole keyframe groups, oldest
+    /// first, while the store is above 90% of its size limit: checked after every
+    /// interval, so it never waits for a file to rotate.
+    fn trim(&mut self, limits: Limits) -> Result<(), StoreError> {
+        let cutoff = unix_ns(SystemTime::now()) - i64::try_from(limits.retain.as_nanos()).unwrap_or(i64::MAX);
+        // The oldest keyframe still inside the retention: everything before it goes.
+        let keep_from: Option<i64> = self.conn.query_row(
+            "SELECT min(id) FROM samples WHERE keyframe IS NULL AND time_ns >= ?1",
+            [cutoff],
+            |r| r.get(0),
+        )?;
+        let mut dropped = match keep_from {
+            Some(id) => self.drop_before(id)?,
+            None => false,
+        };
+        self.conn
+            .execute("DELETE FROM events WHERE time_ns < ?1", [cutoff])?;
+        let target = limits.max_size / 10 * 9;
+        let mut rounds = 0;
+        while self.used_bytes()? > target && rounds < 1000 {
+            rounds += 1;
+            // The second keyframe: the oldest group ends just before it.
+            let next: Option<i64> = self
+                .conn
+                .query_row(
+                    "SELECT id FROM samples WHERE keyframe IS NULL ORDER BY id LIMIT 1 OFFSET 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(next) = next else {
+                break;
+            };
+            dropped |= self.drop_before(next)?;
+            let oldest: Option<i64> =
+                self.conn
+                    .query_row("SELECT min(time_ns) FROM samples", [], |r| r.get(0))?;
+            if let Some(t) = oldest {
+                self.conn
+                    .execute("DELETE FROM events WHERE time_ns < ?1", [t])?;
+            }
+        }
+        if dropped {
+            self.conn.execute_batch("PRAGMA incremental_vacuum;")?;
+            if self.size_on_disk() > target {
+                self.conn
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes the live pages take: what the file shrinks to after a vacuum, plus the log.
+    fn used_bytes(&self) -> Result<u64, StoreError> {
+        let (pages, free, size): (i64, i64, i64) = self.conn.query_row(
+            "SELECT * FROM pragma_page_count, pragma_freelist_count, pragma_page_size",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let log = std::fs::metadata(self.dir.join("syslens.db-wal")).map_or(0, |m| m.len());
+        Ok(((pages - free).max(0) * size) as u64 + log)
+    }
+
+    fn drop_before(&mut self, id: i64) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM samples WHERE id < ?1", [id])?;
+        self.conn
+            .execute("DELETE FROM event_counts WHERE sample < ?1", [id])?;
+        Ok(n > 0)
+    }
+
+    /// The id and time of the sample at or before `ns` (the last one with None).
+    pub fn sample_at(&self, ns: Option<i64>) -> Result<Option<(i64, SystemTime)>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, time_ns FROM samples WHERE time_ns <= ?1 ORDER BY time_ns DESC LIMIT 1",
+                [ns.unwrap_or(i64::MAX)],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .optional()?;
+        Ok(row.map(|(id, t)| (id, from_unix_ns(t))))
+    }
+
+    /// The sample just before sample `id`.
+    pub fn sample_before(&self, id: i64) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT max(id) FROM samples WHERE id < ?1",
+                [id],
+                |r| r.get(0),
+            )?)
+    }
+
+    /// The ids and times of the samples in [since, until].
+    pub fn samples_between(
+        &self,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<(i64, SystemTime)>, StoreError> {
+        let mut q = self.conn.prepare(
+            "SELECT id, time_ns FROM samples WHERE time_ns BETWEEN ?1 AND ?2 ORDER BY id",
+        )?;
+        let rows = q
+            .query_map([since, until], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
+            .map(|r| r.map(|(id, t)| (id, from_unix_ns(t))))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The first and last sample's times, and how many there are.
+    pub fn span(&self) -> Result<Option<(SystemTime, SystemTime, i64)>, StoreError> {
+        let (a, b, n): (Option<i64>, Option<i64>, i64) = self.conn.query_row(
+            "SELECT min(time_ns), max(time_ns), count(*) FROM samples",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        Ok(a.zip(b).map(|(a, b)| (from_unix_ns(a), from_unix_ns(b), n)))
+    }
+
+    /// Loads and decodes sample `id`.
+    pub fn load(&self, id: i64) -> Result<Recorded, StoreError> {
+        let (time, keyframe, procs, files): (i64, Option<i64>, Vec<u8>, Vec<u8>) =
+            self.conn.query_row(
+                "SELECT time_ns, keyframe, procs, files FROM samples WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+        let bad = |e: String| StoreError::Other(format!("sample {id}: {e}"));
+        let (table, files) = match keyframe {
+            None => (
+                codec::decode(&procs, &Table::default()).map_err(bad)?,
+                SampleFiles::decode(&files, None).map_err(bad)?,
+            ),
+            Some(k) => {
+                let cached = self.cached.borrow().as_ref().is_some_and(|c| c.0 == k);
+                if !cached {
+                    let key = self.load(k)?;
+                    *self.cached.borrow_mut() = Some((k, key.table, key.files));
+                }
+                let cache = self.cached.borrow();
+                let Some((_, ktable, kfiles)) = cache.as_ref() else {
+                    return Err(bad("keyframe not loaded".into()));
+                };
+                (
+                    codec::decode(&procs, ktable).map_err(bad)?,
+                    SampleFiles::decode(&files, Some(kfiles)).map_err(bad)?,
+                )
+            }
+        };
+        Ok(Recorded {
+            id,
+            time: from_unix_ns(time),
+            table,
+            files,
+        })
+    }
+
+    /// The recorded events in [since, until], oldest first, of one kind and one pid
+    /// (as subject or related) when given.
+    pub fn events(
+        &self,
+        since: i64,
+        until: i64,
+        kind: Option<&str>,
+        pid: Option<i32>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut q = self.conn.prepare(
+            "SELECT time_ns, concept, kind, pid, related, line, json FROM events \
+             WHERE time_ns BETWEEN ?1 AND ?2 AND (?3 IS NULL OR kind = ?3) \
+             AND (?4 IS NULL OR pid = ?4 OR related = ?4) ORDER BY time_ns, id",
+        )?;
+        let rows = q
+            .query_map(params![since, until, kind, pid], |r| {
+                Ok(StoredEvent {
+                    time_ns: r.get(0)?,
+                    concept: r.get(1)?,
+                    kind: r.get(2)?,
+                    pid: r.get(3)?,
+                    related: r.get(4)?,
+                    line: r.get(5)?,
+                    json: r.get(6)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Whether this handle holds the recorder's lock.
+    pub fn is_writer(&self) -> bool {
+        self.lock.is_some()
+    }
+}
