@@ -104,6 +104,11 @@ pub enum Command {
     /// The kernel's own events, live: OOM kills, signals, exits with their peaks,
     /// EMFILE, classified page faults, fsync latency, stalls (needs root).
     Watch(WatchArgs),
+    /// Record the process table, the system figures and the notable events into a
+    /// store every interval, until SIGINT or SIGTERM; the views ask it with --store.
+    Record(RecordArgs),
+    /// The events a recorder stored (NDJSON with --json, the objects of watch).
+    Events(EventsArgs),
     /// List the seventeen concepts with their ids.
     Concepts,
     /// Explain a concept: what it is, the lab code that provokes it, where to read next.
@@ -292,11 +297,71 @@ pub struct InspectArgs {
     /// Do not read /proc/PID/smaps (it briefly stalls the target's memory map).
     #[arg(long)]
     pub no_smaps: bool,
+    /// Ask a recorded store instead of the live host (PID only).
+    #[command(flatten)]
+    pub past: AtArgs,
+}
+
+/// The store a past view reads, and the moment it asks about.
+#[derive(Debug, Args)]
+pub struct AtArgs {
+    /// Read a store `syslens record` wrote [default with --at: /var/lib/syslens as
+    /// root, $XDG_STATE_HOME/syslens otherwise].
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// The recorded sample at or before TIME (RFC 3339, HH:MM[:SS] local today, -5m,
+    /// -2h, -1d, @UNIX_SECONDS); without it, the last one.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub at: Option<String>,
+}
+
+/// `syslens record`'s flags.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// The store's directory [default: /var/lib/syslens as root,
+    /// $XDG_STATE_HOME/syslens otherwise].
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Seconds between two samples.
+    #[arg(long, default_value = "5", value_parser = parse_interval)]
+    pub interval: Duration,
+    /// Drop what is older than this (30s, 90m, 12h, 7d).
+    #[arg(long, default_value = "7d", value_parser = parse_span)]
+    pub retain: Duration,
+    /// The most the store may take on disk (500M, 1G); the oldest samples go first.
+    #[arg(long, default_value = "1G", value_parser = parse_size)]
+    pub max_size: u64,
+    /// Stop after this long (30s, 90m, 12h) instead of at SIGINT / SIGTERM.
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_span)]
+    pub duration: Option<Duration>,
+}
+
+/// `syslens events`' flags.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// The store [default: as `record`'s].
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// From this TIME on [default: the store's beginning].
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub since: Option<String>,
+    /// Up to this TIME [default: now].
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub until: Option<String>,
+    /// Only events of this kind (oom-kill, signal, exit, emfile, ...).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only events of this process (as subject, or as sender of a signal).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+    pub pid: Option<i32>,
 }
 
 /// Flags of `syslens system`.
 #[derive(Debug, Args)]
 pub struct SystemArgs {
+    /// Ask a recorded store instead of the live host.
+    #[command(flatten)]
+    pub past: AtArgs,
     /// One row per process with the cheap figure of each concept.
     #[arg(long)]
     pub processes: bool,
@@ -347,6 +412,15 @@ pub struct DoctorArgs {
     /// Exit 1 when a finding at or above this level exists.
     #[arg(long, default_value = "error", value_parser = choice(&Severity::ALL, Severity::name))]
     pub fail_on: Severity,
+    /// Run the rules over a recorded store instead of watching the live host.
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// The recorded window's start (TIME as for --at; with --store).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub since: Option<String>,
+    /// The recorded window's end [default: now].
+    #[arg(long, value_name = "TIME", requires = "since", allow_hyphen_values = true)]
+    pub until: Option<String>,
 }
 
 /// Flags of `syslens lab`.
@@ -382,6 +456,59 @@ pub(crate) fn parse_seconds(s: &str) -> Result<Duration, String> {
         return Err("expected 0 to 3600 seconds".into());
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// An interval of the recorder: 0.1 s to an hour.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_seconds(s)?;
+    if d < Duration::from_millis(100) {
+        return Err("at least 0.1 seconds".into());
+    }
+    Ok(d)
+}
+
+/// A span such as 30s, 90m, 12h, 7d (plain numbers are seconds); at most ten years.
+fn parse_span(s: &str) -> Result<Duration, String> {
+    let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let per = match &s[digits.len()..] {
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        unit => return Err(format!("unknown unit {unit:?}: use s, m, h or d")),
+    };
+    let n: f64 = digits
+        .parse()
+        .map_err(|_| format!("not a duration: {s} (30s, 90m, 12h, 7d)"))?;
+    let secs = n * per;
+    if !(secs > 0.0 && secs <= 10.0 * 365.0 * 86400.0) {
+        return Err("expected more than 0 and at most ten years".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A size such as 500M or 1G (K, M, G, T in powers of 1024; plain numbers are bytes);
+/// at least 1 MiB.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let shift = match s[digits.len()..].to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        unit => return Err(format!("unknown unit {unit:?}: use K, M, G or T")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("not a size: {s} (500M, 1G)"))?;
+    let bytes = n
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s} is too large"))?;
+    if bytes < 1 << 20 {
+        return Err("at least 1M".into());
+    }
+    Ok(bytes)
 }
 
 /// The most timed trials a lab takes: at the slowest lab's few ms a trial, minutes.
@@ -427,6 +554,8 @@ fn applies(command: &Option<Command>) -> (&'static str, Applies) {
         Some(Command::Lab(_)) => ("lab", true, false),
         Some(Command::Serve(_)) => ("serve", false, true),
         Some(Command::Watch(_)) => ("watch", true, false),
+        Some(Command::Record(_)) => ("record", false, true),
+        Some(Command::Events(_)) => ("events", true, false),
         Some(Command::Concepts) => ("concepts", true, false),
         Some(Command::Explain { .. }) => ("explain", true, false),
         Some(Command::LabChild { .. }) | Some(Command::Specimen(_)) => ("internal", true, true),
@@ -503,6 +632,8 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
             None => Ok(Status::Usage),
         },
         Some(Command::Watch(args)) => watch_cmd(out, err, g, args),
+        Some(Command::Record(args)) => record_cmd(err, g, args),
+        Some(Command::Events(args)) => events_cmd(out, err, g, args),
         Some(Command::Top { interval }) => {
             // ratatui panics without a terminal (cron, a pipe, ssh without -t).
             if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
@@ -605,6 +736,11 @@ fn system_cmd(
     style: &Style,
     a: SystemArgs,
 ) -> io::Result<Status> {
+    match past_store(&a.past, g, err)? {
+        Past::Live => {}
+        Past::Store(store) => return system_past(out, err, g, style, a, store),
+        Past::Refused => return Ok(Status::Usage),
+    }
     let Some(mut reader) = open_reader(g, err)? else {
         return Ok(Status::Usage);
     };
@@ -665,6 +801,49 @@ fn doctor_cmd(
         pid: a.pid,
         name: a.name,
     };
+    if a.store.is_some() || a.since.is_some() {
+        let past = AtArgs {
+            store: a.store.clone(),
+            at: a.since.clone(),
+        };
+        let Past::Store(store) = past_store(&past, g, err)? else {
+            return Ok(Status::Usage);
+        };
+        let Some(since) = past_time(a.since.as_deref(), "--since", err)? else {
+            return Ok(Status::Usage);
+        };
+        let Some(until) = past_time(a.until.as_deref(), "--until", err)? else {
+            return Ok(Status::Usage);
+        };
+        let since = since.unwrap_or(std::time::UNIX_EPOCH);
+        let until = until.unwrap_or_else(std::time::SystemTime::now);
+        let (report, samples) = match commands::past::doctor_window(&store, since, until, scope)
+        {
+            Ok(r) => r,
+            Err(e) => {
+                writeln!(err, "syslens doctor: {e}")?;
+                return Ok(Status::Usage);
+            }
+        };
+        if g.json {
+            render::json(out, &report)?;
+        } else {
+            writeln!(
+                out,
+                "over {samples} recorded samples, {} to {}",
+                crate::record::time::local(since.max(
+                    store.span().ok().flatten().map_or(since, |s| s.0)
+                )),
+                crate::record::time::local(until)
+            )?;
+            render::text::doctor(out, &report, style)?;
+        }
+        return Ok(if report.findings.iter().any(|f| f.severity >= a.fail_on) {
+            Status::Failed
+        } else {
+            Status::Ok
+        });
+    }
     let Some(reader) = open_reader(g, err)? else {
         return Ok(Status::Usage);
     };
@@ -806,6 +985,196 @@ fn write_catalogue(out: &mut dyn Write, json: bool, rows: Vec<CatalogueRow>) -> 
 /// The reader every command reads through: the live host, or the tree `--root` names.
 /// This is the only place one is built for the commands (the lab engine builds its own:
 /// a lab provokes the live kernel).
+/// The store a past view reads: `None` for a live view (neither --store nor --at).
+/// `--root` and a store are two different pasts: refused together.
+fn past_store(a: &AtArgs, g: &Global, err: &mut dyn Write) -> io::Result<Past> {
+    if a.store.is_none() && a.at.is_none() {
+        return Ok(Past::Live);
+    }
+    if g.root.is_some() {
+        writeln!(err, "syslens: --root and --store/--at read two different pasts; pick one")?;
+        return Ok(Past::Refused);
+    }
+    let dir = a.store.clone().unwrap_or_else(crate::record::default_store);
+    match crate::record::store::Store::open_reader(&dir) {
+        Ok(s) => Ok(Past::Store(s)),
+        Err(e) => {
+            writeln!(err, "syslens: {}: {e}", render::safe::clean(&dir.display().to_string()))?;
+            Ok(Past::Refused)
+        }
+    }
+}
+
+/// Whether a view reads the live host or a store.
+enum Past {
+    /// No --store or --at: the live host (or --root).
+    Live,
+    /// The store to read.
+    Store(crate::record::store::Store),
+    /// Said why not; exit 2.
+    Refused,
+}
+
+/// A TIME flag, read against now; `None` inside when the flag was not given, `None`
+/// outside after saying why it does not parse.
+fn past_time(
+    text: Option<&str>,
+    flag: &str,
+    err: &mut dyn Write,
+) -> io::Result<Option<Option<std::time::SystemTime>>> {
+    let Some(text) = text else {
+        return Ok(Some(None));
+    };
+    match crate::record::time::parse(text, std::time::SystemTime::now()) {
+        Ok(t) => Ok(Some(Some(t))),
+        Err(e) => {
+            writeln!(err, "syslens: {flag}: {}", render::safe::clean(&e))?;
+            Ok(None)
+        }
+    }
+}
+
+/// The recorded system view, or the recorded process table with --processes.
+fn system_past(
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    g: &Global,
+    style: &Style,
+    a: SystemArgs,
+    store: crate::record::store::Store,
+) -> io::Result<Status> {
+    let Some(at) = past_time(a.past.at.as_deref(), "--at", err)? else {
+        return Ok(Status::Usage);
+    };
+    if a.processes {
+        let query = TableQuery {
+            sort: a.sort,
+            reverse: a.reverse,
+            name: a.name,
+            cgroup: a.cgroup,
+            container: a.container,
+            pss: a.pss,
+            limit: a.limit,
+            tree: a.tree,
+        };
+        return match commands::past::processes_at(&store, at, &query) {
+            Ok((rows, note)) if g.json => {
+                writeln!(err, "syslens: {}", note.line)?;
+                render::json(out, &rows).map(|_| Status::Ok)
+            }
+            Ok((rows, note)) => {
+                writeln!(out, "{}", note.line)?;
+                render::text::processes(out, &rows, query.pss, style).map(|_| Status::Ok)
+            }
+            Err(e) => {
+                writeln!(err, "syslens system: {e}")?;
+                Ok(Status::Usage)
+            }
+        };
+    }
+    if a.cgroup.is_some() {
+        writeln!(err, "syslens system: --cgroup with --at: cgroup files are not recorded yet")?;
+        return Ok(Status::Usage);
+    }
+    match commands::past::system_at(&store, at) {
+        Ok((report, note)) if g.json => {
+            writeln!(err, "syslens: {}", note.line)?;
+            render::json(out, &report).map(|_| Status::Ok)
+        }
+        Ok((report, note)) => {
+            writeln!(out, "{}", note.line)?;
+            render::text::system(out, &report, style).map(|_| Status::Ok)
+        }
+        Err(e) => {
+            writeln!(err, "syslens system: {e}")?;
+            Ok(Status::Usage)
+        }
+    }
+}
+
+fn record_cmd(err: &mut dyn Write, g: &Global, a: RecordArgs) -> io::Result<Status> {
+    let Some(reader) = open_reader(g, err)? else {
+        return Ok(Status::Usage);
+    };
+    if !reader.is_live() {
+        writeln!(err, "syslens record: records the live host; a captured tree does not change")?;
+        return Ok(Status::Usage);
+    }
+    let opts = crate::record::RecordOptions {
+        store: a.store.unwrap_or_else(crate::record::default_store),
+        interval: a.interval,
+        limits: crate::record::store::Limits {
+            max_size: a.max_size,
+            retain: a.retain,
+        },
+        duration: a.duration,
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        signal_hook::flag::register(sig, std::sync::Arc::clone(&stop))?;
+    }
+    match crate::record::run(&opts, reader, err, &stop) {
+        Ok(r) => {
+            writeln!(
+                err,
+                "syslens record: {} samples and {} events recorded",
+                r.samples, r.events
+            )?;
+            Ok(Status::Ok)
+        }
+        Err(e @ crate::record::store::StoreError::Locked { .. }) => {
+            writeln!(err, "syslens record: {e}")?;
+            Ok(Status::Usage)
+        }
+        Err(e) => {
+            writeln!(err, "syslens record: {e}")?;
+            Ok(Status::Failed)
+        }
+    }
+}
+
+fn events_cmd(
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    g: &Global,
+    a: EventsArgs,
+) -> io::Result<Status> {
+    let past = AtArgs {
+        store: Some(a.store.clone().unwrap_or_else(crate::record::default_store)),
+        at: None,
+    };
+    let Past::Store(store) = past_store(&past, g, err)? else {
+        return Ok(Status::Usage);
+    };
+    let (Some(since), Some(until)) = (
+        past_time(a.since.as_deref(), "--since", err)?,
+        past_time(a.until.as_deref(), "--until", err)?,
+    ) else {
+        return Ok(Status::Usage);
+    };
+    let ns = crate::record::store::unix_ns;
+    let events = match store.events(
+        since.map_or(0, ns),
+        until.map_or(i64::MAX, ns),
+        a.kind.as_deref(),
+        a.pid,
+    ) {
+        Ok(e) => e,
+        Err(e) => {
+            writeln!(err, "syslens events: {e}")?;
+            return Ok(Status::Usage);
+        }
+    };
+    if g.json {
+        for e in &events {
+            writeln!(out, "{}", e.json)?;
+        }
+    } else {
+        render::text::recorded_events(out, &events)?;
+    }
+    Ok(Status::Ok)
+}
+
 fn open_reader(g: &Global, err: &mut dyn Write) -> io::Result<Option<Reader>> {
     let root = g.root.clone().unwrap_or_else(|| PathBuf::from("/"));
     match Reader::new(&root) {
@@ -828,6 +1197,27 @@ fn inspect_cmd(
     style: &Style,
     a: InspectArgs,
 ) -> io::Result<Status> {
+    if let Some(store) = match past_store(&a.past, g, err)? {
+        Past::Live => None,
+        Past::Store(store) => Some(store),
+        Past::Refused => return Ok(Status::Usage),
+    } {
+        let Some(pid) = a.pid else {
+            writeln!(err, "syslens inspect: --at takes a PID (names change; pids are recorded)")?;
+            return Ok(Status::Usage);
+        };
+        let Some(at) = past_time(a.past.at.as_deref(), "--at", err)? else {
+            return Ok(Status::Usage);
+        };
+        return match commands::past::inspect_at(&store, at, pid) {
+            Ok(p) if g.json => render::json(out, &p).map(|_| Status::Ok),
+            Ok(p) => render::text::recorded_process(out, &p, style).map(|_| Status::Ok),
+            Err(e) => {
+                writeln!(err, "syslens inspect: {e}")?;
+                Ok(Status::Usage)
+            }
+        };
+    }
     let Some(mut reader) = open_reader(g, err)? else {
         return Ok(Status::Usage);
     };

@@ -15,7 +15,7 @@ use syslens_probe::smaps::{parse_maps, MapKind};
 use syslens_probe::status::Status as ProcStatus;
 use syslens_probe::system::{parse_buddyinfo, BuddyZone, Meminfo};
 use syslens_probe::table::{ProcessRow, ScanOptions, Scanner};
-use syslens_probe::{Missing, Reader, Val};
+use syslens_probe::{Files, Missing, Reader, Val};
 
 use crate::catalogue::ConceptId;
 
@@ -410,6 +410,127 @@ impl DoctorView {
     /// The process with this pid, if it is in the view.
     pub fn proc(&self, pid: i64) -> Option<&Proc> {
         self.procs.iter().find(|p| i64::from(p.last.pid) == pid)
+    }
+}
+
+/// The doctor's view of a recorded window, built one sample at a time (a day of
+/// samples never sits in memory at once): the processes of the first sample that are
+/// still the same processes in the last, their RSS series, and the system files of the
+/// last. What is not recorded (status, threads, fds, maps) is missing, and the rules
+/// that need it stay silent.
+#[derive(Debug)]
+pub struct PastWindow {
+    scope: Scope,
+    first: Option<(std::time::SystemTime, Vec<(ProcessRow, Option<String>)>)>,
+    last: HashMap<i32, ProcessRow>,
+    last_at: Option<std::time::SystemTime>,
+    series: HashMap<i32, [Vec<(f64, f64)>; 3]>,
+    oom_first: Option<i32>,
+}
+
+impl PastWindow {
+    /// An empty window over the processes of `scope`.
+    pub fn new(scope: Scope) -> PastWindow {
+        PastWindow {
+            scope,
+            first: None,
+            last: HashMap::new(),
+            last_at: None,
+            series: HashMap::new(),
+            oom_first: None,
+        }
+    }
+
+    /// Adds the next sample: taken `at`, its rows (by pid) naming cgroups of `paths`.
+    pub fn add(&mut self, at: std::time::SystemTime, rows: &[ProcessRow], paths: &[String]) {
+        let (t0, first) = self.first.get_or_insert_with(|| {
+            let kept = rows
+                .iter()
+                .filter(|r| self.scope.keeps(r))
+                .map(|r| {
+                    let cg = r.cgroup.as_ref().ok().and_then(|id| paths.get(*id as usize));
+                    (r.clone(), cg.cloned())
+                })
+                .collect();
+            (at, kept)
+        });
+        let t = at.duration_since(*t0).unwrap_or_default().as_secs_f64();
+        self.last.clear();
+        for (f, _) in first.iter() {
+            let Ok(i) = rows.binary_search_by_key(&f.pid, |r| r.pid) else {
+                continue;
+            };
+            let r = &rows[i];
+            if r.start_time_ticks != f.start_time_ticks {
+                continue;
+            }
+            let s = self.series.entry(r.pid).or_default();
+            if let Ok(b) = r.rss {
+                s[0].push((t, b as f64));
+            }
+            if let (Ok(a), Ok(sh)) = (&r.rss_anon, &r.rss_shmem) {
+                s[1].push((t, a.saturating_add(*sh) as f64));
+            }
+            if let Ok(b) = r.rss_file {
+                s[2].push((t, b as f64));
+            }
+            self.last.insert(r.pid, r.clone());
+        }
+        self.last_at = Some(at);
+        self.oom_first = rows
+            .iter()
+            .filter(|r| matches!(r.oom_score, Ok(s) if s > 0))
+            .max_by_key(|r| (r.oom_score.clone().unwrap_or(0), r.rss.clone().unwrap_or(0)))
+            .map(|r| r.pid);
+    }
+
+    /// The view: `files` are the last sample's system files, `ooms` the kills recorded
+    /// in the window. Missing when no sample was added.
+    pub fn finish(mut self, files: &mut impl Files, ooms: Vec<OomKill>) -> Val<DoctorView> {
+        let not_recorded = || Missing::NotApplicable {
+            why: "not recorded",
+        };
+        let (t0, first) = self.first.take().ok_or(Missing::NotApplicable {
+            why: "no sample recorded in the window",
+        })?;
+        let watched = self
+            .last_at
+            .and_then(|l| l.duration_since(t0).ok())
+            .unwrap_or_default();
+        let procs = first
+            .into_iter()
+            .filter_map(|(f, cgroup)| {
+                let last = self.last.remove(&f.pid)?;
+                let [rss, rss_anon, rss_file] = self.series.remove(&f.pid).unwrap_or_default();
+                Some(Proc {
+                    first: f,
+                    last,
+                    rss,
+                    rss_anon,
+                    rss_file,
+                    cgroup,
+                    status: Err(not_recorded()),
+                    thread_blocked: Vec::new(),
+                    threads: Vec::new(),
+                    fds: Err(not_recorded()),
+                    deleted_libs: Vec::new(),
+                    private_dirty: None,
+                })
+            })
+            .collect();
+        Ok(DoctorView {
+            watched,
+            procs,
+            memory_cgroups: Vec::new(),
+            meminfo: files.proc_file("meminfo").map(Meminfo::parse),
+            buddy: files.proc_file("buddyinfo").and_then(parse_buddyinfo),
+            psi_memory: files.proc_file("pressure/memory").and_then(parse_psi),
+            locks: files.proc_file("locks").and_then(parse_locks),
+            ooms: Ok(ooms),
+            page_size: rustix::param::page_size() as u64,
+            scoped: self.scope.is_scoped(),
+            oom_first: self.oom_first,
+        })
     }
 }
 

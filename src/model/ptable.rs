@@ -8,7 +8,7 @@ use syslens_probe::container::{placement, Placement};
 use syslens_probe::limits::LimitValue;
 use syslens_probe::smaps::MemUsage;
 use syslens_probe::table::{fd_ratio, ProcessRow, ScanOptions, Scanner};
-use syslens_probe::{Missing, Val};
+use syslens_probe::{Missing, Reader, Val};
 
 use crate::model::figure::ser_val;
 
@@ -183,13 +183,15 @@ fn ser_opt_val<S: serde::Serializer>(v: &Option<Val<u64>>, s: S) -> Result<S::Ok
     }
 }
 
+/// The path of an interned cgroup id (`paths` is a scanner's or a recorded table's).
+fn path_of(paths: &[String], id: u32) -> &str {
+    paths.get(id as usize).map_or("?", String::as_str)
+}
+
 impl Row {
-    fn from(r: &ProcessRow, scanner: &Scanner) -> Row {
+    fn from(r: &ProcessRow, paths: &[String]) -> Row {
         let rollup = r.rollup.as_ref().map(|u| u.as_ref().map_err(Clone::clone));
-        let cgroup = r
-            .cgroup
-            .clone()
-            .map(|id| scanner.cgroup_path(id).to_owned());
+        let cgroup = r.cgroup.clone().map(|id| path_of(paths, id).to_owned());
         let container = cgroup
             .as_deref()
             .ok()
@@ -343,16 +345,29 @@ pub fn in_cgroup(path: &str, scope: &str) -> bool {
 /// One pass, filtered, sorted and cut.
 pub fn collect(scanner: &mut Scanner, q: &TableQuery) -> Val<Vec<Row>> {
     let rows = scanner.scan(ScanOptions::default())?.to_vec();
+    let paths = scanner.cgroup_paths().to_vec();
+    select(rows, &paths, q, Some(scanner.reader()))
+}
+
+/// The rows of `q` among `rows`, whose cgroup ids index `paths`: filtered, sorted and
+/// cut. `reader` reads smaps_rollup for `--pss`; without one (a recorded table) PSS
+/// cannot be asked for.
+pub fn select(
+    rows: Vec<ProcessRow>,
+    paths: &[String],
+    q: &TableQuery,
+    reader: Option<&mut Reader>,
+) -> Val<Vec<Row>> {
     let keep = |r: &ProcessRow| -> bool {
         let name_ok = q
             .name
             .as_deref()
             .is_none_or(|n| r.comm.as_str().contains(n));
         let cg_ok = q.cgroup.as_deref().is_none_or(
-            |scope| matches!(&r.cgroup, Ok(id) if in_cgroup(scanner.cgroup_path(*id), scope)),
+            |scope| matches!(&r.cgroup, Ok(id) if in_cgroup(path_of(paths, *id), scope)),
         );
         let container_ok = q.container.as_deref().is_none_or(|want| {
-            matches!(&r.cgroup, Ok(id) if placement(scanner.cgroup_path(*id))
+            matches!(&r.cgroup, Ok(id) if placement(path_of(paths, *id))
                 .container_id
                 .is_some_and(|c| !want.is_empty() && c.starts_with(want)))
         });
@@ -360,9 +375,11 @@ pub fn collect(scanner: &mut Scanner, q: &TableQuery) -> Val<Vec<Row>> {
     };
     let mut kept: Vec<ProcessRow> = rows.into_iter().filter(|r| keep(r)).collect();
     if q.pss {
+        let reader = reader.ok_or(Missing::NotApplicable {
+            why: "PSS is not recorded (smaps_rollup costs every target a page-table walk)",
+        })?;
         // smaps_rollup costs each target a page-table walk: read it only for the rows
         // kept, and nothing else again.
-        let reader = scanner.reader();
         for r in &mut kept {
             r.rollup = Some(
                 reader
@@ -371,7 +388,7 @@ pub fn collect(scanner: &mut Scanner, q: &TableQuery) -> Val<Vec<Row>> {
             );
         }
     }
-    let mut out: Vec<Row> = kept.iter().map(|r| Row::from(r, scanner)).collect();
+    let mut out: Vec<Row> = kept.iter().map(|r| Row::from(r, paths)).collect();
     if q.sort == SortKey::Pss && !q.pss {
         return Err(Missing::NotApplicable {
             why: "sorting by PSS needs --pss",
