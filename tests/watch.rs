@@ -223,12 +223,12 @@ fn issue_16_a_short_lived_process_exits_with_its_peak() {
 
 /// A memory cgroup beneath this test's own (v1 memory controller, or v2 with it
 /// enabled), removed on drop.
-struct MemJail {
-    dir: std::path::PathBuf,
+pub(crate) struct MemJail {
+    pub(crate) dir: std::path::PathBuf,
 }
 
 impl MemJail {
-    fn new(limit: u64) -> Result<MemJail, String> {
+    pub(crate) fn new(limit: u64) -> Result<MemJail, String> {
         let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
         for line in own.lines() {
             let mut parts = line.splitn(3, ':');

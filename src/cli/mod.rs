@@ -419,7 +419,12 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub since: Option<String>,
     /// The recorded window's end [default: now].
-    #[arg(long, value_name = "TIME", requires = "since", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "TIME",
+        requires = "since",
+        allow_hyphen_values = true
+    )]
     pub until: Option<String>,
 }
 
@@ -488,10 +493,13 @@ fn parse_span(s: &str) -> Result<Duration, String> {
 }
 
 /// A size such as 500M or 1G (K, M, G, T in powers of 1024; plain numbers are bytes);
-/// at least 1 MiB.
+/// at least 64 KiB.
 fn parse_size(s: &str) -> Result<u64, String> {
     let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let shift = match s[digits.len()..].to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+    let shift = match s[digits.len()..]
+        .to_ascii_uppercase()
+        .trim_end_matches(['B', 'I'])
+    {
         "" => 0,
         "K" => 10,
         "M" => 20,
@@ -505,8 +513,8 @@ fn parse_size(s: &str) -> Result<u64, String> {
     let bytes = n
         .checked_mul(1 << shift)
         .ok_or_else(|| format!("{s} is too large"))?;
-    if bytes < 1 << 20 {
-        return Err("at least 1M".into());
+    if bytes < 64 << 10 {
+        return Err("at least 64K".into());
     }
     Ok(bytes)
 }
@@ -738,7 +746,7 @@ fn system_cmd(
 ) -> io::Result<Status> {
     match past_store(&a.past, g, err)? {
         Past::Live => {}
-        Past::Store(store) => return system_past(out, err, g, style, a, store),
+        Past::Store(store) => return system_past(out, err, g, style, a, *store),
         Past::Refused => return Ok(Status::Usage),
     }
     let Some(mut reader) = open_reader(g, err)? else {
@@ -817,8 +825,7 @@ fn doctor_cmd(
         };
         let since = since.unwrap_or(std::time::UNIX_EPOCH);
         let until = until.unwrap_or_else(std::time::SystemTime::now);
-        let (report, samples) = match commands::past::doctor_window(&store, since, until, scope)
-        {
+        let (report, samples) = match commands::past::doctor_window(&store, since, until, scope) {
             Ok(r) => r,
             Err(e) => {
                 writeln!(err, "syslens doctor: {e}")?;
@@ -831,9 +838,9 @@ fn doctor_cmd(
             writeln!(
                 out,
                 "over {samples} recorded samples, {} to {}",
-                crate::record::time::local(since.max(
-                    store.span().ok().flatten().map_or(since, |s| s.0)
-                )),
+                crate::record::time::local(
+                    since.max(store.span().ok().flatten().map_or(since, |s| s.0))
+                ),
                 crate::record::time::local(until)
             )?;
             render::text::doctor(out, &report, style)?;
@@ -992,14 +999,21 @@ fn past_store(a: &AtArgs, g: &Global, err: &mut dyn Write) -> io::Result<Past> {
         return Ok(Past::Live);
     }
     if g.root.is_some() {
-        writeln!(err, "syslens: --root and --store/--at read two different pasts; pick one")?;
+        writeln!(
+            err,
+            "syslens: --root and --store/--at read two different pasts; pick one"
+        )?;
         return Ok(Past::Refused);
     }
     let dir = a.store.clone().unwrap_or_else(crate::record::default_store);
     match crate::record::store::Store::open_reader(&dir) {
-        Ok(s) => Ok(Past::Store(s)),
+        Ok(s) => Ok(Past::Store(Box::new(s))),
         Err(e) => {
-            writeln!(err, "syslens: {}: {e}", render::safe::clean(&dir.display().to_string()))?;
+            writeln!(
+                err,
+                "syslens: {}: {e}",
+                render::safe::clean(&dir.display().to_string())
+            )?;
             Ok(Past::Refused)
         }
     }
@@ -1010,7 +1024,7 @@ enum Past {
     /// No --store or --at: the live host (or --root).
     Live,
     /// The store to read.
-    Store(crate::record::store::Store),
+    Store(Box<crate::record::store::Store>),
     /// Said why not; exit 2.
     Refused,
 }
@@ -1073,7 +1087,10 @@ fn system_past(
         };
     }
     if a.cgroup.is_some() {
-        writeln!(err, "syslens system: --cgroup with --at: cgroup files are not recorded yet")?;
+        writeln!(
+            err,
+            "syslens system: --cgroup with --at: cgroup files are not recorded yet"
+        )?;
         return Ok(Status::Usage);
     }
     match commands::past::system_at(&store, at) {
@@ -1097,7 +1114,10 @@ fn record_cmd(err: &mut dyn Write, g: &Global, a: RecordArgs) -> io::Result<Stat
         return Ok(Status::Usage);
     };
     if !reader.is_live() {
-        writeln!(err, "syslens record: records the live host; a captured tree does not change")?;
+        writeln!(
+            err,
+            "syslens record: records the live host; a captured tree does not change"
+        )?;
         return Ok(Status::Usage);
     }
     let opts = crate::record::RecordOptions {
@@ -1199,11 +1219,14 @@ fn inspect_cmd(
 ) -> io::Result<Status> {
     if let Some(store) = match past_store(&a.past, g, err)? {
         Past::Live => None,
-        Past::Store(store) => Some(store),
+        Past::Store(store) => Some(*store),
         Past::Refused => return Ok(Status::Usage),
     } {
         let Some(pid) = a.pid else {
-            writeln!(err, "syslens inspect: --at takes a PID (names change; pids are recorded)")?;
+            writeln!(
+                err,
+                "syslens inspect: --at takes a PID (names change; pids are recorded)"
+            )?;
             return Ok(Status::Usage);
         };
         let Some(at) = past_time(a.past.at.as_deref(), "--at", err)? else {

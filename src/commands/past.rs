@@ -128,8 +128,8 @@ pub fn processes_at(
     q: &TableQuery,
 ) -> Result<(Vec<Row>, SampleNote), String> {
     let (rec, note) = sample(store, at)?;
-    let rows = ptable::select(rec.table.rows, &rec.table.cgroups, q, None)
-        .map_err(|e| e.to_string())?;
+    let rows =
+        ptable::select(rec.table.rows, &rec.table.cgroups, q, None).map_err(|e| e.to_string())?;
     Ok((rows, note))
 }
 
@@ -161,11 +161,7 @@ pub struct PastProcess {
 }
 
 /// `inspect --at PID`.
-pub fn inspect_at(
-    store: &Store,
-    at: Option<SystemTime>,
-    pid: i32,
-) -> Result<PastProcess, String> {
+pub fn inspect_at(store: &Store, at: Option<SystemTime>, pid: i32) -> Result<PastProcess, String> {
     let (rec, note) = sample(store, at)?;
     let Some(r) = rec.table.row(pid).cloned() else {
         return Err(format!(
@@ -287,12 +283,8 @@ fn oom_kill(e: &StoredEvent, until: SystemTime) -> Option<OomKill> {
         anon_rss_kb: int("anon_rss_bytes").map(|b| b / 1024),
         memcg: text("cgroup"),
         seconds_ago: until.duration_since(when).ok().map(|d| d.as_secs_f64()),
-        trigger: text("trigger_comm").map(|c| {
-            (
-                c,
-                int("trigger_pid").and_then(|p| i32::try_from(p).ok()),
-            )
-        }),
+        trigger: text("trigger_comm")
+            .map(|c| (c, int("trigger_pid").and_then(|p| i32::try_from(p).ok()))),
         constraint: text("constraint"),
     })
 }

@@ -413,6 +413,9 @@ impl DoctorView {
     }
 }
 
+/// A process of the first recorded sample, with its cgroup path.
+type ScopedRow = (ProcessRow, Option<String>);
+
 /// The doctor's view of a recorded window, built one sample at a time (a day of
 /// samples never sits in memory at once): the processes of the first sample that are
 /// still the same processes in the last, their RSS series, and the system files of the
@@ -421,7 +424,8 @@ impl DoctorView {
 #[derive(Debug)]
 pub struct PastWindow {
     scope: Scope,
-    first: Option<(std::time::SystemTime, Vec<(ProcessRow, Option<String>)>)>,
+    /// The first sample's time and its processes in scope, each with its cgroup path.
+    first: Option<(std::time::SystemTime, Vec<ScopedRow>)>,
     last: HashMap<i32, ProcessRow>,
     last_at: Option<std::time::SystemTime>,
     series: HashMap<i32, [Vec<(f64, f64)>; 3]>,
@@ -448,7 +452,11 @@ impl PastWindow {
                 .iter()
                 .filter(|r| self.scope.keeps(r))
                 .map(|r| {
-                    let cg = r.cgroup.as_ref().ok().and_then(|id| paths.get(*id as usize));
+                    let cg = r
+                        .cgroup
+                        .as_ref()
+                        .ok()
+                        .and_then(|id| paths.get(*id as usize));
                     (r.clone(), cg.cloned())
                 })
                 .collect();

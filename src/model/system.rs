@@ -290,27 +290,27 @@ impl SystemView {
     /// lock files and the sysctls, beside `host`. The samples, process states, mounts and
     /// cgroups are left missing for the caller to fill.
     fn files_only(files: &mut impl Files, host: Host) -> SystemView {
-    let sysctl = Sysctls {
-        overcommit_memory: proc_u64(files, "sys/vm/overcommit_memory"),
-        overcommit_ratio: proc_u64(files, "sys/vm/overcommit_ratio"),
-        swappiness: proc_u64(files, "sys/vm/swappiness"),
-        max_map_count: proc_u64(files, "sys/vm/max_map_count"),
-        file_nr: files.proc_file("sys/fs/file-nr").and_then(|b| {
-            let v: Vec<u64> = syslens_probe::parse::tokens(b)
-                .filter_map(syslens_probe::parse::u64_dec)
-                .collect();
-            match v.as_slice() {
-                [a, b, c] => Ok([*a, *b, *c]),
-                _ => Err(Missing::malformed(
-                    "/proc/sys/fs/file-nr",
-                    syslens_probe::parse::text(b),
-                )),
-            }
-        }),
-        nr_open: proc_u64(files, "sys/fs/nr_open"),
-        pid_max: proc_u64(files, "sys/kernel/pid_max"),
-        threads_max: proc_u64(files, "sys/kernel/threads-max"),
-    };
+        let sysctl = Sysctls {
+            overcommit_memory: proc_u64(files, "sys/vm/overcommit_memory"),
+            overcommit_ratio: proc_u64(files, "sys/vm/overcommit_ratio"),
+            swappiness: proc_u64(files, "sys/vm/swappiness"),
+            max_map_count: proc_u64(files, "sys/vm/max_map_count"),
+            file_nr: files.proc_file("sys/fs/file-nr").and_then(|b| {
+                let v: Vec<u64> = syslens_probe::parse::tokens(b)
+                    .filter_map(syslens_probe::parse::u64_dec)
+                    .collect();
+                match v.as_slice() {
+                    [a, b, c] => Ok([*a, *b, *c]),
+                    _ => Err(Missing::malformed(
+                        "/proc/sys/fs/file-nr",
+                        syslens_probe::parse::text(b),
+                    )),
+                }
+            }),
+            nr_open: proc_u64(files, "sys/fs/nr_open"),
+            pid_max: proc_u64(files, "sys/kernel/pid_max"),
+            threads_max: proc_u64(files, "sys/kernel/threads-max"),
+        };
         let unread = || Missing::NotApplicable {
             why: "not part of this view",
         };

@@ -446,10 +446,7 @@ mod tests {
         assert_eq!(back.rows.len(), 3);
         assert!(next.rows.iter().zip(&back.rows).all(|(a, b)| same(a, b)));
         assert_eq!(back.cgroup(&back.rows[1]).unwrap(), "/app");
-        assert!(matches!(
-            back.rows.iter().find(|r| r.pid == 7),
-            None
-        ));
+        assert!(!back.rows.iter().any(|r| r.pid == 7));
     }
 
     #[test]

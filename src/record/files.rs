@@ -162,10 +162,13 @@ mod tests {
     #[test]
     fn files_round_trip_against_a_keyframe_and_say_what_was_missing() {
         let mut key = SampleFiles::default();
-        key.files.insert("meminfo".into(), Ok(b"MemTotal: 1 kB\n".to_vec()));
-        key.files.insert("slabinfo".into(), Err("permission denied".into()));
+        key.files
+            .insert("meminfo".into(), Ok(b"MemTotal: 1 kB\n".to_vec()));
+        key.files
+            .insert("slabinfo".into(), Err("permission denied".into()));
         let mut now = key.clone();
-        now.files.insert("meminfo".into(), Ok(b"MemTotal: 2 kB\n".to_vec()));
+        now.files
+            .insert("meminfo".into(), Ok(b"MemTotal: 2 kB\n".to_vec()));
         let blob = now.encode(Some(&key)).unwrap();
         let mut back = SampleFiles::decode(&blob, Some(&key)).unwrap();
         assert_eq!(back, now);
@@ -173,7 +176,10 @@ mod tests {
         let why = back.proc_file("slabinfo").unwrap_err().to_string();
         assert!(why.contains("permission denied"), "{why}");
         assert!(back.proc_file("vmstat").is_err());
-        assert!(SampleFiles::decode(&blob, None).is_err() || SampleFiles::decode(&blob, None).unwrap() != now);
+        assert!(
+            SampleFiles::decode(&blob, None).is_err()
+                || SampleFiles::decode(&blob, None).unwrap() != now
+        );
         assert!(SampleFiles::from_bytes(&[9, 0, 0, 0, b'a']).is_err());
     }
 

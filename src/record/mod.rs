@@ -81,7 +81,10 @@ pub fn run(
     let mut watcher = match Watcher::open(&event_options(), events_reader) {
         Ok(w) => Some(w),
         Err(e) => {
-            let _ = writeln!(err, "syslens record: no events ({e}); recording samples only");
+            let _ = writeln!(
+                err,
+                "syslens record: no events ({e}); recording samples only"
+            );
             None
         }
     };
@@ -114,8 +117,8 @@ pub fn run(
     let started = Instant::now();
     let mut next = Instant::now();
     loop {
-        let done = stop.load(Ordering::Relaxed)
-            || opts.duration.is_some_and(|d| started.elapsed() >= d);
+        let done =
+            stop.load(Ordering::Relaxed) || opts.duration.is_some_and(|d| started.elapsed() >= d);
         if done {
             if let Some(w) = watcher.as_mut() {
                 w.finish(&mut polled);

@@ -70,7 +70,11 @@ impl std::fmt::Display for StoreError {
                  (this one reads {SCHEMA_VERSION})"
             ),
             StoreError::NoStore(dir) => {
-                write!(f, "no store in {} (syslens record makes one)", dir.display())
+                write!(
+                    f,
+                    "no store in {} (syslens record makes one)",
+                    dir.display()
+                )
             }
             StoreError::Full(e) => write!(f, "the disk is full ({e}); recording stopped"),
             StoreError::Other(e) => f.write_str(e),
@@ -202,9 +206,7 @@ impl Store {
             .create(true)
             .truncate(false)
             .open(dir.join(LOCK_FILE))?;
-        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-            .is_err()
-        {
+        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
             let mut text = String::new();
             let _ = lock.read_to_string(&mut text);
             return Err(StoreError::Locked {
@@ -345,7 +347,13 @@ impl Store {
         tx.execute(
             "INSERT INTO samples (time_ns, keyframe, processes, procs, files) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![unix_ns(time), keyframe, table.rows.len() as i64, procs, blob],
+            params![
+                unix_ns(time),
+                keyframe,
+                table.rows.len() as i64,
+                procs,
+                blob
+            ],
         )?;
         let id = tx.last_insert_rowid();
         for e in events {
@@ -389,7 +397,8 @@ impl Store {
     /// first, while the store is above 90% of its size limit: checked after every
     /// interval, so it never waits for a file to rotate.
     fn trim(&mut self, limits: Limits) -> Result<(), StoreError> {
-        let cutoff = unix_ns(SystemTime::now()) - i64::try_from(limits.retain.as_nanos()).unwrap_or(i64::MAX);
+        let cutoff = unix_ns(SystemTime::now())
+            - i64::try_from(limits.retain.as_nanos()).unwrap_or(i64::MAX);
         // The oldest keyframe still inside the retention: everything before it goes.
         let keep_from: Option<i64> = self.conn.query_row(
             "SELECT min(id) FROM samples WHERE keyframe IS NULL AND time_ns >= ?1",
@@ -474,11 +483,9 @@ impl Store {
     pub fn sample_before(&self, id: i64) -> Result<Option<i64>, StoreError> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT max(id) FROM samples WHERE id < ?1",
-                [id],
-                |r| r.get(0),
-            )?)
+            .query_row("SELECT max(id) FROM samples WHERE id < ?1", [id], |r| {
+                r.get(0)
+            })?)
     }
 
     /// The ids and times of the samples in [since, until].
@@ -491,7 +498,9 @@ impl Store {
             "SELECT id, time_ns FROM samples WHERE time_ns BETWEEN ?1 AND ?2 ORDER BY id",
         )?;
         let rows = q
-            .query_map([since, until], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
+            .query_map([since, until], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })?
             .map(|r| r.map(|(id, t)| (id, from_unix_ns(t))))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
@@ -578,5 +587,82 @@ impl Store {
     /// Whether this handle holds the recorder's lock.
     pub fn is_writer(&self) -> bool {
         self.lock.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_size: 1 << 30,
+        retain: Duration::from_secs(86400),
+    };
+
+    #[test]
+    fn an_older_or_newer_schema_is_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open_writer(dir.path(), LIMITS).unwrap());
+        for (version, says) in [
+            ("0", "older than this syslens reads"),
+            ("9", "newer syslens"),
+        ] {
+            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            conn.execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+                [version],
+            )
+            .unwrap();
+            drop(conn);
+            let e = Store::open_reader(dir.path()).unwrap_err().to_string();
+            assert!(e.contains(says), "{version}: {e}");
+            let e = Store::open_writer(dir.path(), LIMITS)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{version}: {e}");
+        }
+        let empty = tempfile::tempdir().unwrap();
+        let e = Store::open_reader(empty.path()).unwrap_err().to_string();
+        assert!(e.contains("no store"), "{e}");
+    }
+
+    #[test]
+    fn samples_come_back_from_their_keyframe_group_and_events_by_kind_and_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open_writer(dir.path(), LIMITS).unwrap();
+        let mut reader = syslens_probe::Reader::host().unwrap();
+        let files = SampleFiles::read(&mut reader);
+        let t0 = SystemTime::now() - Duration::from_secs(100);
+        for i in 0..(KEYFRAME_EVERY + 5) {
+            let ev = StoredEvent {
+                time_ns: unix_ns(t0) + i,
+                concept: "signals".into(),
+                kind: if i % 2 == 0 { "signal" } else { "exit" }.into(),
+                pid: Some(i as i32),
+                related: None,
+                line: format!("event {i}"),
+                json: "{}".into(),
+            };
+            let at = t0 + Duration::from_secs(i as u64);
+            store
+                .write(at, &Table::default(), &files, &[ev], &[("exec", 3)], LIMITS)
+                .unwrap();
+        }
+        let (id, time) = store
+            .sample_at(Some(unix_ns(t0) + 3_500_000_000))
+            .unwrap()
+            .unwrap();
+        assert_eq!(time, t0 + Duration::from_secs(3));
+        let rec = store.load(id).unwrap();
+        assert_eq!(rec.files, files);
+        // Past the first group: a second keyframe.
+        let (last, _) = store.sample_at(None).unwrap().unwrap();
+        assert!(store.load(last).is_ok());
+        assert!(store.sample_at(Some(unix_ns(t0) - 1)).unwrap().is_none());
+        let signals = store.events(0, i64::MAX, Some("signal"), None).unwrap();
+        assert_eq!(signals.len() as i64, (KEYFRAME_EVERY + 5 + 1) / 2);
+        let one = store.events(0, i64::MAX, None, Some(7)).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].line, "event 7");
     }
 }

@@ -30,7 +30,10 @@ pub fn parse(text: &str, now: SystemTime) -> Result<SystemTime, String> {
             "d" => 86400,
             _ => return Err(bad()),
         };
-        let back = n.checked_mul(per).map(Duration::from_secs).ok_or_else(bad)?;
+        let back = n
+            .checked_mul(per)
+            .map(Duration::from_secs)
+            .ok_or_else(bad)?;
         return now.checked_sub(back).ok_or_else(bad);
     }
     if let Ok(ts) = t.parse::<Timestamp>() {
@@ -89,7 +92,15 @@ mod tests {
         let clock = parse("03:00", now).unwrap();
         let day = Duration::from_secs(86400);
         assert!(clock + day > now - day && clock < now + day, "{clock:?}");
-        for bad in ["", "yesterday", "-5", "-5y", "@-1", "25:00", "-99999999999999999d"] {
+        for bad in [
+            "",
+            "yesterday",
+            "-5",
+            "-5y",
+            "@-1",
+            "25:00",
+            "-99999999999999999d",
+        ] {
             let e = parse(bad, now).unwrap_err();
             assert!(e.contains("RFC 3339"), "{bad}: {e}");
         }

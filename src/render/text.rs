@@ -697,6 +697,121 @@ pub fn clock_time(t: std::time::SystemTime) -> String {
     format!("{h:02}:{m:02}:{s:02}.{:03}", since.subsec_millis())
 }
 
+/// `inspect --at`: one recorded process, the sample it comes from, its events.
+pub fn recorded_process(
+    out: &mut dyn Write,
+    p: &crate::commands::past::PastProcess,
+    style: &Style,
+) -> io::Result<()> {
+    let r = &p.row;
+    writeln!(
+        out,
+        "{} {} ({})",
+        style.heading("pid"),
+        r.pid,
+        clean(&r.name)
+    )?;
+    writeln!(out, "  {}", p.sample.line)?;
+    let bytes =
+        |v: Option<u64>| v.map_or("-".to_string(), |b| crate::model::units::bytes(b as f64));
+    let val = |v: &Val<u64>| v.as_ref().ok().copied();
+    let lines = [
+        ("state", r.state.clone()),
+        ("parent", r.ppid.to_string()),
+        ("user", val(&r.uid).map_or("-".into(), |u| u.to_string())),
+        ("threads", p.threads.to_string()),
+        ("nice", p.nice.to_string()),
+        (
+            "cpu",
+            format!(
+                "{:.2} s user, {:.2} s system",
+                p.cpu_user_seconds, p.cpu_system_seconds
+            ),
+        ),
+        (
+            "memory",
+            format!(
+                "RSS {} (anon {}, file {}, shmem {}), peak {}, swap {}",
+                bytes(val(&r.rss_bytes)),
+                bytes(p.rss_anon_bytes),
+                bytes(p.rss_file_bytes),
+                bytes(p.rss_shmem_bytes),
+                bytes(val(&r.hwm_bytes)),
+                bytes(val(&r.swap_bytes))
+            ),
+        ),
+        ("faults", format!("{} minor, {} major", r.minflt, r.majflt)),
+        (
+            "files",
+            match (val(&r.fds), &r.fd_soft_limit) {
+                (Some(n), Ok(Some(l))) => format!("{n} open of a soft limit of {l}"),
+                (Some(n), _) => format!("{n} open"),
+                (None, _) => "-".into(),
+            },
+        ),
+        (
+            "switches",
+            format!(
+                "{} voluntary, {} involuntary",
+                val(&r.voluntary_switches).map_or("-".into(), |v| v.to_string()),
+                val(&r.involuntary_switches).map_or("-".into(), |v| v.to_string())
+            ),
+        ),
+        (
+            "oom score",
+            val(&r.oom_score).map_or("-".into(), |v| v.to_string()),
+        ),
+        (
+            "cgroup",
+            r.cgroup
+                .as_ref()
+                .map_or("-".into(), |c| clean(c).to_string()),
+        ),
+        (
+            "recorded since",
+            p.first_recorded.clone().unwrap_or_else(|| "-".into()),
+        ),
+    ];
+    for (k, v) in lines {
+        writeln!(out, "  {k:<15} {v}")?;
+    }
+    if p.events.is_empty() {
+        writeln!(out, "  no recorded events")?;
+    } else {
+        writeln!(out, "  {}", style.heading("events"))?;
+        for e in &p.events {
+            let text = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("");
+            writeln!(
+                out,
+                "    {}  {:<10} {}",
+                text("time"),
+                text("kind"),
+                clean(text("line"))
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `events --store`: one line per recorded event, as `watch` prints them.
+pub fn recorded_events(
+    out: &mut dyn Write,
+    events: &[crate::record::store::StoredEvent],
+) -> io::Result<()> {
+    for e in events {
+        let t = crate::record::store::from_unix_ns(e.time_ns);
+        writeln!(
+            out,
+            "{}  {:<18} {:<16} {}",
+            crate::record::time::local(t),
+            clean(&e.concept),
+            clean(&e.kind),
+            clean(&e.line)
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -737,113 +852,4 @@ mod tests {
             }
         }
     }
-}
-
-/// `inspect --at`: one recorded process, the sample it comes from, its events.
-pub fn recorded_process(
-    out: &mut dyn Write,
-    p: &crate::commands::past::PastProcess,
-    style: &Style,
-) -> io::Result<()> {
-    let r = &p.row;
-    writeln!(
-        out,
-        "{} {} ({})",
-        style.heading("pid"),
-        r.pid,
-        clean(&r.name)
-    )?;
-    writeln!(out, "  {}", p.sample.line)?;
-    let bytes = |v: Option<u64>| v.map_or("-".to_string(), |b| crate::model::units::bytes(b as f64));
-    let val = |v: &Val<u64>| v.as_ref().ok().copied();
-    let lines = [
-        ("state", r.state.clone()),
-        ("parent", r.ppid.to_string()),
-        ("user", val(&r.uid).map_or("-".into(), |u| u.to_string())),
-        ("threads", p.threads.to_string()),
-        ("nice", p.nice.to_string()),
-        (
-            "cpu",
-            format!(
-                "{:.2} s user, {:.2} s system",
-                p.cpu_user_seconds, p.cpu_system_seconds
-            ),
-        ),
-        (
-            "memory",
-            format!(
-                "RSS {} (anon {}, file {}, shmem {}), peak {}, swap {}",
-                bytes(val(&r.rss_bytes)),
-                bytes(p.rss_anon_bytes),
-                bytes(p.rss_file_bytes),
-                bytes(p.rss_shmem_bytes),
-                bytes(val(&r.hwm_bytes)),
-                bytes(val(&r.swap_bytes))
-            ),
-        ),
-        (
-            "faults",
-            format!("{} minor, {} major", r.minflt, r.majflt),
-        ),
-        (
-            "files",
-            match (val(&r.fds), &r.fd_soft_limit) {
-                (Some(n), Ok(Some(l))) => format!("{n} open of a soft limit of {l}"),
-                (Some(n), _) => format!("{n} open"),
-                (None, _) => "-".into(),
-            },
-        ),
-        (
-            "switches",
-            format!(
-                "{} voluntary, {} involuntary",
-                val(&r.voluntary_switches).map_or("-".into(), |v| v.to_string()),
-                val(&r.involuntary_switches).map_or("-".into(), |v| v.to_string())
-            ),
-        ),
-        (
-            "oom score",
-            val(&r.oom_score).map_or("-".into(), |v| v.to_string()),
-        ),
-        (
-            "cgroup",
-            r.cgroup.as_ref().map_or("-".into(), |c| clean(c).to_string()),
-        ),
-        (
-            "recorded since",
-            p.first_recorded.clone().unwrap_or_else(|| "-".into()),
-        ),
-    ];
-    for (k, v) in lines {
-        writeln!(out, "  {k:<15} {v}")?;
-    }
-    if p.events.is_empty() {
-        writeln!(out, "  no recorded events")?;
-    } else {
-        writeln!(out, "  {}", style.heading("events"))?;
-        for e in &p.events {
-            let text = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("");
-            writeln!(out, "    {}  {:<10} {}", text("time"), text("kind"), clean(text("line")))?;
-        }
-    }
-    Ok(())
-}
-
-/// `events --store`: one line per recorded event, as `watch` prints them.
-pub fn recorded_events(
-    out: &mut dyn Write,
-    events: &[crate::record::store::StoredEvent],
-) -> io::Result<()> {
-    for e in events {
-        let t = crate::record::store::from_unix_ns(e.time_ns);
-        writeln!(
-            out,
-            "{}  {:<18} {:<16} {}",
-            crate::record::time::local(t),
-            clean(&e.concept),
-            clean(&e.kind),
-            clean(&e.line)
-        )?;
-    }
-    Ok(())
 }

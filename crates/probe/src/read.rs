@@ -555,7 +555,6 @@ fn list_numbers(fd: OwnedFd, out: &mut Vec<i32>) -> io::Result<()> {
     Ok(())
 }
 
-
 /// System-wide files by name, wherever they come from: a [`Reader`] reads them below its
 /// root; a recorded sample hands back the bytes it stored. The parsers of the system
 /// view read through this, so the past is read by the same code as the present.

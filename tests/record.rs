@@ -1,0 +1,285 @@
+//! `syslens record` and the views asked about the past (issue 17): a scripted story
+//! recorded and asked back; SIGKILL mid-recording; the lock; the size limit under churn.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::*;
+
+/// A recorder running into `store`, stopped with SIGTERM on drop.
+struct Recorder {
+    child: Child,
+}
+
+impl Recorder {
+    fn start(store: &Path, extra: &[&str]) -> Recorder {
+        let child = syslens()
+            .args(["record", "--store", store.to_str().unwrap()])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let r = Recorder { child };
+        wait_for_samples(store, 1);
+        r
+    }
+
+    /// SIGTERM, then what it said; it must exit 0.
+    fn stop(mut self) -> String {
+        // SAFETY: kill takes no pointers; the pid is our own child's, not yet reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let out = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap())
+            .wait_with_output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "recorder: {:?}: {err}", out.status);
+        err
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Samples in the store, counted by SQLite itself (the store is plain SQLite); 0 before
+/// the recorder made it.
+fn rusqlite_count(store: &Path) -> i64 {
+    rusqlite::Connection::open_with_flags(
+        store.join("syslens.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .and_then(|c| c.query_row("SELECT count(*) FROM samples", [], |r| r.get(0)))
+    .unwrap_or(0)
+}
+
+fn wait_for_samples(store: &Path, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rusqlite_count(store) < n {
+        assert!(Instant::now() < deadline, "fewer than {n} samples in 20 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn json_of(args: &[&str]) -> Value {
+    let out = syslens().arg("--json").args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn events_of(store: &str, kind: &str) -> Vec<Value> {
+    let out = syslens()
+        .args(["--json", "events", "--store", store, "--kind", kind])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn issue_17_a_recorded_story_is_answered_by_every_view() {
+    skip_unless!(is_root(), "the events and a memory cgroup need root");
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let s = store.to_str().unwrap();
+    let rec = Recorder::start(&store, &["--interval", "0.5"]);
+
+    // A process that peaked at 300 MiB and freed it, and stays.
+    let spiked = Specimen::start(&["--spike-mib", "300"]);
+    // A 0.4 s process that peaks at 200 MiB: shorter than any interval would catch
+    // alive, recorded by its exit.
+    let mut short = Command::new("sh")
+        .args([
+            "-c",
+            "dd if=/dev/zero of=/dev/null bs=200M count=1 2>/dev/null; sleep 0.4",
+        ])
+        .spawn()
+        .unwrap();
+    let shell = short.id() as i64;
+    short.wait().unwrap();
+    // An OOM kill in a memory cgroup this test makes beneath its own.
+    let jail = crate::watch::MemJail::new(64 << 20);
+    let victim = jail.as_ref().ok().map(|jail| {
+        let procs = jail.dir.join("cgroup.procs");
+        let mut hog = Command::new("sh")
+            .args([
+                "-c",
+                "echo $$ > \"$1\" && exec dd if=/dev/zero of=/dev/null bs=200M count=1",
+                "sh",
+                procs.to_str().unwrap(),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = hog.id() as i64;
+        hog.wait().unwrap();
+        pid
+    });
+    let before = rusqlite_count(&store);
+    wait_for_samples(&store, before + 3);
+    let said = rec.stop();
+    assert!(said.contains("samples and"), "{said}");
+
+    // The last sample: the specimen's RSS is down, its peak is not.
+    let pid = spiked.pid().to_string();
+    let past = json_of(&["inspect", "--store", s, &pid]);
+    let row = &past["row"];
+    let hwm = row["hwm_bytes"].as_u64().unwrap();
+    let rss = row["rss_bytes"].as_u64().unwrap();
+    assert!(hwm >= 300 << 20, "{past:#}");
+    assert!(rss + (200 << 20) < hwm, "{past:#}");
+    assert!(past["sample"]["line"]
+        .as_str()
+        .unwrap()
+        .starts_with("recorded sample of"));
+
+    // The same process in the table of the moment, and the system view of it.
+    let rows = json_of(&["system", "--processes", "--store", s, "--sort", "hwm"]);
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["pid"].as_u64() == Some(u64::from(spiked.pid()))),
+        "{rows:#}"
+    );
+    let system = json_of(&["system", "--store", s, "--at", "-1s"]);
+    assert!(
+        system["window_seconds"].as_f64().unwrap() > 0.2,
+        "rates over the interval"
+    );
+
+    // The short-lived process: its exit with its peak.
+    let exits = events_of(s, "exit");
+    let dd = exits
+        .iter()
+        .find(|e| e["comm"] == "dd" && e["ppid"].as_i64() == Some(shell))
+        .unwrap_or_else(|| panic!("no exit of dd under {shell}: {exits:#?}"));
+    assert!(dd["peak_rss_bytes"].as_i64().unwrap() >= 200 << 20, "{dd}");
+
+    // The OOM kill, its event and the doctor's finding over the window.
+    match (victim, jail) {
+        (Some(victim), Ok(jail)) => {
+            let kills = events_of(s, "oom-kill");
+            assert!(
+                kills
+                    .iter()
+                    .any(|e| e["victim_pid"].as_i64() == Some(victim)),
+                "{kills:#?}"
+            );
+            let report = json_of(&["doctor", "--store", s, "--since", "-5m"]);
+            let name = jail.dir.file_name().unwrap().to_str().unwrap().to_owned();
+            let found = report["findings"].as_array().unwrap().iter().any(|f| {
+                f["rule"] == "oom-killed"
+                    && f["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains(&format!("latest pid {victim} (dd)"))
+            });
+            assert!(found, "no oom-killed finding for {name}: {report:#}");
+        }
+        (_, Err(why)) => eprintln!("SKIPPED (the OOM part): {why}"),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn issue_17_a_sigkilled_recorder_loses_at_most_an_interval_and_the_store_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let mut rec = Recorder::start(&store, &["--interval", "0.2"]);
+    wait_for_samples(&store, 5);
+    rec.child.kill().unwrap();
+    rec.child.wait().unwrap();
+    let kept = rusqlite_count(&store);
+    assert!(kept >= 5);
+    let rows = json_of(&["system", "--processes", "--store", store.to_str().unwrap()]);
+    assert!(!rows.as_array().unwrap().is_empty());
+    // The lock died with it: a new recorder takes the store over and goes on.
+    let again = Recorder::start(&store, &["--interval", "0.2"]);
+    wait_for_samples(&store, kept + 3);
+    again.stop();
+}
+
+#[test]
+fn issue_17_a_second_recorder_is_refused_with_the_holders_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let first = Recorder::start(&store, &[]);
+    let out = syslens()
+        .args(["record", "--store", store.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("being recorded by pid {}", first.child.id())),
+        "{err}"
+    );
+    first.stop();
+}
+
+#[test]
+fn issue_17_the_store_keeps_within_max_size_under_churn() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let max = 256u64 << 10;
+    // Churn: 200 more processes to record, and new ones every moment.
+    let mut churn: Vec<Child> = (0..200)
+        .map(|_| Command::new("sleep").arg("120").spawn().unwrap())
+        .collect();
+    churn.push(
+        Command::new("sh")
+            .args(["-c", "while :; do true & true & wait; done"])
+            .spawn()
+            .unwrap(),
+    );
+    let rec = Recorder::start(&store, &["--interval", "0.1", "--max-size", "256K"]);
+    let started = Instant::now();
+    let mut largest = 0;
+    let mut trimmed = false;
+    while started.elapsed() < Duration::from_secs(40) {
+        let size: u64 = ["syslens.db", "syslens.db-wal"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(store.join(f)).ok())
+            .map(|m| m.len())
+            .sum();
+        largest = largest.max(size);
+        let conn = rusqlite::Connection::open_with_flags(
+            store.join("syslens.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let first: i64 = conn
+            .query_row("SELECT min(id) FROM samples", [], |r| r.get(0))
+            .unwrap_or(1);
+        if first > 1 {
+            trimmed = true;
+            if started.elapsed() > Duration::from_secs(5) {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for c in &mut churn {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    rec.stop();
+    assert!(
+        trimmed,
+        "the store never reached its limit in 40 s (largest {largest})"
+    );
+    assert!(
+        largest <= max + max / 10,
+        "the store reached {largest} bytes, over 256 KiB + 10%"
+    );
+}
