@@ -126,6 +126,19 @@ pub enum Command {
         /// The lab's parameters, as JSON.
         params: String,
     },
+    /// Internal: a store of SAMPLES synthetic samples ending now, for the benchmarks.
+    #[command(name = "__record-synth", hide = true)]
+    RecordSynth {
+        /// The store's directory (new).
+        #[arg(long)]
+        store: PathBuf,
+        /// How many samples.
+        #[arg(long, default_value = "17280")]
+        samples: u64,
+        /// Seconds between them.
+        #[arg(long, default_value = "5", value_parser = parse_interval)]
+        interval: Duration,
+    },
     /// Internal: a process with known state, for syslens's own tests.
     #[command(name = "__specimen", hide = true)]
     Specimen(specimen::SpecimenArgs),
@@ -566,7 +579,9 @@ fn applies(command: &Option<Command>) -> (&'static str, Applies) {
         Some(Command::Events(_)) => ("events", true, false),
         Some(Command::Concepts) => ("concepts", true, false),
         Some(Command::Explain { .. }) => ("explain", true, false),
-        Some(Command::LabChild { .. }) | Some(Command::Specimen(_)) => ("internal", true, true),
+        Some(Command::LabChild { .. })
+        | Some(Command::Specimen(_))
+        | Some(Command::RecordSynth { .. }) => ("internal", true, true),
     };
     (name, Applies { json, root })
 }
@@ -641,6 +656,20 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
         },
         Some(Command::Watch(args)) => watch_cmd(out, err, g, args),
         Some(Command::Record(args)) => record_cmd(err, g, args),
+        Some(Command::RecordSynth {
+            store,
+            samples,
+            interval,
+        }) => match Reader::host()
+            .map_err(|e| crate::record::store::StoreError::Other(e.to_string()))
+            .and_then(|r| crate::record::synthesize(&store, samples, interval, r))
+        {
+            Ok(()) => Ok(Status::Ok),
+            Err(e) => {
+                writeln!(err, "syslens: {e}")?;
+                Ok(Status::Failed)
+            }
+        },
         Some(Command::Events(args)) => events_cmd(out, err, g, args),
         Some(Command::Top { interval }) => {
             // ratatui panics without a terminal (cron, a pipe, ssh without -t).
