@@ -794,8 +794,8 @@ fn lab_settings(a: &LabArgs) -> Result<Vec<lab::params::Setting>, lab::params::P
     Ok(sets)
 }
 
-/// `syslens lab ID --params` as text: per parameter its key, unit and flag, then its
-/// default, quick value and range on this host, then what it changes.
+/// `syslens lab ID --params` as text: per parameter its key, unit, flag, default and
+/// quick value, then its range on this host, then what it changes.
 fn write_params(
     out: &mut dyn Write,
     labs: &[commands::labs::LabParams],
@@ -812,12 +812,13 @@ fn write_params(
         )?;
         for p in &l.params {
             let alias = p.alias.map(|a| format!(", also {a}")).unwrap_or_default();
-            writeln!(out, "  {} ({}{alias})", p.key, p.unit)?;
-            let line = format!(
-                "default {}, quick {}; allowed {}",
-                p.shown[0], p.shown[1], p.range
-            );
-            for text in [line.as_str(), p.help] {
+            writeln!(
+                out,
+                "  {} ({}{alias})  default {}, quick {}",
+                p.key, p.unit, p.shown[0], p.shown[1]
+            )?;
+            let allowed = format!("allowed {}", p.range);
+            for text in [allowed.as_str(), p.help] {
                 for l in render::wrap(text, render::WIDTH - 6) {
                     writeln!(out, "      {l}")?;
                 }
