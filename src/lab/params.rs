@@ -1115,7 +1115,7 @@ mod tests {
             &TEST_LAB,
             false,
             &[
-                set("write_fraction=0.75"),
+                Setting::value(&TEST_PARAMS[1], Value::Fraction(0.75)),
                 Setting {
                     key: SetKey::Alias(Alias::Size),
                     value: "128".into(),
