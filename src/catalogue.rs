@@ -207,7 +207,7 @@ impl std::fmt::Display for UnknownConcept {
 }
 
 /// Levenshtein distance over bytes (ids are ASCII).
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.iter().enumerate() {

@@ -138,8 +138,7 @@ pub fn run(
     let _reaper = lab::Reaper::start();
     let opts = LabOptions {
         quick: a.quick,
-        size_mib: None,
-        trials: None,
+        sets: Vec::new(),
         allow_swapfile: a.allow_swapfile,
     };
     let mut ctx = LabContext::new(opts)?;

@@ -443,6 +443,10 @@ pub struct DoctorArgs {
 
 /// Flags of `syslens lab`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Example: syslens lab cow --params; syslens lab cow --quick --set \
+write_fraction=0.5 --set size=32M"
+)]
 pub struct LabArgs {
     /// The concept id (see --list), or `all`.
     #[arg(required_unless_present = "list")]
@@ -450,15 +454,23 @@ pub struct LabArgs {
     /// List the labs with a one-line summary.
     #[arg(long)]
     pub list: bool,
+    /// List the lab's parameters: key, unit, default, quick value, the range allowed on
+    /// this host, what each changes. Runs nothing.
+    #[arg(long, conflicts_with_all = ["list", "set", "size", "trials", "quick", "allow_swapfile"])]
+    pub params: bool,
+    /// Set a parameter (repeatable; --params lists them). Sizes are plain MiB or take a
+    /// unit (64M, 1G, 512K); checked against the host before anything is allocated.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// Smaller sizes and fewer trials.
     #[arg(long)]
     pub quick: bool,
-    /// The lab's main size in MiB (each lab says what it sizes); at most a quarter of
-    /// MemAvailable, checked before anything is allocated.
+    /// The lab's main size in MiB (`--set` of the parameter --params marks `--size`);
+    /// at most a quarter of MemAvailable, checked before anything is allocated.
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub size: Option<u64>,
-    /// Number of timed trials.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_TRIALS))]
+    /// Number of timed trials (`--set trials=N`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=lab::params::MAX_TRIALS as u64))]
     pub trials: Option<u64>,
     /// Allow the swap-oom lab to add a temporary swap file (root; removed afterwards).
     #[arg(long)]
@@ -530,33 +542,6 @@ fn parse_size(s: &str) -> Result<u64, String> {
         return Err("at least 64K".into());
     }
     Ok(bytes)
-}
-
-/// The most timed trials a lab takes: at the slowest lab's few ms a trial, minutes.
-const MAX_TRIALS: u64 = 10_000;
-
-/// A lab may allocate its size about twice over (a parent and a child, a memory jail of
-/// twice the need): a quarter of MemAvailable keeps that within half of what the host
-/// can give.
-const SIZE_SHARE_OF_AVAILABLE: u64 = 4;
-
-/// Checks `--size` against what this host can give, before any lab allocates.
-fn check_lab_size(size_mib: Option<u64>) -> Result<(), String> {
-    let Some(size) = size_mib else { return Ok(()) };
-    let mut reader = Reader::host().map_err(|e| format!("cannot read /proc: {e}"))?;
-    let available = reader
-        .read_proc("meminfo")
-        .map(syslens_probe::system::Meminfo::parse)
-        .and_then(|m| m.mem_available)
-        .map_err(|e| format!("--size needs MemAvailable to be bounded: {e}"))?;
-    let max = (available / SIZE_SHARE_OF_AVAILABLE) >> 20;
-    if size > max {
-        return Err(format!(
-            "--size {size} MiB: at most {max} MiB on this host (a quarter of MemAvailable, {})",
-            crate::model::units::bytes(available as f64)
-        ));
-    }
-    Ok(())
 }
 
 /// Which global flags a command can use.
@@ -923,7 +908,7 @@ fn lab_cmd(
         write_catalogue(out, g.json, rows.collect())?;
         return Ok(Status::Ok);
     }
-    let id = a.id.unwrap_or_default();
+    let id = a.id.clone().unwrap_or_default();
     let selected = match commands::labs::select(&id) {
         Ok(labs) => labs,
         Err(unknown) => {
@@ -931,24 +916,48 @@ fn lab_cmd(
             return Ok(Status::Usage);
         }
     };
-    if let Err(why) = check_lab_size(a.size) {
-        writeln!(err, "syslens lab: {why}")?;
-        return Ok(Status::Usage);
-    }
+    let sets = match lab_settings(&a) {
+        Ok(sets) => sets,
+        Err(e) => {
+            writeln!(err, "syslens lab: {e}")?;
+            return Ok(Status::Usage);
+        }
+    };
     let opts = lab::LabOptions {
         quick: a.quick,
-        size_mib: a.size,
-        trials: a.trials.map(|t| t as usize),
+        sets,
         allow_swapfile: a.allow_swapfile,
     };
-    let _reaper = lab::Reaper::start();
     let mut ctx = lab::LabContext::new(opts)?;
+    let limits = ctx.limits();
+    if a.params {
+        let listing = commands::labs::params_listing(&selected, &limits);
+        if g.json {
+            match listing.as_slice() {
+                [one] => render::json(out, one)?,
+                all => render::json(out, &all)?,
+            }
+        } else {
+            write_params(out, &listing, style)?;
+        }
+        return Ok(Status::Ok);
+    }
+    // Every parameter is checked before the first lab makes anything.
+    let resolved =
+        match lab::params::resolve_all(&selected, ctx.opts.quick, &ctx.opts.sets, &limits) {
+            Ok(r) => r,
+            Err(e) => {
+                writeln!(err, "syslens lab: {e}")?;
+                return Ok(Status::Usage);
+            }
+        };
+    let _reaper = lab::Reaper::start();
     let mut reports = Vec::new();
-    for def in selected {
+    for (def, params) in selected.into_iter().zip(resolved) {
         if lab::cleanup::interrupted().is_some() {
             break;
         }
-        let report = lab::run(def, &mut ctx);
+        let report = lab::run_with(def, &mut ctx, params);
         // A lab cut short by a signal has no report worth printing.
         if lab::cleanup::interrupted().is_some() {
             break;
@@ -979,6 +988,59 @@ fn lab_cmd(
     } else {
         Status::Ok
     })
+}
+
+/// `--set KEY=VALUE`, `--size` and `--trials` as the lab engine takes them.
+fn lab_settings(a: &LabArgs) -> Result<Vec<lab::params::Setting>, lab::params::ParamError> {
+    use lab::params::{Alias, SetKey, Setting};
+    let alias = |a: Alias, v: Option<u64>| {
+        v.map(|v| Setting {
+            key: SetKey::Alias(a),
+            value: v.to_string(),
+        })
+    };
+    let mut sets: Vec<Setting> = [alias(Alias::Size, a.size), alias(Alias::Trials, a.trials)]
+        .into_iter()
+        .flatten()
+        .collect();
+    for s in &a.set {
+        sets.push(Setting::parse(s)?);
+    }
+    Ok(sets)
+}
+
+/// `syslens lab ID --params` as text: per parameter its key, unit, flag, default and
+/// quick value, then its range on this host, then what it changes.
+fn write_params(
+    out: &mut dyn Write,
+    labs: &[commands::labs::LabParams],
+    style: &Style,
+) -> io::Result<()> {
+    for l in labs {
+        writeln!(
+            out,
+            "{}",
+            style.heading(&format!(
+                "{}: parameters (syslens lab {} --set KEY=VALUE)",
+                l.lab, l.lab
+            ))
+        )?;
+        for p in &l.params {
+            let alias = p.alias.map(|a| format!(", also {a}")).unwrap_or_default();
+            writeln!(
+                out,
+                "  {} ({}{alias})  default {}, quick {}",
+                p.key, p.unit, p.shown[0], p.shown[1]
+            )?;
+            let allowed = format!("allowed {}", p.range);
+            for text in [allowed.as_str(), p.help] {
+                for l in render::wrap(text, render::WIDTH - 6) {
+                    writeln!(out, "      {l}")?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn concepts(out: &mut dyn Write, g: &Global, style: &Style) -> io::Result<Status> {

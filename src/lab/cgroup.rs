@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use syslens_probe::cgroup::{parse_proc_cgroup, CgroupLayout, CgroupVersion};
+use syslens_probe::cgroup::{parse_proc_cgroup, CgroupLayout, CgroupVersion, MemoryCgroup};
 use syslens_probe::{Missing, Reader};
 
 use super::cleanup::{self, Guard, Resource};
@@ -275,6 +275,34 @@ pub(crate) fn remove_dir(dir: &Path) -> io::Result<()> {
         }
     }
     fs::remove_dir(dir)
+}
+
+/// The lowest memory limit of the tool's own cgroup and its ancestors, with that
+/// cgroup's path: the lab's memory cgroups are made beneath it and can never get more.
+/// None when no limit is set or there is no memory controller.
+pub fn tool_memory_limit(reader: &mut Reader) -> Option<(u64, String)> {
+    let layout = CgroupLayout::read(reader).ok()?;
+    let me = reader
+        .read_proc("self/cgroup")
+        .and_then(parse_proc_cgroup)
+        .ok()?;
+    let mut path = layout.locate(&me, "memory")?.path;
+    let mut lowest: Option<(u64, String)> = None;
+    loop {
+        if let Some(dir) = layout.dir_at("memory", &path) {
+            if let Ok(Some(limit)) = MemoryCgroup::read(reader, dir).limit {
+                if lowest.as_ref().is_none_or(|(l, _)| limit < *l) {
+                    lowest = Some((limit, path.clone()));
+                }
+            }
+        }
+        path = match path.rfind('/') {
+            Some(0) if path.len() > 1 => "/".to_owned(),
+            Some(i) if i > 0 => path[..i].to_owned(),
+            _ => break,
+        };
+    }
+    lowest
 }
 
 /// Removes `syslens-lab-PID-N` cgroups beneath the tool's own cgroups whose PID no

@@ -102,6 +102,29 @@ pub fn release_all() {
     }
 }
 
+/// Removes what dead syslens runs left (a run killed with SIGKILL releases nothing):
+/// their swap files first (swapoff, then delete: an active swap file cannot be
+/// unlinked), then their scratch directories, then their lab cgroups. Each is named
+/// `syslens-lab-PID-N` after the run that made it, and only those whose PID no longer
+/// runs are touched. Returns one line per thing removed.
+pub fn sweep_dead_runs(reader: &mut syslens_probe::Reader) -> Vec<String> {
+    let mut removed: Vec<String> = super::swap::sweep_stale()
+        .into_iter()
+        .map(|p| format!("swap file {} (swapoff, deleted)", p.display()))
+        .collect();
+    removed.extend(
+        super::scratch::sweep_all()
+            .into_iter()
+            .map(|p| format!("scratch directory {}", p.display())),
+    );
+    removed.extend(
+        super::cgroup::sweep_stale(reader, &["memory", "cpu", "pids"])
+            .into_iter()
+            .map(|p| format!("cgroup {}", p.display())),
+    );
+    removed
+}
+
 /// How long the main thread has to unwind after a signal before the signal thread
 /// releases everything itself and exits.
 const UNWIND_GRACE: std::time::Duration = std::time::Duration::from_secs(5);

@@ -18,6 +18,7 @@ pub mod cleanup;
 pub mod jail;
 pub mod mem;
 pub mod meter;
+pub mod params;
 pub mod reaper;
 pub mod report;
 pub mod sandbox;
@@ -26,6 +27,7 @@ pub mod stats;
 pub mod swap;
 
 use jail::Jail;
+use params::{HostLimits, ParamError, ParamValues, Setting};
 pub use reaper::Reaper;
 use report::{Check, LabReport};
 use sandbox::{LabChild, LabError, Link, Params};
@@ -35,10 +37,9 @@ use sandbox::{LabChild, LabError, Link, Params};
 pub struct LabOptions {
     /// Smaller sizes and fewer trials (tests, the quick tour).
     pub quick: bool,
-    /// Override of the lab's main size, in MiB.
-    pub size_mib: Option<u64>,
-    /// Override of the number of timed trials.
-    pub trials: Option<usize>,
+    /// Parameters set by hand (`--set KEY=VALUE`, `--size`, `--trials`), checked
+    /// against each lab's declared ranges by [`params::resolve`].
+    pub sets: Vec<Setting>,
     /// Allow adding a temporary swap file (swap-oom; root).
     pub allow_swapfile: bool,
 }
@@ -47,8 +48,11 @@ pub struct LabOptions {
 #[derive(Debug)]
 pub struct LabContext {
     pub opts: LabOptions,
+    /// The environment fingerprint, read again at each lab's start (after the sweep).
     pub host: Host,
     pub reader: Reader,
+    /// The running lab's parameters, resolved before it started.
+    pub params: ParamValues,
 }
 
 /// How long the parent waits for a child's checkpoint before the watchdog kills it.
@@ -58,23 +62,24 @@ impl LabContext {
     pub fn new(opts: LabOptions) -> std::io::Result<LabContext> {
         let mut reader = Reader::host()?;
         let host = Host::read(&mut reader);
-        Ok(LabContext { opts, host, reader })
+        Ok(LabContext {
+            opts,
+            host,
+            reader,
+            params: ParamValues::default(),
+        })
     }
 
-    /// The main size in bytes: the override, or the quick or default size.
-    pub fn size(&self, default_mib: u64, quick_mib: u64) -> u64 {
-        self.opts.size_mib.unwrap_or(if self.opts.quick {
-            quick_mib
-        } else {
-            default_mib
-        }) << 20
+    /// What bounds the parameters on this host now.
+    pub fn limits(&mut self) -> HostLimits {
+        HostLimits::read(&mut self.reader, self.host.cpus.clone())
     }
 
-    pub fn trials(&self, default: usize, quick: usize) -> usize {
-        self.opts
-            .trials
-            .unwrap_or(if self.opts.quick { quick } else { default })
-            .max(1)
+    /// The parameters `def` would run with under these options, checked (a usage error
+    /// otherwise), before anything is made.
+    pub fn resolve(&mut self, def: &'static LabDef) -> Result<ParamValues, ParamError> {
+        let limits = self.limits();
+        params::resolve(def, self.opts.quick, &self.opts.sets, &limits)
     }
 
     /// Starts a child of this concept's lab in `role`, uncontained; `params` is the
@@ -145,6 +150,12 @@ impl LabContext {
 #[derive(Debug)]
 pub struct LabDef {
     pub id: ConceptId,
+    /// The figures a learner may vary, with their ranges (`syslens lab ID --params`).
+    pub params: &'static [params::ParamSpec],
+    /// Reads every parameter the run reads, as the run reads it, and checks how they
+    /// fit together: a usage error before anything runs, and the registry's test that
+    /// no lab reads a key it did not declare.
+    pub check: fn(&ParamValues) -> Result<(), ParamError>,
     /// One line for `syslens lab --list`.
     pub summary: &'static str,
     /// The metrics (name prefix, label) the tour's summary shows for this lab; the last
@@ -157,17 +168,47 @@ pub struct LabDef {
     pub child: fn(role: &str, params: &Params, link: &mut Link) -> Result<(), String>,
 }
 
-/// Runs one lab to its report. A lab that cannot finish keeps what it measured and
-/// fails the claim that it ran to completion, with the reason.
-pub fn run(def: &LabDef, ctx: &mut LabContext) -> LabReport {
+/// Runs one lab to its report with the parameters `ctx.opts` sets; parameters this
+/// host does not allow fail the report (a caller that wants a usage error instead
+/// resolves them first, [`LabContext::resolve`], and calls [`run_with`]).
+pub fn run(def: &'static LabDef, ctx: &mut LabContext) -> LabReport {
+    let params = ctx.resolve(def);
+    run_inner(def, ctx, params)
+}
+
+/// Runs one lab to its report with `params` (from [`LabContext::resolve`]). A lab that
+/// cannot finish keeps what it measured and fails the claim that it ran to completion,
+/// with the reason.
+pub fn run_with(def: &'static LabDef, ctx: &mut LabContext, params: ParamValues) -> LabReport {
+    run_inner(def, ctx, Ok(params))
+}
+
+fn run_inner(
+    def: &'static LabDef,
+    ctx: &mut LabContext,
+    params: Result<ParamValues, ParamError>,
+) -> LabReport {
     cleanup::install_signal_handler();
-    if let Ok(mut r) = Reader::host() {
-        cgroup::sweep_stale(&mut r, &["memory", "cpu", "pids"]);
-    }
+    // What dead runs left goes first; the fingerprint is of the host after it.
+    let swept = cleanup::sweep_dead_runs(&mut ctx.reader);
+    ctx.host = Host::read(&mut ctx.reader);
     let started = Instant::now();
     let mut report = LabReport::new(def.id, ctx.host.clone());
+    for line in swept {
+        report.note(format!("removed what a dead syslens run left: {line}"));
+    }
     report.param("quick", ctx.opts.quick);
-    if let Err(e) = (def.run)(ctx, &mut report) {
+    let outcome = params.map_err(LabError::Params).and_then(|p| {
+        for (name, value) in p.report_entries() {
+            report.param(&name, value);
+        }
+        for why in p.iter().filter_map(|r| r.lowered.clone()) {
+            report.note(why);
+        }
+        ctx.params = p;
+        (def.run)(ctx, &mut report)
+    });
+    if let Err(e) = outcome {
         report.check(Check::failed(
             "the experiment ran to completion",
             e.to_string(),

@@ -68,8 +68,17 @@ pub enum LabError {
     },
     /// What the lab needs cannot be set up here (a cgroup, a swap file).
     Setup(String),
+    /// The lab's parameters are not allowed on this host, or the lab read one it does
+    /// not declare.
+    Params(super::params::ParamError),
     /// The run was interrupted by a signal.
     Interrupted(i32),
+}
+
+impl From<super::params::ParamError> for LabError {
+    fn from(e: super::params::ParamError) -> LabError {
+        LabError::Params(e)
+    }
 }
 
 impl LabError {
@@ -115,6 +124,7 @@ impl std::fmt::Display for LabError {
             LabError::Io { what, source } => write!(f, "{what}: {source}"),
             LabError::Read { what, why } => write!(f, "cannot read {what}: {why}"),
             LabError::Setup(m) => f.write_str(m),
+            LabError::Params(e) => write!(f, "parameters: {e}"),
             LabError::Interrupted(sig) => write!(f, "interrupted by signal {sig}"),
         }
     }
@@ -125,6 +135,7 @@ impl std::error::Error for LabError {
         match self {
             LabError::Spawn(e) | LabError::Io { source: e, .. } => Some(e),
             LabError::Read { why, .. } => Some(why),
+            LabError::Params(e) => Some(e),
             _ => None,
         }
     }

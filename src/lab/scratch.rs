@@ -108,6 +108,22 @@ impl ScratchDir {
     }
 }
 
+/// Removes the `syslens-lab-PID-*` directories of dead runs in every place a lab may
+/// put one (disk and tmpfs, SYSLENS_TMPDIR included).
+pub fn sweep_all() -> Vec<PathBuf> {
+    let mut bases = candidates(Backing::Persistent);
+    bases.extend(candidates(Backing::Memory));
+    let mut seen = Vec::new();
+    let mut removed = Vec::new();
+    for base in bases {
+        if !seen.contains(&base) {
+            removed.extend(sweep(&base));
+            seen.push(base);
+        }
+    }
+    removed
+}
+
 /// Removes `syslens-lab-PID-*` directories in `base` whose PID no longer runs.
 pub fn sweep(base: &Path) -> Vec<PathBuf> {
     let mut removed = Vec::new();

@@ -277,7 +277,7 @@ pub fn synthesize(
                 r.stime_ticks += 1;
                 r.minflt += 40;
                 if let Ok(rss) = r.rss.as_mut() {
-                    *rss = (*rss + 4096 * ((i % 5) as u64)).saturating_sub(8192);
+                    *rss = (*rss + 4096 * (i % 5)).saturating_sub(8192);
                 }
                 if let Ok(v) = r.voluntary_switches.as_mut() {
                     *v += 12;

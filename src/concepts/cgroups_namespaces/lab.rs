@@ -14,6 +14,7 @@ use crate::catalogue::ConceptId;
 use crate::lab::cgroup::LabCgroup;
 use crate::lab::jail::Jail;
 use crate::lab::mem::pin_to;
+use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
@@ -23,13 +24,62 @@ pub static LAB: LabDef = LabDef {
     id: ConceptId::CgroupsNamespaces,
     summary: "a 20% CPU quota, pids.max, and new PID, UTS, mount, net and user namespaces",
     headline: &[],
+    params: &PARAMS,
+    check: |p| settings(p).map(drop),
     run,
     child,
 };
 
-const QUOTA: f64 = 0.20;
-const PERIOD_US: u64 = 100_000;
-const PIDS_MAX: u64 = 8;
+static PARAMS: [ParamSpec; 4] = [
+    ParamSpec::fraction(
+        "quota",
+        "the CPU quota of the hog's cgroup, as a share of one CPU",
+        (0.20, 0.20),
+        (0.05, 1.0),
+    ),
+    ParamSpec::int(
+        "period",
+        "us",
+        "the quota's enforcement period (cpu.cfs_period_us, cpu.max)",
+        (100_000, 100_000),
+        (1_000, 1_000_000),
+    ),
+    ParamSpec::int(
+        "pids_max",
+        "tasks",
+        "pids.max of the forker's cgroup (the forker itself is one task)",
+        (8, 8),
+        (2, 1024),
+    ),
+    ParamSpec::millis(
+        "hog",
+        "how long the hog runs under the quota",
+        (2000, 1000),
+        (200, 60_000),
+    ),
+];
+
+/// What a run is set by.
+struct Settings {
+    quota: f64,
+    period_us: u64,
+    pids_max: u64,
+    hog: Duration,
+}
+
+fn settings(p: &ParamValues) -> Result<Settings, ParamError> {
+    let s = Settings {
+        quota: p.fraction("quota")?,
+        period_us: p.count("period")?,
+        pids_max: p.count("pids_max")?,
+        hog: p.millis("hog")?,
+    };
+    // The kernel refuses a quota under 1 ms (EINVAL).
+    if (s.period_us as f64 * s.quota) < 1000.0 {
+        return Err(p.conflict("quota x period must be at least 1000 us"));
+    }
+    Ok(s)
+}
 /// What makes the cgroup claims possible on a systemd v2 host, where the tool's own
 /// cgroup cannot enable controllers for a child.
 const DELEGATE_HINT: &str = "run it in a delegated scope: systemd-run --scope -p Delegate=yes syslens lab cgroups-namespaces";
@@ -78,6 +128,10 @@ struct InsideUserNs {
 
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
+    /// The quota set, as a share of one CPU.
+    pub quota: f64,
+    /// pids.max set.
+    pub pids_max: u64,
     /// Share of one CPU the hog got under the quota; Err = why not measured.
     pub cpu_share: Option<Result<f64, String>>,
     pub throttled_periods: Option<u64>,
@@ -121,26 +175,31 @@ fn ns_of(pid: i32, kind: &str) -> u64 {
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
-    let hog_secs = if ctx.opts.quick { 1.0 } else { 2.0 };
-    report.param("quota", QUOTA);
-    report.param("period_us", PERIOD_US);
-    report.param("pids_max", PIDS_MAX);
-    report.param("hog_seconds", hog_secs);
-    let mut m = Measured::default();
+    let Settings {
+        quota: share,
+        period_us,
+        pids_max,
+        hog,
+    } = settings(&ctx.params)?;
+    let mut m = Measured {
+        quota: share,
+        pids_max,
+        ..Measured::default()
+    };
 
     // CPU quota.
     m.cpu_share = Some(match LabCgroup::create(&mut ctx.reader, &["cpu"]) {
         Err(e) => Err(format!("{e}; {DELEGATE_HINT}")),
         Ok(cg) => {
-            let quota = ((PERIOD_US as f64) * QUOTA) as u64;
+            let quota = ((period_us as f64) * share) as u64;
             let set = cg
                 .write_versioned(
                     "cpu",
                     ("cpu.cfs_period_us", "cpu.max"),
                     &if cg.version("cpu") == Some(syslens_probe::cgroup::CgroupVersion::V1) {
-                        PERIOD_US.to_string()
+                        period_us.to_string()
                     } else {
-                        format!("{quota} {PERIOD_US}")
+                        format!("{quota} {period_us}")
                     },
                 )
                 .and_then(|_| {
@@ -161,7 +220,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
                     let r0 = ctx.run_ns(c.pid)?;
                     let t0 = Instant::now();
                     c.go()?;
-                    std::thread::sleep(Duration::from_secs_f64(hog_secs));
+                    std::thread::sleep(hog);
                     let r1 = ctx.run_ns(c.pid)?;
                     let wall = t0.elapsed().as_secs_f64();
                     c.kill();
@@ -185,7 +244,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     m.pids = Some(match LabCgroup::create(&mut ctx.reader, &["pids"]) {
         Err(e) => Err(format!("{e}; {DELEGATE_HINT}")),
         Ok(cg) => match cg
-            .write("pids", "pids.max", &PIDS_MAX.to_string())
+            .write("pids", "pids.max", &pids_max.to_string())
             .map_err(|e| e.to_string())
             .and_then(|_| Jail::around(cg, "pids cgroup".into()))
         {
@@ -195,7 +254,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
                     &jail,
                     ConceptId::CgroupsNamespaces,
                     "forker",
-                    &ForkerParams { max: PIDS_MAX * 2 },
+                    &ForkerParams { max: pids_max * 2 },
                 )?;
                 let r: Forked = c.expect("forked", WATCHDOG)?;
                 c.kill();
@@ -267,14 +326,18 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
 }
 
 pub fn analyze(m: &Measured, report: &mut LabReport) {
-    let claim_cpu = "a CPU hog under a 20% quota gets 20% of a CPU (within 5 points)";
+    let quota = m.quota;
+    let share_of_cpu = format!("{}%", (quota * 1000.0).round() / 10.0);
+    let claim_cpu = &format!(
+        "a CPU hog under a {share_of_cpu} quota gets {share_of_cpu} of a CPU (within 5 points)"
+    );
     match &m.cpu_share {
         Some(Ok(share)) => report.check(
-            Check::compare(claim_cpu, (share - QUOTA).abs(), Cmp::AtMost, 0.05, pct).observed(
+            Check::compare(claim_cpu, (share - quota).abs(), Cmp::AtMost, 0.05, pct).observed(
                 format!(
                     "{} of a CPU ({} off); {} periods throttled",
                     pct(*share),
-                    pct((share - QUOTA).abs()),
+                    pct((share - quota).abs()),
                     m.throttled_periods.map_or("?".into(), |t| t.to_string())
                 ),
             ),
@@ -286,9 +349,12 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     match &m.pids {
         Some(Ok((ok, errno))) => report.check(Check::holds(
             claim_pids,
-            *errno == libc::EAGAIN && *ok == PIDS_MAX - 1,
-            format!("{ok} forks succeeded (the forker itself is task 1 of {PIDS_MAX}), then errno {errno}"),
-            format!("{} forks, then EAGAIN ({})", PIDS_MAX - 1, libc::EAGAIN),
+            *errno == libc::EAGAIN && *ok == m.pids_max - 1,
+            format!(
+                "{ok} forks succeeded (the forker itself is task 1 of {}), then errno {errno}",
+                m.pids_max
+            ),
+            format!("{} forks, then EAGAIN ({})", m.pids_max - 1, libc::EAGAIN),
         )),
         Some(Err(why)) => report.check(Check::skipped(claim_pids, why.clone())),
         None => report.check(Check::failed(claim_pids, "not measured")),
@@ -526,6 +592,8 @@ mod tests {
 
     fn good() -> Measured {
         Measured {
+            quota: 0.2,
+            pids_max: 8,
             cpu_share: Some(Ok(0.201)),
             throttled_periods: Some(19),
             pids: Some(Ok((7, libc::EAGAIN))),

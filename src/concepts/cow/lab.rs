@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, Region};
 use crate::lab::meter::{trial, SystemMeter};
+use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{os_result, LabError, Link, Params};
 use crate::lab::stats::Summary;
@@ -18,9 +19,66 @@ pub static LAB: LabDef = LabDef {
     id: ConceptId::Cow,
     summary: "fork after writing N MiB: the child's reads share, its writes copy page by page; fork time vs size",
     headline: &[("copy-on-write fault", "CoW fault"), ("fork + exit + wait", "fork, largest parent")],
+    params: &PARAMS,
+    check: |p| settings(p).map(drop),
     run,
     child,
 };
+
+static PARAMS: [ParamSpec; 4] = [
+    ParamSpec::bytes(
+        "size",
+        "the memory the parent writes before it forks the child that reads and writes it",
+        256 << 20,
+        64 << 20,
+    )
+    .main_size(),
+    ParamSpec::fraction(
+        "write_fraction",
+        "the smallest share of the pages the child writes; it doubles up to all of them",
+        (0.125, 0.25),
+        (0.01, 1.0),
+    ),
+    ParamSpec::bytes(
+        "fork_max",
+        "the largest parent timed in fork + exit + wait (from 0 MiB, then 16 MiB x4 up to it)",
+        256 << 20,
+        64 << 20,
+    )
+    .at_least(16 << 20),
+    ParamSpec::trials("timed forks and posix_spawns per parent size", 11, 5),
+];
+
+/// The parent's sizes for the fork timings: none, then 16 MiB times 4 up to `max`.
+fn fork_ladder(max: u64) -> Vec<u64> {
+    let max_mib = max >> 20;
+    let mut sizes = vec![0];
+    let mut s = 16;
+    while s < max_mib {
+        sizes.push(s);
+        s *= 4;
+    }
+    sizes.push(max_mib);
+    sizes
+}
+
+/// The shares the child writes: `smallest`, doubled until all of the pages.
+fn fraction_ladder(smallest: f64) -> Vec<f64> {
+    let mut k = vec![smallest];
+    while k.last().is_some_and(|&x| x < 1.0) {
+        k.push((k[k.len() - 1] * 2.0).min(1.0));
+    }
+    k
+}
+
+fn settings(p: &ParamValues) -> Result<ParentParams, ParamError> {
+    Ok(ParentParams {
+        size: p.bytes("size")?,
+        fractions: fraction_ladder(p.fraction("write_fraction")?),
+        fork_sizes: fork_ladder(p.bytes("fork_max")?),
+        trials: p.count("trials")? as usize,
+    })
+}
 
 /// What the parent read of the forked child at each step.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -88,35 +146,13 @@ fn private_dirty(ctx: &mut LabContext, pid: i32) -> Result<u64, LabError> {
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
-    let size = ctx.size(256, 64);
-    let fractions: Vec<f64> = if ctx.opts.quick {
-        vec![0.25, 1.0]
-    } else {
-        vec![0.125, 0.25, 0.5, 1.0]
-    };
-    let fork_sizes: Vec<u64> = if ctx.opts.quick {
-        vec![0, 16, 64]
-    } else {
-        vec![0, 16, 64, 256]
-    };
-    let trials = ctx.trials(11, 5);
-    report.param("size_bytes", size);
+    let params = settings(&ctx.params)?;
+    let (size, fractions) = (params.size, params.fractions.clone());
     report.param("fractions", &fractions);
-    report.param("fork_sizes_mib", &fork_sizes);
-    report.param("trials", trials);
-    let largest_fork = fork_sizes.iter().max().copied().unwrap_or(0) << 20;
+    report.param("fork_sizes_mib", &params.fork_sizes);
+    let largest_fork = params.fork_sizes.iter().max().copied().unwrap_or(0) << 20;
     let jail = ctx.memory_jail(size * 2 + largest_fork, report);
-    let mut c = ctx.spawn_in(
-        &jail,
-        ConceptId::Cow,
-        "parent",
-        &ParentParams {
-            size,
-            fractions: fractions.clone(),
-            fork_sizes,
-            trials,
-        },
-    )?;
+    let mut c = ctx.spawn_in(&jail, ConceptId::Cow, "parent", &params)?;
     let mut m = Measured {
         size,
         ..Measured::default()
@@ -456,6 +492,17 @@ fn spawn_true() -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::lab::report::Status;
+
+    #[test]
+    fn issue_18_the_ladders_keep_the_defaults_and_follow_the_parameters() {
+        assert_eq!(fraction_ladder(0.125), [0.125, 0.25, 0.5, 1.0]);
+        assert_eq!(fraction_ladder(0.3), [0.3, 0.6, 1.0]);
+        assert_eq!(fraction_ladder(1.0), [1.0]);
+        assert_eq!(fork_ladder(256 << 20), [0, 16, 64, 256]);
+        assert_eq!(fork_ladder(64 << 20), [0, 16, 64]);
+        assert_eq!(fork_ladder(100 << 20), [0, 16, 64, 100]);
+        assert_eq!(fork_ladder(16 << 20), [0, 16]);
+    }
 
     fn good() -> Measured {
         let pages = |mib: u64| mib * 256;

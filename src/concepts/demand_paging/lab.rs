@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{evict, page_size, write_file, Region};
+use crate::lab::params::{show_bytes, ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
@@ -19,12 +20,28 @@ pub static LAB: LabDef = LabDef {
     summary:
         "map an evicted file: RSS flat; touch every 64th page: residency jumps past it; touch all",
     headline: &[("#2", "")],
+    params: &PARAMS,
+    check: |p| settings(p).map(drop),
     run,
     child,
 };
 
-/// Every STRIDE-th page is touched in the sparse pass.
-const STRIDE: usize = 64;
+static PARAMS: [ParamSpec; 2] = [
+    ParamSpec::bytes(
+        "size",
+        "the file mapped after its pages were evicted",
+        256 << 20,
+        64 << 20,
+    )
+    .main_size(),
+    ParamSpec::int(
+        "stride",
+        "pages",
+        "the sparse pass touches one page in this many",
+        (64, 64),
+        (1, 4096),
+    ),
+];
 /// The sparse pass is reported in this many steps (the residency series).
 const STEPS: usize = 8;
 
@@ -33,7 +50,21 @@ const STEPS: usize = 8;
 #[serde(deny_unknown_fields)]
 struct PagingParams {
     size: u64,
+    stride: u64,
     dir: PathBuf,
+}
+
+/// (file size in bytes, stride in pages).
+fn settings(p: &ParamValues) -> Result<(u64, u64), ParamError> {
+    let (size, stride) = (p.bytes("size")?, p.count("stride")?);
+    let pages = size / crate::lab::mem::page_size() as u64;
+    if stride > pages / 2 {
+        return Err(p.conflict(format!(
+            "stride {stride} leaves fewer than two touches in {pages} pages: at most {}",
+            pages / 2
+        )));
+    }
+    Ok((size, stride))
 }
 
 /// "evicted": the file's pages and the share still cached (mincore) after eviction.
@@ -109,6 +140,8 @@ fn read_ahead(path: &Path) -> ReadAhead {
 pub struct Measured {
     pub size: u64,
     pub pages: u64,
+    /// The sparse pass touched one page in this many.
+    pub stride: u64,
     /// The readahead of the file's device, read before the file is opened.
     pub read_ahead: ReadAhead,
     /// Share of the file cached after eviction, before mapping (mincore).
@@ -123,10 +156,8 @@ pub struct Measured {
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
-    let size = ctx.size(256, 64);
+    let (size, stride) = settings(&ctx.params)?;
     let dir = ScratchDir::new(Backing::Persistent).map_err(LabError::io("scratch directory"))?;
-    report.param("size_bytes", size);
-    report.param("stride_pages", STRIDE);
     report.param("scratch", dir.path().display().to_string());
     let read_ahead = read_ahead(dir.path());
     match &read_ahead {
@@ -140,12 +171,14 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         "paging",
         &PagingParams {
             size,
+            stride,
             dir: dir.path().to_owned(),
         },
     )?;
     let evicted: Evicted = c.expect("evicted", WATCHDOG)?;
     let mut m = Measured {
         size,
+        stride,
         pages: evicted.pages,
         read_ahead,
         resident_before: evicted.resident,
@@ -190,11 +223,25 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     Ok(())
 }
 
-/// The share of the file that read-around alone makes resident when every STRIDE-th page
-/// is touched: each fault reads read_ahead_kb around its page, so `kb` over the stride,
-/// at most all of it.
-fn expected_share(kb: u64, page_bytes: f64) -> f64 {
-    (kb as f64 * 1024.0 / (STRIDE as f64 * page_bytes)).min(1.0)
+/// The share of the file that read-around alone makes resident when one page in
+/// `stride` is touched: each fault reads read_ahead_kb around its page, so `kb` over the
+/// stride, at most all of it.
+fn expected_share(kb: u64, stride: u64, page_bytes: f64) -> f64 {
+    (kb as f64 * 1024.0 / (stride.max(1) as f64 * page_bytes)).min(1.0)
+}
+
+/// "64th" for 64, "2nd" for 2: the claims name the stride.
+fn ordinal(n: u64) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (1, x) if x != 11 => "st",
+        (2, x) if x != 12 => "nd",
+        (3, x) if x != 13 => "rd",
+        _ => "th",
+    };
+    match n {
+        1 => "".to_owned(),
+        n => format!("{n}{suffix} "),
+    }
 }
 
 pub fn analyze(m: &Measured, report: &mut LabReport) {
@@ -218,9 +265,13 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         )
     };
     let c1 = "mapping the file grows RSS by < 1 MiB: nothing is read yet";
-    let c2 = "after touching every 64th page, more pages are resident than were touched (readahead, fault-around)";
+    let every = ordinal(m.stride);
+    let c2 = &format!("after touching every {every}page, more pages are resident than were touched (readahead, fault-around)");
     let c3 = "after touching every page, >= 90% of the file is resident";
-    let c4 = "after touching every 64th page, >= 90% of min(1, read_ahead_kb / 256 KiB) of the file is resident (read-around)";
+    let c4 = &format!(
+        "after touching every {every}page, >= 90% of min(1, read_ahead_kb / {}) of the file is resident (read-around)",
+        show_bytes((m.stride as f64 * page_bytes) as i64)
+    );
     if !valid {
         for c in [c1, c2, c3, c4] {
             report.check(void(c));
@@ -263,7 +314,7 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
                     c4,
                     share,
                     Cmp::AtLeast,
-                    0.9 * expected_share(*kb, page_bytes),
+                    0.9 * expected_share(*kb, m.stride, page_bytes),
                     pct,
                 )
                 .observed(format!("{} resident with read_ahead_kb {kb}", pct(share)))
@@ -272,7 +323,7 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         });
     }
     report.series(
-        "residency as every 64th page is touched",
+        &format!("residency as every {every}page is touched"),
         "pages touched",
         "pages resident (mincore)",
         m.sparse.clone(),
@@ -295,8 +346,8 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
             "its device reads ahead {kb} KiB ({:.0} pages a fault): touching one page per {:.0} KiB \
              should leave about {} resident (with 128 KiB, a common default: 50%)",
             kb as f64 * 1024.0 / page_bytes,
-            STRIDE as f64 * page_bytes / 1024.0,
-            pct(expected_share(kb, page_bytes))
+            m.stride as f64 * page_bytes / 1024.0,
+            pct(expected_share(kb, m.stride, page_bytes))
         ));
     }
 }
@@ -305,7 +356,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     if role != "paging" {
         return Err(format!("unknown role {role}"));
     }
-    let PagingParams { size, dir } = params.decode()?;
+    let PagingParams { size, stride, dir } = params.decode()?;
     let size = size as usize;
     let io = |e: std::io::Error| e.to_string();
     let file = write_file(&dir.join("paging.dat"), size).map_err(io)?;
@@ -322,7 +373,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     .map_err(io)?;
     let r = Region::file(&file, size, false, false).map_err(io)?;
     link.sync("mapped", ()).map_err(io)?;
-    let sparse: Vec<usize> = (0..pages).step_by(STRIDE).collect();
+    let sparse: Vec<usize> = (0..pages).step_by(stride.max(1) as usize).collect();
     let per_step = sparse.len().div_ceil(STEPS).max(1);
     let mut series = Vec::new();
     let mut touched = 0usize;
@@ -349,6 +400,7 @@ mod tests {
         Measured {
             size: 64 << 20,
             pages: 16384,
+            stride: 64,
             read_ahead: ReadAhead::Kb(8192),
             resident_before: 0.0,
             rss_before_map: 4 << 20,

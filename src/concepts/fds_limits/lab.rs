@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::ConceptId;
+use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{Check, LabReport};
 use crate::lab::sandbox::{present, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
@@ -19,20 +20,56 @@ pub static LAB: LabDef = LabDef {
     id: ConceptId::FdsLimits,
     summary: "open until EMFILE under a lowered soft limit; raise it to the hard one; an fd leaks across exec",
     headline: &[],
+    params: &PARAMS,
+    check: |p| settings(p).map(drop),
     run,
     child,
 };
 
-/// The soft limit the child lowers itself to.
-const SOFT: u64 = 64;
-/// An fd number above the soft limit, opened before the limit is lowered.
-const HIGH_FD: i32 = 100;
+static PARAMS: [ParamSpec; 2] = [
+    ParamSpec::int(
+        "soft_limit",
+        "fds",
+        "the soft RLIMIT_NOFILE the child lowers itself to before it opens until EMFILE",
+        (64, 64),
+        (8, 65_536),
+    ),
+    ParamSpec::int(
+        "high_fd",
+        "fd number",
+        "an fd number the child holds open from before the limit was lowered",
+        (100, 100),
+        (3, 1_048_575),
+    ),
+];
 
-/// The parameters of the child role "emfile": the files it opens without and with
-/// O_CLOEXEC before it execs.
+/// (soft limit, high fd), checked against the tool's own hard limit: the child can
+/// neither lower its soft limit to more than that nor dup to a number at or past it.
+fn settings(p: &ParamValues) -> Result<(u64, i32), ParamError> {
+    let (soft, high) = (p.count("soft_limit")?, p.count("high_fd")?);
+    if high < soft {
+        return Err(p.conflict(format!(
+            "high_fd {high} must be at or above soft_limit {soft}: it stands for an fd opened above the limit"
+        )));
+    }
+    if let Some(hard) = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum {
+        if high >= hard {
+            return Err(p.conflict(format!(
+                "high_fd {high} must be below the hard RLIMIT_NOFILE {hard}"
+            )));
+        }
+    }
+    Ok((soft, high as i32))
+}
+
+/// The parameters of the child role "emfile": the soft limit it lowers itself to, the
+/// fd above it it holds, and the files it opens without and with O_CLOEXEC before it
+/// execs.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EmfileParams {
+    soft: u64,
+    high_fd: i32,
     leaked: PathBuf,
     cloexec: PathBuf,
 }
@@ -67,6 +104,8 @@ struct Fds {
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
     pub soft: u64,
+    /// The fd held above the limit.
+    pub high_fd: i32,
     pub opened: u64,
     pub errno: i32,
     /// fd numbers open at EMFILE, read by the parent from /proc/CHILD/fd.
@@ -89,12 +128,13 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     for p in [&leaked, &cloexec] {
         std::fs::write(p, b"x").map_err(LabError::io(format!("writing {}", p.display())))?;
     }
-    report.param("soft_limit", SOFT);
-    report.param("high_fd", HIGH_FD);
+    let (soft, high_fd) = settings(&ctx.params)?;
     let mut c = ctx.spawn(
         ConceptId::FdsLimits,
         "emfile",
         &EmfileParams {
+            soft,
+            high_fd,
             leaked: leaked.clone(),
             cloexec: cloexec.clone(),
         },
@@ -102,6 +142,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let e: Emfile = c.expect("emfile", WATCHDOG)?;
     let mut m = Measured {
         soft: e.soft,
+        high_fd,
         opened: e.opened,
         errno: e.errno,
         ..Measured::default()
@@ -151,7 +192,7 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         "open fails with EMFILE exactly when every fd number below the soft limit is in use",
         m.errno == libc::EMFILE && all_below_used && m.soft > 0,
         format!(
-            "errno {} after {} opens; numbers 0..{} {}; {} open above the limit (fd {HIGH_FD})",
+            "errno {} after {} opens; numbers 0..{} {}; {} open above the limit (fd {})",
             m.errno,
             m.opened,
             m.soft,
@@ -160,7 +201,8 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
             } else {
                 "not all in use"
             },
-            above
+            above,
+            m.high_fd
         ),
         format!("EMFILE ({}) with 0..{} all in use", libc::EMFILE, m.soft),
     ));
@@ -233,7 +275,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
             // An fd above the limit-to-be, like one inherited from a parent.
             // SAFETY: duplicates stderr to a fixed number.
-            if unsafe { libc::dup2(2, HIGH_FD) } != HIGH_FD {
+            if unsafe { libc::dup2(2, files.high_fd) } != files.high_fd {
                 return Err(io(std::io::Error::last_os_error()));
             }
             let mut lim = libc::rlimit {
@@ -245,7 +287,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             let hard = lim.rlim_max;
             // explain-begin: the lines that provoke the concept
             let lowered = libc::rlimit {
-                rlim_cur: SOFT,
+                rlim_cur: files.soft,
                 rlim_max: hard,
             };
             // SAFETY: lowers this process's own soft limit.
@@ -259,14 +301,14 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
                     Err(e) => break e.raw_os_error().unwrap_or(0),
                     // explain-end
                 }
-                if opened > SOFT * 2 {
+                if opened > files.soft * 2 {
                     break 0;
                 }
             };
             link.sync(
                 "emfile",
                 Emfile {
-                    soft: SOFT,
+                    soft: files.soft,
                     opened,
                     errno,
                 },
@@ -318,6 +360,7 @@ mod tests {
         fds.push(100);
         Measured {
             soft: 64,
+            high_fd: 100,
             opened: 61,
             errno: libc::EMFILE,
             fds_at_emfile: fds,

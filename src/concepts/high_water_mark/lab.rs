@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalogue::ConceptId;
 use crate::lab::mem::glibc_version;
+use crate::lab::params::{Max, ParamError, ParamSpec, ParamValues, Value};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::stats::Summary;
@@ -19,23 +20,75 @@ pub static LAB: LabDef = LabDef {
         ("RSS kept after the frees", "kept after free"),
         ("RSS kept after malloc_trim", "after trim"),
     ],
+    params: &PARAMS,
+    check: |p| settings(p).map(drop),
     run,
     child,
 };
 
-/// Small chunks stay below glibc's mmap threshold and come from the heap.
-const SMALL_CHUNK: usize = 1024;
-/// Large chunks are above the (fixed) mmap threshold: each is its own mapping.
-const LARGE_CHUNK: usize = 1 << 20;
+static PARAMS: [ParamSpec; 4] = [
+    ParamSpec::bytes(
+        "size",
+        "the bytes malloc'ed in each variant",
+        256 << 20,
+        64 << 20,
+    )
+    .main_size(),
+    // Below glibc's mmap threshold (128 KiB) they come from the heap; above it, from
+    // mmap, and the claims about the pinned heap no longer hold.
+    ParamSpec::bytes(
+        "small_chunk",
+        "the chunk size of the small variant (heap chunks below the 128 KiB mmap threshold)",
+        1 << 10,
+        1 << 10,
+    )
+    .at_least(16)
+    .at_most(Max::Fixed(Value::Int(1 << 20))),
+    // Above the fixed mmap threshold each is its own mapping; below it, a heap chunk.
+    ParamSpec::bytes(
+        "large_chunk",
+        "the chunk size of the large variant (own mappings above the 128 KiB mmap threshold)",
+        1 << 20,
+        1 << 20,
+    )
+    .at_least(4 << 10)
+    .at_most(Max::Fixed(Value::Int(64 << 20))),
+    ParamSpec::trials("trials, each in a fresh child", 3, 1),
+];
+
 /// The mmap threshold the large variant fixes, so glibc cannot raise it after a free
 /// (measured: without it trial 0 returned 99%, trials 1-2 kept 100%).
 const MMAP_THRESHOLD: i32 = 128 << 10;
 
-/// The parameters of the child roles "small" and "large": the bytes to allocate.
+/// The parameters of the child roles "small" and "large": the bytes to allocate in
+/// chunks of `chunk` bytes.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SizeParams {
     size: u64,
+    chunk: u64,
+}
+
+/// What a run is sized by.
+struct Settings {
+    size: u64,
+    small_chunk: u64,
+    large_chunk: u64,
+    trials: usize,
+}
+
+fn settings(p: &ParamValues) -> Result<Settings, ParamError> {
+    let s = Settings {
+        size: p.bytes("size")?,
+        small_chunk: p.bytes("small_chunk")?,
+        large_chunk: p.bytes("large_chunk")?,
+        trials: p.count("trials")? as usize,
+    };
+    // All but the last chunk is freed: there must be more than one.
+    if s.size < 2 * s.small_chunk.max(s.large_chunk) {
+        return Err(p.conflict("size must hold at least two chunks of each variant"));
+    }
+    Ok(s)
 }
 
 /// "allocated" from the small role: the bytes live at the peak.
@@ -94,12 +147,12 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         }
         return Ok(());
     };
-    let size = ctx.size(256, 64);
-    let trials = ctx.trials(3, 1);
-    report.param("size_bytes", size);
-    report.param("trials", trials);
-    report.param("small_chunk_bytes", SMALL_CHUNK);
-    report.param("large_chunk_bytes", LARGE_CHUNK);
+    let Settings {
+        size,
+        small_chunk,
+        large_chunk,
+        trials,
+    } = settings(&ctx.params)?;
     report.param("glibc", &glibc);
     let jail = ctx.memory_jail(size, report);
     let mut m = Measured::default();
@@ -109,7 +162,10 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
             &jail,
             ConceptId::HighWaterMark,
             "small",
-            &SizeParams { size },
+            &SizeParams {
+                size,
+                chunk: small_chunk,
+            },
         )?;
         let live_peak = c.expect::<Allocated>("allocated", WATCHDOG)?.live;
         let allocated = step(ctx, c.pid)?;
@@ -157,7 +213,10 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
             &jail,
             ConceptId::HighWaterMark,
             "large",
-            &SizeParams { size },
+            &SizeParams {
+                size,
+                chunk: large_chunk,
+            },
         )?;
         c.expect::<()>("allocated", WATCHDOG)?;
         let allocated = step(ctx, c.pid)?;
@@ -276,15 +335,16 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
 #[cfg(target_env = "gnu")]
 fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     use crate::lab::mem::glibc;
-    let size = params.decode::<SizeParams>()?.size as usize;
+    let p = params.decode::<SizeParams>()?;
+    let (size, chunk) = (p.size as usize, p.chunk as usize);
     let io = |e: std::io::Error| e.to_string();
     match role {
         "small" => {
             // explain-begin: the lines that provoke the concept
-            let n = size / SMALL_CHUNK;
+            let n = size / chunk;
             let mut chunks: Vec<glibc::Chunk> = Vec::with_capacity(n);
             for _ in 0..n {
-                chunks.push(glibc::Chunk::new(SMALL_CHUNK).ok_or("malloc failed")?);
+                chunks.push(glibc::Chunk::new(chunk).ok_or("malloc failed")?);
             }
             let live: u64 = chunks.iter().map(|c| c.usable() as u64).sum();
             link.sync("allocated", Allocated { live }).map_err(io)?;
@@ -302,8 +362,8 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             if !glibc::fix_mmap_threshold(MMAP_THRESHOLD) {
                 return Err("mallopt(M_MMAP_THRESHOLD) refused".into());
             }
-            let chunks = (0..size / LARGE_CHUNK)
-                .map(|_| glibc::Chunk::new(LARGE_CHUNK).ok_or("malloc failed"))
+            let chunks = (0..size / chunk)
+                .map(|_| glibc::Chunk::new(chunk).ok_or("malloc failed"))
                 .collect::<Result<Vec<_>, _>>()?;
             link.sync("allocated", ()).map_err(io)?;
             drop(chunks);

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalogue::ConceptId;
 use crate::lab::mem::pin_to;
 use crate::lab::meter::{thread_cpu, trial, Meter, SystemMeter};
+use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
@@ -26,9 +27,36 @@ pub static LAB: LabDef = LabDef {
     id: ConceptId::KernelUser,
     summary: "a call, the vDSO clock, the same clock as a real syscall, getppid; user vs system time of loops",
     headline: &[("clock_gettime through the vDSO", "vDSO clock"), ("syscall(SYS_clock_gettime)", "syscall clock")],
+    params: &PARAMS,
+    check: |p| settings(p).map(drop),
     run,
     child,
 };
+
+static PARAMS: [ParamSpec; 3] = [
+    ParamSpec::int(
+        "batch",
+        "calls",
+        "calls timed together in each trial (the clock's own cost is spread over them)",
+        (100_000, 20_000),
+        (100, 10_000_000),
+    ),
+    ParamSpec::trials("timed batches of each call", 15, 5),
+    ParamSpec::millis(
+        "loop_cpu",
+        "the CPU time each user-vs-system loop runs, in a fresh thread",
+        (300, 200),
+        (50, 5_000),
+    ),
+];
+
+fn settings(p: &ParamValues) -> Result<CallsParams, ParamError> {
+    Ok(CallsParams {
+        batch: p.count("batch")?,
+        trials: p.count("trials")? as usize,
+        loop_ms: p.millis("loop_cpu")?.as_millis() as u64,
+    })
+}
 
 const WARMUP: usize = 2;
 /// A loop gives up after this many times its CPU budget of wall time (a busy machine).
@@ -161,22 +189,9 @@ pub struct Measured {
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
-    let batch: u64 = if ctx.opts.quick { 20_000 } else { 100_000 };
-    let trials = ctx.trials(15, 5);
-    let loop_ms: u64 = if ctx.opts.quick { 200 } else { 300 };
-    report.param("batch", batch);
-    report.param("trials", trials);
-    report.param("loop_cpu_ms", loop_ms);
+    let params = settings(&ctx.params)?;
     report.param("cpu", 0);
-    let mut c = ctx.spawn(
-        ConceptId::KernelUser,
-        "calls",
-        &CallsParams {
-            batch,
-            trials,
-            loop_ms,
-        },
-    )?;
+    let mut c = ctx.spawn(ConceptId::KernelUser, "calls", &params)?;
     let m: Measured = c.expect("measured", WATCHDOG)?;
     c.wait(WATCHDOG)?;
     analyze(&m, report);

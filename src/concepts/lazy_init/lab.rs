@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, Region};
 use crate::lab::meter::{trial, Meter, SystemMeter};
+use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{present, LabError, Link, Params};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
@@ -17,12 +18,28 @@ pub static LAB: LabDef = LabDef {
     id: ConceptId::LazyInit,
     summary: "map anonymous memory, read it (RSS flat), write it (RSS grows); first vs second touch; OnceLock",
     headline: &[("first touch", "first touch"), ("second touch", "second touch")],
+    params: &PARAMS,
+    check: |p| settings(p).map(drop),
     run,
     child,
 };
 
-/// Size of the mapping whose first and second touch are timed, per trial.
-const COST_REGION: usize = 16 << 20;
+static PARAMS: [ParamSpec; 3] = [
+    ParamSpec::bytes(
+        "size",
+        "the mapping that is read, then written, while RSS is watched",
+        256 << 20,
+        64 << 20,
+    )
+    .main_size(),
+    ParamSpec::bytes(
+        "cost_region",
+        "the fresh mapping whose first and second touch are timed, per trial",
+        16 << 20,
+        16 << 20,
+    ),
+    ParamSpec::trials("timed first / second touches", 15, 5),
+];
 const WARMUP: usize = 2;
 
 /// The parameters of the child role "touch".
@@ -30,7 +47,16 @@ const WARMUP: usize = 2;
 #[serde(deny_unknown_fields)]
 struct TouchParams {
     size: u64,
+    cost_region: u64,
     trials: usize,
+}
+
+fn settings(p: &ParamValues) -> Result<TouchParams, ParamError> {
+    Ok(TouchParams {
+        size: p.bytes("size")?,
+        cost_region: p.bytes("cost_region")?,
+        trials: p.count("trials")? as usize,
+    })
 }
 
 /// Timings the child measured.
@@ -68,18 +94,10 @@ pub struct Measured {
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
-    let size = ctx.size(256, 64);
-    let trials = ctx.trials(15, 5);
-    report.param("size_bytes", size);
-    report.param("trials", trials);
-    report.param("cost_region_bytes", COST_REGION);
-    let jail = ctx.memory_jail(size + COST_REGION as u64, report);
-    let mut c = ctx.spawn_in(
-        &jail,
-        ConceptId::LazyInit,
-        "touch",
-        &TouchParams { size, trials },
-    )?;
+    let params = settings(&ctx.params)?;
+    let size = params.size;
+    let jail = ctx.memory_jail(size + params.cost_region, report);
+    let mut c = ctx.spawn_in(&jail, ConceptId::LazyInit, "touch", &params)?;
     c.expect::<()>("mapped", WATCHDOG)?;
     let rss_mapped = ctx.rss(c.pid)?;
     c.go()?;
@@ -226,7 +244,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     link.sync("written", ()).map_err(io)?;
     drop(region);
     let mut meter = SystemMeter::new();
-    let costs = touch_costs(&mut meter, p.trials).map_err(io)?;
+    let costs = touch_costs(&mut meter, p.cost_region as usize, p.trials).map_err(io)?;
     link.send(
         "costs",
         TouchCosts {
@@ -238,10 +256,14 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
 }
 
 /// Times the first and second write of every page of a fresh mapping, and OnceLock.
-pub fn touch_costs<M: Meter>(meter: &mut M, trials: usize) -> std::io::Result<TouchCosts> {
+pub fn touch_costs<M: Meter>(
+    meter: &mut M,
+    region: usize,
+    trials: usize,
+) -> std::io::Result<TouchCosts> {
     let mut out = TouchCosts::default();
     for t in 0..trials + WARMUP {
-        let r = Region::anon(COST_REGION)?;
+        let r = Region::anon(region)?;
         let _ = r.madvise(libc::MADV_NOHUGEPAGE);
         let pages = r.pages();
         let (first, _) = trial(meter, || r.write_pages(1, pages, 1));
@@ -367,7 +389,7 @@ mod tests {
                 ]);
             }
         }
-        let c = touch_costs(&mut m, 1).unwrap();
+        let c = touch_costs(&mut m, 16 << 20, 1).unwrap();
         assert_eq!(c.first_ns_per_page, vec![1000.0]);
         assert_eq!(c.second_ns_per_page, vec![10.0]);
         assert_eq!(c.faults_per_page, vec![1.0]);

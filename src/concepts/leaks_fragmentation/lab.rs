@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{glibc_version, monotonic_ns};
+use crate::lab::params::{Max, ParamError, ParamSpec, ParamValues, Value};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
@@ -18,23 +19,84 @@ pub static LAB: LabDef = LabDef {
     id: ConceptId::LeaksFragmentation,
     summary: "fit the RSS slope of a child leaking at a known rate; alternate frees that malloc_trim cannot undo",
     headline: &[],
+    params: &PARAMS,
+    check: |p| settings(p).map(drop),
     run,
     child,
 };
 
-/// Objects of at least 512 bytes: smaller ones carry malloc headers that skew RSS per
-/// requested byte (1.67 for 24-byte objects, 1.08 for 200-byte ones, measured).
-const LEAK_OBJECT: usize = 1024;
-/// Small objects for the fragmentation part: ~15 per page, so every page keeps one.
-const FRAG_OBJECT: usize = 256;
+static PARAMS: [ParamSpec; 5] = [
+    ParamSpec::bytes(
+        "leak",
+        "the bytes the child leaks, at a steady rate, over leak_duration",
+        64 << 20,
+        32 << 20,
+    ),
+    ParamSpec::millis(
+        "leak_duration",
+        "how long the child leaks while its RSS is sampled every 50 ms",
+        (2000, 1000),
+        (250, 60_000),
+    ),
+    // At least 512 bytes: smaller ones carry malloc headers that skew RSS per requested
+    // byte (1.67 for 24-byte objects, 1.08 for 200-byte ones, measured).
+    ParamSpec::bytes(
+        "leak_object",
+        "the size of each leaked object",
+        1 << 10,
+        1 << 10,
+    )
+    .at_least(16)
+    .at_most(Max::Fixed(Value::Int(1 << 20))),
+    ParamSpec::bytes(
+        "fragment",
+        "the bytes of small objects allocated, then freed every other one",
+        128 << 20,
+        32 << 20,
+    )
+    .main_size(),
+    // ~15 per page at 256 bytes, so every page keeps one live object; past half a page,
+    // whole pages come free.
+    ParamSpec::bytes(
+        "fragment_object",
+        "the size of each small object of the fragmentation part",
+        256,
+        256,
+    )
+    .at_least(16)
+    .at_most(Max::Fixed(Value::Int(64 << 10))),
+];
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 
-/// The parameters of the child role "leak": bytes per second, for how long.
+/// What a run is set by.
+struct Settings {
+    leak: LeakParams,
+    fragment: FragmentParams,
+}
+
+fn settings(p: &ParamValues) -> Result<Settings, ParamError> {
+    let (bytes, duration) = (p.bytes("leak")?, p.millis("leak_duration")?);
+    Ok(Settings {
+        leak: LeakParams {
+            rate: (bytes as f64 / duration.as_secs_f64()) as u64,
+            duration_ms: duration.as_millis() as u64,
+            object: p.bytes("leak_object")?,
+        },
+        fragment: FragmentParams {
+            size: p.bytes("fragment")?,
+            object: p.bytes("fragment_object")?,
+        },
+    })
+}
+
+/// The parameters of the child role "leak": bytes per second, for how long, in
+/// objects of `object` bytes.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LeakParams {
     rate: u64,
     duration_ms: u64,
+    object: u64,
 }
 
 /// "leaked": (CLOCK_MONOTONIC ns, bytes allocated so far) as the child leaked.
@@ -44,11 +106,13 @@ struct Leaked {
     samples: Vec<[u64; 2]>,
 }
 
-/// The parameters of the child role "fragment": the bytes of small objects.
+/// The parameters of the child role "fragment": the bytes of small objects, and their
+/// size.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FragmentParams {
     size: u64,
+    object: u64,
 }
 
 /// "allocated", "freed": the bytes live in the fragment role.
@@ -60,6 +124,8 @@ struct Live {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Measured {
+    /// The size of each leaked object.
+    pub leak_object: u64,
     /// (seconds, bytes) the child reported allocating (malloc_usable_size).
     pub allocated: Vec<[f64; 2]>,
     /// (seconds, Rss) the parent sampled from smaps_rollup.
@@ -81,22 +147,15 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         }
         return Ok(());
     }
-    let rate = 32u64 << 20;
-    let duration_ms: u64 = if ctx.opts.quick { 1000 } else { 2000 };
-    let frag = ctx.size(128, 32);
+    let Settings { leak, fragment } = settings(&ctx.params)?;
+    let (rate, frag) = (leak.rate, fragment.size);
     report.param("leak_rate_bytes_per_s", rate);
-    report.param("leak_duration_ms", duration_ms);
-    report.param("leak_object_bytes", LEAK_OBJECT);
-    report.param("fragment_bytes", frag);
-    report.param("fragment_object_bytes", FRAG_OBJECT);
-    let jail = ctx.memory_jail((rate * duration_ms / 1000).max(frag), report);
-    let mut m = Measured::default();
-    let mut c = ctx.spawn_in(
-        &jail,
-        ConceptId::LeaksFragmentation,
-        "leak",
-        &LeakParams { rate, duration_ms },
-    )?;
+    let jail = ctx.memory_jail((rate * leak.duration_ms / 1000).max(frag), report);
+    let mut m = Measured {
+        leak_object: leak.object,
+        ..Measured::default()
+    };
+    let mut c = ctx.spawn_in(&jail, ConceptId::LeaksFragmentation, "leak", &leak)?;
     c.expect::<()>("ready", WATCHDOG)?;
     let t0 = monotonic_ns();
     c.go()?;
@@ -123,12 +182,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     m.rss.retain(|p| p[0] >= start && p[0] <= end);
     c.wait(WATCHDOG)?;
 
-    let mut c = ctx.spawn_in(
-        &jail,
-        ConceptId::LeaksFragmentation,
-        "fragment",
-        &FragmentParams { size: frag },
-    )?;
+    let mut c = ctx.spawn_in(&jail, ConceptId::LeaksFragmentation, "fragment", &fragment)?;
     m.frag_live_peak = c.expect::<Live>("allocated", WATCHDOG)?.live;
     m.frag_rss_peak = ctx.rss(c.pid)?;
     c.go()?;
@@ -194,7 +248,7 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
                 "fitted from {} RSS samples against {} allocation samples of {}-byte objects",
                 m.rss.len(),
                 m.allocated.len(),
-                LEAK_OBJECT
+                m.leak_object
             ));
         }
         (t, f) => report.check(Check::failed(
@@ -256,7 +310,12 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     match role {
         "leak" => {
-            let LeakParams { rate, duration_ms } = params.decode()?;
+            let LeakParams {
+                rate,
+                duration_ms,
+                object,
+            } = params.decode()?;
+            let object = object as usize;
             let rate = rate as f64;
             let duration = duration_ms * 1_000_000;
             link.sync("ready", ()).map_err(io)?;
@@ -270,7 +329,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
                 let target = (rate * elapsed as f64 / 1e9) as u64;
                 // explain-begin: the lines that provoke the concept
                 while total < target {
-                    let c = glibc::Chunk::new(LEAK_OBJECT).ok_or("malloc failed")?;
+                    let c = glibc::Chunk::new(object).ok_or("malloc failed")?;
                     total += c.usable() as u64;
                     leaked.push(c);
                     // explain-end
@@ -286,10 +345,11 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             Ok(())
         }
         "fragment" => {
-            let size = params.decode::<FragmentParams>()?.size as usize;
-            let mut objs: Vec<Option<glibc::Chunk>> = Vec::with_capacity(size / FRAG_OBJECT);
-            for _ in 0..size / FRAG_OBJECT {
-                objs.push(Some(glibc::Chunk::new(FRAG_OBJECT).ok_or("malloc failed")?));
+            let p = params.decode::<FragmentParams>()?;
+            let (size, object) = (p.size as usize, p.object as usize);
+            let mut objs: Vec<Option<glibc::Chunk>> = Vec::with_capacity(size / object);
+            for _ in 0..size / object {
+                objs.push(Some(glibc::Chunk::new(object).ok_or("malloc failed")?));
             }
             let live = |objs: &[Option<glibc::Chunk>]| {
                 objs.iter()
@@ -331,6 +391,7 @@ mod tests {
 
     fn good() -> Measured {
         Measured {
+            leak_object: 1024,
             allocated: line(32e6, 0.0),
             rss: line(33e6, 5e6),
             frag_live_peak: 128 << 20,

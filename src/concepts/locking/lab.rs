@@ -18,6 +18,7 @@ use syslens_probe::stat::Stat;
 use super::SYS_FUTEX;
 use crate::catalogue::ConceptId;
 use crate::lab::meter::thread_cpu;
+use crate::lab::params::{Max, ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
@@ -27,13 +28,47 @@ pub static LAB: LabDef = LabDef {
     id: ConceptId::Locking,
     summary: "a racy counter loses updates; mutex vs spinlock vs atomic; a deadlock found from /proc; flock",
     headline: &[("updates lost", "lost updates"), ("mutex, 2 thread", "mutex, 2 threads")],
+    params: &PARAMS,
+    check: |p| settings(p).map(drop),
     run,
     child,
 };
 
-/// Increments per thread for the race: about 0.4 ms alone, a few ms when the two
-/// threads contend for the counter's cache line.
-const RACE_N: u64 = 1_000_000;
+static PARAMS: [ParamSpec; 4] = [
+    // About 0.4 ms alone, a few ms when the two threads contend for the cache line.
+    ParamSpec::int(
+        "race_increments",
+        "increments",
+        "increments per thread of the racy, fetch_add and mutex counters (two threads)",
+        (1_000_000, 1_000_000),
+        (1_000, 100_000_000),
+    ),
+    ParamSpec::int(
+        "increments",
+        "increments",
+        "increments per thread of each timed mutex, spinlock and atomic run",
+        (1_000_000, 200_000),
+        (1_000, 100_000_000),
+    ),
+    ParamSpec::int(
+        "threads",
+        "threads",
+        "the thread count of the contended timings (each is also timed on 1 thread)",
+        (2, 2),
+        (2, 0),
+    )
+    .at_most(Max::CpusTimes(4)),
+    ParamSpec::trials("race attempts that ran together, and timed runs", 7, 5),
+];
+
+fn settings(p: &ParamValues) -> Result<RaceParams, ParamError> {
+    Ok(RaceParams {
+        race_n: p.count("race_increments")?,
+        n: p.count("increments")?,
+        threads: p.count("threads")?,
+        trials: p.count("trials")? as usize,
+    })
+}
 /// How long the two racing threads must have certainly run at the same time for an
 /// attempt to test the claim; at about 1 ns per contended increment that is tens of
 /// thousands of interleaved load-store pairs.
@@ -46,11 +81,14 @@ const RACE_BUDGET: Duration = Duration::from_secs(2);
 const DETECT_WITHIN: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(20);
 
-/// The parameters of the child role "race": increments per thread for the timings.
+/// The parameters of the child role "race": increments per thread of the race and of
+/// the timings, the timings' thread count, and the trials.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RaceParams {
+    race_n: u64,
     n: u64,
+    threads: u64,
     trials: usize,
 }
 
@@ -104,15 +142,12 @@ pub struct Measured {
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
-    let n: u64 = if ctx.opts.quick { 200_000 } else { 1_000_000 };
-    let trials = ctx.trials(7, 5);
+    let params = settings(&ctx.params)?;
     let mut m = Measured {
         cpus: ctx.host.cpus.clone().unwrap_or(1),
         ..Measured::default()
     };
-    report.param("increments_per_thread", n);
-    report.param("trials", trials);
-    let mut c = ctx.spawn(ConceptId::Locking, "race", &RaceParams { n, trials })?;
+    let mut c = ctx.spawn(ConceptId::Locking, "race", &params)?;
     m.counters = c.expect("counters", WATCHDOG)?;
     c.wait(WATCHDOG)?;
 
@@ -275,7 +310,10 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         ("spinlock", &c.spin_ns),
         ("atomic fetch_add", &c.atomic_ns),
     ] {
-        for threads in [1.0, 2.0] {
+        let mut counts: Vec<f64> = pts.iter().map(|p| p[0]).collect();
+        counts.sort_by(f64::total_cmp);
+        counts.dedup();
+        for threads in counts {
             let v: Vec<f64> = pts
                 .iter()
                 .filter(|p| p[0] == threads)
@@ -423,9 +461,9 @@ fn together(spans: &[Span]) -> Duration {
     }
 }
 
-/// One race: two threads each add RACE_N to one counter by a separate load and store.
+/// One race: two threads each add `n` to one counter by a separate load and store.
 /// Returns the total and how long the threads certainly ran at the same time.
-fn race_once() -> (u64, Duration) {
+fn race_once(n: u64) -> (u64, Duration) {
     let racy = AtomicU64::new(0);
     let spans = Mutex::new(Vec::new());
     let origin = Instant::now();
@@ -433,7 +471,7 @@ fn race_once() -> (u64, Duration) {
         let start = origin.elapsed();
         let cpu0 = thread_cpu();
         // explain-begin: the lines that provoke the concept
-        for _ in 0..RACE_N {
+        for _ in 0..n {
             // Safe Rust, and wrong: another thread can store between the two.
             let v = racy.load(Ordering::Relaxed);
             racy.store(v + 1, Ordering::Relaxed);
@@ -485,9 +523,14 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     match role {
         "race" => {
-            let RaceParams { n, trials } = params.decode()?;
+            let RaceParams {
+                race_n,
+                n,
+                threads: most,
+                trials,
+            } = params.decode()?;
             let mut c = Counters {
-                per_thread: RACE_N,
+                per_thread: race_n,
                 threads: 2,
                 ..Counters::default()
             };
@@ -495,7 +538,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             while c.racy.is_empty()
                 || (ran_together(&c).len() < trials && started.elapsed() < RACE_BUDGET)
             {
-                let (total, together) = race_once();
+                let (total, together) = race_once(race_n);
                 c.racy.push(total);
                 c.together_us.push(together.as_secs_f64() * 1e6);
             }
@@ -503,21 +546,21 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             for _ in 0..trials {
                 let exact = AtomicU64::new(0);
                 in_threads(2, || {
-                    for _ in 0..RACE_N {
+                    for _ in 0..race_n {
                         exact.fetch_add(1, Ordering::Relaxed);
                     }
                 });
                 c.fetch_add.push(exact.into_inner());
                 let locked = Mutex::new(0u64);
                 in_threads(2, || {
-                    for _ in 0..RACE_N {
+                    for _ in 0..race_n {
                         if let Ok(mut g) = locked.lock() {
                             *g += 1;
                         }
                     }
                 });
                 c.mutex.push(locked.into_inner().unwrap_or(0));
-                for threads in [1u64, 2] {
+                for threads in [1, most] {
                     let per = |d: Duration| d.as_nanos() as f64 / (n * threads) as f64;
                     let m = Mutex::new(0u64);
                     c.mutex_ns.push([

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, self_rss, write_file, Region};
 use crate::lab::meter::{trial, SystemMeter};
+use crate::lab::params::{Max, ParamError, ParamSpec, ParamValues, Value};
 use crate::lab::report::{mib, Check, LabReport};
 use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
@@ -24,20 +25,49 @@ pub static LAB: LabDef = LabDef {
         ("sequential read(2)", "read()"),
         ("sequential read through mmap", "mmap"),
     ],
+    params: &PARAMS,
+    check: |p| settings(p).map(drop),
     run,
     child,
 };
 
+static PARAMS: [ParamSpec; 3] = [
+    ParamSpec::bytes(
+        "size",
+        "the cached file read with read(2) and through mmap",
+        64 << 20,
+        16 << 20,
+    )
+    .main_size(),
+    ParamSpec::bytes(
+        "read_buffer",
+        "the buffer each read(2) fills (smaller: more system calls for the same bytes)",
+        128 << 10,
+        128 << 10,
+    )
+    .at_least(512)
+    .at_most(Max::Fixed(Value::Int(64 << 20))),
+    ParamSpec::trials("timed reads of each kind", 11, 5),
+];
+
+fn settings(p: &ParamValues) -> Result<(u64, u64, usize), ParamError> {
+    Ok((
+        p.bytes("size")?,
+        p.bytes("read_buffer")?,
+        p.count("trials")? as usize,
+    ))
+}
+
 /// The bytes the writer stores, distinct from the file's fill byte (0x5a).
 const SHARED_MARK: u8 = 0x42;
 const PRIVATE_MARK: u8 = 0x99;
-const READ_BUF: usize = 128 << 10;
 
 /// The parameters of the child role "mmap": the file's size and directory.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MmapParams {
     size: u64,
+    read_buffer: u64,
     trials: usize,
     dir: PathBuf,
 }
@@ -61,12 +91,8 @@ pub struct Measured {
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
-    let size = ctx.size(64, 16);
-    let trials = ctx.trials(11, 5);
+    let (size, read_buffer, trials) = settings(&ctx.params)?;
     let dir = ScratchDir::new(Backing::Persistent).map_err(LabError::io("scratch directory"))?;
-    report.param("size_bytes", size);
-    report.param("trials", trials);
-    report.param("read_buffer_bytes", READ_BUF);
     let jail = ctx.memory_jail(size * 2, report);
     let mut c = ctx.spawn_in(
         &jail,
@@ -74,6 +100,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         "mmap",
         &MmapParams {
             size,
+            read_buffer,
             trials,
             dir: dir.path().to_owned(),
         },
@@ -186,7 +213,12 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     if role != "mmap" {
         return Err(format!("unknown role {role}"));
     }
-    let MmapParams { size, trials, dir } = params.decode()?;
+    let MmapParams {
+        size,
+        read_buffer,
+        trials,
+        dir,
+    } = params.decode()?;
     let size = size as usize;
     let io = |e: std::io::Error| e.to_string();
     let path = dir.join("mmap.dat");
@@ -196,7 +228,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
         size: size as u64,
         ..Measured::default()
     };
-    let mut buf = vec![0u8; READ_BUF];
+    let mut buf = vec![0u8; read_buffer as usize];
     let mb = |ns: u64| size as f64 / 1e6 / (ns as f64 / 1e9);
     // The first round of each is warm-up (it also brings the file into the cache).
     for t in 0..=trials {

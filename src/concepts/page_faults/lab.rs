@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{evict, write_file, Region};
 use crate::lab::meter::{trial, SystemMeter, Trial};
+use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{present, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
@@ -18,9 +19,37 @@ pub static LAB: LabDef = LabDef {
     id: ConceptId::PageFaults,
     summary: "minor faults on fresh anonymous pages (and with huge pages); major faults on an evicted file",
     headline: &[("minor fault (", "minor fault"), ("major fault (", "major fault")],
+    params: &PARAMS,
+    check: |p| settings(p).map(drop),
     run,
     child,
 };
+
+static PARAMS: [ParamSpec; 3] = [
+    ParamSpec::bytes(
+        "anon",
+        "the fresh anonymous memory touched per pass (with 4 KiB pages, then huge pages)",
+        64 << 20,
+        16 << 20,
+    )
+    .main_size(),
+    ParamSpec::bytes(
+        "file",
+        "the file evicted from the page cache and read back per pass",
+        16 << 20,
+        4 << 20,
+    ),
+    ParamSpec::trials("passes of each kind", 5, 2),
+];
+
+/// (anon bytes, file bytes, trials).
+fn settings(p: &ParamValues) -> Result<(u64, u64, usize), ParamError> {
+    Ok((
+        p.bytes("anon")?,
+        p.bytes("file")?,
+        p.count("trials")? as usize,
+    ))
+}
 
 /// A file's share of pages still cached after eviction above which a trial is void.
 const MAX_RESIDENT_AFTER_EVICT: f64 = 0.01;
@@ -85,14 +114,9 @@ pub struct Measured {
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
-    let anon = ctx.size(64, 16);
-    let file = if ctx.opts.quick { 4 << 20 } else { 16 << 20 };
-    let trials = ctx.trials(5, 2);
+    let (anon, file, trials) = settings(&ctx.params)?;
     let thp = ctx.host.thp.clone().unwrap_or_else(|_| "unknown".into());
     let dir = ScratchDir::new(Backing::Persistent).map_err(LabError::io("scratch directory"))?;
-    report.param("anon_bytes", anon);
-    report.param("file_bytes", file);
-    report.param("trials", trials);
     report.param("scratch", dir.path().display().to_string());
     let jail = ctx.memory_jail(anon * 2 + file, report);
     let mut c = ctx.spawn_in(

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalogue::ConceptId;
 use crate::lab::mem::pin_to;
 use crate::lab::meter::{trial, SystemMeter};
+use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{os_result, LabError, Link, Params};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
@@ -20,13 +21,66 @@ pub static LAB: LabDef = LabDef {
     id: ConceptId::Scheduling,
     summary: "pipe ping-pong on one CPU and across CPUs; nice 0 vs nice 5 hogs on one CPU; hogs vs sleepers",
     headline: &[("pipe round trip, same CPU", "pipe round trip"), ("pipe round trip, across", "across CPUs")],
+    params: &PARAMS,
+    check: |p| settings(p).map(drop),
     run,
     child,
 };
 
-/// CFS load weights (kernel/sched/core.c, sched_prio_to_weight) of nice 0 and nice 5.
-const WEIGHT_NICE0: f64 = 1024.0;
-const WEIGHT_NICE5: f64 = 335.0;
+static PARAMS: [ParamSpec; 4] = [
+    ParamSpec::int(
+        "rounds",
+        "round trips",
+        "pipe round trips timed per trial on one CPU (a tenth, at least 200, across CPUs)",
+        (20_000, 5_000),
+        (100, 1_000_000),
+    ),
+    ParamSpec::trials("timed ping-pong trials", 9, 3),
+    // Raising one's own nice value needs no privilege; lowering it below 0 does.
+    ParamSpec::int(
+        "nice",
+        "nice",
+        "the nice value of the second hog (the first runs at 0)",
+        (5, 5),
+        (0, 19),
+    ),
+    ParamSpec::millis(
+        "hog",
+        "how long the two hogs share CPU 0",
+        (2000, 1000),
+        (300, 60_000),
+    ),
+];
+
+/// What a run is set by.
+struct Settings {
+    rounds: u64,
+    trials: usize,
+    nice: i32,
+    hog: Duration,
+}
+
+fn settings(p: &ParamValues) -> Result<Settings, ParamError> {
+    Ok(Settings {
+        rounds: p.count("rounds")?,
+        trials: p.count("trials")? as usize,
+        nice: p.int("nice")? as i32,
+        hog: p.millis("hog")?,
+    })
+}
+
+/// CFS load weights by nice value, -20 to 19 (kernel/sched/core.c, sched_prio_to_weight).
+const WEIGHTS: [f64; 40] = [
+    88761.0, 71755.0, 56483.0, 46273.0, 36291.0, 29154.0, 23254.0, 18705.0, 14949.0, 11916.0,
+    9548.0, 7620.0, 6100.0, 4904.0, 3906.0, 3121.0, 2501.0, 1991.0, 1586.0, 1277.0, 1024.0, 820.0,
+    655.0, 526.0, 423.0, 335.0, 272.0, 215.0, 172.0, 137.0, 110.0, 87.0, 70.0, 56.0, 45.0, 36.0,
+    29.0, 23.0, 18.0, 15.0,
+];
+
+/// The load weight of nice value `nice` (clamped to -20..=19).
+fn weight(nice: i32) -> f64 {
+    WEIGHTS[(nice.clamp(-20, 19) + 20) as usize]
+}
 const WARMUP: usize = 2;
 const SAMPLE: Duration = Duration::from_millis(100);
 
@@ -74,14 +128,16 @@ pub struct Switches {
 
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
+    /// The second hog's nice value.
+    pub nice: i32,
     pub same_cpu: PingPong,
     pub cross_cpu: Option<PingPong>,
     /// CPU time (schedstat run ns) of each hog over the phase.
     pub run_nice0: u64,
-    pub run_nice5: u64,
+    pub run_niced: u64,
     /// (seconds, share of the CPU) of each hog per sampling interval.
     pub share_nice0: Vec<[f64; 2]>,
-    pub share_nice5: Vec<[f64; 2]>,
+    pub share_niced: Vec<[f64; 2]>,
     pub hog: Switches,
     pub sleeper: Switches,
 }
@@ -97,14 +153,17 @@ fn switches(ctx: &mut LabContext, pid: i32) -> Result<Switches, LabError> {
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
-    let rounds: u64 = if ctx.opts.quick { 5_000 } else { 20_000 };
-    let trials = ctx.trials(9, 3);
-    let hog_secs = if ctx.opts.quick { 1.0 } else { 2.0 };
+    let Settings {
+        rounds,
+        trials,
+        nice,
+        hog: hog_time,
+    } = settings(&ctx.params)?;
     let cpus = ctx.host.cpus.clone().unwrap_or(1);
-    report.param("rounds", rounds);
-    report.param("trials", trials);
-    report.param("hog_seconds", hog_secs);
-    let mut m = Measured::default();
+    let mut m = Measured {
+        nice,
+        ..Measured::default()
+    };
     let pingpong = |ctx: &mut LabContext, b: usize, rounds: u64| -> Result<PingPong, LabError> {
         let mut c = ctx.spawn(
             ConceptId::Scheduling,
@@ -129,7 +188,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let sleeper_cpu = if cpus > 1 { 1 } else { 0 };
     let hog = |nice| HogParams { nice, cpu: 0 };
     let mut a = ctx.spawn(ConceptId::Scheduling, "hog", &hog(0))?;
-    let mut b = ctx.spawn(ConceptId::Scheduling, "hog", &hog(5))?;
+    let mut b = ctx.spawn(ConceptId::Scheduling, "hog", &hog(nice))?;
     let mut s = ctx.spawn(
         ConceptId::Scheduling,
         "sleeper",
@@ -145,19 +204,19 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     for c in [&mut a, &mut b, &mut s] {
         c.go()?;
     }
-    while start.elapsed().as_secs_f64() < hog_secs {
+    while start.elapsed() < hog_time {
         std::thread::sleep(SAMPLE);
         let (na, nb) = (ctx.run_ns(a.pid)?, ctx.run_ns(b.pid)?);
         let (da, db) = ((na - ra) as f64, (nb - rb) as f64);
         let t = start.elapsed().as_secs_f64();
         if da + db > 0.0 {
             m.share_nice0.push([t, da / (da + db)]);
-            m.share_nice5.push([t, db / (da + db)]);
+            m.share_niced.push([t, db / (da + db)]);
         }
         (ra, rb) = (na, nb);
     }
     m.run_nice0 = ra - first_a;
-    m.run_nice5 = rb - first_b;
+    m.run_niced = rb - first_b;
     let (hog1, sleep1) = (switches(ctx, a.pid)?, switches(ctx, s.pid)?);
     m.hog = Switches {
         voluntary: hog1.voluntary - hog0.voluntary,
@@ -179,9 +238,9 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     );
     report.evidence(
         format!("/proc/{}/schedstat", b.pid),
-        "CPU time, nice 5 hog",
+        &format!("CPU time, nice {nice} hog"),
         0.0,
-        m.run_nice5 as f64,
+        m.run_niced as f64,
         "ns",
     );
     report.evidence(
@@ -229,11 +288,16 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         }
         None => report.note("one CPU: no cross-CPU ping-pong"),
     }
-    let expected = WEIGHT_NICE0 / WEIGHT_NICE5;
-    let observed = m.run_nice0 as f64 / m.run_nice5.max(1) as f64;
+    let expected = weight(0) / weight(m.nice);
+    let observed = m.run_nice0 as f64 / m.run_niced.max(1) as f64;
     report.check(
         Check::compare(
-            "two hogs on one CPU at nice 0 and nice 5 share it by the weights 1024:335 (ratio within 20%)",
+            &format!(
+                "two hogs on one CPU at nice 0 and nice {} share it by the weights {}:{} (ratio within 20%)",
+                m.nice,
+                weight(0),
+                weight(m.nice)
+            ),
             (observed / expected - 1.0).abs(),
             Cmp::AtMost,
             0.20,
@@ -266,10 +330,10 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         m.share_nice0.clone(),
     );
     report.series(
-        "CPU share of the nice 5 hog",
+        &format!("CPU share of the nice {} hog", m.nice),
         "seconds",
         "share of CPU 0",
-        m.share_nice5.clone(),
+        m.share_niced.clone(),
     );
 }
 
@@ -378,6 +442,7 @@ mod tests {
 
     fn good() -> Measured {
         Measured {
+            nice: 5,
             same_cpu: PingPong {
                 round_trip_us: vec![2.0; 5],
                 switches_per_round: vec![1.0; 5],
@@ -387,9 +452,9 @@ mod tests {
                 switches_per_round: vec![1.0; 5],
             }),
             run_nice0: 1_500_000_000,
-            run_nice5: 500_000_000,
+            run_niced: 500_000_000,
             share_nice0: vec![[0.1, 0.75]],
-            share_nice5: vec![[0.1, 0.25]],
+            share_niced: vec![[0.1, 0.25]],
             hog: Switches {
                 voluntary: 0,
                 involuntary: 200,
@@ -403,6 +468,18 @@ mod tests {
 
     fn statuses(m: &Measured) -> Vec<Status> {
         crate::lab::report::claim_statuses(ConceptId::Scheduling, m, analyze)
+    }
+
+    #[test]
+    fn issue_18_the_weights_follow_the_nice_value() {
+        assert_eq!(
+            (weight(-20), weight(0), weight(5), weight(19)),
+            (88761.0, 1024.0, 335.0, 15.0)
+        );
+        let mut m = good();
+        m.nice = 10;
+        // 1024:110 is far from the 3:1 split good() measured.
+        assert_eq!(statuses(&m)[0], Status::Failed);
     }
 
     #[test]
@@ -430,7 +507,7 @@ mod tests {
     #[test]
     fn each_claim_fails_on_contradicting_evidence() {
         let mut m = good();
-        m.run_nice5 = m.run_nice0;
+        m.run_niced = m.run_nice0;
         assert_eq!(
             statuses(&m)[0],
             Status::Failed,

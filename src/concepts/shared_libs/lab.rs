@@ -12,8 +12,9 @@ use syslens_probe::smaps::{parse_maps, MapKind};
 
 use crate::catalogue::ConceptId;
 use crate::lab::meter::{trial, SystemMeter};
+use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{Check, LabReport};
-use crate::lab::sandbox::{LabError, Link, Params};
+use crate::lab::sandbox::{present, LabError, Link, Params};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
@@ -21,9 +22,40 @@ pub static LAB: LabDef = LabDef {
     summary:
         "dlopen lazy vs now; LD_BIND_NOW vs lazy binding by LD_DEBUG=statistics; libc's Pss vs Rss",
     headline: &[("dlopen", "dlopen")],
+    params: &PARAMS,
+    check: |p| settings(p).map(drop),
     run,
     child,
 };
+
+static PARAMS: [ParamSpec; 2] = [
+    ParamSpec::trials("timed dlopen calls of each mode", 15, 5),
+    ParamSpec::choice(
+        "library",
+        "the library dlopen loads (auto: the first of the others not yet loaded)",
+        &LIBRARY_CHOICES,
+        ("auto", "auto"),
+    ),
+];
+
+/// `auto`, then every library of [`LIBRARIES`].
+const LIBRARY_CHOICES: [&str; 7] = [
+    "auto",
+    LIBRARIES[0],
+    LIBRARIES[1],
+    LIBRARIES[2],
+    LIBRARIES[3],
+    LIBRARIES[4],
+    LIBRARIES[5],
+];
+
+fn settings(p: &ParamValues) -> Result<DlopenParams, ParamError> {
+    let library = p.choice("library")?;
+    Ok(DlopenParams {
+        trials: p.count("trials")? as usize,
+        library: (library != "auto").then(|| library.to_owned()),
+    })
+}
 
 /// Programs tried for the binding comparison, first that is dynamically linked and
 /// lazily bound (many distributions link with -z now, where LD_BIND_NOW changes nothing).
@@ -49,6 +81,9 @@ const LIBRARIES: [&str; 6] = [
 #[serde(deny_unknown_fields)]
 struct DlopenParams {
     trials: usize,
+    /// Only this library; None: the first of [`LIBRARIES`] not yet loaded.
+    #[serde(deserialize_with = "present")]
+    library: Option<String>,
 }
 
 /// "dlopen" sends this, or null when no candidate library could be opened fresh.
@@ -77,8 +112,7 @@ pub struct Measured {
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
-    let trials = ctx.trials(15, 5);
-    report.param("trials", trials);
+    let params = settings(&ctx.params)?;
     let mut m = Measured {
         dlopen: None,
         program: pick_program(),
@@ -89,7 +123,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         libc_pss: 0,
         maps_unreadable: 0,
     };
-    let mut c = ctx.spawn(ConceptId::SharedLibs, "dlopen", &DlopenParams { trials })?;
+    let mut c = ctx.spawn(ConceptId::SharedLibs, "dlopen", &params)?;
     m.dlopen = c.expect("dlopen", WATCHDOG)?;
     // libc in this child: its Rss and Pss from smaps, while it is alive.
     let read_smaps = LabError::read(format!("/proc/{}/smaps", c.pid));
@@ -285,10 +319,16 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     if role != "dlopen" {
         return Err(format!("unknown role {role}"));
     }
-    let trials = params.decode::<DlopenParams>()?.trials;
+    let DlopenParams { trials, library } = params.decode()?;
     let mut meter = SystemMeter::new();
     let mut result: Option<Dlopen> = None;
-    for lib in LIBRARIES {
+    let chosen = [library.as_deref().unwrap_or_default()];
+    let candidates: &[&str] = if library.is_some() {
+        &chosen
+    } else {
+        &LIBRARIES
+    };
+    for &lib in candidates {
         if mapped(lib).is_some() {
             continue;
         }

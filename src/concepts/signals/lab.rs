@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, pin_to};
 use crate::lab::meter::{trial, SystemMeter};
+use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{Check, Cmp, LabReport};
 use crate::lab::sandbox::{describe, os_result, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
@@ -23,9 +24,38 @@ pub static LAB: LabDef = LabDef {
     id: ConceptId::Signals,
     summary: "signal round trip and catch cost; a SIGSEGV handler that maps pages; SIGTERM vs SIGKILL; zombies",
     headline: &[("signal round trip, same CPU", "round trip"), ("kill(self) with a handler", "catch")],
+    params: &PARAMS,
+    check: |p| settings(p).map(drop),
     run,
     child,
 };
+
+static PARAMS: [ParamSpec; 3] = [
+    ParamSpec::int(
+        "rounds",
+        "round trips",
+        "signal round trips (and sends, and catches) timed per trial",
+        (10_000, 2_000),
+        (100, 1_000_000),
+    ),
+    ParamSpec::trials("timed trials of each", 9, 3),
+    ParamSpec::int(
+        "segv_pages",
+        "pages",
+        "the protected pages the SIGSEGV handler maps one fault at a time",
+        (256, 64),
+        (1, 65_536),
+    ),
+];
+
+/// (rounds, trials, SIGSEGV pages).
+fn settings(p: &ParamValues) -> Result<(u64, usize, u64), ParamError> {
+    Ok((
+        p.count("rounds")?,
+        p.count("trials")? as usize,
+        p.count("segv_pages")?,
+    ))
+}
 
 const WARMUP: usize = 2;
 
@@ -98,11 +128,8 @@ pub struct Measured {
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
-    let rounds: u64 = if ctx.opts.quick { 2000 } else { 10_000 };
-    let trials = ctx.trials(9, 3);
+    let (rounds, trials, pages) = settings(&ctx.params)?;
     let cpus = ctx.host.cpus.clone().unwrap_or(1);
-    report.param("rounds", rounds);
-    report.param("trials", trials);
     let mut m = Measured {
         cpus,
         ..Measured::default()
@@ -119,7 +146,6 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     m.latency = c.expect("latency", WATCHDOG)?;
     c.wait(WATCHDOG)?;
 
-    let pages: u64 = if ctx.opts.quick { 64 } else { 256 };
     let mut c = ctx.spawn(ConceptId::Signals, "segv", &SegvParams { pages })?;
     let segv: Segv = c.expect("segv", WATCHDOG)?;
     m.segv_pages = segv.pages;

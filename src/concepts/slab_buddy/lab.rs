@@ -12,6 +12,7 @@ use syslens_probe::system::{parse_buddyinfo, parse_dentry_state, parse_slabinfo,
 use super::model::{size_class, Buddy, Rng, Slab};
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, Region};
+use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::scratch::{is_persistent, Backing, ScratchDir};
@@ -21,9 +22,33 @@ pub static LAB: LabDef = LabDef {
     id: ConceptId::SlabBuddy,
     summary: "negative dentries in dentry-state and the dentry slab; buddy free lists around a large allocation; a model",
     headline: &[],
+    params: &PARAMS,
+    check: |p| settings(p).map(drop),
     run,
     child,
 };
+
+static PARAMS: [ParamSpec; 2] = [
+    ParamSpec::int(
+        "names",
+        "names",
+        "missing names stat'ed in each of the two batches (each leaves a negative dentry)",
+        (100_000, 20_000),
+        (1_000, 2_000_000),
+    ),
+    ParamSpec::bytes(
+        "held",
+        "the memory a child holds while /proc/buddyinfo is read",
+        256 << 20,
+        128 << 20,
+    )
+    .main_size(),
+];
+
+/// (names per batch, bytes held).
+fn settings(p: &ParamValues) -> Result<(u64, u64), ParamError> {
+    Ok((p.count("names")?, p.bytes("held")?))
+}
 
 const MODEL_ORDER: u32 = 10;
 
@@ -102,10 +127,7 @@ fn main_zone(zones: Vec<BuddyZone>) -> Option<BuddyZone> {
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
-    let names: u64 = if ctx.opts.quick { 20_000 } else { 100_000 };
-    let held = ctx.size(256, 128);
-    report.param("names", names);
-    report.param("held_bytes", held);
+    let (names, held) = settings(&ctx.params)?;
     let mut m = Measured {
         names,
         held_bytes: held,

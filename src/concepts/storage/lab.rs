@@ -12,6 +12,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::ConceptId;
+use crate::lab::params::{Max, ParamError, ParamSpec, ParamValues, Value};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::scratch::{is_memory, Backing, ScratchDir};
@@ -21,11 +22,38 @@ pub static LAB: LabDef = LabDef {
     id: ConceptId::Storage,
     summary: "tmpfs vs disk with and without fsync; Shmem; torn in-place rewrite vs temp+fsync+rename; private tmpfs",
     headline: &[("fsync after a 4 KiB append, tmpfs", "fsync tmpfs"), ("fsync after a 4 KiB append, disk", "fsync disk")],
+    params: &PARAMS,
+    check: |p| settings(p).map(drop),
     run,
     child,
 };
 
-const CHUNK: usize = 64 << 10;
+static PARAMS: [ParamSpec; 3] = [
+    ParamSpec::bytes(
+        "size",
+        "the file written to tmpfs and to disk, and rewritten in place and atomically",
+        64 << 20,
+        16 << 20,
+    )
+    .main_size(),
+    ParamSpec::bytes("chunk", "the bytes of each write(2)", 64 << 10, 64 << 10)
+        .at_least(512)
+        .at_most(Max::Fixed(Value::Int(16 << 20))),
+    ParamSpec::trials(
+        "timed fsyncs after a 4 KiB append, on each file system",
+        50,
+        20,
+    ),
+];
+
+/// (file bytes, bytes per write, fsync trials).
+fn settings(p: &ParamValues) -> Result<(u64, u64, usize), ParamError> {
+    Ok((
+        p.bytes("size")?,
+        p.bytes("chunk")?,
+        p.count("trials")? as usize,
+    ))
+}
 const OLD: u8 = b'A';
 const NEW: u8 = b'B';
 
@@ -36,6 +64,7 @@ struct WriteParams {
     ram: PathBuf,
     disk: PathBuf,
     bytes: u64,
+    chunk: u64,
     fsyncs: usize,
 }
 
@@ -64,6 +93,7 @@ enum Rewrite {
 struct RewriteParams {
     path: PathBuf,
     bytes: u64,
+    chunk: u64,
     mode: Rewrite,
 }
 
@@ -114,12 +144,9 @@ fn counts(path: &Path) -> (u64, u64) {
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
-    let bytes = ctx.size(64, 16);
-    let fsyncs = ctx.trials(50, 20);
+    let (bytes, chunk, fsyncs) = settings(&ctx.params)?;
     let ram = ScratchDir::new(Backing::Memory).map_err(LabError::io("scratch directory"))?;
     let disk = ScratchDir::new(Backing::Persistent).map_err(LabError::io("scratch directory"))?;
-    report.param("bytes", bytes);
-    report.param("fsync_trials", fsyncs);
     report.param("tmpfs_dir", ram.path().display().to_string());
     report.param("disk_dir", disk.path().display().to_string());
     let jail = ctx.memory_jail(bytes * 2, report);
@@ -137,6 +164,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
             ram: ram.path().to_owned(),
             disk: disk.path().to_owned(),
             bytes,
+            chunk,
             fsyncs,
         },
     )?;
@@ -173,6 +201,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
                 &RewriteParams {
                     path: target.clone(),
                     bytes,
+                    chunk,
                     mode,
                 },
             )?;
@@ -297,17 +326,20 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     );
 }
 
+/// Writes `bytes` of `byte` at the start of `f` in writes of `chunk` bytes; `half`
+/// runs once half of them are written.
 fn fill(
     f: &mut std::fs::File,
-    bytes: usize,
+    (bytes, chunk): (usize, usize),
     byte: u8,
     half: &mut dyn FnMut() -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    let chunk = vec![byte; CHUNK];
+    let step = chunk.max(1);
+    let chunk = vec![byte; step];
     let mut written = 0;
     let mut signalled = false;
     while written < bytes {
-        let n = (bytes - written).min(CHUNK);
+        let n = (bytes - written).min(step);
         f.write_all_at(&chunk[..n], written as u64)?;
         written += n;
         if !signalled && written >= bytes / 2 {
@@ -326,16 +358,18 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
                 ram,
                 disk,
                 bytes,
+                chunk,
                 fsyncs,
             } = params.decode()?;
             let bytes = bytes as usize;
+            let sizes = (bytes, chunk as usize);
             let mut throughput = Vec::new();
             for (label, dir) in [("tmpfs", &ram), ("disk", &disk)] {
                 for sync in [false, true] {
                     let path = dir.join(format!("data-{sync}"));
                     let t = Instant::now();
                     let mut f = std::fs::File::create(&path).map_err(io)?;
-                    fill(&mut f, bytes, 1, &mut || Ok(())).map_err(io)?;
+                    fill(&mut f, sizes, 1, &mut || Ok(())).map_err(io)?;
                     if sync {
                         f.sync_all().map_err(io)?;
                     }
@@ -371,21 +405,26 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             link.sync("written", written).map_err(io)
         }
         "rewrite" => {
-            let RewriteParams { path, bytes, mode } = params.decode()?;
-            let (path, bytes) = (path.as_path(), bytes as usize);
+            let RewriteParams {
+                path,
+                bytes,
+                chunk,
+                mode,
+            } = params.decode()?;
+            let (path, sizes) = (path.as_path(), (bytes as usize, chunk as usize));
             let mut half = || link.sync("half", ());
             if let Rewrite::InPlace = mode {
                 let mut f = std::fs::OpenOptions::new()
                     .write(true)
                     .open(path)
                     .map_err(io)?;
-                fill(&mut f, bytes, NEW, &mut half).map_err(io)?;
+                fill(&mut f, sizes, NEW, &mut half).map_err(io)?;
                 f.sync_all().map_err(io)?;
             } else {
                 // explain-begin: the lines that provoke the concept
                 let tmp = path.with_extension("tmp");
                 let mut f = std::fs::File::create(&tmp).map_err(io)?;
-                fill(&mut f, bytes, NEW, &mut half).map_err(io)?;
+                fill(&mut f, sizes, NEW, &mut half).map_err(io)?;
                 f.sync_all().map_err(io)?;
                 std::fs::rename(&tmp, path).map_err(io)?;
                 if let Some(dir) = path.parent() {

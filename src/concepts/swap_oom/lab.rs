@@ -8,26 +8,87 @@ use crate::catalogue::ConceptId;
 use crate::lab::jail::Jail;
 use crate::lab::mem::Region;
 use crate::lab::meter::{trial, SystemMeter};
+use crate::lab::params::{show_bytes, ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{mib, Check, LabReport};
 use crate::lab::sandbox::{describe, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
-use crate::lab::swap::{self, SwapFile};
+use crate::lab::swap::SwapFile;
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 pub static LAB: LabDef = LabDef {
     id: ConceptId::SwapOom,
     summary: "OOM kill in a 64 MiB cgroup; oom_score_adj picks the victim; swap instead of death where swap exists",
     headline: &[],
+    params: &PARAMS,
+    check: |p| settings(p).map(drop),
     run,
     child,
 };
 
-const LIMIT: u64 = 64 << 20;
-const HOG: u64 = 128 << 20;
-/// Each of the two children: together over the limit, either alone under it.
-const PAIR: u64 = 40 << 20;
-const RAISED_ADJ: i64 = 500;
-const SWAP_FILE: usize = 256 << 20;
+static PARAMS: [ParamSpec; 6] = [
+    ParamSpec::bytes(
+        "limit",
+        "the memory limit of the lab's cgroup",
+        64 << 20,
+        64 << 20,
+    )
+    .at_least(16 << 20),
+    ParamSpec::bytes(
+        "hog",
+        "what the first child allocates in the cgroup (past the limit: it is killed)",
+        128 << 20,
+        128 << 20,
+    )
+    .main_size(),
+    ParamSpec::bytes(
+        "pair",
+        "what each of the next two children allocates (together over the limit, alone under it)",
+        40 << 20,
+        40 << 20,
+    ),
+    ParamSpec::int(
+        "raised_adj",
+        "oom_score_adj",
+        "the oom_score_adj of one of the two (the other keeps 0)",
+        (500, 500),
+        (1, 1000),
+    ),
+    ParamSpec::bytes(
+        "swap_hog",
+        "what the child of the swap part allocates under the same limit",
+        150 << 20,
+        128 << 20,
+    ),
+    ParamSpec::bytes(
+        "swapfile",
+        "the temporary swap file --allow-swapfile adds where the host has no swap",
+        256 << 20,
+        256 << 20,
+    )
+    .at_least(16 << 20),
+];
+
+/// What a run is set by.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Settings {
+    pub limit: u64,
+    pub hog: u64,
+    pub pair: u64,
+    pub raised_adj: i64,
+    pub swap_hog: u64,
+    pub swapfile: u64,
+}
+
+fn settings(p: &ParamValues) -> Result<Settings, ParamError> {
+    Ok(Settings {
+        limit: p.bytes("limit")?,
+        hog: p.bytes("hog")?,
+        pair: p.bytes("pair")?,
+        raised_adj: p.int("raised_adj")?,
+        swap_hog: p.bytes("swap_hog")?,
+        swapfile: p.bytes("swapfile")?,
+    })
+}
 
 /// The parameters of the child role "alloc": write `bytes` at oom_score_adj `adj`;
 /// with `retouch`, read them all again after the parent's go.
@@ -68,6 +129,8 @@ fn allocated(c: &mut crate::lab::sandbox::LabChild) -> Result<bool, LabError> {
 
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
+    /// What the run was set to.
+    pub set: Settings,
     pub cgroup: Option<Result<String, String>>,
     pub hog_status: String,
     pub oom_kills_hog: u64,
@@ -109,12 +172,12 @@ fn oom_kills(jail: &Jail) -> u64 {
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
-    swap::sweep_stale();
-    report.param("limit_bytes", LIMIT);
-    report.param("hog_bytes", HOG);
-    report.param("pair_bytes_each", PAIR);
-    let mut m = Measured::default();
-    let jail = match Jail::memory_cgroup(LIMIT) {
+    let set = settings(&ctx.params)?;
+    let mut m = Measured {
+        set,
+        ..Measured::default()
+    };
+    let jail = match Jail::memory_cgroup(set.limit) {
         Ok(j) => j,
         Err(why) => {
             m.cgroup = Some(Err(why));
@@ -137,7 +200,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         &jail,
         ConceptId::SwapOom,
         "alloc",
-        &AllocParams::once(HOG, 0),
+        &AllocParams::once(set.hog, 0),
     )?;
     let survived = allocated(&mut hog)?;
     m.hog_status = describe(hog.wait(WATCHDOG)?);
@@ -151,14 +214,14 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         &jail,
         ConceptId::SwapOom,
         "alloc",
-        &AllocParams::once(PAIR, RAISED_ADJ),
+        &AllocParams::once(set.pair, set.raised_adj),
     )?;
     raised.expect::<()>("allocated", WATCHDOG)?;
     let mut plain = ctx.spawn_in(
         &jail,
         ConceptId::SwapOom,
         "alloc",
-        &AllocParams::once(PAIR, 0),
+        &AllocParams::once(set.pair, 0),
     )?;
     m.plain_survived = allocated(&mut plain)?;
     m.raised_status = describe(raised.wait(WATCHDOG)?);
@@ -173,13 +236,14 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         "",
     );
 
-    m.swap = Some(swap_part(ctx, report)?);
+    m.swap = Some(swap_part(ctx, &set, report)?);
     analyze(&m, report);
     Ok(())
 }
 
 fn swap_part(
     ctx: &mut LabContext,
+    set: &Settings,
     report: &mut LabReport,
 ) -> Result<Result<SwapRun, String>, LabError> {
     let has_swap = ctx.host.swap_bytes.clone().unwrap_or(0) > 0;
@@ -195,10 +259,11 @@ fn swap_part(
         let dir =
             ScratchDir::new(Backing::Persistent).map_err(LabError::io("scratch directory"))?;
         let path = dir.path().join("swapfile");
-        let f = SwapFile::add(&path, SWAP_FILE).map_err(LabError::io("adding a swap file"))?;
+        let f = SwapFile::add(&path, set.swapfile as usize)
+            .map_err(LabError::io("adding a swap file"))?;
         let desc = format!(
             "a temporary {} MiB swap file {}",
-            SWAP_FILE >> 20,
+            set.swapfile >> 20,
             f.path().display()
         );
         report.note(format!(
@@ -208,8 +273,8 @@ fn swap_part(
         _scratch = Some(dir);
         desc
     };
-    let jail = Jail::memory_cgroup(LIMIT).map_err(LabError::Setup)?;
-    let bytes: u64 = if ctx.opts.quick { 128 << 20 } else { 150 << 20 };
+    let jail = Jail::memory_cgroup(set.limit).map_err(LabError::Setup)?;
+    let bytes = set.swap_hog;
     let (out0, in0) = (vmstat(|v| &v.pswpout), vmstat(|v| &v.pswpin));
     let mut c = ctx.spawn_in(
         &jail,
@@ -240,8 +305,14 @@ fn swap_part(
 }
 
 pub fn analyze(m: &Measured, report: &mut LabReport) {
+    let (limit, adj) = (m.set.limit, m.set.raised_adj);
+    let claim_hog = format!(
+        "a child allocating {} in a cgroup limited to {} dies of SIGKILL",
+        show_bytes(m.set.hog as i64),
+        show_bytes(limit as i64)
+    );
     let claims = [
-        "a child allocating past its 64 MiB cgroup limit dies of SIGKILL",
+        claim_hog.as_str(),
         "the cgroup's oom-kill counter rose by exactly one for one victim",
         "of two children over the limit, the one with the higher oom_score_adj dies",
         "the tool itself is outside the cgroup and survived",
@@ -280,11 +351,11 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
                 claims[2],
                 m.raised_status.starts_with("killed by SIGKILL") && m.plain_survived,
                 format!(
-                    "adj {RAISED_ADJ}: {}; adj 0: {}",
+                    "adj {adj}: {}; adj 0: {}",
                     m.raised_status,
                     if m.plain_survived { "survived" } else { "died" }
                 ),
-                format!("adj {RAISED_ADJ} killed, adj 0 survived"),
+                format!("adj {adj} killed, adj 0 survived"),
             ));
             report.check(Check::holds(
                 claims[3],
@@ -310,7 +381,7 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
                 format!(
                     "allocated {} under a {} limit; VmSwap {}, pswpout +{} pages ({})",
                     mib(s.allocated as f64),
-                    mib(LIMIT as f64),
+                    mib(limit as f64),
                     mib(s.vm_swap as f64),
                     s.pswpout,
                     s.source
@@ -389,6 +460,12 @@ mod tests {
 
     fn good() -> Measured {
         Measured {
+            set: Settings {
+                limit: 64 << 20,
+                hog: 128 << 20,
+                raised_adj: 500,
+                ..Settings::default()
+            },
             cgroup: Some(Ok("/sys/fs/cgroup/memory/x/syslens-lab-1-0".into())),
             hog_status: "killed by SIGKILL".into(),
             oom_kills_hog: 1,
