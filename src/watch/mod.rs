@@ -3,6 +3,7 @@
 //! log), says which sources are unavailable and why, and streams one line (or one JSON
 //! object) per event, with per-process summaries every few seconds and at the end.
 
+pub mod fatal;
 mod host;
 
 use std::collections::BTreeMap;
@@ -288,6 +289,17 @@ impl Watcher {
     /// The event kinds being watched, in registry order.
     pub fn kinds(&self) -> Vec<&'static str> {
         self.active.iter().map(|a| a.source.kind).collect()
+    }
+
+    /// Whether any feed of the source of `kind` is open (a tracepoint, the exit records
+    /// or the kernel log): its events can come. False for a kind not watched.
+    pub fn is_open(&self, kind: &str) -> bool {
+        self.active.iter().enumerate().any(|(i, a)| {
+            a.source.kind == kind
+                && (self.subs.iter().any(|s| s.source == i)
+                    || (a.source.feed == Feed::Exits && self.exits.is_some())
+                    || (a.source.feed == Feed::KernelLog && self.kmsg.is_some()))
+        })
     }
 
     /// Samples the kernel dropped so far (full ring buffers, taskstats overruns).
