@@ -5,6 +5,7 @@
 //! request per scrape interval. Collection happens on scrape, on a thread of its own,
 //! at most one at a time, behind a short cache.
 
+pub mod events;
 pub mod metrics;
 
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use events::{EventFeed, EventOptions};
 pub use metrics::GroupBy;
 use metrics::{Exporter, Options};
 
@@ -41,6 +43,8 @@ pub struct ServeOptions {
     pub max_per_peer: u64,
     /// A request head must arrive whole within this time of connecting.
     pub request_timeout: Duration,
+    /// The event kinds counted (`--events`, checked by [`events::check_kinds`]).
+    pub events: Vec<&'static str>,
 }
 
 /// Longest request head accepted; a scrape sends a few hundred bytes.
@@ -60,13 +64,17 @@ const TEXT: &str = "text/plain; charset=utf-8";
 /// trickles or idles costs a file descriptor and the bytes it sent, never a thread,
 /// and nothing a client does keeps the loop from accepting. Collections run on a
 /// thread of their own.
+///
+/// With event kinds asked for, `events` (a reader of its own) feeds the event counter
+/// thread, which stops with the exporter.
 pub fn run(
     args: ServeOptions,
     reader: syslens_probe::Reader,
+    events: Option<syslens_probe::Reader>,
     err: &mut dyn Write,
 ) -> io::Result<()> {
     let group_by = args.group_by.clone();
-    let exporter = Exporter::new(
+    let mut exporter = Exporter::new(
         Options {
             group_by,
             max_groups: args.max_groups as usize,
@@ -91,6 +99,23 @@ pub fn run(
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [libc::SIGTERM, libc::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    let mut feed = None;
+    if let Some(reader) = events.filter(|_| !args.events.is_empty()) {
+        let opts = EventOptions {
+            kinds: args.events.clone(),
+            group_by: args.group_by.clone(),
+            max_groups: args.max_groups as usize,
+            cmdline: args.cmdline,
+        };
+        let (started, said) = EventFeed::start(opts, reader, Arc::clone(&stop))?;
+        // After the line that names the address, which scripts wait for; stderr may
+        // be closed by then (a test that read only that line): the exporter goes on.
+        for line in said {
+            let _ = writeln!(err, "syslens: {line}");
+        }
+        exporter = exporter.with_events(&started);
+        feed = Some(started);
     }
     let mut collector = Collector::start(exporter)?;
     let mut server = Server {
@@ -161,6 +186,9 @@ pub fn run(
         if let Some(openmetrics) = server.next_collection(collector.busy) {
             collector.ask(openmetrics)?;
         }
+    }
+    if let Some(f) = feed {
+        f.join();
     }
     writeln!(err, "syslens: stopped")?;
     Ok(())
