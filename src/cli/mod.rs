@@ -253,8 +253,16 @@ pub struct ServeArgs {
     pub request_timeout: Duration,
     /// The kernel's events to count, comma-separated: oom-kill, signal (fatal ones; needs
     /// exit), exit, emfile (off by default: its syscall tracepoints slow every syscall),
-    /// or none. Needs root (or CAP_PERFMON, CAP_NET_ADMIN, CAP_SYSLOG); without it the
-    /// counters stay at 0 and syslens_event_source_up says so.
+    /// or none.
+    ///
+    /// Exported as syslens_oom_kills_total{victim_group,constraint},
+    /// syslens_signals_total{signal,group} (signals whose target died of them),
+    /// syslens_exits_total{group,how} (how: exited, signaled, core_dumped) and
+    /// syslens_emfile_total{group}, grouped as --group-by and capped by --max-groups
+    /// (later groups count as "other", in syslens_event_groups_folded_total), with
+    /// syslens_event_samples_lost_total and syslens_event_source_up{source}. Needs root
+    /// (or CAP_PERFMON, CAP_NET_ADMIN for taskstats, CAP_SYSLOG for the kernel log):
+    /// without it the sources say why on stderr and syslens_event_source_up is 0.
     #[arg(long, value_name = "KIND,...", value_delimiter = ',', default_value = crate::serve::events::DEFAULT_KINDS)]
     pub events: Vec<String>,
 }

@@ -374,13 +374,19 @@ impl EventFeed {
         let thread = std::thread::Builder::new()
             .name("syslens-events".into())
             .spawn(move || {
-                let Some(mut watcher) = open(&opts, reader, &said) else {
+                let (watcher, lines) = open(&opts, reader);
+                if let Some(w) = &watcher {
+                    for (kind, up) in counter.counts.sources.iter_mut() {
+                        *up = w.is_open(kind);
+                    }
+                }
+                // Published before the caller goes on: its first scrape says what is up.
+                *lock(&shared) = counter.counts.clone();
+                // The caller may have given up waiting.
+                let _ = said.send(lines);
+                let Some(mut watcher) = watcher else {
                     return;
                 };
-                for (kind, up) in counter.counts.sources.iter_mut() {
-                    *up = watcher.is_open(kind);
-                }
-                *lock(&shared) = counter.counts.clone();
                 if !counter.counts.sources.iter().any(|(_, up)| *up) {
                     return;
                 }
@@ -421,9 +427,9 @@ impl EventFeed {
     }
 }
 
-/// Opens the watcher over the kinds asked for; says on `said` what is unavailable
-/// (everything, on a captured tree or when opening failed).
-fn open(opts: &EventOptions, reader: Reader, said: &mpsc::Sender<Vec<String>>) -> Option<Watcher> {
+/// Opens the watcher over the kinds asked for, with the lines that say what is
+/// unavailable (everything, on a captured tree or when opening failed).
+fn open(opts: &EventOptions, reader: Reader) -> (Option<Watcher>, Vec<String>) {
     let mut lines = Vec::new();
     let watcher = if !reader.is_live() {
         lines.push("events: off: --root reads a captured tree, which has no events".into());
@@ -456,9 +462,7 @@ fn open(opts: &EventOptions, reader: Reader, said: &mpsc::Sender<Vec<String>>) -
             }
         }
     };
-    // The caller may have given up waiting.
-    let _ = said.send(lines);
-    watcher
+    (watcher, lines)
 }
 
 #[cfg(test)]
