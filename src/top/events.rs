@@ -28,6 +28,10 @@ pub const BIG_PEAK: i64 = 100 << 20;
 const IN_FLIGHT: usize = 64;
 /// Events the screen keeps (it shows fewer).
 const KEPT: usize = 16;
+/// The longest the thread waits for the sources: it notices `stop` within this.
+const WAIT: Duration = Duration::from_millis(200);
+/// The shortest pass, however often a ring says it is readable (as serve's).
+const GAP: Duration = Duration::from_millis(10);
 
 /// One event as the lines show it.
 #[derive(Debug, Clone, PartialEq)]
@@ -198,7 +202,7 @@ fn watch(reader: Reader, kinds: Vec<&'static str>, tx: &SyncSender<Report>, stop
     let mut events = Vec::new();
     let mut missed = 0;
     while !stop.load(Ordering::Relaxed) {
-        watcher.wait(Duration::from_millis(200));
+        watcher.wait_paced(WAIT, GAP);
         watcher.poll(&mut events);
         for e in events.drain(..) {
             let Some(line) = notable(&e, &mut fatal) else {

@@ -322,6 +322,18 @@ impl Watcher {
         );
     }
 
+    /// As [`Watcher::wait`], but taking at least `gap` in all: a ring buffer can poll
+    /// readable with nothing in it (signal:signal_generate on this 6.18 kernel: ~11 000
+    /// wake-ups a second with one signal in two seconds), which must not spin a caller
+    /// that runs for the life of an exporter.
+    pub fn wait_paced(&self, timeout: Duration, gap: Duration) {
+        let began = Instant::now();
+        self.wait(timeout);
+        if let Some(left) = gap.checked_sub(began.elapsed()) {
+            std::thread::sleep(left);
+        }
+    }
+
     /// Reads what every source has, decodes it and appends the events that pass the
     /// filters to `out`, in time order; the span's summaries follow when one is due.
     pub fn poll(&mut self, out: &mut Vec<Event>) -> Polled {
