@@ -3,7 +3,8 @@
 //! under one deadline each, so that no client, however slow, holds a thread or the
 //! accept loop; an async stack would add more code than the server itself for one
 //! request per scrape interval. Collection happens on scrape, on a thread of its own,
-//! at most one at a time, behind a short cache.
+//! at most one at a time, behind a short cache. The kernel's events (`--events`) are counted
+//! by a thread of their own ([`events`]), which each collection copies.
 
 pub mod events;
 pub mod metrics;
@@ -827,7 +828,8 @@ fn answer_head(status: u16, kind: &str, length: usize) -> String {
 const INDEX: &str = "<!doctype html><html><head><title>syslens exporter</title></head><body>\
 <h1>syslens exporter</h1><p>Per process group: peak memory, rlimit usage, deleted libraries, \
 signal dispositions. Per cgroup: working set, peak, OOM kills, throttling. System: buddy \
-fragmentation, slab caches, namespace sets.</p><p><a href=\"/metrics\">/metrics</a></p></body></html>\n";
+fragmentation, slab caches, namespace sets. The kernel's events: OOM kills, fatal signals, \
+exits, EMFILE.</p><p><a href=\"/metrics\">/metrics</a></p></body></html>\n";
 
 #[cfg(test)]
 mod tests {
