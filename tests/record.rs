@@ -107,23 +107,8 @@ fn issue_17_a_recorded_story_is_answered_by_every_view() {
     let shell = short.id() as i64;
     short.wait().unwrap();
     // An OOM kill in a memory cgroup this test makes beneath its own.
-    let jail = crate::watch::MemJail::new(64 << 20);
-    let victim = jail.as_ref().ok().map(|jail| {
-        let procs = jail.dir.join("cgroup.procs");
-        let mut hog = Command::new("sh")
-            .args([
-                "-c",
-                "echo $$ > \"$1\" && exec dd if=/dev/zero of=/dev/null bs=200M count=1",
-                "sh",
-                procs.to_str().unwrap(),
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let pid = hog.id() as i64;
-        hog.wait().unwrap();
-        pid
-    });
+    let jail = MemJail::new(64 << 20);
+    let victim = jail.as_ref().ok().map(|jail| i64::from(jail.oom_kill_dd()));
     let before = rusqlite_count(&store);
     wait_for_samples(&store, before + 3);
     let said = rec.stop();

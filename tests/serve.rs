@@ -894,3 +894,194 @@ fn issue_14_a_full_server_makes_room_by_closing_the_oldest_idle_connection() {
     let answer = answer_of(&mut idle[0], Duration::from_secs(2));
     assert!(answer.starts_with("HTTP/1.1 503 "), "{answer:?}");
 }
+
+/// Scrapes (the server runs with `--cache 0`) until every series reaches its value,
+/// for at most 15 s; returns the last exposition.
+fn scrape_until(port: u16, want: &[(&str, f64)]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (code, text) = get(port, "/metrics");
+        assert_eq!(code, 200);
+        let reached = want
+            .iter()
+            .all(|(series, at_least)| sample(&text, series).is_some_and(|v| v >= *at_least));
+        if reached || Instant::now() >= deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The event families of an exposition, for a failure's message.
+fn event_lines(text: &str) -> String {
+    text.lines()
+        .filter(|l| {
+            !l.starts_with('#')
+                && [
+                    "syslens_oom",
+                    "syslens_signals",
+                    "syslens_exits",
+                    "syslens_event",
+                ]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn issue_16_serve_counts_a_sigkill_as_fatal_and_its_exit_as_signaled() {
+    skip_unless!(is_root(), "tracepoints and taskstats need root");
+    let dir = tempfile::tempdir().unwrap();
+    // A shell of a group of its own, that catches SIGUSR1.
+    let shell = dir.path().join("slkill16sh");
+    std::fs::copy("/bin/sh", &shell).unwrap();
+    let serve = Serve::start(&["--cache", "0", "--max-groups", "10000"]);
+    let text = scrape_until(
+        serve.port,
+        &[
+            ("syslens_event_source_up{source=\"signal\"}", 1.0),
+            ("syslens_event_source_up{source=\"exit\"}", 1.0),
+        ],
+    );
+    for kind in ["oom-kill", "signal", "exit"] {
+        assert_eq!(
+            sample(
+                &text,
+                &format!("syslens_event_source_up{{source=\"{kind}\"}}")
+            ),
+            Some(1.0),
+            "as root every default source opens: {}",
+            event_lines(&text)
+        );
+    }
+    let kills = "syslens_signals_total{signal=\"SIGKILL\",group=\"slkill16sh\"}";
+    let usr1 = "syslens_signals_total{signal=\"SIGUSR1\",group=\"slkill16sh\"}";
+    let signaled = "syslens_exits_total{group=\"slkill16sh\",how=\"signaled\"}";
+    let before = |series| sample(&text, series).unwrap_or(0.0);
+    let (kills_before, signaled_before) = (before(kills), before(signaled));
+    let mut child = Command::new(&shell)
+        .args(["-c", "trap 'true' USR1; while :; do sleep 0.2; done"])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // The trap is set once the shell runs its loop's first sleep.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("SigCgt:") && l.trim_end().ends_with(|c| c != '0'))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let sent = Command::new("sh")
+        .args(["-c", "kill -USR1 $1; kill -KILL $1", "sh", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+    let text = scrape_until(
+        serve.port,
+        &[
+            (kills, kills_before + 1.0),
+            (signaled, signaled_before + 1.0),
+        ],
+    );
+    let events = event_lines(&text);
+    assert!(
+        sample(&text, kills).unwrap_or(0.0) >= kills_before + 1.0,
+        "the SIGKILL of {pid} was not counted:\n{events}"
+    );
+    assert!(
+        sample(&text, signaled).unwrap_or(0.0) >= signaled_before + 1.0,
+        "the exit of {pid} by a signal was not counted:\n{events}"
+    );
+    assert_eq!(
+        sample(&text, usr1),
+        None,
+        "a caught SIGUSR1 is not fatal:\n{events}"
+    );
+    assert_eq!(
+        sample(&text, "syslens_event_samples_lost_total"),
+        Some(0.0),
+        "{events}"
+    );
+}
+
+#[test]
+fn issue_16_serve_counts_an_oom_kill_by_the_victims_cgroup() {
+    skip_unless!(is_root(), "a memory cgroup and tracepoints need root");
+    let jail = match MemJail::new(64 << 20) {
+        Ok(j) => j,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+    let serve = Serve::start(&[
+        "--cache",
+        "0",
+        "--group-by",
+        "cgroup",
+        "--max-groups",
+        "10000",
+    ]);
+    scrape_until(
+        serve.port,
+        &[("syslens_event_source_up{source=\"oom-kill\"}", 1.0)],
+    );
+    let victim = jail.oom_kill_dd();
+    let series = format!(
+        "syslens_oom_kills_total{{victim_group=\"{}\",constraint=\"cgroup\"}}",
+        jail.path
+    );
+    let text = scrape_until(serve.port, &[(&series, 1.0)]);
+    assert_eq!(
+        sample(&text, &series),
+        Some(1.0),
+        "one OOM kill (dd {victim}) in {}:\n{}",
+        jail.path,
+        event_lines(&text)
+    );
+}
+
+#[test]
+fn issue_16_as_nobody_the_event_sources_are_down_and_serve_still_serves() {
+    if let Err(why) = nobody_can_run() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let serve = Serve::start_with(as_nobody(), &[]);
+    let (code, text) = get(serve.port, "/metrics");
+    assert_eq!(code, 200);
+    // The kernel log is readable by anyone only with kernel.dmesg_restrict=0.
+    let restricted =
+        std::fs::read_to_string("/proc/sys/kernel/dmesg_restrict").is_ok_and(|v| v.trim() != "0");
+    for (kind, up) in [
+        ("oom-kill", if restricted { 0.0 } else { 1.0 }),
+        ("signal", 0.0),
+        ("exit", 0.0),
+    ] {
+        assert_eq!(
+            sample(
+                &text,
+                &format!("syslens_event_source_up{{source=\"{kind}\"}}")
+            ),
+            Some(up),
+            "{kind}: {}",
+            event_lines(&text)
+        );
+    }
+    assert!(
+        text.contains("# TYPE syslens_exits_total counter\n")
+            && !text.contains("syslens_exits_total{"),
+        "the family is there, with nothing counted"
+    );
+    assert!(
+        text.contains("syslens_group_processes{"),
+        "the rest is served"
+    );
+}

@@ -789,3 +789,64 @@ fn issue_19_top_exits_when_its_terminal_goes_away() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn issue_16_top_shows_a_kill_on_the_events_line_with_its_sender() {
+    require_tool!(has_tmux(), "tmux is not installed");
+    skip_unless!(
+        crate::common::is_root(),
+        "tracepoints and taskstats need root"
+    );
+    let (w, h) = SIZES[0];
+    let top = Top::start(w, h);
+    let screen = top.wait("the event sources open", |s| !s.contains("events: opening"));
+    assert!(
+        !screen.contains("events: unavailable"),
+        "as root the sources open:\n{screen}"
+    );
+    let name = unique_name("evk");
+    let mut victim = Specimen::start(&["--comm", &name]);
+    let pid = victim.pid();
+    let mut sender = Command::new("sh")
+        .args(["-c", "kill -KILL $1", "sh", &pid.to_string()])
+        .spawn()
+        .unwrap();
+    let sender_pid = sender.id();
+    assert!(sender.wait().unwrap().success());
+    assert_eq!(exit_of(&mut victim.child).signal(), Some(libc::SIGKILL));
+    let screen = top.wait_for(&format!("{name}[{pid}] killed by SIGKILL"));
+    let line = screen
+        .lines()
+        .find(|l| l.contains(&format!("[{pid}] killed by SIGKILL")))
+        .unwrap_or_default();
+    assert!(
+        line.contains("  exit  ") && line.contains(&format!("from sh[{sender_pid}]")),
+        "the exit, time-stamped, with who sent the kill: {line:?}\n{screen}"
+    );
+    // Time-stamped as watch prints: HH:MM:SS.mmm after the label.
+    let stamp = line
+        .split_whitespace()
+        .find(|w| w.len() == 12 && w.as_bytes()[2] == b':' && w.as_bytes()[8] == b'.');
+    assert!(stamp.is_some(), "{line:?}");
+}
+
+#[test]
+fn issue_16_top_as_nobody_says_once_why_there_are_no_events() {
+    require_tool!(has_tmux(), "tmux is not installed");
+    skip_unless!(nobody_can_run().is_ok(), format!("{:?}", nobody_can_run()));
+    let top = Top::start_with(
+        140,
+        40,
+        "setpriv --reuid=65534 --regid=65534 --clear-groups --",
+    );
+    let screen = top.wait_for("events: unavailable: ");
+    let lines: Vec<&str> = screen.lines().filter(|l| l.contains("events")).collect();
+    assert_eq!(lines.len(), 1, "one line says why:\n{screen}");
+    assert!(
+        lines[0].contains("root") || lines[0].contains("CAP_"),
+        "it says what grants them: {}",
+        lines[0]
+    );
+    // The table goes on below it.
+    assert!(!row_pids(&screen).is_empty(), "{screen}");
+}

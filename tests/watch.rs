@@ -221,58 +221,6 @@ fn issue_16_a_short_lived_process_exits_with_its_peak() {
     assert!(k.get("exit_code").is_none(), "{k}");
 }
 
-/// A memory cgroup beneath this test's own (v1 memory controller, or v2 with it
-/// enabled), removed on drop.
-pub(crate) struct MemJail {
-    pub(crate) dir: std::path::PathBuf,
-}
-
-impl MemJail {
-    pub(crate) fn new(limit: u64) -> Result<MemJail, String> {
-        let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
-        for line in own.lines() {
-            let mut parts = line.splitn(3, ':');
-            let (_, controllers, path) = (
-                parts.next(),
-                parts.next().unwrap_or(""),
-                parts.next().unwrap_or(""),
-            );
-            let (base, limit_file) = if controllers.split(',').any(|c| c == "memory") {
-                ("/sys/fs/cgroup/memory", "memory.limit_in_bytes")
-            } else if controllers.is_empty()
-                && std::fs::read_to_string(format!("/sys/fs/cgroup{path}/cgroup.controllers"))
-                    .is_ok_and(|c| c.contains("memory"))
-            {
-                ("/sys/fs/cgroup", "memory.max")
-            } else {
-                continue;
-            };
-            let dir = std::path::PathBuf::from(format!(
-                "{base}{}/syslens-test-oom-{}",
-                path.trim_end_matches('/'),
-                std::process::id()
-            ));
-            std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let jail = MemJail { dir };
-            std::fs::write(jail.dir.join(limit_file), limit.to_string())
-                .map_err(|e| e.to_string())?;
-            return Ok(jail);
-        }
-        Err("no memory controller for this test's cgroup".into())
-    }
-}
-
-impl Drop for MemJail {
-    fn drop(&mut self) {
-        for _ in 0..50 {
-            if std::fs::remove_dir(&self.dir).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
 #[test]
 fn issue_16_an_oom_kill_names_victim_cgroup_and_trigger() {
     skip_unless!(is_root(), "a memory cgroup and tracepoints need root");
@@ -284,26 +232,7 @@ fn issue_16_an_oom_kill_names_victim_cgroup_and_trigger() {
         }
     };
     let watch = Watch::start(&["swap-oom"]);
-    // The shell joins the jail, then becomes dd, whose 200 MiB buffer cannot fit in 64.
-    let procs = jail.dir.join("cgroup.procs");
-    let mut hog = Command::new("sh")
-        .args([
-            "-c",
-            "echo $$ > \"$1\" && exec dd if=/dev/zero of=/dev/null bs=200M count=1",
-            "sh",
-            procs.to_str().unwrap(),
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let victim = hog.id() as i64;
-    let status = hog.wait().unwrap();
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(
-        status.signal(),
-        Some(libc::SIGKILL),
-        "the hog was not OOM-killed: {status}"
-    );
+    let victim = jail.oom_kill_dd() as i64;
     let deadline = Instant::now() + Duration::from_secs(1);
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));

@@ -94,6 +94,14 @@ pub enum Command {
         /// Seconds between refreshes.
         #[arg(long, default_value = "1", value_parser = parse_seconds)]
         interval: Duration,
+        /// The kernel's events shown under the meters, comma-separated: oom-kill,
+        /// signal (names who sent a kill), exit (killed, or a peak of 100 MiB or more),
+        /// reclaim-stall, emfile (off by default: its syscall tracepoints slow every
+        /// syscall), or none. Needs root (or CAP_PERFMON, CAP_NET_ADMIN, CAP_SYSLOG).
+        #[arg(long, value_name = "KIND,...", value_delimiter = ',',
+              default_value = crate::top::events::DEFAULT_KINDS,
+              value_parser = top_event_kind)]
+        events: Vec<&'static str>,
     },
     /// Findings a person can act on, from every rule of the catalogue.
     Doctor(DoctorArgs),
@@ -166,6 +174,23 @@ pub struct WatchArgs {
     /// Seconds between the per-process summaries.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_watch_seconds)]
     pub summary: Duration,
+}
+
+/// One of `top --events`: a kind top shows, or `none` (kept as the empty string).
+fn top_event_kind(s: &str) -> Result<&'static str, String> {
+    if s == "none" {
+        return Ok("");
+    }
+    crate::top::events::KINDS
+        .iter()
+        .find(|k| **k == s)
+        .copied()
+        .ok_or_else(|| {
+            format!(
+                "no event kind {s}; the kinds are {} (or none)",
+                crate::top::events::KINDS.join(", ")
+            )
+        })
 }
 
 /// Seconds for watch: 0.1 s to a week.
@@ -244,11 +269,28 @@ pub struct ServeArgs {
     /// draining the input after an error answer ends by the same deadline.
     #[arg(long, default_value = "5", value_parser = parse_seconds)]
     pub request_timeout: Duration,
+    /// The kernel's events to count, comma-separated: oom-kill, signal (fatal ones; needs
+    /// exit), exit, emfile (off by default: its syscall tracepoints slow every syscall),
+    /// or none.
+    ///
+    /// Exported as syslens_oom_kills_total{victim_group,constraint},
+    /// syslens_signals_total{signal,group} (signals whose target died of them),
+    /// syslens_exits_total{group,how} (how: exited, signaled, core_dumped) and
+    /// syslens_emfile_total{group}, grouped as --group-by and capped by --max-groups
+    /// (later groups count as "other", in syslens_event_groups_folded_total), with
+    /// syslens_event_samples_lost_total and syslens_event_source_up{source}. Needs root
+    /// (or CAP_PERFMON, CAP_NET_ADMIN for taskstats, CAP_SYSLOG for the kernel log):
+    /// without it the sources say why on stderr and syslens_event_source_up is 0.
+    #[arg(long, value_name = "KIND,...", value_delimiter = ',', default_value = crate::serve::events::DEFAULT_KINDS)]
+    pub events: Vec<String>,
 }
 
-impl From<ServeArgs> for crate::serve::ServeOptions {
-    fn from(a: ServeArgs) -> Self {
+impl ServeArgs {
+    /// The exporter's options, or why `--events` is refused.
+    fn options(self) -> Result<crate::serve::ServeOptions, String> {
         use crate::serve::GroupBy;
+        let events = crate::serve::events::check_kinds(&self.events)?;
+        let a = self;
         let group_by = match (a.group_regex, a.group_by) {
             (Some(re), _) => GroupBy::Regex(re),
             (None, GroupKey::Comm) => GroupBy::Comm,
@@ -257,7 +299,7 @@ impl From<ServeArgs> for crate::serve::ServeOptions {
             (None, GroupKey::Container) => GroupBy::Container,
             (None, GroupKey::Unit) => GroupBy::Unit,
         };
-        crate::serve::ServeOptions {
+        Ok(crate::serve::ServeOptions {
             listen: a.listen,
             group_by,
             max_groups: a.max_groups,
@@ -268,7 +310,8 @@ impl From<ServeArgs> for crate::serve::ServeOptions {
             max_connections: a.max_connections,
             max_per_peer: a.max_per_peer,
             request_timeout: a.request_timeout,
-        }
+            events,
+        })
     }
 }
 
@@ -635,10 +678,24 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
         Some(Command::Specimen(args)) => specimen::run(args, out),
         Some(Command::Lab(args)) => lab_cmd(out, err, g, &style, args),
         Some(Command::Doctor(args)) => doctor_cmd(out, err, g, &style, args),
-        Some(Command::Serve(args)) => match open_reader(g, err)? {
-            Some(reader) => crate::serve::run(args.into(), reader, err).map(|_| Status::Ok),
-            None => Ok(Status::Usage),
-        },
+        Some(Command::Serve(args)) => {
+            let opts = match args.options() {
+                Ok(o) => o,
+                Err(why) => {
+                    writeln!(err, "syslens serve: {why}")?;
+                    return Ok(Status::Usage);
+                }
+            };
+            let Some(reader) = open_reader(g, err)? else {
+                return Ok(Status::Usage);
+            };
+            // The event counters read through a reader of their own, on their thread.
+            let events = match opts.events.is_empty() {
+                true => None,
+                false => open_reader(g, err)?,
+            };
+            crate::serve::run(opts, reader, events, err).map(|_| Status::Ok)
+        }
         Some(Command::Watch(args)) => watch_cmd(out, err, g, args),
         Some(Command::Record(args)) => record_cmd(err, g, args),
         Some(Command::RecordSynth {
@@ -656,7 +713,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
             }
         },
         Some(Command::Events(args)) => events_cmd(out, err, g, args),
-        Some(Command::Top { interval }) => {
+        Some(Command::Top { interval, events }) => {
             // ratatui panics without a terminal (cron, a pipe, ssh without -t).
             if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
                 writeln!(
@@ -665,13 +722,18 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
                 )?;
                 return Ok(Status::Usage);
             }
-            let (Some(collector), Some(inspector)) = (open_reader(g, err)?, open_reader(g, err)?)
-            else {
+            let (Some(collector), Some(inspector), Some(watcher)) = (
+                open_reader(g, err)?,
+                open_reader(g, err)?,
+                open_reader(g, err)?,
+            ) else {
                 return Ok(Status::Usage);
             };
+            let kinds: Vec<&'static str> = events.into_iter().filter(|k| !k.is_empty()).collect();
             crate::top::run(
                 collector,
                 inspector,
+                (watcher, kinds),
                 interval.max(Duration::from_millis(100)),
             )
             .map(|_| Status::Ok)

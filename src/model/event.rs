@@ -221,6 +221,8 @@ pub struct ProcessExit {
     pub exit_code: Option<i32>,
     /// The signal that killed it, when one did.
     pub signal: Option<i32>,
+    /// Whether that signal dumped core (the wait status's 0x80), when known.
+    pub core_dumped: Option<bool>,
     /// From start to exit.
     pub lifetime: Option<Duration>,
     /// User plus system CPU time.

@@ -177,7 +177,9 @@ pub fn run(
             .saturating_duration_since(Instant::now())
             .min(Duration::from_millis(250));
         match watcher.as_ref() {
-            Some(w) => w.wait(wait),
+            // A ring can report readable with nothing in it (signal_generate on 6.18):
+            // at most 100 passes a second, whatever it says.
+            Some(w) => w.wait_paced(wait, Duration::from_millis(10).min(wait)),
             None => std::thread::sleep(wait),
         }
     }

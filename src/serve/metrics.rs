@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use std::sync::{Arc, Mutex};
+
 use regex::Regex;
 use syslens_probe::cgroup::{CgroupLayout, CpuCgroup, MemoryCgroup};
 use syslens_probe::limits::{find, parse_limits, Limit, LimitValue};
@@ -16,6 +18,8 @@ use syslens_probe::smaps::{parse_maps, MapKind, MemUsage};
 use syslens_probe::system::{parse_buddyinfo, parse_slabinfo, BuddyZone};
 use syslens_probe::table::{ProcessRow, ScanOptions, Scanner};
 use syslens_probe::{Val, USER_HZ};
+
+use super::events::{lock, EventCounts, EventFeed, KnownGroups};
 
 /// How processes are grouped.
 #[derive(Debug, Clone)]
@@ -34,6 +38,71 @@ pub enum GroupBy {
     Container,
     /// The systemd unit its cgroup names (`nginx.service`), `(no unit)` otherwise.
     Unit,
+}
+
+/// What a process's group is made of: the process table's row, or an event's fields.
+#[derive(Debug, Clone, Copy)]
+pub struct Member<'a> {
+    /// The process id.
+    pub pid: i32,
+    /// A kernel thread (pid 2 or its child): they all share one group by comm.
+    pub kernel_thread: bool,
+    /// The command name.
+    pub comm: &'a str,
+    /// The memory (v1) or unified (v2) cgroup path; None when unknown.
+    pub cgroup: Option<&'a str>,
+    /// The command line (only read with --cmdline).
+    pub cmdline: Option<&'a str>,
+}
+
+impl GroupBy {
+    /// The group of a process: every family and event counter is labelled by this.
+    pub fn group(&self, m: &Member<'_>) -> String {
+        match self {
+            // Kernel threads carry their work item in comm (kworker/0:1-events): one
+            // group keeps them from churning series.
+            GroupBy::Comm if m.kernel_thread => "[kernel threads]".into(),
+            GroupBy::Comm => m.comm.to_owned(),
+            GroupBy::Pid => format!("{}/{}", m.comm, m.pid),
+            GroupBy::Cgroup | GroupBy::Container | GroupBy::Unit => {
+                let Some(path) = m.cgroup else {
+                    return "?".into();
+                };
+                if let GroupBy::Cgroup = self {
+                    return path.to_owned();
+                }
+                let placed = syslens_probe::container::placement(path);
+                match (self, placed.short_id(), placed.unit.clone()) {
+                    (GroupBy::Container, Some(id), _) => format!(
+                        "{}/{id}",
+                        placed.runtime.map_or("container", |rt| rt.name())
+                    ),
+                    (GroupBy::Container, None, _) => "host".into(),
+                    (_, _, Some(unit)) => unit,
+                    _ => "(no unit)".into(),
+                }
+            }
+            GroupBy::Regex(re) => {
+                let subject = m.cmdline.unwrap_or(m.comm);
+                re.captures(subject)
+                    .and_then(|c| c.get(1).or_else(|| c.get(0)))
+                    .map_or("other".into(), |m| m.as_str().to_owned())
+            }
+        }
+    }
+
+    /// Whether the group is read from the cgroup path.
+    pub fn needs_cgroup(&self) -> bool {
+        matches!(self, GroupBy::Cgroup | GroupBy::Container | GroupBy::Unit)
+    }
+}
+
+/// A command line as the regex sees it: its NUL separators as spaces.
+pub fn cmdline_text(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw)
+        .replace('\0', " ")
+        .trim_end()
+        .to_owned()
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +148,10 @@ pub struct Exporter {
     members: Members,
     /// Per group, the final counters of its processes that exited.
     exited: HashMap<String, Counters>,
+    /// The event counter thread's counts, when events are counted.
+    events: Option<Arc<Mutex<EventCounts>>>,
+    /// Where each collection leaves its pid -> group map for the event counters.
+    known_groups: Option<KnownGroups>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -370,6 +443,8 @@ struct Collection<'a> {
     /// The ten largest slab caches and their bytes; None without root.
     slabs: Option<Vec<(String, u64)>>,
     stats: &'a BTreeMap<&'static str, CollectorStats>,
+    /// A copy of the event counts; None when no events are counted.
+    events: Option<EventCounts>,
 }
 
 impl Collection<'_> {
@@ -531,6 +606,37 @@ static FAMILIES: &[Family] = &[
         |c| c.slabs.as_ref().map(|s| {
             s.iter().map(|(name, bytes)| (vec![name.clone()], *bytes as f64)).collect()
         })),
+    // Only while the events are counted (serve --events, see src/serve/events.rs).
+    Family::of("syslens_oom_kills_total", Counter,
+        "OOM kills the kernel reported (oom:mark_victim, the kernel log), by the victim's group and the constraint (cgroup, global, cpuset, memory_policy; unknown without the log). Needs --events oom-kill (default).",
+        &["victim_group", "constraint"],
+        |c| event_samples(c, "oom-kill", |e| pairs(&e.oom_kills, |(g, k)| vec![g.clone(), (*k).to_owned()]))),
+    Family::of("syslens_signals_total", Counter,
+        "Fatal signals: signals delivered (signal:signal_generate) whose target then died of them (its exit record), by signal and the target's group. Needs --events signal,exit (default).",
+        &["signal", "group"],
+        |c| event_samples(c, "signal", |e| pairs(&e.signals, |(s, g)| vec![s.clone(), g.clone()]))),
+    Family::of("syslens_exits_total", Counter,
+        "Process exits (taskstats; the exit tracepoint where it is refused), by group and how: exited, signaled, core_dumped (unknown from the tracepoint). Needs --events exit (default).",
+        &["group", "how"],
+        |c| event_samples(c, "exit", |e| pairs(&e.exits, |(g, h)| vec![g.clone(), (*h).to_owned()]))),
+    Family::of("syslens_emfile_total", Counter,
+        "Calls that failed with EMFILE (syscall exit tracepoints, filtered in the kernel), by group. Only with --events ...,emfile: it slows every syscall.",
+        &["group"],
+        |c| event_samples(c, "emfile", |e| pairs(&e.emfile, |g| vec![g.clone()]))),
+    Family::of("syslens_event_samples_lost_total", Counter,
+        "Event records the kernel dropped (a full ring buffer or taskstats socket buffer): the event counters may be short by this many.",
+        &[],
+        |c| c.events.as_ref().and_then(|e| single(e.lost as f64))),
+    Family::of("syslens_event_groups_folded_total", Counter,
+        "Events counted under group=\"other\" because --max-groups groups had been seen first.",
+        &[],
+        |c| c.events.as_ref().and_then(|e| single(e.folded as f64))),
+    Family::of("syslens_event_source_up", Gauge,
+        "Whether the source of an event kind is open (1) or unavailable (0: it needs root, or CAP_PERFMON, CAP_NET_ADMIN and CAP_SYSLOG; serve says why on stderr).",
+        &["source"],
+        |c| c.events.as_ref().map(|e| {
+            e.sources.iter().map(|(k, up)| (vec![(*k).to_owned()], f64::from(u8::from(*up)))).collect()
+        })),
     Family::of("syslens_scrape_collector_duration_seconds", Gauge,
         "How long each collector took in its last run.",
         &["collector"],
@@ -552,6 +658,20 @@ const NS_LABELS: [&str; 7] = [
     "user_ns",
     "uts_ns",
 ];
+
+/// The samples of an event family, when its kind is counted.
+fn event_samples(
+    c: &Collection,
+    kind: &str,
+    get: fn(&EventCounts) -> Vec<Sample>,
+) -> Option<Vec<Sample>> {
+    c.events.as_ref().filter(|e| e.watches(kind)).map(get)
+}
+
+/// A counter map as samples, its key made into label values.
+fn pairs<K>(map: &BTreeMap<K, u64>, labels: impl Fn(&K) -> Vec<String>) -> Vec<Sample> {
+    map.iter().map(|(k, n)| (labels(k), *n as f64)).collect()
+}
 
 fn namespace_samples(sets: &[([u64; 7], u64)], max: usize) -> Vec<Sample> {
     sets.iter()
@@ -586,7 +706,17 @@ impl Exporter {
             members: HashMap::new(),
             exited: HashMap::new(),
             stats: BTreeMap::new(),
+            events: None,
+            known_groups: None,
         }
+    }
+
+    /// Exports the counts of an event counter thread, and shares this exporter's
+    /// groups with it when `known` asks for them.
+    pub fn with_events(mut self, feed: &EventFeed) -> Exporter {
+        self.events = Some(Arc::clone(&feed.counts));
+        self.known_groups = feed.known.clone();
+        self
     }
 
     /// Runs one collector, recording its duration and counting its failure.
@@ -609,39 +739,17 @@ impl Exporter {
     }
 
     fn group_name(&self, r: &ProcessRow, cmdline: Option<&str>) -> String {
-        match &self.opts.group_by {
-            // Kernel threads carry their work item in comm (kworker/0:1-events): one
-            // group keeps them from churning series.
-            GroupBy::Comm if r.pid == 2 || r.ppid == 2 => "[kernel threads]".into(),
-            GroupBy::Comm => r.comm.as_str().to_owned(),
-            GroupBy::Pid => format!("{}/{}", r.comm, r.pid),
-            GroupBy::Cgroup => r
+        self.opts.group_by.group(&Member {
+            pid: r.pid,
+            kernel_thread: r.pid == 2 || r.ppid == 2,
+            comm: r.comm.as_str(),
+            cgroup: r
                 .cgroup
                 .as_ref()
-                .map_or("?".into(), |id| self.scanner.cgroup_path(*id).to_owned()),
-            GroupBy::Container | GroupBy::Unit => {
-                let placed = r
-                    .cgroup
-                    .as_ref()
-                    .map(|id| syslens_probe::container::placement(self.scanner.cgroup_path(*id)))
-                    .unwrap_or_default();
-                match (&self.opts.group_by, placed.short_id(), placed.unit.clone()) {
-                    (GroupBy::Container, Some(id), _) => format!(
-                        "{}/{id}",
-                        placed.runtime.map_or("container", |rt| rt.name())
-                    ),
-                    (GroupBy::Container, None, _) => "host".into(),
-                    (_, _, Some(unit)) => unit,
-                    _ => "(no unit)".into(),
-                }
-            }
-            GroupBy::Regex(re) => {
-                let subject = cmdline.unwrap_or(r.comm.as_str());
-                re.captures(subject)
-                    .and_then(|c| c.get(1).or_else(|| c.get(0)))
-                    .map_or("other".into(), |m| m.as_str().to_owned())
-            }
-        }
+                .ok()
+                .map(|id| self.scanner.cgroup_path(*id)),
+            cmdline,
+        })
     }
 
     /// The slow collector: maps (deleted libraries), limits and namespaces of every
@@ -731,6 +839,7 @@ impl Exporter {
             buddy,
             slabs,
             stats: &self.stats,
+            events: self.events.as_deref().map(|c| lock(c).clone()),
         };
         let mut x = Exposition {
             out: String::with_capacity(64 << 10),
@@ -771,15 +880,10 @@ impl Exporter {
             let dir = (wants_cmdline || wants_pss)
                 .then(|| reader.open_pid(r.pid).ok())
                 .flatten();
-            let cmdline = dir.as_ref().filter(|_| wants_cmdline).and_then(|d| {
-                let b = reader.read_pid(d, "cmdline").ok()?;
-                Some(
-                    String::from_utf8_lossy(b)
-                        .replace('\0', " ")
-                        .trim_end()
-                        .to_owned(),
-                )
-            });
+            let cmdline = dir
+                .as_ref()
+                .filter(|_| wants_cmdline)
+                .and_then(|d| reader.read_pid(d, "cmdline").ok().map(cmdline_text));
             let pss = dir
                 .as_ref()
                 .filter(|_| wants_pss)
@@ -823,6 +927,12 @@ impl Exporter {
             };
             live.insert((r.pid, r.start_time_ticks), (name.clone(), g.counters));
             groups.entry(name).or_default().add(&g);
+        }
+        if let Some(known) = &self.known_groups {
+            *lock(known) = live
+                .iter()
+                .map(|((pid, _), (g, _))| (*pid, g.clone()))
+                .collect();
         }
         self.carry_exited_counters(live, &mut groups);
         fold_groups(groups, self.opts.max_groups)
@@ -1056,6 +1166,32 @@ mod tests {
         let mut sum = huge;
         sum.add(&huge);
         assert_eq!(sum, huge);
+    }
+
+    #[test]
+    fn issue_16_event_families_escape_their_labels_and_say_which_sources_are_up() {
+        let mut e = comm_exporter(5);
+        let mut counts = EventCounts {
+            sources: vec![("exit", true), ("signal", false)],
+            ..EventCounts::default()
+        };
+        counts
+            .exits
+            .insert(("a\"b\\c\nd".to_owned(), "signaled"), 2);
+        e.events = Some(Arc::new(Mutex::new(counts)));
+        let text = e.collect(false);
+        assert!(
+            text.contains("syslens_exits_total{group=\"a\\\"b\\\\c\\nd\",how=\"signaled\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("syslens_event_source_up{source=\"exit\"} 1\n"));
+        assert!(text.contains("syslens_event_source_up{source=\"signal\"} 0\n"));
+        assert!(text.contains("# TYPE syslens_signals_total counter\n"));
+        assert!(
+            !text.contains("syslens_oom_kills_total"),
+            "a kind not asked for has no family"
+        );
+        assert!(!comm_exporter(5).collect(false).contains("syslens_event_"));
     }
 
     #[test]

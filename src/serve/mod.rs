@@ -3,8 +3,10 @@
 //! under one deadline each, so that no client, however slow, holds a thread or the
 //! accept loop; an async stack would add more code than the server itself for one
 //! request per scrape interval. Collection happens on scrape, on a thread of its own,
-//! at most one at a time, behind a short cache.
+//! at most one at a time, behind a short cache. The kernel's events (`--events`) are counted
+//! by a thread of their own ([`events`]), which each collection copies.
 
+pub mod events;
 pub mod metrics;
 
 use std::collections::HashMap;
@@ -15,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use events::{EventFeed, EventOptions};
 pub use metrics::GroupBy;
 use metrics::{Exporter, Options};
 
@@ -41,6 +44,8 @@ pub struct ServeOptions {
     pub max_per_peer: u64,
     /// A request head must arrive whole within this time of connecting.
     pub request_timeout: Duration,
+    /// The event kinds counted (`--events`, checked by [`events::check_kinds`]).
+    pub events: Vec<&'static str>,
 }
 
 /// Longest request head accepted; a scrape sends a few hundred bytes.
@@ -60,13 +65,17 @@ const TEXT: &str = "text/plain; charset=utf-8";
 /// trickles or idles costs a file descriptor and the bytes it sent, never a thread,
 /// and nothing a client does keeps the loop from accepting. Collections run on a
 /// thread of their own.
+///
+/// With event kinds asked for, `events` (a reader of its own) feeds the event counter
+/// thread, which stops with the exporter.
 pub fn run(
     args: ServeOptions,
     reader: syslens_probe::Reader,
+    events: Option<syslens_probe::Reader>,
     err: &mut dyn Write,
 ) -> io::Result<()> {
     let group_by = args.group_by.clone();
-    let exporter = Exporter::new(
+    let mut exporter = Exporter::new(
         Options {
             group_by,
             max_groups: args.max_groups as usize,
@@ -91,6 +100,23 @@ pub fn run(
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [libc::SIGTERM, libc::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    let mut feed = None;
+    if let Some(reader) = events.filter(|_| !args.events.is_empty()) {
+        let opts = EventOptions {
+            kinds: args.events.clone(),
+            group_by: args.group_by.clone(),
+            max_groups: args.max_groups as usize,
+            cmdline: args.cmdline,
+        };
+        let (started, said) = EventFeed::start(opts, reader, Arc::clone(&stop))?;
+        // After the line that names the address, which scripts wait for; stderr may
+        // be closed by then (a test that read only that line): the exporter goes on.
+        for line in said {
+            let _ = writeln!(err, "syslens: {line}");
+        }
+        exporter = exporter.with_events(&started);
+        feed = Some(started);
     }
     let mut collector = Collector::start(exporter)?;
     let mut server = Server {
@@ -161,6 +187,9 @@ pub fn run(
         if let Some(openmetrics) = server.next_collection(collector.busy) {
             collector.ask(openmetrics)?;
         }
+    }
+    if let Some(f) = feed {
+        f.join();
     }
     writeln!(err, "syslens: stopped")?;
     Ok(())
@@ -799,7 +828,8 @@ fn answer_head(status: u16, kind: &str, length: usize) -> String {
 const INDEX: &str = "<!doctype html><html><head><title>syslens exporter</title></head><body>\
 <h1>syslens exporter</h1><p>Per process group: peak memory, rlimit usage, deleted libraries, \
 signal dispositions. Per cgroup: working set, peak, OOM kills, throttling. System: buddy \
-fragmentation, slab caches, namespace sets.</p><p><a href=\"/metrics\">/metrics</a></p></body></html>\n";
+fragmentation, slab caches, namespace sets. The kernel's events: OOM kills, fatal signals, \
+exits, EMFILE.</p><p><a href=\"/metrics\">/metrics</a></p></body></html>\n";
 
 #[cfg(test)]
 mod tests {

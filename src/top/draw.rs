@@ -10,6 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Sparkline, Tabs, Wrap};
 use ratatui::Frame;
 
+use super::events::{Events, Status};
 use super::keys::{Prompt, HELP};
 use super::{settled, App, Col, Tab, TABS};
 use crate::render::safe::clean;
@@ -22,6 +23,8 @@ const MIN_TABLE_ROWS: u16 = 6;
 const MIN_SYSTEM_ROWS: u16 = 21;
 /// The widest the meters go side by side; below, one column.
 const TWO_COLUMN_METERS: u16 = 70;
+/// Events shown under the meters at most (the newest).
+const EVENT_LINES: usize = 3;
 /// The narrowest a CPU meter is drawn (label, brackets, a few bars and `100.0%`).
 const CPU_METER_MIN: usize = 16;
 
@@ -100,7 +103,12 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         draw_help(f, area, scroll);
         return;
     }
-    let meters = meters(app, area.width);
+    let mut meters = meters(app, area.width);
+    meters.extend(
+        event_lines(&app.events, usize::from(area.width), EVENT_LINES)
+            .into_iter()
+            .map(Line::from),
+    );
     let meters_h = u16::try_from(meters.len()).unwrap_or(u16::MAX);
     let body_min = if app.tab == Tab::System {
         MIN_SYSTEM_ROWS
@@ -446,6 +454,60 @@ fn draw_table(f: &mut Frame, app: &mut App, area: Rect) {
     app.geometry.rows = u16::try_from(height).unwrap_or(u16::MAX);
     app.geometry.offset = offset;
     app.geometry.columns = spans;
+}
+
+/// The recent-events lines, at most `max`, each cut to `w` cells: the newest events
+/// time-stamped as `watch` prints them, or one line saying what is watched, or why
+/// nothing can be (never an empty line).
+pub fn event_lines(ev: &Events, w: usize, max: usize) -> Vec<String> {
+    let time = crate::render::text::clock_time;
+    let one = |text: String| vec![cut_end(&text, w).to_owned()];
+    let watching = match &ev.status {
+        Status::Starting => return one("events: opening the kernel's event sources".into()),
+        Status::Off(why) => return one(format!("events: off: {}", clean(why))),
+        Status::Unavailable(why) => return one(format!("events: unavailable: {}", clean(why))),
+        Status::Watching {
+            kinds,
+            unavailable,
+            since,
+        } => {
+            let mut watching = format!("watching {}", kinds.join(", "));
+            if !unavailable.is_empty() {
+                watching += &format!("; {} unavailable", unavailable.join(", "));
+            }
+            if ev.recent.is_empty() {
+                let since = time(*since);
+                let since = since.split('.').next().unwrap_or(&since);
+                return one(format!("events: none since {since} ({watching})"));
+            }
+            watching
+        }
+    };
+    let prefix = match ev.missed {
+        0 => "events:".to_owned(),
+        n => format!("events ({n} missed):"),
+    };
+    let indent = " ".repeat(width(&prefix));
+    let mut lines: Vec<String> = ev
+        .recent
+        .iter()
+        .take(max.max(1))
+        .enumerate()
+        .map(|(i, e)| {
+            let lead = if i == 0 {
+                prefix.as_str()
+            } else {
+                indent.as_str()
+            };
+            let text = format!("{lead} {}  {}  {}", time(e.time), e.kind, clean(&e.line));
+            cut_end(&text, w).to_owned()
+        })
+        .collect();
+    // A line to spare says what is watched.
+    if lines.len() < max {
+        lines.push(cut_end(&format!("{indent} ({watching})"), w).to_owned());
+    }
+    lines
 }
 
 /// Sizes with three figures: `512K`, `1.21G` (the meters are narrow).

@@ -8,6 +8,7 @@
 
 pub mod collect;
 mod draw;
+pub mod events;
 mod keys;
 mod kill;
 
@@ -385,6 +386,10 @@ pub struct App {
     pub psi_history: [VecDeque<(Instant, Option<u64>)>; 3],
     /// CPU time of recent collector passes, in ms.
     pub cost_ms: VecDeque<f64>,
+    /// The recent-events lines under the meters.
+    pub events: events::Events,
+    /// The events thread's reports; none when events are off, and in tests.
+    reports: Option<mpsc::Receiver<events::Report>>,
     /// The reader `Enter` inspects a process with and `k` checks a process with
     /// before signalling it (the command line's, like the collector's): none in
     /// tests that only draw.
@@ -419,6 +424,8 @@ impl Default for App {
             exited: VecDeque::new(),
             psi_history: Default::default(),
             cost_ms: VecDeque::new(),
+            events: events::Events::default(),
+            reports: None,
         }
     }
 }
@@ -506,6 +513,19 @@ impl App {
         }
         self.sample = Some(s);
         retired
+    }
+
+    /// Takes the events thread's reports that have arrived; whether there were any.
+    pub fn take_reports(&mut self) -> bool {
+        let Some(rx) = &self.reports else {
+            return false;
+        };
+        let mut any = false;
+        for r in rx.try_iter() {
+            self.events.take(r);
+            any = true;
+        }
+        any
     }
 
     /// The previous sample, which rates are computed against.
@@ -807,8 +827,14 @@ fn as_tree(rows: Vec<TableRow<'_>>) -> Vec<TableRow<'_>> {
 /// `inspector` serves `Enter` and checks a process before `k` signals it; both read
 /// the tree the command line chose. The terminal is restored on every way out: a
 /// key, SIGTERM, SIGHUP or SIGINT (checked between events), an error, and a panic
-/// (ratatui's hook, and ours for the mouse).
-pub fn run(collector: Reader, inspector: Reader, interval: Duration) -> std::io::Result<()> {
+/// (ratatui's hook, and ours for the mouse). `events` reads the kernel's events of the
+/// kinds given (`--events`) for the lines under the meters, on a thread of its own.
+pub fn run(
+    collector: Reader,
+    inspector: Reader,
+    events: (Reader, Vec<&'static str>),
+    interval: Duration,
+) -> std::io::Result<()> {
     let (tx, rx) = mpsc::sync_channel::<Box<Sample>>(SAMPLES_IN_FLIGHT);
     let (spent_tx, spent_rx) = mpsc::channel();
     let wants = Arc::new(Wants::default());
@@ -834,6 +860,15 @@ pub fn run(collector: Reader, inspector: Reader, interval: Duration) -> std::io:
             std::process::exit(128 + sig);
         }
     });
+    let (events_reader, kinds) = events;
+    if kinds.is_empty() {
+        app.events.status = events::Status::Off("--events none".into());
+    } else if !events_reader.is_live() {
+        app.events.status =
+            events::Status::Off("--root reads a captured tree, which has no events".into());
+    } else {
+        app.reports = Some(events::spawn(events_reader, kinds, Arc::clone(&stop)));
+    }
     let collector_wants = wants.clone();
     std::thread::spawn(move || collect::run(collector, tx, spent_rx, interval, collector_wants));
     let mut terminal = ratatui::init();
@@ -856,6 +891,8 @@ pub fn run(collector: Reader, inspector: Reader, interval: Duration) -> std::io:
                 &stop,
             )
         });
+    // The events thread ends at its next wake.
+    stop.store(true, Ordering::Relaxed);
     let _ = ratatui::crossterm::execute!(std::io::stdout(), DisableMouseCapture);
     let _ = std::io::stdout().flush();
     ratatui::restore();
@@ -883,6 +920,7 @@ fn event_loop(
             }
             dirty = true;
         }
+        dirty |= app.take_reports();
         if dirty {
             terminal.draw(|f| draw(f, app))?;
             dirty = false;

@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
@@ -555,4 +556,84 @@ fn issue_19_top_header_meters_measure_from_two_samples() {
     assert!(s.contains("Load average: 0.50 0.25 0.12"), "{s}");
     assert!(s.contains("Uptime: 1 day, 01:01:01"), "{s}");
     assert!(s.contains("Tasks: 2,"), "{s}");
+}
+
+#[test]
+fn issue_16_top_events_lines_are_stamped_cleaned_and_fit_the_width() {
+    use events::{Notable, Report};
+    let cells = |s: &str| ratatui::text::Span::raw(s).width();
+    let mut ev = events::Events::default();
+    assert_eq!(
+        draw::event_lines(&ev, 80, 3),
+        ["events: opening the kernel's event sources"]
+    );
+    ev.take(Report::Unavailable("tracepoints: needs root\n".into()));
+    assert_eq!(
+        draw::event_lines(&ev, 80, 3),
+        ["events: unavailable: tracepoints: needs root\\x0a"],
+        "one line, its reason cleaned"
+    );
+    ev.take(Report::Watching {
+        kinds: vec!["oom-kill", "exit"],
+        unavailable: vec!["signal"],
+    });
+    let idle = draw::event_lines(&ev, 120, 3);
+    assert_eq!(idle.len(), 1, "{idle:?}");
+    assert!(idle[0].starts_with("events: none since "), "{idle:?}");
+    assert!(
+        idle[0].ends_with("(watching oom-kill, exit; signal unavailable)"),
+        "{idle:?}"
+    );
+    let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_500);
+    let evil = "ev\x1b[2Jil[7] killed by SIGKILL";
+    let event = |line: &str| Report::Event {
+        event: Notable {
+            time: at,
+            kind: "exit",
+            line: line.into(),
+        },
+        missed: 0,
+    };
+    ev.take(event(evil));
+    let lines = draw::event_lines(&ev, 200, 3);
+    assert_eq!(
+        lines[0],
+        format!(
+            "events: {}  exit  {}",
+            crate::render::text::clock_time(at),
+            crate::render::safe::clean(evil)
+        )
+    );
+    assert!(!lines[0].contains('\x1b'), "{lines:?}");
+    assert!(
+        lines[1].starts_with("        (watching oom-kill"),
+        "{lines:?}"
+    );
+    ev.take(event("second"));
+    ev.take(Report::Event {
+        event: Notable {
+            time: at,
+            kind: "oom-kill",
+            line: "killed dd[9]".into(),
+        },
+        missed: 2,
+    });
+    let lines = draw::event_lines(&ev, 200, 3);
+    assert_eq!(lines.len(), 3, "the newest three: {lines:?}");
+    assert!(
+        lines[0].starts_with("events (2 missed): ") && lines[0].ends_with("killed dd[9]"),
+        "newest first, the missed said: {lines:?}"
+    );
+    assert!(lines[2].ends_with(&crate::render::safe::clean(evil).into_owned()));
+    for w in [0, 1, 7, 20, 45, 79] {
+        for l in draw::event_lines(&ev, w, 3) {
+            assert!(cells(&l) <= w, "{w}: {l:?}");
+        }
+    }
+    // On screen, under the meters.
+    let mut app = App::default();
+    app.apply(sample(0));
+    app.events = ev;
+    let s = screen_at(&mut app, 100, 30);
+    assert!(s.contains("events (2 missed): "), "{s}");
 }

@@ -322,10 +322,13 @@ fn process_exit(r: &TaskExit) -> Option<ProcessExit> {
     if r.ends_process != Some(true) {
         return None;
     }
-    let (exit_code, signal) = match r.exit {
-        Some(ExitStatus::Exited { code }) => (Some(code), None),
-        Some(ExitStatus::Killed { signal, .. }) => (None, i32::try_from(signal).ok()),
-        None => (None, None),
+    let (exit_code, signal, core_dumped) = match r.exit {
+        Some(ExitStatus::Exited { code }) => (Some(code), None, None),
+        Some(ExitStatus::Killed {
+            signal,
+            core_dumped,
+        }) => (None, i32::try_from(signal).ok(), Some(core_dumped)),
+        None => (None, None, None),
     };
     Some(ProcessExit {
         pid: r.tgid.unwrap_or(r.pid) as i32,
@@ -333,6 +336,7 @@ fn process_exit(r: &TaskExit) -> Option<ProcessExit> {
         comm: r.comm.clone().unwrap_or_default(),
         exit_code,
         signal,
+        core_dumped,
         lifetime: r
             .process_elapsed_us
             .or(r.elapsed_us)

@@ -258,3 +258,85 @@ pub fn lab_leftovers(pid: u32) -> Vec<String> {
     }
     found
 }
+
+/// A memory cgroup beneath this test's own (v1 memory controller, or v2 with it
+/// enabled), removed on drop.
+pub struct MemJail {
+    /// Its directory.
+    pub dir: std::path::PathBuf,
+    /// Its path below its hierarchy's root, as /proc/PID/cgroup and the kernel log name it.
+    pub path: String,
+}
+
+impl MemJail {
+    /// Makes it with this memory limit, or says why it cannot.
+    pub fn new(limit: u64) -> Result<MemJail, String> {
+        let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
+        for line in own.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (
+                parts.next(),
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+            );
+            let (base, limit_file) = if controllers.split(',').any(|c| c == "memory") {
+                ("/sys/fs/cgroup/memory", "memory.limit_in_bytes")
+            } else if controllers.is_empty()
+                && std::fs::read_to_string(format!("/sys/fs/cgroup{path}/cgroup.controllers"))
+                    .is_ok_and(|c| c.contains("memory"))
+            {
+                ("/sys/fs/cgroup", "memory.max")
+            } else {
+                continue;
+            };
+            let path = format!(
+                "{}/syslens-test-oom-{}",
+                path.trim_end_matches('/'),
+                std::process::id()
+            );
+            let dir = std::path::PathBuf::from(format!("{base}{path}"));
+            std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let jail = MemJail { dir, path };
+            std::fs::write(jail.dir.join(limit_file), limit.to_string())
+                .map_err(|e| e.to_string())?;
+            return Ok(jail);
+        }
+        Err("no memory controller for this test's cgroup".into())
+    }
+
+    /// Runs a process the OOM killer kills: a shell joins the jail, then becomes dd,
+    /// whose 200 MiB buffer cannot fit in a smaller limit. Returns dd's pid once it
+    /// was killed (SIGKILL, or the test fails).
+    pub fn oom_kill_dd(&self) -> u32 {
+        use std::os::unix::process::ExitStatusExt;
+        let procs = self.dir.join("cgroup.procs");
+        let mut hog = Command::new("sh")
+            .args([
+                "-c",
+                "echo $$ > \"$1\" && exec dd if=/dev/zero of=/dev/null bs=200M count=1",
+                "sh",
+                procs.to_str().unwrap(),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let status = hog.wait().unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "the hog was not OOM-killed: {status}"
+        );
+        hog.id()
+    }
+}
+
+impl Drop for MemJail {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}

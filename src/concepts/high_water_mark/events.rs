@@ -40,6 +40,9 @@ pub fn exit_event(ctx: &mut dyn Context, x: &ProcessExit) -> Event {
         || x.exit_code.is_some_and(|c| c != 0)
         || x.peak_rss_bytes.is_some_and(|p| p >= NOTABLE_PEAK);
     let how = match (x.signal, x.exit_code) {
+        (Some(sig), _) if x.core_dumped == Some(true) => {
+            format!("killed by {} (core dumped)", signal_name(sig))
+        }
         (Some(sig), _) => format!("killed by {}", signal_name(sig)),
         (None, Some(code)) => format!("exit {code}"),
         (None, None) => "exited".to_string(),
@@ -57,6 +60,7 @@ pub fn exit_event(ctx: &mut dyn Context, x: &ProcessExit) -> Event {
         .with("comm", Some(x.comm.clone()))
         .with("exit_code", x.exit_code)
         .with("signal", x.signal.map(signal_name))
+        .with("core_dumped", x.core_dumped)
         .with("lifetime_seconds", x.lifetime.map(|d| d.as_secs_f64()))
         .with("cpu_seconds", x.cpu.map(|d| d.as_secs_f64()))
         .with("peak_rss_bytes", x.peak_rss_bytes)
