@@ -189,8 +189,10 @@ pub fn inspect_at(store: &Store, at: Option<SystemTime>, pid: i32) -> Result<Pas
         .ok_or("the row did not survive selection")?;
     let first_recorded = first_seen(store, &r, rec.time);
     let since = first_recorded.map_or(0, unix_ns);
+    // Its exit, OOM kill or fatal signal comes after the last sample that holds it:
+    // the events run to the time asked (all of them for the last sample).
     let events = store
-        .events(since, unix_ns(rec.time), None, Some(pid))
+        .events(since, at.map_or(i64::MAX, unix_ns), None, Some(pid))
         .map_err(|e| e.to_string())?
         .into_iter()
         .filter_map(|e| serde_json::from_str(&e.json).ok())
@@ -263,7 +265,7 @@ pub fn doctor_window(
         .events(unix_ns(since), unix_ns(until), Some("oom-kill"), None)
         .map_err(|e| e.to_string())?
         .iter()
-        .filter_map(|e| oom_kill(e, until))
+        .filter_map(oom_kill)
         .collect();
     let view = window
         .finish(&mut last.files, ooms)
@@ -272,7 +274,7 @@ pub fn doctor_window(
 }
 
 /// The doctor's OOM kill from a recorded `oom-kill` event.
-fn oom_kill(e: &StoredEvent, until: SystemTime) -> Option<OomKill> {
+fn oom_kill(e: &StoredEvent) -> Option<OomKill> {
     let v: serde_json::Value = serde_json::from_str(&e.json).ok()?;
     let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
     let int = |k: &str| v.get(k).and_then(serde_json::Value::as_u64);
@@ -282,9 +284,20 @@ fn oom_kill(e: &StoredEvent, until: SystemTime) -> Option<OomKill> {
         comm: text("victim_comm").unwrap_or_default(),
         anon_rss_kb: int("anon_rss_bytes").map(|b| b / 1024),
         memcg: text("cgroup"),
-        seconds_ago: until.duration_since(when).ok().map(|d| d.as_secs_f64()),
+        // How long ago from now; a kill older than the rule's day of recency is inside
+        // the window asked for, so it goes without an age rather than unreported.
+        seconds_ago: SystemTime::now()
+            .duration_since(when)
+            .ok()
+            .map(|d| d.as_secs_f64())
+            .filter(|&s| s <= 86400.0),
         trigger: text("trigger_comm")
             .map(|c| (c, int("trigger_pid").and_then(|p| i32::try_from(p).ok()))),
-        constraint: text("constraint"),
+        // Stored as watch names it; the rules read the kernel's names.
+        constraint: text("constraint").map(|c| match c.as_str() {
+            "cgroup" => "CONSTRAINT_MEMCG".into(),
+            "global" => "CONSTRAINT_NONE".into(),
+            other => format!("CONSTRAINT_{}", other.to_uppercase()),
+        }),
     })
 }

@@ -399,7 +399,16 @@ impl SystemView {
 
     /// /proc/meminfo at the first sample.
     pub fn meminfo(&self) -> Val<&Meminfo> {
-        self.first().meminfo.as_ref().map_err(Clone::clone)
+        self.figures().meminfo.as_ref().map_err(Clone::clone)
+    }
+
+    /// The sample single figures come from: the window's first on the host; in a
+    /// recorded view the sample asked for (the one before it serves only the rates).
+    fn figures(&self) -> &SysSample {
+        match self.samples.last() {
+            Some(last) if !self.live => last,
+            _ => self.first(),
+        }
     }
 
     /// One meminfo field at the first sample.
@@ -409,7 +418,7 @@ impl SystemView {
 
     /// A vmstat counter at the first sample.
     pub fn vm_total(&self, f: fn(&Vmstat) -> &Val<u64>) -> Val<u64> {
-        f(self.first().vmstat.as_ref().map_err(Clone::clone)?).clone()
+        f(self.figures().vmstat.as_ref().map_err(Clone::clone)?).clone()
     }
 
     fn vm_sample(s: &SysSample, f: fn(&Vmstat) -> &Val<u64>) -> Val<Sample> {

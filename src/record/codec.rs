@@ -333,6 +333,11 @@ pub fn decode(blob: &[u8], base: &Table) -> Result<Table, String> {
         ));
     }
     let n = inp.count()?;
+    // Every row takes at least a byte per column and two more: a count beyond what
+    // is left is a damaged blob, not a reason to allocate.
+    if n.saturating_mul(2 + 2 * SLOTS) > raw.len() - inp.at {
+        return Err(format!("{n} rows cannot fit in the table"));
+    }
     let mut cgroups = base.cgroups.clone();
     for _ in 0..inp.count()? {
         let len = inp.count()?;

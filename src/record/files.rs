@@ -184,6 +184,34 @@ mod tests {
     }
 
     #[test]
+    fn issue_17_a_recorded_system_view_takes_its_figures_from_the_sample_asked() {
+        let mut before = SampleFiles::default();
+        before
+            .files
+            .insert("meminfo".into(), Ok(b"MemTotal: 1000 kB\n".to_vec()));
+        before
+            .files
+            .insert("vmstat".into(), Ok(b"pgfault 100\n".to_vec()));
+        let mut then = SampleFiles::default();
+        then.files
+            .insert("meminfo".into(), Ok(b"MemTotal: 2000 kB\n".to_vec()));
+        then.files
+            .insert("vmstat".into(), Ok(b"pgfault 600\n".to_vec()));
+        let now = std::time::Instant::now();
+        let earlier = now - std::time::Duration::from_secs(5);
+        let view = crate::model::system::SystemView::recorded(
+            (&mut then, now),
+            Some((&mut before, earlier)),
+            Default::default(),
+            4096,
+        );
+        assert_eq!(view.mem_field(|m| &m.mem_total).unwrap(), 2000 * 1024);
+        assert_eq!(view.vm_total(|v| &v.pgfault).unwrap(), 600);
+        let rate = view.vm_rate(|v| &v.pgfault).unwrap();
+        assert!((rate - 100.0).abs() < 1e-6, "{rate}");
+    }
+
+    #[test]
     fn the_live_host_records_its_meminfo() {
         let mut reader = Reader::host().unwrap();
         let mut files = SampleFiles::read(&mut reader);

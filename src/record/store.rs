@@ -217,6 +217,18 @@ impl Store {
         lock.rewind()?;
         write!(lock, "{}", std::process::id())?;
         let conn = Connection::open(dir.join(DB_FILE))?;
+        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+        let ours: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'meta'",
+            [],
+            |r| r.get(0),
+        )?;
+        if tables > 0 && ours == 0 {
+            return Err(StoreError::Other(format!(
+                "{} is a database syslens did not make; it is left alone",
+                dir.join(DB_FILE).display()
+            )));
+        }
         // auto_vacuum must be set before the first table: it lets a trimmed store
         // give its pages back to the file system.
         conn.execute_batch(
@@ -229,14 +241,7 @@ impl Store {
             "PRAGMA wal_autocheckpoint = {log_pages}; PRAGMA journal_size_limit = {};",
             log_pages * 4096
         ))?;
-        let has_meta: bool = conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'meta'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n > 0)?;
-        if !has_meta {
+        if ours == 0 {
             conn.execute_batch(SCHEMA)?;
             conn.execute(
                 "INSERT INTO meta VALUES ('schema_version', ?1), ('created_ns', ?2)",
@@ -437,7 +442,12 @@ impl Store {
             }
         }
         if dropped {
-            self.conn.execute_batch("PRAGMA incremental_vacuum;")?;
+            // Each step of the pragma frees one page: run it to the end.
+            let mut vacuum = self.conn.prepare("PRAGMA incremental_vacuum")?;
+            let mut steps = vacuum.query([])?;
+            while steps.next()?.is_some() {}
+            drop(steps);
+            drop(vacuum);
             if self.size_on_disk() > target {
                 self.conn
                     .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
@@ -518,6 +528,12 @@ impl Store {
 
     /// Loads and decodes sample `id`.
     pub fn load(&self, id: i64) -> Result<Recorded, StoreError> {
+        self.load_as(id, false)
+    }
+
+    /// Loads sample `id`; `keyframe`: it must be one (a delta naming a delta, or
+    /// itself, is a damaged store, not a recursion).
+    fn load_as(&self, id: i64, keyframe_only: bool) -> Result<Recorded, StoreError> {
         let (time, keyframe, procs, files): (i64, Option<i64>, Vec<u8>, Vec<u8>) =
             self.conn.query_row(
                 "SELECT time_ns, keyframe, procs, files FROM samples WHERE id = ?1",
@@ -525,6 +541,11 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )?;
         let bad = |e: String| StoreError::Other(format!("sample {id}: {e}"));
+        if keyframe_only && keyframe.is_some() {
+            return Err(bad(
+                "named as a keyframe, but it is encoded against another".into(),
+            ));
+        }
         let (table, files) = match keyframe {
             None => (
                 codec::decode(&procs, &Table::default()).map_err(bad)?,
@@ -533,7 +554,7 @@ impl Store {
             Some(k) => {
                 let cached = self.cached.borrow().as_ref().is_some_and(|c| c.0 == k);
                 if !cached {
-                    let key = self.load(k)?;
+                    let key = self.load_as(k, true)?;
                     *self.cached.borrow_mut() = Some((k, key.table, key.files));
                 }
                 let cache = self.cached.borrow();
@@ -624,6 +645,52 @@ mod tests {
         let empty = tempfile::tempdir().unwrap();
         let e = Store::open_reader(empty.path()).unwrap_err().to_string();
         assert!(e.contains("no store"), "{e}");
+    }
+
+    #[test]
+    fn issue_17_a_damaged_or_foreign_store_is_refused_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open_writer(dir.path(), LIMITS).unwrap();
+        let files = SampleFiles::default();
+        for _ in 0..2 {
+            store
+                .write(
+                    SystemTime::now(),
+                    &Table::default(),
+                    &files,
+                    &[],
+                    &[],
+                    LIMITS,
+                )
+                .unwrap();
+        }
+        drop(store);
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        // A delta naming itself as its keyframe, another naming a delta.
+        conn.execute("UPDATE samples SET keyframe = id", [])
+            .unwrap();
+        drop(conn);
+        let store = Store::open_reader(dir.path()).unwrap();
+        for id in [1, 2] {
+            assert!(store.load(id).is_err(), "sample {id}");
+        }
+        let foreign = tempfile::tempdir().unwrap();
+        let conn = Connection::open(foreign.path().join(DB_FILE)).unwrap();
+        conn.execute_batch("CREATE TABLE mine (x INTEGER);")
+            .unwrap();
+        drop(conn);
+        let e = Store::open_writer(foreign.path(), LIMITS)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did not make"), "{e}");
+        let conn = Connection::open(foreign.path().join(DB_FILE)).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            mode, "delete",
+            "the foreign database was not switched to WAL"
+        );
     }
 
     #[test]
