@@ -72,17 +72,7 @@ fn sample(store: &Store, at: Option<SystemTime>) -> Result<(Recorded, SampleNote
 fn states(table: &Table) -> StateCounts {
     let mut c = StateCounts::default();
     for r in &table.rows {
-        c.processes += 1;
-        c.threads += r.threads;
-        match r.state {
-            b'R' => c.running += 1,
-            b'S' => c.sleeping += 1,
-            b'D' => c.disk_sleep += 1,
-            b'Z' => c.zombie += 1,
-            b'T' | b't' => c.stopped += 1,
-            b'I' => c.idle += 1,
-            _ => {}
-        }
+        c.count(r.state, r.threads);
     }
     c
 }

@@ -194,19 +194,26 @@ fn count_states(reader: &mut Reader) -> Val<StateCounts> {
         let Ok(stat) = reader.read_pid(&dir, "stat").and_then(Stat::parse) else {
             continue;
         };
-        c.processes += 1;
-        c.threads += stat.num_threads;
-        match stat.state {
-            b'R' => c.running += 1,
-            b'S' => c.sleeping += 1,
-            b'D' => c.disk_sleep += 1,
-            b'Z' => c.zombie += 1,
-            b'T' | b't' => c.stopped += 1,
-            b'I' => c.idle += 1,
+        c.count(stat.state, stat.num_threads);
+    }
+    Ok(c)
+}
+
+impl StateCounts {
+    /// Counts one process in `state` with `threads` threads.
+    pub fn count(&mut self, state: u8, threads: u64) {
+        self.processes += 1;
+        self.threads += threads;
+        match state {
+            b'R' => self.running += 1,
+            b'S' => self.sleeping += 1,
+            b'D' => self.disk_sleep += 1,
+            b'Z' => self.zombie += 1,
+            b'T' | b't' => self.stopped += 1,
+            b'I' => self.idle += 1,
             _ => {}
         }
     }
-    Ok(c)
 }
 
 impl SystemView {

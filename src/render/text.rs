@@ -681,20 +681,18 @@ pub fn doctor(
 /// print it; UTC where the local zone cannot be had.
 pub fn clock_time(t: std::time::SystemTime) -> String {
     let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs() as libc::time_t;
-    // SAFETY: libc::tm is plain integers (and a pointer localtime_r sets), for which
-    // all-zero is a valid value.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: localtime_r writes only into `tm`, which lives on this stack frame, and
-    // reads `secs`; both pointers are valid for the call.
-    let ok = !unsafe { libc::localtime_r(&secs, &mut tm) }.is_null();
-    let (h, m, s) = if ok {
-        (tm.tm_hour as u64, tm.tm_min as u64, tm.tm_sec as u64)
-    } else {
-        let d = since.as_secs() % 86_400;
-        (d / 3600, d % 3600 / 60, d % 60)
-    };
-    format!("{h:02}:{m:02}:{s:02}.{:03}", since.subsec_millis())
+    // jiff reads the zone once (TZ, /etc/localtime) and caches it.
+    let clock = jiff::Timestamp::try_from(t)
+        .map(|ts| {
+            ts.to_zoned_datetime(jiff::tz::TimeZone::system())
+                .strftime("%H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|_| {
+            let d = since.as_secs() % 86_400;
+            format!("{:02}:{:02}:{:02}", d / 3600, d % 3600 / 60, d % 60)
+        });
+    format!("{clock}.{:03}", since.subsec_millis())
 }
 
 /// `inspect --at`: one recorded process, the sample it comes from, its events.
@@ -851,5 +849,15 @@ mod tests {
                 assert!(line.chars().count() <= WIDTH - 4, "{}: cut: {line}", c.slug);
             }
         }
+    }
+
+    #[test]
+    fn clock_time_is_the_local_time_of_day_with_milliseconds() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(3_601_125);
+        let c = clock_time(t);
+        assert_eq!(c.len(), "01:00:01.125".len(), "{c}");
+        // Zones differ by whole quarter hours at most: the seconds and milliseconds
+        // are the same everywhere.
+        assert!(c.ends_with(":01.125"), "{c}");
     }
 }
