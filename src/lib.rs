@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod concepts;
 pub mod lab;
+pub mod learn;
 pub mod model;
 pub mod record;
 pub mod render;

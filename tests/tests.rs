@@ -14,6 +14,7 @@ mod hostile_root;
 mod inspect;
 mod interrupt;
 mod labs;
+mod learn;
 mod record;
 mod root;
 mod serve;

@@ -3,6 +3,7 @@
 //! the captured tree `--root` names). Every command returns an exit status; output goes
 //! through one writer so a closed pipe ends quietly.
 
+pub mod learn;
 pub mod specimen;
 
 use std::io::{self, IsTerminal, Write};
@@ -107,6 +108,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Run a lab: provoke a concept on this kernel, measure it, check the claims.
     Lab(LabArgs),
+    /// Predict, run, verdict: questions before a lab runs, graded by what it measures.
+    Learn(learn::LearnArgs),
     /// A Prometheus exporter of what node_exporter and process-exporter miss.
     Serve(ServeArgs),
     /// The kernel's own events, live: OOM kills, signals, exits with their peaks,
@@ -601,6 +604,7 @@ fn applies(command: &Option<Command>) -> (&'static str, Applies) {
         Some(Command::Top { .. }) => ("top", false, true),
         Some(Command::Doctor(_)) => ("doctor", true, true),
         Some(Command::Lab(_)) => ("lab", true, false),
+        Some(Command::Learn(_)) => ("learn", true, false),
         Some(Command::Serve(_)) => ("serve", false, true),
         Some(Command::Watch(_)) => ("watch", true, false),
         Some(Command::Record(_)) => ("record", false, true),
@@ -619,7 +623,7 @@ fn refuse_flags(g: &Global, command: &Option<Command>, err: &mut dyn Write) -> i
     let (name, ok) = applies(command);
     let why = if g.root.is_some() && !ok.root {
         match name {
-            "tour" | "lab" => {
+            "tour" | "lab" | "learn" => {
                 Some("--root: a lab provokes the live kernel; it cannot run on a captured tree")
             }
             "watch" => {
@@ -677,6 +681,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
         Some(Command::Inspect(args)) => inspect_cmd(out, err, g, &style, args),
         Some(Command::Specimen(args)) => specimen::run(args, out),
         Some(Command::Lab(args)) => lab_cmd(out, err, g, &style, args),
+        Some(Command::Learn(args)) => learn::learn_cmd(out, err, g.json, &style, args),
         Some(Command::Doctor(args)) => doctor_cmd(out, err, g, &style, args),
         Some(Command::Serve(args)) => {
             let opts = match args.options() {

@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod explain;
 pub mod inspect;
 pub mod labs;
+pub mod learn;
 pub mod past;
 pub mod system;
 

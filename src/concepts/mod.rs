@@ -5,6 +5,7 @@
 
 pub use crate::catalogue::ConceptId;
 use crate::lab::LabDef;
+use crate::learn::Lesson;
 use crate::model::doctor::Rule;
 use crate::model::event::EventSource;
 use crate::model::figure::Section;
@@ -44,6 +45,8 @@ pub struct ConceptDef {
     pub rules: &'static [Rule],
     /// Its lab.
     pub lab: &'static LabDef,
+    /// Its lesson: questions asked before the lab runs, graded by it (`syslens learn`).
+    pub lesson: &'static Lesson,
     /// The explanation's paragraphs (`explain.md`).
     pub explain: &'static str,
     /// Where to read next (`read.md`), comma-separated at the top level.

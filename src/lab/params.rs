@@ -484,7 +484,8 @@ impl Setting {
         }
     }
 
-    fn names(&self, spec: &ParamSpec) -> bool {
+    /// Whether this setting names `spec` (by its key or its flag).
+    pub fn names(&self, spec: &ParamSpec) -> bool {
         match &self.key {
             SetKey::Named(k) => k == spec.key,
             SetKey::Alias(a) => spec.alias == Some(*a),

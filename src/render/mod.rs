@@ -9,6 +9,7 @@ use crate::model::figure::{Unit, Value};
 pub use crate::model::units::{bytes, duration};
 
 pub mod html;
+pub mod learn;
 pub mod safe;
 pub mod text;
 

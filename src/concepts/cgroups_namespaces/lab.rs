@@ -331,6 +331,33 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     let claim_cpu = &format!(
         "a CPU hog under a {share_of_cpu} quota gets {share_of_cpu} of a CPU (within 5 points)"
     );
+    if let Some(Ok(share)) = &m.cpu_share {
+        report.evidence(
+            "the hog's schedstat over its wall time",
+            "share of one CPU under the quota (quota -> got)",
+            quota,
+            *share,
+            "",
+        );
+    }
+    if let Some(Ok((ok, _))) = &m.pids {
+        report.evidence(
+            "fork(2) in the pids cgroup",
+            "forks that succeeded (pids.max -> forks)",
+            m.pids_max as f64,
+            *ok as f64,
+            "",
+        );
+    }
+    if let Some(Ok(n)) = &m.ns {
+        report.evidence(
+            "getpid() in the child",
+            "PID inside the new PID namespace",
+            0.0,
+            n.pid_inside as f64,
+            "",
+        );
+    }
     match &m.cpu_share {
         Some(Ok(share)) => report.check(
             Check::compare(claim_cpu, (share - quota).abs(), Cmp::AtMost, 0.05, pct).observed(

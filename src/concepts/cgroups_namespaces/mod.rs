@@ -2,6 +2,7 @@
 
 pub mod events;
 pub mod lab;
+pub mod learn;
 
 /// This concept's entry in the registry: its lenses, rules, lab and explanation.
 pub const CONCEPT: ConceptDef = ConceptDef {
@@ -11,6 +12,7 @@ pub const CONCEPT: ConceptDef = ConceptDef {
     rules: &[],
     events: events::EVENTS,
     lab: &lab::LAB,
+    lesson: &learn::LESSON,
     explain: include_str!("explain.md"),
     read_next: include_str!("read.md"),
     lab_source: include_str!("lab.rs"),

@@ -1,6 +1,7 @@
 //! Demand paging: a mapping is backed only where it is touched.
 
 pub mod lab;
+pub mod learn;
 
 /// This concept's entry in the registry: its lenses, rules, lab and explanation.
 pub const CONCEPT: ConceptDef = ConceptDef {
@@ -10,6 +11,7 @@ pub const CONCEPT: ConceptDef = ConceptDef {
     rules: &[],
     events: &[],
     lab: &lab::LAB,
+    lesson: &learn::LESSON,
     explain: include_str!("explain.md"),
     read_next: include_str!("read.md"),
     lab_source: include_str!("lab.rs"),

@@ -217,6 +217,22 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         "ok",
     ));
     let sees = |p: &str| m.exec_fds.iter().any(|t| t == p);
+    report.evidence(
+        "open(2) in the child",
+        "opens until it failed (opens -> errno)",
+        m.opened as f64,
+        f64::from(m.errno),
+        "",
+    );
+    for (what, path) in [("without", &m.leaked_path), ("with", &m.cloexec_path)] {
+        report.evidence(
+            "/proc/self/fd of the exec'd program",
+            &format!("fd opened {what} O_CLOEXEC open after exec (1 = yes)"),
+            1.0,
+            if sees(path) { 1.0 } else { 0.0 },
+            "",
+        );
+    }
     report.check(Check::holds(
         "an fd opened without O_CLOEXEC is open in the exec'd program",
         sees(&m.leaked_path),

@@ -112,14 +112,14 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     c.wait(WATCHDOG)?;
     report.evidence(
         format!("/proc/{pid}/smaps_rollup"),
-        "Rss",
+        "Rss (mapped -> read every page)",
         rss_mapped as f64,
         rss_read as f64,
         "bytes",
     );
     report.evidence(
         format!("/proc/{pid}/smaps_rollup"),
-        "Rss",
+        "Rss (read -> wrote every page)",
         rss_read as f64,
         rss_written as f64,
         "bytes",

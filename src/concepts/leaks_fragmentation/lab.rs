@@ -235,6 +235,13 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     let fitted = slope(&pairs(&m.rss));
     match (truth, fitted) {
         (Ok(t), Ok(f)) if t > 0.0 => {
+            report.evidence(
+                "RSS sampled every 50 ms (/proc/PID/smaps_rollup)",
+                "leak rate, true -> fitted from RSS",
+                t,
+                f,
+                "bytes/s",
+            );
             let off = ((f - t) / t).abs();
             report.check(
                 Check::compare(CLAIMS[0], off, Cmp::AtMost, 0.15, pct).observed(format!(

@@ -1,6 +1,7 @@
 //! Memory leaks and fragmentation: the RSS trend over a watch window.
 
 pub mod lab;
+pub mod learn;
 pub mod rules;
 
 /// This concept's entry in the registry: its lenses, rules, lab and explanation.
@@ -11,6 +12,7 @@ pub const CONCEPT: ConceptDef = ConceptDef {
     rules: rules::RULES,
     events: &[],
     lab: &lab::LAB,
+    lesson: &learn::LESSON,
     explain: include_str!("explain.md"),
     read_next: include_str!("read.md"),
     lab_source: include_str!("lab.rs"),

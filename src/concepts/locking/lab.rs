@@ -275,7 +275,8 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
                 format!(
                     "the two threads never ran at the same time in {} attempts over {:.1} s \
                      (at most {most:.0} us together, {RACE_TOGETHER_US:.0} us needed): \
-                     the machine is too busy to give them two CPUs at once",
+                     the machine is too busy to give them two CPUs at once, or each \
+                     run too short to overlap the other's start",
                     c.racy.len(),
                     c.race_seconds
                 ),
@@ -300,6 +301,13 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         format!("fetch_add {:?}, mutex {:?}", c.fetch_add, c.mutex),
         format!("{expected} every time"),
     ));
+    report.evidence(
+        "the racy counter's totals, every attempt",
+        "attempts -> attempts exact",
+        c.racy.len() as f64,
+        c.racy.iter().filter(|t| **t == expected).count() as f64,
+        "",
+    );
     let lost: Vec<f64> = ran_together(c)
         .iter()
         .map(|t| 1.0 - *t as f64 / expected.max(1) as f64)

@@ -2,6 +2,7 @@
 
 pub mod events;
 pub mod lab;
+pub mod learn;
 pub mod rules;
 
 /// This concept's entry in the registry: its lenses, rules, lab and explanation.
@@ -12,6 +13,7 @@ pub const CONCEPT: ConceptDef = ConceptDef {
     rules: rules::RULES,
     events: events::EVENTS,
     lab: &lab::LAB,
+    lesson: &learn::LESSON,
     explain: include_str!("explain.md"),
     read_next: include_str!("read.md"),
     lab_source: include_str!("lab.rs"),

@@ -30,7 +30,7 @@ pub static LAB: LabDef = LabDef {
     child,
 };
 
-static PARAMS: [ParamSpec; 3] = [
+static PARAMS: [ParamSpec; 4] = [
     ParamSpec::int(
         "rounds",
         "round trips",
@@ -46,14 +46,21 @@ static PARAMS: [ParamSpec; 3] = [
         (256, 64),
         (1, 65_536),
     ),
+    ParamSpec::choice(
+        "sigterm_handler",
+        "whether the cleanup child installs its SIGTERM handler (none: SIGTERM kills it as SIGKILL does)",
+        &["installed", "none"],
+        ("installed", "installed"),
+    ),
 ];
 
-/// (rounds, trials, SIGSEGV pages).
-fn settings(p: &ParamValues) -> Result<(u64, usize, u64), ParamError> {
+/// (rounds, trials, SIGSEGV pages, whether the cleanup child handles SIGTERM).
+fn settings(p: &ParamValues) -> Result<(u64, usize, u64, bool), ParamError> {
     Ok((
         p.count("rounds")?,
         p.count("trials")? as usize,
         p.count("segv_pages")?,
+        p.choice("sigterm_handler")? == "installed",
     ))
 }
 
@@ -84,11 +91,13 @@ struct Segv {
     handled: u64,
 }
 
-/// The parameters of the child role "cleanup": the file its SIGTERM handler removes.
+/// The parameters of the child role "cleanup": the file its SIGTERM handler removes,
+/// and whether it installs the handler at all.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CleanupParams {
     path: PathBuf,
+    handler: bool,
 }
 
 /// "zombie": the pid of the exited, unreaped child.
@@ -128,7 +137,10 @@ pub struct Measured {
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
-    let (rounds, trials, pages) = settings(&ctx.params)?;
+    let (rounds, trials, pages, handler) = settings(&ctx.params)?;
+    if !handler {
+        report.note("sigterm_handler=none: the cleanup child installs no SIGTERM handler");
+    }
     let cpus = ctx.host.cpus.clone().unwrap_or(1);
     let mut m = Measured {
         cpus,
@@ -160,7 +172,10 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         let mut c = ctx.spawn(
             ConceptId::Signals,
             "cleanup",
-            &CleanupParams { path: path.clone() },
+            &CleanupParams {
+                path: path.clone(),
+                handler,
+            },
         )?;
         c.expect::<()>("ready", WATCHDOG)?;
         // SAFETY: signals our own child.
@@ -230,6 +245,23 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         &m.latency.catch_ns,
         send,
     );
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    report.evidence(
+        "the SIGSEGV handler's count",
+        "handler runs for the protected pages (pages -> runs)",
+        m.segv_pages as f64,
+        m.segv_handled as f64,
+        "",
+    );
+    for (sig, left) in [("SIGTERM", m.term_file_left), ("SIGKILL", m.kill_file_left)] {
+        report.evidence(
+            "the cleanup child's file",
+            &format!("file left after {sig} (1 = yes)"),
+            1.0,
+            flag(left),
+            "",
+        );
+    }
     if same.is_none() {
         report.check(Check::failed(
             "signals went round between two processes",
@@ -547,8 +579,12 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             .map_err(io)
         }
         "cleanup" => {
-            let path = params.decode::<CleanupParams>()?.path;
+            let CleanupParams { path, handler } = params.decode()?;
             std::fs::write(&path, b"state").map_err(io)?;
+            if !handler {
+                // Waits here until a signal ends the process, with no handler.
+                return link.sync("ready", ()).map_err(io);
+            }
             let c = CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
             CLEANUP_PATH.store(
                 Box::into_raw(c.into_boxed_c_str()) as *mut libc::c_char as usize,

@@ -253,6 +253,13 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     )
     .observed(format!("Shmem grew {} for {} written", mib(m.shmem_growth as f64), mib(m.written as f64))));
     let torn = |c: (u64, u64)| c.0 > 0 && c.1 > 0;
+    report.evidence(
+        "the file rewritten in place, killed half way",
+        "old bytes -> new bytes",
+        m.inplace_killed.0 as f64,
+        m.inplace_killed.1 as f64,
+        "bytes",
+    );
     report.check(Check::holds(
         "an in-place rewrite killed half way leaves a torn file (old and new bytes mixed)",
         torn(m.inplace_killed),

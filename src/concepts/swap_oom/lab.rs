@@ -332,6 +332,28 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
             }
         }
         _ => {
+            let flag = |b: bool| if b { 1.0 } else { 0.0 };
+            let sigkill = |status: &str| status.starts_with("killed by SIGKILL");
+            report.evidence(
+                "the lab cgroup's oom_kill",
+                "OOM kills for the hog",
+                0.0,
+                m.oom_kills_hog as f64,
+                "",
+            );
+            for (field, killed) in [
+                ("hog killed by SIGKILL (1 = yes)", sigkill(&m.hog_status)),
+                (
+                    "child with the raised oom_score_adj killed (1 = yes)",
+                    sigkill(&m.raised_status),
+                ),
+                (
+                    "child with oom_score_adj 0 killed (1 = yes)",
+                    !m.plain_survived,
+                ),
+            ] {
+                report.evidence("the lab's children", field, 0.0, flag(killed), "");
+            }
             report.check(Check::holds(
                 claims[0],
                 m.hog_status.starts_with("killed by SIGKILL"),

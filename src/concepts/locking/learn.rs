@@ -1,0 +1,62 @@
+//! The locking lesson: how many updates a racy counter loses, and what a mutex and an
+//! atomic cost with and without contention.
+
+use crate::lab::params::Value;
+use crate::lab::report::LabReport;
+use crate::learn::{
+    metric, num, shown, AnswerKind, Draw, Exercise, Lesson, Measured, Question, Tolerance,
+};
+
+fn per_increment<'a>(
+    r: &'a LabReport,
+    kind: &str,
+    threads: f64,
+) -> Result<&'a crate::lab::report::Metric, String> {
+    metric(r, &format!("{kind}, {threads} thread(s)"))
+}
+
+/// The lesson.
+pub static LESSON: Lesson = Lesson {
+    setup: "Two threads add to a shared counter with a separate load and store, with \
+            fetch_add and under a mutex; mutex, spinlock and atomic increments are timed on \
+            one thread and on several; two threads take two locks in opposite orders.",
+    draws: &[
+        Draw { key: "race_increments", values: &[Value::Int(200_000), Value::Int(1_000_000), Value::Int(4_000_000)] },
+        Draw { key: "threads", values: &[Value::Int(2), Value::Int(4)] },
+    ],
+    questions: &[
+        Question {
+            id: "lost_updates",
+            ask: |p| format!("Two threads each add 1 to a shared counter {} times with a separate atomic load and store (no read-modify-write). What share of the updates is lost, in %?", shown(p, "race_increments")),
+            answer: AnswerKind::Number { unit: "%", tolerance: Tolerance::Absolute(15.0) },
+            measure: |r, _| metric(r, "updates lost by the racy counter").map(|m| Measured::metric(m, 100.0)),
+            explain: |_, _| "Whenever both threads load the same value, both store value + 1 and one update vanishes. How often depends on how much they overlap: on two busy CPUs, often; if one thread finishes before the other starts (short runs, one CPU, a VM descheduling a vCPU), almost never. Each atomic access is fine; the pair is not.".into(),
+            quotes: &["a counter updated by a separate atomic load and store", "fetch_add and a mutex are exact"],
+        },
+        Question {
+            id: "mutex_vs_atomic",
+            ask: |_| "On one thread (no contention), how many times the cost of an atomic fetch_add is an increment under a mutex (lock, add, unlock)?".into(),
+            answer: AnswerKind::Number { unit: "x", tolerance: Tolerance::Factor(2.0) },
+            measure: |r, _| Measured::ratio(per_increment(r, "mutex", 1.0)?, per_increment(r, "atomic fetch_add", 1.0)?),
+            explain: |_, _| "An uncontended mutex is two atomic operations (lock and unlock) in user space, no system call: futexes enter the kernel only when there is a waiter. So about twice a fetch_add.".into(),
+            quotes: &[],
+        },
+        Question {
+            id: "contended_atomic",
+            ask: |p| format!("With {} threads hammering one atomic counter, how many times its one-thread cost per increment does fetch_add take?", shown(p, "threads")),
+            answer: AnswerKind::Number { unit: "x", tolerance: Tolerance::Factor(2.5) },
+            measure: |r, p| Measured::ratio(per_increment(r, "atomic fetch_add", num(p, "threads"))?, per_increment(r, "atomic fetch_add", 1.0)?),
+            explain: |_, _| "Every increment needs the cache line in the writing core's cache, exclusive: under contention the line bounces between cores at each increment, and the cost is that transfer, tens of nanoseconds, not the add.".into(),
+            quotes: &[],
+        },
+    ],
+    exercise: Exercise {
+        goal: "make the racy counter come out exact with two threads in at least 75% of its attempts",
+        hint: "the race needs the two threads to overlap (--set race_increments=...)",
+        reached: |r| {
+            let (attempts, exact, _) = crate::learn::evidence(r, "attempts -> attempts exact")?;
+            Ok((attempts > 0.0 && exact >= 0.75 * attempts, format!("{exact} of {attempts} attempts exact")))
+        },
+        explain: "A thread that does a thousand increments finishes in microseconds, mostly before the other has started: no overlap, no lost update. The code is as wrong as before: the attempts that did overlap still lost updates. A race that short runs rarely hit is the one that reaches production; tests that pass with short runs prove nothing.",
+    },
+};
