@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::commands::learn;
 use crate::commands::Status;
 use crate::concepts::REGISTRY;
 use crate::lab::report::LabReport;
@@ -23,6 +24,10 @@ pub struct TourOptions {
     pub html: PathBuf,
     /// Let the swap-oom lab add a temporary swap file (root; removed afterwards).
     pub allow_swapfile: bool,
+    /// Print the lessons' questions for the tour's parameters and run nothing.
+    pub questions: bool,
+    /// Predictions to grade beside the outcomes (`--answers FILE`).
+    pub answers: Option<PathBuf>,
 }
 
 impl Default for TourOptions {
@@ -31,6 +36,8 @@ impl Default for TourOptions {
             quick: false,
             html: PathBuf::from("syslens-report.html"),
             allow_swapfile: false,
+            questions: false,
+            answers: None,
         }
     }
 }
@@ -107,6 +114,42 @@ pub fn run(
     style: &Style,
     a: TourOptions,
 ) -> io::Result<Status> {
+    let opts = LabOptions {
+        quick: a.quick,
+        sets: Vec::new(),
+        allow_swapfile: a.allow_swapfile,
+    };
+    let mut ctx = LabContext::new(opts)?;
+    let limits = ctx.limits();
+    if a.questions {
+        let plans: Vec<learn::Plan> = REGISTRY
+            .iter()
+            .filter_map(|c| learn::plan(c, None, a.quick, &[], &limits).ok())
+            .map(|(p, _)| p)
+            .collect();
+        if json {
+            render::json(out, &plans)?;
+        } else {
+            for p in &plans {
+                render::learn::questions(out, p, style)?;
+                writeln!(out)?;
+            }
+        }
+        return Ok(Status::Ok);
+    }
+    let predictions = match &a.answers {
+        None => Vec::new(),
+        Some(path) => match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| learn::tour_answers(&t).map_err(|e| e.to_string()))
+        {
+            Ok(p) => p,
+            Err(why) => {
+                writeln!(err, "syslens tour: {}: {why}", path.display())?;
+                return Ok(Status::Usage);
+            }
+        },
+    };
     let mut html_file = match std::fs::File::create(&a.html) {
         Ok(f) => f,
         Err(e) => {
@@ -136,12 +179,6 @@ pub fn run(
     }
     writeln!(chatter, "{}", style.dim("Ctrl-C stops cleanly: what the labs made is removed and the report of what finished is written."))?;
     let _reaper = lab::Reaper::start();
-    let opts = LabOptions {
-        quick: a.quick,
-        sets: Vec::new(),
-        allow_swapfile: a.allow_swapfile,
-    };
-    let mut ctx = LabContext::new(opts)?;
     let defs: Vec<&LabDef> = REGISTRY.iter().map(|c| c.lab).collect();
     let bar = (!json && io::stdout().is_terminal()).then(|| {
         let b = ProgressBar::new(defs.len() as u64);
@@ -154,6 +191,7 @@ pub fn run(
     });
     let started = Instant::now();
     let mut reports = Vec::new();
+    let mut graded = Vec::new();
     for (i, def) in defs.iter().enumerate() {
         if cleanup::interrupted().is_some() {
             break;
@@ -186,6 +224,11 @@ pub fn run(
                 "        {verdict} ({:.1} s)",
                 t.elapsed().as_secs_f64()
             )?,
+        }
+        if let Some((c, given)) = predictions.iter().find(|(c, _)| c.lab.id == def.id) {
+            if let Ok((plan, params)) = learn::plan(c, None, a.quick, &[], &limits) {
+                graded.push(learn::grade(c, &plan, &params, &report, given));
+            }
         }
         reports.push(report);
     }
@@ -222,7 +265,24 @@ pub fn run(
             fit_end(&head, WIDTH - 42)
         )?;
     }
-    let html = render::html::report(&ctx.host, &reports, &utc_now(), interrupted.as_deref());
+    if !graded.is_empty() {
+        let right: usize = graded.iter().map(|g| g.right).sum();
+        let asked: usize = graded.iter().map(|g| g.graded).sum();
+        writeln!(
+            chatter,
+            "  {}",
+            style.heading(&format!(
+                "predictions: {right} of {asked} right (in the report)"
+            ))
+        )?;
+    }
+    let html = render::html::report(
+        &ctx.host,
+        &reports,
+        &graded,
+        &utc_now(),
+        interrupted.as_deref(),
+    );
     io::Write::write_all(&mut html_file, html.as_bytes())
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", a.html.display())))?;
     writeln!(chatter, "\nReport: {}", a.html.display())?;

@@ -1,7 +1,7 @@
 //! `syslens learn`: its flags, the plain prompts on a terminal, the answers file and
 //! the state directory.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -246,6 +246,7 @@ fn prompt_all(out: &mut dyn Write, plan: &lesson::Plan) -> io::Result<Answers> {
     let stdin = io::stdin();
     let mut lines = stdin.lock();
     let mut line = String::new();
+    let typed = io::stdin().is_terminal();
     'questions: for (i, q) in plan.questions.iter().enumerate() {
         render::learn::question(out, i + 1, q)?;
         let kind = match (q.kind, q.unit, q.tolerance, q.options) {
@@ -261,6 +262,10 @@ fn prompt_all(out: &mut dyn Write, plan: &lesson::Plan) -> io::Result<Answers> {
             if io::Read::take(&mut lines, 4096).read_line(&mut line)? == 0 {
                 writeln!(out)?;
                 break 'questions;
+            }
+            if !typed {
+                // Piped answers are not echoed by a terminal: show what was read.
+                writeln!(out, "{}", line.trim())?;
             }
             match answers::parse_typed(kind, &line) {
                 Ok(Some(a)) => {

@@ -329,6 +329,14 @@ pub struct TourArgs {
     /// Let the swap-oom lab add a temporary swap file (root; removed afterwards).
     #[arg(long)]
     pub allow_swapfile: bool,
+    /// Print every lesson's questions for the tour's parameters (what --answers
+    /// answers) and run nothing.
+    #[arg(long, conflicts_with = "answers")]
+    pub questions: bool,
+    /// Predictions to grade beside the outcomes in the report: a JSON object from
+    /// concept id to that lesson's answers (syslens tour --questions --json lists them).
+    #[arg(long, value_name = "FILE")]
+    pub answers: Option<PathBuf>,
 }
 
 impl From<TourArgs> for TourOptions {
@@ -337,6 +345,8 @@ impl From<TourArgs> for TourOptions {
             quick: a.quick,
             html: a.html,
             allow_swapfile: a.allow_swapfile,
+            questions: a.questions,
+            answers: a.answers,
         }
     }
 }

@@ -211,6 +211,33 @@ pub fn progress_rows(p: &Progress) -> Vec<ProgressRow> {
         .collect()
 }
 
+/// Reads a tour's answers file: a JSON object from concept id to that lesson's answers.
+pub fn tour_answers(
+    text: &str,
+) -> Result<Vec<(&'static ConceptDef, Answers)>, learn::answers::AnswersError> {
+    use learn::answers::{of_object, AnswersError};
+    let json: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| AnswersError::NotJson(e.to_string()))?;
+    let obj = json.as_object().ok_or(AnswersError::NotAnObject(
+        "an object from concept id to that lesson's answers, e.g. {\"cow\": {\"read_dirty\": 0}}",
+    ))?;
+    let mut out = Vec::new();
+    for (id, answers) in obj {
+        let c = crate::catalogue::ConceptId::lookup(id)
+            .map(crate::concepts::def)
+            .map_err(|_| AnswersError::UnknownConcept(id.clone()))?;
+        let given = of_object(answers, c.lesson).map_err(|e| match e {
+            AnswersError::UnknownQuestion { id: q, known } => AnswersError::UnknownQuestion {
+                id: format!("{}.{q}", c.id.slug()),
+                known,
+            },
+            other => other,
+        })?;
+        out.push((c, given));
+    }
+    Ok(out)
+}
+
 /// The exercise of `c`, checked against the run with the learner's sets.
 pub fn exercise(c: &'static ConceptDef, report: &LabReport, sets: &[Setting]) -> ExerciseOutcome {
     learn::check_exercise(&c.lesson.exercise, report, sets)

@@ -92,8 +92,11 @@ impl Tolerance {
     /// The answers accepted around the measured range `[low, high]`.
     pub fn widen(self, low: f64, high: f64) -> [f64; 2] {
         let (low, high) = (low.min(high), low.max(high));
+        // A margin does not make a reading that cannot be negative (bytes, counts,
+        // shares) accept a negative answer.
+        let floor = |x: f64| if low >= 0.0 { x.max(0.0) } else { x };
         match self {
-            Tolerance::Absolute(a) => [low - a, high + a],
+            Tolerance::Absolute(a) => [floor(low - a), high + a],
             Tolerance::Relative(r) => [low - low.abs() * r, high + high.abs() * r],
             Tolerance::Factor(f) if low > 0.0 => [low / f, high * f],
             // A factor of a range reaching zero or below: only the range itself widens
@@ -262,7 +265,9 @@ pub fn trim(x: f64) -> String {
     if x == x.trunc() && x.abs() < 1e15 {
         return format!("{x:.0}");
     }
-    let s = if x.abs() >= 100.0 {
+    let s = if x.abs() >= 1000.0 {
+        format!("{x:.0}")
+    } else if x.abs() >= 10.0 {
         format!("{x:.1}")
     } else {
         format!("{x:.3}")
@@ -573,6 +578,8 @@ mod tests {
     #[test]
     fn tolerance_widens_the_measured_range() {
         assert_eq!(Tolerance::Absolute(2.0).widen(10.0, 12.0), [8.0, 14.0]);
+        assert_eq!(Tolerance::Absolute(2.0).widen(0.5, 1.0), [0.0, 3.0]);
+        assert_eq!(Tolerance::Absolute(2.0).widen(-1.0, 1.0), [-3.0, 3.0]);
         assert_eq!(Tolerance::Relative(0.1).widen(10.0, 20.0), [9.0, 22.0]);
         assert_eq!(Tolerance::Factor(2.0).widen(10.0, 20.0), [5.0, 40.0]);
         assert_eq!(Tolerance::Factor(2.0).widen(0.0, 3.0), [0.0, 6.0]);
@@ -599,7 +606,8 @@ mod tests {
     fn trim_drops_trailing_zeros() {
         assert_eq!(trim(16.0), "16");
         assert_eq!(trim(0.25), "0.25");
-        assert_eq!(trim(3.14159), "3.142");
-        assert_eq!(trim(1234.56), "1234.6");
+        assert_eq!(trim(1.23456), "1.235");
+        assert_eq!(trim(1234.56), "1235");
+        assert_eq!(trim(11.594), "11.6");
     }
 }

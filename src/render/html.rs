@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 
 use crate::catalogue::{ConceptId, CONCEPTS};
 use crate::commands::explain::explanation;
+use crate::commands::learn::Graded;
 use crate::lab::report::{LabReport, Series, Status};
+use crate::learn::{trim, Given};
 use crate::model::host::Host;
 
 /// Escapes text for HTML content and attributes.
@@ -284,7 +286,62 @@ fn unit_value(v: f64, unit: &str) -> String {
 }
 
 /// The whole report.
-pub fn report(host: &Host, reports: &[LabReport], date: &str, interrupted: Option<&str>) -> String {
+/// The learner's predictions for one concept beside what its lab measured.
+fn predictions(h: &mut String, g: &Graded) {
+    let _ = write!(
+        h,
+        "<h3>Your predictions: {} of {} right</h3><div class=\"scroll\"><table><tr><th></th><th>question</th><th>you said</th><th>measured</th><th>why</th></tr>",
+        g.right, g.graded
+    );
+    for v in &g.verdicts {
+        let badge = match v.correct {
+            Some(true) => "<span class=\"b pass\">right</span>",
+            Some(false) => "<span class=\"b fail\">wrong</span>",
+            None => "<span class=\"b skip\">not graded</span>",
+        };
+        let unit = v.unit.unwrap_or("");
+        let said = match &v.answer {
+            Some(Given::Number(x)) => format!("{} {unit}", trim(*x)),
+            Some(Given::Choice(c)) => c.clone(),
+            None => "no answer".to_owned(),
+        };
+        let measured = match &v.measured {
+            Some(m) => match m.option {
+                Some(o) => o.to_owned(),
+                None if m.low != m.high => format!(
+                    "{} {unit} ({} to {})",
+                    trim(m.value),
+                    trim(m.low),
+                    trim(m.high)
+                ),
+                None => format!("{} {unit}", trim(m.value)),
+            },
+            None => format!(
+                "not measured: {}",
+                v.unmeasured.as_deref().unwrap_or("no reason given")
+            ),
+        };
+        let _ = write!(
+            h,
+            "<tr><td>{badge}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            esc(&v.question),
+            esc(&said),
+            esc(&measured),
+            esc(&v.explanation)
+        );
+    }
+    h.push_str("</table></div>");
+}
+
+/// The whole report: the summary, then one section per concept (with the learner's
+/// predictions where `graded` has them).
+pub fn report(
+    host: &Host,
+    reports: &[LabReport],
+    graded: &[Graded],
+    date: &str,
+    interrupted: Option<&str>,
+) -> String {
     let mut h = String::new();
     let _ = write!(h, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>syslens report</title><style>{CSS}</style></head><body><main>");
     let _ = write!(
@@ -313,6 +370,15 @@ pub fn report(host: &Host, reports: &[LabReport], date: &str, interrupted: Optio
         );
     }
     h.push_str("</ol>");
+    if !graded.is_empty() {
+        let right: usize = graded.iter().map(|g| g.right).sum();
+        let asked: usize = graded.iter().map(|g| g.graded).sum();
+        let _ = write!(
+            h,
+            "<p class=\"host\">Predictions: {right} of {asked} right across {} concepts (each section shows them beside what was measured).</p>",
+            graded.len()
+        );
+    }
     for c in &CONCEPTS {
         let e = explanation(c.id);
         let r = find(c.id);
@@ -345,6 +411,9 @@ pub fn report(host: &Host, reports: &[LabReport], date: &str, interrupted: Optio
             );
             continue;
         };
+        if let Some(g) = graded.iter().find(|g| g.concept == c.slug) {
+            predictions(&mut h, g);
+        }
         h.push_str("<h3>Claims</h3><div class=\"scroll\"><table><tr><th></th><th>claim</th><th>observed</th><th>expected</th></tr>");
         for k in &r.checks {
             let expected = k.reason.clone().unwrap_or_else(|| k.expected.clone());

@@ -34,7 +34,7 @@ pub static LAB: LabDef = LabDef {
     child,
 };
 
-static PARAMS: [ParamSpec; 4] = [
+static PARAMS: [ParamSpec; 5] = [
     // About 0.4 ms alone, a few ms when the two threads contend for the cache line.
     ParamSpec::int(
         "race_increments",
@@ -59,6 +59,12 @@ static PARAMS: [ParamSpec; 4] = [
     )
     .at_most(Max::CpusTimes(4)),
     ParamSpec::trials("race attempts that ran together, and timed runs", 7, 5),
+    ParamSpec::choice(
+        "race_cpus",
+        "where the two racing threads run: any CPU the scheduler picks, or both pinned to one",
+        &["any", "one"],
+        ("any", "any"),
+    ),
 ];
 
 fn settings(p: &ParamValues) -> Result<RaceParams, ParamError> {
@@ -67,6 +73,7 @@ fn settings(p: &ParamValues) -> Result<RaceParams, ParamError> {
         n: p.count("increments")?,
         threads: p.count("threads")?,
         trials: p.count("trials")? as usize,
+        one_cpu: p.choice("race_cpus")? == "one",
     })
 }
 /// How long the two racing threads must have certainly run at the same time for an
@@ -90,6 +97,8 @@ struct RaceParams {
     n: u64,
     threads: u64,
     trials: usize,
+    /// Pin both racing threads to CPU 0.
+    one_cpu: bool,
 }
 
 /// "locks": the addresses of the two futex words and the threads that deadlock on them.
@@ -308,6 +317,13 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         c.racy.iter().filter(|t| **t == expected).count() as f64,
         "",
     );
+    report.evidence(
+        "the racy counter's totals, every attempt",
+        "increments made -> counted",
+        (expected * c.racy.len() as u64) as f64,
+        c.racy.iter().sum::<u64>() as f64,
+        "",
+    );
     let lost: Vec<f64> = ran_together(c)
         .iter()
         .map(|t| 1.0 - *t as f64 / expected.max(1) as f64)
@@ -469,13 +485,18 @@ fn together(spans: &[Span]) -> Duration {
     }
 }
 
-/// One race: two threads each add `n` to one counter by a separate load and store.
-/// Returns the total and how long the threads certainly ran at the same time.
-fn race_once(n: u64) -> (u64, Duration) {
+/// One race: two threads each add `n` to one counter by a separate load and store
+/// (both on CPU 0 when `one_cpu`). Returns the total and how long the threads
+/// certainly ran at the same time.
+fn race_once(n: u64, one_cpu: bool) -> (u64, Duration) {
     let racy = AtomicU64::new(0);
     let spans = Mutex::new(Vec::new());
     let origin = Instant::now();
     in_threads(2, || {
+        // A failed pin leaves the thread where it is: the attempt still races.
+        if one_cpu {
+            let _ = crate::lab::mem::pin_to(0);
+        }
         let start = origin.elapsed();
         let cpu0 = thread_cpu();
         // explain-begin: the lines that provoke the concept
@@ -536,6 +557,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
                 n,
                 threads: most,
                 trials,
+                one_cpu,
             } = params.decode()?;
             let mut c = Counters {
                 per_thread: race_n,
@@ -546,7 +568,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             while c.racy.is_empty()
                 || (ran_together(&c).len() < trials && started.elapsed() < RACE_BUDGET)
             {
-                let (total, together) = race_once(race_n);
+                let (total, together) = race_once(race_n, one_cpu);
                 c.racy.push(total);
                 c.together_us.push(together.as_secs_f64() * 1e6);
             }
