@@ -426,7 +426,7 @@ fn issue_18_ctrl_c_during_the_lab_leaves_nothing_and_records_nothing() {
     let state = tempfile::tempdir().unwrap();
     let empty = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(empty.path(), "{}").unwrap();
-    let mut child = learn(state.path())
+    let child = learn(state.path())
         .args(["cow", "--seed", "1", "--json", "--answers"])
         .arg(empty.path())
         .process_group(0)
