@@ -30,7 +30,7 @@ pub static LESSON: Lesson = Lesson {
             ask: |p| format!("Then the child writes one byte in each of {:.1}% of the pages of the {}. How much does its Private_Dirty grow, in MiB?", num(p, "write_fraction") * 100.0, shown(p, "size")),
             answer: AnswerKind::Number { unit: "MiB", tolerance: Tolerance::Relative(0.1) },
             measure: |r, _| growth(r, "Private_Dirty (read -> wrote", MIB),
-            explain: |_, _| "Each first write to a shared page takes a copy-on-write fault: the kernel copies that one 4 KiB page and maps the copy writable in the child. The child's Private_Dirty grows by the pages written, not by the whole region.".into(),
+            explain: |_, _| "Each first write to a shared page takes a copy-on-write fault: the kernel copies that one 4 KiB page and maps the copy writable in the child (a transparent huge page is split first, and only 4 KiB copied). The child's Private_Dirty grows by the pages written, not by the whole region; the parent's next write to such a page finds it no longer shared and reuses it without a copy.".into(),
             quotes: &["writing k pages adds", "writing k pages in the child costs"],
         },
         Question {

@@ -35,7 +35,7 @@ pub static LESSON: Lesson = Lesson {
             ask: |p| format!("How long does one getppid() system call take, in ns (timed in batches of {})?", shown(p, "batch")),
             answer: AnswerKind::Number { unit: "ns", tolerance: Tolerance::Factor(3.0) },
             measure: |r, _| metric(r, "syscall(SYS_getppid)").map(|m| Measured::metric(m, 1.0)),
-            explain: |_, _| "getppid does almost nothing in the kernel: what is timed is the entry and exit themselves, about a hundred nanoseconds on bare metal, several hundred with mitigations or in a VM.".into(),
+            explain: |_, _| "getppid does almost nothing in the kernel: what is timed is the entry and exit themselves, about a hundred nanoseconds, a few hundred with the speculative-execution mitigations (page-table isolation, retpolines, buffer clearing). With hardware virtualisation a system call does not exit to the hypervisor.".into(),
             quotes: &[],
         },
         Question {

@@ -23,7 +23,7 @@ pub static LESSON: Lesson = Lesson {
             measure: |r, _| growth(r, "Rss (mapped -> read", MIB),
             explain: |_, m| {
                 if m.value < 1.0 {
-                    "Reading memory that was never written maps the kernel's shared zero page, read-only: no page is allocated, so RSS stays flat (the zero page is not counted as the process's own).".into()
+                    "Reading private anonymous memory that was never written maps the kernel's shared zero page, read-only: no page is allocated, so RSS stays flat (the zero page is not counted as the process's own). Shared anonymous memory is different: it is shmem, and a read allocates a real page.".into()
                 } else {
                     "RSS grew on reads: something on this host backs read faults with real pages (a transparent huge zero page disabled with THP set to always allocates on read, or the mapping was populated).".into()
                 }

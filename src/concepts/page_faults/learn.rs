@@ -43,7 +43,7 @@ pub static LESSON: Lesson = Lesson {
             ask: |p| format!("A {} file is evicted from the page cache and read back one page at a time (MADV_RANDOM: no readahead). How many times a minor fault does each major fault cost?", shown(p, "file")),
             answer: AnswerKind::Number { unit: "x", tolerance: Tolerance::Factor(3.0) },
             measure: |r, _| Measured::ratio(metric(r, "major fault (file")?, metric(r, "minor fault (anonymous")?),
-            explain: |_, _| "A major fault waits for the device: the kernel submits a read and sleeps until it completes. A minor fault stays in memory. On a virtual disk with a host cache the gap is tens of times; on a spinning disk, thousands.".into(),
+            explain: |_, _| "A major fault is one that starts I/O: the kernel submits the read and sleeps until it completes; a minor fault finds the page in memory (a fault on a page that readahead is already reading counts as minor, yet still waits). On a virtual disk with a host cache the gap is tens of times; on a spinning disk, thousands.".into(),
             quotes: &["a major fault costs >= 5x a minor one"],
         },
     ],

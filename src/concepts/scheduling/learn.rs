@@ -38,7 +38,7 @@ pub static LESSON: Lesson = Lesson {
             ask: |p| format!("Two CPU hogs share CPU 0 for {}, one at nice 0, one at nice {}. What share of their CPU time does the nice 0 hog get, in %?", shown(p, "hog"), shown(p, "nice")),
             answer: AnswerKind::Number { unit: "%", tolerance: Tolerance::Absolute(5.0) },
             measure: |r, _| nice0_share(r),
-            explain: |_, _| "The fair scheduler splits a CPU by weight, and each nice level is about 1.25x the weight of the next (nice 0 = 1024, nice 5 = 335, nice 10 = 110): the share is 1024 / (1024 + weight). Nice is not a priority that starves the other: it is a ratio.".into(),
+            explain: |_, _| "The fair scheduler (EEVDF since 6.6, CFS before) splits a CPU by weight among the tasks of one group, and each nice level is about 1.25x the weight of the next (nice 0 = 1024, nice 5 = 335, nice 10 = 110): the share is 1024 / (1024 + weight). Nice is not a priority that starves the other: it is a ratio. Between sessions (autogroup) or cgroups, the groups share first, so nice barely matters there.".into(),
             quotes: &["two hogs on one CPU at nice 0"],
         },
         Question {

@@ -49,7 +49,7 @@ pub static LESSON: Lesson = Lesson {
             ask: |_| "A child that removes its file in a SIGTERM handler is sent SIGKILL instead. Is its file still there after it died?".into(),
             answer: AnswerKind::Choice(YES_NO),
             measure: |r, _| file_left(r, "SIGKILL"),
-            explain: |_, _| "SIGKILL cannot be caught, blocked or ignored: the kernel ends the process without running any of its code, so no cleanup runs. Send SIGTERM first and give it time, as init systems and `docker stop` do.".into(),
+            explain: |_, _| "SIGKILL cannot be caught, blocked or ignored: the kernel ends the process without running any of its code, so no user-space cleanup runs (the kernel still closes its fds and releases its file locks). Send SIGTERM first and give it time, as init systems and `docker stop` do.".into(),
             quotes: &["a child killed with SIGKILL could not"],
         },
         Question {
