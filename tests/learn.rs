@@ -345,22 +345,31 @@ fn issue_18_the_exercise_checks_whether_the_set_flipped_the_verdict() {
 }
 
 #[test]
-fn issue_18_signals_exercise_leaves_the_file_without_a_handler() {
+fn issue_18_exercises_flip_with_their_parameter_and_not_without() {
     let state = tempfile::tempdir().unwrap();
-    let out = json_of(
-        &learn(state.path())
-            .args([
-                "signals",
-                "--quick",
-                "--exercise",
-                "--json",
-                "--set",
-                "sigterm_handler=none",
-            ])
-            .output()
-            .unwrap(),
-    );
-    assert_eq!(out["reached"], true, "{out}");
+    let cases = [
+        ("lazy-init", "mapping=shared", "mapping=private"),
+        (
+            "signals",
+            "sigterm_handler=none",
+            "sigterm_handler=installed",
+        ),
+        ("storage", "chunk=16M", "chunk=64K"),
+    ];
+    for (concept, flips, keeps) in cases {
+        let run = |set: &str| {
+            let mut c = learn(state.path());
+            c.args([concept, "--quick", "--exercise", "--json", "--set", set]);
+            if concept == "storage" {
+                c.args(["--set", "size=16M"]);
+            }
+            json_of(&c.output().unwrap())
+        };
+        let yes = run(flips);
+        assert_eq!(yes["reached"], true, "{concept} {flips}: {yes}");
+        let no = run(keeps);
+        assert_eq!(no["reached"], false, "{concept} {keeps}: {no}");
+    }
 }
 
 #[test]

@@ -28,13 +28,23 @@ fn check_map(p: *mut libc::c_void) -> io::Result<NonNull<u8>> {
 impl Region {
     /// Private anonymous memory: reserved, not backed until touched.
     pub fn anon(len: usize) -> io::Result<Region> {
+        Region::anonymous(len, false)
+    }
+
+    /// Anonymous memory, private or shared (shmem: a read fault allocates a page).
+    pub fn anonymous(len: usize, shared: bool) -> io::Result<Region> {
+        let sharing = if shared {
+            libc::MAP_SHARED
+        } else {
+            libc::MAP_PRIVATE
+        };
         // SAFETY: a fresh anonymous mapping; no existing memory is affected.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                sharing | libc::MAP_ANONYMOUS,
                 -1,
                 0,
             )

@@ -24,7 +24,7 @@ pub static LAB: LabDef = LabDef {
     child,
 };
 
-static PARAMS: [ParamSpec; 3] = [
+static PARAMS: [ParamSpec; 4] = [
     ParamSpec::bytes(
         "size",
         "the mapping that is read, then written, while RSS is watched",
@@ -39,6 +39,12 @@ static PARAMS: [ParamSpec; 3] = [
         16 << 20,
     ),
     ParamSpec::trials("timed first / second touches", 15, 5),
+    ParamSpec::choice(
+        "mapping",
+        "the mapping that is read, then written: private anonymous, or shared anonymous (shmem)",
+        &["private", "shared"],
+        ("private", "private"),
+    ),
 ];
 const WARMUP: usize = 2;
 
@@ -49,6 +55,8 @@ struct TouchParams {
     size: u64,
     cost_region: u64,
     trials: usize,
+    /// Map the read-then-written region MAP_SHARED.
+    shared: bool,
 }
 
 fn settings(p: &ParamValues) -> Result<TouchParams, ParamError> {
@@ -56,6 +64,7 @@ fn settings(p: &ParamValues) -> Result<TouchParams, ParamError> {
         size: p.bytes("size")?,
         cost_region: p.bytes("cost_region")?,
         trials: p.count("trials")? as usize,
+        shared: p.choice("mapping")? == "shared",
     })
 }
 
@@ -96,6 +105,11 @@ pub struct Measured {
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let params = settings(&ctx.params)?;
     let size = params.size;
+    if params.shared {
+        report.note(
+            "mapping=shared: the region read, then written, is shared anonymous memory (shmem)",
+        );
+    }
     let jail = ctx.memory_jail(size + params.cost_region, report);
     let mut c = ctx.spawn_in(&jail, ConceptId::LazyInit, "touch", &params)?;
     c.expect::<()>("mapped", WATCHDOG)?;
@@ -232,7 +246,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     }
     let p: TouchParams = params.decode()?;
     let io = |e: std::io::Error| e.to_string();
-    let region = Region::anon(p.size as usize).map_err(io)?;
+    let region = Region::anonymous(p.size as usize, p.shared).map_err(io)?;
     // 4 KiB pages, so "per page" is per fault whatever the THP mode.
     let _ = region.madvise(libc::MADV_NOHUGEPAGE);
     link.sync("mapped", ()).map_err(io)?;

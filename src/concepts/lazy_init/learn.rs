@@ -51,12 +51,13 @@ pub static LESSON: Lesson = Lesson {
         },
     ],
     exercise: Exercise {
-        goal: "make the child's writes grow its RSS by less than 8 MiB",
-        hint: "what decides how much becomes resident: the mapping's size, or the pages written? (--set size=...)",
+        goal: "make the child's reads of its fresh mapping grow its RSS by more than half the mapping",
+        hint: "which anonymous memory has no zero page to map on a read? (--params lists mapping)",
         reached: |r| {
-            let m = growth(r, "Rss (read -> wrote", MIB)?;
-            Ok((m.value < 8.0, format!("RSS grew {} MiB on the writes", crate::learn::trim(m.value))))
+            let read = growth(r, "Rss (mapped -> read", MIB)?;
+            let size = r.params.get("size_bytes").and_then(|v| v.as_f64()).ok_or("the report has no size")? / MIB;
+            Ok((read.value > size / 2.0, format!("RSS grew {} MiB on reading {} MiB", crate::learn::trim(read.value), crate::learn::trim(size))))
         },
-        explain: "RSS counts the pages a process has touched, not what it mapped: mapping costs address space only, and each written page costs one page of RAM.",
+        explain: "Shared anonymous memory is shmem, a file with no name: a read fault must find or allocate the page every sharer would see, so reading makes it resident (RssShmem, Shmem in /proc/meminfo). Only private anonymous memory can map the zero page and wait for the first write.",
     },
 };

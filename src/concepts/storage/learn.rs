@@ -55,12 +55,12 @@ pub static LESSON: Lesson = Lesson {
         },
     ],
     exercise: Exercise {
-        goal: "make the tmpfs file take more than 100 MiB of RAM (Shmem)",
-        hint: "--set size=...",
+        goal: "make the in-place rewrite, killed once half of it is written, leave a file that is not torn",
+        hint: "what is half way when the rewrite is one write(2)? (--set chunk=..., --set size=...)",
         reached: |r| {
-            let m = growth(r, "Shmem growth after writing to tmpfs", MIB)?;
-            Ok((m.value > 100.0, format!("Shmem grew {} MiB", crate::learn::trim(m.value))))
+            let (old, new, from) = evidence(r, "old bytes -> new bytes")?;
+            Ok((old == 0.0 || new == 0.0, from))
         },
-        explain: "Shmem follows the bytes in tmpfs one for one: there is no disk behind it, so a large file on tmpfs is that much less memory for everything else, until it is removed.",
+        explain: "With one write(2) of the whole file, half way comes only after the call returned: the kill finds the new contents complete in the page cache. That is no fix: a kill can still cut a large write between pages (the kernel checks for a fatal signal as it copies), and a power loss before writeback tears anything. Only a temporary file, fsync and rename make it all or nothing.",
     },
 };
