@@ -355,6 +355,7 @@ fn issue_18_exercises_flip_with_their_parameter_and_not_without() {
             "sigterm_handler=installed",
         ),
         ("storage", "chunk=16M", "chunk=64K"),
+        ("slab-buddy", "names_on=tmpfs", "names_on=disk"),
     ];
     for (concept, flips, keeps) in cases {
         let run = |set: &str| {
