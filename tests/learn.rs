@@ -316,11 +316,13 @@ fn issue_18_the_exercise_checks_whether_the_set_flipped_the_verdict() {
         json_of(
             &learn(state.path())
                 .args(["locking", "--quick", "--exercise", "--json", "--set", set])
+                .args(["--set", "race_increments=100000"])
                 .output()
                 .unwrap(),
         )
     };
-    // Both threads on one CPU: they take turns, and updates are lost only at a preemption.
+    // Both threads on one CPU, each done within a time slice: they take turns, and an
+    // update is lost only at a preemption between a load and its store.
     let flipped = run("race_cpus=one");
     assert_eq!(flipped["reached"], true, "{flipped}");
     let progress = json_of(

@@ -52,7 +52,7 @@ pub static LESSON: Lesson = Lesson {
     ],
     exercise: Exercise {
         goal: "make the racy counter lose less than 5% of all its increments, still with two threads",
-        hint: "a lost update needs the other thread to store between one thread's load and store (--params lists race_cpus)",
+        hint: "a lost update needs the other thread to store between one thread's load and store: where do the threads run, and for how long? (--params lists race_cpus and race_increments)",
         reached: |r| {
             let (made, counted, _) = crate::learn::evidence(r, "increments made -> counted")?;
             if made <= 0.0 {
@@ -61,6 +61,6 @@ pub static LESSON: Lesson = Lesson {
             let lost = (1.0 - counted / made) * 100.0;
             Ok((lost < 5.0, format!("{}% of {made} increments lost over every attempt", crate::learn::trim(lost))))
         },
-        explain: "On one CPU the two threads take turns: an update is lost only when the scheduler preempts one between its load and its store, and a thread of a million increments mostly finishes within its time slice. The code is as wrong as before: when that preemption does land, the whole slice of the other thread's increments is lost. Pinning hides a race; only an atomic read-modify-write (fetch_add) or a lock fixes it.",
+        explain: "On one CPU the two threads take turns: an update is lost only when the scheduler preempts one between its load and its store, and a thread of a hundred thousand increments (tens of microseconds) nearly always finishes within its time slice; a million already straddles slices. The code is as wrong as before: when that preemption does land, the whole slice of the other thread's increments is lost. Pinning hides a race; only an atomic read-modify-write (fetch_add) or a lock fixes it.",
     },
 };
