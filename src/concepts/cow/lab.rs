@@ -15,6 +15,7 @@ use crate::lab::sandbox::{os_result, LabError, Link, Params};
 use crate::lab::stats::Summary;
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
+/// The copy-on-write lab: its parameters, the parent side (`run`) and the child roles.
 pub static LAB: LabDef = LabDef {
     id: ConceptId::Cow,
     summary: "fork after writing N MiB: the child's reads share, its writes copy page by page; fork time vs size",
@@ -85,12 +86,17 @@ fn settings(p: &ParamValues) -> Result<ParentParams, ParamError> {
 pub struct Fraction {
     /// Share of the pages the child wrote.
     pub k: f64,
+    /// Pages the child wrote.
     pub pages_written: u64,
+    /// The child's Private_Dirty (bytes) just after fork.
     pub private_dirty_forked: u64,
+    /// The child's Private_Dirty (bytes) after it read every page.
     pub private_dirty_read: u64,
+    /// The child's Private_Dirty (bytes) after it wrote its share.
     pub private_dirty_written: u64,
     /// Minor faults the child counted while writing (getrusage), and the time.
     pub write_faults: u64,
+    /// Time the child took to write its share (ns).
     pub write_ns: u64,
 }
 
@@ -124,18 +130,25 @@ struct Written {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForkTimes {
+    /// The parent sizes timed (MiB), one per row of the tables below.
     pub sizes_mib: Vec<u64>,
+    /// Wall time of fork + exit + wait (us), the trials at each parent size.
     pub fork_us: Vec<Vec<f64>>,
     /// The parent's own CPU time (getrusage) in the same fork + wait: the page-table
     /// copy, without the time the two spent waiting for a CPU on a busy machine.
     pub fork_cpu_us: Vec<Vec<f64>>,
+    /// Wall time of posix_spawn(/bin/true) + wait (us), the trials at each parent size.
     pub spawn_us: Vec<Vec<f64>>,
 }
 
+/// Everything the copy-on-write lab measured, as `analyze` judges it.
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
+    /// The memory the parent wrote before forking (bytes).
     pub size: u64,
+    /// One step per share of the pages the child wrote.
     pub fractions: Vec<Fraction>,
+    /// The fork and posix_spawn timings.
     pub fork: ForkTimes,
 }
 
@@ -200,6 +213,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     Ok(())
 }
 
+/// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     let ps = page_size() as f64;
     let n = m.size as f64;

@@ -16,6 +16,7 @@ use crate::lab::sandbox::{present, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
+/// The fds-and-limits lab: its parameters, the parent side (`run`) and the child role.
 pub static LAB: LabDef = LabDef {
     id: ConceptId::FdsLimits,
     summary: "open until EMFILE under a lowered soft limit; raise it to the hard one; an fd leaks across exec",
@@ -101,21 +102,30 @@ struct Fds {
     targets: Vec<String>,
 }
 
+/// Everything the fds-and-limits lab measured, as `analyze` judges it.
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
+    /// The soft RLIMIT_NOFILE the child lowered itself to.
     pub soft: u64,
     /// The fd held above the limit.
     pub high_fd: i32,
+    /// Files the child opened before open failed.
     pub opened: u64,
+    /// The errno of the open that failed (EMFILE expected).
     pub errno: i32,
     /// fd numbers open at EMFILE, read by the parent from /proc/CHILD/fd.
     pub fds_at_emfile: Vec<i32>,
+    /// How many fds the parent counted in /proc/CHILD/fd at EMFILE.
     pub parent_saw: u64,
+    /// The hard limit the child raised its soft one to (None: unlimited).
     pub hard: Option<u64>,
+    /// Whether open worked again after raising the soft limit.
     pub open_after_raise: bool,
     /// What the exec'd program found open.
     pub exec_fds: Vec<String>,
+    /// The file the child opened without O_CLOEXEC before it exec'd.
     pub leaked_path: String,
+    /// The file the child opened with O_CLOEXEC before it exec'd.
     pub cloexec_path: String,
 }
 
@@ -180,6 +190,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     Ok(())
 }
 
+/// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     let below: Vec<i32> = (0..m.soft as i32).collect();
     let all_below_used = below.iter().all(|n| m.fds_at_emfile.contains(n));
