@@ -20,6 +20,7 @@ use crate::lab::sandbox::{describe, os_result, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
+/// The signals lab: its parameters, the parent side (`run`) and the child roles.
 pub static LAB: LabDef = LabDef {
     id: ConceptId::Signals,
     summary: "signal round trip and catch cost; a SIGSEGV handler that maps pages; SIGTERM vs SIGKILL; zombies",
@@ -107,6 +108,7 @@ struct Zombie {
     pid: i32,
 }
 
+/// Signal round trips between two processes, and the cost of a send and a catch.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Latency {
@@ -122,17 +124,28 @@ pub struct Latency {
     pub send_ns: Vec<f64>,
 }
 
+/// Everything the signals lab measured, as `analyze` judges it.
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
+    /// The latency child's timings.
     pub latency: Latency,
+    /// Protected pages the SIGSEGV child touched.
     pub segv_pages: u64,
+    /// Faults its SIGSEGV handler handled (one per page expected).
     pub segv_handled: u64,
+    /// The cleanup child's file was still there after SIGTERM.
     pub term_file_left: bool,
+    /// How the SIGTERM'd child ended, as wait reported it.
     pub term_status: String,
+    /// The cleanup child's file was still there after SIGKILL.
     pub kill_file_left: bool,
+    /// How the SIGKILL'd child ended, as wait reported it.
     pub kill_status: String,
+    /// The exited, unreaped child's state in /proc/PID/stat (Z expected; None: unread).
     pub zombie_state: Option<char>,
+    /// Its /proc entry was gone once reaped.
     pub zombie_gone_after_reap: bool,
+    /// CPUs on the host (1 when unknown).
     pub cpus: u64,
 }
 
@@ -221,6 +234,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     Ok(())
 }
 
+/// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     let same = report.metric("signal round trip, same CPU", "us", &m.latency.same_cpu_us);
     if m.latency.cross_cpu_us.is_empty() {
