@@ -139,6 +139,7 @@ impl LabCgroup {
         Ok(cg)
     }
 
+    /// The cgroup's name (`syslens-lab-PID-N`), the same in every hierarchy.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -186,6 +187,7 @@ impl LabCgroup {
         })
     }
 
+    /// The cgroup version of the hierarchy that holds `controller` (None: not mounted).
     pub fn version(&self, controller: &str) -> Option<CgroupVersion> {
         self.dirs
             .iter()

@@ -104,6 +104,7 @@ impl Jail {
         }
     }
 
+    /// The directory of the jail's cgroup (the first, on v1), when it has one.
     pub fn cgroup_dir(&self) -> Option<&std::path::Path> {
         self.cgroup.as_ref().and_then(|c| c.dirs().next())
     }
