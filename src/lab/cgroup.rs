@@ -23,11 +23,17 @@ static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 #[derive(Debug)]
 pub enum CgroupError {
     /// The controller is not mounted (or not enabled in v2) on this host.
-    NoController { controller: String },
+    NoController {
+        /// The controller asked for (memory, cpu, pids).
+        controller: String,
+    },
     /// The kernel refused: not root, or the tool's cgroup is not delegated.
     Refused {
+        /// The directory or file the kernel refused.
         path: PathBuf,
+        /// What it answered.
         err: io::Error,
+        /// What to do about it.
         hint: &'static str,
     },
     /// Reading the layout failed.

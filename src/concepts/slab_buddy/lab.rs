@@ -84,6 +84,7 @@ pub struct Measured {
     pub negative_later: Option<u64>,
     /// dentry slab active objects before and after; None when slabinfo is unreadable.
     pub slab_before: Option<u64>,
+    /// The same after the second batch.
     pub slab_after: Option<u64>,
     /// The bytes the hold child wrote and held.
     pub held_bytes: u64,
