@@ -128,14 +128,12 @@ impl Jail {
             }
         }
         if let Some(cap) = self.rlimit_as {
-            let lim = libc::rlimit {
-                rlim_cur: cap,
-                rlim_max: cap,
+            // Lowers this (child) process's own limit: one system call, no allocation.
+            let lim = rustix::process::Rlimit {
+                current: Some(cap),
+                maximum: Some(cap),
             };
-            // SAFETY: lowers this (child) process's own limit.
-            if unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            rustix::process::setrlimit(rustix::process::Resource::As, lim)?;
         }
         Ok(())
     }

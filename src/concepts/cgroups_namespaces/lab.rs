@@ -16,7 +16,7 @@ use crate::lab::jail::Jail;
 use crate::lab::mem::pin_to;
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{pct, Check, Cmp, LabReport};
-use crate::lab::sandbox::{LabError, Link, Params};
+use crate::lab::sandbox::{wait_forked, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
@@ -556,16 +556,16 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
                     unsafe { libc::_exit(code) }
                 }
                 pid => {
-                    let mut st = 0;
-                    // SAFETY: waits for our own child.
-                    unsafe { libc::waitpid(pid, &mut st, 0) };
+                    let _ = wait_forked(pid);
                     Ok(())
                 }
             }
         }
         "userns" => {
-            // SAFETY: getuid/getgid have no arguments.
-            let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+            let (uid, gid) = (
+                rustix::process::getuid().as_raw(),
+                rustix::process::getgid().as_raw(),
+            );
             check(
                 // SAFETY: single-threaded, as CLONE_NEWUSER needs.
                 unsafe { libc::unshare(libc::CLONE_NEWUSER) },

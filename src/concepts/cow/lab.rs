@@ -11,7 +11,7 @@ use crate::lab::mem::{page_size, Region};
 use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
-use crate::lab::sandbox::{os_result, LabError, Link, Params};
+use crate::lab::sandbox::{os_result, wait_forked, LabError, Link, Params};
 use crate::lab::stats::Summary;
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
@@ -381,9 +381,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
                 unsafe { libc::_exit(code) };
             }
             pid => {
-                let mut status = 0;
-                // SAFETY: waits for our own child.
-                unsafe { libc::waitpid(pid, &mut status, 0) };
+                let status = wait_forked(pid).map_err(io)?;
                 if status != 0 {
                     return Err(format!("the forked child failed (status {status})"));
                 }
@@ -468,9 +466,7 @@ fn fork_exit_wait() -> io::Result<()> {
 
 /// Waits for our child `pid`; an exit status other than 0 is an error.
 fn reap(pid: libc::pid_t) -> io::Result<()> {
-    let mut st = 0;
-    // SAFETY: waits for our own child.
-    os_result(unsafe { libc::waitpid(pid, &mut st, 0) })?;
+    let st = wait_forked(pid)?;
     if st != 0 {
         return Err(io::Error::other(format!(
             "child {pid} ended with wait status {st:#x}"
@@ -585,27 +581,22 @@ mod tests {
         // returns into the test harness.
         match unsafe { libc::fork() } {
             0 => {
-                let none = libc::rlimit {
-                    rlim_cur: 0,
-                    rlim_max: 0,
+                use rustix::process::{geteuid, setrlimit, Resource, Rlimit};
+                let none = Rlimit {
+                    current: Some(0),
+                    maximum: Some(0),
                 };
-                // SAFETY: plain system calls on this process only; setuid as the raw
-                // system call changes just the calling (and only) thread.
-                let limited = unsafe {
-                    (libc::geteuid() != 0 || libc::syscall(libc::SYS_setuid, 65534) == 0)
-                        && libc::setrlimit(libc::RLIMIT_NPROC, &none) == 0
-                };
+                // SAFETY: setuid as the raw system call changes just the calling (and
+                // only) thread of this process.
+                let limited = (!geteuid().is_root()
+                    || unsafe { libc::syscall(libc::SYS_setuid, 65534) } == 0)
+                    && setrlimit(Resource::Nproc, none).is_ok();
                 let code = i32::from(!(limited && check()));
                 // SAFETY: leave without running the harness's destructors.
                 unsafe { libc::_exit(code) }
             }
             -1 => panic!("fork: {}", io::Error::last_os_error()),
-            pid => {
-                let mut st = -1;
-                // SAFETY: waits for our own child.
-                unsafe { libc::waitpid(pid, &mut st, 0) };
-                st == 0
-            }
+            pid => matches!(wait_forked(pid), Ok(0)),
         }
     }
 

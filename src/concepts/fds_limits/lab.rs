@@ -7,6 +7,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::ConceptId;
@@ -305,22 +306,14 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             if unsafe { libc::dup2(2, files.high_fd) } != files.high_fd {
                 return Err(io(std::io::Error::last_os_error()));
             }
-            let mut lim = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // SAFETY: valid out pointer.
-            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-            let hard = lim.rlim_max;
+            // None: unlimited.
+            let hard = getrlimit(Resource::Nofile).maximum;
             // explain-begin: the lines that provoke the concept
-            let lowered = libc::rlimit {
-                rlim_cur: files.soft,
-                rlim_max: hard,
+            let lowered = Rlimit {
+                current: Some(files.soft),
+                maximum: hard,
             };
-            // SAFETY: lowers this process's own soft limit.
-            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) } != 0 {
-                return Err(io(std::io::Error::last_os_error()));
-            }
+            setrlimit(Resource::Nofile, lowered).map_err(|e| io(e.into()))?;
             let mut opened = 0u64;
             let errno = loop {
                 match open_raw(Path::new("/dev/null"), true) {
@@ -341,14 +334,13 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
                 },
             )
             .map_err(io)?;
-            let raised = libc::rlimit {
-                rlim_cur: hard,
-                rlim_max: hard,
+            // Raising the soft limit up to the hard one is always allowed.
+            let raised = Rlimit {
+                current: hard,
+                maximum: hard,
             };
-            // SAFETY: raises the soft limit up to the hard one, always allowed.
-            let ok = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0
+            let ok = setrlimit(Resource::Nofile, raised).is_ok()
                 && open_raw(Path::new("/dev/null"), true).is_ok();
-            let hard = (hard != libc::RLIM_INFINITY).then_some(hard);
             link.sync("raised", Raised { ok, hard }).map_err(io)?;
             // Kept open across the exec below (the fds are what it is about).
             open_raw(&files.leaked, false).map_err(io)?;

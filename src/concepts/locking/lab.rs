@@ -558,11 +558,6 @@ fn in_threads(threads: u64, f: impl Fn() + Sync) -> Duration {
     start.get().map_or(Duration::ZERO, Instant::elapsed)
 }
 
-fn gettid() -> i64 {
-    // SAFETY: no arguments.
-    unsafe { libc::syscall(libc::SYS_gettid) }
-}
-
 fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     match role {
@@ -651,7 +646,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             for (first, second) in [(a.clone(), b.clone()), (b.clone(), a.clone())] {
                 let (barrier, tx) = (barrier.clone(), tx.clone());
                 std::thread::spawn(move || {
-                    let _ = tx.send(gettid() as i32);
+                    let _ = tx.send(rustix::thread::gettid().as_raw_nonzero().get());
                     first.lock();
                     // Both hold their first lock before either asks for its second.
                     barrier.wait();
@@ -674,7 +669,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             }
         }
         "flock-hold" | "flock-wait" => {
-            use std::os::fd::AsRawFd;
+            use rustix::fs::{flock, FlockOperation};
             let path = params.decode::<FlockParams>()?.path;
             let f = std::fs::OpenOptions::new()
                 .create(true)
@@ -686,14 +681,10 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             if role == "flock-wait" {
                 link.send("waiting", ()).map_err(io)?;
             }
-            // SAFETY: flock on an fd we own.
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-                return Err(io(std::io::Error::last_os_error()));
-            }
+            flock(&f, FlockOperation::LockExclusive).map_err(|e| io(e.into()))?;
             if role == "flock-hold" {
                 link.sync("held", ()).map_err(io)?;
-                // SAFETY: unlocks the lock taken above.
-                unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
+                let _ = flock(&f, FlockOperation::Unlock);
                 link.sync("released", ()).map_err(io)
             } else {
                 link.sync("acquired", ()).map_err(io)

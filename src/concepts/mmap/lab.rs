@@ -14,7 +14,7 @@ use crate::lab::mem::{page_size, self_rss, write_file, Region};
 use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::params::{Max, ParamError, ParamSpec, ParamValues, Value};
 use crate::lab::report::{mib, Check, LabReport};
-use crate::lab::sandbox::{LabError, Link, Params};
+use crate::lab::sandbox::{wait_forked, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
@@ -326,9 +326,7 @@ fn shared_vs_private(file: &std::fs::File, m: &mut Measured) -> std::io::Result<
             m.private_seen_by_other = seen[0];
             file.read_exact_at(&mut f, 0)?;
             m.private_in_file = f[0];
-            let mut st = 0;
-            // SAFETY: waits for our own child.
-            unsafe { libc::waitpid(pid, &mut st, 0) };
+            let _ = wait_forked(pid);
             Ok(())
         }
     }

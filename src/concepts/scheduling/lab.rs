@@ -14,7 +14,7 @@ use crate::lab::mem::pin_to;
 use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{pct, Check, Cmp, LabReport};
-use crate::lab::sandbox::{os_result, LabError, Link, Params};
+use crate::lab::sandbox::{os_result, wait_forked, LabError, Link, Params};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 /// The scheduling lab: its parameters, the parent side (`run`) and the child roles.
@@ -417,18 +417,18 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
                 }
             }
             drop(to_b_w);
-            // SAFETY: reaps our own partner (it exits when its pipe closes).
-            unsafe { libc::waitpid(partner, std::ptr::null_mut(), 0) };
+            // Reaps our own partner (it exits when its pipe closes).
+            let _ = wait_forked(partner);
             link.send("pingpong", out).map_err(io)
         }
         "hog" => {
             let HogParams { nice, cpu } = params.decode()?;
             pin_to(cpu).map_err(io)?;
             // explain-begin: the lines that provoke the concept
-            // SAFETY: sets this process's own nice value (raising it needs no privilege).
-            if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
+            // This process's own nice value (raising it needs no privilege).
+            if let Err(e) = rustix::process::setpriority_process(None, nice) {
                 // explain-end
-                return Err(io(io::Error::last_os_error()));
+                return Err(io(e.into()));
             }
             link.sync("ready", ()).map_err(io)?;
             let mut x = 1u64;
