@@ -5,6 +5,8 @@
 //! them; `cli` parses flags and builds the one reader. A module imports only what sits
 //! below it in that list (`catalogue` and `lab` sit below `concepts`).
 
+#![warn(missing_docs)]
+
 pub mod catalogue;
 pub mod cli;
 pub mod commands;

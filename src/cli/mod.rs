@@ -155,7 +155,6 @@ pub enum Command {
     Specimen(specimen::SpecimenArgs),
 }
 
-/// Flags of `syslens tour`.
 /// `syslens watch`'s flags.
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -318,6 +317,7 @@ impl ServeArgs {
     }
 }
 
+/// Flags of `syslens tour`.
 #[derive(Debug, Clone, Args)]
 pub struct TourArgs {
     /// Smaller sizes and fewer trials (about a third of the time).

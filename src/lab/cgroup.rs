@@ -23,11 +23,17 @@ static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 #[derive(Debug)]
 pub enum CgroupError {
     /// The controller is not mounted (or not enabled in v2) on this host.
-    NoController { controller: String },
+    NoController {
+        /// The controller asked for (memory, cpu, pids).
+        controller: String,
+    },
     /// The kernel refused: not root, or the tool's cgroup is not delegated.
     Refused {
+        /// The directory or file the kernel refused.
         path: PathBuf,
+        /// What it answered.
         err: io::Error,
+        /// What to do about it.
         hint: &'static str,
     },
     /// Reading the layout failed.
@@ -139,6 +145,7 @@ impl LabCgroup {
         Ok(cg)
     }
 
+    /// The cgroup's name (`syslens-lab-PID-N`), the same in every hierarchy.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -186,6 +193,7 @@ impl LabCgroup {
         })
     }
 
+    /// The cgroup version of the hierarchy that holds `controller` (None: not mounted).
     pub fn version(&self, controller: &str) -> Option<CgroupVersion> {
         self.dirs
             .iter()

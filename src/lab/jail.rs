@@ -104,6 +104,7 @@ impl Jail {
         }
     }
 
+    /// The directory of the jail's cgroup (the first, on v1), when it has one.
     pub fn cgroup_dir(&self) -> Option<&std::path::Path> {
         self.cgroup.as_ref().and_then(|c| c.dirs().next())
     }
@@ -127,15 +128,49 @@ impl Jail {
             }
         }
         if let Some(cap) = self.rlimit_as {
-            let lim = libc::rlimit {
-                rlim_cur: cap,
-                rlim_max: cap,
+            // Lowers this (child) process's own limit: one system call, no allocation.
+            let lim = rustix::process::Rlimit {
+                current: Some(cap),
+                maximum: Some(cap),
             };
-            // SAFETY: lowers this (child) process's own limit.
-            if unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            rustix::process::setrlimit(rustix::process::Resource::As, lim)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::sandbox::{os_result, wait_forked};
+    use rustix::process::{getrlimit, Resource, Rlimit};
+
+    #[test]
+    fn the_rlimit_fallback_caps_the_childs_address_space() {
+        let cap = 8u64 << 30;
+        let jail = Jail {
+            cgroup: None,
+            procs: Vec::new(),
+            rlimit_as: Some(cap),
+            description: String::new(),
+        };
+        // SAFETY: the forked copy of the test process makes system calls only (the
+        // jail has no paths to write) and leaves with _exit.
+        let pid = os_result(unsafe { libc::fork() }).unwrap();
+        if pid == 0 {
+            let capped = jail.enter().is_ok()
+                && getrlimit(Resource::As)
+                    == Rlimit {
+                        current: Some(cap),
+                        maximum: Some(cap),
+                    };
+            // SAFETY: leave at once, running nothing of the harness.
+            unsafe { libc::_exit(i32::from(!capped)) };
+        }
+        assert_eq!(
+            wait_forked(pid).unwrap(),
+            0,
+            "the child's RLIMIT_AS was not the cap"
+        );
     }
 }

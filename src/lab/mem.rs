@@ -7,6 +7,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 
+/// The kernel's page size in bytes.
 pub fn page_size() -> usize {
     rustix::param::page_size()
 }
@@ -82,14 +83,17 @@ impl Region {
         })
     }
 
+    /// Length of the mapping in bytes.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// The mapping is zero bytes long.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// Pages the mapping spans (the last one partial if the length is not a multiple).
     pub fn pages(&self) -> usize {
         self.len.div_ceil(page_size())
     }
@@ -140,12 +144,14 @@ impl Region {
         unsafe { std::ptr::read_volatile(self.ptr.as_ptr().add(offset)) }
     }
 
+    /// Writes byte `v` at `offset` (volatile); panics past the end.
     pub fn set_byte(&self, offset: usize, v: u8) {
         assert!(offset < self.len);
         // SAFETY: bounds checked above; the mapping is writable.
         unsafe { std::ptr::write_volatile(self.ptr.as_ptr().add(offset), v) };
     }
 
+    /// madvise(2) over the whole region (MADV_HUGEPAGE, MADV_RANDOM...).
     pub fn madvise(&self, advice: libc::c_int) -> io::Result<()> {
         // SAFETY: the whole region is ours.
         match unsafe { libc::madvise(self.ptr.as_ptr().cast(), self.len, advice) } {
@@ -269,10 +275,12 @@ pub mod glibc {
             unsafe { libc::malloc_usable_size(self.ptr.as_ptr().cast()) }
         }
 
+        /// Bytes asked of malloc.
         pub fn len(&self) -> usize {
             self.len
         }
 
+        /// Zero bytes were asked.
         pub fn is_empty(&self) -> bool {
             self.len == 0
         }

@@ -12,15 +12,23 @@ use serde::{Deserialize, Serialize};
 /// Event counts of the calling thread.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
+    /// Minor page faults (getrusage ru_minflt).
     pub minflt: u64,
+    /// Major page faults, the ones that waited for I/O (ru_majflt).
     pub majflt: u64,
+    /// Voluntary context switches (ru_nvcsw).
     pub voluntary_switches: u64,
+    /// Involuntary context switches (ru_nivcsw).
     pub involuntary_switches: u64,
+    /// CPU time in user mode (ns).
     pub utime_ns: u64,
+    /// CPU time in the kernel (ns).
     pub stime_ns: u64,
     /// perf software counters; None where perf_event_open is refused.
     pub perf_page_faults: Option<u64>,
+    /// perf context-switches.
     pub perf_context_switches: Option<u64>,
+    /// perf cpu-migrations.
     pub perf_migrations: Option<u64>,
 }
 
@@ -57,7 +65,9 @@ pub trait Meter {
 /// One timed run of an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trial {
+    /// Wall time of the run (ns, CLOCK_MONOTONIC).
     pub ns: u64,
+    /// What the thread's counters moved by in the run.
     pub counts: Counters,
 }
 
@@ -99,6 +109,7 @@ pub struct SystemMeter {
 }
 
 impl SystemMeter {
+    /// The clock, getrusage and, where the kernel allows them, the perf software counters.
     pub fn new() -> SystemMeter {
         let build = |e: Software| Builder::new(e).build();
         let perf = (|| -> std::io::Result<[Counter; 3]> {
@@ -187,7 +198,9 @@ impl Meter for SystemMeter {
 /// Replays scripted readings, in order.
 #[derive(Debug, Default)]
 pub struct MockMeter {
+    /// Clock readings (ns), one taken per `now_ns`.
     pub clock: VecDeque<u64>,
+    /// Counter readings, one taken per `counters`.
     pub counters: VecDeque<Counters>,
 }
 

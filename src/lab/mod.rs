@@ -47,9 +47,11 @@ pub struct LabOptions {
 /// What a lab run has at hand.
 #[derive(Debug)]
 pub struct LabContext {
+    /// How the labs were asked to run.
     pub opts: LabOptions,
     /// The environment fingerprint, read again at each lab's start (after the sweep).
     pub host: Host,
+    /// The host's reader (the engine builds it: a lab provokes the live kernel).
     pub reader: Reader,
     /// The running lab's parameters, resolved before it started.
     pub params: ParamValues,
@@ -59,6 +61,7 @@ pub struct LabContext {
 pub const WATCHDOG: Duration = Duration::from_secs(30);
 
 impl LabContext {
+    /// Reads the host and sets up the context of a run.
     pub fn new(opts: LabOptions) -> std::io::Result<LabContext> {
         let mut reader = Reader::host()?;
         let host = Host::read(&mut reader);
@@ -124,6 +127,7 @@ impl LabContext {
         MemUsage::read_rollup(&mut self.reader, &dir)
     }
 
+    /// /proc/PID/status of a process (VmHWM, VmSwap, context switches).
     pub fn status(&mut self, pid: i32) -> Val<ProcStatus> {
         let dir = self.reader.open_pid(pid)?;
         self.reader.read_pid(&dir, "status").map(ProcStatus::parse)
@@ -149,6 +153,7 @@ impl LabContext {
 /// A lab of the registry.
 #[derive(Debug)]
 pub struct LabDef {
+    /// The concept whose lab this is.
     pub id: ConceptId,
     /// The figures a learner may vary, with their ranges (`syslens lab ID --params`).
     pub params: &'static [params::ParamSpec],

@@ -236,7 +236,7 @@ impl LabChild {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let parent = rustix::process::getpid().as_raw_nonzero().get();
+        let parent = rustix::process::getpid();
         let jail = jail.clone_for_child();
         // SAFETY: the closure only makes async-signal-safe system calls (prctl,
         // getppid, _exit, and the jail's open/write/setrlimit) between fork and exec.
@@ -247,7 +247,7 @@ impl LabChild {
                     return Err(io::Error::last_os_error());
                 }
                 // The parent may have died before the prctl took effect.
-                if libc::getppid() != parent {
+                if rustix::process::getppid() != Some(parent) {
                     libc::_exit(1);
                 }
                 Ok(())
@@ -488,6 +488,25 @@ pub fn os_result<T: PartialEq + From<i8>>(rc: T) -> io::Result<T> {
     }
 }
 
+/// `raw` as a rustix [`Pid`](rustix::process::Pid): a process id is positive (0 and
+/// negative numbers mean process groups to kill and waitpid).
+pub fn pid_of(raw: i32) -> io::Result<rustix::process::Pid> {
+    (raw > 0)
+        .then(|| rustix::process::Pid::from_raw(raw))
+        .flatten()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("pid {raw}")))
+}
+
+/// Waits for our own forked child `pid` to end (waitpid without options) and returns
+/// its raw wait status: 0 when it exited with 0.
+pub fn wait_forked(pid: i32) -> io::Result<i32> {
+    let waited =
+        rustix::process::waitpid(Some(pid_of(pid)?), rustix::process::WaitOptions::empty())?;
+    waited
+        .map(|(_, status)| status.as_raw())
+        .ok_or_else(|| io::Error::other(format!("waitpid({pid}) returned no child")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,6 +643,33 @@ mod tests {
         assert!(e.contains("missing field `size`"), "{e}");
         let p: Touch = Params::new("touch", r#"{"size":5}"#).decode().unwrap();
         assert_eq!(p.size, 5);
+    }
+
+    #[test]
+    fn wait_forked_returns_the_childs_wait_status() {
+        // SAFETY: the forked copy of the test process only calls _exit.
+        let pid = os_result(unsafe { libc::fork() }).unwrap();
+        if pid == 0 {
+            // SAFETY: leave at once, running nothing of the harness.
+            unsafe { libc::_exit(3) };
+        }
+        let status = wait_forked(pid).unwrap();
+        assert!(libc::WIFEXITED(status), "status {status:#x}");
+        assert_eq!(libc::WEXITSTATUS(status), 3);
+        let reaped = wait_forked(pid).unwrap_err();
+        assert_eq!(
+            reaped.raw_os_error(),
+            Some(libc::ECHILD),
+            "reaped once only"
+        );
+    }
+
+    #[test]
+    fn pid_of_refuses_what_is_not_a_process_id() {
+        for raw in [0, -1, i32::MIN] {
+            assert_eq!(pid_of(raw).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        }
+        assert_eq!(pid_of(1).unwrap().as_raw_nonzero().get(), 1);
     }
 
     #[test]

@@ -65,6 +65,7 @@ impl SwapFile {
         })
     }
 
+    /// The swap file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }

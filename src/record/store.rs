@@ -39,9 +39,15 @@ pub fn from_unix_ns(ns: i64) -> SystemTime {
 #[derive(Debug)]
 pub enum StoreError {
     /// Another recorder holds the store.
-    Locked { pid: Option<u32> },
+    Locked {
+        /// The recorder's pid, from the lock file (None: unreadable).
+        pid: Option<u32>,
+    },
     /// The schema is one this syslens does not read.
-    Schema { found: i64 },
+    Schema {
+        /// The schema version the store has.
+        found: i64,
+    },
     /// The directory holds no store.
     NoStore(PathBuf),
     /// The disk (or the file system's quota) is full.

@@ -105,10 +105,14 @@ pub fn cmdline_text(raw: &[u8]) -> String {
         .to_owned()
 }
 
+/// How the exporter collects: its grouping, its bounds and what it may read.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// How processes are grouped into the per-group families.
     pub group_by: GroupBy,
+    /// At most this many groups, `other` included.
     pub max_groups: usize,
+    /// Command lines may be read (for a regex over them).
     pub cmdline: bool,
     /// Read smaps_rollup for PSS, for processes with at most this RSS.
     pub pss_max_rss: Option<u64>,
@@ -119,7 +123,9 @@ pub struct Options {
 /// Timing and errors of one collector, for the syslens_scrape_* metrics.
 #[derive(Debug, Default, Clone)]
 pub struct CollectorStats {
+    /// Time the collector took in the last scrape (seconds).
     pub seconds: f64,
+    /// Errors it has met since the exporter started.
     pub errors_total: u64,
 }
 

@@ -495,15 +495,20 @@ impl Server {
 /// What a request head asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Request {
+    /// The method (GET, HEAD; others are refused).
     pub method: String,
+    /// The path asked for, as sent.
     pub path: String,
+    /// Accept asks for the OpenMetrics exposition format rather than Prometheus text.
     pub openmetrics: bool,
 }
 
 /// Why a request head was refused, with the status to answer.
 #[derive(Debug, PartialEq, Eq)]
 pub enum BadRequest {
+    /// Not an HTTP/1.x request head: what is wrong with it (400).
     Malformed(&'static str),
+    /// The head grew past `MAX_HEAD` bytes without ending (431).
     TooLarge,
 }
 

@@ -49,13 +49,20 @@ pub struct Notable {
 pub enum Report {
     /// The sources are open: the kinds that come, and those that cannot.
     Watching {
+        /// The kinds whose source opened.
         kinds: Vec<&'static str>,
+        /// The kinds asked for whose source could not.
         unavailable: Vec<&'static str>,
     },
     /// No source could be opened: why (the first reason the watcher gave).
     Unavailable(String),
     /// An event; `missed` events before it found the channel full.
-    Event { event: Notable, missed: u64 },
+    Event {
+        /// The event.
+        event: Notable,
+        /// Events lost before it, the channel being full.
+        missed: u64,
+    },
 }
 
 /// The state of the events lines.
@@ -69,8 +76,11 @@ pub enum Status {
     Unavailable(String),
     /// Watching these kinds since then; the others asked for are unavailable.
     Watching {
+        /// The kinds whose source opened.
         kinds: Vec<&'static str>,
+        /// The kinds asked for whose source could not.
         unavailable: Vec<&'static str>,
+        /// When the sources opened.
         since: SystemTime,
     },
 }

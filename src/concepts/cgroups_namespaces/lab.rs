@@ -16,10 +16,11 @@ use crate::lab::jail::Jail;
 use crate::lab::mem::pin_to;
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{pct, Check, Cmp, LabReport};
-use crate::lab::sandbox::{LabError, Link, Params};
+use crate::lab::sandbox::{wait_forked, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
+/// The cgroups-and-namespaces lab: its parameters, the parent side (`run`) and the child roles.
 pub static LAB: LabDef = LabDef {
     id: ConceptId::CgroupsNamespaces,
     summary: "a 20% CPU quota, pids.max, and new PID, UTS, mount, net and user namespaces",
@@ -126,6 +127,7 @@ struct InsideUserNs {
     uid: i64,
 }
 
+/// Everything the cgroups-and-namespaces lab measured, as `analyze` judges it; None: a part not run.
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
     /// The quota set, as a share of one CPU.
@@ -134,29 +136,43 @@ pub struct Measured {
     pub pids_max: u64,
     /// Share of one CPU the hog got under the quota; Err = why not measured.
     pub cpu_share: Option<Result<f64, String>>,
+    /// Periods the CPU controller throttled the hog (cpu.stat nr_throttled); None: unread.
     pub throttled_periods: Option<u64>,
     /// Forks that succeeded before the failure, and its errno.
     pub pids: Option<Result<(u64, i32), String>>,
+    /// What the child in new pid, uts, mount and net namespaces saw, or why it was not run.
     pub ns: Option<Result<Namespaces, String>>,
+    /// What the child in a new user namespace saw, or why it was not run.
     pub userns: Option<Result<UserNs, String>>,
 }
 
+/// What PID 1 of the new namespaces saw, against the parent's view.
 #[derive(Debug, Clone, Default)]
 pub struct Namespaces {
+    /// Its own pid inside (1 expected).
     pub pid_inside: i64,
+    /// The hostname it set inside.
     pub hostname_inside: String,
+    /// The host's hostname, read meanwhile outside.
     pub hostname_outside: String,
+    /// The network interfaces it saw (only lo expected).
     pub ifaces_inside: Vec<String>,
+    /// Its tmpfs mount is there inside.
     pub tmpfs_inside: bool,
+    /// The same directory is a tmpfs outside (false expected: the mount is private).
     pub tmpfs_outside: bool,
     /// (kind, child's inode, parent's inode)
     pub inodes: Vec<(String, u64, u64)>,
 }
 
+/// What the child in a new user namespace saw.
 #[derive(Debug, Clone, Default)]
 pub struct UserNs {
+    /// Its uid inside (0 expected).
     pub uid_inside: i64,
+    /// /proc/CHILD/uid_map as the parent read it.
     pub uid_map: String,
+    /// The child's user namespace inode differs from the parent's.
     pub inode_differs: bool,
 }
 
@@ -325,6 +341,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     Ok(())
 }
 
+/// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     let quota = m.quota;
     let share_of_cpu = format!("{}%", (quota * 1000.0).round() / 10.0);
@@ -539,16 +556,16 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
                     unsafe { libc::_exit(code) }
                 }
                 pid => {
-                    let mut st = 0;
-                    // SAFETY: waits for our own child.
-                    unsafe { libc::waitpid(pid, &mut st, 0) };
+                    let _ = wait_forked(pid);
                     Ok(())
                 }
             }
         }
         "userns" => {
-            // SAFETY: getuid/getgid have no arguments.
-            let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+            let (uid, gid) = (
+                rustix::process::getuid().as_raw(),
+                rustix::process::getgid().as_raw(),
+            );
             check(
                 // SAFETY: single-threaded, as CLONE_NEWUSER needs.
                 unsafe { libc::unshare(libc::CLONE_NEWUSER) },

@@ -11,10 +11,11 @@ use crate::lab::mem::{page_size, Region};
 use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
-use crate::lab::sandbox::{os_result, LabError, Link, Params};
+use crate::lab::sandbox::{os_result, wait_forked, LabError, Link, Params};
 use crate::lab::stats::Summary;
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
+/// The copy-on-write lab: its parameters, the parent side (`run`) and the child roles.
 pub static LAB: LabDef = LabDef {
     id: ConceptId::Cow,
     summary: "fork after writing N MiB: the child's reads share, its writes copy page by page; fork time vs size",
@@ -85,12 +86,17 @@ fn settings(p: &ParamValues) -> Result<ParentParams, ParamError> {
 pub struct Fraction {
     /// Share of the pages the child wrote.
     pub k: f64,
+    /// Pages the child wrote.
     pub pages_written: u64,
+    /// The child's Private_Dirty (bytes) just after fork.
     pub private_dirty_forked: u64,
+    /// The child's Private_Dirty (bytes) after it read every page.
     pub private_dirty_read: u64,
+    /// The child's Private_Dirty (bytes) after it wrote its share.
     pub private_dirty_written: u64,
     /// Minor faults the child counted while writing (getrusage), and the time.
     pub write_faults: u64,
+    /// Time the child took to write its share (ns).
     pub write_ns: u64,
 }
 
@@ -124,18 +130,25 @@ struct Written {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForkTimes {
+    /// The parent sizes timed (MiB), one per row of the tables below.
     pub sizes_mib: Vec<u64>,
+    /// Wall time of fork + exit + wait (us), the trials at each parent size.
     pub fork_us: Vec<Vec<f64>>,
     /// The parent's own CPU time (getrusage) in the same fork + wait: the page-table
     /// copy, without the time the two spent waiting for a CPU on a busy machine.
     pub fork_cpu_us: Vec<Vec<f64>>,
+    /// Wall time of posix_spawn(/bin/true) + wait (us), the trials at each parent size.
     pub spawn_us: Vec<Vec<f64>>,
 }
 
+/// Everything the copy-on-write lab measured, as `analyze` judges it.
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
+    /// The memory the parent wrote before forking (bytes).
     pub size: u64,
+    /// One step per share of the pages the child wrote.
     pub fractions: Vec<Fraction>,
+    /// The fork and posix_spawn timings.
     pub fork: ForkTimes,
 }
 
@@ -200,6 +213,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     Ok(())
 }
 
+/// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     let ps = page_size() as f64;
     let n = m.size as f64;
@@ -367,9 +381,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
                 unsafe { libc::_exit(code) };
             }
             pid => {
-                let mut status = 0;
-                // SAFETY: waits for our own child.
-                unsafe { libc::waitpid(pid, &mut status, 0) };
+                let status = wait_forked(pid).map_err(io)?;
                 if status != 0 {
                     return Err(format!("the forked child failed (status {status})"));
                 }
@@ -454,9 +466,7 @@ fn fork_exit_wait() -> io::Result<()> {
 
 /// Waits for our child `pid`; an exit status other than 0 is an error.
 fn reap(pid: libc::pid_t) -> io::Result<()> {
-    let mut st = 0;
-    // SAFETY: waits for our own child.
-    os_result(unsafe { libc::waitpid(pid, &mut st, 0) })?;
+    let st = wait_forked(pid)?;
     if st != 0 {
         return Err(io::Error::other(format!(
             "child {pid} ended with wait status {st:#x}"
@@ -571,27 +581,22 @@ mod tests {
         // returns into the test harness.
         match unsafe { libc::fork() } {
             0 => {
-                let none = libc::rlimit {
-                    rlim_cur: 0,
-                    rlim_max: 0,
+                use rustix::process::{geteuid, setrlimit, Resource, Rlimit};
+                let none = Rlimit {
+                    current: Some(0),
+                    maximum: Some(0),
                 };
-                // SAFETY: plain system calls on this process only; setuid as the raw
-                // system call changes just the calling (and only) thread.
-                let limited = unsafe {
-                    (libc::geteuid() != 0 || libc::syscall(libc::SYS_setuid, 65534) == 0)
-                        && libc::setrlimit(libc::RLIMIT_NPROC, &none) == 0
-                };
+                // SAFETY: setuid as the raw system call changes just the calling (and
+                // only) thread of this process.
+                let limited = (!geteuid().is_root()
+                    || unsafe { libc::syscall(libc::SYS_setuid, 65534) } == 0)
+                    && setrlimit(Resource::Nproc, none).is_ok();
                 let code = i32::from(!(limited && check()));
                 // SAFETY: leave without running the harness's destructors.
                 unsafe { libc::_exit(code) }
             }
             -1 => panic!("fork: {}", io::Error::last_os_error()),
-            pid => {
-                let mut st = -1;
-                // SAFETY: waits for our own child.
-                unsafe { libc::waitpid(pid, &mut st, 0) };
-                st == 0
-            }
+            pid => matches!(wait_forked(pid), Ok(0)),
         }
     }
 

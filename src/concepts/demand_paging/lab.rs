@@ -15,6 +15,7 @@ use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
+/// The demand-paging lab: its parameters, the parent side (`run`) and the child role.
 pub static LAB: LabDef = LabDef {
     id: ConceptId::DemandPaging,
     summary:
@@ -136,9 +137,12 @@ fn read_ahead(path: &Path) -> ReadAhead {
         )
 }
 
+/// Everything the demand-paging lab measured, as `analyze` judges it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Measured {
+    /// Size of the mapped file (bytes).
     pub size: u64,
+    /// Pages in the file.
     pub pages: u64,
     /// The sparse pass touched one page in this many.
     pub stride: u64,
@@ -146,12 +150,17 @@ pub struct Measured {
     pub read_ahead: ReadAhead,
     /// Share of the file cached after eviction, before mapping (mincore).
     pub resident_before: f64,
+    /// The child's Rss (bytes) before it mapped the file.
     pub rss_before_map: u64,
+    /// The child's Rss (bytes) after mmap, before any touch.
     pub rss_after_map: u64,
     /// (pages touched so far, pages resident) during the sparse pass.
     pub sparse: Vec<[f64; 2]>,
+    /// The child's Rss (bytes) after the sparse pass.
     pub rss_after_sparse: u64,
+    /// Pages of the file resident (mincore) after touching every page.
     pub resident_after_all: u64,
+    /// The child's Rss (bytes) after touching every page.
     pub rss_after_all: u64,
 }
 
@@ -244,6 +253,7 @@ fn ordinal(n: u64) -> String {
     }
 }
 
+/// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     let pages = m.pages.max(1) as f64;
     let page_bytes = m.size as f64 / pages;

@@ -7,6 +7,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::ConceptId;
@@ -16,6 +17,7 @@ use crate::lab::sandbox::{present, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
+/// The fds-and-limits lab: its parameters, the parent side (`run`) and the child role.
 pub static LAB: LabDef = LabDef {
     id: ConceptId::FdsLimits,
     summary: "open until EMFILE under a lowered soft limit; raise it to the hard one; an fd leaks across exec",
@@ -101,21 +103,30 @@ struct Fds {
     targets: Vec<String>,
 }
 
+/// Everything the fds-and-limits lab measured, as `analyze` judges it.
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
+    /// The soft RLIMIT_NOFILE the child lowered itself to.
     pub soft: u64,
     /// The fd held above the limit.
     pub high_fd: i32,
+    /// Files the child opened before open failed.
     pub opened: u64,
+    /// The errno of the open that failed (EMFILE expected).
     pub errno: i32,
     /// fd numbers open at EMFILE, read by the parent from /proc/CHILD/fd.
     pub fds_at_emfile: Vec<i32>,
+    /// How many fds the parent counted in /proc/CHILD/fd at EMFILE.
     pub parent_saw: u64,
+    /// The hard limit the child raised its soft one to (None: unlimited).
     pub hard: Option<u64>,
+    /// Whether open worked again after raising the soft limit.
     pub open_after_raise: bool,
     /// What the exec'd program found open.
     pub exec_fds: Vec<String>,
+    /// The file the child opened without O_CLOEXEC before it exec'd.
     pub leaked_path: String,
+    /// The file the child opened with O_CLOEXEC before it exec'd.
     pub cloexec_path: String,
 }
 
@@ -180,6 +191,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     Ok(())
 }
 
+/// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     let below: Vec<i32> = (0..m.soft as i32).collect();
     let all_below_used = below.iter().all(|n| m.fds_at_emfile.contains(n));
@@ -294,22 +306,14 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             if unsafe { libc::dup2(2, files.high_fd) } != files.high_fd {
                 return Err(io(std::io::Error::last_os_error()));
             }
-            let mut lim = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // SAFETY: valid out pointer.
-            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-            let hard = lim.rlim_max;
+            // None: unlimited.
+            let hard = getrlimit(Resource::Nofile).maximum;
             // explain-begin: the lines that provoke the concept
-            let lowered = libc::rlimit {
-                rlim_cur: files.soft,
-                rlim_max: hard,
+            let lowered = Rlimit {
+                current: Some(files.soft),
+                maximum: hard,
             };
-            // SAFETY: lowers this process's own soft limit.
-            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) } != 0 {
-                return Err(io(std::io::Error::last_os_error()));
-            }
+            setrlimit(Resource::Nofile, lowered).map_err(|e| io(e.into()))?;
             let mut opened = 0u64;
             let errno = loop {
                 match open_raw(Path::new("/dev/null"), true) {
@@ -330,14 +334,13 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
                 },
             )
             .map_err(io)?;
-            let raised = libc::rlimit {
-                rlim_cur: hard,
-                rlim_max: hard,
+            // Raising the soft limit up to the hard one is always allowed.
+            let raised = Rlimit {
+                current: hard,
+                maximum: hard,
             };
-            // SAFETY: raises the soft limit up to the hard one, always allowed.
-            let ok = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0
+            let ok = setrlimit(Resource::Nofile, raised).is_ok()
                 && open_raw(Path::new("/dev/null"), true).is_ok();
-            let hard = (hard != libc::RLIM_INFINITY).then_some(hard);
             link.sync("raised", Raised { ok, hard }).map_err(io)?;
             // Kept open across the exec below (the fds are what it is about).
             open_raw(&files.leaked, false).map_err(io)?;

@@ -12,6 +12,7 @@ use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::stats::Summary;
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
+/// The high-water-mark lab: its parameters, the parent side (`run`) and the child roles.
 pub static LAB: LabDef = LabDef {
     id: ConceptId::HighWaterMark,
     summary:
@@ -101,7 +102,9 @@ struct Allocated {
 /// The kernel's view at each step of one trial: smaps_rollup Rss and status VmHWM.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Step {
+    /// Rss from smaps_rollup (bytes).
     pub rss: u64,
+    /// VmHWM from status, the peak Rss (bytes).
     pub hwm: u64,
 }
 
@@ -110,21 +113,29 @@ pub struct Step {
 pub struct SmallTrial {
     /// Bytes live at the peak (malloc_usable_size of every chunk).
     pub live_peak: u64,
+    /// After allocating every chunk.
     pub allocated: Step,
+    /// After freeing them all.
     pub freed: Step,
+    /// After malloc_trim.
     pub trimmed: Step,
 }
 
 /// One trial of the large-chunk variant.
 #[derive(Debug, Clone, Default)]
 pub struct LargeTrial {
+    /// After allocating every chunk.
     pub allocated: Step,
+    /// After freeing them all.
     pub freed: Step,
 }
 
+/// Everything the high-water-mark lab measured, as `analyze` judges it.
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
+    /// The trials of small chunks (from the heap).
     pub small: Vec<SmallTrial>,
+    /// The trials of large chunks (each its own mapping).
     pub large: Vec<LargeTrial>,
 }
 
@@ -254,6 +265,7 @@ fn median_of(v: impl Iterator<Item = f64>) -> f64 {
     Summary::of(&v).map_or(f64::NAN, |s| s.median)
 }
 
+/// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     let ratio = |a: u64, b: u64| {
         if b == 0 {

@@ -23,6 +23,7 @@ use crate::lab::report::{pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
+/// The kernel/user lab: its parameters, the parent side (`run`) and the child role.
 pub static LAB: LabDef = LabDef {
     id: ConceptId::KernelUser,
     summary: "a call, the vDSO clock, the same clock as a real syscall, getppid; user vs system time of loops",
@@ -75,14 +76,19 @@ struct CallsParams {
     loop_ms: u64,
 }
 
-/// Net ns per operation (loop overhead subtracted), per trial.
+/// ns per operation, per trial, gross: `analyze` subtracts the empty loop from the others.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Costs {
+    /// An empty loop iteration: the overhead the others carry.
     pub empty_loop: Vec<f64>,
+    /// A plain function call, not inlined.
     pub call: Vec<f64>,
+    /// clock_gettime(CLOCK_MONOTONIC) through glibc, served by the vDSO.
     pub vdso_clock: Vec<f64>,
+    /// The same clock read as a real system call (syscall(SYS_clock_gettime)).
     pub syscall_clock: Vec<f64>,
+    /// syscall(SYS_getppid): about the cheapest real system call.
     pub getppid: Vec<f64>,
 }
 
@@ -90,20 +96,26 @@ pub struct Costs {
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Split {
+    /// CPU time in user mode (ns, getrusage).
     pub user_ns: u64,
+    /// CPU time in the kernel on the loop's behalf (ns, getrusage).
     pub system_ns: u64,
+    /// Wall time the loop ran (ns).
     pub wall_ns: u64,
 }
 
 impl Split {
+    /// The share of the loop's CPU time spent in the kernel (0 to 1).
     pub fn system_share(&self) -> f64 {
         self.system_ns as f64 / self.cpu_ns().max(1) as f64
     }
 
+    /// The share of the loop's CPU time spent in user mode (0 to 1).
     pub fn user_share(&self) -> f64 {
         1.0 - self.system_share()
     }
 
+    /// User plus system time (ns).
     pub fn cpu_ns(&self) -> u64 {
         self.user_ns + self.system_ns
     }
@@ -176,13 +188,17 @@ const READ_LOOP: SplitClaim = SplitClaim {
     at_least: 0.80,
 };
 
+/// Everything the kernel/user lab measured, as `analyze` judges it; the child sends it whole.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Measured {
+    /// Calls timed per trial.
     pub batch: u64,
+    /// The per-call timings.
     pub costs: Costs,
     /// The attempts at the pure loop (see [`SplitClaim::check`]).
     pub pure_loop: Vec<Split>,
+    /// The split of a loop of syscall(SYS_getppid).
     pub getppid_loop: Split,
     /// The attempts at the read loop.
     pub read_loop: Vec<Split>,
@@ -198,6 +214,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     Ok(())
 }
 
+/// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     let base = report
         .metric(

@@ -14,6 +14,7 @@ use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{present, LabError, Link, Params};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
+/// The lazy-initialisation lab: its parameters, the parent side (`run`) and the child role.
 pub static LAB: LabDef = LabDef {
     id: ConceptId::LazyInit,
     summary: "map anonymous memory, read it (RSS flat), write it (RSS grows); first vs second touch; OnceLock",
@@ -88,6 +89,7 @@ pub struct TouchCosts {
     pub once_later_ns: Vec<f64>,
     /// ns of an empty loop iteration, the same batch, for comparison.
     pub empty_loop_ns: Vec<f64>,
+    /// Why perf counters were not used, when the kernel refused them (None: they were).
     #[serde(deserialize_with = "present")]
     pub perf_note: Option<String>,
 }
@@ -95,10 +97,15 @@ pub struct TouchCosts {
 /// Everything the claims are computed from.
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
+    /// Size of the mapping the child touched (bytes).
     pub size: u64,
+    /// The child's Rss (bytes) after mmap, before any touch.
     pub rss_mapped: u64,
+    /// The child's Rss (bytes) after reading every page.
     pub rss_read: u64,
+    /// The child's Rss (bytes) after writing every page.
     pub rss_written: u64,
+    /// The child's timings.
     pub costs: TouchCosts,
 }
 

@@ -15,6 +15,7 @@ use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 use crate::model::figure::slope;
 
+/// The leaks-and-fragmentation lab: its parameters, the parent side (`run`) and the child roles.
 pub static LAB: LabDef = LabDef {
     id: ConceptId::LeaksFragmentation,
     summary: "fit the RSS slope of a child leaking at a known rate; alternate frees that malloc_trim cannot undo",
@@ -122,6 +123,7 @@ struct Live {
     live: u64,
 }
 
+/// Everything the leaks-and-fragmentation lab measured, as `analyze` judges it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Measured {
     /// The size of each leaked object.
@@ -130,10 +132,15 @@ pub struct Measured {
     pub allocated: Vec<[f64; 2]>,
     /// (seconds, Rss) the parent sampled from smaps_rollup.
     pub rss: Vec<[f64; 2]>,
+    /// Bytes of small objects live at the fragment role's peak (malloc_usable_size).
     pub frag_live_peak: u64,
+    /// Bytes still live after freeing every other object (each page keeps a live neighbour).
     pub frag_live_after: u64,
+    /// The child's Rss (bytes) at the peak.
     pub frag_rss_peak: u64,
+    /// The child's Rss (bytes) after the frees.
     pub frag_rss_freed: u64,
+    /// The child's Rss (bytes) after malloc_trim.
     pub frag_rss_trimmed: u64,
 }
 
@@ -230,6 +237,7 @@ fn pairs(v: &[[f64; 2]]) -> Vec<(f64, f64)> {
     v.iter().map(|p| (p[0], p[1])).collect()
 }
 
+/// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     let truth = slope(&pairs(&m.allocated));
     let fitted = slope(&pairs(&m.rss));

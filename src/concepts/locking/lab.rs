@@ -24,6 +24,7 @@ use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
+/// The locking lab: its parameters, the parent side (`run`) and the child roles.
 pub static LAB: LabDef = LabDef {
     id: ConceptId::Locking,
     summary: "a racy counter loses updates; mutex vs spinlock vs atomic; a deadlock found from /proc; flock",
@@ -117,10 +118,13 @@ struct FlockParams {
     path: PathBuf,
 }
 
+/// What the race child counted: the racy, atomic and mutex counters and their costs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Counters {
+    /// Increments each thread makes.
     pub per_thread: u64,
+    /// Threads that increment the shared counters.
     pub threads: u64,
     /// Totals of the racy counter, per attempt.
     pub racy: Vec<u64>,
@@ -131,22 +135,32 @@ pub struct Counters {
     pub race_seconds: f64,
     /// Totals per trial.
     pub fetch_add: Vec<u64>,
+    /// Totals of the mutex-guarded counter, per trial.
     pub mutex: Vec<u64>,
     /// ns per increment at 1 and 2 threads: [threads, ns] per trial.
     pub mutex_ns: Vec<[f64; 2]>,
+    /// ns per increment under a spinlock: [threads, ns] per trial.
     pub spin_ns: Vec<[f64; 2]>,
+    /// ns per atomic fetch_add: [threads, ns] per trial.
     pub atomic_ns: Vec<[f64; 2]>,
 }
 
+/// Everything the locking lab measured, as `analyze` judges it.
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
+    /// CPUs on the host (1 when unknown).
     pub cpus: u64,
+    /// The race child's counters.
     pub counters: Counters,
     /// Seconds from the child's report of its locks to the watchdog's verdict.
     pub deadlock_detected_after: Option<f64>,
+    /// What /proc showed of the deadlocked threads, or why no deadlock was seen.
     pub deadlock_evidence: String,
+    /// /proc/locks showed the holder's FLOCK held.
     pub flock_held_by_holder: bool,
+    /// /proc/locks showed the waiter waiting for it.
     pub flock_awaited_by_waiter: bool,
+    /// The waiter got the lock once the holder released it.
     pub waiter_acquired_after_release: bool,
 }
 
@@ -264,6 +278,7 @@ fn watch_for_deadlock(
     (None, seen)
 }
 
+/// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     let c = &m.counters;
     let expected = c.per_thread * c.threads;
@@ -543,11 +558,6 @@ fn in_threads(threads: u64, f: impl Fn() + Sync) -> Duration {
     start.get().map_or(Duration::ZERO, Instant::elapsed)
 }
 
-fn gettid() -> i64 {
-    // SAFETY: no arguments.
-    unsafe { libc::syscall(libc::SYS_gettid) }
-}
-
 fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     match role {
@@ -636,7 +646,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             for (first, second) in [(a.clone(), b.clone()), (b.clone(), a.clone())] {
                 let (barrier, tx) = (barrier.clone(), tx.clone());
                 std::thread::spawn(move || {
-                    let _ = tx.send(gettid() as i32);
+                    let _ = tx.send(rustix::thread::gettid().as_raw_nonzero().get());
                     first.lock();
                     // Both hold their first lock before either asks for its second.
                     barrier.wait();
@@ -659,7 +669,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             }
         }
         "flock-hold" | "flock-wait" => {
-            use std::os::fd::AsRawFd;
+            use rustix::fs::{flock, FlockOperation};
             let path = params.decode::<FlockParams>()?.path;
             let f = std::fs::OpenOptions::new()
                 .create(true)
@@ -671,14 +681,10 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             if role == "flock-wait" {
                 link.send("waiting", ()).map_err(io)?;
             }
-            // SAFETY: flock on an fd we own.
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-                return Err(io(std::io::Error::last_os_error()));
-            }
+            flock(&f, FlockOperation::LockExclusive).map_err(|e| io(e.into()))?;
             if role == "flock-hold" {
                 link.sync("held", ()).map_err(io)?;
-                // SAFETY: unlocks the lock taken above.
-                unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
+                let _ = flock(&f, FlockOperation::Unlock);
                 link.sync("released", ()).map_err(io)
             } else {
                 link.sync("acquired", ()).map_err(io)

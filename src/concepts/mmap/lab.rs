@@ -14,10 +14,11 @@ use crate::lab::mem::{page_size, self_rss, write_file, Region};
 use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::params::{Max, ParamError, ParamSpec, ParamValues, Value};
 use crate::lab::report::{mib, Check, LabReport};
-use crate::lab::sandbox::{LabError, Link, Params};
+use crate::lab::sandbox::{wait_forked, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
+/// The mmap lab: its parameters, the parent side (`run`) and the child role.
 pub static LAB: LabDef = LabDef {
     id: ConceptId::Mmap,
     summary: "read() vs mmap of a cached file; MAP_SHARED as IPC vs MAP_PRIVATE; MAP_POPULATE",
@@ -72,21 +73,29 @@ struct MmapParams {
     dir: PathBuf,
 }
 
+/// Everything the mmap lab measured, as `analyze` judges it; the child sends it whole.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Measured {
+    /// Size of the file read and mapped (bytes).
     pub size: u64,
     /// MB/s per trial.
     pub read_mbps: Vec<f64>,
+    /// MB/s summing the file through a mapping, per trial.
     pub mmap_mbps: Vec<f64>,
     /// What the other process saw after a MAP_SHARED write.
     pub shared_seen_by_other: u8,
+    /// What the file holds after the MAP_SHARED write.
     pub shared_in_file: u8,
     /// What the other process and the file hold after a MAP_PRIVATE write.
     pub private_seen_by_other: u8,
+    /// What the file holds after the MAP_PRIVATE write.
     pub private_in_file: u8,
+    /// What the writer itself reads back after its MAP_PRIVATE write.
     pub private_seen_by_writer: u8,
+    /// Rss growth (bytes) from mapping the file without MAP_POPULATE.
     pub rss_grow_plain: u64,
+    /// Rss growth (bytes) from mapping it with MAP_POPULATE.
     pub rss_grow_populate: u64,
 }
 
@@ -115,6 +124,7 @@ fn byte(b: u8) -> String {
     format!("{b:#04x}")
 }
 
+/// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     report.check(Check::holds(
         "a MAP_SHARED write is visible to another process mapping the file, and in the file",
@@ -316,9 +326,7 @@ fn shared_vs_private(file: &std::fs::File, m: &mut Measured) -> std::io::Result<
             m.private_seen_by_other = seen[0];
             file.read_exact_at(&mut f, 0)?;
             m.private_in_file = f[0];
-            let mut st = 0;
-            // SAFETY: waits for our own child.
-            unsafe { libc::waitpid(pid, &mut st, 0) };
+            let _ = wait_forked(pid);
             Ok(())
         }
     }

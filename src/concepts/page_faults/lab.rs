@@ -15,6 +15,7 @@ use crate::lab::sandbox::{present, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
+/// The page-faults lab: its parameters, the parent side (`run`) and the child role.
 pub static LAB: LabDef = LabDef {
     id: ConceptId::PageFaults,
     summary: "minor faults on fresh anonymous pages (and with huge pages); major faults on an evicted file",
@@ -69,13 +70,16 @@ struct FaultsParams {
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pass {
+    /// Pages touched.
     pub pages: u64,
     /// Wall time of the pass.
     pub ns: u64,
     /// The thread's CPU time in the pass (getrusage): wall time less the waits, for the
     /// disk or, on a busy machine, for a CPU.
     pub cpu_ns: u64,
+    /// Minor faults in the pass (getrusage).
     pub minflt: u64,
+    /// Major faults in the pass (getrusage): the ones that read the disk.
     pub majflt: u64,
     /// The perf software counter page-faults, where perf is allowed.
     #[serde(deserialize_with = "present")]
@@ -98,9 +102,11 @@ impl Pass {
     }
 }
 
+/// Everything the page-faults lab measured, as `analyze` judges it; the child sends it whole.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Measured {
+    /// Anonymous pages, first touch.
     pub anon: Vec<Pass>,
     /// With MADV_HUGEPAGE; empty when THP is off.
     pub huge: Vec<Pass>,
@@ -108,7 +114,9 @@ pub struct Measured {
     pub random: Vec<Pass>,
     /// File pages after eviction, default readahead.
     pub readahead: Vec<Pass>,
+    /// The host's transparent huge page mode (from sysfs; "unknown" when unread).
     pub thp: String,
+    /// Why perf counters were not used, when the kernel refused them (None: they were).
     #[serde(deserialize_with = "present")]
     pub perf_note: Option<String>,
 }
@@ -155,6 +163,7 @@ fn per_page(passes: &[Pass], faults: fn(&Pass) -> u64) -> Vec<f64> {
         .collect()
 }
 
+/// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     let anon_share = per_page(&m.anon, |p| p.minflt)
         .into_iter()

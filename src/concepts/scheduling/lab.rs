@@ -14,9 +14,10 @@ use crate::lab::mem::pin_to;
 use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{pct, Check, Cmp, LabReport};
-use crate::lab::sandbox::{os_result, LabError, Link, Params};
+use crate::lab::sandbox::{os_result, wait_forked, LabError, Link, Params};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
+/// The scheduling lab: its parameters, the parent side (`run`) and the child roles.
 pub static LAB: LabDef = LabDef {
     id: ConceptId::Scheduling,
     summary: "pipe ping-pong on one CPU and across CPUs; nice 0 vs nice 5 hogs on one CPU; hogs vs sleepers",
@@ -110,6 +111,7 @@ struct SleeperParams {
     cpu: usize,
 }
 
+/// The pipe ping-pong between two processes: round trips and the switches they cost.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PingPong {
@@ -122,23 +124,32 @@ pub struct PingPong {
 /// Context switch counts of one process over the hog phase (from /proc/PID/status).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Switches {
+    /// Voluntary switches: the process blocked or yielded.
     pub voluntary: u64,
+    /// Involuntary switches: the scheduler preempted it.
     pub involuntary: u64,
 }
 
+/// Everything the scheduling lab measured, as `analyze` judges it.
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
     /// The second hog's nice value.
     pub nice: i32,
+    /// Both sides pinned to one CPU.
     pub same_cpu: PingPong,
+    /// The sides on two CPUs (None on a one-CPU host).
     pub cross_cpu: Option<PingPong>,
     /// CPU time (schedstat run ns) of each hog over the phase.
     pub run_nice0: u64,
+    /// The same for the niced hog (ns).
     pub run_niced: u64,
     /// (seconds, share of the CPU) of each hog per sampling interval.
     pub share_nice0: Vec<[f64; 2]>,
+    /// The same for the niced hog.
     pub share_niced: Vec<[f64; 2]>,
+    /// The nice 0 hog's switches over the phase.
     pub hog: Switches,
+    /// The sleeper's switches over the phase.
     pub sleeper: Switches,
 }
 
@@ -261,6 +272,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     Ok(())
 }
 
+/// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     let same = report.metric(
         "pipe round trip, same CPU (2 switches, 4 syscalls)",
@@ -405,18 +417,18 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
                 }
             }
             drop(to_b_w);
-            // SAFETY: reaps our own partner (it exits when its pipe closes).
-            unsafe { libc::waitpid(partner, std::ptr::null_mut(), 0) };
+            // Reaps our own partner (it exits when its pipe closes).
+            let _ = wait_forked(partner);
             link.send("pingpong", out).map_err(io)
         }
         "hog" => {
             let HogParams { nice, cpu } = params.decode()?;
             pin_to(cpu).map_err(io)?;
             // explain-begin: the lines that provoke the concept
-            // SAFETY: sets this process's own nice value (raising it needs no privilege).
-            if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
+            // This process's own nice value (raising it needs no privilege).
+            if let Err(e) = rustix::process::setpriority_process(None, nice) {
                 // explain-end
-                return Err(io(io::Error::last_os_error()));
+                return Err(io(e.into()));
             }
             link.sync("ready", ()).map_err(io)?;
             let mut x = 1u64;

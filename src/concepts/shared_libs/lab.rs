@@ -17,6 +17,7 @@ use crate::lab::report::{Check, LabReport};
 use crate::lab::sandbox::{present, LabError, Link, Params};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
+/// The shared-libraries lab: its parameters, the parent side (`run`) and the child role.
 pub static LAB: LabDef = LabDef {
     id: ConceptId::SharedLibs,
     summary:
@@ -90,24 +91,36 @@ struct DlopenParams {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dlopen {
+    /// The library's name (one of the candidates).
     pub library: String,
+    /// The file it was loaded from.
     pub path: String,
+    /// us per dlopen(RTLD_LAZY) of the library, per trial (it is closed between them).
     pub lazy_us: Vec<f64>,
+    /// us per dlopen(RTLD_NOW), per trial.
     pub now_us: Vec<f64>,
     /// The library was still mapped after dlclose (NODELETE): later trials were warm.
     pub stayed_loaded: bool,
 }
 
+/// Everything the shared-libraries lab measured, as `analyze` judges it.
 #[derive(Debug, Clone)]
 pub struct Measured {
+    /// The dlopen timings (None: no candidate library could be opened fresh).
     pub dlopen: Option<Dlopen>,
     /// The lazily bound program used, or why none was.
     pub program: Result<String, String>,
+    /// Relocations the dynamic linker processed starting the program lazily (LD_DEBUG=statistics).
     pub relocations_lazy: Option<u64>,
+    /// The same with LD_BIND_NOW=1.
     pub relocations_now: Option<u64>,
+    /// Processes on the host whose maps include libc.
     pub libc_mappers: u64,
+    /// Rss of libc's mappings in the child (bytes).
     pub libc_rss: u64,
+    /// Pss of libc's mappings in the child (bytes): its share of the shared pages.
     pub libc_pss: u64,
+    /// Processes whose maps could not be read while counting.
     pub maps_unreadable: u64,
 }
 
@@ -229,6 +242,7 @@ fn count_libc_mappers(ctx: &mut LabContext) -> (u64, u64) {
     (mappers, unreadable)
 }
 
+/// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     let claim_bind =
         "LD_BIND_NOW makes the dynamic linker process strictly more relocations at start";

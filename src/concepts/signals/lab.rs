@@ -9,6 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use rustix::process::Signal;
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::ConceptId;
@@ -16,10 +17,11 @@ use crate::lab::mem::{page_size, pin_to};
 use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{Check, Cmp, LabReport};
-use crate::lab::sandbox::{describe, os_result, LabError, Link, Params};
+use crate::lab::sandbox::{describe, os_result, pid_of, wait_forked, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
+/// The signals lab: its parameters, the parent side (`run`) and the child roles.
 pub static LAB: LabDef = LabDef {
     id: ConceptId::Signals,
     summary: "signal round trip and catch cost; a SIGSEGV handler that maps pages; SIGTERM vs SIGKILL; zombies",
@@ -107,6 +109,7 @@ struct Zombie {
     pid: i32,
 }
 
+/// Signal round trips between two processes, and the cost of a send and a catch.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Latency {
@@ -122,17 +125,28 @@ pub struct Latency {
     pub send_ns: Vec<f64>,
 }
 
+/// Everything the signals lab measured, as `analyze` judges it.
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
+    /// The latency child's timings.
     pub latency: Latency,
+    /// Protected pages the SIGSEGV child touched.
     pub segv_pages: u64,
+    /// Faults its SIGSEGV handler handled (one per page expected).
     pub segv_handled: u64,
+    /// The cleanup child's file was still there after SIGTERM.
     pub term_file_left: bool,
+    /// How the SIGTERM'd child ended, as wait reported it.
     pub term_status: String,
+    /// The cleanup child's file was still there after SIGKILL.
     pub kill_file_left: bool,
+    /// How the SIGKILL'd child ended, as wait reported it.
     pub kill_status: String,
+    /// The exited, unreaped child's state in /proc/PID/stat (Z expected; None: unread).
     pub zombie_state: Option<char>,
+    /// Its /proc entry was gone once reaped.
     pub zombie_gone_after_reap: bool,
+    /// CPUs on the host (1 when unknown).
     pub cpus: u64,
 }
 
@@ -167,7 +181,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let dir = ScratchDir::new(Backing::Memory)
         .or_else(|_| ScratchDir::new(Backing::Persistent))
         .map_err(LabError::io("scratch directory"))?;
-    for (sig, file) in [(libc::SIGTERM, "term"), (libc::SIGKILL, "kill")] {
+    for (sig, file) in [(Signal::TERM, "term"), (Signal::KILL, "kill")] {
         let path = dir.path().join(file);
         let mut c = ctx.spawn(
             ConceptId::Signals,
@@ -178,11 +192,12 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
             },
         )?;
         c.expect::<()>("ready", WATCHDOG)?;
-        // SAFETY: signals our own child.
-        unsafe { libc::kill(c.pid, sig) };
+        pid_of(c.pid)
+            .and_then(|pid| Ok(rustix::process::kill_process(pid, sig)?))
+            .map_err(LabError::io(format!("kill({}, {sig:?})", c.pid)))?;
         let status = describe(c.wait(WATCHDOG)?);
         let left = path.exists();
-        if sig == libc::SIGTERM {
+        if sig == Signal::TERM {
             (m.term_file_left, m.term_status) = (left, status);
         } else {
             (m.kill_file_left, m.kill_status) = (left, status);
@@ -221,6 +236,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     Ok(())
 }
 
+/// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     let same = report.metric("signal round trip, same CPU", "us", &m.latency.same_cpu_us);
     if m.latency.cross_cpu_us.is_empty() {
@@ -422,7 +438,8 @@ fn suspend() {
     }
 }
 
-/// Sends `sig` to `pid`; a failed kill(2) is an error with its errno.
+/// Sends `sig` to `pid`; a failed kill(2) is an error with its errno. libc's kill, as
+/// the lab has always timed it (`kill_ns`, the round trips).
 fn signal(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
     // SAFETY: kill has no memory arguments.
     os_result(unsafe { libc::kill(pid, sig) }).map(drop)
@@ -486,11 +503,11 @@ fn round_trips(rounds: u64, trials: usize, partner_cpu: usize) -> io::Result<(Ve
         Ok((per_trial, rounds_us))
     };
     let timed = timed();
-    // SAFETY: kill and reap our own partner.
-    unsafe {
-        libc::kill(partner, libc::SIGKILL);
-        libc::waitpid(partner, std::ptr::null_mut(), 0);
+    // Kill and reap our own partner.
+    if let Ok(pid) = pid_of(partner) {
+        let _ = rustix::process::kill_process(pid, Signal::KILL);
     }
+    let _ = wait_forked(partner);
     timed
 }
 
@@ -613,8 +630,8 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
                 );
             }
             link.sync("zombie", Zombie { pid }).map_err(io)?;
-            // SAFETY: reaps our own child.
-            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            // Reaps our own child.
+            let _ = wait_forked(pid);
             link.sync("reaped", ()).map_err(io)
         }
         other => Err(format!("unknown role {other}")),

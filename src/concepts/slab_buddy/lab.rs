@@ -18,6 +18,7 @@ use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::scratch::{is_persistent, Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
+/// The slab-and-buddy lab: its parameters, the parent side (`run`) and the child roles.
 pub static LAB: LabDef = LabDef {
     id: ConceptId::SlabBuddy,
     summary: "negative dentries in dentry-state and the dentry slab; buddy free lists around a large allocation; a model",
@@ -78,26 +79,44 @@ struct HoldParams {
     bytes: u64,
 }
 
+/// Everything the slab-and-buddy lab measured (and its models replayed), as `analyze` judges it.
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
+    /// Names of missing files the child stat'ed (each leaves a negative dentry).
     pub names: u64,
+    /// The scratch directory is on a persistent file system (not tmpfs).
     pub on_disk: bool,
+    /// Negative dentries (dentry-state) before the stats; None when unreadable.
     pub negative_before: Option<u64>,
+    /// Negative dentries right after them.
     pub negative_after: Option<u64>,
+    /// Negative dentries 200 ms after the child exited.
     pub negative_later: Option<u64>,
     /// dentry slab active objects before and after; None when slabinfo is unreadable.
     pub slab_before: Option<u64>,
+    /// The same after the second batch.
     pub slab_after: Option<u64>,
+    /// The bytes the hold child wrote and held.
     pub held_bytes: u64,
+    /// Free pages over every zone (buddyinfo) before the hold.
     pub free_pages_before: u64,
+    /// Free pages while the child held its memory.
     pub free_pages_held: u64,
+    /// Free pages after it exited.
     pub free_pages_after: u64,
+    /// The zone with the most free pages, before the hold.
     pub zone_before: Option<BuddyZone>,
+    /// The same zone's view while the child held its memory.
     pub zone_held: Option<BuddyZone>,
+    /// The model buddy allocator's free blocks per order after its workload.
     pub model_after_workload: Vec<u64>,
+    /// Its free blocks per order once everything is freed (the buddies merged).
     pub model_after_free: Vec<u64>,
+    /// Its unusable free space index per order after the workload.
     pub model_unusable: Vec<Option<f64>>,
+    /// Share of the bytes kmalloc size classes give that the model's requests did not ask for.
     pub kmalloc_internal: f64,
+    /// Share of the model slab cache's bytes that hold no object.
     pub slab_waste: f64,
 }
 
@@ -225,6 +244,7 @@ fn replay_model(m: &mut Measured) {
     m.slab_waste = slab.wasted_bytes() as f64 / (slab.slabs() * slab.slab_bytes) as f64;
 }
 
+/// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     let claim_neg =
         "stat of missing names on a disk file system adds negative dentries (>= 80% of the names)";

@@ -18,6 +18,7 @@ use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::scratch::{is_memory, Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
+/// The storage lab: its parameters, the parent side (`run`) and the child roles.
 pub static LAB: LabDef = LabDef {
     id: ConceptId::Storage,
     summary: "tmpfs vs disk with and without fsync; Shmem; torn in-place rewrite vs temp+fsync+rename; private tmpfs",
@@ -111,18 +112,26 @@ struct Mounted {
     tmpfs: bool,
 }
 
+/// Everything the storage lab measured, as `analyze` judges it.
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
+    /// Size of the file written and rewritten (bytes).
     pub written: u64,
+    /// Growth of Shmem in /proc/meminfo (bytes) after writing the file to tmpfs.
     pub shmem_growth: i64,
     /// MB/s per (fs, fsync) pair: tmpfs, tmpfs+fsync, disk, disk+fsync.
     pub throughput: Vec<(String, f64)>,
+    /// us per fsync on tmpfs.
     pub fsync_tmpfs_us: Vec<f64>,
+    /// us per fsync on disk.
     pub fsync_disk_us: Vec<f64>,
     /// (old bytes, new bytes) left in the file.
     pub inplace_killed: (u64, u64),
+    /// (old bytes, new bytes) after an atomic rewrite (temporary file + rename) killed half way.
     pub atomic_killed: (u64, u64),
+    /// (old bytes, new bytes) after an atomic rewrite left to finish.
     pub atomic_completed: (u64, u64),
+    /// The private mount namespace: (tmpfs inside, seen outside during, seen outside after); None: not run.
     pub private: Option<Result<(bool, bool, bool), String>>,
 }
 
@@ -243,6 +252,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     Ok(())
 }
 
+/// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     report.check(Check::compare(
         "data written to tmpfs shows up as Shmem in /proc/meminfo: it is RAM (>= 90% of what was written)",

@@ -15,6 +15,7 @@ use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::swap::SwapFile;
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
+/// The swap-and-OOM lab: its parameters, the parent side (`run`) and the child role.
 pub static LAB: LabDef = LabDef {
     id: ConceptId::SwapOom,
     summary: "OOM kill in a 64 MiB cgroup; oom_score_adj picks the victim; swap instead of death where swap exists",
@@ -71,11 +72,17 @@ static PARAMS: [ParamSpec; 6] = [
 /// What a run is set by.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Settings {
+    /// The memory limit of the lab's cgroup (bytes).
     pub limit: u64,
+    /// What the first child allocates (bytes), past the limit.
     pub hog: u64,
+    /// What each of the next two children allocates (bytes).
     pub pair: u64,
+    /// The oom_score_adj of one of the two.
     pub raised_adj: i64,
+    /// What the child of the swap part allocates (bytes).
     pub swap_hog: u64,
+    /// Size of the temporary swap file --allow-swapfile adds (bytes).
     pub swapfile: u64,
 }
 
@@ -127,27 +134,43 @@ fn allocated(c: &mut crate::lab::sandbox::LabChild) -> Result<bool, LabError> {
     }
 }
 
+/// Everything the swap-and-OOM lab measured, as `analyze` judges it.
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
     /// What the run was set to.
     pub set: Settings,
+    /// The lab cgroup's directory, or why none could be made; None: not tried.
     pub cgroup: Option<Result<String, String>>,
+    /// How the hog ended, as wait reported it.
     pub hog_status: String,
+    /// OOM kills the cgroup counted during the hog.
     pub oom_kills_hog: u64,
+    /// How the child with the raised oom_score_adj ended.
     pub raised_status: String,
+    /// The child at oom_score_adj 0 finished its allocation.
     pub plain_survived: bool,
+    /// OOM kills the cgroup counted during the pair.
     pub oom_kills_pair: u64,
+    /// syslens itself is not in the lab cgroup (its OOM killer cannot pick it).
     pub tool_outside: bool,
+    /// The swap part, or why it was not run; None: not reached.
     pub swap: Option<Result<SwapRun, String>>,
 }
 
+/// The swap part: a child allocating past the limit with swap available.
 #[derive(Debug, Clone, Default)]
 pub struct SwapRun {
+    /// What the child allocated (bytes).
     pub allocated: u64,
+    /// Its VmSwap once allocated (bytes).
     pub vm_swap: u64,
+    /// Pages swapped out meanwhile (pswpout in /proc/vmstat, host-wide).
     pub pswpout: u64,
+    /// Pages swapped in while it read everything again (pswpin, host-wide).
     pub pswpin: u64,
+    /// Major faults of that second read.
     pub majflt_retouch: u64,
+    /// Where the swap came from: the host's or a temporary file.
     pub source: String,
 }
 
@@ -304,6 +327,7 @@ fn swap_part(
     }))
 }
 
+/// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     let (limit, adj) = (m.set.limit, m.set.raised_adj);
     let claim_hog = format!(
