@@ -23,3 +23,4 @@ mod tour;
 mod truth;
 mod unprivileged;
 mod watch;
+mod width;
