@@ -954,6 +954,7 @@ mod tests {
     use super::*;
     use crate::catalogue::CONCEPTS;
     use crate::commands::explain::explanation;
+    use crate::model::figure::Table;
     use crate::render::{ColorChoice, WIDTH};
 
     #[test]
@@ -984,6 +985,83 @@ mod tests {
                 assert!(line.chars().count() <= WIDTH - 4, "{}: cut: {line}", c.slug);
             }
         }
+    }
+
+    fn rendered_table(t: &Table, width: usize) -> String {
+        let mut out = Vec::new();
+        table(&mut out, t, &Style::new(ColorChoice::Never), width).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn issue_19_a_table_wraps_its_text_column_and_never_cuts_a_number() {
+        let mut t = Table::new(
+            "blocked signals per thread",
+            &[
+                ("tid", Unit::None),
+                ("name", Unit::None),
+                ("blocked", Unit::None),
+                ("bytes", Unit::Bytes),
+            ],
+            "/proc/PID/task/TID/status",
+        );
+        let signals = "SIGRTMIN+28, SIGRTMIN+29, SIGRTMIN+30, SIGRTMIN+31, SIGRTMIN+32";
+        t.push(vec![
+            Ok(Value::Unsigned(1234567)),
+            Ok(Value::Text("worker".into())),
+            Ok(Value::Text(signals.into())),
+            Ok(Value::Unsigned(123_456_789)),
+        ]);
+        let path = "/sys/fs/cgroup/memory/process_api/91cc959324d424d95c0e6c2f691b21d8/x";
+        t.push(vec![
+            Ok(Value::Unsigned(7)),
+            Ok(Value::Text("io".into())),
+            Ok(Value::Text(path.into())),
+            Ok(Value::Unsigned(1)),
+        ]);
+        let text = rendered_table(&t, 60);
+        for line in text.lines() {
+            assert!(
+                display_width(line) <= 60 || !line.trim().contains(' '),
+                "{line}\n{text}"
+            );
+        }
+        let words: Vec<&str> = text.split_whitespace().collect();
+        for w in signals.split(' ').chain(["1234567", "117.7", "MiB", path]) {
+            assert!(words.contains(&w), "{w} cut:\n{text}");
+        }
+        // The signals wrap within their column, beside the row's numbers.
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("    1234567  worker  SIGRTMIN+28,")),
+            "{text}"
+        );
+        // The path, a word wider than its column, is written whole below its row.
+        assert!(
+            text.contains(&format!("\n      blocked:\n        {path}\n")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn issue_19_columns_of_numbers_that_do_not_fit_continue_in_a_band() {
+        let orders: Vec<String> = (0..11).map(|o| o.to_string()).collect();
+        let mut cols = vec![("zone", Unit::None)];
+        cols.extend(orders.iter().map(|o| (o.as_str(), Unit::Count)));
+        let mut t = Table::new("free blocks per order", &cols, "/proc/buddyinfo");
+        let mut row = vec![Ok(Value::Text("0/Normal".into()))];
+        row.extend((0..11).map(|o| Ok(Value::Unsigned(100_000 + o))));
+        t.push(row);
+        let text = rendered_table(&t, 60);
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("    0/Normal"))
+            .collect();
+        assert_eq!(rows.len(), 2, "two bands:\n{text}");
+        for o in 0..11 {
+            assert!(text.contains(&(100_000 + o).to_string()), "{o}:\n{text}");
+        }
+        assert!(text.lines().all(|l| display_width(l) <= 60), "{text}");
     }
 
     #[test]
