@@ -29,7 +29,7 @@ fn cell(v: &Val<Value>, unit: Unit) -> String {
 }
 
 /// Writes `name` wrapped in a column of `name_w` display columns after `indent`, with
-/// `cells` (laid out by the caller, `cells_w` columns wide) beside its first line and
+/// `cells` (laid out and painted by the caller) beside its first line and
 /// the name's further lines below it, two columns further in. When the name's first
 /// word alone is wider than its column, the name takes lines of its own and the cells
 /// the next one, so nothing is cut and the columns stay aligned.
