@@ -194,13 +194,13 @@ pub fn table(out: &mut dyn Write, t: &Table, style: &Style, width: usize) -> io:
     let mut bands: Vec<Vec<usize>> = Vec::new();
     let mut band: Vec<usize> = Vec::new();
     let mut used = keys_w;
-    for i in keys.len()..n {
-        if !band.is_empty() && 4 + used + widths[i] > width {
+    for (i, &w) in widths.iter().enumerate().skip(keys.len()) {
+        if !band.is_empty() && 4 + used + w > width {
             bands.push(std::mem::take(&mut band));
             used = keys_w;
         }
         band.push(i);
-        used += widths[i] + 2;
+        used += w + 2;
     }
     if !band.is_empty() || bands.is_empty() {
         bands.push(band);
@@ -285,7 +285,7 @@ fn heading_rule(out: &mut dyn Write, head: &str, style: &Style, width: usize) ->
 
 /// A section: the concept's heading rule, its figures, tables and notes.
 pub fn section(out: &mut dyn Write, s: &Section, style: &Style, width: usize) -> io::Result<()> {
-    let head = format!("{} · {} ", s.concept.slug(), clean(&s.title));
+    let head = format!("{} · {} ", s.concept.slug(), clean(s.title));
     heading_rule(out, &head, style, width)?;
     let cols = FigureColumns::at(width);
     for f in &s.figures {
