@@ -13,7 +13,7 @@ use crate::concepts::REGISTRY;
 use crate::lab::report::LabReport;
 use crate::lab::{self, cleanup, LabContext, LabDef, LabOptions};
 use crate::model::units::metric_value;
-use crate::render::{self, fit_end, Style, WIDTH};
+use crate::render::{self, Style};
 
 /// How the tour runs.
 #[derive(Debug, Clone)]
@@ -172,12 +172,12 @@ pub fn run(
         chatter,
         "What it will do (all of it contained, all of it undone):"
     )?;
+    let width = render::width();
     for line in plan(&a) {
-        for (i, l) in render::wrap(&line, WIDTH - 4).iter().enumerate() {
-            writeln!(chatter, "{}{l}", if i == 0 { "  - " } else { "    " })?;
-        }
+        render::write_wrapped(chatter, &line, width, "  - ", "    ", render::plain)?;
     }
-    writeln!(chatter, "{}", style.dim("Ctrl-C stops cleanly: what the labs made is removed and the report of what finished is written."))?;
+    let stops = "Ctrl-C stops cleanly: what the labs made is removed and the report of what finished is written.";
+    render::write_wrapped(chatter, stops, width, "", "", |l| style.dim(l))?;
     let _reaper = lab::Reaper::start();
     let defs: Vec<&LabDef> = REGISTRY.iter().map(|c| c.lab).collect();
     let bar = (!json && io::stdout().is_terminal()).then(|| {
@@ -258,12 +258,14 @@ pub fn run(
             _ => style.warn(&format!("{verdict:<18}")),
         };
         let head = r.map_or_else(String::new, |r| headline(c.lab, r));
-        writeln!(
-            chatter,
-            "  {:<20} {painted} {}",
-            c.id.slug(),
-            fit_end(&head, WIDTH - 42)
-        )?;
+        // The headline wraps in the room after the id and the verdict (42 columns).
+        let lines = render::wrap(&head, width.saturating_sub(42));
+        let first = lines.first().map_or("", String::as_str);
+        let line = format!("  {:<20} {painted} {first}", c.id.slug());
+        writeln!(chatter, "{}", line.trim_end())?;
+        for l in lines.iter().skip(1) {
+            writeln!(chatter, "{:42}{l}", "")?;
+        }
     }
     if !graded.is_empty() {
         let right: usize = graded.iter().map(|g| g.right).sum();

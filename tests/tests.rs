@@ -24,3 +24,4 @@ mod tour;
 mod truth;
 mod unprivileged;
 mod watch;
+mod width;

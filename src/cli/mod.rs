@@ -1111,9 +1111,14 @@ fn write_params(
             )?;
             let allowed = format!("allowed {}", p.range);
             for text in [allowed.as_str(), p.help] {
-                for l in render::wrap(text, render::WIDTH - 6) {
-                    writeln!(out, "      {l}")?;
-                }
+                render::write_wrapped(
+                    out,
+                    text,
+                    render::width(),
+                    "      ",
+                    "      ",
+                    render::plain,
+                )?;
             }
         }
     }
@@ -1146,13 +1151,10 @@ fn write_catalogue(out: &mut dyn Write, json: bool, rows: Vec<CatalogueRow>) -> 
     if json {
         return render::json(out, &rows);
     }
+    let width = render::width();
     for r in rows {
-        writeln!(
-            out,
-            "  {:<20} {}",
-            r.id,
-            render::fit_end(r.summary, render::WIDTH - 23)
-        )?;
+        let id = format!("  {:<20} ", r.id);
+        render::write_wrapped(out, r.summary, width, &id, &" ".repeat(23), render::plain)?;
     }
     Ok(())
 }

@@ -13,26 +13,37 @@ pub mod learn;
 pub mod safe;
 pub mod text;
 
-/// Human output fits this many columns.
+/// The width text output fits when neither the terminal nor `COLUMNS` says.
 pub const WIDTH: usize = 100;
 
-/// The width for tables that can use more room: `COLUMNS` when set, else the
-/// terminal's width, else [`WIDTH`]; never below [`WIDTH`].
-pub fn table_width() -> usize {
-    let from_env = std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.trim().parse().ok());
-    let from_tty = || {
-        let out = io::stdout();
-        out.is_terminal()
-            .then(|| rustix::termios::tcgetwinsize(&out).ok())
-            .flatten()
-            .map(|w| usize::from(w.ws_col))
-    };
-    from_env
-        .or_else(from_tty)
+/// The narrowest width laid out: below it the fixed columns (figures, metrics) cannot
+/// shrink further, and lines are left to the terminal.
+pub const MIN_WIDTH: usize = 40;
+
+/// The widest width laid out, whatever the terminal or `COLUMNS` claims.
+pub const MAX_WIDTH: usize = 500;
+
+/// The width every text command lays out to: the terminal's when stdout is one
+/// (`tcgetwinsize`), else `COLUMNS`, else [`WIDTH`] (see [`width_from`]).
+pub fn width() -> usize {
+    let out = io::stdout();
+    let tty = out
+        .is_terminal()
+        .then(|| rustix::termios::tcgetwinsize(&out).ok())
+        .flatten()
+        .map(|w| usize::from(w.ws_col));
+    width_from(tty, std::env::var("COLUMNS").ok().as_deref())
+}
+
+/// The width from the terminal's columns, else the `COLUMNS` variable, else [`WIDTH`],
+/// within [`MIN_WIDTH`]..=[`MAX_WIDTH`]. A zero or unparsable size (a serial console
+/// reports 0) falls through to the next source.
+pub fn width_from(tty: Option<usize>, columns: Option<&str>) -> usize {
+    let env = || columns.and_then(|c| c.trim().parse::<usize>().ok());
+    tty.filter(|&w| w > 0)
+        .or_else(|| env().filter(|&w| w > 0))
         .unwrap_or(WIDTH)
-        .clamp(WIDTH, 400)
+        .clamp(MIN_WIDTH, MAX_WIDTH)
 }
 
 /// Colour and emphasis, off unless stdout is a terminal and NO_COLOR is unset.
@@ -152,7 +163,25 @@ pub fn value(v: &Value, unit: Unit) -> String {
     }
 }
 
-/// Cuts `s` to `width` characters, marking the cut with an ellipsis at the end.
+/// The columns `s` takes on a terminal: wide (East Asian) characters count two,
+/// combining marks and zero-width characters none.
+pub fn display_width(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}
+
+/// `s` followed by spaces to `width` display columns (`format!`'s `{:<w$}` counts
+/// characters, not columns).
+pub fn pad_end(s: &str, width: usize) -> String {
+    format!("{s}{:1$}", "", width.saturating_sub(display_width(s)))
+}
+
+/// `s` after spaces to `width` display columns, for numbers.
+pub fn pad_start(s: &str, width: usize) -> String {
+    format!("{:1$}{s}", "", width.saturating_sub(display_width(s)))
+}
+
+/// Cuts `s` to `width` characters, marking the cut with an ellipsis at the end. Only
+/// for the process table, which has top's fixed columns; everything else wraps.
 pub fn fit_end(s: &str, width: usize) -> String {
     let s: &str = &safe::clean(s);
     if s.chars().count() <= width {
@@ -176,24 +205,72 @@ pub fn fit_start(s: &str, width: usize) -> String {
     out
 }
 
-/// Wraps words to lines of at most `width` characters.
+/// Wraps `s` at its spaces to lines of at most `width` display columns.
 pub fn wrap(s: &str, width: usize) -> Vec<String> {
+    wrap_hanging(s, width, width)
+}
+
+/// Wraps `s` at its spaces: the first line holds at most `first` display columns, the
+/// others `rest` (the difference is a hanging indent the caller writes). A word longer
+/// than its line is never cut: it stays whole, on a line of its own. The spaces between
+/// two words on one line are kept as they were (a double space stays double); those at
+/// a break are dropped. Control characters are shown escaped ([`safe::clean`]).
+pub fn wrap_hanging(s: &str, first: usize, rest: usize) -> Vec<String> {
     let s: &str = &safe::clean(s);
     let mut lines = Vec::new();
     let mut line = String::new();
-    for word in s.split(' ') {
-        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
-            lines.push(std::mem::take(&mut line));
+    let mut line_w = 0;
+    let mut left = s;
+    loop {
+        let after = left.trim_start_matches(' ');
+        let gap = &left[..left.len() - after.len()];
+        if after.is_empty() {
+            break;
         }
+        let (word, next) = after.split_at(after.find(' ').unwrap_or(after.len()));
+        left = next;
+        let word_w = display_width(word);
+        let room = if lines.is_empty() { first } else { rest };
         if !line.is_empty() {
-            line.push(' ');
+            if line_w + gap.len() + word_w > room {
+                lines.push(std::mem::take(&mut line));
+                line_w = 0;
+            } else {
+                line.push_str(gap);
+                line_w += gap.len();
+            }
         }
         line.push_str(word);
+        line_w += word_w;
     }
     if !line.is_empty() {
         lines.push(line);
     }
     lines
+}
+
+/// Writes `s` wrapped to `width` display columns: the first line after `lead`, the
+/// others after `indent` (both plain text, counted in the width); `paint` styles each
+/// line's text (not its lead). Nothing is written for an empty `s`.
+pub fn write_wrapped(
+    out: &mut dyn Write,
+    s: &str,
+    width: usize,
+    lead: &str,
+    indent: &str,
+    paint: impl Fn(&str) -> String,
+) -> io::Result<()> {
+    let first = width.saturating_sub(display_width(lead));
+    let rest = width.saturating_sub(display_width(indent));
+    for (i, line) in wrap_hanging(s, first, rest).iter().enumerate() {
+        writeln!(out, "{}{}", if i == 0 { lead } else { indent }, paint(line))?;
+    }
+    Ok(())
+}
+
+/// Text as it is: the `paint` of [`write_wrapped`] for unstyled lines.
+pub fn plain(s: &str) -> String {
+    s.to_owned()
 }
 
 #[cfg(test)]
@@ -216,6 +293,76 @@ mod tests {
         assert_eq!(fit_end("abcdef", 4), "abc…");
         assert_eq!(fit_start("/a/b/c/file", 6), "…/file");
         assert_eq!(fit_start("short", 10), "short");
+    }
+
+    #[test]
+    fn issue_19_width_is_the_terminal_then_columns_then_100() {
+        assert_eq!(width_from(Some(132), Some("80")), 132);
+        assert_eq!(width_from(None, Some("80")), 80);
+        assert_eq!(width_from(None, Some(" 90\n")), 90);
+        assert_eq!(width_from(None, None), WIDTH);
+        // A serial console reports 0 columns; garbage in COLUMNS is ignored.
+        assert_eq!(width_from(Some(0), Some("72")), 72);
+        assert_eq!(width_from(None, Some("wide")), WIDTH);
+        assert_eq!(width_from(None, Some("0")), WIDTH);
+        assert_eq!(width_from(Some(10), None), MIN_WIDTH);
+        assert_eq!(width_from(None, Some("100000")), MAX_WIDTH);
+    }
+
+    #[test]
+    fn issue_19_wrap_breaks_at_words_and_never_cuts_one() {
         assert_eq!(wrap("aa bb cc", 5), vec!["aa bb", "cc"]);
+        assert_eq!(wrap("aa bb cc", 8), vec!["aa bb cc"]);
+        // A word longer than the line stays whole, on a line of its own.
+        assert_eq!(
+            wrap("see /proc/24585/status now", 8),
+            vec!["see", "/proc/24585/status", "now"]
+        );
+        assert_eq!(wrap("/proc/24585/status", 4), vec!["/proc/24585/status"]);
+        // Spaces inside a line are kept; at a break, and at either end, dropped.
+        assert_eq!(wrap("  a  b   ", 10), vec!["a  b"]);
+        assert_eq!(wrap("a  b", 2), vec!["a", "b"]);
+        assert!(wrap("", 10).is_empty());
+        assert!(wrap("   ", 10).is_empty());
+        // Control characters arrive escaped, and are measured as shown.
+        assert_eq!(wrap("a\tb c", 5), vec!["a\\x09b", "c"]);
+        // Every line fits, or is one word.
+        let text = "the kernel walks the target's page tables under its mmap lock to build it";
+        for w in 1..40 {
+            for l in wrap(text, w) {
+                assert!(l.len() <= w || !l.contains(' '), "{w}: {l:?}");
+            }
+            assert_eq!(wrap(text, w).join(" "), text, "{w}: a word was lost or cut");
+        }
+    }
+
+    #[test]
+    fn issue_19_wrap_hangs_the_lines_after_the_first() {
+        assert_eq!(
+            wrap_hanging("one two three four", 7, 5),
+            vec!["one two", "three", "four"]
+        );
+        let mut out = Vec::new();
+        write_wrapped(&mut out, "alpha beta gamma", 12, "  - ", "    ", plain).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "  - alpha\n    beta\n    gamma\n"
+        );
+        let mut out = Vec::new();
+        write_wrapped(&mut out, "ab cd", 20, "> ", "  ", |l| format!("[{l}]")).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "> [ab cd]\n");
+    }
+
+    #[test]
+    fn issue_19_wrap_counts_display_columns_not_characters() {
+        // Three characters, six columns each side: together 13 columns.
+        assert_eq!(display_width("日本語"), 6);
+        assert_eq!(wrap("日本語 テキスト", 10), vec!["日本語", "テキスト"]);
+        assert_eq!(wrap("日本語 テキスト", 15), vec!["日本語 テキスト"]);
+        // A combining accent takes no column of its own.
+        assert_eq!(display_width("cafe\u{301}"), 4);
+        assert_eq!(wrap("cafe\u{301} noir", 9), vec!["cafe\u{301} noir"]);
+        assert_eq!(pad_end("日本", 6), "日本  ");
+        assert_eq!(pad_start("日本", 6), "  日本");
     }
 }

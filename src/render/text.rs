@@ -1,68 +1,151 @@
-//! Text rendering of sections (figures, tables, notes) within 100 columns.
+//! Text rendering of sections (figures, tables, notes), laid out to the width every
+//! text command shares ([`super::width`]): long text wraps at word boundaries with a
+//! hanging indent, table cells wrap within their column, and no value or word is cut
+//! (a word wider than the page stays whole on a line of its own).
 
 use std::io::{self, Write};
 
 use syslens_probe::Val;
 
 use crate::commands::inspect::InspectReport;
-use crate::model::figure::{Figure, Table, Value};
+use crate::model::figure::{Figure, Table, Unit, Value};
 use crate::model::process::Section;
 
 use super::safe::clean;
-use super::{fit_end, fit_start, value, wrap, Style, WIDTH};
+use super::{
+    display_width, fit_end, fit_start, pad_end, pad_start, plain, value, width, wrap, wrap_hanging,
+    write_wrapped, Style,
+};
 use crate::model::units::metric_value;
 
-const NAME_W: usize = 40;
-const VALUE_W: usize = 20;
-const SOURCE_W: usize = WIDTH - NAME_W - VALUE_W - 5;
+/// Where what does not fit beside a figure or a row goes: six columns in.
+const BELOW: &str = "      ";
 
-fn cell(v: &Val<Value>, unit: crate::model::figure::Unit) -> String {
+fn cell(v: &Val<Value>, unit: Unit) -> String {
     match v {
         Ok(v) => value(v, unit),
         Err(_) => "—".to_owned(),
     }
 }
 
-/// One figure on one line: name, value with its unit, source.
-pub fn figure(out: &mut dyn Write, f: &Figure, style: &Style) -> io::Result<()> {
-    let name = fit_end(&f.name, NAME_W);
-    let source = style.dim(&fit_start(&f.source, SOURCE_W));
-    match &f.value {
-        Ok(v) => {
-            let text = value(v, f.unit);
-            if text.chars().count() <= VALUE_W {
-                writeln!(out, "  {name:<NAME_W$} {text:>VALUE_W$}  {source}")
-            } else {
-                writeln!(out, "  {name:<NAME_W$} {:>VALUE_W$}  {source}", "")?;
-                for line in wrap(&text, WIDTH - 6) {
-                    writeln!(out, "      {line}")?;
-                }
-                Ok(())
-            }
+/// Writes `name` wrapped in a column of `name_w` display columns after `indent`, with
+/// `cells` (laid out and painted by the caller) beside its first line and
+/// the name's further lines below it, two columns further in. When the name's first
+/// word alone is wider than its column, the name takes lines of its own and the cells
+/// the next one, so nothing is cut and the columns stay aligned.
+fn name_row(
+    out: &mut dyn Write,
+    indent: &str,
+    name: &str,
+    name_w: usize,
+    cells: &str,
+) -> io::Result<()> {
+    let names = wrap_hanging(name, name_w, name_w.saturating_sub(2));
+    let first_fits = names.first().is_none_or(|n| display_width(n) <= name_w);
+    let (beside, below) = if first_fits {
+        (
+            names.first().map_or("", String::as_str),
+            names.get(1..).unwrap_or(&[]),
+        )
+    } else {
+        for n in &names {
+            writeln!(out, "{indent}{n}")?;
         }
-        Err(m) => {
-            writeln!(
-                out,
-                "  {name:<NAME_W$} {:>VALUE_W$}  {source}",
-                style.warn("missing")
-            )?;
-            for line in wrap(&m.to_string(), WIDTH - 6) {
-                writeln!(out, "      {}", style.dim(&line))?;
-            }
-            Ok(())
+        ("", &[][..])
+    };
+    writeln!(
+        out,
+        "{}",
+        format!("{indent}{}{cells}", pad_end(beside, name_w)).trim_end()
+    )?;
+    for n in below {
+        writeln!(out, "{indent}  {n}")?;
+    }
+    Ok(())
+}
+
+/// The columns of a figure line: the name, then the value (40 and 20 at the default
+/// width of 100, less when narrower), then the source in what is left.
+#[derive(Debug, Clone, Copy)]
+struct FigureColumns {
+    name: usize,
+    value: usize,
+    width: usize,
+}
+
+impl FigureColumns {
+    fn at(width: usize) -> FigureColumns {
+        FigureColumns {
+            name: (width * 2 / 5).clamp(16, 40),
+            value: (width / 5).clamp(12, 20),
+            width,
         }
     }
 }
 
-/// A table: its title and source, the columns, then one line per row.
-pub fn table(out: &mut dyn Write, t: &Table, style: &Style) -> io::Result<()> {
-    writeln!(
-        out,
-        "  {}  {}",
-        t.title,
-        style.dim(&fit_start(&t.source, 40))
-    )?;
-    let cells: Vec<Vec<String>> = t
+/// One figure: the name and the value with its unit on one line, the source beside
+/// them where it fits, else on the line below; a value too long for its column, or
+/// why the value is missing, on the lines below.
+fn figure(out: &mut dyn Write, f: &Figure, cols: FigureColumns, style: &Style) -> io::Result<()> {
+    let text = match &f.value {
+        Ok(v) => value(v, f.unit),
+        Err(_) => "missing".to_owned(),
+    };
+    let beside = display_width(&text) <= cols.value;
+    let shown = if beside { text.as_str() } else { "" };
+    let source = clean(&f.source);
+    let row_w = 2 + cols.name + 1 + cols.value;
+    let source_beside = row_w + 2 + display_width(&source) <= cols.width;
+    let painted = match &f.value {
+        Ok(_) => pad_start(shown, cols.value),
+        Err(_) => format!(
+            "{:pad$}{}",
+            "",
+            style.warn(shown),
+            pad = cols.value.saturating_sub(display_width(shown))
+        ),
+    };
+    let cells = if source_beside {
+        format!(" {painted}  {}", style.dim(&source))
+    } else {
+        format!(" {painted}")
+    };
+    name_row(out, "  ", &f.name, cols.name, &cells)?;
+    if !source_beside {
+        write_wrapped(out, &source, cols.width, BELOW, BELOW, |l| style.dim(l))?;
+    }
+    match &f.value {
+        Ok(_) if !beside => write_wrapped(out, &text, cols.width, BELOW, BELOW, plain),
+        Ok(_) => Ok(()),
+        Err(m) => write_wrapped(out, &m.to_string(), cols.width, BELOW, BELOW, |l| {
+            style.dim(l)
+        }),
+    }
+}
+
+/// The longest word of `s`, in display columns.
+fn longest_word(s: &str) -> usize {
+    s.split(' ').map(display_width).max().unwrap_or(0)
+}
+
+/// A table: its title and source, the columns, then the rows. Where the columns do not
+/// fit the width, the widest text column narrows and its cells wrap within it; a number
+/// is never wrapped or cut. A cell holding a word wider than its column is written
+/// whole below its row, named by its column.
+pub fn table(out: &mut dyn Write, t: &Table, style: &Style, width: usize) -> io::Result<()> {
+    let (title, source) = (clean(&t.title), clean(&t.source));
+    if 2 + display_width(&title) + 2 + display_width(&source) <= width {
+        writeln!(out, "  {title}  {}", style.dim(&source))?;
+    } else {
+        write_wrapped(out, &title, width, "  ", "    ", plain)?;
+        write_wrapped(out, &source, width, "    ", "    ", |l| style.dim(l))?;
+    }
+    let heads: Vec<String> = t
+        .columns
+        .iter()
+        .map(|c| clean(&c.name).into_owned())
+        .collect();
+    let rows: Vec<Vec<String>> = t
         .rows
         .iter()
         .map(|r| {
@@ -73,104 +156,163 @@ pub fn table(out: &mut dyn Write, t: &Table, style: &Style) -> io::Result<()> {
         })
         .collect();
     let n = t.columns.len();
-    let mut widths: Vec<usize> = t.columns.iter().map(|c| c.name.chars().count()).collect();
-    for row in &cells {
-        for (i, c) in row.iter().enumerate().take(n) {
-            widths[i] = widths[i].max(c.chars().count());
+    // Text wraps; numbers (and the missing mark), even those a lens gave as text (the
+    // buddy table's "0.00"), keep their whole width.
+    let is_text: Vec<bool> = (0..n)
+        .map(|i| {
+            t.rows.iter().any(|r| match r.get(i) {
+                Some(Ok(Value::Text(s))) => !s.is_empty() && s.trim().parse::<f64>().is_err(),
+                Some(Ok(Value::List(_))) => true,
+                _ => false,
+            })
+        })
+        .collect();
+    let mut widths: Vec<usize> = heads.iter().map(|h| display_width(h)).collect();
+    for row in &rows {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(display_width(c));
         }
     }
-    // Shrink the widest column until the row fits; it is usually a path.
-    let budget = WIDTH - 4 - 2 * n.saturating_sub(1);
+    let floors: Vec<usize> = (0..n)
+        .map(|i| match is_text[i] {
+            true => longest_word(&heads[i]).max(8).min(widths[i]),
+            false => widths[i],
+        })
+        .collect();
+    let budget = width.saturating_sub(4 + 2 * n.saturating_sub(1));
     while widths.iter().sum::<usize>() > budget {
-        let Some((i, _)) = widths.iter().enumerate().max_by_key(|(_, w)| **w) else {
-            break;
-        };
+        let widest = (0..n)
+            .filter(|&i| widths[i] > floors[i])
+            .max_by_key(|&i| widths[i]);
+        let Some(i) = widest else { break };
         widths[i] -= 1;
     }
-    let line = |cols: Vec<String>| -> String {
-        cols.iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let w = widths[i];
-                let c = if i == 0 || t.columns[i].unit == crate::model::figure::Unit::None {
-                    fit_start(c, w)
-                } else {
-                    fit_end(c, w)
-                };
-                if t.columns[i].unit == crate::model::figure::Unit::None {
-                    format!("{c:<w$}")
-                } else {
-                    format!("{c:>w$}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("  ")
-    };
-    writeln!(
-        out,
-        "    {}",
-        style.dim(line(t.columns.iter().map(|c| c.name.clone()).collect()).trim_end())
-    )?;
-    for row in cells {
-        writeln!(out, "    {}", line(row).trim_end())?;
+    // Numbers that still do not fit go to further bands, each after the leading text
+    // columns that name the rows (buddyinfo's eleven orders at 80 columns).
+    let keys: Vec<usize> = (0..n).take_while(|&i| is_text[i]).collect();
+    let keys_w: usize = keys.iter().map(|&i| widths[i] + 2).sum();
+    let mut bands: Vec<Vec<usize>> = Vec::new();
+    let mut band: Vec<usize> = Vec::new();
+    let mut used = keys_w;
+    for (i, &w) in widths.iter().enumerate().skip(keys.len()) {
+        if !band.is_empty() && 4 + used + w > width {
+            bands.push(std::mem::take(&mut band));
+            used = keys_w;
+        }
+        band.push(i);
+        used += w + 2;
     }
-    let missing: Vec<String> = t
-        .rows
-        .iter()
-        .flatten()
-        .filter_map(|c| c.as_ref().err())
-        .map(|m| m.to_string())
-        .collect();
-    if let Some(first) = missing.first() {
-        writeln!(
+    if !band.is_empty() || bands.is_empty() {
+        bands.push(band);
+    }
+    let write_row = |out: &mut dyn Write, cols: &[usize], row: &[String], head: bool| {
+        let mut below = Vec::new();
+        let columns: Vec<Vec<String>> = cols
+            .iter()
+            .map(|&i| {
+                let c = row.get(i).map_or("", String::as_str);
+                if !is_text[i] {
+                    return vec![c.to_owned()];
+                }
+                let lines = wrap(c, widths[i]);
+                if lines.iter().any(|l| display_width(l) > widths[i]) {
+                    below.push(format!("{}: {c}", heads[i]));
+                    return Vec::new();
+                }
+                lines
+            })
+            .collect();
+        let height = columns.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        for k in 0..height {
+            let line = columns
+                .iter()
+                .zip(cols)
+                .map(|(lines, &i)| {
+                    let c = lines.get(k).map_or("", String::as_str);
+                    match t.columns[i].unit {
+                        Unit::None => pad_end(c, widths[i]),
+                        _ => pad_start(c, widths[i]),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("  ");
+            let line = line.trim_end();
+            if head {
+                writeln!(out, "    {}", style.dim(line))?;
+            } else {
+                writeln!(out, "    {line}")?;
+            }
+        }
+        for b in below {
+            write_wrapped(out, &b, width, BELOW, "        ", plain)?;
+        }
+        io::Result::Ok(())
+    };
+    for (b, band) in bands.iter().enumerate() {
+        if b > 0 {
+            writeln!(out)?;
+        }
+        let cols: Vec<usize> = keys.iter().chain(band).copied().collect();
+        write_row(out, &cols, &heads, true)?;
+        for row in &rows {
+            write_row(out, &cols, row, false)?;
+        }
+    }
+    let missing = t.rows.iter().flatten().find_map(|c| c.as_ref().err());
+    if let Some(first) = missing {
+        write_wrapped(
             out,
-            "    {}",
-            style.dim(&fit_end(&format!("— missing: {first}"), WIDTH - 4))
+            &format!("— missing: {first}"),
+            width,
+            "    ",
+            BELOW,
+            |l| style.dim(l),
         )?;
     }
     Ok(())
 }
 
-/// A section: the concept's heading rule, its figures, tables and notes.
-pub fn section(out: &mut dyn Write, s: &Section, style: &Style) -> io::Result<()> {
-    let head = format!("{} · {} ", s.concept.slug(), s.title);
-    let rule = "─".repeat(WIDTH.saturating_sub(head.chars().count() + 4));
+/// A heading with a rule to the width: `── head ───…`.
+fn heading_rule(out: &mut dyn Write, head: &str, style: &Style, width: usize) -> io::Result<()> {
+    let rule = "─".repeat(width.saturating_sub(display_width(head) + 4));
     writeln!(
         out,
         "\n{} {}",
         style.heading(&format!("── {head}")),
         style.dim(&rule)
-    )?;
+    )
+}
+
+/// A section: the concept's heading rule, its figures, tables and notes.
+pub fn section(out: &mut dyn Write, s: &Section, style: &Style, width: usize) -> io::Result<()> {
+    let head = format!("{} · {} ", s.concept.slug(), clean(s.title));
+    heading_rule(out, &head, style, width)?;
+    let cols = FigureColumns::at(width);
     for f in &s.figures {
-        figure(out, f, style)?;
+        figure(out, f, cols, style)?;
     }
     for t in &s.tables {
-        table(out, t, style)?;
+        table(out, t, style, width)?;
     }
     for n in &s.notes {
-        for (i, line) in wrap(n, WIDTH - 6).iter().enumerate() {
-            let lead = if i == 0 { "  ▸ " } else { "    " };
-            writeln!(out, "{lead}{}", style.dim(line))?;
-        }
+        write_wrapped(out, n, width, "  ▸ ", "    ", |l| style.dim(l))?;
     }
     Ok(())
 }
 
 /// The inspect report: the process, then every section, then what could not be read.
 pub fn inspect(out: &mut dyn Write, r: &InspectReport, style: &Style) -> io::Result<()> {
-    let name = super::safe::clean(r.name.as_deref().unwrap_or("?"));
+    let width = width();
+    let name = clean(r.name.as_deref().unwrap_or("?"));
     let state = r.state.as_deref().unwrap_or("?");
     let uid = r.uid.as_ref().map_or("?".to_owned(), u64::to_string);
-    writeln!(
-        out,
-        "{}",
-        style.heading(&format!("pid {}  {name}  {state}  uid {uid}", r.pid))
-    )?;
+    let head = format!("pid {}  {name}  {state}  uid {uid}", r.pid);
+    write_wrapped(out, &head, width, "", "    ", |l| style.heading(l))?;
     if let Ok(cmd) = &r.cmdline {
-        writeln!(out, "{}", fit_end(cmd, WIDTH))?;
+        write_wrapped(out, cmd, width, "", "    ", plain)?;
     }
     let parent = match (&r.ppid, &r.parent_name) {
-        (Ok(p), Ok(n)) => format!("parent {p} ({})", super::safe::clean(n)),
+        (Ok(p), Ok(n)) => format!("parent {p} ({})", clean(n)),
         (Ok(p), Err(_)) => format!("parent {p}"),
         (Err(_), _) => "parent ?".into(),
     };
@@ -196,9 +338,14 @@ pub fn inspect(out: &mut dyn Write, r: &InspectReport, style: &Style) -> io::Res
         (Ok(p), Ok(n)) if *n > 1 => format!("; pid {p} inside its PID namespace ({n} levels)"),
         _ => String::new(),
     };
-    for l in wrap(&format!("{parent}; {kids}{ns}"), WIDTH) {
-        writeln!(out, "{l}")?;
-    }
+    write_wrapped(
+        out,
+        &format!("{parent}; {kids}{ns}"),
+        width,
+        "",
+        "    ",
+        plain,
+    )?;
     if let Some(c) = &r.container {
         let mut parts = Vec::new();
         if let (Some(rt), Some(id)) = (c.runtime, c.short_id()) {
@@ -213,9 +360,7 @@ pub fn inspect(out: &mut dyn Write, r: &InspectReport, style: &Style) -> io::Res
         if let Some(u) = &c.unit {
             parts.push(format!("unit {u}"));
         }
-        if !parts.is_empty() {
-            writeln!(out, "{}", fit_end(&parts.join("; "), WIDTH))?;
-        }
+        write_wrapped(out, &parts.join("; "), width, "", "    ", plain)?;
     }
     let watched = match r.window_seconds {
         Some(w) => format!(
@@ -229,31 +374,22 @@ pub fn inspect(out: &mut dyn Write, r: &InspectReport, style: &Style) -> io::Res
     } else {
         "smaps not read (--no-smaps)"
     };
-    writeln!(out, "{}", style.dim(&format!("{watched}; {smaps}")))?;
+    let dim = |l: &str| style.dim(l);
+    write_wrapped(out, &format!("{watched}; {smaps}"), width, "", "    ", dim)?;
     if !r.other_matches.is_empty() {
         let others: Vec<String> = r.other_matches.iter().map(i32::to_string).collect();
-        writeln!(
-            out,
-            "{}",
-            style.dim(&fit_end(
-                &format!("also matched: {}", others.join(" ")),
-                WIDTH
-            ))
-        )?;
+        let also = format!("also matched: {}", others.join(" "));
+        write_wrapped(out, &also, width, "", "    ", dim)?;
     }
     for s in &r.sections {
-        section(out, s, style)?;
+        section(out, s, style, width)?;
     }
     if !r.unreadable.is_empty() {
-        writeln!(
-            out,
-            "\n{}",
-            style.warn("Could not read (values above shown as missing):")
-        )?;
+        writeln!(out)?;
+        let head = "Could not read (values above shown as missing):";
+        write_wrapped(out, head, width, "", "", |l| style.warn(l))?;
         for reason in &r.unreadable {
-            for (i, line) in wrap(reason, WIDTH - 4).iter().enumerate() {
-                writeln!(out, "{}{line}", if i == 0 { "  - " } else { "    " })?;
-            }
+            write_wrapped(out, reason, width, "  - ", "    ", plain)?;
         }
     }
     Ok(())
@@ -265,8 +401,9 @@ pub fn system(
     r: &crate::commands::system::SystemReport,
     style: &Style,
 ) -> io::Result<()> {
+    let width = width();
     writeln!(out, "{}", style.heading("syslens system"))?;
-    writeln!(out, "{}", fit_end(&r.host.summary(), WIDTH))?;
+    write_wrapped(out, &r.host.summary(), width, "", "    ", plain)?;
     let watched = match r.window_seconds {
         Some(w) => format!("watched {w:.2} s; rates are over that window"),
         None => "one sample: no rates".to_owned(),
@@ -275,13 +412,10 @@ pub fn system(
         Ok(p) => format!("; scoped to cgroup {p}"),
         Err(_) => String::new(),
     };
-    writeln!(
-        out,
-        "{}",
-        style.dim(&fit_end(&format!("{watched}{scope}"), WIDTH))
-    )?;
+    let dim = |l: &str| style.dim(l);
+    write_wrapped(out, &format!("{watched}{scope}"), width, "", "    ", dim)?;
     for s in &r.sections {
-        section(out, s, style)?;
+        section(out, s, style, width)?;
     }
     Ok(())
 }
@@ -332,7 +466,8 @@ pub fn processes(
     let fixed = 7 + 8 + 1 + 15 + 2 + 6 * 3 + 7 + 7 + 11 + 6 + 6 + 5 + if pss { 6 } else { 0 };
     // The cgroup column takes what is left; too little left, and it is left out (the
     // JSON has it in full).
-    let cg_w = super::table_width().saturating_sub(fixed + 1);
+    let width = width();
+    let cg_w = width.saturating_sub(fixed + 1);
     let cg_w = if cg_w >= 6 { cg_w } else { 0 };
     let head = format!(
         "{:>7}{:>8} {:<15}{:>2}{:>6}{:>6}{:>6}{pss_head}{:>7}{:>7}{:>11}{:>6}{:>6}{:>5} {}",
@@ -430,11 +565,9 @@ pub fn processes(
         } else {
             format!("{n} processes")
         };
-        writeln!(
-            out,
-            "{}",
-            style.dim(&fit_end(&format!("- {what} ({n})"), WIDTH))
-        )?;
+        write_wrapped(out, &format!("- {what} ({n})"), width, "", "  ", |l| {
+            style.dim(l)
+        })?;
     }
     Ok(())
 }
@@ -444,6 +577,9 @@ fn shows_unit(unit: &str) -> bool {
     matches!(unit, "ns" | "us" | "bytes" | "ratio" | "MB/s" | "")
 }
 
+/// Where a lab check's text starts: after `  passed   `.
+const CHECK_INDENT: &str = "           ";
+
 /// A lab report: the host, each claim with its verdict, the metrics, the evidence and
 /// the notes.
 pub fn lab(
@@ -452,115 +588,99 @@ pub fn lab(
     style: &Style,
 ) -> io::Result<()> {
     use crate::lab::report::Status;
+    let width = width();
+    let dim = |l: &str| style.dim(l);
     let head = format!("lab {} · {} ", r.concept.slug(), r.title);
-    let rule = "─".repeat(WIDTH.saturating_sub(head.chars().count() + 4));
-    writeln!(
-        out,
-        "\n{} {}",
-        style.heading(&format!("── {head}")),
-        style.dim(&rule)
-    )?;
-    writeln!(out, "{}", style.dim(&fit_end(&r.host.summary(), WIDTH)))?;
+    heading_rule(out, &head, style, width)?;
+    write_wrapped(out, &r.host.summary(), width, "", "    ", dim)?;
+    let text_w = width.saturating_sub(CHECK_INDENT.len());
     for c in &r.checks {
         let mark = match c.status {
             Status::Passed => style.good("passed "),
             Status::Failed => style.bad("FAILED "),
             Status::Skipped => style.warn("skipped"),
         };
-        let lines = wrap(&c.claim, WIDTH - 12);
-        for (i, l) in lines.iter().enumerate() {
+        // The mark is painted: the claim is wrapped beside it by hand.
+        for (i, l) in wrap(&c.claim, text_w).iter().enumerate() {
             if i == 0 {
                 writeln!(out, "  {mark}  {l}")?;
             } else {
-                writeln!(out, "           {l}")?;
+                writeln!(out, "{CHECK_INDENT}{l}")?;
             }
         }
         if !c.observed.is_empty() || !c.expected.is_empty() {
-            writeln!(
-                out,
-                "           {}",
-                style.dim(&fit_end(
-                    &format!("observed {}, expected {}", c.observed, c.expected),
-                    WIDTH - 11
-                ))
-            )?;
+            let seen = format!("observed {}, expected {}", c.observed, c.expected);
+            write_wrapped(out, &seen, width, CHECK_INDENT, "             ", dim)?;
         }
         if let Some(reason) = &c.reason {
-            for l in wrap(reason, WIDTH - 11) {
-                writeln!(out, "           {}", style.dim(&l))?;
-            }
+            write_wrapped(out, reason, width, CHECK_INDENT, CHECK_INDENT, dim)?;
         }
     }
     if !r.metrics.is_empty() {
         writeln!(out, "  {}", style.heading("metrics"))?;
-        writeln!(
-            out,
-            "    {}",
-            style.dim(&format!(
-                "{:<44} {:>4} {:>10} {:>10} {:>10} {:>10}",
-                "", "n", "min", "median", "p99", "max"
-            ))
-        )?;
+        // n and four figures of up to 10 columns each take 49; the name what is left.
+        let name_w = width.saturating_sub(4 + 49).clamp(12, 44);
+        let figures = |n: &str, v: [&str; 4]| {
+            format!(
+                " {} {} {} {} {}",
+                pad_start(n, 4),
+                pad_start(v[0], 10),
+                pad_start(v[1], 10),
+                pad_start(v[2], 10),
+                pad_start(v[3], 10)
+            )
+        };
+        let head = figures("n", ["min", "median", "p99", "max"]);
+        writeln!(out, "    {}", style.dim(&format!("{:name_w$}{head}", "")))?;
         for m in &r.metrics {
             let s = &m.summary;
-            writeln!(
-                out,
-                "    {:<44} {:>4} {:>10} {:>10} {:>10} {:>10}",
-                fit_end(
-                    &if shows_unit(m.unit) {
-                        m.name.clone()
-                    } else {
-                        format!("{} ({})", m.name, m.unit)
-                    },
-                    44
-                ),
-                s.n,
-                metric_value(s.min, m.unit),
-                metric_value(s.median, m.unit),
-                metric_value(s.p99, m.unit),
-                metric_value(s.max, m.unit)
-            )?;
+            let name = if shows_unit(m.unit) {
+                m.name.clone()
+            } else {
+                format!("{} ({})", m.name, m.unit)
+            };
+            let v = |x: f64| metric_value(x, m.unit);
+            let (min, median, p99, max) = (v(s.min), v(s.median), v(s.p99), v(s.max));
+            let cells = figures(&s.n.to_string(), [&min, &median, &p99, &max]);
+            name_row(out, "    ", &name, name_w, &cells)?;
             if let Some(b) = m.baseline {
-                writeln!(
-                    out,
-                    "      {}",
-                    style.dim(&format!(
-                        "baseline {} subtracted: net {}",
-                        metric_value(b, m.unit),
-                        metric_value(s.median - b, m.unit)
-                    ))
-                )?;
+                let net = format!(
+                    "baseline {} subtracted: net {}",
+                    metric_value(b, m.unit),
+                    metric_value(s.median - b, m.unit)
+                );
+                write_wrapped(out, &net, width, BELOW, "        ", dim)?;
             }
             if let Some(noise) = &m.noisy {
-                for l in wrap(&format!("noisy: {noise}"), WIDTH - 8) {
-                    writeln!(out, "      {}", style.warn(&l))?;
-                }
+                let noise = format!("noisy: {noise}");
+                write_wrapped(out, &noise, width, BELOW, "        ", |l| style.warn(l))?;
             }
         }
     }
     if !r.evidence.is_empty() {
         writeln!(out, "  {}", style.heading("evidence"))?;
+        let field_w = 26;
         for e in &r.evidence {
             let v = |x: f64| metric_value(x, e.unit);
-            writeln!(
-                out,
-                "    {:<26} {:>12} -> {:<12} {}",
-                fit_end(&e.field, 26),
-                v(e.before),
-                v(e.after),
-                style.dim(&fit_start(&e.source, 40))
-            )?;
+            let change = format!(
+                " {} -> {}",
+                pad_start(&v(e.before), 12),
+                pad_end(&v(e.after), 12)
+            );
+            let source = clean(&e.source);
+            let beside = 4 + field_w + display_width(&change) + 1 + display_width(&source) <= width;
+            let cells = match beside {
+                true => format!("{change} {}", style.dim(&source)),
+                false => change,
+            };
+            name_row(out, "    ", &e.field, field_w, &cells)?;
+            if !beside {
+                write_wrapped(out, &source, width, BELOW, BELOW, dim)?;
+            }
         }
     }
     for n in &r.notes {
-        for (i, l) in wrap(n, WIDTH - 6).iter().enumerate() {
-            writeln!(
-                out,
-                "{}{}",
-                if i == 0 { "  ▸ " } else { "    " },
-                style.dim(l)
-            )?;
-        }
+        write_wrapped(out, n, width, "  ▸ ", "    ", dim)?;
     }
     let (p, f, s) = (
         r.count(Status::Passed),
@@ -584,39 +704,52 @@ pub fn explain(
     e: &crate::commands::explain::Explanation,
     style: &Style,
 ) -> io::Result<()> {
-    writeln!(
-        out,
-        "{}",
-        style.heading(&format!("{} · {}", e.concept.slug(), e.title))
-    )?;
+    explain_at(out, e, style, width())
+}
+
+/// [`explain`] at a given width.
+fn explain_at(
+    out: &mut dyn Write,
+    e: &crate::commands::explain::Explanation,
+    style: &Style,
+    width: usize,
+) -> io::Result<()> {
+    let heading = |l: &str| style.heading(l);
+    let title = format!("{} · {}", e.concept.slug(), e.title);
+    write_wrapped(out, &title, width, "", "  ", heading)?;
     for p in &e.paragraphs {
         writeln!(out)?;
-        for line in wrap(p, WIDTH) {
-            writeln!(out, "{line}")?;
-        }
+        write_wrapped(out, p, width, "", "", plain)?;
     }
-    writeln!(
-        out,
-        "\n{}",
-        style.heading(&format!(
-            "The lines of the lab that provoke it ({})",
-            e.code_file
-        ))
-    )?;
+    writeln!(out)?;
+    let quote = format!("The lines of the lab that provoke it ({})", e.code_file);
+    write_wrapped(out, &quote, width, "", "  ", heading)?;
     for line in e.code.lines() {
-        writeln!(out, "    {}", fit_end(line, WIDTH - 4))?;
+        code_line(out, line, width)?;
     }
     writeln!(out, "\n{}", style.heading("More"))?;
     for m in &e.more {
-        for (i, line) in wrap(m, WIDTH - 4).iter().enumerate() {
-            writeln!(out, "  {} {line}", if i == 0 { "-" } else { " " })?;
-        }
+        write_wrapped(out, m, width, "  - ", "    ", plain)?;
     }
     writeln!(out, "\n{}", style.heading("Read next"))?;
     for r in &e.read_next {
-        writeln!(out, "  - {r}")?;
+        write_wrapped(out, r, width, "  - ", "    ", plain)?;
     }
     Ok(())
+}
+
+/// One line of quoted code, four columns in. A line too long for the width breaks at
+/// its spaces, the rest four columns deeper than its own indentation, as rustfmt
+/// continues an expression.
+fn code_line(out: &mut dyn Write, line: &str, width: usize) -> io::Result<()> {
+    let line = clean(line);
+    if 4 + display_width(&line) <= width {
+        return writeln!(out, "{}", format!("    {line}").trim_end());
+    }
+    let code = line.trim_start_matches(' ');
+    let lead = " ".repeat(4 + line.len() - code.len());
+    let indent = format!("{lead}    ");
+    write_wrapped(out, code, width, &lead, &indent, plain)
 }
 
 /// The doctor report: what was watched, each finding with its evidence and advice, the
@@ -627,6 +760,8 @@ pub fn doctor(
     style: &Style,
 ) -> io::Result<()> {
     use crate::model::doctor::Severity;
+    let width = width();
+    let dim = |l: &str| style.dim(l);
     let head = if r.window_seconds > 0.0 {
         format!(
             "syslens doctor: {} processes watched for {:.1} s",
@@ -635,44 +770,48 @@ pub fn doctor(
     } else {
         format!("syslens doctor: {} processes, one sample", r.processes)
     };
-    writeln!(out, "{}", style.heading(&head))?;
+    write_wrapped(out, &head, width, "", "    ", |l| style.heading(l))?;
     if r.findings.is_empty() {
         writeln!(out, "{}", style.good("no findings"))?;
     }
+    const TEXT: &str = "        ";
     for f in &r.findings {
         let sev = match f.severity {
             Severity::Error => style.bad("ERROR  "),
             Severity::Warning => style.warn("warning"),
             Severity::Info => style.dim("info   "),
         };
-        writeln!(
-            out,
-            "\n{sev} {} · {}  {}",
-            f.concept.slug(),
-            f.subject,
-            style.dim(f.rule)
-        )?;
-        for l in wrap(&f.message, WIDTH - 10) {
-            writeln!(out, "        {l}")?;
+        // The severity is painted (7 columns and a space): the subject is wrapped
+        // beside it by hand, the rule's id after it where it fits.
+        let subject = format!("{} · {}", f.concept.slug(), f.subject);
+        let room = width.saturating_sub(TEXT.len());
+        let mut lines = wrap_hanging(&subject, room, room.saturating_sub(2));
+        let last_w = lines.last().map_or(0, |l| display_width(l));
+        let lead_w = TEXT.len() + if lines.len() > 1 { 2 } else { 0 };
+        let rule_beside = lead_w + last_w + 2 + f.rule.len() <= width;
+        if let Some(last) = lines.last_mut().filter(|_| rule_beside) {
+            *last = format!("{last}  {}", style.dim(f.rule));
         }
+        for (i, l) in lines.iter().enumerate() {
+            match i {
+                0 => writeln!(out, "\n{sev} {l}")?,
+                _ => writeln!(out, "{TEXT}  {l}")?,
+            }
+        }
+        if !rule_beside {
+            writeln!(out, "{TEXT}{}", style.dim(f.rule))?;
+        }
+        write_wrapped(out, &f.message, width, TEXT, TEXT, plain)?;
         for e in &f.evidence {
-            writeln!(out, "        {}", style.dim(&fit_end(e, WIDTH - 8)))?;
+            write_wrapped(out, e, width, TEXT, "          ", dim)?;
         }
-        for (i, l) in wrap(&f.advice, WIDTH - 12).iter().enumerate() {
-            writeln!(out, "        {}{l}", if i == 0 { "→ " } else { "  " })?;
-        }
+        write_wrapped(out, &f.advice, width, "        → ", "          ", plain)?;
     }
     for n in &r.rules_not_run {
-        for l in wrap(&format!("not run: {n}"), WIDTH) {
-            writeln!(out, "{}", style.dim(&l))?;
-        }
+        write_wrapped(out, &format!("not run: {n}"), width, "", "  ", dim)?;
     }
     for u in &r.unreadable {
-        writeln!(
-            out,
-            "{}",
-            style.dim(&fit_end(&format!("not read: {u}"), WIDTH))
-        )?;
+        write_wrapped(out, &format!("not read: {u}"), width, "", "  ", dim)?;
     }
     Ok(())
 }
@@ -815,14 +954,15 @@ mod tests {
     use super::*;
     use crate::catalogue::CONCEPTS;
     use crate::commands::explain::explanation;
-    use crate::render::ColorChoice;
+    use crate::model::figure::Table;
+    use crate::render::{ColorChoice, WIDTH};
 
     #[test]
     fn issue_21_explain_pages_have_their_sections_and_fit_the_width() {
         for c in &CONCEPTS {
             let e = explanation(c.id);
             let mut out = Vec::new();
-            explain(&mut out, &e, &Style::new(ColorChoice::Never)).unwrap();
+            explain_at(&mut out, &e, &Style::new(ColorChoice::Never), WIDTH).unwrap();
             let text = String::from_utf8(out).unwrap();
             let at = |heading: &str| text.find(&format!("\n{heading}\n"));
             let quote = format!("The lines of the lab that provoke it ({})", e.code_file);
@@ -838,17 +978,90 @@ mod tests {
                 .count();
             assert_eq!(items, e.more.len(), "{}", c.slug);
             for line in text.lines() {
-                assert!(
-                    line.chars().count() <= WIDTH,
-                    "{}: too wide: {line}",
-                    c.slug
-                );
+                assert!(display_width(line) <= WIDTH, "{}: too wide: {line}", c.slug);
             }
             // No quoted line is cut: the quote is the lab's code, whole.
             for line in e.code.lines() {
                 assert!(line.chars().count() <= WIDTH - 4, "{}: cut: {line}", c.slug);
             }
         }
+    }
+
+    fn rendered_table(t: &Table, width: usize) -> String {
+        let mut out = Vec::new();
+        table(&mut out, t, &Style::new(ColorChoice::Never), width).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn issue_19_a_table_wraps_its_text_column_and_never_cuts_a_number() {
+        let mut t = Table::new(
+            "blocked signals per thread",
+            &[
+                ("tid", Unit::None),
+                ("name", Unit::None),
+                ("blocked", Unit::None),
+                ("bytes", Unit::Bytes),
+            ],
+            "/proc/PID/task/TID/status",
+        );
+        let signals = "SIGRTMIN+28, SIGRTMIN+29, SIGRTMIN+30, SIGRTMIN+31, SIGRTMIN+32";
+        t.push(vec![
+            Ok(Value::Unsigned(1234567)),
+            Ok(Value::Text("worker".into())),
+            Ok(Value::Text(signals.into())),
+            Ok(Value::Unsigned(123_456_789)),
+        ]);
+        let path = "/sys/fs/cgroup/memory/process_api/91cc959324d424d95c0e6c2f691b21d8/x";
+        t.push(vec![
+            Ok(Value::Unsigned(7)),
+            Ok(Value::Text("io".into())),
+            Ok(Value::Text(path.into())),
+            Ok(Value::Unsigned(1)),
+        ]);
+        let text = rendered_table(&t, 60);
+        for line in text.lines() {
+            assert!(
+                display_width(line) <= 60 || !line.trim().contains(' '),
+                "{line}\n{text}"
+            );
+        }
+        let words: Vec<&str> = text.split_whitespace().collect();
+        for w in signals.split(' ').chain(["1234567", "117.7", "MiB", path]) {
+            assert!(words.contains(&w), "{w} cut:\n{text}");
+        }
+        // The signals wrap within their column, beside the row's numbers.
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("    1234567  worker  SIGRTMIN+28,")),
+            "{text}"
+        );
+        // The path, a word wider than its column, is written whole below its row.
+        assert!(
+            text.contains(&format!("\n      blocked:\n        {path}\n")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn issue_19_columns_of_numbers_that_do_not_fit_continue_in_a_band() {
+        let orders: Vec<String> = (0..11).map(|o| o.to_string()).collect();
+        let mut cols = vec![("zone", Unit::None)];
+        cols.extend(orders.iter().map(|o| (o.as_str(), Unit::Count)));
+        let mut t = Table::new("free blocks per order", &cols, "/proc/buddyinfo");
+        let mut row = vec![Ok(Value::Text("0/Normal".into()))];
+        row.extend((0..11).map(|o| Ok(Value::Unsigned(100_000 + o))));
+        t.push(row);
+        let text = rendered_table(&t, 60);
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("    0/Normal"))
+            .collect();
+        assert_eq!(rows.len(), 2, "two bands:\n{text}");
+        for o in 0..11 {
+            assert!(text.contains(&(100_000 + o).to_string()), "{o}:\n{text}");
+        }
+        assert!(text.lines().all(|l| display_width(l) <= 60), "{text}");
     }
 
     #[test]

@@ -584,7 +584,7 @@ impl Printer<'_> {
         }
         .as_str();
         // Wrapped to the terminal, never cut: the reasons are the point.
-        let width = crate::render::table_width();
+        let width = crate::render::width();
         text = crate::render::wrap(&text, width).join("\n    ") + "\n";
         for u in watcher.unavailable() {
             let label = if u.off { "off" } else { "unavailable" };

@@ -1,0 +1,197 @@
+//! Issue 19, part 2: text fits the terminal. Every text command, run with `COLUMNS=80`
+//! and stdout not a terminal, keeps every line within 80 display columns (a line made
+//! of one word wider than that stays whole), never cuts a value with `…`, and keeps
+//! every word it was given whole; in a terminal, the terminal's width wins.
+
+use std::process::Command;
+
+use crate::common::*;
+use syslens::render::display_width;
+
+/// The text a command prints at `columns` (stdout a pipe), and its exit code.
+fn at_columns(columns: usize, args: &[&str]) -> (String, Option<i32>) {
+    let out = syslens()
+        .env("COLUMNS", columns.to_string())
+        .env_remove("NO_COLOR")
+        .args(args)
+        .output()
+        .expect("run syslens");
+    let text = String::from_utf8(out.stdout).expect("text output is UTF-8");
+    (text, out.status.code())
+}
+
+/// Runs `args` at 80 columns, asserts it succeeded (or exited with one of `codes`) and
+/// that its text fits; returns the text.
+fn fits_80(args: &[&str], codes: &[i32]) -> String {
+    let (text, code) = at_columns(80, args);
+    assert!(
+        code == Some(0) || code.is_some_and(|c| codes.contains(&c)),
+        "syslens {args:?} exited {code:?}:\n{text}"
+    );
+    assert_fits(&text, 80, &format!("{args:?}"));
+    text
+}
+
+/// No line wider than `width` unless it is one unbreakable word; no value cut with `…`.
+fn assert_fits(text: &str, width: usize, what: &str) {
+    assert!(!text.trim().is_empty(), "{what}: printed nothing");
+    for line in text.lines() {
+        let w = display_width(line);
+        assert!(
+            w <= width || !line.trim().contains(' '),
+            "{what}: a line of {w} columns (over {width}) that could have been wrapped:\n{line}\n\nin:\n{text}"
+        );
+        assert!(!line.contains('…'), "{what}: a value cut:\n{line}");
+    }
+}
+
+/// Every whitespace-separated word of `s` is a word of `text`: wrapping moved words
+/// to other lines, but cut none.
+fn assert_words_whole(text: &str, s: &str, what: &str) {
+    let words: std::collections::HashSet<&str> = text.split_whitespace().collect();
+    for w in s.split_whitespace() {
+        assert!(words.contains(w), "{what}: {w:?} is not whole in:\n{text}");
+    }
+}
+
+#[test]
+fn issue_19_system_fits_80_columns() {
+    let text = fits_80(&["system", "--window", "0"], &[]);
+    // The sections' rules are drawn to the width asked, not to 100.
+    let rules: Vec<&str> = text.lines().filter(|l| l.starts_with("── ")).collect();
+    assert!(rules.len() >= 17, "a rule per concept:\n{text}");
+    for r in rules {
+        assert_eq!(display_width(r), 80, "{r}");
+    }
+}
+
+#[test]
+fn issue_19_inspect_wraps_a_long_cmdline_and_paths_at_80_columns() {
+    // A long directory name: the cmdline and the deleted file's path carry it.
+    let base = tempfile::tempdir().unwrap();
+    let dir = base
+        .path()
+        .join("a-directory-with-a-name-long-enough-to-need-wrapping-at-eighty");
+    std::fs::create_dir(&dir).unwrap();
+    let s = Specimen::start(&[
+        "--open-fds",
+        "3",
+        "--block-usr1-thread",
+        "--ignore-term",
+        "--deleted-file-in",
+        dir.to_str().unwrap(),
+    ]);
+    let pid = s.pid().to_string();
+    let text = fits_80(&["inspect", "--window", "0", &pid], &[]);
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert_words_whole(&text, &cmdline, "the cmdline");
+    let deleted = s.report["deleted_file"].as_str().unwrap();
+    assert_words_whole(&text, deleted, "the deleted file's path");
+    // PID 1 is protected from reading even by root here: long reasons, all wrapped.
+    fits_80(&["inspect", "--window", "0", "1"], &[]);
+}
+
+#[test]
+fn issue_19_lab_claims_wrap_at_80_columns() {
+    let text = fits_80(&["lab", "cow", "--quick"], &[1]);
+    let (json, _) = at_columns(80, &["lab", "cow", "--quick", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for c in report["checks"].as_array().unwrap() {
+        assert_words_whole(&text, c["claim"].as_str().unwrap(), "a claim");
+    }
+    for m in report["metrics"].as_array().unwrap() {
+        assert_words_whole(&text, m["name"].as_str().unwrap(), "a metric's name");
+    }
+}
+
+#[test]
+fn issue_19_explain_pages_and_lists_fit_80_columns() {
+    for c in &syslens::catalogue::CONCEPTS {
+        let text = fits_80(&["explain", c.slug], &[]);
+        assert!(text.contains("Read next"), "{}: {text}", c.slug);
+    }
+    let list = fits_80(&["explain"], &[]);
+    for c in &syslens::catalogue::CONCEPTS {
+        assert_words_whole(&list, c.summary, c.slug);
+    }
+    fits_80(&["lab", "--list"], &[]);
+    fits_80(&["lab", "cow", "--params"], &[]);
+}
+
+#[test]
+fn issue_19_doctor_fits_80_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    // Findings with evidence and advice: fds near the limit, SIGTERM ignored, a
+    // deleted file held open.
+    let s = Specimen::start(&[
+        "--fd-limit",
+        "64",
+        "--open-fds",
+        "57",
+        "--ignore-term",
+        "--deleted-file-in",
+        dir.path().to_str().unwrap(),
+    ]);
+    let text = fits_80(&["doctor", "--window", "0"], &[1]);
+    assert!(
+        text.contains(&format!("pid {}", s.pid())),
+        "the specimen's findings:\n{text}"
+    );
+}
+
+#[test]
+fn issue_19_tour_summary_fits_80_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    let text = fits_80(&["tour", "--quick", "--html", html.to_str().unwrap()], &[1]);
+    let summary = text.split("\nSummary (").nth(1).expect("a summary");
+    for c in &syslens::catalogue::CONCEPTS {
+        assert!(
+            summary
+                .lines()
+                .any(|l| l.starts_with(&format!("  {} ", c.slug))),
+            "{} missing from the summary:\n{summary}",
+            c.slug
+        );
+    }
+}
+
+#[test]
+fn issue_19_the_width_follows_columns_and_the_terminal() {
+    let rule = |text: &str| {
+        let line = text.lines().find(|l| l.starts_with("── ")).unwrap_or("");
+        display_width(line)
+    };
+    let (wide, _) = at_columns(132, &["system", "--window", "0"]);
+    assert_eq!(rule(&wide), 132);
+    assert!(wide
+        .lines()
+        .all(|l| display_width(l) <= 132 || !l.trim().contains(' ')));
+    // Without COLUMNS and without a terminal: 100.
+    let out = syslens()
+        .env_remove("COLUMNS")
+        .args(["system", "--window", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(rule(&String::from_utf8_lossy(&out.stdout)), 100);
+    // In a terminal of 70 columns the terminal wins over COLUMNS (script(1) gives the
+    // command a pseudo-terminal; stty sets its size).
+    let has_script = Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    require_tool!(has_script, "script (util-linux) is not installed");
+    let bin = env!("CARGO_BIN_EXE_syslens");
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c"])
+        .arg(format!(
+            "stty cols 70 rows 40; COLUMNS=200 {bin} --color never system --window 0"
+        ))
+        .arg("/dev/null")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(out.status.success(), "{text}");
+    assert_eq!(rule(&text), 70, "{text}");
+}
