@@ -453,7 +453,16 @@ fn issue_18_ctrl_c_during_the_lab_leaves_nothing_and_records_nothing() {
     let empty = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(empty.path(), "{}").unwrap();
     let child = learn(state.path())
-        .args(["cow", "--seed", "1", "--json", "--answers"])
+        // Two hogs sharing a CPU for 5 s: the lab is surely running at 1.5 s.
+        .args([
+            "scheduling",
+            "--seed",
+            "1",
+            "--set",
+            "hog=5000",
+            "--json",
+            "--answers",
+        ])
         .arg(empty.path())
         .process_group(0)
         .stdout(Stdio::piped())

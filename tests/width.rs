@@ -120,6 +120,29 @@ fn issue_19_explain_pages_and_lists_fit_80_columns() {
 }
 
 #[test]
+fn issue_19_learn_questions_and_progress_fit_80_columns() {
+    let state = tempfile::tempdir().unwrap();
+    let state = state.path().to_str().unwrap();
+    for c in &syslens::catalogue::CONCEPTS {
+        let text = fits_80(
+            &[
+                "learn",
+                c.slug,
+                "--questions",
+                "--seed",
+                "3",
+                "--state",
+                state,
+            ],
+            &[],
+        );
+        assert!(text.contains("1. "), "{}: {text}", c.slug);
+    }
+    fits_80(&["learn", "--progress", "--state", state], &[]);
+    fits_80(&["learn", "cow", "--exercise", "--state", state], &[]);
+}
+
+#[test]
 fn issue_19_doctor_fits_80_columns() {
     let dir = tempfile::tempdir().unwrap();
     // Findings with evidence and advice: fds near the limit, SIGTERM ignored, a

@@ -3,13 +3,14 @@
 
 use std::io::{self, Write};
 
-use super::{wrap, Style, WIDTH};
+use super::{width, wrap, Style};
 use crate::commands::learn::{Graded, Plan, ProgressRow};
 use crate::learn::{trim, Asked, Exercise, ExerciseOutcome, Given, Verdict};
 
 fn para(out: &mut dyn Write, indent: &str, text: &str) -> io::Result<()> {
+    let w = width();
     for line in text.lines() {
-        for l in wrap(line, WIDTH.saturating_sub(indent.len())) {
+        for l in wrap(line, w.saturating_sub(indent.len())) {
             writeln!(out, "{indent}{l}")?;
         }
     }
@@ -20,7 +21,7 @@ fn para(out: &mut dyn Write, indent: &str, text: &str) -> io::Result<()> {
 fn item(out: &mut dyn Write, n: usize, text: &str) -> io::Result<()> {
     let lead = format!("{n}. ");
     let hang = " ".repeat(lead.len());
-    for (i, l) in wrap(text, WIDTH.saturating_sub(lead.len()))
+    for (i, l) in wrap(text, width().saturating_sub(lead.len()))
         .iter()
         .enumerate()
     {
@@ -66,14 +67,17 @@ pub fn question(out: &mut dyn Write, n: usize, q: &Asked) -> io::Result<()> {
     item(out, n, &q.text)?;
     if let Some(options) = q.options {
         for o in options {
-            writeln!(out, "   {}) {}", o.id, o.text)?;
+            para(out, "   ", &format!("{}) {}", o.id, o.text))?;
         }
     }
     if let (Some(unit), Some(tol)) = (q.unit, &q.tolerance_text) {
-        writeln!(
+        para(
             out,
-            "   (a number, in {}; right {tol} of what the lab measures)",
-            in_unit(unit)
+            "   ",
+            &format!(
+                "(a number, in {}; right {tol} of what the lab measures)",
+                in_unit(unit)
+            ),
         )?;
     }
     Ok(())
