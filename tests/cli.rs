@@ -255,6 +255,42 @@ fn issue_18_a_bad_set_is_a_usage_error_under_a_second_naming_the_range() {
     }
 }
 
+#[test]
+fn issue_14_a_lab_whose_sizes_add_up_past_half_the_host_is_refused_before_it_allocates() {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let available_kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    // Each size within its own bound (a quarter), together 72% of MemAvailable: the
+    // parent writes `size`, its child may copy all of it, and the largest fork is more.
+    let each = format!("{}M", available_kib / 1024 * 24 / 100);
+    let started = std::time::Instant::now();
+    let out = syslens()
+        .args(["lab", "cow", "--set"])
+        .arg(format!("size={each}"))
+        .arg("--set")
+        .arg(format!("fork_max={each}"))
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    // The text wraps at the terminal's width: compare words.
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("more than its memory jail may take") && text.contains("50% of MemAvailable"),
+        "{text}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "took {took:?}: it allocated"
+    );
+}
+
 /// Runs a quick lab with `--json`, `env` set; its report.
 fn quick_lab(args: &[&str], env: &[(&str, &std::path::Path)]) -> serde_json::Value {
     let out = syslens()
@@ -299,7 +335,7 @@ fn issue_18_a_set_value_changes_what_the_lab_does_and_reports() {
 }
 
 #[test]
-fn issue_14_a_lab_start_sweeps_scratch_dirs_of_dead_runs_only() {
+fn issue_14_a_lab_start_sweeps_scratch_dirs_of_dead_runs_only_even_when_the_pid_was_reused() {
     let base = tempfile::tempdir().unwrap();
     // A pid that has certainly exited (reaped), and one that certainly runs: this test.
     let mut gone = Command::new("true").spawn().unwrap();
@@ -309,14 +345,31 @@ fn issue_14_a_lab_start_sweeps_scratch_dirs_of_dead_runs_only() {
     let live_dir = base
         .path()
         .join(format!("syslens-lab-{}-0", std::process::id()));
+    // This test's pid with its own start time is alive; with another start time the
+    // pid was reused by this test after the run that made it died.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after_comm: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let start: u64 = after_comm[19].parse().unwrap();
+    let me = std::process::id();
+    let live_named = base.path().join(format!("syslens-lab-{me}-{start}-1"));
+    let reused = base
+        .path()
+        .join(format!("syslens-lab-{me}-{}-2", start + 1));
     let unrelated = base.path().join("syslens-notes");
-    for d in [&dead_dir, &live_dir, &unrelated] {
+    for d in [&dead_dir, &live_dir, &live_named, &reused, &unrelated] {
         std::fs::create_dir(d).unwrap();
         std::fs::write(d.join("data"), b"x").unwrap();
     }
     let r = quick_lab(&["fds-limits"], &[("SYSLENS_TMPDIR", base.path())]);
     assert!(!dead_dir.exists(), "the dead run's directory was kept");
     assert!(live_dir.exists(), "a living pid's directory was removed");
+    assert!(live_named.exists(), "a living run's directory was removed");
+    assert!(!reused.exists(), "a reused pid kept a dead run's directory");
     assert!(unrelated.exists());
     let notes = r["notes"].as_array().unwrap();
     assert!(

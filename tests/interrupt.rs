@@ -1,7 +1,8 @@
 //! Interrupting a lab leaves no process behind, zombies included (issue 22). Every lab
 //! runs twice in a process group of its own to measure its quick duration, then is
-//! interrupted with SIGINT to the whole group (as Ctrl-C does) early, half way and
-//! late; once syslens has exited, no process of that group may remain.
+//! interrupted with SIGINT to the whole group (as Ctrl-C does) early, half way, late
+//! and as soon as its first child runs; once syslens has exited, no process of that
+//! group may remain, and at least one of the four must have interrupted the lab.
 //!
 //! The test process makes itself a child subreaper, so that whatever syslens fails to
 //! reap is handed to the test (and stays visible as a zombie of it) instead of to PID 1,
@@ -86,10 +87,26 @@ fn describe(s: ExitStatus) -> String {
     }
 }
 
+/// When a run is sent SIGINT.
+#[derive(Clone, Copy)]
+enum Moment {
+    /// Never: the run measures the lab's duration.
+    Never,
+    /// This long after the start.
+    After(Duration),
+    /// As soon as the first lab child runs: then the lab is surely under way (a lab of
+    /// 30 ms may be over, or not yet have its handler, at any fixed moment).
+    FirstChild,
+}
+
+/// Whether a process of group `pgid` other than its leader runs (a lab child).
+fn has_child(pgid: i32) -> bool {
+    processes().iter().any(|p| p.pgid == pgid && p.pid != pgid)
+}
+
 /// Runs `syslens lab ID --quick` in a process group of its own, sends SIGINT to the
-/// group after `after` (if given), and returns its exit status, its wall time and
-/// what it left.
-fn run(id: &str, after: Option<Duration>) -> (ExitStatus, Duration, Vec<Proc>) {
+/// group at `moment`, and returns its exit status, its wall time and what it left.
+fn run(id: &str, moment: Moment) -> (ExitStatus, Duration, Vec<Proc>) {
     let before: HashSet<i32> = processes().iter().map(|p| p.pid).collect();
     let started = Instant::now();
     let mut child = syslens()
@@ -100,8 +117,23 @@ fn run(id: &str, after: Option<Duration>) -> (ExitStatus, Duration, Vec<Proc>) {
         .spawn()
         .expect("start syslens");
     let pgid = child.id() as i32;
-    if let Some(after) = after {
-        std::thread::sleep(after);
+    let send = match moment {
+        Moment::Never => false,
+        Moment::After(after) => {
+            std::thread::sleep(after);
+            true
+        }
+        Moment::FirstChild => loop {
+            if has_child(pgid) {
+                break true;
+            }
+            if child.try_wait().expect("poll syslens").is_some() {
+                break false;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        },
+    };
+    if send {
         // SAFETY: signals the process group this test just made.
         unsafe { libc::killpg(pgid, libc::SIGINT) };
     }
@@ -141,7 +173,7 @@ fn issue_22_interrupted_labs_leave_no_process_or_zombie() {
         let mut quick = Duration::MAX;
         let mut outcomes = Vec::new();
         for _ in 0..2 {
-            let (status, took, left) = run(id, None);
+            let (status, took, left) = run(id, Moment::Never);
             if !left.is_empty() {
                 failures.push(format!("{id}, uninterrupted: left {}", show(&left)));
                 clear(&left);
@@ -154,18 +186,20 @@ fn issue_22_interrupted_labs_leave_no_process_or_zombie() {
             ));
         }
         let mut interrupted = 0;
-        for share in MOMENTS {
-            let at = quick.mul_f64(share);
-            let (status, _, left) = run(id, Some(at));
-            outcomes.push(format!(
-                "SIGINT at {:.0}%: {}",
-                share * 100.0,
-                describe(status)
-            ));
+        let moments = MOMENTS
+            .iter()
+            .map(|&share| {
+                let at = quick.mul_f64(share);
+                let name = format!("{:.0}% ({:.0} ms)", share * 100.0, at.as_secs_f64() * 1e3);
+                (name, Moment::After(at))
+            })
+            .chain([("the first lab child".to_owned(), Moment::FirstChild)]);
+        for (name, moment) in moments {
+            let (status, _, left) = run(id, moment);
+            outcomes.push(format!("SIGINT at {name}: {}", describe(status)));
             if !left.is_empty() {
                 failures.push(format!(
-                    "{id}, SIGINT after {:.0} ms ({}): left {}",
-                    at.as_secs_f64() * 1e3,
+                    "{id}, SIGINT at {name} ({}): left {}",
                     describe(status),
                     show(&left)
                 ));
@@ -177,8 +211,7 @@ fn issue_22_interrupted_labs_leave_no_process_or_zombie() {
                 // place (no lab child exists yet then).
                 (Some(0 | 1), _) | (None, Some(libc::SIGINT)) => {}
                 _ => failures.push(format!(
-                    "{id}, SIGINT after {:.0} ms: {} (want 130)",
-                    at.as_secs_f64() * 1e3,
+                    "{id}, SIGINT at {name}: {} (want 130)",
                     describe(status)
                 )),
             }

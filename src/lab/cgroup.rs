@@ -13,9 +13,7 @@ use syslens_probe::cgroup::{parse_proc_cgroup, CgroupLayout, CgroupVersion, Memo
 use syslens_probe::{Missing, Reader};
 
 use super::cleanup::{self, Guard, Resource};
-
-/// Every cgroup syslens creates starts with this, followed by `PID-N`.
-pub const PREFIX: &str = "syslens-lab-";
+use super::owner;
 
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
@@ -108,15 +106,11 @@ fn own_dir(
 }
 
 impl LabCgroup {
-    /// Creates `syslens-lab-PID-N` beneath the tool's own cgroup for each controller.
+    /// Creates `syslens-lab-PID-START-N` ([`owner::name`]) beneath the tool's own cgroup for each controller.
     /// Controllers that share a v1 hierarchy (cpu,cpuacct) or the v2 tree share a dir.
     pub fn create(reader: &mut Reader, controllers: &[&str]) -> Result<LabCgroup, CgroupError> {
         let layout = CgroupLayout::read(reader).map_err(CgroupError::Layout)?;
-        let name = format!(
-            "{PREFIX}{}-{}",
-            std::process::id(),
-            SEQUENCE.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = owner::name(SEQUENCE.fetch_add(1, Ordering::Relaxed));
         let mut cg = LabCgroup {
             name,
             dirs: Vec::new(),
@@ -145,7 +139,7 @@ impl LabCgroup {
         Ok(cg)
     }
 
-    /// The cgroup's name (`syslens-lab-PID-N`), the same in every hierarchy.
+    /// The cgroup's name (`syslens-lab-PID-START-N`), the same in every hierarchy.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -313,8 +307,8 @@ pub fn tool_memory_limit(reader: &mut Reader) -> Option<(u64, String)> {
     lowest
 }
 
-/// Removes `syslens-lab-PID-N` cgroups beneath the tool's own cgroups whose PID no
-/// longer runs (left by a killed run). Returns what was removed.
+/// Removes `syslens-lab-*` cgroups beneath the tool's own cgroups whose run is gone
+/// (left by a killed run; [`owner::made_by_dead_run`]). Returns what was removed.
 pub fn sweep_stale(reader: &mut Reader, controllers: &[&str]) -> Vec<PathBuf> {
     let Ok(layout) = CgroupLayout::read(reader) else {
         return Vec::new();
@@ -329,14 +323,7 @@ pub fn sweep_stale(reader: &mut Reader, controllers: &[&str]) -> Vec<PathBuf> {
         };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(owner) = name
-                .strip_prefix(PREFIX)
-                .and_then(|r| r.split('-').next())
-                .and_then(|p| p.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            if reader.open_pid(owner).is_err() && remove_dir(&e.path()).is_ok() {
+            if owner::made_by_dead_run(&name) == Some(true) && remove_dir(&e.path()).is_ok() {
                 removed.push(e.path());
             }
         }
@@ -387,7 +374,7 @@ mod tests {
             .file_name()
             .unwrap()
             .to_string_lossy()
-            .starts_with(&format!("{PREFIX}{}-", std::process::id())));
+            .starts_with(&format!("{}{}-", owner::PREFIX, std::process::id())));
         // Each controller was enabled for the children of the tool's cgroup.
         // (A real subtree_control accumulates; this plain file keeps the last write.)
         assert_eq!(

@@ -18,6 +18,7 @@ pub mod cleanup;
 pub mod jail;
 pub mod mem;
 pub mod meter;
+pub mod owner;
 pub mod params;
 pub mod reaper;
 pub mod report;
@@ -111,14 +112,22 @@ impl LabContext {
     }
 
     /// A memory jail for a lab that allocates about `need` bytes; recorded in the report.
-    pub fn memory_jail(&self, need: u64, report: &mut LabReport) -> Jail {
-        // Twice the need plus headroom: a safety net for the host, not a lab condition.
-        let jail = Jail::memory(need * 2 + (256 << 20));
+    /// Refused (before anything is made) when `need` is more than the jail may take on
+    /// this host ([`jail_limit`]).
+    pub fn memory_jail(&mut self, need: u64, report: &mut LabReport) -> Result<Jail, LabError> {
+        let (limit, capped) = jail_limit(need, &self.limits()).map_err(LabError::Setup)?;
+        let jail = Jail::memory(limit);
         report.param("containment", &jail.description);
+        if let Some(why) = capped {
+            report.note(format!(
+                "the memory jail is limited to {} MiB, not twice the need: {why}",
+                limit >> 20
+            ));
+        }
         if jail.cgroup_dir().is_none() {
             report.note(format!("children ran under {}", jail.description));
         }
-        jail
+        Ok(jail)
     }
 
     /// The exact memory accounting of a process (smaps_rollup).
@@ -148,6 +157,37 @@ impl LabContext {
             .map(|s| s.run_ns)
             .map_err(LabError::read(format!("/proc/{pid}/schedstat")))
     }
+}
+
+/// The share of what the host can give (MemAvailable, and the memory limit the tool
+/// runs under) that a memory jail may be limited to. Each size parameter is bounded by
+/// [`params::SIZE_SHARE_PERCENT`] alone; a lab that adds several (cow: its size twice
+/// and its largest fork) could otherwise be let past what the host has.
+pub const JAIL_SHARE_PERCENT: u8 = 50;
+
+/// The limit of a memory jail for a lab that needs about `need` bytes: twice the need
+/// plus 256 MiB (a safety net for the host, not a lab condition), never above
+/// [`JAIL_SHARE_PERCENT`] of what the host can give; with the reason when that cap
+/// applied. An error, naming the bound, when `need` itself is above it. Where
+/// MemAvailable cannot be read no cap is claimed (the sizes were not bounded by it
+/// either, and the report's containment line says what the jail was).
+pub fn jail_limit(need: u64, limits: &params::HostLimits) -> Result<(u64, Option<String>), String> {
+    let wanted = need.saturating_mul(2).saturating_add(256 << 20);
+    let Ok((cap, why)) = limits.memory_share(JAIL_SHARE_PERCENT) else {
+        return Ok((wanted, None));
+    };
+    if need > cap {
+        return Err(format!(
+            "this run needs about {} MiB, more than its memory jail may take ({why}): \
+             choose smaller sizes (`syslens lab ID --params` lists them)",
+            need >> 20
+        ));
+    }
+    Ok(if wanted > cap {
+        (cap, Some(why))
+    } else {
+        (wanted, None)
+    })
 }
 
 /// A lab of the registry.

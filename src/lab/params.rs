@@ -413,7 +413,7 @@ impl HostLimits {
 
     /// `pct`% of MemAvailable and of the cgroup limit, whichever is lower, in whole
     /// MiB, with how it was computed.
-    fn memory_share(&self, pct: u8) -> Result<(u64, String), String> {
+    pub fn memory_share(&self, pct: u8) -> Result<(u64, String), String> {
         let available = self
             .mem_available
             .clone()
@@ -989,6 +989,39 @@ mod tests {
             cgroup_limit: cgroup.map(|l| (l, "/test.slice".to_owned())),
             cpus: Ok(cpus),
         }
+    }
+
+    #[test]
+    fn issue_14_the_memory_jail_never_takes_more_than_half_of_what_the_host_can_give() {
+        use crate::lab::jail_limit;
+        const M: u64 = 1 << 20;
+        let roomy = host(8 << 30, None, 2);
+        // Twice the need plus 256 MiB while that fits under half of MemAvailable.
+        assert_eq!(jail_limit(100 * M, &roomy), Ok((456 * M, None)));
+        // Above it the jail is capped at half, and says why.
+        let (limit, why) = jail_limit(3 << 30, &roomy).unwrap();
+        assert_eq!(limit, 4 << 30);
+        assert!(why.unwrap().contains("50% of MemAvailable (8.0 GiB)"));
+        // The need itself at the bound is allowed, one MiB more is refused, naming it.
+        assert_eq!(jail_limit(4 << 30, &roomy).map(|l| l.0), Ok(4 << 30));
+        let e = jail_limit((4 << 30) + M, &roomy).unwrap_err();
+        assert!(
+            e.contains("4097 MiB") && e.contains("50% of MemAvailable"),
+            "{e}"
+        );
+        // The tool's own memory limit bounds it too.
+        let limited = host(8 << 30, Some(1 << 30), 2);
+        assert_eq!(jail_limit(300 * M, &limited).map(|l| l.0), Ok(512 * M));
+        assert!(jail_limit(600 * M, &limited)
+            .unwrap_err()
+            .contains("/test.slice"));
+        // MemAvailable unknown: nothing to cap by.
+        let mut blind = roomy.clone();
+        blind.mem_available = Err(syslens_probe::Missing::NotApplicable { why: "test" });
+        assert_eq!(
+            jail_limit(100 << 30, &blind),
+            Ok((200 * (1 << 30) + 256 * M, None))
+        );
     }
 
     #[test]

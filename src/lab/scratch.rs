@@ -1,5 +1,5 @@
 //! Scratch directories for labs: on a persistent (disk) file system when the lab needs
-//! page-cache behaviour, on tmpfs when it needs RAM; always `syslens-lab-PID-N`,
+//! page-cache behaviour, on tmpfs when it needs RAM; always `syslens-lab-PID-START-N`,
 //! always removed, and swept when a killed run left one behind.
 
 use std::io;
@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::cleanup::{self, Guard, Resource};
+use super::owner;
 
 /// statfs magic numbers (linux/magic.h).
 const TMPFS_MAGIC: i64 = 0x0102_1994;
@@ -89,11 +90,7 @@ impl ScratchDir {
                 )
             })?;
         sweep(&base);
-        let path = base.join(format!(
-            "syslens-lab-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
+        let path = base.join(owner::name(SEQ.fetch_add(1, Ordering::Relaxed)));
         std::fs::create_dir(&path)?;
         let guard = cleanup::register(Resource::Path(path.clone()));
         Ok(ScratchDir {
@@ -108,7 +105,7 @@ impl ScratchDir {
     }
 }
 
-/// Removes the `syslens-lab-PID-*` directories of dead runs in every place a lab may
+/// Removes the `syslens-lab-*` directories of dead runs in every place a lab may
 /// put one (disk and tmpfs, SYSLENS_TMPDIR included).
 pub fn sweep_all() -> Vec<PathBuf> {
     let mut bases = candidates(Backing::Persistent);
@@ -124,7 +121,8 @@ pub fn sweep_all() -> Vec<PathBuf> {
     removed
 }
 
-/// Removes `syslens-lab-PID-*` directories in `base` whose PID no longer runs.
+/// Removes `syslens-lab-*` directories in `base` whose run is gone
+/// ([`owner::made_by_dead_run`]).
 pub fn sweep(base: &Path) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     let Ok(entries) = std::fs::read_dir(base) else {
@@ -132,14 +130,7 @@ pub fn sweep(base: &Path) -> Vec<PathBuf> {
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix("syslens-lab-")
-            .and_then(|r| r.split('-').next())
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() && std::fs::remove_dir_all(e.path()).is_ok()
+        if owner::made_by_dead_run(&name) == Some(true) && std::fs::remove_dir_all(e.path()).is_ok()
         {
             removed.push(e.path());
         }

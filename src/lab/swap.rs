@@ -8,6 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::cleanup::{self, Guard, Resource};
+use super::owner;
 
 /// An active swap file, removed when dropped.
 #[derive(Debug)]
@@ -44,6 +45,28 @@ fn write_swap_area(path: &Path, len: usize) -> io::Result<()> {
     f.seek(SeekFrom::Start((ps - 10) as u64))?;
     f.write_all(b"SWAPSPACE2")?;
     f.sync_all()
+}
+
+/// The share of a file system's free space a temporary swap file may take: the rest
+/// stays for the host (a full disk stops services; a swap file cannot be sparse).
+pub const FREE_SHARE_PERCENT: u64 = 50;
+
+/// Whether a swap file of `len` bytes may be written in `dir`: at most
+/// [`FREE_SHARE_PERCENT`] of the space free to unprivileged users there. The reason
+/// (sizes and path) when it may not.
+pub fn fits(dir: &Path, len: u64) -> Result<(), String> {
+    let st = rustix::fs::statvfs(dir)
+        .map_err(|e| format!("free space of {} unreadable: {e}", dir.display()))?;
+    let free = st.f_bavail.saturating_mul(st.f_frsize);
+    if len > free / 100 * FREE_SHARE_PERCENT {
+        return Err(format!(
+            "a {} MiB swap file would take more than {FREE_SHARE_PERCENT}% of the {} MiB free on {}",
+            len >> 20,
+            free >> 20,
+            dir.display()
+        ));
+    }
+    Ok(())
 }
 
 impl SwapFile {
@@ -99,12 +122,36 @@ pub fn sweep_stale() -> Vec<PathBuf> {
     active()
         .into_iter()
         .filter(|p| {
-            let s = p.to_string_lossy();
-            s.split("/syslens-lab-")
-                .nth(1)
-                .and_then(|rest| rest.split('-').next()?.parse::<i32>().ok())
-                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+            p.parent()
+                .and_then(|d| d.file_name())
+                .and_then(|n| owner::made_by_dead_run(&n.to_string_lossy()))
+                == Some(true)
         })
         .filter(|p| remove(p).is_ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_14_a_swap_file_is_bounded_by_the_free_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = rustix::fs::statvfs(dir.path()).unwrap();
+        let free = st.f_bavail * st.f_frsize;
+        assert_eq!(fits(dir.path(), 1 << 20), Ok(()));
+        let half = free / 100 * FREE_SHARE_PERCENT;
+        // Just under and over the share (the free space moves a little between reads:
+        // a margin of 64 MiB each side).
+        assert_eq!(fits(dir.path(), half.saturating_sub(64 << 20)), Ok(()));
+        let e = fits(dir.path(), half + (64 << 20)).unwrap_err();
+        assert!(
+            e.contains("more than 50% of the") && e.contains("MiB free on"),
+            "{e}"
+        );
+        assert!(fits(Path::new("/no/such/dir"), 1)
+            .unwrap_err()
+            .contains("unreadable"));
+    }
 }

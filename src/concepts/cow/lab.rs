@@ -164,7 +164,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     report.param("fractions", &fractions);
     report.param("fork_sizes_mib", &params.fork_sizes);
     let largest_fork = params.fork_sizes.iter().max().copied().unwrap_or(0) << 20;
-    let jail = ctx.memory_jail(size * 2 + largest_fork, report);
+    let jail = ctx.memory_jail(size * 2 + largest_fork, report)?;
     let mut c = ctx.spawn_in(&jail, ConceptId::Cow, "parent", &params)?;
     let mut m = Measured {
         size,

@@ -173,7 +173,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         ReadAhead::Kb(kb) => report.param("read_ahead_kb", kb),
         ReadAhead::Unknown(why) => report.note(format!("read_ahead_kb unknown: {why}")),
     }
-    let jail = ctx.memory_jail(size, report);
+    let jail = ctx.memory_jail(size, report)?;
     let mut c = ctx.spawn_in(
         &jail,
         ConceptId::DemandPaging,

@@ -165,7 +165,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         trials,
     } = settings(&ctx.params)?;
     report.param("glibc", &glibc);
-    let jail = ctx.memory_jail(size, report);
+    let jail = ctx.memory_jail(size, report)?;
     let mut m = Measured::default();
     // Every trial in a fresh child: glibc's allocator state must not carry over.
     for _ in 0..trials {

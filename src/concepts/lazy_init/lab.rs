@@ -117,7 +117,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
             "mapping=shared: the region read, then written, is shared anonymous memory (shmem)",
         );
     }
-    let jail = ctx.memory_jail(size + params.cost_region, report);
+    let jail = ctx.memory_jail(size + params.cost_region, report)?;
     let mut c = ctx.spawn_in(&jail, ConceptId::LazyInit, "touch", &params)?;
     c.expect::<()>("mapped", WATCHDOG)?;
     let rss_mapped = ctx.rss(c.pid)?;

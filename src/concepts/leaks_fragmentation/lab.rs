@@ -157,7 +157,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let Settings { leak, fragment } = settings(&ctx.params)?;
     let (rate, frag) = (leak.rate, fragment.size);
     report.param("leak_rate_bytes_per_s", rate);
-    let jail = ctx.memory_jail((rate * leak.duration_ms / 1000).max(frag), report);
+    let jail = ctx.memory_jail((rate * leak.duration_ms / 1000).max(frag), report)?;
     let mut m = Measured {
         leak_object: leak.object,
         ..Measured::default()

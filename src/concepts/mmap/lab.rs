@@ -102,7 +102,7 @@ pub struct Measured {
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let (size, read_buffer, trials) = settings(&ctx.params)?;
     let dir = ScratchDir::new(Backing::Persistent).map_err(LabError::io("scratch directory"))?;
-    let jail = ctx.memory_jail(size * 2, report);
+    let jail = ctx.memory_jail(size * 2, report)?;
     let mut c = ctx.spawn_in(
         &jail,
         ConceptId::Mmap,

@@ -126,7 +126,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let thp = ctx.host.thp.clone().unwrap_or_else(|_| "unknown".into());
     let dir = ScratchDir::new(Backing::Persistent).map_err(LabError::io("scratch directory"))?;
     report.param("scratch", dir.path().display().to_string());
-    let jail = ctx.memory_jail(anon * 2 + file, report);
+    let jail = ctx.memory_jail(anon * 2 + file, report)?;
     let mut c = ctx.spawn_in(
         &jail,
         ConceptId::PageFaults,

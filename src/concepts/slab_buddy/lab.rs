@@ -186,7 +186,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     std::thread::sleep(std::time::Duration::from_millis(200));
     m.negative_later = negative(ctx);
 
-    let jail = ctx.memory_jail(held, report);
+    let jail = ctx.memory_jail(held, report)?;
     let before = buddy(ctx);
     m.free_pages_before = free_pages(&before);
     m.zone_before = main_zone(before);

@@ -158,7 +158,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let disk = ScratchDir::new(Backing::Persistent).map_err(LabError::io("scratch directory"))?;
     report.param("tmpfs_dir", ram.path().display().to_string());
     report.param("disk_dir", disk.path().display().to_string());
-    let jail = ctx.memory_jail(bytes * 2, report);
+    let jail = ctx.memory_jail(bytes * 2, report)?;
     let mut m = Measured {
         written: bytes,
         ..Measured::default()

@@ -174,15 +174,19 @@ pub struct SwapRun {
     pub source: String,
 }
 
-fn vmstat(key: fn(&syslens_probe::system::Vmstat) -> &syslens_probe::Val<u64>) -> u64 {
-    std::fs::read("/proc/vmstat")
-        .ok()
-        .map(|b| syslens_probe::system::Vmstat::parse(&b))
-        .and_then(|v| key(&v).clone().ok())
-        .unwrap_or(0)
+/// A counter of /proc/vmstat; unreadable is an error, never a zero.
+fn vmstat(
+    key: fn(&syslens_probe::system::Vmstat) -> &syslens_probe::Val<u64>,
+    name: &str,
+) -> Result<u64, LabError> {
+    let raw = std::fs::read("/proc/vmstat").map_err(LabError::io("/proc/vmstat"))?;
+    key(&syslens_probe::system::Vmstat::parse(&raw))
+        .clone()
+        .map_err(LabError::read(format!("{name} of /proc/vmstat")))
 }
 
-fn oom_kills(jail: &Jail) -> u64 {
+/// The OOM kills counted in the jail's cgroup; unreadable is an error, never a zero.
+fn oom_kills(jail: &Jail) -> Result<u64, LabError> {
     jail.lab_cgroup()
         .and_then(|cg| {
             cg.read_key(
@@ -191,7 +195,12 @@ fn oom_kills(jail: &Jail) -> u64 {
                 "oom_kill",
             )
         })
-        .unwrap_or(0)
+        .ok_or_else(|| {
+            LabError::Setup(
+                "the lab cgroup's oom_kill count (memory.oom_control / memory.events) is unreadable"
+                    .into(),
+            )
+        })
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
@@ -218,7 +227,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         .lines()
         .any(|l| l.ends_with(dir.rsplit('/').next().unwrap_or("?")));
 
-    let before = oom_kills(&jail);
+    let before = oom_kills(&jail)?;
     let mut hog = ctx.spawn_in(
         &jail,
         ConceptId::SwapOom,
@@ -230,9 +239,9 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     if survived {
         m.hog_status.push_str(" after allocating all of it");
     }
-    m.oom_kills_hog = oom_kills(&jail) - before;
+    m.oom_kills_hog = oom_kills(&jail)?.saturating_sub(before);
 
-    let before = oom_kills(&jail);
+    let before = oom_kills(&jail)?;
     let mut raised = ctx.spawn_in(
         &jail,
         ConceptId::SwapOom,
@@ -248,7 +257,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     )?;
     m.plain_survived = allocated(&mut plain)?;
     m.raised_status = describe(raised.wait(WATCHDOG)?);
-    m.oom_kills_pair = oom_kills(&jail) - before;
+    m.oom_kills_pair = oom_kills(&jail)?.saturating_sub(before);
     plain.go()?;
     plain.wait(WATCHDOG)?;
     report.evidence(
@@ -281,6 +290,9 @@ fn swap_part(
     } else {
         let dir =
             ScratchDir::new(Backing::Persistent).map_err(LabError::io("scratch directory"))?;
+        if let Err(why) = crate::lab::swap::fits(dir.path(), set.swapfile) {
+            return Ok(Err(why));
+        }
         let path = dir.path().join("swapfile");
         let f = SwapFile::add(&path, set.swapfile as usize)
             .map_err(LabError::io("adding a swap file"))?;
@@ -298,7 +310,10 @@ fn swap_part(
     };
     let jail = Jail::memory_cgroup(set.limit).map_err(LabError::Setup)?;
     let bytes = set.swap_hog;
-    let (out0, in0) = (vmstat(|v| &v.pswpout), vmstat(|v| &v.pswpin));
+    let (out0, in0) = (
+        vmstat(|v| &v.pswpout, "pswpout")?,
+        vmstat(|v| &v.pswpin, "pswpin")?,
+    );
     let mut c = ctx.spawn_in(
         &jail,
         ConceptId::SwapOom,
@@ -311,10 +326,10 @@ fn swap_part(
     )?;
     c.expect::<()>("allocated", WATCHDOG)?;
     let vm_swap = ctx.status(c.pid).and_then(|s| s.vm_swap).unwrap_or(0);
-    let pswpout = vmstat(|v| &v.pswpout) - out0;
+    let pswpout = vmstat(|v| &v.pswpout, "pswpout")?.saturating_sub(out0);
     c.go()?;
     let r: Retouched = c.expect("retouched", WATCHDOG)?;
-    let pswpin = vmstat(|v| &v.pswpin) - in0;
+    let pswpin = vmstat(|v| &v.pswpin, "pswpin")?.saturating_sub(in0);
     c.go()?;
     c.wait(WATCHDOG)?;
     Ok(Ok(SwapRun {
