@@ -1085,3 +1085,70 @@ fn issue_16_as_nobody_the_event_sources_are_down_and_serve_still_serves() {
         "the rest is served"
     );
 }
+
+/// The label pairs of one sample line of the text exposition, unescaped as Prometheus
+/// reads them; None when the line is not well formed (an unescaped quote ends a value
+/// early, an unknown escape, text after the closing brace other than the value).
+fn parse_labels(line: &str) -> Option<Vec<(String, String)>> {
+    let (_, rest) = line.split_once('{')?;
+    let mut labels = Vec::new();
+    let mut chars = rest.chars();
+    loop {
+        let name: String = chars.by_ref().take_while(|&c| c != '=').collect();
+        if chars.next()? != '"' {
+            return None;
+        }
+        let mut value = String::new();
+        loop {
+            match chars.next()? {
+                '\\' => value.push(match chars.next()? {
+                    '\\' => '\\',
+                    '"' => '"',
+                    'n' => '\n',
+                    _ => return None,
+                }),
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        labels.push((name.trim_start_matches(',').to_owned(), value));
+        match chars.next()? {
+            ',' => continue,
+            '}' => break,
+            _ => return None,
+        }
+    }
+    let value: String = chars.collect();
+    value.trim().parse::<f64>().ok()?;
+    Some(labels)
+}
+
+#[test]
+fn issue_23_a_group_named_with_quote_and_backslash_is_escaped_in_the_exposition() {
+    let hostile = "q\"x\\y";
+    let _specimen = Specimen::start(&["--comm", hostile]);
+    let serve = Serve::start(&["--max-groups", "10000"]);
+    let (code, text) = get(serve.port, "/metrics");
+    assert_eq!(code, 200);
+    let mut groups = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains('{'))
+    {
+        let labels = parse_labels(line).unwrap_or_else(|| panic!("malformed sample: {line}"));
+        groups.extend(
+            labels
+                .into_iter()
+                .filter(|(k, _)| k == "group")
+                .map(|(_, v)| v),
+        );
+    }
+    assert!(
+        groups.iter().any(|g| g == hostile),
+        "no group {hostile:?} read back from the exposition"
+    );
+    assert_eq!(
+        sample(&text, "syslens_group_processes{group=\"q\\\"x\\\\y\"}"),
+        Some(1.0)
+    );
+}

@@ -92,6 +92,11 @@ fn v2_tree_without_psi_with_swap_and_cgroup_scope() {
     );
     let swaps = table(&r, "swap-oom", "swap areas");
     assert_eq!(swaps[0][0], "/swap.img");
+    // /proc/swaps gives KiB: the fixture's line is "file 2097148 524288 -2" (issue 23:
+    // dropping the conversion of Used survived every test).
+    assert_eq!(swaps[0][2], 2097148u64 * 1024);
+    assert_eq!(swaps[0][3], 524288u64 * 1024);
+    assert_eq!(swaps[0][4], -2);
     assert_eq!(
         u64_of(figure(&r, "swap-oom", "swap used")),
         (2097148 - 1572860) * 1024

@@ -562,6 +562,7 @@ mod tests {
         let sw = parse_swaps(b"Filename Type Size Used Priority\n/swapfile file 1048572 512 -2\n")
             .unwrap();
         assert_eq!(sw[0].size_bytes, 1048572 * 1024);
+        assert_eq!(sw[0].used_bytes, 512 * 1024);
         assert_eq!(sw[0].priority, -2);
         assert!(parse_swaps(b"Filename Type Size Used Priority\n")
             .unwrap()
