@@ -85,6 +85,7 @@ fn issue_14_hostile_comm_is_escaped_by_every_text_command() {
 }
 
 #[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_14_hostile_comm_is_escaped_in_top() {
     require_tool!(crate::common::has_tmux(), "tmux is not installed");
     let specimen = Specimen::start(&["--comm", HOSTILE]);

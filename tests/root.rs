@@ -115,6 +115,7 @@ fn issue_13_flags_a_command_cannot_use_are_refused() {
 }
 
 #[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_13_top_shows_the_captured_tree() {
     require_tool!(crate::common::has_tmux(), "tmux is not installed");
     let session = format!("syslens-root-top-{}", std::process::id());
