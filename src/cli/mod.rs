@@ -51,7 +51,7 @@ fn choice<T: Copy + Send + Sync + 'static>(
     name = "syslens",
     version,
     about = "Make Linux system-programming concepts visible on a real machine",
-    long_about = "syslens provokes, measures and shows seventeen core concepts of Linux system \
+    long_about = "syslens provokes, measures and shows the core concepts of Linux system \
 programming (page faults, copy-on-write, signals, cgroups, ...) on the running kernel, with \
 the kernel's own evidence from /proc and /sys.",
     after_help = "Exit status: 0 nothing failed, 1 a claim failed or a finding reached --fail-on, \
@@ -120,7 +120,7 @@ pub enum Command {
     Record(RecordArgs),
     /// The events a recorder stored (NDJSON with --json, the objects of watch).
     Events(EventsArgs),
-    /// List the seventeen concepts with their ids.
+    /// List the concepts with their ids.
     Concepts,
     /// Explain a concept: what it is, the lab code that provokes it, where to read next.
     Explain {
@@ -1127,7 +1127,9 @@ fn write_params(
 
 fn concepts(out: &mut dyn Write, g: &Global, style: &Style) -> io::Result<Status> {
     if !g.json {
-        writeln!(out, "{}", style.heading("The seventeen concepts"))?;
+        // The count from the catalogue: a new concept must not leave a stale number.
+        let heading = format!("The {} concepts", CONCEPTS.len());
+        writeln!(out, "{}", style.heading(&heading))?;
     }
     let rows = CONCEPTS.iter().map(|c| CatalogueRow {
         id: c.slug,
