@@ -10,9 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::commands::learn;
 use crate::commands::Status;
 use crate::concepts::REGISTRY;
-use crate::lab::report::LabReport;
 use crate::lab::{self, cleanup, LabContext, LabDef, LabOptions};
-use crate::model::units::metric_value;
 use crate::render::{self, Style};
 
 /// How the tour runs.
@@ -68,41 +66,6 @@ pub fn utc_now() -> String {
         rem / 3600,
         rem % 3600 / 60
     )
-}
-
-/// The one-line headline of a lab's report, from its definition's metrics: the last
-/// metric matching each prefix, or `#N` for claim N's observation; without any, the
-/// first claim's observation.
-pub fn headline(def: &LabDef, r: &LabReport) -> String {
-    let parts: Vec<String> = def
-        .headline
-        .iter()
-        .filter_map(|(prefix, label)| {
-            if let Some(i) = prefix
-                .strip_prefix('#')
-                .and_then(|i| i.parse::<usize>().ok())
-            {
-                return r.checks.get(i).map(|c| c.observed.clone());
-            }
-            let m = r
-                .metrics
-                .iter()
-                .rev()
-                .find(|m| m.name.starts_with(prefix))?;
-            Some(format!(
-                "{label} {}",
-                metric_value(m.summary.median, m.unit)
-            ))
-        })
-        .collect();
-    if !parts.is_empty() {
-        return parts.join(", ");
-    }
-    r.checks
-        .iter()
-        .find(|c| !c.observed.is_empty())
-        .map(|c| c.observed.clone())
-        .unwrap_or_default()
 }
 
 /// Runs every lab, prints the summary and writes the HTML report. The report's path is
@@ -257,7 +220,7 @@ pub fn run(
             "fail" => style.bad(&format!("{verdict:<18}")),
             _ => style.warn(&format!("{verdict:<18}")),
         };
-        let head = r.map_or_else(String::new, |r| headline(c.lab, r));
+        let head = r.map_or_else(String::new, |r| c.lab.headline_of(r));
         // The headline wraps in the room after the id and the verdict (42 columns).
         let lines = render::wrap(&head, width.saturating_sub(42));
         let first = lines.first().map_or("", String::as_str);

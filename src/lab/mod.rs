@@ -12,6 +12,7 @@ use syslens_probe::{Reader, Val};
 
 use crate::catalogue::ConceptId;
 use crate::model::host::Host;
+use crate::model::units::metric_value;
 
 pub mod cgroup;
 pub mod cleanup;
@@ -211,6 +212,43 @@ pub struct LabDef {
     pub run: fn(&mut LabContext, &mut LabReport) -> Result<(), LabError>,
     /// Runs one role of the child side; it decodes `params` into the role's struct.
     pub child: fn(role: &str, params: &Params, link: &mut Link) -> Result<(), String>,
+}
+
+impl LabDef {
+    /// The one-line headline of a lab's report, from its definition's metrics: the last
+    /// metric matching each prefix, or `#N` for claim N's observation; without any, the
+    /// first claim's observation.
+    pub fn headline_of(&self, r: &LabReport) -> String {
+        let parts: Vec<String> = self
+            .headline
+            .iter()
+            .filter_map(|(prefix, label)| {
+                if let Some(i) = prefix
+                    .strip_prefix('#')
+                    .and_then(|i| i.parse::<usize>().ok())
+                {
+                    return r.checks.get(i).map(|c| c.observed.clone());
+                }
+                let m = r
+                    .metrics
+                    .iter()
+                    .rev()
+                    .find(|m| m.name.starts_with(prefix))?;
+                Some(format!(
+                    "{label} {}",
+                    metric_value(m.summary.median, m.unit)
+                ))
+            })
+            .collect();
+        if !parts.is_empty() {
+            return parts.join(", ");
+        }
+        r.checks
+            .iter()
+            .find(|c| !c.observed.is_empty())
+            .map(|c| c.observed.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// Runs one lab to its report with the parameters `ctx.opts` sets; parameters this

@@ -44,7 +44,8 @@ pub fn metric_value(v: f64, unit: &str) -> String {
         "bytes" => bytes(v),
         "ratio" => format!("{:.1}%", v * 100.0),
         "MB/s" => format!("{v:.0} MB/s"),
-        _ if v.abs() >= 100.0 => format!("{v:.0}"),
+        // Counts are whole: "3", not "3.00" (issue 19).
+        _ if v.abs() >= 100.0 || v.fract() == 0.0 => format!("{v:.0}"),
         _ => format!("{v:.2}"),
     }
 }
@@ -99,5 +100,18 @@ mod rfc3339_tests {
             super::rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
             "2000-02-29T00:00:00.000000Z"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_19_counts_are_printed_whole() {
+        assert_eq!(metric_value(0.0, ""), "0");
+        assert_eq!(metric_value(3.0, "pages"), "3");
+        assert_eq!(metric_value(2.5, ""), "2.50");
+        assert_eq!(metric_value(123.4, ""), "123");
     }
 }

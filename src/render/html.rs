@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use crate::catalogue::{ConceptId, CONCEPTS};
 use crate::commands::explain::explanation;
 use crate::commands::learn::Graded;
+use crate::concepts::REGISTRY;
 use crate::lab::report::{LabReport, Series, Status};
 use crate::learn::{trim, Given};
 use crate::model::host::Host;
@@ -275,14 +276,35 @@ th{font-weight:600}.num{text-align:right;font-variant-numeric:tabular-nums;white
 code{background:var(--code);padding:0 3px;border-radius:3px;font-size:.9em}pre{background:var(--code);padding:10px;overflow-x:auto;font-size:.82em;border-radius:6px}
 .b{display:inline-block;padding:1px 7px;border-radius:9px;font-size:.8em;font-weight:600;white-space:nowrap}
 .pass{background:#dcfce7;color:#166534}.fail{background:#fee2e2;color:#991b1b}.skip{background:#fef3c7;color:#92400e}
-.toc{columns:2;column-gap:24px}@media(max-width:640px){.toc{columns:1}body{font-size:14px}}
-.toc a{text-decoration:none}.note{color:var(--muted);font-size:.9em}
+@media(max-width:640px){body{font-size:14px}}
+.summary a{text-decoration:none}.note{color:var(--muted);font-size:.9em}
 svg.plot{max-width:640px;display:block;margin:8px 0 16px}
 svg .grid{stroke:#eef0f3}svg .axisline{stroke:#9ca3af}svg .tick{font-size:11px;fill:#4b5563}svg .axis{font-size:12px;fill:#111827}svg .legend{font-size:11px;fill:#111827}
 "#;
 
 fn unit_value(v: f64, unit: &str) -> String {
     crate::model::units::metric_value(v, unit)
+}
+
+/// One note per section for its noisy metrics (named, with why each is noisy), rather
+/// than the same advice under every row.
+fn noise_note(h: &mut String, r: &LabReport) {
+    let noisy: Vec<String> = r
+        .metrics
+        .iter()
+        .filter_map(|m| {
+            // The cause without its advice (the advice is given once below).
+            let why = m.noisy.as_deref()?.split(':').next()?;
+            Some(format!("{} ({why})", m.name))
+        })
+        .collect();
+    if !noisy.is_empty() {
+        let _ = write!(
+            h,
+            "<p class=\"note\">Noisy on this run: {}. A CV over 5% comes from other load, frequency changes or too few samples; two modes from runs on different CPUs or a descheduled vCPU. Close other programs, pin, or add trials (<code>--trials</code>).</p>",
+            esc(&noisy.join("; "))
+        );
+    }
 }
 
 /// The whole report.
@@ -358,18 +380,25 @@ pub fn report(
         );
     }
     let find = |id: ConceptId| reports.iter().find(|r| r.concept == id);
-    h.push_str("<h2>Concepts</h2><ol class=\"toc\">");
+    // What was learnt first: the verdict and the headline figures of every lab, as the
+    // terminal's summary gives them.
+    h.push_str("<h2>Summary</h2><div class=\"scroll\"><table class=\"summary\"><tr><th>concept</th><th>verdict</th><th>headline</th></tr>");
     for c in &CONCEPTS {
-        let (v, class) = verdict(find(c.id));
+        let r = find(c.id);
+        let (v, class) = verdict(r);
+        let head = r
+            .map(|r| REGISTRY[c.id as usize].lab.headline_of(r))
+            .unwrap_or_default();
         let _ = write!(
             h,
-            "<li><a href=\"#{}\">{}</a> <span class=\"b {class}\">{}</span></li>",
+            "<tr><td><a href=\"#{}\">{}</a></td><td><span class=\"b {class}\">{}</span></td><td>{}</td></tr>",
             c.slug,
             esc(c.title),
-            esc(&v)
+            esc(&v),
+            esc(&head)
         );
     }
-    h.push_str("</ol>");
+    h.push_str("</table></div>");
     if !graded.is_empty() {
         let right: usize = graded.iter().map(|g| g.right).sum();
         let asked: usize = graded.iter().map(|g| g.graded).sum();
@@ -436,7 +465,7 @@ pub fn report(
                     h,
                     "<tr><td>{}{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}%</td></tr>",
                     esc(&m.name),
-                    m.noisy.as_ref().map(|n| format!("<br><span class=\"note\">noisy: {}</span>", esc(n))).unwrap_or_default(),
+                    if m.noisy.is_some() { " <span class=\"b skip\">noisy</span>" } else { "" },
                     s.n,
                     u(s.min),
                     u(s.median),
@@ -446,6 +475,7 @@ pub fn report(
                 );
             }
             h.push_str("</table></div>");
+            noise_note(&mut h, r);
         }
         if !r.evidence.is_empty() {
             h.push_str("<h3>Evidence</h3><div class=\"scroll\"><table><tr><th>source</th><th>field</th><th class=\"num\">before</th><th class=\"num\">after</th></tr>");
@@ -483,6 +513,36 @@ pub fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue_19_the_report_leads_with_headlines_and_notes_noise_once_per_section() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v2");
+        let mut reader = syslens_probe::Reader::new(root).unwrap();
+        let host = Host::read(&mut reader);
+        let mut r = LabReport::new(ConceptId::KernelUser, host.clone());
+        // A bimodal and a wide spread: both noisy.
+        let wide: Vec<f64> = (0..20)
+            .map(|i| if i % 2 == 0 { 10.0 } else { 90.0 })
+            .collect();
+        r.metric("clock_gettime through the vDSO", "ns", &wide);
+        r.metric("getppid", "ns", &wide);
+        r.evidence("/proc/self/stat", "pages", 0.0, 3.0, "");
+        let page = report(&host, &[r], &[], "2026-12-02", None);
+        let summary = &page[page.find("<h2>Summary</h2>").unwrap()..page.find("<section").unwrap()];
+        assert!(summary.contains("Kernel vs user space"), "{summary}");
+        assert!(
+            summary.contains("vDSO clock"),
+            "the headline figures lead: {summary}"
+        );
+        assert_eq!(page.matches("Noisy on this run").count(), 1);
+        assert!(page.contains("clock_gettime through the vDSO (") && page.contains("getppid ("));
+        assert_eq!(
+            page.matches("close other programs or add trials").count(),
+            0
+        );
+        // A count is whole.
+        assert!(page.contains("<td class=\"num\">3</td>"), "integer counts");
+    }
 
     #[test]
     fn escapes_markup() {
