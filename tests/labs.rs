@@ -69,9 +69,31 @@ fn metric<'a>(r: &'a Value, prefix: &str) -> &'a Value {
         .unwrap()
 }
 
+/// The report records the host setting read from `path` as the file holds it (a list's
+/// bracketed choice, else its text).
+fn assert_records_setting(r: &Value, path: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let v = r["settings"][path]["Ok"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{path} not recorded: {}", r["settings"]));
+    assert!(
+        text.trim() == v || text.contains(&format!("[{v}]")),
+        "{path}: recorded {v:?}, the file holds {text:?}"
+    );
+    assert!(
+        r["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains(path)),
+        "no note names {path}"
+    );
+}
+
 #[test]
 fn lazy_init() {
     let r = run_lab("lazy-init");
+    assert_records_setting(&r, "/proc/sys/vm/overcommit_memory");
     assert!(metric(&r, "first touch")["median"].as_f64().unwrap() > 0.0);
     assert_eq!(r["series"][0]["points"].as_array().unwrap().len(), 3);
 }
@@ -98,6 +120,7 @@ fn high_water_mark() {
 #[test]
 fn cow() {
     let r = run_lab("cow");
+    assert_records_setting(&r, "/sys/kernel/mm/transparent_hugepage/enabled");
     assert!(metric(&r, "copy-on-write fault")["n"].as_u64().unwrap() >= 1);
     assert!(r["series"].as_array().unwrap().len() >= 2);
 }
@@ -105,6 +128,8 @@ fn cow() {
 #[test]
 fn page_faults() {
     let r = run_lab("page-faults");
+    assert_records_setting(&r, "/sys/kernel/mm/transparent_hugepage/enabled");
+    assert_records_setting(&r, "/sys/kernel/mm/transparent_hugepage/defrag");
     assert!(
         metric(&r, "major fault")["median"].as_f64().unwrap()
             > metric(&r, "minor fault")["median"].as_f64().unwrap()
@@ -222,6 +247,10 @@ fn issue_21_demand_paging_residency_follows_read_ahead_kb() {
             r["params"]
         );
         assert_eq!(r["params"]["read_ahead_kb"], kb);
+        assert_eq!(
+            r["settings"]["read_ahead_kb (the scratch file's block device)"]["Ok"],
+            kb.to_string()
+        );
         let pages = r["params"]["size_bytes"].as_f64().unwrap() / page;
         let resident = r["series"][0]["points"].as_array().unwrap().last().unwrap()[1]
             .as_f64()
@@ -333,6 +362,10 @@ fn sigterm_mid_lab_leaves_nothing() {
 #[test]
 fn kernel_user() {
     let r = run_lab("kernel-user");
+    assert_records_setting(
+        &r,
+        "/sys/devices/system/clocksource/clocksource0/current_clocksource",
+    );
     assert!(
         metric(&r, "syscall(SYS_getppid)")["median"]
             .as_f64()
@@ -365,6 +398,7 @@ fn fds_limits() {
 #[test]
 fn scheduling() {
     let r = run_lab("scheduling");
+    assert_records_setting(&r, "/proc/sys/kernel/sched_autogroup_enabled");
     assert!(r["series"]
         .as_array()
         .unwrap()

@@ -25,6 +25,7 @@ pub mod reaper;
 pub mod report;
 pub mod sandbox;
 pub mod scratch;
+pub mod settings;
 pub mod stats;
 pub mod swap;
 

@@ -195,6 +195,9 @@ pub struct LabReport {
     pub host: Host,
     /// The lab's parameters, by name.
     pub params: BTreeMap<String, serde_json::Value>,
+    /// The host settings the lab's outcome depends on, by the file they are read from:
+    /// the value, or why it could not be read (part of the environment fingerprint).
+    pub settings: BTreeMap<String, Result<String, String>>,
     /// The report format's version ([`SCHEMA_VERSION`]).
     pub schema_version: u32,
     /// Figures measured, with their spread.
@@ -219,6 +222,7 @@ impl LabReport {
             title: concept.title(),
             host,
             params: BTreeMap::new(),
+            settings: BTreeMap::new(),
             schema_version: SCHEMA_VERSION,
             metrics: Vec::new(),
             checks: Vec::new(),
@@ -235,6 +239,17 @@ impl LabReport {
             key.to_owned(),
             serde_json::to_value(value).unwrap_or(serde_json::Value::Null),
         );
+    }
+
+    /// Records a host setting the outcome depends on (`path` is where it was read) and
+    /// names it in a note, so the text report shows it too; returns the value.
+    pub fn setting(&mut self, path: &str, value: Result<String, String>) -> Result<String, String> {
+        self.note(match &value {
+            Ok(v) => format!("host setting {path}: {v}"),
+            Err(why) => format!("host setting unknown: {why}"),
+        });
+        self.settings.insert(path.to_owned(), value.clone());
+        value
     }
 
     /// Records a metric from its samples; returns the summary for claims.
@@ -339,6 +354,28 @@ pub fn claim_statuses<M>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue_21_a_host_setting_is_recorded_and_named_in_a_note() {
+        let host = Host::read(&mut syslens_probe::Reader::host().unwrap());
+        let mut r = LabReport::new(ConceptId::LazyInit, host);
+        assert_eq!(
+            r.setting("/proc/sys/vm/x", Ok("2".into())).as_deref(),
+            Ok("2")
+        );
+        let _ = r.setting("/proc/sys/vm/y", Err("/proc/sys/vm/y: gone".into()));
+        assert_eq!(r.settings["/proc/sys/vm/x"], Ok("2".to_owned()));
+        assert!(r.settings["/proc/sys/vm/y"].is_err());
+        assert_eq!(
+            r.notes,
+            [
+                "host setting /proc/sys/vm/x: 2",
+                "host setting unknown: /proc/sys/vm/y: gone"
+            ]
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["settings"]["/proc/sys/vm/x"]["Ok"], "2");
+    }
 
     #[test]
     fn compare_passes_and_fails_on_the_numbers() {

@@ -12,6 +12,7 @@ use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{os_result, wait_forked, LabError, Link, Params};
+use crate::lab::settings::{read_setting, THP_ENABLED};
 use crate::lab::stats::Summary;
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
@@ -160,6 +161,11 @@ fn private_dirty(ctx: &mut LabContext, pid: i32) -> Result<u64, LabError> {
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let params = settings(&ctx.params)?;
+    let thp = report.setting(THP_ENABLED, read_setting(THP_ENABLED));
+    report.note(format!(
+        "the memory is MADV_NOHUGEPAGE, so each copy is one 4 KiB page whatever the THP mode (here {}); under a huge page the first write would split it and copy 4 KiB",
+        thp.unwrap_or_else(|why| why)
+    ));
     let (size, fractions) = (params.size, params.fractions.clone());
     report.param("fractions", &fractions);
     report.param("fork_sizes_mib", &params.fork_sizes);

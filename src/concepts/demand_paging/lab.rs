@@ -169,10 +169,14 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let dir = ScratchDir::new(Backing::Persistent).map_err(LabError::io("scratch directory"))?;
     report.param("scratch", dir.path().display().to_string());
     let read_ahead = read_ahead(dir.path());
-    match &read_ahead {
-        ReadAhead::Kb(kb) => report.param("read_ahead_kb", kb),
-        ReadAhead::Unknown(why) => report.note(format!("read_ahead_kb unknown: {why}")),
-    }
+    let setting = match &read_ahead {
+        ReadAhead::Kb(kb) => {
+            report.param("read_ahead_kb", kb);
+            Ok(kb.to_string())
+        }
+        ReadAhead::Unknown(why) => Err(why.clone()),
+    };
+    let _ = report.setting("read_ahead_kb (the scratch file's block device)", setting);
     let jail = ctx.memory_jail(size, report)?;
     let mut c = ctx.spawn_in(
         &jail,

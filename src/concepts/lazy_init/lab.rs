@@ -12,6 +12,7 @@ use crate::lab::meter::{trial, Meter, SystemMeter};
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{present, LabError, Link, Params};
+use crate::lab::settings::{read_setting, OVERCOMMIT_MEMORY};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 /// The lazy-initialisation lab: its parameters, the parent side (`run`) and the child role.
@@ -112,6 +113,8 @@ pub struct Measured {
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let params = settings(&ctx.params)?;
     let size = params.size;
+    let overcommit = report.setting(OVERCOMMIT_MEMORY, read_setting(OVERCOMMIT_MEMORY));
+    report.note(overcommit_note(overcommit.as_deref().ok()));
     if params.shared {
         report.note(
             "mapping=shared: the region read, then written, is shared anonymous memory (shmem)",
@@ -156,6 +159,18 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         report,
     );
     Ok(())
+}
+
+/// What the overcommit mode (vm.overcommit_memory) does to the lab's mapping: it decides
+/// whether mmap may refuse it, never when it is backed.
+fn overcommit_note(mode: Option<&str>) -> String {
+    let what = match mode {
+        Some("0") => "mode 0 (heuristic): mmap refuses only a mapping larger than RAM + swap",
+        Some("1") => "mode 1 (always): mmap never refuses for lack of memory",
+        Some("2") => "mode 2 (strict): the mapping counts in Committed_AS at mmap and is refused past CommitLimit",
+        _ => "mode unknown",
+    };
+    format!("overcommit {what}; in every mode pages are backed only when written")
 }
 
 /// The claims, from measurements alone.

@@ -13,6 +13,7 @@ use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{present, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
+use crate::lab::settings::{read_setting, THP_DEFRAG, THP_ENABLED};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 /// The page-faults lab: its parameters, the parent side (`run`) and the child role.
@@ -116,6 +117,11 @@ pub struct Measured {
     pub readahead: Vec<Pass>,
     /// The host's transparent huge page mode (from sysfs; "unknown" when unread).
     pub thp: String,
+    /// Whether a THP fault may stall to compact memory (transparent_hugepage/defrag;
+    /// "unknown" when unread): with never or defer a MADV_HUGEPAGE fault gets a huge page
+    /// only when one is free.
+    #[serde(default)]
+    pub thp_defrag: String,
     /// Why perf counters were not used, when the kernel refused them (None: they were).
     #[serde(deserialize_with = "present")]
     pub perf_note: Option<String>,
@@ -123,7 +129,12 @@ pub struct Measured {
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let (anon, file, trials) = settings(&ctx.params)?;
-    let thp = ctx.host.thp.clone().unwrap_or_else(|_| "unknown".into());
+    let thp = report
+        .setting(THP_ENABLED, read_setting(THP_ENABLED))
+        .unwrap_or_else(|_| "unknown".into());
+    let thp_defrag = report
+        .setting(THP_DEFRAG, read_setting(THP_DEFRAG))
+        .unwrap_or_else(|_| "unknown".into());
     let dir = ScratchDir::new(Backing::Persistent).map_err(LabError::io("scratch directory"))?;
     report.param("scratch", dir.path().display().to_string());
     let jail = ctx.memory_jail(anon * 2 + file, report)?;
@@ -142,6 +153,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let mut m: Measured = c.expect("passes", WATCHDOG * 4)?;
     c.wait(WATCHDOG)?;
     m.thp = thp;
+    m.thp_defrag = thp_defrag;
     analyze(&m, report);
     Ok(())
 }
@@ -190,9 +202,18 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         let huge = per_page(&m.huge, |p| p.minflt)
             .into_iter()
             .fold(f64::NAN, f64::max);
+        if matches!(m.thp_defrag.as_str(), "never" | "defer") {
+            report.note(format!(
+                "THP defrag is {}: a MADV_HUGEPAGE fault maps 2 MiB only when a huge page is free, else 4 KiB",
+                m.thp_defrag
+            ));
+        }
         report.check(
             Check::compare(
-                "with MADV_HUGEPAGE far fewer faults (< 10% of pages): one fault maps 2 MiB",
+                &format!(
+                    "with MADV_HUGEPAGE far fewer faults (< 10% of pages; THP {}, defrag {}): one fault maps 2 MiB",
+                    m.thp, m.thp_defrag
+                ),
                 huge,
                 Cmp::Less,
                 0.10,
@@ -344,7 +365,6 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
             "{void} file trial(s) void: the file stayed more than 1% cached after eviction"
         ));
     }
-    report.note(format!("transparent huge pages: {}", m.thp));
     if let Some(n) = &m.perf_note {
         report.note(n.clone());
     }
@@ -425,6 +445,7 @@ mod tests {
             random: vec![pass(1024, 1024 * 72_000, 0, 1024, 0.0); 3],
             readahead: vec![pass(1024, 8_000_000, 990, 34, 0.0); 3],
             thp: "madvise".into(),
+            thp_defrag: "madvise".into(),
             perf_note: None,
         }
     }
@@ -475,5 +496,29 @@ mod tests {
         m.huge.clear();
         m.thp = "never".into();
         assert_eq!(statuses(&m)[1], Status::Skipped);
+    }
+
+    #[test]
+    fn issue_21_the_huge_page_claim_names_the_thp_mode_and_defrag() {
+        let mut m = good();
+        m.thp_defrag = "never".into();
+        let mut report = LabReport::new(
+            ConceptId::PageFaults,
+            crate::model::host::Host::read(&mut syslens_probe::Reader::host().unwrap()),
+        );
+        analyze(&m, &mut report);
+        let huge = &report.checks[1];
+        assert!(
+            huge.claim
+                .starts_with("with MADV_HUGEPAGE far fewer faults")
+                && huge.claim.contains("THP madvise, defrag never"),
+            "{}",
+            huge.claim
+        );
+        assert!(
+            report.notes.iter().any(|n| n.contains("defrag is never")),
+            "{:?}",
+            report.notes
+        );
     }
 }

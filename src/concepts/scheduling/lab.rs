@@ -15,6 +15,7 @@ use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{os_result, wait_forked, LabError, Link, Params};
+use crate::lab::settings::{read_setting, SCHED_AUTOGROUP};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 /// The scheduling lab: its parameters, the parent side (`run`) and the child roles.
@@ -171,6 +172,12 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         hog: hog_time,
     } = settings(&ctx.params)?;
     let cpus = ctx.host.cpus.clone().unwrap_or(1);
+    let autogroup = report.setting(SCHED_AUTOGROUP, read_setting(SCHED_AUTOGROUP));
+    report.note(format!(
+        "autogroup {}: both hogs are the lab's children, in one session and one cgroup, so nice alone sets their weights; \
+         with autogroup 1, tasks of different sessions share by group and nice barely matters between them",
+        autogroup.unwrap_or_else(|why| why)
+    ));
     let mut m = Measured {
         nice,
         ..Measured::default()

@@ -12,6 +12,7 @@ use crate::lab::params::{show_bytes, ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{mib, Check, LabReport};
 use crate::lab::sandbox::{describe, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
+use crate::lab::settings::{read_setting, SWAPPINESS};
 use crate::lab::swap::SwapFile;
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
@@ -205,6 +206,7 @@ fn oom_kills(jail: &Jail) -> Result<u64, LabError> {
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let set = settings(&ctx.params)?;
+    record_swappiness(report);
     let mut m = Measured {
         set,
         ..Measured::default()
@@ -476,6 +478,19 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
                 report.check(Check::skipped(c, "the OOM part could not run"));
             }
         }
+    }
+}
+
+/// Records vm.swappiness, which decides whether the jail's reclaim swaps at all: a
+/// cgroup's reclaim with swappiness 0 scans only page cache (mm/vmscan.c get_scan_count),
+/// so the child is OOM-killed rather than swapped.
+fn record_swappiness(report: &mut LabReport) {
+    if report
+        .setting(SWAPPINESS, read_setting(SWAPPINESS))
+        .as_deref()
+        == Ok("0")
+    {
+        report.note("swappiness 0: reclaim inside a memory cgroup swaps nothing, so the swap part can show no swap-out");
     }
 }
 
