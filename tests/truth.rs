@@ -417,3 +417,88 @@ fn issue_15_limits_set_on_a_parent_cgroup_bind_the_child() {
     std::thread::sleep(Duration::from_millis(100));
     drop(nested);
 }
+
+/// A file removed when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn issue_15_doctor_compares_the_working_set_with_the_parents_limit() {
+    skip_unless!(is_root(), "making cgroups needs root");
+    let Some((nested, specimen, name)) = nested_docker(&["memory"]) else {
+        skip_unless!(false, "no memory cgroup can be made here");
+        return;
+    };
+    let cg = nested.cg.as_ref().unwrap();
+    let parent = cg.dir("memory").unwrap().to_owned();
+    let leaf = parent.join("docker").join(ID);
+    // 24 MiB of tmpfs pages charged to the child: shmem, which reclaim cannot drop
+    // without swap, so the working set stays put while doctor looks.
+    let shm = RemoveOnDrop(PathBuf::from(format!(
+        "/dev/shm/syslens-test-{}",
+        unique_tag()
+    )));
+    let dd = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}/cgroup.procs && exec dd if=/dev/zero of={} bs=1M count=24 status=none",
+            leaf.display(),
+            shm.0.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(dd.success());
+    let v1 = cg.version("memory") == Some(syslens_probe::cgroup::CgroupVersion::V1);
+    let (usage_file, limit_file) = if v1 {
+        ("memory.usage_in_bytes", "memory.limit_in_bytes")
+    } else {
+        ("memory.current", "memory.max")
+    };
+    let usage: u64 = std::fs::read_to_string(parent.join(usage_file))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        usage >= 24 << 20,
+        "the shmem is charged below the parent: {usage}"
+    );
+    let limit = (usage + (1 << 20)) & !4095;
+    std::fs::write(parent.join(limit_file), limit.to_string()).unwrap();
+    // Unscoped: a run scoped to processes keeps only their own findings.
+    let out = syslens()
+        .args(["doctor", "--json", "--window", "0"])
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let f = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| {
+            f["rule"] == "cgroup-working-set-near-limit"
+                && f["subject"].as_str().is_some_and(|s| s.contains(&name))
+        })
+        .unwrap_or_else(|| panic!("no near-limit finding: {r}"));
+    let subject = f["subject"].as_str().unwrap();
+    let message = f["message"].as_str().unwrap();
+    assert!(
+        subject.ends_with(&format!("/{name}")),
+        "the parent sets it: {f}"
+    );
+    assert!(message.contains(&format!("/{name}, {limit_file})")), "{f}");
+    assert!(
+        message.contains(&format!("/{name}/docker/{ID}")),
+        "the child it binds: {f}"
+    );
+    drop(specimen);
+    drop(shm);
+    std::thread::sleep(Duration::from_millis(100));
+    drop(nested);
+}
