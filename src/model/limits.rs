@@ -40,14 +40,14 @@ fn ser_opt<S: serde::Serializer>(v: &Option<Val<u64>>, s: S) -> Result<S::Ok, S:
 }
 
 impl<T> Bound<T> {
-    /// "the container's" when the setting cgroup names a container or pod, else "the
+    /// "the container's" or "the pod's" when the setting cgroup is one, else "the
     /// cgroup's", as a sentence names whose limit it is.
     pub fn whose(&self) -> &'static str {
         let p = placement(&self.set_by.path);
-        if p.container_id.is_some() || p.pod_uid.is_some() {
-            "the container's"
-        } else {
-            "the cgroup's"
+        match (&p.container_id, &p.pod_uid) {
+            (Some(_), _) => "the container's",
+            (None, Some(_)) => "the pod's",
+            (None, None) => "the cgroup's",
         }
     }
 }
@@ -240,17 +240,30 @@ pub fn lowest_pids(
     Ok(b)
 }
 
-/// A path shortened for a sentence: container ids cut to 12 characters with "...".
+/// A path shortened for a sentence: each run of 32 or more hex digits (a container id,
+/// alone or inside `docker-<id>.scope`) cut to its first 12 and "...".
 fn short_path(path: &str) -> String {
-    path.split('/')
-        .map(|c| match c.char_indices().nth(12) {
-            Some((i, _)) if c.len() >= 32 && c.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                format!("{}...", &c[..i])
-            }
-            _ => c.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+    let mut out = String::with_capacity(path.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= 32 {
+            out.push_str(&run[..12]);
+            out.push_str("...");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in path.chars() {
+        if c.is_ascii_hexdigit() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
 }
 
 impl EffectiveLimits {
@@ -286,8 +299,9 @@ impl EffectiveLimits {
         Ok(match self.cpu.clone()? {
             None => format!("CPU: no quota up the chain (all{of} CPUs)"),
             Some(b) => format!(
-                "CPU: quota {} CPUs{of} (set by {}, {})",
+                "CPU: quota {} {}{of} (set by {}, {})",
                 trim_float(b.value.cpus),
+                if b.value.cpus == 1.0 { "CPU" } else { "CPUs" },
                 short_path(&b.set_by.path),
                 b.file
             ),

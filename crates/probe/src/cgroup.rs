@@ -576,4 +576,56 @@ mod tests {
         );
         assert_eq!(join_below_mount(&m, "/docker/abc"), "/sys/fs/cgroup/memory");
     }
+
+    #[test]
+    fn parent_stops_at_the_top_this_host_sees() {
+        let m = Mount {
+            id: 1,
+            parent: 0,
+            root: "/docker/abc".into(),
+            mount_point: "/sys/fs/cgroup/memory".into(),
+            options: String::new(),
+            fs_type: "cgroup".into(),
+            source: "cgroup".into(),
+            super_options: "rw,memory".into(),
+        };
+        let cpu = Mount {
+            root: "/".into(),
+            mount_point: "/sys/fs/cgroup/memory,x".into(),
+            super_options: "rw,cpu".into(),
+            ..m.clone()
+        };
+        let layout = CgroupLayout::from_mounts(vec![cpu, m]);
+        let leaf = CgroupDir {
+            version: CgroupVersion::V1,
+            path: "/docker/abc/a/b".into(),
+            host_dir: "/sys/fs/cgroup/memory/a/b".into(),
+        };
+        let up = layout.parent(&leaf).unwrap();
+        assert_eq!(
+            (up.path.as_str(), up.host_dir.as_str()),
+            ("/docker/abc/a", "/sys/fs/cgroup/memory/a")
+        );
+        let top = layout.parent(&up).unwrap();
+        assert_eq!(
+            (top.path.as_str(), top.host_dir.as_str()),
+            ("/docker/abc", "/sys/fs/cgroup/memory")
+        );
+        assert_eq!(
+            layout.parent(&top),
+            None,
+            "nothing above the container's root"
+        );
+        let v1_root = CgroupDir {
+            version: CgroupVersion::V1,
+            path: "/x".into(),
+            host_dir: "/sys/fs/cgroup/memory,x/x".into(),
+        };
+        let root = layout.parent(&v1_root).unwrap();
+        assert_eq!(
+            (root.path.as_str(), root.host_dir.as_str()),
+            ("/", "/sys/fs/cgroup/memory,x")
+        );
+        assert_eq!(layout.parent(&root), None);
+    }
 }
