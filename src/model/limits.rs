@@ -185,7 +185,7 @@ pub fn lowest_memory(
         layout,
         dir,
         |d| d.version.memory_cap_files(),
-        |r, d, f| read_cap(r, d, f),
+        read_cap,
         |v| *v as f64,
     )?;
     if let Some(b) = &mut b {
@@ -231,7 +231,7 @@ pub fn lowest_pids(
         layout,
         dir,
         |_| &["pids.max"],
-        |r, d, f| read_cap(r, d, f),
+        read_cap,
         |v| *v as f64,
     )?;
     if let Some(b) = &mut b {
