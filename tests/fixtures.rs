@@ -178,3 +178,141 @@ fn zombie_in_a_tree_is_shown_not_failed() {
         Some("not_applicable")
     );
 }
+
+const DOCKER_ID: &str = "3f2a9c1b7d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4";
+const POD_CONTAINER: &str = "9b8a7c6d5e4f30211f2e3d4c5b6a79880a1b2c3d4e5f60718293a4b5c6d7e8f9";
+const POD_UID: &str = "8d1c2b7a-4f3e-4a5b-9c6d-0e1f2a3b4c5d";
+
+/// The process table's one row of a container tree, as JSON.
+fn table_row(tree: &str) -> Value {
+    let out = run_ok(syslens().arg("--root").arg(fixture(tree)).args([
+        "--json",
+        "system",
+        "--processes",
+        "--window",
+        "0",
+    ]));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{v}");
+    rows[0].clone()
+}
+
+#[test]
+fn issue_15_v2_docker_host_container_and_its_own_limits() {
+    let r = inspect_at("v2-docker", &["5151", "--window", "0"]);
+    assert_eq!(r["container"]["runtime"], "docker", "{r}");
+    assert_eq!(r["container"]["container_id"], DOCKER_ID, "{r}");
+    assert_eq!(r["container"]["slice"], "system.slice", "{r}");
+    let cgs = "cgroups-namespaces";
+    assert_eq!(u64_of(figure(&r, cgs, "effective memory limit")), 200 << 20);
+    assert_eq!(
+        figure(&r, cgs, "memory against its limit"),
+        "memory: 180.0 MiB of the container's 200.0 MiB (limit set by /system.slice/docker-3f2a9c1b7d4e....scope, memory.max)"
+    );
+    assert_eq!(
+        figure(&r, cgs, "effective CPU quota (CPUs)").as_f64(),
+        Some(1.5)
+    );
+    assert_eq!(
+        figure(&r, cgs, "CPU against its quota"),
+        "CPU: quota 1.5 CPUs of 4 (set by /system.slice/docker-3f2a9c1b7d4e....scope, cpu.max)"
+    );
+    assert_eq!(
+        figure(&r, cgs, "pids against its limit"),
+        "pids: 7 of the container's 512 tasks (limit set by /system.slice/docker-3f2a9c1b7d4e....scope, pids.max)"
+    );
+    let row = table_row("v2-docker");
+    let scope = format!("/system.slice/docker-{DOCKER_ID}.scope");
+    assert_eq!(row["limits"]["memory"]["value"], 200u64 << 20, "{row}");
+    assert_eq!(row["limits"]["memory"]["used"], 180u64 << 20, "{row}");
+    assert_eq!(
+        row["limits"]["memory"]["set_by"]["path"],
+        scope.as_str(),
+        "{row}"
+    );
+    assert_eq!(row["limits"]["cpu"]["value"]["quota_us"], 150000, "{row}");
+    assert_eq!(row["limits"]["cpu"]["value"]["period_us"], 100000, "{row}");
+    assert_eq!(row["limits"]["pids"]["value"], 512, "{row}");
+    assert_eq!(row["limits"]["host_cpus"], 4, "{row}");
+
+    // 180 of 200 MiB, nothing inactive: the working set is at 90% of the limit.
+    let out = run_ok(
+        syslens()
+            .arg("--root")
+            .arg(fixture("v2-docker"))
+            .args(["--json", "doctor", "--window", "0"]),
+    );
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = d["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "cgroup-working-set-near-limit")
+        .unwrap_or_else(|| panic!("{d}"));
+    assert_eq!(
+        f["subject"],
+        format!("cgroup {scope}, container 3f2a9c1b7d4e (docker)"),
+        "{f}"
+    );
+    assert_eq!(
+        f["message"],
+        format!("working set 180.0 MiB is 90% of the limit 200.0 MiB (set by {scope}, memory.max)"),
+        "{f}"
+    );
+}
+
+/// A kubelet node's pod (either driver): limits set on the pod, none on the container.
+fn check_kubelet_pod(tree: &str, pid: &str, runtime: &str, pod: &str) {
+    let r = inspect_at(tree, &[pid, "--window", "0"]);
+    assert_eq!(r["container"]["runtime"], runtime, "{r}");
+    assert_eq!(r["container"]["container_id"], POD_CONTAINER, "{r}");
+    assert_eq!(r["container"]["pod_uid"], POD_UID, "{r}");
+    assert_eq!(r["container"]["qos"], "burstable", "{r}");
+    let cgs = "cgroups-namespaces";
+    assert_eq!(u64_of(figure(&r, cgs, "effective memory limit")), 256 << 20);
+    let memory = figure(&r, cgs, "memory against its limit")
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        memory,
+        format!("memory: 128.0 MiB of the pod's 256.0 MiB (limit set by {pod}, memory.max)")
+    );
+    assert_eq!(
+        figure(&r, cgs, "effective CPU quota (CPUs)").as_f64(),
+        Some(1.0)
+    );
+    assert_eq!(
+        figure(&r, cgs, "CPU against its quota"),
+        format!("CPU: quota 1 CPU of 4 (set by {pod}, cpu.max)").as_str()
+    );
+    assert_eq!(u64_of(figure(&r, cgs, "effective pids limit")), 1024);
+    let row = table_row(tree);
+    for kind in ["memory", "cpu", "pids"] {
+        assert_eq!(row["limits"][kind]["set_by"]["path"], pod, "{kind}: {row}");
+    }
+    assert_eq!(row["limits"]["memory"]["used"], 128u64 << 20, "{row}");
+    assert_eq!(row["limits"]["pids"]["used"], 40, "{row}");
+}
+
+#[test]
+fn issue_15_v2_kubelet_systemd_driver_pod_limits() {
+    let under = POD_UID.replace('-', "_");
+    check_kubelet_pod(
+        "v2-kubelet-systemd",
+        "6161",
+        "containerd",
+        &format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{under}.slice"),
+    );
+}
+
+#[test]
+fn issue_15_v2_kubelet_cgroupfs_driver_pod_limits() {
+    check_kubelet_pod(
+        "v2-kubelet-cgroupfs",
+        "7171",
+        "kubernetes",
+        &format!("/kubepods/burstable/pod{POD_UID}"),
+    );
+}

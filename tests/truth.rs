@@ -256,3 +256,249 @@ fn scrape(args: &[&str]) -> String {
     let serve = crate::serve::Serve::start(args);
     crate::serve::get(serve.port, "/metrics").1
 }
+
+/// A lab cgroup with `docker/<ID>` made below it in each of `controllers`'
+/// directories, and a specimen moved into every child.
+fn nested_docker(controllers: &[&str]) -> Option<(Nested, Specimen, String)> {
+    let mut reader = Reader::host().unwrap();
+    let cg = match LabCgroup::create(&mut reader, controllers) {
+        Ok(cg) => cg,
+        Err(e) => {
+            eprintln!("SKIPPED: no {controllers:?} cgroups can be made here: {e}");
+            return None;
+        }
+    };
+    let name = cg.name().to_owned();
+    let mut nested = Nested {
+        dirs: Vec::new(),
+        cg: None,
+    };
+    let specimen = Specimen::start(&[]);
+    for dir in cg.dirs() {
+        let docker = dir.join("docker");
+        let leaf = docker.join(ID);
+        for d in [&docker, &leaf] {
+            std::fs::create_dir(d).unwrap();
+            nested.dirs.push(d.clone());
+        }
+        std::fs::write(leaf.join("cgroup.procs"), specimen.pid().to_string()).unwrap();
+    }
+    nested.cg = Some(cg);
+    Some((nested, specimen, name))
+}
+
+#[test]
+fn issue_15_limits_set_on_a_parent_cgroup_bind_the_child() {
+    skip_unless!(is_root(), "making cgroups needs root");
+    let Some((nested, specimen, name)) = nested_docker(&["memory", "cpu", "pids"]) else {
+        skip_unless!(false, "no memory, cpu and pids cgroups can be made here");
+        return;
+    };
+    let cg = nested.cg.as_ref().unwrap();
+    let v1 = cg.version("memory") == Some(syslens_probe::cgroup::CgroupVersion::V1);
+    cg.write_versioned(
+        "memory",
+        ("memory.limit_in_bytes", "memory.max"),
+        &(200u64 << 20).to_string(),
+    )
+    .unwrap();
+    if v1 {
+        cg.write("cpu", "cpu.cfs_period_us", "100000").unwrap();
+        cg.write("cpu", "cpu.cfs_quota_us", "50000").unwrap();
+    } else {
+        cg.write("cpu", "cpu.max", "50000 100000").unwrap();
+    }
+    cg.write("pids", "pids.max", "50").unwrap();
+
+    let r = inspect(specimen.pid());
+    let cgs = "cgroups-namespaces";
+    assert_eq!(
+        figure(&r, cgs, "effective memory limit").as_u64(),
+        Some(200 << 20),
+        "{r}"
+    );
+    let memory = figure(&r, cgs, "memory against its limit")
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(memory.contains("of the cgroup's 200.0 MiB"), "{memory}");
+    assert!(
+        memory.contains(&format!("/{name}, ")),
+        "the parent sets it: {memory}"
+    );
+    assert!(!memory.contains("/docker/"), "not the child: {memory}");
+    assert_eq!(
+        figure(&r, cgs, "effective CPU quota (CPUs)").as_f64(),
+        Some(0.5),
+        "{r}"
+    );
+    let cpu = figure(&r, cgs, "CPU against its quota")
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(cpu.starts_with("CPU: quota 0.5 CPUs of "), "{cpu}");
+    assert_eq!(
+        figure(&r, cgs, "effective pids limit").as_u64(),
+        Some(50),
+        "{r}"
+    );
+    let pids = figure(&r, cgs, "pids against its limit")
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        pids.starts_with("pids: 1 of the cgroup's 50 tasks"),
+        "{pids}"
+    );
+
+    // A lower limit on the child wins over the parent's, and names the child.
+    let leaf = cg.dir("memory").unwrap().join("docker").join(ID);
+    let file = if v1 {
+        "memory.limit_in_bytes"
+    } else {
+        "memory.max"
+    };
+    std::fs::write(leaf.join(file), (100u64 << 20).to_string()).unwrap();
+    let r = inspect(specimen.pid());
+    assert_eq!(
+        figure(&r, cgs, "effective memory limit").as_u64(),
+        Some(100 << 20),
+        "{r}"
+    );
+    let memory = figure(&r, cgs, "memory against its limit")
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(memory.contains("of the container's 100.0 MiB"), "{memory}");
+    assert!(memory.contains("/docker/3f2a9c1b7d4e..."), "{memory}");
+
+    // The process table's JSON carries the same limits.
+    let out = syslens()
+        .args([
+            "--json",
+            "system",
+            "--processes",
+            "--window",
+            "0",
+            "--container",
+            &ID[..12],
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v["processes"]
+        .as_array()
+        .or_else(|| v.as_array())
+        .expect("rows");
+    let row = rows
+        .iter()
+        .find(|row| row["pid"].as_u64() == Some(u64::from(specimen.pid())))
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(
+        row["limits"]["memory"]["value"].as_u64(),
+        Some(100 << 20),
+        "{row}"
+    );
+    assert_eq!(
+        row["limits"]["cpu"]["value"]["cpus"].as_f64(),
+        Some(0.5),
+        "{row}"
+    );
+    assert_eq!(row["limits"]["pids"]["value"].as_u64(), Some(50), "{row}");
+    assert!(
+        row["limits"]["pids"]["set_by"]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with(&name),
+        "{row}"
+    );
+    drop(specimen);
+    std::thread::sleep(Duration::from_millis(100));
+    drop(nested);
+}
+
+/// A file removed when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn issue_15_doctor_compares_the_working_set_with_the_parents_limit() {
+    skip_unless!(is_root(), "making cgroups needs root");
+    let Some((nested, specimen, name)) = nested_docker(&["memory"]) else {
+        skip_unless!(false, "no memory cgroup can be made here");
+        return;
+    };
+    let cg = nested.cg.as_ref().unwrap();
+    let parent = cg.dir("memory").unwrap().to_owned();
+    let leaf = parent.join("docker").join(ID);
+    // 24 MiB of tmpfs pages charged to the child: shmem, which reclaim cannot drop
+    // without swap, so the working set stays put while doctor looks.
+    let shm = RemoveOnDrop(PathBuf::from(format!(
+        "/dev/shm/syslens-test-{}",
+        unique_tag()
+    )));
+    let dd = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}/cgroup.procs && exec dd if=/dev/zero of={} bs=1M count=24 status=none",
+            leaf.display(),
+            shm.0.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(dd.success());
+    let v1 = cg.version("memory") == Some(syslens_probe::cgroup::CgroupVersion::V1);
+    let (usage_file, limit_file) = if v1 {
+        ("memory.usage_in_bytes", "memory.limit_in_bytes")
+    } else {
+        ("memory.current", "memory.max")
+    };
+    let usage: u64 = std::fs::read_to_string(parent.join(usage_file))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        usage >= 24 << 20,
+        "the shmem is charged below the parent: {usage}"
+    );
+    let limit = (usage + (1 << 20)) & !4095;
+    std::fs::write(parent.join(limit_file), limit.to_string()).unwrap();
+    // Unscoped: a run scoped to processes keeps only their own findings.
+    let out = syslens()
+        .args(["doctor", "--json", "--window", "0"])
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let f = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| {
+            f["rule"] == "cgroup-working-set-near-limit"
+                && f["subject"].as_str().is_some_and(|s| s.contains(&name))
+        })
+        .unwrap_or_else(|| panic!("no near-limit finding: {r}"));
+    let subject = f["subject"].as_str().unwrap();
+    let message = f["message"].as_str().unwrap();
+    assert!(
+        subject.ends_with(&format!("/{name}")),
+        "the parent sets it: {f}"
+    );
+    assert!(message.contains(&format!("/{name}, {limit_file})")), "{f}");
+    assert!(
+        message.contains(&format!("/{name}/docker/{ID}")),
+        "the child it binds: {f}"
+    );
+    drop(specimen);
+    drop(shm);
+    std::thread::sleep(Duration::from_millis(100));
+    drop(nested);
+}

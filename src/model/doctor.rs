@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use syslens_probe::cgroup::{parse_proc_cgroup, CgroupLayout, MemoryCgroup};
+use syslens_probe::cgroup::{parse_proc_cgroup, CgroupDir, CgroupLayout, MemoryCgroup};
 use syslens_probe::fds::{list_fds, OpenFd};
 use syslens_probe::kmsg;
 use syslens_probe::locks::{parse_locks, FileLock};
@@ -18,6 +18,7 @@ use syslens_probe::table::{ProcessRow, ScanOptions, Scanner};
 use syslens_probe::{Files, Missing, Reader, Val};
 
 use crate::catalogue::ConceptId;
+use crate::model::limits::{lowest_memory, Bound};
 
 /// How much a finding matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -157,6 +158,9 @@ pub struct DoctorView {
     pub procs: Vec<Proc>,
     /// The memory cgroups of those processes (the root excluded).
     pub memory_cgroups: Vec<MemoryCgroup>,
+    /// The cgroups whose memory limit binds the processes in view (the lowest up each
+    /// process's chain, often a parent's: a pod's, a container's own), with their usage.
+    pub limited_cgroups: Vec<LimitedCgroup>,
     /// /proc/meminfo.
     pub meminfo: Val<Meminfo>,
     /// /proc/buddyinfo.
@@ -173,6 +177,44 @@ pub struct DoctorView {
     pub scoped: bool,
     /// The process the OOM killer would pick first among all (not only those in scope).
     pub oom_first: Option<i32>,
+}
+
+/// A cgroup that sets the memory limit binding some processes in view.
+#[derive(Debug, Clone)]
+pub struct LimitedCgroup {
+    /// The limit and the file that sets it.
+    pub limit: Bound<u64>,
+    /// The memory controller's view of the cgroup that sets it (its working set is what
+    /// the limit bounds: everything below it together).
+    pub memory: MemoryCgroup,
+    /// The memory cgroups of the processes it binds.
+    pub below: Vec<String>,
+}
+
+/// The cgroups whose limits bind processes in these memory cgroups, one each.
+fn limited_cgroups<'a>(
+    reader: &mut Reader,
+    layout: &CgroupLayout,
+    dirs: impl Iterator<Item = &'a CgroupDir>,
+) -> Vec<LimitedCgroup> {
+    let mut out: Vec<LimitedCgroup> = Vec::new();
+    for d in dirs {
+        let Ok(Some(limit)) = lowest_memory(reader, layout, d.clone()) else {
+            continue;
+        };
+        match out
+            .iter_mut()
+            .find(|c| c.limit.set_by.path == limit.set_by.path)
+        {
+            Some(c) => c.below.push(d.path.clone()),
+            None => out.push(LimitedCgroup {
+                memory: MemoryCgroup::read(reader, limit.set_by.clone()),
+                limit,
+                below: vec![d.path.clone()],
+            }),
+        }
+    }
+    out
 }
 
 /// Which processes to examine.
@@ -377,6 +419,10 @@ impl DoctorView {
             });
         }
         let reader = scanner.reader();
+        let limited_cgroups = layout
+            .as_ref()
+            .map(|l| limited_cgroups(reader, l, memcg_dirs.values()))
+            .unwrap_or_default();
         let memory_cgroups = memcg_dirs
             .into_values()
             .filter(|d| d.path != "/")
@@ -391,6 +437,7 @@ impl DoctorView {
             watched,
             procs,
             memory_cgroups,
+            limited_cgroups,
             meminfo: reader.read_proc("meminfo").map(Meminfo::parse),
             buddy: reader.read_proc("buddyinfo").and_then(parse_buddyinfo),
             psi_memory: reader.read_proc("pressure/memory").and_then(parse_psi),
@@ -530,6 +577,7 @@ impl PastWindow {
             watched,
             procs,
             memory_cgroups: Vec::new(),
+            limited_cgroups: Vec::new(),
             meminfo: files.proc_file("meminfo").map(Meminfo::parse),
             buddy: files.proc_file("buddyinfo").and_then(parse_buddyinfo),
             psi_memory: files.proc_file("pressure/memory").and_then(parse_psi),

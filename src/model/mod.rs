@@ -6,6 +6,7 @@ pub mod doctor;
 pub mod event;
 pub mod figure;
 pub mod host;
+pub mod limits;
 pub mod process;
 pub mod ptable;
 pub mod system;

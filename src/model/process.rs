@@ -15,6 +15,7 @@ use syslens_probe::{Missing, PidDir, Reader, Val};
 
 use crate::model::figure::Sample;
 pub use crate::model::figure::Section;
+use crate::model::limits::EffectiveLimits;
 
 /// One cheap sample (stat, status, schedstat) taken during the watch window.
 #[derive(Debug, Clone)]
@@ -85,6 +86,8 @@ pub struct ProcessView {
     pub cpu_cgroup: Val<CpuCgroup>,
     /// The pids controller's view of the process's cgroup.
     pub pids_cgroup: Val<PidsCgroup>,
+    /// The lowest memory, CPU and pids limits up the process's cgroup chains.
+    pub limits: EffectiveLimits,
     /// The initial namespaces, to tell which of the process's are its own.
     pub initial_ns: Vec<InitialNs>,
     /// /proc/locks, for the locks the process holds or waits for.
@@ -109,29 +112,32 @@ impl ProcessView {
         let detail = ProcessDetail::read(reader, pid, DetailOptions { smaps: opts.smaps })?;
         let layout = CgroupLayout::read(reader);
         let memberships = detail.cgroups.clone();
-        let (cgroup_mode, memory_cgroup, cpu_cgroup, pids_cgroup) = match (&layout, &memberships) {
-            (Ok(layout), Ok(members)) => {
-                let mem = layout
-                    .locate(members, "memory")
-                    .map(|d| MemoryCgroup::read(reader, d))
-                    .ok_or_else(|| no_controller("no memory controller mounted"));
-                let cpu = layout
-                    .locate(members, "cpu")
-                    .map(|d| CpuCgroup::read(reader, d))
-                    .ok_or_else(|| no_controller("no cpu controller mounted"));
-                let pids = layout
-                    .locate(members, "pids")
-                    .map(|d| PidsCgroup::read(reader, d))
-                    .ok_or_else(|| no_controller("no pids controller mounted"));
-                (layout.mode, mem, cpu, pids)
-            }
-            (Err(e), _) | (_, Err(e)) => (
-                CgroupMode::None,
-                Err(e.clone()),
-                Err(e.clone()),
-                Err(e.clone()),
-            ),
-        };
+        let (cgroup_mode, memory_cgroup, cpu_cgroup, pids_cgroup, limits) =
+            match (&layout, &memberships) {
+                (Ok(layout), Ok(members)) => {
+                    let mem = layout
+                        .locate(members, "memory")
+                        .map(|d| MemoryCgroup::read(reader, d))
+                        .ok_or_else(|| no_controller("no memory controller mounted"));
+                    let cpu = layout
+                        .locate(members, "cpu")
+                        .map(|d| CpuCgroup::read(reader, d))
+                        .ok_or_else(|| no_controller("no cpu controller mounted"));
+                    let pids = layout
+                        .locate(members, "pids")
+                        .map(|d| PidsCgroup::read(reader, d))
+                        .ok_or_else(|| no_controller("no pids controller mounted"));
+                    let limits = EffectiveLimits::collect(reader, layout, members);
+                    (layout.mode, mem, cpu, pids, limits)
+                }
+                (Err(e), _) | (_, Err(e)) => (
+                    CgroupMode::None,
+                    Err(e.clone()),
+                    Err(e.clone()),
+                    Err(e.clone()),
+                    EffectiveLimits::missing(e.clone()),
+                ),
+            };
         let kernel = reader
             .read_proc("sys/kernel/osrelease")
             .ok()
@@ -171,6 +177,7 @@ impl ProcessView {
             memory_cgroup,
             cpu_cgroup,
             pids_cgroup,
+            limits,
             initial_ns,
             locks,
             smaps_read: opts.smaps,

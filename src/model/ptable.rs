@@ -2,8 +2,10 @@
 //! concept, sortable and filterable.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 
 use serde::Serialize;
+use syslens_probe::cgroup::{parse_proc_cgroup, CgroupLayout};
 use syslens_probe::container::{placement, Placement};
 use syslens_probe::limits::LimitValue;
 use syslens_probe::smaps::MemUsage;
@@ -11,6 +13,7 @@ use syslens_probe::table::{fd_ratio, ProcessRow, ScanOptions, Scanner};
 use syslens_probe::{Missing, Reader, Val};
 
 use crate::model::figure::ser_val;
+use crate::model::limits::EffectiveLimits;
 
 /// Columns to sort by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +158,10 @@ pub struct Row {
     pub cgroup: Val<String>,
     /// The container, pod and systemd unit the cgroup path names (none on the host).
     pub container: Option<Placement>,
+    /// The lowest memory, CPU and pids limits up the process's cgroup chains, with the
+    /// cgroup that sets each (missing for a recorded table: limits are not recorded).
+    #[serde(serialize_with = "ser_val")]
+    pub limits: Val<EffectiveLimits>,
     /// Depth in the process tree (`--tree`; 0 otherwise).
     #[serde(skip_serializing_if = "is_zero")]
     pub depth: usize,
@@ -220,6 +227,9 @@ impl Row {
             oom_score: r.oom_score.clone(),
             cgroup,
             container,
+            limits: Err(Missing::NotApplicable {
+                why: "cgroup limits are not recorded",
+            }),
             depth: 0,
             pss_bytes: rollup.clone().map(|u| u.and_then(|u| u.pss.clone())),
             shared_bytes: rollup.map(|u| {
@@ -342,6 +352,26 @@ pub fn in_cgroup(path: &str, scope: &str) -> bool {
         || (path.starts_with(scope) && path.as_bytes().get(scope.len()) == Some(&b'/'))
 }
 
+/// Reads each row's effective limits; processes in the same cgroups share one walk.
+fn add_limits(reader: &mut Reader, rows: &mut [Row]) {
+    let layout = CgroupLayout::read(reader);
+    let mut walked: HashMap<Vec<u8>, EffectiveLimits> = HashMap::new();
+    for row in rows {
+        row.limits = (|| {
+            let layout = layout.as_ref().map_err(Clone::clone)?;
+            let dir = reader.open_pid(row.pid)?;
+            let raw = reader.read_pid(&dir, "cgroup")?.to_vec();
+            if let Some(l) = walked.get(&raw) {
+                return Ok(l.clone());
+            }
+            let members = parse_proc_cgroup(&raw)?;
+            let l = EffectiveLimits::collect(reader, layout, &members);
+            walked.insert(raw, l.clone());
+            Ok(l)
+        })();
+    }
+}
+
 /// One pass, filtered, sorted and cut.
 pub fn collect(scanner: &mut Scanner, q: &TableQuery) -> Val<Vec<Row>> {
     let rows = scanner.scan(ScanOptions::default())?.to_vec();
@@ -374,8 +404,9 @@ pub fn select(
         name_ok && cg_ok && container_ok
     };
     let mut kept: Vec<ProcessRow> = rows.into_iter().filter(|r| keep(r)).collect();
+    let mut reader = reader;
     if q.pss {
-        let reader = reader.ok_or(Missing::NotApplicable {
+        let reader = reader.as_deref_mut().ok_or(Missing::NotApplicable {
             why: "PSS is not recorded (smaps_rollup costs every target a page-table walk)",
         })?;
         // smaps_rollup costs each target a page-table walk: read it only for the rows
@@ -389,6 +420,9 @@ pub fn select(
         }
     }
     let mut out: Vec<Row> = kept.iter().map(|r| Row::from(r, paths)).collect();
+    if let Some(reader) = reader {
+        add_limits(reader, &mut out);
+    }
     if q.sort == SortKey::Pss && !q.pss {
         return Err(Missing::NotApplicable {
             why: "sorting by PSS needs --pss",
@@ -429,6 +463,7 @@ mod tests {
             oom_score: Ok(0),
             cgroup: Ok("/".into()),
             container: None,
+            limits: Err(Missing::Exited),
             depth: 0,
             pss_bytes: None,
             shared_bytes: None,

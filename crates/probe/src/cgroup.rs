@@ -398,16 +398,7 @@ impl CpuCgroup {
         let d = dir.host_dir.clone();
         match dir.version {
             CgroupVersion::V2 => {
-                let quota = read_cg(reader, &format!("{d}/cpu.max")).and_then(|buf| {
-                    let mut t = tokens(buf);
-                    match (t.next(), t.next().and_then(u64_dec)) {
-                        (Some(b"max"), Some(_)) => Ok(None),
-                        (Some(q), Some(p)) => u64_dec(q)
-                            .map(|q| Some((q, p)))
-                            .ok_or_else(|| Missing::malformed("cpu.max", text(buf))),
-                        _ => Err(Missing::malformed("cpu.max", text(buf))),
-                    }
-                });
+                let quota = read_cpu_quota(reader, &dir);
                 let [periods, throttled, usec] = read_keyed(
                     reader,
                     &format!("{d}/cpu.stat"),
@@ -422,13 +413,7 @@ impl CpuCgroup {
                 }
             }
             CgroupVersion::V1 => {
-                let q = read_limit(reader, &format!("{d}/cpu.cfs_quota_us"));
-                let p = read_u64(reader, &format!("{d}/cpu.cfs_period_us"));
-                let quota = match (q, p) {
-                    (Ok(Some(q)), Ok(p)) => Ok(Some((q, p))),
-                    (Ok(None), _) => Ok(None),
-                    (Err(e), _) | (_, Err(e)) => Err(e),
-                };
+                let quota = read_cpu_quota(reader, &dir);
                 let [periods, throttled, ns] = read_keyed(
                     reader,
                     &format!("{d}/cpu.stat"),
@@ -443,6 +428,94 @@ impl CpuCgroup {
                 }
             }
         }
+    }
+}
+
+/// The CFS quota of one cgroup as (quota, period) in microseconds; None when unlimited
+/// (v2 cpu.max `max`, v1 cpu.cfs_quota_us -1). A period of zero is malformed.
+pub fn read_cpu_quota(reader: &mut Reader, dir: &CgroupDir) -> Val<Option<(u64, u64)>> {
+    let d = &dir.host_dir;
+    let quota = match dir.version {
+        CgroupVersion::V2 => {
+            let path = format!("{d}/cpu.max");
+            let buf = read_cg(reader, &path)?;
+            let mut t = tokens(buf);
+            match (t.next(), t.next().and_then(u64_dec)) {
+                (Some(b"max"), Some(_)) => None,
+                (Some(q), Some(p)) => Some((
+                    u64_dec(q).ok_or_else(|| Missing::malformed(path.clone(), text(buf)))?,
+                    p,
+                )),
+                _ => return Err(Missing::malformed(path, text(buf))),
+            }
+        }
+        CgroupVersion::V1 => match read_limit(reader, &format!("{d}/cpu.cfs_quota_us"))? {
+            None => None,
+            Some(q) => Some((q, read_u64(reader, &format!("{d}/cpu.cfs_period_us"))?)),
+        },
+    };
+    match quota {
+        Some((_, 0)) => Err(Missing::malformed(format!("{d} cpu period"), "0")),
+        q => Ok(q),
+    }
+}
+
+impl CgroupVersion {
+    /// The files of a cgroup that cap its memory: v2 memory.max (the OOM line) and
+    /// memory.high (the throttle line), v1 memory.limit_in_bytes.
+    pub fn memory_cap_files(self) -> &'static [&'static str] {
+        match self {
+            CgroupVersion::V2 => &["memory.max", "memory.high"],
+            CgroupVersion::V1 => &["memory.limit_in_bytes"],
+        }
+    }
+
+    /// The file that holds the memory charged to a cgroup now.
+    pub fn memory_usage_file(self) -> &'static str {
+        match self {
+            CgroupVersion::V2 => "memory.current",
+            CgroupVersion::V1 => "memory.usage_in_bytes",
+        }
+    }
+}
+
+/// Reads one cap file of `dir` (memory.max, pids.max...): None for `max` (unlimited).
+/// Root cgroups have no such files: that reads as NotApplicable.
+pub fn read_cap(reader: &mut Reader, dir: &CgroupDir, file: &str) -> Val<Option<u64>> {
+    read_limit(reader, &format!("{}/{file}", dir.host_dir))
+}
+
+/// Reads one counter file of `dir` (memory.current, pids.current).
+pub fn read_counter(reader: &mut Reader, dir: &CgroupDir, file: &str) -> Val<u64> {
+    read_u64(reader, &format!("{}/{file}", dir.host_dir))
+}
+
+impl CgroupLayout {
+    /// The cgroup above `dir` in its hierarchy, or None at the top this host can see
+    /// (the hierarchy's root, or the mount's root inside a container).
+    pub fn parent(&self, dir: &CgroupDir) -> Option<CgroupDir> {
+        let below = |m: &&Mount| {
+            dir.host_dir == m.mount_point
+                || dir
+                    .host_dir
+                    .starts_with(&format!("{}/", m.mount_point.trim_end_matches('/')))
+        };
+        let mount = match dir.version {
+            CgroupVersion::V1 => self.v1_mounts.iter().find(below)?,
+            CgroupVersion::V2 => self.v2_mount.as_ref().filter(below)?,
+        };
+        if dir.host_dir == mount.mount_point || dir.path == "/" || dir.path == mount.root {
+            return None;
+        }
+        let path = match dir.path.trim_end_matches('/').rsplit_once('/') {
+            Some(("", _)) | None => "/".to_owned(),
+            Some((up, _)) => up.to_owned(),
+        };
+        Some(CgroupDir {
+            version: dir.version,
+            host_dir: join_below_mount(mount, &path),
+            path,
+        })
     }
 }
 
@@ -502,5 +575,57 @@ mod tests {
             "/sys/fs/cgroup/memory/sub"
         );
         assert_eq!(join_below_mount(&m, "/docker/abc"), "/sys/fs/cgroup/memory");
+    }
+
+    #[test]
+    fn parent_stops_at_the_top_this_host_sees() {
+        let m = Mount {
+            id: 1,
+            parent: 0,
+            root: "/docker/abc".into(),
+            mount_point: "/sys/fs/cgroup/memory".into(),
+            options: String::new(),
+            fs_type: "cgroup".into(),
+            source: "cgroup".into(),
+            super_options: "rw,memory".into(),
+        };
+        let cpu = Mount {
+            root: "/".into(),
+            mount_point: "/sys/fs/cgroup/memory,x".into(),
+            super_options: "rw,cpu".into(),
+            ..m.clone()
+        };
+        let layout = CgroupLayout::from_mounts(vec![cpu, m]);
+        let leaf = CgroupDir {
+            version: CgroupVersion::V1,
+            path: "/docker/abc/a/b".into(),
+            host_dir: "/sys/fs/cgroup/memory/a/b".into(),
+        };
+        let up = layout.parent(&leaf).unwrap();
+        assert_eq!(
+            (up.path.as_str(), up.host_dir.as_str()),
+            ("/docker/abc/a", "/sys/fs/cgroup/memory/a")
+        );
+        let top = layout.parent(&up).unwrap();
+        assert_eq!(
+            (top.path.as_str(), top.host_dir.as_str()),
+            ("/docker/abc", "/sys/fs/cgroup/memory")
+        );
+        assert_eq!(
+            layout.parent(&top),
+            None,
+            "nothing above the container's root"
+        );
+        let v1_root = CgroupDir {
+            version: CgroupVersion::V1,
+            path: "/x".into(),
+            host_dir: "/sys/fs/cgroup/memory,x/x".into(),
+        };
+        let root = layout.parent(&v1_root).unwrap();
+        assert_eq!(
+            (root.path.as_str(), root.host_dir.as_str()),
+            ("/", "/sys/fs/cgroup/memory,x")
+        );
+        assert_eq!(layout.parent(&root), None);
     }
 }

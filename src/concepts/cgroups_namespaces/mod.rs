@@ -22,6 +22,7 @@ use syslens_probe::ns::Baseline;
 use syslens_probe::Val;
 
 use crate::model::figure::{limit, Table, Unit, Value};
+use crate::model::limits::{Bound, EffectiveLimits};
 use crate::model::process::{ProcessView, Section};
 
 use crate::model::system::SystemView;
@@ -121,6 +122,7 @@ pub fn lens(v: &ProcessView) -> Section {
         }
         Err(e) => s.figure::<u64>("pids cgroup", Err(e.clone()), Unit::None, "pids controller"),
     }
+    effective_limits(&mut s, &v.limits);
     let mut t = Table::new(
         "namespaces (isolated = differs from the initial namespace)",
         &[
@@ -171,6 +173,72 @@ pub fn lens(v: &ProcessView) -> Section {
     s.tables.push(t);
     s.note("initial namespaces: fixed inode numbers where the kernel has them, else PID 1's links (unreadable on some hosts even for root)");
     s
+}
+
+/// Where a bound comes from, as a figure's source.
+fn set_by<T>(b: &Option<Bound<T>>, none: &str) -> String {
+    match b {
+        Some(b) => format!(
+            "{}/{} (set by {})",
+            b.set_by.host_dir, b.file, b.set_by.path
+        ),
+        None => none.to_owned(),
+    }
+}
+
+/// The limits that bind the process: the lowest up each cgroup chain, with the cgroup
+/// that sets it (a container's limit often sits above its own cgroup).
+fn effective_limits(s: &mut Section, l: &EffectiveLimits) {
+    let chain = "every cgroup from the process's up to the root";
+    s.figure(
+        "effective memory limit",
+        l.memory.clone().map(|b| {
+            b.map_or(Value::Text("unlimited".into()), |b| {
+                Value::Unsigned(b.value)
+            })
+        }),
+        Unit::Bytes,
+        l.memory
+            .as_ref()
+            .map_or(chain.to_owned(), |b| set_by(b, chain)),
+    );
+    s.figure(
+        "memory against its limit",
+        l.memory_sentence(),
+        Unit::None,
+        chain,
+    );
+    s.figure(
+        "effective CPU quota (CPUs)",
+        l.cpu.clone().map(|b| {
+            b.map_or(Value::Text("unlimited".into()), |b| {
+                Value::Float(b.value.cpus)
+            })
+        }),
+        Unit::None,
+        l.cpu
+            .as_ref()
+            .map_or(chain.to_owned(), |b| set_by(b, chain)),
+    );
+    s.figure("CPU against its quota", l.cpu_sentence(), Unit::None, chain);
+    s.figure(
+        "effective pids limit",
+        l.pids.clone().map(|b| {
+            b.map_or(Value::Text("unlimited".into()), |b| {
+                Value::Unsigned(b.value)
+            })
+        }),
+        Unit::None,
+        l.pids
+            .as_ref()
+            .map_or(chain.to_owned(), |b| set_by(b, chain)),
+    );
+    s.figure(
+        "pids against its limit",
+        l.pids_sentence(),
+        Unit::None,
+        chain,
+    );
 }
 
 /// The host's cgroup layout, and the `--cgroup` cgroup's CPU and pids limits.

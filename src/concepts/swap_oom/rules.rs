@@ -67,20 +67,48 @@ fn oom_first_victim(v: &DoctorView) -> Vec<Finding> {
     out
 }
 
+/// Compares the working set of the cgroup that sets the binding limit (the lowest up
+/// the chain, often a parent's) with that limit: a child's own usage says nothing of a
+/// limit its parent shares among all its children.
 fn cgroup_working_set_near_limit(v: &DoctorView) -> Vec<Finding> {
     let mut out = Vec::new();
-    for cg in &v.memory_cgroups {
-        let (Ok(Some(limit)), Ok(ws)) = (cg.limit.clone(), cg.working_set.clone()) else {
+    for cg in &v.limited_cgroups {
+        let (limit, set_by) = (cg.limit.value, &cg.limit.set_by);
+        let Ok(ws) = cg.memory.working_set.clone() else {
             continue;
         };
         if ws as f64 >= limit as f64 * WORKING_SET_NEAR_LIMIT {
+            let placed = syslens_probe::container::placement(&set_by.path)
+                .describe()
+                .map_or_else(String::new, |d| format!(", {d}"));
+            let below: Vec<&str> = cg
+                .below
+                .iter()
+                .map(String::as_str)
+                .filter(|b| *b != set_by.path)
+                .collect();
+            let shared = if below.is_empty() {
+                String::new()
+            } else {
+                format!("; it binds the processes in {}", below.join(", "))
+            };
             out.push(Finding {
                 rule: "cgroup-working-set-near-limit",
                 concept: ConceptId::SwapOom,
                 severity: Severity::Warning,
-                subject: format!("cgroup {}", cg.dir.path),
-                message: format!("working set {} is {:.0}% of the limit {}", mib(ws as f64), ws as f64 / limit as f64 * 100.0, mib(limit as f64)),
-                evidence: vec![format!("{}: usage minus inactive_file {ws}, limit {limit}", cg.dir.host_dir)],
+                subject: format!("cgroup {}{placed}", set_by.path),
+                message: format!(
+                    "working set {} is {:.0}% of the limit {} (set by {}, {}){shared}",
+                    mib(ws as f64),
+                    ws as f64 / limit as f64 * 100.0,
+                    mib(limit as f64),
+                    set_by.path,
+                    cg.limit.file
+                ),
+                evidence: vec![format!(
+                    "{}: usage minus inactive_file {ws}; {} {limit}",
+                    set_by.host_dir, cg.limit.file
+                )],
                 advice: "it will reclaim hard and then OOM-kill inside the cgroup: raise the limit or reduce the working set".into(),
             });
         }
