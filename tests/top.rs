@@ -318,6 +318,7 @@ fn kernel_threads() -> Vec<u32> {
 }
 
 #[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn top_in_tmux_shows_columns_reacts_to_keys_and_quits() {
     require_tool!(has_tmux(), "tmux is not installed");
     require_tool!(
@@ -378,6 +379,7 @@ fn set_nofile(pid: u32, n: u32) {
 }
 
 #[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_help_lists_every_key() {
     require_tool!(has_tmux(), "tmux is not installed");
     for (w, h) in SIZES {
@@ -397,6 +399,7 @@ fn issue_19_top_help_lists_every_key() {
 }
 
 #[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_search_jumps_to_a_match_and_esc_clears_it() {
     require_tool!(has_tmux(), "tmux is not installed");
     let name = unique_name("srch");
@@ -426,6 +429,7 @@ fn issue_19_top_search_jumps_to_a_match_and_esc_clears_it() {
 }
 
 #[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_filter_shows_n_of_m_and_esc_clears_it() {
     require_tool!(has_tmux(), "tmux is not installed");
     let name = unique_name("filt");
@@ -450,6 +454,7 @@ fn issue_19_top_filter_shows_n_of_m_and_esc_clears_it() {
 }
 
 #[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_tree_shows_children_under_their_parent() {
     require_tool!(has_tmux(), "tmux is not installed");
     // A script (its command name is its file's) that starts two children, copies of
@@ -502,6 +507,7 @@ fn issue_19_top_tree_shows_children_under_their_parent() {
 }
 
 #[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_sort_keys_move_and_reverse_the_sort() {
     require_tool!(has_tmux(), "tmux is not installed");
     for ((w, h), reverse) in SIZES.into_iter().zip(["r", "I"]) {
@@ -528,6 +534,7 @@ fn issue_19_top_sort_keys_move_and_reverse_the_sort() {
 }
 
 #[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_kill_sends_sigterm_and_the_process_exits() {
     require_tool!(has_tmux(), "tmux is not installed");
     for ((w, h), key) in SIZES.into_iter().zip(["F9", "k"]) {
@@ -549,6 +556,7 @@ fn issue_19_top_kill_sends_sigterm_and_the_process_exits() {
 }
 
 #[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_space_tags_processes_for_one_kill() {
     require_tool!(has_tmux(), "tmux is not installed");
     let tag = unique_name("tg");
@@ -576,6 +584,7 @@ fn issue_19_top_space_tags_processes_for_one_kill() {
 }
 
 #[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_kill_refused_says_why() {
     require_tool!(has_tmux(), "tmux is not installed");
     skip_unless!(nobody_can_run().is_ok(), format!("{:?}", nobody_can_run()));
@@ -604,6 +613,7 @@ fn issue_19_top_kill_refused_says_why() {
 }
 
 #[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_kill_of_a_process_gone_says_so() {
     require_tool!(has_tmux(), "tmux is not installed");
     let name = unique_name("gone");
@@ -623,6 +633,7 @@ fn issue_19_top_kill_of_a_process_gone_says_so() {
 }
 
 #[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_paging_keys_move_a_page_and_to_the_ends() {
     require_tool!(has_tmux(), "tmux is not installed");
     for (w, h) in SIZES {
@@ -658,6 +669,7 @@ fn issue_19_top_paging_keys_move_a_page_and_to_the_ends() {
 }
 
 #[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_kernel_threads_hidden_until_k() {
     require_tool!(has_tmux(), "tmux is not installed");
     let kernel = kernel_threads();
@@ -684,6 +696,7 @@ fn issue_19_top_kernel_threads_hidden_until_k() {
 }
 
 #[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_mouse_click_selects_a_row_and_sorts_by_a_header() {
     require_tool!(has_tmux(), "tmux is not installed");
     for (w, h) in SIZES {
@@ -714,6 +727,7 @@ fn issue_19_top_mouse_click_selects_a_row_and_sorts_by_a_header() {
 }
 
 #[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_at_30x6_shows_whole_pids_and_commands() {
     require_tool!(has_tmux(), "tmux is not installed");
     let name = unique_name("tiny");
@@ -736,6 +750,7 @@ fn issue_19_top_at_30x6_shows_whole_pids_and_commands() {
 }
 
 #[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_quits_and_restores_the_terminal_every_way() {
     require_tool!(has_tmux(), "tmux is not installed");
     let ways: [(&str, Option<i32>); 5] = [
@@ -770,6 +785,7 @@ fn issue_19_top_quits_and_restores_the_terminal_every_way() {
 /// used to stay, spinning in crossterm's read of the end of file while the samples
 /// it no longer took piled up (400 MB in 18 minutes).
 #[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_exits_when_its_terminal_goes_away() {
     require_tool!(has_tmux(), "tmux is not installed");
     let top = Top::start(80, 24);
@@ -791,6 +807,7 @@ fn issue_19_top_exits_when_its_terminal_goes_away() {
 }
 
 #[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_16_top_shows_a_kill_on_the_events_line_with_its_sender() {
     require_tool!(has_tmux(), "tmux is not installed");
     skip_unless!(
@@ -831,6 +848,7 @@ fn issue_16_top_shows_a_kill_on_the_events_line_with_its_sender() {
 }
 
 #[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_16_top_as_nobody_says_once_why_there_are_no_events() {
     require_tool!(has_tmux(), "tmux is not installed");
     skip_unless!(nobody_can_run().is_ok(), format!("{:?}", nobody_can_run()));
