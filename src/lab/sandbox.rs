@@ -21,6 +21,14 @@ use super::cleanup::{self, Guard, Resource};
 use super::jail::Jail;
 use crate::catalogue::ConceptId;
 
+/// Asks the kernel to SIGKILL this process when its parent dies (PR_SET_PDEATHSIG), so
+/// a lab's child or its forks never outlive a killed run. One system call, no
+/// allocation: safe between fork and exec.
+pub fn die_with_parent() -> io::Result<()> {
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .map_err(io::Error::from)
+}
+
 /// Why a lab could not finish.
 #[derive(Debug)]
 pub enum LabError {
@@ -243,9 +251,7 @@ impl LabChild {
         unsafe {
             cmd.pre_exec(move || {
                 jail.enter()?;
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
+                die_with_parent()?;
                 // The parent may have died before the prctl took effect.
                 if rustix::process::getppid() != Some(parent) {
                     libc::_exit(1);

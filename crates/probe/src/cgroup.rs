@@ -558,9 +558,9 @@ mod tests {
         assert!(parse_proc_cgroup(b"garbage\n").is_err());
     }
 
-    #[test]
-    fn mount_root_is_stripped() {
-        let m = Mount {
+    /// The v1 memory hierarchy as a container sees it: mounted at its own cgroup.
+    fn container_memory_mount() -> Mount {
+        Mount {
             id: 1,
             parent: 0,
             root: "/docker/abc".into(),
@@ -569,7 +569,12 @@ mod tests {
             fs_type: "cgroup".into(),
             source: "cgroup".into(),
             super_options: "rw,memory".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn mount_root_is_stripped() {
+        let m = container_memory_mount();
         assert_eq!(
             join_below_mount(&m, "/docker/abc/sub"),
             "/sys/fs/cgroup/memory/sub"
@@ -579,16 +584,7 @@ mod tests {
 
     #[test]
     fn parent_stops_at_the_top_this_host_sees() {
-        let m = Mount {
-            id: 1,
-            parent: 0,
-            root: "/docker/abc".into(),
-            mount_point: "/sys/fs/cgroup/memory".into(),
-            options: String::new(),
-            fs_type: "cgroup".into(),
-            source: "cgroup".into(),
-            super_options: "rw,memory".into(),
-        };
+        let m = container_memory_mount();
         let cpu = Mount {
             root: "/".into(),
             mount_point: "/sys/fs/cgroup/memory,x".into(),

@@ -496,13 +496,13 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             for _ in 0..max {
                 // SAFETY: single-threaded; the forked child only pauses until killed.
                 match unsafe { libc::fork() } {
-                    0 => loop {
-                        // SAFETY: plain system calls; the cgroup's removal kills us.
-                        unsafe {
-                            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                            libc::pause();
+                    0 => {
+                        let _ = crate::lab::sandbox::die_with_parent();
+                        loop {
+                            // SAFETY: a plain system call; the cgroup's removal kills us.
+                            unsafe { libc::pause() };
                         }
-                    },
+                    }
                     -1 => {
                         errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
                         break;
@@ -549,8 +549,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             match unsafe { libc::fork() } {
                 -1 => Err(io(std::io::Error::last_os_error())),
                 0 => {
-                    // SAFETY: plain system calls.
-                    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+                    let _ = crate::lab::sandbox::die_with_parent();
                     let code = i32::from(inside_namespaces(&target, link).is_err());
                     // SAFETY: leave without running the parent's destructors.
                     unsafe { libc::_exit(code) }

@@ -380,8 +380,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
         match unsafe { libc::fork() } {
             -1 => return Err(io(io::Error::last_os_error())),
             0 => {
-                // SAFETY: prctl/_exit are plain system calls.
-                unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+                let _ = crate::lab::sandbox::die_with_parent();
                 let code = i32::from(forked_child(&region, pages, link).is_err());
                 // SAFETY: leave without running the parent's destructors twice.
                 unsafe { libc::_exit(code) };

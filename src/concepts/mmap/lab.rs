@@ -292,8 +292,7 @@ fn shared_vs_private(file: &std::fs::File, m: &mut Measured) -> std::io::Result<
     match unsafe { libc::fork() } {
         -1 => Err(std::io::Error::last_os_error()),
         0 => {
-            // SAFETY: prctl/_exit are plain system calls.
-            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+            let _ = crate::lab::sandbox::die_with_parent();
             let mut b = [0u8; 1];
             // Two rounds: wait for the writer, report what the shared mapping shows.
             for _ in 0..2 {

@@ -225,7 +225,8 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     while start.elapsed() < hog_time {
         std::thread::sleep(SAMPLE);
         let (na, nb) = (ctx.run_ns(a.pid)?, ctx.run_ns(b.pid)?);
-        let (da, db) = ((na - ra) as f64, (nb - rb) as f64);
+        // Run time only grows; saturating all the same (a counter read is no promise).
+        let (da, db) = (na.saturating_sub(ra) as f64, nb.saturating_sub(rb) as f64);
         let t = start.elapsed().as_secs_f64();
         if da + db > 0.0 {
             m.share_nice0.push([t, da / (da + db)]);
@@ -390,8 +391,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             // SAFETY: single-threaded lab child.
             let partner = os_result(unsafe { libc::fork() }).map_err(io)?;
             if partner == 0 {
-                // SAFETY: plain system calls in the forked partner.
-                unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+                let _ = crate::lab::sandbox::die_with_parent();
                 let _ = pin_to(cpu_b);
                 // Keep only this side's ends, so closing the other side ends the loop.
                 drop(to_b_w);

@@ -471,8 +471,7 @@ fn round_trips(rounds: u64, trials: usize, partner_cpu: usize) -> io::Result<(Ve
     // SAFETY: single-threaded lab child.
     let partner = unsafe { libc::fork() };
     if partner == 0 {
-        // SAFETY: plain system calls in the forked partner.
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+        let _ = crate::lab::sandbox::die_with_parent();
         let _ = pin_to(partner_cpu);
         let parent = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
         loop {

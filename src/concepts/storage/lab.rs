@@ -135,13 +135,14 @@ pub struct Measured {
     pub private: Option<Result<(bool, bool, bool), String>>,
 }
 
-fn shmem(ctx: &mut LabContext) -> i64 {
+/// Shmem of /proc/meminfo, in bytes; unreadable is an error, never a zero.
+fn shmem(ctx: &mut LabContext) -> Result<i64, LabError> {
     ctx.reader
         .read_proc("meminfo")
         .map(syslens_probe::system::Meminfo::parse)
-        .ok()
-        .and_then(|m| m.shmem.ok())
-        .unwrap_or(0) as i64
+        .and_then(|m| m.shmem)
+        .map(|b| b as i64)
+        .map_err(LabError::read("Shmem of /proc/meminfo"))
 }
 
 fn counts(path: &Path) -> (u64, u64) {
@@ -164,7 +165,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         ..Measured::default()
     };
 
-    let before = shmem(ctx);
+    let before = shmem(ctx)?;
     let mut c = ctx.spawn_in(
         &jail,
         ConceptId::Storage,
@@ -178,7 +179,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         },
     )?;
     let w: Written = c.expect("written", WATCHDOG * 2)?;
-    m.shmem_growth = shmem(ctx) - before;
+    m.shmem_growth = shmem(ctx)? - before;
     c.go()?;
     c.wait(WATCHDOG)?;
     m.throughput = w.throughput;

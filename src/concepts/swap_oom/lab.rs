@@ -311,6 +311,9 @@ fn swap_part(
         desc
     };
     let jail = Jail::memory_cgroup(set.limit).map_err(LabError::Setup)?;
+    if let Some(why) = swap_disabled_in(jail.cgroup_dir()) {
+        return Ok(Err(why));
+    }
     let bytes = set.swap_hog;
     let (out0, in0) = (
         vmstat(|v| &v.pswpout, "pswpout")?,
@@ -494,6 +497,27 @@ fn record_swappiness(report: &mut LabReport) {
     }
 }
 
+/// Why the jail's reclaim cannot swap, when it cannot: its swappiness is 0 (v1 keeps one
+/// per memory cgroup, `memory.swappiness`, inherited at creation; v2 has only the
+/// global vm.swappiness), and reclaim in a cgroup with swappiness 0 scans page cache
+/// only (mm/vmscan.c get_scan_count). The swap part is then skipped, not failed.
+fn swap_disabled_in(jail_dir: Option<&std::path::Path>) -> Option<String> {
+    let own = jail_dir
+        .map(|d| d.join("memory.swappiness"))
+        .filter(|f| f.exists());
+    let (file, value) = match own {
+        Some(f) => {
+            let shown = f.display().to_string();
+            let value = read_setting(&shown);
+            (shown, value)
+        }
+        None => (SWAPPINESS.to_owned(), read_setting(SWAPPINESS)),
+    };
+    (value.ok()?.trim() == "0").then(|| {
+        format!("{file} is 0: reclaim in the lab's memory cgroup swaps nothing (mm/vmscan.c get_scan_count), so nothing can be swapped out; set it above 0 to run this part")
+    })
+}
+
 fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     if role != "alloc" {
         return Err(format!("unknown role {role}"));
@@ -532,6 +556,19 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue_21_a_jail_with_swappiness_0_skips_the_swap_part() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("memory.swappiness"), "0\n").unwrap();
+        let why = swap_disabled_in(Some(dir.path())).unwrap();
+        assert!(
+            why.contains("memory.swappiness is 0") && why.contains("get_scan_count"),
+            "{why}"
+        );
+        std::fs::write(dir.path().join("memory.swappiness"), "60\n").unwrap();
+        assert_eq!(swap_disabled_in(Some(dir.path())), None);
+    }
     use crate::lab::report::Status;
 
     fn good() -> Measured {
