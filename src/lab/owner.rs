@@ -9,11 +9,10 @@ use std::sync::OnceLock;
 /// The prefix of every name a run gives to what it makes.
 pub const PREFIX: &str = "syslens-lab-";
 
-/// This process's start time in clock ticks after boot, read once (0 if unreadable,
-/// which the sweep then reads as "this process is alive": nothing of ours is swept).
-fn own_start() -> u64 {
-    static START: OnceLock<u64> = OnceLock::new();
-    *START.get_or_init(|| start_of(std::process::id() as i32).unwrap_or(0))
+/// This process's start time in clock ticks after boot, read once.
+fn own_start() -> Option<u64> {
+    static START: OnceLock<Option<u64>> = OnceLock::new();
+    *START.get_or_init(|| start_of(std::process::id() as i32))
 }
 
 /// The start time of process `pid`, when it runs.
@@ -24,9 +23,15 @@ fn start_of(pid: i32) -> Option<u64> {
         .map(|s| s.start_time_ticks)
 }
 
-/// `syslens-lab-PID-START-SEQ`: the name of this run's `seq`-th thing of a kind.
+/// `syslens-lab-PID-START-SEQ`: the name of this run's `seq`-th thing of a kind. Should
+/// its own start time be unreadable, `syslens-lab-PID-SEQ`, which is judged by the PID
+/// alone: a made-up start time would make another run sweep this live one's things.
 pub fn name(seq: u32) -> String {
-    format!("{PREFIX}{}-{}-{seq}", std::process::id(), own_start())
+    let pid = std::process::id();
+    match own_start() {
+        Some(start) => format!("{PREFIX}{pid}-{start}-{seq}"),
+        None => format!("{PREFIX}{pid}-{seq}"),
+    }
 }
 
 /// Whether `name` (a file or directory name, or the component of a path) was made by
@@ -59,7 +64,7 @@ mod tests {
         let mine = name(3);
         assert_eq!(made_by_dead_run(&mine), Some(false), "{mine}");
         // The same PID with another start time: the PID was reused, the run is gone.
-        let reused = format!("{PREFIX}{me}-{}-3", own_start() + 1);
+        let reused = format!("{PREFIX}{me}-{}-3", own_start().unwrap() + 1);
         assert_eq!(made_by_dead_run(&reused), Some(true));
         // A PID that does not run (above pid_max's ceiling).
         assert_eq!(
