@@ -53,7 +53,7 @@ fn hybrid_recording_matches_what_the_specimen_did() {
         "hybrid"
     );
     assert_eq!(
-        u64_of(figure(&r, "swap-oom", "cgroup memory limit")),
+        u64_of(figure(&r, "swap-oom", "cgroup's own memory limit")),
         256 << 20
     );
     assert!(figure(&r, "swap-oom", "cgroup")
@@ -81,7 +81,7 @@ fn v2_cgroup_files_are_read_from_the_unified_hierarchy() {
     let r = inspect_at("v2", &["4242"]);
     assert_eq!(figure(&r, "cgroups-namespaces", "host cgroup mode"), "v2");
     assert_eq!(
-        u64_of(figure(&r, "swap-oom", "cgroup memory limit")),
+        u64_of(figure(&r, "swap-oom", "cgroup's own memory limit")),
         536870912
     );
     assert_eq!(
@@ -271,6 +271,19 @@ fn check_kubelet_pod(tree: &str, pid: &str, runtime: &str, pod: &str) {
     assert_eq!(r["container"]["qos"], "burstable", "{r}");
     let cgs = "cgroups-namespaces";
     assert_eq!(u64_of(figure(&r, cgs, "effective memory limit")), 256 << 20);
+    // The swap-oom lens: the container's own file says max, the pod's binds.
+    assert_eq!(
+        figure(&r, "swap-oom", "cgroup's own memory limit"),
+        "unlimited"
+    );
+    assert_eq!(
+        u64_of(figure(
+            &r,
+            "swap-oom",
+            "memory limit that binds (lowest up the chain)"
+        )),
+        256 << 20
+    );
     let memory = figure(&r, cgs, "memory against its limit")
         .as_str()
         .unwrap()

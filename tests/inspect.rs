@@ -132,7 +132,10 @@ fn memory_cgroup_limit_is_reported() {
     let s = Specimen::start(&[]);
     cg.add(s.pid()).unwrap();
     let r = inspect_json(s.pid(), &["--window", "0"]);
-    assert_eq!(u64_of(figure(&r, "swap-oom", "cgroup memory limit")), limit);
+    assert_eq!(
+        u64_of(figure(&r, "swap-oom", "cgroup's own memory limit")),
+        limit
+    );
     let path = figure(&r, "swap-oom", "cgroup")
         .as_str()
         .unwrap()

@@ -497,8 +497,127 @@ fn issue_15_doctor_compares_the_working_set_with_the_parents_limit() {
         message.contains(&format!("/{name}/docker/{ID}")),
         "the child it binds: {f}"
     );
+    // Scoped to the process in the child, the parent's finding stays: its limit binds
+    // it (issue 15: `doctor --pid X` dropped every cgroup finding).
+    let out = syslens()
+        .args([
+            "doctor",
+            "--json",
+            "--window",
+            "0",
+            "--pid",
+            &specimen.pid().to_string(),
+        ])
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let scoped = r["findings"].as_array().unwrap();
+    assert!(
+        scoped
+            .iter()
+            .any(|f| f["rule"] == "cgroup-working-set-near-limit"
+                && f["subject"]
+                    .as_str()
+                    .is_some_and(|s| s.ends_with(&format!("/{name}")))),
+        "{r}"
+    );
+    assert!(
+        scoped.iter().all(|f| f["subject"] != "system"),
+        "system-wide findings belong to a full run: {r}"
+    );
     drop(specimen);
     drop(shm);
     std::thread::sleep(Duration::from_millis(100));
     drop(nested);
+}
+
+/// Item 9: a flock taken by a process that is gone, held on through the open file
+/// description a background child inherited. /proc/locks names the dead taker by
+/// dev:inode only; inspect and doctor name the file and who carries the lock now.
+#[test]
+fn issue_15_a_lock_is_named_by_its_path_and_the_fds_that_carry_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("held.lock");
+    // flock(1) takes the lock on the shell's fd 9 and exits; sleep inherits fd 9.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("exec 9>\"$0\"; flock -x 9; sleep 60 >/dev/null 2>&1 & echo $!")
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    let carrier: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let _carrier = Running(Command::new("true").spawn().unwrap(), vec![carrier]);
+    let path_s = path.to_str().unwrap();
+
+    let r = inspect(carrier);
+    let rows = crate::common::table(&r, "locking", "file locks of this process");
+    let row = rows
+        .iter()
+        .find(|row| row[4].as_str().is_some_and(|f| f.starts_with(path_s)))
+        .unwrap_or_else(|| panic!("no lock on {path_s}: {rows:?}"));
+    assert_eq!(row[1], "holds (inherited fd)", "{row:?}");
+    assert_eq!(row[2], "FLOCK", "{row:?}");
+    assert_ne!(
+        row[5].as_i64(),
+        Some(i64::from(carrier)),
+        "taken by flock(1), not sleep"
+    );
+    assert!(
+        row[6]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{carrier} (sleep):9")),
+        "{row:?}"
+    );
+
+    // A waiter: doctor says the taker no longer holds it, and who does.
+    let _waiter = Running(
+        Command::new("flock")
+            .arg("-x")
+            .arg(&path)
+            .arg("true")
+            .spawn()
+            .unwrap(),
+        Vec::new(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let out = syslens()
+        .args(["--json", "doctor", "--window", "0"])
+        .output()
+        .unwrap();
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let wait = d["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "file-lock-wait" && f["message"].as_str().unwrap().contains(path_s))
+        .unwrap_or_else(|| panic!("no wait on {path_s}: {d}"));
+    let m = wait["message"].as_str().unwrap();
+    assert!(
+        m.contains("which no longer holds it")
+            && m.contains(&format!("pid {carrier} (sleep) fd 9")),
+        "{m}"
+    );
+    // Scoped to the carrier, the wait behind it is still found.
+    let out = syslens()
+        .args([
+            "--json",
+            "doctor",
+            "--window",
+            "0",
+            "--pid",
+            &carrier.to_string(),
+        ])
+        .output()
+        .unwrap();
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        d["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "file-lock-wait"),
+        "{d}"
+    );
 }

@@ -2,6 +2,8 @@
 //! a person can act on (what was seen, with figures and their source; which concept; why
 //! it matters; what to do), worst first.
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 use syslens_probe::Missing;
 
@@ -37,9 +39,11 @@ pub fn report(v: &DoctorView) -> DoctorReport {
         }
         findings.extend((rule.check)(v));
     }
-    // Scoped to processes: the system-wide and cgroup findings belong to a full run.
+    // Scoped to processes: the findings about them, and about the cgroups they run in
+    // or whose limits bind them; the system-wide ones belong to a full run.
     if v.scoped {
-        findings.retain(|x| x.subject.starts_with("pid "));
+        let cgroups = v.scope_cgroups();
+        findings.retain(|x| in_scope(&x.subject, v.procs.len(), &cgroups));
     }
     // Worst first, then by concept (catalogue order).
     findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.concept.cmp(&b.concept)));
@@ -72,10 +76,44 @@ pub fn report(v: &DoctorView) -> DoctorReport {
     }
 }
 
+/// Whether a finding's subject is about the processes in scope (`n` of them) or one of
+/// their `cgroups`. A cgroup subject is matched whole against the known paths (a
+/// container's description may follow after a comma), never parsed.
+fn in_scope(subject: &str, n: usize, cgroups: &BTreeSet<&str>) -> bool {
+    if subject.starts_with("pid ") || subject == format!("{n} processes") {
+        return true;
+    }
+    subject.strip_prefix("cgroup ").is_some_and(|rest| {
+        cgroups.iter().any(|c| {
+            rest.strip_prefix(c)
+                .is_some_and(|tail| tail.is_empty() || tail.starts_with(", "))
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeSet;
+
+    #[test]
+    fn issue_15_doctor_pid_keeps_the_findings_of_its_cgroups() {
+        let cgroups: BTreeSet<&str> = ["/app", "/app/web"].into();
+        assert!(in_scope("pid 812 (nginx)", 1, &cgroups));
+        assert!(in_scope("cgroup /app", 1, &cgroups));
+        assert!(in_scope(
+            "cgroup /app/web, container 3f2a9c1b7d4e (docker)",
+            1,
+            &cgroups
+        ));
+        assert!(
+            !in_scope("cgroup /app/webby", 1, &cgroups),
+            "a sibling with a longer name"
+        );
+        assert!(!in_scope("cgroup /other", 1, &cgroups));
+        assert!(!in_scope("system", 1, &cgroups));
+        assert!(!in_scope("zone Normal", 1, &cgroups));
+        assert!(in_scope("2 processes", 2, &cgroups));
+    }
 
     #[test]
     fn rule_ids_are_unique_and_named_like_their_findings() {

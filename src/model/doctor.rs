@@ -19,6 +19,7 @@ use syslens_probe::{Files, Missing, Reader, Val};
 
 use crate::catalogue::ConceptId;
 use crate::model::limits::{lowest_memory, Bound};
+use crate::model::locks::{carriers, Carriers};
 
 /// How much a finding matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -156,8 +157,6 @@ pub struct DoctorView {
     pub watched: Duration,
     /// The processes in scope that lived through the window.
     pub procs: Vec<Proc>,
-    /// The memory cgroups of those processes (the root excluded).
-    pub memory_cgroups: Vec<MemoryCgroup>,
     /// The cgroups whose memory limit binds the processes in view (the lowest up each
     /// process's chain, often a parent's: a pod's, a container's own), with their usage.
     pub limited_cgroups: Vec<LimitedCgroup>,
@@ -169,6 +168,8 @@ pub struct DoctorView {
     pub psi_memory: Val<Psi>,
     /// /proc/locks.
     pub locks: Val<Vec<FileLock>>,
+    /// The fds carrying the locks someone waits for (their path, who holds them now).
+    pub lock_carriers: Val<Carriers>,
     /// OOM kills in the kernel log (missing for a captured tree).
     pub ooms: Val<Vec<OomKill>>,
     /// The page size of the host.
@@ -423,25 +424,28 @@ impl DoctorView {
             .as_ref()
             .map(|l| limited_cgroups(reader, l, memcg_dirs.values()))
             .unwrap_or_default();
-        let memory_cgroups = memcg_dirs
-            .into_values()
-            .filter(|d| d.path != "/")
-            .map(|d| MemoryCgroup::read(reader, d))
-            .collect();
         let watched = match (first_scan, last_scan) {
             (Some(a), Some(b)) => b.duration_since(a),
             _ => Duration::ZERO,
         };
         let ooms = read_oom_kills(reader);
+        let locks = reader.read_proc("locks").and_then(parse_locks);
+        let lock_carriers = match &locks {
+            Ok(all) => {
+                let waited: Vec<u64> = all.iter().filter(|l| l.waiting).map(|l| l.id).collect();
+                carriers(reader, all, &waited)
+            }
+            Err(e) => Err(e.clone()),
+        };
         Ok(DoctorView {
             watched,
             procs,
-            memory_cgroups,
             limited_cgroups,
             meminfo: reader.read_proc("meminfo").map(Meminfo::parse),
             buddy: reader.read_proc("buddyinfo").and_then(parse_buddyinfo),
             psi_memory: reader.read_proc("pressure/memory").and_then(parse_psi),
-            locks: reader.read_proc("locks").and_then(parse_locks),
+            locks,
+            lock_carriers,
             ooms,
             page_size: rustix::param::page_size() as u64,
             scoped: scope.is_scoped(),
@@ -452,6 +456,20 @@ impl DoctorView {
     /// Seconds really watched (zero without a window).
     pub fn watched_secs(&self) -> f64 {
         self.watched.as_secs_f64()
+    }
+
+    /// The cgroups a scoped run's findings may be about: those of the processes in view
+    /// and those whose limits bind them.
+    pub fn scope_cgroups(&self) -> std::collections::BTreeSet<&str> {
+        self.procs
+            .iter()
+            .filter_map(|p| p.cgroup.as_deref())
+            .chain(
+                self.limited_cgroups
+                    .iter()
+                    .map(|c| c.limit.set_by.path.as_str()),
+            )
+            .collect()
     }
 
     /// The process with this pid, if it is in the view.
@@ -576,12 +594,12 @@ impl PastWindow {
         Ok(DoctorView {
             watched,
             procs,
-            memory_cgroups: Vec::new(),
             limited_cgroups: Vec::new(),
             meminfo: files.proc_file("meminfo").map(Meminfo::parse),
             buddy: files.proc_file("buddyinfo").and_then(parse_buddyinfo),
             psi_memory: files.proc_file("pressure/memory").and_then(parse_psi),
             locks: files.proc_file("locks").and_then(parse_locks),
+            lock_carriers: Err(not_recorded()),
             ooms: Ok(ooms),
             page_size: rustix::param::page_size() as u64,
             scoped: self.scope.is_scoped(),

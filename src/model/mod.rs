@@ -7,6 +7,7 @@ pub mod event;
 pub mod figure;
 pub mod host;
 pub mod limits;
+pub mod locks;
 pub mod process;
 pub mod ptable;
 pub mod system;

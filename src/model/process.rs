@@ -16,6 +16,7 @@ use syslens_probe::{Missing, PidDir, Reader, Val};
 use crate::model::figure::Sample;
 pub use crate::model::figure::Section;
 use crate::model::limits::EffectiveLimits;
+use crate::model::locks::Carriers;
 
 /// One cheap sample (stat, status, schedstat) taken during the watch window.
 #[derive(Debug, Clone)]
@@ -92,6 +93,8 @@ pub struct ProcessView {
     pub initial_ns: Vec<InitialNs>,
     /// /proc/locks, for the locks the process holds or waits for.
     pub locks: Val<Vec<FileLock>>,
+    /// The fds carrying the locks that concern the process, on every process.
+    pub lock_carriers: Val<Carriers>,
     /// Whether smaps was read (not with `--no-smaps`).
     pub smaps_read: bool,
 }
@@ -151,6 +154,13 @@ impl ProcessView {
                 .and_then(parse_ns_link)
         });
         let locks = reader.read_proc("locks").and_then(parse_locks);
+        let lock_carriers = match &locks {
+            Ok(all) => {
+                let ids = crate::model::locks::concerning(reader, all, pid);
+                crate::model::locks::carriers(reader, all, &ids)
+            }
+            Err(e) => Err(e.clone()),
+        };
 
         // Spread the remaining cheap samples over the window for rates and trends.
         if !opts.window.is_zero() {
@@ -180,6 +190,7 @@ impl ProcessView {
             limits,
             initial_ns,
             locks,
+            lock_carriers,
             smaps_read: opts.smaps,
         })
     }

@@ -14,6 +14,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use syslens_probe::cgroup::CgroupLayout;
 use syslens_probe::fds::deleted_count;
 use syslens_probe::kmsg::uptime;
 use syslens_probe::locks::parse_locks;
@@ -24,7 +25,7 @@ use syslens_probe::system::{
     parse_buddyinfo, parse_cpus, parse_loadavg, parse_slabinfo, BuddyZone, CpuTicks, Meminfo,
     SlabCache,
 };
-use syslens_probe::table::{ProcessRow, ScanOptions, Scanner, SlowParts};
+use syslens_probe::table::{CgroupId, ProcessRow, ScanOptions, Scanner, SlowParts};
 use syslens_probe::{Reader, Val};
 
 /// Refreshes between re-reads of the slow tier.
@@ -47,6 +48,13 @@ pub struct Sample {
     pub rows: Vec<ProcessRow>,
     /// Paths of the cgroup ids in the rows.
     pub cgroup_paths: Arc<[String]>,
+    /// What each cgroup id names, by the same index: a container ("3f2a9c1b7d4e docker")
+    /// or a systemd unit, empty for neither.
+    pub containers: Arc<[String]>,
+    /// The memory limit binding each cgroup id (the lowest up its chain) and what the
+    /// cgroup that sets it uses against it, read at the slow cadence while the
+    /// isolation view is shown.
+    pub mem_limits: Arc<HashMap<CgroupId, (u64, Option<u64>)>>,
     /// /proc/meminfo.
     pub meminfo: Val<Meminfo>,
     /// /proc/pressure/{cpu,memory,io}, in that order.
@@ -83,6 +91,20 @@ impl Sample {
         let id = *row.cgroup.as_ref().ok()?;
         self.cgroup_paths.get(id as usize).map(String::as_str)
     }
+
+    /// The container or unit a row's cgroup names.
+    pub fn container(&self, row: &ProcessRow) -> Option<&str> {
+        let id = *row.cgroup.as_ref().ok()?;
+        self.containers
+            .get(id as usize)
+            .map(String::as_str)
+            .filter(|c| !c.is_empty())
+    }
+
+    /// The memory limit binding a row's cgroup, and the setter's usage.
+    pub fn mem_limit(&self, row: &ProcessRow) -> Option<(u64, Option<u64>)> {
+        self.mem_limits.get(row.cgroup.as_ref().ok()?).copied()
+    }
 }
 
 /// What the screen shows, so the collector reads the costly parts only while they
@@ -102,6 +124,44 @@ pub struct Wants {
 fn thread_cpu_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// A container ("3f2a9c1b7d4e docker") or systemd unit a cgroup path names, else empty.
+pub(super) fn container_label(path: &str) -> String {
+    let p = syslens_probe::container::placement(path);
+    match (p.short_id(), p.runtime, &p.unit) {
+        (Some(id), Some(rt), _) => format!("{id} {}", rt.name()),
+        (Some(id), None, _) => id.to_owned(),
+        (None, _, Some(unit)) => unit.clone(),
+        _ => String::new(),
+    }
+}
+
+/// The memory limit binding each cgroup the rows are in (one walk up the chain per
+/// cgroup, not per process), with the setter's usage.
+fn binding_limits(
+    reader: &mut Reader,
+    layout: &CgroupLayout,
+    rows: &[ProcessRow],
+    paths: &[String],
+) -> HashMap<CgroupId, (u64, Option<u64>)> {
+    let mut out = HashMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for id in rows.iter().filter_map(|r| r.cgroup.as_ref().ok().copied()) {
+        if !seen.insert(id) {
+            continue;
+        }
+        let Some(dir) = paths
+            .get(id as usize)
+            .and_then(|p| layout.dir_at("memory", p))
+        else {
+            continue;
+        };
+        if let Ok(Some(b)) = crate::model::limits::lowest_memory(reader, layout, dir) {
+            out.insert(id, (b.value, b.used.and_then(Result::ok)));
+        }
+    }
+    out
 }
 
 /// Whether a part read at `last` (a pass number) is due at `pass`.
@@ -135,6 +195,9 @@ pub fn run(
     let mut zone = Arc::new(None);
     let mut slabs: Arc<[SlabCache]> = Arc::new([]);
     let mut cgroup_paths: Arc<[String]> = Arc::new([]);
+    let mut containers: Arc<[String]> = Arc::new([]);
+    let mut mem_limits = Arc::new(HashMap::new());
+    let layout = CgroupLayout::read(scanner.reader()).ok();
     let mut deleted_open = Arc::new(HashMap::new());
     let mut isolated = Arc::new(HashMap::new());
     let mut users = Arc::new(HashMap::new());
@@ -162,6 +225,7 @@ pub fn run(
         }
         if scanner.cgroup_paths().len() != cgroup_paths.len() {
             cgroup_paths = scanner.cgroup_paths().into();
+            containers = cgroup_paths.iter().map(|p| container_label(p)).collect();
         }
         let reader = scanner.reader();
         let want_fds =
@@ -202,6 +266,12 @@ pub fn run(
                 isolated = Arc::new(ns);
                 namespaces_pass = Some(pass);
             }
+        }
+        if let Some(layout) = layout
+            .as_ref()
+            .filter(|_| wants.isolation.load(Ordering::Relaxed) && pass % SLOW_EVERY == 0)
+        {
+            mem_limits = Arc::new(binding_limits(reader, layout, &rows, &cgroup_paths));
         }
         let mut locks: HashMap<i64, (u32, u32)> = HashMap::new();
         if let Ok(all) = reader.read_proc("locks").and_then(parse_locks) {
@@ -247,6 +317,8 @@ pub fn run(
         let sample = Sample {
             at: started,
             cgroup_paths: cgroup_paths.clone(),
+            containers: containers.clone(),
+            mem_limits: mem_limits.clone(),
             meminfo: reader.read_proc("meminfo").map(Meminfo::parse),
             psi,
             cpus: reader.read_proc("stat").and_then(parse_cpus),

@@ -76,7 +76,7 @@ impl Tab {
             Tab::Memory => &[Cpu, Rss, Hwm, PeakSeen, Growth, Swap, MinFlt, MajFlt][..],
             Tab::Cpu => &[Cpu, Usr, Sys, Vcsw, Nvcsw, Runq, Nice, Threads],
             Tab::Files => &[Fds, Limit, FdPct, Deleted, Locks, Waiting],
-            Tab::Isolation => &[Oom, Ns],
+            Tab::Isolation => &[Oom, Ns, MemLimit, LimitPct, Container],
             Tab::System => return Vec::new(),
         });
         if pss && self == Tab::Memory {
@@ -130,6 +130,9 @@ pub enum Col {
     Waiting,
     Oom,
     Ns,
+    MemLimit,
+    LimitPct,
+    Container,
     Command,
     Cgroup,
 }
@@ -164,6 +167,9 @@ impl Col {
             Col::Waiting => "WAITING",
             Col::Oom => "OOM",
             Col::Ns => "NS",
+            Col::MemLimit => "MEMLIMIT",
+            Col::LimitPct => "LIMIT%",
+            Col::Container => "CONTAINER",
             Col::Command => "COMMAND",
             Col::Cgroup => "CGROUP",
         }
@@ -171,7 +177,10 @@ impl Col {
 
     /// Text, left-aligned and sorted A to Z; numbers are right-aligned.
     pub fn is_text(self) -> bool {
-        matches!(self, Col::User | Col::Ns | Col::Command | Col::Cgroup)
+        matches!(
+            self,
+            Col::User | Col::Ns | Col::Container | Col::Command | Col::Cgroup
+        )
     }
 
     /// Sorted smallest first (text, PIDs, nice values); other numbers largest first.
@@ -200,6 +209,8 @@ pub enum Value<'a> {
     Unlimited,
     /// Text from the process (a command name, a cgroup), escaped when shown.
     Text(&'a str),
+    /// A zombie's command name, shown as ps does: `name <defunct>`.
+    Defunct(&'a str),
     /// A user: the name from the tree's etc/passwd (escaped when shown), else the uid.
     User(Option<&'a str>, u64),
     /// Namespaces that differ from the host's, "host" when none.
@@ -215,14 +226,14 @@ impl Value<'_> {
             Value::Count(n) => n as f64,
             Value::Rate(x) | Value::Percent(x) => x,
             Value::Unlimited => f64::INFINITY,
-            Value::Text(_) | Value::User(..) => 0.0,
+            Value::Text(_) | Value::Defunct(_) | Value::User(..) => 0.0,
             Value::Namespaces(n) => n.len() as f64,
         }
     }
 
     fn sort_text(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Value::Text(t) | Value::User(Some(t), _) => (*t).into(),
+            Value::Text(t) | Value::Defunct(t) | Value::User(Some(t), _) => (*t).into(),
             Value::User(None, uid) => uid.to_string().into(),
             Value::Namespaces(n) => n.join(",").into(),
             _ => "".into(),
@@ -245,6 +256,7 @@ impl Value<'_> {
             Value::Percent(x) => format!("{x:.1}"),
             Value::Unlimited => "inf".into(),
             Value::Text(t) | Value::User(Some(t), _) => crate::render::safe::clean(t).into_owned(),
+            Value::Defunct(t) => format!("{} <defunct>", crate::render::safe::clean(t)),
             Value::User(None, uid) => uid.to_string(),
             Value::Namespaces([]) => "host".into(),
             Value::Namespaces(n) => n.join(","),
@@ -580,6 +592,17 @@ impl App {
         let pct = |now: u64, before: Option<u64>, scale: f64| {
             per_sec(now, before, scale, secs).map_or(Value::Missing, Value::Percent)
         };
+        // A zombie has released its memory, files, namespaces and cgroup: what /proc
+        // still shows of them (cgroup "/", an fd limit) describes no live process.
+        let zombie = r.state == b'Z';
+        if zombie
+            && !matches!(
+                col,
+                Col::Pid | Col::User | Col::Command | Col::Cpu | Col::Usr | Col::Sys | Col::Nice
+            )
+        {
+            return Value::Missing;
+        }
         match col {
             Col::Pid => Value::Count(i64::from(r.pid)),
             Col::User => match r.uid {
@@ -645,6 +668,15 @@ impl App {
                 .isolated
                 .get(&r.pid)
                 .map_or(Value::Missing, |n| Value::Namespaces(n)),
+            Col::MemLimit => bytes(s.mem_limit(r).map(|(limit, _)| limit)),
+            Col::LimitPct => match s.mem_limit(r) {
+                Some((limit, Some(used))) if limit > 0 => {
+                    Value::Percent(used as f64 / limit as f64 * 100.0)
+                }
+                _ => Value::Missing,
+            },
+            Col::Container => s.container(r).map_or(Value::Missing, Value::Text),
+            Col::Command if zombie => Value::Defunct(r.comm.as_str()),
             Col::Command => Value::Text(r.comm.as_str()),
             Col::Cgroup => s.cgroup_path(r).map_or(Value::Missing, Value::Text),
         }

@@ -18,6 +18,8 @@ fn sample(pass: u64) -> Sample {
         at: Instant::now() + Duration::from_secs(pass),
         rows,
         cgroup_paths: Arc::new([]),
+        containers: Arc::new([]),
+        mem_limits: Arc::default(),
         meminfo: Err(syslens_probe::Missing::Exited),
         psi: [const { Err(syslens_probe::Missing::Exited) }; 3],
         cpus: Err(syslens_probe::Missing::Exited),
@@ -636,4 +638,53 @@ fn issue_16_top_events_lines_are_stamped_cleaned_and_fit_the_width() {
     app.events = ev;
     let s = screen_at(&mut app, 100, 30);
     assert!(s.contains("events (2 missed): "), "{s}");
+}
+
+#[test]
+fn issue_15_isolation_names_containers_their_limits_and_zombies() {
+    let mut app = App::default();
+    let with = |pass: u64| {
+        let mut s = many(pass, 3);
+        s.cgroup_paths = Arc::new([
+            "/".to_owned(),
+            format!(
+                "/system.slice/docker-{}.scope",
+                "3f2a9c1b7d4e".repeat(5) + "abcd"
+            ),
+        ]);
+        s.containers = s
+            .cgroup_paths
+            .iter()
+            .map(|p| collect::container_label(p))
+            .collect();
+        s.mem_limits = Arc::new([(1, (200 << 20, Some(180 << 20)))].into());
+        s.rows[0].cgroup = Ok(0);
+        s.rows[1].cgroup = Ok(1);
+        s.rows[2].cgroup = Ok(0);
+        s.rows[2].state = b'Z';
+        s.rows[2].comm = syslens_probe::parse::InlineStr::new(b"gone");
+        s
+    };
+    app.apply(with(0));
+    app.apply(with(1));
+    app.key(KeyCode::Char('4'));
+    let screen = screen_at(&mut app, 160, 20);
+    let line = |pid: i32| {
+        screen
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(&pid.to_string()))
+            .unwrap_or_else(|| panic!("no row {pid}:\n{screen}"))
+            .to_owned()
+    };
+    assert!(
+        screen.contains("CONTAINER") && screen.contains("MEMLIMIT"),
+        "{screen}"
+    );
+    let c = line(2);
+    assert!(c.contains("3f2a9c1b7d4e docker"), "{c}");
+    assert!(c.contains("200.0 MiB") && c.contains("90.0"), "{c}");
+    // The zombie: shown as ps shows it, with nothing of a live process's placement.
+    let z = line(3);
+    assert!(z.contains("gone <defunct>"), "{z}");
+    assert!(!z.contains(" / ") && !z.trim_end().ends_with('/'), "{z}");
 }

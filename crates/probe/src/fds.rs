@@ -153,6 +153,46 @@ pub fn list_fds(reader: &mut Reader, dir: &PidDir) -> Val<Vec<OpenFd>> {
     Ok(out)
 }
 
+/// A lock an open fd carries, with where the fd points.
+#[derive(Debug, Clone, Serialize)]
+pub struct FdLock {
+    /// The descriptor number.
+    pub fd: i32,
+    /// Where it points (the locked file's path as this process opened it).
+    pub target: String,
+    /// The lock, as fdinfo prints it.
+    pub lock: crate::locks::FileLock,
+}
+
+/// The locks the open fds of a process carry (`lock:` lines of fdinfo/N): one read per
+/// fd, and a readlink for those that carry one. An fd closed meanwhile is skipped.
+pub fn fd_locks(reader: &mut Reader, dir: &PidDir) -> Val<Vec<FdLock>> {
+    let mut numbers = Vec::new();
+    reader.list_pid_numbers(dir, "fd", &mut numbers)?;
+    numbers.sort_unstable();
+    let mut out = Vec::new();
+    for fd in numbers {
+        let info = format!("fdinfo/{fd}");
+        let Ok(buf) = reader.read_pid(dir, &info) else {
+            continue;
+        };
+        let locks = crate::locks::parse_fdinfo_locks(buf, &dir.path(&info))?;
+        if locks.is_empty() {
+            continue;
+        }
+        let target = match reader.readlink_pid(dir, &format!("fd/{fd}")) {
+            Ok(link) => String::from_utf8_lossy(link).into_owned(),
+            Err(_) => continue,
+        };
+        out.extend(locks.into_iter().map(|lock| FdLock {
+            fd,
+            target: target.strip_suffix(DELETED).unwrap_or(&target).to_owned(),
+            lock,
+        }));
+    }
+    Ok(out)
+}
+
 /// How many open fds point to deleted regular files: a readlink per fd and nothing
 /// else (no sizes, no listing kept), for monitors that show the count.
 pub fn deleted_count(reader: &mut Reader, dir: &PidDir) -> Val<u32> {

@@ -20,7 +20,7 @@ pub const RULES: &[Rule] = &[
 /// A peak this large is worth a look when RSS has fallen to half of it.
 const HWM_WORTH_NOTING: u64 = 256 << 20;
 const HWM_GAP_SHARE: f64 = 0.5;
-/// A cgroup whose peak came within 10% of its limit...
+/// A cgroup whose peak came within 10% of the limit that binds it...
 const PEAK_NEAR_LIMIT: f64 = 0.9;
 /// ...while its working set is at most half of it, was sized for a spike.
 const WORKING_SET_LOW: f64 = 0.5;
@@ -46,27 +46,64 @@ fn rss_far_below_peak(v: &DoctorView) -> Vec<Finding> {
     out
 }
 
+/// Judged against the limit that binds (the lowest up the chain, often a parent's: a
+/// pod's, a container's), with the peak and working set of the cgroup that sets it: a
+/// leaf without a limit of its own is still sized by its parent's.
 fn cgroup_sized_for_spike(v: &DoctorView) -> Vec<Finding> {
     let mut out = Vec::new();
-    for cg in &v.memory_cgroups {
-        let (Ok(Some(limit)), Ok(peak), Ok(ws)) =
-            (cg.limit.clone(), cg.peak.clone(), cg.working_set.clone())
-        else {
+    for cg in &v.limited_cgroups {
+        let (limit, set_by) = (cg.limit.value, &cg.limit.set_by);
+        let (Ok(peak), Ok(ws)) = (cg.memory.peak.clone(), cg.memory.working_set.clone()) else {
             continue;
         };
-        if peak as f64 >= limit as f64 * PEAK_NEAR_LIMIT
-            && (ws as f64) <= limit as f64 * WORKING_SET_LOW
-        {
+        if sized_for_spike(peak, ws, limit) {
             out.push(Finding {
                 rule: "cgroup-sized-for-spike",
                 concept: ConceptId::HighWaterMark,
                 severity: Severity::Warning,
-                subject: format!("cgroup {}", cg.dir.path),
-                message: format!("peak {} came within 10% of the limit {}, while the working set is {}", mib(peak as f64), mib(limit as f64), mib(ws as f64)),
-                evidence: vec![format!("{}: peak {peak}, limit {limit}, working set {ws}", cg.dir.host_dir)],
+                subject: format!("cgroup {}", set_by.path),
+                message: format!(
+                    "peak {} came within {:.0}% of the limit {} (set by {}, {}), while the working set is {}",
+                    mib(peak as f64),
+                    (1.0 - PEAK_NEAR_LIMIT) * 100.0,
+                    mib(limit as f64),
+                    set_by.path,
+                    cg.limit.file,
+                    mib(ws as f64)
+                ),
+                evidence: vec![format!("{}: peak {peak}, {} {limit}, working set {ws}", set_by.host_dir, cg.limit.file)],
                 advice: "a spike nearly hit the limit: find what allocates in bursts, or raise the limit for the spike; the steady state needs far less".into(),
             });
         }
     }
     out
+}
+
+/// A peak within `1 - PEAK_NEAR_LIMIT` of the limit while the working set is at most
+/// `WORKING_SET_LOW` of it.
+fn sized_for_spike(peak: u64, working_set: u64, limit: u64) -> bool {
+    peak as f64 >= limit as f64 * PEAK_NEAR_LIMIT
+        && working_set as f64 <= limit as f64 * WORKING_SET_LOW
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_23_cgroup_sized_for_spike_at_its_boundaries() {
+        let limit = 1000 << 20;
+        let near = (limit as f64 * PEAK_NEAR_LIMIT) as u64;
+        let low = (limit as f64 * WORKING_SET_LOW) as u64;
+        assert!(sized_for_spike(near, low, limit));
+        assert!(
+            !sized_for_spike(near - 1, low, limit),
+            "a peak just short of 90% is no spike"
+        );
+        assert!(
+            !sized_for_spike(near, low + 1, limit),
+            "a working set above half is not small"
+        );
+        assert!(sized_for_spike(limit, 0, limit));
+    }
 }

@@ -18,6 +18,7 @@ pub const CONCEPT: ConceptDef = ConceptDef {
     lab_source: include_str!("lab.rs"),
 };
 
+use syslens_probe::locks::FileLock;
 use syslens_probe::sched::{syscall_name, Syscall};
 use syslens_probe::stat::state_name;
 
@@ -102,7 +103,14 @@ pub fn lens(v: &ProcessView) -> Section {
     match &v.locks {
         Ok(locks) => {
             let pid = i64::from(v.pid);
-            let mine: Vec<_> = locks.iter().filter(|l| l.pid == pid).collect();
+            let carriers = v.lock_carriers.as_ref().ok();
+            // Its own locks, and those its fds carry under another pid (inherited).
+            let carries =
+                |l: &FileLock| carriers.is_some_and(|c| c.of(l.id).any(|x| x.pid == v.pid));
+            let mine: Vec<_> = locks
+                .iter()
+                .filter(|l| l.pid == pid || (!l.waiting && carries(l)))
+                .collect();
             let mut t = Table::new(
                 "file locks of this process",
                 &[
@@ -110,23 +118,44 @@ pub fn lens(v: &ProcessView) -> Section {
                     ("role", Unit::None),
                     ("class", Unit::None),
                     ("access", Unit::None),
-                    ("file (dev:inode)", Unit::None),
-                    ("held by", Unit::None),
+                    ("file", Unit::None),
+                    ("taken by", Unit::None),
+                    ("carried by (pid:fd)", Unit::None),
                 ],
-                "/proc/locks",
+                "/proc/locks, /proc/PID/fdinfo/N lock: lines",
             );
             for l in &mine {
-                let holder = locks
-                    .iter()
-                    .find(|h| h.id == l.id && !h.waiting)
-                    .map(|h| h.pid);
+                let holder = locks.iter().find(|h| h.id == l.id && !h.waiting);
+                let role = match (l.waiting, l.pid == pid) {
+                    (true, _) => "waiting",
+                    (false, true) => "holds",
+                    (false, false) => "holds (inherited fd)",
+                };
+                let file = carriers
+                    .and_then(|c| c.path(l.id))
+                    .map_or_else(|| l.file.clone(), |p| format!("{p} ({})", l.file));
+                let carried = match &v.lock_carriers {
+                    Ok(c) => {
+                        let list: Vec<String> = c
+                            .of(l.id)
+                            .map(|x| format!("{} ({}):{}", x.pid, x.comm, x.fd))
+                            .collect();
+                        Ok(Value::Text(if list.is_empty() {
+                            "none found".into()
+                        } else {
+                            list.join(", ")
+                        }))
+                    }
+                    Err(e) => Err(e.clone()),
+                };
                 t.push(vec![
                     Ok(Value::Unsigned(l.id)),
-                    Ok(if l.waiting { "waiting" } else { "holds" }.into()),
+                    Ok(role.into()),
                     Ok(l.class.as_str().into()),
                     Ok(l.access.as_str().into()),
-                    Ok(l.file.as_str().into()),
-                    Ok(holder.map_or(Value::Text("?".into()), Value::Signed)),
+                    Ok(file.into()),
+                    Ok(holder.map_or(Value::Text("?".into()), |h| Value::Signed(h.pid))),
+                    carried,
                 ]);
             }
             s.figure(
@@ -143,6 +172,12 @@ pub fn lens(v: &ProcessView) -> Section {
             );
             if !mine.is_empty() {
                 s.tables.push(t);
+            }
+            if let Some(c) = carriers.filter(|c| c.unreadable > 0 && !mine.is_empty()) {
+                s.note(format!(
+                    "the fds of {} processes could not be searched for carriers (run as root)",
+                    c.unreadable
+                ));
             }
         }
         Err(e) => s.figure::<u64>("file locks", Err(e.clone()), Unit::Count, "/proc/locks"),

@@ -55,22 +55,51 @@ fn file_lock_wait(v: &DoctorView) -> Vec<Finding> {
                 v.proc(pid)
                     .map_or_else(|| format!("pid {pid}"), |p| p.subject())
             };
-            if v.scoped && v.proc(w.pid).is_none() && holder.is_none_or(|h| v.proc(h.pid).is_none())
-            {
+            let carriers = v.lock_carriers.as_ref().ok();
+            // Scoped: about the waiter, the taker or a process that carries the lock.
+            let in_view = v.proc(w.pid).is_some()
+                || holder.is_some_and(|h| v.proc(h.pid).is_some())
+                || carriers.is_some_and(|c| c.of(w.id).any(|x| v.proc(i64::from(x.pid)).is_some()));
+            if v.scoped && !in_view {
                 continue;
             }
+            let file = carriers
+                .and_then(|c| c.path(w.id))
+                .map_or_else(|| w.file.clone(), |p| format!("{p} ({})", w.file));
+            // The pid /proc/locks names took the lock; who has it now is whoever's fds
+            // carry it (a forked child keeps a flock its parent took).
+            let held_by = holder.map_or_else(
+                || "an unknown holder".to_owned(),
+                |h| {
+                    let others: Vec<String> = carriers
+                        .map(|c| {
+                            c.of(w.id)
+                                .filter(|x| i64::from(x.pid) != h.pid)
+                                .map(|x| format!("pid {} ({}) fd {}", x.pid, x.comm, x.fd))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let taker_carries =
+                        carriers.is_some_and(|c| c.of(w.id).any(|x| i64::from(x.pid) == h.pid));
+                    match (others.is_empty(), taker_carries) {
+                        (true, _) => name(h.pid),
+                        (false, true) => {
+                            format!("{}, shared with {}", name(h.pid), others.join(", "))
+                        }
+                        (false, false) => format!(
+                            "pid {}, which no longer holds it: it is held through {}",
+                            h.pid,
+                            others.join(", ")
+                        ),
+                    }
+                },
+            );
             out.push(Finding {
                 rule: "file-lock-wait",
                 concept: ConceptId::Locking,
                 severity: Severity::Warning,
                 subject: name(w.pid),
-                message: format!(
-                    "waits for a {} {} lock on {} held by {}",
-                    w.class,
-                    w.access,
-                    w.file,
-                    holder.map_or_else(|| "an unknown holder".to_owned(), |h| name(h.pid))
-                ),
+                message: format!("waits for a {} {} lock on {file} taken by {held_by}", w.class, w.access),
                 evidence: vec![format!("/proc/locks: {}: -> {} {} {}", w.id, w.class, w.pid, w.file)],
                 advice: "the holder keeps the lock: see what it is doing (syslens inspect on it); stale lock files from dead processes are released when their fd closes".into(),
             });

@@ -66,11 +66,22 @@ pub fn lens(v: &ProcessView) -> Section {
                 Unit::None,
                 v.src("cgroup"),
             );
+            // The leaf's own file often says "max" while a parent's (a pod's, a
+            // container's) binds: the limit the OOM killer enforces is the lowest.
             s.figure(
-                "cgroup memory limit",
+                "cgroup's own memory limit",
                 limit(&m.limit),
                 Unit::Bytes,
                 format!("{d}/{limit_file}"),
+            );
+            s.figure(
+                "memory limit that binds (lowest up the chain)",
+                limit(&v.limits.memory.clone().map(|b| b.map(|b| b.value))),
+                Unit::Bytes,
+                match &v.limits.memory {
+                    Ok(Some(b)) => format!("{}/{}", b.set_by.host_dir, b.file),
+                    _ => "the cgroup and its ancestors".to_owned(),
+                },
             );
             s.figure(
                 "cgroup memory usage",
