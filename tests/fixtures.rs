@@ -214,6 +214,11 @@ fn issue_15_v2_docker_host_container_and_its_own_limits() {
         figure(&r, cgs, "effective CPU quota (CPUs)").as_f64(),
         Some(1.5)
     );
+    // Two CPUs allowed, a quota of 1.5: the quota is the fewer.
+    assert_eq!(
+        figure(&r, cgs, "CPUs it can use (quota and cpuset)").as_f64(),
+        Some(1.5)
+    );
     assert_eq!(
         figure(&r, cgs, "CPU against its quota"),
         "CPU: quota 1.5 CPUs of 4 (set by /system.slice/docker-3f2a9c1b7d4e....scope, cpu.max)"

@@ -621,3 +621,28 @@ fn issue_15_a_lock_is_named_by_its_path_and_the_fds_that_carry_it() {
         "{d}"
     );
 }
+
+/// Item 5's cpusets: affinity caps the CPUs as a quota does; with no quota the count
+/// is the allowed CPUs.
+#[test]
+fn issue_15_a_cpuset_caps_the_cpus_a_process_can_use() {
+    let sleeper = Running(
+        Command::new("taskset")
+            .args(["-c", "0", "sleep", "30"])
+            .spawn()
+            .unwrap(),
+        Vec::new(),
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let r = inspect(sleeper.0.id());
+    let quota = figure(&r, "cgroups-namespaces", "effective CPU quota (CPUs)");
+    let usable = figure(
+        &r,
+        "cgroups-namespaces",
+        "CPUs it can use (quota and cpuset)",
+    );
+    match quota.as_f64() {
+        Some(q) => assert_eq!(usable.as_f64(), Some(q.min(1.0)), "{r}"),
+        None => assert_eq!(usable.as_f64(), Some(1.0), "one CPU allowed: {r}"),
+    }
+}

@@ -22,6 +22,7 @@ use syslens_probe::ns::Baseline;
 use syslens_probe::Val;
 
 use crate::model::figure::{limit, Table, Unit, Value};
+use crate::model::host::count_cpu_list;
 use crate::model::limits::{Bound, EffectiveLimits};
 use crate::model::process::{ProcessView, Section};
 
@@ -123,6 +124,25 @@ pub fn lens(v: &ProcessView) -> Section {
         Err(e) => s.figure::<u64>("pids cgroup", Err(e.clone()), Unit::None, "pids controller"),
     }
     effective_limits(&mut s, &v.limits);
+    // A cpuset (or sched_setaffinity) caps the CPUs as surely as a quota: the kernel
+    // applies both, so what the process can use is the smaller (htop #1538).
+    let allowed = v
+        .status()
+        .and_then(|st| st.cpus_allowed_list.clone())
+        .and_then(|c| {
+            count_cpu_list(c.as_str()).ok_or_else(|| {
+                syslens_probe::Missing::malformed(v.src("status"), c.as_str().to_owned())
+            })
+        });
+    s.figure(
+        "CPUs it can use (quota and cpuset)",
+        usable_cpus(&v.limits, allowed),
+        Unit::None,
+        format!(
+            "min(effective CPU quota, Cpus_allowed_list of {})",
+            v.src("status")
+        ),
+    );
     let mut t = Table::new(
         "namespaces (isolated = differs from the initial namespace)",
         &[
@@ -173,6 +193,16 @@ pub fn lens(v: &ProcessView) -> Section {
     s.tables.push(t);
     s.note("initial namespaces: fixed inode numbers where the kernel has them, else PID 1's links (unreadable on some hosts even for root)");
     s
+}
+
+/// The fewer of the quota's CPUs and the CPUs the affinity (cpuset) allows; with no
+/// quota, the allowed CPUs alone.
+fn usable_cpus(l: &EffectiveLimits, allowed: Val<u64>) -> Val<f64> {
+    let allowed = allowed? as f64;
+    Ok(match l.cpu.clone()? {
+        Some(b) => b.value.cpus.min(allowed),
+        None => allowed,
+    })
 }
 
 /// Where a bound comes from, as a figure's source.
