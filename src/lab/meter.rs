@@ -5,7 +5,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use perf_event::events::Software;
+use perf_event::events::{Software, Tracepoint};
+use syslens_probe::tracefs::Tracefs;
+
+use crate::lab::report::Check;
 use perf_event::{Builder, Counter};
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +33,10 @@ pub struct Counters {
     pub perf_context_switches: Option<u64>,
     /// perf cpu-migrations.
     pub perf_migrations: Option<u64>,
+    /// The tracepoint exceptions:page_fault_user counted for this thread: the fault
+    /// handler's entry, independent of the mm accounting getrusage reads.
+    #[serde(default)]
+    pub trace_page_faults: Option<u64>,
 }
 
 impl Counters {
@@ -50,6 +57,7 @@ impl Counters {
             perf_page_faults: d(self.perf_page_faults, before.perf_page_faults),
             perf_context_switches: d(self.perf_context_switches, before.perf_context_switches),
             perf_migrations: d(self.perf_migrations, before.perf_migrations),
+            trace_page_faults: d(self.trace_page_faults, before.trace_page_faults),
         }
     }
 }
@@ -106,6 +114,36 @@ pub struct SystemMeter {
     perf: Option<[Counter; 3]>,
     /// Why perf counters are not used, when they are not.
     pub perf_refused: Option<String>,
+    faults_tracepoint: Option<Counter>,
+    /// Why the page-fault tracepoint is not counted, when it is not.
+    pub tracepoint_refused: Option<String>,
+}
+
+/// The id of exceptions:page_fault_user, read once per process from tracefs (a
+/// detached mount where it is not mounted: one per process, not one per meter).
+fn fault_tracepoint_id() -> Result<u64, String> {
+    static ID: std::sync::OnceLock<Result<u64, String>> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let fs = Tracefs::open(std::path::Path::new("/")).map_err(|e| e.why)?;
+        let f = fs
+            .event("exceptions", "page_fault_user")
+            .map_err(|e| e.why)?;
+        Ok(f.id)
+    })
+    .clone()
+}
+
+/// Counts exceptions:page_fault_user for the calling thread (counting mode: no
+/// samples, so no ring buffer and no raw data, which tracepoints guard harder).
+fn open_fault_tracepoint() -> Result<Counter, String> {
+    let id = fault_tracepoint_id()?;
+    let mut c = Builder::new(Tracepoint::with_id(id))
+        // A tracepoint fires in the kernel: excluding the kernel would count nothing.
+        .include_kernel()
+        .build()
+        .map_err(|e| format!("perf_event_open of exceptions:page_fault_user refused ({e})"))?;
+    c.enable().map_err(|e| e.to_string())?;
+    Ok(c)
 }
 
 impl SystemMeter {
@@ -123,19 +161,25 @@ impl SystemMeter {
             }
             Ok(c)
         })();
-        match perf {
-            Ok(c) => SystemMeter {
-                origin: Instant::now(),
-                perf: Some(c),
-                perf_refused: None,
-            },
-            Err(e) => SystemMeter {
-                origin: Instant::now(),
-                perf: None,
-                perf_refused: Some(format!(
+        let (faults_tracepoint, tracepoint_refused) = match open_fault_tracepoint() {
+            Ok(c) => (Some(c), None),
+            Err(e) => (None, Some(e)),
+        };
+        let (perf, perf_refused) = match perf {
+            Ok(c) => (Some(c), None),
+            Err(e) => (
+                None,
+                Some(format!(
                     "perf_event_open refused ({e}); counts come from getrusage alone"
                 )),
-            },
+            ),
+        };
+        SystemMeter {
+            origin: Instant::now(),
+            perf,
+            perf_refused,
+            faults_tracepoint,
+            tracepoint_refused,
         }
     }
 }
@@ -148,6 +192,8 @@ impl SystemMeter {
             origin: Instant::now(),
             perf: None,
             perf_refused: Some("perf counters off for this measurement".into()),
+            faults_tracepoint: None,
+            tracepoint_refused: Some("perf counters off for this measurement".into()),
         }
     }
 }
@@ -191,7 +237,44 @@ impl Meter for SystemMeter {
             c.perf_context_switches = switches.read().ok();
             c.perf_migrations = migrations.read().ok();
         }
+        if let Some(t) = &mut self.faults_tracepoint {
+            c.trace_page_faults = t.read().ok();
+        }
         c
+    }
+}
+
+/// How far apart the tracepoint's and getrusage's fault counts may be and still agree.
+pub const TRACE_AGREEMENT: f64 = 0.01;
+
+/// The claim that the kernel's fault tracepoint counted the faults getrusage counted,
+/// within [`TRACE_AGREEMENT`]: two counts kept apart in the kernel (the fault
+/// handler's entry, mm's accounting once the fault is handled). Skipped, with the
+/// reason, where the tracepoint cannot be counted.
+pub fn faults_agree(what: &str, trace: Option<u64>, rusage: u64, refused: Option<&str>) -> Check {
+    let claim = format!(
+        "the tracepoint exceptions:page_fault_user counts {what} as getrusage does (within {:.0}%)",
+        TRACE_AGREEMENT * 100.0
+    );
+    match trace {
+        Some(t) => {
+            let gap = t.abs_diff(rusage) as f64 / rusage.max(1) as f64;
+            Check::holds(
+                &claim,
+                rusage > 0 && gap <= TRACE_AGREEMENT,
+                format!(
+                    "{t} by the tracepoint, {rusage} by getrusage ({:.2}% apart)",
+                    gap * 100.0
+                ),
+                format!("at most {:.0}% apart", TRACE_AGREEMENT * 100.0),
+            )
+        }
+        None => Check::skipped(
+            &claim,
+            refused
+                .unwrap_or("the tracepoint was not counted")
+                .to_owned(),
+        ),
     }
 }
 
@@ -241,6 +324,22 @@ mod tests {
         assert_eq!(t.ns, 3_500);
         assert_eq!(t.counts.minflt, 64);
         assert_eq!(t.counts.perf_page_faults, Some(64));
+    }
+
+    #[test]
+    fn issue_16_tracepoint_and_getrusage_agree_at_the_boundary() {
+        use crate::lab::report::Status;
+        let at = |t: u64, r: u64| faults_agree("x", Some(t), r, None).status;
+        let limit = (1000.0 * TRACE_AGREEMENT) as u64;
+        assert_eq!(at(1000 + limit, 1000), Status::Passed);
+        assert_eq!(at(1000 + limit + 1, 1000), Status::Failed);
+        assert_eq!(at(1000 - limit, 1000), Status::Passed);
+        assert_eq!(at(1000 - limit - 1, 1000), Status::Failed);
+        assert_eq!(at(0, 0), Status::Failed, "nothing counted is no agreement");
+        assert_eq!(
+            faults_agree("x", None, 5, Some("why")).status,
+            Status::Skipped
+        );
     }
 
     #[test]

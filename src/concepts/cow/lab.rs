@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, Region};
-use crate::lab::meter::{trial, SystemMeter};
+use crate::lab::meter::{faults_agree, trial, SystemMeter};
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{os_result, wait_forked, LabError, Link, Params};
@@ -99,6 +99,10 @@ pub struct Fraction {
     pub write_faults: u64,
     /// Time the child took to write its share (ns).
     pub write_ns: u64,
+    /// The same faults as the tracepoint exceptions:page_fault_user counted them, or
+    /// why it could not.
+    #[serde(default)]
+    pub write_faults_traced: Option<Result<u64, String>>,
 }
 
 /// The parameters of the child role "parent".
@@ -124,6 +128,7 @@ struct Forked {
 struct Written {
     pages: u64,
     faults: u64,
+    traced: Result<u64, String>,
     ns: u64,
 }
 
@@ -192,6 +197,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         f.private_dirty_written = private_dirty(ctx, child)?;
         f.pages_written = w.pages;
         f.write_faults = w.faults;
+        f.write_faults_traced = Some(w.traced);
         f.write_ns = w.ns;
         c.go()?;
         if m.fractions.is_empty() {
@@ -362,6 +368,30 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         "after fork the child's {} are shared with the parent (Shared_Dirty); a write copies one page",
         mib(n)
     ));
+    // The copy-on-write faults counted a second way, by the fault handler's tracepoint.
+    let traced: Result<Vec<u64>, String> = m
+        .fractions
+        .iter()
+        .map(|f| match &f.write_faults_traced {
+            Some(t) => t.clone(),
+            None => Err("the child did not report the tracepoint".into()),
+        })
+        .collect();
+    let rusage: u64 = m.fractions.iter().map(|f| f.write_faults).sum();
+    match traced {
+        Ok(t) => report.check(faults_agree(
+            "the child's copy-on-write faults",
+            Some(t.iter().sum()),
+            rusage,
+            None,
+        )),
+        Err(why) => report.check(faults_agree(
+            "the child's copy-on-write faults",
+            None,
+            rusage,
+            Some(&why),
+        )),
+    }
 }
 
 fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
@@ -411,6 +441,12 @@ fn forked_child(region: &Region, pages: usize, link: &mut Link) -> io::Result<()
         Written {
             pages: pages as u64,
             faults: t.counts.minflt,
+            traced: t.counts.trace_page_faults.ok_or_else(|| {
+                meter
+                    .tracepoint_refused
+                    .clone()
+                    .unwrap_or_else(|| "the tracepoint was not read".into())
+            }),
             ns: t.ns,
         },
     )
@@ -531,6 +567,7 @@ mod tests {
                 private_dirty_written: (104 << 10) + (16 << 20),
                 write_faults: pages(16),
                 write_ns: pages(16) * 2200,
+                write_faults_traced: Some(Ok(pages(16) + 3)),
             }],
             fork: ForkTimes {
                 sizes_mib: vec![0, 64],
@@ -545,13 +582,22 @@ mod tests {
         crate::lab::report::claim_statuses(ConceptId::Cow, m, analyze)
     }
 
+    fn pages_of(m: &Measured) -> u64 {
+        m.fractions[0].write_faults
+    }
+
     #[test]
     fn passes_on_copy_on_write() {
-        assert_eq!(statuses(&good()), vec![Status::Passed; 4]);
+        assert_eq!(statuses(&good()), vec![Status::Passed; 5]);
     }
 
     #[test]
     fn each_claim_fails_on_contradicting_evidence() {
+        let mut m = good();
+        m.fractions[0].write_faults_traced = Some(Ok(pages_of(&m) * 2));
+        assert_eq!(statuses(&m)[4], Status::Failed, "the two counts disagree");
+        m.fractions[0].write_faults_traced = Some(Err("no tracefs".into()));
+        assert_eq!(statuses(&m)[4], Status::Skipped);
         let mut m = good();
         m.fractions[0].private_dirty_read = 10 << 20;
         assert_eq!(statuses(&m)[0], Status::Failed);

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{evict, write_file, Region};
-use crate::lab::meter::{trial, SystemMeter, Trial};
+use crate::lab::meter::{faults_agree, trial, SystemMeter, Trial};
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{pct, Check, Cmp, LabReport};
 use crate::lab::sandbox::{present, LabError, Link, Params};
@@ -85,6 +85,9 @@ pub struct Pass {
     /// The perf software counter page-faults, where perf is allowed.
     #[serde(deserialize_with = "present")]
     pub perf_faults: Option<u64>,
+    /// Faults the tracepoint exceptions:page_fault_user counted, where it is allowed.
+    #[serde(deserialize_with = "present")]
+    pub trace_faults: Option<u64>,
     /// Share of the file cached before the pass (file passes only).
     pub resident_before: f64,
 }
@@ -98,6 +101,7 @@ impl Pass {
             minflt: t.counts.minflt,
             majflt: t.counts.majflt,
             perf_faults: t.counts.perf_page_faults,
+            trace_faults: t.counts.trace_page_faults,
             resident_before,
         }
     }
@@ -125,6 +129,9 @@ pub struct Measured {
     /// Why perf counters were not used, when the kernel refused them (None: they were).
     #[serde(deserialize_with = "present")]
     pub perf_note: Option<String>,
+    /// Why the page-fault tracepoint was not counted (None: it was).
+    #[serde(deserialize_with = "present")]
+    pub tracepoint_note: Option<String>,
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
@@ -298,7 +305,25 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
             "no counted faults to divide by",
         )),
     }
+    // The anonymous passes' faults, counted twice by the kernel: independent evidence.
+    let trace: Option<u64> = m.anon.iter().map(|p| p.trace_faults).sum();
+    let rusage: u64 = m.anon.iter().map(|p| p.minflt + p.majflt).sum();
+    report.check(faults_agree(
+        "the anonymous passes' faults",
+        trace,
+        rusage,
+        m.tracepoint_note.as_deref(),
+    ));
     if let Some(p) = m.anon.first() {
+        if let Some(t) = p.trace_faults {
+            report.evidence(
+                "tracepoint exceptions:page_fault_user (counting)",
+                "faults, one anonymous pass",
+                0.0,
+                t as f64,
+                "",
+            );
+        }
         if let Some(perf) = p.perf_faults {
             report.evidence(
                 "perf software counter page-faults",
@@ -386,6 +411,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     let mut meter = SystemMeter::new();
     let mut m = Measured {
         perf_note: meter.perf_refused.clone(),
+        tracepoint_note: meter.tracepoint_refused.clone(),
         ..Measured::default()
     };
     // Warm up once: the first faults of a run cost more than the later ones.
@@ -434,6 +460,7 @@ mod tests {
             minflt,
             majflt,
             perf_faults: Some(minflt + majflt),
+            trace_faults: Some(minflt + majflt),
             resident_before: resident,
         }
     }
@@ -447,6 +474,7 @@ mod tests {
             thp: "madvise".into(),
             thp_defrag: "madvise".into(),
             perf_note: None,
+            tracepoint_note: None,
         }
     }
 
@@ -456,7 +484,13 @@ mod tests {
 
     #[test]
     fn passes_on_real_faults() {
-        assert_eq!(statuses(&good()), vec![Status::Passed; 4]);
+        assert_eq!(statuses(&good()), vec![Status::Passed; 5]);
+        let mut m = good();
+        m.anon[0].trace_faults = Some(2 * 4096);
+        assert_eq!(statuses(&m)[4], Status::Failed, "the two counts disagree");
+        m.anon[0].trace_faults = None;
+        m.tracepoint_note = Some("no tracefs".into());
+        assert_eq!(statuses(&m)[4], Status::Skipped);
     }
 
     #[test]
