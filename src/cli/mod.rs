@@ -916,7 +916,7 @@ fn doctor_cmd(
         };
         let since = since.unwrap_or(std::time::UNIX_EPOCH);
         let until = until.unwrap_or_else(std::time::SystemTime::now);
-        let (report, samples) = match commands::past::doctor_window(&store, since, until, scope) {
+        let (report, note) = match commands::past::doctor_window(&store, since, until, scope) {
             Ok(r) => r,
             Err(e) => {
                 writeln!(err, "syslens doctor: {e}")?;
@@ -924,16 +924,27 @@ fn doctor_cmd(
             }
         };
         if g.json {
+            if let Some(why) = &note.reboot {
+                writeln!(err, "syslens doctor: {why}")?;
+            }
             render::json(out, &report)?;
         } else {
             writeln!(
                 out,
-                "over {samples} recorded samples, {} to {}",
+                "over {} recorded samples, {} to {}",
+                note.samples,
                 crate::record::time::local(
                     since.max(store.span().ok().flatten().map_or(since, |s| s.0))
                 ),
                 crate::record::time::local(until)
             )?;
+            if let Some(why) = &note.reboot {
+                writeln!(
+                    out,
+                    "{why}: the process rules read its {} samples",
+                    note.samples_of_last_boot
+                )?;
+            }
             render::text::doctor(out, &report, style)?;
         }
         return Ok(if report.findings.iter().any(|f| f.severity >= a.fail_on) {

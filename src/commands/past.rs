@@ -13,7 +13,7 @@ use crate::model::doctor::{OomKill, PastWindow, Scope};
 use crate::model::ptable::{self, Row, TableQuery};
 use crate::model::system::{StateCounts, SystemView};
 use crate::record::codec::Table;
-use crate::record::store::{unix_ns, Recorded, Store, StoredEvent};
+use crate::record::store::{boot_runs, unix_ns, BootRun, Recorded, SampleRef, Store, StoredEvent};
 use crate::record::time::local;
 
 /// Which recorded sample answered, and how far it is from the time asked.
@@ -27,6 +27,8 @@ pub struct SampleNote {
     pub seconds_before: Option<f64>,
     /// One line for people.
     pub line: String,
+    /// What a reboot between this sample and the one before it took away.
+    pub reboot: Option<String>,
 }
 
 impl SampleNote {
@@ -45,8 +47,30 @@ impl SampleNote {
             asked: asked.map(crate::model::units::rfc3339),
             seconds_before: before.map(|d| d.as_secs_f64()),
             line,
+            reboot: None,
         }
     }
+
+    /// Notes a reboot just before the sample: `what` it costs the view.
+    fn rebooted(&mut self, what: &str) {
+        let why = format!("the sample before it is of another boot: {what}");
+        self.line = format!("{}; {why}", self.line);
+        self.reboot = Some(why);
+    }
+}
+
+/// What a window spanning reboots says: which boots it holds, which one the process
+/// figures come from.
+pub fn reboot_note(runs: &[BootRun]) -> Option<String> {
+    let last = runs.last()?;
+    (runs.len() > 1).then(|| {
+        format!(
+            "the window spans {} boot(s) before the one recorded from {}; processes are \
+             matched within one boot only",
+            runs.len() - 1,
+            local(last.first)
+        )
+    })
 }
 
 /// The sample at or before `at` (the last one without), loaded.
@@ -54,7 +78,7 @@ fn sample(store: &Store, at: Option<SystemTime>) -> Result<(Recorded, SampleNote
     let found = store
         .sample_at(at.map(unix_ns))
         .map_err(|e| e.to_string())?;
-    let Some((id, time)) = found else {
+    let Some(SampleRef { id, time, .. }) = found else {
         return Err(match (at, store.span().ok().flatten()) {
             (Some(a), Some((first, _, _))) => format!(
                 "nothing recorded at or before {}: the store begins at {}",
@@ -83,11 +107,18 @@ pub fn system_at(
     store: &Store,
     at: Option<SystemTime>,
 ) -> Result<(SystemReport, SampleNote), String> {
-    let (mut rec, note) = sample(store, at)?;
-    let previous = store
-        .sample_before(rec.id)
-        .map_err(|e| e.to_string())?
-        .map(|id| store.load(id))
+    let (mut rec, mut note) = sample(store, at)?;
+    let before = store.sample_before(rec.id).map_err(|e| e.to_string())?;
+    // Counters restart with a boot: rates across one would be nonsense.
+    let before = before.filter(|b| {
+        let same = b.boot == rec.boot;
+        if !same {
+            note.rebooted("no rates");
+        }
+        same
+    });
+    let previous = before
+        .map(|b| store.load(b.id))
         .transpose()
         .map_err(|e| e.to_string())?;
     // The view measures its window with Instants: place the two samples as far apart
@@ -177,7 +208,7 @@ pub fn inspect_at(store: &Store, at: Option<SystemTime>, pid: i32) -> Result<Pas
         .map_err(|e| e.to_string())?
         .pop()
         .ok_or("the row did not survive selection")?;
-    let first_recorded = first_seen(store, &r, rec.time);
+    let first_recorded = first_seen(store, &r, &rec);
     let since = first_recorded.map_or(0, unix_ns);
     // Its exit, OOM kill or fatal signal comes after the last sample that holds it:
     // the events run to the time asked (all of them for the last sample).
@@ -202,12 +233,17 @@ pub fn inspect_at(store: &Store, at: Option<SystemTime>, pid: i32) -> Result<Pas
     })
 }
 
-/// When the store first saw this process (same pid, same start time): a binary search
-/// over the keyframes, each of which lists every process of its moment.
-fn first_seen(store: &Store, r: &ProcessRow, until: SystemTime) -> Option<SystemTime> {
-    let ids = store.samples_between(0, unix_ns(until)).ok()?;
+/// When the store first saw this process (same pid, same start time, same boot): a
+/// binary search over the samples of `rec`'s boot up to it.
+fn first_seen(store: &Store, r: &ProcessRow, rec: &Recorded) -> Option<SystemTime> {
+    let ids: Vec<SampleRef> = store
+        .samples_between(0, unix_ns(rec.time))
+        .ok()?
+        .into_iter()
+        .filter(|s| s.boot == rec.boot)
+        .collect();
     let has = |i: usize| -> bool {
-        store.load(ids[i].0).is_ok_and(|s| {
+        store.load(ids[i].id).is_ok_and(|s| {
             s.table
                 .row(r.pid)
                 .is_some_and(|x| x.start_time_ticks == r.start_time_ticks)
@@ -223,16 +259,27 @@ fn first_seen(store: &Store, r: &ProcessRow, until: SystemTime) -> Option<System
             lo = mid + 1;
         }
     }
-    Some(ids[lo].1)
+    Some(ids[lo].time)
 }
 
-/// `doctor --since --until`: the rules over the recorded window.
-pub fn doctor_window(
+/// What a window of the store held.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowNote {
+    /// Samples in the window.
+    pub samples: usize,
+    /// Samples the process figures come from: those of the last boot in the window.
+    pub samples_of_last_boot: usize,
+    /// Said when the window spans a reboot.
+    pub reboot: Option<String>,
+}
+
+/// The samples in [since, until], refused with the reason when there are none, and
+/// what the window holds.
+pub fn window(
     store: &Store,
     since: SystemTime,
     until: SystemTime,
-    scope: Scope,
-) -> Result<(DoctorReport, usize), String> {
+) -> Result<(Vec<SampleRef>, WindowNote), String> {
     let ids = store
         .samples_between(unix_ns(since), unix_ns(until))
         .map_err(|e| e.to_string())?;
@@ -243,10 +290,33 @@ pub fn doctor_window(
             local(until)
         ));
     }
+    let runs = boot_runs(&ids);
+    let last_boot = ids
+        .iter()
+        .filter(|s| s.same_boot(&ids[ids.len() - 1]))
+        .count();
+    let note = WindowNote {
+        samples: ids.len(),
+        samples_of_last_boot: last_boot,
+        reboot: reboot_note(&runs),
+    };
+    Ok((ids, note))
+}
+
+/// `doctor --since --until`: the rules over the recorded window. Across a reboot,
+/// the process trends come from the last boot's samples (a pid and start time of an
+/// earlier boot is another process); the OOM kills from the whole window.
+pub fn doctor_window(
+    store: &Store,
+    since: SystemTime,
+    until: SystemTime,
+    scope: Scope,
+) -> Result<(DoctorReport, WindowNote), String> {
+    let (ids, note) = window(store, since, until)?;
     let mut window = PastWindow::new(scope);
     let mut last = None;
-    for (id, _) in &ids {
-        let rec = store.load(*id).map_err(|e| e.to_string())?;
+    for s in &ids[ids.len() - note.samples_of_last_boot..] {
+        let rec = store.load(s.id).map_err(|e| e.to_string())?;
         window.add(rec.time, &rec.table.rows, &rec.table.cgroups);
         last = Some(rec);
     }
@@ -260,7 +330,7 @@ pub fn doctor_window(
     let view = window
         .finish(&mut last.files, ooms)
         .map_err(|e| e.to_string())?;
-    Ok((crate::commands::doctor::report(&view), ids.len()))
+    Ok((crate::commands::doctor::report(&view), note))
 }
 
 /// The doctor's OOM kill from a recorded `oom-kill` event.
@@ -290,4 +360,62 @@ fn oom_kill(e: &StoredEvent) -> Option<OomKill> {
             other => format!("CONSTRAINT_{}", other.to_uppercase()),
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::files::SampleFiles;
+    use crate::record::store::Limits;
+    use std::time::Duration;
+    use syslens_probe::table::{ScanOptions, Scanner};
+
+    #[test]
+    fn issue_17_a_process_identity_is_not_matched_across_a_reboot() {
+        let limits = Limits {
+            max_size: 1 << 30,
+            retain: Duration::from_secs(86400),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut scanner = Scanner::new(syslens_probe::Reader::host().unwrap());
+        let rows = scanner.scan(ScanOptions::default()).unwrap().to_vec();
+        let table = Table {
+            rows,
+            cgroups: scanner.cgroup_paths().to_vec(),
+        };
+        let files = SampleFiles::read(scanner.reader());
+        let me = std::process::id() as i32;
+        let t0 = SystemTime::now() - Duration::from_secs(60);
+        // The same (pid, start time) in two boots: in the second it is another process.
+        let mut store = Store::open_writer(dir.path(), limits).unwrap();
+        for (boot, from) in [("boot-a", 0), ("boot-b", 3)] {
+            store.set_boot(boot).unwrap();
+            for i in from..from + 3 {
+                let at = t0 + Duration::from_secs(i);
+                store.write(at, &table, &files, &[], &[], limits).unwrap();
+            }
+        }
+        drop(store);
+        let store = Store::open_reader(dir.path()).unwrap();
+        let past = inspect_at(&store, None, me).unwrap();
+        assert_eq!(
+            past.first_recorded.as_deref(),
+            Some(local(t0 + Duration::from_secs(3)).as_str()),
+            "first seen in the second boot, not the first"
+        );
+        // The first sample of the second boot: no rates across the reboot.
+        let (_, note) = system_at(&store, Some(t0 + Duration::from_secs(3))).unwrap();
+        assert!(note.line.contains("another boot"), "{}", note.line);
+        let (_, note) = system_at(&store, None).unwrap();
+        assert!(note.reboot.is_none(), "{}", note.line);
+        let (_, note) = doctor_window(&store, t0, SystemTime::now(), Scope::default()).unwrap();
+        assert_eq!((note.samples, note.samples_of_last_boot), (6, 3));
+        assert!(
+            note.reboot
+                .as_deref()
+                .unwrap_or("")
+                .contains("spans 1 boot"),
+            "{note:?}"
+        );
+    }
 }
