@@ -457,17 +457,17 @@ impl Store {
             .keyframe
             .as_ref()
             .is_none_or(|k| k.samples >= KEYFRAME_EVERY);
-        let (procs, blob, keyframe) = match (&self.keyframe, due) {
-            (Some(k), false) => (
-                codec::encode(table, &k.table)?,
-                files.encode(Some(&k.files))?,
-                Some(k.id),
-            ),
-            _ => (
-                codec::encode(table, &Table::default())?,
-                files.encode(None)?,
-                None,
-            ),
+        let (table, procs, blob, keyframe) = match (&self.keyframe, due) {
+            (Some(k), false) => {
+                let table = table.against(&k.table);
+                let procs = codec::encode(&table, &k.table)?;
+                (table, procs, files.encode(Some(&k.files))?, Some(k.id))
+            }
+            _ => {
+                let table = table.against(&Table::default());
+                let procs = codec::encode(&table, &Table::default())?;
+                (table, procs, files.encode(None)?, None)
+            }
         };
         let tx = self.conn.transaction()?;
         tx.execute(
@@ -502,7 +502,7 @@ impl Store {
             _ => {
                 self.keyframe = Some(Keyframe {
                     id,
-                    table: table.clone(),
+                    table,
                     files: files.clone(),
                     samples: 1,
                 })
@@ -828,6 +828,56 @@ mod tests {
         assert!(all[1].boot.is_some());
         assert!(!all[0].same_boot(&all[1]));
         assert_eq!(boot_runs(&all).len(), 2);
+    }
+
+    #[test]
+    fn issue_17_a_keyframe_lists_only_the_cgroups_its_group_names_under_churn() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open_writer(dir.path(), LIMITS).unwrap();
+        let mut scanner =
+            syslens_probe::table::Scanner::new(syslens_probe::Reader::host().unwrap());
+        let me = std::process::id() as i32;
+        let scanned = scanner
+            .scan(syslens_probe::table::ScanOptions::default())
+            .unwrap();
+        let mut row = scanned.iter().find(|r| r.pid == me).unwrap().clone();
+        // A container per sample, as a scanner interns them: its list only grows.
+        let mut seen: Vec<String> = Vec::new();
+        let t0 = SystemTime::now() - Duration::from_secs(600);
+        let n = 3 * KEYFRAME_EVERY + 7;
+        for i in 0..n {
+            seen.push(format!("/machine.slice/container-{i}.scope"));
+            row.cgroup = Ok(i as u32);
+            let table = Table {
+                rows: vec![row.clone()],
+                cgroups: seen.clone(),
+            };
+            let at = t0 + Duration::from_secs(i as u64);
+            store
+                .write(at, &table, &SampleFiles::default(), &[], &[], LIMITS)
+                .unwrap();
+        }
+        let all = store.samples_between(0, i64::MAX).unwrap();
+        let mut longest = 0;
+        for (i, s) in all.iter().enumerate() {
+            let rec = store.load(s.id).unwrap();
+            longest = longest.max(rec.table.cgroups.len());
+            assert_eq!(
+                rec.table.cgroup(&rec.table.rows[0]).unwrap(),
+                format!("/machine.slice/container-{i}.scope")
+            );
+        }
+        // A keyframe names its one path; a delta adds its own to it.
+        assert!(longest <= 2, "{longest} paths in a sample of one process");
+        let bytes: i64 = store
+            .conn
+            .query_row(
+                "SELECT max(length(procs)) FROM samples WHERE keyframe IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(bytes < 600, "a keyframe of one process takes {bytes} bytes");
     }
 
     #[test]
