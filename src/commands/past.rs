@@ -5,13 +5,18 @@
 use std::time::SystemTime;
 
 use serde::Serialize;
+use syslens_probe::psi::parse_psi;
+use syslens_probe::system::Vmstat;
 use syslens_probe::table::ProcessRow;
+use syslens_probe::{Files, Val};
+
+use crate::lab::report::Series;
 
 use crate::commands::doctor::DoctorReport;
 use crate::commands::system::SystemReport;
 use crate::model::doctor::{OomKill, PastWindow, Scope};
 use crate::model::ptable::{self, Row, TableQuery};
-use crate::model::system::{StateCounts, SystemView};
+use crate::model::system::{StateCounts, SysSample, SystemView};
 use crate::record::codec::Table;
 use crate::record::store::{boot_runs, unix_ns, BootRun, Recorded, SampleRef, Store, StoredEvent};
 use crate::record::time::local;
@@ -359,6 +364,248 @@ fn oom_kill(e: &StoredEvent) -> Option<OomKill> {
             "global" => "CONSTRAINT_NONE".into(),
             other => format!("CONSTRAINT_{}", other.to_uppercase()),
         }),
+    })
+}
+
+/// At most this many samples of a window are decoded and plotted; a longer window is
+/// plotted every Nth sample (and says so). HWM only grows, so its peak survives.
+const PLOTTED_MAX: usize = 600;
+
+/// One process of a window: its RSS and HWM over time.
+#[derive(Debug, Serialize)]
+pub struct WindowProcess {
+    /// Its pid.
+    pub pid: i32,
+    /// Its command name, as last recorded.
+    pub comm: String,
+    /// The largest RSS of the plotted samples, in bytes.
+    pub peak_rss_bytes: u64,
+    /// The largest VmHWM recorded, in bytes.
+    pub peak_hwm_bytes: u64,
+    /// RSS, MiB, over seconds since the window's first sample.
+    pub rss: Series,
+    /// VmHWM, MiB.
+    pub hwm: Series,
+}
+
+/// One event of a window.
+#[derive(Debug, Serialize)]
+pub struct WindowEvent {
+    /// Seconds since the window's first sample.
+    pub seconds: f64,
+    /// When, in local time.
+    pub time: String,
+    /// Its kind (`oom-kill`, `exit`, ...).
+    pub kind: String,
+    /// What `watch` printed.
+    pub line: String,
+    /// Marked on the timeline: an OOM kill, or a death by a signal (a signal that
+    /// was only delivered, and handled, is not).
+    pub mark: Option<String>,
+}
+
+/// `report --since --until`: the window as series, events and the doctor's findings.
+#[derive(Debug, Serialize)]
+pub struct WindowReport {
+    /// The window's first and last sample, local time.
+    pub first: String,
+    /// The last sample.
+    pub last: String,
+    /// Seconds between them.
+    pub seconds: f64,
+    /// What the window holds (samples, reboots).
+    pub note: WindowNote,
+    /// Every how many samples one is plotted.
+    pub plotted_every: usize,
+    /// Host memory: used, available, cached (MiB).
+    pub memory: Vec<Series>,
+    /// PSI some avg10 of memory, cpu, io (%).
+    pub pressure: Vec<Series>,
+    /// Page faults, major faults and context switches per second (host-wide).
+    pub rates: Vec<Series>,
+    /// The largest processes, by peak HWM.
+    pub processes: Vec<WindowProcess>,
+    /// The recorded events, oldest first.
+    pub events: Vec<WindowEvent>,
+    /// The doctor over the window.
+    pub doctor: DoctorReport,
+}
+
+fn series(name: &str, x: &str, y: &str) -> Series {
+    Series {
+        name: name.into(),
+        x: x.into(),
+        y: y.into(),
+        points: Vec::new(),
+    }
+}
+
+/// What marks an event on the timeline, if anything.
+fn mark_of(e: &StoredEvent) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(&e.json).ok()?;
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    match e.kind.as_str() {
+        "oom-kill" => Some("OOM kill".into()),
+        "exit" => text("signal").map(|s| format!("died of {s}")),
+        _ => None,
+    }
+}
+
+/// `report`: the recorded window [since, until] as plots, events and findings, with
+/// the `largest` processes by peak HWM (or RSS, where HWM was unreadable).
+pub fn report_window(
+    store: &Store,
+    since: SystemTime,
+    until: SystemTime,
+    largest: usize,
+) -> Result<WindowReport, String> {
+    let (ids, note) = window(store, since, until)?;
+    let (first, last) = (ids[0], ids[ids.len() - 1]);
+    let x = format!("seconds since {}", local(first.time));
+    let secs = |t: SystemTime| {
+        t.duration_since(first.time)
+            .unwrap_or_default()
+            .as_secs_f64()
+    };
+    let mib = |v: u64| v as f64 / (1u64 << 20) as f64;
+    let every = ids.len().div_ceil(PLOTTED_MAX);
+    let mut memory = [
+        series("used", &x, "MiB"),
+        series("available", &x, "MiB"),
+        series("cached", &x, "MiB"),
+    ];
+    let mut pressure = [
+        series("memory some avg10", &x, "% of time stalled"),
+        series("cpu some avg10", &x, "% of time stalled"),
+        series("io some avg10", &x, "% of time stalled"),
+    ];
+    let mut rates = [
+        series("page faults/s", &x, "per second"),
+        series("major faults/s", &x, "per second"),
+        series("context switches/s", &x, "per second"),
+    ];
+    // Processes by identity: boot, pid, start time.
+    let mut procs: std::collections::HashMap<(Option<i64>, i32, u64), WindowProcess> =
+        std::collections::HashMap::new();
+    let mut before: Option<(SampleRef, SysSample)> = None;
+    let at = std::time::Instant::now();
+    // Every `every`th sample, and the last one always.
+    let tail = ((ids.len() - 1) % every != 0).then_some(&last);
+    for s in ids.iter().step_by(every).chain(tail) {
+        let mut rec = store.load(s.id).map_err(|e| e.to_string())?;
+        let t = secs(s.time);
+        let now = SysSample::read(&mut rec.files, at);
+        if let Ok(m) = &now.meminfo {
+            let figures = [
+                m.mem_total
+                    .as_ref()
+                    .ok()
+                    .zip(m.mem_available.as_ref().ok())
+                    .map(|(t, a)| t.saturating_sub(*a)),
+                m.mem_available.as_ref().ok().copied(),
+                m.cached.as_ref().ok().copied(),
+            ];
+            for (series, v) in memory.iter_mut().zip(figures) {
+                if let Some(v) = v {
+                    series.points.push([t, mib(v)]);
+                }
+            }
+        }
+        for (series, file) in
+            pressure
+                .iter_mut()
+                .zip(["pressure/memory", "pressure/cpu", "pressure/io"])
+        {
+            if let Ok(p) = rec.files.proc_file(file).and_then(parse_psi) {
+                series.points.push([t, p.some.avg10]);
+            }
+        }
+        if let Some((b, then)) = before.as_ref().filter(|(b, _)| b.same_boot(s)) {
+            let dt = s
+                .time
+                .duration_since(b.time)
+                .unwrap_or_default()
+                .as_secs_f64();
+            let rate = |a: Option<u64>, z: Option<u64>| {
+                a.zip(z)
+                    .filter(|_| dt > 0.0)
+                    .map(|(a, z)| z.saturating_sub(a) as f64 / dt)
+            };
+            let vm = |v: &SysSample, f: fn(&Vmstat) -> &Val<u64>| {
+                v.vmstat
+                    .as_ref()
+                    .ok()
+                    .and_then(|m| f(m).as_ref().ok().copied())
+            };
+            let ctxt = |v: &SysSample| v.stat.as_ref().ok().and_then(|s| s.ctxt.clone().ok());
+            let figures = [
+                rate(vm(then, |m| &m.pgfault), vm(&now, |m| &m.pgfault)),
+                rate(vm(then, |m| &m.pgmajfault), vm(&now, |m| &m.pgmajfault)),
+                rate(ctxt(then), ctxt(&now)),
+            ];
+            for (series, v) in rates.iter_mut().zip(figures) {
+                if let Some(v) = v {
+                    series.points.push([t, v]);
+                }
+            }
+        }
+        before = Some((*s, now));
+        for r in &rec.table.rows {
+            let (Ok(rss), hwm) = (r.rss.as_ref(), r.hwm.as_ref()) else {
+                continue;
+            };
+            let p = procs
+                .entry((s.boot, r.pid, r.start_time_ticks))
+                .or_insert_with(|| WindowProcess {
+                    pid: r.pid,
+                    comm: String::new(),
+                    peak_rss_bytes: 0,
+                    peak_hwm_bytes: 0,
+                    rss: series("RSS", &x, "MiB"),
+                    hwm: series("HWM", &x, "MiB"),
+                });
+            p.comm = r.comm.as_str().to_owned();
+            p.peak_rss_bytes = p.peak_rss_bytes.max(*rss);
+            p.rss.points.push([t, mib(*rss)]);
+            if let Ok(hwm) = hwm {
+                p.peak_hwm_bytes = p.peak_hwm_bytes.max(*hwm);
+                p.hwm.points.push([t, mib(*hwm)]);
+            }
+        }
+    }
+    let mut processes: Vec<WindowProcess> = procs.into_values().collect();
+    processes.sort_by_key(|p| std::cmp::Reverse(p.peak_hwm_bytes.max(p.peak_rss_bytes)));
+    processes.truncate(largest);
+    let events = store
+        .events(unix_ns(since), unix_ns(until), None, None)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|e| {
+            let when = crate::record::store::from_unix_ns(e.time_ns);
+            WindowEvent {
+                seconds: when
+                    .duration_since(first.time)
+                    .map_or_else(|e| -e.duration().as_secs_f64(), |d| d.as_secs_f64()),
+                time: local(when),
+                kind: e.kind.clone(),
+                line: e.line.clone(),
+                mark: mark_of(e),
+            }
+        })
+        .collect();
+    let (doctor, _) = doctor_window(store, since, until, Scope::default())?;
+    Ok(WindowReport {
+        first: local(first.time),
+        last: local(last.time),
+        seconds: secs(last.time),
+        note,
+        plotted_every: every,
+        memory: memory.into(),
+        pressure: pressure.into(),
+        rates: rates.into(),
+        processes,
+        events,
+        doctor,
     })
 }
 
