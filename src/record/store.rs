@@ -613,19 +613,10 @@ impl Store {
 
     /// The sample just before sample `id`.
     pub fn sample_before(&self, id: i64) -> Result<Option<SampleRef>, StoreError> {
-        self.neighbour("id < ?1 ORDER BY id DESC", id)
-    }
-
-    /// The sample just after sample `id`.
-    pub fn sample_after(&self, id: i64) -> Result<Option<SampleRef>, StoreError> {
-        self.neighbour("id > ?1 ORDER BY id", id)
-    }
-
-    fn neighbour(&self, clause: &str, id: i64) -> Result<Option<SampleRef>, StoreError> {
         Ok(self
             .conn
             .query_row(
-                &format!("SELECT id, time_ns, boot FROM samples WHERE {clause} LIMIT 1"),
+                "SELECT id, time_ns, boot FROM samples WHERE id < ?1 ORDER BY id DESC LIMIT 1",
                 [id],
                 sample_ref,
             )
@@ -641,15 +632,6 @@ impl Store {
             .query_map([since, until], sample_ref)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
-    }
-
-    /// How many samples are at or before sample `id`: its place, from 1.
-    pub fn ordinal(&self, id: i64) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT count(*) FROM samples WHERE id <= ?1", [id], |r| {
-                r.get(0)
-            })?)
     }
 
     /// The first and last sample's times, and how many there are.
