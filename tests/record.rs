@@ -268,3 +268,115 @@ fn issue_17_the_store_keeps_within_max_size_under_churn() {
         "the store reached {largest} bytes, over 256 KiB + 10%"
     );
 }
+
+#[test]
+fn issue_17_report_draws_the_recorded_story_with_its_peaks_and_events() {
+    skip_unless!(is_root(), "the exit events need root");
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let s = store.to_str().unwrap();
+    let rec = Recorder::start(&store, &["--interval", "0.1"]);
+    // One that peaks at 300 MiB, frees it and stays; one that peaks at 200 MiB and is
+    // killed after 0.4 s.
+    let spiked = Specimen::start(&["--spike-mib", "300"]);
+    let short = Specimen::start(&["--spike-mib", "200"]);
+    let short_pid = short.pid();
+    std::thread::sleep(Duration::from_millis(400));
+    // SAFETY: kill takes no pointers; the pid is our own child's, not yet reaped.
+    unsafe { libc::kill(short_pid as i32, libc::SIGKILL) };
+    drop(short);
+    let before = rusqlite_count(&store);
+    wait_for_samples(&store, before + 3);
+    rec.stop();
+
+    let page = dir.path().join("window.html");
+    let out = syslens()
+        .args([
+            "report",
+            "--store",
+            s,
+            "--since",
+            "-5m",
+            "--processes",
+            "20",
+        ])
+        .args(["--html", page.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    // Self-contained: no script, and the only URL is SVG's namespace.
+    assert!(!html.contains("<script"));
+    assert_eq!(
+        html.matches("http").count(),
+        html.matches("http://www.w3.org/2000/svg").count()
+    );
+    let report = json_of(&[
+        "report",
+        "--store",
+        s,
+        "--since",
+        "-5m",
+        "--processes",
+        "20",
+    ]);
+    let procs = report["processes"].as_array().unwrap();
+    for (pid, mib) in [(spiked.pid(), 300u64), (short_pid, 200)] {
+        let p = procs
+            .iter()
+            .find(|p| p["pid"].as_u64() == Some(u64::from(pid)))
+            .unwrap_or_else(|| panic!("pid {pid} not among the largest: {report:#}"));
+        let hwm = p["peak_hwm_bytes"].as_u64().unwrap();
+        assert!(hwm >= mib << 20 && hwm < (mib + 64) << 20, "{p:#}");
+        // Its chart, with the measured peak named beside it.
+        let section = format!("<section id=\"pid-{pid}\">");
+        let at = html
+            .find(&section)
+            .unwrap_or_else(|| panic!("no {section}"));
+        let body = &html[at..at + html[at..].find("</section>").unwrap()];
+        assert!(body.contains("<polyline"), "{body}");
+        let peak = format!("peak HWM {}", syslens::model::units::bytes(hwm as f64));
+        assert!(body.contains(&peak), "{peak} not in {body}");
+    }
+    // The 300 MiB one freed its spike: its RSS series ends well below its HWM.
+    let spiked_row = procs
+        .iter()
+        .find(|p| p["pid"].as_u64() == Some(u64::from(spiked.pid())))
+        .unwrap();
+    let rss = spiked_row["rss"]["points"].as_array().unwrap();
+    let last_rss = rss.last().unwrap()[1].as_f64().unwrap();
+    assert!(last_rss < 100.0, "RSS {last_rss} MiB after freeing");
+    // The kill of the short one: an event, marked on the timeline.
+    let events = report["events"].as_array().unwrap();
+    let killed = events
+        .iter()
+        .find(|e| {
+            e["kind"] == "exit"
+                && e["line"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains(&format!("[{short_pid}]"))
+        })
+        .unwrap_or_else(|| panic!("no exit of {short_pid}: {events:#?}"));
+    assert_eq!(killed["mark"], "died of SIGKILL", "{killed}");
+    let line = syslens::render::html::esc(killed["line"].as_str().unwrap());
+    assert!(html.contains(&line), "{line} not on the page");
+    assert!(
+        html.contains("stroke=\"#dc2626\""),
+        "no mark on the timeline"
+    );
+    // The doctor's findings over the window, and the host's series.
+    assert!(html.contains("The doctor over the window"));
+    for name in [
+        "used",
+        "available",
+        "cached",
+        "memory some avg10",
+        "context switches/s",
+    ] {
+        assert!(
+            html.contains(&format!(">{name}</text>")),
+            "no series {name}"
+        );
+    }
+}

@@ -120,6 +120,9 @@ pub enum Command {
     Record(RecordArgs),
     /// The events a recorder stored (NDJSON with --json, the objects of watch).
     Events(EventsArgs),
+    /// A recorded window: plots of memory, pressure, rates and the largest processes,
+    /// the events on a timeline, the doctor's findings (one HTML page with --html).
+    Report(ReportArgs),
     /// List the concepts with their ids.
     Concepts,
     /// Explain a concept: what it is, the lab code that provokes it, where to read next.
@@ -425,6 +428,28 @@ pub struct EventsArgs {
     pub pid: Option<i32>,
 }
 
+/// `syslens report`'s flags.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The store [default: as `record`'s].
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// The window's start (TIME as for --at).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub since: String,
+    /// The window's end [default: now].
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub until: Option<String>,
+    /// Write the window as one self-contained HTML page here (no script, no network)
+    /// instead of the text summary.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+    /// How many of the largest processes (by peak HWM) to plot.
+    #[arg(long, value_name = "N", default_value = "5",
+          value_parser = clap::value_parser!(u16).range(1..=50))]
+    pub processes: u16,
+}
+
 /// Flags of `syslens system`.
 #[derive(Debug, Args)]
 pub struct SystemArgs {
@@ -619,6 +644,7 @@ fn applies(command: &Option<Command>) -> (&'static str, Applies) {
         Some(Command::Watch(_)) => ("watch", true, false),
         Some(Command::Record(_)) => ("record", false, true),
         Some(Command::Events(_)) => ("events", true, false),
+        Some(Command::Report(_)) => ("report", true, false),
         Some(Command::Concepts) => ("concepts", true, false),
         Some(Command::Explain { .. }) => ("explain", true, false),
         Some(Command::LabChild { .. })
@@ -728,6 +754,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
             }
         },
         Some(Command::Events(args)) => events_cmd(out, err, g, args),
+        Some(Command::Report(args)) => report_cmd(out, err, g, args),
         Some(Command::Top { interval, events }) => {
             // ratatui panics without a terminal (cron, a pipe, ssh without -t).
             if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
@@ -916,7 +943,7 @@ fn doctor_cmd(
         };
         let since = since.unwrap_or(std::time::UNIX_EPOCH);
         let until = until.unwrap_or_else(std::time::SystemTime::now);
-        let (report, samples) = match commands::past::doctor_window(&store, since, until, scope) {
+        let (report, note) = match commands::past::doctor_window(&store, since, until, scope) {
             Ok(r) => r,
             Err(e) => {
                 writeln!(err, "syslens doctor: {e}")?;
@@ -924,16 +951,27 @@ fn doctor_cmd(
             }
         };
         if g.json {
+            if let Some(why) = &note.reboot {
+                writeln!(err, "syslens doctor: {why}")?;
+            }
             render::json(out, &report)?;
         } else {
             writeln!(
                 out,
-                "over {samples} recorded samples, {} to {}",
+                "over {} recorded samples, {} to {}",
+                note.samples,
                 crate::record::time::local(
                     since.max(store.span().ok().flatten().map_or(since, |s| s.0))
                 ),
                 crate::record::time::local(until)
             )?;
+            if let Some(why) = &note.reboot {
+                writeln!(
+                    out,
+                    "{why}: the process rules read its {} samples",
+                    note.samples_of_last_boot
+                )?;
+            }
             render::text::doctor(out, &report, style)?;
         }
         return Ok(if report.findings.iter().any(|f| f.severity >= a.fail_on) {
@@ -1363,6 +1401,58 @@ fn events_cmd(
         }
     } else {
         render::text::recorded_events(out, &events)?;
+    }
+    Ok(Status::Ok)
+}
+
+fn report_cmd(
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    g: &Global,
+    a: ReportArgs,
+) -> io::Result<Status> {
+    let past = AtArgs {
+        store: Some(a.store.clone().unwrap_or_else(crate::record::default_store)),
+        at: None,
+    };
+    let Past::Store(store) = past_store(&past, g, err)? else {
+        return Ok(Status::Usage);
+    };
+    let (Some(Some(since)), Some(until)) = (
+        past_time(Some(&a.since), "--since", err)?,
+        past_time(a.until.as_deref(), "--until", err)?,
+    ) else {
+        return Ok(Status::Usage);
+    };
+    let until = until.unwrap_or_else(std::time::SystemTime::now);
+    let report = match commands::past::report_window(&store, since, until, usize::from(a.processes))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            writeln!(err, "syslens report: {}", render::safe::clean(&e))?;
+            return Ok(Status::Usage);
+        }
+    };
+    match a.html {
+        Some(path) => {
+            if let Err(e) = std::fs::write(&path, render::window::html(&report)) {
+                writeln!(
+                    err,
+                    "syslens report: cannot write {}: {e}",
+                    render::safe::clean(&path.display().to_string())
+                )?;
+                return Ok(Status::Failed);
+            }
+            writeln!(
+                err,
+                "syslens report: {} written ({} samples, {} events)",
+                render::safe::clean(&path.display().to_string()),
+                report.note.samples,
+                report.events.len()
+            )?;
+        }
+        None if g.json => render::json(out, &report)?,
+        None => render::window::text(out, &report)?,
     }
     Ok(Status::Ok)
 }

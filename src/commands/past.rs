@@ -5,15 +5,20 @@
 use std::time::SystemTime;
 
 use serde::Serialize;
+use syslens_probe::psi::parse_psi;
+use syslens_probe::system::Vmstat;
 use syslens_probe::table::ProcessRow;
+use syslens_probe::{Files, Val};
+
+use crate::lab::report::Series;
 
 use crate::commands::doctor::DoctorReport;
 use crate::commands::system::SystemReport;
 use crate::model::doctor::{OomKill, PastWindow, Scope};
 use crate::model::ptable::{self, Row, TableQuery};
-use crate::model::system::{StateCounts, SystemView};
+use crate::model::system::{StateCounts, SysSample, SystemView};
 use crate::record::codec::Table;
-use crate::record::store::{unix_ns, Recorded, Store, StoredEvent};
+use crate::record::store::{boot_runs, unix_ns, BootRun, Recorded, SampleRef, Store, StoredEvent};
 use crate::record::time::local;
 
 /// Which recorded sample answered, and how far it is from the time asked.
@@ -27,6 +32,8 @@ pub struct SampleNote {
     pub seconds_before: Option<f64>,
     /// One line for people.
     pub line: String,
+    /// What a reboot between this sample and the one before it took away.
+    pub reboot: Option<String>,
 }
 
 impl SampleNote {
@@ -45,8 +52,30 @@ impl SampleNote {
             asked: asked.map(crate::model::units::rfc3339),
             seconds_before: before.map(|d| d.as_secs_f64()),
             line,
+            reboot: None,
         }
     }
+
+    /// Notes a reboot just before the sample: `what` it costs the view.
+    fn rebooted(&mut self, what: &str) {
+        let why = format!("the sample before it is of another boot: {what}");
+        self.line = format!("{}; {why}", self.line);
+        self.reboot = Some(why);
+    }
+}
+
+/// What a window spanning reboots says: which boots it holds, which one the process
+/// figures come from.
+pub fn reboot_note(runs: &[BootRun]) -> Option<String> {
+    let last = runs.last()?;
+    (runs.len() > 1).then(|| {
+        format!(
+            "the window spans {} boot(s) before the one recorded from {}; processes are \
+             matched within one boot only",
+            runs.len() - 1,
+            local(last.first)
+        )
+    })
 }
 
 /// The sample at or before `at` (the last one without), loaded.
@@ -54,7 +83,7 @@ fn sample(store: &Store, at: Option<SystemTime>) -> Result<(Recorded, SampleNote
     let found = store
         .sample_at(at.map(unix_ns))
         .map_err(|e| e.to_string())?;
-    let Some((id, time)) = found else {
+    let Some(SampleRef { id, time, .. }) = found else {
         return Err(match (at, store.span().ok().flatten()) {
             (Some(a), Some((first, _, _))) => format!(
                 "nothing recorded at or before {}: the store begins at {}",
@@ -83,11 +112,18 @@ pub fn system_at(
     store: &Store,
     at: Option<SystemTime>,
 ) -> Result<(SystemReport, SampleNote), String> {
-    let (mut rec, note) = sample(store, at)?;
-    let previous = store
-        .sample_before(rec.id)
-        .map_err(|e| e.to_string())?
-        .map(|id| store.load(id))
+    let (mut rec, mut note) = sample(store, at)?;
+    let before = store.sample_before(rec.id).map_err(|e| e.to_string())?;
+    // Counters restart with a boot: rates across one would be nonsense.
+    let before = before.filter(|b| {
+        let same = b.boot == rec.boot;
+        if !same {
+            note.rebooted("no rates");
+        }
+        same
+    });
+    let previous = before
+        .map(|b| store.load(b.id))
         .transpose()
         .map_err(|e| e.to_string())?;
     // The view measures its window with Instants: place the two samples as far apart
@@ -177,7 +213,7 @@ pub fn inspect_at(store: &Store, at: Option<SystemTime>, pid: i32) -> Result<Pas
         .map_err(|e| e.to_string())?
         .pop()
         .ok_or("the row did not survive selection")?;
-    let first_recorded = first_seen(store, &r, rec.time);
+    let first_recorded = first_seen(store, &r, &rec);
     let since = first_recorded.map_or(0, unix_ns);
     // Its exit, OOM kill or fatal signal comes after the last sample that holds it:
     // the events run to the time asked (all of them for the last sample).
@@ -202,12 +238,17 @@ pub fn inspect_at(store: &Store, at: Option<SystemTime>, pid: i32) -> Result<Pas
     })
 }
 
-/// When the store first saw this process (same pid, same start time): a binary search
-/// over the keyframes, each of which lists every process of its moment.
-fn first_seen(store: &Store, r: &ProcessRow, until: SystemTime) -> Option<SystemTime> {
-    let ids = store.samples_between(0, unix_ns(until)).ok()?;
+/// When the store first saw this process (same pid, same start time, same boot): a
+/// binary search over the samples of `rec`'s boot up to it.
+fn first_seen(store: &Store, r: &ProcessRow, rec: &Recorded) -> Option<SystemTime> {
+    let ids: Vec<SampleRef> = store
+        .samples_between(0, unix_ns(rec.time))
+        .ok()?
+        .into_iter()
+        .filter(|s| s.boot == rec.boot)
+        .collect();
     let has = |i: usize| -> bool {
-        store.load(ids[i].0).is_ok_and(|s| {
+        store.load(ids[i].id).is_ok_and(|s| {
             s.table
                 .row(r.pid)
                 .is_some_and(|x| x.start_time_ticks == r.start_time_ticks)
@@ -223,16 +264,27 @@ fn first_seen(store: &Store, r: &ProcessRow, until: SystemTime) -> Option<System
             lo = mid + 1;
         }
     }
-    Some(ids[lo].1)
+    Some(ids[lo].time)
 }
 
-/// `doctor --since --until`: the rules over the recorded window.
-pub fn doctor_window(
+/// What a window of the store held.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowNote {
+    /// Samples in the window.
+    pub samples: usize,
+    /// Samples the process figures come from: those of the last boot in the window.
+    pub samples_of_last_boot: usize,
+    /// Said when the window spans a reboot.
+    pub reboot: Option<String>,
+}
+
+/// The samples in [since, until], refused with the reason when there are none, and
+/// what the window holds.
+pub fn window(
     store: &Store,
     since: SystemTime,
     until: SystemTime,
-    scope: Scope,
-) -> Result<(DoctorReport, usize), String> {
+) -> Result<(Vec<SampleRef>, WindowNote), String> {
     let ids = store
         .samples_between(unix_ns(since), unix_ns(until))
         .map_err(|e| e.to_string())?;
@@ -243,10 +295,33 @@ pub fn doctor_window(
             local(until)
         ));
     }
+    let runs = boot_runs(&ids);
+    let last_boot = ids
+        .iter()
+        .filter(|s| s.same_boot(&ids[ids.len() - 1]))
+        .count();
+    let note = WindowNote {
+        samples: ids.len(),
+        samples_of_last_boot: last_boot,
+        reboot: reboot_note(&runs),
+    };
+    Ok((ids, note))
+}
+
+/// `doctor --since --until`: the rules over the recorded window. Across a reboot,
+/// the process trends come from the last boot's samples (a pid and start time of an
+/// earlier boot is another process); the OOM kills from the whole window.
+pub fn doctor_window(
+    store: &Store,
+    since: SystemTime,
+    until: SystemTime,
+    scope: Scope,
+) -> Result<(DoctorReport, WindowNote), String> {
+    let (ids, note) = window(store, since, until)?;
     let mut window = PastWindow::new(scope);
     let mut last = None;
-    for (id, _) in &ids {
-        let rec = store.load(*id).map_err(|e| e.to_string())?;
+    for s in &ids[ids.len() - note.samples_of_last_boot..] {
+        let rec = store.load(s.id).map_err(|e| e.to_string())?;
         window.add(rec.time, &rec.table.rows, &rec.table.cgroups);
         last = Some(rec);
     }
@@ -260,7 +335,7 @@ pub fn doctor_window(
     let view = window
         .finish(&mut last.files, ooms)
         .map_err(|e| e.to_string())?;
-    Ok((crate::commands::doctor::report(&view), ids.len()))
+    Ok((crate::commands::doctor::report(&view), note))
 }
 
 /// The doctor's OOM kill from a recorded `oom-kill` event.
@@ -290,4 +365,304 @@ fn oom_kill(e: &StoredEvent) -> Option<OomKill> {
             other => format!("CONSTRAINT_{}", other.to_uppercase()),
         }),
     })
+}
+
+/// At most this many samples of a window are decoded and plotted; a longer window is
+/// plotted every Nth sample (and says so). HWM only grows, so its peak survives.
+const PLOTTED_MAX: usize = 600;
+
+/// One process of a window: its RSS and HWM over time.
+#[derive(Debug, Serialize)]
+pub struct WindowProcess {
+    /// Its pid.
+    pub pid: i32,
+    /// Its command name, as last recorded.
+    pub comm: String,
+    /// The largest RSS of the plotted samples, in bytes.
+    pub peak_rss_bytes: u64,
+    /// The largest VmHWM recorded, in bytes.
+    pub peak_hwm_bytes: u64,
+    /// RSS, MiB, over seconds since the window's first sample.
+    pub rss: Series,
+    /// VmHWM, MiB.
+    pub hwm: Series,
+}
+
+/// One event of a window.
+#[derive(Debug, Serialize)]
+pub struct WindowEvent {
+    /// Seconds since the window's first sample.
+    pub seconds: f64,
+    /// When, in local time.
+    pub time: String,
+    /// Its kind (`oom-kill`, `exit`, ...).
+    pub kind: String,
+    /// What `watch` printed.
+    pub line: String,
+    /// Marked on the timeline: an OOM kill, or a death by a signal (a signal that
+    /// was only delivered, and handled, is not).
+    pub mark: Option<String>,
+}
+
+/// `report --since --until`: the window as series, events and the doctor's findings.
+#[derive(Debug, Serialize)]
+pub struct WindowReport {
+    /// The window's first and last sample, local time.
+    pub first: String,
+    /// The last sample.
+    pub last: String,
+    /// Seconds between them.
+    pub seconds: f64,
+    /// What the window holds (samples, reboots).
+    pub note: WindowNote,
+    /// Every how many samples one is plotted.
+    pub plotted_every: usize,
+    /// Host memory: used, available, cached (MiB).
+    pub memory: Vec<Series>,
+    /// PSI some avg10 of memory, cpu, io (%).
+    pub pressure: Vec<Series>,
+    /// Page faults, major faults and context switches per second (host-wide).
+    pub rates: Vec<Series>,
+    /// The largest processes, by peak HWM.
+    pub processes: Vec<WindowProcess>,
+    /// The recorded events, oldest first.
+    pub events: Vec<WindowEvent>,
+    /// The doctor over the window.
+    pub doctor: DoctorReport,
+}
+
+fn series(name: &str, x: &str, y: &str) -> Series {
+    Series {
+        name: name.into(),
+        x: x.into(),
+        y: y.into(),
+        points: Vec::new(),
+    }
+}
+
+/// What marks an event on the timeline, if anything.
+fn mark_of(e: &StoredEvent) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(&e.json).ok()?;
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    match e.kind.as_str() {
+        "oom-kill" => Some("OOM kill".into()),
+        "exit" => text("signal").map(|s| format!("died of {s}")),
+        _ => None,
+    }
+}
+
+/// `report`: the recorded window [since, until] as plots, events and findings, with
+/// the `largest` processes by peak HWM (or RSS, where HWM was unreadable).
+pub fn report_window(
+    store: &Store,
+    since: SystemTime,
+    until: SystemTime,
+    largest: usize,
+) -> Result<WindowReport, String> {
+    let (ids, note) = window(store, since, until)?;
+    let (first, last) = (ids[0], ids[ids.len() - 1]);
+    let x = format!("seconds since {}", local(first.time));
+    let secs = |t: SystemTime| {
+        t.duration_since(first.time)
+            .unwrap_or_default()
+            .as_secs_f64()
+    };
+    let mib = |v: u64| v as f64 / (1u64 << 20) as f64;
+    let every = ids.len().div_ceil(PLOTTED_MAX);
+    let mut memory = [
+        series("used", &x, "MiB"),
+        series("available", &x, "MiB"),
+        series("cached", &x, "MiB"),
+    ];
+    let mut pressure = [
+        series("memory some avg10", &x, "% of time stalled"),
+        series("cpu some avg10", &x, "% of time stalled"),
+        series("io some avg10", &x, "% of time stalled"),
+    ];
+    let mut rates = [
+        series("page faults/s", &x, "per second"),
+        series("major faults/s", &x, "per second"),
+        series("context switches/s", &x, "per second"),
+    ];
+    // Processes by identity: boot, pid, start time.
+    let mut procs: std::collections::HashMap<(Option<i64>, i32, u64), WindowProcess> =
+        std::collections::HashMap::new();
+    let mut before: Option<(SampleRef, SysSample)> = None;
+    let at = std::time::Instant::now();
+    // Every `every`th sample, and the last one always.
+    let tail = ((ids.len() - 1) % every != 0).then_some(&last);
+    for s in ids.iter().step_by(every).chain(tail) {
+        let mut rec = store.load(s.id).map_err(|e| e.to_string())?;
+        let t = secs(s.time);
+        let now = SysSample::read(&mut rec.files, at);
+        if let Ok(m) = &now.meminfo {
+            let figures = [
+                m.mem_total
+                    .as_ref()
+                    .ok()
+                    .zip(m.mem_available.as_ref().ok())
+                    .map(|(t, a)| t.saturating_sub(*a)),
+                m.mem_available.as_ref().ok().copied(),
+                m.cached.as_ref().ok().copied(),
+            ];
+            for (series, v) in memory.iter_mut().zip(figures) {
+                if let Some(v) = v {
+                    series.points.push([t, mib(v)]);
+                }
+            }
+        }
+        for (series, file) in
+            pressure
+                .iter_mut()
+                .zip(["pressure/memory", "pressure/cpu", "pressure/io"])
+        {
+            if let Ok(p) = rec.files.proc_file(file).and_then(parse_psi) {
+                series.points.push([t, p.some.avg10]);
+            }
+        }
+        if let Some((b, then)) = before.as_ref().filter(|(b, _)| b.same_boot(s)) {
+            let dt = s
+                .time
+                .duration_since(b.time)
+                .unwrap_or_default()
+                .as_secs_f64();
+            let rate = |a: Option<u64>, z: Option<u64>| {
+                a.zip(z)
+                    .filter(|_| dt > 0.0)
+                    .map(|(a, z)| z.saturating_sub(a) as f64 / dt)
+            };
+            let vm = |v: &SysSample, f: fn(&Vmstat) -> &Val<u64>| {
+                v.vmstat
+                    .as_ref()
+                    .ok()
+                    .and_then(|m| f(m).as_ref().ok().copied())
+            };
+            let ctxt = |v: &SysSample| v.stat.as_ref().ok().and_then(|s| s.ctxt.clone().ok());
+            let figures = [
+                rate(vm(then, |m| &m.pgfault), vm(&now, |m| &m.pgfault)),
+                rate(vm(then, |m| &m.pgmajfault), vm(&now, |m| &m.pgmajfault)),
+                rate(ctxt(then), ctxt(&now)),
+            ];
+            for (series, v) in rates.iter_mut().zip(figures) {
+                if let Some(v) = v {
+                    series.points.push([t, v]);
+                }
+            }
+        }
+        before = Some((*s, now));
+        for r in &rec.table.rows {
+            let (Ok(rss), hwm) = (r.rss.as_ref(), r.hwm.as_ref()) else {
+                continue;
+            };
+            let p = procs
+                .entry((s.boot, r.pid, r.start_time_ticks))
+                .or_insert_with(|| WindowProcess {
+                    pid: r.pid,
+                    comm: String::new(),
+                    peak_rss_bytes: 0,
+                    peak_hwm_bytes: 0,
+                    rss: series("RSS", &x, "MiB"),
+                    hwm: series("HWM", &x, "MiB"),
+                });
+            p.comm = r.comm.as_str().to_owned();
+            p.peak_rss_bytes = p.peak_rss_bytes.max(*rss);
+            p.rss.points.push([t, mib(*rss)]);
+            if let Ok(hwm) = hwm {
+                p.peak_hwm_bytes = p.peak_hwm_bytes.max(*hwm);
+                p.hwm.points.push([t, mib(*hwm)]);
+            }
+        }
+    }
+    let mut processes: Vec<WindowProcess> = procs.into_values().collect();
+    processes.sort_by_key(|p| std::cmp::Reverse(p.peak_hwm_bytes.max(p.peak_rss_bytes)));
+    processes.truncate(largest);
+    let events = store
+        .events(unix_ns(since), unix_ns(until), None, None)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|e| {
+            let when = crate::record::store::from_unix_ns(e.time_ns);
+            WindowEvent {
+                seconds: when
+                    .duration_since(first.time)
+                    .map_or_else(|e| -e.duration().as_secs_f64(), |d| d.as_secs_f64()),
+                time: local(when),
+                kind: e.kind.clone(),
+                line: e.line.clone(),
+                mark: mark_of(e),
+            }
+        })
+        .collect();
+    let (doctor, _) = doctor_window(store, since, until, Scope::default())?;
+    Ok(WindowReport {
+        first: local(first.time),
+        last: local(last.time),
+        seconds: secs(last.time),
+        note,
+        plotted_every: every,
+        memory: memory.into(),
+        pressure: pressure.into(),
+        rates: rates.into(),
+        processes,
+        events,
+        doctor,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::files::SampleFiles;
+    use crate::record::store::Limits;
+    use std::time::Duration;
+    use syslens_probe::table::{ScanOptions, Scanner};
+
+    #[test]
+    fn issue_17_a_process_identity_is_not_matched_across_a_reboot() {
+        let limits = Limits {
+            max_size: 1 << 30,
+            retain: Duration::from_secs(86400),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut scanner = Scanner::new(syslens_probe::Reader::host().unwrap());
+        let rows = scanner.scan(ScanOptions::default()).unwrap().to_vec();
+        let table = Table {
+            rows,
+            cgroups: scanner.cgroup_paths().to_vec(),
+        };
+        let files = SampleFiles::read(scanner.reader());
+        let me = std::process::id() as i32;
+        let t0 = SystemTime::now() - Duration::from_secs(60);
+        // The same (pid, start time) in two boots: in the second it is another process.
+        let mut store = Store::open_writer(dir.path(), limits).unwrap();
+        for (boot, from) in [("boot-a", 0), ("boot-b", 3)] {
+            store.set_boot(boot).unwrap();
+            for i in from..from + 3 {
+                let at = t0 + Duration::from_secs(i);
+                store.write(at, &table, &files, &[], &[], limits).unwrap();
+            }
+        }
+        drop(store);
+        let store = Store::open_reader(dir.path()).unwrap();
+        let past = inspect_at(&store, None, me).unwrap();
+        assert_eq!(
+            past.first_recorded.as_deref(),
+            Some(local(t0 + Duration::from_secs(3)).as_str()),
+            "first seen in the second boot, not the first"
+        );
+        // The first sample of the second boot: no rates across the reboot.
+        let (_, note) = system_at(&store, Some(t0 + Duration::from_secs(3))).unwrap();
+        assert!(note.line.contains("another boot"), "{}", note.line);
+        let (_, note) = system_at(&store, None).unwrap();
+        assert!(note.reboot.is_none(), "{}", note.line);
+        let (_, note) = doctor_window(&store, t0, SystemTime::now(), Scope::default()).unwrap();
+        assert_eq!((note.samples, note.samples_of_last_boot), (6, 3));
+        assert!(
+            note.reboot
+                .as_deref()
+                .unwrap_or("")
+                .contains("spans 1 boot"),
+            "{note:?}"
+        );
+    }
 }

@@ -33,6 +33,31 @@ impl Table {
         })
     }
 
+    /// This table as it is stored against `base` (an empty table for a keyframe): its
+    /// paths are `base`'s, then those of its rows that `base` lacks, and nothing else,
+    /// so a keyframe lists only what its group names, however many cgroups came and
+    /// went before it; the rows' ids follow.
+    pub fn against(&self, base: &Table) -> Table {
+        let mut ids: std::collections::HashMap<&str, u32> = base
+            .cgroups
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.as_str(), i as u32))
+            .collect();
+        let mut cgroups = base.cgroups.clone();
+        let mut rows = self.rows.clone();
+        for r in &mut rows {
+            if let Ok(id) = r.cgroup.as_mut() {
+                let path = self.cgroups.get(*id as usize).map_or("?", String::as_str);
+                *id = *ids.entry(path).or_insert_with(|| {
+                    cgroups.push(path.to_owned());
+                    (cgroups.len() - 1) as u32
+                });
+            }
+        }
+        Table { rows, cgroups }
+    }
+
     /// The row of a pid.
     pub fn row(&self, pid: i32) -> Option<&ProcessRow> {
         self.rows
@@ -274,7 +299,7 @@ fn matches(rows: &[ProcessRow], base: &Table) -> Vec<Option<usize>> {
 
 /// Encodes `table` against `base` (an empty table for a keyframe) and compresses it.
 /// The rows must be in ascending pid order and `table`'s cgroup paths must start with
-/// `base`'s (see [`Table::extend_from`]).
+/// `base`'s (see [`Table::against`]).
 pub fn encode(table: &Table, base: &Table) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(table.rows.len() * 8);
     put(&mut out, VERSION);

@@ -70,13 +70,8 @@ pub fn run(
     err: &mut dyn Write,
     stop: &Arc<AtomicBool>,
 ) -> Result<Recording, StoreError> {
-    let mut store = Store::open_writer(&opts.store, opts.limits)?;
-    store.set_meta("interval_ms", &opts.interval.as_millis().to_string())?;
-    store.set_meta(
-        "clock_ticks",
-        &rustix::param::clock_ticks_per_second().to_string(),
-    )?;
-    store.set_meta("page_size", &rustix::param::page_size().to_string())?;
+    let mut reader = reader;
+    let mut store = open_store(&opts.store, opts.limits, opts.interval, &mut reader, err)?;
     let events_reader = Reader::new(reader.root())?;
     let mut watcher = match Watcher::open(&event_options(), events_reader) {
         Ok(w) => Some(w),
@@ -185,6 +180,36 @@ pub fn run(
     }
 }
 
+/// Opens the store for a recorder and notes what its samples need to be read back:
+/// the interval, the clock tick and page size, and the boot they are of.
+fn open_store(
+    dir: &std::path::Path,
+    limits: Limits,
+    interval: Duration,
+    reader: &mut Reader,
+    err: &mut dyn Write,
+) -> Result<Store, StoreError> {
+    let mut store = Store::open_writer(dir, limits)?;
+    store.set_meta("interval_ms", &interval.as_millis().to_string())?;
+    store.set_meta(
+        "clock_ticks",
+        &rustix::param::clock_ticks_per_second().to_string(),
+    )?;
+    store.set_meta("page_size", &rustix::param::page_size().to_string())?;
+    // A process is (pid, start time since boot): without the boot id, its samples are
+    // never matched with another run's.
+    match reader.read_proc("sys/kernel/random/boot_id") {
+        Ok(id) => store.set_boot(String::from_utf8_lossy(id).trim())?,
+        Err(e) => {
+            let _ = writeln!(
+                err,
+                "syslens record: no boot id ({e}); these samples are not matched with another run's"
+            );
+        }
+    }
+    Ok(store)
+}
+
 /// The sources a recorder opens: every default one (the costly ones stay off).
 fn event_options() -> WatchOptions {
     WatchOptions {
@@ -252,13 +277,14 @@ pub fn synthesize(
         max_size: u64::MAX,
         retain: Duration::from_secs(u64::MAX / 4),
     };
-    let mut store = Store::open_writer(store_dir, limits)?;
-    store.set_meta("interval_ms", &interval.as_millis().to_string())?;
-    store.set_meta(
-        "clock_ticks",
-        &rustix::param::clock_ticks_per_second().to_string(),
+    let mut reader = reader;
+    let mut store = open_store(
+        store_dir,
+        limits,
+        interval,
+        &mut reader,
+        &mut std::io::sink(),
     )?;
-    store.set_meta("page_size", &rustix::param::page_size().to_string())?;
     let mut scanner = Scanner::new(reader);
     let rows = scanner
         .scan(ScanOptions::default())

@@ -15,8 +15,8 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use super::codec::{self, Table};
 use super::files::SampleFiles;
 
-/// The schema this syslens writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema this syslens writes and reads: 2 added the boot id of each sample.
+pub const SCHEMA_VERSION: i64 = 2;
 /// The database's file name inside the store directory.
 pub const DB_FILE: &str = "syslens.db";
 /// The lock a recorder holds for as long as it runs.
@@ -65,10 +65,16 @@ impl std::fmt::Display for StoreError {
             StoreError::Locked { pid: None } => {
                 write!(f, "the store is being recorded by another process")
             }
+            StoreError::Schema { found: 0 } => write!(
+                f,
+                "the store has no readable schema version, older than this syslens reads \
+                 ({SCHEMA_VERSION}); record into a new directory"
+            ),
             StoreError::Schema { found } if *found < SCHEMA_VERSION => write!(
                 f,
                 "the store has schema version {found}, older than this syslens reads \
-                 ({SCHEMA_VERSION}); record into a new directory"
+                 ({SCHEMA_VERSION}); `syslens record --store` on it migrates it (a \
+                 reader never writes)"
             ),
             StoreError::Schema { found } => write!(
                 f,
@@ -137,6 +143,41 @@ pub struct Recorded {
     pub table: Table,
     /// The system files.
     pub files: SampleFiles,
+    /// The boot it was recorded in (a row of `boots`); `None`: not known (recorded by
+    /// schema 1, or the boot id was unreadable).
+    pub boot: Option<i64>,
+}
+
+/// A recorded sample, not decoded: which it is, when, and in which boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleRef {
+    /// Its row id.
+    pub id: i64,
+    /// When it was taken.
+    pub time: SystemTime,
+    /// Its boot (see [`Recorded::boot`]).
+    pub boot: Option<i64>,
+}
+
+impl SampleRef {
+    /// Whether a process identity (pid, start time) of this sample is the same
+    /// process in `other`: only within one boot, since start times count from the
+    /// boot and pids restart with it. Samples recorded without a boot id (schema 1)
+    /// are one boot among themselves, as schema 1 read them, and never a known one.
+    pub fn same_boot(&self, other: &SampleRef) -> bool {
+        self.boot == other.boot
+    }
+}
+
+/// The run of samples of one boot inside a window.
+#[derive(Debug, Clone, Copy)]
+pub struct BootRun {
+    /// The boot (`None`: not known).
+    pub boot: Option<i64>,
+    /// Its first and last sample in the window.
+    pub first: SystemTime,
+    /// Its last sample in the window.
+    pub last: SystemTime,
 }
 
 /// How large and how old a store may grow.
@@ -165,11 +206,40 @@ pub struct Store {
     /// Held by a recorder; released when the store is dropped.
     lock: Option<File>,
     keyframe: Option<Keyframe>,
+    /// The writer's boot (a row of `boots`), set by [`Store::set_boot`].
+    boot: Option<i64>,
     /// The last keyframe a reader decoded, reused by the samples of its group.
     cached: std::cell::RefCell<Option<(i64, Table, SampleFiles)>>,
 }
 
-const SCHEMA: &str = "
+/// A [`SampleRef`] from a row of (id, time_ns, boot).
+fn sample_ref(r: &rusqlite::Row<'_>) -> rusqlite::Result<SampleRef> {
+    Ok(SampleRef {
+        id: r.get(0)?,
+        time: from_unix_ns(r.get(1)?),
+        boot: r.get(2)?,
+    })
+}
+
+/// The runs of one boot each in `samples` (oldest first): more than one when the
+/// window spans a reboot, or samples recorded without a boot id.
+pub fn boot_runs(samples: &[SampleRef]) -> Vec<BootRun> {
+    let mut runs: Vec<BootRun> = Vec::new();
+    for s in samples {
+        match runs.last_mut() {
+            Some(run) if run.boot == s.boot => run.last = s.time,
+            _ => runs.push(BootRun {
+                boot: s.boot,
+                first: s.time,
+                last: s.time,
+            }),
+        }
+    }
+    runs
+}
+
+/// The first schema; a new store is made with it and then every migration.
+const SCHEMA_V1: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE samples (
     id INTEGER PRIMARY KEY,
@@ -200,6 +270,14 @@ CREATE TABLE event_counts (
     PRIMARY KEY (sample, kind)
 );
 ";
+
+/// The migrations, each taking the store from the version before it to its own.
+/// Older samples keep a NULL boot: not known, never matched with another boot.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    2,
+    "CREATE TABLE boots (id INTEGER PRIMARY KEY, boot_id TEXT NOT NULL UNIQUE);
+     ALTER TABLE samples ADD COLUMN boot INTEGER REFERENCES boots (id);",
+)];
 
 impl Store {
     /// Opens (or creates) the store in `dir` for a recorder: takes the lock, or says
@@ -248,24 +326,56 @@ impl Store {
             log_pages * 4096
         ))?;
         if ours == 0 {
-            conn.execute_batch(SCHEMA)?;
+            conn.execute_batch(SCHEMA_V1)?;
             conn.execute(
-                "INSERT INTO meta VALUES ('schema_version', ?1), ('created_ns', ?2)",
-                params![
-                    SCHEMA_VERSION.to_string(),
-                    unix_ns(SystemTime::now()).to_string()
-                ],
+                "INSERT INTO meta VALUES ('schema_version', '1'), ('created_ns', ?1)",
+                [unix_ns(SystemTime::now()).to_string()],
             )?;
         }
-        let store = Store {
+        let mut store = Store {
             conn,
             dir: dir.to_owned(),
             lock: Some(lock),
             keyframe: None,
+            boot: None,
             cached: Default::default(),
         };
+        store.migrate()?;
         store.check_schema()?;
         Ok(store)
+    }
+
+    /// Brings an older store to this schema, one transaction per step; a newer one is
+    /// left as it is (and refused by [`Store::check_schema`]).
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let found = self.schema_version()?;
+        // Without a readable version nothing says which steps it lacks.
+        let due = MIGRATIONS.iter().filter(|(v, _)| found >= 1 && *v > found);
+        for (version, sql) in due {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+                [version.to_string()],
+            )?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Records that this writer's samples are of the boot `boot_id`
+    /// (/proc/sys/kernel/random/boot_id); unreadable: they go without one.
+    pub fn set_boot(&mut self, boot_id: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO boots (boot_id) VALUES (?1)",
+            [boot_id],
+        )?;
+        self.boot = Some(self.conn.query_row(
+            "SELECT id FROM boots WHERE boot_id = ?1",
+            [boot_id],
+            |r| r.get(0),
+        )?);
+        Ok(())
     }
 
     /// Opens an existing store to read it; a recorder may be writing it meanwhile.
@@ -284,6 +394,7 @@ impl Store {
             dir: dir.to_owned(),
             lock: None,
             keyframe: None,
+            boot: None,
             cached: Default::default(),
         };
         store.check_schema()?;
@@ -291,6 +402,14 @@ impl Store {
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
+        let found = self.schema_version()?;
+        if found != SCHEMA_VERSION {
+            return Err(StoreError::Schema { found });
+        }
+        Ok(())
+    }
+
+    fn schema_version(&self) -> Result<i64, StoreError> {
         let found: Option<String> = self
             .conn
             .query_row(
@@ -300,13 +419,9 @@ impl Store {
             )
             .optional()
             .map_err(|e| StoreError::Other(format!("not a syslens store: {e}")))?;
-        let found = found
+        found
             .and_then(|v| v.parse::<i64>().ok())
-            .ok_or(StoreError::Schema { found: 0 })?;
-        if found != SCHEMA_VERSION {
-            return Err(StoreError::Schema { found });
-        }
-        Ok(())
+            .ok_or(StoreError::Schema { found: 0 })
     }
 
     /// A metadata value the recorder set.
@@ -342,28 +457,29 @@ impl Store {
             .keyframe
             .as_ref()
             .is_none_or(|k| k.samples >= KEYFRAME_EVERY);
-        let (procs, blob, keyframe) = match (&self.keyframe, due) {
-            (Some(k), false) => (
-                codec::encode(table, &k.table)?,
-                files.encode(Some(&k.files))?,
-                Some(k.id),
-            ),
-            _ => (
-                codec::encode(table, &Table::default())?,
-                files.encode(None)?,
-                None,
-            ),
+        let (table, procs, blob, keyframe) = match (&self.keyframe, due) {
+            (Some(k), false) => {
+                let table = table.against(&k.table);
+                let procs = codec::encode(&table, &k.table)?;
+                (table, procs, files.encode(Some(&k.files))?, Some(k.id))
+            }
+            _ => {
+                let table = table.against(&Table::default());
+                let procs = codec::encode(&table, &Table::default())?;
+                (table, procs, files.encode(None)?, None)
+            }
         };
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT INTO samples (time_ns, keyframe, processes, procs, files) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO samples (time_ns, keyframe, processes, procs, files, boot) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 unix_ns(time),
                 keyframe,
                 table.rows.len() as i64,
                 procs,
-                blob
+                blob,
+                self.boot
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -386,7 +502,7 @@ impl Store {
             _ => {
                 self.keyframe = Some(Keyframe {
                     id,
-                    table: table.clone(),
+                    table,
                     files: files.clone(),
                     samples: 1,
                 })
@@ -482,42 +598,38 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// The id and time of the sample at or before `ns` (the last one with None).
-    pub fn sample_at(&self, ns: Option<i64>) -> Result<Option<(i64, SystemTime)>, StoreError> {
-        let row = self
+    /// The sample at or before `ns` (the last one with None).
+    pub fn sample_at(&self, ns: Option<i64>) -> Result<Option<SampleRef>, StoreError> {
+        Ok(self
             .conn
             .query_row(
-                "SELECT id, time_ns FROM samples WHERE time_ns <= ?1 ORDER BY time_ns DESC LIMIT 1",
+                "SELECT id, time_ns, boot FROM samples WHERE time_ns <= ?1 \
+                 ORDER BY time_ns DESC LIMIT 1",
                 [ns.unwrap_or(i64::MAX)],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+                sample_ref,
             )
-            .optional()?;
-        Ok(row.map(|(id, t)| (id, from_unix_ns(t))))
+            .optional()?)
     }
 
     /// The sample just before sample `id`.
-    pub fn sample_before(&self, id: i64) -> Result<Option<i64>, StoreError> {
+    pub fn sample_before(&self, id: i64) -> Result<Option<SampleRef>, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT max(id) FROM samples WHERE id < ?1", [id], |r| {
-                r.get(0)
-            })?)
+            .query_row(
+                "SELECT id, time_ns, boot FROM samples WHERE id < ?1 ORDER BY id DESC LIMIT 1",
+                [id],
+                sample_ref,
+            )
+            .optional()?)
     }
 
-    /// The ids and times of the samples in [since, until].
-    pub fn samples_between(
-        &self,
-        since: i64,
-        until: i64,
-    ) -> Result<Vec<(i64, SystemTime)>, StoreError> {
+    /// The samples in [since, until], oldest first.
+    pub fn samples_between(&self, since: i64, until: i64) -> Result<Vec<SampleRef>, StoreError> {
         let mut q = self.conn.prepare(
-            "SELECT id, time_ns FROM samples WHERE time_ns BETWEEN ?1 AND ?2 ORDER BY id",
+            "SELECT id, time_ns, boot FROM samples WHERE time_ns BETWEEN ?1 AND ?2 ORDER BY id",
         )?;
         let rows = q
-            .query_map([since, until], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-            })?
-            .map(|r| r.map(|(id, t)| (id, from_unix_ns(t))))
+            .query_map([since, until], sample_ref)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
@@ -540,12 +652,12 @@ impl Store {
     /// Loads sample `id`; `keyframe`: it must be one (a delta naming a delta, or
     /// itself, is a damaged store, not a recursion).
     fn load_as(&self, id: i64, keyframe_only: bool) -> Result<Recorded, StoreError> {
-        let (time, keyframe, procs, files): (i64, Option<i64>, Vec<u8>, Vec<u8>) =
-            self.conn.query_row(
-                "SELECT time_ns, keyframe, procs, files FROM samples WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )?;
+        type Row = (i64, Option<i64>, Vec<u8>, Vec<u8>, Option<i64>);
+        let (time, keyframe, procs, files, boot): Row = self.conn.query_row(
+            "SELECT time_ns, keyframe, procs, files, boot FROM samples WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
         let bad = |e: String| StoreError::Other(format!("sample {id}: {e}"));
         if keyframe_only && keyframe.is_some() {
             return Err(bad(
@@ -578,6 +690,7 @@ impl Store {
             time: from_unix_ns(time),
             table,
             files,
+            boot,
         })
     }
 
@@ -654,6 +767,102 @@ mod tests {
     }
 
     #[test]
+    fn issue_17_a_schema_1_store_is_refused_by_a_reader_and_migrated_by_a_recorder() {
+        let dir = tempfile::tempdir().unwrap();
+        // A store as schema 1 made it, with one sample.
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute_batch("INSERT INTO meta VALUES ('schema_version', '1');")
+            .unwrap();
+        let blob = codec::encode(&Table::default(), &Table::default()).unwrap();
+        let files = SampleFiles::default().encode(None).unwrap();
+        conn.execute(
+            "INSERT INTO samples (time_ns, keyframe, processes, procs, files) \
+             VALUES (?1, NULL, 0, ?2, ?3)",
+            params![unix_ns(SystemTime::now()) - 10_000_000_000, blob, files],
+        )
+        .unwrap();
+        drop(conn);
+        let e = Store::open_reader(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("schema version 1") && e.contains("migrates it"),
+            "{e}"
+        );
+        let mut store = Store::open_writer(dir.path(), LIMITS).unwrap();
+        store.set_boot("boot-a").unwrap();
+        store
+            .write(
+                SystemTime::now(),
+                &Table::default(),
+                &SampleFiles::default(),
+                &[],
+                &[],
+                LIMITS,
+            )
+            .unwrap();
+        drop(store);
+        let store = Store::open_reader(dir.path()).unwrap();
+        assert_eq!(store.meta("schema_version").as_deref(), Some("2"));
+        let all = store.samples_between(0, i64::MAX).unwrap();
+        assert_eq!(all.len(), 2);
+        // The old sample reads back, without a boot: never the same boot as a new one.
+        assert_eq!(store.load(all[0].id).unwrap().boot, None);
+        assert!(all[1].boot.is_some());
+        assert!(!all[0].same_boot(&all[1]));
+        assert_eq!(boot_runs(&all).len(), 2);
+    }
+
+    #[test]
+    fn issue_17_a_keyframe_lists_only_the_cgroups_its_group_names_under_churn() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open_writer(dir.path(), LIMITS).unwrap();
+        let mut scanner =
+            syslens_probe::table::Scanner::new(syslens_probe::Reader::host().unwrap());
+        let me = std::process::id() as i32;
+        let scanned = scanner
+            .scan(syslens_probe::table::ScanOptions::default())
+            .unwrap();
+        let mut row = scanned.iter().find(|r| r.pid == me).unwrap().clone();
+        // A container per sample, as a scanner interns them: its list only grows.
+        let mut seen: Vec<String> = Vec::new();
+        let t0 = SystemTime::now() - Duration::from_secs(600);
+        let n = 3 * KEYFRAME_EVERY + 7;
+        for i in 0..n {
+            seen.push(format!("/machine.slice/container-{i}.scope"));
+            row.cgroup = Ok(i as u32);
+            let table = Table {
+                rows: vec![row.clone()],
+                cgroups: seen.clone(),
+            };
+            let at = t0 + Duration::from_secs(i as u64);
+            store
+                .write(at, &table, &SampleFiles::default(), &[], &[], LIMITS)
+                .unwrap();
+        }
+        let all = store.samples_between(0, i64::MAX).unwrap();
+        let mut longest = 0;
+        for (i, s) in all.iter().enumerate() {
+            let rec = store.load(s.id).unwrap();
+            longest = longest.max(rec.table.cgroups.len());
+            assert_eq!(
+                rec.table.cgroup(&rec.table.rows[0]).unwrap(),
+                format!("/machine.slice/container-{i}.scope")
+            );
+        }
+        // A keyframe names its one path; a delta adds its own to it.
+        assert!(longest <= 2, "{longest} paths in a sample of one process");
+        let bytes: i64 = store
+            .conn
+            .query_row(
+                "SELECT max(length(procs)) FROM samples WHERE keyframe IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(bytes < 600, "a keyframe of one process takes {bytes} bytes");
+    }
+
+    #[test]
     fn issue_17_a_damaged_or_foreign_store_is_refused_not_followed() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open_writer(dir.path(), LIMITS).unwrap();
@@ -721,16 +930,16 @@ mod tests {
                 .write(at, &Table::default(), &files, &[ev], &[("exec", 3)], LIMITS)
                 .unwrap();
         }
-        let (id, time) = store
+        let at = store
             .sample_at(Some(unix_ns(t0) + 3_500_000_000))
             .unwrap()
             .unwrap();
-        assert_eq!(time, t0 + Duration::from_secs(3));
-        let rec = store.load(id).unwrap();
+        assert_eq!(at.time, t0 + Duration::from_secs(3));
+        let rec = store.load(at.id).unwrap();
         assert_eq!(rec.files, files);
         // Past the first group: a second keyframe.
-        let (last, _) = store.sample_at(None).unwrap().unwrap();
-        assert!(store.load(last).is_ok());
+        let last = store.sample_at(None).unwrap().unwrap();
+        assert!(store.load(last.id).is_ok());
         assert!(store.sample_at(Some(unix_ns(t0) - 1)).unwrap().is_none());
         let signals = store.events(0, i64::MAX, Some("signal"), None).unwrap();
         assert_eq!(signals.len() as i64, (KEYFRAME_EVERY + 5 + 1) / 2);

@@ -263,7 +263,8 @@ pub fn verdict(r: Option<&LabReport>) -> (String, &'static str) {
     }
 }
 
-const CSS: &str = r#"
+/// The style every syslens page shares.
+pub const CSS: &str = r#"
 :root{--fg:#111827;--muted:#6b7280;--line:#e5e7eb;--bg:#fff;--code:#f3f4f6}
 *{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:var(--fg);background:var(--bg)}
 main{max-width:980px;margin:0 auto;padding:16px}

@@ -12,6 +12,7 @@ pub mod html;
 pub mod learn;
 pub mod safe;
 pub mod text;
+pub mod window;
 
 /// The width text output fits when neither the terminal nor `COLUMNS` says.
 pub const WIDTH: usize = 100;
