@@ -31,17 +31,7 @@ fn run_lab_with(id: &str, extra: &[&str], env: &[(&str, &str)]) -> Value {
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    for c in report["checks"].as_array().unwrap() {
-        match c["status"].as_str().unwrap() {
-            "passed" => {}
-            "skipped" => {
-                let reason = c["reason"].as_str().unwrap_or("");
-                assert!(!reason.is_empty(), "{id}: skipped without a reason: {c}");
-                eprintln!("SKIPPED claim of {id}: {} ({reason})", c["claim"]);
-            }
-            _ => panic!("{id}: claim failed: {c:#}"),
-        }
-    }
+    assert_outcomes(id, &report);
     assert_eq!(out.status.code(), Some(0), "{id}: exit status");
     assert_eq!(report["concept"], id);
     assert_eq!(report["schema_version"], 1);
@@ -58,6 +48,252 @@ fn run_lab_with(id: &str, extra: &[&str], env: &[(&str, &str)]) -> Value {
     );
     eprintln!("{id}: {:.1} s", started.elapsed().as_secs_f64());
     report
+}
+
+/// The host a lab ran on, as its report records it (the environment fingerprint).
+#[derive(Debug)]
+struct Fingerprint {
+    root: bool,
+    /// v1, v2, hybrid or none.
+    cgroup: String,
+    /// SwapTotal, bytes.
+    swap_bytes: Option<u64>,
+    /// always, madvise or never.
+    thp: Option<String>,
+    cpus: Option<u64>,
+    clocksource: Option<String>,
+    /// The C library is glibc (`getconf GNU_LIBC_VERSION`): the malloc labs are about it.
+    glibc: bool,
+}
+
+impl Fingerprint {
+    fn of(report: &Value) -> Fingerprint {
+        let h = &report["host"];
+        Fingerprint {
+            root: h["root"].as_bool().unwrap(),
+            cgroup: h["cgroup"].as_str().unwrap().to_owned(),
+            swap_bytes: h["swap_bytes"].as_u64(),
+            thp: h["thp"].as_str().map(str::to_owned),
+            cpus: h["cpus"].as_u64(),
+            clocksource: h["clocksource"].as_str().map(str::to_owned),
+            glibc: ran("getconf", &["GNU_LIBC_VERSION"]).is_some_and(|v| v.starts_with("glibc")),
+        }
+    }
+}
+
+/// A claim a lab may skip, on hosts where `when` holds, with a reason containing
+/// `reason`. Every other claim must pass: a skip not listed here fails the lab's test.
+struct MaySkip {
+    lab: &'static str,
+    /// The start of the claim's text.
+    claim: &'static str,
+    reason: &'static str,
+    when: fn(&Fingerprint) -> bool,
+}
+
+/// A condition of the machine's load, not of its fingerprint: allowed anywhere.
+fn busy(_: &Fingerprint) -> bool {
+    true
+}
+
+/// A setting of the device, directory or cgroup the lab works in, which the host's
+/// fingerprint does not record: allowed anywhere.
+fn local(_: &Fingerprint) -> bool {
+    true
+}
+
+const MAY_SKIP: &[MaySkip] = &[
+    MaySkip {
+        lab: "cgroups-namespaces",
+        claim: "a CPU hog under",
+        reason: "systemd-run --scope -p Delegate=yes",
+        when: |h| !h.root || h.cgroup != "v2",
+    },
+    MaySkip {
+        lab: "cgroups-namespaces",
+        claim: "a fork past pids.max",
+        reason: "systemd-run --scope -p Delegate=yes",
+        when: |h| !h.root || h.cgroup != "v2",
+    },
+    MaySkip {
+        lab: "cgroups-namespaces",
+        claim: "new PID, UTS, mount and net",
+        reason: "need CAP_SYS_ADMIN",
+        when: |h| !h.root,
+    },
+    MaySkip {
+        lab: "cgroups-namespaces",
+        claim: "a new user namespace",
+        reason: "user namespaces refused here",
+        when: |h| !h.root,
+    },
+    MaySkip {
+        lab: "demand-paging",
+        claim: "after touching every",
+        reason: "readahead is off on this device",
+        when: local,
+    },
+    MaySkip {
+        lab: "demand-paging",
+        claim: "after touching every",
+        reason: "read_ahead_kb unknown",
+        when: local,
+    },
+    MaySkip {
+        lab: "high-water-mark",
+        claim: "",
+        reason: "the C library is not glibc",
+        when: |h| !h.glibc,
+    },
+    MaySkip {
+        lab: "leaks-fragmentation",
+        claim: "",
+        reason: "the C library is not glibc",
+        when: |h| !h.glibc,
+    },
+    MaySkip {
+        lab: "kernel-user",
+        claim: "a loop ",
+        reason: "every attempt shared its CPU with other work",
+        when: busy,
+    },
+    MaySkip {
+        lab: "kernel-user",
+        claim: "the same clock read as a real syscall",
+        reason: "the vDSO cannot read it",
+        when: |h| {
+            !matches!(
+                h.clocksource.as_deref(),
+                Some("tsc" | "kvm-clock" | "arch_sys_counter")
+            )
+        },
+    },
+    MaySkip {
+        lab: "locking",
+        claim: "",
+        reason: "one CPU: the threads never run at the same time",
+        when: |h| h.cpus == Some(1),
+    },
+    MaySkip {
+        lab: "locking",
+        claim: "",
+        reason: "the two threads never ran at the same time",
+        when: busy,
+    },
+    MaySkip {
+        lab: "page-faults",
+        claim: "with MADV_HUGEPAGE",
+        reason: "transparent huge pages are 'never'",
+        when: |h| h.thp.as_deref() == Some("never"),
+    },
+    MaySkip {
+        lab: "shared-libs",
+        claim: "",
+        reason: "no lazily bound program here",
+        when: local,
+    },
+    MaySkip {
+        lab: "shared-libs",
+        claim: "",
+        reason: "readable process maps libc here",
+        when: |h| !h.root,
+    },
+    MaySkip {
+        lab: "slab-buddy",
+        claim: "stat of missing names",
+        reason: "no disk file system for the scratch directory",
+        when: local,
+    },
+    MaySkip {
+        lab: "slab-buddy",
+        claim: "the dentry slab grew",
+        reason: "/proc/slabinfo is readable by root only",
+        when: |h| !h.root,
+    },
+    MaySkip {
+        lab: "storage",
+        claim: "",
+        reason: "a private mount namespace needs CAP_SYS_ADMIN",
+        when: |h| !h.root,
+    },
+    MaySkip {
+        lab: "swap-oom",
+        claim: "",
+        reason: "no memory cgroup can be made here",
+        when: |h| !h.root || h.cgroup == "none",
+    },
+    MaySkip {
+        lab: "swap-oom",
+        claim: "",
+        reason: "no swap configured; pass --allow-swapfile",
+        when: |h| h.swap_bytes == Some(0),
+    },
+    MaySkip {
+        lab: "swap-oom",
+        claim: "",
+        reason: "--allow-swapfile needs root",
+        when: |h| !h.root,
+    },
+    MaySkip {
+        lab: "swap-oom",
+        claim: "",
+        reason: "reclaim in the lab's memory cgroup swaps nothing",
+        when: local,
+    },
+    MaySkip {
+        lab: "swap-oom",
+        claim: "",
+        reason: "the OOM part could not run",
+        when: |h| !h.root,
+    },
+];
+
+/// Every claim of `id`'s report passed, or was skipped as [`MAY_SKIP`] allows on the
+/// host the report records; anything else fails, named with the fingerprint.
+fn assert_outcomes(id: &str, report: &Value) {
+    let host = Fingerprint::of(report);
+    for c in report["checks"].as_array().unwrap() {
+        let claim = c["claim"].as_str().unwrap();
+        match c["status"].as_str().unwrap() {
+            "passed" => {}
+            "skipped" => {
+                let reason = c["reason"].as_str().unwrap_or("");
+                assert!(!reason.is_empty(), "{id}: skipped without a reason: {c}");
+                assert!(
+                    MAY_SKIP.iter().any(|m| m.lab == id
+                        && claim.starts_with(m.claim)
+                        && reason.contains(m.reason)
+                        && (m.when)(&host)),
+                    "{id}: a claim that must pass on this host was skipped: {c:#}\nhost: {host:?}"
+                );
+                eprintln!("SKIPPED claim of {id}: {claim} ({reason})");
+            }
+            _ => panic!("{id}: claim failed: {c:#}\nhost: {host:?}"),
+        }
+    }
+}
+
+#[test]
+fn issue_23_a_skip_the_fingerprint_does_not_allow_fails_the_lab_test() {
+    let report = |root: bool, reason: &str| {
+        serde_json::json!({
+            "host": { "root": root, "cgroup": "v2", "swap_bytes": 0, "thp": "madvise", "cpus": 2, "clocksource": "tsc" },
+            "checks": [{ "claim": "a new PID namespace", "status": "passed" },
+                       { "claim": "the dentry slab grew by >= 80%", "status": "skipped", "reason": reason }],
+        })
+    };
+    let slabinfo = "/proc/slabinfo is readable by root only";
+    assert_outcomes("slab-buddy", &report(false, slabinfo));
+    let as_root =
+        std::panic::catch_unwind(|| assert_outcomes("slab-buddy", &report(true, slabinfo)));
+    assert!(as_root.is_err(), "root reads slabinfo: the claim must pass");
+    let other = std::panic::catch_unwind(|| {
+        assert_outcomes("slab-buddy", &report(false, "no reason listed"))
+    });
+    assert!(other.is_err(), "a reason the table does not list");
+    let mut failed = report(false, slabinfo);
+    failed["checks"][0]["status"] = "failed".into();
+    assert!(std::panic::catch_unwind(|| assert_outcomes("slab-buddy", &failed)).is_err());
 }
 
 fn metric<'a>(r: &'a Value, prefix: &str) -> &'a Value {

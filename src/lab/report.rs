@@ -335,6 +335,17 @@ pub fn pct(ratio: f64) -> String {
     format!("{:.1}%", ratio * 100.0)
 }
 
+/// A claim's threshold ratio as a percentage in the claim's text, as short as it is
+/// exact (`0.02` -> `2%`, `0.025` -> `2.5%`): the text and the check share one constant.
+pub fn pct_text(ratio: f64) -> String {
+    format!("{}%", (ratio * 1e4).round() / 1e2)
+}
+
+/// A claim's threshold factor in the claim's text (`2.0` -> `2x`, `1.5` -> `1.5x`).
+pub fn times_text(factor: f64) -> String {
+    format!("{factor}x")
+}
+
 /// The statuses of the claims a lab's `analyze` draws from `measured`: for each lab's
 /// unit tests, which feed it agreeing and contradicting evidence.
 #[cfg(test)]
@@ -343,12 +354,21 @@ pub fn claim_statuses<M>(
     measured: &M,
     analyze: fn(&M, &mut LabReport),
 ) -> Vec<Status> {
+    claims(concept, measured, analyze)
+        .iter()
+        .map(|c| c.status)
+        .collect()
+}
+
+/// The claims a lab's `analyze` draws from `measured`, with their texts.
+#[cfg(test)]
+pub fn claims<M>(concept: ConceptId, measured: &M, analyze: fn(&M, &mut LabReport)) -> Vec<Check> {
     let mut report = LabReport::new(
         concept,
         Host::read(&mut syslens_probe::Reader::host().unwrap()),
     );
     analyze(measured, &mut report);
-    report.checks.iter().map(|c| c.status).collect()
+    report.checks
 }
 
 #[cfg(test)]
@@ -375,6 +395,16 @@ mod tests {
         );
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["settings"]["/proc/sys/vm/x"]["Ok"], "2");
+    }
+
+    #[test]
+    fn issue_23_thresholds_read_in_claim_texts_as_written() {
+        assert_eq!(pct_text(0.02), "2%");
+        assert_eq!(pct_text(0.9), "90%");
+        assert_eq!(pct_text(0.025), "2.5%");
+        assert_eq!(pct_text(0.07), "7%");
+        assert_eq!(times_text(2.0), "2x");
+        assert_eq!(times_text(1.5), "1.5x");
     }
 
     #[test]

@@ -631,3 +631,113 @@ fn read_oom_kills(reader: &mut Reader) -> Val<Vec<OomKill>> {
 pub fn mib(b: f64) -> String {
     crate::model::units::bytes(b)
 }
+
+/// Views for the rules' unit tests: empty but for what a test sets, so a rule's test
+/// states just the fields that rule reads (`DoctorView { procs, ..view() }`).
+#[cfg(test)]
+pub mod test_view {
+    use super::*;
+    use syslens_probe::parse::InlineStr;
+
+    fn unset<T>() -> Val<T> {
+        Err(Missing::NotApplicable {
+            why: "not set by the test",
+        })
+    }
+
+    /// A view with no process, no cgroup and every system file missing, watched for
+    /// `watched` (rates divide by it).
+    pub fn view(watched: Duration) -> DoctorView {
+        DoctorView {
+            watched,
+            procs: Vec::new(),
+            limited_cgroups: Vec::new(),
+            meminfo: unset(),
+            buddy: unset(),
+            psi_memory: unset(),
+            locks: unset(),
+            lock_carriers: unset(),
+            ooms: unset(),
+            page_size: 4096,
+            scoped: false,
+            oom_first: None,
+        }
+    }
+
+    /// A sleeping process `pid` named `comm`, child of pid 1: every counter zero,
+    /// every optional figure missing.
+    pub fn row(pid: i32, comm: &str) -> ProcessRow {
+        ProcessRow {
+            pid,
+            comm: InlineStr::new(comm.as_bytes()),
+            state: b'S',
+            ppid: 1,
+            kernel_thread: false,
+            uid: unset(),
+            start_time_ticks: 100,
+            vm_size: Ok(64 << 20),
+            rss: unset(),
+            hwm: unset(),
+            swap: unset(),
+            rss_anon: unset(),
+            rss_file: unset(),
+            rss_shmem: unset(),
+            locked: unset(),
+            minflt: 0,
+            majflt: 0,
+            utime_ticks: 0,
+            stime_ticks: 0,
+            threads: 1,
+            nice: 0,
+            voluntary_switches: unset(),
+            involuntary_switches: unset(),
+            sig_ign: unset(),
+            sig_blk: unset(),
+            shd_pnd: unset(),
+            sig_cgt: unset(),
+            namespace_init: false,
+            run_queue_wait_ns: unset(),
+            fds: unset(),
+            fd_soft_limit: unset(),
+            oom_score: unset(),
+            cgroup: unset(),
+            rollup: None,
+        }
+    }
+
+    /// Process `pid` as the rules see it: the same row first and last, no series, no
+    /// status, threads, fds or libraries.
+    pub fn proc(pid: i32, comm: &str) -> Proc {
+        Proc {
+            first: row(pid, comm),
+            last: row(pid, comm),
+            rss: Vec::new(),
+            rss_anon: Vec::new(),
+            rss_file: Vec::new(),
+            cgroup: None,
+            status: unset(),
+            thread_blocked: Vec::new(),
+            threads: Vec::new(),
+            fds: unset(),
+            deleted_libs: Vec::new(),
+            private_dirty: None,
+        }
+    }
+
+    /// /proc/meminfo with these `(key, kB)` lines.
+    pub fn meminfo(lines: &[(&str, u64)]) -> Val<Meminfo> {
+        let text: String = lines
+            .iter()
+            .map(|(k, kb)| format!("{k}: {kb} kB\n"))
+            .collect();
+        Ok(Meminfo::parse(text.as_bytes()))
+    }
+
+    /// The rule's findings as (subject, severity).
+    pub fn fired(rule: fn(&DoctorView) -> Vec<Finding>, v: &DoctorView) -> Vec<(String, Severity)> {
+        rule(v)
+            .into_iter()
+            .map(|f| (f.subject, f.severity))
+            .collect()
+    }
+}

@@ -161,6 +161,60 @@ mod tests {
     }
 
     #[test]
+    fn issue_23_fields_a_kernel_does_not_write_are_missing_not_malformed() {
+        let full = line("bash");
+        let s = Stat::parse(&full).unwrap();
+        assert_eq!(s.processor, Ok(1));
+        // Cut after field 38 (exit_signal): the processor and the rest are absent.
+        let text = String::from_utf8(full).unwrap();
+        let cut: Vec<&str> = text.split_whitespace().take(2 + 36).collect();
+        let s = Stat::parse(cut.join(" ").as_bytes()).unwrap();
+        assert_eq!(s.processor.unwrap_err().kind(), "not_in_kernel");
+        assert_eq!(s.policy.unwrap_err().kind(), "not_in_kernel");
+        // A ')' before the '(' is no stat line; 21 fields after the name are too few.
+        assert!(Stat::parse(b"42 )x( S 1").is_err());
+        let short: Vec<&str> = text.split_whitespace().take(2 + 21).collect();
+        assert!(Stat::parse(short.join(" ").as_bytes()).is_err());
+        let enough: Vec<&str> = text.split_whitespace().take(2 + 22).collect();
+        assert!(Stat::parse(enough.join(" ").as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn issue_23_state_and_policy_names_follow_proc_5_and_sched_7() {
+        let states: Vec<&str> = b"RSDZTtXIP?".iter().map(|&c| state_name(c)).collect();
+        assert_eq!(
+            states,
+            [
+                "running",
+                "sleeping",
+                "disk sleep",
+                "zombie",
+                "stopped",
+                "tracing stop",
+                "dead",
+                "idle",
+                "parked",
+                "unknown"
+            ]
+        );
+        let policies: Vec<&str> = (0..=8).map(policy_name).collect();
+        assert_eq!(
+            policies,
+            [
+                "SCHED_OTHER",
+                "SCHED_FIFO",
+                "SCHED_RR",
+                "SCHED_BATCH",
+                "unknown",
+                "SCHED_IDLE",
+                "SCHED_DEADLINE",
+                "SCHED_EXT",
+                "unknown"
+            ]
+        );
+    }
+
+    #[test]
     fn parses_plain_name() {
         let s = Stat::parse(&line("bash")).unwrap();
         assert_eq!(s.pid, 4242);

@@ -226,6 +226,29 @@ Cpus_allowed_list:\t0-1\nvoluntary_ctxt_switches:\t7\nnonvoluntary_ctxt_switches
     }
 
     #[test]
+    fn issue_23_every_field_of_the_sample_has_its_value() {
+        let mut text = SAMPLE.to_vec();
+        text.extend_from_slice(b"VmLck:\t      16 kB\n");
+        let s = Status::parse(&text);
+        assert_eq!(s.ppid, Ok(1));
+        assert_eq!((s.vm_peak, s.vm_size), (Ok(10000 << 10), Ok(9000 << 10)));
+        assert_eq!(s.vm_rss, Ok(4000 << 10));
+        assert_eq!(
+            (s.rss_anon, s.rss_file, s.rss_shmem),
+            (Ok(3000 << 10), Ok(900 << 10), Ok(100 << 10))
+        );
+        assert_eq!((s.vm_swap, s.vm_lck), (Ok(0), Ok(16 << 10)));
+        assert_eq!(s.threads, Ok(2));
+        assert_eq!((s.sig_pnd, s.sig_blk, s.sig_cgt), (Ok(0), Ok(0x200), Ok(0)));
+        assert_eq!(s.voluntary_ctxt_switches, Ok(7));
+        // Every field the sample lacks is missing, never a zero.
+        assert_eq!(
+            Status::parse(b"Name:\tx\n").sig_cgt.unwrap_err().kind(),
+            "not_in_kernel"
+        );
+    }
+
+    #[test]
     fn issue_15_nspid_gives_the_pid_inside_each_namespace() {
         let s = Status::parse(b"Name:\tsleep\nNSpid:\t4242\t17\t1\n");
         assert_eq!(s.ns_pid.unwrap(), 1);

@@ -15,7 +15,7 @@ use crate::lab::cgroup::LabCgroup;
 use crate::lab::jail::Jail;
 use crate::lab::mem::pin_to;
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
-use crate::lab::report::{pct, Check, Cmp, LabReport};
+use crate::lab::report::{pct, pct_text, Check, Cmp, LabReport};
 use crate::lab::sandbox::{wait_forked, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
@@ -341,12 +341,16 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     Ok(())
 }
 
+/// The hog's share of a CPU may be off its quota by this much (5 points of a CPU).
+const CPU_SHARE_OFF_MAX: f64 = 0.05;
+
 /// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
     let quota = m.quota;
     let share_of_cpu = format!("{}%", (quota * 1000.0).round() / 10.0);
     let claim_cpu = &format!(
-        "a CPU hog under a {share_of_cpu} quota gets {share_of_cpu} of a CPU (within 5 points)"
+        "a CPU hog under a {share_of_cpu} quota gets {share_of_cpu} of a CPU (within {} points)",
+        pct_text(CPU_SHARE_OFF_MAX).trim_end_matches('%')
     );
     if let Some(Ok(share)) = &m.cpu_share {
         report.evidence(
@@ -377,14 +381,19 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     }
     match &m.cpu_share {
         Some(Ok(share)) => report.check(
-            Check::compare(claim_cpu, (share - quota).abs(), Cmp::AtMost, 0.05, pct).observed(
-                format!(
-                    "{} of a CPU ({} off); {} periods throttled",
-                    pct(*share),
-                    pct((share - quota).abs()),
-                    m.throttled_periods.map_or("?".into(), |t| t.to_string())
-                ),
-            ),
+            Check::compare(
+                claim_cpu,
+                (share - quota).abs(),
+                Cmp::AtMost,
+                CPU_SHARE_OFF_MAX,
+                pct,
+            )
+            .observed(format!(
+                "{} of a CPU ({} off); {} periods throttled",
+                pct(*share),
+                pct((share - quota).abs()),
+                m.throttled_periods.map_or("?".into(), |t| t.to_string())
+            )),
         ),
         Some(Err(why)) => report.check(Check::skipped(claim_cpu, why.clone())),
         None => report.check(Check::failed(claim_cpu, "not measured")),
@@ -701,6 +710,40 @@ mod tests {
             inode_differs: true,
         }));
         assert_eq!(statuses(&m)[3], Status::Failed);
+    }
+
+    /// Evidence just either side of the CPU claim's threshold, worked out by hand: a
+    /// 20% quota, 5 points either way.
+    #[test]
+    fn issue_23_the_cpu_claim_at_its_threshold() {
+        let texts: Vec<String> =
+            crate::lab::report::claims(ConceptId::CgroupsNamespaces, &good(), analyze)
+                .into_iter()
+                .map(|c| c.claim)
+                .collect();
+        assert_eq!(
+            texts[0],
+            "a CPU hog under a 20% quota gets 20% of a CPU (within 5 points)"
+        );
+        let got = |share: f64| {
+            let mut m = good();
+            m.cpu_share = Some(Ok(share));
+            statuses(&m)[0]
+        };
+        assert_eq!(got(0.249), Status::Passed);
+        assert_eq!(got(0.151), Status::Passed);
+        assert_eq!(got(0.251), Status::Failed);
+        assert_eq!(got(0.149), Status::Failed);
+        // The pids claim: the forker is task 1, so pids.max - 1 forks, then EAGAIN.
+        let forks = |ok: u64, errno: i32| {
+            let mut m = good();
+            m.pids = Some(Ok((ok, errno)));
+            statuses(&m)[1]
+        };
+        assert_eq!(forks(7, libc::EAGAIN), Status::Passed);
+        assert_eq!(forks(8, libc::EAGAIN), Status::Failed);
+        assert_eq!(forks(6, libc::EAGAIN), Status::Failed);
+        assert_eq!(forks(7, libc::ENOMEM), Status::Failed);
     }
 
     #[test]

@@ -44,3 +44,37 @@ fn cow_blow_up(v: &DoctorView) -> Vec<Finding> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::doctor::test_view::{fired, proc, view};
+    use std::time::Duration;
+
+    fn child_grew(grew: u64) -> DoctorView {
+        let mut p = proc(20, "redis");
+        p.last.ppid = 10;
+        p.private_dirty = Some((1 << 20, (1 << 20) + grew));
+        DoctorView {
+            procs: vec![p],
+            ..view(Duration::from_secs(10))
+        }
+    }
+
+    #[test]
+    fn issue_23_cow_blow_up_fires_from_its_growth_threshold() {
+        assert!(fired(cow_blow_up, &child_grew(COW_GROWTH - 1)).is_empty());
+        assert_eq!(
+            fired(cow_blow_up, &child_grew(COW_GROWTH)),
+            [("pid 20 (redis)".to_owned(), Severity::Warning)]
+        );
+        let f = &cow_blow_up(&child_grew(COW_GROWTH))[0];
+        assert!(f.message.contains("pid 10"), "{}", f.message);
+        // Shrinking private memory is no growth; no reading is no finding.
+        let mut v = child_grew(0);
+        v.procs[0].private_dirty = Some((COW_GROWTH * 2, 0));
+        assert!(fired(cow_blow_up, &v).is_empty());
+        v.procs[0].private_dirty = None;
+        assert!(fired(cow_blow_up, &v).is_empty());
+    }
+}

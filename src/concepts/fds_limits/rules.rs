@@ -40,3 +40,43 @@ fn fds_near_limit(v: &DoctorView) -> Vec<Finding> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::doctor::test_view::{fired, proc, view};
+    use std::time::Duration;
+    use syslens_probe::limits::LimitValue;
+
+    fn holding(fds: u64, limit: LimitValue) -> DoctorView {
+        let mut p = proc(7, "nginx");
+        p.last.fds = Ok(fds);
+        p.last.fd_soft_limit = Ok(limit);
+        DoctorView {
+            procs: vec![p],
+            ..view(Duration::ZERO)
+        }
+    }
+
+    fn severity(fds: u64) -> Option<Severity> {
+        let found = fired(fds_near_limit, &holding(fds, LimitValue::Value(1000)));
+        assert!(found.len() <= 1);
+        found.first().map(|(_, s)| *s)
+    }
+
+    #[test]
+    fn issue_23_fds_near_limit_warns_at_80_percent_and_errs_at_95() {
+        assert_eq!(severity(799), None);
+        assert_eq!(severity(800), Some(Severity::Warning));
+        assert_eq!(severity(949), Some(Severity::Warning));
+        assert_eq!(severity(950), Some(Severity::Error));
+        assert_eq!(severity(1000), Some(Severity::Error));
+        let f = &fds_near_limit(&holding(800, LimitValue::Value(1000)))[0];
+        assert!(
+            f.message.contains("80% of its fd limit (800/1000)"),
+            "{}",
+            f.message
+        );
+        assert!(fired(fds_near_limit, &holding(u64::MAX, LimitValue::Unlimited)).is_empty());
+    }
+}

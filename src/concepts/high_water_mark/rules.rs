@@ -89,6 +89,34 @@ fn sized_for_spike(peak: u64, working_set: u64, limit: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::doctor::test_view::{fired, proc, view};
+    use std::time::Duration;
+
+    fn peaked(rss: u64, hwm: u64) -> DoctorView {
+        let mut p = proc(3, "java");
+        p.last.rss = Ok(rss);
+        p.last.hwm = Ok(hwm);
+        DoctorView {
+            procs: vec![p],
+            ..view(Duration::ZERO)
+        }
+    }
+
+    #[test]
+    fn issue_23_rss_far_below_peak_needs_a_large_peak_and_rss_below_half_of_it() {
+        let peak = HWM_WORTH_NOTING;
+        assert_eq!(
+            fired(rss_far_below_peak, &peaked(peak / 2 - 1, peak)),
+            [("pid 3 (java)".to_owned(), Severity::Info)]
+        );
+        // At half the peak, not below it.
+        assert!(fired(rss_far_below_peak, &peaked(peak / 2, peak)).is_empty());
+        // A peak just under the size worth noting, however far RSS fell.
+        assert!(fired(rss_far_below_peak, &peaked(0, peak - 1)).is_empty());
+        let mut v = peaked(0, peak);
+        v.procs[0].last.hwm = Err(syslens_probe::Missing::Exited);
+        assert!(fired(rss_far_below_peak, &v).is_empty());
+    }
 
     #[test]
     fn issue_23_cgroup_sized_for_spike_at_its_boundaries() {

@@ -38,3 +38,42 @@ fn mostly_in_the_kernel(v: &DoctorView) -> Vec<Finding> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::doctor::test_view::{fired, proc, view};
+    use std::time::Duration;
+
+    /// A process that used `user` and `sys` ticks in 10 s (USER_HZ 100: 200 ticks are
+    /// 20% of a CPU).
+    fn used(user: u64, sys: u64) -> DoctorView {
+        let mut p = proc(4, "poller");
+        p.last.utime_ticks = user;
+        p.last.stime_ticks = sys;
+        DoctorView {
+            procs: vec![p],
+            ..view(Duration::from_secs(10))
+        }
+    }
+
+    #[test]
+    fn issue_23_mostly_in_the_kernel_needs_a_busy_process_mostly_in_sys() {
+        assert_eq!(USER_HZ, 100);
+        assert_eq!(
+            fired(mostly_in_the_kernel, &used(40, 160)),
+            [("pid 4 (poller)".to_owned(), Severity::Warning)]
+        );
+        // 79.5% in the kernel.
+        assert!(fired(mostly_in_the_kernel, &used(41, 159)).is_empty());
+        // 19.9% of a CPU, 80.4% of it in the kernel.
+        assert!(fired(mostly_in_the_kernel, &used(39, 160)).is_empty());
+        let f = &mostly_in_the_kernel(&used(40, 160))[0];
+        assert!(
+            f.message
+                .contains("uses 20% of a CPU, 80% of it in the kernel"),
+            "{}",
+            f.message
+        );
+    }
+}

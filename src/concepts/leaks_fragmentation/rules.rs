@@ -89,3 +89,94 @@ fn mapped_file_growth(v: &DoctorView) -> Vec<Finding> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::doctor::test_view::{fired, proc, view};
+    use std::time::Duration;
+
+    /// `rate` bytes per second at the times `xs`.
+    fn line(rate: f64, xs: &[f64]) -> Vec<(f64, f64)> {
+        xs.iter().map(|&x| (x, 100e6 + rate * x)).collect()
+    }
+
+    fn growing(anon: Vec<(f64, f64)>, file: Vec<(f64, f64)>) -> DoctorView {
+        let mut p = proc(9, "leaky");
+        p.rss_anon = anon;
+        p.rss_file = file;
+        DoctorView {
+            procs: vec![p],
+            ..view(Duration::from_secs(10))
+        }
+    }
+
+    fn anon(series: Vec<(f64, f64)>) -> Vec<(String, Severity)> {
+        fired(steady_rss_growth, &growing(series, Vec::new()))
+    }
+
+    const WARNED: [(&str, Severity); 1] = [("pid 9 (leaky)", Severity::Warning)];
+
+    fn is_warned(found: Vec<(String, Severity)>) -> bool {
+        found.iter().map(|(s, v)| (s.as_str(), *v)).eq(WARNED)
+    }
+
+    #[test]
+    fn issue_23_steady_growth_fires_from_its_rate() {
+        let xs = [0.0, 1.0, 2.0, 3.0, 4.0];
+        // 512 KiB/s for 4 s: the rate and the growth (2 MiB) both just at the threshold.
+        assert!(is_warned(anon(line(LEAK_RATE, &xs))));
+        let xs = [0.0, 2.0, 4.0, 6.0, 8.0];
+        assert!(anon(line(LEAK_RATE - 1.0, &xs)).is_empty());
+    }
+
+    #[test]
+    fn issue_23_steady_growth_needs_its_total_growth() {
+        // 4 MiB/s over half a second: 2 MiB.
+        let xs = [0.0, 0.25, 0.5];
+        assert!(is_warned(anon(line(4.0 * 1024.0 * 1024.0, &xs))));
+        let mut short = line(4.0 * 1024.0 * 1024.0, &xs);
+        short[2].1 -= 1.0;
+        assert!(anon(short).is_empty());
+        // Fewer than three samples: no slope.
+        assert!(anon(line(4.0 * 1024.0 * 1024.0, &[0.0, 0.5])).is_empty());
+    }
+
+    /// 1 MiB/s at t = 0..3 with deviations +d, -d, -d, +d (orthogonal to the line, so
+    /// the fitted slope stays 1 MiB/s): R² = 5a² / (5a² + 4d²), solved for d.
+    fn with_r2(r2: f64) -> Vec<(f64, f64)> {
+        let a = 1024.0 * 1024.0;
+        let d = a * (5.0 * (1.0 / r2 - 1.0) / 4.0).sqrt();
+        let mut pts = line(a, &[0.0, 1.0, 2.0, 3.0]);
+        for (p, e) in pts.iter_mut().zip([d, -d, -d, d]) {
+            p.1 += e;
+        }
+        pts
+    }
+
+    #[test]
+    fn issue_23_steady_growth_needs_the_samples_close_to_a_line() {
+        assert!((r_squared(&with_r2(0.5), 1024.0 * 1024.0) - 0.5).abs() < 1e-9);
+        assert!(is_warned(anon(with_r2(0.91))));
+        assert!(anon(with_r2(0.89)).is_empty());
+        // A flat series has no R² worth the name.
+        assert_eq!(r_squared(&line(0.0, &[0.0, 1.0, 2.0]), 0.0), 0.0);
+    }
+
+    #[test]
+    fn issue_23_mapped_file_growth_is_information_only_while_anon_is_flat() {
+        let xs = [0.0, 1.0, 2.0, 3.0, 4.0];
+        let flat = line(0.0, &xs);
+        let v = growing(flat.clone(), line(LEAK_RATE, &xs));
+        assert_eq!(
+            fired(mapped_file_growth, &v),
+            [("pid 9 (leaky)".to_owned(), Severity::Info)]
+        );
+        assert!(fired(steady_rss_growth, &v).is_empty());
+        // Both growing: the leak rule speaks, not this one.
+        let v = growing(line(LEAK_RATE, &xs), line(LEAK_RATE, &xs));
+        assert!(fired(mapped_file_growth, &v).is_empty());
+        let v = growing(flat, line(LEAK_RATE - 1.0, &xs));
+        assert!(fired(mapped_file_growth, &v).is_empty());
+    }
+}

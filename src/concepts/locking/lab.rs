@@ -373,19 +373,19 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
             pts.clone(),
         );
     }
+    let deadlock = &format!(
+        "two threads taking A->B and B->A deadlock; the watchdog finds it from /proc within {} s",
+        DETECT_WITHIN.as_secs_f64()
+    );
     match m.deadlock_detected_after {
         Some(s) => report.check(
-            Check::compare(
-                "two threads taking A->B and B->A deadlock; the watchdog finds it from /proc within 2 s",
-                s,
-                Cmp::AtMost,
-                DETECT_WITHIN.as_secs_f64(),
-                |x| format!("{x:.2} s"),
-            )
+            Check::compare(deadlock, s, Cmp::AtMost, DETECT_WITHIN.as_secs_f64(), |x| {
+                format!("{x:.2} s")
+            })
             .observed(format!("{s:.2} s: {}", m.deadlock_evidence)),
         ),
         None => report.check(Check::failed(
-            "two threads taking A->B and B->A deadlock; the watchdog finds it from /proc within 2 s",
+            deadlock,
             "the watchdog never saw both threads parked in futex on the lock words",
         )),
     }
@@ -752,6 +752,24 @@ mod tests {
         let mut m = good();
         m.flock_awaited_by_waiter = false;
         assert_eq!(statuses(&m)[3], Status::Failed);
+    }
+
+    /// The deadlock claim at its threshold: found within 2 s, not after.
+    #[test]
+    fn issue_23_the_deadlock_claim_at_its_threshold() {
+        let claims = crate::lab::report::claims(ConceptId::Locking, &good(), analyze);
+        assert!(
+            claims[2].claim.ends_with("from /proc within 2 s"),
+            "{}",
+            claims[2].claim
+        );
+        let found = |after: f64| {
+            let mut m = good();
+            m.deadlock_detected_after = Some(after);
+            statuses(&m)[2]
+        };
+        assert_eq!(found(2.0), Status::Passed);
+        assert_eq!(found(2.01), Status::Failed);
     }
 
     #[test]

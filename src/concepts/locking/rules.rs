@@ -19,12 +19,15 @@ pub const RULES: &[Rule] = &[
     },
 ];
 
+/// Fewer threads than this parked is a single-threaded process asleep, not a pool.
+const PARKED_THREADS: usize = 2;
+
 fn all_threads_parked(v: &DoctorView) -> Vec<Finding> {
     let mut out = Vec::new();
     for p in &v.procs {
         let cpu_before = p.first.utime_ticks.saturating_add(p.first.stime_ticks);
         let cpu_after = p.last.utime_ticks.saturating_add(p.last.stime_ticks);
-        if p.threads.len() >= 2
+        if p.threads.len() >= PARKED_THREADS
             && p.threads.iter().all(|(s, futex)| *s == b'S' && *futex)
             && cpu_after == cpu_before
         {
@@ -106,4 +109,96 @@ fn file_lock_wait(v: &DoctorView) -> Vec<Finding> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::doctor::test_view::{fired, proc, view};
+    use std::time::Duration;
+    use syslens_probe::locks::parse_locks;
+
+    fn parked(threads: Vec<(u8, bool)>) -> DoctorView {
+        let mut p = proc(5, "pool");
+        p.threads = threads;
+        DoctorView {
+            procs: vec![p],
+            ..view(Duration::from_secs(10))
+        }
+    }
+
+    #[test]
+    fn issue_23_all_threads_parked_needs_every_thread_in_a_futex_wait_and_no_cpu() {
+        let waiting = (b'S', true);
+        assert_eq!(
+            fired(all_threads_parked, &parked(vec![waiting; PARKED_THREADS])),
+            [("pid 5 (pool)".to_owned(), Severity::Info)]
+        );
+        assert!(fired(
+            all_threads_parked,
+            &parked(vec![waiting; PARKED_THREADS - 1])
+        )
+        .is_empty());
+        assert!(fired(all_threads_parked, &parked(vec![waiting, (b'S', false)])).is_empty());
+        assert!(fired(all_threads_parked, &parked(vec![waiting, (b'R', true)])).is_empty());
+        let mut v = parked(vec![waiting; 3]);
+        v.procs[0].last.stime_ticks = 1;
+        assert!(fired(all_threads_parked, &v).is_empty());
+    }
+
+    /// /proc/locks: pid 5 holds a POSIX write lock, pid 6 waits for it.
+    const LOCKS: &str = "1: POSIX  ADVISORY  WRITE 5 08:01:1234 0 EOF\n1: -> POSIX  ADVISORY  WRITE 6 08:01:1234 0 EOF\n";
+
+    #[test]
+    fn issue_23_file_lock_wait_names_the_waiter_and_the_holder() {
+        let mut v = DoctorView {
+            locks: parse_locks(LOCKS.as_bytes()),
+            procs: vec![proc(5, "holder"), proc(6, "waiter")],
+            ..view(Duration::ZERO)
+        };
+        let f = file_lock_wait(&v);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].subject, "pid 6 (waiter)");
+        assert_eq!(f[0].severity, Severity::Warning);
+        assert!(
+            f[0].message.ends_with("taken by pid 5 (holder)"),
+            "{}",
+            f[0].message
+        );
+        // The taker no longer carries it: a child that inherited its fd does.
+        let carried = |pid: i32| crate::model::locks::LockCarrier {
+            lock_id: 1,
+            pid,
+            comm: "child".into(),
+            fd: 9,
+            path: "/var/lock/x".into(),
+        };
+        v.lock_carriers = Ok(crate::model::locks::Carriers {
+            found: vec![carried(8)],
+            unreadable: 0,
+        });
+        let m = &file_lock_wait(&v)[0].message;
+        assert!(
+            m.contains("/var/lock/x (08:01:1234)")
+                && m.ends_with("pid 5, which no longer holds it: it is held through pid 8 (child) fd 9"),
+            "{m}"
+        );
+        v.lock_carriers = Ok(crate::model::locks::Carriers {
+            found: vec![carried(5), carried(8)],
+            unreadable: 0,
+        });
+        let m = &file_lock_wait(&v)[0].message;
+        assert!(m.ends_with("pid 5 (holder), shared with pid 8 (child) fd 9"), "{m}");
+        v.lock_carriers = Ok(crate::model::locks::Carriers::default());
+        // Scoped to other processes: neither side is in view, nothing to say.
+        v.scoped = true;
+        v.procs = vec![proc(7, "other")];
+        assert!(fired(file_lock_wait, &v).is_empty());
+        // Scoped to the holder: the waiter is named by pid.
+        v.procs = vec![proc(5, "holder")];
+        assert_eq!(
+            fired(file_lock_wait, &v),
+            [("pid 6".to_owned(), Severity::Warning)]
+        );
+    }
 }

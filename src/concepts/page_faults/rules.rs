@@ -31,3 +31,35 @@ fn sustained_major_faults(v: &DoctorView) -> Vec<Finding> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::doctor::test_view::{fired, proc, view};
+    use std::time::Duration;
+
+    fn faulted(majflt: u64) -> DoctorView {
+        let mut p = proc(8, "db");
+        p.first.majflt = 50;
+        p.last.majflt = 50 + majflt;
+        DoctorView {
+            procs: vec![p],
+            ..view(Duration::from_secs(10))
+        }
+    }
+
+    #[test]
+    fn issue_23_sustained_major_faults_fires_from_100_per_second() {
+        assert!(fired(sustained_major_faults, &faulted(999)).is_empty());
+        assert_eq!(
+            fired(sustained_major_faults, &faulted(1000)),
+            [("pid 8 (db)".to_owned(), Severity::Warning)]
+        );
+        let f = &sustained_major_faults(&faulted(1000))[0];
+        assert!(
+            f.message.starts_with("100 major faults/s over 10 s"),
+            "{}",
+            f.message
+        );
+    }
+}

@@ -32,3 +32,39 @@ fn long_run_queue_delay(v: &DoctorView) -> Vec<Finding> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::doctor::test_view::{fired, proc, view};
+    use std::time::Duration;
+
+    fn waited(ns: u64) -> DoctorView {
+        let mut p = proc(6, "worker");
+        p.first.run_queue_wait_ns = Ok(1_000);
+        p.last.run_queue_wait_ns = Ok(1_000 + ns);
+        DoctorView {
+            procs: vec![p],
+            ..view(Duration::from_secs(10))
+        }
+    }
+
+    #[test]
+    fn issue_23_long_run_queue_delay_fires_from_a_fifth_of_the_window() {
+        assert!(fired(long_run_queue_delay, &waited(1_999_999_999)).is_empty());
+        assert_eq!(
+            fired(long_run_queue_delay, &waited(2_000_000_000)),
+            [("pid 6 (worker)".to_owned(), Severity::Warning)]
+        );
+        let f = &long_run_queue_delay(&waited(2_000_000_000))[0];
+        assert!(
+            f.message
+                .starts_with("waited for a CPU 20% of the time over 10 s"),
+            "{}",
+            f.message
+        );
+        let mut v = waited(5_000_000_000);
+        v.procs[0].last.run_queue_wait_ns = Err(syslens_probe::Missing::Exited);
+        assert!(fired(long_run_queue_delay, &v).is_empty());
+    }
+}

@@ -35,3 +35,46 @@ fn deleted_library_mapped(v: &DoctorView) -> Vec<Finding> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::doctor::test_view::{fired, proc, view};
+    use std::time::Duration;
+
+    const SSL: &str = "/usr/lib/libssl.so.3";
+
+    fn mapping(pids: &[i32]) -> DoctorView {
+        let procs = pids
+            .iter()
+            .map(|&pid| {
+                let mut p = proc(pid, "sshd");
+                p.deleted_libs = vec![SSL.into()];
+                p
+            })
+            .chain([proc(99, "clean")])
+            .collect();
+        DoctorView {
+            procs,
+            ..view(Duration::ZERO)
+        }
+    }
+
+    #[test]
+    fn issue_23_deleted_library_mapped_is_one_finding_per_library() {
+        assert!(fired(deleted_library_mapped, &mapping(&[])).is_empty());
+        assert_eq!(
+            fired(deleted_library_mapped, &mapping(&[3])),
+            [("pid 3 (sshd)".to_owned(), Severity::Warning)]
+        );
+        let f = deleted_library_mapped(&mapping(&[3, 4]));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].subject, "2 processes");
+        assert!(
+            f[0].message.contains("map a deleted libssl.so.3"),
+            "{}",
+            f[0].message
+        );
+        assert_eq!(f[0].advice, "restart them to run the patched library");
+    }
+}

@@ -94,3 +94,86 @@ fn zombies_piling_up(v: &DoctorView) -> Vec<Finding> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::doctor::test_view::{fired, proc, view};
+    use std::time::Duration;
+    use syslens_probe::status::Status;
+
+    /// A process whose status has these lines, with `blocked` as its threads' SigBlk.
+    fn with_status(status: &str, blocked: Vec<u64>) -> DoctorView {
+        let mut p = proc(12, "daemon");
+        p.status = Ok(Status::parse(status.as_bytes()));
+        p.thread_blocked = blocked;
+        DoctorView {
+            procs: vec![p],
+            ..view(Duration::ZERO)
+        }
+    }
+
+    const PLAIN: &str = "SigIgn:\t0000000000000000\nSigCgt:\t0000000000000000\nNSpid:\t12\n";
+
+    #[test]
+    fn issue_23_sigterm_ignored_by_disposition_mask_or_namespace_init() {
+        let warned = [("pid 12 (daemon)".to_owned(), Severity::Warning)];
+        assert!(fired(sigterm_ignored, &with_status(PLAIN, vec![0, 0])).is_empty());
+        let ignores = "SigIgn:\t0000000000004000\nSigCgt:\t0000000000000000\n";
+        assert_eq!(
+            fired(sigterm_ignored, &with_status(ignores, vec![0])),
+            warned
+        );
+        // SIGTERM is bit 14; the bits beside it are other signals.
+        let others = "SigIgn:\t000000000000a000\nSigCgt:\t0000000000000000\n";
+        assert!(fired(sigterm_ignored, &with_status(others, vec![0])).is_empty());
+        // Blocked in every thread, not in only some.
+        assert_eq!(
+            fired(sigterm_ignored, &with_status(PLAIN, vec![SIGTERM; 2])),
+            warned
+        );
+        assert!(fired(sigterm_ignored, &with_status(PLAIN, vec![SIGTERM, 0])).is_empty());
+        // A container's init without a handler; the host's init, or one with a handler, not.
+        let init = "SigIgn:\t0000000000000000\nSigCgt:\t0000000000000000\nNSpid:\t812\t1\n";
+        let f = sigterm_ignored(&with_status(init, vec![0]));
+        assert_eq!(f.len(), 1);
+        assert!(
+            f[0].message.starts_with("is pid 1 of its PID namespace"),
+            "{}",
+            f[0].message
+        );
+        let host_init = "SigIgn:\t0000000000000000\nSigCgt:\t0000000000000000\nNSpid:\t1\n";
+        assert!(fired(sigterm_ignored, &with_status(host_init, vec![0])).is_empty());
+        let handled = "SigIgn:\t0000000000000000\nSigCgt:\t0000000000004000\nNSpid:\t812\t1\n";
+        assert!(fired(sigterm_ignored, &with_status(handled, vec![0])).is_empty());
+    }
+
+    fn zombies(n: i32) -> DoctorView {
+        let mut procs = vec![proc(2, "parent")];
+        procs.extend((0..n).map(|i| {
+            let mut p = proc(100 + i, "child");
+            p.last.state = b'Z';
+            p.last.ppid = 2;
+            p
+        }));
+        DoctorView {
+            procs,
+            ..view(Duration::ZERO)
+        }
+    }
+
+    #[test]
+    fn issue_23_zombies_piling_up_from_five_under_one_parent() {
+        let n = i32::try_from(ZOMBIES).unwrap();
+        assert!(fired(zombies_piling_up, &zombies(n - 1)).is_empty());
+        assert_eq!(
+            fired(zombies_piling_up, &zombies(n)),
+            [("pid 2 (parent)".to_owned(), Severity::Warning)]
+        );
+        let f = &zombies_piling_up(&zombies(n))[0];
+        assert_eq!(
+            f.message,
+            format!("{ZOMBIES} exited children are not reaped (state Z)")
+        );
+    }
+}

@@ -36,7 +36,7 @@ fn high_orders_exhausted(v: &DoctorView) -> Vec<Finding> {
                         concept: ConceptId::SlabBuddy,
                         severity: Severity::Warning,
                         subject: format!("zone {}", z.zone),
-                        message: format!("{:.0}% of free memory is in blocks smaller than 2 MiB: huge pages and large allocations will fail or wait for compaction", idx * 100.0),
+                        message: format!("{:.0}% of free memory is in blocks smaller than {}: huge pages and large allocations will fail or wait for compaction", idx * 100.0, mib((v.page_size << HUGE_ORDER) as f64)),
                         evidence: vec![format!("/proc/buddyinfo node {} zone {}: free blocks per order {:?}", z.node, z.zone, z.free_blocks)],
                         advice: "memory is fragmented: compaction (vm.compaction_proactiveness) or reserving huge pages at boot helps workloads that need them".into(),
                     });
@@ -65,4 +65,66 @@ fn large_reclaimable_slab(v: &DoctorView) -> Vec<Finding> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::doctor::test_view::{fired, meminfo, view};
+    use std::time::Duration;
+    use syslens_probe::system::parse_buddyinfo;
+
+    /// A Normal zone with `small` free single pages and `huge` free order-9 blocks
+    /// (512 pages each), beside a DMA zone with less free memory, all of it fragmented.
+    fn buddy(small: u64, huge: u64) -> DoctorView {
+        let text = format!(
+            "Node 0, zone      DMA 3 0 0 0 0 0 0 0 0 0 0\nNode 0, zone   Normal {small} 0 0 0 0 0 0 0 0 {huge} 0\n"
+        );
+        DoctorView {
+            buddy: parse_buddyinfo(text.as_bytes()),
+            ..view(Duration::ZERO)
+        }
+    }
+
+    #[test]
+    fn issue_23_high_orders_exhausted_from_95_percent_unusable_at_order_9() {
+        assert_eq!(HUGE_ORDER, 9);
+        // 95 of every 100 free pages single: unusable index 0.95 at order 9.
+        assert_eq!(
+            fired(high_orders_exhausted, &buddy(95 * 512, 5)),
+            [("zone Normal".to_owned(), Severity::Warning)]
+        );
+        assert!(fired(high_orders_exhausted, &buddy(94 * 512, 6)).is_empty());
+        let f = &high_orders_exhausted(&buddy(95 * 512, 5))[0];
+        assert!(
+            f.message
+                .starts_with("95% of free memory is in blocks smaller than 2.0 MiB"),
+            "{}",
+            f.message
+        );
+        // The zone with the most free memory is judged: with Normal empty, the DMA
+        // zone's three single pages are.
+        assert_eq!(
+            fired(high_orders_exhausted, &buddy(0, 0)),
+            [("zone DMA".to_owned(), Severity::Warning)]
+        );
+    }
+
+    fn slab(reclaimable_kb: u64) -> DoctorView {
+        DoctorView {
+            meminfo: meminfo(&[("MemTotal", 1000), ("SReclaimable", reclaimable_kb)]),
+            ..view(Duration::ZERO)
+        }
+    }
+
+    #[test]
+    fn issue_23_large_reclaimable_slab_from_a_quarter_of_ram() {
+        assert!(fired(large_reclaimable_slab, &slab(249)).is_empty());
+        assert_eq!(
+            fired(large_reclaimable_slab, &slab(250)),
+            [("system".to_owned(), Severity::Info)]
+        );
+        let f = &large_reclaimable_slab(&slab(250))[0];
+        assert!(f.message.ends_with("(25% of RAM)"), "{}", f.message);
+    }
 }

@@ -69,3 +69,69 @@ fn deleted_file_held_open(v: &DoctorView) -> Vec<Finding> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::doctor::test_view::{fired, meminfo, proc, view};
+    use std::time::Duration;
+    use syslens_probe::fds::{FdKind, OpenFd};
+
+    fn shmem(kb: u64) -> DoctorView {
+        DoctorView {
+            meminfo: meminfo(&[("MemTotal", 1000), ("Shmem", kb)]),
+            ..view(Duration::ZERO)
+        }
+    }
+
+    #[test]
+    fn issue_23_tmpfs_eating_ram_from_a_quarter_of_ram() {
+        assert!(fired(tmpfs_eating_ram, &shmem(249)).is_empty());
+        assert_eq!(
+            fired(tmpfs_eating_ram, &shmem(250)),
+            [("system".to_owned(), Severity::Warning)]
+        );
+    }
+
+    fn holding(files: &[(&str, u64)]) -> DoctorView {
+        let mut p = proc(11, "logger");
+        p.fds = Ok(files
+            .iter()
+            .zip(3..)
+            .map(|((target, size), fd)| OpenFd {
+                fd,
+                target: (*target).into(),
+                kind: FdKind::File,
+                deleted: true,
+                size: Ok(*size),
+            })
+            .collect());
+        DoctorView {
+            procs: vec![p],
+            ..view(Duration::ZERO)
+        }
+    }
+
+    #[test]
+    fn issue_23_deleted_file_held_open_warns_from_100_mib_held() {
+        let at = |files: &[(&str, u64)]| fired(deleted_file_held_open, &holding(files));
+        let subject = "pid 11 (logger)".to_owned();
+        assert_eq!(
+            at(&[("/var/log/a.log", 1)]),
+            [(subject.clone(), Severity::Info)]
+        );
+        // Two files together just under, and just at, the threshold.
+        let half = DELETED_HELD / 2;
+        assert_eq!(
+            at(&[("/var/log/a.log", half), ("/var/log/b.log", half - 1)]),
+            [(subject.clone(), Severity::Info)]
+        );
+        assert_eq!(
+            at(&[("/var/log/a.log", half), ("/var/log/b.log", half)]),
+            [(subject, Severity::Warning)]
+        );
+        // A held /proc/N directory of an exited process holds no space.
+        assert!(at(&[("/proc/4242", DELETED_HELD)]).is_empty());
+        assert!(at(&[]).is_empty());
+    }
+}

@@ -204,3 +204,130 @@ fn oom_killed(v: &DoctorView) -> Vec<Finding> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::doctor::test_view::{fired, proc, view};
+    use crate::model::doctor::OomKill;
+    use std::time::Duration;
+    use syslens_probe::psi::parse_psi;
+
+    fn scored(first: Option<i32>, score: u64) -> DoctorView {
+        let mut p = proc(14, "chrome");
+        p.last.oom_score = Ok(score);
+        DoctorView {
+            oom_first: first,
+            procs: vec![p, proc(15, "bash")],
+            ..view(Duration::ZERO)
+        }
+    }
+
+    #[test]
+    fn issue_23_oom_first_victim_is_named_only_in_view_and_with_a_score() {
+        assert_eq!(
+            fired(oom_first_victim, &scored(Some(14), 1)),
+            [("pid 14 (chrome)".to_owned(), Severity::Info)]
+        );
+        assert!(fired(oom_first_victim, &scored(Some(14), 0)).is_empty());
+        // Picked among every process, but not one this (scoped) view shows.
+        assert!(fired(oom_first_victim, &scored(Some(99), 500)).is_empty());
+        assert!(fired(oom_first_victim, &scored(None, 500)).is_empty());
+    }
+
+    fn pressure(avg10: &str) -> DoctorView {
+        let text = format!(
+            "some avg10={avg10} avg60=1.00 avg300=0.50 total=12345\nfull avg10=2.00 avg60=0.00 avg300=0.00 total=100\n"
+        );
+        DoctorView {
+            psi_memory: parse_psi(text.as_bytes()),
+            ..view(Duration::ZERO)
+        }
+    }
+
+    #[test]
+    fn issue_23_memory_pressure_warns_from_10_percent_stalled() {
+        assert!(fired(memory_pressure, &pressure("9.99")).is_empty());
+        assert_eq!(
+            fired(memory_pressure, &pressure("10.00")),
+            [("system".to_owned(), Severity::Warning)]
+        );
+        let f = &memory_pressure(&pressure("10.00"))[0];
+        assert_eq!(
+            f.message,
+            "tasks stalled on memory 10.0% of the last 10 s (full: 2.0%)"
+        );
+    }
+
+    fn kill(pid: u64, memcg: &str, seconds_ago: Option<f64>) -> OomKill {
+        OomKill {
+            pid,
+            comm: "hog".into(),
+            anon_rss_kb: Some(2048),
+            memcg: Some(memcg.into()),
+            seconds_ago,
+            trigger: Some(("hog".into(), i32::try_from(pid).ok())),
+            constraint: Some("CONSTRAINT_MEMCG".into()),
+        }
+    }
+
+    fn killed(kills: Vec<OomKill>) -> Vec<Finding> {
+        oom_killed(&DoctorView {
+            ooms: Ok(kills),
+            ..view(Duration::ZERO)
+        })
+    }
+
+    #[test]
+    fn issue_23_oom_killed_reports_a_day_of_kills_one_finding_per_cgroup() {
+        let day = RECENT_OOM_SECONDS;
+        assert!(killed(vec![kill(1, "/app", Some(day + 1.0))]).is_empty());
+        let f = killed(vec![kill(1, "/app", Some(day))]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            (f[0].subject.as_str(), f[0].severity),
+            ("cgroup /app", Severity::Warning)
+        );
+        assert_eq!(
+            f[0].message,
+            "1 OOM kill(s); latest pid 1 (hog) 24.0 h ago (anon-rss 2.0 MiB), its own allocation (hog), the cgroup's limit"
+        );
+        // An unknown age is reported (a captured log has no uptime to age it by).
+        assert_eq!(killed(vec![kill(1, "/app", None)]).len(), 1);
+        // Two kills in one cgroup, the latest named; the labs' cgroups are one group,
+        // and their kills are information.
+        let f = killed(vec![
+            kill(1, "/app", Some(3000.0)),
+            kill(2, "/app", Some(30.0)),
+            kill(3, "/u/syslens-lab-1-2", Some(5.0)),
+            kill(4, "/u/syslens-lab-3-4", Some(6.0)),
+        ]);
+        let got: Vec<_> = f.iter().map(|f| (f.subject.as_str(), f.severity)).collect();
+        assert_eq!(
+            got,
+            [
+                ("cgroup /app", Severity::Warning),
+                ("cgroup /u/syslens-lab-*", Severity::Info)
+            ]
+        );
+        assert!(
+            f[0].message
+                .starts_with("2 OOM kill(s); latest pid 2 (hog) 30 s ago"),
+            "{}",
+            f[0].message
+        );
+        assert!(
+            f[1].message.contains("by a syslens lab, on purpose"),
+            "{}",
+            f[1].message
+        );
+    }
+
+    #[test]
+    fn issue_23_ages_read_in_seconds_minutes_then_hours() {
+        assert_eq!(ago(119.0), "119 s ago");
+        assert_eq!(ago(120.0), "2 min ago");
+        assert_eq!(ago(7199.0), "120 min ago");
+        assert_eq!(ago(7200.0), "2.0 h ago");
+    }
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Mutation score (issue 23): cargo-mutants changes the code one mutant at a time (a `<`
+# for a `<=`, a constant for a function's body...) and runs the tests; a mutant the tests
+# do not notice is a regression they would not catch. Not in CI: it rebuilds once per
+# mutant (debug profile, -j1 by default so other builds keep a core).
+#
+#   bench/mutants.sh [probe|parsers|rules|labs|all]   scope (default: all)
+#   bench/mutants.sh report SCOPE                      the counts of a run already made (or
+#                                                       stopped part way: cargo-mutants writes
+#                                                       each outcome as it goes)
+#   FILES='crates/probe/src/psi.rs ...'                narrow the scope to these files
+#   JOBS=1 TIMEOUT=120 OUT=target/mutants              cargo-mutants' -j, test timeout (s), output
+#                                                       (and its build dir: OUT/target)
+#
+# Scopes:
+#   probe    the readers, every file of crates/probe (~1700 mutants: hours)
+#   parsers  the crates/probe files that parse /proc text (the fast part of `probe`)
+#   rules    the doctor rules, src/concepts/*/rules.rs, with the concept's unit tests
+#   labs     the labs' analyze functions (src/concepts/*/lab.rs, functions named analyze*)
+# Prints caught / missed / timeouts / unviable per scope, and the score:
+# caught / (caught + missed + timeouts), unviable mutants (that do not build) left out.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v cargo-mutants >/dev/null ||
+  { echo "needs cargo-mutants: cargo install --locked cargo-mutants" >&2; exit 2; }
+scope=${1:-all}
+out=$(realpath -m "${OUT:-target/mutants}")
+# One target dir of its own for every mutant build (the scratch copies share it, -j1):
+# the dependencies build once, never in the caller's target dir.
+export CARGO_TARGET_DIR=$out/target
+args=(--test-tool nextest --jobs "${JOBS:-1}" --timeout "${TIMEOUT:-120}"
+      --build-timeout "${BUILD_TIMEOUT:-900}" --no-shuffle)
+# The syslens package's unit tests only (`--lib`): its integration target drives the
+# labs and the live binary. The probe crate runs all of its tests (parsers.rs and the
+# recorded fixtures are in its tests/ directory).
+lib=(--cargo-test-arg=--lib)
+# The two cgroup-limit rules are being rewritten (high_water_mark, swap_oom): not scored.
+reworked='cgroup_sized_for_spike|cgroup_working_set_near_limit'
+parsers=(crates/probe/src/{psi,status,stat,locks,limits,sched,mountinfo,smaps,parse,system,fds,ns}.rs)
+
+fargs=()
+files() { # the -f arguments: FILES when set, else the scope's own files
+  local f
+  for f in ${FILES:-$*}; do fargs+=(-f "$f"); done
+}
+
+count() { if [ -f "$1" ]; then wc -l < "$1"; else echo 0; fi; }
+
+summary() { # scope name, cargo-mutants output dir
+  local d=$2/mutants.out c m t u
+  c=$(count "$d/caught.txt"); m=$(count "$d/missed.txt")
+  t=$(count "$d/timeout.txt"); u=$(count "$d/unviable.txt")
+  printf '%-8s caught %4d  missed %4d  timeouts %3d  unviable %4d  score %s\n' "$1" "$c" "$m" "$t" "$u" \
+    "$(awk -v c="$c" -v m="$m" -v t="$t" 'BEGIN { v = c + m + t; if (v) printf "%.1f%%", 100 * c / v; else print "-" }')"
+  [ "$m" -eq 0 ] || { echo "  missed:"; sed 's/^/    /' "$d/missed.txt"; }
+}
+
+run() { # scope name, then cargo-mutants' scope arguments
+  local name=$1; shift
+  mkdir -p "$out/$name"
+  # cargo-mutants exits 2 when some mutants were missed, 3 on timeouts: still a result.
+  nice -n 10 cargo mutants "${args[@]}" --output "$out/$name" "$@" || [ $? -le 3 ]
+}
+
+scopes=("$scope")
+case $scope in
+  report)  scopes=("${2:?report which scope?}") ;;
+  probe)   files crates/probe/src/*.rs; run probe -p syslens-probe "${fargs[@]}" ;;
+  parsers) files "${parsers[@]}"; run parsers -p syslens-probe "${fargs[@]}" ;;
+  rules)   files src/concepts/*/rules.rs; run rules "${lib[@]}" "${fargs[@]}" --exclude-re "$reworked" ;;
+  labs)    files src/concepts/*/lab.rs; run labs "${lib[@]}" "${fargs[@]}" --re 'analyze' ;;
+  all)     scopes=(parsers rules labs); for s in "${scopes[@]}"; do "$0" "$s" >/dev/null; done ;;
+  *) echo "unknown scope $scope (probe, parsers, rules, labs, all, report SCOPE)" >&2; exit 2 ;;
+esac
+echo "mutation score, $(date -u +%F), $(git rev-parse --short HEAD)"
+for s in "${scopes[@]}"; do summary "$s" "$out/$s"; done
