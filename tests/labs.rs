@@ -103,6 +103,20 @@ fn local(_: &Fingerprint) -> bool {
 }
 
 const MAY_SKIP: &[MaySkip] = &[
+    // Counting a tracepoint needs tracefs for its id (a detached mount: CAP_SYS_ADMIN)
+    // and perf_event_open, which kernel.perf_event_paranoid may refuse a user.
+    MaySkip {
+        lab: "cow",
+        claim: "the tracepoint exceptions:page_fault_user",
+        reason: "",
+        when: |h| !h.root,
+    },
+    MaySkip {
+        lab: "page-faults",
+        claim: "the tracepoint exceptions:page_fault_user",
+        reason: "",
+        when: |h| !h.root,
+    },
     MaySkip {
         lab: "cgroups-namespaces",
         claim: "a CPU hog under",

@@ -180,7 +180,9 @@ mod tests {
         let m = &file_lock_wait(&v)[0].message;
         assert!(
             m.contains("/var/lock/x (08:01:1234)")
-                && m.ends_with("pid 5, which no longer holds it: it is held through pid 8 (child) fd 9"),
+                && m.ends_with(
+                    "pid 5, which no longer holds it: it is held through pid 8 (child) fd 9"
+                ),
             "{m}"
         );
         v.lock_carriers = Ok(crate::model::locks::Carriers {
@@ -188,7 +190,10 @@ mod tests {
             unreadable: 0,
         });
         let m = &file_lock_wait(&v)[0].message;
-        assert!(m.ends_with("pid 5 (holder), shared with pid 8 (child) fd 9"), "{m}");
+        assert!(
+            m.ends_with("pid 5 (holder), shared with pid 8 (child) fd 9"),
+            "{m}"
+        );
         v.lock_carriers = Ok(crate::model::locks::Carriers::default());
         // Scoped to other processes: neither side is in view, nothing to say.
         v.scoped = true;
