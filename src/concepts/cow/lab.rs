@@ -10,7 +10,7 @@ use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, Region};
 use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
-use crate::lab::report::{mib, pct, Check, Cmp, LabReport};
+use crate::lab::report::{mib, pct, Axis, Check, Cmp, LabReport};
 use crate::lab::sandbox::{os_result, wait_forked, LabError, Link, Params};
 use crate::lab::settings::{read_setting, THP_ENABLED};
 use crate::lab::stats::Summary;
@@ -337,6 +337,7 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         "the child's private memory vs the fraction it wrote",
         "fraction of N written",
         "Private_Dirty added (MiB)",
+        Axis::Continuous,
         m.fractions
             .iter()
             .map(|f| {
@@ -351,6 +352,7 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         "fork time vs parent size",
         "parent size (MiB)",
         "fork + exit + wait, median (us)",
+        Axis::Continuous,
         m.fork
             .sizes_mib
             .iter()

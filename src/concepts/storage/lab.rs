@@ -299,6 +299,14 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
             &m.fsync_disk_us,
         )
         .map(|s| s.median);
+    if let (Some(t), Some(d)) = (t, d) {
+        report.bars(
+            "fsync after a 4 KiB append, median of the trials",
+            "file system",
+            "fsync (us)",
+            &[("tmpfs", t), ("disk", d)],
+        );
+    }
     match (t, d) {
         (Some(t), Some(d)) => report.check(
             Check::compare(
@@ -320,6 +328,10 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     }
     for (name, mbps) in &m.throughput {
         report.metric(&format!("write {name}"), "MB/s", &[*mbps]);
+    }
+    let throughput: Vec<(&str, f64)> = m.throughput.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+    if !throughput.is_empty() {
+        report.bars("write throughput", "written to", "MB/s", &throughput);
     }
     let claim_private =
         "a tmpfs in a private mount namespace is invisible outside and gone with the namespace";
