@@ -91,8 +91,9 @@ fn quick_tour_reports_every_lab_and_writes_its_report() {
     );
 }
 
-/// A quick tour's report, checked in a headless browser: every plot laid out with a
-/// size, no console error, a screenshot. Needs chromium: without it (and outside CI)
+/// A quick tour's report, checked in a headless browser at 1280 and 390 px: every plot
+/// laid out with a size, its text at least 9 px on the phone, the page no wider than
+/// the window, no console error, a screenshot of each width. Needs chromium: without it (and outside CI)
 /// the test is compiled ignored, so the runner counts it as skipped (build.rs).
 #[test]
 #[cfg_attr(
@@ -116,18 +117,39 @@ fn the_tour_report_renders_in_a_browser() {
     assert!(out.status.success(), "tour failed: {out:?}");
     let reports: Value = serde_json::from_slice(&out.stdout).unwrap();
     let with_series = labs_with_series(&reports);
-    // A wrapper page measures every plot inside the report once it has loaded.
+    // A wrapper page measures every plot inside the report once it has loaded, at a
+    // laptop's width and a phone's: laid out with a size, and on the phone every plot's
+    // text at least 9 CSS px (its font size times the plot's scale on screen).
     let wrapper = dir.path().join("check.html");
     std::fs::write(
         &wrapper,
-        r#"<html><head><title>pending</title></head><body><iframe id="f" src="report.html" style="width:1200px;height:900px"></iframe>
+        r#"<html><head><title>pending</title></head><body>
+<iframe id="wide" src="report.html" style="border:0;width:1280px;height:900px"></iframe>
+<iframe id="phone" src="report.html" style="border:0;width:390px;height:900px"></iframe>
 <script>
-document.getElementById('f').addEventListener('load', () => {
-  const d = document.getElementById('f').contentDocument;
-  const plots = [...d.querySelectorAll('svg.plot')];
-  const zero = plots.filter(s => { const r = s.getBoundingClientRect(); return !(r.width > 0 && r.height > 0); }).length;
-  document.title = 'plots=' + plots.length + ' zero=' + zero;
-});
+let loaded = 0;
+const measure = () => {
+  const out = [];
+  for (const id of ['wide', 'phone']) {
+    const d = document.getElementById(id).contentDocument;
+    const plots = [...d.querySelectorAll('svg.plot')];
+    const zero = plots.filter(s => { const r = s.getBoundingClientRect(); return !(r.width > 0 && r.height > 0); }).length;
+    let small = Infinity;
+    for (const t of d.querySelectorAll('svg.plot text')) {
+      const m = t.getScreenCTM();
+      const px = parseFloat(d.defaultView.getComputedStyle(t).fontSize) * Math.hypot(m.a, m.b);
+      small = Math.min(small, px);
+    }
+    // Boxes that run past the window's edge, other than inside a scrolling box.
+    const edge = d.defaultView.innerWidth + 1;
+    const over = [...d.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > edge && !e.closest('.scroll, pre')).length;
+    out.push(id + ':plots=' + plots.length + ',zero=' + zero + ',minfont=' + small.toFixed(2) + ',overflow=' + over);
+  }
+  document.title = out.join(' ');
+};
+for (const id of ['wide', 'phone']) {
+  document.getElementById(id).addEventListener('load', () => { if (++loaded === 2) measure(); });
+}
 </script></body></html>"#,
     )
     .unwrap();
@@ -147,44 +169,58 @@ document.getElementById('f').addEventListener('load', () => {
         .and_then(|t| t.split("</title>").next())
         .unwrap_or("");
     assert!(
-        title.starts_with("plots="),
+        title.starts_with("wide:plots="),
         "the check page did not run: {title:?}"
     );
-    let plots: usize = title
-        .split(' ')
-        .next()
-        .unwrap()
-        .trim_start_matches("plots=")
-        .parse()
-        .unwrap();
-    assert!(plots >= with_series && title.ends_with("zero=0"), "{title}");
+    for (frame, width) in title.split(' ').zip([1280.0, 390.0]) {
+        let field = |key: &str| -> f64 {
+            frame
+                .split([':', ','])
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{key} in {frame}"))
+        };
+        assert!(field("plots") as usize >= with_series, "{frame}");
+        assert_eq!(field("zero"), 0.0, "a plot without a size: {frame}");
+        // issue 19: plots' text readable on a phone.
+        assert!(field("minfont") >= 9.0, "plot text under 9 px: {frame}");
+        // Tables scroll inside their box: nothing else runs past the window's edge.
+        assert_eq!(
+            field("overflow"),
+            0.0,
+            "boxes past the edge at {width} px: {frame}"
+        );
+    }
 
-    let shot = dir.path().join("report.png");
-    let run = headless(browser, &dir.path().join("profile-b"))
-        .args([
-            "--enable-logging=stderr",
-            "--v=0",
-            "--window-size=1280,2000",
-        ])
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("file://{}", html.display()))
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&run.stderr);
-    let console_errors: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("CONSOLE") && (l.contains("ERROR") || l.contains("Uncaught")))
-        .collect();
-    assert!(
-        console_errors.is_empty(),
-        "console errors: {console_errors:#?}"
-    );
-    assert!(
-        std::fs::metadata(&shot)
-            .map(|m| m.len() > 10_000)
-            .unwrap_or(false),
-        "no screenshot:\n{log}"
-    );
+    for width in [1280, 390] {
+        let shot = dir.path().join(format!("report-{width}.png"));
+        let run = headless(browser, &dir.path().join(format!("profile-{width}")))
+            .args(["--enable-logging=stderr", "--v=0"])
+            .arg(format!("--window-size={width},2000"))
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg(format!("file://{}", html.display()))
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&run.stderr);
+        let console_errors: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("CONSOLE") && (l.contains("ERROR") || l.contains("Uncaught")))
+            .collect();
+        assert!(
+            console_errors.is_empty(),
+            "console errors: {console_errors:#?}"
+        );
+        let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot ({e}):\n{log}"));
+        // A PNG whose IHDR says the width asked; a blank page compresses to a few kB.
+        assert_eq!(&png[1..4], b"PNG", "not a PNG");
+        let w = u32::from_be_bytes([png[16], png[17], png[18], png[19]]);
+        assert_eq!(w, width, "screenshot width");
+        assert!(
+            png.len() > 10_000,
+            "a blank screenshot at {width} px: {} bytes",
+            png.len()
+        );
+    }
 }
 
 #[test]

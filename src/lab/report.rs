@@ -171,6 +171,19 @@ pub struct Evidence {
     pub unit: &'static str,
 }
 
+/// What a series' x axis is, which decides how it is drawn.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Axis {
+    /// A measured quantity (seconds, bytes, a fraction): a line, ticks anywhere.
+    Continuous,
+    /// Whole numbers (a trial, an order, a count): a line, ticks on integers only.
+    Integer,
+    /// Named cases (tmpfs vs disk, 1 vs 2 threads, the steps of a lab): bars, one
+    /// group per label; a point's x is the index of its label here.
+    Categories(Vec<String>),
+}
+
 /// A series for a plot.
 #[derive(Debug, Clone, Serialize)]
 pub struct Series {
@@ -180,8 +193,23 @@ pub struct Series {
     pub x: String,
     /// Label of the y axis.
     pub y: String,
+    /// What the x axis is.
+    pub axis: Axis,
     /// The `[x, y]` points, in the order measured.
     pub points: Vec<[f64; 2]>,
+}
+
+impl Series {
+    /// A series over a continuous x axis (drawn as a line).
+    pub fn line(name: &str, x: &str, y: &str, points: Vec<[f64; 2]>) -> Series {
+        Series {
+            name: name.to_owned(),
+            x: x.to_owned(),
+            y: y.to_owned(),
+            axis: Axis::Continuous,
+            points,
+        }
+    }
 }
 
 /// One lab's report.
@@ -299,14 +327,26 @@ impl LabReport {
         });
     }
 
-    /// Adds a series for a plot.
-    pub fn series(&mut self, name: &str, x: &str, y: &str, points: Vec<[f64; 2]>) {
+    /// Adds a series for a plot, over an x axis of kind `axis`.
+    pub fn series(&mut self, name: &str, x: &str, y: &str, axis: Axis, points: Vec<[f64; 2]>) {
         self.series.push(Series {
-            name: name.to_owned(),
-            x: x.to_owned(),
-            y: y.to_owned(),
-            points,
+            axis,
+            ..Series::line(name, x, y, points)
         });
+    }
+
+    /// Adds a bar series: one measured value per named case, in order.
+    pub fn bars(&mut self, name: &str, x: &str, y: &str, bars: &[(&str, f64)]) {
+        self.series(
+            name,
+            x,
+            y,
+            Axis::Categories(bars.iter().map(|(l, _)| (*l).to_owned()).collect()),
+            bars.iter()
+                .enumerate()
+                .map(|(i, (_, v))| [i as f64, *v])
+                .collect(),
+        );
     }
 
     /// Adds a note for the reader.

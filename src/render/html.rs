@@ -8,7 +8,7 @@ use crate::catalogue::{ConceptId, CONCEPTS};
 use crate::commands::explain::explanation;
 use crate::commands::learn::Graded;
 use crate::concepts::REGISTRY;
-use crate::lab::report::{LabReport, Series, Status};
+use crate::lab::report::{Axis, LabReport, Series, Status};
 use crate::learn::{trim, Given};
 use crate::model::host::Host;
 
@@ -80,10 +80,94 @@ const COLORS: [&str; 6] = [
     "#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2",
 ];
 
-/// A line chart of one or more series sharing axes.
+/// Dash patterns by series: a later line drawn over an equal earlier one leaves the
+/// earlier one visible in its gaps.
+const DASHES: [&str; 3] = ["", "7 4", "2 3"];
+
+/// The viewBox width of every plot. The report's plots are at most 600 CSS px wide;
+/// on a 390 px phone they are 358 px (main's 16 px padding), so text of `FONT` units
+/// shows as 13 x 358 / 480 = 9.7 CSS px there (issue 19: at least ~9 px; chromium
+/// measured 8.9 px at 12.5 units).
+pub const VIEW_WIDTH: f64 = 480.0;
+/// The size of every text in a plot, in viewBox units (see [`VIEW_WIDTH`]).
+pub const FONT: f64 = 13.0;
+// At 390 px a plot is 358 px wide: its text must show at 9 CSS px or more.
+const _: () = assert!(FONT * 358.0 / VIEW_WIDTH >= 9.0);
+/// Line height of plot text, in viewBox units.
+const LINE: f64 = 16.0;
+/// The average width of a character of plot text, in viewBox units (system-ui).
+const CHAR: f64 = FONT * 0.56;
+
+/// Splits `s` into lines of at most `width` viewBox units, at spaces (a word longer
+/// than a line stays whole on its own line).
+fn wrap_units(s: &str, width: f64) -> Vec<String> {
+    let max = ((width / CHAR).floor() as usize).max(4);
+    let mut lines: Vec<String> = Vec::new();
+    for word in s.split_whitespace() {
+        match lines.last_mut() {
+            Some(l) if l.chars().count() + 1 + word.chars().count() <= max => {
+                l.push(' ');
+                l.push_str(word);
+            }
+            _ => lines.push(word.to_owned()),
+        }
+    }
+    if lines.is_empty() {
+        lines.push(String::new());
+    }
+    lines
+}
+
+/// A text element of `lines`, the first baseline at `y`, with the plot's font size.
+fn text(svg: &mut String, x: f64, y: f64, anchor: &str, class: &str, lines: &[String]) {
+    let fill = if class == "tick" {
+        "#4b5563"
+    } else {
+        "#111827"
+    };
+    let _ = write!(
+        svg,
+        r#"<text x="{x:.1}" y="{y:.1}" text-anchor="{anchor}" class="{class}" font-size="{FONT}" fill="{fill}">"#
+    );
+    for (i, l) in lines.iter().enumerate() {
+        let dy = if i == 0 { 0.0 } else { LINE };
+        let _ = write!(svg, r#"<tspan x="{x:.1}" dy="{dy}">{}</tspan>"#, esc(l));
+    }
+    svg.push_str("</text>");
+}
+
+/// True when every value is a whole number: its axis gets whole ticks only.
+fn whole(values: impl IntoIterator<Item = f64>) -> bool {
+    values.into_iter().all(|v| v.fract() == 0.0)
+}
+
+/// A value written above its bar: whole numbers whole, others to three figures.
+fn bar_label(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e4 {
+        format!("{v:.0}")
+    } else {
+        let a = v.abs();
+        let step = if a >= 1.0 {
+            10f64.powf(a.log10().floor() - 2.0)
+        } else {
+            0.001
+        };
+        tick_label(v, step)
+    }
+}
+
+/// A chart of one or more series sharing axes, drawn as their x axis asks: lines over
+/// a continuous or integer axis (integer axes get whole ticks), bars over categories
+/// (a group per category, a bar per series). Every series is named in a legend below
+/// the data; text is [`FONT`] units in a [`VIEW_WIDTH`]-wide viewBox.
 pub fn chart(series: &[&Series]) -> String {
-    let (w, h) = (640.0, 300.0);
-    let (ml, mr, mt, mb) = (70.0, 16.0, 30.0, 48.0);
+    let w = VIEW_WIDTH;
+    let (mr, mt, ph) = (12.0, 14.0, 200.0);
+    // The y label runs up the left side, wrapped to the data's height; the ticks'
+    // numbers sit between it and the axis.
+    let y_label = wrap_units(series.first().map_or("", |s| s.y.as_str()), ph);
+    let ml = 45.0 + LINE * y_label.len() as f64;
+    let pw = w - ml - mr;
     let pts: Vec<[f64; 2]> = series
         .iter()
         .flat_map(|s| s.points.iter().copied())
@@ -94,6 +178,29 @@ pub fn chart(series: &[&Series]) -> String {
         .map(|s| s.name.as_str())
         .collect::<Vec<_>>()
         .join(" / ");
+    let categories = match series.first().map(|s| &s.axis) {
+        Some(Axis::Categories(labels)) => Some(labels.as_slice()),
+        _ => None,
+    };
+    // Heights below the data: the x ticks (category labels may take lines), the axis
+    // label, the legend.
+    let group = categories.map_or(pw, |c| pw / c.len().max(1) as f64);
+    let cat_lines: Vec<Vec<String>> = categories
+        .unwrap_or_default()
+        .iter()
+        .map(|c| wrap_units(c, group - 6.0))
+        .collect();
+    let tick_rows = cat_lines.iter().map(Vec::len).max().unwrap_or(1) as f64;
+    let legend: Vec<Vec<String>> = series
+        .iter()
+        .map(|s| wrap_units(&s.name, w - 40.0))
+        .collect();
+    let legend_rows: f64 = legend.iter().map(|l| l.len() as f64).sum();
+    let base = mt + ph;
+    let x_label = wrap_units(series.first().map_or("", |s| s.x.as_str()), pw);
+    let axis_y = base + 6.0 + LINE * tick_rows + LINE;
+    let legend_y = axis_y + LINE * (x_label.len() as f64 - 1.0) + 10.0 + LINE;
+    let h = (legend_y + LINE * legend_rows).ceil();
     let mut svg = String::new();
     let _ = write!(
         svg,
@@ -101,136 +208,199 @@ pub fn chart(series: &[&Series]) -> String {
         esc(&title)
     );
     if pts.is_empty() {
-        let _ = write!(
-            svg,
-            r#"<text x="{}" y="{}" text-anchor="middle" class="axis">no data</text></svg>"#,
+        text(
+            &mut svg,
             w / 2.0,
-            h / 2.0
+            base / 2.0,
+            "middle",
+            "axis",
+            &["no data".into()],
         );
+        svg.push_str("</svg>");
         return svg;
     }
-    let (mut x0, mut x1) = pts
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p[0]), b.max(p[0])));
     let (mut y0, mut y1) = pts
         .iter()
         .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p[1]), b.max(p[1])));
-    if y0 >= 0.0 {
-        y0 = 0.0;
-    }
-    if x1 == x0 {
-        x0 -= 1.0;
-        x1 += 1.0;
-    }
+    y0 = y0.min(0.0);
     if y1 == y0 {
         y1 = y0 + 1.0;
     }
-    let (ys, xs) = (nice_step(y1 - y0, 5.0), nice_step(x1 - x0, 6.0));
+    let mut ys = nice_step(y1 - y0, 5.0);
+    if whole(pts.iter().map(|p| p[1])) {
+        ys = ys.max(1.0);
+    }
     y1 = (y1 / ys).ceil() * ys;
     y0 = (y0 / ys).floor() * ys;
-    let px = |x: f64| ml + (x - x0) / (x1 - x0) * (w - ml - mr);
-    let py = |y: f64| h - mb - (y - y0) / (y1 - y0) * (h - mt - mb);
-    // Grid and y ticks.
+    let py = |y: f64| base - (y - y0) / (y1 - y0) * ph;
     let mut y = y0;
     while y <= y1 + ys / 2.0 {
         let _ = write!(
             svg,
-            r#"<line x1="{ml}" x2="{}" y1="{1:.1}" y2="{1:.1}" class="grid"/>"#,
+            r##"<line x1="{ml}" x2="{}" y1="{1:.1}" y2="{1:.1}" class="grid" stroke="#eef0f3"/>"##,
             w - mr,
             py(y)
         );
-        let _ = write!(
-            svg,
-            r#"<text x="{}" y="{:.1}" text-anchor="end" class="tick">{}</text>"#,
+        text(
+            &mut svg,
             ml - 6.0,
             py(y) + 4.0,
-            tick_label(y, ys)
+            "end",
+            "tick",
+            &[tick_label(y, ys)],
         );
         y += ys;
     }
-    let mut x = (x0 / xs).ceil() * xs;
-    while x <= x1 + xs / 1e6 {
+    let axis = |svg: &mut String| {
         let _ = write!(
             svg,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle" class="tick">{}</text>"#,
-            px(x),
-            h - mb + 16.0,
-            tick_label(x, xs)
+            r##"<line x1="{ml}" x2="{ml}" y1="{mt}" y2="{base}" class="axisline" stroke="#9ca3af"/><line x1="{ml}" x2="{}" y1="{base}" y2="{base}" class="axisline" stroke="#9ca3af"/>"##,
+            w - mr
         );
-        x += xs;
-    }
-    let _ = write!(
-        svg,
-        r#"<line x1="{ml}" x2="{ml}" y1="{mt}" y2="{}" class="axisline"/>"#,
-        h - mb
-    );
-    let _ = write!(
-        svg,
-        r#"<line x1="{ml}" x2="{}" y1="{1}" y2="{1}" class="axisline"/>"#,
-        w - mr,
-        h - mb
-    );
-    let (xl, yl) = (series[0].x.as_str(), series[0].y.as_str());
-    let _ = write!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle" class="axis">{}</text>"#,
-        ml + (w - ml - mr) / 2.0,
-        h - 8.0,
-        esc(xl)
-    );
-    let _ = write!(
-        svg,
-        r#"<text transform="translate(16 {}) rotate(-90)" text-anchor="middle" class="axis">{}</text>"#,
-        mt + (h - mt - mb) / 2.0,
-        esc(yl)
-    );
-    for (i, s) in series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
-        let coords: Vec<String> = s
-            .points
-            .iter()
-            .filter(|p| p[0].is_finite() && p[1].is_finite())
-            .map(|p| format!("{:.1},{:.1}", px(p[0]), py(p[1])))
-            .collect();
-        if coords.len() > 1 {
-            let _ = write!(
-                svg,
-                r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2"/>"#,
-                coords.join(" ")
-            );
-        }
-        if coords.len() <= 60 {
-            for c in &coords {
-                let (cx, cy) = c.split_once(',').unwrap_or(("0", "0"));
-                let _ = write!(svg, r#"<circle cx="{cx}" cy="{cy}" r="3" fill="{color}"/>"#);
+    };
+    let tick_y = base + 6.0 + FONT;
+    match categories {
+        Some(labels) => {
+            let k = series.len() as f64;
+            let bw = group * 0.72 / k;
+            for (i, lines) in cat_lines.iter().enumerate() {
+                let cx = ml + group * (i as f64 + 0.5);
+                text(&mut svg, cx, tick_y, "middle", "tick", lines);
+            }
+            for (j, s) in series.iter().enumerate() {
+                let color = COLORS[j % COLORS.len()];
+                for p in s.points.iter().filter(|p| p[1].is_finite()) {
+                    let i = p[0];
+                    if !(i >= 0.0 && (i as usize) < labels.len()) {
+                        continue;
+                    }
+                    let x = ml + group * i.floor() + group * 0.14 + bw * j as f64;
+                    let (top, bottom) = (py(p[1].max(0.0)), py(p[1].min(0.0)));
+                    let _ = write!(
+                        svg,
+                        r#"<rect x="{x:.1}" y="{top:.1}" width="{bw:.1}" height="{:.1}" fill="{color}"><title>{}: {}</title></rect>"#,
+                        (bottom - top).max(0.5),
+                        esc(&labels[i as usize]),
+                        bar_label(p[1])
+                    );
+                    if bw >= 34.0 {
+                        text(
+                            &mut svg,
+                            x + bw / 2.0,
+                            top - 4.0,
+                            "middle",
+                            "tick",
+                            &[bar_label(p[1])],
+                        );
+                    }
+                }
             }
         }
-        let ly = mt - 12.0 + 14.0 * i as f64;
-        let _ = write!(
-            svg,
-            r#"<rect x="{}" y="{:.1}" width="10" height="10" fill="{color}"/>"#,
-            ml + 8.0,
-            ly - 9.0
-        );
-        let _ = write!(
-            svg,
-            r#"<text x="{}" y="{ly:.1}" class="legend">{}</text>"#,
-            ml + 22.0,
-            esc(&s.name)
-        );
+        None => {
+            let integer = series.iter().all(|s| s.axis == Axis::Integer);
+            let (mut x0, mut x1) = pts
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p[0]), b.max(p[0])));
+            if x1 == x0 {
+                x0 -= 1.0;
+                x1 += 1.0;
+            }
+            let mut xs = nice_step(x1 - x0, 6.0);
+            if integer {
+                xs = xs.max(1.0);
+            }
+            let px = |x: f64| ml + (x - x0) / (x1 - x0) * pw;
+            let mut x = (x0 / xs).ceil() * xs;
+            while x <= x1 + xs / 1e6 {
+                text(
+                    &mut svg,
+                    px(x),
+                    tick_y,
+                    "middle",
+                    "tick",
+                    &[tick_label(x, xs)],
+                );
+                x += xs;
+            }
+            for (i, s) in series.iter().enumerate() {
+                let color = COLORS[i % COLORS.len()];
+                let coords: Vec<(f64, f64)> = s
+                    .points
+                    .iter()
+                    .filter(|p| p[0].is_finite() && p[1].is_finite())
+                    .map(|p| (px(p[0]), py(p[1])))
+                    .collect();
+                if coords.len() > 1 {
+                    let line: Vec<String> = coords
+                        .iter()
+                        .map(|(x, y)| format!("{x:.1},{y:.1}"))
+                        .collect();
+                    let _ = write!(
+                        svg,
+                        r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2" stroke-dasharray="{}"/>"#,
+                        line.join(" "),
+                        DASHES[i % DASHES.len()]
+                    );
+                }
+                if coords.len() <= 60 {
+                    // Alternate filled and ringed markers, so equal points of two
+                    // series both show.
+                    let (r, fill) = if i % 2 == 0 {
+                        (3.0, color)
+                    } else {
+                        (5.0, "none")
+                    };
+                    for (cx, cy) in &coords {
+                        let _ = write!(
+                            svg,
+                            r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="{r}" fill="{fill}" stroke="{color}" stroke-width="1.5"/>"#
+                        );
+                    }
+                }
+            }
+        }
+    }
+    axis(&mut svg);
+    text(&mut svg, ml + pw / 2.0, axis_y, "middle", "axis", &x_label);
+    let _ = write!(
+        svg,
+        r#"<g transform="translate(15 {:.1}) rotate(-90)">"#,
+        mt + ph / 2.0
+    );
+    text(&mut svg, 0.0, 0.0, "middle", "axis", &y_label);
+    svg.push_str("</g>");
+    // The legend, below the data: every series named, each in its colour and dash.
+    let mut ly = legend_y;
+    for (i, lines) in legend.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let swatch = if categories.is_some() {
+            format!(
+                r#"<rect x="12" y="{:.1}" width="18" height="10" fill="{color}"/>"#,
+                ly - 9.0
+            )
+        } else {
+            format!(
+                r#"<line x1="10" x2="30" y1="{0:.1}" y2="{0:.1}" stroke="{color}" stroke-width="2.5" stroke-dasharray="{1}"/>"#,
+                ly - 4.0,
+                DASHES[i % DASHES.len()]
+            )
+        };
+        svg.push_str(&swatch);
+        text(&mut svg, 36.0, ly, "start", "legend", lines);
+        ly += LINE * lines.len() as f64;
     }
     svg.push_str("</svg>");
     svg
 }
 
-/// Series that share their axes are drawn in one chart.
+/// Series that share their axes (labels and kind) are drawn in one chart, up to one
+/// colour each.
 fn charts(series: &[Series]) -> Vec<String> {
     let mut groups: Vec<Vec<&Series>> = Vec::new();
     for s in series {
-        match groups
-            .iter_mut()
-            .find(|g| g[0].x == s.x && g[0].y == s.y && g.len() < COLORS.len())
-        {
+        match groups.iter_mut().find(|g| {
+            g[0].x == s.x && g[0].y == s.y && g[0].axis == s.axis && g.len() < COLORS.len()
+        }) {
             Some(g) => g.push(s),
             None => groups.push(vec![s]),
         }
@@ -273,18 +443,30 @@ h3{font-size:1em;margin:1em 0 .3em}summary{font-weight:600;cursor:pointer;margin
 .host{color:var(--muted);font-size:.9em}
 table{border-collapse:collapse;width:100%;font-size:.88em}td,th{border-bottom:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top}
 th{font-weight:600}.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.scroll{overflow-x:auto}
+.scroll{overflow-x:auto}.scroll>table{min-width:34em}.ph{display:block;color:var(--muted);font-size:.8em;white-space:normal}
 code{background:var(--code);padding:0 3px;border-radius:3px;font-size:.9em}pre{background:var(--code);padding:10px;overflow-x:auto;font-size:.82em;border-radius:6px}
 .b{display:inline-block;padding:1px 7px;border-radius:9px;font-size:.8em;font-weight:600;white-space:nowrap}
 .pass{background:#dcfce7;color:#166534}.fail{background:#fee2e2;color:#991b1b}.skip{background:#fef3c7;color:#92400e}
 @media(max-width:640px){body{font-size:14px}}
 .summary a{text-decoration:none}.note{color:var(--muted);font-size:.9em}
-svg.plot{max-width:640px;display:block;margin:8px 0 16px}
-svg .grid{stroke:#eef0f3}svg .axisline{stroke:#9ca3af}svg .tick{font-size:11px;fill:#4b5563}svg .axis{font-size:12px;fill:#111827}svg .legend{font-size:11px;fill:#111827}
+svg.plot{max-width:600px;width:100%;height:auto;display:block;margin:8px 0 16px}
 "#;
 
 fn unit_value(v: f64, unit: &str) -> String {
     crate::model::units::metric_value(v, unit)
+}
+
+/// An evidence field's name and the labels of its two readings: `Rss (allocated ->
+/// freed)` gives `("Rss", "allocated", "freed")`, `Rss -> Pss` gives `("", "Rss",
+/// "Pss")`; a field that names no phases reads before and after the event.
+fn phases(field: &str) -> (&str, &str, &str) {
+    let (name, inner) = match field.strip_suffix(')').and_then(|f| f.rsplit_once(" (")) {
+        Some((name, inner)) if inner.contains(" -> ") => (name, inner),
+        _ if field.contains(" -> ") => ("", field),
+        _ => return (field, "before", "after"),
+    };
+    let (from, to) = inner.split_once(" -> ").unwrap_or((inner, ""));
+    (name, from, to)
 }
 
 /// One note per section for its noisy metrics (named, with why each is noisy), rather
@@ -479,14 +661,17 @@ pub fn report(
             noise_note(&mut h, r);
         }
         if !r.evidence.is_empty() {
-            h.push_str("<h3>Evidence</h3><div class=\"scroll\"><table><tr><th>source</th><th>field</th><th class=\"num\">before</th><th class=\"num\">after</th></tr>");
+            h.push_str("<h3>Evidence</h3><div class=\"scroll\"><table><tr><th>source</th><th>field</th><th class=\"num\">from</th><th class=\"num\">to</th></tr>");
             for ev in &r.evidence {
+                let (field, from, to) = phases(&ev.field);
                 let _ = write!(
                     h,
-                    "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td class=\"num\"><span class=\"ph\">{}</span>{}</td><td class=\"num\"><span class=\"ph\">{}</span>{}</td></tr>",
                     esc(&ev.source),
-                    esc(&ev.field),
+                    esc(field),
+                    esc(from),
                     esc(&unit_value(ev.before, ev.unit)),
+                    esc(to),
                     esc(&unit_value(ev.after, ev.unit))
                 );
             }
@@ -542,7 +727,10 @@ mod tests {
             0
         );
         // A count is whole.
-        assert!(page.contains("<td class=\"num\">3</td>"), "integer counts");
+        assert!(
+            page.contains("<span class=\"ph\">after</span>3</td>"),
+            "integer counts, with the phase"
+        );
     }
 
     #[test]
@@ -562,12 +750,12 @@ mod tests {
 
     #[test]
     fn chart_draws_axes_labels_and_every_point() {
-        let s = Series {
-            name: "rss".into(),
-            x: "step".into(),
-            y: "MiB".into(),
-            points: vec![[0.0, 5.0], [1.0, 261.0], [2.0, 6.0]],
-        };
+        let s = Series::line(
+            "rss",
+            "step",
+            "MiB",
+            vec![[0.0, 5.0], [1.0, 261.0], [2.0, 6.0]],
+        );
         let svg = chart(&[&s]);
         assert!(svg.starts_with("<svg class=\"plot\""));
         assert_eq!(svg.matches("<circle").count(), 3);
@@ -578,5 +766,133 @@ mod tests {
             ..s
         };
         assert!(chart(&[&empty]).contains("no data"));
+    }
+
+    /// The numbers of the x ticks of a line chart, in order.
+    fn x_ticks(svg: &str, base: f64) -> Vec<String> {
+        svg.split("<text ")
+            .filter(|t| {
+                t.contains("class=\"tick\"")
+                    && t.split("y=\"")
+                        .nth(1)
+                        .and_then(|y| y.split('"').next())
+                        .and_then(|y| y.parse::<f64>().ok())
+                        .is_some_and(|y| y > base)
+            })
+            .filter_map(|t| t.split("\">").nth(2)?.split('<').next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn issue_19_categories_draw_bars_with_their_labels_and_no_fractional_ticks() {
+        let mut r = LabReport::new(ConceptId::LazyInit, host());
+        r.bars(
+            "rss",
+            "step",
+            "MiB",
+            &[("mapped", 6.1), ("read", 6.2), ("written", 70.2)],
+        );
+        r.bars(
+            "hwm",
+            "step",
+            "MiB",
+            &[("mapped", 6.1), ("read", 6.2), ("written", 70.3)],
+        );
+        let svg = chart(&r.series.iter().collect::<Vec<_>>());
+        assert_eq!(
+            svg.matches("<rect").count(),
+            6 + 2,
+            "a bar per value and a legend swatch per series"
+        );
+        assert!(
+            !svg.contains("<polyline"),
+            "categories are not joined by a line"
+        );
+        for label in ["mapped", "read", "written"] {
+            assert!(svg.contains(&format!(">{label}<")), "{label}");
+        }
+        assert!(!svg.contains(">0.5<") && !svg.contains(">1.5<"), "{svg}");
+    }
+
+    #[test]
+    fn issue_19_an_integer_axis_gets_whole_ticks() {
+        let s = Series {
+            axis: Axis::Integer,
+            ..Series::line(
+                "faults",
+                "trial",
+                "faults per page",
+                vec![[0.0, 1.0], [1.0, 1.0]],
+            )
+        };
+        let ticks = x_ticks(&chart(&[&s]), 225.0);
+        assert_eq!(ticks, ["0", "1"], "no 0.2, 0.4 between trials");
+        // A continuous axis over the same span does get fractional ticks.
+        let c = Series::line("share", "seconds", "share", vec![[0.0, 1.0], [1.0, 1.0]]);
+        assert!(x_ticks(&chart(&[&c]), 225.0).contains(&"0.4".to_owned()));
+        // Counts on y: whole ticks even over a small range.
+        let counts = Series::line("rounds", "us", "rounds", vec![[0.0, 0.0], [1.0, 2.0]]);
+        assert!(!chart(&[&counts]).contains(">0.5<"));
+    }
+
+    #[test]
+    fn issue_19_the_legend_names_every_line_below_the_data() {
+        let series: Vec<Series> = (0..6)
+            .map(|i| {
+                Series::line(
+                    &format!("line number {i}"),
+                    "x",
+                    "y",
+                    vec![[0.0, 1.0], [1.0, i as f64]],
+                )
+            })
+            .collect();
+        let svg = chart(&series.iter().collect::<Vec<_>>());
+        assert_eq!(svg.matches("<polyline").count(), 6);
+        for i in 0..6 {
+            let at = svg.find(&format!(">line number {i}<")).expect("named");
+            let y: f64 = svg[..at]
+                .rsplit(" y=\"")
+                .next()
+                .and_then(|y| y.split('"').next())
+                .and_then(|y| y.parse().ok())
+                .unwrap();
+            assert!(
+                y > 214.0,
+                "legend entry {i} at y {y}, inside the data (which ends at 214)"
+            );
+        }
+    }
+
+    #[test]
+    fn issue_19_plot_text_is_at_least_9_px_on_a_390_px_phone() {
+        let s = Series::line("rss", "step", "MiB", vec![[0.0, 5.0], [1.0, 6.0]]);
+        let svg = chart(&[&s]);
+        assert!(
+            svg.contains(&format!("viewBox=\"0 0 {VIEW_WIDTH} ")) && svg.contains("width=\"100%\"")
+        );
+        let texts = svg.matches("<text ").count();
+        assert_eq!(
+            svg.matches(&format!("font-size=\"{FONT}\"")).count(),
+            texts,
+            "every text sized"
+        );
+    }
+
+    #[test]
+    fn issue_19_evidence_rows_name_their_phases() {
+        assert_eq!(
+            phases("Rss (allocated -> freed)"),
+            ("Rss", "allocated", "freed")
+        );
+        assert_eq!(phases("Rss -> Pss"), ("", "Rss", "Pss"));
+        assert_eq!(phases("pages"), ("pages", "before", "after"));
+        assert_eq!(phases("PID (inside)"), ("PID (inside)", "before", "after"));
+    }
+
+    fn host() -> Host {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v2");
+        Host::read(&mut syslens_probe::Reader::new(root).unwrap())
     }
 }

@@ -462,35 +462,74 @@ pub fn processes(
     pss: bool,
     style: &Style,
 ) -> io::Result<()> {
-    let pss_head = if pss { "   PSS" } else { "" };
-    let fixed = 7 + 8 + 1 + 15 + 2 + 6 * 3 + 7 + 7 + 11 + 6 + 6 + 5 + if pss { 6 } else { 0 };
+    // (heading, width, rank): when the line is too wide the lowest rank goes first, as
+    // htop drops columns; PID and COMMAND are never dropped.
+    let all: [(&str, usize, u8); 14] = [
+        ("PID", 7, u8::MAX),
+        ("PPID", 8, 9),
+        ("COMMAND", 16, u8::MAX),
+        ("S", 2, 10),
+        ("RSS", 6, 11),
+        ("HWM", 6, 4),
+        ("SWAP", 6, 3),
+        ("PSS", if pss { 6 } else { 0 }, 8),
+        ("MINFLT", 7, 5),
+        ("MAJFLT", 7, 6),
+        ("FDS/LIM", 11, 7),
+        ("VCSW", 6, 2),
+        ("NVCSW", 6, 1),
+        ("OOM", 5, 4),
+    ];
+    let width = width();
+    let mut keep: Vec<bool> = all.iter().map(|c| c.1 > 0).collect();
+    let used = |keep: &[bool]| -> usize {
+        all.iter()
+            .zip(keep)
+            .filter(|(_, k)| **k)
+            .map(|(c, _)| c.1)
+            .sum()
+    };
+    while used(&keep) > width {
+        let Some(i) = (0..all.len())
+            .filter(|i| keep[*i] && all[*i].2 < u8::MAX)
+            .min_by_key(|i| all[*i].2)
+        else {
+            break;
+        };
+        keep[i] = false;
+    }
     // The cgroup column takes what is left; too little left, and it is left out (the
     // JSON has it in full).
-    let width = width();
-    let cg_w = width.saturating_sub(fixed + 1);
+    let cg_w = width.saturating_sub(used(&keep) + 1);
     let cg_w = if cg_w >= 6 { cg_w } else { 0 };
-    let head = format!(
-        "{:>7}{:>8} {:<15}{:>2}{:>6}{:>6}{:>6}{pss_head}{:>7}{:>7}{:>11}{:>6}{:>6}{:>5} {}",
-        "PID",
-        "PPID",
-        "COMMAND",
-        "S",
-        "RSS",
-        "HWM",
-        "SWAP",
-        "MINFLT",
-        "MAJFLT",
-        "FDS/LIM",
-        "VCSW",
-        "NVCSW",
-        "OOM",
+    let line_of = |cells: [&str; 14], cgroup: &str| -> String {
+        let mut line = String::new();
+        for ((c, cell), k) in all.iter().zip(cells).zip(&keep) {
+            if !k {
+                continue;
+            }
+            if c.0 == "COMMAND" {
+                line.push_str(&format!(" {cell:<15}"));
+            } else {
+                line.push_str(&format!("{cell:>w$}", w = c.1));
+            }
+        }
+        if !cgroup.is_empty() {
+            line.push(' ');
+            line.push_str(cgroup);
+        }
+        line
+    };
+    let heads = all.map(|c| c.0);
+    let head = line_of(
+        heads,
         if cg_w == 0 {
             ""
         } else if cg_w >= 18 {
             "CGROUP / CONTAINER"
         } else {
             "CGROUP"
-        }
+        },
     );
     writeln!(out, "{}", style.heading(head.trim_end()))?;
     let mut missing: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
@@ -502,8 +541,8 @@ pub fn processes(
             (Err(_), _) => "-".to_owned(),
         };
         let pss_cell = match &r.pss_bytes {
-            Some(v) if pss => format!("{:>6}", compact_bytes(v)),
-            _ => String::new(),
+            Some(v) => compact_bytes(v),
+            None => String::new(),
         };
         // A container is named by runtime and short id, as `docker ps` does; a unit or
         // the bare path otherwise.
@@ -519,22 +558,25 @@ pub fn processes(
         };
         // In a tree, each level indents the name by two.
         let name = format!("{:indent$}{}", "", r.name, indent = (r.depth * 2).min(10));
-        let line = format!(
-            "{:>7}{:>8} {:<15}{:>2}{:>6}{:>6}{:>6}{pss_cell}{:>7}{:>7}{:>11}{:>6}{:>6}{:>5} {}",
-            r.pid,
-            r.ppid,
-            fit_end(&name, 15),
-            r.state,
+        let (pid, ppid, name) = (r.pid.to_string(), r.ppid.to_string(), fit_end(&name, 15));
+        let (state, rss, hwm, swap) = (
+            r.state.to_string(),
             compact_bytes(&r.rss_bytes),
             compact_bytes(&r.hwm_bytes),
             compact_bytes(&r.swap_bytes),
-            compact_count(r.minflt),
-            compact_count(r.majflt),
-            fds,
+        );
+        let (minflt, majflt) = (compact_count(r.minflt), compact_count(r.majflt));
+        let (vcsw, nvcsw, oom) = (
             count_or_dash(&r.voluntary_switches),
             count_or_dash(&r.involuntary_switches),
             count_or_dash(&r.oom_score),
-            cgroup,
+        );
+        let line = line_of(
+            [
+                &pid, &ppid, &name, &state, &rss, &hwm, &swap, &pss_cell, &minflt, &majflt, &fds,
+                &vcsw, &nvcsw, &oom,
+            ],
+            &cgroup,
         );
         writeln!(out, "{}", line.trim_end())?;
         for (col, v) in [

@@ -353,6 +353,12 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         pct_text(CPU_SHARE_OFF_MAX).trim_end_matches('%')
     );
     if let Some(Ok(share)) = &m.cpu_share {
+        report.bars(
+            "a CPU hog under a cpu.max quota",
+            "CPU share",
+            "share of one CPU",
+            &[("quota (cpu.max)", quota), ("got (schedstat)", *share)],
+        );
         report.evidence(
             "the hog's schedstat over its wall time",
             "share of one CPU under the quota (quota -> got)",
@@ -362,6 +368,15 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         );
     }
     if let Some(Ok((ok, _))) = &m.pids {
+        report.bars(
+            "fork(2) in a pids cgroup",
+            "processes",
+            "count",
+            &[
+                ("pids.max", m.pids_max as f64),
+                ("forks that succeeded", *ok as f64),
+            ],
+        );
         report.evidence(
             "fork(2) in the pids cgroup",
             "forks that succeeded (pids.max -> forks)",

@@ -10,7 +10,7 @@ use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, Region};
 use crate::lab::meter::{faults_agree, trial, SystemMeter};
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
-use crate::lab::report::{mib, pct, pct_text, times_text, Check, Cmp, LabReport};
+use crate::lab::report::{mib, pct, pct_text, times_text, Axis, Check, Cmp, LabReport};
 use crate::lab::sandbox::{os_result, wait_forked, LabError, Link, Params};
 use crate::lab::settings::{read_setting, THP_ENABLED};
 use crate::lab::stats::Summary;
@@ -358,6 +358,7 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         "the child's private memory vs the fraction it wrote",
         "fraction of N written",
         "Private_Dirty added (MiB)",
+        Axis::Continuous,
         m.fractions
             .iter()
             .map(|f| {
@@ -372,6 +373,7 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         "fork time vs parent size",
         "parent size (MiB)",
         "fork + exit + wait, median (us)",
+        Axis::Continuous,
         m.fork
             .sizes_mib
             .iter()

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{evict, page_size, write_file, Region};
 use crate::lab::params::{show_bytes, ParamError, ParamSpec, ParamValues};
-use crate::lab::report::{mib, pct, pct_text, Check, Cmp, LabReport, Status};
+use crate::lab::report::{mib, pct, pct_text, Axis, Check, Cmp, LabReport, Status};
 use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
@@ -358,6 +358,7 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         &format!("residency as every {every}page is touched"),
         "pages touched",
         "pages resident (mincore)",
+        Axis::Integer,
         m.sparse.clone(),
     );
     if let Some(p) = m.sparse.last() {

@@ -228,6 +228,16 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         ),
         "ok",
     ));
+    report.bars(
+        "the fd table when open(2) failed",
+        "in the child",
+        "file descriptors",
+        &[
+            ("soft limit (RLIMIT_NOFILE)", m.soft as f64),
+            ("fds open at EMFILE", m.fds_at_emfile.len() as f64),
+            ("highest fd opened", f64::from(m.high_fd)),
+        ],
+    );
     let sees = |p: &str| m.exec_fds.iter().any(|t| t == p);
     report.evidence(
         "open(2) in the child",

@@ -340,27 +340,22 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     );
     if let Some(t) = m.small.first() {
         let to_mib = |b: u64| b as f64 / 1048576.0;
-        let steps = [t.allocated, t.freed, t.trimmed];
-        report.series(
-            "RSS over the steps (small chunks)",
-            "step (0 allocated, 1 freed all but last, 2 malloc_trim)",
-            "MiB",
-            steps
-                .iter()
-                .enumerate()
-                .map(|(i, s)| [i as f64, to_mib(s.rss)])
-                .collect(),
-        );
-        report.series(
-            "VmHWM over the steps (small chunks)",
-            "step (0 allocated, 1 freed all but last, 2 malloc_trim)",
-            "MiB",
-            steps
-                .iter()
-                .enumerate()
-                .map(|(i, s)| [i as f64, to_mib(s.hwm)])
-                .collect(),
-        );
+        let steps = [
+            ("allocated", &t.allocated),
+            ("freed all but the last", &t.freed),
+            ("after malloc_trim", &t.trimmed),
+        ];
+        for (name, field) in [
+            (
+                "RSS over the steps (small chunks)",
+                (|s: &Step| s.rss) as fn(&Step) -> u64,
+            ),
+            ("VmHWM over the steps (small chunks)", |s| s.hwm),
+        ] {
+            let bars: Vec<(&str, f64)> =
+                steps.iter().map(|(l, s)| (*l, to_mib(field(s)))).collect();
+            report.bars(name, "step", "MiB", &bars);
+        }
         report.note(format!(
             "small chunks: RSS {} at the peak, {} after the frees, {} after malloc_trim; VmHWM stays {}",
             mib(t.allocated.rss as f64),

@@ -19,7 +19,7 @@ use crate::catalogue::ConceptId;
 use crate::lab::mem::pin_to;
 use crate::lab::meter::{thread_cpu, trial, Meter, SystemMeter};
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
-use crate::lab::report::{pct, pct_text, times_text, Check, Cmp, LabReport};
+use crate::lab::report::{pct, pct_text, times_text, Axis, Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::settings::{read_setting, CLOCKSOURCE};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
@@ -317,18 +317,21 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         "function call",
         "trial",
         "ns per call (gross)",
+        Axis::Integer,
         series(&m.costs.call),
     );
     report.series(
         "vDSO clock_gettime",
         "trial",
         "ns per call (gross)",
+        Axis::Integer,
         series(&m.costs.vdso_clock),
     );
     report.series(
         "syscall clock_gettime",
         "trial",
         "ns per call (gross)",
+        Axis::Integer,
         series(&m.costs.syscall_clock),
     );
 }

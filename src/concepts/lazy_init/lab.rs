@@ -252,14 +252,14 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         )),
         _ => report.check(Check::failed(&claim, "no timings from the child")),
     }
-    report.series(
+    report.bars(
         "RSS as the mapping is read, then written",
-        "step (0 mapped, 1 read every page, 2 wrote every page)",
+        "step",
         "Rss (MiB)",
-        vec![
-            [0.0, m.rss_mapped as f64 / 1048576.0],
-            [1.0, m.rss_read as f64 / 1048576.0],
-            [2.0, m.rss_written as f64 / 1048576.0],
+        &[
+            ("mapped", m.rss_mapped as f64 / 1048576.0),
+            ("read every page", m.rss_read as f64 / 1048576.0),
+            ("wrote every page", m.rss_written as f64 / 1048576.0),
         ],
     );
     report.note(format!(

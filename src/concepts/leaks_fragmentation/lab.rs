@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{glibc_version, monotonic_ns};
 use crate::lab::params::{Max, ParamError, ParamSpec, ParamValues, Value};
-use crate::lab::report::{mib, pct, pct_text, Check, Cmp, LabReport};
+use crate::lab::report::{mib, pct, pct_text, Axis, Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 use crate::model::figure::slope;
@@ -324,12 +324,14 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         "RSS of the leaking child",
         "seconds",
         "bytes",
+        Axis::Continuous,
         m.rss.clone(),
     );
     report.series(
         "bytes the child allocated",
         "seconds",
         "bytes",
+        Axis::Continuous,
         m.allocated.clone(),
     );
 }

@@ -19,7 +19,7 @@ use super::SYS_FUTEX;
 use crate::catalogue::ConceptId;
 use crate::lab::meter::thread_cpu;
 use crate::lab::params::{Max, ParamError, ParamSpec, ParamValues};
-use crate::lab::report::{Check, Cmp, LabReport};
+use crate::lab::report::{Axis, Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
@@ -344,33 +344,45 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         .map(|t| 1.0 - *t as f64 / expected.max(1) as f64)
         .collect();
     report.metric("updates lost by the racy counter", "ratio", &lost);
-    for (name, pts) in [
+    let locks = [
         ("mutex", &c.mutex_ns),
         ("spinlock", &c.spin_ns),
         ("atomic fetch_add", &c.atomic_ns),
-    ] {
-        let mut counts: Vec<f64> = pts.iter().map(|p| p[0]).collect();
-        counts.sort_by(f64::total_cmp);
-        counts.dedup();
-        for threads in counts {
+    ];
+    // Every thread count measured, for any lock: the plot's categories.
+    let mut counts: Vec<f64> = locks
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|p| p[0]))
+        .collect();
+    counts.sort_by(f64::total_cmp);
+    counts.dedup();
+    let labels: Vec<String> = counts
+        .iter()
+        .map(|t| format!("{t:.0} thread{}", if *t == 1.0 { "" } else { "s" }))
+        .collect();
+    for (name, pts) in locks {
+        let mut bars = Vec::new();
+        for (i, threads) in counts.iter().enumerate() {
             let v: Vec<f64> = pts
                 .iter()
-                .filter(|p| p[0] == threads)
+                .filter(|p| p[0] == *threads)
                 .map(|p| p[1])
                 .collect();
-            if !v.is_empty() {
-                report.metric(
-                    &format!("{name}, {threads:.0} thread(s), wall time per increment"),
-                    "ns",
-                    &v,
-                );
+            let summary = report.metric(
+                &format!("{name}, {threads:.0} thread(s), wall time per increment"),
+                "ns",
+                &v,
+            );
+            if let Some(s) = summary {
+                bars.push([i as f64, s.median]);
             }
         }
         report.series(
-            &format!("{name} cost by thread count"),
+            &format!("{name}, median of the trials"),
             "threads",
             "ns per increment",
-            pts.clone(),
+            Axis::Categories(labels.clone()),
+            bars,
         );
     }
     let deadlock = &format!(

@@ -13,7 +13,7 @@ use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, self_rss, write_file, Region};
 use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::params::{Max, ParamError, ParamSpec, ParamValues, Value};
-use crate::lab::report::{mib, Check, LabReport};
+use crate::lab::report::{mib, Axis, Check, LabReport};
 use crate::lab::sandbox::{wait_forked, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
@@ -195,6 +195,7 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         "read(2) throughput per trial",
         "trial",
         "MB/s",
+        Axis::Integer,
         m.read_mbps
             .iter()
             .enumerate()
@@ -205,6 +206,7 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         "mmap throughput per trial",
         "trial",
         "MB/s",
+        Axis::Integer,
         m.mmap_mbps
             .iter()
             .enumerate()

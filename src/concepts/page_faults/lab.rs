@@ -10,7 +10,7 @@ use crate::catalogue::ConceptId;
 use crate::lab::mem::{evict, write_file, Region};
 use crate::lab::meter::{faults_agree, trial, SystemMeter, Trial};
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
-use crate::lab::report::{pct, pct_text, times_text, Check, Cmp, LabReport};
+use crate::lab::report::{pct, pct_text, times_text, Axis, Check, Cmp, LabReport};
 use crate::lab::sandbox::{present, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::settings::{read_setting, THP_DEFRAG, THP_ENABLED};
@@ -395,12 +395,14 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         "major faults per page, MADV_RANDOM",
         "trial",
         "faults per page",
+        Axis::Integer,
         rows(&m.random, |p| p.majflt),
     );
     report.series(
         "major faults per page, readahead",
         "trial",
         "faults per page",
+        Axis::Integer,
         rows(&m.readahead, |p| p.majflt),
     );
     if void > 0 {

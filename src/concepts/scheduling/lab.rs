@@ -13,7 +13,7 @@ use crate::catalogue::ConceptId;
 use crate::lab::mem::pin_to;
 use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
-use crate::lab::report::{pct, pct_text, Check, Cmp, LabReport};
+use crate::lab::report::{pct, pct_text, Axis, Check, Cmp, LabReport};
 use crate::lab::sandbox::{os_result, wait_forked, LabError, Link, Params};
 use crate::lab::settings::{read_setting, SCHED_AUTOGROUP};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
@@ -351,13 +351,24 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         "CPU share of the nice 0 hog",
         "seconds",
         "share of CPU 0",
+        Axis::Continuous,
         m.share_nice0.clone(),
     );
     report.series(
         &format!("CPU share of the nice {} hog", m.nice),
         "seconds",
         "share of CPU 0",
+        Axis::Continuous,
         m.share_niced.clone(),
+    );
+    report.bars(
+        "CPU time of each hog over the phase (schedstat)",
+        "nice level",
+        "CPU time (ms)",
+        &[
+            ("nice 0", m.run_nice0 as f64 / 1e6),
+            (&format!("nice {}", m.nice), m.run_niced as f64 / 1e6),
+        ],
     );
 }
 

@@ -290,12 +290,20 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     match &m.dlopen {
         Some(d) => {
             report.param("dlopen_library", &d.path);
-            report.metric(
+            let lazy = report.metric(
                 &format!("dlopen({}, RTLD_LAZY)", d.library),
                 "us",
                 &d.lazy_us,
             );
-            report.metric(&format!("dlopen({}, RTLD_NOW)", d.library), "us", &d.now_us);
+            let now = report.metric(&format!("dlopen({}, RTLD_NOW)", d.library), "us", &d.now_us);
+            if let (Some(lazy), Some(now)) = (lazy, now) {
+                report.bars(
+                    &format!("dlopen({}), median of the trials", d.library),
+                    "binding",
+                    "dlopen (us)",
+                    &[("RTLD_LAZY", lazy.median), ("RTLD_NOW", now.median)],
+                );
+            }
             if d.stayed_loaded {
                 report.note(format!(
                     "{} stayed mapped after dlclose (NODELETE): trials after the first were warm",
@@ -319,6 +327,26 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         m.libc_pss as f64,
         "bytes",
     );
+    report.bars(
+        &format!(
+            "libc in the lab child, shared by {} processes",
+            m.libc_mappers
+        ),
+        "smaps field",
+        "KiB",
+        &[
+            ("Rss", m.libc_rss as f64 / 1024.0),
+            ("Pss", m.libc_pss as f64 / 1024.0),
+        ],
+    );
+    if let (Some(lazy), Some(now)) = (m.relocations_lazy, m.relocations_now) {
+        report.bars(
+            "relocations the dynamic linker did at start",
+            "binding",
+            "relocations",
+            &[("lazy", lazy as f64), ("LD_BIND_NOW", now as f64)],
+        );
+    }
 }
 
 fn mapped(name: &str) -> Option<String> {

@@ -16,7 +16,7 @@ use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, pin_to};
 use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
-use crate::lab::report::{Check, Cmp, LabReport};
+use crate::lab::report::{Axis, Check, Cmp, LabReport};
 use crate::lab::sandbox::{describe, os_result, pid_of, wait_forked, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
@@ -337,6 +337,7 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         "signal round trips, same CPU (one trial)",
         "round trip (us)",
         "rounds",
+        Axis::Continuous,
         histogram(&m.latency.rounds_us, 30),
     );
     let _ = Cmp::AtLeast;

@@ -13,7 +13,7 @@ use super::model::{size_class, Buddy, Rng, Slab};
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, Region};
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
-use crate::lab::report::{mib, pct, pct_text, Check, Cmp, LabReport};
+use crate::lab::report::{mib, pct, pct_text, Axis, Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::scratch::{is_persistent, Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
@@ -104,10 +104,10 @@ pub struct Measured {
     pub free_pages_held: u64,
     /// Free pages after it exited.
     pub free_pages_after: u64,
-    /// The zone with the most free pages, before the hold.
-    pub zone_before: Option<BuddyZone>,
-    /// The same zone's view while the child held its memory.
-    pub zone_held: Option<BuddyZone>,
+    /// Every zone's free blocks (buddyinfo) before the hold.
+    pub zones_before: Vec<BuddyZone>,
+    /// Every zone's free blocks while the child held its memory.
+    pub zones_held: Vec<BuddyZone>,
     /// The model buddy allocator's free blocks per order after its workload.
     pub model_after_workload: Vec<u64>,
     /// Its free blocks per order once everything is freed (the buddies merged).
@@ -150,9 +150,19 @@ fn free_pages(zones: &[BuddyZone]) -> u64 {
     zones.iter().map(BuddyZone::free_pages).sum()
 }
 
-/// The zone with the most free pages (where a large allocation comes from).
-fn main_zone(zones: Vec<BuddyZone>) -> Option<BuddyZone> {
-    zones.into_iter().max_by_key(BuddyZone::free_pages)
+/// The zone whose free pages dropped most while the memory was held (where the
+/// allocation came from), as (before, held).
+fn drop_zone<'a>(
+    before: &'a [BuddyZone],
+    held: &'a [BuddyZone],
+) -> Option<(&'a BuddyZone, &'a BuddyZone)> {
+    before
+        .iter()
+        .filter_map(|b| {
+            let h = held.iter().find(|h| h.node == b.node && h.zone == b.zone)?;
+            Some((b, h))
+        })
+        .max_by_key(|(b, h)| b.free_pages() as i64 - h.free_pages() as i64)
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
@@ -189,7 +199,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let jail = ctx.memory_jail(held, report)?;
     let before = buddy(ctx);
     m.free_pages_before = free_pages(&before);
-    m.zone_before = main_zone(before);
+    m.zones_before = before;
     let mut c = ctx.spawn_in(
         &jail,
         ConceptId::SlabBuddy,
@@ -199,7 +209,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     c.expect::<()>("held", WATCHDOG)?;
     let during = buddy(ctx);
     m.free_pages_held = free_pages(&during);
-    m.zone_held = main_zone(during);
+    m.zones_held = during;
     c.go()?;
     c.wait(WATCHDOG)?;
     m.free_pages_after = free_pages(&buddy(ctx));
@@ -360,32 +370,52 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
             .map(|(o, n)| [o as f64, *n as f64])
             .collect()
     };
-    if let Some(z) = &m.zone_before {
-        report.series(
-            &format!("free blocks per order, zone {} before", z.zone),
-            "order",
-            "free blocks",
-            per_order(&z.free_blocks),
-        );
+    // Measured: every zone's free pages before and while held (the drop shows in the
+    // zone the memory came from), then that zone's free blocks per order.
+    let zone_name = |z: &BuddyZone| format!("node {} {}", z.node, z.zone);
+    let free_mib = |z: &BuddyZone| (z.free_pages() * page_size() as u64) as f64 / 1048576.0;
+    for (when, zones) in [("before", &m.zones_before), ("while held", &m.zones_held)] {
+        let bars: Vec<(String, f64)> = m
+            .zones_before
+            .iter()
+            .map(|b| {
+                let same = zones.iter().find(|z| z.node == b.node && z.zone == b.zone);
+                (zone_name(b), same.map_or(f64::NAN, free_mib))
+            })
+            .collect();
+        let bars: Vec<(&str, f64)> = bars.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        if !bars.is_empty() {
+            report.bars(
+                &format!("free memory per zone {when} (measured, /proc/buddyinfo)"),
+                "zone",
+                "free (MiB)",
+                &bars,
+            );
+        }
     }
-    if let Some(z) = &m.zone_held {
-        report.series(
-            &format!("free blocks per order, zone {} while held", z.zone),
-            "order",
-            "free blocks",
-            per_order(&z.free_blocks),
-        );
+    if let Some((before, held)) = drop_zone(&m.zones_before, &m.zones_held) {
+        for (when, z) in [("before", before), ("while held", held)] {
+            report.series(
+                &format!("{} {when} (measured)", zone_name(z)),
+                "order (blocks of 2^order pages)",
+                "free blocks (measured, /proc/buddyinfo)",
+                Axis::Integer,
+                per_order(&z.free_blocks),
+            );
+        }
     }
     report.series(
         "model: free blocks per order after the workload",
-        "order",
-        "free blocks",
+        "order (blocks of 2^order pages)",
+        "free blocks (model)",
+        Axis::Integer,
         per_order(&m.model_after_workload),
     );
     report.series(
         "model: free blocks per order after freeing all",
-        "order",
-        "free blocks",
+        "order (blocks of 2^order pages)",
+        "free blocks (model)",
+        Axis::Integer,
         per_order(&m.model_after_free),
     );
     report.note(format!(

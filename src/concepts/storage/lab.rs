@@ -308,6 +308,14 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         )
         .map(|s| s.median);
     let near_free = "fsync on tmpfs is near free next to the disk";
+    if let (Some(t), Some(d)) = (t, d) {
+        report.bars(
+            "fsync after a 4 KiB append, median of the trials",
+            "file system",
+            "fsync (us)",
+            &[("tmpfs", t), ("disk", d)],
+        );
+    }
     match (t, d) {
         (Some(t), Some(d)) => report.check(
             Check::compare(
@@ -329,6 +337,10 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     }
     for (name, mbps) in &m.throughput {
         report.metric(&format!("write {name}"), "MB/s", &[*mbps]);
+    }
+    let throughput: Vec<(&str, f64)> = m.throughput.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+    if !throughput.is_empty() {
+        report.bars("write throughput", "written to", "MB/s", &throughput);
     }
     let claim_private =
         "a tmpfs in a private mount namespace is invisible outside and gone with the namespace";

@@ -378,6 +378,15 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         _ => {
             let flag = |b: bool| if b { 1.0 } else { 0.0 };
             let sigkill = |status: &str| status.starts_with("killed by SIGKILL");
+            report.bars(
+                "OOM kills the lab cgroup counted (its oom_kill count)",
+                "run",
+                "OOM kills",
+                &[
+                    ("the hog", m.oom_kills_hog as f64),
+                    ("the pair", m.oom_kills_pair as f64),
+                ],
+            );
             report.evidence(
                 "the lab cgroup's oom_kill",
                 "OOM kills for the hog",
@@ -463,6 +472,16 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
                 ),
                 "both > 0",
             ));
+            report.bars(
+                "a child over its cgroup's limit, with swap",
+                "memory",
+                "MiB",
+                &[
+                    ("memory.max", limit as f64 / 1048576.0),
+                    ("allocated", s.allocated as f64 / 1048576.0),
+                    ("VmSwap", s.vm_swap as f64 / 1048576.0),
+                ],
+            );
             report.evidence(
                 "/proc/PID/status",
                 "VmSwap of the child over its limit",
