@@ -432,12 +432,7 @@ pub struct WindowReport {
 }
 
 fn series(name: &str, x: &str, y: &str) -> Series {
-    Series {
-        name: name.into(),
-        x: x.into(),
-        y: y.into(),
-        points: Vec::new(),
-    }
+    Series::line(name, x, y, Vec::new())
 }
 
 /// What marks an event on the timeline, if anything.
