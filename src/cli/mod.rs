@@ -1199,9 +1199,6 @@ fn write_catalogue(out: &mut dyn Write, json: bool, rows: Vec<CatalogueRow>) -> 
     Ok(())
 }
 
-/// The reader every command reads through: the live host, or the tree `--root` names.
-/// This is the only place one is built for the commands (the lab engine builds its own:
-/// a lab provokes the live kernel).
 /// The store a past view reads: `None` for a live view (neither --store nor --at).
 /// `--root` and a store are two different pasts: refused together.
 fn past_store(a: &AtArgs, g: &Global, err: &mut dyn Write) -> io::Result<Past> {
@@ -1363,23 +1360,52 @@ fn record_cmd(err: &mut dyn Write, g: &Global, a: RecordArgs) -> io::Result<Stat
     }
 }
 
+/// A recorded window's store (`--store`, else the default) and its `--since` and
+/// `--until`; None when refused or unparsable (said on `err`: exit 2).
+#[allow(clippy::type_complexity)] // the three parts a window command needs, once
+fn window_store(
+    store: Option<std::path::PathBuf>,
+    since: Option<&str>,
+    until: Option<&str>,
+    g: &Global,
+    err: &mut dyn Write,
+) -> io::Result<
+    Option<(
+        Box<crate::record::store::Store>,
+        Option<std::time::SystemTime>,
+        Option<std::time::SystemTime>,
+    )>,
+> {
+    let past = AtArgs {
+        store: Some(store.unwrap_or_else(crate::record::default_store)),
+        at: None,
+    };
+    let Past::Store(store) = past_store(&past, g, err)? else {
+        return Ok(None);
+    };
+    let (Some(since), Some(until)) = (
+        past_time(since, "--since", err)?,
+        past_time(until, "--until", err)?,
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some((store, since, until)))
+}
+
 fn events_cmd(
     out: &mut dyn Write,
     err: &mut dyn Write,
     g: &Global,
     a: EventsArgs,
 ) -> io::Result<Status> {
-    let past = AtArgs {
-        store: Some(a.store.clone().unwrap_or_else(crate::record::default_store)),
-        at: None,
-    };
-    let Past::Store(store) = past_store(&past, g, err)? else {
-        return Ok(Status::Usage);
-    };
-    let (Some(since), Some(until)) = (
-        past_time(a.since.as_deref(), "--since", err)?,
-        past_time(a.until.as_deref(), "--until", err)?,
-    ) else {
+    let Some((store, since, until)) = window_store(
+        a.store.clone(),
+        a.since.as_deref(),
+        a.until.as_deref(),
+        g,
+        err,
+    )?
+    else {
         return Ok(Status::Usage);
     };
     let ns = crate::record::store::unix_ns;
@@ -1411,17 +1437,9 @@ fn report_cmd(
     g: &Global,
     a: ReportArgs,
 ) -> io::Result<Status> {
-    let past = AtArgs {
-        store: Some(a.store.clone().unwrap_or_else(crate::record::default_store)),
-        at: None,
-    };
-    let Past::Store(store) = past_store(&past, g, err)? else {
-        return Ok(Status::Usage);
-    };
-    let (Some(Some(since)), Some(until)) = (
-        past_time(Some(&a.since), "--since", err)?,
-        past_time(a.until.as_deref(), "--until", err)?,
-    ) else {
+    let Some((store, Some(since), until)) =
+        window_store(a.store.clone(), Some(&a.since), a.until.as_deref(), g, err)?
+    else {
         return Ok(Status::Usage);
     };
     let until = until.unwrap_or_else(std::time::SystemTime::now);
