@@ -375,7 +375,7 @@ fn issue_17_report_draws_the_recorded_story_with_its_peaks_and_events() {
         "context switches/s",
     ] {
         assert!(
-            html.contains(&format!(">{name}</text>")),
+            html.contains(&format!(">{name}</tspan>")),
             "no series {name}"
         );
     }
