@@ -471,12 +471,7 @@ fn issue_15_doctor_compares_the_working_set_with_the_parents_limit() {
     let limit = (usage + (1 << 20)) & !4095;
     std::fs::write(parent.join(limit_file), limit.to_string()).unwrap();
     // Unscoped: a run scoped to processes keeps only their own findings.
-    let out = syslens()
-        .args(["doctor", "--json", "--window", "0"])
-        .output()
-        .unwrap();
-    let r: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let r = doctor_json(&[]);
     let f = r["findings"]
         .as_array()
         .unwrap()
@@ -499,18 +494,7 @@ fn issue_15_doctor_compares_the_working_set_with_the_parents_limit() {
     );
     // Scoped to the process in the child, the parent's finding stays: its limit binds
     // it (issue 15: `doctor --pid X` dropped every cgroup finding).
-    let out = syslens()
-        .args([
-            "doctor",
-            "--json",
-            "--window",
-            "0",
-            "--pid",
-            &specimen.pid().to_string(),
-        ])
-        .output()
-        .unwrap();
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = doctor_json(&["--pid", &specimen.pid().to_string()]);
     let scoped = r["findings"].as_array().unwrap();
     assert!(
         scoped
@@ -582,11 +566,7 @@ fn issue_15_a_lock_is_named_by_its_path_and_the_fds_that_carry_it() {
         Vec::new(),
     );
     std::thread::sleep(Duration::from_millis(300));
-    let out = syslens()
-        .args(["--json", "doctor", "--window", "0"])
-        .output()
-        .unwrap();
-    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = doctor_json(&[]);
     let wait = d["findings"]
         .as_array()
         .unwrap()
@@ -600,18 +580,7 @@ fn issue_15_a_lock_is_named_by_its_path_and_the_fds_that_carry_it() {
         "{m}"
     );
     // Scoped to the carrier, the wait behind it is still found.
-    let out = syslens()
-        .args([
-            "--json",
-            "doctor",
-            "--window",
-            "0",
-            "--pid",
-            &carrier.to_string(),
-        ])
-        .output()
-        .unwrap();
-    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = doctor_json(&["--pid", &carrier.to_string()]);
     assert!(
         d["findings"]
             .as_array()

@@ -43,7 +43,7 @@ pub fn report(v: &DoctorView) -> DoctorReport {
     // or whose limits bind them; the system-wide ones belong to a full run.
     if v.scoped {
         let cgroups = v.scope_cgroups();
-        findings.retain(|x| in_scope(&x.subject, v.procs.len(), &cgroups));
+        findings.retain(|x| in_scope(&x.subject, &cgroups));
     }
     // Worst first, then by concept (catalogue order).
     findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.concept.cmp(&b.concept)));
@@ -76,11 +76,15 @@ pub fn report(v: &DoctorView) -> DoctorReport {
     }
 }
 
-/// Whether a finding's subject is about the processes in scope (`n` of them) or one of
-/// their `cgroups`. A cgroup subject is matched whole against the known paths (a
-/// container's description may follow after a comma), never parsed.
-fn in_scope(subject: &str, n: usize, cgroups: &BTreeSet<&str>) -> bool {
-    if subject.starts_with("pid ") || subject == format!("{n} processes") {
+/// Whether a finding's subject is about the processes in scope (rules look only at
+/// those: "pid 812 (nginx)", or "3 processes" of them) or one of their `cgroups`. A
+/// cgroup subject is matched whole against the known paths (a container's
+/// description may follow after a comma), never parsed.
+fn in_scope(subject: &str, cgroups: &BTreeSet<&str>) -> bool {
+    let some_of_them = subject
+        .strip_suffix(" processes")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    if subject.starts_with("pid ") || some_of_them {
         return true;
     }
     subject.strip_prefix("cgroup ").is_some_and(|rest| {
@@ -98,21 +102,21 @@ mod tests {
     #[test]
     fn issue_15_doctor_pid_keeps_the_findings_of_its_cgroups() {
         let cgroups: BTreeSet<&str> = ["/app", "/app/web"].into();
-        assert!(in_scope("pid 812 (nginx)", 1, &cgroups));
-        assert!(in_scope("cgroup /app", 1, &cgroups));
+        assert!(in_scope("pid 812 (nginx)", &cgroups));
+        assert!(in_scope("cgroup /app", &cgroups));
         assert!(in_scope(
             "cgroup /app/web, container 3f2a9c1b7d4e (docker)",
-            1,
             &cgroups
         ));
         assert!(
-            !in_scope("cgroup /app/webby", 1, &cgroups),
+            !in_scope("cgroup /app/webby", &cgroups),
             "a sibling with a longer name"
         );
-        assert!(!in_scope("cgroup /other", 1, &cgroups));
-        assert!(!in_scope("system", 1, &cgroups));
-        assert!(!in_scope("zone Normal", 1, &cgroups));
-        assert!(in_scope("2 processes", 2, &cgroups));
+        assert!(!in_scope("cgroup /other", &cgroups));
+        assert!(!in_scope("system", &cgroups));
+        assert!(!in_scope("zone Normal", &cgroups));
+        assert!(in_scope("2 processes", &cgroups), "two of those in view");
+        assert!(!in_scope("processes", &cgroups));
     }
 
     #[test]

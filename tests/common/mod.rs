@@ -135,6 +135,17 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
+/// `doctor --json --window 0 ARGS`, parsed (stderr shown when it is not JSON).
+pub fn doctor_json(args: &[&str]) -> Value {
+    let out = syslens()
+        .args(["doctor", "--json", "--window", "0"])
+        .args(args)
+        .output()
+        .expect("run syslens");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
 pub fn inspect_json(pid: u32, extra: &[&str]) -> Value {
     let out = run_ok(
         syslens()
