@@ -868,3 +868,73 @@ fn issue_16_top_as_nobody_says_once_why_there_are_no_events() {
     // The table goes on below it.
     assert!(!row_pids(&screen).is_empty(), "{screen}");
 }
+
+#[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
+fn issue_15_top_isolation_names_a_live_container_its_limit_and_a_zombie() {
+    require_tool!(has_tmux(), "tmux is not installed");
+    // A memory cgroup named as docker names its scopes, beneath the test's own.
+    let id = format!("{:08x}", std::process::id()).repeat(8);
+    let jail = match crate::common::MemJail::named(100 << 20, &format!("docker-{id}.scope")) {
+        Ok(j) => j,
+        Err(why) => {
+            eprintln!("SKIPPED: no memory cgroup to make: {why}");
+            return;
+        }
+    };
+    // A shell joins it, starts a copy of sleep with a name of its own that exits in
+    // half a second, and becomes another copy: the exec'd sleep never waits, so its
+    // child stays a zombie.
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique_name("iso");
+    let bin = dir.path().join(&name);
+    std::fs::copy("/bin/sleep", &bin).unwrap();
+    let mut family = Command::new("sh")
+        .args([
+            "-c",
+            "echo $$ > \"$1\" || exit 1; \"$0\" 0.5 & exec \"$0\" 1000",
+            bin.to_str().unwrap(),
+            jail.dir.join("cgroup.procs").to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap();
+    struct Reaped<'a>(&'a mut Child);
+    impl Drop for Reaped<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let parent = family.id();
+    let _family = Reaped(&mut family);
+    for (w, h) in SIZES {
+        let top = Top::start(w, h);
+        top.keys(&["\\"]);
+        top.wait_for("filter: ");
+        top.type_text(&name);
+        top.keys(&["Enter"]);
+        top.keys(&["4"]);
+        let screen = top.wait("the container's process and its zombie", |s| {
+            let rows = rows(s);
+            rows.len() == 2
+                && rows.iter().any(|r| r[0] == parent.to_string())
+                && s.contains(&format!("{name} <defunct>"))
+                && s.contains("100.0 MiB")
+        });
+        let live = screen
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(&parent.to_string()))
+            .unwrap();
+        let zombie = screen.lines().find(|l| l.contains("<defunct>")).unwrap();
+        // The container's short id, the runtime where the width has room.
+        assert!(live.contains(&id[..12]), "{w}x{h}: {live}\n{screen}");
+        if w >= 140 {
+            assert!(live.contains(&format!("{} docker", &id[..12])), "{live}");
+        }
+        // The zombie has no memory, limit or placement of its own to show.
+        assert!(
+            !zombie.contains("100.0 MiB") && !zombie.contains(&id[..12]),
+            "{zombie}"
+        );
+    }
+}

@@ -282,6 +282,12 @@ pub struct MemJail {
 impl MemJail {
     /// Makes it with this memory limit, or says why it cannot.
     pub fn new(limit: u64) -> Result<MemJail, String> {
+        MemJail::named(limit, &format!("syslens-test-oom-{}", std::process::id()))
+    }
+
+    /// Makes it with this memory limit under this leaf name (a container runtime's
+    /// naming, for the tests that identify containers), or says why it cannot.
+    pub fn named(limit: u64, leaf: &str) -> Result<MemJail, String> {
         let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
         for line in own.lines() {
             let mut parts = line.splitn(3, ':');
@@ -300,11 +306,7 @@ impl MemJail {
             } else {
                 continue;
             };
-            let path = format!(
-                "{}/syslens-test-oom-{}",
-                path.trim_end_matches('/'),
-                std::process::id()
-            );
+            let path = format!("{}/{leaf}", path.trim_end_matches('/'));
             let dir = std::path::PathBuf::from(format!("{base}{path}"));
             std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             let jail = MemJail { dir, path };
