@@ -220,7 +220,6 @@ fn issue_19_the_width_follows_columns_and_the_terminal() {
 }
 
 #[test]
-#[ignore = "issue 19 part 2 leftover: COMMAND is still cut at 15 characters with `…` (kernel thread names such as pool_workqueue_release); the widths fit"]
 fn issue_19_system_processes_drops_columns_to_fit_keeping_pid_and_command() {
     let text = fits_80(&["system", "--processes"], &[]);
     let head = text.lines().next().unwrap_or("");
@@ -233,5 +232,71 @@ fn issue_19_system_processes_drops_columns_to_fit_keeping_pid_and_command() {
     assert!(
         head.contains("PID") && head.contains("COMMAND") && !head.contains("MINFLT"),
         "{head}"
+    );
+}
+
+/// A captured tree (tests/fixtures/v2-docker) whose one process has a kernel thread's
+/// long name: copied, with the name changed in stat and status.
+fn docker_tree_named(name: &str) -> tempfile::TempDir {
+    let tree = tempfile::tempdir().expect("temp dir");
+    let ok = Command::new("cp")
+        .arg("-r")
+        .arg(format!(
+            "{}/tests/fixtures/v2-docker/.",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .arg(tree.path())
+        .status()
+        .expect("cp");
+    assert!(ok.success());
+    let pid_dir = tree.path().join("proc/5151");
+    for (file, from, to) in [
+        ("stat", "(redis-server)".to_owned(), format!("({name})")),
+        (
+            "status",
+            "Name:\tredis-server".to_owned(),
+            format!("Name:\t{name}"),
+        ),
+    ] {
+        let text = std::fs::read_to_string(pid_dir.join(file)).expect(file);
+        assert!(text.contains(&from), "{file}: {text}");
+        std::fs::write(pid_dir.join(file), text.replace(&from, &to)).expect(file);
+    }
+    tree
+}
+
+#[test]
+fn issue_19_system_processes_continues_a_long_name_rather_than_cutting_it() {
+    // 48 characters: at 40 columns 32 are left for COMMAND; at 200 it fits on one line.
+    let name = "rcu_exp_par_gp_kthread_worker_with_a_long_name/0";
+    let tree = docker_tree_named(name);
+    let run = |columns: usize| {
+        let out = syslens()
+            .env("COLUMNS", columns.to_string())
+            .arg("--root")
+            .arg(tree.path())
+            .args(["system", "--processes"])
+            .output()
+            .expect("run syslens");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).expect("UTF-8")
+    };
+    let narrow = run(40);
+    assert_fits(&narrow, 40, "a long name at 40 columns");
+    let lines: Vec<&str> = narrow.lines().collect();
+    // The row, then the rest of the name under COMMAND, broken after a separator.
+    assert_eq!(
+        lines[1], "   5151 rcu_exp_par_gp_kthread_worker_",
+        "{narrow}"
+    );
+    assert_eq!(lines[2], "        with_a_long_name/0", "{narrow}");
+    assert!(narrow.contains("\n1 process\n"), "{narrow}");
+    // Wide enough: one line, the container named whole as `docker ps` does.
+    let wide = run(200);
+    assert_fits(&wide, 200, "a long name at 200 columns");
+    let row = wide.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.contains(&format!(" {name} ")) && row.ends_with(" docker 3f2a9c1b7d4e"),
+        "{wide}"
     );
 }

@@ -181,29 +181,45 @@ pub fn pad_start(s: &str, width: usize) -> String {
     format!("{:1$}{s}", "", width.saturating_sub(display_width(s)))
 }
 
-/// Cuts `s` to `width` characters, marking the cut with an ellipsis at the end. Only
-/// for the process table, which has top's fixed columns; everything else wraps.
-pub fn fit_end(s: &str, width: usize) -> String {
+/// Breaks one unbreakable value (a thread name, a path) into pieces of at most `width`
+/// display columns, each break after a separator (`/ - : _ . @`) where one falls in the
+/// piece's second half: for a column too narrow for the value, which then continues on
+/// the next lines rather than being cut. Control characters are shown escaped.
+pub fn break_value(s: &str, width: usize) -> Vec<String> {
     let s: &str = &safe::clean(s);
-    if s.chars().count() <= width {
-        return s.to_owned();
+    let width = width.max(1);
+    let mut pieces = Vec::new();
+    let mut left = s;
+    while display_width(left) > width {
+        // The longest prefix that fits, in char boundaries.
+        let mut end = 0;
+        let mut w = 0;
+        for (i, c) in left.char_indices() {
+            let cw = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+            if w + cw > width {
+                break;
+            }
+            w += cw;
+            end = i + c.len_utf8();
+        }
+        if end == 0 {
+            // A character wider than the width: it goes alone.
+            end = left.chars().next().map_or(left.len(), char::len_utf8);
+        }
+        let fits = &left[..end];
+        let at = fits
+            .char_indices()
+            .rev()
+            .find(|&(i, c)| i + 1 >= end / 2 && "/-:_.@".contains(c))
+            .map(|(i, c)| i + c.len_utf8())
+            .unwrap_or(end);
+        pieces.push(left[..at].to_owned());
+        left = &left[at..];
     }
-    let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
-/// Cuts `s` to `width` characters keeping the end (paths: the file name matters).
-/// Like every layout helper here, it shows control characters escaped ([`safe::clean`]).
-pub fn fit_start(s: &str, width: usize) -> String {
-    let s: &str = &safe::clean(s);
-    let n = s.chars().count();
-    if n <= width {
-        return s.to_owned();
+    if !left.is_empty() || pieces.is_empty() {
+        pieces.push(left.to_owned());
     }
-    let mut out = String::from("…");
-    out.extend(s.chars().skip(n - width.saturating_sub(1)));
-    out
+    pieces
 }
 
 /// Wraps `s` at its spaces to lines of at most `width` display columns.
@@ -290,10 +306,20 @@ mod tests {
     }
 
     #[test]
-    fn fitting() {
-        assert_eq!(fit_end("abcdef", 4), "abc…");
-        assert_eq!(fit_start("/a/b/c/file", 6), "…/file");
-        assert_eq!(fit_start("short", 10), "short");
+    fn issue_19_break_value_keeps_every_character_and_breaks_after_separators() {
+        let name = "kworker/1:1-cgroup_pidlist_destroy";
+        let pieces = break_value(name, 20);
+        assert_eq!(pieces, ["kworker/1:1-cgroup_", "pidlist_destroy"]);
+        assert_eq!(pieces.concat(), name);
+        // No separator in the second half: a hard break at the width.
+        assert_eq!(break_value("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+        assert_eq!(break_value("short", 10), ["short"]);
+        assert_eq!(break_value("", 10), [""]);
+        // Wide characters count two columns and are never split.
+        assert_eq!(break_value("日本語", 4), ["日本", "語"]);
+        for p in break_value(name, 7) {
+            assert!(display_width(&p) <= 7, "{p}");
+        }
     }
 
     #[test]

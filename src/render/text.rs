@@ -13,8 +13,8 @@ use crate::model::process::Section;
 
 use super::safe::clean;
 use super::{
-    display_width, fit_end, fit_start, pad_end, pad_start, plain, value, width, wrap, wrap_hanging,
-    write_wrapped, Style,
+    display_width, pad_end, pad_start, plain, value, width, wrap, wrap_hanging, write_wrapped,
+    Style,
 };
 use crate::model::units::metric_value;
 
@@ -462,12 +462,32 @@ pub fn processes(
     pss: bool,
     style: &Style,
 ) -> io::Result<()> {
+    // In a tree, each level indents the name by two.
+    let names: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{:indent$}{}",
+                "",
+                clean(&r.name),
+                indent = (r.depth * 2).min(10)
+            )
+        })
+        .collect();
+    // COMMAND is as wide as its longest name (a kernel thread's reaches 64 bytes, not
+    // the 15 of a task's comm), so no name is cut while the width has room for it.
+    let command_w = names
+        .iter()
+        .map(|n| display_width(n))
+        .max()
+        .unwrap_or(0)
+        .max("COMMAND".len());
     // (heading, width, rank): when the line is too wide the lowest rank goes first, as
     // htop drops columns; PID and COMMAND are never dropped.
     let all: [(&str, usize, u8); 14] = [
         ("PID", 7, u8::MAX),
         ("PPID", 8, 9),
-        ("COMMAND", 16, u8::MAX),
+        ("COMMAND", command_w + 1, u8::MAX),
         ("S", 2, 10),
         ("RSS", 6, 11),
         ("HWM", 6, 4),
@@ -498,10 +518,39 @@ pub fn processes(
         };
         keep[i] = false;
     }
-    // The cgroup column takes what is left; too little left, and it is left out (the
-    // JSON has it in full).
-    let cg_w = width.saturating_sub(used(&keep) + 1);
-    let cg_w = if cg_w >= 6 { cg_w } else { 0 };
+    // A name wider than all the width the kept columns leave continues on the next
+    // lines, under COMMAND: a name is never cut.
+    let others = used(&keep) - (command_w + 1);
+    let command_w = command_w.min(width.saturating_sub(others + 1)).max(7);
+    let command_at = all
+        .iter()
+        .zip(&keep)
+        .take_while(|(c, _)| c.0 != "COMMAND")
+        .filter(|(_, k)| **k)
+        .map(|(c, _)| c.1)
+        .sum::<usize>()
+        + 1;
+    // A container is named by runtime and short id, as `docker ps` does; the cgroup's
+    // path otherwise.
+    let placements: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            r.container
+                .as_ref()
+                .and_then(|c| Some(format!("{} {}", c.runtime?.name(), c.short_id()?)))
+                .unwrap_or_else(|| clean(r.cgroup.as_deref().unwrap_or("-")).into_owned())
+        })
+        .collect();
+    // The cgroup column takes what is left when its longest value fits there; else it
+    // is left out, and said so (the JSON has it in full).
+    let cg_need = placements
+        .iter()
+        .map(|p| display_width(p))
+        .max()
+        .unwrap_or(0)
+        .max("CGROUP".len());
+    let cg_room = width.saturating_sub(others + command_w + 2);
+    let cg_w = if cg_room >= cg_need { cg_room } else { 0 };
     let line_of = |cells: [&str; 14], cgroup: &str| -> String {
         let mut line = String::new();
         for ((c, cell), k) in all.iter().zip(cells).zip(&keep) {
@@ -509,7 +558,8 @@ pub fn processes(
                 continue;
             }
             if c.0 == "COMMAND" {
-                line.push_str(&format!(" {cell:<15}"));
+                line.push(' ');
+                line.push_str(&pad_end(cell, command_w));
             } else {
                 line.push_str(&format!("{cell:>w$}", w = c.1));
             }
@@ -533,7 +583,7 @@ pub fn processes(
     );
     writeln!(out, "{}", style.heading(head.trim_end()))?;
     let mut missing: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
-    for r in rows {
+    for ((r, name), placed) in rows.iter().zip(&names).zip(&placements) {
         let fds = match (&r.fds, &r.fd_soft_limit) {
             (Ok(n), Ok(Some(l))) => format!("{}/{}", compact_count(*n), compact_count(*l)),
             (Ok(n), Ok(None)) => format!("{}/inf", compact_count(*n)),
@@ -544,21 +594,10 @@ pub fn processes(
             Some(v) => compact_bytes(v),
             None => String::new(),
         };
-        // A container is named by runtime and short id, as `docker ps` does; a unit or
-        // the bare path otherwise.
-        let placed = r
-            .container
-            .as_ref()
-            .and_then(|c| Some(format!("{} {}", c.runtime?.name(), c.short_id()?)));
-        let cgroup = match &placed {
-            _ if cg_w == 0 => String::new(),
-            // The runtime and the id's start matter most.
-            Some(p) => fit_end(p, cg_w),
-            None => fit_start(r.cgroup.as_deref().unwrap_or("-"), cg_w),
-        };
-        // In a tree, each level indents the name by two.
-        let name = format!("{:indent$}{}", "", r.name, indent = (r.depth * 2).min(10));
-        let (pid, ppid, name) = (r.pid.to_string(), r.ppid.to_string(), fit_end(&name, 15));
+        let cgroup = if cg_w == 0 { "" } else { placed.as_str() };
+        let mut name_pieces = super::break_value(name, command_w).into_iter();
+        let name = name_pieces.next().unwrap_or_default();
+        let (pid, ppid) = (r.pid.to_string(), r.ppid.to_string());
         let (state, rss, hwm, swap) = (
             r.state.to_string(),
             compact_bytes(&r.rss_bytes),
@@ -576,9 +615,12 @@ pub fn processes(
                 &pid, &ppid, &name, &state, &rss, &hwm, &swap, &pss_cell, &minflt, &majflt, &fds,
                 &vcsw, &nvcsw, &oom,
             ],
-            &cgroup,
+            cgroup,
         );
         writeln!(out, "{}", line.trim_end())?;
+        for piece in name_pieces {
+            writeln!(out, "{:command_at$}{piece}", "")?;
+        }
         for (col, v) in [
             ("fds", &r.fds),
             ("oom_score", &r.oom_score),
@@ -600,7 +642,23 @@ pub fn processes(
             }
         }
     }
-    writeln!(out, "{}", style.dim(&format!("{} processes", rows.len())))?;
+    let count = match rows.len() {
+        1 => "1 process".to_owned(),
+        n => format!("{n} processes"),
+    };
+    writeln!(out, "{}", style.dim(&count))?;
+    if cg_w == 0 && cg_room >= "CGROUP".len() {
+        write_wrapped(
+            out,
+            &format!(
+                "- CGROUP left out: its longest value needs {cg_need} columns, {cg_room} are left (a wider terminal, or --json)"
+            ),
+            width,
+            "",
+            "  ",
+            |l| style.dim(l),
+        )?;
+    }
     for (what, n) in missing {
         let n = if n == 1 {
             "1 process".to_owned()
