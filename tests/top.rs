@@ -42,6 +42,11 @@ impl Top {
     /// Starts top at `w` x `h`; `wrap` goes before the binary (setpriv, to run it as
     /// another user).
     fn start_with(w: u16, h: u16, wrap: &str) -> Top {
+        Top::start_args(w, h, wrap, "--interval 0.3")
+    }
+
+    /// Starts `top ARGS` at `w` x `h` (after `wrap`), waiting for its first rows.
+    fn start_args(w: u16, h: u16, wrap: &str, args: &str) -> Top {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let session = format!(
@@ -54,7 +59,7 @@ impl Top {
             .args(["-L", &session, "new-session", "-d", "-s", &session])
             .args(["-x", &w.to_string(), "-y", &h.to_string()])
             .arg(format!(
-                "{wrap} {bin} top --interval 0.3; echo {EXITED} $?; sleep 60"
+                "{wrap} {bin} top {args}; echo {EXITED} $?; sleep 60"
             ))
             .status()
             .unwrap();
@@ -937,4 +942,108 @@ fn issue_15_top_isolation_names_a_live_container_its_limit_and_a_zombie() {
             "{zombie}"
         );
     }
+}
+
+/// The replay header's `sample N of M`, as (N, M).
+fn replayed(screen: &str) -> Option<(u32, u32)> {
+    let line = screen.lines().find(|l| l.starts_with("recorded "))?;
+    let rest = &line[line.find("sample ")? + "sample ".len()..];
+    let mut words = rest.split(' ');
+    let n = words.next()?.parse().ok()?;
+    (words.next()? == "of").then_some(())?;
+    let m = words
+        .next()?
+        .trim_end_matches(|c: char| !c.is_ascii_digit());
+    Some((n, m.parse().ok()?))
+}
+
+/// `top --store` replays a recording made while a named sleeper ran: the last sample
+/// first, `[` `{` `}` and `g` step through them (a bad time says why and stays), the
+/// sleeper is in the table, `k` is refused with the reason, and `q` restores the
+/// terminal.
+#[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
+fn issue_17_top_store_replays_a_recording_with_its_keys() {
+    require_tool!(has_tmux(), "tmux is not installed");
+    let name = unique_name("rply");
+    let specimen = Specimen::start(&["--comm", &name]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let st = store.to_str().unwrap();
+    crate::common::run_ok(crate::common::syslens().args([
+        "record",
+        "--store",
+        st,
+        "--interval",
+        "1",
+        "--for",
+        "6s",
+    ]));
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for (w, h) in SIZES {
+        let top = Top::start_args(w, h, "", &format!("--store {st}"));
+        let screen = top.wait("the header's sample N of M", |s| replayed(s).is_some());
+        let (n, m) = replayed(&screen).unwrap();
+        assert!(
+            m >= 3 && n == m,
+            "{w}x{h}: starts at the last sample:\n{screen}"
+        );
+        let at = |top: &Top, n: u32, what: &str| {
+            top.wait(what, |s| replayed(s) == Some((n, m)));
+        };
+        top.type_text("[");
+        at(&top, m - 1, "[: one sample back");
+        top.type_text("{");
+        at(&top, 1, "{: a minute back, the first sample");
+        top.type_text("[");
+        top.type_text("}");
+        at(&top, m, "}: a minute on, the last sample");
+        top.type_text("]");
+        top.type_text("[[");
+        at(&top, m - 2, "] stays at the last, [ [ two back");
+        top.keys(&["g"]);
+        top.wait_for("go to: ");
+        top.type_text("garbage");
+        top.keys(&["Enter"]);
+        let screen = top.wait_for("cannot read the time");
+        assert_eq!(replayed(&screen), Some((m - 2, m)), "a bad time stays put");
+        top.keys(&["g"]);
+        top.wait_for("go to: ");
+        top.type_text(&format!("@{after}"));
+        top.keys(&["Enter"]);
+        at(&top, m, "g @NOW: the last sample");
+        filter_to(&top, "\\", &name, specimen.pid());
+        top.keys(&["k"]);
+        top.wait_for("a recorded sample: nothing to signal");
+        assert!(!top.screen().contains("send to"), "no kill menu opens");
+        top.keys(&["q"]);
+        let screen = top.wait_for(EXITED);
+        assert!(screen.contains(&format!("{EXITED} 0")), "{screen}");
+        assert_eq!(top.modes(), "0 0", "the terminal is restored");
+    }
+}
+
+/// A store that is not there, or not a store, is refused with the reason (exit 2),
+/// before any terminal is needed.
+#[test]
+fn issue_17_top_store_refuses_what_is_not_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::common::syslens()
+        .args(["top", "--store", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no store in"), "{err}");
+    std::fs::write(dir.path().join("syslens.db"), b"not a database at all").unwrap();
+    let out = crate::common::syslens()
+        .args(["top", "--store", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("syslens: "), "{err}");
 }

@@ -103,6 +103,10 @@ pub enum Command {
               default_value = crate::top::events::DEFAULT_KINDS,
               value_parser = top_event_kind)]
         events: Vec<&'static str>,
+        /// Replay a store instead of the live host: `[` `]` a sample, `{` `}` a
+        /// minute, `g` a time; from the sample at or before --at (the last without).
+        #[command(flatten)]
+        past: AtArgs,
     },
     /// Findings a person can act on, from every rule of the catalogue.
     Doctor(DoctorArgs),
@@ -755,7 +759,19 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
         },
         Some(Command::Events(args)) => events_cmd(out, err, g, args),
         Some(Command::Report(args)) => report_cmd(out, err, g, args),
-        Some(Command::Top { interval, events }) => {
+        Some(Command::Top {
+            interval,
+            events,
+            past,
+        }) => {
+            let replay = match past_store(&past, g, err)? {
+                Past::Live => None,
+                Past::Store(store) => match top_replay(*store, past.at.as_deref(), err)? {
+                    Some(r) => Some(r),
+                    None => return Ok(Status::Usage),
+                },
+                Past::Refused => return Ok(Status::Usage),
+            };
             // ratatui panics without a terminal (cron, a pipe, ssh without -t).
             if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
                 writeln!(
@@ -763,6 +779,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Sta
                     "syslens top needs a terminal (try syslens system --processes)"
                 )?;
                 return Ok(Status::Usage);
+            }
+            if let Some((replay, at)) = replay {
+                return crate::top::replay(replay, at).map(|_| Status::Ok);
             }
             let (Some(collector), Some(inspector), Some(watcher)) = (
                 open_reader(g, err)?,
@@ -1253,6 +1272,34 @@ fn past_time(
             Ok(None)
         }
     }
+}
+
+/// The replay `top --store` shows and the sample it starts at (the one at or before
+/// `at`, the last without); None after saying why there is none.
+fn top_replay(
+    store: crate::record::store::Store,
+    at: Option<&str>,
+    err: &mut dyn Write,
+) -> io::Result<Option<(commands::past::Replay, usize)>> {
+    let Some(at) = past_time(at, "--at", err)? else {
+        return Ok(None);
+    };
+    let replay = match commands::past::Replay::open(store) {
+        Ok(r) => r,
+        Err(e) => {
+            writeln!(err, "syslens top: {}", render::safe::clean(&e))?;
+            return Ok(None);
+        }
+    };
+    let start = match at.map(|t| replay.index_at(t)) {
+        None => replay.samples().len() - 1,
+        Some(Ok(i)) => i,
+        Some(Err(e)) => {
+            writeln!(err, "syslens top: {}", render::safe::clean(&e))?;
+            return Ok(None);
+        }
+    };
+    Ok(Some((replay, start)))
 }
 
 /// The recorded system view, or the recorded process table with --processes.

@@ -435,6 +435,100 @@ fn series(name: &str, x: &str, y: &str) -> Series {
     Series::line(name, x, y, Vec::new())
 }
 
+/// A store walked sample by sample, for `top --store`: the samples' index, loaded
+/// once, and each sample decoded when it is shown.
+#[derive(Debug)]
+pub struct Replay {
+    store: Store,
+    samples: Vec<SampleRef>,
+    /// The recording host's clock ticks per second (CPU times are in ticks).
+    pub clock_ticks: f64,
+    /// The recording host's page size (slabinfo counts pages).
+    pub page_size: u64,
+}
+
+impl Replay {
+    /// Every sample of `store`, oldest first; a store without one is refused.
+    pub fn open(store: Store) -> Result<Replay, String> {
+        let samples = store
+            .samples_between(0, i64::MAX)
+            .map_err(|e| e.to_string())?;
+        if samples.is_empty() {
+            return Err("the store holds no sample yet".into());
+        }
+        let clock_ticks = store
+            .meta("clock_ticks")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(100.0);
+        let page_size = store
+            .meta("page_size")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(4096);
+        Ok(Replay {
+            store,
+            samples,
+            clock_ticks,
+            page_size,
+        })
+    }
+
+    /// The samples, oldest first (never empty).
+    pub fn samples(&self) -> &[SampleRef] {
+        &self.samples
+    }
+
+    /// The index of the sample at or before `t`; refused, saying where the store
+    /// begins, when there is none.
+    pub fn index_at(&self, t: SystemTime) -> Result<usize, String> {
+        let after = self.samples.partition_point(|s| s.time <= t);
+        after.checked_sub(1).ok_or_else(|| {
+            format!(
+                "nothing recorded at or before {}: the store begins at {}",
+                local(t),
+                local(self.samples[0].time)
+            )
+        })
+    }
+
+    /// Decodes sample `i`.
+    pub fn load(&self, i: usize) -> Result<Recorded, String> {
+        let s = self.samples.get(i).ok_or("no such sample")?;
+        self.store.load(s.id).map_err(|e| e.to_string())
+    }
+
+    /// The events recorded after the sample before `i` and up to sample `i`: those
+    /// of that moment (all those up to it for the first sample).
+    pub fn events_of(&self, i: usize) -> Result<Vec<StoredEvent>, String> {
+        let until = self.samples.get(i).ok_or("no such sample")?.time;
+        let since = i
+            .checked_sub(1)
+            .map_or(0, |b| unix_ns(self.samples[b].time).saturating_add(1));
+        self.store
+            .events(since, unix_ns(until), None, None)
+            .map_err(|e| e.to_string())
+    }
+
+    /// `inspect --at` of `pid` at sample `i`.
+    pub fn inspect(&self, i: usize, pid: i32) -> Result<PastProcess, String> {
+        let s = self.samples.get(i).ok_or("no such sample")?;
+        inspect_at(&self.store, Some(s.time), pid)
+    }
+}
+
+/// The uptime at a recorded moment, from /proc/stat's `btime` (the boot, in Unix
+/// seconds): /proc/uptime itself is not recorded.
+pub fn uptime_at(files: &mut impl Files, at: SystemTime) -> Val<std::time::Duration> {
+    let stat = files.proc_file("stat")?;
+    let btime = stat
+        .split(|b| *b == b'\n')
+        .find_map(|l| l.strip_prefix(b"btime "))
+        .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok())
+        .ok_or_else(|| syslens_probe::Missing::malformed("/proc/stat", "no btime line"))?;
+    let boot = std::time::UNIX_EPOCH + std::time::Duration::from_secs(btime);
+    at.duration_since(boot)
+        .map_err(|_| syslens_probe::Missing::malformed("/proc/stat", "btime after the sample"))
+}
+
 /// What marks an event on the timeline, if anything.
 fn mark_of(e: &StoredEvent) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(&e.json).ok()?;

@@ -26,7 +26,7 @@ use syslens_probe::system::{
     SlabCache,
 };
 use syslens_probe::table::{CgroupId, ProcessRow, ScanOptions, Scanner, SlowParts};
-use syslens_probe::{Reader, Val};
+use syslens_probe::{Files, Reader, Val};
 
 /// Refreshes between re-reads of the slow tier.
 pub const SLOW_EVERY: u64 = 5;
@@ -121,7 +121,8 @@ pub struct Wants {
     pub isolation: AtomicBool,
 }
 
-fn thread_cpu_ns() -> u64 {
+/// CPU time of the calling thread, ns.
+pub(super) fn thread_cpu_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
@@ -162,6 +163,65 @@ fn binding_limits(
         }
     }
     out
+}
+
+/// The header's figures of one moment, parsed from the kernel's files: the live
+/// host's (through the reader) or a recorded sample's, with the same parsers.
+pub(super) struct Figures {
+    pub meminfo: Val<Meminfo>,
+    pub psi: [Val<Psi>; 3],
+    pub cpus: Val<Vec<CpuTicks>>,
+    pub loadavg: Val<[f64; 3]>,
+    /// pid -> (file locks held, awaited)
+    pub locks: HashMap<i64, (u32, u32)>,
+}
+
+impl Figures {
+    /// Reads meminfo, the three PSI files, stat's CPU lines, loadavg and locks.
+    pub(super) fn read(files: &mut impl Files) -> Figures {
+        let mut locks: HashMap<i64, (u32, u32)> = HashMap::new();
+        if let Ok(all) = files.proc_file("locks").and_then(parse_locks) {
+            for l in all {
+                let e = locks.entry(l.pid).or_default();
+                if l.waiting {
+                    e.1 += 1;
+                } else {
+                    e.0 += 1;
+                }
+            }
+        }
+        Figures {
+            meminfo: files.proc_file("meminfo").map(Meminfo::parse),
+            psi: ["cpu", "memory", "io"].map(|r| {
+                files
+                    .proc_file(&format!("pressure/{r}"))
+                    .and_then(parse_psi)
+            }),
+            cpus: files.proc_file("stat").and_then(parse_cpus),
+            loadavg: files.proc_file("loadavg").and_then(parse_loadavg),
+            locks,
+        }
+    }
+}
+
+/// The largest slab caches (SLABS_KEPT of them, by bytes with pages of `page` bytes)
+/// and the zone with the most free pages.
+pub(super) fn slabs_and_zone(
+    files: &mut impl Files,
+    page: u64,
+) -> (Arc<[SlabCache]>, Arc<Option<BuddyZone>>) {
+    let mut all = files
+        .proc_file("slabinfo")
+        .and_then(parse_slabinfo)
+        .unwrap_or_default();
+    all.sort_by_key(|c| std::cmp::Reverse(c.bytes(page)));
+    all.truncate(SLABS_KEPT);
+    let zone = files
+        .proc_file("buddyinfo")
+        .and_then(parse_buddyinfo)
+        .ok()
+        .and_then(|z| z.into_iter().max_by_key(BuddyZone::free_pages));
+    (all.into(), Arc::new(zone))
 }
 
 /// Whether a part read at `last` (a pass number) is due at `pass`.
@@ -273,22 +333,7 @@ pub fn run(
         {
             mem_limits = Arc::new(binding_limits(reader, layout, &rows, &cgroup_paths));
         }
-        let mut locks: HashMap<i64, (u32, u32)> = HashMap::new();
-        if let Ok(all) = reader.read_proc("locks").and_then(parse_locks) {
-            for l in all {
-                let e = locks.entry(l.pid).or_default();
-                if l.waiting {
-                    e.1 += 1;
-                } else {
-                    e.0 += 1;
-                }
-            }
-        }
-        let psi = ["cpu", "memory", "io"].map(|r| {
-            reader
-                .read_proc(&format!("pressure/{r}"))
-                .and_then(parse_psi)
-        });
+        let figures = Figures::read(reader);
         if pass % SLOWEST_EVERY == 0 {
             users = Arc::new(
                 reader
@@ -298,36 +343,22 @@ pub fn run(
         }
         // slabinfo makes the kernel walk every cache: the slow cadence.
         if pass % SLOW_EVERY == 0 {
-            let mut all = reader
-                .read_proc("slabinfo")
-                .and_then(parse_slabinfo)
-                .unwrap_or_default();
-            let page = rustix::param::page_size() as u64;
-            all.sort_by_key(|c| std::cmp::Reverse(c.bytes(page)));
-            all.truncate(SLABS_KEPT);
-            slabs = all.into();
-            zone = Arc::new(
-                reader
-                    .read_proc("buddyinfo")
-                    .and_then(parse_buddyinfo)
-                    .ok()
-                    .and_then(|z| z.into_iter().max_by_key(BuddyZone::free_pages)),
-            );
+            (slabs, zone) = slabs_and_zone(reader, rustix::param::page_size() as u64);
         }
         let sample = Sample {
             at: started,
             cgroup_paths: cgroup_paths.clone(),
             containers: containers.clone(),
             mem_limits: mem_limits.clone(),
-            meminfo: reader.read_proc("meminfo").map(Meminfo::parse),
-            psi,
-            cpus: reader.read_proc("stat").and_then(parse_cpus),
-            loadavg: reader.read_proc("loadavg").and_then(parse_loadavg),
+            meminfo: figures.meminfo,
+            psi: figures.psi,
+            cpus: figures.cpus,
+            loadavg: figures.loadavg,
             uptime: uptime(reader),
             users: users.clone(),
             zone: zone.clone(),
             slabs: slabs.clone(),
-            locks,
+            locks: figures.locks,
             deleted_open: deleted_open.clone(),
             isolated: isolated.clone(),
             oom_killed: oom_watch.as_mut().map_or_else(Vec::new, |w| {

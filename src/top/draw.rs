@@ -103,6 +103,9 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         draw_help(f, area, scroll);
         return;
     }
+    // Where the samples come from (a replay's moment) leads the meters, and stays
+    // when they give way.
+    let source_h = u16::from(app.source_line.is_some());
     let mut meters = meters(app, area.width);
     meters.extend(
         event_lines(&app.events, usize::from(area.width), EVENT_LINES)
@@ -132,8 +135,9 @@ pub fn draw(f: &mut Frame, app: &mut App) {
             1,
         ),
     };
-    let [tabs, head, body, status_area, keys] = Layout::vertical([
+    let [tabs, source, head, body, status_area, keys] = Layout::vertical([
         Constraint::Length(1),
+        Constraint::Length(source_h),
         Constraint::Length(meters_h),
         Constraint::Min(1),
         Constraint::Length(status_h),
@@ -141,6 +145,13 @@ pub fn draw(f: &mut Frame, app: &mut App) {
     ])
     .areas(area);
     draw_tabs(f, app, tabs);
+    if let Some(line) = &app.source_line {
+        f.render_widget(
+            Paragraph::new(cut_end(line, usize::from(source.width)).to_owned())
+                .style(Style::new().add_modifier(Modifier::BOLD)),
+            source,
+        );
+    }
     if meters_h > 0 {
         f.render_widget(Paragraph::new(meters), head);
     }
@@ -234,6 +245,15 @@ fn status_pieces(app: &App) -> Vec<String> {
             pieces.extend(["Enter keeps".into(), "Esc clears".into()]);
             return pieces;
         }
+        Some(Prompt::GoTo) => {
+            pieces.push(format!("go to: {}_", clean(&app.goto)));
+            pieces.extend([
+                "03:00, -5m, @UNIX_SECONDS, RFC 3339".into(),
+                "Enter goes".into(),
+                "Esc cancels".into(),
+            ]);
+            return pieces;
+        }
         None => {}
     }
     if app.sample.is_none() {
@@ -264,14 +284,23 @@ fn status_pieces(app: &App) -> Vec<String> {
         pieces.push("tree".into());
     }
     if app.sample.is_some() && app.previous().is_none() {
-        pieces.push("rates: measuring".into());
+        pieces.push(format!("rates: {}", app.no_rate_yet));
+    }
+    let unrecorded: Vec<&str> = app
+        .columns()
+        .into_iter()
+        .filter(|c| app.unrecorded.contains(c))
+        .map(Col::name)
+        .collect();
+    if !unrecorded.is_empty() {
+        pieces.push(format!("not recorded: {}", unrecorded.join(" ")));
     }
     let cost = if app.cost_ms.is_empty() {
         0.0
     } else {
         app.cost_ms.iter().sum::<f64>() / app.cost_ms.len() as f64
     };
-    pieces.push(format!("collector {cost:.1} ms CPU per refresh"));
+    pieces.push(format!("{} {cost:.1} ms CPU per refresh", app.cost_label));
     pieces
 }
 
@@ -461,11 +490,26 @@ fn draw_table(f: &mut Frame, app: &mut App, area: Rect) {
 /// nothing can be (never an empty line).
 pub fn event_lines(ev: &Events, w: usize, max: usize) -> Vec<String> {
     let time = crate::render::text::clock_time;
+    // To the second.
+    let clock = |t| {
+        let t = time(t);
+        t.split('.').next().unwrap_or(&t).to_owned()
+    };
     let one = |text: String| vec![cut_end(&text, w).to_owned()];
     let watching = match &ev.status {
         Status::Starting => return one("events: opening the kernel's event sources".into()),
         Status::Off(why) => return one(format!("events: off: {}", clean(why))),
         Status::Unavailable(why) => return one(format!("events: unavailable: {}", clean(why))),
+        Status::Recorded { since, until } => {
+            let between = match since {
+                Some(s) => format!("recorded between {} and {}", clock(*s), clock(*until)),
+                None => format!("recorded up to {}", clock(*until)),
+            };
+            if ev.recent.is_empty() {
+                return one(format!("events: none {between}"));
+            }
+            between
+        }
         Status::Watching {
             kinds,
             unavailable,
@@ -476,9 +520,7 @@ pub fn event_lines(ev: &Events, w: usize, max: usize) -> Vec<String> {
                 watching += &format!("; {} unavailable", unavailable.join(", "));
             }
             if ev.recent.is_empty() {
-                let since = time(*since);
-                let since = since.split('.').next().unwrap_or(&since);
-                return one(format!("events: none since {since} ({watching})"));
+                return one(format!("events: none since {} ({watching})", clock(*since)));
             }
             watching
         }
@@ -581,7 +623,7 @@ fn meters(app: &App, screen_w: u16) -> Vec<Line<'static>> {
                         Some(c.busy.checked_sub(b.busy)? as f64 / total as f64)
                     });
                     let text = match (prev, share) {
-                        (None, _) => "measuring".to_owned(),
+                        (None, _) => app.no_rate_yet.to_owned(),
                         (Some(_), None) => "-".to_owned(),
                         (Some(_), Some(x)) => format!("{:.1}%", x * 100.0),
                     };
@@ -851,7 +893,8 @@ fn draw_system(f: &mut Frame, app: &App, area: Rect) {
         Paragraph::new(lines).block(Block::bordered().title(title)),
         slabs,
     );
-    let now = Instant::now();
+    // Ages from the sample shown (a replay's is in the past).
+    let now = current.map_or_else(Instant::now, |s| s.at);
     let room = usize::from(exited.width.saturating_sub(2));
     let size = |b: Option<u64>| b.map_or("-".into(), |b| crate::render::bytes(b as f64));
     let lines: Vec<Line> = app

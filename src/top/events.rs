@@ -83,6 +83,14 @@ pub enum Status {
         /// When the sources opened.
         since: SystemTime,
     },
+    /// A recorded moment: the events recorded after the sample before (none for the
+    /// first) up to the sample shown.
+    Recorded {
+        /// The sample before.
+        since: Option<SystemTime>,
+        /// The sample shown.
+        until: SystemTime,
+    },
 }
 
 /// What the events lines show.

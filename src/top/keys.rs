@@ -4,6 +4,7 @@
 use ratatui::crossterm::event::{KeyCode, MouseButton, MouseEvent, MouseEventKind};
 
 use super::kill::{self, Target};
+use super::source::{Request, Step};
 use syslens_probe::Reader;
 
 use super::{settled, App, Col, Tab, TABS};
@@ -71,6 +72,12 @@ pub const HELP: &[HelpEntry] = &[
         "p",
         "PSS on or off (reads smaps_rollup, which costs each target)",
     ),
+    entry("[ ]", "recorded (top --store): one sample back / forward"),
+    entry("{ }", "recorded: a minute back / forward"),
+    entry(
+        "g",
+        "recorded: go to a time (as --at: 03:00, -5m, @UNIX_SECONDS)",
+    ),
     entry("F10 q", "quit (Ctrl-C too)"),
 ];
 
@@ -81,6 +88,8 @@ pub enum Prompt {
     Search,
     /// Only the command names that contain the text are listed.
     Filter,
+    /// A time to go to, in the `--at` syntax (a replay).
+    GoTo,
 }
 
 /// What a menu chooses.
@@ -208,8 +217,26 @@ impl App {
             KeyCode::Char('>') | KeyCode::Right => self.step_sort(1),
             KeyCode::Char('<') | KeyCode::Left => self.step_sort(-1),
             KeyCode::Char('r' | 'I') => self.reverse = !self.reverse,
+            KeyCode::F(9) | KeyCode::Char('k' | ' ') if self.frozen.is_some() => {
+                self.say(self.frozen.unwrap_or_default().into());
+            }
             KeyCode::F(9) | KeyCode::Char('k') => self.open_kill_menu(),
             KeyCode::Char(' ') => self.toggle_tag(),
+            KeyCode::Char(c @ ('[' | ']' | '{' | '}')) => {
+                let step = match c {
+                    '[' => Step::Back,
+                    ']' => Step::Forward,
+                    '{' => Step::MinuteBack,
+                    _ => Step::MinuteForward,
+                };
+                self.request = Some(Request::Step(step));
+            }
+            KeyCode::Char('g') if self.frozen.is_some() => {
+                self.goto.clear();
+                self.prompt = Some(Prompt::GoTo);
+            }
+            // The live source says why it has no time to go to.
+            KeyCode::Char('g') => self.request = Some(Request::GoTo(String::new())),
             KeyCode::Char('U') => self.tagged.clear(),
             KeyCode::Char('K') => self.show_kernel = !self.show_kernel,
             KeyCode::Char(c @ '1'..='5') => self.tab = TABS[c as usize - '1' as usize],
@@ -356,13 +383,14 @@ impl App {
     /// navigation keys move the selection meanwhile).
     fn prompt_key(&mut self, prompt: Prompt, code: KeyCode) -> bool {
         match code {
+            KeyCode::Enter if prompt == Prompt::GoTo => {
+                self.prompt = None;
+                self.request = Some(Request::GoTo(std::mem::take(&mut self.goto)));
+            }
             KeyCode::Enter => self.prompt = None,
             KeyCode::Esc => {
                 self.prompt = None;
-                match prompt {
-                    Prompt::Search => self.search.clear(),
-                    Prompt::Filter => self.filter.clear(),
-                }
+                self.text_of(prompt).clear();
             }
             KeyCode::Backspace => {
                 self.text_of(prompt).pop();
@@ -388,6 +416,7 @@ impl App {
         match prompt {
             Prompt::Search => &mut self.search,
             Prompt::Filter => &mut self.filter,
+            Prompt::GoTo => &mut self.goto,
         }
     }
 
@@ -425,7 +454,8 @@ impl App {
             .is_some_and(|(m, _)| m.starts_with("search: no command"))
     }
 
-    fn say(&mut self, message: String) {
+    /// Says `message` in the status line, until the next key.
+    pub(super) fn say(&mut self, message: String) {
         self.message = Some((message, std::time::Instant::now()));
     }
 
@@ -444,16 +474,22 @@ impl App {
         }
     }
 
+    /// Asks the source to inspect the selected process.
     fn open_inspect(&mut self) {
         let pids = self.order();
         let at = self.settle(&pids);
         if let Some(&pid) = pids.get(at) {
-            let text = match self.inspector.as_mut() {
-                Some(reader) => inspect_text(reader, pid),
-                None => "no reader to inspect with".into(),
-            };
-            self.inspect = Some((pid, text, 0));
+            self.request = Some(Request::Inspect(pid));
         }
+    }
+
+    /// Shows the live `inspect` view of `pid`, read through the app's reader.
+    pub(super) fn inspect_live(&mut self, pid: i32) {
+        let text = match self.inspector.as_mut() {
+            Some(reader) => inspect_text(reader, pid),
+            None => "no reader to inspect with".into(),
+        };
+        self.inspect = Some((pid, text, 0));
     }
 
     /// Handles a mouse event; returns whether the screen changed. A left click on a

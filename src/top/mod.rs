@@ -11,6 +11,7 @@ mod draw;
 pub mod events;
 mod keys;
 mod kill;
+pub mod source;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write;
@@ -402,6 +403,22 @@ pub struct App {
     pub events: events::Events,
     /// The events thread's reports; none when events are off, and in tests.
     reports: Option<mpsc::Receiver<events::Report>>,
+    /// A line above the meters about where the samples come from (a replay says
+    /// which recorded sample is shown); none for the live view.
+    pub source_line: Option<String>,
+    /// Some for recorded samples: why the keys that act on a live process (kill,
+    /// tag) are refused.
+    pub frozen: Option<&'static str>,
+    /// The columns the source does not have (shown as `-`, named in the status line).
+    pub unrecorded: &'static [Col],
+    /// What the CPU meters say before two samples give a rate.
+    pub no_rate_yet: &'static str,
+    /// What the status line calls the cost of a sample.
+    pub cost_label: &'static str,
+    /// A request a key made of the source (step, go to, inspect), taken by the loop.
+    pub request: Option<source::Request>,
+    /// The time being typed at the go-to prompt (`g`).
+    pub goto: String,
     /// The reader `Enter` inspects a process with and `k` checks a process with
     /// before signalling it (the command line's, like the collector's): none in
     /// tests that only draw.
@@ -429,6 +446,13 @@ impl Default for App {
             tagged: HashSet::new(),
             geometry: Geometry::default(),
             inspector: None,
+            source_line: None,
+            frozen: None,
+            unrecorded: &[],
+            no_rate_yet: "measuring",
+            cost_label: "collector",
+            request: None,
+            goto: String::new(),
             prev: None,
             sample: None,
             rss_history: HashMap::new(),
@@ -525,6 +549,21 @@ impl App {
         }
         self.sample = Some(s);
         retired
+    }
+
+    /// Forgets every sample and what was derived from them (rates, history, exits),
+    /// keeping the view, sort, filter and selection: a replay jumping to another
+    /// moment starts over from the samples before it.
+    pub fn restart(&mut self) {
+        self.prev = None;
+        self.sample = None;
+        self.rss_history.clear();
+        self.peak_seen.clear();
+        self.exited.clear();
+        for h in &mut self.psi_history {
+            h.clear();
+        }
+        self.cost_ms.clear();
     }
 
     /// Takes the events thread's reports that have arrived; whether there were any.
@@ -855,12 +894,10 @@ fn as_tree(rows: Vec<TableRow<'_>>) -> Vec<TableRow<'_>> {
     out
 }
 
-/// Runs the TUI until `q` or F10: `collector` feeds the samples (in its own thread),
-/// `inspector` serves `Enter` and checks a process before `k` signals it; both read
-/// the tree the command line chose. The terminal is restored on every way out: a
-/// key, SIGTERM, SIGHUP or SIGINT (checked between events), an error, and a panic
-/// (ratatui's hook, and ours for the mouse). `events` reads the kernel's events of the
-/// kinds given (`--events`) for the lines under the meters, on a thread of its own.
+/// Runs the live TUI until `q` or F10: `collector` feeds the samples (in its own
+/// thread), `inspector` serves `Enter` and checks a process before `k` signals it;
+/// both read the tree the command line chose. `events` reads the kernel's events of
+/// the kinds given (`--events`) for the lines under the meters, on a thread of its own.
 pub fn run(
     collector: Reader,
     inspector: Reader,
@@ -878,20 +915,6 @@ pub fn run(
     // Each process's cheap-tier files stay open between refreshes (ScanOptions::keep_open).
     syslens_probe::table::raise_fd_limit();
     let stop = Arc::new(AtomicBool::new(false));
-    let mut signals =
-        signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGHUP, libc::SIGINT])?;
-    let stopping = Arc::clone(&stop);
-    std::thread::spawn(move || {
-        if let Some(sig) = signals.forever().next() {
-            stopping.store(true, Ordering::Relaxed);
-            // The loop sees the flag within an interval and restores the terminal.
-            // A terminal that hung up can keep it in crossterm's read for good (it
-            // reads the end of file again and again): exit then all the same, with
-            // no terminal left to restore.
-            std::thread::sleep(interval + STOP_GRACE);
-            std::process::exit(128 + sig);
-        }
-    });
     let (events_reader, kinds) = events;
     if kinds.is_empty() {
         app.events.status = events::Status::Off("--events none".into());
@@ -903,6 +926,55 @@ pub fn run(
     }
     let collector_wants = wants.clone();
     std::thread::spawn(move || collect::run(collector, tx, spent_rx, interval, collector_wants));
+    let mut live = source::Live {
+        rx,
+        spent: spent_tx,
+        wants,
+        interval,
+        last: Instant::now(),
+    };
+    run_tui(&mut app, &mut live, &stop, interval)
+}
+
+/// Replays a store (`top --store`) from sample `at` (counted from 0) until `q` or
+/// F10: the same views as live, stepped with `[` `]` `{` `}` and `g`. Nothing is
+/// read from the live host.
+pub fn replay(replay: crate::commands::past::Replay, at: usize) -> std::io::Result<()> {
+    let mut app = App {
+        frozen: Some(source::RECORDED),
+        unrecorded: source::UNRECORDED,
+        no_rate_yet: "no sample before",
+        cost_label: "decoding",
+        ..App::default()
+    };
+    let mut recorded = source::Recorded::new(replay, at);
+    let stop = Arc::new(AtomicBool::new(false));
+    run_tui(&mut app, &mut recorded, &stop, Duration::from_millis(250))
+}
+
+/// Runs the screen over `source` until a key quits. The terminal is restored on
+/// every way out: a key, SIGTERM, SIGHUP or SIGINT (checked between events, within
+/// `tick`), an error, and a panic (ratatui's hook, and ours for the mouse).
+fn run_tui(
+    app: &mut App,
+    source: &mut dyn source::Source,
+    stop: &Arc<AtomicBool>,
+    tick: Duration,
+) -> std::io::Result<()> {
+    let mut signals =
+        signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGHUP, libc::SIGINT])?;
+    let stopping = Arc::clone(stop);
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            stopping.store(true, Ordering::Relaxed);
+            // The loop sees the flag within a tick and restores the terminal.
+            // A terminal that hung up can keep it in crossterm's read for good (it
+            // reads the end of file again and again): exit then all the same, with
+            // no terminal left to restore.
+            std::thread::sleep(tick + STOP_GRACE);
+            std::process::exit(128 + sig);
+        }
+    });
     let mut terminal = ratatui::init();
     // ratatui's hook leaves raw mode and the alternate screen; mouse reporting is ours
     // to turn off, first.
@@ -911,18 +983,8 @@ pub fn run(
         let _ = ratatui::crossterm::execute!(std::io::stdout(), DisableMouseCapture);
         restore_terminal(info);
     }));
-    let result =
-        ratatui::crossterm::execute!(std::io::stdout(), EnableMouseCapture).and_then(|()| {
-            event_loop(
-                &mut terminal,
-                &mut app,
-                &rx,
-                &spent_tx,
-                &wants,
-                interval,
-                &stop,
-            )
-        });
+    let result = ratatui::crossterm::execute!(std::io::stdout(), EnableMouseCapture)
+        .and_then(|()| event_loop(&mut terminal, app, source, stop));
     // The events thread ends at its next wake.
     stop.store(true, Ordering::Relaxed);
     let _ = ratatui::crossterm::execute!(std::io::stdout(), DisableMouseCapture);
@@ -934,37 +996,18 @@ pub fn run(
 fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     app: &mut App,
-    rx: &mpsc::Receiver<Box<Sample>>,
-    spent_tx: &mpsc::Sender<Vec<ProcessRow>>,
-    wants: &Wants,
-    interval: Duration,
+    source: &mut dyn source::Source,
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
     // Draw only when something changed: a new sample, a key, a click, a resize.
     let mut dirty = true;
-    let mut last_sample = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        while let Ok(s) = rx.try_recv() {
-            last_sample = Instant::now();
-            if let Some(done) = app.apply(*s) {
-                // The collector may have stopped; the buffer is then just dropped.
-                let _ = spent_tx.send(done.rows);
-            }
-            dirty = true;
-        }
-        dirty |= app.take_reports();
+        dirty |= source.feed(app);
         if dirty {
             terminal.draw(|f| draw(f, app))?;
             dirty = false;
         }
-        // Wake when the next sample is due (the collector keeps a fixed period) or
-        // on input, rather than on a fixed tick: every wake-up costs CPU.
-        let next = last_sample + interval + Duration::from_millis(5);
-        let wait = next.saturating_duration_since(Instant::now()).clamp(
-            Duration::from_millis(20),
-            interval.max(Duration::from_millis(20)),
-        );
-        if !event::poll(wait)? {
+        if !event::poll(source.wait())? {
             continue;
         }
         match event::read()? {
@@ -975,7 +1018,10 @@ fn event_loop(
                 if ctrl_c || !app.key(k.code) {
                     return Ok(());
                 }
-                app.publish(wants);
+                if let Some(r) = app.request.take() {
+                    source.request(app, r);
+                }
+                source.publish(app);
                 dirty = true;
             }
             Event::Mouse(m) => dirty |= app.mouse(m),
