@@ -979,10 +979,12 @@ fn issue_17_top_store_replays_a_recording_with_its_keys() {
         "--for",
         "6s",
     ]));
+    // A whole second past the end: the last sample may lie in the second `as_secs` floors to.
     let after = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs();
+        .as_secs()
+        + 1;
     for (w, h) in SIZES {
         let top = Top::start_args(w, h, "", &format!("--store {st}"));
         let screen = top.wait("the header's sample N of M", |s| replayed(s).is_some());

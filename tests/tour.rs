@@ -140,10 +140,21 @@ const measure = () => {
       const px = parseFloat(d.defaultView.getComputedStyle(t).fontSize) * Math.hypot(m.a, m.b);
       small = Math.min(small, px);
     }
-    // Boxes that run past the window's edge, other than inside a scrolling box.
+    // Boxes that run past the window's edge, other than inside a scrolling box (the
+    // scrolling box itself must fit), and the page's own width.
     const edge = d.defaultView.innerWidth + 1;
-    const over = [...d.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > edge && !e.closest('.scroll, pre')).length;
-    out.push(id + ':plots=' + plots.length + ',zero=' + zero + ',minfont=' + small.toFixed(2) + ',overflow=' + over);
+    const over = [...d.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > edge && !(e.parentElement && e.parentElement.closest('.scroll, pre'))).length;
+    // Text past the edge too (a long path in a note): its element's box stays inside.
+    const walk = d.createTreeWalker(d.querySelector('main'), NodeFilter.SHOW_TEXT);
+    let text = 0;
+    for (let n; (n = walk.nextNode());) {
+      if (n.parentElement.closest('.scroll, pre')) continue;
+      const r = d.createRange();
+      r.selectNodeContents(n);
+      if (r.getBoundingClientRect().right > edge) text++;
+    }
+    const page = d.documentElement.scrollWidth;
+    out.push(id + ':plots=' + plots.length + ',zero=' + zero + ',minfont=' + small.toFixed(2) + ',overflow=' + (over + text) + ',page=' + page);
   }
   document.title = out.join(' ');
 };
@@ -189,6 +200,11 @@ for (const id of ['wide', 'phone']) {
             field("overflow"),
             0.0,
             "boxes past the edge at {width} px: {frame}"
+        );
+        // issue 19: the page itself is no wider than the window (no sideways scroll).
+        assert!(
+            field("page") <= width,
+            "the page is wider than {width} px: {frame}"
         );
     }
 

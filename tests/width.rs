@@ -105,6 +105,32 @@ fn issue_19_lab_claims_wrap_at_80_columns() {
     }
 }
 
+/// Below the metrics table's 65 columns, each metric is its name with its figures
+/// labelled beneath it, and each evidence row its field with the change beneath it: at
+/// 40 columns nothing overflows, and every name, field and figure is whole.
+#[test]
+fn issue_19_lab_metrics_and_evidence_fit_40_columns() {
+    let (text, code) = at_columns(40, &["lab", "cow", "--quick"]);
+    assert!(matches!(code, Some(0 | 1)), "exit {code:?}:\n{text}");
+    assert_fits(&text, 40, "lab cow at 40 columns");
+    let (json, _) = at_columns(40, &["lab", "cow", "--quick", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let metrics = report["metrics"].as_array().unwrap();
+    assert!(!metrics.is_empty(), "the cow lab measured nothing:\n{text}");
+    for m in metrics {
+        assert_words_whole(&text, m["name"].as_str().unwrap(), "a metric's name");
+        let n = m["n"].as_u64().unwrap();
+        assert!(text.contains(&format!("n {n}")), "no 'n {n}' in:\n{text}");
+    }
+    for e in report["evidence"].as_array().unwrap() {
+        assert_words_whole(&text, e["field"].as_str().unwrap(), "an evidence field");
+    }
+    assert!(
+        text.contains("median "),
+        "the figures are not labelled:\n{text}"
+    );
+}
+
 #[test]
 fn issue_19_explain_pages_and_lists_fit_80_columns() {
     for c in &syslens::catalogue::CONCEPTS {

@@ -437,7 +437,7 @@ pub fn verdict(r: Option<&LabReport>) -> (String, &'static str) {
 pub const CSS: &str = r#"
 :root{--fg:#111827;--muted:#6b7280;--line:#e5e7eb;--bg:#fff;--code:#f3f4f6}
 *{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:var(--fg);background:var(--bg)}
-main{max-width:980px;margin:0 auto;padding:16px}
+main{max-width:980px;margin:0 auto;padding:16px;overflow-wrap:break-word}
 h1{font-size:1.6em;margin:.2em 0}h2{font-size:1.25em;margin:1.6em 0 .4em;border-top:1px solid var(--line);padding-top:1em}
 h3{font-size:1em;margin:1em 0 .3em}summary{font-weight:600;cursor:pointer;margin:1em 0 .3em}
 .host{color:var(--muted);font-size:.9em}

@@ -273,7 +273,30 @@ pub fn table(out: &mut dyn Write, t: &Table, style: &Style, width: usize) -> io:
 }
 
 /// A heading with a rule to the width: `── head ───…`.
+/// Packs labelled figures ("median 17 ns") into lines of at most `width` columns, two
+/// spaces apart; a figure is never split across lines.
+fn pack(figures: &[String], width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for f in figures {
+        match lines.last_mut() {
+            Some(l) if display_width(l) + 2 + display_width(f) <= width => {
+                l.push_str("  ");
+                l.push_str(f);
+            }
+            _ => lines.push(f.clone()),
+        }
+    }
+    lines
+}
+
 fn heading_rule(out: &mut dyn Write, head: &str, style: &Style, width: usize) -> io::Result<()> {
+    if display_width(head) + 3 > width {
+        // Too narrow for a rule: the heading wraps beneath its "── " rather than overflow.
+        writeln!(out)?;
+        return write_wrapped(out, head.trim_end(), width, "── ", "   ", |l| {
+            style.heading(l)
+        });
+    }
     let rule = "─".repeat(width.saturating_sub(display_width(head) + 4));
     writeln!(
         out,
@@ -718,7 +741,10 @@ pub fn lab(
     }
     if !r.metrics.is_empty() {
         writeln!(out, "  {}", style.heading("metrics"))?;
-        // n and four figures of up to 10 columns each take 49; the name what is left.
+        // n and four figures of up to 10 columns each take 49; the name what is left,
+        // at least 12. Narrower than that, each metric is its name, then its figures
+        // labelled and packed beneath it.
+        let table = width >= 4 + 12 + 49;
         let name_w = width.saturating_sub(4 + 49).clamp(12, 44);
         let figures = |n: &str, v: [&str; 4]| {
             format!(
@@ -730,8 +756,10 @@ pub fn lab(
                 pad_start(v[3], 10)
             )
         };
-        let head = figures("n", ["min", "median", "p99", "max"]);
-        writeln!(out, "    {}", style.dim(&format!("{:name_w$}{head}", "")))?;
+        if table {
+            let head = figures("n", ["min", "median", "p99", "max"]);
+            writeln!(out, "    {}", style.dim(&format!("{:name_w$}{head}", "")))?;
+        }
         for m in &r.metrics {
             let s = &m.summary;
             let name = if shows_unit(m.unit) {
@@ -741,8 +769,22 @@ pub fn lab(
             };
             let v = |x: f64| metric_value(x, m.unit);
             let (min, median, p99, max) = (v(s.min), v(s.median), v(s.p99), v(s.max));
-            let cells = figures(&s.n.to_string(), [&min, &median, &p99, &max]);
-            name_row(out, "    ", &name, name_w, &cells)?;
+            if table {
+                let cells = figures(&s.n.to_string(), [&min, &median, &p99, &max]);
+                name_row(out, "    ", &name, name_w, &cells)?;
+            } else {
+                write_wrapped(out, &name, width, "    ", "      ", plain)?;
+                let labelled = [
+                    format!("n {}", s.n),
+                    format!("min {min}"),
+                    format!("median {median}"),
+                    format!("p99 {p99}"),
+                    format!("max {max}"),
+                ];
+                for l in pack(&labelled, width.saturating_sub(BELOW.len())) {
+                    writeln!(out, "{BELOW}{l}")?;
+                }
+            }
             if let Some(b) = m.baseline {
                 let net = format!(
                     "baseline {} subtracted: net {}",
@@ -768,6 +810,14 @@ pub fn lab(
                 pad_end(&v(e.after), 12)
             );
             let source = clean(&e.source);
+            if 4 + field_w + display_width(&change) > width {
+                // Too narrow for the row: the field, then its change beneath it.
+                write_wrapped(out, &e.field, width, "    ", "      ", plain)?;
+                let change = format!("{} -> {}", v(e.before), v(e.after));
+                write_wrapped(out, &change, width, BELOW, BELOW, plain)?;
+                write_wrapped(out, &source, width, BELOW, BELOW, dim)?;
+                continue;
+            }
             let beside = 4 + field_w + display_width(&change) + 1 + display_width(&source) <= width;
             let cells = match beside {
                 true => format!("{change} {}", style.dim(&source)),

@@ -72,11 +72,10 @@ pub const HELP: &[HelpEntry] = &[
         "p",
         "PSS on or off (reads smaps_rollup, which costs each target)",
     ),
-    entry("[ ]", "recorded (top --store): one sample back / forward"),
-    entry("{ }", "recorded: a minute back / forward"),
+    // One row for the three replay keys, so that the help fits 80x24 unscrolled.
     entry(
-        "g",
-        "recorded: go to a time (as --at: 03:00, -5m, @UNIX_SECONDS)",
+        "[ ] { } g",
+        "top --store: a sample / a minute back, forward; g: go to a time",
     ),
     entry("F10 q", "quit (Ctrl-C too)"),
 ];
