@@ -255,6 +255,7 @@ pub fn run(
     let mut zone = Arc::new(None);
     let mut slabs: Arc<[SlabCache]> = Arc::new([]);
     let mut cgroup_paths: Arc<[String]> = Arc::new([]);
+    let mut cgroup_epoch = 0;
     let mut containers: Arc<[String]> = Arc::new([]);
     let mut mem_limits = Arc::new(HashMap::new());
     let layout = CgroupLayout::read(scanner.reader()).ok();
@@ -283,7 +284,8 @@ pub fn run(
         if let Ok(scanned) = scanner.scan(opts) {
             rows.extend_from_slice(scanned);
         }
-        if scanner.cgroup_paths().len() != cgroup_paths.len() {
+        if scanner.cgroup_epoch() != cgroup_epoch {
+            cgroup_epoch = scanner.cgroup_epoch();
             cgroup_paths = scanner.cgroup_paths().into();
             containers = cgroup_paths.iter().map(|p| container_label(p)).collect();
         }

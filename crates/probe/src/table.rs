@@ -375,8 +375,14 @@ pub struct Scanner {
     kept: u64,
     cgroup_ids: HashMap<Box<[u8]>, CgroupId>,
     cgroup_paths: Vec<String>,
+    /// Counts the changes of `cgroup_paths`: an interned path, a compaction.
+    cgroup_epoch: u64,
     pass: u64,
 }
+
+/// Interned cgroup paths are compacted only beyond this many: below it the list
+/// costs less than renumbering.
+const CGROUPS_KEPT_BEFORE_COMPACTING: usize = 1024;
 
 impl Scanner {
     /// A scanner over `reader`'s /proc, with nothing known yet.
@@ -390,6 +396,7 @@ impl Scanner {
             kept: 0,
             cgroup_ids: HashMap::new(),
             cgroup_paths: Vec::new(),
+            cgroup_epoch: 0,
             pass: 0,
         }
     }
@@ -399,9 +406,17 @@ impl Scanner {
         &mut self.reader
     }
 
-    /// The paths of every interned cgroup, indexed by id; only ever grows.
+    /// The paths of the interned cgroups, indexed by the ids of the last pass's rows.
+    /// Paths no process is in any more are dropped once they outnumber the others
+    /// (and there are over a thousand), renumbering the ids: an id is good until the
+    /// next pass, and [`Scanner::cgroup_epoch`] says when to look again.
     pub fn cgroup_paths(&self) -> &[String] {
         &self.cgroup_paths
+    }
+
+    /// A number that changes whenever [`Scanner::cgroup_paths`] does.
+    pub fn cgroup_epoch(&self) -> u64 {
+        self.cgroup_epoch
     }
 
     /// The path of an interned cgroup.
@@ -461,6 +476,41 @@ impl Scanner {
             pass - k.seen_pass <= UNSEEN_KEPT_PASSES
         });
         self.kept = kept;
+        self.compact_cgroups();
+    }
+
+    /// Drops the interned paths of cgroups that no known process is in once they
+    /// outnumber those in use: a host that makes a cgroup per job (systemd scopes,
+    /// pods, CI runners) would otherwise grow the list for as long as a monitor runs.
+    fn compact_cgroups(&mut self) {
+        let interned = self.cgroup_paths.len();
+        if interned <= CGROUPS_KEPT_BEFORE_COMPACTING {
+            return;
+        }
+        let mut used = vec![false; interned];
+        let ids_in_use = self
+            .known
+            .values_mut()
+            .filter_map(|k| k.slow.as_mut()?.cgroup.as_mut().ok())
+            .chain(self.rows.iter_mut().filter_map(|r| r.cgroup.as_mut().ok()));
+        for id in ids_in_use {
+            if let Some(u) = used.get_mut(*id as usize) {
+                *u = true;
+            }
+        }
+        if used.iter().filter(|u| **u).count() * 2 >= interned {
+            return;
+        }
+        let renumbered = compact(&mut self.cgroup_ids, &mut self.cgroup_paths, &used);
+        let ids_in_use = self
+            .known
+            .values_mut()
+            .filter_map(|k| k.slow.as_mut()?.cgroup.as_mut().ok())
+            .chain(self.rows.iter_mut().filter_map(|r| r.cgroup.as_mut().ok()));
+        for id in ids_in_use {
+            *id = renumbered[*id as usize];
+        }
+        self.cgroup_epoch += 1;
     }
 
     fn read_one(&mut self, pid: i32, opts: ScanOptions, keep_budget: u64) -> Val<ProcessRow> {
@@ -471,6 +521,7 @@ impl Scanner {
             kept,
             cgroup_ids,
             cgroup_paths,
+            cgroup_epoch,
             pass,
             ..
         } = self;
@@ -574,6 +625,7 @@ impl Scanner {
             slow.limit_pass = pass;
         }
         if first_sight || due(slow.placement_pass, opts.slow_parts.placement) {
+            let interned = cgroup_paths.len();
             (slow.oom_score, slow.cgroup) = read_placement(
                 reader,
                 &mut open,
@@ -582,6 +634,7 @@ impl Scanner {
                 cgroup_ids,
                 cgroup_paths,
             );
+            *cgroup_epoch += u64::from(cgroup_paths.len() != interned);
             slow.placement_pass = pass;
         }
         row.set_slow(slow);
@@ -707,6 +760,33 @@ fn intern(
     id
 }
 
+/// Keeps the paths whose id is `used`, in their order, and returns each old id's new
+/// one (an unused id maps to 0: nothing names it).
+fn compact(
+    ids: &mut HashMap<Box<[u8]>, CgroupId>,
+    paths: &mut Vec<String>,
+    used: &[bool],
+) -> Vec<CgroupId> {
+    let mut renumbered = vec![0; paths.len()];
+    let mut next = 0;
+    for (old, keep) in used.iter().enumerate() {
+        if *keep {
+            renumbered[old] = next;
+            next += 1;
+        }
+    }
+    let mut old = 0;
+    paths.retain(|_| {
+        old += 1;
+        used.get(old - 1).copied().unwrap_or(false)
+    });
+    ids.retain(|_, id| used.get(*id as usize).copied().unwrap_or(false));
+    for id in ids.values_mut() {
+        *id = renumbered[*id as usize];
+    }
+    renumbered
+}
+
 /// Usage of the fd soft limit, 0-1, when both are known and the limit is finite.
 pub fn fd_ratio(row: &ProcessRow) -> Option<f64> {
     match (&row.fds, &row.fd_soft_limit) {
@@ -718,6 +798,52 @@ pub fn fd_ratio(row: &ProcessRow) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// issue 17: interned paths of cgroups gone are dropped, the rest renumbered in
+    /// order, and each kept path still found by its bytes.
+    #[test]
+    fn issue_17_compacting_cgroups_keeps_the_used_paths_in_order() {
+        let (mut ids, mut paths) = (HashMap::new(), Vec::new());
+        for p in ["/a", "/gone1", "/b", "/gone2", "/c"] {
+            intern(&mut ids, &mut paths, p.as_bytes());
+        }
+        let renumbered = compact(&mut ids, &mut paths, &[true, false, true, false, true]);
+        assert_eq!(paths, ["/a", "/b", "/c"]);
+        assert_eq!((renumbered[0], renumbered[2], renumbered[4]), (0, 1, 2));
+        assert_eq!(intern(&mut ids, &mut paths, b"/c"), 2);
+        assert_eq!(intern(&mut ids, &mut paths, b"/gone1"), 3, "a new id");
+        assert_eq!(paths.len(), 4);
+    }
+
+    /// issue 17: a scanner over many short-lived cgroups keeps a bounded list, and its
+    /// rows' ids still name their paths.
+    #[test]
+    fn issue_17_the_scanners_cgroup_list_is_bounded() {
+        let mut s = Scanner::new(Reader::host().unwrap());
+        let me = std::process::id() as i32;
+        s.scan_pids(&[me], ScanOptions::default());
+        let mine = s
+            .cgroup_path(*s.rows[0].cgroup.as_ref().unwrap())
+            .to_owned();
+        // Cgroups of processes long gone, as a day of systemd scopes leaves them.
+        for i in 0..5000 {
+            intern(
+                &mut s.cgroup_ids,
+                &mut s.cgroup_paths,
+                format!("/run-{i}.scope").as_bytes(),
+            );
+        }
+        let epoch = s.cgroup_epoch();
+        let rows = s.scan_pids(&[me], ScanOptions::default());
+        let id = *rows[0].cgroup.as_ref().unwrap();
+        assert!(
+            s.cgroup_paths().len() <= CGROUPS_KEPT_BEFORE_COMPACTING,
+            "{}",
+            s.cgroup_paths().len()
+        );
+        assert_eq!(s.cgroup_path(id), mine);
+        assert_ne!(s.cgroup_epoch(), epoch, "a compaction changes the epoch");
+    }
 
     #[test]
     fn picks_memory_line_then_unified() {
