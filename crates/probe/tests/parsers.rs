@@ -15,7 +15,7 @@ use syslens_probe::sched::{parse_schedstat, parse_syscall};
 use syslens_probe::smaps::{parse_maps, MemUsage};
 use syslens_probe::stat::Stat;
 use syslens_probe::status::Status;
-use syslens_probe::system::{parse_buddyinfo, parse_swaps, Meminfo};
+use syslens_probe::system::{parse_buddyinfo, parse_swaps, Meminfo, ProcStat};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
@@ -377,6 +377,43 @@ proptest! {
             (Some(g), Some(f)) => prop_assert!(same(&g, f), "{:?} from {}", g, text),
             (None, None) => {}
             (g, f) => prop_assert!(false, "full {:?}, written {:?}", g, f),
+        }
+    }
+    #[test]
+    fn issue_23_proc_stat_reads_back_the_cpu_ticks_and_every_counter(
+        ticks in proptest::array::uniform10(0u64..(1 << 50)),
+        cpus in 1u64..64,
+        counters in proptest::collection::vec(proptest::option::of(any::<u64>()), 4),
+    ) {
+        // The all-CPU line, one line per CPU, then the counters the kernel prints
+        // (the intr and softirq lines between them are not read).
+        let join = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(" ");
+        let mut text = format!("cpu  {}\n", join(&ticks));
+        for n in 0..cpus {
+            text += &format!("cpu{n} {}\n", join(&[1; 10]));
+        }
+        text += "intr 12 0 3 0\n";
+        let keys = ["ctxt", "processes", "procs_running", "procs_blocked"];
+        for (key, v) in keys.iter().zip(&counters) {
+            if let Some(v) = v {
+                text += &format!("{key} {v}\n");
+            }
+        }
+        text += "softirq 5 0 1\n";
+        let s = ProcStat::parse(text.as_bytes()).unwrap();
+        let got = [s.user, s.nice, s.system, s.idle, s.iowait, s.irq, s.softirq, s.steal];
+        prop_assert_eq!(&got[..], &ticks[..8]);
+        prop_assert_eq!(s.cpus, cpus);
+        // Busy: all but idle and iowait; guest time (the last two) is in user already.
+        let busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7];
+        prop_assert_eq!(s.busy(), busy);
+        prop_assert_eq!(s.total(), busy + ticks[3] + ticks[4]);
+        let read = [&s.ctxt, &s.processes, &s.procs_running, &s.procs_blocked];
+        for ((key, field), v) in keys.iter().zip(read).zip(&counters) {
+            match v {
+                Some(v) => prop_assert_eq!(field.as_ref().ok(), Some(v), "{}", key),
+                None => prop_assert!(field.is_err(), "{} was not written", key),
+            }
         }
     }
 }
