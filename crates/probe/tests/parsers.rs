@@ -279,6 +279,25 @@ const MEMINFO_KEYS: [(&str, MeminfoField); 8] = [
     ("SwapFree", |m| &m.swap_free),
 ];
 
+/// The smaps_rollup keys the value test writes, with the field each fills.
+type UsageField = fn(&MemUsage) -> &syslens_probe::Val<u64>;
+const ROLLUP_KEYS: [(&str, UsageField); 14] = [
+    ("Rss", |u| &u.rss),
+    ("Pss", |u| &u.pss),
+    ("Pss_Anon", |u| &u.pss_anon),
+    ("Pss_File", |u| &u.pss_file),
+    ("Pss_Shmem", |u| &u.pss_shmem),
+    ("Shared_Clean", |u| &u.shared_clean),
+    ("Shared_Dirty", |u| &u.shared_dirty),
+    ("Private_Clean", |u| &u.private_clean),
+    ("Private_Dirty", |u| &u.private_dirty),
+    ("Anonymous", |u| &u.anonymous),
+    ("AnonHugePages", |u| &u.anon_huge_pages),
+    ("Swap", |u| &u.swap),
+    ("SwapPss", |u| &u.swap_pss),
+    ("Locked", |u| &u.locked),
+];
+
 const ZONES: [&str; 4] = ["DMA", "DMA32", "Normal", "Movable"];
 
 // Value checks (issue 23): text written in the kernel's format from random values,
@@ -414,6 +433,30 @@ proptest! {
                 Some(v) => prop_assert_eq!(field.as_ref().ok(), Some(v), "{}", key),
                 None => prop_assert!(field.is_err(), "{} was not written", key),
             }
+        }
+    }
+    #[test]
+    fn issue_23_smaps_rollup_reads_back_every_key_in_bytes(
+        values in proptest::collection::vec(proptest::option::of(0u64..(1 << 44)), 14),
+    ) {
+        // The rollup's header line, then `Key: N kB` in the kernel's column layout.
+        let mut text = String::from("55d0c0a00000-7ffd1a3ff000 ---p 00000000 00:00 0    [rollup]\n");
+        for ((key, _), v) in ROLLUP_KEYS.iter().zip(&values) {
+            if let Some(kb) = v {
+                text += &format!("{:<16}{kb:>8} kB\n", format!("{key}:"));
+            }
+        }
+        match MemUsage::parse_rollup(text.as_bytes()) {
+            Ok(u) => {
+                for ((key, field), v) in ROLLUP_KEYS.iter().zip(&values) {
+                    match v {
+                        Some(kb) => prop_assert_eq!(field(&u).as_ref().ok(), Some(&(kb * 1024)), "{}", key),
+                        None => prop_assert!(field(&u).is_err(), "{} was not written", key),
+                    }
+                }
+            }
+            // No key at all: a kernel thread's empty rollup.
+            Err(_) => prop_assert!(values.iter().all(Option::is_none), "{}", text),
         }
     }
 }
