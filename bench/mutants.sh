@@ -13,6 +13,8 @@
 #   FILES='crates/probe/src/psi.rs ...'                narrow the scope to these files
 #   JOBS=1 TIMEOUT=120 OUT=target/mutants              cargo-mutants' -j, test timeout (s), output
 #                                                       (and its build dir: OUT/target)
+#   RE='regex'                                        only the mutants whose name (as --list
+#                                                       shows it) matches: re-check the missed
 #   SHARD=k/n                                          only every n-th mutant from the k-th
 #                                                       (round-robin: a sample of the scope)
 #   CAP=45m                                            stop the run after this long (timeout(1));
@@ -37,6 +39,7 @@ export CARGO_TARGET_DIR=$out/target
 args=(--test-tool nextest --jobs "${JOBS:-1}" --timeout "${TIMEOUT:-120}"
       --build-timeout "${BUILD_TIMEOUT:-900}" --no-shuffle --profile mutants)
 [ -z "${SHARD:-}" ] || args+=(--shard "$SHARD" --sharding round-robin)
+[ -z "${RE:-}" ] || args+=(--re "$RE")
 # The syslens package's unit tests only (`--lib`): its integration target drives the
 # labs and the live binary. The probe crate runs its unit tests and tests/parsers.rs
 # (the recorded fixtures, the property tests), not the tests that read live processes
@@ -61,12 +64,16 @@ summary() { # scope name, cargo-mutants output dir
   t=$(count "$d/timeout.txt"); u=$(count "$d/unviable.txt")
   printf '%-8s caught %4d  missed %4d  timeouts %3d  unviable %4d  score %s\n' "$1" "$c" "$m" "$t" "$u" \
     "$(awk -v c="$c" -v m="$m" -v t="$t" 'BEGIN { v = c + m + t; if (v) printf "%.1f%%", 100 * c / v; else print "-" }')"
+  [ ! -f "$2/tree" ] || echo "  the tree of $(cat "$2/tree")"
   [ "$m" -eq 0 ] || { echo "  missed:"; sed 's/^/    /' "$d/missed.txt"; }
 }
 
 run() { # scope name, then cargo-mutants' scope arguments
   local name=$1; shift
   mkdir -p "$out/$name"
+  # The tree the run mutates (cargo-mutants copies it at the start).
+  { git rev-parse --short HEAD; git diff --quiet HEAD || echo " with uncommitted changes"; } |
+    tr -d '\n' > "$out/$name/tree"
   # cargo-mutants exits 2 when some mutants were missed, 3 on timeouts: still a result;
   # 124 is timeout(1) stopping it at CAP: the outcomes written so far are the result.
   local rc=0
@@ -89,5 +96,5 @@ case $scope in
   all)     scopes=(parsers rules labs); for s in "${scopes[@]}"; do "$0" "$s" >/dev/null; done ;;
   *) echo "unknown scope $scope (probe, parsers, rules, labs, all, report SCOPE)" >&2; exit 2 ;;
 esac
-echo "mutation score, $(date -u +%F), $(git rev-parse --short HEAD)"
+echo "mutation score, $(date -u +%F)"
 for s in "${scopes[@]}"; do summary "$s" "$out/$s"; done
