@@ -15,7 +15,7 @@ use serde_json::Value;
 
 /// A running `syslens serve` on an ephemeral loopback port; killed when dropped.
 pub(crate) struct Serve {
-    child: Child,
+    pub(crate) child: Child,
     pub(crate) port: u16,
 }
 

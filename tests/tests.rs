@@ -15,6 +15,7 @@ mod inspect;
 mod interrupt;
 mod labs;
 mod learn;
+mod promises;
 mod record;
 mod root;
 mod serve;

@@ -458,6 +458,29 @@ fn issue_19_top_filter_shows_n_of_m_and_esc_clears_it() {
     }
 }
 
+/// The README: Enter inspects the selected process (every concept's lens); Esc goes back.
+#[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
+fn issue_23_top_enter_inspects_the_selected_process_and_esc_goes_back() {
+    require_tool!(has_tmux(), "tmux is not installed");
+    let name = unique_name("insp");
+    let specimen = Specimen::start(&["--comm", &name]);
+    let pid = specimen.pid();
+    let top = Top::start(100, 30);
+    filter_to(&top, "\\", &name, pid);
+    top.keys(&["Enter"]);
+    let screen = top.wait("the inspect view of the specimen", |s| {
+        s.contains(&format!(" inspect {pid} (Esc back")) && s.contains(&name)
+    });
+    assert!(screen.contains("Esc back"), "{screen}");
+    top.keys(&["Escape"]);
+    top.wait("the table again", |s| {
+        row_pids(s) == vec![pid] && !s.contains("(Esc back")
+    });
+    top.keys(&["q"]);
+    top.wait_for(EXITED);
+}
+
 #[test]
 #[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_tree_shows_children_under_their_parent() {

@@ -83,12 +83,53 @@ fn quick_tour_reports_every_lab_and_writes_its_report() {
         "a plot for every lab with a series"
     );
     assert!(!page.contains("<script"), "the report needs no script");
+    assert_eq!(network_fetches(&page), Vec::<String>::new(), "no network");
+}
+
+/// What a browser would fetch from the network to show `page`: every `src`, `srcset`,
+/// `data`, `href` (but a link's, `<a href>`, which is only followed when clicked) and
+/// CSS `url(...)` / `@import` naming http, https, ftp or a protocol-relative `//` address.
+fn network_fetches(page: &str) -> Vec<String> {
+    let remote = |v: &str| {
+        let v = v.trim_start_matches(['"', '\'', ' ']).to_ascii_lowercase();
+        ["http:", "https:", "ftp:", "//"]
+            .iter()
+            .any(|p| v.starts_with(p))
+    };
+    let mut found = Vec::new();
+    for key in ["src=", "srcset=", "data=", "href=", "url(", "@import"] {
+        for (at, _) in page.match_indices(key) {
+            let value = &page[at + key.len()..];
+            let tag = page[..at].rsplit('<').next().unwrap_or("");
+            let link = key == "href=" && (tag.starts_with("a ") || tag.starts_with("a\n"));
+            if !link && remote(value) {
+                found.push(value.chars().take(60).collect());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn issue_23_the_no_network_check_sees_https_and_protocol_relative_fetches() {
+    let svg = r#"<svg xmlns="http://www.w3.org/2000/svg"><text>x</text></svg>"#;
     assert!(
-        !page.contains("http://")
-            || page.matches("http://").count()
-                == page.matches("http://www.w3.org/2000/svg").count(),
-        "no network"
+        network_fetches(svg).is_empty(),
+        "a namespace is not a fetch"
     );
+    assert!(network_fetches(r#"<a href="https://no-color.org">"#).is_empty());
+    for fetch in [
+        r#"<img src="https://example.org/a.png">"#,
+        r#"<img src='http://example.org/a.png'>"#,
+        r#"<script src="//cdn.example.org/x.js">"#,
+        r#"<link rel="stylesheet" href="https://example.org/a.css">"#,
+        r#"<image href="https://example.org/p.svg"/>"#,
+        r#"<style>body { background: url(https://example.org/b.png) }</style>"#,
+        r#"<style>@import "https://example.org/c.css";</style>"#,
+        r#"<img srcset="HTTPS://example.org/a.png 2x">"#,
+    ] {
+        assert_eq!(network_fetches(fetch).len(), 1, "{fetch}");
+    }
 }
 
 /// A quick tour's report, checked in a headless browser at 1280 and 390 px: every plot

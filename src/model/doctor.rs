@@ -733,6 +733,38 @@ pub mod test_view {
         Ok(Meminfo::parse(text.as_bytes()))
     }
 
+    /// A v2 cgroup `/kubepods/pod1` setting the memory limit (memory.max) `limit` that
+    /// binds the processes of itself and of `/kubepods/pod1/app`; its working set and
+    /// peak as given (`None`: missing).
+    pub fn limited(ws: Option<u64>, peak: Option<u64>, limit: u64) -> LimitedCgroup {
+        use syslens_probe::cgroup::CgroupVersion;
+        let dir = CgroupDir {
+            version: CgroupVersion::V2,
+            path: "/kubepods/pod1".into(),
+            host_dir: "/sys/fs/cgroup/kubepods/pod1".into(),
+        };
+        let or_unset = |v: Option<u64>| v.map_or_else(unset, Ok);
+        LimitedCgroup {
+            memory: MemoryCgroup {
+                dir: dir.clone(),
+                usage: unset(),
+                working_set: or_unset(ws),
+                peak: or_unset(peak),
+                limit: Ok(Some(limit)),
+                limit_hits: unset(),
+                oom_kills: unset(),
+                pressure: unset(),
+            },
+            limit: Bound {
+                value: limit,
+                set_by: dir,
+                file: "memory.max",
+                used: None,
+            },
+            below: vec!["/kubepods/pod1".into(), "/kubepods/pod1/app".into()],
+        }
+    }
+
     /// The rule's findings as (subject, severity).
     pub fn fired(rule: fn(&DoctorView) -> Vec<Finding>, v: &DoctorView) -> Vec<(String, Severity)> {
         rule(v)

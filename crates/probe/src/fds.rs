@@ -208,6 +208,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn issue_23_every_kind_has_its_own_name() {
+        let names = [
+            (FdKind::File, "file"),
+            (FdKind::Device, "device"),
+            (FdKind::Socket, "socket"),
+            (FdKind::Pipe, "pipe"),
+            (FdKind::AnonInode, "anon inode"),
+            (FdKind::Memfd, "memfd"),
+            (FdKind::Other, "other"),
+        ];
+        for (kind, name) in names {
+            assert_eq!(kind.name(), name);
+        }
+    }
+
+    #[test]
     fn kinds() {
         assert_eq!(FdKind::classify("socket:[123]"), FdKind::Socket);
         assert_eq!(FdKind::classify("pipe:[9]"), FdKind::Pipe);

@@ -135,6 +135,14 @@ Max realtime timeout      unlimited            unlimited            us        \n
     }
 
     #[test]
+    fn issue_23_a_row_is_a_name_of_one_word_or_more_then_soft_hard_and_unit() {
+        let one_word = parse_limits(b"header\nStack 8 9 bytes\nCore 0 0\n").unwrap();
+        assert_eq!(find(&one_word, "Stack").unwrap().hard, LimitValue::Value(9));
+        assert_eq!(find(&one_word, "Core").unwrap().unit, "");
+        assert!(parse_limits(b"header\n8 9 bytes\n").is_err());
+    }
+
+    #[test]
     fn garbage_rows_are_malformed() {
         assert!(parse_limits(b"header\nMax open files x y\n").is_err());
         assert!(parse_limits(b"").is_err());

@@ -187,6 +187,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn issue_23_trim_keeps_the_last_byte_that_is_not_space() {
+        assert_eq!(trim(b"  ab c \n"), b"ab c");
+        assert_eq!(trim(b"x"), b"x");
+        assert_eq!(trim(b"\tx"), b"x");
+        assert_eq!(trim(b"   "), b"");
+        assert_eq!(trim(b""), b"");
+    }
+
+    #[test]
     fn numbers() {
         assert_eq!(u64_dec(b"  123 kB"), Some(123));
         assert_eq!(u64_dec(b"18446744073709551616"), None);

@@ -101,6 +101,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn issue_23_syscall_names_are_x86_64_numbers() {
+        let known = [
+            (0, "read"),
+            (1, "write"),
+            (7, "poll"),
+            (61, "wait4"),
+            (202, "futex"),
+        ];
+        for (nr, name) in known {
+            assert_eq!(syscall_name(nr), Some(name));
+        }
+        assert_eq!(syscall_name(441), Some("epoll_pwait2"));
+        assert_eq!(syscall_name(2), None);
+        assert_eq!(syscall_name(-1), None);
+    }
+
+    #[test]
     fn schedstat() {
         assert_eq!(
             parse_schedstat(b"123 456 7\n"),

@@ -329,6 +329,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn issue_23_a_path_is_a_file_a_library_by_its_name_anything_else_other() {
+        let kinds = [
+            ("/usr/bin/cat", MapKind::File),
+            ("/var/lib/db/data (deleted)", MapKind::File),
+            ("/usr/lib/x86_64-linux-gnu/libc.so.6", MapKind::Library),
+            ("/opt/libfoo.so", MapKind::Library),
+            ("/opt/foo.sock", MapKind::File),
+            ("[uprobes]", MapKind::Other),
+            ("libc.so.6", MapKind::Other),
+        ];
+        for (path, kind) in kinds {
+            assert_eq!(MapKind::classify(path, false), kind, "{path}");
+        }
+    }
+
+    #[test]
     fn library_names() {
         assert!(is_library("/usr/lib/x86_64-linux-gnu/libc.so.6"));
         assert!(is_library("/lib64/ld-linux-x86-64.so.2"));

@@ -15,6 +15,7 @@ use syslens_probe::sched::{parse_schedstat, parse_syscall};
 use syslens_probe::smaps::{parse_maps, MemUsage};
 use syslens_probe::stat::Stat;
 use syslens_probe::status::Status;
+use syslens_probe::system::{parse_buddyinfo, parse_swaps, Meminfo, ProcStat};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
@@ -262,5 +263,200 @@ proptest! {
     #[test]
     fn random_text_lines_never_panic(lines in proptest::collection::vec("[ -~\t]{0,120}", 0..40)) {
         parse_everything(lines.join("\n").as_bytes());
+    }
+}
+
+/// The meminfo keys the value test writes, with the field each fills.
+type MeminfoField = fn(&Meminfo) -> &syslens_probe::Val<u64>;
+const MEMINFO_KEYS: [(&str, MeminfoField); 8] = [
+    ("MemTotal", |m| &m.mem_total),
+    ("MemAvailable", |m| &m.mem_available),
+    ("Shmem", |m| &m.shmem),
+    ("SReclaimable", |m| &m.s_reclaimable),
+    ("Active(file)", |m| &m.active_file),
+    ("Inactive(file)", |m| &m.inactive_file),
+    ("SwapTotal", |m| &m.swap_total),
+    ("SwapFree", |m| &m.swap_free),
+];
+
+/// The smaps_rollup keys the value test writes, with the field each fills.
+type UsageField = fn(&MemUsage) -> &syslens_probe::Val<u64>;
+const ROLLUP_KEYS: [(&str, UsageField); 14] = [
+    ("Rss", |u| &u.rss),
+    ("Pss", |u| &u.pss),
+    ("Pss_Anon", |u| &u.pss_anon),
+    ("Pss_File", |u| &u.pss_file),
+    ("Pss_Shmem", |u| &u.pss_shmem),
+    ("Shared_Clean", |u| &u.shared_clean),
+    ("Shared_Dirty", |u| &u.shared_dirty),
+    ("Private_Clean", |u| &u.private_clean),
+    ("Private_Dirty", |u| &u.private_dirty),
+    ("Anonymous", |u| &u.anonymous),
+    ("AnonHugePages", |u| &u.anon_huge_pages),
+    ("Swap", |u| &u.swap),
+    ("SwapPss", |u| &u.swap_pss),
+    ("Locked", |u| &u.locked),
+];
+
+const ZONES: [&str; 4] = ["DMA", "DMA32", "Normal", "Movable"];
+
+// Value checks (issue 23): text written in the kernel's format from random values,
+// parsed, and every value read back equal to the one written.
+proptest! {
+    #[test]
+    fn issue_23_meminfo_reads_back_every_value_in_bytes(
+        values in proptest::collection::vec(proptest::option::of(0u64..(1 << 44)), 8),
+        pad in 1usize..12,
+    ) {
+        let mut text = String::from("Unrelated:        5 kB\n");
+        for ((key, _), v) in MEMINFO_KEYS.iter().zip(&values) {
+            if let Some(kb) = v {
+                text += &format!("{key}:{:pad$}{kb} kB\n", "");
+            }
+        }
+        let m = Meminfo::parse(text.as_bytes());
+        for ((key, field), v) in MEMINFO_KEYS.iter().zip(&values) {
+            match v {
+                Some(kb) => prop_assert_eq!(field(&m).as_ref().ok(), Some(&(kb * 1024)), "{}", key),
+                None => prop_assert!(field(&m).is_err(), "{} was not written", key),
+            }
+        }
+    }
+
+    #[test]
+    fn issue_23_buddyinfo_reads_back_every_zone_and_order(
+        zones in proptest::collection::vec(
+            (0u32..4, 0usize..4, proptest::collection::vec(0u64..1_000_000_000, 11)), 1..6),
+    ) {
+        let text: String = zones
+            .iter()
+            .map(|(node, z, free)| {
+                let counts: String = free.iter().map(|n| format!(" {n:6}")).collect();
+                format!("Node {node}, zone {:>8}{counts}\n", ZONES[*z])
+            })
+            .collect();
+        let got = parse_buddyinfo(text.as_bytes()).unwrap();
+        prop_assert_eq!(got.len(), zones.len());
+        for (g, (node, z, free)) in got.iter().zip(&zones) {
+            prop_assert_eq!(g.node, *node);
+            prop_assert_eq!(g.zone.as_str(), ZONES[*z]);
+            prop_assert_eq!(&g.free_blocks, free);
+        }
+    }
+
+    #[test]
+    fn issue_23_swaps_read_back_in_bytes_with_names_unescaped(
+        swaps in proptest::collection::vec(
+            ("[a-z]{1,8}( [a-z]{1,8})?", any::<bool>(), 0u64..(1 << 40), 0u64..(1 << 40), -5i64..100),
+            0..5),
+    ) {
+        let mut text = String::from("Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n");
+        for (name, partition, size, used, prio) in &swaps {
+            // The kernel escapes a space in a path as \040.
+            let path = format!("/var/{}", name.replace(' ', "\\040"));
+            let kind = if *partition { "partition" } else { "file" };
+            text += &format!("{path:<40}{kind}\t\t{size}\t{used}\t{prio}\n");
+        }
+        let got = parse_swaps(text.as_bytes()).unwrap();
+        prop_assert_eq!(got.len(), swaps.len());
+        for (g, (name, partition, size, used, prio)) in got.iter().zip(&swaps) {
+            prop_assert_eq!(&g.filename, &format!("/var/{name}"));
+            prop_assert_eq!(g.kind.as_str(), if *partition { "partition" } else { "file" });
+            prop_assert_eq!(g.size_bytes, size * 1024);
+            prop_assert_eq!(g.used_bytes, used * 1024);
+            prop_assert_eq!(g.priority, *prio);
+        }
+    }
+
+    #[test]
+    fn issue_23_psi_reads_back_every_average_and_total(
+        some in (0u32..=10_000, 0u32..=10_000, 0u32..=10_000, any::<u64>()),
+        full in proptest::option::of((0u32..=10_000, 0u32..=10_000, 0u32..=10_000, any::<u64>())),
+    ) {
+        // Averages in hundredths of a percent, as the kernel prints them (%.2f).
+        let line = |kind: &str, (a, b, c, t): (u32, u32, u32, u64)| {
+            format!(
+                "{kind} avg10={}.{:02} avg60={}.{:02} avg300={}.{:02} total={t}\n",
+                a / 100, a % 100, b / 100, b % 100, c / 100, c % 100
+            )
+        };
+        let mut text = line("some", some);
+        if let Some(f) = full {
+            text += &line("full", f);
+        }
+        let psi = parse_psi(text.as_bytes()).unwrap();
+        let same = |got: &syslens_probe::psi::PsiLine, (a, b, c, t): (u32, u32, u32, u64)| {
+            (got.avg10 - f64::from(a) / 100.0).abs() < 1e-9
+                && (got.avg60 - f64::from(b) / 100.0).abs() < 1e-9
+                && (got.avg300 - f64::from(c) / 100.0).abs() < 1e-9
+                && got.total_us == t
+        };
+        prop_assert!(same(&psi.some, some), "{:?} from {}", psi.some, text);
+        match (psi.full, full) {
+            (Some(g), Some(f)) => prop_assert!(same(&g, f), "{:?} from {}", g, text),
+            (None, None) => {}
+            (g, f) => prop_assert!(false, "full {:?}, written {:?}", g, f),
+        }
+    }
+    #[test]
+    fn issue_23_proc_stat_reads_back_the_cpu_ticks_and_every_counter(
+        ticks in proptest::array::uniform10(0u64..(1 << 50)),
+        cpus in 1u64..64,
+        counters in proptest::collection::vec(proptest::option::of(any::<u64>()), 4),
+    ) {
+        // The all-CPU line, one line per CPU, then the counters the kernel prints
+        // (the intr and softirq lines between them are not read).
+        let join = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(" ");
+        let mut text = format!("cpu  {}\n", join(&ticks));
+        for n in 0..cpus {
+            text += &format!("cpu{n} {}\n", join(&[1; 10]));
+        }
+        text += "intr 12 0 3 0\n";
+        let keys = ["ctxt", "processes", "procs_running", "procs_blocked"];
+        for (key, v) in keys.iter().zip(&counters) {
+            if let Some(v) = v {
+                text += &format!("{key} {v}\n");
+            }
+        }
+        text += "softirq 5 0 1\n";
+        let s = ProcStat::parse(text.as_bytes()).unwrap();
+        let got = [s.user, s.nice, s.system, s.idle, s.iowait, s.irq, s.softirq, s.steal];
+        prop_assert_eq!(&got[..], &ticks[..8]);
+        prop_assert_eq!(s.cpus, cpus);
+        // Busy: all but idle and iowait; guest time (the last two) is in user already.
+        let busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7];
+        prop_assert_eq!(s.busy(), busy);
+        prop_assert_eq!(s.total(), busy + ticks[3] + ticks[4]);
+        let read = [&s.ctxt, &s.processes, &s.procs_running, &s.procs_blocked];
+        for ((key, field), v) in keys.iter().zip(read).zip(&counters) {
+            match v {
+                Some(v) => prop_assert_eq!(field.as_ref().ok(), Some(v), "{}", key),
+                None => prop_assert!(field.is_err(), "{} was not written", key),
+            }
+        }
+    }
+    #[test]
+    fn issue_23_smaps_rollup_reads_back_every_key_in_bytes(
+        values in proptest::collection::vec(proptest::option::of(0u64..(1 << 44)), 14),
+    ) {
+        // The rollup's header line, then `Key: N kB` in the kernel's column layout.
+        let mut text = String::from("55d0c0a00000-7ffd1a3ff000 ---p 00000000 00:00 0    [rollup]\n");
+        for ((key, _), v) in ROLLUP_KEYS.iter().zip(&values) {
+            if let Some(kb) = v {
+                text += &format!("{:<16}{kb:>8} kB\n", format!("{key}:"));
+            }
+        }
+        match MemUsage::parse_rollup(text.as_bytes()) {
+            Ok(u) => {
+                for ((key, field), v) in ROLLUP_KEYS.iter().zip(&values) {
+                    match v {
+                        Some(kb) => prop_assert_eq!(field(&u).as_ref().ok(), Some(&(kb * 1024)), "{}", key),
+                        None => prop_assert!(field(&u).is_err(), "{} was not written", key),
+                    }
+                }
+            }
+            // No key at all: a kernel thread's empty rollup.
+            Err(_) => prop_assert!(values.iter().all(Option::is_none), "{}", text),
+        }
     }
 }

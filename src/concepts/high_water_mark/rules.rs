@@ -89,7 +89,7 @@ fn sized_for_spike(peak: u64, working_set: u64, limit: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::doctor::test_view::{fired, proc, view};
+    use crate::model::doctor::test_view::{self, fired, proc, view};
     use std::time::Duration;
 
     fn peaked(rss: u64, hwm: u64) -> DoctorView {
@@ -133,5 +133,35 @@ mod tests {
             "a working set above half is not small"
         );
         assert!(sized_for_spike(limit, 0, limit));
+    }
+
+    #[test]
+    fn issue_23_cgroup_sized_for_spike_names_the_cgroup_setting_the_limit() {
+        let limit: u64 = 1000 << 20;
+        let near = (limit as f64 * PEAK_NEAR_LIMIT) as u64;
+        let low = (limit as f64 * WORKING_SET_LOW) as u64;
+        let spiked = |ws, peak| DoctorView {
+            limited_cgroups: vec![test_view::limited(ws, peak, limit)],
+            ..view(Duration::ZERO)
+        };
+        let f = cgroup_sized_for_spike(&spiked(Some(low), Some(near)));
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            (f[0].subject.as_str(), f[0].severity),
+            ("cgroup /kubepods/pod1", Severity::Warning)
+        );
+        assert_eq!(
+            f[0].message,
+            "peak 900.0 MiB came within 10% of the limit 1000.0 MiB (set by /kubepods/pod1, memory.max), while the working set is 500.0 MiB"
+        );
+        assert_eq!(
+            f[0].evidence,
+            ["/sys/fs/cgroup/kubepods/pod1: peak 943718400, memory.max 1048576000, working set 524288000"]
+        );
+        assert!(cgroup_sized_for_spike(&spiked(Some(low + 1), Some(near))).is_empty());
+        assert!(cgroup_sized_for_spike(&spiked(Some(low), Some(near - 1))).is_empty());
+        // Either figure missing (memory.stat unreadable; v2 has no memory.peak before 5.19).
+        assert!(cgroup_sized_for_spike(&spiked(None, Some(near))).is_empty());
+        assert!(cgroup_sized_for_spike(&spiked(Some(low), None)).is_empty());
     }
 }

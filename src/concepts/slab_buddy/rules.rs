@@ -95,6 +95,8 @@ mod tests {
             [("zone Normal".to_owned(), Severity::Warning)]
         );
         assert!(fired(high_orders_exhausted, &buddy(94 * 512, 6)).is_empty());
+        // 94.99% unusable: just below the threshold.
+        assert!(fired(high_orders_exhausted, &buddy(9499 * 512, 501)).is_empty());
         let f = &high_orders_exhausted(&buddy(95 * 512, 5))[0];
         assert!(
             f.message

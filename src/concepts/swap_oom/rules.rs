@@ -208,7 +208,7 @@ fn oom_killed(v: &DoctorView) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::doctor::test_view::{fired, proc, view};
+    use crate::model::doctor::test_view::{self, fired, proc, view};
     use crate::model::doctor::OomKill;
     use std::time::Duration;
     use syslens_probe::psi::parse_psi;
@@ -321,6 +321,47 @@ mod tests {
             "{}",
             f[1].message
         );
+    }
+
+    fn limited(ws: u64, limit: u64) -> DoctorView {
+        DoctorView {
+            limited_cgroups: vec![test_view::limited(Some(ws), None, limit)],
+            ..view(Duration::ZERO)
+        }
+    }
+
+    #[test]
+    fn issue_23_cgroup_working_set_near_limit_warns_from_90_percent() {
+        // 90% of 1000 MiB is 943718400 bytes exactly.
+        let limit = 1000 << 20;
+        let near = 943_718_400;
+        assert_eq!(near as f64, limit as f64 * WORKING_SET_NEAR_LIMIT);
+        assert!(fired(cgroup_working_set_near_limit, &limited(near - 1, limit)).is_empty());
+        let want = [("cgroup /kubepods/pod1".to_owned(), Severity::Warning)];
+        assert_eq!(
+            fired(cgroup_working_set_near_limit, &limited(near, limit)),
+            want
+        );
+        assert_eq!(
+            fired(cgroup_working_set_near_limit, &limited(limit, limit)),
+            want
+        );
+        let f = &cgroup_working_set_near_limit(&limited(near, limit))[0];
+        assert_eq!(
+            f.message,
+            "working set 900.0 MiB is 90% of the limit 1000.0 MiB (set by /kubepods/pod1, memory.max); \
+             it binds the processes in /kubepods/pod1/app"
+        );
+        assert_eq!(
+            f.evidence,
+            ["/sys/fs/cgroup/kubepods/pod1: usage minus inactive_file 943718400; memory.max 1048576000"]
+        );
+        // No working set read (memory.stat refused): nothing said.
+        let v = DoctorView {
+            limited_cgroups: vec![test_view::limited(None, None, limit)],
+            ..view(Duration::ZERO)
+        };
+        assert!(fired(cgroup_working_set_near_limit, &v).is_empty());
     }
 
     #[test]
