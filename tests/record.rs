@@ -380,3 +380,100 @@ fn issue_17_report_draws_the_recorded_story_with_its_peaks_and_events() {
         );
     }
 }
+
+/// A figure of `system --json` by its name, from whichever section shows it.
+fn figure<'a>(report: &'a Value, name: &str) -> Option<&'a Value> {
+    report["sections"]
+        .as_array()?
+        .iter()
+        .filter_map(|s| s["figures"].as_array())
+        .flatten()
+        .find(|f| f["name"] == name)
+        .map(|f| &f["value"])
+}
+
+/// issue 17: a sample keeps the cgroup files of its processes: `system --cgroup --at`
+/// shows a memory cgroup's limit and usage as recorded, after the cgroup is gone; a
+/// cgroup no process was in is refused with the reason.
+#[test]
+fn issue_17_system_cgroup_at_shows_a_recorded_cgroup_after_it_is_gone() {
+    skip_unless!(is_root(), "a memory cgroup of the test's own needs root");
+    let limit: u64 = 96 << 20;
+    let jail = match MemJail::named(limit, &format!("syslens-test-rec-{}", std::process::id())) {
+        Ok(j) => j,
+        Err(why) => {
+            eprintln!("SKIPPED: no memory cgroup to make: {why}");
+            return;
+        }
+    };
+    let procs = jail.dir.join("cgroup.procs");
+    let mut sleeper = Command::new("sh")
+        .args([
+            "-c",
+            "echo $$ > \"$0\" && exec sleep 60",
+            procs.to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(&procs)
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the sleeper never joined its cgroup"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let s = store.to_str().unwrap();
+    let rec = Recorder::start(&store, &["--interval", "0.3"]);
+    wait_for_samples(&store, 3);
+    rec.stop();
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let path = jail.path.clone();
+    drop(jail);
+    assert!(!Path::new(&format!("/sys/fs/cgroup/memory{path}")).exists());
+    let past = json_of(&["system", "--store", s, "--cgroup", &path]);
+    assert_eq!(past["cgroup"], path.as_str(), "{past}");
+    assert_eq!(
+        figure(&past, "cgroup memory limit").and_then(Value::as_u64),
+        Some(limit),
+        "{past}"
+    );
+    let usage = figure(&past, "cgroup usage now").and_then(Value::as_u64);
+    assert!(
+        usage.is_some_and(|u| u > 0 && u < limit),
+        "{usage:?}: {past}"
+    );
+    // Its parent (the test's own cgroup) is kept too; a path nobody was in is not.
+    let parent = &path[..path.rfind('/').unwrap()];
+    if !parent.is_empty() {
+        let up = json_of(&["system", "--store", s, "--cgroup", parent]);
+        assert!(
+            figure(&up, "cgroup usage now").is_some_and(Value::is_u64),
+            "{up}"
+        );
+    }
+    let out = syslens()
+        .args([
+            "system",
+            "--store",
+            s,
+            "--cgroup",
+            "/no-such-cgroup-\u{1b}[31m",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("is not in the sample of"), "{err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "a raw escape on the terminal: {err:?}"
+    );
+}

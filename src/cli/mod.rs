@@ -921,7 +921,7 @@ fn system_cmd(
             writeln!(
                 err,
                 "syslens: no cgroup {} (as /proc/PID/cgroup writes it, e.g. /system.slice/nginx.service)",
-                scope.path
+                render::safe::clean(&scope.path)
             )?;
             return Ok(Status::Usage);
         }
@@ -1340,14 +1340,7 @@ fn system_past(
             }
         };
     }
-    if a.cgroup.is_some() {
-        writeln!(
-            err,
-            "syslens system: --cgroup with --at: cgroup files are not recorded yet"
-        )?;
-        return Ok(Status::Usage);
-    }
-    match commands::past::system_at(&store, at) {
+    match commands::past::system_at(&store, at, a.cgroup.as_deref()) {
         Ok((report, note)) if g.json => {
             writeln!(err, "syslens: {}", note.line)?;
             render::json(out, &report).map(|_| Status::Ok)

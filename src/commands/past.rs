@@ -18,8 +18,10 @@ use crate::model::doctor::{OomKill, PastWindow, Scope};
 use crate::model::ptable::{self, Row, TableQuery};
 use crate::model::system::{StateCounts, SysSample, SystemView};
 use crate::record::codec::Table;
+use crate::record::files::MAX_RECORDED_CGROUPS;
 use crate::record::store::{boot_runs, unix_ns, BootRun, Recorded, SampleRef, Store, StoredEvent};
 use crate::record::time::local;
+use crate::render::safe::clean;
 
 /// Which recorded sample answered, and how far it is from the time asked.
 #[derive(Debug, Clone, Serialize)]
@@ -111,6 +113,7 @@ fn states(table: &Table) -> StateCounts {
 pub fn system_at(
     store: &Store,
     at: Option<SystemTime>,
+    cgroup: Option<&str>,
 ) -> Result<(SystemReport, SampleNote), String> {
     let (mut rec, mut note) = sample(store, at)?;
     let before = store.sample_before(rec.id).map_err(|e| e.to_string())?;
@@ -143,7 +146,16 @@ pub fn system_at(
         previous.as_mut().map(|(p, at)| (&mut p.files, *at)),
         counts,
         page_size,
+        cgroup,
     );
+    if let Some(scope) = view.scope.as_ref().filter(|s| !s.exists) {
+        return Err(format!(
+            "cgroup {} is not in the sample of {} (a sample keeps the cgroups its processes \
+             were in and their parents, at most {MAX_RECORDED_CGROUPS})",
+            clean(&scope.path),
+            note.sample_time
+        ));
+    }
     Ok((crate::commands::system::report(view), note))
 }
 
@@ -740,9 +752,9 @@ mod tests {
             "first seen in the second boot, not the first"
         );
         // The first sample of the second boot: no rates across the reboot.
-        let (_, note) = system_at(&store, Some(t0 + Duration::from_secs(3))).unwrap();
+        let (_, note) = system_at(&store, Some(t0 + Duration::from_secs(3)), None).unwrap();
         assert!(note.line.contains("another boot"), "{}", note.line);
-        let (_, note) = system_at(&store, None).unwrap();
+        let (_, note) = system_at(&store, None, None).unwrap();
         assert!(note.reboot.is_none(), "{}", note.line);
         let (_, note) = doctor_window(&store, t0, SystemTime::now(), Scope::default()).unwrap();
         assert_eq!((note.samples, note.samples_of_last_boot), (6, 3));

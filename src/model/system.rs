@@ -100,6 +100,32 @@ pub struct ScopedCgroup {
     pub pids: Val<PidsCgroup>,
 }
 
+impl ScopedCgroup {
+    /// Reads the memory, CPU and pids files of the cgroup at `path` (as /proc/PID/cgroup
+    /// writes it) under each controller's mount in `layout`.
+    pub fn read(files: &mut impl Files, layout: &Val<CgroupLayout>, path: &str) -> ScopedCgroup {
+        let dir = |c: &'static str| -> Val<syslens_probe::cgroup::CgroupDir> {
+            let l = layout.as_ref().map_err(Clone::clone)?;
+            l.dir_at(c, path).ok_or(Missing::NotApplicable {
+                why: "controller not mounted",
+            })
+        };
+        let exists = layout.as_ref().is_ok_and(|l| {
+            ["memory", "cpu", "pids"]
+                .iter()
+                .filter_map(|c| l.dir_at(c, path))
+                .any(|d| files.is_dir(&d.host_dir))
+        });
+        ScopedCgroup {
+            path: path.to_owned(),
+            exists,
+            memory: dir("memory").map(|d| MemoryCgroup::read(files, d)),
+            cpu: dir("cpu").map(|d| CpuCgroup::read(files, d)),
+            pids: dir("pids").map(|d| PidsCgroup::read(files, d)),
+        }
+    }
+}
+
 /// Single-value settings of /proc/sys.
 #[derive(Debug, Clone)]
 pub struct Sysctls {
@@ -224,27 +250,7 @@ impl SystemView {
         let first = SysSample::read(reader, started);
         let host = Host::read(reader);
         let layout = CgroupLayout::read(reader);
-        let scope = cgroup.map(|path| {
-            let dir = |c: &'static str| -> Val<syslens_probe::cgroup::CgroupDir> {
-                let l = layout.as_ref().map_err(Clone::clone)?;
-                l.dir_at(c, path).ok_or(Missing::NotApplicable {
-                    why: "controller not mounted",
-                })
-            };
-            let exists = layout.as_ref().is_ok_and(|l| {
-                ["memory", "cpu", "pids"]
-                    .iter()
-                    .filter_map(|c| l.dir_at(c, path))
-                    .any(|d| reader.host_path(&d.host_dir).is_dir())
-            });
-            ScopedCgroup {
-                path: path.to_owned(),
-                exists,
-                memory: dir("memory").map(|d| MemoryCgroup::read(reader, d)),
-                cpu: dir("cpu").map(|d| CpuCgroup::read(reader, d)),
-                pids: dir("pids").map(|d| PidsCgroup::read(reader, d)),
-            }
-        });
+        let scope = cgroup.map(|path| ScopedCgroup::read(reader, &layout, path));
         let mounts = reader
             .read_proc("self/mountinfo")
             .and_then(parse_mountinfo)
@@ -357,9 +363,12 @@ impl SystemView {
         before: Option<(&mut impl Files, Instant)>,
         states: StateCounts,
         page_size: u64,
+        cgroup: Option<&str>,
     ) -> SystemView {
         let (files, at) = then;
         let host = Host::read(files);
+        let layout = CgroupLayout::read(files);
+        let scope = cgroup.map(|path| ScopedCgroup::read(files, &layout, path));
         let mut samples: Vec<SysSample> = before
             .map(|(f, at)| SysSample::read(f, at))
             .into_iter()
@@ -370,7 +379,8 @@ impl SystemView {
         };
         SystemView {
             samples,
-            layout: CgroupLayout::read(files),
+            layout,
+            scope,
             mounts: Err(not_recorded()),
             states: Ok(states),
             page_size,

@@ -33,6 +33,19 @@ impl Table {
         })
     }
 
+    /// The cgroup paths its rows are in (not every path it lists), each once, sorted.
+    pub fn paths_in_use(&self) -> Vec<&str> {
+        let mut used: Vec<&str> = self
+            .rows
+            .iter()
+            .filter_map(|r| self.cgroups.get(*r.cgroup.as_ref().ok()? as usize))
+            .map(String::as_str)
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        used
+    }
+
     /// This table as it is stored against `base` (an empty table for a keyframe): its
     /// paths are `base`'s, then those of its rows that `base` lacks, and nothing else,
     /// so a keyframe lists only what its group names, however many cgroups came and

@@ -4,9 +4,16 @@
 //! keyframe's files as the zstd dictionary: most of slabinfo, vmstat and meminfo
 //! repeats from one interval to the next.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use syslens_probe::cgroup::CgroupLayout;
 use syslens_probe::{Files, Missing, Reader, Val};
+
+use crate::model::system::ScopedCgroup;
+
+/// A sample keeps the files of at most this many cgroups (the first in path order):
+/// enough for a host's services and containers, bounded on one with thousands.
+pub const MAX_RECORDED_CGROUPS: usize = 256;
 
 /// The /proc files every sample keeps (what the system view and the doctor read).
 pub const PROC_FILES: &[&str] = &[
@@ -60,6 +67,35 @@ impl SampleFiles {
             files.insert((*path).to_owned(), got.map_err(|e| e.to_string()));
         }
         SampleFiles { files }
+    }
+
+    /// Adds the files `system --cgroup` reads (memory, CPU and pids controllers) of
+    /// the cgroups at `paths` and of their ancestors, at most [`MAX_RECORDED_CGROUPS`]
+    /// of them, read through `reader` by the live view's own code, so that a replay
+    /// finds exactly what the live view would have read.
+    pub fn read_cgroups<'p>(
+        &mut self,
+        reader: &mut Reader,
+        paths: impl IntoIterator<Item = &'p str>,
+    ) {
+        let mut wanted = BTreeSet::new();
+        for path in paths.into_iter().filter(|p| p.starts_with('/')) {
+            let mut p = path;
+            while let Some(cut) = p.rfind('/').filter(|&i| i > 0) {
+                wanted.insert(p);
+                p = &p[..cut];
+            }
+            wanted.insert(p);
+            wanted.insert("/");
+        }
+        let mut capture = Capture {
+            reader,
+            files: &mut self.files,
+        };
+        let layout = CgroupLayout::read(&mut capture);
+        for path in wanted.into_iter().take(MAX_RECORDED_CGROUPS) {
+            ScopedCgroup::read(&mut capture, &layout, path);
+        }
     }
 
     /// The files as one buffer: for each, its name, whether it was read, and its bytes
@@ -153,6 +189,39 @@ impl Files for SampleFiles {
     fn host_file(&mut self, abs: &str) -> Val<&[u8]> {
         self.get(abs)
     }
+
+    /// A directory was there when one of its files was read.
+    fn is_dir(&mut self, abs: &str) -> bool {
+        let prefix = format!("{}/", abs.trim_end_matches('/'));
+        self.files
+            .range(prefix.clone()..)
+            .take_while(|(name, _)| name.starts_with(&prefix))
+            .any(|(_, got)| got.is_ok())
+    }
+}
+
+/// Reads through a [`Reader`] and keeps what it read (the bytes, or why not) under each
+/// file's host path.
+struct Capture<'a> {
+    reader: &'a mut Reader,
+    files: &'a mut BTreeMap<String, Result<Vec<u8>, String>>,
+}
+
+impl Files for Capture<'_> {
+    fn proc_file(&mut self, name: &str) -> Val<&[u8]> {
+        self.reader.read_proc(name)
+    }
+
+    fn host_file(&mut self, abs: &str) -> Val<&[u8]> {
+        let got = self.reader.read_host(abs);
+        let kept = got.as_ref().map(|b| b.to_vec()).map_err(|e| e.to_string());
+        self.files.insert(abs.to_owned(), kept);
+        got
+    }
+
+    fn is_dir(&mut self, abs: &str) -> bool {
+        self.reader.is_dir(abs)
+    }
 }
 
 #[cfg(test)]
@@ -204,6 +273,7 @@ mod tests {
             Some((&mut before, earlier)),
             Default::default(),
             4096,
+            None,
         );
         assert_eq!(view.mem_field(|m| &m.mem_total).unwrap(), 2000 * 1024);
         assert_eq!(view.vm_total(|v| &v.pgfault).unwrap(), 600);

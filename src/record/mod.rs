@@ -151,7 +151,8 @@ pub fn run(
                 cgroups: scanner.cgroup_paths().to_vec(),
                 ..table
             };
-            let files = SampleFiles::read(scanner.reader());
+            let mut files = SampleFiles::read(scanner.reader());
+            files.read_cgroups(scanner.reader(), table.paths_in_use());
             let counts: Vec<(&str, u64)> = routine.iter().map(|(k, n)| (*k, *n)).collect();
             store.write(now, &table, &files, &notable, &counts, opts.limits)?;
             recording.samples += 1;
@@ -294,7 +295,8 @@ pub fn synthesize(
         rows,
         cgroups: scanner.cgroup_paths().to_vec(),
     };
-    let files = SampleFiles::read(scanner.reader());
+    let mut files = SampleFiles::read(scanner.reader());
+    files.read_cgroups(scanner.reader(), table.paths_in_use());
     let start = SystemTime::now() - interval * samples as u32;
     for i in 0..samples {
         // One process in eight runs each interval (a deterministic choice, so runs

@@ -8,7 +8,7 @@ use crate::missing::{Missing, Val};
 use crate::mountinfo::{parse_mountinfo, Mount};
 use crate::parse::{lines, text, tokens, u64_dec};
 use crate::psi::{parse_psi, Psi};
-use crate::read::{Files, Reader};
+use crate::read::Files;
 
 /// One line of /proc/PID/cgroup: `ID:controllers:path`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -252,8 +252,8 @@ fn join_below_mount(m: &Mount, path: &str) -> String {
 
 /// Reads a cgroup file. A missing file inside an existing cgroup directory is not the
 /// kernel's fault: root cgroups have no limit files, and a controller may be off here.
-fn read_cg<'r>(reader: &'r mut Reader, path: &str) -> Val<&'r [u8]> {
-    reader.read_host(path).map_err(|e| match e {
+fn read_cg<'r>(reader: &'r mut impl Files, path: &str) -> Val<&'r [u8]> {
+    reader.host_file(path).map_err(|e| match e {
         Missing::NotInKernel { .. } => Missing::NotApplicable {
             why: "no such file in this cgroup (root cgroups have no limit files; or the controller is off here)",
         },
@@ -262,7 +262,7 @@ fn read_cg<'r>(reader: &'r mut Reader, path: &str) -> Val<&'r [u8]> {
 }
 
 /// Reads one number (or `max`, as None) from a cgroup file.
-fn read_limit(reader: &mut Reader, path: &str) -> Val<Option<u64>> {
+fn read_limit(reader: &mut impl Files, path: &str) -> Val<Option<u64>> {
     let buf = read_cg(reader, path)?;
     let t = tokens(buf).next().unwrap_or(b"");
     if t == b"max" {
@@ -276,13 +276,17 @@ fn read_limit(reader: &mut Reader, path: &str) -> Val<Option<u64>> {
     Ok((v < 1 << 62).then_some(v))
 }
 
-fn read_u64(reader: &mut Reader, path: &str) -> Val<u64> {
+fn read_u64(reader: &mut impl Files, path: &str) -> Val<u64> {
     let buf = read_cg(reader, path)?;
     u64_dec(buf).ok_or_else(|| Missing::malformed(path.to_owned(), text(buf)))
 }
 
 /// Reads `key value` lines (memory.stat, memory.events, cpu.stat) and picks keys.
-fn read_keyed<const N: usize>(reader: &mut Reader, path: &str, keys: [&str; N]) -> [Val<u64>; N] {
+fn read_keyed<const N: usize>(
+    reader: &mut impl Files,
+    path: &str,
+    keys: [&str; N],
+) -> [Val<u64>; N] {
     let mut out: [Val<u64>; N] =
         std::array::from_fn(|i| Err(Missing::not_in_kernel(format!("{} in {path}", keys[i]))));
     match read_cg(reader, path) {
@@ -326,7 +330,7 @@ pub struct MemoryCgroup {
 
 impl MemoryCgroup {
     /// Reads the memory files of `dir`; each figure is missing on its own.
-    pub fn read(reader: &mut Reader, dir: CgroupDir) -> MemoryCgroup {
+    pub fn read(reader: &mut impl Files, dir: CgroupDir) -> MemoryCgroup {
         let d = dir.host_dir.clone();
         match dir.version {
             CgroupVersion::V2 => {
@@ -342,7 +346,7 @@ impl MemoryCgroup {
                     limit_hits: max,
                     oom_kills: oom_kill,
                     pressure: reader
-                        .read_host(&format!("{d}/memory.pressure"))
+                        .host_file(&format!("{d}/memory.pressure"))
                         .and_then(parse_psi),
                     dir,
                 }
@@ -394,7 +398,7 @@ pub struct CpuCgroup {
 
 impl CpuCgroup {
     /// Reads the CPU files of `dir`; each figure is missing on its own.
-    pub fn read(reader: &mut Reader, dir: CgroupDir) -> CpuCgroup {
+    pub fn read(reader: &mut impl Files, dir: CgroupDir) -> CpuCgroup {
         let d = dir.host_dir.clone();
         match dir.version {
             CgroupVersion::V2 => {
@@ -433,7 +437,7 @@ impl CpuCgroup {
 
 /// The CFS quota of one cgroup as (quota, period) in microseconds; None when unlimited
 /// (v2 cpu.max `max`, v1 cpu.cfs_quota_us -1). A period of zero is malformed.
-pub fn read_cpu_quota(reader: &mut Reader, dir: &CgroupDir) -> Val<Option<(u64, u64)>> {
+pub fn read_cpu_quota(reader: &mut impl Files, dir: &CgroupDir) -> Val<Option<(u64, u64)>> {
     let d = &dir.host_dir;
     let quota = match dir.version {
         CgroupVersion::V2 => {
@@ -481,12 +485,12 @@ impl CgroupVersion {
 
 /// Reads one cap file of `dir` (memory.max, pids.max...): None for `max` (unlimited).
 /// Root cgroups have no such files: that reads as NotApplicable.
-pub fn read_cap(reader: &mut Reader, dir: &CgroupDir, file: &str) -> Val<Option<u64>> {
+pub fn read_cap(reader: &mut impl Files, dir: &CgroupDir, file: &str) -> Val<Option<u64>> {
     read_limit(reader, &format!("{}/{file}", dir.host_dir))
 }
 
 /// Reads one counter file of `dir` (memory.current, pids.current).
-pub fn read_counter(reader: &mut Reader, dir: &CgroupDir, file: &str) -> Val<u64> {
+pub fn read_counter(reader: &mut impl Files, dir: &CgroupDir, file: &str) -> Val<u64> {
     read_u64(reader, &format!("{}/{file}", dir.host_dir))
 }
 
@@ -532,7 +536,7 @@ pub struct PidsCgroup {
 
 impl PidsCgroup {
     /// Reads the pids files of `dir`.
-    pub fn read(reader: &mut Reader, dir: CgroupDir) -> PidsCgroup {
+    pub fn read(reader: &mut impl Files, dir: CgroupDir) -> PidsCgroup {
         let d = dir.host_dir.clone();
         PidsCgroup {
             current: read_u64(reader, &format!("{d}/pids.current")),

@@ -563,6 +563,8 @@ pub trait Files {
     fn proc_file(&mut self, name: &str) -> Val<&[u8]>;
     /// Any other file, by its host path (/sys/kernel/mm/transparent_hugepage/enabled).
     fn host_file(&mut self, abs: &str) -> Val<&[u8]>;
+    /// Whether the directory at this host path holds anything to read (a cgroup's).
+    fn is_dir(&mut self, abs: &str) -> bool;
 }
 
 impl Files for Reader {
@@ -572,6 +574,10 @@ impl Files for Reader {
 
     fn host_file(&mut self, abs: &str) -> Val<&[u8]> {
         self.read_host(abs)
+    }
+
+    fn is_dir(&mut self, abs: &str) -> bool {
+        self.host_path(abs).is_dir()
     }
 }
 
