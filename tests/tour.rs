@@ -268,3 +268,34 @@ fn sigint_stops_the_tour_and_writes_what_finished() {
     let swaps = std::fs::read_to_string("/proc/swaps").unwrap();
     assert!(!swaps.contains("syslens-lab-"));
 }
+
+/// The default tour, with the labs' adaptive trials, keeps its 90 s budget on this
+/// host; every report carries the one calibration of the run.
+#[test]
+fn issue_20_tour_runs_under_its_budget_with_one_calibration() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    let started = Instant::now();
+    let out = syslens()
+        .args(["tour", "--json", "--html"])
+        .arg(&html)
+        .env("SYSLENS_TEST_TAG", unique_tag())
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "tour failed: {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(90), "the tour took {took:?}");
+    let reports: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reports = reports.as_array().unwrap();
+    let first = &reports[0]["calibration"];
+    assert!(first["clock_cost_ns"].as_f64().unwrap() > 0.0, "{first}");
+    assert!(reports.iter().all(|r| &r["calibration"] == first));
+    assert!(std::fs::read_to_string(&html)
+        .unwrap()
+        .contains("calibration: clock resolution"));
+}

@@ -555,6 +555,9 @@ pub fn report(
         esc(&host.summary()),
         esc(date)
     );
+    if let Some(c) = reports.iter().find_map(|r| r.calibration.as_ref()) {
+        let _ = write!(h, "<p class=\"host\">{}</p>", esc(&c.summary()));
+    }
     if let Some(why) = interrupted {
         let _ = write!(
             h,

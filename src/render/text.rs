@@ -635,6 +635,9 @@ pub fn lab(
     let head = format!("lab {} · {} ", r.concept.slug(), r.title);
     heading_rule(out, &head, style, width)?;
     write_wrapped(out, &r.host.summary(), width, "", "    ", dim)?;
+    if let Some(c) = &r.calibration {
+        write_wrapped(out, &c.summary(), width, "", "    ", dim)?;
+    }
     let text_w = width.saturating_sub(CHECK_INDENT.len());
     for c in &r.checks {
         let mark = match c.status {
