@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """bench/labs.sh's arithmetic. `pair GROUP I LAB.json C.txt` prints one line per
-operation: name, pair, lab figure, C figure. `table PAIRS` prints per operation the
+operation: name, pair, lab figure, C figure. `cal LAB.json` prints the lab's
+calibration (other programs' CPU share, steal, iowait over its one second) and `host
+CAL` their medians over the run. `table PAIRS` prints per operation the
 medians of both sides, the median of the per-pair ratios and its 95% confidence
 interval: the order statistics x(k), x(n+1-k) with k the largest rank such that
 P(B < k) <= 2.5% for B ~ Binomial(n, 1/2) (distribution-free; as src/lab/stats.rs)."""
@@ -37,6 +39,20 @@ def pair(group, i, lab_path, c_path):
         rows.append(("signal catch net of the send, ns", m["median"] - (m["baseline"] or 0), c[0]))
     for name, lab, cv in rows:
         print(f"{name}\t{i}\t{lab}\t{cv}")
+
+
+def cal(lab_path):
+    c = json.load(open(lab_path)).get("calibration") or {}
+    print("\t".join(str(c.get(k)) for k in ("busy", "steal", "iowait")))
+
+
+def host(path):
+    cols = list(zip(*(line.split("\t") for line in open(path).read().splitlines())))
+    def share(i):
+        v = [float(x) for x in cols[i] if x != "None"] if cols else []
+        return f"{median(v) * 100:.1f}%" if v else "?"
+    print(f"calibrations of the run's {len(cols[0]) if cols else 0} labs, medians: other programs' "
+          f"CPU {share(0)}, steal {share(1)}, iowait {share(2)}")
 
 
 def median(xs):
@@ -77,5 +93,9 @@ def table(path):
 if __name__ == "__main__":
     if sys.argv[1] == "pair":
         pair(*sys.argv[2:6])
+    elif sys.argv[1] == "cal":
+        cal(sys.argv[2])
+    elif sys.argv[1] == "host":
+        host(sys.argv[2])
     else:
         table(sys.argv[2])

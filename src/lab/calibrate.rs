@@ -234,6 +234,37 @@ mod tests {
         );
     }
 
+    /// The headline of a noisy metric says by how much, and the host's measured cause
+    /// when the calibration found one; a tight metric is printed plainly.
+    #[test]
+    fn issue_20_the_headline_says_noisy_by_how_much_and_the_hosts_cause() {
+        use crate::catalogue::ConceptId;
+        use crate::lab::report::LabReport;
+        use crate::model::host::Host;
+        let host = Host::read(&mut Reader::host().unwrap());
+        let headline = |samples: &[f64], cal: Calibration| {
+            let mut r = LabReport::new(ConceptId::LazyInit, host.clone());
+            r.metric("first touch, per page", "ns", samples);
+            r.calibration = Some(cal);
+            crate::concepts::lazy_init::lab::LAB.headline_of(&r)
+        };
+        let wide: Vec<f64> = (1..=20).map(f64::from).collect();
+        let mut busy = Calibration {
+            busy: Some(0.5),
+            ..quiet()
+        };
+        busy.noisy = busy.verdict();
+        assert_eq!(
+            headline(&wide, busy.clone()),
+            "first touch 10 ns (noisy: +/-43%; a noisy host: other programs' CPU time 50.0% (over 10%))"
+        );
+        assert_eq!(
+            headline(&wide, quiet()),
+            "first touch 10 ns (noisy: +/-43%)"
+        );
+        assert_eq!(headline(&[100.0; 8], busy), "first touch 100 ns");
+    }
+
     #[test]
     fn calibration_of_this_host_is_measured() {
         let mut r = Reader::host().unwrap();

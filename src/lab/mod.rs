@@ -240,9 +240,15 @@ impl LabDef {
                     .iter()
                     .rev()
                     .find(|m| m.name.starts_with(prefix))?;
+                // The host's measured cause, when the calibration found one.
+                let host = r
+                    .calibration
+                    .as_ref()
+                    .and_then(|c| c.noisy.as_ref())
+                    .map_or(String::new(), |n| format!("; {n}"));
                 let noisy = match (&m.noisy, m.summary.ci_half_rel()) {
-                    (Some(_), Some(h)) => format!(" (noisy: +/-{:.0}%)", h * 100.0),
-                    (Some(_), None) => " (noisy)".to_owned(),
+                    (Some(_), Some(h)) => format!(" (noisy: +/-{:.0}%{host})", h * 100.0),
+                    (Some(_), None) => format!(" (noisy{host})"),
                     (None, _) => String::new(),
                 };
                 Some(format!(

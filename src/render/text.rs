@@ -28,6 +28,13 @@ fn cell(v: &Val<Value>, unit: Unit) -> String {
     }
 }
 
+/// The median's 95% interval as its half-width over the median ("±2.1%"); "-" where
+/// there is none (under 6 samples, or a median of 0).
+fn ci_text(s: &crate::lab::stats::Summary) -> String {
+    s.ci_half_rel()
+        .map_or_else(|| "-".to_owned(), |h| format!("±{:.1}%", h * 100.0))
+}
+
 /// Writes `name` wrapped in a column of `name_w` display columns after `indent`, with
 /// `cells` (laid out and painted by the caller) beside its first line and
 /// the name's further lines below it, two columns further in. When the name's first
@@ -663,19 +670,21 @@ pub fn lab(
     }
     if !r.metrics.is_empty() {
         writeln!(out, "  {}", style.heading("metrics"))?;
-        // n and four figures of up to 10 columns each take 49; the name what is left.
-        let name_w = width.saturating_sub(4 + 49).clamp(12, 44);
-        let figures = |n: &str, v: [&str; 4]| {
+        // n, four figures of up to 10 columns and the median's interval (7) take 57;
+        // the name what is left.
+        let name_w = width.saturating_sub(4 + 57).clamp(12, 44);
+        let figures = |n: &str, v: [&str; 5]| {
             format!(
-                " {} {} {} {} {}",
+                " {} {} {} {} {} {}",
                 pad_start(n, 4),
                 pad_start(v[0], 10),
                 pad_start(v[1], 10),
-                pad_start(v[2], 10),
-                pad_start(v[3], 10)
+                pad_start(v[2], 7),
+                pad_start(v[3], 10),
+                pad_start(v[4], 10)
             )
         };
-        let head = figures("n", ["min", "median", "p99", "max"]);
+        let head = figures("n", ["min", "median", "95% CI", "p99", "max"]);
         writeln!(out, "    {}", style.dim(&format!("{:name_w$}{head}", "")))?;
         for m in &r.metrics {
             let s = &m.summary;
@@ -686,7 +695,8 @@ pub fn lab(
             };
             let v = |x: f64| metric_value(x, m.unit);
             let (min, median, p99, max) = (v(s.min), v(s.median), v(s.p99), v(s.max));
-            let cells = figures(&s.n.to_string(), [&min, &median, &p99, &max]);
+            let ci = ci_text(s);
+            let cells = figures(&s.n.to_string(), [&min, &median, &ci, &p99, &max]);
             name_row(out, "    ", &name, name_w, &cells)?;
             if let Some(b) = m.baseline {
                 let net = format!(
