@@ -152,22 +152,37 @@ impl Calibration {
         c
     }
 
-    /// The measured causes of noise over their limits, joined; None on a quiet host.
-    pub fn verdict(&self) -> Option<String> {
-        let over = |v: Option<f64>, max: f64, what: &str| {
-            v.filter(|x| *x > max)
-                .map(|x| format!("{what} {:.1}% (over {:.0}%)", x * 100.0, max * 100.0))
-        };
-        let causes: Vec<String> = [
-            over(self.steal, STEAL_MAX, "steal"),
-            over(self.iowait, IOWAIT_MAX, "iowait"),
-            over(self.busy, BUSY_MAX, "other programs' CPU time"),
-            over(self.kthreads, KTHREAD_MAX, "kdamond/khugepaged"),
+    /// The measured causes of noise over their limits: (what, share, limit).
+    fn causes(&self) -> Vec<(&'static str, f64, f64)> {
+        [
+            (self.steal, STEAL_MAX, "steal"),
+            (self.iowait, IOWAIT_MAX, "iowait"),
+            (self.busy, BUSY_MAX, "other programs' CPU time"),
+            (self.kthreads, KTHREAD_MAX, "kdamond/khugepaged"),
         ]
         .into_iter()
-        .flatten()
-        .collect();
+        .filter_map(|(v, max, what)| v.filter(|x| *x > max).map(|x| (what, x, max)))
+        .collect()
+    }
+
+    /// The measured causes of noise over their limits, joined; None on a quiet host.
+    pub fn verdict(&self) -> Option<String> {
+        let causes: Vec<String> = self
+            .causes()
+            .iter()
+            .map(|(what, x, max)| format!("{what} {:.1}% (over {:.0}%)", x * 100.0, max * 100.0))
+            .collect();
         (!causes.is_empty()).then(|| format!("a noisy host: {}", causes.join(", ")))
+    }
+
+    /// The causes short, for a headline ("host: other programs' CPU time 100%").
+    pub fn cause(&self) -> Option<String> {
+        let causes: Vec<String> = self
+            .causes()
+            .iter()
+            .map(|(what, x, _)| format!("{what} {:.0}%", x * 100.0))
+            .collect();
+        (!causes.is_empty()).then(|| format!("host: {}", causes.join(", ")))
     }
 
     /// One line for the fingerprint.
@@ -249,14 +264,13 @@ mod tests {
             crate::concepts::lazy_init::lab::LAB.headline_of(&r)
         };
         let wide: Vec<f64> = (1..=20).map(f64::from).collect();
-        let mut busy = Calibration {
+        let busy = Calibration {
             busy: Some(0.5),
             ..quiet()
         };
-        busy.noisy = busy.verdict();
         assert_eq!(
             headline(&wide, busy.clone()),
-            "first touch 10 ns (noisy: +/-43%; a noisy host: other programs' CPU time 50.0% (over 10%))"
+            "first touch 10 ns (noisy: +/-43%; host: other programs' CPU time 50%)"
         );
         assert_eq!(
             headline(&wide, quiet()),

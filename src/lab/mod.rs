@@ -244,7 +244,7 @@ impl LabDef {
                 let host = r
                     .calibration
                     .as_ref()
-                    .and_then(|c| c.noisy.as_ref())
+                    .and_then(Calibration::cause)
                     .map_or(String::new(), |n| format!("; {n}"));
                 let noisy = match (&m.noisy, m.summary.ci_half_rel()) {
                     (Some(_), Some(h)) => format!(" (noisy: +/-{:.0}%{host})", h * 100.0),
