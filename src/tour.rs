@@ -212,6 +212,11 @@ pub fn run(
             started.elapsed().as_secs_f64()
         ))
     )?;
+    if let Some(c) = reports.iter().find_map(|r| r.calibration.as_ref()) {
+        for l in render::wrap(&c.summary(), width.saturating_sub(2)) {
+            writeln!(chatter, "  {}", style.dim(&l))?;
+        }
+    }
     for c in REGISTRY.iter() {
         let r = reports.iter().find(|r| r.concept == c.id);
         let (verdict, class) = render::html::verdict(r);

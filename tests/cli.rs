@@ -166,7 +166,10 @@ fn issue_18_params_lists_each_parameter_with_its_host_range_and_runs_nothing() {
     assert!(v.get("checks").is_none(), "a report: it ran the lab");
     let params = v["params"].as_array().unwrap();
     let keys: Vec<&str> = params.iter().map(|p| p["key"].as_str().unwrap()).collect();
-    assert_eq!(keys, ["size", "write_fraction", "fork_max", "trials"]);
+    assert_eq!(
+        keys,
+        ["size", "write_fraction", "fork_max", "trials", "budget_ms"]
+    );
     let size = &params[0];
     assert_eq!(size["alias"], "--size");
     assert_eq!(size["default"], 256 << 20);

@@ -285,27 +285,48 @@ fn sigint_stops_the_tour_and_writes_what_finished() {
     let dir = tempfile::tempdir().unwrap();
     let html = dir.path().join("partial.html");
     let tag = unique_tag();
-    let child = syslens()
-        .args(["tour", "--html"])
+    let mut child = syslens()
+        .args(["tour", "--json", "--html"])
         .arg(&html)
         .env("SYSLENS_TEST_TAG", &tag)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let pid = child.id();
-    // Interrupt once the first labs are done (lazy-init takes under a second) and
-    // another lab has a child running.
+    // Interrupt once the first lab is done (its progress line "[ 2/N]" names the
+    // second; the calibration and the adaptive trials make the first take seconds) and
+    // another lab has a child running. With --json the progress goes to stderr,
+    // unbuffered.
+    let mut progress = child.stderr.take().unwrap();
+    let second = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let second = second.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(&mut progress).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("[ 2/") {
+                    second.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        })
+    };
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30)
-        && (started.elapsed() < Duration::from_millis(2500) || processes_tagged(&tag).len() < 2)
+    while started.elapsed() < Duration::from_secs(60)
+        && !(second.load(std::sync::atomic::Ordering::SeqCst) && processes_tagged(&tag).len() >= 2)
     {
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert!(
+        second.load(std::sync::atomic::Ordering::SeqCst),
+        "the first lab did not finish within 60 s"
+    );
     // SAFETY: signals our own child.
     unsafe { libc::kill(pid as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130));
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert_eq!(status.code(), Some(130));
     let page = std::fs::read_to_string(&html).expect("the partial report is written");
     assert!(
         page.contains("interrupted"),
@@ -324,4 +345,36 @@ fn sigint_stops_the_tour_and_writes_what_finished() {
     );
     let swaps = std::fs::read_to_string("/proc/swaps").unwrap();
     assert!(!swaps.contains("syslens-lab-"));
+}
+
+/// The default tour, with the labs' adaptive trials: every report carries the one
+/// calibration of the run, and the page shows it. Its time is printed, not asserted
+/// (a speed goal belongs to a benchmark; a claim failing under load is the lab tests'
+/// business, so exit 1 is accepted here).
+#[test]
+fn issue_20_every_report_of_a_tour_carries_its_one_calibration() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    let started = Instant::now();
+    let out = syslens()
+        .args(["tour", "--json", "--html"])
+        .arg(&html)
+        .env("SYSLENS_TEST_TAG", unique_tag())
+        .output()
+        .unwrap();
+    eprintln!("the default tour took {:?}", started.elapsed());
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "tour failed: {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reports = reports.as_array().unwrap();
+    let first = &reports[0]["calibration"];
+    assert!(first["clock_cost_ns"].as_f64().unwrap() > 0.0, "{first}");
+    assert!(reports.iter().all(|r| &r["calibration"] == first));
+    assert!(std::fs::read_to_string(&html)
+        .unwrap()
+        .contains("calibration: clock resolution"));
 }

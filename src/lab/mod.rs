@@ -14,6 +14,7 @@ use crate::catalogue::ConceptId;
 use crate::model::host::Host;
 use crate::model::units::metric_value;
 
+pub mod calibrate;
 pub mod cgroup;
 pub mod cleanup;
 pub mod jail;
@@ -29,6 +30,7 @@ pub mod settings;
 pub mod stats;
 pub mod swap;
 
+use calibrate::Calibration;
 use jail::Jail;
 use params::{HostLimits, ParamError, ParamValues, Setting};
 pub use reaper::Reaper;
@@ -58,6 +60,8 @@ pub struct LabContext {
     pub reader: Reader,
     /// The running lab's parameters, resolved before it started.
     pub params: ParamValues,
+    /// The calibration, measured at the first lab's start and shared by the rest.
+    pub calibration: Option<Calibration>,
 }
 
 /// How long the parent waits for a child's checkpoint before the watchdog kills it.
@@ -73,6 +77,7 @@ impl LabContext {
             host,
             reader,
             params: ParamValues::default(),
+            calibration: None,
         })
     }
 
@@ -235,8 +240,19 @@ impl LabDef {
                     .iter()
                     .rev()
                     .find(|m| m.name.starts_with(prefix))?;
+                // The host's measured cause, when the calibration found one.
+                let host = r
+                    .calibration
+                    .as_ref()
+                    .and_then(Calibration::cause)
+                    .map_or(String::new(), |n| format!("; {n}"));
+                let noisy = match (&m.noisy, m.summary.ci_half_rel()) {
+                    (Some(_), Some(h)) => format!(" (noisy: +/-{:.0}%{host})", h * 100.0),
+                    (Some(_), None) => format!(" (noisy{host})"),
+                    (None, _) => String::new(),
+                };
                 Some(format!(
-                    "{label} {}",
+                    "{label} {}{noisy}",
                     metric_value(m.summary.median, m.unit)
                 ))
             })
@@ -276,8 +292,13 @@ fn run_inner(
     // What dead runs left goes first; the fingerprint is of the host after it.
     let swept = cleanup::sweep_dead_runs(&mut ctx.reader);
     ctx.host = Host::read(&mut ctx.reader);
+    let calibration = ctx
+        .calibration
+        .get_or_insert_with(|| Calibration::measure(&mut ctx.reader))
+        .clone();
     let started = Instant::now();
     let mut report = LabReport::new(def.id, ctx.host.clone());
+    report.calibration = Some(calibration);
     for line in swept {
         report.note(format!("removed what a dead syslens run left: {line}"));
     }

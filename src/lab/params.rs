@@ -221,6 +221,18 @@ impl ParamSpec {
         p
     }
 
+    /// The time budget of a lab's adaptive trials (`budget_ms`): after `trials`, more
+    /// until the headline median's 95% interval is within 5% or the budget is spent;
+    /// 0 takes exactly `trials` (bench/labs.sh's single measurements).
+    pub const fn budget(default: i64, quick: i64) -> Self {
+        Self::millis(
+            "budget_ms",
+            "time budget of the adaptive trials: more until the headline median's 95% interval is within 5%; 0: exactly `trials`",
+            (default, quick),
+            (0, 60_000),
+        )
+    }
+
     /// A duration in milliseconds from `min` to `max`.
     pub const fn millis(
         key: &'static str,

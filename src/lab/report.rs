@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::calibrate::Calibration;
 use super::stats::Summary;
 use crate::catalogue::ConceptId;
 use crate::model::host::Host;
@@ -240,6 +241,9 @@ pub struct LabReport {
     pub notes: Vec<String>,
     /// Wall time the lab took, in seconds.
     pub duration_seconds: f64,
+    /// The calibration of the run (shared by every lab of a tour): part of the
+    /// fingerprint.
+    pub calibration: Option<Calibration>,
 }
 
 impl LabReport {
@@ -258,6 +262,7 @@ impl LabReport {
             series: Vec::new(),
             notes: Vec::new(),
             duration_seconds: 0.0,
+            calibration: None,
         }
     }
 

@@ -555,6 +555,9 @@ pub fn report(
         esc(&host.summary()),
         esc(date)
     );
+    if let Some(c) = reports.iter().find_map(|r| r.calibration.as_ref()) {
+        let _ = write!(h, "<p class=\"host\">{}</p>", esc(&c.summary()));
+    }
     if let Some(why) = interrupted {
         let _ = write!(
             h,
@@ -640,18 +643,22 @@ pub fn report(
         }
         h.push_str("</table></div>");
         if !r.metrics.is_empty() {
-            h.push_str("<h3>Metrics</h3><div class=\"scroll\"><table><tr><th>metric</th><th class=\"num\">n</th><th class=\"num\">min</th><th class=\"num\">median</th><th class=\"num\">p99</th><th class=\"num\">max</th><th class=\"num\">CV</th></tr>");
+            h.push_str("<h3>Metrics</h3><div class=\"scroll\"><table><tr><th>metric</th><th class=\"num\">n</th><th class=\"num\">min</th><th class=\"num\">median</th><th class=\"num\">95% CI of the median</th><th class=\"num\">p99</th><th class=\"num\">max</th><th class=\"num\">CV</th></tr>");
             for m in &r.metrics {
                 let s = &m.summary;
                 let u = |v: f64| esc(&unit_value(v, m.unit));
                 let _ = write!(
                     h,
-                    "<tr><td>{}{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}%</td></tr>",
+                    "<tr><td>{}{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}%</td></tr>",
                     esc(&m.name),
                     if m.noisy.is_some() { " <span class=\"b skip\">noisy</span>" } else { "" },
                     s.n,
                     u(s.min),
                     u(s.median),
+                    match (s.ci_low, s.ci_high) {
+                        (Some(lo), Some(hi)) => format!("{}–{}", u(lo), u(hi)),
+                        _ => "-".to_owned(),
+                    },
                     u(s.p99),
                     u(s.max),
                     s.cv * 100.0

@@ -28,6 +28,13 @@ fn cell(v: &Val<Value>, unit: Unit) -> String {
     }
 }
 
+/// The median's 95% interval as its half-width over the median ("±2.1%"); "-" where
+/// there is none (under 6 samples, or a median of 0).
+fn ci_text(s: &crate::lab::stats::Summary) -> String {
+    s.ci_half_rel()
+        .map_or_else(|| "-".to_owned(), |h| format!("±{:.1}%", h * 100.0))
+}
+
 /// Writes `name` wrapped in a column of `name_w` display columns after `indent`, with
 /// `cells` (laid out and painted by the caller) beside its first line and
 /// the name's further lines below it, two columns further in. When the name's first
@@ -716,6 +723,9 @@ pub fn lab(
     let head = format!("lab {} · {} ", r.concept.slug(), r.title);
     heading_rule(out, &head, style, width)?;
     write_wrapped(out, &r.host.summary(), width, "", "    ", dim)?;
+    if let Some(c) = &r.calibration {
+        write_wrapped(out, &c.summary(), width, "", "    ", dim)?;
+    }
     let text_w = width.saturating_sub(CHECK_INDENT.len());
     for c in &r.checks {
         let mark = match c.status {
@@ -741,23 +751,24 @@ pub fn lab(
     }
     if !r.metrics.is_empty() {
         writeln!(out, "  {}", style.heading("metrics"))?;
-        // n and four figures of up to 10 columns each take 49; the name what is left,
-        // at least 12. Narrower than that, each metric is its name, then its figures
-        // labelled and packed beneath it.
-        let table = width >= 4 + 12 + 49;
-        let name_w = width.saturating_sub(4 + 49).clamp(12, 44);
-        let figures = |n: &str, v: [&str; 4]| {
+        // n, four figures of up to 10 columns and the median's interval (7) take 57;
+        // the name what is left, at least 12. Narrower than that, each metric is its
+        // name, then its figures labelled and packed beneath it.
+        let table = width >= 4 + 12 + 57;
+        let name_w = width.saturating_sub(4 + 57).clamp(12, 44);
+        let figures = |n: &str, v: [&str; 5]| {
             format!(
-                " {} {} {} {} {}",
+                " {} {} {} {} {} {}",
                 pad_start(n, 4),
                 pad_start(v[0], 10),
                 pad_start(v[1], 10),
-                pad_start(v[2], 10),
-                pad_start(v[3], 10)
+                pad_start(v[2], 7),
+                pad_start(v[3], 10),
+                pad_start(v[4], 10)
             )
         };
         if table {
-            let head = figures("n", ["min", "median", "p99", "max"]);
+            let head = figures("n", ["min", "median", "95% CI", "p99", "max"]);
             writeln!(out, "    {}", style.dim(&format!("{:name_w$}{head}", "")))?;
         }
         for m in &r.metrics {
@@ -769,8 +780,9 @@ pub fn lab(
             };
             let v = |x: f64| metric_value(x, m.unit);
             let (min, median, p99, max) = (v(s.min), v(s.median), v(s.p99), v(s.max));
+            let ci = ci_text(s);
             if table {
-                let cells = figures(&s.n.to_string(), [&min, &median, &p99, &max]);
+                let cells = figures(&s.n.to_string(), [&min, &median, &ci, &p99, &max]);
                 name_row(out, "    ", &name, name_w, &cells)?;
             } else {
                 write_wrapped(out, &name, width, "    ", "      ", plain)?;
@@ -778,6 +790,7 @@ pub fn lab(
                     format!("n {}", s.n),
                     format!("min {min}"),
                     format!("median {median}"),
+                    format!("95% CI {ci}"),
                     format!("p99 {p99}"),
                     format!("max {max}"),
                 ];

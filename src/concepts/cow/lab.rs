@@ -13,7 +13,7 @@ use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{mib, pct, pct_text, times_text, Axis, Check, Cmp, LabReport};
 use crate::lab::sandbox::{os_result, wait_forked, LabError, Link, Params};
 use crate::lab::settings::{read_setting, THP_ENABLED};
-use crate::lab::stats::Summary;
+use crate::lab::stats::{Adaptive, Stop, Summary};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 /// The copy-on-write lab: its parameters, the parent side (`run`) and the child roles.
@@ -27,7 +27,7 @@ pub static LAB: LabDef = LabDef {
     child,
 };
 
-static PARAMS: [ParamSpec; 4] = [
+static PARAMS: [ParamSpec; 5] = [
     ParamSpec::bytes(
         "size",
         "the memory the parent writes before it forks the child that reads and writes it",
@@ -48,7 +48,12 @@ static PARAMS: [ParamSpec; 4] = [
         64 << 20,
     )
     .at_least(16 << 20),
-    ParamSpec::trials("timed forks and posix_spawns per parent size", 11, 5),
+    ParamSpec::trials(
+        "timed forks and posix_spawns per parent size (at least)",
+        11,
+        5,
+    ),
+    ParamSpec::budget(1000, 300),
 ];
 
 /// The parent's sizes for the fork timings: none, then 16 MiB times 4 up to `max`.
@@ -79,6 +84,7 @@ fn settings(p: &ParamValues) -> Result<ParentParams, ParamError> {
         fractions: fraction_ladder(p.fraction("write_fraction")?),
         fork_sizes: fork_ladder(p.bytes("fork_max")?),
         trials: p.count("trials")? as usize,
+        budget_ms: p.millis("budget_ms")?.as_millis() as u64,
     })
 }
 
@@ -113,6 +119,8 @@ struct ParentParams {
     fractions: Vec<f64>,
     fork_sizes: Vec<u64>,
     trials: usize,
+    /// Time budget of each parent size's adaptive trials (ms; 0: exactly `trials`).
+    budget_ms: u64,
 }
 
 /// "forked": the forked child's pid.
@@ -145,6 +153,8 @@ pub struct ForkTimes {
     pub fork_cpu_us: Vec<Vec<f64>>,
     /// Wall time of posix_spawn(/bin/true) + wait (us), the trials at each parent size.
     pub spawn_us: Vec<Vec<f64>>,
+    /// How each parent size's adaptive trials (watching fork + exit + wait) ended.
+    pub stops: Vec<Stop>,
 }
 
 /// Everything the copy-on-write lab measured, as `analyze` judges it.
@@ -334,7 +344,11 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     );
     for (i, mib_) in m.fork.sizes_mib.iter().enumerate() {
         if let Some(t) = m.fork.fork_us.get(i) {
-            report.metric(&format!("fork + exit + wait, parent {mib_} MiB"), "us", t);
+            let what = format!("fork + exit + wait, parent {mib_} MiB");
+            report.metric(&what, "us", t);
+            if let Some(note) = m.fork.stops.get(i).and_then(|s| s.note(&what, t.len())) {
+                report.note(note);
+            }
         }
         if let Some(t) = m.fork.fork_cpu_us.get(i) {
             report.metric(
@@ -441,7 +455,8 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
         }
     }
     drop(region);
-    let times = fork_times(&p.fork_sizes, p.trials)?;
+    let plan = Adaptive::new(1, p.trials, std::time::Duration::from_millis(p.budget_ms));
+    let times = fork_times(&p.fork_sizes, &plan)?;
     link.send("fork-times", times).map_err(io)
 }
 
@@ -470,10 +485,10 @@ fn forked_child(region: &Region, pages: usize, link: &mut Link) -> io::Result<()
 }
 // explain-end
 
-/// lmbench's method: fork, the child exits at once, the parent waits; per parent size.
-/// A fork or posix_spawn that fails fails the run with its errno: a failed call is
-/// never timed as a (fast) sample.
-fn fork_times(sizes_mib: &[u64], trials: usize) -> Result<ForkTimes, String> {
+/// lmbench's method: fork, the child exits at once, the parent waits; per parent size,
+/// trials as `plan` says. A fork or posix_spawn that fails fails the run with its
+/// errno: a failed call is never timed as a (fast) sample.
+fn fork_times(sizes_mib: &[u64], plan: &Adaptive) -> Result<ForkTimes, String> {
     let io = |e: io::Error| e.to_string();
     let mut out = ForkTimes {
         sizes_mib: sizes_mib.to_vec(),
@@ -493,18 +508,19 @@ fn fork_times(sizes_mib: &[u64], trials: usize) -> Result<ForkTimes, String> {
         let mut forks = Vec::new();
         let mut fork_cpu = Vec::new();
         let mut spawns = Vec::new();
-        for t in 0..trials + 1 {
+        let (_, stop) = plan.run(Adaptive::clock(), |kept| {
             let (f, forked) = trial(&mut meter, fork_exit_wait);
             forked.map_err(|e| format!("fork + exit + wait, parent {s} MiB: {e}"))?;
             let (sp, spawned) = trial(&mut meter, spawn_true);
             spawned.map_err(|e| format!("posix_spawn(/bin/true) + wait, parent {s} MiB: {e}"))?;
-            // The first of each is warm-up.
-            if t > 0 {
+            if kept {
                 forks.push(f.ns as f64 / 1000.0);
                 fork_cpu.push((f.counts.utime_ns + f.counts.stime_ns) as f64 / 1000.0);
                 spawns.push(sp.ns as f64 / 1000.0);
             }
-        }
+            Ok::<f64, String>(f.ns as f64 / 1000.0)
+        })?;
+        out.stops.push(stop);
         out.fork_us.push(forks);
         out.fork_cpu_us.push(fork_cpu);
         out.spawn_us.push(spawns);
@@ -591,6 +607,7 @@ mod tests {
                 fork_us: vec![vec![130.0; 5], vec![1100.0; 5]],
                 fork_cpu_us: vec![vec![60.0; 5], vec![400.0; 5]],
                 spawn_us: vec![vec![600.0; 5]; 2],
+                stops: vec![Stop::Converged; 2],
             },
         }
     }
@@ -724,7 +741,7 @@ mod tests {
     fn issue_13_a_failed_fork_fails_the_timed_loop_with_its_errno() {
         assert!(fork_exit_wait().is_ok(), "fork works without the limit");
         assert!(holds_without_new_processes(|| {
-            matches!(fork_times(&[0], 2), Err(e)
+            matches!(fork_times(&[0], &Adaptive::new(1, 2, Default::default())), Err(e)
                 if e.starts_with("fork + exit + wait") && e.contains("os error 11"))
         }));
     }

@@ -13,6 +13,7 @@ use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{mib, pct, pct_text, times_text, Check, Cmp, LabReport};
 use crate::lab::sandbox::{present, LabError, Link, Params};
 use crate::lab::settings::{read_setting, OVERCOMMIT_MEMORY};
+use crate::lab::stats::{Adaptive, Stop};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 /// The lazy-initialisation lab: its parameters, the parent side (`run`) and the child role.
@@ -26,7 +27,7 @@ pub static LAB: LabDef = LabDef {
     child,
 };
 
-static PARAMS: [ParamSpec; 4] = [
+static PARAMS: [ParamSpec; 5] = [
     ParamSpec::bytes(
         "size",
         "the mapping that is read, then written, while RSS is watched",
@@ -40,7 +41,8 @@ static PARAMS: [ParamSpec; 4] = [
         16 << 20,
         16 << 20,
     ),
-    ParamSpec::trials("timed first / second touches", 15, 5),
+    ParamSpec::trials("timed first / second touches (at least)", 15, 5),
+    ParamSpec::budget(1500, 400),
     ParamSpec::choice(
         "mapping",
         "the mapping that is read, then written: private anonymous, or shared anonymous (shmem)",
@@ -57,6 +59,8 @@ struct TouchParams {
     size: u64,
     cost_region: u64,
     trials: usize,
+    /// Time budget of the adaptive trials (ms; 0: exactly `trials`).
+    budget_ms: u64,
     /// Map the read-then-written region MAP_SHARED.
     shared: bool,
 }
@@ -66,6 +70,7 @@ fn settings(p: &ParamValues) -> Result<TouchParams, ParamError> {
         size: p.bytes("size")?,
         cost_region: p.bytes("cost_region")?,
         trials: p.count("trials")? as usize,
+        budget_ms: p.millis("budget_ms")?.as_millis() as u64,
         shared: p.choice("mapping")? == "shared",
     })
 }
@@ -90,6 +95,8 @@ pub struct TouchCosts {
     pub once_later_ns: Vec<f64>,
     /// ns of an empty loop iteration, the same batch, for comparison.
     pub empty_loop_ns: Vec<f64>,
+    /// How the adaptive trials of the first touch ended.
+    pub stop: Option<Stop>,
     /// Why perf counters were not used, when the kernel refused them (None: they were).
     #[serde(deserialize_with = "present")]
     pub perf_note: Option<String>,
@@ -268,6 +275,13 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         mib(size),
         mib(grew_written)
     ));
+    if let Some(note) = m
+        .costs
+        .stop
+        .and_then(|s| s.note("first touch, per page", m.costs.first_ns_per_page.len()))
+    {
+        report.note(note);
+    }
     if let Some(n) = &m.costs.perf_note {
         report.note(n.clone());
     }
@@ -291,7 +305,12 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     link.sync("written", ()).map_err(io)?;
     drop(region);
     let mut meter = SystemMeter::new();
-    let costs = touch_costs(&mut meter, p.cost_region as usize, p.trials).map_err(io)?;
+    let plan = Adaptive::new(
+        WARMUP,
+        p.trials,
+        std::time::Duration::from_millis(p.budget_ms),
+    );
+    let costs = touch_costs(&mut meter, p.cost_region as usize, &plan).map_err(io)?;
     link.send(
         "costs",
         TouchCosts {
@@ -302,14 +321,15 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     .map_err(io)
 }
 
-/// Times the first and second write of every page of a fresh mapping, and OnceLock.
+/// Times the first and second write of every page of a fresh mapping, and OnceLock,
+/// trials as `plan` says (the first touch per page is the series it watches).
 pub fn touch_costs<M: Meter>(
     meter: &mut M,
     region: usize,
-    trials: usize,
+    plan: &Adaptive,
 ) -> std::io::Result<TouchCosts> {
     let mut out = TouchCosts::default();
-    for t in 0..trials + WARMUP {
+    let (_, stop) = plan.run(Adaptive::clock(), |kept| {
         let r = Region::anon(region)?;
         let _ = r.madvise(libc::MADV_NOHUGEPAGE);
         let pages = r.pages();
@@ -330,10 +350,10 @@ pub fn touch_costs<M: Meter>(
                 std::hint::black_box(i);
             }
         });
-        if t < WARMUP {
-            continue;
-        }
         let p = pages as f64;
+        if !kept {
+            return Ok(first.ns as f64 / p);
+        }
         out.first_ns_per_page.push(first.ns as f64 / p);
         out.second_ns_per_page.push(second.ns as f64 / p);
         out.faults_per_page.push(first.counts.minflt as f64 / p);
@@ -344,8 +364,10 @@ pub fn touch_costs<M: Meter>(
         out.once_first_ns.push(once_first.ns as f64);
         out.once_later_ns.push(later.ns as f64 / BATCH as f64);
         out.empty_loop_ns.push(empty.ns as f64 / BATCH as f64);
-    }
+        Ok::<f64, std::io::Error>(first.ns as f64 / p)
+    })?;
     debug_assert!(page_size() > 0);
+    out.stop = Some(stop);
     Ok(out)
 }
 
@@ -383,6 +405,7 @@ mod tests {
                 once_first_ns: vec![900.0; 5],
                 once_later_ns: vec![1.0; 5],
                 empty_loop_ns: vec![1.0; 5],
+                stop: None,
                 perf_note: None,
             },
         }
@@ -476,7 +499,12 @@ mod tests {
                 ]);
             }
         }
-        let c = touch_costs(&mut m, 16 << 20, 1).unwrap();
+        let c = touch_costs(
+            &mut m,
+            16 << 20,
+            &Adaptive::new(WARMUP, 1, Default::default()),
+        )
+        .unwrap();
         assert_eq!(c.first_ns_per_page, vec![1000.0]);
         assert_eq!(c.second_ns_per_page, vec![10.0]);
         assert_eq!(c.faults_per_page, vec![1.0]);
