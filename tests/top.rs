@@ -1056,19 +1056,16 @@ fn issue_17_top_store_replays_a_recording_with_its_keys() {
 #[test]
 fn issue_17_top_store_refuses_what_is_not_a_store() {
     let dir = tempfile::tempdir().unwrap();
-    let out = crate::common::syslens()
-        .args(["top", "--store", dir.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("no store in"), "{err}");
+    let refused = |says: &str| {
+        let out = crate::common::syslens()
+            .args(["top", "--store", dir.path().to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(says), "{err}");
+    };
+    refused("no store in");
     std::fs::write(dir.path().join("syslens.db"), b"not a database at all").unwrap();
-    let out = crate::common::syslens()
-        .args(["top", "--store", dir.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("syslens: "), "{err}");
+    refused("syslens: ");
 }

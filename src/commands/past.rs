@@ -713,10 +713,8 @@ pub fn report_window(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::files::SampleFiles;
     use crate::record::store::Limits;
     use std::time::Duration;
-    use syslens_probe::table::{ScanOptions, Scanner};
 
     #[test]
     fn issue_17_a_process_identity_is_not_matched_across_a_reboot() {
@@ -725,13 +723,7 @@ mod tests {
             retain: Duration::from_secs(86400),
         };
         let dir = tempfile::tempdir().unwrap();
-        let mut scanner = Scanner::new(syslens_probe::Reader::host().unwrap());
-        let rows = scanner.scan(ScanOptions::default()).unwrap().to_vec();
-        let table = Table {
-            rows,
-            cgroups: scanner.cgroup_paths().to_vec(),
-        };
-        let files = SampleFiles::read(scanner.reader());
+        let (table, files) = crate::record::host_sample();
         let me = std::process::id() as i32;
         let t0 = SystemTime::now() - Duration::from_secs(60);
         // The same (pid, start time) in two boots: in the second it is another process.

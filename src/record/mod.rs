@@ -325,3 +325,19 @@ pub fn synthesize(
     }
     Ok(())
 }
+
+/// This host's process table and recorded files, read once: what the store tests write.
+#[cfg(test)]
+pub(crate) fn host_sample() -> (Table, SampleFiles) {
+    let mut scanner = Scanner::new(syslens_probe::Reader::host().expect("the host's /proc"));
+    let rows = scanner
+        .scan(ScanOptions::default())
+        .expect("list processes")
+        .to_vec();
+    let table = Table {
+        rows,
+        cgroups: scanner.cgroup_paths().to_vec(),
+    };
+    let files = SampleFiles::read(scanner.reader());
+    (table, files)
+}

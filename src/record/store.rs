@@ -319,8 +319,10 @@ impl Store {
             "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; \
              PRAGMA synchronous = NORMAL;",
         )?;
-        // The log is checkpointed and cut well before it could matter to max-size.
-        let log_pages = (limits.max_size / 4096 / 40).clamp(16, 1000);
+        // The log is checkpointed and cut well before it could matter to max-size: a
+        // fortieth of it, at least 4 pages (16 pages, 64 KiB, was a quarter of a 256 KiB
+        // store: the log and the checkpoint's copy of it overshot the limit).
+        let log_pages = (limits.max_size / 4096 / 40).clamp(4, 1000);
         conn.execute_batch(&format!(
             "PRAGMA wal_autocheckpoint = {log_pages}; PRAGMA journal_size_limit = {};",
             log_pages * 4096
@@ -538,9 +540,21 @@ impl Store {
         };
         self.conn
             .execute("DELETE FROM events WHERE time_ns < ?1", [cutoff])?;
+        // What the limit counts is the files on disk: the database with its free pages
+        // and the log. A round frees what the last dropped, then measures.
         let target = limits.max_size / 10 * 9;
         let mut rounds = 0;
-        while self.used_bytes()? > target && rounds < 1000 {
+        loop {
+            // A log over the limit is cut before anything is dropped for it.
+            let cut_first = rounds == 0 && self.size_on_disk() > target;
+            if (dropped || cut_first) && !self.release()? {
+                // A reader holds the log: it cannot be cut now, and dropping more
+                // would not shrink it. The next interval tries again.
+                break;
+            }
+            if self.size_on_disk() <= target || rounds >= 1000 {
+                break;
+            }
             rounds += 1;
             // The second keyframe: the oldest group ends just before it.
             let next: Option<i64> = self
@@ -554,7 +568,7 @@ impl Store {
             let Some(next) = next else {
                 break;
             };
-            dropped |= self.drop_before(next)?;
+            dropped = self.drop_before(next)?;
             let oldest: Option<i64> =
                 self.conn
                     .query_row("SELECT min(time_ns) FROM samples", [], |r| r.get(0))?;
@@ -563,30 +577,23 @@ impl Store {
                     .execute("DELETE FROM events WHERE time_ns < ?1", [t])?;
             }
         }
-        if dropped {
-            // Each step of the pragma frees one page: run it to the end.
-            let mut vacuum = self.conn.prepare("PRAGMA incremental_vacuum")?;
-            let mut steps = vacuum.query([])?;
-            while steps.next()?.is_some() {}
-            drop(steps);
-            drop(vacuum);
-            if self.size_on_disk() > target {
-                self.conn
-                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-            }
-        }
         Ok(())
     }
 
     /// Bytes the live pages take: what the file shrinks to after a vacuum, plus the log.
-    fn used_bytes(&self) -> Result<u64, StoreError> {
-        let (pages, free, size): (i64, i64, i64) = self.conn.query_row(
-            "SELECT * FROM pragma_page_count, pragma_freelist_count, pragma_page_size",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
-        let log = std::fs::metadata(self.dir.join("syslens.db-wal")).map_or(0, |m| m.len());
-        Ok(((pages - free).max(0) * size) as u64 + log)
+    /// Gives the pages freed back to the file system and cuts the log; false when a
+    /// reader kept the log from being cut.
+    fn release(&mut self) -> Result<bool, StoreError> {
+        // Each step of the pragma frees one page: run it to the end.
+        let mut vacuum = self.conn.prepare("PRAGMA incremental_vacuum")?;
+        let mut steps = vacuum.query([])?;
+        while steps.next()?.is_some() {}
+        drop(steps);
+        drop(vacuum);
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        Ok(busy == 0)
     }
 
     fn drop_before(&mut self, id: i64) -> Result<bool, StoreError> {

@@ -356,11 +356,8 @@ impl Source for Recorded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::codec::Table;
-    use crate::record::files::SampleFiles;
     use crate::record::store::{Limits, Store};
     use ratatui::crossterm::event::KeyCode;
-    use syslens_probe::table::{ScanOptions, Scanner};
 
     fn times(secs: &[u64]) -> Vec<SystemTime> {
         secs.iter()
@@ -404,13 +401,7 @@ mod tests {
             retain: Duration::from_secs(86400),
         };
         let dir = tempfile::tempdir().unwrap();
-        let mut scanner = Scanner::new(syslens_probe::Reader::host().unwrap());
-        let rows = scanner.scan(ScanOptions::default()).unwrap().to_vec();
-        let table = Table {
-            rows,
-            cgroups: scanner.cgroup_paths().to_vec(),
-        };
-        let files = SampleFiles::read(scanner.reader());
+        let (table, files) = crate::record::host_sample();
         // Whole seconds, so that `@SECONDS` names a sample exactly.
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)

@@ -488,12 +488,7 @@ impl Scanner {
             return;
         }
         let mut used = vec![false; interned];
-        let ids_in_use = self
-            .known
-            .values_mut()
-            .filter_map(|k| k.slow.as_mut()?.cgroup.as_mut().ok())
-            .chain(self.rows.iter_mut().filter_map(|r| r.cgroup.as_mut().ok()));
-        for id in ids_in_use {
+        for id in cgroup_ids_in_use(&mut self.known, &mut self.rows) {
             if let Some(u) = used.get_mut(*id as usize) {
                 *u = true;
             }
@@ -502,12 +497,7 @@ impl Scanner {
             return;
         }
         let renumbered = compact(&mut self.cgroup_ids, &mut self.cgroup_paths, &used);
-        let ids_in_use = self
-            .known
-            .values_mut()
-            .filter_map(|k| k.slow.as_mut()?.cgroup.as_mut().ok())
-            .chain(self.rows.iter_mut().filter_map(|r| r.cgroup.as_mut().ok()));
-        for id in ids_in_use {
+        for id in cgroup_ids_in_use(&mut self.known, &mut self.rows) {
             *id = renumbered[*id as usize];
         }
         self.cgroup_epoch += 1;
@@ -758,6 +748,18 @@ fn intern(
     paths.push(String::from_utf8_lossy(path).into_owned());
     ids.insert(path.into(), id);
     id
+}
+
+/// Every cgroup id the scanner holds: in what it knows of each process, and in the
+/// rows of the last pass.
+fn cgroup_ids_in_use<'a>(
+    known: &'a mut HashMap<i32, Known>,
+    rows: &'a mut [ProcessRow],
+) -> impl Iterator<Item = &'a mut CgroupId> {
+    known
+        .values_mut()
+        .filter_map(|k| k.slow.as_mut()?.cgroup.as_mut().ok())
+        .chain(rows.iter_mut().filter_map(|r| r.cgroup.as_mut().ok()))
 }
 
 /// Keeps the paths whose id is `used`, in their order, and returns each old id's new
