@@ -280,6 +280,16 @@ pub fn table(out: &mut dyn Write, t: &Table, style: &Style, width: usize) -> io:
 }
 
 /// A heading with a rule to the width: `── head ───…`.
+/// The display width of a column: its widest value, or its heading when wider.
+fn widest(values: &[impl AsRef<str>], heading: &str) -> usize {
+    values
+        .iter()
+        .map(|v| display_width(v.as_ref()))
+        .max()
+        .unwrap_or(0)
+        .max(display_width(heading))
+}
+
 /// Packs labelled figures ("median 17 ns") into lines of at most `width` columns, two
 /// spaces apart; a figure is never split across lines.
 fn pack(figures: &[String], width: usize) -> Vec<String> {
@@ -506,12 +516,7 @@ pub fn processes(
         .collect();
     // COMMAND is as wide as its longest name (a kernel thread's reaches 64 bytes, not
     // the 15 of a task's comm), so no name is cut while the width has room for it.
-    let command_w = names
-        .iter()
-        .map(|n| display_width(n))
-        .max()
-        .unwrap_or(0)
-        .max("COMMAND".len());
+    let command_w = widest(&names, "COMMAND");
     // (heading, width, rank): when the line is too wide the lowest rank goes first, as
     // htop drops columns; PID and COMMAND are never dropped.
     let all: [(&str, usize, u8); 14] = [
@@ -573,12 +578,7 @@ pub fn processes(
         .collect();
     // The cgroup column takes what is left when its longest value fits there; else it
     // is left out, and said so (the JSON has it in full).
-    let cg_need = placements
-        .iter()
-        .map(|p| display_width(p))
-        .max()
-        .unwrap_or(0)
-        .max("CGROUP".len());
+    let cg_need = widest(&placements, "CGROUP");
     let cg_room = width.saturating_sub(others + command_w + 2);
     let cg_w = if cg_room >= cg_need { cg_room } else { 0 };
     let line_of = |cells: [&str; 14], cgroup: &str| -> String {
