@@ -171,6 +171,14 @@ const MAY_SKIP: &[MaySkip] = &[
         reason: "every attempt shared its CPU with other work",
         when: busy,
     },
+    // Interrupts served for other work on the loop's CPU, charged to it as system time
+    // by tick accounting (issue 20: a CI run read 84.3% user on a CPU 99.3% of the time).
+    MaySkip {
+        lab: "kernel-user",
+        claim: "a loop ",
+        reason: "its CPU served interrupts for other work while it ran",
+        when: busy,
+    },
     MaySkip {
         lab: "kernel-user",
         claim: "the same clock read as a real syscall",

@@ -543,6 +543,7 @@ fn issue_19_top_header_meters_measure_from_two_samples() {
             cpu: 0,
             busy,
             total,
+            interrupts: 0,
         }]),
         loadavg: Ok([0.5, 0.25, 0.125]),
         uptime: Ok(Duration::from_secs(86_400 + 3_661)),

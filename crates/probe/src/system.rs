@@ -226,6 +226,8 @@ pub struct CpuTicks {
     pub busy: u64,
     /// All ticks: busy plus idle and iowait.
     pub total: u64,
+    /// Ticks serving hardware interrupts and softirqs (part of busy).
+    pub interrupts: u64,
 }
 
 /// The `cpuN` lines of /proc/stat, one per online CPU; malformed on a line that has
@@ -251,6 +253,7 @@ pub fn parse_cpus(buf: &[u8]) -> Val<Vec<CpuTicks>> {
             cpu: u32::try_from(cpu).map_err(|_| Missing::malformed("/proc/stat", text(line)))?,
             busy,
             total: busy.saturating_add(idle).saturating_add(iowait),
+            interrupts: irq.saturating_add(softirq),
         });
     }
     Ok(out)
@@ -485,12 +488,14 @@ mod tests {
                 CpuTicks {
                     cpu: 0,
                     busy: 6,
-                    total: 57
+                    total: 57,
+                    interrupts: 0,
                 },
                 CpuTicks {
                     cpu: 3,
                     busy: 13,
-                    total: 63
+                    total: 63,
+                    interrupts: 2,
                 },
             ]
         );

@@ -7,13 +7,19 @@
 //! in a fresh thread (a delta over a thread with a past mixes in the past's ratio: a
 //! pure loop after the syscall loops read 10-40% system here), for a given amount of
 //! CPU rather than of wall time; and a loop that shared its CPU with other work, which
-//! the tick then samples a handful of times, is run again before its claim is judged.
+//! the tick then samples a handful of times, does not decide its claim. Ticks that
+//! land in an interrupt are charged to the interrupted thread as system time unless
+//! the kernel accounts interrupt time apart (CONFIG_IRQ_TIME_ACCOUNTING): nor does a
+//! loop whose failure the interrupts its CPU served explain. A loop that fails its
+//! claim is run again, up to three times.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use syslens_probe::system::parse_cpus;
+use syslens_probe::USER_HZ;
 
 use crate::catalogue::ConceptId;
 use crate::lab::mem::pin_to;
@@ -63,7 +69,7 @@ fn settings(p: &ParamValues) -> Result<CallsParams, ParamError> {
 const WARMUP: usize = 2;
 /// A loop gives up after this many times its CPU budget of wall time (a busy machine).
 const LOOP_WALL_CAP: u32 = 10;
-/// Attempts at a split loop whose claim fails while it shared its CPU.
+/// Attempts at a split loop until one satisfies its claim.
 const SPLIT_ATTEMPTS: usize = 3;
 /// A loop that ran less than this share of its wall time shared its CPU.
 const UNCONTENDED: f64 = 0.9;
@@ -103,6 +109,12 @@ pub struct Split {
     pub system_ns: u64,
     /// Wall time the loop ran (ns).
     pub wall_ns: u64,
+    /// Time the loop's CPU spent serving hardware interrupts and softirqs while the
+    /// loop ran (ns, /proc/stat irq + softirq of CPU 0, in 10 ms ticks). Under tick
+    /// accounting without CONFIG_IRQ_TIME_ACCOUNTING the kernel charges it to the
+    /// thread it interrupted, as system time.
+    #[serde(default)]
+    pub interrupt_ns: u64,
 }
 
 impl Split {
@@ -124,6 +136,14 @@ impl Split {
     /// The share of its wall time the loop was on a CPU.
     pub fn ran(&self) -> f64 {
         self.cpu_ns() as f64 / self.wall_ns.max(1) as f64
+    }
+
+    /// The split had none of its CPU's interrupt time been charged to it as system time.
+    fn without_interrupts(&self) -> Split {
+        Split {
+            system_ns: self.system_ns.saturating_sub(self.interrupt_ns),
+            ..*self
+        }
     }
 }
 
@@ -153,13 +173,30 @@ impl SplitClaim {
         s.cpu_ns() > 0 && (self.share)(s) >= self.at_least
     }
 
-    /// Passed by the first attempt that satisfies it; failed when one that had its CPU
-    /// to itself does not; skipped when every attempt shared its CPU.
+    /// The interrupts its CPU served while it ran explain the attempt's failure: it
+    /// holds once their time is taken out of its system time.
+    fn failed_by_interrupts(&self, s: &Split) -> bool {
+        !self.holds(s) && self.holds(&s.without_interrupts())
+    }
+
+    /// The attempt settles the claim: it satisfies it, or it had its CPU to itself and
+    /// the interrupts served on that CPU do not explain its failure.
+    fn decided_by(&self, s: &Split) -> bool {
+        self.holds(s) || (s.ran() >= UNCONTENDED && !self.failed_by_interrupts(s))
+    }
+
+    /// Passed by the first attempt that satisfies it; failed by the first that had its
+    /// CPU to itself, and was not failed by interrupts, when none does; skipped when
+    /// every attempt shared its CPU or was failed by interrupts.
     fn check(&self, attempts: &[Split]) -> Check {
         let text = &self.text();
         let shown = |s: &Split, i: usize| {
+            let interrupts = match s.interrupt_ns {
+                0 => String::new(),
+                ns => format!(", {:.0} ms of it serving interrupts", ns as f64 / 1e6),
+            };
             format!(
-                "{} (attempt {} of {}: {:.0} ms of CPU, on a CPU {} of the time)",
+                "{} (attempt {} of {}: {:.0} ms of CPU, on a CPU {} of the time{interrupts})",
                 pct((self.share)(s)),
                 i + 1,
                 attempts.len(),
@@ -170,19 +207,31 @@ impl SplitClaim {
         let decisive = attempts
             .iter()
             .position(|s| self.holds(s))
-            .or_else(|| attempts.iter().position(|s| s.ran() >= UNCONTENDED));
+            .or_else(|| attempts.iter().position(|s| self.decided_by(s)));
         match (decisive, attempts.last()) {
             (Some(i), _) => {
                 let s = &attempts[i];
                 Check::compare(text, (self.share)(s), Cmp::AtLeast, self.at_least, pct)
                     .observed(shown(s, i))
             }
+            (None, Some(last)) if attempts.iter().all(|s| s.ran() < UNCONTENDED) => Check::skipped(
+                text,
+                format!(
+                    "{}; every attempt shared its CPU with other work: the kernel splits \
+                         user from system time by sampling at its timer tick, and a thread \
+                         that keeps being preempted is sampled a handful of times (a busy \
+                         machine)",
+                    shown(last, attempts.len() - 1)
+                ),
+            ),
             (None, Some(last)) => Check::skipped(
                 text,
                 format!(
-                    "{}; every attempt shared its CPU with other work: the kernel splits user \
-                     from system time by sampling at its timer tick, and a thread that keeps \
-                     being preempted is sampled a handful of times (a busy machine)",
+                    "{}; its CPU served interrupts for other work while it ran, and this \
+                     kernel charges a timer tick that lands in an interrupt to the thread it \
+                     interrupted, as system time (tick accounting without \
+                     CONFIG_IRQ_TIME_ACCOUNTING): without that time every attempt would hold \
+                     (a busy machine)",
                     shown(last, attempts.len() - 1)
                 ),
             ),
@@ -399,6 +448,7 @@ fn split_of(
     std::thread::scope(|s| {
         s.spawn(|| -> io::Result<Split> {
             let mut meter = SystemMeter::without_perf();
+            let interrupts0 = cpu0_interrupt_ticks();
             let (t, ran) = trial(&mut meter, || -> io::Result<()> {
                 let (started, cpu0) = (Instant::now(), thread_cpu());
                 let mut next_check = started;
@@ -420,10 +470,17 @@ fn split_of(
                 Ok(())
             });
             ran?;
+            // Unreadable /proc/stat counts no interrupts: the claim then judges the
+            // split as getrusage gives it.
+            let interrupts = match (interrupts0, cpu0_interrupt_ticks()) {
+                (Some(before), Some(after)) => after.saturating_sub(before),
+                _ => 0,
+            };
             Ok(Split {
                 user_ns: t.counts.utime_ns,
                 system_ns: t.counts.stime_ns,
                 wall_ns: t.ns,
+                interrupt_ns: interrupts.saturating_mul(1_000_000_000 / USER_HZ),
             })
         })
         .join()
@@ -431,19 +488,26 @@ fn split_of(
     })
 }
 
-/// Attempts at a split loop until one is decisive for `claim`: it satisfies it, or
-/// it had its CPU to itself; at most [`SPLIT_ATTEMPTS`].
+/// Ticks CPU 0, where the lab's child is pinned, has spent serving interrupts since boot.
+fn cpu0_interrupt_ticks() -> Option<u64> {
+    let stat = std::fs::read("/proc/stat").ok()?;
+    parse_cpus(&stat)
+        .ok()?
+        .iter()
+        .find(|c| c.cpu == 0)
+        .map(|c| c.interrupts)
+}
+
+/// Attempts at a split loop until one satisfies `claim`; at most [`SPLIT_ATTEMPTS`].
+/// A claim that fails every one of them, one of them on a CPU it had to itself, is
+/// false; one that a single attempt fails may have met a tick-sampling accident.
 fn split_attempts(
     cpu: Duration,
     claim: &SplitClaim,
     mut body: impl FnMut() -> io::Result<()> + Send,
 ) -> io::Result<Vec<Split>> {
     let mut attempts: Vec<Split> = Vec::new();
-    while attempts.len() < SPLIT_ATTEMPTS
-        && !attempts
-            .last()
-            .is_some_and(|s| claim.holds(s) || s.ran() >= UNCONTENDED)
-    {
+    while attempts.len() < SPLIT_ATTEMPTS && !attempts.last().is_some_and(|s| claim.holds(s)) {
         attempts.push(split_of(cpu, &mut body)?);
     }
     Ok(attempts)
@@ -546,6 +610,7 @@ mod tests {
             user_ns: user * 1_000_000,
             system_ns: system * 1_000_000,
             wall_ns: wall * 1_000_000,
+            interrupt_ns: 0,
         }
     }
 
@@ -647,6 +712,71 @@ mod tests {
             "its second attempt held"
         );
         assert!(report.checks[2].observed.contains("attempt 2 of 2"));
+    }
+
+    /// CI: the pure loop, pinned to CPU 0 and on it 99.3% of the time, read 84.3% user
+    /// while concurrent tests kept CPU 0 serving interrupts: with tick accounting (no
+    /// CONFIG_IRQ_TIME_ACCOUNTING) those ticks are the loop's system time.
+    #[test]
+    fn issue_20_a_loop_failed_by_its_cpus_interrupts_is_retried_then_skipped() {
+        let with_interrupts = |user, system, wall, interrupts: u64| Split {
+            interrupt_ns: interrupts * 1_000_000,
+            ..split(user, system, wall)
+        };
+        let failed_by_interrupts = with_interrupts(170, 31, 202, 30);
+        assert!(!PURE_LOOP.decided_by(&failed_by_interrupts));
+        let mut m = good();
+        m.pure_loop = vec![failed_by_interrupts; SPLIT_ATTEMPTS];
+        let host = crate::model::host::Host::read(&mut syslens_probe::Reader::host().unwrap());
+        let mut report = LabReport::new(ConceptId::KernelUser, host);
+        analyze(&m, &mut report);
+        let pure = &report.checks[1];
+        assert_eq!(pure.status, Status::Skipped);
+        let why = pure.reason.as_deref().unwrap_or_default();
+        assert!(
+            why.contains("30 ms of it serving interrupts")
+                && why.contains("CONFIG_IRQ_TIME_ACCOUNTING"),
+            "{why}"
+        );
+        // A later attempt on a quiet CPU decides.
+        m.pure_loop = vec![failed_by_interrupts, split(199, 1, 202)];
+        assert_eq!(statuses(&m)[1], Status::Passed);
+        // More system time than the interrupts explain still fails the claim.
+        let too_much = with_interrupts(150, 50, 202, 10);
+        assert!(PURE_LOOP.decided_by(&too_much));
+        m.pure_loop = vec![too_much];
+        assert_eq!(statuses(&m)[1], Status::Failed);
+        // Interrupts add to the read loop's system share: they never excuse its failure.
+        let read = with_interrupts(100, 100, 202, 100);
+        assert!(READ_LOOP.decided_by(&read));
+        m.pure_loop = vec![split(199, 1, 202)];
+        m.read_loop = vec![read];
+        assert_eq!(statuses(&m)[2], Status::Failed);
+    }
+
+    #[test]
+    fn issue_20_a_loop_is_run_again_until_its_claim_holds() {
+        let claim = |at_least| SplitClaim {
+            at_least,
+            ..PURE_LOOP
+        };
+        let cpu = Duration::from_millis(2);
+        assert_eq!(
+            split_attempts(cpu, &claim(0.0), || Ok(())).unwrap().len(),
+            1
+        );
+        let never = split_attempts(cpu, &claim(1.01), || Ok(())).unwrap();
+        assert_eq!(never.len(), SPLIT_ATTEMPTS);
+    }
+
+    #[test]
+    fn issue_20_the_loops_cpu_interrupt_ticks_are_read() {
+        let before = cpu0_interrupt_ticks().expect("CPU 0 has a line in /proc/stat");
+        let after = cpu0_interrupt_ticks().unwrap();
+        assert!(after >= before);
+        let s = split_of(Duration::from_millis(5), &mut || Ok(())).unwrap();
+        assert!(s.interrupt_ns % (1_000_000_000 / USER_HZ) == 0);
+        assert!(s.interrupt_ns <= s.wall_ns + 2 * 1_000_000_000 / USER_HZ);
     }
 
     #[test]
