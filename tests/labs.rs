@@ -118,6 +118,18 @@ const MAY_SKIP: &[MaySkip] = &[
         when: |h| !h.root,
     },
     MaySkip {
+        lab: "signals",
+        claim: "the tracepoint signal:signal_deliver",
+        reason: "",
+        when: |h| !h.root,
+    },
+    MaySkip {
+        lab: "signals",
+        claim: "an ignored signal is discarded",
+        reason: "",
+        when: |h| !h.root,
+    },
+    MaySkip {
         lab: "cgroups-namespaces",
         claim: "a CPU hog under",
         reason: "systemd-run --scope -p Delegate=yes",

@@ -119,29 +119,25 @@ pub struct SystemMeter {
     pub tracepoint_refused: Option<String>,
 }
 
-/// The id of exceptions:page_fault_user, read once per process from tracefs (a
-/// detached mount where it is not mounted: one per process, not one per meter).
-fn fault_tracepoint_id() -> Result<u64, String> {
-    static ID: std::sync::OnceLock<Result<u64, String>> = std::sync::OnceLock::new();
-    ID.get_or_init(|| {
-        let fs = Tracefs::open(std::path::Path::new("/")).map_err(|e| e.why)?;
-        let f = fs
-            .event("exceptions", "page_fault_user")
-            .map_err(|e| e.why)?;
-        Ok(f.id)
-    })
-    .clone()
+/// The host's tracefs, opened once per process (a detached mount where it is not
+/// mounted: one per process, not one per counter).
+fn tracefs() -> Result<&'static Tracefs, String> {
+    static FS: std::sync::OnceLock<Result<Tracefs, String>> = std::sync::OnceLock::new();
+    FS.get_or_init(|| Tracefs::open(std::path::Path::new("/")).map_err(|e| e.why))
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
-/// Counts exceptions:page_fault_user for the calling thread (counting mode: no
-/// samples, so no ring buffer and no raw data, which tracepoints guard harder).
-fn open_fault_tracepoint() -> Result<Counter, String> {
-    let id = fault_tracepoint_id()?;
+/// Counts the tracepoint `system:event` for the calling thread, enabled from now
+/// (counting mode: no samples, so no ring buffer and no raw data, which tracepoints
+/// guard harder); the reason when tracefs or perf_event_open refuses it.
+pub fn tracepoint_counter(system: &str, event: &str) -> Result<Counter, String> {
+    let id = tracefs()?.event(system, event).map_err(|e| e.why)?.id;
     let mut c = Builder::new(Tracepoint::with_id(id))
         // A tracepoint fires in the kernel: excluding the kernel would count nothing.
         .include_kernel()
         .build()
-        .map_err(|e| format!("perf_event_open of exceptions:page_fault_user refused ({e})"))?;
+        .map_err(|e| format!("perf_event_open of {system}:{event} refused ({e})"))?;
     c.enable().map_err(|e| e.to_string())?;
     Ok(c)
 }
@@ -161,10 +157,11 @@ impl SystemMeter {
             }
             Ok(c)
         })();
-        let (faults_tracepoint, tracepoint_refused) = match open_fault_tracepoint() {
-            Ok(c) => (Some(c), None),
-            Err(e) => (None, Some(e)),
-        };
+        let (faults_tracepoint, tracepoint_refused) =
+            match tracepoint_counter("exceptions", "page_fault_user") {
+                Ok(c) => (Some(c), None),
+                Err(e) => (None, Some(e)),
+            };
         let (perf, perf_refused) = match perf {
             Ok(c) => (Some(c), None),
             Err(e) => (
@@ -244,7 +241,8 @@ impl Meter for SystemMeter {
     }
 }
 
-/// How far apart the tracepoint's and getrusage's fault counts may be and still agree.
+/// How far apart a tracepoint's count and another count of the same events may be and
+/// still agree.
 pub const TRACE_AGREEMENT: f64 = 0.01;
 
 /// The claim that the kernel's fault tracepoint counted the faults getrusage counted,
@@ -252,18 +250,39 @@ pub const TRACE_AGREEMENT: f64 = 0.01;
 /// handler's entry, mm's accounting once the fault is handled). Skipped, with the
 /// reason, where the tracepoint cannot be counted.
 pub fn faults_agree(what: &str, trace: Option<u64>, rusage: u64, refused: Option<&str>) -> Check {
+    trace_agrees(
+        "exceptions:page_fault_user",
+        what,
+        "getrusage",
+        trace,
+        rusage,
+        refused,
+    )
+}
+
+/// The claim that `tracepoint` counted `what` as `other` counted it (`counted`), within
+/// [`TRACE_AGREEMENT`], where `counted` is nonzero; skipped, with `refused`, where the
+/// tracepoint cannot be counted.
+pub fn trace_agrees(
+    tracepoint: &str,
+    what: &str,
+    other: &str,
+    trace: Option<u64>,
+    counted: u64,
+    refused: Option<&str>,
+) -> Check {
     let claim = format!(
-        "the tracepoint exceptions:page_fault_user counts {what} as getrusage does (within {:.0}%)",
+        "the tracepoint {tracepoint} counts {what} as {other} does (within {:.0}%)",
         TRACE_AGREEMENT * 100.0
     );
     match trace {
         Some(t) => {
-            let gap = t.abs_diff(rusage) as f64 / rusage.max(1) as f64;
+            let gap = t.abs_diff(counted) as f64 / counted.max(1) as f64;
             Check::holds(
                 &claim,
-                rusage > 0 && gap <= TRACE_AGREEMENT,
+                counted > 0 && gap <= TRACE_AGREEMENT,
                 format!(
-                    "{t} by the tracepoint, {rusage} by getrusage ({:.2}% apart)",
+                    "{t} by the tracepoint, {counted} by {other} ({:.2}% apart)",
                     gap * 100.0
                 ),
                 format!("at most {:.0}% apart", TRACE_AGREEMENT * 100.0),

@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalogue::ConceptId;
 use crate::lab::mem::{page_size, pin_to};
-use crate::lab::meter::{trial, SystemMeter};
+use crate::lab::meter::{trace_agrees, tracepoint_counter, trial, SystemMeter};
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
-use crate::lab::report::{Axis, Check, Cmp, LabReport};
+use crate::lab::report::{Axis, Check, LabReport};
 use crate::lab::sandbox::{describe, os_result, pid_of, wait_forked, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
@@ -123,6 +123,29 @@ pub struct Latency {
     pub catch_ns: Vec<f64>,
     /// ns of kill(self) of an ignored signal (the send alone), per trial.
     pub send_ns: Vec<f64>,
+    /// An untimed batch of kill(self) with the handler, signal:signal_deliver counted.
+    #[serde(default)]
+    pub caught: Option<Deliveries>,
+    /// The same with the signal ignored.
+    #[serde(default)]
+    pub ignored: Option<Deliveries>,
+    /// Why signal:signal_deliver was not counted (None: it was).
+    #[serde(default)]
+    pub deliver_refused: Option<String>,
+}
+
+/// A batch of kill(self) of SIGUSR2, counted two ways: the handler's runs and the
+/// tracepoint signal:signal_deliver, which fires in the kernel as it sets up a
+/// handler's frame (or acts on a default disposition), for the calling thread.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deliveries {
+    /// kill(2) calls made.
+    pub sent: u64,
+    /// Runs of the handler.
+    pub handled: u64,
+    /// signal:signal_deliver for this thread.
+    pub traced: u64,
 }
 
 /// Everything the signals lab measured, as `analyze` judges it.
@@ -333,6 +356,42 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         ),
         "state Z, then gone",
     ));
+    let deliveries = "signal:signal_deliver";
+    let refused = m.latency.deliver_refused.as_deref();
+    let caught = m.latency.caught;
+    report.check(trace_agrees(
+        deliveries,
+        "the signals a handler caught",
+        "the handler",
+        caught.map(|d| d.traced),
+        caught.map_or(0, |d| d.handled),
+        refused,
+    ));
+    let claim =
+        "an ignored signal is discarded when it is sent: signal:signal_deliver fires for none";
+    report.check(match m.latency.ignored {
+        Some(d) => Check::holds(
+            claim,
+            d.sent > 0 && d.traced == 0 && d.handled == 0,
+            format!(
+                "{} deliveries, {} handler runs for {} sends",
+                d.traced, d.handled, d.sent
+            ),
+            "0 deliveries",
+        ),
+        None => Check::skipped(claim, refused.unwrap_or("the tracepoint was not counted")),
+    });
+    for (what, d) in [("a caught", caught), ("an ignored", m.latency.ignored)] {
+        if let Some(d) = d {
+            report.evidence(
+                deliveries,
+                &format!("kill(self) of {what} signal (sends -> deliveries)"),
+                d.sent as f64,
+                d.traced as f64,
+                "",
+            );
+        }
+    }
     report.series(
         "signal round trips, same CPU (one trial)",
         "round trip (us)",
@@ -340,7 +399,6 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         Axis::Continuous,
         histogram(&m.latency.rounds_us, 30),
     );
-    let _ = Cmp::AtLeast;
 }
 
 /// Counts per bin over [min, p99]: the tail beyond p99 is cut so the bulk is visible.
@@ -464,6 +522,22 @@ fn kill_ns(
         .collect()
 }
 
+/// `rounds` kill(self) of SIGUSR2, untimed, counted by the handler and by `traced`
+/// (signal:signal_deliver for this thread); a failed kill fails the batch.
+fn deliveries(
+    traced: &mut perf_event::Counter,
+    me: libc::pid_t,
+    rounds: u64,
+) -> io::Result<Deliveries> {
+    let (handled0, traced0) = (HANDLED.load(Ordering::Relaxed), traced.read()?);
+    (0..rounds).try_for_each(|_| signal(me, libc::SIGUSR2))?;
+    Ok(Deliveries {
+        sent: rounds,
+        handled: HANDLED.load(Ordering::Relaxed) - handled0,
+        traced: traced.read()?.saturating_sub(traced0),
+    })
+}
+
 /// Round trips between this process and a forked partner pinned to `partner_cpu`;
 /// returns us per round trip per trial, and every round of the first trial.
 fn round_trips(rounds: u64, trials: usize, partner_cpu: usize) -> io::Result<(Vec<f64>, Vec<f64>)> {
@@ -536,10 +610,25 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             let me = rustix::process::getpid().as_raw_nonzero().get();
             let catch_ns = kill_ns(&mut meter, me, libc::SIGUSR2, trials, rounds)
                 .map_err(|e| format!("kill(self) with a handler: {e}"))?;
+            // Counted apart from the timed trials, which the tracepoint would slow.
+            let (mut traced, deliver_refused) = match tracepoint_counter("signal", "signal_deliver")
+            {
+                Ok(c) => (Some(c), None),
+                Err(e) => (None, Some(e)),
+            };
+            let mut count = |what: &str| {
+                traced
+                    .as_mut()
+                    .map(|c| deliveries(c, me, rounds))
+                    .transpose()
+                    .map_err(|e| format!("kill(self) of a {what} signal, counted: {e}"))
+            };
+            let caught = count("caught")?;
             // SAFETY: SIG_IGN is a valid disposition.
             unsafe { libc::signal(libc::SIGUSR2, libc::SIG_IGN) };
             let send_ns = kill_ns(&mut meter, me, libc::SIGUSR2, trials, rounds)
                 .map_err(|e| format!("kill(self) of an ignored signal: {e}"))?;
+            let ignored = count("ignored")?;
             link.send(
                 "latency",
                 Latency {
@@ -548,6 +637,9 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
                     rounds_us,
                     catch_ns,
                     send_ns,
+                    caught,
+                    ignored,
+                    deliver_refused,
                 },
             )
             .map_err(io)
@@ -665,6 +757,17 @@ mod tests {
                 rounds_us: vec![3.0; 100],
                 catch_ns: vec![900.0; 5],
                 send_ns: vec![200.0; 5],
+                caught: Some(Deliveries {
+                    sent: 1000,
+                    handled: 1000,
+                    traced: 1000,
+                }),
+                ignored: Some(Deliveries {
+                    sent: 1000,
+                    handled: 0,
+                    traced: 0,
+                }),
+                deliver_refused: None,
             },
             segv_pages: 64,
             segv_handled: 64,
@@ -684,7 +787,7 @@ mod tests {
 
     #[test]
     fn passes_on_signal_semantics() {
-        assert_eq!(statuses(&good()), vec![Status::Passed; 4]);
+        assert_eq!(statuses(&good()), vec![Status::Passed; 6]);
     }
 
     #[test]
@@ -704,6 +807,50 @@ mod tests {
         let mut m = good();
         m.zombie_gone_after_reap = false;
         assert_eq!(statuses(&m)[3], Status::Failed);
+        let mut m = good();
+        m.latency.ignored.as_mut().unwrap().traced = 1;
+        assert_eq!(statuses(&m)[5], Status::Failed);
+    }
+
+    /// issue 16: the tracepoint is independent evidence beside the handler's count.
+    #[test]
+    fn issue_16_signal_deliver_agrees_with_the_handler_at_the_boundary() {
+        let with = |handled: u64, traced: u64| {
+            let mut m = good();
+            m.latency.caught = Some(Deliveries {
+                sent: 1000,
+                handled,
+                traced,
+            });
+            statuses(&m)[4]
+        };
+        assert_eq!(with(1000, 1010), Status::Passed);
+        assert_eq!(with(1000, 1011), Status::Failed);
+        assert_eq!(with(1000, 990), Status::Passed);
+        assert_eq!(with(1000, 989), Status::Failed);
+        assert_eq!(with(0, 0), Status::Failed, "nothing caught is no agreement");
+        let mut m = good();
+        m.latency.caught = None;
+        m.latency.ignored = None;
+        m.latency.deliver_refused = Some("perf_event_open refused".into());
+        let checks = crate::lab::report::claims(ConceptId::Signals, &m, analyze);
+        for c in &checks[4..6] {
+            assert_eq!(c.status, Status::Skipped);
+            assert_eq!(c.reason.as_deref(), Some("perf_event_open refused"));
+        }
+    }
+
+    /// The counted batch fails on a kill(2) that fails; that it counts deliveries is
+    /// the real lab's claim, which tests/labs.rs runs single-threaded (a signal sent
+    /// to this multi-threaded test process may be delivered to any of its threads).
+    #[test]
+    fn issue_16_a_failed_kill_fails_the_counted_batch() {
+        let Ok(mut traced) = tracepoint_counter("signal", "signal_deliver") else {
+            eprintln!("SKIPPED: signal:signal_deliver cannot be counted here");
+            return;
+        };
+        let e = deliveries(&mut traced, i32::MAX, 1).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ESRCH));
     }
 
     #[test]
