@@ -562,4 +562,17 @@ mod tests {
         m.resident_after_all = 1000;
         assert_eq!(statuses(&m)[3], Status::Failed);
     }
+
+    /// The mutant `touched > 0.0` as `>=` survived: resident pages after a pass that
+    /// touched none are no readahead (the file was cached by someone else).
+    #[test]
+    fn issue_23_a_sparse_pass_that_touched_nothing_proves_no_readahead() {
+        let mut m = good();
+        m.sparse = vec![[0.0, 5.0]];
+        assert_eq!(statuses(&m)[2], Status::Failed);
+        m.sparse = vec![];
+        assert_eq!(statuses(&m)[2], Status::Failed);
+        m.sparse = vec![[1.0, 2.0]];
+        assert_eq!(statuses(&m)[2], Status::Passed);
+    }
 }
