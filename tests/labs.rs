@@ -183,6 +183,12 @@ const MAY_SKIP: &[MaySkip] = &[
         reason: "every attempt shared its CPU with other work",
         when: busy,
     },
+    MaySkip {
+        lab: "cgroups-namespaces",
+        claim: "a CPU hog under",
+        reason: "it waited for a CPU that other work held",
+        when: busy,
+    },
     // Interrupts served for other work on the loop's CPU, charged to it as system time
     // by tick accounting (issue 20: a CI run read 84.3% user on a CPU 99.3% of the time).
     MaySkip {
