@@ -42,8 +42,8 @@ lab_run() {
   case $1 in
     lazy) pin "$bin" lab lazy-init "${one[@]}" --size 64 > "$out/lab.json" ;;
     cow) pin "$bin" lab cow "${one[@]}" --size 64 --set write_fraction=1 --set fork_max=64M > "$out/lab.json" ;;
-    ku) "$bin" lab kernel-user --json --trials "$trials" --set loop_cpu=50 > "$out/lab.json" ;;
-    sched) "$bin" lab scheduling --json --trials "$trials" --set hog=300 > "$out/lab.json" ;;
+    ku) "$bin" lab kernel-user "${one[@]}" --set loop_cpu=50 > "$out/lab.json" ;;
+    sched) "$bin" lab scheduling "${one[@]}" --set hog=300 > "$out/lab.json" ;;
     sig) "$bin" lab signals --json --trials "$trials" > "$out/lab.json" ;;
   esac
 }

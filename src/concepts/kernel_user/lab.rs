@@ -28,6 +28,7 @@ use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{pct, pct_text, times_text, Axis, Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::settings::{read_setting, CLOCKSOURCE};
+use crate::lab::stats::{Adaptive, Stop};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 /// The kernel/user lab: its parameters, the parent side (`run`) and the child role.
@@ -41,7 +42,7 @@ pub static LAB: LabDef = LabDef {
     child,
 };
 
-static PARAMS: [ParamSpec; 3] = [
+static PARAMS: [ParamSpec; 4] = [
     ParamSpec::int(
         "batch",
         "calls",
@@ -49,7 +50,8 @@ static PARAMS: [ParamSpec; 3] = [
         (100_000, 20_000),
         (100, 10_000_000),
     ),
-    ParamSpec::trials("timed batches of each call", 15, 5),
+    ParamSpec::trials("timed batches of each call (at least)", 15, 5),
+    ParamSpec::budget(1000, 300),
     ParamSpec::millis(
         "loop_cpu",
         "the CPU time each user-vs-system loop runs, in a fresh thread",
@@ -62,6 +64,7 @@ fn settings(p: &ParamValues) -> Result<CallsParams, ParamError> {
     Ok(CallsParams {
         batch: p.count("batch")?,
         trials: p.count("trials")? as usize,
+        budget_ms: p.millis("budget_ms")?.as_millis() as u64,
         loop_ms: p.millis("loop_cpu")?.as_millis() as u64,
     })
 }
@@ -80,6 +83,8 @@ const UNCONTENDED: f64 = 0.9;
 struct CallsParams {
     batch: u64,
     trials: usize,
+    /// Time budget of each call's adaptive trials (ms; 0: exactly `trials`).
+    budget_ms: u64,
     loop_ms: u64,
 }
 
@@ -97,6 +102,24 @@ pub struct Costs {
     pub syscall_clock: Vec<f64>,
     /// syscall(SYS_getppid): about the cheapest real system call.
     pub getppid: Vec<f64>,
+    /// How each call's adaptive trials ended.
+    pub stops: CallStops,
+}
+
+/// How the adaptive trials of each call of [`Costs`] ended (None: not measured).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallStops {
+    /// The empty loop's.
+    pub empty_loop: Option<Stop>,
+    /// The function call's.
+    pub call: Option<Stop>,
+    /// The vDSO clock's.
+    pub vdso_clock: Option<Stop>,
+    /// The syscall clock's.
+    pub syscall_clock: Option<Stop>,
+    /// getppid's.
+    pub getppid: Option<Stop>,
 }
 
 /// user and system time of a loop, and the wall time it took to get them.
@@ -295,29 +318,34 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     Ok(())
 }
 
+/// The per-call metrics, as the report names them.
+const EMPTY_LOOP: &str = "empty loop iteration (subtracted from the others)";
+const CALL: &str = "function call (not inlined)";
+const VDSO_CLOCK: &str = "clock_gettime through the vDSO";
+const SYSCALL_CLOCK: &str = "syscall(SYS_clock_gettime)";
+const GETPPID: &str = "syscall(SYS_getppid)";
+
 /// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
+    let (c, stops) = (&m.costs, &m.costs.stops);
     let base = report
-        .metric(
-            "empty loop iteration (subtracted from the others)",
-            "ns",
-            &m.costs.empty_loop,
-        )
+        .metric(EMPTY_LOOP, "ns", &c.empty_loop)
         .map(|s| s.median);
-    report.metric_with_baseline("function call (not inlined)", "ns", &m.costs.call, base);
-    let vdso = report.metric_with_baseline(
-        "clock_gettime through the vDSO",
-        "ns",
-        &m.costs.vdso_clock,
-        base,
-    );
-    let sys = report.metric_with_baseline(
-        "syscall(SYS_clock_gettime)",
-        "ns",
-        &m.costs.syscall_clock,
-        base,
-    );
-    report.metric_with_baseline("syscall(SYS_getppid)", "ns", &m.costs.getppid, base);
+    report.metric_with_baseline(CALL, "ns", &c.call, base);
+    let vdso = report.metric_with_baseline(VDSO_CLOCK, "ns", &c.vdso_clock, base);
+    let sys = report.metric_with_baseline(SYSCALL_CLOCK, "ns", &c.syscall_clock, base);
+    report.metric_with_baseline(GETPPID, "ns", &c.getppid, base);
+    for (what, samples, stop) in [
+        (EMPTY_LOOP, &c.empty_loop, stops.empty_loop),
+        (CALL, &c.call, stops.call),
+        (VDSO_CLOCK, &c.vdso_clock, stops.vdso_clock),
+        (SYSCALL_CLOCK, &c.syscall_clock, stops.syscall_clock),
+        (GETPPID, &c.getppid, stops.getppid),
+    ] {
+        if let Some(note) = stop.and_then(|s| s.note(what, samples.len())) {
+            report.note(note);
+        }
+    }
     let clocksource = if m.clocksource.is_empty() {
         "unknown"
     } else {
@@ -417,24 +445,24 @@ fn getppid() -> i64 {
     unsafe { libc::syscall(libc::SYS_getppid) }
 }
 
-/// Times `batch` calls of `op`, per trial, in ns per call (gross).
+/// Times `batch` calls of `op` per trial, in ns per call (gross), trials as `plan`
+/// says (its budget read from `now_ns`); and how the series ended.
 pub fn per_call<M: Meter>(
     meter: &mut M,
-    trials: usize,
+    plan: &Adaptive,
+    now_ns: impl FnMut() -> u64,
     batch: u64,
     op: impl Fn() -> i64,
-) -> Vec<f64> {
-    (0..trials + WARMUP)
-        .map(|_| {
-            let (t, _) = trial(meter, || {
-                for _ in 0..batch {
-                    std::hint::black_box(op());
-                }
-            });
-            t.ns as f64 / batch as f64
-        })
-        .skip(WARMUP)
-        .collect()
+) -> (Vec<f64>, Stop) {
+    let Ok(timed) = plan.run(now_ns, |_| {
+        let (t, _) = trial(meter, || {
+            for _ in 0..batch {
+                std::hint::black_box(op());
+            }
+        });
+        Ok::<f64, std::convert::Infallible>(t.ns as f64 / batch as f64)
+    });
+    timed
 }
 
 /// Runs `body` in a fresh thread until that thread has had `cpu` of CPU time, or for
@@ -527,18 +555,34 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     let CallsParams {
         batch,
         trials,
+        budget_ms,
         loop_ms,
     } = params.decode()?;
     let cpu = Duration::from_millis(loop_ms);
     let io = |e: io::Error| e.to_string();
     pin_to(0).map_err(io)?;
     let mut meter = SystemMeter::new();
+    // Each call's series has the budget to itself, counted from its first warm-up.
+    let plan = Adaptive::new(WARMUP, trials, Duration::from_millis(budget_ms));
+    let m = &mut meter;
+    let (empty_loop, empty_stop) = per_call(m, &plan, Adaptive::clock(), batch, || 0);
+    let (call, call_stop) = per_call(m, &plan, Adaptive::clock(), batch, || plain_call(7) as i64);
+    let (vdso, vdso_stop) = per_call(m, &plan, Adaptive::clock(), batch, vdso_clock);
+    let (sys, sys_stop) = per_call(m, &plan, Adaptive::clock(), batch, syscall_clock);
+    let (ppid, ppid_stop) = per_call(m, &plan, Adaptive::clock(), batch, getppid);
     let costs = Costs {
-        empty_loop: per_call(&mut meter, trials, batch, || 0),
-        call: per_call(&mut meter, trials, batch, || plain_call(7) as i64),
-        vdso_clock: per_call(&mut meter, trials, batch, vdso_clock),
-        syscall_clock: per_call(&mut meter, trials, batch, syscall_clock),
-        getppid: per_call(&mut meter, trials, batch, getppid),
+        empty_loop,
+        call,
+        vdso_clock: vdso,
+        syscall_clock: sys,
+        getppid: ppid,
+        stops: CallStops {
+            empty_loop: Some(empty_stop),
+            call: Some(call_stop),
+            vdso_clock: Some(vdso_stop),
+            syscall_clock: Some(sys_stop),
+            getppid: Some(ppid_stop),
+        },
     };
     let mut x = 1u64;
     let pure_loop = split_attempts(cpu, &PURE_LOOP, || {
@@ -584,6 +628,7 @@ mod tests {
                 vdso_clock: vec![16.0; 5],
                 syscall_clock: vec![120.0; 5],
                 getppid: vec![80.0; 5],
+                stops: CallStops::default(),
             },
             pure_loop: vec![split(300, 0, 310)],
             getppid_loop: split(140, 160, 310),
@@ -786,7 +831,95 @@ mod tests {
         for ns in [9_000, 9_000, 1_600, 1_700] {
             m.clock.extend([0, ns]);
         }
-        assert_eq!(per_call(&mut m, 2, 100, || 0), vec![16.0, 17.0]);
+        let fixed = Adaptive::new(WARMUP, 2, Duration::ZERO);
+        let (ns, stop) = per_call(&mut m, &fixed, || 0, 100, || 0);
+        assert_eq!((ns, stop), (vec![16.0, 17.0], Stop::Fixed));
+    }
+
+    /// A mock meter whose trials of 100 calls take `ns` in turn, for `n` trials; and a
+    /// budget clock that advances 1 ms a reading.
+    fn scripted(ns: &[u64], n: usize) -> (crate::lab::meter::MockMeter, impl FnMut() -> u64) {
+        let mut m = crate::lab::meter::MockMeter::default();
+        for t in ns.iter().cycle().take(n) {
+            m.clock.extend([0, *t]);
+        }
+        let mut clock = 0;
+        let ms = move || {
+            clock += 1_000_000;
+            clock
+        };
+        (m, ms)
+    }
+
+    #[test]
+    fn issue_20_per_call_trials_go_on_until_the_median_is_tight_or_the_budget_is_spent() {
+        let plan = Adaptive {
+            warmup: WARMUP,
+            min: 6,
+            max: 2000,
+            budget_ns: 20_000_000,
+        };
+        // Within 1%: converged at the first check, after the minimum.
+        let (mut m, clock) = scripted(&[1600, 1610, 1590], 100);
+        let (ns, stop) = per_call(&mut m, &plan, clock, 100, || 0);
+        assert_eq!((ns.len(), stop), (6, Stop::Converged));
+        assert_eq!(ns[..3], [15.9, 16.0, 16.1], "the two warm-ups are dropped");
+        assert_eq!(
+            m.clock.len(),
+            2 * (100 - WARMUP - 6),
+            "no more trials taken"
+        );
+        // 10 / 30 ns in turn: never within 5%; the 20 ms budget (one clock reading per
+        // check after the start) ends it after 20 checks.
+        let (mut m, clock) = scripted(&[1000, 3000], 100);
+        let (ns, stop) = per_call(&mut m, &plan, clock, 100, || 0);
+        assert_eq!(ns.len(), 6 + 19);
+        let Stop::Budget { half_rel: Some(h) } = stop else {
+            panic!("{stop:?}")
+        };
+        // Median 10 (13 of 25), interval x(8)..x(18) = 10..30: +/-100%.
+        assert!((h - 1.0).abs() < 1e-12, "{h}");
+        // A budget of 0 takes exactly `trials`.
+        let (mut m, clock) = scripted(&[1000, 3000], 100);
+        let fixed = Adaptive::new(WARMUP, 3, Duration::ZERO);
+        let (ns, stop) = per_call(&mut m, &fixed, clock, 100, || 0);
+        assert_eq!((ns, stop), (vec![10.0, 30.0, 10.0], Stop::Fixed));
+    }
+
+    #[test]
+    fn issue_20_a_call_whose_budget_ran_out_is_named_in_the_notes() {
+        let mut m = good();
+        m.costs.stops = CallStops {
+            syscall_clock: Some(Stop::Budget {
+                half_rel: Some(0.12),
+            }),
+            getppid: Some(Stop::Budget { half_rel: None }),
+            ..CallStops::default()
+        };
+        m.costs.stops.vdso_clock = Some(Stop::Converged);
+        let host = crate::model::host::Host::read(&mut syslens_probe::Reader::host().unwrap());
+        let mut report = LabReport::new(ConceptId::KernelUser, host);
+        analyze(&m, &mut report);
+        let notes: Vec<&String> = report
+            .notes
+            .iter()
+            .filter(|n| n.contains("time budget"))
+            .collect();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[0]
+                .starts_with("syscall(SYS_clock_gettime): the time budget ran out after 5 trials")
+                && notes[0].contains("+/-12.0%, 7.0 points over the 5% target"),
+            "{}",
+            notes[0]
+        );
+        assert!(
+            notes[1].starts_with(
+                "syscall(SYS_getppid): the time budget ran out after 5 trials, too few"
+            ),
+            "{}",
+            notes[1]
+        );
     }
 
     #[test]

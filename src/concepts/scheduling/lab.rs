@@ -11,11 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalogue::ConceptId;
 use crate::lab::mem::pin_to;
-use crate::lab::meter::{trial, SystemMeter};
+use crate::lab::meter::{trial, Meter, SystemMeter};
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{pct, pct_text, Axis, Check, Cmp, LabReport};
 use crate::lab::sandbox::{os_result, wait_forked, LabError, Link, Params};
 use crate::lab::settings::{read_setting, SCHED_AUTOGROUP};
+use crate::lab::stats::{Adaptive, Stop};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 /// The scheduling lab: its parameters, the parent side (`run`) and the child roles.
@@ -29,7 +30,7 @@ pub static LAB: LabDef = LabDef {
     child,
 };
 
-static PARAMS: [ParamSpec; 4] = [
+static PARAMS: [ParamSpec; 5] = [
     ParamSpec::int(
         "rounds",
         "round trips",
@@ -37,7 +38,12 @@ static PARAMS: [ParamSpec; 4] = [
         (20_000, 5_000),
         (100, 1_000_000),
     ),
-    ParamSpec::trials("timed ping-pong trials", 9, 3),
+    ParamSpec::trials(
+        "timed ping-pong trials, on one CPU and across (at least)",
+        9,
+        3,
+    ),
+    ParamSpec::budget(1000, 300),
     // Raising one's own nice value needs no privilege; lowering it below 0 does.
     ParamSpec::int(
         "nice",
@@ -58,6 +64,7 @@ static PARAMS: [ParamSpec; 4] = [
 struct Settings {
     rounds: u64,
     trials: usize,
+    budget_ms: u64,
     nice: i32,
     hog: Duration,
 }
@@ -66,6 +73,7 @@ fn settings(p: &ParamValues) -> Result<Settings, ParamError> {
     Ok(Settings {
         rounds: p.count("rounds")?,
         trials: p.count("trials")? as usize,
+        budget_ms: p.millis("budget_ms")?.as_millis() as u64,
         nice: p.int("nice")? as i32,
         hog: p.millis("hog")?,
     })
@@ -93,6 +101,8 @@ const SAMPLE: Duration = Duration::from_millis(100);
 struct PingPongParams {
     rounds: u64,
     trials: usize,
+    /// Time budget of the adaptive trials (ms; 0: exactly `trials`).
+    budget_ms: u64,
     cpu_a: usize,
     cpu_b: usize,
 }
@@ -120,6 +130,8 @@ pub struct PingPong {
     pub round_trip_us: Vec<f64>,
     /// Context switches (voluntary + involuntary) of one side per round trip, per trial.
     pub switches_per_round: Vec<f64>,
+    /// How the adaptive trials (watching the round trip) ended.
+    pub stop: Option<Stop>,
 }
 
 /// Context switch counts of one process over the hog phase (from /proc/PID/status).
@@ -168,6 +180,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
     let Settings {
         rounds,
         trials,
+        budget_ms,
         nice,
         hog: hog_time,
     } = settings(&ctx.params)?;
@@ -189,6 +202,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
             &PingPongParams {
                 rounds,
                 trials,
+                budget_ms,
                 cpu_a: 0,
                 cpu_b: b,
             },
@@ -283,13 +297,13 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
 /// The CPU time ratio of the two hogs may be off the weights' ratio by this share.
 const WEIGHT_RATIO_OFF_MAX: f64 = 0.20;
 
+/// The round-trip metrics, as the report names them.
+const SAME_CPU: &str = "pipe round trip, same CPU (2 switches, 4 syscalls)";
+const ACROSS_CPUS: &str = "pipe round trip, across CPUs (each wake-up crosses vCPUs)";
+
 /// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
-    let same = report.metric(
-        "pipe round trip, same CPU (2 switches, 4 syscalls)",
-        "us",
-        &m.same_cpu.round_trip_us,
-    );
+    let same = report.metric(SAME_CPU, "us", &m.same_cpu.round_trip_us);
     if let Some(s) = same {
         report.note(format!(
             "one context switch on one CPU: about {:.2} us (half a round trip, syscalls included)",
@@ -303,13 +317,17 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     );
     match &m.cross_cpu {
         Some(c) => {
-            report.metric(
-                "pipe round trip, across CPUs (each wake-up crosses vCPUs)",
-                "us",
-                &c.round_trip_us,
-            );
+            report.metric(ACROSS_CPUS, "us", &c.round_trip_us);
         }
         None => report.note("one CPU: no cross-CPU ping-pong"),
+    }
+    for (what, p) in [
+        (SAME_CPU, Some(&m.same_cpu)),
+        (ACROSS_CPUS, m.cross_cpu.as_ref()),
+    ] {
+        if let Some(note) = p.and_then(|p| p.stop?.note(what, p.round_trip_us.len())) {
+            report.note(note);
+        }
     }
     let expected = weight(0) / weight(m.nice);
     let observed = m.run_nice0 as f64 / m.run_niced.max(1) as f64;
@@ -390,6 +408,34 @@ fn round_trips(to: impl AsFd, from: impl AsFd, rounds: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Times `rounds` round trips a trial (`round_trip` runs them), trials as `plan` says
+/// (its budget read from `now_ns`): us per round trip and switches per round trip, and
+/// how the series ended. A trial that failed fails the series.
+fn ping_pong_trials<M: Meter>(
+    meter: &mut M,
+    plan: &Adaptive,
+    now_ns: impl FnMut() -> u64,
+    rounds: u64,
+    mut round_trip: impl FnMut() -> io::Result<()>,
+) -> Result<PingPong, String> {
+    let mut out = PingPong::default();
+    let (_, stop) = plan.run(now_ns, |kept| {
+        let (tr, done) = trial(meter, &mut round_trip);
+        done.map_err(|e| format!("pipe ping-pong: {e}"))?;
+        let us = tr.ns as f64 / 1000.0 / rounds as f64;
+        if kept {
+            out.round_trip_us.push(us);
+            out.switches_per_round.push(
+                (tr.counts.voluntary_switches + tr.counts.involuntary_switches) as f64
+                    / rounds as f64,
+            );
+        }
+        Ok::<f64, String>(us)
+    })?;
+    out.stop = Some(stop);
+    Ok(out)
+}
+
 fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     let io = |e: io::Error| e.to_string();
     match role {
@@ -397,6 +443,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             let PingPongParams {
                 rounds,
                 trials,
+                budget_ms,
                 cpu_a,
                 cpu_b,
             } = params.decode()?;
@@ -425,19 +472,10 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             // getrusage only: active perf counters hook every context switch and would
             // slow the very thing measured.
             let mut meter = SystemMeter::without_perf();
-            let mut out = PingPong::default();
-            for t in 0..trials + WARMUP {
-                let (tr, done) = trial(&mut meter, || round_trips(&to_b_w, &to_a_r, rounds));
-                done.map_err(|e| format!("pipe ping-pong: {e}"))?;
-                if t >= WARMUP {
-                    out.round_trip_us
-                        .push(tr.ns as f64 / 1000.0 / rounds as f64);
-                    out.switches_per_round.push(
-                        (tr.counts.voluntary_switches + tr.counts.involuntary_switches) as f64
-                            / rounds as f64,
-                    );
-                }
-            }
+            let plan = Adaptive::new(WARMUP, trials, Duration::from_millis(budget_ms));
+            let out = ping_pong_trials(&mut meter, &plan, Adaptive::clock(), rounds, || {
+                round_trips(&to_b_w, &to_a_r, rounds)
+            })?;
             drop(to_b_w);
             // Reaps our own partner (it exits when its pipe closes).
             let _ = wait_forked(partner);
@@ -472,6 +510,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::meter::{Counters, MockMeter};
     use crate::lab::report::Status;
 
     fn good() -> Measured {
@@ -480,10 +519,12 @@ mod tests {
             same_cpu: PingPong {
                 round_trip_us: vec![2.0; 5],
                 switches_per_round: vec![1.0; 5],
+                stop: None,
             },
             cross_cpu: Some(PingPong {
                 round_trip_us: vec![56.0; 5],
                 switches_per_round: vec![1.0; 5],
+                stop: None,
             }),
             run_nice0: 1_500_000_000,
             run_niced: 500_000_000,
@@ -531,6 +572,107 @@ mod tests {
         drop(to_partner_r);
         let e = round_trips(&to_partner_w, &from_partner_r, 3).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EPIPE));
+    }
+
+    /// A mock meter whose trials of 1000 round trips take `ns` in turn, one voluntary
+    /// switch a round trip, for `n` trials; and a budget clock that advances 1 ms a
+    /// reading.
+    fn scripted(ns: &[u64], n: usize) -> (MockMeter, impl FnMut() -> u64) {
+        let mut m = MockMeter::default();
+        for t in ns.iter().cycle().take(n) {
+            m.clock.extend([0, *t]);
+            m.counters.extend([
+                Counters::default(),
+                Counters {
+                    voluntary_switches: 1000,
+                    ..Counters::default()
+                },
+            ]);
+        }
+        let mut clock = 0;
+        let ms = move || {
+            clock += 1_000_000;
+            clock
+        };
+        (m, ms)
+    }
+
+    #[test]
+    fn issue_20_ping_pong_trials_go_on_until_the_median_is_tight_or_the_budget_is_spent() {
+        let plan = Adaptive {
+            warmup: WARMUP,
+            min: 6,
+            max: 2000,
+            budget_ns: 20_000_000,
+        };
+        let mut calls = 0;
+        // Within 1%: converged at the first check, after the minimum.
+        let (mut m, clock) = scripted(&[2_000_000, 2_010_000, 1_990_000], 100);
+        let p = ping_pong_trials(&mut m, &plan, clock, 1000, || {
+            calls += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((p.round_trip_us.len(), p.stop), (6, Some(Stop::Converged)));
+        assert_eq!(calls, WARMUP + 6);
+        assert_eq!(
+            p.round_trip_us[..3],
+            [1.99, 2.0, 2.01],
+            "the warm-ups are dropped"
+        );
+        assert_eq!(p.switches_per_round, vec![1.0; 6]);
+        // 2 / 6 us in turn: never within 5%; the 20 ms budget (one clock reading per check
+        // after the start) ends it after 20 checks.
+        let (mut m, clock) = scripted(&[2_000_000, 6_000_000], 100);
+        let p = ping_pong_trials(&mut m, &plan, clock, 1000, || Ok(())).unwrap();
+        assert_eq!(p.round_trip_us.len(), 6 + 19);
+        let Some(Stop::Budget { half_rel: Some(h) }) = p.stop else {
+            panic!("{:?}", p.stop)
+        };
+        // Median 2 (13 of 25), interval x(8)..x(18) = 2..6: +/-100%.
+        assert!((h - 1.0).abs() < 1e-12, "{h}");
+        // A budget of 0 takes exactly `trials`.
+        let (mut m, clock) = scripted(&[2_000_000, 6_000_000], 100);
+        let fixed = Adaptive::new(WARMUP, 3, Duration::ZERO);
+        let p = ping_pong_trials(&mut m, &fixed, clock, 1000, || Ok(())).unwrap();
+        assert_eq!(
+            (p.round_trip_us, p.stop),
+            (vec![2.0, 6.0, 2.0], Some(Stop::Fixed))
+        );
+        // A failed trial fails the series, warm-up or not.
+        let (mut m, clock) = scripted(&[2_000_000], 100);
+        let e = ping_pong_trials(&mut m, &plan, clock, 1000, || {
+            Err(io::Error::from_raw_os_error(libc::EPIPE))
+        })
+        .unwrap_err();
+        assert!(
+            e.starts_with("pipe ping-pong: ") && e.contains("os error 32"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn issue_20_a_round_trip_whose_budget_ran_out_is_named_in_the_notes() {
+        let mut m = good();
+        m.same_cpu.stop = Some(Stop::Converged);
+        m.cross_cpu.as_mut().unwrap().stop = Some(Stop::Budget {
+            half_rel: Some(0.08),
+        });
+        let host = crate::model::host::Host::read(&mut syslens_probe::Reader::host().unwrap());
+        let mut report = LabReport::new(ConceptId::Scheduling, host);
+        analyze(&m, &mut report);
+        let notes: Vec<&String> = report
+            .notes
+            .iter()
+            .filter(|n| n.contains("time budget"))
+            .collect();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].starts_with("pipe round trip, across CPUs (each wake-up crosses vCPUs): the time budget ran out after 5 trials")
+                && notes[0].contains("+/-8.0%, 3.0 points over the 5% target"),
+            "{}",
+            notes[0]
+        );
     }
 
     #[test]
