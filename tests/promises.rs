@@ -475,14 +475,37 @@ fn issue_23_serve_finishes_requests_in_flight_on_sigterm_and_sigint_and_exits_0(
         let idle = TcpStream::connect(("127.0.0.1", serve.port)).unwrap();
         idle.set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
-        // Scrapes in flight: read by the server, waiting for a collection when the
-        // signal comes (at least one not answered yet: checked).
-        let busy: Vec<TcpStream> = (0..4)
-            .map(|_| send(serve.port, "GET /metrics HTTP/1.0\r\n\r\n"))
-            .collect();
-        std::thread::sleep(Duration::from_millis(2));
+        // Taken by the server while it had sent nothing; its request comes just before
+        // the signal, unread when the signal comes (issue 23: such a scrape was cut).
+        let mut late = TcpStream::connect(("127.0.0.1", serve.port)).unwrap();
+        late.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        // Scrapes in flight: sent, waiting for a collection when the signal comes (at
+        // least one not answered yet: checked). A loaded machine can answer a batch
+        // before the test looks: another batch then, up to 20.
+        let mut busy: Vec<TcpStream> = Vec::new();
+        for _ in 0..20 {
+            busy.extend((0..4).map(|_| send(serve.port, "GET /metrics HTTP/1.0\r\n\r\n")));
+            std::thread::sleep(Duration::from_millis(2));
+            if busy.iter().any(|s| !answered_yet(s)) {
+                break;
+            }
+        }
         let unanswered = busy.iter().filter(|s| !answered_yet(s)).count();
-        signal(serve.child.id(), sig);
+        // Stopped, the server cannot read the late request before the signal: it
+        // finds both when it goes on, the signal first.
+        let pid = serve.child.id();
+        signal(pid, libc::SIGSTOP);
+        let stopped = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('T')))
+                .then_some(())
+        };
+        within(Duration::from_secs(5), stopped).expect("the server stopped");
+        late.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        signal(pid, sig);
+        signal(pid, libc::SIGCONT);
         assert!(
             unanswered > 0,
             "every scrape was answered before the signal: none in flight"
@@ -494,6 +517,11 @@ fn issue_23_serve_finishes_requests_in_flight_on_sigterm_and_sigint_and_exits_0(
                 "signal {sig}: a scrape in flight was cut"
             );
         }
+        assert_eq!(
+            answer(late),
+            (200, true),
+            "signal {sig}: a scrape sent on a connection taken before it was cut"
+        );
         let mut idle = idle;
         let mut rest = Vec::new();
         let _ = idle.read_to_end(&mut rest);

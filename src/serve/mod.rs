@@ -138,6 +138,11 @@ pub fn run(
         let now = Instant::now();
         if stopping.is_none() && stop.load(Ordering::Relaxed) {
             stopping = Some(now);
+            // A request sent before the signal is in flight whether or not it was read
+            // yet: take one batch of what the backlog holds and read what every
+            // connection has been sent, then let go of those that sent nothing.
+            server.accept_batch(&listener, now);
+            server.read_sent(now);
             server.drop_idle();
         }
         if let Some(since) = stopping {
@@ -166,22 +171,8 @@ pub fn run(
         server.expire(now);
         server.conns.retain(|c| !c.is_closed());
         if ready.listener {
-            for _ in 0..ACCEPT_BATCH {
-                match listener.accept() {
-                    Ok((stream, peer)) => server.admit(stream, peer.ip().to_canonical(), now),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    // The client gave up before it was taken: take the next.
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
-                        ) => {}
-                    // EMFILE, ENFILE, ENOBUFS: try again once some are released.
-                    Err(_) => {
-                        accept_after = now + Duration::from_millis(100);
-                        break;
-                    }
-                }
+            if let Some(pause) = server.accept_batch(&listener, now) {
+                accept_after = now + pause;
             }
         }
         if let Some(openmetrics) = server.next_collection(collector.busy) {
@@ -481,10 +472,40 @@ impl Server {
         }
     }
 
-    /// On SIGTERM: lets go of the connections that hold no request.
+    /// Accepts up to [`ACCEPT_BATCH`] waiting connections; how long to pause accepting
+    /// when the process is out of file descriptors or buffers.
+    fn accept_batch(&mut self, listener: &TcpListener, now: Instant) -> Option<Duration> {
+        for _ in 0..ACCEPT_BATCH {
+            match listener.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer.ip().to_canonical(), now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // The client gave up before it was taken: take the next.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
+                    ) => {}
+                // EMFILE, ENFILE, ENOBUFS: try again once some are released.
+                Err(_) => return Some(Duration::from_millis(100)),
+            }
+        }
+        None
+    }
+
+    /// Reads what each connection still reading its request has been sent.
+    fn read_sent(&mut self, now: Instant) {
+        for i in 0..self.conns.len() {
+            if matches!(self.conns[i].phase, Phase::Head(_)) {
+                self.progress(i, now);
+            }
+        }
+    }
+
+    /// On SIGTERM: lets go of the connections that sent nothing, or are drained after
+    /// an error; one that sent part of a request keeps its deadline.
     fn drop_idle(&mut self) {
         for c in &mut self.conns {
-            if c.holds_no_request() {
+            if c.sent_nothing() {
                 c.close();
             }
         }
@@ -600,9 +621,13 @@ impl Conn {
         matches!(self.phase, Phase::Closed)
     }
 
-    /// Sending no request (yet), or drained after an error.
-    fn holds_no_request(&self) -> bool {
-        matches!(self.phase, Phase::Head(_) | Phase::Drain { .. })
+    /// No byte of a request read, or drained after an error.
+    fn sent_nothing(&self) -> bool {
+        match &self.phase {
+            Phase::Head(head) => head.is_empty(),
+            Phase::Drain { .. } => true,
+            _ => false,
+        }
     }
 
     /// Which connection to let go first for a newer one: drained ones, then the one
