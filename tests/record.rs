@@ -477,3 +477,67 @@ fn issue_17_system_cgroup_at_shows_a_recorded_cgroup_after_it_is_gone() {
         "a raw escape on the terminal: {err:?}"
     );
 }
+
+/// issue 17: EMFILE is recorded when asked for (`--with emfile`: its syscall
+/// tracepoints are off by default), and `events --pid`, `events --until` and
+/// `inspect --at` answer from the store.
+#[test]
+fn issue_17_record_with_emfile_keeps_it_and_events_filter_by_pid_and_time() {
+    skip_unless!(is_root(), "tracepoints need root or CAP_PERFMON");
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let s = store.to_str().unwrap();
+    let rec = Recorder::start(&store, &["--interval", "0.5", "--with", "emfile"]);
+    // Opens /dev/null 40 times under a soft limit of 32: EMFILE, and it lives on.
+    let specimen = Specimen::start(&["--fd-limit", "32", "--open-fds", "40"]);
+    assert_eq!(specimen.report["emfile"], true, "{}", specimen.report);
+    let pid = specimen.pid().to_string();
+    let before = rusqlite_count(&store);
+    wait_for_samples(&store, before + 2);
+    rec.stop();
+    let events = |extra: &[&str]| -> Vec<Value> {
+        let out = syslens()
+            .args(["--json", "events", "--store", s, "--kind", "emfile"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let mine = events(&["--pid", &pid]);
+    assert!(!mine.is_empty(), "no emfile of {pid} recorded");
+    for e in &mine {
+        assert_eq!(e["pid"].to_string(), pid, "{e}");
+        assert_eq!(e["limit"], 32, "{e}");
+    }
+    // Init opened nothing past its limit; the store began under a minute ago.
+    assert!(events(&["--pid", "1"]).is_empty());
+    assert!(events(&["--until", "-1h"]).is_empty());
+    assert_eq!(events(&["--since", "-1h", "--pid", &pid]).len(), mine.len());
+    // The sample at or before a second ago holds the specimen with its fds.
+    let past = json_of(&["inspect", "--store", s, "--at", "-1s", &pid]);
+    assert_eq!(past["row"]["pid"].to_string(), pid, "{past:#}");
+    assert!(past["sample"]["line"]
+        .as_str()
+        .unwrap()
+        .starts_with("recorded sample of"));
+}
+
+#[test]
+fn issue_17_record_with_refuses_what_is_not_a_costly_source() {
+    for (with, said) in [
+        ("exit", "recorded anyway"),
+        ("nonsense", "no event kind nonsense"),
+    ] {
+        let out = syslens()
+            .args(["record", "--store", "/nonexistent/store", "--with", with])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(said) && err.contains("emfile"), "{err}");
+    }
+}

@@ -410,6 +410,10 @@ pub struct RecordArgs {
     /// Stop after this long (30s, 90m, 12h) instead of at SIGINT / SIGTERM.
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_span)]
     pub duration: Option<Duration>,
+    /// Also record these event sources, off by default because they slow the whole host
+    /// while on (emfile, fsync, faults: `syslens watch` says by how much), comma-separated.
+    #[arg(long, value_name = "KIND,...", value_delimiter = ',')]
+    pub with: Vec<String>,
 }
 
 /// `syslens events`' flags.
@@ -1375,6 +1379,13 @@ fn record_cmd(err: &mut dyn Write, g: &Global, a: RecordArgs) -> io::Result<Stat
             retain: a.retain,
         },
         duration: a.duration,
+        with: match crate::record::costly_kinds(&a.with) {
+            Ok(k) => k,
+            Err(why) => {
+                writeln!(err, "syslens record: --with: {why}")?;
+                return Ok(Status::Usage);
+            }
+        },
     };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for sig in [libc::SIGTERM, libc::SIGINT] {

@@ -37,6 +37,8 @@ pub struct RecordOptions {
     pub limits: Limits,
     /// Stop after this long; `None`: until SIGINT / SIGTERM.
     pub duration: Option<Duration>,
+    /// The costly event sources recorded too (see [`costly_kinds`]).
+    pub with: Vec<&'static str>,
 }
 
 /// The default store: /var/lib/syslens as root, $XDG_STATE_HOME/syslens (or
@@ -73,7 +75,7 @@ pub fn run(
     let mut reader = reader;
     let mut store = open_store(&opts.store, opts.limits, opts.interval, &mut reader, err)?;
     let events_reader = Reader::new(reader.root())?;
-    let mut watcher = match Watcher::open(&event_options(), events_reader) {
+    let mut watcher = match Watcher::open(&event_options(&opts.with), events_reader) {
         Ok(w) => Some(w),
         Err(e) => {
             let _ = writeln!(
@@ -211,14 +213,59 @@ fn open_store(
     Ok(store)
 }
 
-/// The sources a recorder opens: every default one (the costly ones stay off).
-fn event_options() -> WatchOptions {
+/// The costly event sources `asked` names (each once), or why one cannot be asked for:
+/// unknown, or recorded anyway.
+pub fn costly_kinds(asked: &[String]) -> Result<Vec<&'static str>, String> {
+    let all = crate::watch::sources(&[]);
+    let costly: Vec<&'static str> = all
+        .iter()
+        .filter(|s| s.costly.is_some())
+        .map(|s| s.kind)
+        .collect();
+    let mut out: Vec<&'static str> = Vec::new();
+    for a in asked {
+        match all.iter().find(|s| s.kind == a) {
+            Some(s) if s.costly.is_some() => {
+                if !out.contains(&s.kind) {
+                    out.push(s.kind);
+                }
+            }
+            Some(_) => {
+                return Err(format!(
+                    "{a} is recorded anyway; name {}",
+                    costly.join(", ")
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "no event kind {a}; the costly ones are {}",
+                    costly.join(", ")
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The sources a recorder opens: every default one, and of the costly ones (off by
+/// default) those in `with`.
+fn event_options(with: &[&'static str]) -> WatchOptions {
+    let kinds = if with.is_empty() {
+        // No kind named: the watcher's own default, every source but the costly ones.
+        Vec::new()
+    } else {
+        crate::watch::sources(&[])
+            .iter()
+            .filter(|s| s.costly.is_none() || with.contains(&s.kind))
+            .map(|s| s.kind.to_owned())
+            .collect()
+    };
     WatchOptions {
         concepts: Vec::new(),
         pid: None,
         cgroup: None,
         duration: None,
-        kinds: Vec::new(),
+        kinds,
         json: true,
         summary_every: Duration::from_secs(3600),
     }
