@@ -541,3 +541,50 @@ fn issue_17_record_with_refuses_what_is_not_a_costly_source() {
         assert!(err.contains(said) && err.contains("emfile"), "{err}");
     }
 }
+
+/// issue 17: a full disk stops the recorder with the reason (exit 1) and corrupts
+/// nothing: the store is read afterwards and, given room, a new recorder continues it.
+#[test]
+fn issue_17_a_full_disk_stops_the_recorder_and_the_store_continues() {
+    skip_unless!(is_root(), "mounting a small tmpfs needs root");
+    struct Mount(tempfile::TempDir);
+    impl Drop for Mount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0.path()).status();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=400k", "tmpfs"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount a 400 KiB tmpfs");
+    let mnt = Mount(dir);
+    let store = mnt.0.path().join("store");
+    let s = store.to_str().unwrap();
+    let out = syslens()
+        .args(["record", "--store", s, "--interval", "0.2", "--for", "120s"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the disk is full") && err.contains("recording stopped"),
+        "{err}"
+    );
+    let kept = rusqlite_count(&store);
+    assert!(kept > 0, "no sample kept before the disk filled: {err}");
+    let past = json_of(&["system", "--store", s]);
+    assert!(past.is_object(), "{past}");
+    // Room again: a new recorder continues the same store.
+    let grown = Command::new("mount")
+        .args(["-o", "remount,size=8m"])
+        .arg(mnt.0.path())
+        .status()
+        .unwrap();
+    assert!(grown.success());
+    let rec = Recorder::start(&store, &["--interval", "0.2"]);
+    wait_for_samples(&store, kept + 2);
+    rec.stop();
+}
