@@ -388,3 +388,38 @@ pub(crate) fn host_sample() -> (Table, SampleFiles) {
     let files = SampleFiles::read(scanner.reader());
     (table, files)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::ConceptId;
+
+    /// issue 17: an OOM kill is stored with its victim's last recorded sample, so
+    /// "how large was it just before" is answered from the store alone.
+    #[test]
+    fn issue_17_an_oom_kill_is_stored_with_the_victims_last_sample() {
+        let (table, _) = host_sample();
+        let me = std::process::id() as i32;
+        let row = table.row(me).expect("this test in its own sample");
+        let kill = |victim: i32| {
+            let e = Event::new(
+                SystemTime::now(),
+                ConceptId::SwapOom,
+                "oom-kill",
+                Some(victim),
+            )
+            .with("victim_pid", Some(victim));
+            let stored = stored(&e, &table);
+            serde_json::from_str::<serde_json::Value>(&stored.json).unwrap()
+        };
+        let json = kill(me);
+        let last = &json["victim_last_sample"];
+        assert_eq!(last["comm"], row.comm.as_str(), "{json}");
+        assert_eq!(last["rss_bytes"], *row.rss.as_ref().unwrap(), "{json}");
+        assert!(last["cgroup"].is_string(), "{json}");
+        // A victim the last sample did not hold: no made-up sample.
+        let gone = kill(i32::MAX);
+        assert!(gone.get("victim_last_sample").is_none(), "{gone}");
+        assert_eq!(gone["victim_pid"], i32::MAX);
+    }
+}

@@ -528,9 +528,11 @@ impl Store {
     fn trim(&mut self, limits: Limits) -> Result<(), StoreError> {
         let cutoff = unix_ns(SystemTime::now())
             - i64::try_from(limits.retain.as_nanos()).unwrap_or(i64::MAX);
-        // The oldest keyframe still inside the retention: everything before it goes.
+        // The keyframe of the group the retention's edge falls in: everything before
+        // it goes. A group goes whole once its last sample is past the edge, so nothing
+        // inside the retention is dropped.
         let keep_from: Option<i64> = self.conn.query_row(
-            "SELECT min(id) FROM samples WHERE keyframe IS NULL AND time_ns >= ?1",
+            "SELECT max(id) FROM samples WHERE keyframe IS NULL AND time_ns <= ?1",
             [cutoff],
             |r| r.get(0),
         )?;
@@ -953,5 +955,50 @@ mod tests {
         let one = store.events(0, i64::MAX, None, Some(7)).unwrap();
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].line, "event 7");
+    }
+
+    /// issue 17: retention by age. What is older than `retain` goes, a keyframe group at
+    /// a time: the group the edge falls in is kept whole (at most KEYFRAME_EVERY
+    /// samples older than the retention), nothing newer goes; events by their own time.
+    #[test]
+    fn issue_17_samples_and_events_older_than_the_retention_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            max_size: 1 << 30,
+            retain: Duration::from_secs(200),
+        };
+        let mut store = Store::open_writer(dir.path(), limits).unwrap();
+        let files = SampleFiles::default();
+        // A sample a second from 300 s ago to 113 s ago: keyframes at 300, 240, 180
+        // and 120 s ago; the retention's edge at 200 s ago.
+        let t0 = SystemTime::now() - Duration::from_secs(300);
+        let n = 3 * KEYFRAME_EVERY + 7;
+        for i in 0..n {
+            let ev = StoredEvent {
+                time_ns: unix_ns(t0 + Duration::from_secs(i as u64)),
+                concept: "signals".into(),
+                kind: "signal".into(),
+                pid: Some(i as i32),
+                related: None,
+                line: format!("event {i}"),
+                json: "{}".into(),
+            };
+            let at = t0 + Duration::from_secs(i as u64);
+            store
+                .write(at, &Table::default(), &files, &[ev], &[], limits)
+                .unwrap();
+        }
+        let kept = store.samples_between(0, i64::MAX).unwrap();
+        let first = kept.first().unwrap().time;
+        assert_eq!(
+            first,
+            t0 + Duration::from_secs(KEYFRAME_EVERY as u64),
+            "the group from 300 s ago goes; the one from 240 s ago holds the edge, kept"
+        );
+        assert_eq!(kept.len() as i64, n - KEYFRAME_EVERY);
+        let events = store.events(0, i64::MAX, None, None).unwrap();
+        // Events from 200 s ago on: the 100th on (a second or so of slack for the clock).
+        let oldest = events.iter().filter_map(|e| e.pid).min().unwrap();
+        assert!((99..=101).contains(&oldest), "oldest event kept: {oldest}");
     }
 }
