@@ -153,6 +153,60 @@ fn issue_15_parents_and_children_are_named() {
     );
 }
 
+#[test]
+fn issue_15_process_table_json_has_the_pid_inside_the_namespace() {
+    skip_unless!(is_root(), "a new PID namespace needs root");
+    let unshare = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "sleep", "30"])
+        .stdout(Stdio::null())
+        .spawn();
+    let Ok(unshare) = unshare else {
+        require_tool!(false, "unshare (util-linux) is not installed");
+        return;
+    };
+    let mut unshare = Running(unshare, Vec::new());
+    let init = first_child(unshare.0.id());
+    unshare.1.push(init);
+    let out = syslens()
+        .args(["--json", "system", "--processes", "--window", "0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = |pid: u32| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["pid"].as_u64() == Some(u64::from(pid)))
+            .unwrap_or_else(|| panic!("{pid} is not in the table"))
+            .clone()
+    };
+    let r = row(init);
+    assert_eq!(r["pid_in_namespace"].as_u64(), Some(1), "{r}");
+    let ours = std::fs::read_to_string("/proc/self/status").unwrap();
+    let nspid: Vec<u64> = ours
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .unwrap()
+        .split_whitespace()
+        .map(|t| t.parse().unwrap())
+        .collect();
+    // One level deeper than the namespace this test runs in.
+    assert_eq!(
+        r["pid_namespace_levels"].as_u64(),
+        Some(nspid.len() as u64 + 1),
+        "{r}"
+    );
+    // unshare itself stays outside: its pid inside is the one this namespace gives it.
+    let u = row(unshare.0.id());
+    assert_eq!(
+        u["pid_namespace_levels"].as_u64(),
+        Some(nspid.len() as u64),
+        "{u}"
+    );
+    assert_ne!(u["pid_in_namespace"].as_u64(), Some(1), "{u}");
+}
+
 /// Directories made below a lab cgroup, removed (children first) when dropped.
 struct Nested {
     dirs: Vec<PathBuf>,

@@ -696,6 +696,8 @@ pub mod test_view {
             shd_pnd: unset(),
             sig_cgt: unset(),
             namespace_init: false,
+            ns_pid: unset(),
+            ns_levels: unset(),
             run_queue_wait_ns: unset(),
             fds: unset(),
             fd_soft_limit: unset(),
