@@ -786,3 +786,35 @@ pub mod test_view {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::test_view::proc;
+
+    #[test]
+    fn issue_15_a_process_subject_names_its_container() {
+        let id = "3f2a9c1b7d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4";
+        let mut p = proc(812, "nginx");
+        let subject = |p: &super::Proc| p.subject();
+        assert_eq!(subject(&p), "pid 812 (nginx)", "no cgroup known");
+        for (path, named) in [
+            (format!("/docker/{id}"), "container 3f2a9c1b7d4e (docker)"),
+            (
+                format!("/system.slice/docker-{id}.scope"),
+                "container 3f2a9c1b7d4e (docker)",
+            ),
+            (
+                format!("/system.slice/cri-containerd-{id}.scope"),
+                "container 3f2a9c1b7d4e (containerd)",
+            ),
+        ] {
+            p.cgroup = Some(path.clone());
+            assert_eq!(subject(&p), format!("pid 812 (nginx), {named}"), "{path}");
+        }
+        // On the host, a systemd unit is no container: the subject stays the process.
+        p.cgroup = Some("/system.slice/nginx.service".into());
+        assert_eq!(subject(&p), "pid 812 (nginx)");
+        p.cgroup = Some("/".into());
+        assert_eq!(subject(&p), "pid 812 (nginx)");
+    }
+}
