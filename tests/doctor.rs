@@ -284,6 +284,47 @@ fn issue_15_a_leak_and_a_mapped_file_reader_are_told_apart() {
 }
 
 #[test]
+fn issue_15_a_growing_tmpfs_mapping_is_a_shmem_leak_suspect() {
+    // A sparse file on tmpfs, read page by page through its mapping: each page the
+    // reader touches is a shmem page (RssShmem), which no pressure drops.
+    let shm = std::path::Path::new("/dev/shm");
+    skip_unless!(shm.is_dir(), "no /dev/shm (tmpfs) here");
+    let dir = tempfile::tempdir_in(shm).unwrap();
+    let file = dir.path().join("mapped");
+    std::fs::File::create(&file)
+        .unwrap()
+        .set_len(256 << 20)
+        .unwrap();
+    let reader = Specimen::start(&[
+        "--map-read",
+        file.to_str().unwrap(),
+        "--map-read-mib-per-s",
+        "16",
+    ]);
+    let out = syslens()
+        .args(["doctor", "--json", "--window", "2.5", "--pid"])
+        .arg(reader.pid().to_string())
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found = findings_for(&r, reader.pid());
+    let leak = found
+        .iter()
+        .find(|f| f["rule"] == "steady-rss-growth")
+        .unwrap_or_else(|| panic!("no shmem growth found: {r}"));
+    let message = leak["message"].as_str().unwrap();
+    assert!(
+        message.contains("(RssShmem) grew steadily by "),
+        "{message}"
+    );
+    assert!(!message.contains("RssAnon"), "{message}");
+    assert!(
+        !rules(&found).contains(&"mapped-file-growth".to_owned()),
+        "tmpfs pages called page cache: {r}"
+    );
+}
+
+#[test]
 fn issue_15_the_first_oom_victim_is_chosen_over_every_process() {
     skip_unless!(
         is_root(),

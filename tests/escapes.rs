@@ -133,3 +133,54 @@ fn issue_14_hostile_comm_is_escaped_in_top() {
     // Had the OSC reached the terminal, the pane's title would now be "p".
     assert_ne!(String::from_utf8_lossy(&title.stdout).trim(), "p");
 }
+
+#[test]
+fn issue_15_a_newline_in_a_cmdline_is_escaped_by_inspect() {
+    use std::os::unix::process::CommandExt;
+    // argv0 a name of its own (for --name), and an argument with a newline in it: a
+    // raw newline would start a line that looks like syslens's own output.
+    let mut child = Command::new("sh")
+        .arg0("sl15nl")
+        .args(["-c", "sleep 30; :", "first\nparent 1 (forged)"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .starts_with(b"sl15nl\0")
+    {
+        assert!(Instant::now() < deadline, "the shell never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for args in [
+        vec!["inspect", pid.as_str(), "--window", "0"],
+        vec!["inspect", "--name", "sl15nl", "--window", "0"],
+    ] {
+        let out = syslens()
+            .env("COLUMNS", "200")
+            .args(&args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert!(
+            text.contains("first\\x0aparent 1 (forged)"),
+            "{args:?}: the newline is not shown escaped: {text}"
+        );
+        assert!(
+            !text.lines().any(|l| l.starts_with("parent 1 (forged)")),
+            "{args:?}: a forged line: {text}"
+        );
+    }
+    // The shell's sleep first: it would outlive the shell.
+    let kids =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    for kid in kids.split_whitespace() {
+        let _ = Command::new("kill").args(["-KILL", kid]).status();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -153,6 +153,60 @@ fn issue_15_parents_and_children_are_named() {
     );
 }
 
+#[test]
+fn issue_15_process_table_json_has_the_pid_inside_the_namespace() {
+    skip_unless!(is_root(), "a new PID namespace needs root");
+    let unshare = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "sleep", "30"])
+        .stdout(Stdio::null())
+        .spawn();
+    let Ok(unshare) = unshare else {
+        require_tool!(false, "unshare (util-linux) is not installed");
+        return;
+    };
+    let mut unshare = Running(unshare, Vec::new());
+    let init = first_child(unshare.0.id());
+    unshare.1.push(init);
+    let out = syslens()
+        .args(["--json", "system", "--processes", "--window", "0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = |pid: u32| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["pid"].as_u64() == Some(u64::from(pid)))
+            .unwrap_or_else(|| panic!("{pid} is not in the table"))
+            .clone()
+    };
+    let r = row(init);
+    assert_eq!(r["pid_in_namespace"].as_u64(), Some(1), "{r}");
+    let ours = std::fs::read_to_string("/proc/self/status").unwrap();
+    let nspid: Vec<u64> = ours
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .unwrap()
+        .split_whitespace()
+        .map(|t| t.parse().unwrap())
+        .collect();
+    // One level deeper than the namespace this test runs in.
+    assert_eq!(
+        r["pid_namespace_levels"].as_u64(),
+        Some(nspid.len() as u64 + 1),
+        "{r}"
+    );
+    // unshare itself stays outside: its pid inside is the one this namespace gives it.
+    let u = row(unshare.0.id());
+    assert_eq!(
+        u["pid_namespace_levels"].as_u64(),
+        Some(nspid.len() as u64),
+        "{u}"
+    );
+    assert_ne!(u["pid_in_namespace"].as_u64(), Some(1), "{u}");
+}
+
 /// Directories made below a lab cgroup, removed (children first) when dropped.
 struct Nested {
     dirs: Vec<PathBuf>,
@@ -614,4 +668,128 @@ fn issue_15_a_cpuset_caps_the_cpus_a_process_can_use() {
         Some(q) => assert_eq!(usable.as_f64(), Some(q.min(1.0)), "{r}"),
         None => assert_eq!(usable.as_f64(), Some(1.0), "one CPU allowed: {r}"),
     }
+}
+
+/// A copy of `sleep` under `name` in `dir`, so a process started from it has a command
+/// name (and so an exporter group) of its own.
+fn sleep_named(dir: &std::path::Path, name: &str) -> Option<PathBuf> {
+    let sleep = std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| std::path::Path::new(d).join("sleep"))
+        .find(|p| p.is_file())?;
+    let path = dir.join(name);
+    std::fs::copy(sleep, &path).ok()?;
+    Some(path)
+}
+
+/// The value of `family{group="group"}` in an exposition.
+fn group_sample(metrics: &str, family: &str, group: &str) -> Option<f64> {
+    let key = format!("{family}{{group=\"{group}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&key)?.parse().ok())
+}
+
+#[test]
+fn issue_15_the_exporter_counts_a_namespace_init_as_sigterm_ignored() {
+    skip_unless!(is_root(), "a new PID namespace needs root");
+    let dir = tempfile::tempdir().unwrap();
+    let (Some(init_bin), Some(plain_bin)) = (
+        sleep_named(dir.path(), "slnsinit15"),
+        sleep_named(dir.path(), "slplain15"),
+    ) else {
+        require_tool!(false, "sleep is not on PATH");
+        return;
+    };
+    let unshare = Command::new("unshare")
+        .args(["--pid", "--fork"])
+        .arg(&init_bin)
+        .arg("30")
+        .stdout(Stdio::null())
+        .spawn();
+    let Ok(unshare) = unshare else {
+        require_tool!(false, "unshare (util-linux) is not installed");
+        return;
+    };
+    let mut unshare = Running(unshare, Vec::new());
+    let init = first_child(unshare.0.id());
+    unshare.1.push(init);
+    // The same program outside a new namespace: SIGTERM terminates it.
+    let plain = Running(
+        Command::new(&plain_bin).arg("30").spawn().unwrap(),
+        Vec::new(),
+    );
+    // Both have exec'd (their comm is the copy's name) before the scrape.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for (pid, name) in [(init, "slnsinit15"), (plain.0.id(), "slplain15")] {
+        while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .unwrap_or_default()
+            .trim()
+            != name
+        {
+            assert!(Instant::now() < deadline, "{pid} never became {name}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let metrics = scrape(&["--max-groups", "10000"]);
+    let family = "syslens_group_sigterm_ignored_processes";
+    assert_eq!(
+        group_sample(&metrics, "syslens_group_processes", "slnsinit15"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        group_sample(&metrics, family, "slnsinit15"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        group_sample(&metrics, family, "slplain15"),
+        Some(0.0),
+        "{metrics}"
+    );
+    drop(plain);
+}
+
+#[test]
+fn issue_15_serve_groups_by_systemd_unit() {
+    skip_unless!(is_root(), "making cgroups needs root");
+    let mut reader = Reader::host().unwrap();
+    let cg = match LabCgroup::create(&mut reader, &["memory"]) {
+        Ok(cg) => cg,
+        Err(e) => {
+            skip_unless!(false, format!("no memory cgroup can be made here: {e}"));
+            return;
+        }
+    };
+    let unit = cg.dir("memory").unwrap().join("slunit15.service");
+    std::fs::create_dir(&unit).unwrap();
+    let nested = Nested {
+        dirs: vec![unit.clone()],
+        cg: Some(cg),
+    };
+    let specimen = Specimen::start(&[]);
+    let other = Specimen::start(&[]);
+    std::fs::write(unit.join("cgroup.procs"), specimen.pid().to_string()).unwrap();
+    let metrics = scrape(&["--group-by", "unit", "--max-groups", "10000"]);
+    assert_eq!(
+        group_sample(&metrics, "syslens_group_processes", "slunit15.service"),
+        Some(1.0),
+        "{metrics}"
+    );
+    // The other specimen sits in no unit of its own here: it is not counted there.
+    let own = std::fs::read_to_string(format!("/proc/{}/cgroup", other.pid())).unwrap();
+    if !own.contains(".service") && !own.contains(".scope") {
+        assert!(
+            group_sample(&metrics, "syslens_group_processes", "(no unit)")
+                .is_some_and(|n| n >= 1.0),
+            "{metrics}"
+        );
+    }
+    drop(specimen);
+    drop(other);
+    // The specimens have exited; the guard removes the directories.
+    std::thread::sleep(Duration::from_millis(100));
+    drop(nested);
 }

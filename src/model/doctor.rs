@@ -87,8 +87,11 @@ pub struct Proc {
     pub last: ProcessRow,
     /// (seconds since the first sample, RSS bytes)
     pub rss: Vec<(f64, f64)>,
-    /// (seconds, RssAnon + RssShmem bytes): memory only the process can free.
+    /// (seconds, RssAnon bytes): anonymous memory, only the process can free it.
     pub rss_anon: Vec<(f64, f64)>,
+    /// (seconds, RssShmem bytes): shared memory and tmpfs pages mapped (memfd, SysV,
+    /// shm_open): swappable but never dropped, and freed only when unmapped and removed.
+    pub rss_shmem: Vec<(f64, f64)>,
     /// (seconds, RssFile bytes): mapped file pages, page cache the kernel can drop.
     pub rss_file: Vec<(f64, f64)>,
     /// The memory cgroup's path, when one is mounted.
@@ -297,7 +300,8 @@ impl DoctorView {
             }
         }
         type Series = HashMap<i32, Vec<(f64, f64)>>;
-        let (mut rss, mut rss_anon, mut rss_file): (Series, Series, Series) = Default::default();
+        let (mut rss, mut rss_anon, mut rss_shmem, mut rss_file): (Series, Series, Series, Series) =
+            Default::default();
         let mut last: HashMap<i32, ProcessRow> = HashMap::new();
         let opts = ScanOptions {
             slow_every: u64::MAX,
@@ -321,11 +325,11 @@ impl DoctorView {
                 if let Ok(b) = r.rss {
                     rss.entry(r.pid).or_default().push((t, b as f64));
                 }
-                if let (Ok(a), Ok(sh)) = (&r.rss_anon, &r.rss_shmem) {
-                    rss_anon
-                        .entry(r.pid)
-                        .or_default()
-                        .push((t, a.saturating_add(*sh) as f64));
+                if let Ok(a) = r.rss_anon {
+                    rss_anon.entry(r.pid).or_default().push((t, a as f64));
+                }
+                if let Ok(sh) = r.rss_shmem {
+                    rss_shmem.entry(r.pid).or_default().push((t, sh as f64));
                 }
                 if let Ok(f) = r.rss_file {
                     rss_file.entry(r.pid).or_default().push((t, f as f64));
@@ -408,6 +412,7 @@ impl DoctorView {
                 private_dirty,
                 rss: rss.remove(&f.pid).unwrap_or_default(),
                 rss_anon: rss_anon.remove(&f.pid).unwrap_or_default(),
+                rss_shmem: rss_shmem.remove(&f.pid).unwrap_or_default(),
                 rss_file: rss_file.remove(&f.pid).unwrap_or_default(),
                 first: f,
                 last: l,
@@ -493,7 +498,7 @@ pub struct PastWindow {
     first: Option<(std::time::SystemTime, Vec<ScopedRow>)>,
     last: HashMap<i32, ProcessRow>,
     last_at: Option<std::time::SystemTime>,
-    series: HashMap<i32, [Vec<(f64, f64)>; 3]>,
+    series: HashMap<i32, [Vec<(f64, f64)>; 4]>,
     oom_first: Option<i32>,
 }
 
@@ -541,11 +546,14 @@ impl PastWindow {
             if let Ok(b) = r.rss {
                 s[0].push((t, b as f64));
             }
-            if let (Ok(a), Ok(sh)) = (&r.rss_anon, &r.rss_shmem) {
-                s[1].push((t, a.saturating_add(*sh) as f64));
+            if let Ok(a) = r.rss_anon {
+                s[1].push((t, a as f64));
             }
             if let Ok(b) = r.rss_file {
                 s[2].push((t, b as f64));
+            }
+            if let Ok(sh) = r.rss_shmem {
+                s[3].push((t, sh as f64));
             }
             self.last.insert(r.pid, r.clone());
         }
@@ -574,12 +582,14 @@ impl PastWindow {
             .into_iter()
             .filter_map(|(f, cgroup)| {
                 let last = self.last.remove(&f.pid)?;
-                let [rss, rss_anon, rss_file] = self.series.remove(&f.pid).unwrap_or_default();
+                let [rss, rss_anon, rss_file, rss_shmem] =
+                    self.series.remove(&f.pid).unwrap_or_default();
                 Some(Proc {
                     first: f,
                     last,
                     rss,
                     rss_anon,
+                    rss_shmem,
                     rss_file,
                     cgroup,
                     status: Err(not_recorded()),
@@ -696,6 +706,8 @@ pub mod test_view {
             shd_pnd: unset(),
             sig_cgt: unset(),
             namespace_init: false,
+            ns_pid: unset(),
+            ns_levels: unset(),
             run_queue_wait_ns: unset(),
             fds: unset(),
             fd_soft_limit: unset(),
@@ -713,6 +725,7 @@ pub mod test_view {
             last: row(pid, comm),
             rss: Vec::new(),
             rss_anon: Vec::new(),
+            rss_shmem: Vec::new(),
             rss_file: Vec::new(),
             cgroup: None,
             status: unset(),
@@ -771,5 +784,37 @@ pub mod test_view {
             .into_iter()
             .map(|f| (f.subject, f.severity))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_view::proc;
+
+    #[test]
+    fn issue_15_a_process_subject_names_its_container() {
+        let id = "3f2a9c1b7d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4";
+        let mut p = proc(812, "nginx");
+        let subject = |p: &super::Proc| p.subject();
+        assert_eq!(subject(&p), "pid 812 (nginx)", "no cgroup known");
+        for (path, named) in [
+            (format!("/docker/{id}"), "container 3f2a9c1b7d4e (docker)"),
+            (
+                format!("/system.slice/docker-{id}.scope"),
+                "container 3f2a9c1b7d4e (docker)",
+            ),
+            (
+                format!("/system.slice/cri-containerd-{id}.scope"),
+                "container 3f2a9c1b7d4e (containerd)",
+            ),
+        ] {
+            p.cgroup = Some(path.clone());
+            assert_eq!(subject(&p), format!("pid 812 (nginx), {named}"), "{path}");
+        }
+        // On the host, a systemd unit is no container: the subject stays the process.
+        p.cgroup = Some("/system.slice/nginx.service".into());
+        assert_eq!(subject(&p), "pid 812 (nginx)");
+        p.cgroup = Some("/".into());
+        assert_eq!(subject(&p), "pid 812 (nginx)");
     }
 }

@@ -113,6 +113,13 @@ pub struct Row {
     pub pid: i32,
     /// The parent's pid (stat's ppid; 0 for the init of a PID namespace as seen here).
     pub ppid: i64,
+    /// The pid inside the process's own (innermost) PID namespace: status NSpid's last
+    /// entry (1 for a container's init; the same as `pid` on the host's namespace).
+    #[serde(serialize_with = "ser_val")]
+    pub pid_in_namespace: Val<u64>,
+    /// How many PID namespaces see the process: NSpid's entries (1 on the host's).
+    #[serde(serialize_with = "ser_val")]
+    pub pid_namespace_levels: Val<u64>,
     /// stat's command name.
     pub name: String,
     /// stat's state letter.
@@ -207,6 +214,8 @@ impl Row {
         Row {
             pid: r.pid,
             ppid: r.ppid,
+            pid_in_namespace: r.ns_pid.clone(),
+            pid_namespace_levels: r.ns_levels.clone(),
             name: r.comm.as_str().to_owned(),
             state: (r.state as char).to_string(),
             uid: r.uid.clone(),
@@ -446,6 +455,8 @@ mod tests {
         Row {
             pid,
             ppid: 1,
+            pid_in_namespace: Ok(pid as u64),
+            pid_namespace_levels: Ok(1),
             name: format!("p{pid}"),
             state: "S".into(),
             uid: Ok(0),

@@ -186,6 +186,11 @@ fn slots(r: &ProcessRow) -> Slots {
     s
 }
 
+/// NSpid is not recorded (a namespace init is: its flag).
+const NSPID_NOT_RECORDED: Missing = Missing::NotApplicable {
+    why: "the pid inside the PID namespace is not recorded",
+};
+
 fn row_of(pid: i32, comm: &str, s: &Slots) -> ProcessRow {
     let v = |i: usize| -> Val<u64> {
         match s.missing[i] {
@@ -222,6 +227,8 @@ fn row_of(pid: i32, comm: &str, s: &Slots) -> ProcessRow {
         shd_pnd: v(PLAIN + 13),
         sig_cgt: v(PLAIN + 14),
         namespace_init: s.value[3] & 2 != 0,
+        ns_pid: Err(NSPID_NOT_RECORDED),
+        ns_levels: Err(NSPID_NOT_RECORDED),
         run_queue_wait_ns: v(PLAIN + 15),
         fds: v(PLAIN + 16),
         fd_soft_limit: v(PLAIN + 17).map(|l| match l {

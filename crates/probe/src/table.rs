@@ -84,6 +84,12 @@ pub struct ProcessRow {
     /// Whether it is pid 1 of a nested PID namespace (NSpid ends in 1, more than one
     /// level): a container's init, to which the kernel drops unhandled SIGTERM.
     pub namespace_init: bool,
+    /// status's NSpid, last entry: the pid inside the process's own (innermost) PID
+    /// namespace (the same as `pid` on the host's).
+    pub ns_pid: Val<u64>,
+    /// status's NSpid, its entries: how many PID namespaces see the process (1 on the
+    /// host's).
+    pub ns_levels: Val<u64>,
     /// schedstat's time the main thread waited on a run queue, in ns.
     pub run_queue_wait_ns: Val<u64>,
     /// Open file descriptors.
@@ -160,6 +166,8 @@ impl ProcessRow {
             shd_pnd: s.shd_pnd,
             sig_cgt: s.sig_cgt,
             namespace_init: matches!(s.ns_pid, Ok(1)) && matches!(s.ns_levels, Ok(n) if n > 1),
+            ns_pid: s.ns_pid,
+            ns_levels: s.ns_levels,
             run_queue_wait_ns: Err(Missing::Exited),
             fds: Err(Missing::Exited),
             fd_soft_limit: Err(Missing::Exited),

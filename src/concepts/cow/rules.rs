@@ -77,4 +77,31 @@ mod tests {
         v.procs[0].private_dirty = None;
         assert!(fired(cow_blow_up, &v).is_empty());
     }
+
+    #[test]
+    fn issue_15_cow_blow_up_names_the_parent_and_its_rss() {
+        let mut v = child_grew(COW_GROWTH);
+        let mut parent = proc(10, "redis-server");
+        parent.last.rss = Ok(200 << 20);
+        v.procs.push(parent);
+        let f = cow_blow_up(&v);
+        // The parent itself has no Private_Dirty reading: only the child is named.
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].subject, "pid 20 (redis)");
+        assert!(
+            f[0].message
+                .contains("forked child of pid 10 (redis-server) (RSS 200.0 MiB)"),
+            "{}",
+            f[0].message
+        );
+        // The parent's container is named with it.
+        v.procs[1].cgroup = Some(format!("/docker/{}", "3f2a9c1b7d4e".repeat(5) + "abcd"));
+        let f = cow_blow_up(&v);
+        assert!(
+            f[0].message
+                .contains("pid 10 (redis-server), container 3f2a9c1b7d4e (docker) (RSS 200.0 MiB)"),
+            "{}",
+            f[0].message
+        );
+    }
 }
