@@ -338,3 +338,43 @@ fn issue_19_system_processes_continues_a_long_name_rather_than_cutting_it() {
         "{wide}"
     );
 }
+
+/// issue 19: every text command at 80 columns, the ones the other tests leave out:
+/// `concepts`, `watch` (its header, its events and its summary), and a recording asked
+/// back by `events` and `report` (text) and `system --at`.
+#[test]
+fn issue_19_concepts_watch_events_and_report_fit_80_columns() {
+    let concepts = fits_80(&["concepts"], &[]);
+    for c in &syslens::catalogue::CONCEPTS {
+        assert_words_whole(&concepts, c.slug, c.slug);
+    }
+    // A process that comes and goes while watched: an exec and an exit to show.
+    let watched = std::thread::spawn(|| fits_80(&["watch", "--for", "3", "--summary", "1"], &[]));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let _ = Command::new("sh").args(["-c", "sleep 0.2"]).status();
+    let watch = watched.join().unwrap();
+    assert!(
+        watch.lines().count() > 1,
+        "watch printed only its header:\n{watch}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let s = store.to_str().unwrap();
+    let recorder = syslens()
+        .args(["record", "--store", s, "--interval", "0.3", "--for", "3s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A notable event to list: a shell killed by SIGKILL.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let _ = Command::new("sh").args(["-c", "kill -KILL $$"]).status();
+    let recorded = recorder.wait_with_output().unwrap();
+    assert!(recorded.status.success(), "{recorded:?}");
+    fits_80(&["events", "--store", s], &[]);
+    let report = fits_80(&["report", "--store", s, "--since", "-1h"], &[]);
+    assert!(report.lines().count() > 2, "{report}");
+    fits_80(&["system", "--store", s, "--at", "-1s"], &[]);
+    fits_80(&["system", "--processes", "--store", s, "--at", "-1s"], &[]);
+}

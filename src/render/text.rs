@@ -1098,23 +1098,95 @@ pub fn recorded_events(
     out: &mut dyn Write,
     events: &[crate::record::store::StoredEvent],
 ) -> io::Result<()> {
+    let width = crate::render::width();
     for e in events {
         let t = crate::record::store::from_unix_ns(e.time_ns);
-        writeln!(
-            out,
-            "{}  {:<18} {:<16} {}",
-            crate::record::time::local(t),
-            clean(&e.concept),
-            clean(&e.kind),
-            clean(&e.line)
-        )?;
+        let time = crate::record::time::local(t);
+        out.write_all(event_line(&time, &e.concept, &e.kind, &e.line, width).as_bytes())?;
     }
     Ok(())
+}
+
+/// Narrowest message column worth keeping beside the time, concept and kind.
+const EVENT_MESSAGE_MIN: usize = 30;
+
+/// One event as `watch` and `events` print it: time, concept and kind in columns, then
+/// what happened, wrapped under its own column, or below them, indented, where
+/// `width` leaves it fewer than [`EVENT_MESSAGE_MIN`] columns; ends with a newline.
+pub fn event_line(time: &str, concept: &str, kind: &str, message: &str, width: usize) -> String {
+    let head = format!("{time}  {:<18} {:<16} ", clean(concept), clean(kind));
+    let head_w = crate::render::display_width(&head);
+    let mut text = String::new();
+    if width >= head_w + EVENT_MESSAGE_MIN {
+        let pad = " ".repeat(head_w);
+        for (i, part) in crate::render::wrap(message, width - head_w)
+            .into_iter()
+            .enumerate()
+        {
+            text += if i == 0 { &head } else { &pad };
+            text += &part;
+            text.push('\n');
+        }
+    } else {
+        for part in crate::render::wrap(head.trim_end(), width) {
+            text += &part;
+            text.push('\n');
+        }
+        for part in crate::render::wrap(message, width.saturating_sub(4)) {
+            text += "    ";
+            text += &part;
+            text.push('\n');
+        }
+    }
+    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// issue 19: an event's message wraps under its own column, or below the columns,
+    /// indented, where they leave it too little room; no line is over the width.
+    #[test]
+    fn issue_19_an_event_line_wraps_within_the_width() {
+        let message = "sh[32603] killed by SIGKILL after 987.0 us, peak RSS 1.5 MiB";
+        let one = event_line("19:55:22.123", "high-water-mark", "exit", message, 120);
+        assert_eq!(one.lines().count(), 1, "{one}");
+        assert!(one.ends_with(&format!(" {message}\n")), "{one}");
+        let hanging = event_line("19:55:22.123", "high-water-mark", "exit", message, 80);
+        let lines: Vec<&str> = hanging.lines().collect();
+        assert!(lines.len() >= 2, "{hanging}");
+        let column = lines[0].find("sh[").unwrap();
+        assert_eq!(
+            lines[1].len() - lines[1].trim_start().len(),
+            column,
+            "{hanging}"
+        );
+        let below = event_line(
+            "2026-12-04 19:55:22 UTC",
+            "high-water-mark",
+            "exit",
+            message,
+            80,
+        );
+        assert!(
+            below.lines().nth(1).unwrap().starts_with("    sh["),
+            "{below}"
+        );
+        for text in [
+            &hanging,
+            &below,
+            &event_line("2026-12-04 19:55:22 UTC", "signals", "signal", message, 40),
+        ] {
+            for l in text.lines() {
+                assert!(crate::render::display_width(l) <= 80, "{l}");
+            }
+            let words: Vec<&str> = text.split_whitespace().collect();
+            for w in message.split_whitespace() {
+                assert!(words.contains(&w), "{w} cut in {text}");
+            }
+        }
+    }
     use crate::catalogue::CONCEPTS;
     use crate::commands::explain::explanation;
     use crate::model::figure::Table;

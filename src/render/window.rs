@@ -202,15 +202,29 @@ fn range(s: &Series) -> Option<(f64, f64)> {
         })
 }
 
-/// The window in a few lines, for the terminal.
+/// The window in a few lines, for the terminal, each wrapped to its width.
 pub fn text(out: &mut dyn Write, r: &WindowReport) -> io::Result<()> {
-    writeln!(
+    let width = crate::render::width();
+    // `text` from `indent` on, its continuation lines 2 columns further in.
+    let put = |out: &mut dyn Write, indent: usize, text: &str| -> io::Result<()> {
+        let (first, rest) = (" ".repeat(indent), " ".repeat(indent + 2));
+        let room = |i: usize| width.saturating_sub(i).max(1);
+        let lines = crate::render::wrap_hanging(text, room(indent), room(indent + 2));
+        for (i, line) in lines.iter().enumerate() {
+            writeln!(out, "{}{line}", if i == 0 { &first } else { &rest })?;
+        }
+        Ok(())
+    };
+    put(
         out,
-        "recorded window {} to {}: {} samples over {:.0} s",
-        r.first, r.last, r.note.samples, r.seconds
+        0,
+        &format!(
+            "recorded window {} to {}: {} samples over {:.0} s",
+            r.first, r.last, r.note.samples, r.seconds
+        ),
     )?;
     if let Some(why) = &r.note.reboot {
-        writeln!(out, "{why}")?;
+        put(out, 0, why)?;
     }
     for s in r.memory.iter().chain(&r.pressure).chain(&r.rates) {
         match range(s) {
@@ -230,19 +244,25 @@ pub fn text(out: &mut dyn Write, r: &WindowReport) -> io::Result<()> {
         )?;
     }
     let marked: Vec<&WindowEvent> = r.events.iter().filter(|e| e.mark.is_some()).collect();
-    writeln!(
+    put(
         out,
-        "{} events, {} of them OOM kills or deaths by a signal{}",
-        r.events.len(),
-        marked.len(),
-        if marked.is_empty() { "" } else { ":" }
+        0,
+        &format!(
+            "{} events, {} of them OOM kills or deaths by a signal{}",
+            r.events.len(),
+            marked.len(),
+            if marked.is_empty() { "" } else { ":" }
+        ),
     )?;
     for e in marked {
-        writeln!(out, "  {} {}", e.time, crate::render::safe::clean(&e.line))?;
+        put(out, 2, &format!("{} {}", e.time, e.line))?;
     }
-    writeln!(
+    put(
         out,
-        "{} doctor finding(s) over the window (syslens doctor --since for them in full)",
-        r.doctor.findings.len()
+        0,
+        &format!(
+            "{} doctor finding(s) over the window (syslens doctor --since for them in full)",
+            r.doctor.findings.len()
+        ),
     )
 }

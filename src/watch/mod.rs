@@ -584,15 +584,19 @@ impl Printer<'_> {
         }
         .as_str();
         // Wrapped to the terminal, never cut: the reasons are the point.
+        // Continuation lines are indented: the wrap leaves them the room for it.
         let width = crate::render::width();
-        text = crate::render::wrap(&text, width).join("\n    ") + "\n";
+        text = crate::render::wrap_hanging(&text, width, width.saturating_sub(4)).join("\n    ")
+            + "\n";
         for u in watcher.unavailable() {
             let label = if u.off { "off" } else { "unavailable" };
             let line = format!("{label}: {}: {}", u.what, clean(&u.why));
-            for (i, part) in crate::render::wrap(&line, width - 4)
-                .into_iter()
-                .enumerate()
-            {
+            let parts = crate::render::wrap_hanging(
+                &line,
+                width.saturating_sub(2),
+                width.saturating_sub(6),
+            );
+            for (i, part) in parts.into_iter().enumerate() {
                 text += &format!("{}{part}\n", if i == 0 { "  " } else { "      " });
             }
         }
@@ -609,12 +613,12 @@ impl Printer<'_> {
             s.push('\n');
             s
         } else {
-            format!(
-                "{}  {:<18} {:<16} {}\n",
-                crate::render::text::clock_time(e.time),
+            crate::render::text::event_line(
+                &crate::render::text::clock_time(e.time),
                 e.concept.slug(),
                 e.kind,
-                clean(&e.line)
+                &e.line,
+                crate::render::width(),
             )
         };
         self.write(&line)
