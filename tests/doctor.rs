@@ -354,3 +354,67 @@ fn issue_15_the_first_oom_victim_is_chosen_over_every_process() {
     );
     assert!(first(high.pid()));
 }
+
+/// A pids cgroup beneath the test's own with pids.max 10 holding 8 sleeping
+/// processes: 80%, a warning naming the cgroup that sets the limit; 10 of 10 an error.
+#[test]
+fn issue_15_cgroup_pids_near_limit_counts_the_tasks_of_a_live_pids_cgroup() {
+    skip_unless!(is_root(), "making a pids cgroup needs root");
+    let mut reader = syslens_probe::Reader::host().unwrap();
+    let cg = match syslens::lab::cgroup::LabCgroup::create(&mut reader, &["pids"]) {
+        Ok(cg) => cg,
+        Err(e) => {
+            eprintln!("SKIPPED: no pids cgroup can be made here: {e}");
+            return;
+        }
+    };
+    cg.write("pids", "pids.max", "10").unwrap();
+    struct Sleepers(Vec<std::process::Child>);
+    impl Drop for Sleepers {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let mut sleepers = Sleepers(Vec::new());
+    // Dropped before the cgroup (declared after it): the sleepers go first.
+    let add = |n: usize, s: &mut Sleepers| {
+        for _ in 0..n {
+            let c = std::process::Command::new("sleep")
+                .arg("1000")
+                .spawn()
+                .unwrap();
+            cg.add(c.id()).unwrap();
+            s.0.push(c);
+        }
+    };
+    add(8, &mut sleepers);
+    let first = sleepers.0[0].id().to_string();
+    let finding = |r: &Value| -> Option<Value> {
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| {
+                f["rule"] == "cgroup-pids-near-limit"
+                    && f["subject"].as_str().unwrap().ends_with(cg.name())
+            })
+            .cloned()
+    };
+    let r = doctor_json(&["--pid", &first]);
+    let f = finding(&r).unwrap_or_else(|| panic!("no cgroup-pids-near-limit: {r:#}"));
+    assert_eq!(f["severity"], "warning", "{f:#}");
+    let message = f["message"].as_str().unwrap();
+    assert!(message.contains("holds 80% of "), "{message}");
+    assert!(message.contains("(8/10 tasks, set by "), "{message}");
+    assert!(
+        message.contains(&format!("{}, pids.max;", cg.name())),
+        "{message}"
+    );
+    add(2, &mut sleepers);
+    let r = doctor_json(&["--pid", &first]);
+    let f = finding(&r).unwrap_or_else(|| panic!("no cgroup-pids-near-limit: {r:#}"));
+    assert_eq!(f["severity"], "error", "{f:#}");
+}

@@ -958,6 +958,14 @@ fn issue_15_top_isolation_names_a_live_container_its_limit_and_a_zombie() {
         assert!(live.contains(&id[..12]), "{w}x{h}: {live}\n{screen}");
         if w >= 140 {
             assert!(live.contains(&format!("{} docker", &id[..12])), "{live}");
+            // The CPU and pids sides of what binds it, where the width has room.
+            let header = screen.lines().find(|l| l.contains("MEMLIMIT")).unwrap();
+            assert!(
+                ["CPUS", "CPUS%", "PIDLIMIT", "PIDS%"]
+                    .iter()
+                    .all(|h| header.split_whitespace().any(|c| c == *h)),
+                "{header}"
+            );
         }
         // The zombie has no memory, limit or placement of its own to show.
         assert!(

@@ -18,7 +18,7 @@ use syslens_probe::table::{ProcessRow, ScanOptions, Scanner};
 use syslens_probe::{Files, Missing, Reader, Val};
 
 use crate::catalogue::ConceptId;
-use crate::model::limits::{lowest_memory, Bound};
+use crate::model::limits::{lowest_memory, lowest_pids, Bound};
 use crate::model::locks::{carriers, Carriers};
 
 /// How much a finding matters.
@@ -163,6 +163,9 @@ pub struct DoctorView {
     /// The cgroups whose memory limit binds the processes in view (the lowest up each
     /// process's chain, often a parent's: a pod's, a container's own), with their usage.
     pub limited_cgroups: Vec<LimitedCgroup>,
+    /// The cgroups whose pids.max binds the processes in view (the lowest up each
+    /// process's pids chain), with the tasks each holds (its pids.current).
+    pub pids_limited: Vec<PidsLimited>,
     /// /proc/meminfo.
     pub meminfo: Val<Meminfo>,
     /// /proc/buddyinfo.
@@ -213,6 +216,41 @@ fn limited_cgroups<'a>(
             Some(c) => c.below.push(d.path.clone()),
             None => out.push(LimitedCgroup {
                 memory: MemoryCgroup::read(reader, limit.set_by.clone()),
+                limit,
+                below: vec![d.path.clone()],
+            }),
+        }
+    }
+    out
+}
+
+/// A cgroup that sets the pids.max binding some processes in view.
+#[derive(Debug, Clone)]
+pub struct PidsLimited {
+    /// The limit, the file that sets it, and the setter's pids.current (`used`): the
+    /// tasks of everything below it together, what the kernel counts against it.
+    pub limit: Bound<u64>,
+    /// The pids cgroups of the processes it binds.
+    pub below: Vec<String>,
+}
+
+/// The cgroups whose pids.max binds processes in these pids cgroups, one each.
+fn pids_limited<'a>(
+    reader: &mut Reader,
+    layout: &CgroupLayout,
+    dirs: impl Iterator<Item = &'a CgroupDir>,
+) -> Vec<PidsLimited> {
+    let mut out: Vec<PidsLimited> = Vec::new();
+    for d in dirs {
+        let Ok(Some(limit)) = lowest_pids(reader, layout, d.clone()) else {
+            continue;
+        };
+        match out
+            .iter_mut()
+            .find(|c| c.limit.set_by.path == limit.set_by.path)
+        {
+            Some(c) => c.below.push(d.path.clone()),
+            None => out.push(PidsLimited {
                 limit,
                 below: vec![d.path.clone()],
             }),
@@ -340,6 +378,7 @@ impl DoctorView {
         let mut procs = Vec::new();
         let layout = CgroupLayout::read(scanner.reader()).ok();
         let mut memcg_dirs: BTreeMap<String, syslens_probe::cgroup::CgroupDir> = BTreeMap::new();
+        let mut pids_dirs: BTreeMap<String, syslens_probe::cgroup::CgroupDir> = BTreeMap::new();
         for f in first {
             // A process that left during the window has no last sample: nothing to say.
             let Some(l) = last.remove(&f.pid) else {
@@ -394,15 +433,18 @@ impl DoctorView {
                     v
                 })
                 .unwrap_or_default();
-            let cgroup = match (
-                &layout,
-                reader.read_pid(&dir, "cgroup").and_then(parse_proc_cgroup),
-            ) {
-                (Some(layout), Ok(members)) => layout.locate(&members, "memory").map(|d| {
-                    let path = d.path.clone();
-                    memcg_dirs.entry(path.clone()).or_insert(d);
-                    path
-                }),
+            let members = reader.read_pid(&dir, "cgroup").and_then(parse_proc_cgroup);
+            let cgroup = match (&layout, &members) {
+                (Some(layout), Ok(members)) => {
+                    if let Some(d) = layout.locate(members, "pids") {
+                        pids_dirs.entry(d.path.clone()).or_insert(d);
+                    }
+                    layout.locate(members, "memory").map(|d| {
+                        let path = d.path.clone();
+                        memcg_dirs.entry(path.clone()).or_insert(d);
+                        path
+                    })
+                }
                 _ => None,
             };
             let private_dirty = pd_before
@@ -429,6 +471,10 @@ impl DoctorView {
             .as_ref()
             .map(|l| limited_cgroups(reader, l, memcg_dirs.values()))
             .unwrap_or_default();
+        let pids_limited = layout
+            .as_ref()
+            .map(|l| pids_limited(reader, l, pids_dirs.values()))
+            .unwrap_or_default();
         let watched = match (first_scan, last_scan) {
             (Some(a), Some(b)) => b.duration_since(a),
             _ => Duration::ZERO,
@@ -446,6 +492,7 @@ impl DoctorView {
             watched,
             procs,
             limited_cgroups,
+            pids_limited,
             meminfo: reader.read_proc("meminfo").map(Meminfo::parse),
             buddy: reader.read_proc("buddyinfo").and_then(parse_buddyinfo),
             psi_memory: reader.read_proc("pressure/memory").and_then(parse_psi),
@@ -471,6 +518,11 @@ impl DoctorView {
             .filter_map(|p| p.cgroup.as_deref())
             .chain(
                 self.limited_cgroups
+                    .iter()
+                    .map(|c| c.limit.set_by.path.as_str()),
+            )
+            .chain(
+                self.pids_limited
                     .iter()
                     .map(|c| c.limit.set_by.path.as_str()),
             )
@@ -605,6 +657,7 @@ impl PastWindow {
             watched,
             procs,
             limited_cgroups: Vec::new(),
+            pids_limited: Vec::new(),
             meminfo: files.proc_file("meminfo").map(Meminfo::parse),
             buddy: files.proc_file("buddyinfo").and_then(parse_buddyinfo),
             psi_memory: files.proc_file("pressure/memory").and_then(parse_psi),
@@ -662,6 +715,7 @@ pub mod test_view {
             watched,
             procs: Vec::new(),
             limited_cgroups: Vec::new(),
+            pids_limited: Vec::new(),
             meminfo: unset(),
             buddy: unset(),
             psi_memory: unset(),

@@ -55,6 +55,8 @@ pub struct Sample {
     /// cgroup that sets it uses against it, read at the slow cadence while the
     /// isolation view is shown.
     pub mem_limits: Arc<HashMap<CgroupId, (u64, Option<u64>)>>,
+    /// The CPUs and the pids limit binding each cgroup id, read with `mem_limits`.
+    pub cpu_pids: Arc<HashMap<CgroupId, CpuPids>>,
     /// /proc/meminfo.
     pub meminfo: Val<Meminfo>,
     /// /proc/pressure/{cpu,memory,io}, in that order.
@@ -105,6 +107,29 @@ impl Sample {
     pub fn mem_limit(&self, row: &ProcessRow) -> Option<(u64, Option<u64>)> {
         self.mem_limits.get(row.cgroup.as_ref().ok()?).copied()
     }
+
+    /// The CPUs and pids limit binding a row's cgroup.
+    pub fn cpu_pids(&self, row: &ProcessRow) -> CpuPids {
+        row.cgroup
+            .as_ref()
+            .ok()
+            .and_then(|id| self.cpu_pids.get(id))
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// What binds a cgroup's processes besides memory: the CPUs they can use and the
+/// pids limit, each `None` when it could not be read (shown as `-`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuPids {
+    /// The CPUs a process of the cgroup can use: the fewer of the binding quota's
+    /// (quota / period, the lowest up the cpu chain) and those its Cpus_allowed_list
+    /// allows (the cpuset and affinity; read from one process of the cgroup).
+    pub cpus: Option<f64>,
+    /// The binding pids.max and the tasks of the cgroup that sets it (pids.current,
+    /// `None` when unreadable); `Some(None)` when nothing up the chain sets one.
+    pub pids: Option<Option<(u64, Option<u64>)>>,
 }
 
 /// What the screen shows, so the collector reads the costly parts only while they
@@ -161,6 +186,57 @@ fn binding_limits(
         if let Ok(Some(b)) = crate::model::limits::lowest_memory(reader, layout, dir) {
             out.insert(id, (b.value, b.used.and_then(Result::ok)));
         }
+    }
+    out
+}
+
+/// The CPUs and pids limit binding each cgroup the rows are in, from one process of
+/// each (its /proc/PID/cgroup places it in the cpu and pids hierarchies, which on v1
+/// may differ from the memory one the rows are keyed by; its Cpus_allowed_list gives
+/// the cpuset).
+fn cpu_pids_limits(
+    reader: &mut Reader,
+    layout: &CgroupLayout,
+    rows: &[ProcessRow],
+) -> HashMap<CgroupId, CpuPids> {
+    let mut out = HashMap::new();
+    for r in rows.iter().filter(|r| r.state != b'Z') {
+        let Ok(id) = r.cgroup.as_ref().map(|id| *id) else {
+            continue;
+        };
+        if out.contains_key(&id) {
+            continue;
+        }
+        let Ok(dir) = reader.open_pid(r.pid) else {
+            continue;
+        };
+        let Ok(members) = reader
+            .read_pid(&dir, "cgroup")
+            .and_then(syslens_probe::cgroup::parse_proc_cgroup)
+        else {
+            continue;
+        };
+        let allowed = reader
+            .read_pid(&dir, "status")
+            .map(syslens_probe::status::Status::parse)
+            .ok()
+            .and_then(|st| st.cpus_allowed_list.ok())
+            .and_then(|c| crate::model::host::count_cpu_list(c.as_str()));
+        let quota = layout
+            .locate(&members, "cpu")
+            .map(|d| crate::model::limits::lowest_cpu(reader, layout, d));
+        let cpus = match (allowed, quota) {
+            (Some(a), Some(Ok(Some(q)))) => Some(q.value.cpus.min(a as f64)),
+            // No cpu controller mounted, or none up the chain sets a quota.
+            (Some(a), None | Some(Ok(None))) => Some(a as f64),
+            _ => None,
+        };
+        let pids = layout.locate(&members, "pids").and_then(|d| {
+            crate::model::limits::lowest_pids(reader, layout, d)
+                .ok()
+                .map(|b| b.map(|b| (b.value, b.used.and_then(Result::ok))))
+        });
+        out.insert(id, CpuPids { cpus, pids });
     }
     out
 }
@@ -258,6 +334,7 @@ pub fn run(
     let mut cgroup_epoch = 0;
     let mut containers: Arc<[String]> = Arc::new([]);
     let mut mem_limits = Arc::new(HashMap::new());
+    let mut cpu_pids = Arc::new(HashMap::new());
     let layout = CgroupLayout::read(scanner.reader()).ok();
     let mut deleted_open = Arc::new(HashMap::new());
     let mut isolated = Arc::new(HashMap::new());
@@ -334,6 +411,7 @@ pub fn run(
             .filter(|_| wants.isolation.load(Ordering::Relaxed) && pass % SLOW_EVERY == 0)
         {
             mem_limits = Arc::new(binding_limits(reader, layout, &rows, &cgroup_paths));
+            cpu_pids = Arc::new(cpu_pids_limits(reader, layout, &rows));
         }
         let figures = Figures::read(reader);
         if pass % SLOWEST_EVERY == 0 {
@@ -352,6 +430,7 @@ pub fn run(
             cgroup_paths: cgroup_paths.clone(),
             containers: containers.clone(),
             mem_limits: mem_limits.clone(),
+            cpu_pids: cpu_pids.clone(),
             meminfo: figures.meminfo,
             psi: figures.psi,
             cpus: figures.cpus,

@@ -69,7 +69,9 @@ impl Tab {
 
     /// The table's columns, left to right: PID and USER first, COMMAND last (it takes
     /// the width left over, and the tree's branches), but for the isolation view's
-    /// CGROUP, the longest text, which goes after it.
+    /// CGROUP, the longest text, which goes after it. The isolation view's CONTAINER
+    /// comes before its CPU and pids columns: on a narrow screen, columns are kept left
+    /// to right, and which container a process is in matters more.
     pub fn columns(self, pss: bool) -> Vec<Col> {
         use Col::*;
         let mut c = vec![Pid, User];
@@ -77,7 +79,9 @@ impl Tab {
             Tab::Memory => &[Cpu, Rss, Hwm, PeakSeen, Growth, Swap, MinFlt, MajFlt][..],
             Tab::Cpu => &[Cpu, Usr, Sys, Vcsw, Nvcsw, Runq, Nice, Threads],
             Tab::Files => &[Fds, Limit, FdPct, Deleted, Locks, Waiting],
-            Tab::Isolation => &[Oom, Ns, MemLimit, LimitPct, Container],
+            Tab::Isolation => &[
+                Oom, Ns, MemLimit, LimitPct, Container, Cpus, CpusPct, PidLimit, PidsPct,
+            ],
             Tab::System => return Vec::new(),
         });
         if pss && self == Tab::Memory {
@@ -133,6 +137,10 @@ pub enum Col {
     Ns,
     MemLimit,
     LimitPct,
+    Cpus,
+    CpusPct,
+    PidLimit,
+    PidsPct,
     Container,
     Command,
     Cgroup,
@@ -170,6 +178,10 @@ impl Col {
             Col::Ns => "NS",
             Col::MemLimit => "MEMLIMIT",
             Col::LimitPct => "LIMIT%",
+            Col::Cpus => "CPUS",
+            Col::CpusPct => "CPUS%",
+            Col::PidLimit => "PIDLIMIT",
+            Col::PidsPct => "PIDS%",
             Col::Container => "CONTAINER",
             Col::Command => "COMMAND",
             Col::Cgroup => "CGROUP",
@@ -206,6 +218,8 @@ pub enum Value<'a> {
     Rate(f64),
     /// Percent, one decimal.
     Percent(f64),
+    /// A number of CPUs, as people write it: 0.5, 1.5, 2.
+    Cpus(f64),
     /// No limit: shown as `inf`.
     Unlimited,
     /// Text from the process (a command name, a cgroup), escaped when shown.
@@ -225,7 +239,7 @@ impl Value<'_> {
             Value::Bytes(b) => b as f64,
             Value::Growth(g) => g as f64,
             Value::Count(n) => n as f64,
-            Value::Rate(x) | Value::Percent(x) => x,
+            Value::Rate(x) | Value::Percent(x) | Value::Cpus(x) => x,
             Value::Unlimited => f64::INFINITY,
             Value::Text(_) | Value::Defunct(_) | Value::User(..) => 0.0,
             Value::Namespaces(n) => n.len() as f64,
@@ -255,6 +269,10 @@ impl Value<'_> {
             Value::Count(n) => n.to_string(),
             Value::Rate(x) => format!("{x:.0}"),
             Value::Percent(x) => format!("{x:.1}"),
+            Value::Cpus(x) => {
+                let s = format!("{x:.2}");
+                s.trim_end_matches('0').trim_end_matches('.').to_owned()
+            }
             Value::Unlimited => "inf".into(),
             Value::Text(t) | Value::User(Some(t), _) => crate::render::safe::clean(t).into_owned(),
             Value::Defunct(t) => format!("{} <defunct>", crate::render::safe::clean(t)),
@@ -711,6 +729,31 @@ impl App {
             Col::LimitPct => match s.mem_limit(r) {
                 Some((limit, Some(used))) if limit > 0 => {
                     Value::Percent(used as f64 / limit as f64 * 100.0)
+                }
+                _ => Value::Missing,
+            },
+            Col::Cpus => s.cpu_pids(r).cpus.map_or(Value::Missing, Value::Cpus),
+            // The process's CPU% (100 = one CPU) against the CPUs it can use.
+            Col::CpusPct => match (
+                s.cpu_pids(r).cpus,
+                per_sec(
+                    r.utime_ticks.saturating_add(r.stime_ticks),
+                    p.map(|p| p.utime_ticks.saturating_add(p.stime_ticks)),
+                    tick,
+                    secs,
+                ),
+            ) {
+                (Some(cpus), Some(pct)) if cpus > 0.0 => Value::Percent(pct / cpus),
+                _ => Value::Missing,
+            },
+            Col::PidLimit => match s.cpu_pids(r).pids {
+                Some(Some((max, _))) => count(Some(max)),
+                Some(None) => Value::Unlimited,
+                None => Value::Missing,
+            },
+            Col::PidsPct => match s.cpu_pids(r).pids {
+                Some(Some((max, Some(used)))) if max > 0 => {
+                    Value::Percent(used as f64 / max as f64 * 100.0)
                 }
                 _ => Value::Missing,
             },

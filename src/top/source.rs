@@ -119,6 +119,10 @@ pub const UNRECORDED: &[Col] = &[
     Col::Ns,
     Col::MemLimit,
     Col::LimitPct,
+    Col::Cpus,
+    Col::CpusPct,
+    Col::PidLimit,
+    Col::PidsPct,
 ];
 
 /// The sample `step` lands on from sample `at` of samples taken at `times` (oldest
@@ -219,6 +223,7 @@ impl Recorded {
             cgroup_paths: rec.table.cgroups.into(),
             rows: rec.table.rows,
             mem_limits: Default::default(),
+            cpu_pids: Default::default(),
             meminfo: figures.meminfo,
             psi: figures.psi,
             cpus: figures.cpus,

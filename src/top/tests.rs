@@ -20,6 +20,7 @@ fn sample(pass: u64) -> Sample {
         cgroup_paths: Arc::new([]),
         containers: Arc::new([]),
         mem_limits: Arc::default(),
+        cpu_pids: Default::default(),
         meminfo: Err(syslens_probe::Missing::Exited),
         psi: [const { Err(syslens_probe::Missing::Exited) }; 3],
         cpus: Err(syslens_probe::Missing::Exited),
@@ -688,4 +689,68 @@ fn issue_15_isolation_names_containers_their_limits_and_zombies() {
     let z = line(3);
     assert!(z.contains("gone <defunct>"), "{z}");
     assert!(!z.contains(" / ") && !z.trim_end().ends_with('/'), "{z}");
+}
+
+#[test]
+fn issue_15_isolation_rows_show_the_cpus_and_pids_that_bind() {
+    let mut app = App::default();
+    let with = |pass: u64| {
+        let mut s = many(pass, 3);
+        s.cgroup_paths = Arc::new(["/".to_owned(), "/docker/app".to_owned()]);
+        s.cpu_pids = Arc::new(
+            [
+                // A quota of 1.5 CPUs, 8 of 10 tasks.
+                (
+                    1,
+                    collect::CpuPids {
+                        cpus: Some(1.5),
+                        pids: Some(Some((10, Some(8)))),
+                    },
+                ),
+                // No quota (the 2 CPUs it may run on), no pids limit.
+                (
+                    0,
+                    collect::CpuPids {
+                        cpus: Some(2.0),
+                        pids: Some(None),
+                    },
+                ),
+            ]
+            .into(),
+        );
+        s.rows[0].cgroup = Ok(0);
+        s.rows[1].cgroup = Ok(1);
+        // Pid 3's cgroup was not read: nothing to show.
+        s.rows[2].cgroup = Err(syslens_probe::Missing::Exited);
+        for r in s.rows.iter_mut() {
+            // 75% of a CPU over the second between the samples.
+            (r.utime_ticks, r.stime_ticks) = (pass * 50, pass * 25);
+        }
+        s
+    };
+    app.apply(with(0));
+    app.apply(with(1));
+    app.key(KeyCode::Char('4'));
+    let cols = app.columns();
+    let at = |c: Col| cols.iter().position(|x| *x == c).unwrap();
+    let table = app.table();
+    let cell = |pid: i32, c: Col| table.iter().find(|r| r.pid == pid).unwrap().cells[at(c)].text();
+    assert_eq!(cell(2, Col::Cpus), "1.5");
+    assert_eq!(cell(2, Col::CpusPct), "50.0");
+    assert_eq!(cell(2, Col::PidLimit), "10");
+    assert_eq!(cell(2, Col::PidsPct), "80.0");
+    assert_eq!(cell(1, Col::Cpus), "2");
+    assert_eq!(cell(1, Col::CpusPct), "37.5");
+    assert_eq!(cell(1, Col::PidLimit), "inf");
+    assert_eq!(cell(1, Col::PidsPct), "-");
+    for c in [Col::Cpus, Col::CpusPct, Col::PidLimit, Col::PidsPct] {
+        assert_eq!(cell(3, c), "-", "{}", c.name());
+    }
+    let screen = screen_at(&mut app, 200, 20);
+    assert!(
+        ["CPUS", "CPUS%", "PIDLIMIT", "PIDS%"]
+            .iter()
+            .all(|h| screen.contains(h)),
+        "{screen}"
+    );
 }

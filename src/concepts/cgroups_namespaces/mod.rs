@@ -3,13 +3,14 @@
 pub mod events;
 pub mod lab;
 pub mod learn;
+pub mod rules;
 
 /// This concept's entry in the registry: its lenses, rules, lab and explanation.
 pub const CONCEPT: ConceptDef = ConceptDef {
     id: ConceptId::CgroupsNamespaces,
     system,
     process: lens,
-    rules: &[],
+    rules: rules::RULES,
     events: events::EVENTS,
     lab: &lab::LAB,
     lesson: &learn::LESSON,
