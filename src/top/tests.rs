@@ -691,6 +691,41 @@ fn issue_15_isolation_names_containers_their_limits_and_zombies() {
     assert!(!z.contains(" / ") && !z.trim_end().ends_with('/'), "{z}");
 }
 
+/// Issue 15 item 10: a zombie in the files view is shown as ps shows it, with no fd
+/// count or limit of a live process (it has none: its files are closed).
+#[test]
+fn issue_15_the_files_view_shows_a_zombie_as_defunct_without_fd_figures() {
+    let mut app = App::default();
+    let with = |pass: u64| {
+        let mut s = many(pass, 3);
+        s.rows[2].state = b'Z';
+        s.rows[2].comm = syslens_probe::parse::InlineStr::new(b"gone");
+        s
+    };
+    app.apply(with(0));
+    app.apply(with(1));
+    app.key(KeyCode::Char('3'));
+    let screen = screen_at(&mut app, 160, 20);
+    let row = |pid: i32| {
+        screen
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(&pid.to_string()))
+            .unwrap_or_else(|| panic!("no row {pid}:\n{screen}"))
+            .to_owned()
+    };
+    let (live, zombie) = (row(2), row(3));
+    assert!(zombie.contains("gone <defunct>"), "{zombie}");
+    let figures = |l: &str| {
+        l.split_whitespace()
+            .filter(|w| w.parse::<f64>().is_ok())
+            .count()
+    };
+    assert!(
+        figures(&zombie) < figures(&live),
+        "the zombie has a live process's figures:\n{live}\n{zombie}"
+    );
+}
+
 #[test]
 fn issue_15_isolation_rows_show_the_cpus_and_pids_that_bind() {
     let mut app = App::default();
