@@ -233,3 +233,31 @@ fn kernel_thread_and_zombie_do_not_fail() {
     assert!(zombies.contains(&child.id().to_string()), "{zombies:?}");
     child.wait().unwrap();
 }
+
+/// issue 15 item 8: the fault totals are the values at the end of the window, beside
+/// the rates over it (they were the values at its start).
+#[test]
+fn issue_15_fault_totals_are_taken_at_the_end_of_the_window() {
+    // 20 MiB/s of fresh pages: about 5000 minor faults a second.
+    let s = Specimen::start(&["--leak-mib-per-s", "20"]);
+    let minflt = || -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", s.pid())).unwrap();
+        let after = stat.rsplit_once(") ").unwrap().1;
+        after.split_whitespace().nth(7).unwrap().parse().unwrap()
+    };
+    let before = minflt();
+    let r = inspect_json(s.pid(), &["--window", "1", "--no-smaps"]);
+    let after = minflt();
+    let total = figure(&r, "page-faults", "minor faults (total)")
+        .as_f64()
+        .unwrap() as u64;
+    let rate = figure(&r, "page-faults", "minor faults rate")
+        .as_f64()
+        .unwrap();
+    assert!(rate > 1000.0, "the specimen faulted at {rate}/s");
+    // The window's faults happened before the total was taken: more than half of them.
+    assert!(
+        total >= before + (rate * 0.5) as u64 && total <= after,
+        "total {total}, {before} before the window, {after} after it, {rate}/s"
+    );
+}

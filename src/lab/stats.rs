@@ -219,6 +219,16 @@ impl Adaptive {
         move || t0.elapsed().as_nanos() as u64
     }
 
+    /// A clock for tests of [`Adaptive::run`]: 1 ms further at every reading.
+    #[cfg(test)]
+    pub fn ms_per_reading() -> impl FnMut() -> u64 {
+        let mut clock = 0u64;
+        move || {
+            clock += 1_000_000;
+            clock
+        }
+    }
+
     /// Runs `trial` (one sample each, or an error that ends the series) until the stop
     /// rule holds; `trial(false)` is a warm-up, whose sample (and side figures) the
     /// caller drops. `now_ns` is the clock the budget is read from.
@@ -321,20 +331,13 @@ mod tests {
 
     /// A mock clock that advances 1 ms a reading, and a series of samples.
     fn adaptive_on(series: Vec<f64>, a: Adaptive) -> (Vec<f64>, Stop, usize) {
-        let mut clock = 0u64;
         let mut it = series.into_iter().cycle();
         let mut calls = 0;
         let (s, stop) = a
-            .run(
-                || {
-                    clock += 1_000_000;
-                    clock
-                },
-                |_| -> Result<f64, ()> {
-                    calls += 1;
-                    Ok(it.next().unwrap())
-                },
-            )
+            .run(Adaptive::ms_per_reading(), |_| -> Result<f64, ()> {
+                calls += 1;
+                Ok(it.next().unwrap())
+            })
             .unwrap();
         (s, stop, calls)
     }

@@ -50,6 +50,27 @@ impl<T> Bound<T> {
             (None, None) => "the cgroup's",
         }
     }
+
+    /// How a finding names the cgroup that sets it: "cgroup PATH" with its container or
+    /// unit (", container 3f2a9c1b7d4e (docker)"), and the others of `below` it binds
+    /// ("; it binds the processes in /a, /b"; empty when it binds only its own).
+    pub fn setter_subject(&self, below: &[String]) -> (String, String) {
+        let path = &self.set_by.path;
+        let placed = placement(path)
+            .describe()
+            .map_or_else(String::new, |d| format!(", {d}"));
+        let others: Vec<&str> = below
+            .iter()
+            .map(String::as_str)
+            .filter(|b| b != path)
+            .collect();
+        let binds = if others.is_empty() {
+            String::new()
+        } else {
+            format!("; it binds the processes in {}", others.join(", "))
+        };
+        (format!("cgroup {path}{placed}"), binds)
+    }
 }
 
 /// A CFS quota.

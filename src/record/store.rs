@@ -917,6 +917,19 @@ mod tests {
         );
     }
 
+    /// The `i`th event of a test: pid `i`, line "event i", of `kind`, at `time_ns`.
+    fn event_of(i: i64, time_ns: i64, kind: &str) -> StoredEvent {
+        StoredEvent {
+            time_ns,
+            concept: "signals".into(),
+            kind: kind.into(),
+            pid: Some(i as i32),
+            related: None,
+            line: format!("event {i}"),
+            json: "{}".into(),
+        }
+    }
+
     #[test]
     fn samples_come_back_from_their_keyframe_group_and_events_by_kind_and_pid() {
         let dir = tempfile::tempdir().unwrap();
@@ -925,15 +938,11 @@ mod tests {
         let files = SampleFiles::read(&mut reader);
         let t0 = SystemTime::now() - Duration::from_secs(100);
         for i in 0..(KEYFRAME_EVERY + 5) {
-            let ev = StoredEvent {
-                time_ns: unix_ns(t0) + i,
-                concept: "signals".into(),
-                kind: if i % 2 == 0 { "signal" } else { "exit" }.into(),
-                pid: Some(i as i32),
-                related: None,
-                line: format!("event {i}"),
-                json: "{}".into(),
-            };
+            let ev = event_of(
+                i,
+                unix_ns(t0) + i,
+                if i % 2 == 0 { "signal" } else { "exit" },
+            );
             let at = t0 + Duration::from_secs(i as u64);
             store
                 .write(at, &Table::default(), &files, &[ev], &[("exec", 3)], LIMITS)
@@ -974,15 +983,7 @@ mod tests {
         let t0 = SystemTime::now() - Duration::from_secs(300);
         let n = 3 * KEYFRAME_EVERY + 7;
         for i in 0..n {
-            let ev = StoredEvent {
-                time_ns: unix_ns(t0 + Duration::from_secs(i as u64)),
-                concept: "signals".into(),
-                kind: "signal".into(),
-                pid: Some(i as i32),
-                related: None,
-                line: format!("event {i}"),
-                json: "{}".into(),
-            };
+            let ev = event_of(i, unix_ns(t0 + Duration::from_secs(i as u64)), "signal");
             let at = t0 + Duration::from_secs(i as u64);
             store
                 .write(at, &Table::default(), &files, &[ev], &[], limits)

@@ -433,6 +433,55 @@ mod tests {
         app.source_line.clone().unwrap_or_default()
     }
 
+    /// issue 17: the events line of a recorded moment holds the events since the sample
+    /// before it, and only those.
+    #[test]
+    fn issue_17_a_recorded_moment_shows_its_events_on_the_events_line() {
+        let limits = Limits {
+            max_size: 1 << 30,
+            retain: Duration::from_secs(86400),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (table, files) = crate::record::host_sample();
+        let t0 = SystemTime::now() - Duration::from_secs(60);
+        let kill = crate::record::store::StoredEvent {
+            time_ns: crate::record::store::unix_ns(t0 + Duration::from_millis(500)),
+            concept: "high-water-mark".into(),
+            kind: "exit".into(),
+            pid: Some(4242),
+            related: None,
+            line: "sh[4242] killed by SIGKILL after 1.0 ms".into(),
+            json: "{}".into(),
+        };
+        let mut w = Store::open_writer(dir.path(), limits).unwrap();
+        for (i, events) in [vec![], vec![kill], vec![]].into_iter().enumerate() {
+            let at = t0 + Duration::from_secs(i as u64);
+            w.write(at, &table, &files, &events, &[], limits).unwrap();
+        }
+        drop(w);
+        let lines = |at: usize| {
+            let mut app = App {
+                frozen: Some(RECORDED),
+                ..App::default()
+            };
+            let mut src = Recorded::new(
+                Replay::open(Store::open_reader(dir.path()).unwrap()).unwrap(),
+                at,
+            );
+            src.feed(&mut app);
+            app.events
+                .recent
+                .iter()
+                .map(|n| n.line.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            lines(1),
+            vec!["sh[4242] killed by SIGKILL after 1.0 ms".to_owned()]
+        );
+        assert!(lines(0).is_empty() && lines(2).is_empty());
+    }
+
     #[test]
     fn issue_17_a_recorded_source_steps_goes_to_a_time_and_refuses_a_kill() {
         let (dir, t0) = store(3);

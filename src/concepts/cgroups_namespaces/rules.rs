@@ -33,20 +33,7 @@ fn cgroup_pids_near_limit(v: &DoctorView) -> Vec<Finding> {
         if ratio < PIDS_WARN {
             continue;
         }
-        let placed = syslens_probe::container::placement(&set_by.path)
-            .describe()
-            .map_or_else(String::new, |d| format!(", {d}"));
-        let below: Vec<&str> = cg
-            .below
-            .iter()
-            .map(String::as_str)
-            .filter(|b| *b != set_by.path)
-            .collect();
-        let shared = if below.is_empty() {
-            String::new()
-        } else {
-            format!("; it binds the processes in {}", below.join(", "))
-        };
+        let (subject, shared) = cg.limit.setter_subject(&cg.below);
         let severity = if ratio >= PIDS_ERROR {
             Severity::Error
         } else {
@@ -56,7 +43,7 @@ fn cgroup_pids_near_limit(v: &DoctorView) -> Vec<Finding> {
             rule: "cgroup-pids-near-limit",
             concept: ConceptId::CgroupsNamespaces,
             severity,
-            subject: format!("cgroup {}{placed}", set_by.path),
+            subject,
             message: format!(
                 "holds {:.0}% of {} pids limit ({current}/{max} tasks, set by {}, {}; a warning from {:.0}%, an error from {:.0}%){shared}: a fork or a new thread past it fails with EAGAIN",
                 ratio * 100.0,

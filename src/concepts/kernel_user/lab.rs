@@ -843,12 +843,7 @@ mod tests {
         for t in ns.iter().cycle().take(n) {
             m.clock.extend([0, *t]);
         }
-        let mut clock = 0;
-        let ms = move || {
-            clock += 1_000_000;
-            clock
-        };
-        (m, ms)
+        (m, Adaptive::ms_per_reading())
     }
 
     #[test]

@@ -589,12 +589,7 @@ mod tests {
                 },
             ]);
         }
-        let mut clock = 0;
-        let ms = move || {
-            clock += 1_000_000;
-            clock
-        };
-        (m, ms)
+        (m, Adaptive::ms_per_reading())
     }
 
     #[test]

@@ -78,25 +78,12 @@ fn cgroup_working_set_near_limit(v: &DoctorView) -> Vec<Finding> {
             continue;
         };
         if ws as f64 >= limit as f64 * WORKING_SET_NEAR_LIMIT {
-            let placed = syslens_probe::container::placement(&set_by.path)
-                .describe()
-                .map_or_else(String::new, |d| format!(", {d}"));
-            let below: Vec<&str> = cg
-                .below
-                .iter()
-                .map(String::as_str)
-                .filter(|b| *b != set_by.path)
-                .collect();
-            let shared = if below.is_empty() {
-                String::new()
-            } else {
-                format!("; it binds the processes in {}", below.join(", "))
-            };
+            let (subject, shared) = cg.limit.setter_subject(&cg.below);
             out.push(Finding {
                 rule: "cgroup-working-set-near-limit",
                 concept: ConceptId::SwapOom,
                 severity: Severity::Warning,
-                subject: format!("cgroup {}{placed}", set_by.path),
+                subject,
                 message: format!(
                     "working set {} is {:.0}% of the limit {} (set by {}, {}){shared}",
                     mib(ws as f64),
