@@ -15,6 +15,20 @@ use syslens_probe::Reader;
 /// (they would outlive it, holding the test's pipes).
 struct Running(Child, Vec<u32>);
 
+/// `unshare --pid --fork` of `program` (its arguments with it), killed on drop, and the
+/// pid, seen from here, of its init; the error when unshare cannot be run.
+fn namespace_init(program: &[&std::ffi::OsStr]) -> std::io::Result<(Running, u32)> {
+    let unshare = Command::new("unshare")
+        .args(["--pid", "--fork"])
+        .args(program)
+        .stdout(Stdio::null())
+        .spawn()?;
+    let mut unshare = Running(unshare, Vec::new());
+    let init = first_child(unshare.0.id());
+    unshare.1.push(init);
+    Ok((unshare, init))
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         for &pid in &self.1 {
@@ -57,17 +71,10 @@ fn first_child(pid: u32) -> u32 {
 #[test]
 fn issue_15_pid_namespace_init_drops_sigterm_and_is_told_so() {
     skip_unless!(is_root(), "a new PID namespace needs root");
-    let unshare = Command::new("unshare")
-        .args(["--pid", "--fork", "sleep", "60"])
-        .stdout(Stdio::null())
-        .spawn();
-    let Ok(unshare) = unshare else {
+    let Ok((_unshare, init)) = namespace_init(&["sleep".as_ref(), "60".as_ref()]) else {
         require_tool!(false, "unshare (util-linux) is not installed");
         return;
     };
-    let mut unshare = Running(unshare, Vec::new());
-    let init = first_child(unshare.0.id());
-    unshare.1.push(init);
     let r = inspect(init);
     assert!(sigterm_figure(&r).starts_with("dropped"), "{r}");
     assert_eq!(r["pid_in_namespace"].as_u64(), Some(1), "{r}");
@@ -156,17 +163,11 @@ fn issue_15_parents_and_children_are_named() {
 #[test]
 fn issue_15_process_table_json_has_the_pid_inside_the_namespace() {
     skip_unless!(is_root(), "a new PID namespace needs root");
-    let unshare = Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "sleep", "30"])
-        .stdout(Stdio::null())
-        .spawn();
-    let Ok(unshare) = unshare else {
+    let program = ["--mount-proc".as_ref(), "sleep".as_ref(), "30".as_ref()];
+    let Ok((unshare, init)) = namespace_init(&program) else {
         require_tool!(false, "unshare (util-linux) is not installed");
         return;
     };
-    let mut unshare = Running(unshare, Vec::new());
-    let init = first_child(unshare.0.id());
-    unshare.1.push(init);
     let out = syslens()
         .args(["--json", "system", "--processes", "--window", "0"])
         .output()
@@ -702,19 +703,10 @@ fn issue_15_the_exporter_counts_a_namespace_init_as_sigterm_ignored() {
         require_tool!(false, "sleep is not on PATH");
         return;
     };
-    let unshare = Command::new("unshare")
-        .args(["--pid", "--fork"])
-        .arg(&init_bin)
-        .arg("30")
-        .stdout(Stdio::null())
-        .spawn();
-    let Ok(unshare) = unshare else {
+    let Ok((_unshare, init)) = namespace_init(&[init_bin.as_ref(), "30".as_ref()]) else {
         require_tool!(false, "unshare (util-linux) is not installed");
         return;
     };
-    let mut unshare = Running(unshare, Vec::new());
-    let init = first_child(unshare.0.id());
-    unshare.1.push(init);
     // The same program outside a new namespace: SIGTERM terminates it.
     let plain = Running(
         Command::new(&plain_bin).arg("30").spawn().unwrap(),

@@ -408,12 +408,18 @@ pub fn claim_statuses<M>(
 /// The claims a lab's `analyze` draws from `measured`, with their texts.
 #[cfg(test)]
 pub fn claims<M>(concept: ConceptId, measured: &M, analyze: fn(&M, &mut LabReport)) -> Vec<Check> {
+    analyzed(concept, measured, analyze).checks
+}
+
+/// The report a lab's `analyze` makes of `measured` on this host.
+#[cfg(test)]
+pub fn analyzed<M>(concept: ConceptId, measured: &M, analyze: fn(&M, &mut LabReport)) -> LabReport {
     let mut report = LabReport::new(
         concept,
         Host::read(&mut syslens_probe::Reader::host().unwrap()),
     );
     analyze(measured, &mut report);
-    report.checks
+    report
 }
 
 #[cfg(test)]

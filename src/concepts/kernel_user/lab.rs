@@ -741,9 +741,7 @@ mod tests {
         // Sharing CPU 0 with two busy loops: a handful of tick samples, one in the kernel.
         m.pure_loop = vec![split(170, 30, 1200), split(165, 35, 900)];
         m.read_loop = vec![split(50, 150, 1000), split(10, 190, 800)];
-        let host = crate::model::host::Host::read(&mut syslens_probe::Reader::host().unwrap());
-        let mut report = LabReport::new(ConceptId::KernelUser, host);
-        analyze(&m, &mut report);
+        let report = crate::lab::report::analyzed(ConceptId::KernelUser, &m, analyze);
         let pure = &report.checks[1];
         assert_eq!(pure.status, Status::Skipped);
         let why = pure.reason.as_deref().unwrap_or_default();
@@ -772,9 +770,7 @@ mod tests {
         assert!(!PURE_LOOP.decided_by(&failed_by_interrupts));
         let mut m = good();
         m.pure_loop = vec![failed_by_interrupts; SPLIT_ATTEMPTS];
-        let host = crate::model::host::Host::read(&mut syslens_probe::Reader::host().unwrap());
-        let mut report = LabReport::new(ConceptId::KernelUser, host);
-        analyze(&m, &mut report);
+        let report = crate::lab::report::analyzed(ConceptId::KernelUser, &m, analyze);
         let pure = &report.checks[1];
         assert_eq!(pure.status, Status::Skipped);
         let why = pure.reason.as_deref().unwrap_or_default();
@@ -892,9 +888,7 @@ mod tests {
             ..CallStops::default()
         };
         m.costs.stops.vdso_clock = Some(Stop::Converged);
-        let host = crate::model::host::Host::read(&mut syslens_probe::Reader::host().unwrap());
-        let mut report = LabReport::new(ConceptId::KernelUser, host);
-        analyze(&m, &mut report);
+        let report = crate::lab::report::analyzed(ConceptId::KernelUser, &m, analyze);
         let notes: Vec<&String> = report
             .notes
             .iter()

@@ -789,9 +789,7 @@ mod tests {
         let mut m = good();
         m.counters.racy = vec![200, 200, 200];
         m.counters.together_us = vec![0.0, 40.0, 0.0];
-        let host = crate::model::host::Host::read(&mut syslens_probe::Reader::host().unwrap());
-        let mut report = LabReport::new(ConceptId::Locking, host);
-        analyze(&m, &mut report);
+        let report = crate::lab::report::analyzed(ConceptId::Locking, &m, analyze);
         let race = &report.checks[0];
         assert_eq!(race.status, Status::Skipped);
         let why = race.reason.as_deref().unwrap_or_default();

@@ -653,9 +653,7 @@ mod tests {
         m.cross_cpu.as_mut().unwrap().stop = Some(Stop::Budget {
             half_rel: Some(0.08),
         });
-        let host = crate::model::host::Host::read(&mut syslens_probe::Reader::host().unwrap());
-        let mut report = LabReport::new(ConceptId::Scheduling, host);
-        analyze(&m, &mut report);
+        let report = crate::lab::report::analyzed(ConceptId::Scheduling, &m, analyze);
         let notes: Vec<&String> = report
             .notes
             .iter()
