@@ -204,21 +204,39 @@ fn limited_cgroups<'a>(
     layout: &CgroupLayout,
     dirs: impl Iterator<Item = &'a CgroupDir>,
 ) -> Vec<LimitedCgroup> {
-    let mut out: Vec<LimitedCgroup> = Vec::new();
+    bound_by(reader, layout, dirs, lowest_memory)
+        .into_iter()
+        .map(|(limit, below)| LimitedCgroup {
+            memory: MemoryCgroup::read(reader, limit.set_by.clone()),
+            limit,
+            below,
+        })
+        .collect()
+}
+
+/// Finds the lowest limit of one controller up a cgroup's chain (`lowest_memory`,
+/// `lowest_pids`).
+type LowestLimit = fn(&mut Reader, &CgroupLayout, CgroupDir) -> Val<Option<Bound<u64>>>;
+
+/// The limits `lowest` finds binding `dirs`, one per cgroup that sets one, each with
+/// the paths of the `dirs` it binds.
+fn bound_by<'a>(
+    reader: &mut Reader,
+    layout: &CgroupLayout,
+    dirs: impl Iterator<Item = &'a CgroupDir>,
+    lowest: LowestLimit,
+) -> Vec<(Bound<u64>, Vec<String>)> {
+    let mut out: Vec<(Bound<u64>, Vec<String>)> = Vec::new();
     for d in dirs {
-        let Ok(Some(limit)) = lowest_memory(reader, layout, d.clone()) else {
+        let Ok(Some(limit)) = lowest(reader, layout, d.clone()) else {
             continue;
         };
         match out
             .iter_mut()
-            .find(|c| c.limit.set_by.path == limit.set_by.path)
+            .find(|(l, _)| l.set_by.path == limit.set_by.path)
         {
-            Some(c) => c.below.push(d.path.clone()),
-            None => out.push(LimitedCgroup {
-                memory: MemoryCgroup::read(reader, limit.set_by.clone()),
-                limit,
-                below: vec![d.path.clone()],
-            }),
+            Some((_, below)) => below.push(d.path.clone()),
+            None => out.push((limit, vec![d.path.clone()])),
         }
     }
     out
@@ -240,23 +258,10 @@ fn pids_limited<'a>(
     layout: &CgroupLayout,
     dirs: impl Iterator<Item = &'a CgroupDir>,
 ) -> Vec<PidsLimited> {
-    let mut out: Vec<PidsLimited> = Vec::new();
-    for d in dirs {
-        let Ok(Some(limit)) = lowest_pids(reader, layout, d.clone()) else {
-            continue;
-        };
-        match out
-            .iter_mut()
-            .find(|c| c.limit.set_by.path == limit.set_by.path)
-        {
-            Some(c) => c.below.push(d.path.clone()),
-            None => out.push(PidsLimited {
-                limit,
-                below: vec![d.path.clone()],
-            }),
-        }
-    }
-    out
+    bound_by(reader, layout, dirs, lowest_pids)
+        .into_iter()
+        .map(|(limit, below)| PidsLimited { limit, below })
+        .collect()
 }
 
 /// Which processes to examine.

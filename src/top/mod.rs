@@ -734,16 +734,8 @@ impl App {
             },
             Col::Cpus => s.cpu_pids(r).cpus.map_or(Value::Missing, Value::Cpus),
             // The process's CPU% (100 = one CPU) against the CPUs it can use.
-            Col::CpusPct => match (
-                s.cpu_pids(r).cpus,
-                per_sec(
-                    r.utime_ticks.saturating_add(r.stime_ticks),
-                    p.map(|p| p.utime_ticks.saturating_add(p.stime_ticks)),
-                    tick,
-                    secs,
-                ),
-            ) {
-                (Some(cpus), Some(pct)) if cpus > 0.0 => Value::Percent(pct / cpus),
+            Col::CpusPct => match (s.cpu_pids(r).cpus, self.cell(Col::Cpu, r, p, s, secs)) {
+                (Some(cpus), Value::Percent(pct)) if cpus > 0.0 => Value::Percent(pct / cpus),
                 _ => Value::Missing,
             },
             Col::PidLimit => match s.cpu_pids(r).pids {

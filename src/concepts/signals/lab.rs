@@ -523,14 +523,18 @@ fn kill_ns(
 }
 
 /// `rounds` kill(self) of SIGUSR2, untimed, counted by the handler and by `traced`
-/// (signal:signal_deliver for this thread); a failed kill fails the batch.
+/// (signal:signal_deliver for this thread), which counts during the batch only; a
+/// failed kill fails the batch.
 fn deliveries(
     traced: &mut perf_event::Counter,
     me: libc::pid_t,
     rounds: u64,
 ) -> io::Result<Deliveries> {
     let (handled0, traced0) = (HANDLED.load(Ordering::Relaxed), traced.read()?);
-    (0..rounds).try_for_each(|_| signal(me, libc::SIGUSR2))?;
+    traced.enable()?;
+    let sent = (0..rounds).try_for_each(|_| signal(me, libc::SIGUSR2));
+    traced.disable()?;
+    sent?;
     Ok(Deliveries {
         sent: rounds,
         handled: HANDLED.load(Ordering::Relaxed) - handled0,
@@ -611,8 +615,10 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             let catch_ns = kill_ns(&mut meter, me, libc::SIGUSR2, trials, rounds)
                 .map_err(|e| format!("kill(self) with a handler: {e}"))?;
             // Counted apart from the timed trials, which the tracepoint would slow.
-            let (mut traced, deliver_refused) = match tracepoint_counter("signal", "signal_deliver")
-            {
+            // Off but in `deliveries`: the timed sends of an ignored signal run without it.
+            let counter = tracepoint_counter("signal", "signal_deliver")
+                .and_then(|mut c| c.disable().map(|()| c).map_err(|e| e.to_string()));
+            let (mut traced, deliver_refused) = match counter {
                 Ok(c) => (Some(c), None),
                 Err(e) => (None, Some(e)),
             };
