@@ -115,9 +115,14 @@ impl Region {
 
     /// Writes one byte of every `step`-th page among the first `pages` pages.
     pub fn write_pages(&self, step: usize, pages: usize, value: u8) {
+        self.write_page_range(0..pages, step, value);
+    }
+
+    /// Writes one byte of every `step`-th page of the pages `range` (page indexes).
+    pub fn write_page_range(&self, range: std::ops::Range<usize>, step: usize, value: u8) {
         let ps = page_size();
-        let end = (pages * ps).min(self.len);
-        let mut off = 0;
+        let end = (range.end * ps).min(self.len);
+        let mut off = range.start * ps;
         while off < end {
             // SAFETY: off < len, inside the mapping, which is writable.
             unsafe { std::ptr::write_volatile(self.ptr.as_ptr().add(off), value) };
@@ -339,5 +344,18 @@ mod tests {
         r.write_pages(1, r.pages(), 3);
         assert_eq!(r.read_pages(1), 3 * 64);
         assert_eq!(r.resident_pages().unwrap(), 64);
+    }
+
+    /// issue 20: the copy-on-write lab times one half of the pages and counts the other.
+    #[test]
+    fn issue_20_a_page_range_writes_its_pages_only() {
+        let ps = page_size();
+        let r = Region::anon(8 * ps).unwrap();
+        r.write_page_range(2..5, 1, 7);
+        assert_eq!(r.resident_pages().unwrap(), 3);
+        let written: Vec<usize> = (0..8).filter(|p| r.byte(p * ps) == 7).collect();
+        assert_eq!(written, vec![2, 3, 4]);
+        r.write_page_range(6..100, 1, 7);
+        assert_eq!(r.byte(7 * ps), 7, "a range past the end stops at the end");
     }
 }
