@@ -44,7 +44,7 @@ lab_run() {
     cow) pin "$bin" lab cow "${one[@]}" --size 64 --set write_fraction=1 --set fork_max=64M > "$out/lab.json" ;;
     ku) "$bin" lab kernel-user "${one[@]}" --set loop_cpu=50 > "$out/lab.json" ;;
     sched) "$bin" lab scheduling "${one[@]}" --set hog=300 > "$out/lab.json" ;;
-    sig) "$bin" lab signals --json --trials "$trials" > "$out/lab.json" ;;
+    sig) "$bin" lab signals "${one[@]}" > "$out/lab.json" ;;
   esac
 }
 # The median usecs/op of TRIALS runs of `perf bench ARGS...`, pinned.

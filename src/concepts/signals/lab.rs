@@ -8,6 +8,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use rustix::process::Signal;
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,7 @@ use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{Axis, Check, LabReport};
 use crate::lab::sandbox::{describe, os_result, pid_of, wait_forked, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
+use crate::lab::stats::{Adaptive, Stop};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 /// The signals lab: its parameters, the parent side (`run`) and the child roles.
@@ -32,7 +34,7 @@ pub static LAB: LabDef = LabDef {
     child,
 };
 
-static PARAMS: [ParamSpec; 4] = [
+static PARAMS: [ParamSpec; 5] = [
     ParamSpec::int(
         "rounds",
         "round trips",
@@ -41,6 +43,7 @@ static PARAMS: [ParamSpec; 4] = [
         (100, 1_000_000),
     ),
     ParamSpec::trials("timed trials of each", 9, 3),
+    ParamSpec::budget(1000, 300),
     ParamSpec::int(
         "segv_pages",
         "pages",
@@ -56,14 +59,24 @@ static PARAMS: [ParamSpec; 4] = [
     ),
 ];
 
-/// (rounds, trials, SIGSEGV pages, whether the cleanup child handles SIGTERM).
-fn settings(p: &ParamValues) -> Result<(u64, usize, u64, bool), ParamError> {
-    Ok((
-        p.count("rounds")?,
-        p.count("trials")? as usize,
-        p.count("segv_pages")?,
-        p.choice("sigterm_handler")? == "installed",
-    ))
+/// The lab's settings.
+struct Settings {
+    rounds: u64,
+    trials: usize,
+    budget_ms: u64,
+    segv_pages: u64,
+    /// Whether the cleanup child handles SIGTERM.
+    handler: bool,
+}
+
+fn settings(p: &ParamValues) -> Result<Settings, ParamError> {
+    Ok(Settings {
+        rounds: p.count("rounds")?,
+        trials: p.count("trials")? as usize,
+        budget_ms: p.millis("budget_ms")?.as_millis() as u64,
+        segv_pages: p.count("segv_pages")?,
+        handler: p.choice("sigterm_handler")? == "installed",
+    })
 }
 
 const WARMUP: usize = 2;
@@ -74,6 +87,8 @@ const WARMUP: usize = 2;
 struct LatencyParams {
     rounds: u64,
     trials: usize,
+    /// Time budget of each series' adaptive trials (ms; 0: exactly `trials`).
+    budget_ms: u64,
     /// Also time round trips across two CPUs.
     cross: bool,
 }
@@ -132,6 +147,23 @@ pub struct Latency {
     /// Why signal:signal_deliver was not counted (None: it was).
     #[serde(default)]
     pub deliver_refused: Option<String>,
+    /// How each timed series' adaptive trials ended.
+    #[serde(default)]
+    pub stops: LatencyStops,
+}
+
+/// How the adaptive trials of each timed series ended (None: not run).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyStops {
+    /// The same-CPU round trips.
+    pub same_cpu: Option<Stop>,
+    /// The cross-CPU round trips.
+    pub cross_cpu: Option<Stop>,
+    /// kill(self) with a handler.
+    pub catch: Option<Stop>,
+    /// kill(self) of an ignored signal.
+    pub send: Option<Stop>,
 }
 
 /// A batch of kill(self) of SIGUSR2, counted two ways: the handler's runs and the
@@ -174,7 +206,13 @@ pub struct Measured {
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
-    let (rounds, trials, pages, handler) = settings(&ctx.params)?;
+    let Settings {
+        rounds,
+        trials,
+        budget_ms,
+        segv_pages: pages,
+        handler,
+    } = settings(&ctx.params)?;
     if !handler {
         report.note("sigterm_handler=none: the cleanup child installs no SIGTERM handler");
     }
@@ -189,6 +227,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         &LatencyParams {
             rounds,
             trials,
+            budget_ms,
             cross: cpus > 1,
         },
     )?;
@@ -261,6 +300,25 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
 
 /// Turns the readings into the report's checks and figures (unit tests feed it made-up ones).
 pub fn analyze(m: &Measured, report: &mut LabReport) {
+    let l = &m.latency;
+    for (what, samples, stop) in [
+        (
+            "signal round trip, same CPU",
+            &l.same_cpu_us,
+            l.stops.same_cpu,
+        ),
+        (
+            "signal round trip, across CPUs",
+            &l.cross_cpu_us,
+            l.stops.cross_cpu,
+        ),
+        ("kill(self) with a handler", &l.catch_ns, l.stops.catch),
+        ("kill(self) of an ignored signal", &l.send_ns, l.stops.send),
+    ] {
+        if let Some(note) = stop.and_then(|s| s.note(what, samples.len())) {
+            report.note(note);
+        }
+    }
     let same = report.metric("signal round trip, same CPU", "us", &m.latency.same_cpu_us);
     if m.latency.cross_cpu_us.is_empty() {
         report.note("one CPU: no cross-CPU round trip");
@@ -504,22 +562,19 @@ fn signal(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
     os_result(unsafe { libc::kill(pid, sig) }).map(drop)
 }
 
-/// ns per kill(`pid`, `sig`), per trial of `rounds` sends; a failed kill fails the
-/// trial instead of being timed.
+/// ns per kill(`pid`, `sig`), per trial of `rounds` sends, trials as `plan` says; a
+/// failed kill fails the series instead of being timed.
 fn kill_ns(
     meter: &mut SystemMeter,
+    plan: &Adaptive,
     pid: libc::pid_t,
     sig: libc::c_int,
-    trials: usize,
     rounds: u64,
-) -> io::Result<Vec<f64>> {
-    (0..trials + WARMUP)
-        .map(|_| {
-            let (t, sent) = trial(meter, || (0..rounds).try_for_each(|_| signal(pid, sig)));
-            sent.map(|()| t.ns as f64 / rounds as f64)
-        })
-        .skip(WARMUP)
-        .collect()
+) -> io::Result<(Vec<f64>, Stop)> {
+    plan.run(Adaptive::clock(), |_| {
+        let (t, sent) = trial(meter, || (0..rounds).try_for_each(|_| signal(pid, sig)));
+        sent.map(|()| t.ns as f64 / rounds as f64)
+    })
 }
 
 /// `rounds` kill(self) of SIGUSR2, untimed, counted by the handler and by `traced`
@@ -542,9 +597,13 @@ fn deliveries(
     })
 }
 
-/// Round trips between this process and a forked partner pinned to `partner_cpu`;
-/// returns us per round trip per trial, and every round of the first trial.
-fn round_trips(rounds: u64, trials: usize, partner_cpu: usize) -> io::Result<(Vec<f64>, Vec<f64>)> {
+/// us per round trip, per trial; every round of the first timed trial; how the
+/// adaptive trials ended.
+type RoundTrips = (Vec<f64>, Vec<f64>, Stop);
+
+/// Round trips between this process and a forked partner pinned to `partner_cpu`,
+/// trials as `plan` says.
+fn round_trips(rounds: u64, plan: &Adaptive, partner_cpu: usize) -> io::Result<RoundTrips> {
     set_handler(libc::SIGUSR1, count_signal as *const () as usize, 0)?;
     block(libc::SIGUSR1);
     // SAFETY: single-threaded lab child.
@@ -560,27 +619,23 @@ fn round_trips(rounds: u64, trials: usize, partner_cpu: usize) -> io::Result<(Ve
         }
     }
     let partner = os_result(partner)?;
-    let timed = || -> io::Result<(Vec<f64>, Vec<f64>)> {
-        let mut per_trial = Vec::new();
-        let mut rounds_us = Vec::new();
-        for t in 0..trials + WARMUP {
+    let mut rounds_us = Vec::new();
+    let timed = plan
+        .run(Adaptive::clock(), |kept| -> io::Result<f64> {
+            let keep_rounds = kept && rounds_us.is_empty();
             let start = std::time::Instant::now();
             for _ in 0..rounds {
                 let r0 = std::time::Instant::now();
                 // A partner that is gone fails the trial (it would never answer).
                 signal(partner, libc::SIGUSR1)?;
                 suspend();
-                if t == WARMUP {
+                if keep_rounds {
                     rounds_us.push(r0.elapsed().as_secs_f64() * 1e6);
                 }
             }
-            if t >= WARMUP {
-                per_trial.push(start.elapsed().as_secs_f64() * 1e6 / rounds as f64);
-            }
-        }
-        Ok((per_trial, rounds_us))
-    };
-    let timed = timed();
+            Ok(start.elapsed().as_secs_f64() * 1e6 / rounds as f64)
+        })
+        .map(|(per_trial, stop)| (per_trial, rounds_us, stop));
     // Kill and reap our own partner.
     if let Ok(pid) = pid_of(partner) {
         let _ = rustix::process::kill_process(pid, Signal::KILL);
@@ -596,24 +651,31 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             let LatencyParams {
                 rounds,
                 trials,
+                budget_ms,
                 cross,
             } = params.decode()?;
             pin_to(0).map_err(io)?;
-            let (same_cpu_us, rounds_us) = round_trips(rounds, trials, 0).map_err(io)?;
+            // Each series has the budget to itself, counted from its first warm-up.
+            let plan = Adaptive::new(WARMUP, trials, Duration::from_millis(budget_ms));
+            let mut stops = LatencyStops::default();
+            let (same_cpu_us, rounds_us, stop) = round_trips(rounds, &plan, 0).map_err(io)?;
+            stops.same_cpu = Some(stop);
             let cross_cpu_us = if cross {
                 // Each cross-CPU wake-up costs tens of us on a VM: fewer rounds.
-                round_trips((rounds / 10).max(100), trials, 1)
-                    .map_err(io)?
-                    .0
+                let (us, _, stop) = round_trips((rounds / 10).max(100), &plan, 1).map_err(io)?;
+                stops.cross_cpu = Some(stop);
+                us
             } else {
                 Vec::new()
             };
-            // Catch: a signal to oneself is delivered before kill returns.
-            let mut meter = SystemMeter::new();
+            // Catch: a signal to oneself is delivered before kill returns. The clock
+            // alone: no perf counter is needed, nor wanted, around a timed send.
+            let mut meter = SystemMeter::without_perf();
             set_handler(libc::SIGUSR2, count_signal as *const () as usize, 0).map_err(io)?;
             let me = rustix::process::getpid().as_raw_nonzero().get();
-            let catch_ns = kill_ns(&mut meter, me, libc::SIGUSR2, trials, rounds)
+            let (catch_ns, stop) = kill_ns(&mut meter, &plan, me, libc::SIGUSR2, rounds)
                 .map_err(|e| format!("kill(self) with a handler: {e}"))?;
+            stops.catch = Some(stop);
             // Counted apart from the timed trials, which the tracepoint would slow.
             // Off but in `deliveries`: the timed sends of an ignored signal run without it.
             let counter = tracepoint_counter("signal", "signal_deliver")
@@ -632,8 +694,9 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             let caught = count("caught")?;
             // SAFETY: SIG_IGN is a valid disposition.
             unsafe { libc::signal(libc::SIGUSR2, libc::SIG_IGN) };
-            let send_ns = kill_ns(&mut meter, me, libc::SIGUSR2, trials, rounds)
+            let (send_ns, stop) = kill_ns(&mut meter, &plan, me, libc::SIGUSR2, rounds)
                 .map_err(|e| format!("kill(self) of an ignored signal: {e}"))?;
+            stops.send = Some(stop);
             let ignored = count("ignored")?;
             link.send(
                 "latency",
@@ -646,6 +709,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
                     caught,
                     ignored,
                     deliver_refused,
+                    stops,
                 },
             )
             .map_err(io)
@@ -774,6 +838,7 @@ mod tests {
                     traced: 0,
                 }),
                 deliver_refused: None,
+                stops: LatencyStops::default(),
             },
             segv_pages: 64,
             segv_handled: 64,
@@ -789,6 +854,42 @@ mod tests {
 
     fn statuses(m: &Measured) -> Vec<Status> {
         crate::lab::report::claim_statuses(ConceptId::Signals, m, analyze)
+    }
+
+    /// issue 20: each timed series takes adaptive trials, and one whose budget ran out
+    /// is named in the notes with its interval.
+    #[test]
+    fn issue_20_a_signal_series_whose_budget_ran_out_is_named_in_the_notes() {
+        let mut m = good();
+        m.latency.stops = LatencyStops {
+            same_cpu: Some(Stop::Converged),
+            cross_cpu: Some(Stop::Budget {
+                half_rel: Some(0.178),
+            }),
+            catch: Some(Stop::Fixed),
+            send: Some(Stop::Budget { half_rel: None }),
+        };
+        let r = crate::lab::report::analyzed(ConceptId::Signals, &m, analyze);
+        let budget: Vec<&String> = r
+            .notes
+            .iter()
+            .filter(|n| n.contains("time budget"))
+            .collect();
+        assert_eq!(budget.len(), 2, "{:?}", r.notes);
+        assert!(
+            budget[0].starts_with(
+                "signal round trip, across CPUs: the time budget ran out after 5 trials with the median's 95% interval at +/-17.8%"
+            ),
+            "{}",
+            budget[0]
+        );
+        assert!(
+            budget[1].starts_with(
+                "kill(self) of an ignored signal: the time budget ran out after 5 trials, too few"
+            ),
+            "{}",
+            budget[1]
+        );
     }
 
     #[test]
@@ -863,10 +964,14 @@ mod tests {
     fn issue_13_a_failed_kill_fails_the_timed_loop_with_its_errno() {
         let mut meter = SystemMeter::without_perf();
         let me = rustix::process::getpid().as_raw_nonzero().get();
-        // Signal 0 checks the target without delivering anything.
-        assert_eq!(kill_ns(&mut meter, me, 0, 2, 10).unwrap().len(), 2);
+        // Signal 0 checks the target without delivering anything; a budget of 0 takes
+        // exactly the trials asked for (issue 20).
+        let plan = Adaptive::new(WARMUP, 2, Duration::ZERO);
+        let (ns, stop) = kill_ns(&mut meter, &plan, me, 0, 10).unwrap();
+        assert_eq!((ns.len(), stop), (2, Stop::Fixed));
+        assert!(ns.iter().all(|x| *x > 0.0), "{ns:?}");
         // Above any pid_max: no such process.
-        let e = kill_ns(&mut meter, i32::MAX, 0, 2, 10).unwrap_err();
+        let e = kill_ns(&mut meter, &plan, i32::MAX, 0, 10).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ESRCH));
     }
 
