@@ -314,13 +314,6 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         None => report.note("no candidate library could be dlopen'ed without being loaded already"),
     }
     report.evidence(
-        "LD_DEBUG=statistics",
-        "relocations at start (lazy -> LD_BIND_NOW)",
-        m.relocations_lazy.unwrap_or(0) as f64,
-        m.relocations_now.unwrap_or(0) as f64,
-        "",
-    );
-    report.evidence(
         "the lab child's smaps, libc mappings",
         "Rss -> Pss",
         m.libc_rss as f64,
@@ -339,7 +332,15 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
             ("Pss", m.libc_pss as f64 / 1024.0),
         ],
     );
+    // Without both counts the claim above says why; no evidence row of zeros.
     if let (Some(lazy), Some(now)) = (m.relocations_lazy, m.relocations_now) {
+        report.evidence(
+            "LD_DEBUG=statistics",
+            "relocations at start (lazy -> LD_BIND_NOW)",
+            lazy as f64,
+            now as f64,
+            "",
+        );
         report.bars(
             "relocations the dynamic linker did at start",
             "binding",
@@ -458,5 +459,23 @@ mod tests {
         m.program = Err("/bin/true is linked with BIND_NOW".into());
         m.libc_mappers = 1;
         assert_eq!(statuses(&m), vec![Status::Skipped, Status::Skipped]);
+    }
+
+    /// Missing data is shown as missing: without the linker's counts there is no
+    /// "relocations 0 -> 0" evidence row, and the claim says why.
+    #[test]
+    fn issue_15_missing_relocation_counts_are_no_evidence_of_zero() {
+        let mut m = good();
+        m.relocations_now = None;
+        let r = crate::lab::report::analyzed(ConceptId::SharedLibs, &m, analyze);
+        assert!(
+            r.evidence.iter().all(|e| !e.field.contains("relocations")),
+            "{:?}",
+            r.evidence
+        );
+        let why = format!("{:?}", r.checks[0]);
+        assert!(why.contains("printed no relocation count"), "{why}");
+        let r = crate::lab::report::analyzed(ConceptId::SharedLibs, &good(), analyze);
+        assert!(r.evidence.iter().any(|e| e.field.contains("relocations")));
     }
 }
