@@ -310,6 +310,28 @@ mod tests {
         );
     }
 
+    /// Whose limit was hit and who asked for the memory, each way the kernel log says
+    /// it (issue 23: the CONSTRAINT_NONE wording survived a mutation run).
+    #[test]
+    fn issue_23_oom_killed_names_the_constraint_and_the_trigger() {
+        let message = |trigger: Option<(&str, Option<i32>)>, constraint: Option<&str>| {
+            let mut k = kill(7, "/app", Some(30.0));
+            k.trigger = trigger.map(|(c, p)| (c.to_owned(), p));
+            k.constraint = constraint.map(str::to_owned);
+            killed(vec![k])[0].message.clone()
+        };
+        let base = "1 OOM kill(s); latest pid 7 (hog) 30 s ago (anon-rss 2.0 MiB)";
+        assert_eq!(
+            message(Some(("java", Some(9))), Some("CONSTRAINT_NONE")),
+            format!("{base}, allocation by java (pid 9), the whole host out of memory")
+        );
+        assert_eq!(
+            message(Some(("java", None)), Some("CONSTRAINT_CPUSET")),
+            format!("{base}, allocation by java")
+        );
+        assert_eq!(message(None, None), base);
+    }
+
     fn limited(ws: u64, limit: u64) -> DoctorView {
         DoctorView {
             limited_cgroups: vec![test_view::limited(Some(ws), None, limit)],
