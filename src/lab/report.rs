@@ -422,6 +422,24 @@ pub fn analyzed<M>(concept: ConceptId, measured: &M, analyze: fn(&M, &mut LabRep
     report
 }
 
+/// The bars of the series named `name` (test helper): each category with its value.
+#[cfg(test)]
+pub fn bars_of(r: &LabReport, name: &str) -> Vec<(String, f64)> {
+    let s = r
+        .series
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no series {name:?}"));
+    let Axis::Categories(labels) = &s.axis else {
+        panic!("{name:?} is not bars");
+    };
+    labels
+        .iter()
+        .cloned()
+        .zip(s.points.iter().map(|p| p[1]))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

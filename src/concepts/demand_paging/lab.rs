@@ -453,6 +453,27 @@ mod tests {
         assert_eq!(statuses(&good()), vec![Status::Passed; 5]);
     }
 
+    /// Readahead counts as off below two pages of read_ahead_kb, and on from two
+    /// (issue 23: `kb * 1024` as `kb + 1024` survived a mutation run).
+    #[test]
+    fn issue_23_readahead_is_off_below_two_pages() {
+        let two_pages_kb = 2 * page_size() as u64 / 1024;
+        let readahead = |kb: u64| {
+            let mut m = good();
+            m.read_ahead = ReadAhead::Kb(kb);
+            crate::lab::report::claims(ConceptId::DemandPaging, &m, analyze)
+                .into_iter()
+                .find(|c| {
+                    c.claim
+                        .contains("more pages are resident than were touched")
+                })
+                .expect("the readahead claim")
+                .status
+        };
+        assert_eq!(readahead(two_pages_kb), Status::Passed);
+        assert_eq!(readahead(two_pages_kb - 1), Status::Skipped);
+    }
+
     /// Evidence just either side of each claim's threshold, worked out by hand for a
     /// file of 16384 pages (90% is 14745.6 pages).
     #[test]

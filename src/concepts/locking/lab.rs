@@ -738,6 +738,20 @@ mod tests {
         crate::lab::report::claim_statuses(ConceptId::Locking, m, analyze)
     }
 
+    /// The note on a waiter that never got the lock appears only then (issue 23: the
+    /// deleted `!` survived a mutation run).
+    #[test]
+    fn issue_23_a_waiter_that_never_acquired_the_flock_is_noted() {
+        let note = "the waiter did not acquire the lock after the holder released it";
+        let notes = |acquired: bool| {
+            let mut m = good();
+            m.waiter_acquired_after_release = acquired;
+            crate::lab::report::analyzed(ConceptId::Locking, &m, analyze).notes
+        };
+        assert!(!notes(true).iter().any(|n| n == note));
+        assert!(notes(false).iter().any(|n| n == note));
+    }
+
     #[test]
     fn passes_on_races_and_locks() {
         assert_eq!(statuses(&good()), vec![Status::Passed; 4]);

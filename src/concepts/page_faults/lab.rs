@@ -529,6 +529,20 @@ mod tests {
     /// issue 20: the timed passes ran with perf's page-faults and the fault tracepoint
     /// open, which cost each fault about 200 ns (first touch at 1.15x of a C program);
     /// now only the untimed, counted passes open them.
+    /// A pass with the file still 1% cached counts as evicted, not void (issue 23: `>`
+    /// as `>=` in the void count survived a mutation run).
+    #[test]
+    fn issue_23_a_pass_exactly_at_the_eviction_bound_is_not_void() {
+        let mut m = good();
+        m.random.iter_mut().for_each(|p| p.resident_before = 0.5);
+        m.readahead
+            .iter_mut()
+            .for_each(|p| p.resident_before = MAX_RESIDENT_AFTER_EVICT);
+        let r = crate::lab::report::analyzed(ConceptId::PageFaults, &m, analyze);
+        let why = format!("{:?}", r.checks[2]);
+        assert!(why.contains("(3 void trials)"), "{why}");
+    }
+
     #[test]
     fn issue_20_timed_passes_run_with_no_perf_counter_open() {
         let pages = (1 << 20) / crate::lab::mem::page_size() as u64;

@@ -453,6 +453,20 @@ mod tests {
         assert_eq!(statuses(&m)[1], Status::Failed);
     }
 
+    /// libc's Rss and Pss bars are in KiB (issue 23: `/` as `%` survived).
+    #[test]
+    fn issue_23_the_libc_bars_are_in_kib() {
+        let mut m = good();
+        (m.libc_rss, m.libc_pss) = (2 << 20, 3 << 19);
+        let r = crate::lab::report::analyzed(ConceptId::SharedLibs, &m, analyze);
+        let libc = r
+            .series
+            .iter()
+            .find(|s| s.x == "smaps field")
+            .expect("the libc bars");
+        assert_eq!(libc.points, [[0.0, 2048.0], [1.0, 1536.0]]);
+    }
+
     #[test]
     fn skips_with_reasons_when_untestable() {
         let mut m = good();

@@ -523,6 +523,38 @@ mod tests {
         assert_eq!(grew(1599, 799), [Status::Failed; 2]);
     }
 
+    /// The per-zone bars are the zone's free pages in MiB (issue 23: `/` as `%` in
+    /// the conversion survived a mutation run).
+    #[test]
+    fn issue_23_the_zone_bars_are_free_mib() {
+        let zone = |free_blocks: Vec<u64>| BuddyZone {
+            node: 0,
+            zone: "Normal".into(),
+            free_blocks,
+        };
+        let mut m = good();
+        // 3 free pages of order 0 and one block of order 9 (512 pages): 515 pages.
+        m.zones_before = vec![zone(vec![3, 0, 0, 0, 0, 0, 0, 0, 0, 1])];
+        m.zones_held = vec![zone(vec![3])];
+        let r = crate::lab::report::analyzed(ConceptId::SlabBuddy, &m, analyze);
+        let mib = |pages: f64| pages * page_size() as f64 / 1048576.0;
+        let bars = crate::lab::report::bars_of;
+        assert_eq!(
+            bars(
+                &r,
+                "free memory per zone before (measured, /proc/buddyinfo)"
+            ),
+            [("node 0 Normal".to_owned(), mib(515.0))]
+        );
+        assert_eq!(
+            bars(
+                &r,
+                "free memory per zone while held (measured, /proc/buddyinfo)"
+            ),
+            [("node 0 Normal".to_owned(), mib(3.0))]
+        );
+    }
+
     #[test]
     fn tmpfs_or_no_slabinfo_skips() {
         let mut m = good();

@@ -651,6 +651,30 @@ mod tests {
         assert_eq!(statuses(&m)[5], Status::Failed);
     }
 
+    /// Each swap figure either side of zero, and the bars in MiB (issue 23: `pswpout >
+    /// 0` as `>= 0` and `/` as `%` in the bars survived a mutation run).
+    #[test]
+    fn issue_23_swap_claims_at_zero_and_the_bars_in_mib() {
+        let with = |f: &dyn Fn(&mut SwapRun)| {
+            let mut m = good();
+            if let Some(Ok(s)) = &mut m.swap {
+                f(s);
+            }
+            statuses(&m)[4..].to_vec()
+        };
+        let (p, f) = (Status::Passed, Status::Failed);
+        assert_eq!(with(&|s| s.vm_swap = 0), [f, p]);
+        assert_eq!(with(&|s| s.vm_swap = 1), [p, p]);
+        assert_eq!(with(&|s| s.pswpout = 0), [f, p]);
+        assert_eq!(with(&|s| s.pswpout = 1), [p, p]);
+        assert_eq!(with(&|s| s.majflt_retouch = 0), [p, f]);
+        assert_eq!(with(&|s| (s.majflt_retouch, s.pswpin) = (1, 1)), [p, p]);
+        let r = crate::lab::report::analyzed(ConceptId::SwapOom, &good(), analyze);
+        let bars = crate::lab::report::bars_of(&r, "a child over its cgroup's limit, with swap");
+        let want = [("memory.max", 64.0), ("allocated", 150.0), ("VmSwap", 90.0)];
+        assert_eq!(bars, want.map(|(l, v)| (l.to_owned(), v)));
+    }
+
     #[test]
     fn no_swap_and_no_cgroup_skip_with_reasons() {
         let mut m = good();
