@@ -135,16 +135,28 @@ impl Top {
 
     /// Waits until the selected pid and the screen it is on satisfy `done`.
     fn wait_selected(&self, what: &str, done: impl Fn(Option<u32>, &str) -> bool) -> Option<u32> {
-        let deadline = Instant::now() + PATIENCE;
+        match self.selected_within(PATIENCE, &done) {
+            Ok(pid) => pid,
+            Err((pid, screen)) => panic!("waited for {what}; selected {pid:?}:\n{screen}"),
+        }
+    }
+
+    /// The selected pid once it and its screen satisfy `done`, within `patience`; else
+    /// the last selection and screen seen.
+    fn selected_within(
+        &self,
+        patience: Duration,
+        done: impl Fn(Option<u32>, &str) -> bool,
+    ) -> Result<Option<u32>, (Option<u32>, String)> {
+        let deadline = Instant::now() + patience;
         loop {
             let (screen, pid) = self.snapshot();
             if done(pid, &screen) {
-                return pid;
+                return Ok(pid);
             }
-            assert!(
-                Instant::now() < deadline,
-                "waited for {what}; selected {pid:?}:\n{screen}"
-            );
+            if Instant::now() >= deadline {
+                return Err((pid, screen));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -883,18 +895,31 @@ fn issue_19_top_paging_keys_move_a_page_and_to_the_ends() {
         // top of the page after a page up; at its bottom again after a page down (the
         // list changes meanwhile as processes come and go: positions are checked on
         // the screen they are on).
-        top.keys(&["End"]);
-        let last = top.wait_selected("the last row", |p, s| {
-            let on_screen = row_pids(s);
-            p.is_some()
-                && on_screen.last().copied() == p
-                && !on_screen.contains(&1)
-                && on_screen.iter().all(|q| Some(*q) <= p)
-        });
-        top.keys(&["PPage"]);
-        let up = top.wait_selected("a page up", |p, s| {
-            p.is_some() && p < last && row_pids(s).first().copied() == p
-        });
+        // A process that starts below the selection moves it off the top row: the
+        // page up is tried again from the end (other builds start processes often).
+        let mut tries = 0;
+        let up = loop {
+            top.keys(&["End"]);
+            let last = top.wait_selected("the last row", |p, s| {
+                let on_screen = row_pids(s);
+                p.is_some()
+                    && on_screen.last().copied() == p
+                    && !on_screen.contains(&1)
+                    && on_screen.iter().all(|q| Some(*q) <= p)
+            });
+            top.keys(&["PPage"]);
+            let up = top.selected_within(Duration::from_secs(3), |p, s| {
+                p.is_some() && p < last && row_pids(s).first().copied() == p
+            });
+            tries += 1;
+            match up {
+                Ok(up) => break up,
+                Err((pid, screen)) if tries == 3 => {
+                    panic!("{w}x{h}: a page up, {tries} tries; selected {pid:?}:\n{screen}")
+                }
+                Err(_) => {}
+            }
+        };
         top.keys(&["NPage"]);
         top.wait_selected("a page down", |p, s| {
             p > up && row_pids(s).last().copied() == p
@@ -951,28 +976,42 @@ fn issue_19_top_kernel_threads_hidden_until_k() {
 #[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_mouse_click_selects_a_row_and_sorts_by_a_header() {
     require_tool!(has_tmux(), "tmux is not installed");
-    for (w, h) in SIZES {
-        let top = Top::start(w, h);
-        let screen = top.wait("rows", |s| row_pids(s).len() > 4);
+    // The column of `name` in the header line of `screen`, in cells.
+    let column_of = |screen: &str, name: &str| -> (u16, u16) {
         let lines: Vec<&str> = screen.lines().collect();
-        let header_y = lines
+        let y = lines
             .iter()
             .position(|l| l.trim_start().starts_with("PID"))
             .unwrap();
+        let at = lines[y].find(name).unwrap();
+        (lines[y][..at].chars().count() as u16, y as u16)
+    };
+    for (w, h) in SIZES {
+        let top = Top::start(w, h);
+        // By PID, the first rows stay where they are while other processes come, go
+        // and grow.
+        sort_by_pid(&top);
+        let screen = top.wait("rows", |s| row_pids(s).len() > 4);
+        let (_, header_y) = column_of(&screen, "PID");
         // The fourth row.
-        let want: u32 = lines[header_y + 4]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        top.click(2, header_y as u16 + 4);
-        top.wait_selected("the clicked row", |p, _| p == Some(want));
-        let pid_x = lines[header_y].find("PID").unwrap() as u16;
-        top.click(pid_x, header_y as u16);
-        top.wait("PID▼", |s| header(s).contains("PID▼"));
-        top.click(pid_x, header_y as u16);
-        top.wait("PID▲", |s| header(s).contains("PID▲"));
+        let want = row_pids(&screen)[3];
+        top.click(2, header_y + 4);
+        top.wait_selected(&format!("{w}x{h}: the clicked row"), |p, _| p == Some(want));
+        // A header: sorts by its column; again: reversed.
+        let (user_x, _) = column_of(&top.screen(), "USER");
+        top.click(user_x, header_y);
+        top.wait(&format!("{w}x{h}: USER▼"), |s| {
+            header(s).contains("USER▼")
+        });
+        top.click(user_x, header_y);
+        top.wait(&format!("{w}x{h}: USER▲"), |s| {
+            header(s).contains("USER▲")
+        });
+        let (pid_x, _) = column_of(&top.screen(), "PID");
+        top.click(pid_x, header_y);
+        top.wait(&format!("{w}x{h}: PID▼"), |s| header(s).contains("PID▼"));
+        top.click(pid_x, header_y);
+        top.wait(&format!("{w}x{h}: PID▲"), |s| header(s).contains("PID▲"));
         // The row clicked stays selected across the re-sorts.
         assert_eq!(top.selected_pid(), Some(want));
     }
