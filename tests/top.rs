@@ -1,7 +1,8 @@
-//! `syslens top` in a real terminal (tmux): every key of the help screen, the mouse, the
-//! kill flow (delivered, refused, too late), the layout at 140x40, 80x24 and 30x6, and
-//! the terminal restored on every way out. Each test waits for what the screen shows,
-//! never for a fixed time.
+//! `syslens top` in a real terminal (tmux): every key of the help screen at both SIZES,
+//! the mouse (click and wheel), the kill flow (delivered, refused, too late), the header's
+//! meters against the machine, the system view's panes, the layout at 140x40, 80x24 and
+//! 30x6, and the terminal restored on every way out. Each test waits for what the screen
+//! shows, never for a fixed time.
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command};
@@ -134,16 +135,28 @@ impl Top {
 
     /// Waits until the selected pid and the screen it is on satisfy `done`.
     fn wait_selected(&self, what: &str, done: impl Fn(Option<u32>, &str) -> bool) -> Option<u32> {
-        let deadline = Instant::now() + PATIENCE;
+        match self.selected_within(PATIENCE, &done) {
+            Ok(pid) => pid,
+            Err((pid, screen)) => panic!("waited for {what}; selected {pid:?}:\n{screen}"),
+        }
+    }
+
+    /// The selected pid once it and its screen satisfy `done`, within `patience`; else
+    /// the last selection and screen seen.
+    fn selected_within(
+        &self,
+        patience: Duration,
+        done: impl Fn(Option<u32>, &str) -> bool,
+    ) -> Result<Option<u32>, (Option<u32>, String)> {
+        let deadline = Instant::now() + patience;
         loop {
             let (screen, pid) = self.snapshot();
             if done(pid, &screen) {
-                return pid;
+                return Ok(pid);
             }
-            assert!(
-                Instant::now() < deadline,
-                "waited for {what}; selected {pid:?}:\n{screen}"
-            );
+            if Instant::now() >= deadline {
+                return Err((pid, screen));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -157,6 +170,17 @@ impl Top {
             args.extend(hex.iter().map(String::as_str));
             self.tmux(&args);
         }
+    }
+
+    /// A turn of the mouse wheel at a cell (0-based), as the terminal reports it
+    /// (SGR: button 64 up, 65 down; a wheel has no release).
+    fn wheel(&self, down: bool, x: u16, y: u16) {
+        let button = if down { 65 } else { 64 };
+        let seq = format!("\x1b[<{button};{};{}M", x + 1, y + 1);
+        let hex: Vec<String> = seq.bytes().map(|b| format!("{b:02x}")).collect();
+        let mut args = vec!["send-keys", "-t", &self.session, "-H"];
+        args.extend(hex.iter().map(String::as_str));
+        self.tmux(&args);
     }
 
     /// tmux's view of the pane's modes: alternate screen and mouse reporting.
@@ -275,6 +299,27 @@ fn filter_to(top: &Top, key: &str, name: &str, pid: u32) -> String {
     top.wait(&format!("pid {pid} alone"), |s| {
         row_pids(s) == vec![pid] && s.contains("1 of ")
     })
+}
+
+/// Clears the filter (and a message) with Esc, and waits for the unfiltered table: the
+/// next key of a test that goes on in the same top is not read as Alt and that key.
+fn clear_filter(top: &Top) {
+    top.keys(&["Escape"]);
+    top.wait("the filter cleared", |s| {
+        !s.contains("filter:")
+            && !s.contains(" sent to ")
+            && !s.contains(" refused to ")
+            && row_pids(s).len() > 1
+    });
+}
+
+/// The cell of `row` under the column `name` of `header` (numbers and their headers
+/// are right-aligned: the cell is the last word of the row up to the header's end).
+fn cell_under(header: &str, row: &str, name: &str) -> Option<String> {
+    let at = header.find(name)?;
+    let end = header[..at].chars().count() + name.chars().count();
+    let head: String = row.chars().take(end).collect();
+    head.split_whitespace().last().map(str::to_owned)
 }
 
 /// Sorts by PID, smallest first, through the F6 menu.
@@ -407,29 +452,61 @@ fn issue_19_top_help_lists_every_key() {
 #[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_search_jumps_to_a_match_and_esc_clears_it() {
     require_tool!(has_tmux(), "tmux is not installed");
+    // Two processes whose names contain the one searched: F3 steps from one to the
+    // other, and back.
     let name = unique_name("srch");
-    let specimen = Specimen::start(&["--comm", &name]);
-    for ((w, h), key) in SIZES.into_iter().zip(["F3", "/"]) {
+    let first = Specimen::start(&["--comm", &name]);
+    let second = Specimen::start(&["--comm", &format!("{name}b")]);
+    let both = [first.pid(), second.pid()];
+    for (w, h) in SIZES {
         let top = Top::start(w, h);
-        top.keys(&[key]);
-        top.wait_for("search: ");
-        top.type_text(&name);
-        top.wait_selected("the match", |p, _| p == Some(specimen.pid()));
-        let screen = top.screen();
-        assert!(
-            rows(&screen).len() > 3,
-            "a search filters nothing: {screen}"
-        );
-        // Esc ends the search and clears it.
-        top.keys(&["Escape"]);
-        top.wait("the search closed", |s| !s.contains("search: "));
-        // A name nobody has: the status line says so.
-        top.keys(&[key]);
-        top.wait_for("search: ");
-        top.type_text("no-such-process-name");
-        top.wait_for("not found");
-        top.keys(&["Escape"]);
-        top.wait("the search cleared", |s| !s.contains("not found"));
+        top.wait("both specimens listed", |s| {
+            both.iter().all(|p| row_pids(s).contains(p))
+        });
+        for key in ["F3", "/"] {
+            let at = format!("{key} at {w}x{h}");
+            // The selection away from both, so that the jump shows.
+            top.keys(&["Home"]);
+            top.wait_selected(&format!("{at}: the first row"), |p, _| {
+                p.is_some_and(|p| !both.contains(&p))
+            });
+            top.keys(&[key]);
+            top.wait_for("search: ");
+            top.type_text(&name);
+            let one = top
+                .wait_selected(&format!("{at}: a match"), |p, _| {
+                    p.is_some_and(|p| both.contains(&p))
+                })
+                .unwrap();
+            let other = if one == both[0] { both[1] } else { both[0] };
+            let screen = top.screen();
+            assert!(
+                rows(&screen).len() > 3,
+                "{at}: a search filters nothing: {screen}"
+            );
+            top.keys(&["F3"]);
+            top.wait_selected(&format!("{at}: F3, the next match"), |p, _| {
+                p == Some(other)
+            });
+            top.keys(&["F3"]);
+            top.wait_selected(&format!("{at}: F3, back to the first"), |p, _| {
+                p == Some(one)
+            });
+            // Esc ends the search and clears it.
+            top.keys(&["Escape"]);
+            top.wait(&format!("{at}: the search closed"), |s| {
+                !s.contains("search: ")
+            });
+            // A name nobody has: the status line says so.
+            top.keys(&[key]);
+            top.wait_for("search: ");
+            top.type_text("no-such-process-name");
+            top.wait_for("not found");
+            top.keys(&["Escape"]);
+            top.wait(&format!("{at}: the search cleared"), |s| {
+                !s.contains("not found") && !s.contains("search: ")
+            });
+        }
     }
 }
 
@@ -439,22 +516,24 @@ fn issue_19_top_filter_shows_n_of_m_and_esc_clears_it() {
     require_tool!(has_tmux(), "tmux is not installed");
     let name = unique_name("filt");
     let specimen = Specimen::start(&["--comm", &name]);
-    for ((w, h), key) in SIZES.into_iter().zip(["F4", "\\"]) {
+    for (w, h) in SIZES {
         let top = Top::start(w, h);
-        let screen = filter_to(&top, key, &name, specimen.pid());
-        assert!(screen.contains("processes shown"), "{screen}");
-        let line = screen
-            .lines()
-            .find(|l| l.contains("processes shown"))
-            .unwrap();
-        assert!(line.starts_with("1 of "), "{line}");
-        // Esc, with no line being typed, clears the filter.
-        top.keys(&["Escape"]);
-        top.wait("every process again", |s| {
-            row_pids(s).len() > 3
-                && !s.contains("filter:")
-                && !s.lines().any(|l| l.starts_with("1 of "))
-        });
+        for key in ["F4", "\\"] {
+            let at = format!("{key} at {w}x{h}");
+            let screen = filter_to(&top, key, &name, specimen.pid());
+            let line = screen
+                .lines()
+                .find(|l| l.contains("processes shown"))
+                .unwrap_or_else(|| panic!("{at}: no N of M line:\n{screen}"));
+            assert!(line.starts_with("1 of "), "{at}: {line}");
+            // Esc, with no line being typed, clears the filter.
+            top.keys(&["Escape"]);
+            top.wait(&format!("{at}: every process again"), |s| {
+                row_pids(s).len() > 3
+                    && !s.contains("filter:")
+                    && !s.lines().any(|l| l.starts_with("1 of "))
+            });
+        }
     }
 }
 
@@ -466,19 +545,21 @@ fn issue_23_top_enter_inspects_the_selected_process_and_esc_goes_back() {
     let name = unique_name("insp");
     let specimen = Specimen::start(&["--comm", &name]);
     let pid = specimen.pid();
-    let top = Top::start(100, 30);
-    filter_to(&top, "\\", &name, pid);
-    top.keys(&["Enter"]);
-    let screen = top.wait("the inspect view of the specimen", |s| {
-        s.contains(&format!(" inspect {pid} (Esc back")) && s.contains(&name)
-    });
-    assert!(screen.contains("Esc back"), "{screen}");
-    top.keys(&["Escape"]);
-    top.wait("the table again", |s| {
-        row_pids(s) == vec![pid] && !s.contains("(Esc back")
-    });
-    top.keys(&["q"]);
-    top.wait_for(EXITED);
+    for (w, h) in SIZES {
+        let top = Top::start(w, h);
+        filter_to(&top, "\\", &name, pid);
+        top.keys(&["Enter"]);
+        let screen = top.wait(&format!("{w}x{h}: the inspect view of the specimen"), |s| {
+            s.contains(&format!(" inspect {pid} (Esc back")) && s.contains(&name)
+        });
+        assert!(screen.contains("Esc back"), "{screen}");
+        top.keys(&["Escape"]);
+        top.wait(&format!("{w}x{h}: the table again"), |s| {
+            row_pids(s) == vec![pid] && !s.contains("(Esc back")
+        });
+        top.keys(&["q"]);
+        top.wait_for(EXITED);
+    }
 }
 
 #[test]
@@ -510,7 +591,7 @@ fn issue_19_top_tree_shows_children_under_their_parent() {
         }
     }
     let _family = Group(pgid, family);
-    for ((w, h), key) in SIZES.into_iter().zip(["F5", "t"]) {
+    for (w, h) in SIZES {
         let top = Top::start(w, h);
         top.keys(&["\\"]);
         top.wait_for("filter: ");
@@ -519,18 +600,21 @@ fn issue_19_top_tree_shows_children_under_their_parent() {
         top.wait("the script and its two children", |s| {
             row_pids(s).len() == 3
         });
-        top.keys(&[key]);
-        top.wait("the children under the script", |s| {
-            let names: Vec<String> = rows(s).iter().map(|r| r[r.len() - 1].clone()).collect();
-            s.contains(&format!("├─ {kid}"))
-                && s.contains(&format!("└─ {kid}"))
-                && names == [par.clone(), kid.clone(), kid.clone()]
-                && row_pids(s).first() == Some(&(pgid as u32))
-        });
-        top.keys(&[key]);
-        top.wait("the flat list", |s| {
-            !s.contains("─ ") && row_pids(s).len() == 3
-        });
+        for key in ["F5", "t"] {
+            let at = format!("{key} at {w}x{h}");
+            top.keys(&[key]);
+            top.wait(&format!("{at}: the children under the script"), |s| {
+                let names: Vec<String> = rows(s).iter().map(|r| r[r.len() - 1].clone()).collect();
+                s.contains(&format!("├─ {kid}"))
+                    && s.contains(&format!("└─ {kid}"))
+                    && names == [par.clone(), kid.clone(), kid.clone()]
+                    && row_pids(s).first() == Some(&(pgid as u32))
+            });
+            top.keys(&[key]);
+            top.wait(&format!("{at}: the flat list"), |s| {
+                !s.contains("─ ") && row_pids(s).len() == 3
+            });
+        }
     }
 }
 
@@ -538,25 +622,115 @@ fn issue_19_top_tree_shows_children_under_their_parent() {
 #[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_sort_keys_move_and_reverse_the_sort() {
     require_tool!(has_tmux(), "tmux is not installed");
-    for ((w, h), reverse) in SIZES.into_iter().zip(["r", "I"]) {
+    for (w, h) in SIZES {
         let top = Top::start(w, h);
         top.wait("RSS▼", |s| header(s).contains("RSS▼"));
         top.keys(&[">"]);
-        top.wait("HWM▼", |s| header(s).contains("HWM▼"));
+        top.wait("> HWM▼", |s| header(s).contains("HWM▼"));
         top.keys(&["<", "<"]);
-        top.wait("CPU%▼", |s| header(s).contains("CPU%▼"));
-        top.keys(&[reverse]);
-        top.wait("CPU%▲", |s| header(s).contains("CPU%▲"));
-        // F6 sorts afresh: in the column's own direction.
-        sort_by_pid(&top);
-        top.wait("PID ascending", |s| {
-            let p = row_pids(s);
-            p.len() > 3 && p.windows(2).all(|w| w[0] < w[1]) && !header(s).contains('▲')
+        top.wait("< < CPU%▼", |s| header(s).contains("CPU%▼"));
+        // The arrows do as < and >.
+        top.keys(&["Right"]);
+        top.wait("→ RSS▼", |s| header(s).contains("RSS▼"));
+        top.keys(&["Left"]);
+        top.wait("← CPU%▼", |s| header(s).contains("CPU%▼"));
+        for reverse in ["r", "I"] {
+            let at = format!("{reverse} at {w}x{h}");
+            top.keys(&["<"]);
+            top.wait(&format!("{at}: USER▼"), |s| header(s).contains("USER▼"));
+            top.keys(&[reverse]);
+            top.wait(&format!("{at}: USER▲"), |s| header(s).contains("USER▲"));
+            // F6 sorts afresh: in the column's own direction.
+            sort_by_pid(&top);
+            top.wait(&format!("{at}: PID ascending"), |s| {
+                let p = row_pids(s);
+                p.len() > 3 && p.windows(2).all(|w| w[0] < w[1]) && !header(s).contains('▲')
+            });
+            top.keys(&[reverse]);
+            top.wait(&format!("{at}: PID descending"), |s| {
+                let p = row_pids(s);
+                header(s).contains("PID▲") && p.len() > 3 && p.windows(2).all(|w| w[0] > w[1])
+            });
+            top.keys(&[reverse]);
+            top.wait(&format!("{at}: PID ascending again"), |s| {
+                let p = row_pids(s);
+                header(s).contains("PID▼") && p.len() > 3 && p.windows(2).all(|w| w[0] < w[1])
+            });
+            // Back to CPU% for the next key: PID, then right of it USER, CPU%.
+            top.keys(&[">", ">"]);
+            top.wait(&format!("{at}: CPU%▼"), |s| header(s).contains("CPU%▼"));
+        }
+    }
+}
+
+/// What the screen shows of each view: its sorted column (the view's own when the
+/// sort's column is not among its columns), or the system view's panes.
+fn shows_view(screen: &str, view: char) -> bool {
+    let head = header(screen);
+    match view {
+        '1' => head.contains("RSS▼"),
+        '2' => head.contains("CPU%▼") && !head.contains("RSS"),
+        '3' => head.contains("FDS▼"),
+        '4' => head.contains("OOM▼"),
+        _ => head.is_empty() && screen.contains("cpu pressure") && screen.contains(" memory "),
+    }
+}
+
+#[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
+fn issue_19_top_number_keys_and_tab_switch_views() {
+    require_tool!(has_tmux(), "tmux is not installed");
+    for (w, h) in SIZES {
+        let top = Top::start(w, h);
+        top.wait("the memory view", |s| shows_view(s, '1'));
+        for view in ['2', '3', '4', '5', '1'] {
+            let key = view.to_string();
+            top.keys(&[key.as_str()]);
+            top.wait(&format!("{view} at {w}x{h}"), |s| shows_view(s, view));
+        }
+        // Tab: the next view, round to the first.
+        for view in ['2', '3', '4', '5', '1'] {
+            top.keys(&["Tab"]);
+            top.wait(&format!("Tab to {view} at {w}x{h}"), |s| {
+                shows_view(s, view)
+            });
+        }
+    }
+}
+
+/// `p` adds the PSS column to the memory view (read from each process's
+/// smaps_rollup) and takes it away again.
+#[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
+fn issue_19_top_p_shows_and_hides_pss() {
+    require_tool!(has_tmux(), "tmux is not installed");
+    let name = unique_name("pss");
+    let specimen = Specimen::start(&["--comm", &name]);
+    let pid = specimen.pid();
+    for (w, h) in SIZES {
+        let at = format!("{w}x{h}");
+        let top = Top::start(w, h);
+        filter_to(&top, "\\", &name, pid);
+        top.keys(&["p"]);
+        // Sorted by it, PSS is shown at any width: F6, the column before COMMAND.
+        top.keys(&["F6"]);
+        top.wait_for("sort by");
+        top.keys(&["End", "Up", "Enter"]);
+        let screen = top.wait(&format!("{at}: PSS▼ with a figure"), |s| {
+            let head = header(s);
+            let row = s
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(&pid.to_string()));
+            head.contains("PSS▼")
+                && row
+                    .and_then(|r| cell_under(&head, r, "PSS▼"))
+                    .is_some_and(|c| c != "-")
         });
-        top.keys(&[reverse]);
-        top.wait("PID descending", |s| {
-            let p = row_pids(s);
-            header(s).contains("PID▲") && p.len() > 3 && p.windows(2).all(|w| w[0] > w[1])
+        assert!(!screen.contains("sort by"), "{at}: {screen}");
+        top.keys(&["p"]);
+        top.wait(&format!("{at}: p again: no PSS, sorted by RSS"), |s| {
+            let head = header(s);
+            !head.contains("PSS") && head.contains("RSS▼") && row_pids(s) == vec![pid]
         });
     }
 }
@@ -565,49 +739,85 @@ fn issue_19_top_sort_keys_move_and_reverse_the_sort() {
 #[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_kill_sends_sigterm_and_the_process_exits() {
     require_tool!(has_tmux(), "tmux is not installed");
-    for ((w, h), key) in SIZES.into_iter().zip(["F9", "k"]) {
-        let name = unique_name("vic");
-        let mut victim = Specimen::start(&["--comm", &name]);
-        let pid = victim.pid();
+    for (w, h) in SIZES {
         let top = Top::start(w, h);
-        filter_to(&top, "\\", &name, pid);
-        top.keys(&[key]);
-        top.wait("the signal menu, SIGTERM first", |s| {
-            s.contains(&format!("send to {pid} ({name})")) && s.contains("15 SIGTERM")
-        });
-        // SIGTERM is the one highlighted: Enter sends it.
-        top.keys(&["Enter"]);
-        top.wait_for(&format!("SIGTERM sent to {pid} ({name})"));
-        let status = exit_of(&mut victim.child);
-        assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+        for key in ["F9", "k"] {
+            let name = unique_name("vic");
+            let mut victim = Specimen::start(&["--comm", &name]);
+            let pid = victim.pid();
+            filter_to(&top, "\\", &name, pid);
+            top.keys(&[key]);
+            top.wait(
+                &format!("{key} at {w}x{h}: the signal menu, SIGTERM first"),
+                |s| s.contains(&format!("send to {pid} ({name})")) && s.contains("15 SIGTERM"),
+            );
+            // SIGTERM is the one highlighted: Enter sends it.
+            top.keys(&["Enter"]);
+            top.wait_for(&format!("SIGTERM sent to {pid} ({name})"));
+            let status = exit_of(&mut victim.child);
+            assert_eq!(status.signal(), Some(libc::SIGTERM), "{key}: {status:?}");
+            clear_filter(&top);
+        }
     }
 }
 
 #[test]
 #[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
-fn issue_19_top_space_tags_processes_for_one_kill() {
+fn issue_19_top_space_tags_processes_for_one_kill_and_u_untags() {
     require_tool!(has_tmux(), "tmux is not installed");
-    let tag = unique_name("tg");
-    let mut victims: Vec<Specimen> = (0..2)
-        .map(|i| Specimen::start(&["--comm", &format!("{tag}{i}")]))
-        .collect();
-    let (w, h) = SIZES[1];
-    let top = Top::start(w, h);
-    top.keys(&["\\"]);
-    top.wait_for("filter: ");
-    top.type_text(&tag);
-    top.keys(&["Enter"]);
-    top.wait("both victims", |s| row_pids(s).len() == 2);
-    top.keys(&["Space"]);
-    top.wait_for("1 tagged");
-    top.keys(&["Space"]);
-    top.wait_for("2 tagged");
-    top.keys(&["k"]);
-    top.wait_for("send to 2 tagged processes");
-    top.keys(&["Enter"]);
-    top.wait_for("SIGTERM sent to 2 processes");
-    for v in &mut victims {
-        assert_eq!(exit_of(&mut v.child).signal(), Some(libc::SIGTERM));
+    for (w, h) in SIZES {
+        let at = format!("{w}x{h}");
+        let tag = unique_name("tg");
+        let mut victims: Vec<Specimen> = (0..2)
+            .map(|i| Specimen::start(&["--comm", &format!("{tag}{i}")]))
+            .collect();
+        let pids: Vec<u32> = victims.iter().map(Specimen::pid).collect();
+        let top = Top::start(w, h);
+        top.keys(&["\\"]);
+        top.wait_for("filter: ");
+        top.type_text(&tag);
+        top.keys(&["Enter"]);
+        top.wait(&format!("{at}: both victims"), |s| row_pids(s).len() == 2);
+        // Space tags the selected row and moves down.
+        top.keys(&["Home"]);
+        let first = top
+            .wait_selected(&format!("{at}: the first victim"), |p, s| {
+                p.is_some() && row_pids(s).first().copied() == p
+            })
+            .unwrap();
+        top.keys(&["Space"]);
+        top.wait_selected(&format!("{at}: 1 tagged, the next selected"), |p, s| {
+            s.contains("1 tagged") && p.is_some_and(|p| p != first && pids.contains(&p))
+        });
+        top.keys(&["Space"]);
+        top.wait_for("2 tagged");
+        // U untags them all: k then offers the selected process alone.
+        top.keys(&["U"]);
+        top.wait(&format!("{at}: U: none tagged"), |s| !s.contains("tagged"));
+        top.keys(&["k"]);
+        top.wait(&format!("{at}: the selected one's menu"), |s| {
+            s.contains("send to ") && !s.contains("tagged processes")
+        });
+        top.keys(&["Escape"]);
+        top.wait(&format!("{at}: the menu closed"), |s| {
+            !s.contains("send to ")
+        });
+        // Tagged again, both get the one kill.
+        top.keys(&["Home"]);
+        top.wait_selected(&format!("{at}: the first row again"), |p, s| {
+            p.is_some() && row_pids(s).first().copied() == p
+        });
+        top.keys(&["Space"]);
+        top.wait_for("1 tagged");
+        top.keys(&["Space"]);
+        top.wait_for("2 tagged");
+        top.keys(&["k"]);
+        top.wait_for("send to 2 tagged processes");
+        top.keys(&["Enter"]);
+        top.wait_for("SIGTERM sent to 2 processes");
+        for v in &mut victims {
+            assert_eq!(exit_of(&mut v.child).signal(), Some(libc::SIGTERM), "{at}");
+        }
     }
 }
 
@@ -620,44 +830,55 @@ fn issue_19_top_kill_refused_says_why() {
     let name = unique_name("root");
     let mut victim = Specimen::start(&["--comm", &name]);
     let pid = victim.pid();
-    let top = Top::start_with(
-        80,
-        24,
-        "setpriv --reuid=65534 --regid=65534 --clear-groups --",
-    );
-    filter_to(&top, "\\", &name, pid);
-    top.keys(&["k"]);
-    top.wait_for(&format!("send to {pid}"));
-    top.keys(&["Enter"]);
-    let screen = top.wait_for("EPERM");
-    assert!(
-        screen.contains(&format!("SIGTERM refused to {pid} ({name}): EPERM")),
-        "{screen}"
-    );
-    assert!(
-        victim.child.try_wait().unwrap().is_none(),
-        "pid {pid} got the signal"
-    );
+    for (w, h) in SIZES {
+        let top = Top::start_with(
+            w,
+            h,
+            "setpriv --reuid=65534 --regid=65534 --clear-groups --",
+        );
+        filter_to(&top, "\\", &name, pid);
+        for key in ["F9", "k"] {
+            top.keys(&[key]);
+            top.wait_for(&format!("send to {pid}"));
+            top.keys(&["Enter"]);
+            let screen = top.wait_for("EPERM");
+            assert!(
+                screen.contains(&format!("SIGTERM refused to {pid} ({name}): EPERM")),
+                "{key} at {w}x{h}: {screen}"
+            );
+            assert!(
+                victim.child.try_wait().unwrap().is_none(),
+                "pid {pid} got the signal"
+            );
+            // Any key takes the message away; the filter stays.
+            top.keys(&["Down"]);
+            top.wait("the message gone", |s| {
+                !s.contains("EPERM") && row_pids(s) == vec![pid]
+            });
+        }
+    }
 }
 
 #[test]
 #[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_kill_of_a_process_gone_says_so() {
     require_tool!(has_tmux(), "tmux is not installed");
-    let name = unique_name("gone");
-    let mut victim = Specimen::start(&["--comm", &name]);
-    let pid = victim.pid();
-    let top = Top::start(80, 24);
-    filter_to(&top, "\\", &name, pid);
-    top.keys(&["k"]);
-    top.wait_for(&format!("send to {pid}"));
-    // The process exits (and is reaped) while the menu is up.
-    victim.child.kill().unwrap();
-    victim.child.wait().unwrap();
-    top.keys(&["Enter"]);
-    top.wait_for(&format!(
-        "SIGTERM refused to {pid} ({name}): ESRCH: the process is gone"
-    ));
+    for (w, h) in SIZES {
+        let name = unique_name("gone");
+        let mut victim = Specimen::start(&["--comm", &name]);
+        let pid = victim.pid();
+        let top = Top::start(w, h);
+        filter_to(&top, "\\", &name, pid);
+        top.keys(&["k"]);
+        top.wait_for(&format!("send to {pid}"));
+        // The process exits (and is reaped) while the menu is up.
+        victim.child.kill().unwrap();
+        victim.child.wait().unwrap();
+        top.keys(&["Enter"]);
+        top.wait_for(&format!(
+            "SIGTERM refused to {pid} ({name}): ESRCH: the process is gone"
+        ));
+    }
 }
 
 #[test]
@@ -674,18 +895,31 @@ fn issue_19_top_paging_keys_move_a_page_and_to_the_ends() {
         // top of the page after a page up; at its bottom again after a page down (the
         // list changes meanwhile as processes come and go: positions are checked on
         // the screen they are on).
-        top.keys(&["End"]);
-        let last = top.wait_selected("the last row", |p, s| {
-            let on_screen = row_pids(s);
-            p.is_some()
-                && on_screen.last().copied() == p
-                && !on_screen.contains(&1)
-                && on_screen.iter().all(|q| Some(*q) <= p)
-        });
-        top.keys(&["PPage"]);
-        let up = top.wait_selected("a page up", |p, s| {
-            p.is_some() && p < last && row_pids(s).first().copied() == p
-        });
+        // A process that starts below the selection moves it off the top row: the
+        // page up is tried again from the end (other builds start processes often).
+        let mut tries = 0;
+        let up = loop {
+            top.keys(&["End"]);
+            let last = top.wait_selected("the last row", |p, s| {
+                let on_screen = row_pids(s);
+                p.is_some()
+                    && on_screen.last().copied() == p
+                    && !on_screen.contains(&1)
+                    && on_screen.iter().all(|q| Some(*q) <= p)
+            });
+            top.keys(&["PPage"]);
+            let up = top.selected_within(Duration::from_secs(3), |p, s| {
+                p.is_some() && p < last && row_pids(s).first().copied() == p
+            });
+            tries += 1;
+            match up {
+                Ok(up) => break up,
+                Err((pid, screen)) if tries == 3 => {
+                    panic!("{w}x{h}: a page up, {tries} tries; selected {pid:?}:\n{screen}")
+                }
+                Err(_) => {}
+            }
+        };
         top.keys(&["NPage"]);
         top.wait_selected("a page down", |p, s| {
             p > up && row_pids(s).last().copied() == p
@@ -693,6 +927,21 @@ fn issue_19_top_paging_keys_move_a_page_and_to_the_ends() {
         top.keys(&["Home"]);
         top.wait_selected("the first row", |p, _| p == Some(1));
         assert!(up > Some(1));
+        // The arrows move one row.
+        top.keys(&["Down"]);
+        top.wait_selected(&format!("{w}x{h}: ↓ the second row"), |p, s| {
+            p.is_some() && row_pids(s).get(1).copied() == p
+        });
+        top.keys(&["Down"]);
+        top.wait_selected(&format!("{w}x{h}: ↓ the third row"), |p, s| {
+            p.is_some() && row_pids(s).get(2).copied() == p
+        });
+        top.keys(&["Up"]);
+        top.wait_selected(&format!("{w}x{h}: ↑ the second row"), |p, s| {
+            p.is_some() && row_pids(s).get(1).copied() == p
+        });
+        top.keys(&["Up"]);
+        top.wait_selected(&format!("{w}x{h}: ↑ the first row"), |p, _| p == Some(1));
     }
 }
 
@@ -727,30 +976,93 @@ fn issue_19_top_kernel_threads_hidden_until_k() {
 #[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
 fn issue_19_top_mouse_click_selects_a_row_and_sorts_by_a_header() {
     require_tool!(has_tmux(), "tmux is not installed");
+    // The column of `name` in the header line of `screen`, in cells.
+    let column_of = |screen: &str, name: &str| -> (u16, u16) {
+        let lines: Vec<&str> = screen.lines().collect();
+        let y = lines
+            .iter()
+            .position(|l| l.trim_start().starts_with("PID"))
+            .unwrap();
+        let at = lines[y].find(name).unwrap();
+        (lines[y][..at].chars().count() as u16, y as u16)
+    };
     for (w, h) in SIZES {
         let top = Top::start(w, h);
+        // By PID, the first rows stay where they are while other processes come, go
+        // and grow.
+        sort_by_pid(&top);
         let screen = top.wait("rows", |s| row_pids(s).len() > 4);
+        let (_, header_y) = column_of(&screen, "PID");
+        // The fourth row.
+        let want = row_pids(&screen)[3];
+        top.click(2, header_y + 4);
+        top.wait_selected(&format!("{w}x{h}: the clicked row"), |p, _| p == Some(want));
+        // A header: sorts by its column; again: reversed.
+        let (user_x, _) = column_of(&top.screen(), "USER");
+        top.click(user_x, header_y);
+        top.wait(&format!("{w}x{h}: USER▼"), |s| {
+            header(s).contains("USER▼")
+        });
+        top.click(user_x, header_y);
+        top.wait(&format!("{w}x{h}: USER▲"), |s| {
+            header(s).contains("USER▲")
+        });
+        let (pid_x, _) = column_of(&top.screen(), "PID");
+        top.click(pid_x, header_y);
+        top.wait(&format!("{w}x{h}: PID▼"), |s| header(s).contains("PID▼"));
+        top.click(pid_x, header_y);
+        top.wait(&format!("{w}x{h}: PID▲"), |s| header(s).contains("PID▲"));
+        // The row clicked stays selected across the re-sorts.
+        assert_eq!(top.selected_pid(), Some(want));
+    }
+}
+
+/// The wheel moves the selection three rows a notch; past the page the rows scroll
+/// with it, and as many notches up bring the first process back to the top.
+#[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
+fn issue_19_top_mouse_wheel_scrolls_the_selection_and_the_rows() {
+    require_tool!(has_tmux(), "tmux is not installed");
+    for (w, h) in SIZES {
+        let top = Top::start(w, h);
+        // With the kernel threads, more processes than a page, in a stable order.
+        top.keys(&["K"]);
+        top.wait("kernel threads shown", |s| !s.contains("hidden (K)"));
+        sort_by_pid(&top);
+        top.keys(&["Home"]);
+        let screen = top.wait("the first row selected, a page of rows", |s| {
+            row_pids(s).first() == Some(&1) && row_pids(s).len() > 4
+        });
         let lines: Vec<&str> = screen.lines().collect();
         let header_y = lines
             .iter()
             .position(|l| l.trim_start().starts_with("PID"))
-            .unwrap();
-        // The fourth row.
-        let want: u32 = lines[header_y + 4]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        top.click(2, header_y as u16 + 4);
-        top.wait_selected("the clicked row", |p, _| p == Some(want));
-        let pid_x = lines[header_y].find("PID").unwrap() as u16;
-        top.click(pid_x, header_y as u16);
-        top.wait("PID▼", |s| header(s).contains("PID▼"));
-        top.click(pid_x, header_y as u16);
-        top.wait("PID▲", |s| header(s).contains("PID▲"));
-        // The row clicked stays selected across the re-sorts.
-        assert_eq!(top.selected_pid(), Some(want));
+            .unwrap() as u16;
+        let page = row_pids(&screen).len();
+        let (x, y) = (2, header_y + 2);
+        top.wait_selected("pid 1 selected", |p, _| p == Some(1));
+        top.wheel(true, x, y);
+        top.wait_selected(&format!("{w}x{h}: a notch down, three rows"), |p, s| {
+            p.is_some() && row_pids(s).first() == Some(&1) && row_pids(s).get(3).copied() == p
+        });
+        // Enough notches to pass the page: the rows scroll, the selection at the
+        // bottom of the screen.
+        let more = page / 3 + 2;
+        for _ in 0..more {
+            top.wheel(true, x, y);
+        }
+        let below = top.wait_selected(&format!("{w}x{h}: scrolled past the page"), |p, s| {
+            let on_screen = row_pids(s);
+            p.is_some() && !on_screen.contains(&1) && on_screen.last().copied() == p
+        });
+        // As many notches up: the first process again, at the top.
+        for _ in 0..=more {
+            top.wheel(false, x, y);
+        }
+        top.wait_selected(&format!("{w}x{h}: scrolled back up"), |p, s| {
+            p == Some(1) && row_pids(s).first() == Some(&1)
+        });
+        assert!(below > Some(1));
     }
 }
 
@@ -788,12 +1100,13 @@ fn issue_19_top_quits_and_restores_the_terminal_every_way() {
         ("SIGTERM", Some(libc::SIGTERM)),
         ("SIGHUP", Some(libc::SIGHUP)),
     ];
-    for (way, signal) in ways {
-        let top = Top::start(80, 24);
+    for ((w, h), (way, signal)) in SIZES.into_iter().flat_map(|s| ways.map(|w| (s, w))) {
+        let top = Top::start(w, h);
+        let at = format!("{way} at {w}x{h}");
         assert_eq!(
             top.modes(),
             "1 1",
-            "{way}: the alternate screen and the mouse"
+            "{at}: the alternate screen and the mouse"
         );
         match signal {
             // SAFETY: kill has no memory arguments; the pid is top's, in our session.
@@ -803,9 +1116,405 @@ fn issue_19_top_quits_and_restores_the_terminal_every_way() {
         let screen = top.wait_for(EXITED);
         assert!(
             screen.contains(&format!("{EXITED} 0")),
-            "{way}: exit status: {screen}"
+            "{at}: exit status: {screen}"
         );
-        assert_eq!(top.modes(), "0 0", "{way}: the terminal is restored");
+        assert_eq!(top.modes(), "0 0", "{at}: the terminal is restored");
+    }
+}
+
+/// The rest of the first line of `screen` after `prefix`.
+fn after<'a>(screen: &'a str, prefix: &str) -> Option<&'a str> {
+    screen
+        .lines()
+        .find_map(|l| l.find(prefix).map(|i| &l[i + prefix.len()..]))
+}
+
+/// A size as the meters write it (`512K`, `1.21G`: three figures, 1024-based), in bytes.
+fn short_size(text: &str) -> Option<f64> {
+    let unit = text.chars().last()?;
+    let power = "BKMGTP".find(unit)?;
+    let n: f64 = text[..text.len() - 1].parse().ok()?;
+    Some(n * 1024f64.powi(power as i32))
+}
+
+/// A field of /proc/meminfo, in bytes.
+fn meminfo(field: &str) -> f64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib: f64 = after(&text, &format!("{field}:"))
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{field} not in /proc/meminfo"));
+    kib * 1024.0
+}
+
+/// The CPUs online now (/sys/devices/system/cpu/online: `0-3,5`).
+fn online_cpus() -> Vec<u32> {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+    text.trim()
+        .split(',')
+        .flat_map(|r| {
+            let (a, b) = r.split_once('-').unwrap_or((r, r));
+            a.parse::<u32>().unwrap()..=b.parse::<u32>().unwrap()
+        })
+        .collect()
+}
+
+/// The CPU meters on a screen: each `cpuN[...text]` as (N, text).
+fn cpu_meters(screen: &str) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    for (i, _) in screen.match_indices("cpu") {
+        let rest = &screen[i + 3..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        // Labels are padded to the widest (`cpu9 [` beside `cpu10[`).
+        let inside = rest[digits..].trim_start_matches(' ');
+        if digits == 0 || !inside.starts_with('[') {
+            continue;
+        }
+        let Some(end) = inside.find(']') else {
+            continue;
+        };
+        // The bars run into the text when the share is full.
+        let text = inside[1..end]
+            .split_whitespace()
+            .last()
+            .unwrap_or("")
+            .trim_start_matches('|');
+        found.push((rest[..digits].parse().unwrap(), text.to_owned()));
+    }
+    found
+}
+
+/// A meter's text (`used/total`, `none`): the last word inside `label[...]`.
+fn meter_text<'a>(screen: &'a str, label: &str) -> Option<&'a str> {
+    let rest = after(screen, &format!("{label}["))?;
+    rest[..rest.find(']')?]
+        .split_whitespace()
+        .last()
+        .map(|t| t.trim_start_matches('|'))
+}
+
+/// Whether `shown` is within `tol` of `want`.
+fn near(shown: f64, want: f64, tol: f64) -> bool {
+    (shown - want).abs() <= tol
+}
+
+/// Why the header's meters disagree with the machine now, if they do.
+fn meters_disagree(screen: &str) -> Result<(), String> {
+    // A meter per online CPU, each with its busy share.
+    let cpus = cpu_meters(screen);
+    let labels: Vec<u32> = cpus.iter().map(|c| c.0).collect();
+    if labels != online_cpus() {
+        return Err(format!("CPU meters {labels:?}, online {:?}", online_cpus()));
+    }
+    for (n, text) in &cpus {
+        let pct = text.strip_suffix('%').and_then(|p| p.parse::<f64>().ok());
+        if !pct.is_some_and(|p| (0.0..=100.0).contains(&p)) {
+            return Err(format!("cpu{n} says {text:?}"));
+        }
+    }
+    // Mem: MemTotal - MemAvailable of MemTotal.
+    let mem = meter_text(screen, "Mem ").ok_or("no Mem meter")?;
+    let (used, total) = mem.split_once('/').ok_or(format!("Mem {mem:?}"))?;
+    let (used, total) = (
+        short_size(used).ok_or(format!("Mem {mem:?}"))?,
+        short_size(total).ok_or(format!("Mem {mem:?}"))?,
+    );
+    let (mem_total, available) = (meminfo("MemTotal"), meminfo("MemAvailable"));
+    if !near(total, mem_total, mem_total * 0.01) {
+        return Err(format!("Mem total {total}, MemTotal {mem_total}"));
+    }
+    let want = mem_total - available;
+    if !near(used, want, want * 0.05 + 32.0 * 1048576.0) {
+        return Err(format!("Mem used {used}, MemTotal - MemAvailable {want}"));
+    }
+    // Swap: none when /proc/swaps lists no device, else its total.
+    let swp = meter_text(screen, "Swp ").ok_or("no Swp meter")?;
+    let swaps = std::fs::read_to_string("/proc/swaps").unwrap();
+    if swaps.lines().skip(1).all(|l| l.trim().is_empty()) {
+        if swp != "none" {
+            return Err(format!("no swap device, Swp says {swp:?}"));
+        }
+    } else {
+        let total = swp
+            .split_once('/')
+            .and_then(|(_, t)| short_size(t))
+            .ok_or(format!("Swp {swp:?}"))?;
+        let want = meminfo("SwapTotal");
+        if !near(total, want, want * 0.01) {
+            return Err(format!("Swp total {total}, SwapTotal {want}"));
+        }
+    }
+    // The load average, as /proc/loadavg has it.
+    let load = after(screen, "Load average: ")
+        .or_else(|| after(screen, "Load: "))
+        .ok_or("no load average")?;
+    let shown: Vec<f64> = load
+        .split_whitespace()
+        .take(3)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap();
+    let want: Vec<f64> = loadavg
+        .split_whitespace()
+        .take(3)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    if shown.len() != 3
+        || shown
+            .iter()
+            .zip(&want)
+            .any(|(s, w)| !near(*s, *w, 0.1 + w * 0.05))
+    {
+        return Err(format!("load {load:?}, /proc/loadavg {loadavg:?}"));
+    }
+    // The uptime, to the second (the sample is a refresh old).
+    let up = after(screen, "Uptime: ")
+        .or_else(|| after(screen, "Up "))
+        .ok_or("no uptime")?;
+    let up = up.split("  ").next().unwrap_or(up).trim();
+    let (days, clock) = match up.rsplit_once(", ") {
+        Some((d, c)) => (
+            d.split_whitespace()
+                .next()
+                .unwrap_or("")
+                .parse::<u64>()
+                .ok(),
+            c,
+        ),
+        None => (Some(0), up),
+    };
+    let hms: Vec<u64> = clock.split(':').filter_map(|x| x.parse().ok()).collect();
+    let shown = match (days, hms.as_slice()) {
+        (Some(d), [h, m, s]) => (d * 86_400 + h * 3600 + m * 60 + s) as f64,
+        _ => return Err(format!("uptime {up:?}")),
+    };
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    if !near(shown, uptime, 3.0) {
+        return Err(format!("uptime {up:?} ({shown} s), /proc/uptime {uptime}"));
+    }
+    // Tasks: the processes and the kernel threads.
+    let tasks = after(screen, "Tasks: ").ok_or("no tasks")?;
+    let words: Vec<&str> = tasks
+        .split([' ', ',', ';'])
+        .filter(|w| !w.is_empty())
+        .collect();
+    let user: f64 = words
+        .first()
+        .and_then(|w| w.parse().ok())
+        .ok_or(format!("tasks {tasks:?}"))?;
+    let kthr: f64 = words
+        .windows(2)
+        .find(|w| w[1] == "kthr")
+        .and_then(|w| w[0].parse().ok())
+        .ok_or(format!("tasks {tasks:?}"))?;
+    let kernel = kernel_threads().len() as f64;
+    let all = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter(|e| {
+            e.as_ref().is_ok_and(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.parse::<u32>().is_ok())
+            })
+        })
+        .count() as f64;
+    if !near(user, all - kernel, 5.0 + all * 0.05) || !near(kthr, kernel, 3.0) {
+        return Err(format!(
+            "tasks {tasks:?}, /proc has {} processes and {kernel} kernel threads",
+            all - kernel
+        ));
+    }
+    // Pressure: some avg10 of cpu, memory and io, when the kernel has PSI.
+    if std::path::Path::new("/proc/pressure").exists() {
+        let psi = after(screen, "Pressure (some, 10 s): ")
+            .or_else(|| after(screen, "PSI "))
+            .ok_or("no pressure")?;
+        let words: Vec<&str> = psi.split_whitespace().collect();
+        for (label, file) in [("cpu", "cpu"), ("mem", "memory"), ("io", "io")] {
+            let shown: f64 = words
+                .windows(2)
+                .find(|w| w[0] == label)
+                .and_then(|w| w[1].strip_suffix('%')?.parse().ok())
+                .ok_or(format!("pressure {psi:?}: no {label}"))?;
+            let text = std::fs::read_to_string(format!("/proc/pressure/{file}")).unwrap();
+            let want: f64 = after(&text, "some avg10=")
+                .and_then(|r| r.split_whitespace().next()?.parse().ok())
+                .unwrap();
+            if !near(shown, want, 1.0 + want * 0.2) {
+                return Err(format!(
+                    "{label} pressure {shown}, /proc/pressure/{file}: {want}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The header's meters, read against the machine at both sizes: a meter per online
+/// CPU with its share, Mem as MemTotal - MemAvailable, Swap (none without a device),
+/// the load average, the uptime, the tasks and the pressure.
+#[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
+fn issue_19_top_header_meters_agree_with_the_machine() {
+    require_tool!(has_tmux(), "tmux is not installed");
+    for (w, h) in SIZES {
+        let top = Top::start(w, h);
+        // The figures move (memory, load, a process started): each check is tried
+        // on fresh screens until one agrees, and the last disagreement is reported.
+        let deadline = Instant::now() + PATIENCE;
+        let screen = loop {
+            let screen = top.screen();
+            let why = match meters_disagree(&screen) {
+                Ok(()) => break screen,
+                Err(e) => e,
+            };
+            assert!(
+                Instant::now() < deadline,
+                "{w}x{h}: the meters disagree with the machine: {why}\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        // The meters sit above the table.
+        let meters_y = screen.lines().position(|l| l.contains("Mem [")).unwrap();
+        let header_y = screen
+            .lines()
+            .position(|l| l.trim_start().starts_with("PID"))
+            .unwrap();
+        assert!(meters_y < header_y, "{w}x{h}:\n{screen}");
+    }
+}
+
+/// The system view's panes use the rows they have: the slab caches (more than any
+/// pane holds) fill theirs, and each pressure sparkline says the span it covers,
+/// which once the pane is full is its newest points, not the whole history.
+#[test]
+#[cfg_attr(missing_tmux, ignore = "tmux is not installed")]
+fn issue_19_top_system_view_fills_its_panes_and_labels_its_sparklines() {
+    require_tool!(has_tmux(), "tmux is not installed");
+    skip_unless!(crate::common::is_root(), "slabinfo is root's to read");
+    let caches: Vec<String> = std::fs::read_to_string("/proc/slabinfo")
+        .unwrap()
+        .lines()
+        .skip(2)
+        .filter_map(|l| Some(l.split_whitespace().next()?.to_owned()))
+        .collect();
+    const INTERVAL: f64 = 0.1;
+    for (w, h) in SIZES {
+        let at = format!("{w}x{h}");
+        let top = Top::start_args(w, h, "", &format!("--interval {INTERVAL}"));
+        let started = Instant::now();
+        top.keys(&["5"]);
+        let screen = top.wait(&format!("{at}: the slab pane"), |s| {
+            s.contains("slabs by size")
+        });
+        let lines: Vec<&str> = screen.lines().collect();
+        let title = lines
+            .iter()
+            .position(|l| l.contains("slabs by size"))
+            .unwrap();
+        let bottom = title
+            + lines[title..]
+                .iter()
+                .position(|l| l.starts_with('└'))
+                .unwrap_or_else(|| panic!("{at}: the pane's bottom:\n{screen}"));
+        let room = bottom - title - 1;
+        // The left pane's text: between its borders.
+        let shown: Vec<String> = lines[title + 1..bottom]
+            .iter()
+            .filter_map(|l| {
+                let inner = l.strip_prefix('│')?;
+                Some(inner[..inner.find('│')?].trim().to_owned())
+            })
+            .filter(|t| !t.is_empty())
+            .collect();
+        assert!(
+            caches.len() > room,
+            "{at}: fewer caches than rows:\n{screen}"
+        );
+        assert!(room >= 3, "{at}: a pane of {room} rows:\n{screen}");
+        assert_eq!(
+            shown.len(),
+            room,
+            "{at}: the pane's {room} rows, filled:\n{screen}"
+        );
+        assert!(
+            lines[title].contains(&format!(" top {room} slabs by size ")),
+            "{at}: {}",
+            lines[title]
+        );
+        for row in &shown {
+            let name = row.split_whitespace().next().unwrap();
+            assert!(caches.iter().any(|c| c == name), "{at}: {name} is no cache");
+        }
+        // The memory pane's rows, whole.
+        for name in [
+            "MemTotal",
+            "MemAvailable",
+            "Cached",
+            "AnonPages",
+            "Shmem",
+            "Slab unreclaim.",
+        ] {
+            assert!(screen.contains(name), "{at}: {name}:\n{screen}");
+        }
+        // The sparklines: a label on each, `last N s, peak P%`, covering no more than
+        // top has run.
+        let labels = |s: &str| -> Vec<(f64, f64)> {
+            let Some(line) = s
+                .lines()
+                .find(|l| l.contains(" last ") && l.contains(", peak "))
+            else {
+                return Vec::new();
+            };
+            line.split(" last ")
+                .skip(1)
+                .filter_map(|part| {
+                    let (span, rest) = part.split_once(", peak ")?;
+                    let peak = rest.split('%').next()?.parse().ok()?;
+                    let words: Vec<&str> = span.split_whitespace().collect();
+                    let secs = match words.as_slice() {
+                        [n, "s"] => n.parse::<f64>().ok()?,
+                        [m, "min"] => m.parse::<f64>().ok()? * 60.0,
+                        [m, "min", s, "s"] => {
+                            m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?
+                        }
+                        _ => return None,
+                    };
+                    Some((secs, peak))
+                })
+                .collect()
+        };
+        let screen = top.wait(&format!("{at}: three labelled sparklines"), |s| {
+            labels(s).len() == 3
+        });
+        for (span, _) in labels(&screen) {
+            assert!(
+                span <= started.elapsed().as_secs_f64() + 2.0,
+                "{at}: a span of {span} s after {:?}:\n{screen}",
+                started.elapsed()
+            );
+        }
+        // Once the history is longer than a pane holds, a label spans its pane's
+        // newest points: less than top has run (a label of the whole history would
+        // never be), and at least the points the pane holds.
+        let points = usize::from(w / 3 - 2);
+        let screen = top.wait(&format!("{at}: spans shorter than the history"), |s| {
+            let ran = started.elapsed().as_secs_f64();
+            let spans = labels(s);
+            spans.len() == 3 && spans.iter().all(|(span, _)| *span < ran - 1.5)
+        });
+        for (span, peak) in labels(&screen) {
+            assert!(
+                span >= (points as f64 - 1.0) * INTERVAL - 1.0,
+                "{at}: a span of {span} s for {points} points at {INTERVAL} s:\n{screen}"
+            );
+            assert!((0.0..=100.0).contains(&peak), "{at}: peak {peak}");
+        }
     }
 }
 

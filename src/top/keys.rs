@@ -390,6 +390,10 @@ impl App {
             KeyCode::Esc => {
                 self.prompt = None;
                 self.text_of(prompt).clear();
+                // The search's "not found" goes with it.
+                if self.search_failed() {
+                    self.message = None;
+                }
             }
             KeyCode::Backspace => {
                 self.text_of(prompt).pop();

@@ -272,6 +272,26 @@ fn issue_19_top_search_selects_the_next_match() {
     assert_eq!(app.table().len(), 5, "a search filters nothing");
 }
 
+/// Esc cancels a search that found nothing: the status line goes back to the counts.
+/// It kept saying `search: no command name contains ...` of a search no longer there
+/// until the next key.
+#[test]
+fn issue_19_top_esc_after_a_failed_search_leaves_no_message() {
+    let mut app = App::default();
+    app.apply(many(0, 5));
+    screen(&mut app);
+    app.key(KeyCode::F(3));
+    for c in "zzq".chars() {
+        app.key(KeyCode::Char(c));
+    }
+    assert!(app.search_failed());
+    app.key(KeyCode::Esc);
+    assert_eq!(app.prompt, None);
+    assert!(!app.search_failed());
+    let s = screen(&mut app);
+    assert!(!s.contains("search:") && s.contains("5 processes"), "{s}");
+}
+
 #[test]
 fn issue_19_top_paging_keys_move_by_the_rows_on_screen() {
     let mut app = App::default();
