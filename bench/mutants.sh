@@ -68,6 +68,13 @@ summary() { # scope name, cargo-mutants output dir
   printf '%-8s caught %4d  missed %4d  timeouts %3d  unviable %4d  score %s\n' "$1" "$c" "$m" "$t" "$u" \
     "$(awk -v c="$c" -v m="$m" -v t="$t" 'BEGIN { v = c + m + t; if (v) printf "%.1f%%", 100 * c / v; else print "-" }')"
   [ ! -f "$2/tree" ] || echo "  the tree of $(cat "$2/tree")"
+  # cargo-mutants 27 selects struct-field deletions whatever --re and --exclude-re say:
+  # in the labs scope those outside analyze (in run and child code) are out of reach
+  # of the unit tests it runs. Counted apart, and the score without them.
+  local f
+  f=$( { grep -E 'delete field .* expression in ' "$d/missed.txt" 2>/dev/null || true; } | grep -vc ' in analyze' || true)
+  [ "$f" -eq 0 ] || printf '  %d of the missed are field deletions outside analyze (selected despite --re); without them: %s\n' "$f" \
+    "$(awk -v c="$c" -v m="$((m - f))" -v t="$t" 'BEGIN { printf "%.1f%%", 100 * c / (c + m + t) }')"
   [ "$m" -eq 0 ] || { echo "  missed:"; sed 's/^/    /' "$d/missed.txt"; }
 }
 
