@@ -738,6 +738,45 @@ mod tests {
         crate::lab::report::claim_statuses(ConceptId::Locking, m, analyze)
     }
 
+    /// The racy counter's evidence, its lost share and the plot's labels, from figures
+    /// worked out by hand (issue 23: `==` as `!=`, the lost share's `-` and `/`, and the
+    /// plural of "thread" survived a mutation run).
+    #[test]
+    fn issue_23_the_racy_counters_figures_and_the_thread_labels() {
+        let mut m = good();
+        // 200 increments expected; the middle attempt did not run together.
+        m.counters.racy = vec![150, 200, 160];
+        m.counters.together_us = vec![900.0, 50.0, 1200.0];
+        let r = crate::lab::report::analyzed(ConceptId::Locking, &m, analyze);
+        let evidence = |field: &str| {
+            let e = r.evidence.iter().find(|e| e.field == field).expect(field);
+            (e.before, e.after)
+        };
+        assert_eq!(evidence("attempts -> attempts exact"), (3.0, 1.0));
+        assert_eq!(evidence("increments made -> counted"), (600.0, 510.0));
+        let lost = &r
+            .metrics
+            .iter()
+            .find(|x| x.name == "updates lost by the racy counter")
+            .expect("the lost share")
+            .summary;
+        // 1 - 160/200 and 1 - 150/200.
+        assert_eq!(lost.n, 2);
+        assert!(
+            (lost.min - 0.2).abs() < 1e-12 && (lost.max - 0.25).abs() < 1e-12,
+            "{lost:?}"
+        );
+        let mutex = r
+            .series
+            .iter()
+            .find(|s| s.name == "mutex, median of the trials")
+            .expect("the mutex plot");
+        assert_eq!(
+            mutex.axis,
+            Axis::Categories(vec!["1 thread".into(), "2 threads".into()])
+        );
+    }
+
     /// The note on a waiter that never got the lock appears only then (issue 23: the
     /// deleted `!` survived a mutation run).
     #[test]
