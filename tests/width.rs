@@ -213,6 +213,29 @@ fn issue_19_explain_pages_and_lists_fit_80_columns() {
     fits_80(&["lab", "cow", "--params"], &[]);
 }
 
+/// issue 19: every lab's parameters at 80 columns (nothing runs): the heading
+/// `leaks-fragmentation: parameters (syslens lab leaks-fragmentation --set
+/// KEY=VALUE)` ran to 81.
+#[test]
+fn issue_19_every_labs_params_fit_80_columns() {
+    let text = fits_80(&["lab", "all", "--params"], &[]);
+    for c in &syslens::catalogue::CONCEPTS {
+        let head = format!(
+            "{}: parameters (syslens lab {} --set KEY=VALUE)",
+            c.slug, c.slug
+        );
+        assert_words_whole(&text, &head, c.slug);
+    }
+    let (json, _) = at_columns(80, &["lab", "all", "--params", "--json"]);
+    let labs: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for l in labs.as_array().unwrap() {
+        for p in l["params"].as_array().unwrap() {
+            // (Not the range: its host bound follows MemAvailable from run to run.)
+            assert_words_whole(&text, p["help"].as_str().unwrap(), "a parameter's help");
+        }
+    }
+}
+
 #[test]
 fn issue_19_learn_questions_and_progress_fit_80_columns() {
     let state = tempfile::tempdir().unwrap();
