@@ -1154,32 +1154,24 @@ fn write_params(
     labs: &[commands::labs::LabParams],
     style: &Style,
 ) -> io::Result<()> {
+    let width = render::width();
     for l in labs {
-        writeln!(
-            out,
-            "{}",
-            style.heading(&format!(
-                "{}: parameters (syslens lab {} --set KEY=VALUE)",
-                l.lab, l.lab
-            ))
-        )?;
+        // Wrapped like the rest (leaks-fragmentation's ran to 81 columns at 80).
+        let head = format!(
+            "{}: parameters (syslens lab {} --set KEY=VALUE)",
+            l.lab, l.lab
+        );
+        render::write_wrapped(out, &head, width, "", "    ", |h| style.heading(h))?;
         for p in &l.params {
             let alias = p.alias.map(|a| format!(", also {a}")).unwrap_or_default();
-            writeln!(
-                out,
-                "  {} ({}{alias})  default {}, quick {}",
+            let line = format!(
+                "{} ({}{alias})  default {}, quick {}",
                 p.key, p.unit, p.shown[0], p.shown[1]
-            )?;
+            );
+            render::write_wrapped(out, &line, width, "  ", "      ", render::plain)?;
             let allowed = format!("allowed {}", p.range);
             for text in [allowed.as_str(), p.help] {
-                render::write_wrapped(
-                    out,
-                    text,
-                    render::width(),
-                    "      ",
-                    "      ",
-                    render::plain,
-                )?;
+                render::write_wrapped(out, text, width, "      ", "      ", render::plain)?;
             }
         }
     }

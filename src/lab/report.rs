@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::calibrate::Calibration;
 use super::stats::Summary;
@@ -173,7 +173,7 @@ pub struct Evidence {
 }
 
 /// What a series' x axis is, which decides how it is drawn.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Axis {
     /// A measured quantity (seconds, bytes, a fraction): a line, ticks anywhere.
@@ -185,8 +185,9 @@ pub enum Axis {
     Categories(Vec<String>),
 }
 
-/// A series for a plot.
-#[derive(Debug, Clone, Serialize)]
+/// A series for a plot (read back from a report's JSON too: the report's plots are
+/// tested on the series of a recorded tour).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Series {
     /// What the series shows.
     pub name: String,

@@ -902,4 +902,224 @@ mod tests {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v2");
         Host::read(&mut syslens_probe::Reader::new(root).unwrap())
     }
+
+    /// The plots (`<svg class="plot" ...>` to its end) of one concept's section.
+    fn section_plots<'a>(page: &'a str, slug: &str) -> Vec<&'a str> {
+        let at = page
+            .find(&format!("<section id=\"{slug}\">"))
+            .unwrap_or_else(|| panic!("no section {slug}"));
+        let section = &page[at..];
+        let section = &section[..section.find("</section>").unwrap_or(section.len())];
+        section
+            .split("<svg class=\"plot\"")
+            .skip(1)
+            .map(|p| &p[..p.find("</svg>").unwrap_or(p.len())])
+            .collect()
+    }
+
+    fn unescape(s: &str) -> String {
+        s.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&amp;", "&")
+    }
+
+    /// The names a plot's legend gives, each entry's lines joined by a space.
+    fn legend_names(svg: &str) -> Vec<String> {
+        svg.split("class=\"legend\"")
+            .skip(1)
+            .map(|t| {
+                let t = &t[..t.find("</text>").unwrap_or(t.len())];
+                t.split("<tspan")
+                    .skip(1)
+                    .filter_map(|ts| ts.split_once('>'))
+                    .map(|(_, rest)| unescape(rest.split("</tspan>").next().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    }
+
+    /// The x labels the issue names as categories: the lazy-init and high-water-mark
+    /// steps, 1 vs 2 threads, nice levels, fsync on tmpfs vs disk.
+    const CATEGORY_AXES: [&str; 4] = ["step", "threads", "nice level", "file system"];
+
+    /// Every report has a series and its section a plot; every series is named in a
+    /// plot's legend, drawn as bars when its axis is categories (a bar per value, with
+    /// its label) and as a line otherwise; no plot has more lines than its legend names.
+    fn assert_plotted(page: &str, reports: &[LabReport]) {
+        for r in reports {
+            let slug = r.concept.slug();
+            assert!(!r.series.is_empty(), "{slug}: the lab recorded no series");
+            let plots = section_plots(page, slug);
+            assert!(!plots.is_empty(), "{slug}: no plot in its section");
+            for p in &plots {
+                let (lines, named) = (p.matches("<polyline").count(), legend_names(p).len());
+                assert!(
+                    lines <= named,
+                    "{slug}: {lines} lines under {named} legend entries"
+                );
+            }
+            for s in &r.series {
+                let name = s.name.split_whitespace().collect::<Vec<_>>().join(" ");
+                let svg = plots
+                    .iter()
+                    .find(|p| legend_names(p).contains(&name))
+                    .unwrap_or_else(|| panic!("{slug}: {name:?} is named in no legend"));
+                match &s.axis {
+                    Axis::Categories(labels) => {
+                        assert!(
+                            !svg.contains("<polyline"),
+                            "{slug}: {name}: categories joined by a line"
+                        );
+                        for p in s.points.iter().filter(|p| p[1].is_finite()) {
+                            let label = esc(&labels[p[0] as usize]);
+                            assert!(
+                                svg.contains(&format!("<title>{label}: ")),
+                                "{slug}: {name}: no bar for {label}"
+                            );
+                        }
+                    }
+                    _ => {
+                        assert!(
+                            !CATEGORY_AXES.contains(&s.x.as_str()),
+                            "{slug}: {name}: {} are categories, drawn as a line",
+                            s.x
+                        );
+                        assert!(
+                            !svg.contains("<title>"),
+                            "{slug}: {name}: a line drawn as bars"
+                        );
+                        let finite = s
+                            .points
+                            .iter()
+                            .filter(|p| p[0].is_finite() && p[1].is_finite())
+                            .count();
+                        assert!(
+                            finite < 2 || svg.contains("<polyline"),
+                            "{slug}: {name}: {finite} points and no line"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// issue 19: every concept has a plot of the kind its data is, on the series of a
+    /// recorded quick tour (`tests/fixtures/tour-quick-series.json`: each lab report's
+    /// concept and series, from `syslens tour --quick --json` on the dev VM).
+    #[test]
+    fn issue_19_every_concept_has_a_plot_of_its_kind_in_the_report() {
+        #[derive(serde::Deserialize)]
+        struct Recorded {
+            concept: String,
+            series: Vec<Series>,
+        }
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/tour-quick-series.json"
+        );
+        let recorded: Vec<Recorded> =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let host = host();
+        let reports: Vec<LabReport> = recorded
+            .into_iter()
+            .map(|rec| {
+                let id = ConceptId::from_slug(&rec.concept).expect("a concept");
+                let mut r = LabReport::new(id, host.clone());
+                r.series = rec.series;
+                r
+            })
+            .collect();
+        let ids: Vec<ConceptId> = reports.iter().map(|r| r.concept).collect();
+        let all: Vec<ConceptId> = CONCEPTS.iter().map(|c| c.id).collect();
+        assert_eq!(ids, all, "a report per concept, in catalogue order");
+        let page = report(&host, &reports, &[], "2026-12-04", None);
+        assert_plotted(&page, &reports);
+        // The issue's categories are there, as bars.
+        for (slug, x) in [
+            ("lazy-init", "step"),
+            ("high-water-mark", "step"),
+            ("scheduling", "nice level"),
+            ("locking", "threads"),
+            ("storage", "file system"),
+        ] {
+            let r = &reports[ConceptId::from_slug(slug).unwrap() as usize];
+            assert!(
+                r.series
+                    .iter()
+                    .any(|s| s.x == x && matches!(s.axis, Axis::Categories(_))),
+                "{slug}: no bars over {x}"
+            );
+        }
+    }
+
+    /// issue 19: the buddy plot shows every zone, Normal included, before and while
+    /// the memory was held (one bar group per zone), the zone that lost memory per
+    /// order, and the allocator model on axes of its own, never beside measured data.
+    #[test]
+    fn issue_19_the_buddy_plot_has_a_group_per_zone_and_the_model_apart() {
+        use crate::concepts::slab_buddy::lab::{analyze, Measured};
+        use syslens_probe::system::BuddyZone;
+        let zone = |zone: &str, blocks: u64| BuddyZone {
+            node: 0,
+            zone: zone.into(),
+            free_blocks: vec![blocks; 11],
+        };
+        let mut model_after_free = vec![0; 11];
+        model_after_free[10] = 1;
+        let m = Measured {
+            names: 1000,
+            on_disk: true,
+            held_bytes: 64 << 20,
+            zones_before: vec![zone("DMA", 1), zone("DMA32", 700), zone("Normal", 900)],
+            zones_held: vec![zone("DMA", 1), zone("DMA32", 690), zone("Normal", 800)],
+            model_after_workload: vec![4, 3, 2, 1, 0, 0, 0, 0, 0, 1, 0],
+            model_after_free,
+            ..Measured::default()
+        };
+        let mut r = LabReport::new(ConceptId::SlabBuddy, host());
+        analyze(&m, &mut r);
+        let page = report(&host(), std::slice::from_ref(&r), &[], "2026-12-04", None);
+        assert_plotted(&page, std::slice::from_ref(&r));
+        let plots = section_plots(&page, "slab-buddy");
+        let by_zone: Vec<&&str> = plots
+            .iter()
+            .filter(|p| {
+                legend_names(p)
+                    .iter()
+                    .any(|n| n.starts_with("free memory per zone"))
+            })
+            .collect();
+        assert_eq!(by_zone.len(), 1, "before and while held in one plot");
+        for z in ["DMA", "DMA32", "Normal"] {
+            assert_eq!(
+                by_zone[0].matches(&format!("<title>node 0 {z}: ")).count(),
+                2,
+                "{z}: a bar before and one while held"
+            );
+        }
+        let names: Vec<Vec<String>> = plots.iter().map(|p| legend_names(p)).collect();
+        assert!(
+            names.contains(&vec![
+                "node 0 Normal before (measured)".to_owned(),
+                "node 0 Normal while held (measured)".to_owned()
+            ]),
+            "the zone that lost memory, per order: {names:?}"
+        );
+        for n in &names {
+            let measured = n.iter().any(|n| n.contains("(measured"));
+            let model = n.iter().any(|n| n.starts_with("model:"));
+            assert!(
+                measured != model,
+                "measured and model data on one axis: {n:?}"
+            );
+        }
+        assert!(
+            names
+                .iter()
+                .any(|n| n.len() == 2 && n.iter().all(|n| n.starts_with("model:"))),
+            "{names:?}"
+        );
+    }
 }

@@ -3,15 +3,49 @@
 
 use std::io::{self, Write};
 
-use super::{width, wrap, Style};
+use super::{display_width, plain, width, wrap, wrap_hanging, Style};
 use crate::commands::learn::{Graded, Plan, ProgressRow};
 use crate::learn::{trim, Asked, Exercise, ExerciseOutcome, Given, Verdict};
 
-fn para(out: &mut dyn Write, indent: &str, text: &str) -> io::Result<()> {
+/// `text` wrapped to the width after `indent`, each line styled by `paint` once
+/// wrapped (a painted text would be wrapped with its escapes shown, `\x1b[2m`).
+fn para(
+    out: &mut dyn Write,
+    indent: &str,
+    text: &str,
+    paint: impl Fn(&str) -> String,
+) -> io::Result<()> {
     let w = width();
     for line in text.lines() {
-        for l in wrap(line, w.saturating_sub(indent.len())) {
-            writeln!(out, "{indent}{l}")?;
+        for l in wrap(line, w.saturating_sub(display_width(indent))) {
+            writeln!(out, "{indent}{}", paint(&l))?;
+        }
+    }
+    Ok(())
+}
+
+/// `mark` (`plain_mark` painted by `paint`) then `sep` and `text`, wrapped to the width
+/// after `lead`; the text's further lines two columns deeper than `lead`.
+fn marked(
+    out: &mut dyn Write,
+    lead: &str,
+    plain_mark: &str,
+    paint: impl Fn(&str) -> String,
+    sep: &str,
+    text: &str,
+) -> io::Result<()> {
+    let w = width();
+    let hang = format!("{lead}  ");
+    let first = w.saturating_sub(display_width(lead) + display_width(plain_mark) + sep.len());
+    let lines = wrap_hanging(text, first, w.saturating_sub(hang.len()));
+    let mark = paint(plain_mark);
+    match lines.split_first() {
+        None => writeln!(out, "{lead}{mark}")?,
+        Some((head, rest)) => {
+            writeln!(out, "{lead}{mark}{sep}{head}")?;
+            for l in rest {
+                writeln!(out, "{hang}{l}")?;
+            }
         }
     }
     Ok(())
@@ -49,16 +83,23 @@ fn again(plan_concept: &str, seed: Option<u64>) -> String {
 
 /// The lesson's header, setup and parameters.
 pub fn plan(out: &mut dyn Write, p: &Plan, style: &Style) -> io::Result<()> {
-    writeln!(out, "{}", style.heading(&format!("learn: {}", p.title)))?;
-    writeln!(out, "{}", style.dim(&again(p.concept, p.seed)))?;
+    para(out, "", &format!("learn: {}", p.title), |l| {
+        style.heading(l)
+    })?;
+    para(out, "", &again(p.concept, p.seed), |l| style.dim(l))?;
     writeln!(out)?;
-    para(out, "", p.setup)?;
+    para(out, "", p.setup, plain)?;
     let params: Vec<String> = p
         .params
         .iter()
         .map(|q| format!("{} {}", q.key, q.shown))
         .collect();
-    para(out, "", &format!("Parameters: {}.", params.join(", ")))?;
+    para(
+        out,
+        "",
+        &format!("Parameters: {}.", params.join(", ")),
+        plain,
+    )?;
     writeln!(out)
 }
 
@@ -67,7 +108,7 @@ pub fn question(out: &mut dyn Write, n: usize, q: &Asked) -> io::Result<()> {
     item(out, n, &q.text)?;
     if let Some(options) = q.options {
         for o in options {
-            para(out, "   ", &format!("{}) {}", o.id, o.text))?;
+            para(out, "   ", &format!("{}) {}", o.id, o.text), plain)?;
         }
     }
     if let (Some(unit), Some(tol)) = (q.unit, &q.tolerance_text) {
@@ -78,6 +119,7 @@ pub fn question(out: &mut dyn Write, n: usize, q: &Asked) -> io::Result<()> {
                 "(a number, in {}; right {tol} of what the lab measures)",
                 in_unit(unit)
             ),
+            plain,
         )?;
     }
     Ok(())
@@ -109,11 +151,6 @@ fn given(g: &Given, unit: Option<&str>) -> String {
 }
 
 fn verdict(out: &mut dyn Write, n: usize, v: &Verdict, style: &Style) -> io::Result<()> {
-    let mark = match v.correct {
-        Some(true) => style.good("right"),
-        Some(false) => style.bad("wrong"),
-        None => style.warn("not graded"),
-    };
     item(out, n, &v.question)?;
     let answer = v
         .answer
@@ -133,10 +170,12 @@ fn verdict(out: &mut dyn Write, n: usize, v: &Verdict, style: &Style) -> io::Res
             v.unmeasured.as_deref().unwrap_or("no reason given")
         ),
     };
-    writeln!(
-        out,
-        "   {mark}: you said {answer}; the lab measured {measured}"
-    )?;
+    let said = format!("you said {answer}; the lab measured {measured}");
+    match v.correct {
+        Some(true) => marked(out, "   ", "right", |l| style.good(l), ": ", &said)?,
+        Some(false) => marked(out, "   ", "wrong", |l| style.bad(l), ": ", &said)?,
+        None => marked(out, "   ", "not graded", |l| style.warn(l), ": ", &said)?,
+    }
     if let Some([lo, hi]) = v.accepted {
         writeln!(
             out,
@@ -145,9 +184,11 @@ fn verdict(out: &mut dyn Write, n: usize, v: &Verdict, style: &Style) -> io::Res
         )?;
     }
     if let Some(m) = &v.measured {
-        para(out, "   ", &style.dim(&format!("from {}", m.evidence)))?;
+        para(out, "   ", &format!("from {}", m.evidence), |l| {
+            style.dim(l)
+        })?;
     }
-    para(out, "   ", &v.explanation)
+    para(out, "   ", &v.explanation, plain)
 }
 
 /// The verdicts of a graded run.
@@ -162,29 +203,25 @@ pub fn graded(out: &mut dyn Write, g: &Graded, style: &Style) -> io::Result<()> 
     if ungraded > 0 {
         line.push_str(&format!("; {ungraded} not graded on this host"));
     }
-    writeln!(
-        out,
-        "{}   {}",
-        style.heading(&line),
-        style.dim(&again(g.concept, g.seed))
-    )?;
+    let again = again(g.concept, g.seed);
+    if display_width(&line) + 3 + display_width(&again) <= width() {
+        writeln!(out, "{}   {}", style.heading(&line), style.dim(&again))?;
+    } else {
+        // Too long for one line: how to ask again goes below.
+        writeln!(out, "{}", style.heading(&line))?;
+        para(out, "", &again, |l| style.dim(l))?;
+    }
     for why in &g.skipped_claims {
-        para(
-            out,
-            "",
-            &style.dim(&format!("not checked on this host: {why}")),
-        )?;
+        let why = format!("not checked on this host: {why}");
+        para(out, "", &why, |l| style.dim(l))?;
     }
     if !g.failed_claims.is_empty() {
-        para(
-            out,
-            "",
-            &style.warn(&format!(
-                "the lab's own claims that failed on this run: {} (syslens lab {} shows why)",
-                g.failed_claims.join("; "),
-                g.concept
-            )),
-        )?;
+        let failed = format!(
+            "the lab's own claims that failed on this run: {} (syslens lab {} shows why)",
+            g.failed_claims.join("; "),
+            g.concept
+        );
+        para(out, "", &failed, |l| style.warn(l))?;
     }
     Ok(())
 }
@@ -196,27 +233,32 @@ pub fn exercise_goal(
     ex: &Exercise,
     style: &Style,
 ) -> io::Result<()> {
-    writeln!(out, "{}", style.heading(&format!("exercise: {}", ex.goal)))?;
-    para(out, "", &format!("Hint: {}", ex.hint))?;
+    para(out, "", &format!("exercise: {}", ex.goal), |l| {
+        style.heading(l)
+    })?;
+    para(out, "", &format!("Hint: {}", ex.hint), plain)?;
     para(
         out,
         "",
         &format!(
             "Change parameters with --set KEY=VALUE (syslens lab {concept} --params lists them and their ranges), e.g. syslens learn {concept} --exercise --set KEY=VALUE"
         ),
+        plain,
     )
 }
 
 /// How an exercise attempt went.
 pub fn exercise_outcome(out: &mut dyn Write, o: &ExerciseOutcome, style: &Style) -> io::Result<()> {
-    writeln!(out, "{}", style.heading(&format!("exercise: {}", o.goal)))?;
-    let mark = match o.reached {
-        Some(true) => style.good("flipped"),
-        Some(false) => style.bad("not yet"),
-        None => style.warn("not measured"),
-    };
-    writeln!(out, "{mark} with {}: {}", o.sets.join(" "), o.measured)?;
-    para(out, "", o.explanation)
+    para(out, "", &format!("exercise: {}", o.goal), |l| {
+        style.heading(l)
+    })?;
+    let with = format!("with {}: {}", o.sets.join(" "), o.measured);
+    match o.reached {
+        Some(true) => marked(out, "", "flipped", |l| style.good(l), " ", &with)?,
+        Some(false) => marked(out, "", "not yet", |l| style.bad(l), " ", &with)?,
+        None => marked(out, "", "not measured", |l| style.warn(l), " ", &with)?,
+    }
+    para(out, "", o.explanation, plain)
 }
 
 /// The progress table.
