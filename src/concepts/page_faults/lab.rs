@@ -543,6 +543,43 @@ mod tests {
         // The three random passes and the one readahead pass at 50%.
         let why = format!("{:?}", r.checks[2]);
         assert!(why.contains("(4 void trials)"), "{why}");
+        let void = |r: &LabReport| {
+            r.notes
+                .iter()
+                .filter(|n| n.contains("void"))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            void(&r),
+            ["4 file trial(s) void: the file stayed more than 1% cached after eviction"]
+        );
+        let r = crate::lab::report::analyzed(ConceptId::PageFaults, &good(), analyze);
+        assert!(void(&r).is_empty(), "{:?}", r.notes);
+    }
+
+    /// The huge-page figure is there only with huge-page passes, and the counted
+    /// passes' getrusage total is minor plus major faults (issue 23: a deleted `!` and
+    /// `+` as `-` survived a full run over this analysis).
+    #[test]
+    fn issue_23_the_huge_page_figure_and_the_counted_total() {
+        let huge = |m: &Measured| {
+            crate::lab::report::analyzed(ConceptId::PageFaults, m, analyze)
+                .metrics
+                .iter()
+                .find(|x| x.name == "faults per 4 KiB page with MADV_HUGEPAGE")
+                .map(|x| x.summary.median)
+        };
+        assert_eq!(huge(&good()), Some(8.0 / 4096.0));
+        let mut m = good();
+        m.huge.clear();
+        assert_eq!(huge(&m), None);
+        // Half of each counted pass's faults major: the tracepoint sees them all.
+        let mut m = good();
+        for p in &mut m.counted {
+            (p.minflt, p.majflt) = (2048, 2048);
+        }
+        assert_eq!(statuses(&m)[4], Status::Passed);
     }
 
     #[test]
