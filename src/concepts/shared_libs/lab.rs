@@ -453,6 +453,26 @@ mod tests {
         assert_eq!(statuses(&m)[1], Status::Failed);
     }
 
+    /// Unreadable maps are noted only when there were some (issue 23: `> 0` as `>=`,
+    /// `==` and `<` survived a full run over this analysis).
+    #[test]
+    fn issue_23_unreadable_maps_are_noted_only_when_there_were_some() {
+        let notes = |unreadable: u64| {
+            let mut m = good();
+            m.maps_unreadable = unreadable;
+            crate::lab::report::analyzed(ConceptId::SharedLibs, &m, analyze)
+                .notes
+                .into_iter()
+                .filter(|n| n.contains("unreadable"))
+                .collect::<Vec<_>>()
+        };
+        assert!(notes(0).is_empty());
+        assert_eq!(
+            notes(3),
+            ["3 processes' maps were unreadable (permission): the libc count covers the rest"]
+        );
+    }
+
     /// libc's Rss and Pss bars are in KiB (issue 23: `/` as `%` survived).
     #[test]
     fn issue_23_the_libc_bars_are_in_kib() {

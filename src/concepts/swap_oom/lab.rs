@@ -651,6 +651,23 @@ mod tests {
         assert_eq!(statuses(&m)[5], Status::Failed);
     }
 
+    /// The children's fates as evidence flags (issue 23: a deleted `!` survived).
+    #[test]
+    fn issue_23_the_childrens_fates_are_flagged() {
+        let flags = |m: &Measured| {
+            let r = crate::lab::report::analyzed(ConceptId::SwapOom, m, analyze);
+            r.evidence
+                .iter()
+                .filter(|e| e.source == "the lab's children")
+                .map(|e| e.after)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(flags(&good()), [1.0, 1.0, 0.0]);
+        let mut m = good();
+        (m.plain_survived, m.raised_status) = (false, "exit 0".into());
+        assert_eq!(flags(&m), [1.0, 0.0, 1.0]);
+    }
+
     /// Each swap figure either side of zero, and the bars in MiB (issue 23: `pswpout >
     /// 0` as `>= 0` and `/` as `%` in the bars survived a mutation run).
     #[test]
