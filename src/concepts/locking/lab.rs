@@ -5,6 +5,7 @@
 //! asleep in futex on the two lock words, no progress) and kills the child. A flock
 //! held by one process and awaited by another shows in /proc/locks.
 
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
@@ -22,6 +23,7 @@ use crate::lab::params::{Max, ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{Axis, Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
+use crate::lab::stats::{Adaptive, Stop};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 /// The locking lab: its parameters, the parent side (`run`) and the child roles.
@@ -35,7 +37,7 @@ pub static LAB: LabDef = LabDef {
     child,
 };
 
-static PARAMS: [ParamSpec; 5] = [
+static PARAMS: [ParamSpec; 6] = [
     // About 0.4 ms alone, a few ms when the two threads contend for the cache line.
     ParamSpec::int(
         "race_increments",
@@ -60,6 +62,7 @@ static PARAMS: [ParamSpec; 5] = [
     )
     .at_most(Max::CpusTimes(4)),
     ParamSpec::trials("race attempts that ran together, and timed runs", 7, 5),
+    ParamSpec::budget(1000, 300),
     ParamSpec::choice(
         "race_cpus",
         "where the two racing threads run: any CPU the scheduler picks, or both pinned to one",
@@ -74,6 +77,7 @@ fn settings(p: &ParamValues) -> Result<RaceParams, ParamError> {
         n: p.count("increments")?,
         threads: p.count("threads")?,
         trials: p.count("trials")? as usize,
+        budget_ms: p.millis("budget_ms")?.as_millis() as u64,
         one_cpu: p.choice("race_cpus")? == "one",
     })
 }
@@ -98,6 +102,9 @@ struct RaceParams {
     n: u64,
     threads: u64,
     trials: usize,
+    /// Time budget of the timed runs' adaptive trials (ms; 0: exactly `trials`); the
+    /// race attempts keep their own rule ([`RACE_BUDGET`]).
+    budget_ms: u64,
     /// Pin both racing threads to CPU 0.
     one_cpu: bool,
 }
@@ -143,6 +150,10 @@ pub struct Counters {
     pub spin_ns: Vec<[f64; 2]>,
     /// ns per atomic fetch_add: [threads, ns] per trial.
     pub atomic_ns: Vec<[f64; 2]>,
+    /// How the adaptive trials of the timed runs ended (they watch the mutex at the
+    /// most threads; each trial times every lock at 1 thread and at the most).
+    #[serde(default)]
+    pub timed_stop: Option<Stop>,
 }
 
 /// Everything the locking lab measured, as `analyze` judges it.
@@ -171,7 +182,8 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
         ..Measured::default()
     };
     let mut c = ctx.spawn(ConceptId::Locking, "race", &params)?;
-    m.counters = c.expect("counters", WATCHDOG)?;
+    let budget = Duration::from_millis(params.budget_ms);
+    m.counters = c.expect("counters", WATCHDOG + budget)?;
     c.wait(WATCHDOG)?;
 
     let mut c = ctx.spawn(ConceptId::Locking, "deadlock", &())?;
@@ -344,6 +356,16 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         .map(|t| 1.0 - *t as f64 / expected.max(1) as f64)
         .collect();
     report.metric("updates lost by the racy counter", "ratio", &lost);
+    let most = c.mutex_ns.iter().map(|p| p[0]).fold(1.0, f64::max);
+    let timed = c.mutex_ns.iter().filter(|p| p[0] == most).count();
+    if let Some(note) = c.timed_stop.and_then(|s| {
+        s.note(
+            &format!("mutex, {most:.0} thread(s) (every lock timed at 1 and {most:.0} per trial)"),
+            timed,
+        )
+    }) {
+        report.note(note);
+    }
     let locks = [
         ("mutex", &c.mutex_ns),
         ("spinlock", &c.spin_ns),
@@ -570,6 +592,64 @@ fn in_threads(threads: u64, f: impl Fn() + Sync) -> Duration {
     start.get().map_or(Duration::ZERO, Instant::elapsed)
 }
 
+/// The timed runs: ns per increment, [threads, ns] per run, and how the trials ended.
+struct Timed {
+    mutex: Vec<[f64; 2]>,
+    spin: Vec<[f64; 2]>,
+    atomic: Vec<[f64; 2]>,
+    stop: Stop,
+}
+
+/// A mutex, a spinlock and an atomic fetch_add, `n` increments per thread on 1 thread
+/// and on `most`, per trial, trials as `plan` says (the mutex on `most` threads drives
+/// the rule, the headline of the lab).
+fn timed_runs(plan: &Adaptive, n: u64, most: u64) -> Timed {
+    let (mut mutex, mut spin, mut atomic) = (Vec::new(), Vec::new(), Vec::new());
+    let run = plan.run(Adaptive::clock(), |kept| -> Result<f64, Infallible> {
+        let mut headline = 0.0;
+        for threads in [1, most] {
+            let per = |d: Duration| d.as_nanos() as f64 / (n * threads) as f64;
+            let m = Mutex::new(0u64);
+            let mutex_ns = per(in_threads(threads, || {
+                (0..n).for_each(|_| {
+                    if let Ok(mut g) = m.lock() {
+                        *g += 1
+                    }
+                })
+            }));
+            let s = SpinLock::default();
+            let v = AtomicU64::new(0);
+            let spin_ns = per(in_threads(threads, || {
+                (0..n).for_each(|_| {
+                    s.with(|| {
+                        v.fetch_add(1, Ordering::Relaxed);
+                    })
+                })
+            }));
+            let a = AtomicU64::new(0);
+            let atomic_ns = per(in_threads(threads, || {
+                (0..n).for_each(|_| {
+                    a.fetch_add(1, Ordering::Relaxed);
+                })
+            }));
+            if kept {
+                mutex.push([threads as f64, mutex_ns]);
+                spin.push([threads as f64, spin_ns]);
+                atomic.push([threads as f64, atomic_ns]);
+            }
+            headline = mutex_ns;
+        }
+        Ok(headline)
+    });
+    let (_, stop) = run.unwrap_or_else(|never| match never {});
+    Timed {
+        mutex,
+        spin,
+        atomic,
+        stop,
+    }
+}
+
 fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     match role {
@@ -579,6 +659,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
                 n,
                 threads: most,
                 trials,
+                budget_ms,
                 one_cpu,
             } = params.decode()?;
             let mut c = Counters {
@@ -612,42 +693,12 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
                     }
                 });
                 c.mutex.push(locked.into_inner().unwrap_or(0));
-                for threads in [1, most] {
-                    let per = |d: Duration| d.as_nanos() as f64 / (n * threads) as f64;
-                    let m = Mutex::new(0u64);
-                    c.mutex_ns.push([
-                        threads as f64,
-                        per(in_threads(threads, || {
-                            (0..n).for_each(|_| {
-                                if let Ok(mut g) = m.lock() {
-                                    *g += 1
-                                }
-                            })
-                        })),
-                    ]);
-                    let s = SpinLock::default();
-                    let v = AtomicU64::new(0);
-                    c.spin_ns.push([
-                        threads as f64,
-                        per(in_threads(threads, || {
-                            (0..n).for_each(|_| {
-                                s.with(|| {
-                                    v.fetch_add(1, Ordering::Relaxed);
-                                })
-                            })
-                        })),
-                    ]);
-                    let a = AtomicU64::new(0);
-                    c.atomic_ns.push([
-                        threads as f64,
-                        per(in_threads(threads, || {
-                            (0..n).for_each(|_| {
-                                a.fetch_add(1, Ordering::Relaxed);
-                            })
-                        })),
-                    ]);
-                }
             }
+            // No warm-up, as before: each run starts its threads afresh.
+            let plan = Adaptive::new(0, trials, Duration::from_millis(budget_ms));
+            let timed = timed_runs(&plan, n, most);
+            (c.mutex_ns, c.spin_ns, c.atomic_ns) = (timed.mutex, timed.spin, timed.atomic);
+            c.timed_stop = Some(timed.stop);
             link.send("counters", c).map_err(io)
         }
         "deadlock" => {
@@ -725,6 +776,7 @@ mod tests {
                 mutex_ns: vec![[1.0, 13.0], [2.0, 22.0]],
                 spin_ns: vec![[1.0, 9.0], [2.0, 67.0]],
                 atomic_ns: vec![[1.0, 4.5], [2.0, 29.0]],
+                timed_stop: None,
             },
             deadlock_detected_after: Some(0.06),
             deadlock_evidence: "tid 1: S, futex(0x1); tid 2: S, futex(0x2)".into(),
@@ -789,6 +841,48 @@ mod tests {
         };
         assert!(!notes(true).iter().any(|n| n == note));
         assert!(notes(false).iter().any(|n| n == note));
+    }
+
+    /// issue 20: the timed runs take adaptive trials, and a budget that ran out is named
+    /// in the notes with its interval.
+    #[test]
+    fn issue_20_a_lock_timing_series_whose_budget_ran_out_is_named_in_the_notes() {
+        let budget = |stop: Option<Stop>| -> Vec<String> {
+            let mut m = good();
+            m.counters.timed_stop = stop;
+            let r = crate::lab::report::analyzed(ConceptId::Locking, &m, analyze);
+            r.notes
+                .into_iter()
+                .filter(|n| n.contains("time budget"))
+                .collect()
+        };
+        let notes = budget(Some(Stop::Budget {
+            half_rel: Some(0.31),
+        }));
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].starts_with(
+                "mutex, 2 thread(s) (every lock timed at 1 and 2 per trial): the time budget ran out after 1 trials with the median's 95% interval at +/-31.0%"
+            ),
+            "{}",
+            notes[0]
+        );
+        for quiet in [None, Some(Stop::Converged), Some(Stop::Fixed)] {
+            assert!(budget(quiet).is_empty(), "{quiet:?}");
+        }
+    }
+
+    /// issue 20: a budget of 0 takes exactly `trials` timed runs of each lock at each
+    /// thread count.
+    #[test]
+    fn issue_20_timed_runs_with_no_budget_take_exactly_the_trials() {
+        let t = timed_runs(&Adaptive::new(0, 3, Duration::ZERO), 1000, 2);
+        assert_eq!(t.stop, Stop::Fixed);
+        for runs in [&t.mutex, &t.spin, &t.atomic] {
+            let threads: Vec<f64> = runs.iter().map(|p| p[0]).collect();
+            assert_eq!(threads, [1.0, 2.0, 1.0, 2.0, 1.0, 2.0]);
+            assert!(runs.iter().all(|p| p[1] > 0.0), "{runs:?}");
+        }
     }
 
     #[test]

@@ -5,7 +5,8 @@
 
 use std::io::Read;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +17,7 @@ use crate::lab::params::{Max, ParamError, ParamSpec, ParamValues, Value};
 use crate::lab::report::{mib, Axis, Check, LabReport};
 use crate::lab::sandbox::{wait_forked, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
+use crate::lab::stats::{Adaptive, Stop};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 /// The mmap lab: its parameters, the parent side (`run`) and the child role.
@@ -32,7 +34,7 @@ pub static LAB: LabDef = LabDef {
     child,
 };
 
-static PARAMS: [ParamSpec; 3] = [
+static PARAMS: [ParamSpec; 4] = [
     ParamSpec::bytes(
         "size",
         "the cached file read with read(2) and through mmap",
@@ -49,15 +51,21 @@ static PARAMS: [ParamSpec; 3] = [
     .at_least(512)
     .at_most(Max::Fixed(Value::Int(64 << 20))),
     ParamSpec::trials("timed reads of each kind", 11, 5),
+    ParamSpec::budget(1000, 300),
 ];
 
-fn settings(p: &ParamValues) -> Result<(u64, u64, usize), ParamError> {
+/// (size, read buffer, trials, budget of the adaptive trials in ms).
+fn settings(p: &ParamValues) -> Result<(u64, u64, usize, u64), ParamError> {
     Ok((
         p.bytes("size")?,
         p.bytes("read_buffer")?,
         p.count("trials")? as usize,
+        p.millis("budget_ms")?.as_millis() as u64,
     ))
 }
+
+/// Untimed rounds of each kind first (the first also brings the file into the cache).
+const WARMUP: usize = 1;
 
 /// The bytes the writer stores, distinct from the file's fill byte (0x5a).
 const SHARED_MARK: u8 = 0x42;
@@ -70,6 +78,8 @@ struct MmapParams {
     size: u64,
     read_buffer: u64,
     trials: usize,
+    /// Time budget of the adaptive trials (ms; 0: exactly `trials`).
+    budget_ms: u64,
     dir: PathBuf,
 }
 
@@ -97,10 +107,14 @@ pub struct Measured {
     pub rss_grow_plain: u64,
     /// Rss growth (bytes) from mapping it with MAP_POPULATE.
     pub rss_grow_populate: u64,
+    /// How the adaptive trials ended (they watch the read(2) series; each trial times
+    /// both kinds).
+    #[serde(default)]
+    pub stop: Option<Stop>,
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
-    let (size, read_buffer, trials) = settings(&ctx.params)?;
+    let (size, read_buffer, trials, budget_ms) = settings(&ctx.params)?;
     let dir = ScratchDir::new(Backing::Persistent).map_err(LabError::io("scratch directory"))?;
     let jail = ctx.memory_jail(size * 2, report)?;
     let mut c = ctx.spawn_in(
@@ -111,6 +125,7 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
             size,
             read_buffer,
             trials,
+            budget_ms,
             dir: dir.path().to_owned(),
         },
     )?;
@@ -219,6 +234,12 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
         mib(m.rss_grow_plain as f64),
         mib(m.rss_grow_populate as f64)
     ));
+    if let Some(note) = m
+        .stop
+        .and_then(|s| s.note("sequential read(2) and mmap, per trial", m.read_mbps.len()))
+    {
+        report.note(note);
+    }
 }
 
 fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
@@ -229,23 +250,56 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
         size,
         read_buffer,
         trials,
+        budget_ms,
         dir,
     } = params.decode()?;
     let size = size as usize;
     let io = |e: std::io::Error| e.to_string();
     let path = dir.join("mmap.dat");
     let file = write_file(&path, size).map_err(io)?;
-    let mut meter = SystemMeter::new();
+    // The clock alone: the timed reads need no perf counter, and an open one would
+    // cost every fault of the mapped pass (see the README's accuracy paragraph).
+    let mut meter = SystemMeter::without_perf();
+    let plan = Adaptive::new(WARMUP, trials, Duration::from_millis(budget_ms));
+    let (read_mbps, mmap_mbps, stop) =
+        throughputs(&mut meter, &plan, &path, &file, size, read_buffer as usize).map_err(io)?;
     let mut m = Measured {
         size: size as u64,
+        read_mbps,
+        mmap_mbps,
+        stop: Some(stop),
         ..Measured::default()
     };
-    let mut buf = vec![0u8; read_buffer as usize];
+    shared_vs_private(&file, &mut m).map_err(io)?;
+    let before = self_rss().map_err(io)?;
+    let plain = Region::file(&file, size, true, false).map_err(io)?;
+    m.rss_grow_plain = self_rss().map_err(io)?.saturating_sub(before);
+    drop(plain);
+    let before = self_rss().map_err(io)?;
+    let populated = Region::file(&file, size, true, true).map_err(io)?;
+    m.rss_grow_populate = self_rss().map_err(io)?.saturating_sub(before);
+    drop(populated);
+    link.send("measured", &m).map_err(io)
+}
+
+/// MB/s of reading `path` (`size` bytes, also open as `file`) with read(2) into a
+/// `read_buffer`, and of summing it through a fresh mapping, per trial, trials as `plan`
+/// says: the read(2) series drives the rule, each trial times both kinds. The two
+/// passes must see the same bytes.
+fn throughputs(
+    meter: &mut SystemMeter,
+    plan: &Adaptive,
+    path: &Path,
+    file: &std::fs::File,
+    size: usize,
+    read_buffer: usize,
+) -> std::io::Result<(Vec<f64>, Vec<f64>, Stop)> {
+    let mut buf = vec![0u8; read_buffer];
     let mb = |ns: u64| size as f64 / 1e6 / (ns as f64 / 1e9);
-    // The first round of each is warm-up (it also brings the file into the cache).
-    for t in 0..=trials {
-        let (rt, sum_read) = trial(&mut meter, || -> std::io::Result<u64> {
-            let mut f = std::fs::File::open(&path)?;
+    let mut mmap_mbps = Vec::new();
+    let (read_mbps, stop) = plan.run(Adaptive::clock(), |kept| -> std::io::Result<f64> {
+        let (rt, sum_read) = trial(meter, || -> std::io::Result<u64> {
+            let mut f = std::fs::File::open(path)?;
             let mut sum = 0u64;
             loop {
                 let n = f.read(&mut buf)?;
@@ -257,28 +311,19 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
                 });
             }
         });
-        let (mt, sum_map) = trial(&mut meter, || -> std::io::Result<u64> {
-            let r = Region::file(&file, size, true, false)?;
+        let (mt, sum_map) = trial(meter, || -> std::io::Result<u64> {
+            let r = Region::file(file, size, true, false)?;
             Ok(r.sum_words())
         });
-        if sum_read.map_err(io)? != sum_map.map_err(io)? {
-            return Err("read() and mmap saw different bytes".into());
+        if sum_read? != sum_map? {
+            return Err(std::io::Error::other("read() and mmap saw different bytes"));
         }
-        if t > 0 {
-            m.read_mbps.push(mb(rt.ns));
-            m.mmap_mbps.push(mb(mt.ns));
+        if kept {
+            mmap_mbps.push(mb(mt.ns));
         }
-    }
-    shared_vs_private(&file, &mut m).map_err(io)?;
-    let before = self_rss().map_err(io)?;
-    let plain = Region::file(&file, size, true, false).map_err(io)?;
-    m.rss_grow_plain = self_rss().map_err(io)?.saturating_sub(before);
-    drop(plain);
-    let before = self_rss().map_err(io)?;
-    let populated = Region::file(&file, size, true, true).map_err(io)?;
-    m.rss_grow_populate = self_rss().map_err(io)?.saturating_sub(before);
-    drop(populated);
-    link.send("measured", &m).map_err(io)
+        Ok(mb(rt.ns))
+    })?;
+    Ok((read_mbps, mmap_mbps, stop))
 }
 
 /// Two processes map the same file: the forked observer maps it MAP_SHARED; this
@@ -350,11 +395,58 @@ mod tests {
             private_seen_by_writer: PRIVATE_MARK,
             rss_grow_plain: 0,
             rss_grow_populate: 64 << 20,
+            stop: None,
         }
     }
 
     fn statuses(m: &Measured) -> Vec<Status> {
         crate::lab::report::claim_statuses(ConceptId::Mmap, m, analyze)
+    }
+
+    /// issue 20: the timed reads take adaptive trials, and a budget that ran out is
+    /// named in the notes with its interval.
+    #[test]
+    fn issue_20_an_mmap_series_whose_budget_ran_out_is_named_in_the_notes() {
+        let budget = |stop: Option<Stop>| -> Vec<String> {
+            let m = Measured { stop, ..good() };
+            let r = crate::lab::report::analyzed(ConceptId::Mmap, &m, analyze);
+            r.notes
+                .into_iter()
+                .filter(|n| n.contains("time budget"))
+                .collect()
+        };
+        let notes = budget(Some(Stop::Budget {
+            half_rel: Some(0.123),
+        }));
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].starts_with(
+                "sequential read(2) and mmap, per trial: the time budget ran out after 3 trials with the median's 95% interval at +/-12.3%"
+            ),
+            "{}",
+            notes[0]
+        );
+        for quiet in [None, Some(Stop::Converged), Some(Stop::Fixed)] {
+            assert!(budget(quiet).is_empty(), "{quiet:?}");
+        }
+    }
+
+    /// issue 20: a budget of 0 takes exactly `trials` of each kind.
+    #[test]
+    fn issue_20_mmap_throughputs_with_no_budget_take_exactly_the_trials() {
+        let dir = ScratchDir::new(Backing::Memory).unwrap();
+        let path = dir.path().join("mmap.dat");
+        let size = 256 << 10;
+        let file = write_file(&path, size).unwrap();
+        let plan = Adaptive::new(WARMUP, 3, Duration::ZERO);
+        let mut meter = SystemMeter::without_perf();
+        let (read, mapped, stop) =
+            throughputs(&mut meter, &plan, &path, &file, size, 64 << 10).unwrap();
+        assert_eq!((read.len(), mapped.len(), stop), (3, 3, Stop::Fixed));
+        assert!(
+            read.iter().chain(&mapped).all(|x| *x > 0.0),
+            "{read:?} {mapped:?}"
+        );
     }
 
     #[test]

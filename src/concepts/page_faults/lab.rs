@@ -3,6 +3,7 @@
 //! takes major faults that wait for the disk, unless readahead brings neighbours in.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +15,7 @@ use crate::lab::report::{pct, pct_text, times_text, Axis, Check, Cmp, LabReport}
 use crate::lab::sandbox::{present, LabError, Link, Params};
 use crate::lab::scratch::{Backing, ScratchDir};
 use crate::lab::settings::{read_setting, THP_DEFRAG, THP_ENABLED};
+use crate::lab::stats::{Adaptive, Stop};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 /// The page-faults lab: its parameters, the parent side (`run`) and the child role.
@@ -27,7 +29,7 @@ pub static LAB: LabDef = LabDef {
     child,
 };
 
-static PARAMS: [ParamSpec; 3] = [
+static PARAMS: [ParamSpec; 5] = [
     ParamSpec::bytes(
         "anon",
         "the fresh anonymous memory touched per pass (with 4 KiB pages, then huge pages)",
@@ -42,15 +44,32 @@ static PARAMS: [ParamSpec; 3] = [
         4 << 20,
     ),
     ParamSpec::trials("passes of each kind", 5, 2),
+    ParamSpec::budget(1000, 300),
+    ParamSpec::millis(
+        "file_budget_ms",
+        "time budget of the file passes' adaptive trials (each evicts and reads the file from disk): more until the major fault's median 95% interval is within 5%; 0: exactly `trials`",
+        (3000, 1000),
+        (0, 60_000),
+    ),
 ];
 
-/// (anon bytes, file bytes, trials).
-fn settings(p: &ParamValues) -> Result<(u64, u64, usize), ParamError> {
-    Ok((
-        p.bytes("anon")?,
-        p.bytes("file")?,
-        p.count("trials")? as usize,
-    ))
+/// The lab's settings.
+struct Settings {
+    anon: u64,
+    file: u64,
+    trials: usize,
+    budget_ms: u64,
+    file_budget_ms: u64,
+}
+
+fn settings(p: &ParamValues) -> Result<Settings, ParamError> {
+    Ok(Settings {
+        anon: p.bytes("anon")?,
+        file: p.bytes("file")?,
+        trials: p.count("trials")? as usize,
+        budget_ms: p.millis("budget_ms")?.as_millis() as u64,
+        file_budget_ms: p.millis("file_budget_ms")?.as_millis() as u64,
+    })
 }
 
 /// A file's share of pages still cached after eviction above which a trial is void.
@@ -63,6 +82,10 @@ struct FaultsParams {
     anon: u64,
     file: u64,
     trials: usize,
+    /// Time budget of the anonymous passes' adaptive trials (ms; 0: exactly `trials`).
+    budget_ms: u64,
+    /// The same for the file passes.
+    file_budget_ms: u64,
     dir: PathBuf,
     thp: bool,
 }
@@ -138,10 +161,22 @@ pub struct Measured {
     /// Why the page-fault tracepoint was not counted (None: it was).
     #[serde(deserialize_with = "present")]
     pub tracepoint_note: Option<String>,
+    /// How the adaptive trials of the timed anonymous passes ended.
+    #[serde(default)]
+    pub anon_stop: Option<Stop>,
+    /// How the adaptive trials of the file passes ended.
+    #[serde(default)]
+    pub file_stop: Option<Stop>,
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
-    let (anon, file, trials) = settings(&ctx.params)?;
+    let Settings {
+        anon,
+        file,
+        trials,
+        budget_ms,
+        file_budget_ms,
+    } = settings(&ctx.params)?;
     let thp = report
         .setting(THP_ENABLED, read_setting(THP_ENABLED))
         .unwrap_or_else(|_| "unknown".into());
@@ -159,11 +194,14 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
             anon,
             file,
             trials,
+            budget_ms,
+            file_budget_ms,
             dir: dir.path().to_owned(),
             thp: thp != "never" && thp != "unknown",
         },
     )?;
-    let mut m: Measured = c.expect("passes", WATCHDOG * 4)?;
+    let budgets = Duration::from_millis(budget_ms + file_budget_ms);
+    let mut m: Measured = c.expect("passes", WATCHDOG * 4 + budgets)?;
     c.wait(WATCHDOG)?;
     m.thp = thp;
     m.thp_defrag = thp_defrag;
@@ -419,13 +457,30 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
     if let Some(n) = &m.perf_note {
         report.note(n.clone());
     }
+    for (what, n, stop) in [
+        (
+            "minor fault (anonymous first touch), per pass",
+            m.anon.len(),
+            m.anon_stop,
+        ),
+        (
+            "major fault (evicted file, MADV_RANDOM then readahead), per pass",
+            m.random.len(),
+            m.file_stop,
+        ),
+    ] {
+        if let Some(note) = stop.and_then(|s| s.note(what, n)) {
+            report.note(note);
+        }
+    }
 }
 
-/// The anonymous first-touch passes: `trials` timed ones (after one warm-up) with the
-/// clock and getrusage only, as many counted three ways and untimed (the perf counters
+/// The anonymous first-touch passes: timed ones with the clock and getrusage only,
+/// trials as `plan` says (the CPU time per minor fault drives the rule); along the
+/// first `plan.min` of them as many counted three ways and untimed (the perf counters
 /// exist only around those: see `Measured::counted`), and the MADV_HUGEPAGE ones when
 /// `thp`. The notes say why perf or the tracepoint was refused, if it was.
-fn anon_passes(bytes: usize, trials: usize, thp: bool) -> std::io::Result<Measured> {
+fn anon_passes(bytes: usize, plan: &Adaptive, thp: bool) -> std::io::Result<Measured> {
     let refused = SystemMeter::new();
     let mut m = Measured {
         perf_note: refused.perf_refused.clone(),
@@ -445,16 +500,55 @@ fn anon_passes(bytes: usize, trials: usize, thp: bool) -> std::io::Result<Measur
         let (pass, _) = trial(meter, || r.write_pages(1, r.pages(), 1));
         Ok(Pass::from(r.pages(), pass, 0.0))
     };
-    // Warm up once: the first faults of a run cost more than the later ones.
-    first_touch(&mut timer, false)?;
-    for _ in 0..trials {
-        m.anon.push(first_touch(&mut timer, false)?);
-        m.counted.push(first_touch(&mut SystemMeter::new(), false)?);
-        if thp {
-            m.huge.push(first_touch(&mut timer, true)?);
+    // The warm-up (ANON_WARMUP): the first faults of a run cost more than the later ones.
+    let (_, stop) = plan.run(Adaptive::clock(), |kept| -> std::io::Result<f64> {
+        let pass = first_touch(&mut timer, false)?;
+        if kept {
+            m.anon.push(pass);
+            if m.counted.len() < plan.min {
+                m.counted.push(first_touch(&mut SystemMeter::new(), false)?);
+                if thp {
+                    m.huge.push(first_touch(&mut timer, true)?);
+                }
+            }
         }
-    }
+        Ok(pass.cpu_ns as f64 / pass.minflt.max(1) as f64)
+    })?;
+    m.anon_stop = Some(stop);
     Ok(m)
+}
+
+/// Untimed anonymous passes first.
+const ANON_WARMUP: usize = 1;
+
+/// The file passes: evict `file` (`len` bytes), map it and read every page, with
+/// MADV_RANDOM then with the default readahead, per trial, trials as `plan` says (the
+/// MADV_RANDOM pass's wall time per major fault drives the rule; no warm-up: eviction
+/// makes every pass cold).
+fn file_passes(
+    timer: &mut SystemMeter,
+    plan: &Adaptive,
+    file: &std::fs::File,
+    len: usize,
+) -> std::io::Result<(Vec<Pass>, Vec<Pass>, Stop)> {
+    let (mut random, mut readahead) = (Vec::new(), Vec::new());
+    let (_, stop) = plan.run(Adaptive::clock(), |_| -> std::io::Result<f64> {
+        for (advice, out) in [
+            (libc::MADV_RANDOM, &mut random),
+            (libc::MADV_NORMAL, &mut readahead),
+        ] {
+            // explain-begin: the lines that provoke the concept
+            let resident = evict(file, len)?;
+            let r = Region::file(file, len, true, false)?;
+            r.madvise(advice)?;
+            let (pass, _) = trial(timer, || r.read_pages(1));
+            // explain-end
+            out.push(Pass::from(r.pages(), pass, resident));
+        }
+        let p = random.last().copied().unwrap_or_default();
+        Ok(p.ns as f64 / p.majflt.max(1) as f64)
+    })?;
+    Ok((random, readahead, stop))
 }
 
 fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
@@ -465,28 +559,20 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
         anon,
         file,
         trials,
+        budget_ms,
+        file_budget_ms,
         dir,
         thp,
     } = params.decode()?;
     let (anon, file_len) = (anon as usize, file as usize);
     let io = |e: std::io::Error| e.to_string();
-    let mut m = anon_passes(anon, trials, thp).map_err(io)?;
+    let plan = Adaptive::new(ANON_WARMUP, trials, Duration::from_millis(budget_ms));
+    let mut m = anon_passes(anon, &plan, thp).map_err(io)?;
     let mut timer = SystemMeter::without_perf();
     let file = write_file(&dir.join("faults.dat"), file_len).map_err(io)?;
-    for _ in 0..trials {
-        for (advice, out) in [
-            (libc::MADV_RANDOM, &mut m.random),
-            (libc::MADV_NORMAL, &mut m.readahead),
-        ] {
-            // explain-begin: the lines that provoke the concept
-            let resident = evict(&file, file_len).map_err(io)?;
-            let r = Region::file(&file, file_len, true, false).map_err(io)?;
-            r.madvise(advice).map_err(io)?;
-            let (pass, _) = trial(&mut timer, || r.read_pages(1));
-            // explain-end
-            out.push(Pass::from(r.pages(), pass, resident));
-        }
-    }
+    let plan = Adaptive::new(0, trials, Duration::from_millis(file_budget_ms));
+    let (random, readahead, stop) = file_passes(&mut timer, &plan, &file, file_len).map_err(io)?;
+    (m.random, m.readahead, m.file_stop) = (random, readahead, Some(stop));
     link.send("passes", &m).map_err(io)
 }
 
@@ -519,6 +605,8 @@ mod tests {
             thp_defrag: "madvise".into(),
             perf_note: None,
             tracepoint_note: None,
+            anon_stop: None,
+            file_stop: None,
         }
     }
 
@@ -585,8 +673,13 @@ mod tests {
     #[test]
     fn issue_20_timed_passes_run_with_no_perf_counter_open() {
         let pages = (1 << 20) / crate::lab::mem::page_size() as u64;
-        let m = anon_passes(1 << 20, 2, false).unwrap();
-        assert_eq!((m.anon.len(), m.counted.len()), (2, 2));
+        // A budget of 0 takes exactly the trials asked for (issue 20).
+        let plan = Adaptive::new(ANON_WARMUP, 2, Duration::ZERO);
+        let m = anon_passes(1 << 20, &plan, false).unwrap();
+        assert_eq!(
+            (m.anon.len(), m.counted.len(), m.anon_stop),
+            (2, 2, Some(Stop::Fixed))
+        );
         for p in &m.anon {
             assert_eq!((p.perf_faults, p.trace_faults), (None, None), "{p:?}");
             assert!(p.minflt * 100 >= pages * 95, "getrusage counts: {p:?}");
@@ -599,6 +692,59 @@ mod tests {
                 "{p:?}"
             );
         }
+    }
+
+    /// issue 20: the anonymous and the file passes take adaptive trials, and a series
+    /// whose budget ran out is named in the notes with its interval.
+    #[test]
+    fn issue_20_a_fault_series_whose_budget_ran_out_is_named_in_the_notes() {
+        let mut m = good();
+        m.anon_stop = Some(Stop::Converged);
+        m.file_stop = Some(Stop::Budget {
+            half_rel: Some(0.087),
+        });
+        let r = crate::lab::report::analyzed(ConceptId::PageFaults, &m, analyze);
+        let budget: Vec<&String> = r
+            .notes
+            .iter()
+            .filter(|n| n.contains("time budget"))
+            .collect();
+        assert_eq!(budget.len(), 1, "{:?}", r.notes);
+        assert!(
+            budget[0].starts_with(
+                "major fault (evicted file, MADV_RANDOM then readahead), per pass: the time budget ran out after 3 trials with the median's 95% interval at +/-8.7%"
+            ),
+            "{}",
+            budget[0]
+        );
+        m.anon_stop = Some(Stop::Budget { half_rel: None });
+        m.file_stop = Some(Stop::Fixed);
+        let r = crate::lab::report::analyzed(ConceptId::PageFaults, &m, analyze);
+        let budget: Vec<&String> = r
+            .notes
+            .iter()
+            .filter(|n| n.contains("time budget"))
+            .collect();
+        assert_eq!(budget.len(), 1, "{:?}", r.notes);
+        assert!(
+            budget[0].starts_with(
+                "minor fault (anonymous first touch), per pass: the time budget ran out after 3 trials, too few"
+            ),
+            "{}",
+            budget[0]
+        );
+    }
+
+    /// issue 20: a budget of 0 takes exactly `trials` file passes of each advice.
+    #[test]
+    fn issue_20_file_passes_with_no_budget_take_exactly_the_trials() {
+        let dir = ScratchDir::new(Backing::Memory).unwrap();
+        let len = 64 << 10;
+        let file = write_file(&dir.path().join("faults.dat"), len).unwrap();
+        let plan = Adaptive::new(0, 3, Duration::ZERO);
+        let mut timer = SystemMeter::without_perf();
+        let (random, readahead, stop) = file_passes(&mut timer, &plan, &file, len).unwrap();
+        assert_eq!((random.len(), readahead.len(), stop), (3, 3, Stop::Fixed));
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! and without LD_BIND_NOW, counted by the dynamic linker's own LD_DEBUG=statistics;
 //! libc mapped by many processes, each paying its share (Pss < Rss).
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use syslens_probe::elf;
@@ -15,6 +16,7 @@ use crate::lab::meter::{trial, SystemMeter};
 use crate::lab::params::{ParamError, ParamSpec, ParamValues};
 use crate::lab::report::{Check, LabReport};
 use crate::lab::sandbox::{present, LabError, Link, Params};
+use crate::lab::stats::{Adaptive, Stop};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 /// The shared-libraries lab: its parameters, the parent side (`run`) and the child role.
@@ -29,8 +31,9 @@ pub static LAB: LabDef = LabDef {
     child,
 };
 
-static PARAMS: [ParamSpec; 2] = [
+static PARAMS: [ParamSpec; 3] = [
     ParamSpec::trials("timed dlopen calls of each mode", 15, 5),
+    ParamSpec::budget(1000, 300),
     ParamSpec::choice(
         "library",
         "the library dlopen loads (auto: the first of the others not yet loaded)",
@@ -54,6 +57,7 @@ fn settings(p: &ParamValues) -> Result<DlopenParams, ParamError> {
     let library = p.choice("library")?;
     Ok(DlopenParams {
         trials: p.count("trials")? as usize,
+        budget_ms: p.millis("budget_ms")?.as_millis() as u64,
         library: (library != "auto").then(|| library.to_owned()),
     })
 }
@@ -82,6 +86,8 @@ const LIBRARIES: [&str; 6] = [
 #[serde(deny_unknown_fields)]
 struct DlopenParams {
     trials: usize,
+    /// Time budget of the adaptive trials (ms; 0: exactly `trials`).
+    budget_ms: u64,
     /// Only this library; None: the first of [`LIBRARIES`] not yet loaded.
     #[serde(deserialize_with = "present")]
     library: Option<String>,
@@ -101,6 +107,9 @@ pub struct Dlopen {
     pub now_us: Vec<f64>,
     /// The library was still mapped after dlclose (NODELETE): later trials were warm.
     pub stayed_loaded: bool,
+    /// How the adaptive trials ended (they watch RTLD_LAZY; each trial times both modes).
+    #[serde(default)]
+    pub stop: Option<Stop>,
 }
 
 /// Everything the shared-libraries lab measured, as `analyze` judges it.
@@ -304,6 +313,14 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
                     &[("RTLD_LAZY", lazy.median), ("RTLD_NOW", now.median)],
                 );
             }
+            if let Some(note) = d.stop.and_then(|s| {
+                s.note(
+                    &format!("dlopen({}), RTLD_LAZY and RTLD_NOW per trial", d.library),
+                    d.lazy_us.len(),
+                )
+            }) {
+                report.note(note);
+            }
             if d.stayed_loaded {
                 report.note(format!(
                     "{} stayed mapped after dlclose (NODELETE): trials after the first were warm",
@@ -358,12 +375,65 @@ fn mapped(name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Untimed rounds first: the first reads the file into the page cache.
+const WARMUP: usize = 1;
+
+/// us per dlopen of `lib` (`name`) with RTLD_LAZY and with RTLD_NOW, closed after each,
+/// per trial, trials as `plan` says (the RTLD_LAZY series drives the rule, each trial
+/// times both); None when a dlopen fails.
+fn dlopen_times(
+    meter: &mut SystemMeter,
+    plan: &Adaptive,
+    lib: &str,
+    name: &CStr,
+) -> Option<Dlopen> {
+    let mut d = Dlopen {
+        library: lib.to_owned(),
+        ..Dlopen::default()
+    };
+    let mut now_us = Vec::new();
+    let (lazy_us, stop) = plan
+        .run(Adaptive::clock(), |kept| -> Result<f64, ()> {
+            let mut us = [0.0; 2];
+            for (mode, out) in [libc::RTLD_LAZY, libc::RTLD_NOW].into_iter().zip(&mut us) {
+                // SAFETY: dlopen of a system library by name; closed right after.
+                let (t, handle) = trial(meter, || unsafe { libc::dlopen(name.as_ptr(), mode) });
+                if handle.is_null() {
+                    return Err(());
+                }
+                if d.path.is_empty() {
+                    d.path = mapped(lib).unwrap_or_else(|| lib.to_owned());
+                }
+                *out = t.ns as f64 / 1000.0;
+                // SAFETY: closes the handle just opened.
+                unsafe { libc::dlclose(handle) };
+                d.stayed_loaded |= mapped(lib).is_some();
+            }
+            if kept {
+                now_us.push(us[1]);
+            }
+            Ok(us[0])
+        })
+        .ok()?;
+    d.lazy_us = lazy_us;
+    d.now_us = now_us;
+    d.stop = Some(stop);
+    Some(d)
+}
+
 fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     if role != "dlopen" {
         return Err(format!("unknown role {role}"));
     }
-    let DlopenParams { trials, library } = params.decode()?;
-    let mut meter = SystemMeter::new();
+    let DlopenParams {
+        trials,
+        budget_ms,
+        library,
+    } = params.decode()?;
+    // The clock alone: the timed calls read no counter.
+    let mut meter = SystemMeter::without_perf();
+    // Each candidate's series has the budget to itself, counted from its warm-up.
+    let plan = Adaptive::new(WARMUP, trials, Duration::from_millis(budget_ms));
     let mut result: Option<Dlopen> = None;
     let chosen = [library.as_deref().unwrap_or_default()];
     let candidates: &[&str] = if library.is_some() {
@@ -376,40 +446,8 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
             continue;
         }
         let name = CString::new(lib).map_err(|e| e.to_string())?;
-        let mut d = Dlopen {
-            library: lib.to_owned(),
-            ..Dlopen::default()
-        };
-        let mut ok = true;
-        // The first round is warm-up: it reads the file into the page cache.
-        for round in 0..=trials {
-            for (mode, out) in [
-                (libc::RTLD_LAZY, &mut d.lazy_us),
-                (libc::RTLD_NOW, &mut d.now_us),
-            ] {
-                // SAFETY: dlopen of a system library by name; closed right after.
-                let (t, handle) =
-                    trial(&mut meter, || unsafe { libc::dlopen(name.as_ptr(), mode) });
-                if handle.is_null() {
-                    ok = false;
-                    break;
-                }
-                if d.path.is_empty() {
-                    d.path = mapped(lib).unwrap_or_else(|| lib.to_owned());
-                }
-                if round > 0 {
-                    out.push(t.ns as f64 / 1000.0);
-                }
-                // SAFETY: closes the handle just opened.
-                unsafe { libc::dlclose(handle) };
-                d.stayed_loaded |= mapped(lib).is_some();
-            }
-            if !ok {
-                break;
-            }
-        }
-        if ok {
-            result = Some(d);
+        result = dlopen_times(&mut meter, &plan, lib, &name);
+        if result.is_some() {
             break;
         }
     }
@@ -436,6 +474,61 @@ mod tests {
 
     fn statuses(m: &Measured) -> Vec<Status> {
         crate::lab::report::claim_statuses(ConceptId::SharedLibs, m, analyze)
+    }
+
+    /// issue 20: the dlopen timings take adaptive trials, and a budget that ran out is
+    /// named in the notes with its interval.
+    #[test]
+    fn issue_20_a_dlopen_series_whose_budget_ran_out_is_named_in_the_notes() {
+        let budget = |stop: Option<Stop>| -> Vec<String> {
+            let m = Measured {
+                dlopen: Some(Dlopen {
+                    library: "libz.so.1".into(),
+                    path: "/usr/lib/x86_64-linux-gnu/libz.so.1".into(),
+                    lazy_us: vec![40.0, 60.0, 30.0, 90.0, 45.0, 50.0, 41.0],
+                    now_us: vec![50.0, 70.0, 40.0, 99.0, 55.0, 60.0, 51.0],
+                    stayed_loaded: false,
+                    stop,
+                }),
+                ..good()
+            };
+            let r = crate::lab::report::analyzed(ConceptId::SharedLibs, &m, analyze);
+            r.notes
+                .into_iter()
+                .filter(|n| n.contains("time budget"))
+                .collect()
+        };
+        let notes = budget(Some(Stop::Budget {
+            half_rel: Some(0.25),
+        }));
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].starts_with(
+                "dlopen(libz.so.1), RTLD_LAZY and RTLD_NOW per trial: the time budget ran out after 7 trials with the median's 95% interval at +/-25.0%"
+            ),
+            "{}",
+            notes[0]
+        );
+        for quiet in [None, Some(Stop::Converged), Some(Stop::Fixed)] {
+            assert!(budget(quiet).is_empty(), "{quiet:?}");
+        }
+    }
+
+    /// issue 20: a budget of 0 takes exactly `trials` of each mode; a library that
+    /// cannot be opened gives none.
+    #[test]
+    fn issue_20_dlopen_times_with_no_budget_take_exactly_the_trials() {
+        let mut meter = SystemMeter::without_perf();
+        let plan = Adaptive::new(WARMUP, 3, Duration::ZERO);
+        // libc is loaded already: each dlopen only counts a reference, cheaply.
+        let d = dlopen_times(&mut meter, &plan, "libc.so.6", c"libc.so.6").unwrap();
+        assert_eq!(
+            (d.lazy_us.len(), d.now_us.len(), d.stop),
+            (3, 3, Some(Stop::Fixed))
+        );
+        assert!(d.stayed_loaded);
+        let none = c"libsyslens-no-such-library.so.0";
+        assert!(dlopen_times(&mut meter, &plan, "libsyslens-no-such-library.so.0", none).is_none());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::lab::params::{Max, ParamError, ParamSpec, ParamValues, Value};
 use crate::lab::report::{mib, pct, pct_text, Check, Cmp, LabReport};
 use crate::lab::sandbox::{LabError, Link, Params};
 use crate::lab::scratch::{is_memory, Backing, ScratchDir};
+use crate::lab::stats::{Adaptive, Stop};
 use crate::lab::{LabContext, LabDef, WATCHDOG};
 
 /// The storage lab: its parameters, the parent side (`run`) and the child roles.
@@ -29,7 +30,7 @@ pub static LAB: LabDef = LabDef {
     child,
 };
 
-static PARAMS: [ParamSpec; 3] = [
+static PARAMS: [ParamSpec; 4] = [
     ParamSpec::bytes(
         "size",
         "the file written to tmpfs and to disk, and rewritten in place and atomically",
@@ -45,16 +46,22 @@ static PARAMS: [ParamSpec; 3] = [
         50,
         20,
     ),
+    ParamSpec::budget(1000, 300),
 ];
 
-/// (file bytes, bytes per write, fsync trials).
-fn settings(p: &ParamValues) -> Result<(u64, u64, usize), ParamError> {
+/// (file bytes, bytes per write, fsync trials, budget of each file system's adaptive
+/// fsync trials in ms).
+fn settings(p: &ParamValues) -> Result<(u64, u64, usize, u64), ParamError> {
     Ok((
         p.bytes("size")?,
         p.bytes("chunk")?,
         p.count("trials")? as usize,
+        p.millis("budget_ms")?.as_millis() as u64,
     ))
 }
+
+/// Untimed appends + fsyncs before each file system's timed ones.
+const WARMUP: usize = 2;
 const OLD: u8 = b'A';
 const NEW: u8 = b'B';
 
@@ -67,6 +74,8 @@ struct WriteParams {
     bytes: u64,
     chunk: u64,
     fsyncs: usize,
+    /// Time budget of each file system's adaptive fsync trials (ms; 0: exactly `fsyncs`).
+    budget_ms: u64,
 }
 
 /// "written": MB/s per (file system, fsync) and the fsync latencies.
@@ -76,6 +85,10 @@ struct Written {
     throughput: Vec<(String, f64)>,
     fsync_tmpfs_us: Vec<f64>,
     fsync_disk_us: Vec<f64>,
+    #[serde(default)]
+    tmpfs_stop: Option<Stop>,
+    #[serde(default)]
+    disk_stop: Option<Stop>,
 }
 
 /// How the child role "rewrite" replaces the file's content.
@@ -125,6 +138,10 @@ pub struct Measured {
     pub fsync_tmpfs_us: Vec<f64>,
     /// us per fsync on disk.
     pub fsync_disk_us: Vec<f64>,
+    /// How the adaptive trials of the tmpfs fsyncs ended.
+    pub tmpfs_stop: Option<Stop>,
+    /// How the adaptive trials of the disk fsyncs ended.
+    pub disk_stop: Option<Stop>,
     /// (old bytes, new bytes) left in the file.
     pub inplace_killed: (u64, u64),
     /// (old bytes, new bytes) after an atomic rewrite (temporary file + rename) killed half way.
@@ -154,7 +171,7 @@ fn counts(path: &Path) -> (u64, u64) {
 }
 
 fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
-    let (bytes, chunk, fsyncs) = settings(&ctx.params)?;
+    let (bytes, chunk, fsyncs, budget_ms) = settings(&ctx.params)?;
     let ram = ScratchDir::new(Backing::Memory).map_err(LabError::io("scratch directory"))?;
     let disk = ScratchDir::new(Backing::Persistent).map_err(LabError::io("scratch directory"))?;
     report.param("tmpfs_dir", ram.path().display().to_string());
@@ -176,15 +193,18 @@ fn run(ctx: &mut LabContext, report: &mut LabReport) -> Result<(), LabError> {
             bytes,
             chunk,
             fsyncs,
+            budget_ms,
         },
     )?;
-    let w: Written = c.expect("written", WATCHDOG * 2)?;
+    let budgets = std::time::Duration::from_millis(2 * budget_ms);
+    let w: Written = c.expect("written", WATCHDOG * 2 + budgets)?;
     m.shmem_growth = shmem(ctx)? - before;
     c.go()?;
     c.wait(WATCHDOG)?;
     m.throughput = w.throughput;
     m.fsync_tmpfs_us = w.fsync_tmpfs_us;
     m.fsync_disk_us = w.fsync_disk_us;
+    (m.tmpfs_stop, m.disk_stop) = (w.tmpfs_stop, w.disk_stop);
     report.evidence(
         "/proc/meminfo",
         "Shmem growth after writing to tmpfs",
@@ -307,6 +327,22 @@ pub fn analyze(m: &Measured, report: &mut LabReport) {
             &m.fsync_disk_us,
         )
         .map(|s| s.median);
+    for (what, samples, stop) in [
+        (
+            "fsync after a 4 KiB append, tmpfs",
+            &m.fsync_tmpfs_us,
+            m.tmpfs_stop,
+        ),
+        (
+            "fsync after a 4 KiB append, disk",
+            &m.fsync_disk_us,
+            m.disk_stop,
+        ),
+    ] {
+        if let Some(note) = stop.and_then(|s| s.note(what, samples.len())) {
+            report.note(note);
+        }
+    }
     let near_free = "fsync on tmpfs is near free next to the disk";
     if let (Some(t), Some(d)) = (t, d) {
         report.bars(
@@ -389,6 +425,22 @@ fn fill(
     Ok(())
 }
 
+/// us per fsync (fdatasync) after a 4 KiB append to `dir`/log, per trial, trials as
+/// `plan` says.
+fn fsync_latency(dir: &Path, plan: &Adaptive) -> std::io::Result<(Vec<f64>, Stop)> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("log"))?;
+    let block = [7u8; 4096];
+    plan.run(Adaptive::clock(), |_| -> std::io::Result<f64> {
+        f.write_all(&block)?;
+        let t = Instant::now();
+        f.sync_data()?;
+        Ok(t.elapsed().as_secs_f64() * 1e6)
+    })
+}
+
 fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     match role {
@@ -399,6 +451,7 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
                 bytes,
                 chunk,
                 fsyncs,
+                budget_ms,
             } = params.decode()?;
             let bytes = bytes as usize;
             let sizes = (bytes, chunk as usize);
@@ -420,26 +473,16 @@ fn child(role: &str, params: &Params, link: &mut Link) -> Result<(), String> {
                     }
                 }
             }
-            let latency = |dir: &Path| -> std::io::Result<Vec<f64>> {
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(dir.join("log"))?;
-                let block = [7u8; 4096];
-                (0..fsyncs + 2)
-                    .map(|_| {
-                        f.write_all(&block)?;
-                        let t = Instant::now();
-                        f.sync_data()?;
-                        Ok(t.elapsed().as_secs_f64() * 1e6)
-                    })
-                    .skip(2)
-                    .collect()
-            };
+            // Each file system's series has the budget to itself.
+            let plan = Adaptive::new(WARMUP, fsyncs, std::time::Duration::from_millis(budget_ms));
+            let (fsync_tmpfs_us, tmpfs_stop) = fsync_latency(&ram, &plan).map_err(io)?;
+            let (fsync_disk_us, disk_stop) = fsync_latency(&disk, &plan).map_err(io)?;
             let written = Written {
                 throughput,
-                fsync_tmpfs_us: latency(&ram).map_err(io)?,
-                fsync_disk_us: latency(&disk).map_err(io)?,
+                fsync_tmpfs_us,
+                fsync_disk_us,
+                tmpfs_stop: Some(tmpfs_stop),
+                disk_stop: Some(disk_stop),
             };
             link.sync("written", written).map_err(io)
         }
@@ -516,6 +559,8 @@ mod tests {
             throughput: vec![("tmpfs".into(), 3000.0)],
             fsync_tmpfs_us: vec![0.2; 5],
             fsync_disk_us: vec![200.0; 5],
+            tmpfs_stop: None,
+            disk_stop: None,
             inplace_killed: (500, 500),
             atomic_killed: (1000, 0),
             atomic_completed: (0, 1000),
@@ -525,6 +570,42 @@ mod tests {
 
     fn statuses(m: &Measured) -> Vec<Status> {
         crate::lab::report::claim_statuses(ConceptId::Storage, m, analyze)
+    }
+
+    /// issue 20: each file system's fsyncs take adaptive trials, and one whose budget
+    /// ran out is named in the notes with its interval.
+    #[test]
+    fn issue_20_an_fsync_series_whose_budget_ran_out_is_named_in_the_notes() {
+        let mut m = good();
+        m.tmpfs_stop = Some(Stop::Converged);
+        m.disk_stop = Some(Stop::Budget {
+            half_rel: Some(0.241),
+        });
+        let r = crate::lab::report::analyzed(ConceptId::Storage, &m, analyze);
+        let budget: Vec<&String> = r
+            .notes
+            .iter()
+            .filter(|n| n.contains("time budget"))
+            .collect();
+        assert_eq!(budget.len(), 1, "{:?}", r.notes);
+        assert!(
+            budget[0].starts_with(
+                "fsync after a 4 KiB append, disk: the time budget ran out after 5 trials with the median's 95% interval at +/-24.1%"
+            ),
+            "{}",
+            budget[0]
+        );
+    }
+
+    /// issue 20: a budget of 0 takes exactly `trials` fsyncs.
+    #[test]
+    fn issue_20_fsync_latency_with_no_budget_takes_exactly_the_trials() {
+        let dir = ScratchDir::new(Backing::Memory).unwrap();
+        let plan = Adaptive::new(WARMUP, 4, std::time::Duration::ZERO);
+        let (us, stop) = fsync_latency(dir.path(), &plan).unwrap();
+        assert_eq!((us.len(), stop), (4, Stop::Fixed));
+        let log = std::fs::metadata(dir.path().join("log")).unwrap().len();
+        assert_eq!(log, (WARMUP as u64 + 4) * 4096);
     }
 
     #[test]
