@@ -423,6 +423,21 @@ pub fn analyzed<M>(concept: ConceptId, measured: &M, analyze: fn(&M, &mut LabRep
     report
 }
 
+/// The notes of `analyze`'s report on `measured` that name a spent time budget (test
+/// helper: the labs' adaptive trials).
+#[cfg(test)]
+pub fn budget_notes<M>(
+    concept: ConceptId,
+    measured: &M,
+    analyze: fn(&M, &mut LabReport),
+) -> Vec<String> {
+    analyzed(concept, measured, analyze)
+        .notes
+        .into_iter()
+        .filter(|n| n.contains("time budget"))
+        .collect()
+}
+
 /// The bars of the series named `name` (test helper): each category with its value.
 #[cfg(test)]
 pub fn bars_of(r: &LabReport, name: &str) -> Vec<(String, f64)> {

@@ -888,12 +888,7 @@ mod tests {
             ..CallStops::default()
         };
         m.costs.stops.vdso_clock = Some(Stop::Converged);
-        let report = crate::lab::report::analyzed(ConceptId::KernelUser, &m, analyze);
-        let notes: Vec<&String> = report
-            .notes
-            .iter()
-            .filter(|n| n.contains("time budget"))
-            .collect();
+        let notes = crate::lab::report::budget_notes(ConceptId::KernelUser, &m, analyze);
         assert_eq!(notes.len(), 2, "{notes:?}");
         assert!(
             notes[0]

@@ -850,11 +850,7 @@ mod tests {
         let budget = |stop: Option<Stop>| -> Vec<String> {
             let mut m = good();
             m.counters.timed_stop = stop;
-            let r = crate::lab::report::analyzed(ConceptId::Locking, &m, analyze);
-            r.notes
-                .into_iter()
-                .filter(|n| n.contains("time budget"))
-                .collect()
+            crate::lab::report::budget_notes(ConceptId::Locking, &m, analyze)
         };
         let notes = budget(Some(Stop::Budget {
             half_rel: Some(0.31),

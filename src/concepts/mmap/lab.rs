@@ -409,11 +409,7 @@ mod tests {
     fn issue_20_an_mmap_series_whose_budget_ran_out_is_named_in_the_notes() {
         let budget = |stop: Option<Stop>| -> Vec<String> {
             let m = Measured { stop, ..good() };
-            let r = crate::lab::report::analyzed(ConceptId::Mmap, &m, analyze);
-            r.notes
-                .into_iter()
-                .filter(|n| n.contains("time budget"))
-                .collect()
+            crate::lab::report::budget_notes(ConceptId::Mmap, &m, analyze)
         };
         let notes = budget(Some(Stop::Budget {
             half_rel: Some(0.123),

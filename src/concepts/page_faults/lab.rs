@@ -703,13 +703,8 @@ mod tests {
         m.file_stop = Some(Stop::Budget {
             half_rel: Some(0.087),
         });
-        let r = crate::lab::report::analyzed(ConceptId::PageFaults, &m, analyze);
-        let budget: Vec<&String> = r
-            .notes
-            .iter()
-            .filter(|n| n.contains("time budget"))
-            .collect();
-        assert_eq!(budget.len(), 1, "{:?}", r.notes);
+        let budget = crate::lab::report::budget_notes(ConceptId::PageFaults, &m, analyze);
+        assert_eq!(budget.len(), 1, "{budget:?}");
         assert!(
             budget[0].starts_with(
                 "major fault (evicted file, MADV_RANDOM then readahead), per pass: the time budget ran out after 3 trials with the median's 95% interval at +/-8.7%"
@@ -719,13 +714,8 @@ mod tests {
         );
         m.anon_stop = Some(Stop::Budget { half_rel: None });
         m.file_stop = Some(Stop::Fixed);
-        let r = crate::lab::report::analyzed(ConceptId::PageFaults, &m, analyze);
-        let budget: Vec<&String> = r
-            .notes
-            .iter()
-            .filter(|n| n.contains("time budget"))
-            .collect();
-        assert_eq!(budget.len(), 1, "{:?}", r.notes);
+        let budget = crate::lab::report::budget_notes(ConceptId::PageFaults, &m, analyze);
+        assert_eq!(budget.len(), 1, "{budget:?}");
         assert!(
             budget[0].starts_with(
                 "minor fault (anonymous first touch), per pass: the time budget ran out after 3 trials, too few"

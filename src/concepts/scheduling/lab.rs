@@ -653,12 +653,7 @@ mod tests {
         m.cross_cpu.as_mut().unwrap().stop = Some(Stop::Budget {
             half_rel: Some(0.08),
         });
-        let report = crate::lab::report::analyzed(ConceptId::Scheduling, &m, analyze);
-        let notes: Vec<&String> = report
-            .notes
-            .iter()
-            .filter(|n| n.contains("time budget"))
-            .collect();
+        let notes = crate::lab::report::budget_notes(ConceptId::Scheduling, &m, analyze);
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(
             notes[0].starts_with("pipe round trip, across CPUs (each wake-up crosses vCPUs): the time budget ran out after 5 trials")

@@ -492,11 +492,7 @@ mod tests {
                 }),
                 ..good()
             };
-            let r = crate::lab::report::analyzed(ConceptId::SharedLibs, &m, analyze);
-            r.notes
-                .into_iter()
-                .filter(|n| n.contains("time budget"))
-                .collect()
+            crate::lab::report::budget_notes(ConceptId::SharedLibs, &m, analyze)
         };
         let notes = budget(Some(Stop::Budget {
             half_rel: Some(0.25),

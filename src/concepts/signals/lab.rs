@@ -869,13 +869,8 @@ mod tests {
             catch: Some(Stop::Fixed),
             send: Some(Stop::Budget { half_rel: None }),
         };
-        let r = crate::lab::report::analyzed(ConceptId::Signals, &m, analyze);
-        let budget: Vec<&String> = r
-            .notes
-            .iter()
-            .filter(|n| n.contains("time budget"))
-            .collect();
-        assert_eq!(budget.len(), 2, "{:?}", r.notes);
+        let budget = crate::lab::report::budget_notes(ConceptId::Signals, &m, analyze);
+        assert_eq!(budget.len(), 2, "{budget:?}");
         assert!(
             budget[0].starts_with(
                 "signal round trip, across CPUs: the time budget ran out after 5 trials with the median's 95% interval at +/-17.8%"

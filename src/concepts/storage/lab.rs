@@ -581,13 +581,8 @@ mod tests {
         m.disk_stop = Some(Stop::Budget {
             half_rel: Some(0.241),
         });
-        let r = crate::lab::report::analyzed(ConceptId::Storage, &m, analyze);
-        let budget: Vec<&String> = r
-            .notes
-            .iter()
-            .filter(|n| n.contains("time budget"))
-            .collect();
-        assert_eq!(budget.len(), 1, "{:?}", r.notes);
+        let budget = crate::lab::report::budget_notes(ConceptId::Storage, &m, analyze);
+        assert_eq!(budget.len(), 1, "{budget:?}");
         assert!(
             budget[0].starts_with(
                 "fsync after a 4 KiB append, disk: the time budget ran out after 5 trials with the median's 95% interval at +/-24.1%"
