@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use serde_json::Value;
+use syslens::lab::report::Series;
+use syslens::render::plot_check::{assert_plotted, legend_names, section_plots};
 
 fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser", "google-chrome"]
@@ -44,106 +46,26 @@ fn labs_with_series(reports: &Value) -> usize {
         .count()
 }
 
-/// The plots (`<svg class="plot" ...>` to its end) of one concept's section of `page`.
-fn section_plots<'a>(page: &'a str, slug: &str) -> Vec<&'a str> {
-    let at = page
-        .find(&format!("<section id=\"{slug}\">"))
-        .unwrap_or_else(|| panic!("no section {slug}"));
-    let section = &page[at..];
-    let section = &section[..section.find("</section>").unwrap_or(section.len())];
-    section
-        .split("<svg class=\"plot\"")
-        .skip(1)
-        .map(|p| &p[..p.find("</svg>").unwrap_or(p.len())])
-        .collect()
-}
-
-/// The names a plot's legend gives, each entry's lines joined by a space.
-fn legend_names(svg: &str) -> Vec<String> {
-    let unescape = |s: &str| {
-        s.replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&quot;", "\"")
-            .replace("&amp;", "&")
-    };
-    svg.split("class=\"legend\"")
-        .skip(1)
-        .map(|t| {
-            let t = &t[..t.find("</text>").unwrap_or(t.len())];
-            t.split("<tspan")
-                .skip(1)
-                .filter_map(|ts| ts.split_once('>'))
-                .map(|(_, rest)| unescape(rest.split("</tspan>").next().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect()
-}
-
 /// issue 19: every concept's section has a plot; every series of its report is named in
 /// a plot's legend, drawn as bars (one per value, with its label) over categories and as
 /// a line over a continuous or integer axis; no plot has more lines than its legend
 /// names; the buddy plot has a bar group per zone of /proc/buddyinfo (Normal included)
 /// and its measured data never shares a plot with the allocator model.
 fn assert_every_concept_plotted(page: &str, reports: &Value) {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
-    for r in reports.as_array().unwrap() {
-        let slug = r["concept"].as_str().unwrap();
-        let series = r["series"].as_array().unwrap();
-        assert!(!series.is_empty(), "{slug}: the lab recorded no series");
-        let plots = section_plots(page, slug);
-        assert!(!plots.is_empty(), "{slug}: no plot in its section");
-        for p in &plots {
-            let (lines, named) = (p.matches("<polyline").count(), legend_names(p).len());
-            assert!(
-                lines <= named,
-                "{slug}: {lines} lines under {named} legend entries"
-            );
-        }
-        for s in series {
-            let name = s["name"].as_str().unwrap();
-            let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
-            let svg = plots
-                .iter()
-                .find(|p| legend_names(p).contains(&name))
-                .unwrap_or_else(|| panic!("{slug}: {name:?} is named in no legend"));
-            let points = s["points"].as_array().unwrap();
-            match s["axis"]["categories"].as_array() {
-                Some(labels) => {
-                    assert!(
-                        !svg.contains("<polyline"),
-                        "{slug}: {name}: categories joined by a line"
-                    );
-                    for p in points.iter().filter(|p| p[1].is_number()) {
-                        let label = esc(labels[p[0].as_f64().unwrap() as usize].as_str().unwrap());
-                        assert!(
-                            svg.contains(&format!("<title>{label}: ")),
-                            "{slug}: {name}: no bar for {label}"
-                        );
-                    }
-                }
-                None => {
-                    assert!(
-                        !svg.contains("<title>"),
-                        "{slug}: {name}: a line drawn as bars"
-                    );
-                    let finite = points
-                        .iter()
-                        .filter(|p| !p[0].is_null() && !p[1].is_null())
-                        .count();
-                    assert!(
-                        finite < 2 || svg.contains("<polyline"),
-                        "{slug}: {name}: {finite} points and no line"
-                    );
-                }
-            }
-        }
-    }
+    let labs: Vec<(String, Vec<Series>)> = reports
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let series = serde_json::from_value(r["series"].clone()).unwrap();
+            (r["concept"].as_str().unwrap().to_owned(), series)
+        })
+        .collect();
+    let sections: Vec<(&str, &[Series])> = labs
+        .iter()
+        .map(|(c, s)| (c.as_str(), s.as_slice()))
+        .collect();
+    assert_plotted(page, &sections);
     // The buddy lab: every zone of this host, measured before and while held.
     let buddyinfo = std::fs::read_to_string("/proc/buddyinfo").unwrap();
     let plots = section_plots(page, "slab-buddy");

@@ -198,7 +198,17 @@ pub struct Series {
     /// What the x axis is.
     pub axis: Axis,
     /// The `[x, y]` points, in the order measured.
+    #[serde(deserialize_with = "points_read_back")]
     pub points: Vec<[f64; 2]>,
+}
+
+/// Points read back from JSON, where a NaN (a figure not measured) was written as null.
+fn points_read_back<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<[f64; 2]>, D::Error> {
+    let raw: Vec<[Option<f64>; 2]> = Deserialize::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .map(|[x, y]| [x.unwrap_or(f64::NAN), y.unwrap_or(f64::NAN)])
+        .collect())
 }
 
 impl Series {
@@ -459,6 +469,24 @@ pub fn bars_of(r: &LabReport, name: &str) -> Vec<(String, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A series read back from a report's JSON: a NaN point was written as null.
+    #[test]
+    fn issue_19_a_series_reads_back_with_its_unmeasured_points() {
+        let mut r = LabReport::new(
+            ConceptId::SlabBuddy,
+            Host::read(&mut syslens_probe::Reader::host().unwrap()),
+        );
+        r.bars("b", "zone", "MiB", &[("DMA", f64::NAN), ("Normal", 2.5)]);
+        let json = serde_json::to_string(&r.series[0]).unwrap();
+        assert!(json.contains("[0.0,null]"), "{json}");
+        let back: Series = serde_json::from_str(&json).unwrap();
+        assert!(back.points[0][1].is_nan());
+        assert_eq!(
+            (back.points[1], back.axis),
+            ([1.0, 2.5], r.series[0].axis.clone())
+        );
+    }
 
     #[test]
     fn issue_21_a_host_setting_is_recorded_and_named_in_a_note() {

@@ -706,6 +706,7 @@ pub fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::plot_check::{assert_plotted, legend_names, section_plots};
 
     #[test]
     fn issue_19_the_report_leads_with_headlines_and_notes_noise_once_per_section() {
@@ -903,108 +904,6 @@ mod tests {
         Host::read(&mut syslens_probe::Reader::new(root).unwrap())
     }
 
-    /// The plots (`<svg class="plot" ...>` to its end) of one concept's section.
-    fn section_plots<'a>(page: &'a str, slug: &str) -> Vec<&'a str> {
-        let at = page
-            .find(&format!("<section id=\"{slug}\">"))
-            .unwrap_or_else(|| panic!("no section {slug}"));
-        let section = &page[at..];
-        let section = &section[..section.find("</section>").unwrap_or(section.len())];
-        section
-            .split("<svg class=\"plot\"")
-            .skip(1)
-            .map(|p| &p[..p.find("</svg>").unwrap_or(p.len())])
-            .collect()
-    }
-
-    fn unescape(s: &str) -> String {
-        s.replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&quot;", "\"")
-            .replace("&amp;", "&")
-    }
-
-    /// The names a plot's legend gives, each entry's lines joined by a space.
-    fn legend_names(svg: &str) -> Vec<String> {
-        svg.split("class=\"legend\"")
-            .skip(1)
-            .map(|t| {
-                let t = &t[..t.find("</text>").unwrap_or(t.len())];
-                t.split("<tspan")
-                    .skip(1)
-                    .filter_map(|ts| ts.split_once('>'))
-                    .map(|(_, rest)| unescape(rest.split("</tspan>").next().unwrap_or("")))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect()
-    }
-
-    /// The x labels the issue names as categories: the lazy-init and high-water-mark
-    /// steps, 1 vs 2 threads, nice levels, fsync on tmpfs vs disk.
-    const CATEGORY_AXES: [&str; 4] = ["step", "threads", "nice level", "file system"];
-
-    /// Every report has a series and its section a plot; every series is named in a
-    /// plot's legend, drawn as bars when its axis is categories (a bar per value, with
-    /// its label) and as a line otherwise; no plot has more lines than its legend names.
-    fn assert_plotted(page: &str, reports: &[LabReport]) {
-        for r in reports {
-            let slug = r.concept.slug();
-            assert!(!r.series.is_empty(), "{slug}: the lab recorded no series");
-            let plots = section_plots(page, slug);
-            assert!(!plots.is_empty(), "{slug}: no plot in its section");
-            for p in &plots {
-                let (lines, named) = (p.matches("<polyline").count(), legend_names(p).len());
-                assert!(
-                    lines <= named,
-                    "{slug}: {lines} lines under {named} legend entries"
-                );
-            }
-            for s in &r.series {
-                let name = s.name.split_whitespace().collect::<Vec<_>>().join(" ");
-                let svg = plots
-                    .iter()
-                    .find(|p| legend_names(p).contains(&name))
-                    .unwrap_or_else(|| panic!("{slug}: {name:?} is named in no legend"));
-                match &s.axis {
-                    Axis::Categories(labels) => {
-                        assert!(
-                            !svg.contains("<polyline"),
-                            "{slug}: {name}: categories joined by a line"
-                        );
-                        for p in s.points.iter().filter(|p| p[1].is_finite()) {
-                            let label = esc(&labels[p[0] as usize]);
-                            assert!(
-                                svg.contains(&format!("<title>{label}: ")),
-                                "{slug}: {name}: no bar for {label}"
-                            );
-                        }
-                    }
-                    _ => {
-                        assert!(
-                            !CATEGORY_AXES.contains(&s.x.as_str()),
-                            "{slug}: {name}: {} are categories, drawn as a line",
-                            s.x
-                        );
-                        assert!(
-                            !svg.contains("<title>"),
-                            "{slug}: {name}: a line drawn as bars"
-                        );
-                        let finite = s
-                            .points
-                            .iter()
-                            .filter(|p| p[0].is_finite() && p[1].is_finite())
-                            .count();
-                        assert!(
-                            finite < 2 || svg.contains("<polyline"),
-                            "{slug}: {name}: {finite} points and no line"
-                        );
-                    }
-                }
-            }
-        }
-    }
-
     /// issue 19: every concept has a plot of the kind its data is, on the series of a
     /// recorded quick tour (`tests/fixtures/tour-quick-series.json`: each lab report's
     /// concept and series, from `syslens tour --quick --json` on the dev VM).
@@ -1035,7 +934,11 @@ mod tests {
         let all: Vec<ConceptId> = CONCEPTS.iter().map(|c| c.id).collect();
         assert_eq!(ids, all, "a report per concept, in catalogue order");
         let page = report(&host, &reports, &[], "2026-12-04", None);
-        assert_plotted(&page, &reports);
+        let sections: Vec<(&str, &[Series])> = reports
+            .iter()
+            .map(|r| (r.concept.slug(), r.series.as_slice()))
+            .collect();
+        assert_plotted(&page, &sections);
         // The issue's categories are there, as bars.
         for (slug, x) in [
             ("lazy-init", "step"),
@@ -1081,7 +984,7 @@ mod tests {
         let mut r = LabReport::new(ConceptId::SlabBuddy, host());
         analyze(&m, &mut r);
         let page = report(&host(), std::slice::from_ref(&r), &[], "2026-12-04", None);
-        assert_plotted(&page, std::slice::from_ref(&r));
+        assert_plotted(&page, &[(r.concept.slug(), r.series.as_slice())]);
         let plots = section_plots(&page, "slab-buddy");
         let by_zone: Vec<&&str> = plots
             .iter()

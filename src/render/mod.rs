@@ -10,6 +10,7 @@ pub use crate::model::units::{bytes, duration};
 
 pub mod html;
 pub mod learn;
+pub mod plot_check;
 pub mod safe;
 pub mod text;
 pub mod window;
