@@ -87,11 +87,10 @@ impl HostContext {
                     .insert(pid as i32, String::from_utf8_lossy(comm).into_owned());
             }
             TaskRecord::Fork { pid, tid, ppid } if pid == tid => {
-                // A new process starts with its parent's name (until it execs). Rings
-                // are read CPU by CPU, so the child's exec (its Comm record, on another
-                // CPU) may come first: a name already known is newer.
+                // A new process starts with its parent's name (until it execs); records
+                // come in time order, so a name known for this pid is an older process's.
                 if let Some(name) = self.names.get(&(ppid as i32)).cloned() {
-                    self.names.entry(pid as i32).or_insert(name);
+                    self.names.insert(pid as i32, name);
                 }
                 bounded(&mut self.parents);
                 self.parents.insert(pid as i32, Some(ppid as i32));

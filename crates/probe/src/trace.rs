@@ -16,6 +16,7 @@ use perf_event::data::Record as PerfRecord;
 use perf_event::events::Tracepoint;
 use perf_event::{Builder, Clock, SampleFlag, Sampler};
 
+use crate::bpf::{BpfError, BpfRing, BpfSpec, Header, HEADER};
 use crate::tracefs::EventFormat;
 
 /// How often a subscription samples.
@@ -136,22 +137,32 @@ impl fmt::Debug for Ring {
 #[derive(Debug, Default)]
 pub struct Session {
     rings: Vec<Ring>,
+    /// Subscriptions read from an eBPF program's ring instead (one ring for all CPUs).
+    bpf: Vec<(usize, BpfRing)>,
     lost: Vec<u64>,
     /// One drain's samples, copied out of the rings (reused between drains).
     pending: Vec<Pending>,
     pending_raw: Vec<u8>,
 }
 
-/// A sample waiting for the second read of the task rings.
+/// A sample or task record of one drain, copied out of its ring to be handed over in
+/// time order.
 #[derive(Debug)]
 struct Pending {
-    sub: usize,
-    cpu: u32,
+    what: PendingKind,
     pid: u32,
     tid: u32,
     monotonic_ns: u64,
-    period: u64,
+    /// The sample's fields, or the new name of a Comm record.
     raw: std::ops::Range<usize>,
+}
+
+#[derive(Debug)]
+enum PendingKind {
+    Sample { sub: usize, cpu: u32, period: u64 },
+    Comm,
+    Fork { ppid: u32 },
+    Exit,
 }
 
 /// Ring buffer size per CPU for a rare event, and for a sampled frequent one.
@@ -200,9 +211,11 @@ impl Session {
                     RING_FREQUENT
                 }
                 Rate::OneIn(n) => {
+                    // Woken sooner than for frequency sampling: the samples of a
+                    // process are read while it is still there to be looked up.
                     builder
                         .sample_period(n.max(1))
-                        .wakeup_watermark(RING_FREQUENT / 4);
+                        .wakeup_watermark(RING_FREQUENT / 16);
                     RING_FREQUENT
                 }
             };
@@ -234,9 +247,21 @@ impl Session {
         Ok(())
     }
 
+    /// Subscribes `sub` through an eBPF program instead of perf: its samples come out
+    /// of [`Session::drain`] like a tracepoint's, with the fields after the record's
+    /// header as `raw`. The program runs from now on (it has no enable step).
+    pub fn add_bpf(&mut self, sub: usize, spec: &BpfSpec<'_>) -> Result<(), BpfError> {
+        let ring = BpfRing::open(spec)?;
+        if self.lost.len() <= sub {
+            self.lost.resize(sub + 1, 0);
+        }
+        self.bpf.push((sub, ring));
+        Ok(())
+    }
+
     /// Also reports task records (names, forks, exits) on every CPU of `cpus`, so that
-    /// samples can be attributed to tasks that exit before they are read. Their rings are
-    /// drained before the samples'.
+    /// samples can be attributed to tasks that exit before they are read. They are handed
+    /// over in time order with the samples.
     pub fn track_tasks(&mut self, cpus: &[u32]) -> io::Result<()> {
         let mut opened = Vec::with_capacity(cpus.len());
         for &cpu in cpus {
@@ -246,6 +271,12 @@ impl Session {
                 .include_kernel()
                 .comm(true)
                 .task(true)
+                // Timestamped like the samples, so a name is applied in time order:
+                // an exec chain (a shell script's shims) that moved between CPUs would
+                // otherwise leave whichever name's ring was read last.
+                .clockid(Clock::MONOTONIC)
+                .sample(SampleFlag::TIME)
+                .sample_id_all(true)
                 .wakeup_watermark(RING_FREQUENT / 4)
                 .build()?
                 .sampled(RING_FREQUENT)?;
@@ -273,23 +304,30 @@ impl Session {
 
     /// The ring buffers' fds, to poll for readability.
     pub fn fds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
-        self.rings.iter().map(|r| {
-            // SAFETY: the fd belongs to a sampler owned by `self`, so it stays open for
-            // the borrow's lifetime.
-            unsafe { BorrowedFd::borrow_raw(r.sampler.as_raw_fd()) }
-        })
+        self.rings
+            .iter()
+            .map(|r| {
+                // SAFETY: the fd belongs to a sampler owned by `self`, so it stays open
+                // for the borrow's lifetime.
+                unsafe { BorrowedFd::borrow_raw(r.sampler.as_raw_fd()) }
+            })
+            .chain(self.bpf.iter().map(|(_, r)| r.fd()))
     }
 
-    /// Hands every task record, then every sample, to `on` and returns how many
-    /// samples; lost-sample records are counted (see [`Session::lost`]).
+    /// Hands the task records and samples read now to `on`, in time order, and returns
+    /// how many samples; lost-sample records are counted (see [`Session::lost`]).
     pub fn drain(&mut self, mut on: impl FnMut(Drained<'_>)) -> usize {
-        // Samples are copied out, then the task rings are read once more before any
-        // sample is handed over: a name (an exec's Comm record) written just before a
-        // sample lands in the task ring before that sample is read, so the second read
-        // has it even when it came after the first.
+        // Everything is copied out, the task rings read once more after the samples (a
+        // name written just before a sample lands in the task ring before that sample
+        // is read), then handed over in time order: each ring is read whole in turn, so
+        // a begin/end pair on two tracepoints or two CPUs would otherwise reach a
+        // decoder in ring order, every begin of a drain before any end (issue 16:
+        // twenty fsyncs paired as one), and a name would be applied out of order.
         self.pending.clear();
         self.pending_raw.clear();
-        Self::drain_tasks(&mut self.rings, &mut on);
+        let (pending, pending_raw) = (&mut self.pending, &mut self.pending_raw);
+        Self::drain_tasks(&mut self.rings, pending, pending_raw);
+        let mut samples = 0;
         for ring in self.rings.iter_mut() {
             let Some(sub) = ring.sub else { continue };
             // Bounded per call, so one flooded CPU cannot starve the others.
@@ -300,16 +338,19 @@ impl Session {
                 match record.parse_record() {
                     Ok(PerfRecord::Sample(sample)) => {
                         let Some(raw) = sample.raw() else { continue };
-                        let at = self.pending_raw.len();
-                        self.pending_raw.extend_from_slice(raw);
-                        self.pending.push(Pending {
-                            sub,
-                            cpu: sample.cpu().unwrap_or(ring.cpu),
+                        let at = pending_raw.len();
+                        pending_raw.extend_from_slice(raw);
+                        samples += 1;
+                        pending.push(Pending {
+                            what: PendingKind::Sample {
+                                sub,
+                                cpu: sample.cpu().unwrap_or(ring.cpu),
+                                period: sample.period().unwrap_or(1),
+                            },
                             pid: sample.pid().unwrap_or(0),
                             tid: sample.tid().unwrap_or(0),
                             monotonic_ns: sample.time().unwrap_or(0),
-                            period: sample.period().unwrap_or(1),
-                            raw: at..self.pending_raw.len(),
+                            raw: at..pending_raw.len(),
                         });
                     }
                     Ok(PerfRecord::Lost(lost)) => {
@@ -321,51 +362,101 @@ impl Session {
                 };
             }
         }
-        Self::drain_tasks(&mut self.rings, &mut on);
-        for p in &self.pending {
-            on(Drained::Sample(Sample {
-                sub: p.sub,
-                cpu: p.cpu,
-                pid: p.pid,
-                tid: p.tid,
-                monotonic_ns: p.monotonic_ns,
-                period: p.period,
-                raw: &self.pending_raw[p.raw.clone()],
-            }));
+        for (sub, ring) in self.bpf.iter_mut() {
+            ring.drain(65536, |record| {
+                let Some(h) = Header::parse(record) else {
+                    return;
+                };
+                let at = pending_raw.len();
+                pending_raw.extend_from_slice(&record[HEADER..]);
+                samples += 1;
+                pending.push(Pending {
+                    what: PendingKind::Sample {
+                        sub: *sub,
+                        cpu: h.cpu,
+                        period: h.period,
+                    },
+                    pid: h.tgid,
+                    tid: h.tid,
+                    monotonic_ns: h.monotonic_ns,
+                    raw: at..pending_raw.len(),
+                });
+            });
         }
-        self.pending.len()
+        Self::drain_tasks(&mut self.rings, pending, pending_raw);
+        // Stable: at one instant a task record (read first) stays before a sample.
+        pending.sort_by_key(|p| p.monotonic_ns);
+        for p in pending.iter() {
+            let raw = &pending_raw[p.raw.clone()];
+            let (pid, tid) = (p.pid, p.tid);
+            on(match p.what {
+                PendingKind::Sample { sub, cpu, period } => Drained::Sample(Sample {
+                    sub,
+                    cpu,
+                    pid,
+                    tid,
+                    monotonic_ns: p.monotonic_ns,
+                    period,
+                    raw,
+                }),
+                PendingKind::Comm => Drained::Task(TaskRecord::Comm {
+                    pid,
+                    tid,
+                    comm: raw,
+                }),
+                PendingKind::Fork { ppid } => Drained::Task(TaskRecord::Fork { pid, tid, ppid }),
+                PendingKind::Exit => Drained::Task(TaskRecord::Exit { pid, tid }),
+            });
+        }
+        samples
     }
 
-    fn drain_tasks(rings: &mut [Ring], on: &mut impl FnMut(Drained<'_>)) {
+    /// Copies the task rings' records out, each with its time: the trailer
+    /// `sample_id_all` appends, which with TIME as the only sample field is the
+    /// record's last 8 bytes.
+    fn drain_tasks(rings: &mut [Ring], pending: &mut Vec<Pending>, raw: &mut Vec<u8>) {
         for ring in rings.iter_mut().filter(|r| r.sub.is_none()) {
             for _ in 0..65536 {
                 let Some(record) = ring.sampler.next_record() else {
                     break;
                 };
-                match record.parse_record() {
-                    Ok(PerfRecord::Comm(c)) => on(Drained::Task(TaskRecord::Comm {
-                        pid: c.pid,
-                        tid: c.tid,
-                        comm: &c.comm,
-                    })),
-                    Ok(PerfRecord::Fork(f)) => on(Drained::Task(TaskRecord::Fork {
-                        pid: f.pid,
-                        tid: f.tid,
-                        ppid: f.ppid,
-                    })),
-                    Ok(PerfRecord::Exit(x)) => on(Drained::Task(TaskRecord::Exit {
-                        pid: x.pid,
-                        tid: x.tid,
-                    })),
-                    _ => {}
+                let bytes = record.to_contiguous();
+                let time = bytes
+                    .len()
+                    .checked_sub(8)
+                    .and_then(|at| bytes.get(at..))
+                    .and_then(|t| <[u8; 8]>::try_from(t).ok())
+                    .map_or(0, u64::from_ne_bytes);
+                let at = raw.len();
+                let (what, pid, tid) = match record.parse_record() {
+                    Ok(PerfRecord::Comm(c)) => {
+                        raw.extend_from_slice(&c.comm);
+                        (PendingKind::Comm, c.pid, c.tid)
+                    }
+                    Ok(PerfRecord::Fork(f)) => (PendingKind::Fork { ppid: f.ppid }, f.pid, f.tid),
+                    Ok(PerfRecord::Exit(x)) => (PendingKind::Exit, x.pid, x.tid),
+                    _ => continue,
                 };
+                pending.push(Pending {
+                    what,
+                    pid,
+                    tid,
+                    monotonic_ns: time,
+                    raw: at..raw.len(),
+                });
             }
         }
     }
 
     /// Samples of subscription `sub` the kernel dropped because its ring was full.
     pub fn lost(&self, sub: usize) -> u64 {
-        self.lost.get(sub).copied().unwrap_or(0)
+        let in_bpf: u64 = self
+            .bpf
+            .iter()
+            .filter(|(s, _)| *s == sub)
+            .map(|(_, r)| r.lost())
+            .sum();
+        self.lost.get(sub).copied().unwrap_or(0) + in_bpf
     }
 
     /// How many ring buffers are open (subscriptions times CPUs).
