@@ -12,6 +12,8 @@ use crate::common::*;
 /// A running `syslens watch --json`, ready (its header printed) when started.
 struct Watch {
     child: Child,
+    /// The first line it printed: which sources opened.
+    header: String,
 }
 
 impl Watch {
@@ -29,7 +31,7 @@ impl Watch {
             .read_line(&mut header)
             .unwrap();
         assert!(header.starts_with("watching"), "watch said: {header}");
-        Watch { child }
+        Watch { child, header }
     }
 
     /// Ends the watch with SIGINT (as Ctrl-C) and returns its events.
@@ -149,34 +151,138 @@ fn issue_16_emfile_is_reported_with_the_soft_limit() {
     assert_eq!(e["concept"], "fds-limits", "{e}");
 }
 
+/// A forked child writes N pages of its parent's memory under `watch cow` (with
+/// `extra` flags); the header the watch printed and the child's copy-on-write count.
+fn cow_faults_of_a_child_writing(pages: i64, extra: &[&str]) -> (String, i64, Vec<Value>) {
+    let mut args = vec!["cow"];
+    args.extend_from_slice(extra);
+    let watch = Watch::start(&args);
+    let header = watch.header.clone();
+    let s = Specimen::start(&["--cow-child-pages", &pages.to_string()]);
+    let child = s.report["cow_child_pid"].as_i64().unwrap();
+    let events = watch.stop();
+    well_formed(&events);
+    let faults: Vec<Value> = of_kind(&events, "faults")
+        .into_iter()
+        .filter(|e| pid_of(e, "pid") == child)
+        .cloned()
+        .collect();
+    let cow = faults
+        .iter()
+        .map(|e| e["cow_faults"].as_i64().unwrap())
+        .sum();
+    (header, cow, faults)
+}
+
+/// Sampled one fault in N per CPU: the estimate is within N per CPU per span of the
+/// count; at least 0.9 of the pages is what the issue asks.
+fn assert_cow_within_bounds(pages: i64, cow: i64, faults: &[Value]) {
+    assert!(
+        cow >= pages * 9 / 10,
+        "{cow} copy-on-write faults estimated for {pages} pages: {faults:#?}"
+    );
+    assert!(
+        cow <= pages * 12 / 10,
+        "{cow} copy-on-write faults for {pages} pages: {faults:#?}"
+    );
+    assert!(
+        faults.iter().all(|e| e["sampled_one_in"] == 16),
+        "{faults:#?}"
+    );
+}
+
 #[test]
 fn issue_16_a_forked_child_writing_n_pages_takes_n_copy_on_write_faults() {
     skip_unless!(is_root(), "tracepoints need root or CAP_PERFMON");
     const PAGES: i64 = 16384; // 64 MiB
-    let watch = Watch::start(&["cow"]);
-    let s = Specimen::start(&["--cow-child-pages", &PAGES.to_string()]);
-    let child = s.report["cow_child_pid"].as_i64().unwrap();
+    let (header, cow, faults) = cow_faults_of_a_child_writing(PAGES, &[]);
+    // As root the eBPF program samples the faults, not the perf tracepoint.
+    assert!(header.contains("1 eBPF program"), "{header}");
+    assert_cow_within_bounds(PAGES, cow, &faults);
+}
+
+#[test]
+fn issue_16_the_perf_tracepoint_fallback_counts_the_childs_writes() {
+    skip_unless!(is_root(), "tracepoints need root or CAP_PERFMON");
+    const PAGES: i64 = 16384;
+    let (header, _, faults) = cow_faults_of_a_child_writing(PAGES, &["--no-bpf"]);
+    assert!(!header.contains("eBPF"), "{header}");
+    // Through perf the samples are counted as well; their split by mapping can miss
+    // (a child gone before its samples are read has no maps to look up: a write to a
+    // present page of unknown mapping is not called copy-on-write), so the writes are
+    // what is bounded here.
+    let writes: i64 = faults
+        .iter()
+        .map(|e| e["cow_faults"].as_i64().unwrap() + e["write_faults"].as_i64().unwrap())
+        .sum();
+    assert_cow_within_bounds(PAGES, writes, &faults);
+}
+
+#[test]
+fn issue_16_fsync_calls_are_timed_from_the_file_systems_sync() {
+    skip_unless!(is_root(), "tracepoints need root or CAP_PERFMON");
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let fs = rustix::fs::statfs(dir.path()).unwrap().f_type as i64;
+    // ext4, xfs and btrfs have the sync tracepoints the start is taken from.
+    if ![0xEF53, 0x5846_5342, 0x9123_683E].contains(&fs) {
+        eprintln!(
+            "SKIPPED: the test directory's file system (magic {fs:#x}) has no sync tracepoint"
+        );
+        return;
+    }
+    let watch = Watch::start(&["storage"]);
+    // 20 fsyncs on disk, then 7 on tmpfs (no sync tracepoint: counted, not timed); the
+    // two runs of one thread must not be paired with each other.
+    let script = format!(
+        "import os\n\
+         f = os.open({disk:?}, os.O_CREAT | os.O_WRONLY)\n\
+         for _ in range(20): os.write(f, b'x' * 4096); os.fsync(f)\n\
+         g = os.open('/dev/shm/syslens-fsync-{pid}', os.O_CREAT | os.O_WRONLY)\n\
+         for _ in range(7): os.fsync(g)\n\
+         os.unlink('/dev/shm/syslens-fsync-{pid}')\n",
+        disk = dir.path().join("f").to_str().unwrap(),
+        pid = std::process::id(),
+    );
+    // Started on CPU 1, it execs (through taskset, and python3 itself may be a shim
+    // script) on CPU 0: its names land in two CPUs' task rings, the last one in the ring
+    // read first, so only names applied in time order leave "python3".
+    let two_cpus = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
+    let mut py = if two_cpus {
+        Command::new("taskset")
+            .args(["-c", "1", "sh", "-c", "exec taskset -c 0 python3 -c \"$0\""])
+            .arg(&script)
+            .spawn()
+            .unwrap()
+    } else {
+        eprintln!("one CPU: the name is not checked across CPUs");
+        Command::new("python3")
+            .args(["-c", &script])
+            .spawn()
+            .unwrap()
+    };
+    let pid = py.id() as i64;
+    assert!(py.wait().unwrap().success());
     let events = watch.stop();
     well_formed(&events);
-    let faults: Vec<&Value> = of_kind(&events, "faults")
+    let mine: Vec<&Value> = of_kind(&events, "fsync")
         .into_iter()
-        .filter(|e| pid_of(e, "pid") == child)
+        .filter(|e| pid_of(e, "pid") == pid)
         .collect();
-    let cow: i64 = faults
-        .iter()
-        .map(|e| e["cow_faults"].as_i64().unwrap())
-        .sum();
-    let one_in = faults
-        .first()
-        .map(|e| e["sampled_one_in"].as_i64().unwrap())
-        .unwrap_or(1);
-    // Sampled one fault in N per CPU: the estimate is within N per CPU per span of the
-    // count; at least 0.9 of the pages is what the issue asks.
-    assert!(cow >= PAGES * 9 / 10, "child {child}: {cow} copy-on-write faults estimated (1 in {one_in}) for {PAGES} pages: {faults:#?}");
-    assert!(
-        cow <= PAGES * 12 / 10,
-        "child {child}: {cow} copy-on-write faults for {PAGES} pages: {faults:#?}"
-    );
+    let sum = |k: &str| mine.iter().map(|e| e[k].as_i64().unwrap()).sum::<i64>();
+    assert_eq!(sum("calls"), 20, "{mine:#?}");
+    assert_eq!(sum("untimed_calls"), 7, "{mine:#?}");
+    assert!(mine.iter().all(|e| e["comm"] == "python3"), "{mine:#?}");
+    for e in &mine {
+        if e["calls"].as_i64().unwrap() > 0 {
+            let (p50, max) = (
+                e["p50_seconds"].as_f64().unwrap(),
+                e["max_seconds"].as_f64().unwrap(),
+            );
+            // A disk fsync takes microseconds at least; one paired with a later start
+            // would be 0.
+            assert!(p50 > 1e-6 && p50 <= max && max < 10.0, "{e}");
+        }
+    }
 }
 
 #[test]
@@ -291,6 +397,17 @@ fn issue_16_watch_as_nobody_says_what_is_unavailable_and_exits_0() {
         "{text}"
     );
     assert!(text.contains("-- watched"), "{text}");
+    // The page-fault program is refused too, with what grants it, and perf after it.
+    let out = as_nobody()
+        .args(["watch", "page-faults", "--for", "0.3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("unavailable: eBPF page_fault_user") && text.contains("CAP_BPF"),
+        "{text}"
+    );
 }
 
 #[test]

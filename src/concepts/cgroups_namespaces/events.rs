@@ -37,6 +37,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
     ],
     feed: Feed::Tracepoints,
     costly: None,
+    bpf: None,
     decoder: || Box::new(Cgroups),
 }];
 

@@ -24,6 +24,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
     }],
     feed: Feed::Exits,
     costly: None,
+    bpf: None,
     decoder: || Box::new(Exits),
 }];
 

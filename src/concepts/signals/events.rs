@@ -22,6 +22,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
     }],
     feed: Feed::Tracepoints,
     costly: None,
+    bpf: None,
     decoder: || Box::new(Signals),
 }];
 

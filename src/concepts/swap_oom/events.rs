@@ -28,6 +28,7 @@ pub static EVENTS: &[EventSource] = &[
         }],
         feed: Feed::KernelLog,
         costly: None,
+        bpf: None,
         decoder: || Box::new(OomKills::default()),
     },
     EventSource {
@@ -49,6 +50,7 @@ pub static EVENTS: &[EventSource] = &[
         ],
         feed: Feed::Tracepoints,
         costly: None,
+        bpf: None,
         decoder: || Box::new(Stalls::new(&RECLAIM)),
     },
 ];
