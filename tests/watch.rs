@@ -12,8 +12,6 @@ use crate::common::*;
 /// A running `syslens watch --json`, ready (its header printed) when started.
 struct Watch {
     child: Child,
-    /// The first line it printed: which sources opened.
-    header: String,
 }
 
 impl Watch {
@@ -31,7 +29,7 @@ impl Watch {
             .read_line(&mut header)
             .unwrap();
         assert!(header.starts_with("watching"), "watch said: {header}");
-        Watch { child, header }
+        Watch { child }
     }
 
     /// Ends the watch with SIGINT (as Ctrl-C) and returns its events.
@@ -151,71 +149,46 @@ fn issue_16_emfile_is_reported_with_the_soft_limit() {
     assert_eq!(e["concept"], "fds-limits", "{e}");
 }
 
-/// A forked child writes N pages of its parent's memory under `watch cow` (with
-/// `extra` flags); the header the watch printed and the child's copy-on-write count.
-fn cow_faults_of_a_child_writing(pages: i64, extra: &[&str]) -> (String, i64, Vec<Value>) {
-    let mut args = vec!["cow"];
-    args.extend_from_slice(extra);
-    let watch = Watch::start(&args);
-    let header = watch.header.clone();
-    let s = Specimen::start(&["--cow-child-pages", &pages.to_string()]);
-    let child = s.report["cow_child_pid"].as_i64().unwrap();
-    let events = watch.stop();
-    well_formed(&events);
-    let faults: Vec<Value> = of_kind(&events, "faults")
-        .into_iter()
-        .filter(|e| pid_of(e, "pid") == child)
-        .cloned()
-        .collect();
-    let cow = faults
-        .iter()
-        .map(|e| e["cow_faults"].as_i64().unwrap())
-        .sum();
-    (header, cow, faults)
-}
-
-/// Sampled one fault in N per CPU: the estimate is within N per CPU per span of the
-/// count; at least 0.9 of the pages is what the issue asks.
-fn assert_cow_within_bounds(pages: i64, cow: i64, faults: &[Value]) {
-    assert!(
-        cow >= pages * 9 / 10,
-        "{cow} copy-on-write faults estimated for {pages} pages: {faults:#?}"
-    );
-    assert!(
-        cow <= pages * 12 / 10,
-        "{cow} copy-on-write faults for {pages} pages: {faults:#?}"
-    );
-    assert!(
-        faults.iter().all(|e| e["sampled_one_in"] == 16),
-        "{faults:#?}"
-    );
-}
-
 #[test]
 fn issue_16_a_forked_child_writing_n_pages_takes_n_copy_on_write_faults() {
     skip_unless!(is_root(), "tracepoints need root or CAP_PERFMON");
     const PAGES: i64 = 16384; // 64 MiB
-    let (header, cow, faults) = cow_faults_of_a_child_writing(PAGES, &[]);
-    // As root the eBPF program samples the faults, not the perf tracepoint.
-    assert!(header.contains("1 eBPF program"), "{header}");
-    assert_cow_within_bounds(PAGES, cow, &faults);
-}
-
-#[test]
-fn issue_16_the_perf_tracepoint_fallback_counts_the_childs_writes() {
-    skip_unless!(is_root(), "tracepoints need root or CAP_PERFMON");
-    const PAGES: i64 = 16384;
-    let (header, _, faults) = cow_faults_of_a_child_writing(PAGES, &["--no-bpf"]);
-    assert!(!header.contains("eBPF"), "{header}");
-    // Through perf the samples are counted as well; their split by mapping can miss
-    // (a child gone before its samples are read has no maps to look up: a write to a
-    // present page of unknown mapping is not called copy-on-write), so the writes are
-    // what is bounded here.
-    let writes: i64 = faults
+    let watch = Watch::start(&["cow"]);
+    let s = Specimen::start(&["--cow-child-pages", &PAGES.to_string()]);
+    let child = s.report["cow_child_pid"].as_i64().unwrap();
+    let events = watch.stop();
+    well_formed(&events);
+    let faults: Vec<&Value> = of_kind(&events, "faults")
+        .into_iter()
+        .filter(|e| pid_of(e, "pid") == child)
+        .collect();
+    let cow: i64 = faults
         .iter()
-        .map(|e| e["cow_faults"].as_i64().unwrap() + e["write_faults"].as_i64().unwrap())
+        .map(|e| e["cow_faults"].as_i64().unwrap())
         .sum();
-    assert_cow_within_bounds(PAGES, writes, &faults);
+    // Samples the kernel dropped (a ring full on a busy host) may have been the child's.
+    let lost: i64 = of_kind(&events, "lost")
+        .into_iter()
+        .filter(|e| e["concept"] == "page-faults")
+        .map(|e| e["count"].as_i64().unwrap())
+        .sum();
+    if lost > 0 {
+        eprintln!("{lost} samples lost: the lower bound is loosened by what they held");
+    }
+    // Sampled one fault in 16 per CPU: the estimate is within 16 per CPU per span of the
+    // count; at least 0.9 of the pages is what the issue asks.
+    assert!(
+        faults.iter().all(|e| e["sampled_one_in"] == 16),
+        "{faults:#?}"
+    );
+    assert!(
+        cow + lost * 16 >= PAGES * 9 / 10,
+        "child {child}: {cow} copy-on-write faults estimated for {PAGES} pages, {lost} samples lost: {faults:#?}"
+    );
+    assert!(
+        cow <= PAGES * 12 / 10,
+        "child {child}: {cow} copy-on-write faults for {PAGES} pages: {faults:#?}"
+    );
 }
 
 #[test]
@@ -397,17 +370,6 @@ fn issue_16_watch_as_nobody_says_what_is_unavailable_and_exits_0() {
         "{text}"
     );
     assert!(text.contains("-- watched"), "{text}");
-    // The page-fault program is refused too, with what grants it, and perf after it.
-    let out = as_nobody()
-        .args(["watch", "page-faults", "--for", "0.3"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("unavailable: eBPF page_fault_user") && text.contains("CAP_BPF"),
-        "{text}"
-    );
 }
 
 #[test]

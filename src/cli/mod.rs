@@ -183,10 +183,6 @@ pub struct WatchArgs {
     /// Seconds between the per-process summaries.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_watch_seconds)]
     pub summary: Duration,
-    /// Sample page faults through the perf tracepoint, never an eBPF program (which
-    /// costs a fault-heavy load less, and needs CAP_BPF beside CAP_PERFMON).
-    #[arg(long)]
-    pub no_bpf: bool,
 }
 
 /// One of `top --events`: a kind top shows, or `none` (kept as the empty string).
@@ -873,7 +869,6 @@ fn watch_cmd(
         kinds: args.kinds,
         json: g.json,
         summary_every: args.summary,
-        no_bpf: args.no_bpf,
     };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for sig in [libc::SIGTERM, libc::SIGINT] {

@@ -178,22 +178,6 @@ pub struct TracepointSpec {
     pub rate: Rate,
 }
 
-/// An eBPF program that stands in for a source's first tracepoint where the perf
-/// tracepoint costs too much (see syslens_probe::bpf); perf is the fallback.
-#[derive(Debug, Clone, Copy)]
-pub struct BpfProgram {
-    /// The object, compiled from C kept beside the concept and committed.
-    pub object: &'static [u8],
-    /// The program's name in it.
-    pub program: &'static str,
-    /// The layout of the fields after the record's header, in tracefs's format-file
-    /// language (offsets from the end of the header), so the decoder reads a program's
-    /// sample as it reads the tracepoint's.
-    pub format: &'static str,
-    /// One sample per this many hits per CPU.
-    pub one_in: u64,
-}
-
 /// What feeds a source besides tracepoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Feed {
@@ -222,8 +206,6 @@ pub struct EventSource {
     /// Why it costs the whole host, if it does: such a source runs only when its
     /// concept or kind is asked for by name (measured by bench/watch.sh).
     pub costly: Option<&'static str>,
-    /// The eBPF program that replaces `tracepoints[0]` when the kernel allows it.
-    pub bpf: Option<BpfProgram>,
 }
 
 /// A process exit, from taskstats (every field) or the exit tracepoint (fewer).

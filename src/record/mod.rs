@@ -268,7 +268,6 @@ fn event_options(with: &[&'static str]) -> WatchOptions {
         kinds,
         json: true,
         summary_every: Duration::from_secs(3600),
-        no_bpf: false,
     }
 }
 

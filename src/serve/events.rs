@@ -447,7 +447,6 @@ fn open(opts: &EventOptions, reader: Reader) -> (Option<Watcher>, Vec<String>) {
             json: false,
             // The counted kinds have no summaries.
             summary_every: Duration::from_secs(3600),
-            no_bpf: false,
         };
         match Watcher::open(&wopts, reader) {
             Ok(w) => {

@@ -188,7 +188,6 @@ fn watch(reader: Reader, kinds: Vec<&'static str>, tx: &SyncSender<Report>, stop
         json: false,
         // The kinds shown have no summaries.
         summary_every: Duration::from_secs(3600),
-        no_bpf: false,
     };
     let mut watcher = match Watcher::open(&opts, reader) {
         Ok(w) => w,

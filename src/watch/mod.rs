@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use syslens_probe::bpf::BpfSpec;
 use syslens_probe::kmsg::OomWatch;
 use syslens_probe::trace::{Drained, Session, Subscription};
 use syslens_probe::tracefs::{EventFormat, Tracefs};
@@ -20,7 +19,7 @@ use syslens_probe::Reader;
 
 use crate::catalogue::ConceptId;
 use crate::concepts::REGISTRY;
-use crate::model::event::{BpfProgram, Context, Decoder, Event, EventSource, Feed, TracepointSpec};
+use crate::model::event::{Context, Decoder, Event, EventSource, Feed};
 use crate::render::safe::clean;
 
 pub use host::HostContext;
@@ -42,8 +41,6 @@ pub struct WatchOptions {
     pub json: bool,
     /// How often the per-process summaries are printed.
     pub summary_every: Duration,
-    /// Sample through perf tracepoints only, never loading an eBPF program.
-    pub no_bpf: bool,
 }
 
 /// One selected source, with its decoder and the tracepoints it got.
@@ -58,8 +55,6 @@ struct Sub {
     tracepoint: usize,
     format: EventFormat,
     lost_reported: u64,
-    /// Read from an eBPF program's ring, not a perf tracepoint's.
-    bpf: bool,
 }
 
 /// Why a source (or part of one) is not watched.
@@ -98,25 +93,6 @@ pub fn sources(concepts: &[ConceptId]) -> Vec<&'static EventSource> {
         }
     }
     out
-}
-
-/// Loads `bpf` in place of `tp` into `session` as subscription `sub`; the format its
-/// samples are decoded with, or why it could not.
-fn open_bpf(
-    session: &mut Session,
-    sub: usize,
-    bpf: &BpfProgram,
-    tp: &TracepointSpec,
-) -> Result<EventFormat, String> {
-    let format = EventFormat::parse(bpf.format).map_err(|e| e.to_string())?;
-    let spec = BpfSpec {
-        object: bpf.object,
-        program: bpf.program,
-        tracepoint: tp.name,
-        one_in: bpf.one_in,
-    };
-    session.add_bpf(sub, &spec).map_err(|e| e.to_string())?;
-    Ok(format)
 }
 
 /// The open sources of a watch and their decoders: what `watch` prints, what `record`
@@ -218,35 +194,6 @@ impl Watcher {
 
         let mut session = Session::new();
         let mut subs: Vec<Sub> = Vec::new();
-        // eBPF programs first (they need no tracefs), each in place of its source's
-        // first tracepoint.
-        let mut via_bpf = vec![false; active.len()];
-        for (si, a) in active.iter().enumerate() {
-            let program = a.source.bpf.filter(|_| !opts.no_bpf);
-            let (Some(bpf), Some(tp)) = (program, a.source.tracepoints.first()) else {
-                continue;
-            };
-            match open_bpf(&mut session, subs.len(), &bpf, tp) {
-                Ok(format) => {
-                    subs.push(Sub {
-                        source: si,
-                        tracepoint: 0,
-                        format,
-                        lost_reported: 0,
-                        bpf: true,
-                    });
-                    via_bpf[si] = true;
-                }
-                Err(why) => unavailable.push(Unavailable {
-                    what: format!("eBPF {}", bpf.program),
-                    why: format!(
-                        "{why}; the perf tracepoint {}:{} is tried instead (it costs a fault-heavy load more)",
-                        tp.system, tp.name
-                    ),
-                    off: false,
-                }),
-            }
-        }
         match Tracefs::open(ctx.reader().root()) {
             Err(e) => unavailable.push(Unavailable {
                 what: "tracepoints".into(),
@@ -258,8 +205,7 @@ impl Watcher {
                     if a.source.feed == Feed::Exits && exits.is_some() {
                         continue;
                     }
-                    let first = usize::from(via_bpf[si]);
-                    for (ti, tp) in a.source.tracepoints.iter().enumerate().skip(first) {
+                    for (ti, tp) in a.source.tracepoints.iter().enumerate() {
                         let name = format!("{}:{}", tp.system, tp.name);
                         let format = match tracefs.event(tp.system, tp.name) {
                             Ok(f) => f,
@@ -298,7 +244,6 @@ impl Watcher {
                             tracepoint: ti,
                             format,
                             lost_reported: 0,
-                            bpf: false,
                         });
                     }
                 }
@@ -612,15 +557,11 @@ impl Printer<'_> {
     ) -> io::Result<()> {
         // The sources go to stderr in JSON mode, so stdout stays pure NDJSON.
         let mut text = String::new();
-        let programs = watcher.subs.iter().filter(|s| s.bpf).count();
         text += &format!(
             "watching {} ({} tracepoints",
             watcher.kinds().join(", "),
-            watcher.subs.len() - programs
+            watcher.subs.len()
         );
-        if programs > 0 {
-            text += &format!(", {programs} eBPF program");
-        }
         if watcher.exits.is_some() {
             text += ", taskstats exits";
         }

@@ -5,7 +5,6 @@
 //! [`Val`]: the value, or [`Missing`] with the reason. Nothing here prints.
 #![warn(missing_docs)]
 
-pub mod bpf;
 pub mod cgroup;
 pub mod container;
 pub mod elf;

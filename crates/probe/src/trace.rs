@@ -16,7 +16,6 @@ use perf_event::data::Record as PerfRecord;
 use perf_event::events::Tracepoint;
 use perf_event::{Builder, Clock, SampleFlag, Sampler};
 
-use crate::bpf::{BpfError, BpfRing, BpfSpec, Header, HEADER};
 use crate::tracefs::EventFormat;
 
 /// How often a subscription samples.
@@ -81,6 +80,8 @@ struct Ring {
     /// The subscription, or `None` for a ring of task records (names, forks, exits).
     sub: Option<usize>,
     cpu: u32,
+    /// What each sample stands for when the kernel does not say (a fixed period).
+    period: u64,
     sampler: Sampler,
 }
 
@@ -137,8 +138,6 @@ impl fmt::Debug for Ring {
 #[derive(Debug, Default)]
 pub struct Session {
     rings: Vec<Ring>,
-    /// Subscriptions read from an eBPF program's ring instead (one ring for all CPUs).
-    bpf: Vec<(usize, BpfRing)>,
     lost: Vec<u64>,
     /// One drain's samples, copied out of the rings (reused between drains).
     pending: Vec<Pending>,
@@ -192,23 +191,22 @@ impl Session {
                 // A tracepoint fires in the kernel: excluding the kernel would drop it.
                 .include_kernel()
                 .clockid(Clock::MONOTONIC)
-                .sample(
-                    SampleFlag::TID
-                        | SampleFlag::TIME
-                        | SampleFlag::CPU
-                        | SampleFlag::PERIOD
-                        | SampleFlag::RAW,
-                );
-            let ring = match subscription.rate {
+                .sample(SampleFlag::TID | SampleFlag::TIME | SampleFlag::CPU | SampleFlag::RAW);
+            // PERIOD only where it varies: on a software event (a tracepoint is one)
+            // with a fixed period, asking for it makes the kernel write a sample of
+            // period 1 on every hit (perf_swevent_event), so one in 16 became every
+            // fault: the full cost, and a ring overflowing under a fault-heavy load.
+            let (ring, period) = match subscription.rate {
                 Rate::Every => {
                     builder.sample_period(1).wakeup_events(1);
-                    RING_RARE
+                    (RING_RARE, 1)
                 }
                 Rate::PerSecond(hz) => {
                     builder
                         .sample_frequency(hz.max(1))
+                        .sample(SampleFlag::PERIOD)
                         .wakeup_watermark(RING_FREQUENT / 4);
-                    RING_FREQUENT
+                    (RING_FREQUENT, 1)
                 }
                 Rate::OneIn(n) => {
                     // Woken sooner than for frequency sampling: the samples of a
@@ -216,7 +214,7 @@ impl Session {
                     builder
                         .sample_period(n.max(1))
                         .wakeup_watermark(RING_FREQUENT / 16);
-                    RING_FREQUENT
+                    (RING_FREQUENT, n.max(1))
                 }
             };
             let counter = builder
@@ -237,6 +235,7 @@ impl Session {
             opened.push(Ring {
                 sub: Some(sub),
                 cpu,
+                period,
                 sampler,
             });
         }
@@ -244,18 +243,6 @@ impl Session {
             self.lost.resize(sub + 1, 0);
         }
         self.rings.extend(opened);
-        Ok(())
-    }
-
-    /// Subscribes `sub` through an eBPF program instead of perf: its samples come out
-    /// of [`Session::drain`] like a tracepoint's, with the fields after the record's
-    /// header as `raw`. The program runs from now on (it has no enable step).
-    pub fn add_bpf(&mut self, sub: usize, spec: &BpfSpec<'_>) -> Result<(), BpfError> {
-        let ring = BpfRing::open(spec)?;
-        if self.lost.len() <= sub {
-            self.lost.resize(sub + 1, 0);
-        }
-        self.bpf.push((sub, ring));
         Ok(())
     }
 
@@ -283,6 +270,7 @@ impl Session {
             opened.push(Ring {
                 sub: None,
                 cpu,
+                period: 1,
                 sampler,
             });
         }
@@ -304,14 +292,11 @@ impl Session {
 
     /// The ring buffers' fds, to poll for readability.
     pub fn fds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
-        self.rings
-            .iter()
-            .map(|r| {
-                // SAFETY: the fd belongs to a sampler owned by `self`, so it stays open
-                // for the borrow's lifetime.
-                unsafe { BorrowedFd::borrow_raw(r.sampler.as_raw_fd()) }
-            })
-            .chain(self.bpf.iter().map(|(_, r)| r.fd()))
+        self.rings.iter().map(|r| {
+            // SAFETY: the fd belongs to a sampler owned by `self`, so it stays open
+            // for the borrow's lifetime.
+            unsafe { BorrowedFd::borrow_raw(r.sampler.as_raw_fd()) }
+        })
     }
 
     /// Hands the task records and samples read now to `on`, in time order, and returns
@@ -345,7 +330,7 @@ impl Session {
                             what: PendingKind::Sample {
                                 sub,
                                 cpu: sample.cpu().unwrap_or(ring.cpu),
-                                period: sample.period().unwrap_or(1),
+                                period: sample.period().unwrap_or(ring.period),
                             },
                             pid: sample.pid().unwrap_or(0),
                             tid: sample.tid().unwrap_or(0),
@@ -361,27 +346,6 @@ impl Session {
                     _ => {}
                 };
             }
-        }
-        for (sub, ring) in self.bpf.iter_mut() {
-            ring.drain(65536, |record| {
-                let Some(h) = Header::parse(record) else {
-                    return;
-                };
-                let at = pending_raw.len();
-                pending_raw.extend_from_slice(&record[HEADER..]);
-                samples += 1;
-                pending.push(Pending {
-                    what: PendingKind::Sample {
-                        sub: *sub,
-                        cpu: h.cpu,
-                        period: h.period,
-                    },
-                    pid: h.tgid,
-                    tid: h.tid,
-                    monotonic_ns: h.monotonic_ns,
-                    raw: at..pending_raw.len(),
-                });
-            });
         }
         Self::drain_tasks(&mut self.rings, pending, pending_raw);
         // Stable: at one instant a task record (read first) stays before a sample.
@@ -450,13 +414,7 @@ impl Session {
 
     /// Samples of subscription `sub` the kernel dropped because its ring was full.
     pub fn lost(&self, sub: usize) -> u64 {
-        let in_bpf: u64 = self
-            .bpf
-            .iter()
-            .filter(|(s, _)| *s == sub)
-            .map(|(_, r)| r.lost())
-            .sum();
-        self.lost.get(sub).copied().unwrap_or(0) + in_bpf
+        self.lost.get(sub).copied().unwrap_or(0)
     }
 
     /// How many ring buffers are open (subscriptions times CPUs).
@@ -494,5 +452,64 @@ fn set_filter(fd: RawFd, filter: &str) -> io::Result<()> {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::tracefs::Tracefs;
+
+    #[test]
+    fn live_issue_16_one_in_n_hands_over_one_sample_per_n_faults() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("SKIPPED: tracepoints need root or CAP_PERFMON");
+            return;
+        }
+        let tracefs = Tracefs::open(Path::new("/")).expect("tracefs");
+        let format = tracefs
+            .event("exceptions", "page_fault_user")
+            .expect("the page-fault tracepoint");
+        let cpus: Vec<u32> =
+            (0..std::thread::available_parallelism().unwrap().get() as u32).collect();
+        let mut session = Session::new();
+        let subscription = Subscription {
+            format: &format,
+            filter: None,
+            rate: Rate::OneIn(16),
+        };
+        session.add(0, &subscription, &cpus).unwrap();
+        session.enable().unwrap();
+        // 16384 first writes to fresh anonymous pages: as many faults in this process.
+        const PAGES: usize = 16384;
+        let mut memory = vec![0u8; PAGES * 4096];
+        for page in memory.chunks_mut(4096) {
+            page[0] = 1;
+        }
+        std::hint::black_box(&memory);
+        let me = std::process::id();
+        let (mut samples, mut faults) = (0u64, 0u64);
+        session.drain(|d| {
+            if let Drained::Sample(s) = d {
+                if s.pid == me {
+                    samples += 1;
+                    faults += s.period;
+                }
+            }
+        });
+        // Asking the kernel for each sample's period made it write one per fault, of
+        // period 1: 16 times the records, and a ring that overflowed.
+        assert!(
+            samples <= (PAGES / 8) as u64,
+            "{samples} samples for {PAGES} faults"
+        );
+        assert_eq!(session.lost(0), 0);
+        let pages = PAGES as u64;
+        assert!(
+            faults >= pages * 9 / 10 && faults <= pages * 12 / 10,
+            "{faults} faults estimated from {samples} samples for {PAGES}"
+        );
     }
 }

@@ -37,7 +37,6 @@ pub static EVENTS: &[EventSource] = &[EventSource {
     ],
     feed: Feed::Tracepoints,
     costly: None,
-    bpf: None,
     decoder: || Box::new(Cgroups),
 }];
 

@@ -50,7 +50,6 @@ pub static EVENTS: &[EventSource] = &[EventSource {
     tracepoints: CALLS,
     feed: Feed::Tracepoints,
     costly: Some("syscall tracepoints send every syscall of every task through the slow path (a getppid loop ran at 0.92x)"),
-    bpf: None,
     decoder: || Box::new(Emfile),
 }];
 

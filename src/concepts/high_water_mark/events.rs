@@ -24,7 +24,6 @@ pub static EVENTS: &[EventSource] = &[EventSource {
     }],
     feed: Feed::Exits,
     costly: None,
-    bpf: None,
     decoder: || Box::new(Exits),
 }];
 

@@ -22,7 +22,6 @@ pub static EVENTS: &[EventSource] = &[EventSource {
     }],
     feed: Feed::Tracepoints,
     costly: None,
-    bpf: None,
     decoder: || Box::new(Signals),
 }];
 

@@ -26,7 +26,6 @@ pub static EVENTS: &[EventSource] = &[EventSource {
     ],
     feed: Feed::Tracepoints,
     costly: None,
-    bpf: None,
     decoder: || Box::new(Stalls::new(&COMPACTION)),
 }];
 

@@ -48,7 +48,6 @@ pub static EVENTS: &[EventSource] = &[EventSource {
     tracepoints: TRACEPOINTS,
     feed: Feed::Tracepoints,
     costly: Some("syscall exit tracepoints send every syscall of every task through the slow path (a getppid loop ran at 0.92x)"),
-    bpf: None,
     decoder: || Box::new(Fsyncs::default()),
 }];
 

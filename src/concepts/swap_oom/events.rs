@@ -28,7 +28,6 @@ pub static EVENTS: &[EventSource] = &[
         }],
         feed: Feed::KernelLog,
         costly: None,
-        bpf: None,
         decoder: || Box::new(OomKills::default()),
     },
     EventSource {
@@ -50,7 +49,6 @@ pub static EVENTS: &[EventSource] = &[
         ],
         feed: Feed::Tracepoints,
         costly: None,
-        bpf: None,
         decoder: || Box::new(Stalls::new(&RECLAIM)),
     },
 ];
