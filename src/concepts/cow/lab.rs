@@ -156,7 +156,7 @@ pub struct ForkTimes {
     pub sizes_mib: Vec<u64>,
     /// Wall time of fork + exit + wait (us), the trials at each parent size.
     pub fork_us: Vec<Vec<f64>>,
-    /// The parent's own CPU time (getrusage) in the same fork + wait: the page-table
+    /// The parent's own CPU time (CLOCK_THREAD_CPUTIME_ID) in the same fork + wait: the page-table
     /// copy, without the time the two spent waiting for a CPU on a busy machine.
     pub fork_cpu_us: Vec<Vec<f64>>,
     /// Wall time of posix_spawn(/bin/true) + wait (us), the trials at each parent size.
@@ -533,7 +533,7 @@ fn fork_times(sizes_mib: &[u64], plan: &Adaptive) -> Result<ForkTimes, String> {
             spawned.map_err(|e| format!("posix_spawn(/bin/true) + wait, parent {s} MiB: {e}"))?;
             if kept {
                 forks.push(f.ns as f64 / 1000.0);
-                fork_cpu.push((f.counts.utime_ns + f.counts.stime_ns) as f64 / 1000.0);
+                fork_cpu.push(f.counts.cpu_ns as f64 / 1000.0);
                 spawns.push(sp.ns as f64 / 1000.0);
             }
             Ok::<f64, String>(f.ns as f64 / 1000.0)

@@ -98,8 +98,8 @@ pub struct Pass {
     pub pages: u64,
     /// Wall time of the pass.
     pub ns: u64,
-    /// The thread's CPU time in the pass (getrusage): wall time less the waits, for the
-    /// disk or, on a busy machine, for a CPU.
+    /// The thread's CPU time in the pass (CLOCK_THREAD_CPUTIME_ID, exact): wall time less
+    /// the waits, for the disk or, on a busy machine, for a CPU.
     pub cpu_ns: u64,
     /// Minor faults in the pass (getrusage).
     pub minflt: u64,
@@ -120,7 +120,7 @@ impl Pass {
         Pass {
             pages: pages as u64,
             ns: t.ns,
-            cpu_ns: t.counts.utime_ns + t.counts.stime_ns,
+            cpu_ns: t.counts.cpu_ns,
             minflt: t.counts.minflt,
             majflt: t.counts.majflt,
             perf_faults: t.counts.perf_page_faults,
