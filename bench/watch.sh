@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # What `syslens watch` (every concept) costs the host, side by side with perf record:
-# a page-fault loop and a getppid loop run alone, under `syslens watch`, and under
+# a page-fault loop, a getppid loop and a pipe ping-pong (context switches) run alone, under `syslens watch`, and under
 # `perf record -e exceptions:page_fault_user -a` (when perf is installed); the ratio is
 # each loop's speed against its speed alone, interleaved (alone, watch, alone, perf,
 # ...) so the VM's drift does not land in one column. Then watch's own CPU on an idle
-# host. Needs root (tracepoints) and cc. Target: both loops >= 0.90x, watch < 2% of a CPU.
+# host. Needs root (tracepoints) and cc. Target: the fault and getppid loops >= 0.90x (the ping-pong has none: it shows
+# what the run-queue source costs a switch-heavy host), watch < 2% of a CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${CARGO_TARGET_DIR:-target}/release/syslens
@@ -15,6 +16,7 @@ cleanup() { [ -z "$watch_pid" ] || kill "$watch_pid" 2>/dev/null || true; rm -rf
 trap cleanup EXIT INT TERM
 cc -O2 -o "$tmp/fault_loop" bench/c/fault_loop.c
 cc -O2 -o "$tmp/getppid_loop" bench/c/getppid_loop.c
+cc -O2 -o "$tmp/switch_loop" bench/c/switch_loop.c
 secs=${SECS:-3}
 rounds=${ROUNDS:-5}
 hz=$(getconf CLK_TCK)
@@ -34,11 +36,11 @@ run_under() { # $1: alone|watch|perf, $2: loop -> rate
 }
 
 # `watch` alone leaves off the sources that cost the whole host; naming every concept
-# turns them on (page faults, EMFILE and fsync).
+# turns them on (page faults, EMFILE, fsync and run-queue waits).
 all_concepts=$("$bin" --json concepts | python3 -c 'import json,sys; print(" ".join(c["id"] for c in json.load(sys.stdin)))')
 modes="alone watch all"
 command -v perf >/dev/null && modes="alone watch all perf" || echo "perf not installed (apt-get install linux-perf): its column is left out"
-for loop in fault_loop getppid_loop; do
+for loop in fault_loop getppid_loop switch_loop; do
   declare -A sum=()
   for r in $(seq "$rounds"); do
     for m in $modes; do

@@ -258,6 +258,81 @@ fn issue_16_fsync_calls_are_timed_from_the_file_systems_sync() {
     }
 }
 
+/// The scheduler's own run-queue wait of a process (/proc/PID/schedstat: time on a CPU,
+/// time waiting for one, times it ran), in seconds and runs.
+fn schedstat(pid: u32) -> (f64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).unwrap();
+    let f: Vec<u64> = s.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    (f[1] as f64 / 1e9, f[2])
+}
+
+#[test]
+fn issue_16_run_queue_waits_agree_with_the_scheduler_s_own_count() {
+    skip_unless!(is_root(), "tracepoints need root or CAP_PERFMON");
+    skip_unless!(
+        std::path::Path::new("/proc/self/schedstat").exists(),
+        "no /proc/PID/schedstat (a kernel without CONFIG_SCHED_INFO)"
+    );
+    let watch = Watch::start(&["scheduling"]);
+    // Two spinners on one CPU: each waits for a CPU while the other runs. Both start
+    // after watch, so every wait of theirs is in its samples and in schedstat.
+    let cpu = if std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2) {
+        "1"
+    } else {
+        "0"
+    };
+    let spin = || {
+        Command::new("taskset")
+            .args(["-c", cpu, "sh", "-c", "while :; do :; done"])
+            .spawn()
+            .unwrap()
+    };
+    let mut spinners = [spin(), spin()];
+    std::thread::sleep(Duration::from_secs(1));
+    let kernel: Vec<(f64, u64)> = spinners.iter().map(|c| schedstat(c.id())).collect();
+    for c in &mut spinners {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+    let events = watch.stop();
+    well_formed(&events);
+    for (c, (delay, runs)) in spinners.iter().zip(kernel) {
+        let mine: Vec<&Value> = of_kind(&events, "runq")
+            .into_iter()
+            .filter(|e| pid_of(e, "pid") == i64::from(c.id()))
+            .collect();
+        let waited: f64 = mine
+            .iter()
+            .map(|e| e["runq_seconds"].as_f64().unwrap())
+            .sum();
+        let waits: i64 = mine.iter().map(|e| e["waits"].as_i64().unwrap()).sum();
+        // Two spinners sharing a CPU each wait about half the second.
+        assert!(
+            delay > 0.2,
+            "schedstat says {delay} s: the spinners did not share a CPU"
+        );
+        // After schedstat was read each waits once more at most (a slice) to die.
+        assert!(
+            waited >= delay * 0.95 && waited <= delay * 1.05 + 0.02,
+            "watch {waited} s in {waits} waits, schedstat {delay} s in {runs} runs: {mine:#?}"
+        );
+        let runs = runs as i64;
+        assert!(
+            waits >= runs * 9 / 10 && waits <= runs * 11 / 10 + 3,
+            "watch {waits} waits, schedstat {runs} runs: {mine:#?}"
+        );
+        for e in &mine {
+            if let (Some(p50), Some(p99), Some(max)) = (
+                e["runq_p50_seconds"].as_f64(),
+                e["runq_p99_seconds"].as_f64(),
+                e["runq_max_seconds"].as_f64(),
+            ) {
+                assert!(0.0 < p50 && p50 <= p99 && p99 <= max && max < 1.0, "{e}");
+            }
+        }
+    }
+}
+
 #[test]
 fn issue_16_a_short_lived_process_exits_with_its_peak() {
     skip_unless!(is_root(), "taskstats needs CAP_NET_ADMIN");

@@ -1,0 +1,333 @@
+//! How long runnable threads wait for a CPU: from the moment a thread is queued (woken,
+//! created, or preempted while it could still run) to the switch that puts it on a CPU,
+//! summarized per process, as bcc's runqlat measures it.
+//!
+//! The wake-up fires on the waker's CPU and the switch on the wakee's, so the two are
+//! paired across rings, which the session hands over in time order. A sample of
+//! `sched_switch` names the task switched *out* (the sample's task is still the
+//! previous one), so a wait measured at the switch in is kept by thread until that
+//! thread's own switch out tells which process it belongs to.
+
+use std::collections::HashMap;
+
+use syslens_probe::trace::{Rate, Sample};
+use syslens_probe::tracefs::EventFormat;
+
+use crate::model::event::{
+    bound, int, who, Context, Decoder, Event, EventSource, Feed, Latencies, TracepointSpec,
+};
+use crate::model::units::duration;
+
+use super::ConceptId;
+
+/// Every hit, read when a ring is a sixteenth full (or at the next drain): with
+/// `Rate::Every`'s wake-up per sample, each sample queues an irq_work, a self-IPI (a VM
+/// exit on the dev VM), and a pipe ping-pong ran at 0.037x.
+const fn tp(name: &'static str) -> TracepointSpec {
+    TracepointSpec {
+        system: "sched",
+        name,
+        filter: None,
+        rate: Rate::OneIn(1),
+    }
+}
+
+const WAKEUP: usize = 0;
+const WAKEUP_NEW: usize = 1;
+
+/// `runq` (a summary per process).
+pub static EVENTS: &[EventSource] = &[EventSource {
+    kind: "runq",
+    concepts: &[ConceptId::Scheduling],
+    tracepoints: &[tp("sched_wakeup"), tp("sched_wakeup_new"), tp("sched_switch")],
+    feed: Feed::Tracepoints,
+    costly: Some("a sample for every context switch and wake-up on the host (a pipe ping-pong ran at 0.69x-0.71x, its rings overflowing)"),
+    decoder: || Box::new(RunQueue::default()),
+}];
+
+/// `prev_state` bits that mean the task stopped being runnable (TASK_REPORT: S, D, T,
+/// t, X, Z, P, I). Zero, with or without the preempted flag above them, is runnable.
+const NOT_RUNNABLE: i64 = 0xff;
+
+/// A process that waited this long for a CPU at least once is a line of the text
+/// stream; the others are counted in it.
+const NOTABLE_WAIT_SECONDS: f64 = 0.010;
+
+#[derive(Default)]
+struct RunQueue {
+    /// When each runnable, not running thread was queued.
+    queued: HashMap<u32, u64>,
+    /// The wait before each running thread's current run, until its switch out names
+    /// its process (at most one per CPU at a time, plus threads that died unseen).
+    waited: HashMap<u32, f64>,
+    by_pid: HashMap<i32, PerProcess>,
+}
+
+#[derive(Default)]
+struct PerProcess {
+    /// Read at its first switch: a short-lived process is gone by the summary.
+    comm: Option<String>,
+    waits: Latencies,
+    /// Switches out of a CPU.
+    switches: u64,
+    /// Of those, the ones where it could still run (preempted, or it yielded).
+    preempted: u64,
+}
+
+impl RunQueue {
+    fn switch(&mut self, ctx: &mut dyn Context, f: &EventFormat, s: &Sample<'_>) {
+        let field = |name| int(f, s.raw, name);
+        let (Some(prev), Some(state), Some(next)) =
+            (field("prev_pid"), field("prev_state"), field("next_pid"))
+        else {
+            return;
+        };
+        // pid 0 is a CPU's idle task: it never waits in a queue.
+        if prev != 0 {
+            let prev = prev as u32;
+            bound(&mut self.by_pid);
+            let pid = s.pid as i32;
+            let p = self.by_pid.entry(pid).or_insert_with(|| PerProcess {
+                comm: ctx.comm(pid),
+                ..PerProcess::default()
+            });
+            p.switches += 1;
+            if let Some(secs) = self.waited.remove(&prev) {
+                p.waits.add(secs);
+            }
+            if state & NOT_RUNNABLE == 0 {
+                p.preempted += 1;
+                bound(&mut self.queued);
+                self.queued.insert(prev, s.monotonic_ns);
+            } else {
+                // A wake-up that came while it still ran (it had not slept yet) queued
+                // nothing.
+                self.queued.remove(&prev);
+            }
+        }
+        if next != 0 {
+            if let Some(since) = self.queued.remove(&(next as u32)) {
+                bound(&mut self.waited);
+                let secs = s.monotonic_ns.saturating_sub(since) as f64 / 1e9;
+                self.waited.insert(next as u32, secs);
+            }
+        }
+    }
+}
+
+impl Decoder for RunQueue {
+    fn sample(
+        &mut self,
+        ctx: &mut dyn Context,
+        index: usize,
+        f: &EventFormat,
+        s: &Sample<'_>,
+        _: &mut Vec<Event>,
+    ) {
+        if index == WAKEUP || index == WAKEUP_NEW {
+            // The wakee is the record's pid (the sample's task is the waker). A thread
+            // already queued (preempted, then woken) has waited since the first.
+            if let Some(tid) = int(f, s.raw, "pid").filter(|&t| t > 0) {
+                bound(&mut self.queued);
+                self.queued.entry(tid as u32).or_insert(s.monotonic_ns);
+            }
+            return;
+        }
+        self.switch(ctx, f, s);
+    }
+
+    fn summarize(&mut self, ctx: &mut dyn Context, out: &mut Vec<Event>) {
+        for (pid, mut p) in self.by_pid.drain() {
+            let comm = p.comm.take();
+            let l = &mut p.waits;
+            let (p50, p99) = (l.quantile(0.5), l.quantile(0.99));
+            let max = (l.count > 0).then_some(l.max);
+            let mut e = Event::new(ctx.now(), ConceptId::Scheduling, "runq", Some(pid));
+            e.notable = max.is_some_and(|m| m >= NOTABLE_WAIT_SECONDS);
+            e.line = format!(
+                "{} {} switches ({} preempted)",
+                who(comm.as_deref(), pid.into()),
+                p.switches,
+                p.preempted
+            );
+            if let (Some(p50), Some(p99), Some(max)) = (p50, p99, max) {
+                e.line.push_str(&format!(
+                    ", waited for a CPU {} times: p50 {}, p99 {}, max {}, total {}",
+                    l.count,
+                    duration(p50),
+                    duration(p99),
+                    duration(max),
+                    duration(l.total)
+                ));
+            }
+            out.push(
+                e.with("pid", Some(pid))
+                    .with("comm", comm)
+                    .with("switches", Some(p.switches))
+                    .with("preempted", Some(p.preempted))
+                    .with("waits", Some(l.count))
+                    .with("runq_seconds", Some(l.total))
+                    .with("runq_p50_seconds", p50)
+                    .with("runq_p99_seconds", p99)
+                    .with("runq_max_seconds", max),
+            );
+        }
+    }
+
+    fn finish(&mut self, ctx: &mut dyn Context, out: &mut Vec<Event>) {
+        self.summarize(ctx, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::model::event::MappingKind;
+
+    struct Names;
+
+    impl Context for Names {
+        fn wall(&self, _: u64) -> SystemTime {
+            SystemTime::UNIX_EPOCH
+        }
+        fn comm(&mut self, pid: i32) -> Option<String> {
+            Some(format!("p{pid}"))
+        }
+        fn nofile_limit(&mut self, _: i32) -> Option<u64> {
+            None
+        }
+        fn mapping(&mut self, _: i32, _: u64) -> Option<MappingKind> {
+            None
+        }
+        fn now(&self) -> SystemTime {
+            SystemTime::UNIX_EPOCH
+        }
+    }
+
+    fn format(name: &str) -> EventFormat {
+        let path = format!(
+            "{}/crates/probe/tests/fixtures/tracefs/6.18/sched/{name}/format",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        EventFormat::parse(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// A raw record of `f` with the integer fields set.
+    fn record(f: &EventFormat, set: &[(&str, i64)]) -> Vec<u8> {
+        let mut raw = vec![0u8; f.fields.iter().map(|x| x.offset + x.size).max().unwrap()];
+        for (name, v) in set {
+            let x = f.fields.iter().find(|x| x.name == *name).unwrap();
+            raw[x.offset..x.offset + x.size].copy_from_slice(&v.to_le_bytes()[..x.size]);
+        }
+        raw
+    }
+
+    /// A sample to feed: tracepoint index, the running task's pid and tid, ms, fields.
+    type Fed<'a> = (usize, u32, u32, u64, &'a [(&'a str, i64)]);
+
+    fn feed(samples: &[Fed<'_>]) -> Vec<Event> {
+        let formats = [
+            format("sched_wakeup"),
+            format("sched_wakeup_new"),
+            format("sched_switch"),
+        ];
+        let mut q = RunQueue::default();
+        let mut out = Vec::new();
+        for &(index, pid, tid, ms, fields) in samples {
+            let raw = record(&formats[index], fields);
+            let s = Sample {
+                sub: index,
+                cpu: 0,
+                pid,
+                tid,
+                monotonic_ns: ms * 1_000_000,
+                period: 1,
+                raw: &raw,
+            };
+            q.sample(&mut Names, index, &formats[index], &s, &mut out);
+        }
+        q.finish(&mut Names, &mut out);
+        out
+    }
+
+    const SWITCH: usize = 2;
+    const SLEEPING: i64 = 1;
+    /// TASK_REPORT_MAX: preempted while running (shown "R+").
+    const PREEMPTED: i64 = 0x100;
+
+    fn of(events: &[Event], pid: i32) -> &Event {
+        events.iter().find(|e| e.subject == Some(pid)).unwrap()
+    }
+
+    #[test]
+    fn a_wait_runs_from_the_wakeup_on_one_cpu_to_the_switch_on_another() {
+        let events = feed(&[
+            // Thread 11 of process 10 is woken by 20 at 5 ms, runs at 8 ms (3 ms wait),
+            // and its switch out at 9 ms names its process.
+            (WAKEUP, 20, 20, 5, &[("pid", 11)]),
+            (SWITCH, 0, 0, 8, &[("prev_pid", 0), ("next_pid", 11)]),
+            (
+                SWITCH,
+                10,
+                11,
+                9,
+                &[("prev_pid", 11), ("prev_state", PREEMPTED), ("next_pid", 0)],
+            ),
+            // Preempted at 9 ms, back at 10 ms: 1 ms.
+            (SWITCH, 0, 0, 10, &[("prev_pid", 0), ("next_pid", 11)]),
+            (
+                SWITCH,
+                10,
+                11,
+                12,
+                &[("prev_pid", 11), ("prev_state", SLEEPING), ("next_pid", 0)],
+            ),
+        ]);
+        let e = of(&events, 10);
+        assert_eq!(e.int_of("switches"), Some(2));
+        assert_eq!(e.int_of("preempted"), Some(1));
+        assert_eq!(e.int_of("waits"), Some(2));
+        let secs = |k| match e.get(k) {
+            Some(crate::model::event::Value::Float(v)) => *v,
+            v => panic!("{k}: {v:?}"),
+        };
+        assert!((secs("runq_seconds") - 0.004).abs() < 1e-9, "{e:?}");
+        assert!((secs("runq_max_seconds") - 0.003).abs() < 1e-9, "{e:?}");
+        assert!((secs("runq_p50_seconds") - 0.001).abs() < 1e-9, "{e:?}");
+    }
+
+    #[test]
+    fn a_wakeup_while_still_running_queues_nothing() {
+        let events = feed(&[
+            // Woken at 1 ms before it slept (it was still on its CPU), it then sleeps
+            // at 2 ms; woken for real at 50 ms, it runs at 51 ms: one wait of 1 ms.
+            (WAKEUP, 20, 20, 1, &[("pid", 11)]),
+            (
+                SWITCH,
+                10,
+                11,
+                2,
+                &[("prev_pid", 11), ("prev_state", SLEEPING), ("next_pid", 0)],
+            ),
+            (WAKEUP, 20, 20, 50, &[("pid", 11)]),
+            (SWITCH, 0, 0, 51, &[("prev_pid", 0), ("next_pid", 11)]),
+            (
+                SWITCH,
+                10,
+                11,
+                52,
+                &[("prev_pid", 11), ("prev_state", SLEEPING), ("next_pid", 0)],
+            ),
+        ]);
+        let e = of(&events, 10);
+        assert_eq!(e.int_of("waits"), Some(1));
+        assert!(
+            matches!(e.get("runq_max_seconds"), Some(crate::model::event::Value::Float(v)) if (v - 0.001).abs() < 1e-9),
+            "{e:?}"
+        );
+        // The idle task is nobody's process.
+        assert!(events.iter().all(|e| e.subject != Some(0)));
+    }
+}
