@@ -334,6 +334,83 @@ fn issue_16_run_queue_waits_agree_with_the_scheduler_s_own_count() {
 }
 
 #[test]
+fn issue_16_run_queue_waits_after_wake_ups_agree_with_schedstat() {
+    skip_unless!(is_root(), "tracepoints need root or CAP_PERFMON");
+    skip_unless!(
+        std::path::Path::new("/proc/self/schedstat").exists(),
+        "no /proc/PID/schedstat (a kernel without CONFIG_SCHED_INFO)"
+    );
+    skip_unless!(
+        std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2),
+        "one CPU: no wake-up from one CPU to another"
+    );
+    let watch = Watch::start(&["scheduling"]);
+    // A ping-pong across two CPUs, each side sleeping 1 ms before it answers: every
+    // wait follows a wake-up (from the other CPU, or its timer), and each read blocks
+    // a millisecond, which counted as waiting would dwarf the waits. Each prints its
+    // own schedstat and the time it spent blocked in reads, in one write (print's
+    // pieces interleave).
+    let script = "import os, time\n\
+        a, b = os.pipe(), os.pipe()\n\
+        child = os.fork()\n\
+        os.sched_setaffinity(0, {1 if child == 0 else 0})\n\
+        r, w = (a[0], b[1]) if child == 0 else (b[0], a[1])\n\
+        blocked = 0\n\
+        for i in range(500):\n    \
+            if child: time.sleep(0.001); os.write(w, b'x')\n    \
+            t = time.perf_counter_ns(); os.read(r, 1); blocked += time.perf_counter_ns() - t\n    \
+            if not child: time.sleep(0.001); os.write(w, b'x')\n\
+        stat = open('/proc/self/schedstat').read().strip()\n\
+        os.write(1, f'{os.getpid()} {stat} {blocked}\\n'.encode())\n\
+        child and os.waitpid(child, 0)\n";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let events = watch.stop();
+    well_formed(&events);
+    let lost: i64 = of_kind(&events, "lost")
+        .iter()
+        .map(|e| e["count"].as_i64().unwrap())
+        .sum();
+    skip_unless!(lost == 0, "the host was too busy: samples were lost");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    for line in text.lines() {
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect();
+        let (pid, delay, runs) = (f[0] as i64, f[2] as f64 / 1e9, f[3] as i64);
+        let blocked = f[4] as f64 / 1e9;
+        let mine: Vec<&Value> = of_kind(&events, "runq")
+            .into_iter()
+            .filter(|e| pid_of(e, "pid") == pid)
+            .collect();
+        let waited: f64 = mine
+            .iter()
+            .map(|e| e["runq_seconds"].as_f64().unwrap())
+            .sum();
+        let waits: i64 = mine.iter().map(|e| e["waits"].as_i64().unwrap()).sum();
+        // 500 reads and 500 sleeps each end in a wake-up, and each run after one
+        // follows it.
+        assert!(
+            waits >= 900 && waits >= runs * 9 / 10 - 3 && waits <= runs + 10,
+            "watch {waits} waits, schedstat {runs} runs ({line})"
+        );
+        // schedstat reads low (after a wake-up that preempts, the switch reuses the
+        // run-queue clock of the wake-up: no wait at all), so it bounds from below;
+        // half a second blocked in reads counted as waiting would bound from above.
+        assert!(
+            waited >= delay * 0.9 - 0.0005 && waited <= blocked * 0.1,
+            "watch {waited} s in {waits} waits, schedstat {delay} s in {runs} runs, \
+             {blocked} s blocked in reads: {mine:#?}"
+        );
+    }
+}
+
+#[test]
 fn issue_16_a_short_lived_process_exits_with_its_peak() {
     skip_unless!(is_root(), "taskstats needs CAP_NET_ADMIN");
     let watch = Watch::start(&["high-water-mark", "--kind", "exit"]);

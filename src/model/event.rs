@@ -281,6 +281,9 @@ pub trait Decoder: Send {
     fn exit(&mut self, _ctx: &mut dyn Context, _exit: &ProcessExit, _out: &mut Vec<Event>) {}
     /// An OOM kill read from the kernel log (only for [`Feed::KernelLog`]).
     fn oom_logged(&mut self, _ctx: &mut dyn Context, _kill: &OomKill, _out: &mut Vec<Event>) {}
+    /// Samples of one of its tracepoints were lost (a full ring): a begin or an end
+    /// may be missing, so pairings in flight are no longer to be trusted.
+    fn lost(&mut self) {}
     /// Called about every 100 ms: emit what waited long enough for its other half.
     fn tick(&mut self, _ctx: &mut dyn Context, _out: &mut Vec<Event>) {}
     /// The summaries of the span since the last call, then start a new span.
@@ -435,6 +438,39 @@ impl Latencies {
         let rank = ((q * self.kept.len() as f64).ceil() as usize).clamp(1, self.kept.len());
         Some(self.kept[rank - 1])
     }
+
+    /// The median, 99th percentile and maximum; `None` when nothing was added.
+    pub fn spread(&mut self) -> Option<Spread> {
+        Some(Spread {
+            p50: self.quantile(0.5)?,
+            p99: self.quantile(0.99)?,
+            max: self.max,
+        })
+    }
+}
+
+/// The summary figures of [`Latencies`], in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    /// The median.
+    pub p50: f64,
+    /// The 99th percentile.
+    pub p99: f64,
+    /// The largest.
+    pub max: f64,
+}
+
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::model::units::duration;
+        write!(
+            f,
+            "p50 {}, p99 {}, max {}",
+            duration(self.p50),
+            duration(self.p99),
+            duration(self.max)
+        )
+    }
 }
 
 /// A field of a raw record as an integer, by name (`None` when this kernel's layout has
@@ -474,6 +510,10 @@ mod tests {
         assert_eq!(l.quantile(0.99), Some(99.0));
         assert_eq!(l.max, 100.0);
         assert_eq!(Latencies::default().quantile(0.5), None);
+        let s = l.spread().unwrap();
+        assert_eq!((s.p50, s.p99, s.max), (50.0, 99.0, 100.0));
+        assert_eq!(s.to_string(), "p50 50.00 s, p99 99.00 s, max 100.00 s");
+        assert_eq!(Latencies::default().spread(), None);
     }
 
     #[test]

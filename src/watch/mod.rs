@@ -356,7 +356,7 @@ impl Watcher {
         } = self;
         ctx.refresh_clock();
         ctx.forget_exited();
-        session.drain(|d| match d {
+        session.drain(done, |d| match d {
             Drained::Task(t) => ctx.task(&t),
             Drained::Sample(s) => {
                 let sub = &subs[s.sub];
@@ -385,6 +385,7 @@ impl Watcher {
         for (i, sub) in subs.iter_mut().enumerate() {
             let lost = session.lost(i);
             if lost > sub.lost_reported {
+                active[sub.source].decoder.lost();
                 let source = active[sub.source].source;
                 let mut e = Event::new(ctx.now(), source.concepts[0], "lost", None)
                     .with("count", Some(lost - sub.lost_reported))

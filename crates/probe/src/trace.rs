@@ -139,9 +139,71 @@ impl fmt::Debug for Ring {
 pub struct Session {
     rings: Vec<Ring>,
     lost: Vec<u64>,
-    /// One drain's samples, copied out of the rings (reused between drains).
+    /// Records copied out of the rings and not handed over yet.
+    pending: Reorder,
+}
+
+/// Records copied out of rings, handed over in time order up to a horizon: one drain's,
+/// and those kept back from the last because they came after its horizon.
+#[derive(Debug, Default)]
+struct Reorder {
     pending: Vec<Pending>,
-    pending_raw: Vec<u8>,
+    /// The records' fields and names, which `Pending::raw` indexes.
+    raw: Vec<u8>,
+    /// Where the kept-back records' bytes are copied (reused between drains).
+    kept_raw: Vec<u8>,
+}
+
+impl Reorder {
+    fn push(&mut self, what: PendingKind, pid: u32, tid: u32, monotonic_ns: u64, raw: &[u8]) {
+        let at = self.raw.len();
+        self.raw.extend_from_slice(raw);
+        self.pending.push(Pending {
+            what,
+            pid,
+            tid,
+            monotonic_ns,
+            raw: at..self.raw.len(),
+        });
+    }
+
+    /// Hands the records up to `horizon` to `on` in time order and keeps the rest.
+    fn release(&mut self, horizon: u64, mut on: impl FnMut(Drained<'_>)) {
+        // Stable: at one instant a task record (read first) stays before a sample, and
+        // a record kept from the last drain before one of this drain.
+        self.pending.sort_by_key(|p| p.monotonic_ns);
+        let ready = self.pending.partition_point(|p| p.monotonic_ns <= horizon);
+        for p in &self.pending[..ready] {
+            let raw = &self.raw[p.raw.clone()];
+            let (pid, tid) = (p.pid, p.tid);
+            on(match p.what {
+                PendingKind::Sample { sub, cpu, period } => Drained::Sample(Sample {
+                    sub,
+                    cpu,
+                    pid,
+                    tid,
+                    monotonic_ns: p.monotonic_ns,
+                    period,
+                    raw,
+                }),
+                PendingKind::Comm => Drained::Task(TaskRecord::Comm {
+                    pid,
+                    tid,
+                    comm: raw,
+                }),
+                PendingKind::Fork { ppid } => Drained::Task(TaskRecord::Fork { pid, tid, ppid }),
+                PendingKind::Exit => Drained::Task(TaskRecord::Exit { pid, tid }),
+            });
+        }
+        self.kept_raw.clear();
+        for p in &mut self.pending[ready..] {
+            let at = self.kept_raw.len();
+            self.kept_raw.extend_from_slice(&self.raw[p.raw.clone()]);
+            p.raw = at..self.kept_raw.len();
+        }
+        self.pending.drain(..ready);
+        std::mem::swap(&mut self.raw, &mut self.kept_raw);
+    }
 }
 
 /// A sample or task record of one drain, copied out of its ring to be handed over in
@@ -167,6 +229,8 @@ enum PendingKind {
 /// Ring buffer size per CPU for a rare event, and for a sampled frequent one.
 const RING_RARE: usize = 64 * 1024;
 const RING_FREQUENT: usize = 256 * 1024;
+/// Records read from one ring per drain, so one flooded CPU cannot starve the others.
+const RECORDS_PER_DRAIN: usize = 65536;
 
 impl Session {
     /// An empty session.
@@ -300,43 +364,60 @@ impl Session {
     }
 
     /// Hands the task records and samples read now to `on`, in time order, and returns
-    /// how many samples; lost-sample records are counted (see [`Session::lost`]).
-    pub fn drain(&mut self, mut on: impl FnMut(Drained<'_>)) -> usize {
+    /// how many samples were read; lost-sample records are counted (see
+    /// [`Session::lost`]). Unless `everything`, records later than the drain's horizon
+    /// wait for the next drain.
+    pub fn drain(&mut self, everything: bool, on: impl FnMut(Drained<'_>)) -> usize {
         // Everything is copied out, the task rings read once more after the samples (a
         // name written just before a sample lands in the task ring before that sample
         // is read), then handed over in time order: each ring is read whole in turn, so
         // a begin/end pair on two tracepoints or two CPUs would otherwise reach a
         // decoder in ring order, every begin of a drain before any end (issue 16:
         // twenty fsyncs paired as one), and a name would be applied out of order.
-        self.pending.clear();
-        self.pending_raw.clear();
-        let (pending, pending_raw) = (&mut self.pending, &mut self.pending_raw);
-        Self::drain_tasks(&mut self.rings, pending, pending_raw);
+        //
+        // Rings are read one after another, so a record another CPU writes while an
+        // earlier ring is being read is missing from this drain although later ones are
+        // in it (a wake-up on CPU 0 after its ring was read, the switch to the woken
+        // task on CPU 1 read after). Only what happened before the horizon, the time
+        // reading began, is complete; the rest is kept for the next drain, as perf
+        // report orders its input in rounds. A ring left unread past the per-call bound
+        // moves the horizon back to the last record read from it.
+        let mut horizon = if everything {
+            u64::MAX
+        } else {
+            let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+            (now.tv_sec as u64)
+                .saturating_mul(1_000_000_000)
+                .saturating_add(now.tv_nsec as u64)
+        };
+        let pending = &mut self.pending;
+        Self::drain_tasks(&mut self.rings, pending, &mut horizon);
         let mut samples = 0;
         for ring in self.rings.iter_mut() {
             let Some(sub) = ring.sub else { continue };
-            // Bounded per call, so one flooded CPU cannot starve the others.
-            for _ in 0..65536 {
+            // The ring left unread past the bound, and the time read up to.
+            let (mut unread, mut last) = (true, 0);
+            for _ in 0..RECORDS_PER_DRAIN {
                 let Some(record) = ring.sampler.next_record() else {
+                    unread = false;
                     break;
                 };
                 match record.parse_record() {
                     Ok(PerfRecord::Sample(sample)) => {
                         let Some(raw) = sample.raw() else { continue };
-                        let at = pending_raw.len();
-                        pending_raw.extend_from_slice(raw);
                         samples += 1;
-                        pending.push(Pending {
-                            what: PendingKind::Sample {
+                        last = sample.time().unwrap_or(0);
+                        pending.push(
+                            PendingKind::Sample {
                                 sub,
                                 cpu: sample.cpu().unwrap_or(ring.cpu),
                                 period: sample.period().unwrap_or(ring.period),
                             },
-                            pid: sample.pid().unwrap_or(0),
-                            tid: sample.tid().unwrap_or(0),
-                            monotonic_ns: sample.time().unwrap_or(0),
-                            raw: at..pending_raw.len(),
-                        });
+                            sample.pid().unwrap_or(0),
+                            sample.tid().unwrap_or(0),
+                            last,
+                            raw,
+                        );
                     }
                     Ok(PerfRecord::Lost(lost)) => {
                         if let Some(count) = self.lost.get_mut(sub) {
@@ -346,42 +427,25 @@ impl Session {
                     _ => {}
                 };
             }
+            if unread {
+                horizon = horizon.min(last);
+            }
         }
-        Self::drain_tasks(&mut self.rings, pending, pending_raw);
-        // Stable: at one instant a task record (read first) stays before a sample.
-        pending.sort_by_key(|p| p.monotonic_ns);
-        for p in pending.iter() {
-            let raw = &pending_raw[p.raw.clone()];
-            let (pid, tid) = (p.pid, p.tid);
-            on(match p.what {
-                PendingKind::Sample { sub, cpu, period } => Drained::Sample(Sample {
-                    sub,
-                    cpu,
-                    pid,
-                    tid,
-                    monotonic_ns: p.monotonic_ns,
-                    period,
-                    raw,
-                }),
-                PendingKind::Comm => Drained::Task(TaskRecord::Comm {
-                    pid,
-                    tid,
-                    comm: raw,
-                }),
-                PendingKind::Fork { ppid } => Drained::Task(TaskRecord::Fork { pid, tid, ppid }),
-                PendingKind::Exit => Drained::Task(TaskRecord::Exit { pid, tid }),
-            });
-        }
+        Self::drain_tasks(&mut self.rings, pending, &mut horizon);
+        pending.release(horizon, on);
         samples
     }
 
-    /// Copies the task rings' records out, each with its time: the trailer
+    /// Copies the task rings' records out, each with its time (moving `horizon` back
+    /// to the last one read from a ring left unread past the bound): the trailer
     /// `sample_id_all` appends, which with TIME as the only sample field is the
     /// record's last 8 bytes.
-    fn drain_tasks(rings: &mut [Ring], pending: &mut Vec<Pending>, raw: &mut Vec<u8>) {
+    fn drain_tasks(rings: &mut [Ring], pending: &mut Reorder, horizon: &mut u64) {
         for ring in rings.iter_mut().filter(|r| r.sub.is_none()) {
-            for _ in 0..65536 {
+            let (mut unread, mut last) = (true, 0);
+            for _ in 0..RECORDS_PER_DRAIN {
                 let Some(record) = ring.sampler.next_record() else {
+                    unread = false;
                     break;
                 };
                 let bytes = record.to_contiguous();
@@ -391,23 +455,22 @@ impl Session {
                     .and_then(|at| bytes.get(at..))
                     .and_then(|t| <[u8; 8]>::try_from(t).ok())
                     .map_or(0, u64::from_ne_bytes);
-                let at = raw.len();
-                let (what, pid, tid) = match record.parse_record() {
+                match record.parse_record() {
                     Ok(PerfRecord::Comm(c)) => {
-                        raw.extend_from_slice(&c.comm);
-                        (PendingKind::Comm, c.pid, c.tid)
+                        pending.push(PendingKind::Comm, c.pid, c.tid, time, &c.comm)
                     }
-                    Ok(PerfRecord::Fork(f)) => (PendingKind::Fork { ppid: f.ppid }, f.pid, f.tid),
-                    Ok(PerfRecord::Exit(x)) => (PendingKind::Exit, x.pid, x.tid),
+                    Ok(PerfRecord::Fork(f)) => {
+                        pending.push(PendingKind::Fork { ppid: f.ppid }, f.pid, f.tid, time, &[])
+                    }
+                    Ok(PerfRecord::Exit(x)) => {
+                        pending.push(PendingKind::Exit, x.pid, x.tid, time, &[])
+                    }
                     _ => continue,
                 };
-                pending.push(Pending {
-                    what,
-                    pid,
-                    tid,
-                    monotonic_ns: time,
-                    raw: at..raw.len(),
-                });
+                last = time;
+            }
+            if unread {
+                *horizon = (*horizon).min(last);
             }
         }
     }
@@ -462,6 +525,36 @@ mod tests {
     use super::*;
     use crate::tracefs::Tracefs;
 
+    /// The names and times `release` hands over, in order.
+    fn released(r: &mut Reorder, horizon: u64) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        r.release(horizon, |d| {
+            if let Drained::Task(TaskRecord::Comm { comm, pid, .. }) = d {
+                out.push((String::from_utf8_lossy(comm).into_owned(), u64::from(pid)));
+            }
+        });
+        out
+    }
+
+    #[test]
+    fn issue_16_a_record_read_a_drain_late_is_still_handed_over_in_time_order() {
+        let mut r = Reorder::default();
+        // Times double as pids, to check each name stays with its record.
+        r.push(PendingKind::Comm, 20, 20, 20, b"twenty");
+        r.push(PendingKind::Comm, 5, 5, 5, b"five");
+        assert_eq!(released(&mut r, 10), [("five".into(), 5)]);
+        // A record from before the last horizon cannot be; one from after it, read
+        // late, comes out before the kept one.
+        r.push(PendingKind::Comm, 30, 30, 30, b"thirty");
+        r.push(PendingKind::Comm, 12, 12, 12, b"twelve");
+        assert_eq!(
+            released(&mut r, 25),
+            [("twelve".into(), 12), ("twenty".into(), 20)]
+        );
+        assert_eq!(released(&mut r, u64::MAX), [("thirty".into(), 30)]);
+        assert!(released(&mut r, u64::MAX).is_empty());
+    }
+
     #[test]
     fn live_issue_16_one_in_n_hands_over_one_sample_per_n_faults() {
         if !rustix::process::geteuid().is_root() {
@@ -491,7 +584,7 @@ mod tests {
         std::hint::black_box(&memory);
         let me = std::process::id();
         let (mut samples, mut faults) = (0u64, 0u64);
-        session.drain(|d| {
+        session.drain(true, |d| {
             if let Drained::Sample(s) = d {
                 if s.pid == me {
                     samples += 1;

@@ -55,12 +55,18 @@ const NOTABLE_WAIT_SECONDS: f64 = 0.010;
 
 #[derive(Default)]
 struct RunQueue {
-    /// When each runnable, not running thread was queued.
-    queued: HashMap<u32, u64>,
+    /// When each runnable, not running thread was queued, and whether by a preemption.
+    queued: HashMap<u32, Queued>,
     /// The wait before each running thread's current run, until its switch out names
     /// its process (at most one per CPU at a time, plus threads that died unseen).
     waited: HashMap<u32, f64>,
     by_pid: HashMap<i32, PerProcess>,
+}
+
+#[derive(Clone, Copy)]
+struct Queued {
+    since_ns: u64,
+    preempted: bool,
 }
 
 #[derive(Default)]
@@ -85,20 +91,31 @@ impl RunQueue {
         // pid 0 is a CPU's idle task: it never waits in a queue.
         if prev != 0 {
             let prev = prev as u32;
-            bound(&mut self.by_pid);
-            let pid = s.pid as i32;
-            let p = self.by_pid.entry(pid).or_insert_with(|| PerProcess {
-                comm: ctx.comm(pid),
-                ..PerProcess::default()
-            });
-            p.switches += 1;
-            if let Some(secs) = self.waited.remove(&prev) {
-                p.waits.add(secs);
+            let runnable = state & NOT_RUNNABLE == 0;
+            let waited = self.waited.remove(&prev);
+            // The sample's process is perf's view of the task switched out: -1 once its
+            // pid is released (the last switch of an exiting task), 0 outside our pid
+            // namespace. Those are nobody's to tally.
+            if s.tid == prev && s.pid != 0 && s.pid != u32::MAX {
+                bound(&mut self.by_pid);
+                let pid = s.pid as i32;
+                let p = self.by_pid.entry(pid).or_insert_with(|| PerProcess {
+                    comm: ctx.comm(pid),
+                    ..PerProcess::default()
+                });
+                p.switches += 1;
+                p.preempted += u64::from(runnable);
+                if let Some(secs) = waited {
+                    p.waits.add(secs);
+                }
             }
-            if state & NOT_RUNNABLE == 0 {
-                p.preempted += 1;
+            if runnable {
                 bound(&mut self.queued);
-                self.queued.insert(prev, s.monotonic_ns);
+                let q = Queued {
+                    since_ns: s.monotonic_ns,
+                    preempted: true,
+                };
+                self.queued.insert(prev, q);
             } else {
                 // A wake-up that came while it still ran (it had not slept yet) queued
                 // nothing.
@@ -106,9 +123,9 @@ impl RunQueue {
             }
         }
         if next != 0 {
-            if let Some(since) = self.queued.remove(&(next as u32)) {
+            if let Some(q) = self.queued.remove(&(next as u32)) {
                 bound(&mut self.waited);
-                let secs = s.monotonic_ns.saturating_sub(since) as f64 / 1e9;
+                let secs = s.monotonic_ns.saturating_sub(q.since_ns) as f64 / 1e9;
                 self.waited.insert(next as u32, secs);
             }
         }
@@ -126,38 +143,49 @@ impl Decoder for RunQueue {
     ) {
         if index == WAKEUP || index == WAKEUP_NEW {
             // The wakee is the record's pid (the sample's task is the waker). A thread
-            // already queued (preempted, then woken) has waited since the first.
+            // queued by a preemption, then woken, has waited since the preemption. Any
+            // other entry is stale and replaced: a new thread may reuse a dead one's
+            // tid, and a lost switch in leaves a wake-up unpaired.
             if let Some(tid) = int(f, s.raw, "pid").filter(|&t| t > 0) {
                 bound(&mut self.queued);
-                self.queued.entry(tid as u32).or_insert(s.monotonic_ns);
+                let q = Queued {
+                    since_ns: s.monotonic_ns,
+                    preempted: false,
+                };
+                let e = self.queued.entry(tid as u32).or_insert(q);
+                if index == WAKEUP_NEW || !e.preempted {
+                    *e = q;
+                }
             }
             return;
         }
         self.switch(ctx, f, s);
     }
 
+    fn lost(&mut self) {
+        // A lost switch in would pair its queueing with a later run (a wait counted far
+        // too long): start over from what comes next.
+        self.queued.clear();
+        self.waited.clear();
+    }
+
     fn summarize(&mut self, ctx: &mut dyn Context, out: &mut Vec<Event>) {
         for (pid, mut p) in self.by_pid.drain() {
             let comm = p.comm.take();
-            let l = &mut p.waits;
-            let (p50, p99) = (l.quantile(0.5), l.quantile(0.99));
-            let max = (l.count > 0).then_some(l.max);
+            let spread = p.waits.spread();
             let mut e = Event::new(ctx.now(), ConceptId::Scheduling, "runq", Some(pid));
-            e.notable = max.is_some_and(|m| m >= NOTABLE_WAIT_SECONDS);
+            e.notable = spread.is_some_and(|s| s.max >= NOTABLE_WAIT_SECONDS);
             e.line = format!(
                 "{} {} switches ({} preempted)",
                 who(comm.as_deref(), pid.into()),
                 p.switches,
                 p.preempted
             );
-            if let (Some(p50), Some(p99), Some(max)) = (p50, p99, max) {
+            if let Some(s) = spread {
                 e.line.push_str(&format!(
-                    ", waited for a CPU {} times: p50 {}, p99 {}, max {}, total {}",
-                    l.count,
-                    duration(p50),
-                    duration(p99),
-                    duration(max),
-                    duration(l.total)
+                    ", waited for a CPU {} times: {s}, total {}",
+                    p.waits.count,
+                    duration(p.waits.total)
                 ));
             }
             out.push(
@@ -165,11 +193,11 @@ impl Decoder for RunQueue {
                     .with("comm", comm)
                     .with("switches", Some(p.switches))
                     .with("preempted", Some(p.preempted))
-                    .with("waits", Some(l.count))
-                    .with("runq_seconds", Some(l.total))
-                    .with("runq_p50_seconds", p50)
-                    .with("runq_p99_seconds", p99)
-                    .with("runq_max_seconds", max),
+                    .with("waits", Some(p.waits.count))
+                    .with("runq_seconds", Some(p.waits.total))
+                    .with("runq_p50_seconds", spread.map(|s| s.p50))
+                    .with("runq_p99_seconds", spread.map(|s| s.p99))
+                    .with("runq_max_seconds", spread.map(|s| s.max)),
             );
         }
     }
@@ -252,6 +280,43 @@ mod tests {
         out
     }
 
+    #[test]
+    fn a_loss_forgets_the_waits_in_flight() {
+        let formats = [
+            format("sched_wakeup"),
+            format("sched_wakeup_new"),
+            format("sched_switch"),
+        ];
+        let mut q = RunQueue::default();
+        let mut out = Vec::new();
+        let mut at = |q: &mut RunQueue, index: usize, pid: u32, ms: u64, fields: &[(&str, i64)]| {
+            let raw = record(&formats[index], fields);
+            let s = Sample {
+                sub: index,
+                cpu: 0,
+                pid,
+                tid: pid,
+                monotonic_ns: ms * 1_000_000,
+                period: 1,
+                raw: &raw,
+            };
+            q.sample(&mut Names, index, &formats[index], &s, &mut out);
+        };
+        // Woken at 1 ms; its switch in was lost; it runs again at 900 ms.
+        at(&mut q, WAKEUP, 20, 1, &[("pid", 11)]);
+        q.lost();
+        at(&mut q, SWITCH, 0, 900, &[("prev_pid", 0), ("next_pid", 11)]);
+        at(
+            &mut q,
+            SWITCH,
+            11,
+            901,
+            &[("prev_pid", 11), ("prev_state", SLEEPING), ("next_pid", 0)],
+        );
+        q.finish(&mut Names, &mut out);
+        assert_eq!(of(&out, 11).int_of("waits"), Some(0), "{out:?}");
+    }
+
     const SWITCH: usize = 2;
     const SLEEPING: i64 = 1;
     /// TASK_REPORT_MAX: preempted while running (shown "R+").
@@ -296,6 +361,47 @@ mod tests {
         assert!((secs("runq_seconds") - 0.004).abs() < 1e-9, "{e:?}");
         assert!((secs("runq_max_seconds") - 0.003).abs() < 1e-9, "{e:?}");
         assert!((secs("runq_p50_seconds") - 0.001).abs() < 1e-9, "{e:?}");
+    }
+
+    #[test]
+    fn a_stale_wake_up_does_not_turn_sleep_into_waiting() {
+        let events = feed(&[
+            // Woken at 4 ms, its switches in and out lost; woken again at 50 ms, it
+            // runs at 51 ms: one wait of 1 ms, not 47 ms.
+            (WAKEUP, 20, 20, 4, &[("pid", 11)]),
+            (WAKEUP, 20, 20, 50, &[("pid", 11)]),
+            (SWITCH, 0, 0, 51, &[("prev_pid", 0), ("next_pid", 11)]),
+            (
+                SWITCH,
+                10,
+                11,
+                52,
+                &[("prev_pid", 11), ("prev_state", SLEEPING), ("next_pid", 0)],
+            ),
+        ]);
+        let e = of(&events, 10);
+        assert_eq!(e.int_of("waits"), Some(1));
+        assert!(
+            matches!(e.get("runq_max_seconds"), Some(crate::model::event::Value::Float(v)) if (v - 0.001).abs() < 1e-9),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn an_exiting_task_s_released_pid_is_nobody_s() {
+        // perf gives -1 for the process of a task whose pid is released.
+        let events = feed(&[
+            (WAKEUP, 20, 20, 1, &[("pid", 11)]),
+            (SWITCH, 0, 0, 2, &[("prev_pid", 0), ("next_pid", 11)]),
+            (
+                SWITCH,
+                u32::MAX,
+                11,
+                3,
+                &[("prev_pid", 11), ("prev_state", 0x80), ("next_pid", 0)],
+            ),
+        ]);
+        assert!(events.is_empty(), "{events:?}");
     }
 
     #[test]

@@ -17,7 +17,6 @@ use syslens_probe::tracefs::EventFormat;
 use crate::model::event::{
     bound, who, Context, Decoder, Event, EventSource, Feed, Latencies, Pairing, TracepointSpec,
 };
-use crate::model::units::duration;
 
 use super::ConceptId;
 
@@ -97,20 +96,12 @@ impl Decoder for Fsyncs {
     fn summarize(&mut self, ctx: &mut dyn Context, out: &mut Vec<Event>) {
         for (pid, mut p) in self.by_pid.drain() {
             let comm = p.comm.take();
-            let l = &mut p.timed;
-            let (p50, p99) = (l.quantile(0.5), l.quantile(0.99));
-            let max = (l.count > 0).then_some(l.max);
+            let spread = p.timed.spread();
             let mut e = Event::new(ctx.now(), ConceptId::Storage, "fsync", Some(pid));
-            e.line = match (p50, p99, max) {
-                (Some(p50), Some(p99), Some(max)) => format!(
-                    "{} {} fsync calls, p50 {}, p99 {}, max {}",
-                    who(comm.as_deref(), pid.into()),
-                    l.count,
-                    duration(p50),
-                    duration(p99),
-                    duration(max)
-                ),
-                _ => format!("{} no timed fsync calls", who(comm.as_deref(), pid.into())),
+            let name = who(comm.as_deref(), pid.into());
+            e.line = match spread {
+                Some(s) => format!("{name} {} fsync calls, {s}", p.timed.count),
+                None => format!("{name} no timed fsync calls"),
             };
             if p.untimed > 0 {
                 e.line.push_str(&format!(
@@ -121,11 +112,11 @@ impl Decoder for Fsyncs {
             out.push(
                 e.with("pid", Some(pid))
                     .with("comm", comm)
-                    .with("calls", Some(l.count))
+                    .with("calls", Some(p.timed.count))
                     .with("untimed_calls", Some(p.untimed))
-                    .with("p50_seconds", p50)
-                    .with("p99_seconds", p99)
-                    .with("max_seconds", max),
+                    .with("p50_seconds", spread.map(|s| s.p50))
+                    .with("p99_seconds", spread.map(|s| s.p99))
+                    .with("max_seconds", spread.map(|s| s.max)),
             );
         }
     }
