@@ -410,6 +410,92 @@ fn issue_16_run_queue_waits_after_wake_ups_agree_with_schedstat() {
     }
 }
 
+/// Maps and unmaps 16 KiB over and over for `secs` on this thread, and returns the
+/// time spent inside the two calls.
+fn map_and_unmap(secs: f64) -> Duration {
+    let began = Instant::now();
+    let mut inside = Duration::ZERO;
+    while began.elapsed().as_secs_f64() < secs {
+        let t = Instant::now();
+        // SAFETY: a fresh private anonymous mapping, written once and unmapped whole
+        // here; nothing else refers to it.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                16384,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(p, libc::MAP_FAILED);
+            p.cast::<u8>().write(1);
+            libc::munmap(p, 16384);
+        }
+        inside += t.elapsed();
+    }
+    inside
+}
+
+#[test]
+fn issue_16_mmap_lock_contention_is_timed_and_named_by_its_caller() {
+    skip_unless!(is_root(), "tracepoints need root or CAP_PERFMON");
+    skip_unless!(
+        std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2),
+        "one CPU: two threads cannot contend for a lock at once"
+    );
+    let watch = Watch::start(&["locking", "--kind", "kernel-lock"]);
+    // Two threads of this process map and unmap at once: each call takes the
+    // process's mmap_lock for writing, so they queue on it (an rw-semaphore).
+    let threads: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(|| map_and_unmap(1.0)))
+        .collect();
+    let inside: f64 = threads
+        .into_iter()
+        .map(|t| t.join().unwrap().as_secs_f64())
+        .sum();
+    let events = watch.stop();
+    well_formed(&events);
+    let me = i64::from(std::process::id());
+    let mine: Vec<&Value> = of_kind(&events, "kernel-lock")
+        .into_iter()
+        .filter(|e| pid_of(e, "pid") == me && e["lock"] == "rwsem (write)")
+        .collect();
+    assert!(
+        mine.iter().all(|e| e["caller"].is_string()),
+        "a caller not named: {mine:#?}"
+    );
+    // The two calls' own functions (vm_mmap_pgoff, __vm_munmap); starting a thread
+    // takes the lock too (do_mprotect_pkey for its stack's guard page).
+    let mine: Vec<&Value> = mine
+        .into_iter()
+        .filter(|e| {
+            e["caller"]
+                .as_str()
+                .is_some_and(|c| c.contains("mmap") || c.contains("munmap"))
+        })
+        .collect();
+    for e in &mine {
+        let (p50, p99, max) = (
+            e["p50_wait_seconds"].as_f64().unwrap(),
+            e["p99_wait_seconds"].as_f64().unwrap(),
+            e["max_wait_seconds"].as_f64().unwrap(),
+        );
+        assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{e}");
+    }
+    let waits: i64 = mine.iter().map(|e| e["waits"].as_i64().unwrap()).sum();
+    let waited: f64 = mine
+        .iter()
+        .map(|e| e["wait_seconds"].as_f64().unwrap())
+        .sum();
+    assert!(waits >= 100, "{waits} waits: {mine:#?}");
+    // Every wait is inside a call, as the threads' own clocks measured them.
+    assert!(
+        waited > 0.0 && waited <= inside,
+        "waited {waited} s, {inside} s inside mmap and munmap: {mine:#?}"
+    );
+}
+
 #[test]
 fn issue_16_a_short_lived_process_exits_with_its_peak() {
     skip_unless!(is_root(), "taskstats needs CAP_NET_ADMIN");

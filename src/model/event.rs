@@ -146,6 +146,14 @@ impl Event {
         }
     }
 
+    /// A floating-point field's value.
+    pub fn float_of(&self, name: &str) -> Option<f64> {
+        match self.get(name)? {
+            Value::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+
     /// A field's value, if present.
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
@@ -176,6 +184,9 @@ pub struct TracepointSpec {
     pub filter: Option<&'static str>,
     /// How often it is sampled.
     pub rate: Rate,
+    /// Each sample also carries the kernel stack (for a rare event whose caller names
+    /// it, like a lock's contention).
+    pub kernel_stack: bool,
 }
 
 /// What feeds a source besides tracepoints.
@@ -251,6 +262,9 @@ pub trait Context {
     fn mapping(&mut self, pid: i32, addr: u64) -> Option<MappingKind>;
     /// The wall-clock time now.
     fn now(&self) -> SystemTime;
+    /// The function of a kernel stack (innermost first) that called into the
+    /// scheduler or the lock primitives, from /proc/kallsyms.
+    fn kernel_caller(&mut self, stack: &[u64]) -> Option<String>;
 }
 
 /// What kind of memory a faulting address is in.
@@ -526,6 +540,7 @@ mod tests {
             monotonic_ns: ns,
             period: 1,
             raw: &[],
+            kernel_stack: &[],
         };
         let mut p = Pairing::default();
         p.begin(&at(7, 1_000_000));
@@ -560,5 +575,60 @@ mod tests {
             json,
             r#"{"time":"1970-01-01T00:00:01.500000Z","concept":"signals","kind":"signal","signal":"SIGKILL","target_pid":7}"#
         );
+    }
+}
+
+/// What decoder tests share: a context that names every process `p<pid>` and every
+/// stack by its innermost address, and records of recorded format files.
+#[cfg(test)]
+pub mod testing {
+    use std::time::SystemTime;
+
+    use syslens_probe::tracefs::EventFormat;
+
+    use super::{Context, MappingKind};
+
+    /// A context with made-up names and nothing else.
+    #[derive(Debug)]
+    pub struct Names;
+
+    impl Context for Names {
+        fn wall(&self, _: u64) -> SystemTime {
+            SystemTime::UNIX_EPOCH
+        }
+        fn comm(&mut self, pid: i32) -> Option<String> {
+            Some(format!("p{pid}"))
+        }
+        fn nofile_limit(&mut self, _: i32) -> Option<u64> {
+            None
+        }
+        fn mapping(&mut self, _: i32, _: u64) -> Option<MappingKind> {
+            None
+        }
+        fn now(&self) -> SystemTime {
+            SystemTime::UNIX_EPOCH
+        }
+        fn kernel_caller(&mut self, stack: &[u64]) -> Option<String> {
+            stack.first().map(|a| format!("f{a:x}"))
+        }
+    }
+
+    /// The 6.18 format file of `system:name`, as recorded.
+    pub fn format(system: &str, name: &str) -> EventFormat {
+        let path = format!(
+            "{}/crates/probe/tests/fixtures/tracefs/6.18/{system}/{name}/format",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        EventFormat::parse(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// A raw record of `f` with the integer fields set.
+    pub fn record(f: &EventFormat, set: &[(&str, i64)]) -> Vec<u8> {
+        let mut raw = vec![0u8; f.fields.iter().map(|x| x.offset + x.size).max().unwrap()];
+        for (name, v) in set {
+            let x = f.fields.iter().find(|x| x.name == *name).unwrap();
+            raw[x.offset..x.offset + x.size].copy_from_slice(&v.to_le_bytes()[..x.size]);
+        }
+        raw
     }
 }

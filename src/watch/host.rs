@@ -6,11 +6,12 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant, SystemTime};
 
 use rustix::event::{poll, PollFd, PollFlags};
+use syslens_probe::kallsyms::Kallsyms;
 use syslens_probe::kmsg::OomWatch;
 use syslens_probe::smaps::{parse_maps, MapKind};
 use syslens_probe::taskstats::{ExitStatus, ExitWatch, TaskExit};
 use syslens_probe::trace::{Session, TaskRecord};
-use syslens_probe::Reader;
+use syslens_probe::{Reader, Val};
 
 use crate::model::event::{Context, MappingKind, ProcessExit, PENDING_MAX};
 
@@ -35,6 +36,8 @@ pub struct HostContext {
     /// Processes that exited in the last drain: forgotten at the next, so samples
     /// read in the same drain still find their names.
     exited: Vec<i32>,
+    /// Kernel functions, to name a stack's caller (read at the first stack).
+    kallsyms: Option<Val<Kallsyms>>,
 }
 
 fn monotonic() -> Duration {
@@ -62,6 +65,7 @@ impl HostContext {
             cgroups: HashMap::new(),
             names: HashMap::new(),
             exited: Vec::new(),
+            kallsyms: None,
         };
         ctx.refresh_clock();
         ctx
@@ -215,6 +219,13 @@ impl Context for HostContext {
 
     fn now(&self) -> SystemTime {
         SystemTime::now()
+    }
+
+    fn kernel_caller(&mut self, stack: &[u64]) -> Option<String> {
+        // Read once, when the first stack comes: 120 000 functions, a few MiB.
+        let reader = &mut self.reader;
+        let table = self.kallsyms.get_or_insert_with(|| Kallsyms::read(reader));
+        table.as_ref().ok()?.caller(stack).map(str::to_owned)
     }
 
     fn comm(&mut self, pid: i32) -> Option<String> {

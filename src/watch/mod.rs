@@ -222,6 +222,7 @@ impl Watcher {
                             format: &format,
                             filter: tp.filter,
                             rate: tp.rate,
+                            kernel_stack: tp.kernel_stack,
                         };
                         if let Err(e) = session.add(subs.len(), &sub, &cpus) {
                             let denied = matches!(

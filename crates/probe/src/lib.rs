@@ -9,6 +9,7 @@ pub mod cgroup;
 pub mod container;
 pub mod elf;
 pub mod fds;
+pub mod kallsyms;
 pub mod kmsg;
 pub mod limits;
 pub mod locks;

@@ -39,6 +39,8 @@ pub struct Subscription<'a> {
     pub filter: Option<&'a str>,
     /// How often to sample.
     pub rate: Rate,
+    /// Also record the kernel stack of each sample (its return addresses).
+    pub kernel_stack: bool,
 }
 
 /// One tracepoint sample, borrowed from the ring buffer until the callback returns.
@@ -59,6 +61,9 @@ pub struct Sample<'a> {
     pub period: u64,
     /// The tracepoint's raw record, decoded with its [`EventFormat`].
     pub raw: &'a [u8],
+    /// The kernel return addresses, innermost first, if the subscription asked for
+    /// them (perf's context markers left out).
+    pub kernel_stack: &'a [u64],
 }
 
 /// Why a subscription could not be opened.
@@ -152,18 +157,38 @@ struct Reorder {
     raw: Vec<u8>,
     /// Where the kept-back records' bytes are copied (reused between drains).
     kept_raw: Vec<u8>,
+    /// The samples' kernel stacks, which `Pending::stack` indexes, and their copy.
+    stacks: Vec<u64>,
+    kept_stacks: Vec<u64>,
 }
 
 impl Reorder {
     fn push(&mut self, what: PendingKind, pid: u32, tid: u32, monotonic_ns: u64, raw: &[u8]) {
+        self.push_with_stack(what, pid, tid, monotonic_ns, raw, &[]);
+    }
+
+    fn push_with_stack(
+        &mut self,
+        what: PendingKind,
+        pid: u32,
+        tid: u32,
+        monotonic_ns: u64,
+        raw: &[u8],
+        stack: &[u64],
+    ) {
         let at = self.raw.len();
         self.raw.extend_from_slice(raw);
+        let frames = self.stacks.len();
+        // Above PERF_CONTEXT_MAX an entry marks where kernel or user frames begin.
+        self.stacks
+            .extend(stack.iter().filter(|&&a| a < PERF_CONTEXT_MAX));
         self.pending.push(Pending {
             what,
             pid,
             tid,
             monotonic_ns,
             raw: at..self.raw.len(),
+            stack: frames..self.stacks.len(),
         });
     }
 
@@ -175,6 +200,7 @@ impl Reorder {
         let ready = self.pending.partition_point(|p| p.monotonic_ns <= horizon);
         for p in &self.pending[..ready] {
             let raw = &self.raw[p.raw.clone()];
+            let kernel_stack = &self.stacks[p.stack.clone()];
             let (pid, tid) = (p.pid, p.tid);
             on(match p.what {
                 PendingKind::Sample { sub, cpu, period } => Drained::Sample(Sample {
@@ -185,6 +211,7 @@ impl Reorder {
                     monotonic_ns: p.monotonic_ns,
                     period,
                     raw,
+                    kernel_stack,
                 }),
                 PendingKind::Comm => Drained::Task(TaskRecord::Comm {
                     pid,
@@ -196,13 +223,19 @@ impl Reorder {
             });
         }
         self.kept_raw.clear();
+        self.kept_stacks.clear();
         for p in &mut self.pending[ready..] {
             let at = self.kept_raw.len();
             self.kept_raw.extend_from_slice(&self.raw[p.raw.clone()]);
             p.raw = at..self.kept_raw.len();
+            let at = self.kept_stacks.len();
+            self.kept_stacks
+                .extend_from_slice(&self.stacks[p.stack.clone()]);
+            p.stack = at..self.kept_stacks.len();
         }
         self.pending.drain(..ready);
         std::mem::swap(&mut self.raw, &mut self.kept_raw);
+        std::mem::swap(&mut self.stacks, &mut self.kept_stacks);
     }
 }
 
@@ -216,6 +249,8 @@ struct Pending {
     monotonic_ns: u64,
     /// The sample's fields, or the new name of a Comm record.
     raw: std::ops::Range<usize>,
+    /// The sample's kernel stack.
+    stack: std::ops::Range<usize>,
 }
 
 #[derive(Debug)]
@@ -231,6 +266,10 @@ const RING_RARE: usize = 64 * 1024;
 const RING_FREQUENT: usize = 256 * 1024;
 /// Records read from one ring per drain, so one flooded CPU cannot starve the others.
 const RECORDS_PER_DRAIN: usize = 65536;
+/// Deepest kernel stack recorded (perf_event_max_stack is 127 by default).
+const MAX_STACK: u16 = 32;
+/// Callchain entries from here up are context markers (PERF_CONTEXT_KERNEL, ...).
+const PERF_CONTEXT_MAX: u64 = -4095i64 as u64;
 
 impl Session {
     /// An empty session.
@@ -256,6 +295,12 @@ impl Session {
                 .include_kernel()
                 .clockid(Clock::MONOTONIC)
                 .sample(SampleFlag::TID | SampleFlag::TIME | SampleFlag::CPU | SampleFlag::RAW);
+            if subscription.kernel_stack {
+                builder
+                    .sample(SampleFlag::CALLCHAIN)
+                    .exclude_callchain_user(true)
+                    .sample_max_stack(MAX_STACK);
+            }
             // PERIOD only where it varies: on a software event (a tracepoint is one)
             // with a fixed period, asking for it makes the kernel write a sample of
             // period 1 on every hit (perf_swevent_event), so one in 16 became every
@@ -407,7 +452,7 @@ impl Session {
                         let Some(raw) = sample.raw() else { continue };
                         samples += 1;
                         last = sample.time().unwrap_or(0);
-                        pending.push(
+                        pending.push_with_stack(
                             PendingKind::Sample {
                                 sub,
                                 cpu: sample.cpu().unwrap_or(ring.cpu),
@@ -417,6 +462,7 @@ impl Session {
                             sample.tid().unwrap_or(0),
                             last,
                             raw,
+                            sample.callchain().unwrap_or(&[]),
                         );
                     }
                     Ok(PerfRecord::Lost(lost)) => {
@@ -572,6 +618,7 @@ mod tests {
             format: &format,
             filter: None,
             rate: Rate::OneIn(16),
+            kernel_stack: false,
         };
         session.add(0, &subscription, &cpus).unwrap();
         session.enable().unwrap();

@@ -16,6 +16,7 @@ const fn exit(name: &'static str) -> TracepointSpec {
         name,
         filter: EMFILE,
         rate: Rate::Every,
+        kernel_stack: false,
     }
 }
 

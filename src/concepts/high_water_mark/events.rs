@@ -21,6 +21,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
         name: "sched_process_exit",
         filter: Some("group_dead == 1"),
         rate: Rate::Every,
+        kernel_stack: false,
     }],
     feed: Feed::Exits,
     costly: None,

@@ -1,5 +1,6 @@
 //! Locking: threads blocked in futex waits and file locks held or awaited.
 
+pub mod events;
 pub mod lab;
 pub mod learn;
 pub mod rules;
@@ -10,7 +11,7 @@ pub const CONCEPT: ConceptDef = ConceptDef {
     system,
     process: lens,
     rules: rules::RULES,
-    events: &[],
+    events: events::EVENTS,
     lab: &lab::LAB,
     lesson: &learn::LESSON,
     explain: include_str!("explain.md"),

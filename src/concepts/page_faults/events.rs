@@ -35,6 +35,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
         name: "page_fault_user",
         filter: None,
         rate: Rate::OneIn(SAMPLE_ONE_IN),
+        kernel_stack: false,
     }],
     feed: Feed::Tracepoints,
     costly: Some("the page-fault tracepoint builds a record on every fault before one in 16 is kept (a fault loop ran at 0.92x-0.96x)"),

@@ -29,6 +29,7 @@ const fn tp(name: &'static str) -> TracepointSpec {
         name,
         filter: None,
         rate: Rate::OneIn(1),
+        kernel_stack: false,
     }
 }
 
@@ -209,47 +210,12 @@ impl Decoder for RunQueue {
 
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
 
     use super::*;
-    use crate::model::event::MappingKind;
-
-    struct Names;
-
-    impl Context for Names {
-        fn wall(&self, _: u64) -> SystemTime {
-            SystemTime::UNIX_EPOCH
-        }
-        fn comm(&mut self, pid: i32) -> Option<String> {
-            Some(format!("p{pid}"))
-        }
-        fn nofile_limit(&mut self, _: i32) -> Option<u64> {
-            None
-        }
-        fn mapping(&mut self, _: i32, _: u64) -> Option<MappingKind> {
-            None
-        }
-        fn now(&self) -> SystemTime {
-            SystemTime::UNIX_EPOCH
-        }
-    }
+    use crate::model::event::testing::{self, record, Names};
 
     fn format(name: &str) -> EventFormat {
-        let path = format!(
-            "{}/crates/probe/tests/fixtures/tracefs/6.18/sched/{name}/format",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        EventFormat::parse(&std::fs::read_to_string(path).unwrap()).unwrap()
-    }
-
-    /// A raw record of `f` with the integer fields set.
-    fn record(f: &EventFormat, set: &[(&str, i64)]) -> Vec<u8> {
-        let mut raw = vec![0u8; f.fields.iter().map(|x| x.offset + x.size).max().unwrap()];
-        for (name, v) in set {
-            let x = f.fields.iter().find(|x| x.name == *name).unwrap();
-            raw[x.offset..x.offset + x.size].copy_from_slice(&v.to_le_bytes()[..x.size]);
-        }
-        raw
+        testing::format("sched", name)
     }
 
     /// A sample to feed: tracepoint index, the running task's pid and tid, ms, fields.
@@ -273,6 +239,7 @@ mod tests {
                 monotonic_ns: ms * 1_000_000,
                 period: 1,
                 raw: &raw,
+                kernel_stack: &[],
             };
             q.sample(&mut Names, index, &formats[index], &s, &mut out);
         }
@@ -299,6 +266,7 @@ mod tests {
                 monotonic_ns: ms * 1_000_000,
                 period: 1,
                 raw: &raw,
+                kernel_stack: &[],
             };
             q.sample(&mut Names, index, &formats[index], &s, &mut out);
         };

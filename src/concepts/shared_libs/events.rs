@@ -18,6 +18,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
         name: "sched_process_exec",
         filter: None,
         rate: Rate::Every,
+        kernel_stack: false,
     }],
     feed: Feed::Tracepoints,
     costly: None,

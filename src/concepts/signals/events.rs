@@ -19,6 +19,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
         name: "signal_generate",
         filter: None,
         rate: Rate::Every,
+        kernel_stack: false,
     }],
     feed: Feed::Tracepoints,
     costly: None,

@@ -26,6 +26,7 @@ const fn tp(system: &'static str, name: &'static str) -> TracepointSpec {
         name,
         filter: None,
         rate: Rate::Every,
+        kernel_stack: false,
     }
 }
 
