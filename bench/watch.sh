@@ -36,7 +36,7 @@ run_under() { # $1: alone|watch|perf, $2: loop -> rate
 }
 
 # `watch` alone leaves off the sources that cost the whole host; naming every concept
-# turns them on (page faults, EMFILE, fsync and run-queue waits).
+# turns them on (page faults, EMFILE, fsync, run-queue and futex waits).
 all_concepts=$("$bin" --json concepts | python3 -c 'import json,sys; print(" ".join(c["id"] for c in json.load(sys.stdin)))')
 modes="alone watch all"
 command -v perf >/dev/null && modes="alone watch all perf" || echo "perf not installed (apt-get install linux-perf): its column is left out"

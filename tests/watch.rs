@@ -497,6 +497,75 @@ fn issue_16_mmap_lock_contention_is_timed_and_named_by_its_caller() {
 }
 
 #[test]
+fn issue_16_futex_waits_are_timed_per_word_as_the_waiter_s_own_clock_says() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    skip_unless!(is_root(), "tracepoints need root or CAP_PERFMON");
+    let watch = Watch::start(&["locking", "--kind", "futex-wait"]);
+    // A waiter blocks on a futex word of this process ten times; each time the waker
+    // lets it wait 50 ms before it bumps the word and wakes it.
+    static WORD: AtomicU32 = AtomicU32::new(0);
+    let futex = |op: i32, val: u32| {
+        // SAFETY: WORD is a static u32, valid for the process's lifetime; the other
+        // arguments are unused by FUTEX_WAIT (no timeout) and FUTEX_WAKE.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                WORD.as_ptr(),
+                op | libc::FUTEX_PRIVATE_FLAG,
+                val,
+                std::ptr::null::<libc::timespec>(),
+            )
+        }
+    };
+    let waker = std::thread::spawn(move || {
+        for round in 1..=10 {
+            std::thread::sleep(Duration::from_millis(50));
+            WORD.store(round, Ordering::SeqCst);
+            futex(libc::FUTEX_WAKE, 1);
+        }
+    });
+    let mut blocked = Duration::ZERO;
+    for round in 1..=10 {
+        let t = Instant::now();
+        loop {
+            let seen = WORD.load(Ordering::SeqCst);
+            if seen >= round {
+                break;
+            }
+            futex(libc::FUTEX_WAIT, seen);
+        }
+        blocked += t.elapsed();
+    }
+    waker.join().unwrap();
+    let events = watch.stop();
+    well_formed(&events);
+    let me = i64::from(std::process::id());
+    let word = format!("{:#x}", WORD.as_ptr() as usize);
+    let mine: Vec<&Value> = of_kind(&events, "futex-wait")
+        .into_iter()
+        .filter(|e| pid_of(e, "pid") == me && e["uaddr"] == word.as_str())
+        .collect();
+    let waits: i64 = mine.iter().map(|e| e["waits"].as_i64().unwrap()).sum();
+    let waited: f64 = mine
+        .iter()
+        .map(|e| e["wait_seconds"].as_f64().unwrap())
+        .sum();
+    let blocked = blocked.as_secs_f64();
+    // One wait a round, more only if a wake-up came early (a spurious one).
+    assert!((10..=20).contains(&waits), "{waits} waits: {mine:#?}");
+    assert!(
+        waited <= blocked && waited >= blocked * 0.9 - 0.005,
+        "watch {waited} s, the waiter's clock {blocked} s: {mine:#?}"
+    );
+    for e in &mine {
+        assert_eq!(e["threads"], 1, "{e}");
+        assert_eq!(e["timeouts"], 0, "{e}");
+        let max = e["max_wait_seconds"].as_f64().unwrap();
+        assert!((0.04..0.5).contains(&max), "{e}");
+    }
+}
+
+#[test]
 fn issue_16_a_short_lived_process_exits_with_its_peak() {
     skip_unless!(is_root(), "taskstats needs CAP_NET_ADMIN");
     let watch = Watch::start(&["high-water-mark", "--kind", "exit"]);

@@ -411,7 +411,7 @@ pub struct RecordArgs {
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_span)]
     pub duration: Option<Duration>,
     /// Also record these event sources, off by default because they slow the whole host
-    /// while on (emfile, fsync, faults, runq: `syslens watch` says by how much), comma-separated.
+    /// while on (emfile, fsync, faults, runq, futex-wait: `syslens watch` says by how much), comma-separated.
     #[arg(long, value_name = "KIND,...", value_delimiter = ',')]
     pub with: Vec<String>,
 }

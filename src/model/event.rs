@@ -306,6 +306,11 @@ pub trait Decoder: Send {
     fn finish(&mut self, _ctx: &mut dyn Context, _out: &mut Vec<Event>) {}
 }
 
+/// Latency tallies a decoder keeps per summary: each holds up to [`SAMPLES_MAX`]
+/// durations, so far fewer than [`PENDING_MAX`]; past it a decoder folds new keys into
+/// one catch-all tally per process.
+pub const TALLIES_MAX: usize = 1024;
+
 /// How many pairings or per-process tallies a decoder keeps at most; past it the
 /// oldest half is dropped (and counted by the decoder where it matters).
 pub const PENDING_MAX: usize = 65536;
@@ -579,10 +584,11 @@ mod tests {
 }
 
 /// What decoder tests share: a context that names every process `p<pid>` and every
-/// stack by its innermost address, and records of recorded format files.
+/// stack by its innermost address, whose clock reads 100 ms, and records of recorded
+/// format files.
 #[cfg(test)]
 pub mod testing {
-    use std::time::SystemTime;
+    use std::time::{Duration, SystemTime};
 
     use syslens_probe::tracefs::EventFormat;
 
@@ -593,8 +599,8 @@ pub mod testing {
     pub struct Names;
 
     impl Context for Names {
-        fn wall(&self, _: u64) -> SystemTime {
-            SystemTime::UNIX_EPOCH
+        fn wall(&self, monotonic_ns: u64) -> SystemTime {
+            SystemTime::UNIX_EPOCH + Duration::from_nanos(monotonic_ns)
         }
         fn comm(&mut self, pid: i32) -> Option<String> {
             Some(format!("p{pid}"))
@@ -605,8 +611,9 @@ pub mod testing {
         fn mapping(&mut self, _: i32, _: u64) -> Option<MappingKind> {
             None
         }
+        /// 100 ms after the monotonic clock's zero.
         fn now(&self) -> SystemTime {
-            SystemTime::UNIX_EPOCH
+            SystemTime::UNIX_EPOCH + Duration::from_millis(100)
         }
         fn kernel_caller(&mut self, stack: &[u64]) -> Option<String> {
             stack.first().map(|a| format!("f{a:x}"))

@@ -16,13 +16,14 @@ use syslens_probe::tracefs::EventFormat;
 
 use crate::model::event::{
     bound, int, who, Context, Decoder, Event, EventSource, Feed, Latencies, TracepointSpec,
+    TALLIES_MAX,
 };
 use crate::model::units::duration;
 
-use super::ConceptId;
+use crate::concepts::ConceptId;
 
 /// `kernel-lock` (a summary per process, lock kind and caller).
-pub static EVENTS: &[EventSource] = &[EventSource {
+pub const SOURCE: EventSource = EventSource {
     kind: "kernel-lock",
     concepts: &[ConceptId::Locking],
     tracepoints: &[
@@ -46,18 +47,13 @@ pub static EVENTS: &[EventSource] = &[EventSource {
     feed: Feed::Tracepoints,
     costly: None,
     decoder: || Box::new(KernelLocks::default()),
-}];
+};
 
 const BEGIN: usize = 0;
 
 /// A process that waited this long for one kernel lock is a line of the text stream;
 /// the others are counted in it.
 const NOTABLE_WAIT_SECONDS: f64 = 0.001;
-
-/// Tallies kept per summary: each holds up to `SAMPLES_MAX` durations, so far fewer
-/// than [`crate::model::event::PENDING_MAX`]. Beyond it a process's waits are tallied
-/// under "other callers".
-const TALLIES_MAX: usize = 1024;
 
 /// The `lock:contention_begin` flags (include/trace/events/lock.h).
 mod flag {

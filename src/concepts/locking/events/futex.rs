@@ -1,0 +1,295 @@
+//! Futex waits: how long threads blocked in the futex calls that wait (FUTEX_WAIT,
+//! _WAIT_BITSET, _LOCK_PI, _LOCK_PI2, _WAIT_REQUEUE_PI: what pthread mutexes, condition
+//! variables, Rust's and Go's locks park on), per process and futex word, from
+//! `syscalls:sys_enter_futex` to `sys_exit_futex` on the same thread.
+//!
+//! The kernel filter keeps only the waiting calls' entries; exits cannot be filtered
+//! by operation (a wake's exit looks like a wait's), so every futex exit is a sample
+//! and one without an entry is dropped. A thread still blocked at a summary (a
+//! deadlock never exits its wait) is reported as waiting, with for how long.
+//!
+//! futex2's futex_wait and futex_waitv (Linux 6.7) are not followed: glibc, Rust's std
+//! and Go park on futex(2).
+
+use std::collections::HashMap;
+
+use syslens_probe::trace::{Rate, Sample};
+use syslens_probe::tracefs::EventFormat;
+
+use crate::concepts::ConceptId;
+use crate::model::event::{
+    bound, int, who, Context, Decoder, Event, EventSource, Feed, Latencies, TracepointSpec,
+    TALLIES_MAX,
+};
+use crate::model::units::duration;
+
+/// The waiting operations, each with and without FUTEX_PRIVATE_FLAG (128) and
+/// FUTEX_CLOCK_REALTIME (256): WAIT 0, LOCK_PI 6, WAIT_BITSET 9, WAIT_REQUEUE_PI 11,
+/// LOCK_PI2 13. The filter language has no masking comparison, so each is spelled out.
+const WAITING_OPS: &str = "op == 0 || op == 128 || op == 256 || op == 384 \
+    || op == 6 || op == 134 || op == 262 || op == 390 \
+    || op == 9 || op == 137 || op == 265 || op == 393 \
+    || op == 11 || op == 139 || op == 267 || op == 395 \
+    || op == 13 || op == 141 || op == 269 || op == 397";
+
+/// `futex-wait` (a summary per process and futex word).
+pub const SOURCE: EventSource = EventSource {
+    kind: "futex-wait",
+    concepts: &[ConceptId::Locking],
+    tracepoints: &[
+        TracepointSpec {
+            system: "syscalls",
+            name: "sys_enter_futex",
+            filter: Some(WAITING_OPS),
+            rate: Rate::OneIn(1),
+            kernel_stack: false,
+        },
+        TracepointSpec {
+            system: "syscalls",
+            name: "sys_exit_futex",
+            filter: None,
+            rate: Rate::OneIn(1),
+            kernel_stack: false,
+        },
+    ],
+    feed: Feed::Tracepoints,
+    costly: Some("a syscall entry tracepoint adds a hook to every syscall of every task (a getppid loop ran at 0.85x with entries and exits), and every futex call's exit is a sample"),
+    decoder: || Box::new(FutexWaits::default()),
+};
+
+const ENTER: usize = 0;
+
+/// -ETIMEDOUT: the wait's timeout ran out.
+const ETIMEDOUT: i64 = -110;
+
+/// A process that waited this long on one futex word, or has a thread blocked on it
+/// this long, is a line of the text stream; the others are counted in it.
+const NOTABLE_WAIT_SECONDS: f64 = 0.010;
+
+/// Threads kept per tally to count them (a word of a big pool says "64 or more").
+const THREADS_MAX: usize = 64;
+
+#[derive(Default)]
+struct FutexWaits {
+    /// Waits entered and not exited, by thread.
+    begun: HashMap<u32, Begun>,
+    by_word: HashMap<(i32, u64), Tally>,
+}
+
+#[derive(Clone, Copy)]
+struct Begun {
+    pid: i32,
+    uaddr: u64,
+    since_ns: u64,
+}
+
+#[derive(Default)]
+struct Tally {
+    /// Read at its first wait: a short-lived process is gone by the summary.
+    comm: Option<String>,
+    waits: Latencies,
+    timeouts: u64,
+    threads: Vec<u32>,
+}
+
+impl FutexWaits {
+    fn tally(&mut self, ctx: &mut dyn Context, pid: i32, uaddr: u64, tid: u32) -> &mut Tally {
+        // Past the bound, new words of a process fold into its word 0.
+        let key = if self.by_word.len() >= TALLIES_MAX && !self.by_word.contains_key(&(pid, uaddr))
+        {
+            (pid, 0)
+        } else {
+            (pid, uaddr)
+        };
+        let t = self.by_word.entry(key).or_insert_with(|| Tally {
+            comm: ctx.comm(pid),
+            ..Tally::default()
+        });
+        if t.threads.len() < THREADS_MAX && !t.threads.contains(&tid) {
+            t.threads.push(tid);
+        }
+        t
+    }
+}
+
+impl Decoder for FutexWaits {
+    fn sample(
+        &mut self,
+        ctx: &mut dyn Context,
+        index: usize,
+        f: &EventFormat,
+        s: &Sample<'_>,
+        _: &mut Vec<Event>,
+    ) {
+        if index == ENTER {
+            let Some(uaddr) = int(f, s.raw, "uaddr") else {
+                return;
+            };
+            bound(&mut self.begun);
+            self.begun.insert(
+                s.tid,
+                Begun {
+                    pid: s.pid as i32,
+                    uaddr: uaddr as u64,
+                    since_ns: s.monotonic_ns,
+                },
+            );
+            return;
+        }
+        // A wake's exit, or a wait entered before watch began.
+        let Some(b) = self.begun.remove(&s.tid) else {
+            return;
+        };
+        let secs = s.monotonic_ns.saturating_sub(b.since_ns) as f64 / 1e9;
+        let timed_out = int(f, s.raw, "ret") == Some(ETIMEDOUT);
+        let t = self.tally(ctx, b.pid, b.uaddr, s.tid);
+        t.waits.add(secs);
+        t.timeouts += u64::from(timed_out);
+    }
+
+    fn lost(&mut self) {
+        // A lost exit would pair its entry with a later wait's exit.
+        self.begun.clear();
+    }
+
+    fn summarize(&mut self, ctx: &mut dyn Context, out: &mut Vec<Event>) {
+        // Threads blocked now, by word: how many, and the longest so far.
+        let mut blocked: HashMap<(i32, u64), (u64, f64)> = HashMap::new();
+        let begun: Vec<(u32, Begun)> = self.begun.iter().map(|(&t, &b)| (t, b)).collect();
+        for (tid, b) in begun {
+            let secs = ctx
+                .now()
+                .duration_since(ctx.wall(b.since_ns))
+                .map_or(0.0, |d| d.as_secs_f64());
+            let entry = blocked.entry((b.pid, b.uaddr)).or_default();
+            entry.0 += 1;
+            entry.1 = entry.1.max(secs);
+            self.tally(ctx, b.pid, b.uaddr, tid);
+        }
+        for ((pid, uaddr), mut t) in self.by_word.drain() {
+            let comm = t.comm.take();
+            let spread = t.waits.spread();
+            let (blocked_now, blocked_for) =
+                blocked.get(&(pid, uaddr)).copied().unwrap_or_default();
+            let mut e = Event::new(ctx.now(), ConceptId::Locking, "futex-wait", Some(pid));
+            e.notable = spread.is_some_and(|s| s.max >= NOTABLE_WAIT_SECONDS)
+                || blocked_for >= NOTABLE_WAIT_SECONDS;
+            let threads = if t.threads.len() >= THREADS_MAX {
+                format!("{THREADS_MAX} or more threads")
+            } else {
+                format!("{} threads", t.threads.len())
+            };
+            e.line = format!("{} futex {uaddr:#x}: ", who(comm.as_deref(), pid.into()));
+            match spread {
+                Some(s) => e.line.push_str(&format!(
+                    "{} waits by {threads}, {s}, total {}",
+                    t.waits.count,
+                    duration(t.waits.total)
+                )),
+                None => e.line.push_str("no wait ended"),
+            }
+            if blocked_now > 0 {
+                e.line.push_str(&format!(
+                    "; {blocked_now} still blocked, the longest for {}",
+                    duration(blocked_for)
+                ));
+            }
+            out.push(
+                e.with("pid", Some(pid))
+                    .with("comm", comm)
+                    .with("uaddr", Some(format!("{uaddr:#x}")))
+                    .with("threads", Some(t.threads.len() as u64))
+                    .with("waits", Some(t.waits.count))
+                    .with("timeouts", Some(t.timeouts))
+                    .with("wait_seconds", Some(t.waits.total))
+                    .with("p50_wait_seconds", spread.map(|s| s.p50))
+                    .with("p99_wait_seconds", spread.map(|s| s.p99))
+                    .with("max_wait_seconds", spread.map(|s| s.max))
+                    .with("blocked_now", Some(blocked_now))
+                    .with("blocked_seconds", (blocked_now > 0).then_some(blocked_for)),
+            );
+        }
+    }
+
+    fn finish(&mut self, ctx: &mut dyn Context, out: &mut Vec<Event>) {
+        self.summarize(ctx, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::event::testing::{format, record, Names};
+
+    /// A sample to feed: tracepoint, pid, tid, ms, uaddr or ret.
+    type Fed = (usize, u32, u32, u64, i64);
+
+    fn feed(d: &mut FutexWaits, samples: &[Fed]) -> Vec<Event> {
+        let formats = [
+            format("syscalls", "sys_enter_futex"),
+            format("syscalls", "sys_exit_futex"),
+        ];
+        let mut out = Vec::new();
+        for &(index, pid, tid, ms, value) in samples {
+            let field = if index == ENTER { "uaddr" } else { "ret" };
+            let raw = record(&formats[index], &[(field, value)]);
+            let s = Sample {
+                sub: index,
+                cpu: 0,
+                pid,
+                tid,
+                monotonic_ns: ms * 1_000_000,
+                period: 1,
+                raw: &raw,
+                kernel_stack: &[],
+            };
+            d.sample(&mut Names, index, &formats[index], &s, &mut out);
+        }
+        d.summarize(&mut Names, &mut out);
+        out
+    }
+
+    const EXIT: usize = 1;
+
+    #[test]
+    fn issue_16_waits_are_timed_per_process_and_word_and_a_blocked_thread_is_shown() {
+        let mut d = FutexWaits::default();
+        let events = feed(
+            &mut d,
+            &[
+                // Two threads wait on 0x1000: 10 ms, then 30 ms ending in a timeout.
+                (ENTER, 5, 6, 0, 0x1000),
+                (EXIT, 5, 6, 10, 0),
+                (ENTER, 5, 7, 20, 0x1000),
+                (EXIT, 5, 7, 50, ETIMEDOUT),
+                // A wake's exit (no entry) is no wait; thread 8 blocks from 40 ms on.
+                (EXIT, 5, 9, 55, 1),
+                (ENTER, 5, 8, 40, 0x2000),
+            ],
+        );
+        assert_eq!(events.len(), 2, "{events:?}");
+        let word = |a: &str| {
+            events
+                .iter()
+                .find(|e| e.text_of("uaddr").as_deref() == Some(a))
+                .unwrap()
+        };
+        let w = word("0x1000");
+        assert_eq!(w.int_of("waits"), Some(2));
+        assert_eq!(w.int_of("threads"), Some(2));
+        assert_eq!(w.int_of("timeouts"), Some(1));
+        assert!((w.float_of("wait_seconds").unwrap() - 0.040).abs() < 1e-9);
+        assert_eq!(w.float_of("max_wait_seconds"), Some(0.030));
+        assert_eq!(w.int_of("blocked_now"), Some(0));
+        let b = word("0x2000");
+        assert_eq!(b.int_of("waits"), Some(0));
+        assert_eq!(b.int_of("blocked_now"), Some(1));
+        // Blocked from 40 ms to now, 100 ms.
+        assert_eq!(b.float_of("blocked_seconds"), Some(0.060));
+        assert!(b.notable && b.line.contains("still blocked"), "{}", b.line);
+        // Still blocked at the next summary, with no new wait.
+        let again = feed(&mut d, &[]);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].int_of("blocked_now"), Some(1));
+    }
+}
