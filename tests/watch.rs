@@ -266,6 +266,20 @@ fn schedstat(pid: u32) -> (f64, u64) {
     (f[1] as f64 / 1e9, f[2])
 }
 
+/// The `runq` summaries of process `pid`, with their waits and seconds summed.
+fn runq_of(events: &[Value], pid: i64) -> (Vec<&Value>, i64, f64) {
+    let mine: Vec<&Value> = of_kind(events, "runq")
+        .into_iter()
+        .filter(|e| pid_of(e, "pid") == pid)
+        .collect();
+    let waits = mine.iter().map(|e| e["waits"].as_i64().unwrap()).sum();
+    let waited = mine
+        .iter()
+        .map(|e| e["runq_seconds"].as_f64().unwrap())
+        .sum();
+    (mine, waits, waited)
+}
+
 #[test]
 fn issue_16_run_queue_waits_agree_with_the_scheduler_s_own_count() {
     skip_unless!(is_root(), "tracepoints need root or CAP_PERFMON");
@@ -297,15 +311,7 @@ fn issue_16_run_queue_waits_agree_with_the_scheduler_s_own_count() {
     let events = watch.stop();
     well_formed(&events);
     for (c, (delay, runs)) in spinners.iter().zip(kernel) {
-        let mine: Vec<&Value> = of_kind(&events, "runq")
-            .into_iter()
-            .filter(|e| pid_of(e, "pid") == i64::from(c.id()))
-            .collect();
-        let waited: f64 = mine
-            .iter()
-            .map(|e| e["runq_seconds"].as_f64().unwrap())
-            .sum();
-        let waits: i64 = mine.iter().map(|e| e["waits"].as_i64().unwrap()).sum();
+        let (mine, waits, waited) = runq_of(&events, i64::from(c.id()));
         // Two spinners sharing a CPU each wait about half the second.
         assert!(
             delay > 0.2,
@@ -384,15 +390,7 @@ fn issue_16_run_queue_waits_after_wake_ups_agree_with_schedstat() {
             .collect();
         let (pid, delay, runs) = (f[0] as i64, f[2] as f64 / 1e9, f[3] as i64);
         let blocked = f[4] as f64 / 1e9;
-        let mine: Vec<&Value> = of_kind(&events, "runq")
-            .into_iter()
-            .filter(|e| pid_of(e, "pid") == pid)
-            .collect();
-        let waited: f64 = mine
-            .iter()
-            .map(|e| e["runq_seconds"].as_f64().unwrap())
-            .sum();
-        let waits: i64 = mine.iter().map(|e| e["waits"].as_i64().unwrap()).sum();
+        let (mine, waits, waited) = runq_of(&events, pid);
         // 500 reads and 500 sleeps each end in a wake-up, and each run after one
         // follows it.
         assert!(

@@ -590,6 +590,7 @@ mod tests {
 pub mod testing {
     use std::time::{Duration, SystemTime};
 
+    use syslens_probe::trace::Sample;
     use syslens_probe::tracefs::EventFormat;
 
     use super::{Context, MappingKind};
@@ -627,6 +628,21 @@ pub mod testing {
             env!("CARGO_MANIFEST_DIR")
         );
         EventFormat::parse(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// A sample of tracepoint `index` on CPU 0 at `ms` milliseconds, standing for one
+    /// hit, with no kernel stack.
+    pub fn sample_at(index: usize, pid: u32, tid: u32, ms: u64, raw: &[u8]) -> Sample<'_> {
+        Sample {
+            sub: index,
+            cpu: 0,
+            pid,
+            tid,
+            monotonic_ns: ms * 1_000_000,
+            period: 1,
+            raw,
+            kernel_stack: &[],
+        }
     }
 
     /// A raw record of `f` with the integer fields set.

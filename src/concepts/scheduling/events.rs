@@ -212,7 +212,7 @@ impl Decoder for RunQueue {
 mod tests {
 
     use super::*;
-    use crate::model::event::testing::{self, record, Names};
+    use crate::model::event::testing::{self, record, sample_at, Names};
 
     fn format(name: &str) -> EventFormat {
         testing::format("sched", name)
@@ -231,16 +231,7 @@ mod tests {
         let mut out = Vec::new();
         for &(index, pid, tid, ms, fields) in samples {
             let raw = record(&formats[index], fields);
-            let s = Sample {
-                sub: index,
-                cpu: 0,
-                pid,
-                tid,
-                monotonic_ns: ms * 1_000_000,
-                period: 1,
-                raw: &raw,
-                kernel_stack: &[],
-            };
+            let s = sample_at(index, pid, tid, ms, &raw);
             q.sample(&mut Names, index, &formats[index], &s, &mut out);
         }
         q.finish(&mut Names, &mut out);
@@ -258,16 +249,7 @@ mod tests {
         let mut out = Vec::new();
         let mut at = |q: &mut RunQueue, index: usize, pid: u32, ms: u64, fields: &[(&str, i64)]| {
             let raw = record(&formats[index], fields);
-            let s = Sample {
-                sub: index,
-                cpu: 0,
-                pid,
-                tid: pid,
-                monotonic_ns: ms * 1_000_000,
-                period: 1,
-                raw: &raw,
-                kernel_stack: &[],
-            };
+            let s = sample_at(index, pid, pid, ms, &raw);
             q.sample(&mut Names, index, &formats[index], &s, &mut out);
         };
         // Woken at 1 ms; its switch in was lost; it runs again at 900 ms.

@@ -219,7 +219,7 @@ impl Decoder for FutexWaits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::event::testing::{format, record, Names};
+    use crate::model::event::testing::{format, record, sample_at, Names};
 
     /// A sample to feed: tracepoint, pid, tid, ms, uaddr or ret.
     type Fed = (usize, u32, u32, u64, i64);
@@ -233,16 +233,7 @@ mod tests {
         for &(index, pid, tid, ms, value) in samples {
             let field = if index == ENTER { "uaddr" } else { "ret" };
             let raw = record(&formats[index], &[(field, value)]);
-            let s = Sample {
-                sub: index,
-                cpu: 0,
-                pid,
-                tid,
-                monotonic_ns: ms * 1_000_000,
-                period: 1,
-                raw: &raw,
-                kernel_stack: &[],
-            };
+            let s = sample_at(index, pid, tid, ms, &raw);
             d.sample(&mut Names, index, &formats[index], &s, &mut out);
         }
         d.summarize(&mut Names, &mut out);

@@ -202,7 +202,7 @@ impl Decoder for KernelLocks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::event::testing::{format, record, Names};
+    use crate::model::event::testing::{format, record, sample_at, Names};
 
     /// A sample to feed: tracepoint, tid, ms, lock address, flags or ret, kernel stack.
     type Fed<'a> = (usize, u32, u64, i64, i64, &'a [u64]);
@@ -218,14 +218,8 @@ mod tests {
             let second = if index == BEGIN { "flags" } else { "ret" };
             let raw = record(&formats[index], &[("lock_addr", addr), (second, extra)]);
             let s = Sample {
-                sub: index,
-                cpu: 0,
-                pid: 7,
-                tid,
-                monotonic_ns: ms * 1_000_000,
-                period: 1,
-                raw: &raw,
                 kernel_stack: stack,
+                ..sample_at(index, 7, tid, ms, &raw)
             };
             d.sample(&mut Names, index, &formats[index], &s, &mut out);
         }
