@@ -3,13 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <time.h>
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec / 1e9;
-}
+#include "now.h"
 
 int main(int argc, char **argv) {
     double secs = argc > 1 ? atof(argv[1]) : 5;

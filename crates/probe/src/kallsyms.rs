@@ -35,8 +35,8 @@ impl Kallsyms {
     /// Parses kallsyms lines (`ffffffff81000000 T _stext`, a module's with
     /// `\t[module]` after the name); odd lines are skipped.
     pub fn parse(bytes: &[u8]) -> Kallsyms {
-        let mut table = Kallsyms::default();
         let mut marks = [0u64; 4];
+        let mut functions: Vec<(u64, &str)> = Vec::new();
         for line in bytes.split(|&b| b == b'\n') {
             let mut fields = line
                 .split(|&b| b == b' ' || b == b'\t')
@@ -46,49 +46,40 @@ impl Kallsyms {
             else {
                 continue;
             };
-            let (Ok(addr), Ok(name)) = (
-                std::str::from_utf8(addr)
-                    .map_err(|_| ())
-                    .and_then(|a| u64::from_str_radix(a, 16).map_err(|_| ())),
-                std::str::from_utf8(name),
-            ) else {
+            let addr = std::str::from_utf8(addr)
+                .ok()
+                .and_then(|a| u64::from_str_radix(a, 16).ok());
+            let (Some(addr), Ok(name)) = (addr, std::str::from_utf8(name)) else {
                 continue;
             };
             if addr == 0 || !matches!(kind, b"t" | b"T") {
                 continue;
             }
-            let mark = match name {
-                "__sched_text_start" => Some(0),
-                "__sched_text_end" => Some(1),
-                "__lock_text_start" => Some(2),
-                "__lock_text_end" => Some(3),
-                _ => None,
-            };
+            let mark = [
+                "__sched_text_start",
+                "__sched_text_end",
+                "__lock_text_start",
+                "__lock_text_end",
+            ]
+            .iter()
+            .position(|m| *m == name);
             if let Some(i) = mark {
                 marks[i] = addr;
             }
+            functions.push((addr, name));
+        }
+        // Modules' functions come after the kernel's, at higher addresses or lower.
+        functions.sort_by_key(|&(addr, _)| addr);
+        let mut table = Kallsyms {
+            starts: Vec::with_capacity(functions.len()),
+            names: String::new(),
+            sched_and_lock_text: [(marks[0], marks[1]), (marks[2], marks[3])],
+        };
+        for (addr, name) in functions {
             table.names.push_str(name);
             let end = u32::try_from(table.names.len()).unwrap_or(u32::MAX);
             table.starts.push((addr, end));
         }
-        // Ends travel with their starts; the start of each name is the previous end.
-        let mut by_addr: Vec<(u64, u32, u32)> = Vec::with_capacity(table.starts.len());
-        let mut begin = 0;
-        for &(addr, end) in &table.starts {
-            by_addr.push((addr, begin, end));
-            begin = end;
-        }
-        by_addr.sort_by_key(|&(addr, _, _)| addr);
-        let mut names = String::with_capacity(table.names.len());
-        table.starts.clear();
-        for (addr, begin, end) in by_addr {
-            names.push_str(table.names.get(begin as usize..end as usize).unwrap_or(""));
-            table
-                .starts
-                .push((addr, u32::try_from(names.len()).unwrap_or(u32::MAX)));
-        }
-        table.names = names;
-        table.sched_and_lock_text = [(marks[0], marks[1]), (marks[2], marks[3])];
         table
     }
 

@@ -221,6 +221,11 @@ mod tests {
     /// A sample to feed: tracepoint index, the running task's pid and tid, ms, fields.
     type Fed<'a> = (usize, u32, u32, u64, &'a [(&'a str, i64)]);
 
+    /// Thread 11 of process 10 switched out asleep, and the idle task switching to it.
+    const ELEVEN_SLEEPS: &[(&str, i64)] =
+        &[("prev_pid", 11), ("prev_state", SLEEPING), ("next_pid", 0)];
+    const IDLE_TO_ELEVEN: &[(&str, i64)] = &[("prev_pid", 0), ("next_pid", 11)];
+
     fn feed(samples: &[Fed<'_>]) -> Vec<Event> {
         let formats = [
             format("sched_wakeup"),
@@ -255,14 +260,8 @@ mod tests {
         // Woken at 1 ms; its switch in was lost; it runs again at 900 ms.
         at(&mut q, WAKEUP, 20, 1, &[("pid", 11)]);
         q.lost();
-        at(&mut q, SWITCH, 0, 900, &[("prev_pid", 0), ("next_pid", 11)]);
-        at(
-            &mut q,
-            SWITCH,
-            11,
-            901,
-            &[("prev_pid", 11), ("prev_state", SLEEPING), ("next_pid", 0)],
-        );
+        at(&mut q, SWITCH, 0, 900, IDLE_TO_ELEVEN);
+        at(&mut q, SWITCH, 11, 901, ELEVEN_SLEEPS);
         q.finish(&mut Names, &mut out);
         assert_eq!(of(&out, 11).int_of("waits"), Some(0), "{out:?}");
     }
@@ -282,7 +281,7 @@ mod tests {
             // Thread 11 of process 10 is woken by 20 at 5 ms, runs at 8 ms (3 ms wait),
             // and its switch out at 9 ms names its process.
             (WAKEUP, 20, 20, 5, &[("pid", 11)]),
-            (SWITCH, 0, 0, 8, &[("prev_pid", 0), ("next_pid", 11)]),
+            (SWITCH, 0, 0, 8, IDLE_TO_ELEVEN),
             (
                 SWITCH,
                 10,
@@ -291,14 +290,8 @@ mod tests {
                 &[("prev_pid", 11), ("prev_state", PREEMPTED), ("next_pid", 0)],
             ),
             // Preempted at 9 ms, back at 10 ms: 1 ms.
-            (SWITCH, 0, 0, 10, &[("prev_pid", 0), ("next_pid", 11)]),
-            (
-                SWITCH,
-                10,
-                11,
-                12,
-                &[("prev_pid", 11), ("prev_state", SLEEPING), ("next_pid", 0)],
-            ),
+            (SWITCH, 0, 0, 10, IDLE_TO_ELEVEN),
+            (SWITCH, 10, 11, 12, ELEVEN_SLEEPS),
         ]);
         let e = of(&events, 10);
         assert_eq!(e.int_of("switches"), Some(2));
@@ -313,6 +306,17 @@ mod tests {
         assert!((secs("runq_p50_seconds") - 0.001).abs() < 1e-9, "{e:?}");
     }
 
+    /// Process 10 waited once, for 1 ms.
+    fn one_wait_of_one_ms(events: &[Event]) {
+        let e = of(events, 10);
+        assert_eq!(e.int_of("waits"), Some(1));
+        assert!(
+            e.float_of("runq_max_seconds")
+                .is_some_and(|v| (v - 0.001).abs() < 1e-9),
+            "{e:?}"
+        );
+    }
+
     #[test]
     fn a_stale_wake_up_does_not_turn_sleep_into_waiting() {
         let events = feed(&[
@@ -320,21 +324,10 @@ mod tests {
             // runs at 51 ms: one wait of 1 ms, not 47 ms.
             (WAKEUP, 20, 20, 4, &[("pid", 11)]),
             (WAKEUP, 20, 20, 50, &[("pid", 11)]),
-            (SWITCH, 0, 0, 51, &[("prev_pid", 0), ("next_pid", 11)]),
-            (
-                SWITCH,
-                10,
-                11,
-                52,
-                &[("prev_pid", 11), ("prev_state", SLEEPING), ("next_pid", 0)],
-            ),
+            (SWITCH, 0, 0, 51, IDLE_TO_ELEVEN),
+            (SWITCH, 10, 11, 52, ELEVEN_SLEEPS),
         ]);
-        let e = of(&events, 10);
-        assert_eq!(e.int_of("waits"), Some(1));
-        assert!(
-            matches!(e.get("runq_max_seconds"), Some(crate::model::event::Value::Float(v)) if (v - 0.001).abs() < 1e-9),
-            "{e:?}"
-        );
+        one_wait_of_one_ms(&events);
     }
 
     #[test]
@@ -342,7 +335,7 @@ mod tests {
         // perf gives -1 for the process of a task whose pid is released.
         let events = feed(&[
             (WAKEUP, 20, 20, 1, &[("pid", 11)]),
-            (SWITCH, 0, 0, 2, &[("prev_pid", 0), ("next_pid", 11)]),
+            (SWITCH, 0, 0, 2, IDLE_TO_ELEVEN),
             (
                 SWITCH,
                 u32::MAX,
@@ -360,29 +353,12 @@ mod tests {
             // Woken at 1 ms before it slept (it was still on its CPU), it then sleeps
             // at 2 ms; woken for real at 50 ms, it runs at 51 ms: one wait of 1 ms.
             (WAKEUP, 20, 20, 1, &[("pid", 11)]),
-            (
-                SWITCH,
-                10,
-                11,
-                2,
-                &[("prev_pid", 11), ("prev_state", SLEEPING), ("next_pid", 0)],
-            ),
+            (SWITCH, 10, 11, 2, ELEVEN_SLEEPS),
             (WAKEUP, 20, 20, 50, &[("pid", 11)]),
-            (SWITCH, 0, 0, 51, &[("prev_pid", 0), ("next_pid", 11)]),
-            (
-                SWITCH,
-                10,
-                11,
-                52,
-                &[("prev_pid", 11), ("prev_state", SLEEPING), ("next_pid", 0)],
-            ),
+            (SWITCH, 0, 0, 51, IDLE_TO_ELEVEN),
+            (SWITCH, 10, 11, 52, ELEVEN_SLEEPS),
         ]);
-        let e = of(&events, 10);
-        assert_eq!(e.int_of("waits"), Some(1));
-        assert!(
-            matches!(e.get("runq_max_seconds"), Some(crate::model::event::Value::Float(v)) if (v - 0.001).abs() < 1e-9),
-            "{e:?}"
-        );
+        one_wait_of_one_ms(&events);
         // The idle task is nobody's process.
         assert!(events.iter().all(|e| e.subject != Some(0)));
     }
