@@ -605,6 +605,115 @@ fn issue_16_a_short_lived_process_exits_with_its_peak() {
     assert!(k.get("exit_code").is_none(), "{k}");
 }
 
+/// Seconds since the epoch of an RFC 3339 UTC time as events write it
+/// (`2026-12-07T14:58:40.245048Z`).
+fn epoch_seconds(t: &str) -> f64 {
+    let num = |r: std::ops::Range<usize>| t[r].parse::<i64>().unwrap();
+    let (y, m, d) = (num(0..4), num(5..7), num(8..10));
+    // Days from the civil date (H. Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let secs = days * 86_400 + num(11..13) * 3600 + num(14..16) * 60;
+    secs as f64 + t[17..t.len() - 1].parse::<f64>().unwrap()
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn status_bytes(pid: i64, field: &str) -> i64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<i64>()
+        .unwrap()
+        * 1024
+}
+
+#[test]
+fn issue_16_an_rss_spike_between_polls_is_seen_with_its_peak_and_time() {
+    skip_unless!(is_root(), "tracepoints need root");
+    let watch = Watch::start(&["--kind", "rss-peak"]);
+    // A process touches 300 MiB of private memory and unmaps it, between two summaries
+    // of the watch; then stays, so a summary sees it after the spike.
+    let script = "import mmap, os, sys\n\
+         os.write(1, b'ready\\n'); sys.stdin.readline()\n\
+         m = mmap.mmap(-1, 300 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)\n\
+         for i in range(0, 300 << 20, 4096): m[i] = 1\n\
+         m.close(); os.write(1, b'done\\n'); sys.stdin.readline()\n";
+    let mut py = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = py.id() as i64;
+    let mut said = BufReader::new(py.stdout.take().unwrap());
+    let mut line = String::new();
+    said.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let before = unix_now();
+    let mut stdin = py.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"go\n").unwrap();
+    line.clear();
+    said.read_line(&mut line).unwrap();
+    assert_eq!(line, "done\n");
+    let after = unix_now();
+    // The kernel's own high-water mark (set as the 300 MiB was unmapped).
+    let hwm = status_bytes(pid, "VmHWM:");
+    std::thread::sleep(Duration::from_millis(1500));
+    let rss = status_bytes(pid, "VmRSS:");
+    let events = watch.stop();
+    drop(stdin);
+    assert!(py.wait().unwrap().success());
+    well_formed(&events);
+    let mine: Vec<&Value> = of_kind(&events, "rss-peak")
+        .into_iter()
+        .filter(|e| pid_of(e, "pid") == pid)
+        .collect();
+    let top = mine
+        .iter()
+        .max_by_key(|e| e["peak_rss_bytes"].as_i64().unwrap())
+        .unwrap_or_else(|| panic!("no rss-peak of {pid}: {events:#?}"));
+    let peak = top["peak_rss_bytes"].as_i64().unwrap();
+    // Sampled one change in 8 per CPU: the peak read is at most a few pages below the
+    // kernel's VmHWM, never above it by more than a counter's lag.
+    assert!(
+        (hwm - (2 << 20)..=hwm + (2 << 20)).contains(&peak),
+        "peak {peak} against VmHWM {hwm}: {top}"
+    );
+    assert!(
+        top["peak_anon_bytes"].as_i64().unwrap() >= 300 << 20,
+        "{top}"
+    );
+    let when = epoch_seconds(top["when"].as_str().unwrap());
+    assert!(
+        (before - 0.01..=after + 0.01).contains(&when),
+        "peak at {when}, spike from {before} to {after}"
+    );
+    // The last summary, after the spike, has what status said then.
+    let last = mine.last().unwrap();
+    let now = last["rss_bytes"].as_i64().unwrap_or(-1);
+    assert!(
+        (rss - (4 << 20)..=rss + (4 << 20)).contains(&now),
+        "{last}, VmRSS {rss}"
+    );
+    assert!(
+        mine.iter().any(|e| e["peak_rss_bytes"].as_i64().unwrap()
+            - e["rss_bytes"].as_i64().unwrap_or(0)
+            >= 250 << 20),
+        "no summary shows the spike above the RSS after it: {mine:#?}"
+    );
+}
+
 #[test]
 fn issue_16_an_oom_kill_names_victim_cgroup_and_trigger() {
     skip_unless!(is_root(), "a memory cgroup and tracepoints need root");

@@ -214,9 +214,31 @@ pub struct EventSource {
     pub feed: Feed,
     /// A fresh decoder.
     pub decoder: fn() -> Box<dyn Decoder>,
-    /// Why it costs the whole host, if it does: such a source runs only when its
-    /// concept or kind is asked for by name (measured by bench/watch.sh).
-    pub costly: Option<&'static str>,
+    /// What it costs the whole host, which decides when it runs (measured by
+    /// bench/watch.sh).
+    pub cost: Cost,
+}
+
+/// What an event source costs the host, and so when a watch opens it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cost {
+    /// Rare events: on by default.
+    Light,
+    /// Slows every task a little (why): on when its concept or kind is named.
+    Host(&'static str),
+    /// Slows the loads it watches past the overhead a watch of every concept may cost
+    /// (why): on only when its kind is named.
+    Heavy(&'static str),
+}
+
+impl Cost {
+    /// Why it is off by default, if it is.
+    pub fn why(self) -> Option<&'static str> {
+        match self {
+            Cost::Light => None,
+            Cost::Host(why) | Cost::Heavy(why) => Some(why),
+        }
+    }
 }
 
 /// A process exit, from taskstats (every field) or the exit tracepoint (fewer).
@@ -265,6 +287,26 @@ pub trait Context {
     /// The function of a kernel stack (innermost first) that called into the
     /// scheduler or the lock primitives, from /proc/kallsyms.
     fn kernel_caller(&mut self, stack: &[u64]) -> Option<String>;
+    /// A process's resident memory now, from /proc/PID/status (`None` once it is gone).
+    fn resident(&mut self, pid: i32) -> Option<Resident>;
+}
+
+/// A process's resident set by kind, in bytes (status's RssAnon, RssFile, RssShmem).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Resident {
+    /// Anonymous memory: heap, stacks, private anonymous maps.
+    pub anon: u64,
+    /// Pages of files mapped.
+    pub file: u64,
+    /// Shared memory: shmem, tmpfs, SysV, memfd.
+    pub shmem: u64,
+}
+
+impl Resident {
+    /// Their sum: VmRSS.
+    pub fn total(&self) -> u64 {
+        self.anon + self.file + self.shmem
+    }
 }
 
 /// What kind of memory a faulting address is in.
@@ -584,7 +626,7 @@ mod tests {
 }
 
 /// What decoder tests share: a context that names every process `p<pid>` and every
-/// stack by its innermost address, whose clock reads 100 ms, and records of recorded
+/// stack by its innermost address, gives each the same resident set, whose clock reads 100 ms, and records of recorded
 /// format files.
 #[cfg(test)]
 pub mod testing {
@@ -593,7 +635,7 @@ pub mod testing {
     use syslens_probe::trace::Sample;
     use syslens_probe::tracefs::EventFormat;
 
-    use super::{Context, MappingKind};
+    use super::{Context, MappingKind, Resident};
 
     /// A context with made-up names and nothing else.
     #[derive(Debug)]
@@ -619,7 +661,18 @@ pub mod testing {
         fn kernel_caller(&mut self, stack: &[u64]) -> Option<String> {
             stack.first().map(|a| format!("f{a:x}"))
         }
+        /// [`RESIDENT`] for every process.
+        fn resident(&mut self, _: i32) -> Option<Resident> {
+            Some(RESIDENT)
+        }
     }
+
+    /// What [`Names`] says every process has resident: 1 MiB anonymous, 2 MiB of files.
+    pub const RESIDENT: Resident = Resident {
+        anon: 1 << 20,
+        file: 2 << 20,
+        shmem: 0,
+    };
 
     /// The 6.18 format file of `system:name`, as recorded.
     pub fn format(system: &str, name: &str) -> EventFormat {

@@ -219,13 +219,13 @@ pub fn costly_kinds(asked: &[String]) -> Result<Vec<&'static str>, String> {
     let all = crate::watch::sources(&[]);
     let costly: Vec<&'static str> = all
         .iter()
-        .filter(|s| s.costly.is_some())
+        .filter(|s| s.cost.why().is_some())
         .map(|s| s.kind)
         .collect();
     let mut out: Vec<&'static str> = Vec::new();
     for a in asked {
         match all.iter().find(|s| s.kind == a) {
-            Some(s) if s.costly.is_some() => {
+            Some(s) if s.cost.why().is_some() => {
                 if !out.contains(&s.kind) {
                     out.push(s.kind);
                 }
@@ -256,7 +256,7 @@ fn event_options(with: &[&'static str]) -> WatchOptions {
     } else {
         crate::watch::sources(&[])
             .iter()
-            .filter(|s| s.costly.is_none() || with.contains(&s.kind))
+            .filter(|s| s.cost.why().is_none() || with.contains(&s.kind))
             .map(|s| s.kind.to_owned())
             .collect()
     };

@@ -9,11 +9,12 @@ use rustix::event::{poll, PollFd, PollFlags};
 use syslens_probe::kallsyms::Kallsyms;
 use syslens_probe::kmsg::OomWatch;
 use syslens_probe::smaps::{parse_maps, MapKind};
+use syslens_probe::status::Status;
 use syslens_probe::taskstats::{ExitStatus, ExitWatch, TaskExit};
 use syslens_probe::trace::{Session, TaskRecord};
 use syslens_probe::{Reader, Val};
 
-use crate::model::event::{Context, MappingKind, ProcessExit, PENDING_MAX};
+use crate::model::event::{Context, MappingKind, ProcessExit, Resident, PENDING_MAX};
 
 /// How long a cached name, map or membership is trusted.
 const FRESH: Duration = Duration::from_secs(1);
@@ -226,6 +227,16 @@ impl Context for HostContext {
         let reader = &mut self.reader;
         let table = self.kallsyms.get_or_insert_with(|| Kallsyms::read(reader));
         table.as_ref().ok()?.caller(stack).map(str::to_owned)
+    }
+
+    fn resident(&mut self, pid: i32) -> Option<Resident> {
+        let dir = self.reader.open_pid(pid).ok()?;
+        let status = Status::parse(self.reader.read_pid(&dir, "status").ok()?);
+        Some(Resident {
+            anon: status.rss_anon.ok()?,
+            file: status.rss_file.ok()?,
+            shmem: status.rss_shmem.ok()?,
+        })
     }
 
     fn comm(&mut self, pid: i32) -> Option<String> {

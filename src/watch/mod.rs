@@ -19,7 +19,7 @@ use syslens_probe::Reader;
 
 use crate::catalogue::ConceptId;
 use crate::concepts::REGISTRY;
-use crate::model::event::{Context, Decoder, Event, EventSource, Feed};
+use crate::model::event::{Context, Cost, Decoder, Event, EventSource, Feed};
 use crate::render::safe::clean;
 
 pub use host::HostContext;
@@ -95,6 +95,16 @@ pub fn sources(concepts: &[ConceptId]) -> Vec<&'static EventSource> {
     out
 }
 
+/// Whether a source of the selection opens: the light ones always; those that slow
+/// the host when a concept or kind is named; the heaviest only when their kind is.
+fn opens(cost: Cost, opts: &WatchOptions) -> bool {
+    match cost {
+        Cost::Light => true,
+        Cost::Host(_) => !(opts.concepts.is_empty() && opts.kinds.is_empty()),
+        Cost::Heavy(_) => !opts.kinds.is_empty(),
+    }
+}
+
 /// The open sources of a watch and their decoders: what `watch` prints, what `record`
 /// stores and what `serve` counts all come from one of these.
 pub struct Watcher {
@@ -138,21 +148,21 @@ impl Watcher {
     /// in [`Watcher::unavailable`], with why. Only an error enabling what did open fails.
     pub fn open(opts: &WatchOptions, reader: Reader) -> io::Result<Watcher> {
         let mut unavailable = Vec::new();
-        // Without a concept or kind named, the sources that slow the whole host stay off.
-        let by_default = opts.concepts.is_empty() && opts.kinds.is_empty();
         let (selected, held_back): (Vec<&'static EventSource>, Vec<&'static EventSource>) =
             sources(&opts.concepts)
                 .into_iter()
                 .filter(|s| opts.kinds.is_empty() || opts.kinds.iter().any(|k| k == s.kind))
-                .partition(|s| !(by_default && s.costly.is_some()));
+                .partition(|s| opens(s.cost, opts));
         for s in &held_back {
+            let ask = match s.cost {
+                Cost::Heavy(_) => format!("--kind {}", s.kind),
+                _ => format!("watch {} or --kind {}", s.concepts[0].slug(), s.kind),
+            };
             unavailable.push(Unavailable {
                 what: s.kind.into(),
                 why: format!(
-                    "off by default, {} (ask for it: watch {} or --kind {})",
-                    s.costly.unwrap_or(""),
-                    s.concepts[0].slug(),
-                    s.kind
+                    "off by default, {} (ask for it: {ask})",
+                    s.cost.why().unwrap_or("")
                 ),
                 off: true,
             });

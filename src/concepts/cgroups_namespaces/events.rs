@@ -4,7 +4,7 @@ use syslens_probe::trace::{Rate, Sample};
 use syslens_probe::tracefs::EventFormat;
 
 use crate::model::event::{
-    int, text, who, Context, Decoder, Event, EventSource, Feed, TracepointSpec,
+    int, text, who, Context, Cost, Decoder, Event, EventSource, Feed, TracepointSpec,
 };
 
 use super::ConceptId;
@@ -39,7 +39,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
         },
     ],
     feed: Feed::Tracepoints,
-    costly: None,
+    cost: Cost::Light,
     decoder: || Box::new(Cgroups),
 }];
 

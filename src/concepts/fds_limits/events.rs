@@ -3,7 +3,7 @@
 use syslens_probe::trace::{Rate, Sample};
 use syslens_probe::tracefs::EventFormat;
 
-use crate::model::event::{who, Context, Decoder, Event, EventSource, Feed, TracepointSpec};
+use crate::model::event::{who, Context, Cost, Decoder, Event, EventSource, Feed, TracepointSpec};
 
 use super::ConceptId;
 
@@ -50,7 +50,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
     concepts: &[ConceptId::FdsLimits],
     tracepoints: CALLS,
     feed: Feed::Tracepoints,
-    costly: Some("syscall tracepoints send every syscall of every task through the slow path (a getppid loop ran at 0.92x)"),
+    cost: Cost::Host("syscall tracepoints send every syscall of every task through the slow path (a getppid loop ran at 0.92x)"),
     decoder: || Box::new(Emfile),
 }];
 

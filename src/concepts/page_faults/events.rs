@@ -12,7 +12,7 @@ use syslens_probe::trace::{Rate, Sample};
 use syslens_probe::tracefs::EventFormat;
 
 use crate::model::event::{
-    bound, int, who, Context, Decoder, Event, EventSource, Feed, MappingKind, TracepointSpec,
+    bound, int, who, Context, Cost, Decoder, Event, EventSource, Feed, MappingKind, TracepointSpec,
 };
 
 use super::ConceptId;
@@ -38,7 +38,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
         kernel_stack: false,
     }],
     feed: Feed::Tracepoints,
-    costly: Some("the page-fault tracepoint builds a record on every fault before one in 16 is kept (a fault loop ran at 0.92x-0.96x)"),
+    cost: Cost::Host("the page-fault tracepoint builds a record on every fault before one in 16 is kept (a fault loop ran at 0.92x-0.96x)"),
     decoder: || Box::new(Faults::default()),
 }];
 

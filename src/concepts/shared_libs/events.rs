@@ -4,7 +4,7 @@ use syslens_probe::trace::{Rate, Sample};
 use syslens_probe::tracefs::EventFormat;
 
 use crate::model::event::{
-    int, text, who, Context, Decoder, Event, EventSource, Feed, TracepointSpec,
+    int, text, who, Context, Cost, Decoder, Event, EventSource, Feed, TracepointSpec,
 };
 
 use super::ConceptId;
@@ -21,7 +21,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
         kernel_stack: false,
     }],
     feed: Feed::Tracepoints,
-    costly: None,
+    cost: Cost::Light,
     decoder: || Box::new(Exec),
 }];
 

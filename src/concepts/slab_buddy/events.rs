@@ -2,7 +2,7 @@
 
 use syslens_probe::trace::Rate;
 
-use crate::model::event::{EventSource, Feed, StallSpec, Stalls, TracepointSpec};
+use crate::model::event::{Cost, EventSource, Feed, StallSpec, Stalls, TracepointSpec};
 
 use super::ConceptId;
 
@@ -27,7 +27,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
         },
     ],
     feed: Feed::Tracepoints,
-    costly: None,
+    cost: Cost::Light,
     decoder: || Box::new(Stalls::new(&COMPACTION)),
 }];
 

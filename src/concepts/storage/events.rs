@@ -15,7 +15,8 @@ use syslens_probe::trace::{Rate, Sample};
 use syslens_probe::tracefs::EventFormat;
 
 use crate::model::event::{
-    bound, who, Context, Decoder, Event, EventSource, Feed, Latencies, Pairing, TracepointSpec,
+    bound, who, Context, Cost, Decoder, Event, EventSource, Feed, Latencies, Pairing,
+    TracepointSpec,
 };
 
 use super::ConceptId;
@@ -47,7 +48,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
     concepts: &[ConceptId::Storage],
     tracepoints: TRACEPOINTS,
     feed: Feed::Tracepoints,
-    costly: Some("syscall exit tracepoints send every syscall of every task through the slow path (a getppid loop ran at 0.92x)"),
+    cost: Cost::Host("syscall exit tracepoints send every syscall of every task through the slow path (a getppid loop ran at 0.92x)"),
     decoder: || Box::new(Fsyncs::default()),
 }];
 

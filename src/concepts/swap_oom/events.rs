@@ -9,7 +9,7 @@ use syslens_probe::trace::{Rate, Sample};
 use syslens_probe::tracefs::EventFormat;
 
 use crate::model::event::{
-    bound, int, text, who, Context, Decoder, Event, EventSource, Feed, StallSpec, Stalls,
+    bound, int, text, who, Context, Cost, Decoder, Event, EventSource, Feed, StallSpec, Stalls,
     TracepointSpec,
 };
 
@@ -28,7 +28,7 @@ pub static EVENTS: &[EventSource] = &[
             kernel_stack: false,
         }],
         feed: Feed::KernelLog,
-        costly: None,
+        cost: Cost::Light,
         decoder: || Box::new(OomKills::default()),
     },
     EventSource {
@@ -51,7 +51,7 @@ pub static EVENTS: &[EventSource] = &[
             },
         ],
         feed: Feed::Tracepoints,
-        costly: None,
+        cost: Cost::Light,
         decoder: || Box::new(Stalls::new(&RECLAIM)),
     },
 ];

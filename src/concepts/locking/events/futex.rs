@@ -18,7 +18,7 @@ use syslens_probe::tracefs::EventFormat;
 
 use crate::concepts::ConceptId;
 use crate::model::event::{
-    bound, int, who, Context, Decoder, Event, EventSource, Feed, Latencies, TracepointSpec,
+    bound, int, who, Context, Cost, Decoder, Event, EventSource, Feed, Latencies, TracepointSpec,
     TALLIES_MAX,
 };
 use crate::model::units::duration;
@@ -53,7 +53,7 @@ pub const SOURCE: EventSource = EventSource {
         },
     ],
     feed: Feed::Tracepoints,
-    costly: Some("a syscall entry tracepoint adds a hook to every syscall of every task (a getppid loop ran at 0.85x with entries and exits), and every futex call's exit is a sample"),
+    cost: Cost::Heavy("a syscall entry tracepoint adds a hook to every syscall of every task (a getppid loop ran at 0.85x with entries and exits), and every futex call's exit is a sample"),
     decoder: || Box::new(FutexWaits::default()),
 };
 

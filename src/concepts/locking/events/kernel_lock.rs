@@ -15,7 +15,7 @@ use syslens_probe::trace::{Rate, Sample};
 use syslens_probe::tracefs::EventFormat;
 
 use crate::model::event::{
-    bound, int, who, Context, Decoder, Event, EventSource, Feed, Latencies, TracepointSpec,
+    bound, int, who, Context, Cost, Decoder, Event, EventSource, Feed, Latencies, TracepointSpec,
     TALLIES_MAX,
 };
 use crate::model::units::duration;
@@ -45,7 +45,7 @@ pub const SOURCE: EventSource = EventSource {
         },
     ],
     feed: Feed::Tracepoints,
-    costly: None,
+    cost: Cost::Light,
     decoder: || Box::new(KernelLocks::default()),
 };
 

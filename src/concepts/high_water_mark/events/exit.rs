@@ -5,15 +5,16 @@ use syslens_probe::trace::{Rate, Sample};
 use syslens_probe::tracefs::EventFormat;
 
 use crate::model::event::{
-    signal_name, text, who, Context, Decoder, Event, EventSource, Feed, ProcessExit, TracepointSpec,
+    signal_name, text, who, Context, Cost, Decoder, Event, EventSource, Feed, ProcessExit,
+    TracepointSpec,
 };
 use crate::model::units::{bytes, duration};
 
-use super::ConceptId;
+use crate::concepts::ConceptId;
 
 /// `exit`: taskstats exit records; the exit tracepoint (last thread of a group only)
 /// where taskstats cannot be had, without peaks and CPU times.
-pub static EVENTS: &[EventSource] = &[EventSource {
+pub const SOURCE: EventSource = EventSource {
     kind: "exit",
     concepts: &[ConceptId::HighWaterMark, ConceptId::Signals],
     tracepoints: &[TracepointSpec {
@@ -24,9 +25,9 @@ pub static EVENTS: &[EventSource] = &[EventSource {
         kernel_stack: false,
     }],
     feed: Feed::Exits,
-    costly: None,
+    cost: Cost::Light,
     decoder: || Box::new(Exits),
-}];
+};
 
 struct Exits;
 
@@ -35,7 +36,7 @@ struct Exits;
 const NOTABLE_PEAK: u64 = 100 << 20;
 
 /// The exit event of a process.
-pub fn exit_event(ctx: &mut dyn Context, x: &ProcessExit) -> Event {
+fn exit_event(ctx: &mut dyn Context, x: &ProcessExit) -> Event {
     let mut e = Event::new(ctx.now(), ConceptId::HighWaterMark, "exit", Some(x.pid));
     e.notable = x.signal.is_some()
         || x.exit_code.is_some_and(|c| c != 0)
