@@ -714,6 +714,111 @@ fn issue_16_an_rss_spike_between_polls_is_seen_with_its_peak_and_time() {
     );
 }
 
+/// From /proc/pagetypeinfo: the free bytes of unmovable and reclaimable pages (every
+/// zone), and the pageblocks typed unmovable.
+fn unmovable_state() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/pagetypeinfo").unwrap();
+    let mut free = 0;
+    let mut blocks = 0;
+    let mut counting_blocks = false;
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if line.starts_with("Number of blocks type") {
+            counting_blocks = true;
+        } else if counting_blocks && words.first() == Some(&"Node") {
+            // Node 0, zone Normal <Unmovable> <Movable> ...
+            blocks += words[4].parse::<u64>().unwrap();
+        } else if let Some(at) = words.iter().position(|w| *w == "type") {
+            if matches!(words.get(at + 1), Some(&"Unmovable") | Some(&"Reclaimable")) {
+                for (order, n) in words[at + 2..].iter().enumerate() {
+                    free += n.parse::<u64>().unwrap() << order << 12;
+                }
+            }
+        }
+    }
+    (free, blocks)
+}
+
+#[test]
+fn issue_16_unmovable_allocations_that_steal_blocks_are_counted_by_type() {
+    skip_unless!(is_root(), "tracepoints need root");
+    let mem_available = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap()
+        << 10;
+    let (free, blocks_before) = unmovable_state();
+    // Pipe buffers are unmovable kernel pages: more of them than the unmovable and
+    // reclaimable free lists hold makes the allocator take movable blocks.
+    let want = free + (256 << 20);
+    skip_unless!(
+        want <= mem_available / 4,
+        "the free unmovable pages and 256 MiB more are over a quarter of the available memory"
+    );
+    let pipes = want.div_ceil(1 << 20);
+    let watch = Watch::start(&["--kind", "extfrag"]);
+    let script = format!(
+        "import os, fcntl, resource, sys\n\
+         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n\
+         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))\n\
+         held = []\n\
+         for _ in range({pipes}):\n    \
+             r, w = os.pipe(); fcntl.fcntl(w, 1031, 1 << 20); os.set_blocking(w, False)\n    \
+             try:\n        \
+                 while True: os.write(w, b'x' * 65536)\n    \
+             except BlockingIOError: pass\n    \
+             held.append((r, w))\n\
+         os.write(1, b'filled\\n'); sys.stdin.readline()\n"
+    );
+    let mut py = Command::new("python3")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = py.id() as i64;
+    let mut line = String::new();
+    BufReader::new(py.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "filled\n", "the pipes were not filled");
+    let (_, blocks_after) = unmovable_state();
+    let events = watch.stop();
+    drop(py.stdin.take());
+    assert!(py.wait().unwrap().success());
+    well_formed(&events);
+    let mine: Vec<&Value> = of_kind(&events, "extfrag")
+        .into_iter()
+        .filter(|e| pid_of(e, "pid") == pid)
+        .collect();
+    let stolen: Vec<&&Value> = mine
+        .iter()
+        .filter(|e| e["alloc_migratetype"] == "unmovable")
+        .collect();
+    assert!(
+        !stolen.is_empty(),
+        "no unmovable fallback of {pid}: {mine:#?}"
+    );
+    let claimed: i64 = stolen.iter().map(|e| e["claimed"].as_i64().unwrap()).sum();
+    for e in &stolen {
+        let n = e["fallbacks"].as_i64().unwrap();
+        assert_eq!(
+            n,
+            e["claimed"].as_i64().unwrap() + e["mixed"].as_i64().unwrap(),
+            "{e}"
+        );
+        assert!(e["fallback_migratetype"] != "unmovable", "{e}");
+    }
+    // Each claim turned at least one pageblock unmovable, as pagetypeinfo counts them.
+    assert!(claimed >= 1, "{stolen:#?}");
+    assert!(
+        blocks_after >= blocks_before + claimed as u64,
+        "{claimed} claims, unmovable blocks {blocks_before} -> {blocks_after}"
+    );
+}
+
 #[test]
 fn issue_16_an_oom_kill_names_victim_cgroup_and_trigger() {
     skip_unless!(is_root(), "a memory cgroup and tracepoints need root");

@@ -95,14 +95,19 @@ pub fn sources(concepts: &[ConceptId]) -> Vec<&'static EventSource> {
     out
 }
 
-/// Whether a source of the selection opens: the light ones always; those that slow
-/// the host when a concept or kind is named; the heaviest only when their kind is.
-fn opens(cost: Cost, opts: &WatchOptions) -> bool {
-    match cost {
-        Cost::Light => true,
-        Cost::Host(_) => !(opts.concepts.is_empty() && opts.kinds.is_empty()),
-        Cost::Heavy(_) => !opts.kinds.is_empty(),
-    }
+/// The sources `opts` selects, split into those that open and those held back by
+/// their cost: the light ones always open; those that slow the host when a concept or
+/// kind is named; the heaviest only when their kind is.
+fn select(opts: &WatchOptions) -> (Vec<&'static EventSource>, Vec<&'static EventSource>) {
+    let named = !(opts.concepts.is_empty() && opts.kinds.is_empty());
+    sources(&opts.concepts)
+        .into_iter()
+        .filter(|s| opts.kinds.is_empty() || opts.kinds.iter().any(|k| k == s.kind))
+        .partition(|s| match s.cost {
+            Cost::Light => true,
+            Cost::Host(_) => named,
+            Cost::Heavy(_) => !opts.kinds.is_empty(),
+        })
 }
 
 /// The open sources of a watch and their decoders: what `watch` prints, what `record`
@@ -148,11 +153,7 @@ impl Watcher {
     /// in [`Watcher::unavailable`], with why. Only an error enabling what did open fails.
     pub fn open(opts: &WatchOptions, reader: Reader) -> io::Result<Watcher> {
         let mut unavailable = Vec::new();
-        let (selected, held_back): (Vec<&'static EventSource>, Vec<&'static EventSource>) =
-            sources(&opts.concepts)
-                .into_iter()
-                .filter(|s| opts.kinds.is_empty() || opts.kinds.iter().any(|k| k == s.kind))
-                .partition(|s| opens(s.cost, opts));
+        let (selected, held_back) = select(opts);
         for s in &held_back {
             let ask = match s.cost {
                 Cost::Heavy(_) => format!("--kind {}", s.kind),
@@ -668,5 +669,57 @@ impl Printer<'_> {
         );
         text += &format!("; {} samples lost\n", outcome.lost);
         self.write(&text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kinds, sorted.
+    fn kinds(of: &[&'static EventSource]) -> Vec<&'static str> {
+        let mut k: Vec<_> = of.iter().map(|s| s.kind).collect();
+        k.sort_unstable();
+        k
+    }
+
+    fn options(concepts: Vec<ConceptId>, kinds: &[&str]) -> WatchOptions {
+        WatchOptions {
+            concepts,
+            pid: None,
+            cgroup: None,
+            duration: None,
+            kinds: kinds.iter().map(|k| k.to_string()).collect(),
+            json: false,
+            summary_every: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn issue_16_a_source_opens_as_its_cost_allows() {
+        // Nothing named: only the light sources.
+        let (open, held) = select(&options(Vec::new(), &[]));
+        assert!(
+            open.iter().all(|s| s.cost == Cost::Light),
+            "{:?}",
+            kinds(&open)
+        );
+        assert!(kinds(&held).contains(&"faults") && kinds(&held).contains(&"rss-peak"));
+        // A concept named: its host-wide sources too, not its heavy ones.
+        let (open, held) = select(&options(
+            vec![ConceptId::HighWaterMark, ConceptId::PageFaults],
+            &[],
+        ));
+        assert_eq!(kinds(&open), ["exit", "faults"]);
+        assert_eq!(kinds(&held), ["rss-peak"]);
+        let (open, held) = select(&options(vec![ConceptId::Locking], &[]));
+        assert_eq!(
+            (kinds(&open), kinds(&held)),
+            (vec!["kernel-lock"], vec!["futex-wait"])
+        );
+        // A heavy kind named opens.
+        let (open, held) = select(&options(Vec::new(), &["rss-peak", "futex-wait"]));
+        assert_eq!(kinds(&open), ["futex-wait", "rss-peak"]);
+        assert!(held.is_empty());
     }
 }
