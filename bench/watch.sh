@@ -4,7 +4,8 @@
 # `perf record -e exceptions:page_fault_user -a` (when perf is installed); the ratio is
 # each loop's speed against its speed alone, interleaved (alone, watch, alone, perf,
 # ...) so the VM's drift does not land in one column. Then watch's own CPU on an idle
-# host. Needs root (tracepoints) and cc. Target: the fault and getppid loops >= 0.90x (the ping-pong has none: it shows
+# host, and each heavy kind (rss-peak, futex-wait: on only with --kind) beside the loop it
+# slows. Needs root (tracepoints) and cc. Target: the fault and getppid loops >= 0.90x (the ping-pong has none: it shows
 # what the run-queue source costs a switch-heavy host), watch < 2% of a CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,8 @@ run_under() { # $1: alone|watch|perf, $2: loop -> rate
     watch) "$bin" watch --summary 3600 >/dev/null 2>&1 & watch_pid=$!; sleep 1
            rate=$("$tmp/$loop" "$secs"); kill -INT "$watch_pid"; wait "$watch_pid" || true; watch_pid= ;;
     all)   "$bin" watch $all_concepts --summary 3600 >/dev/null 2>&1 & watch_pid=$!; sleep 1
+           rate=$("$tmp/$loop" "$secs"); kill -INT "$watch_pid"; wait "$watch_pid" || true; watch_pid= ;;
+    kind=*) "$bin" watch --kind "${mode#kind=}" --summary 3600 >/dev/null 2>&1 & watch_pid=$!; sleep 1
            rate=$("$tmp/$loop" "$secs"); kill -INT "$watch_pid"; wait "$watch_pid" || true; watch_pid= ;;
     perf)  perf record -q -o "$tmp/perf.data" -e exceptions:page_fault_user -a >/dev/null 2>&1 & watch_pid=$!; sleep 1
            rate=$("$tmp/$loop" "$secs"); kill -INT "$watch_pid"; wait "$watch_pid" || true; watch_pid= ;;
@@ -53,6 +56,19 @@ loop, alone, watch, every, perf = sys.argv[1], *[list(map(float, a.split())) for
 # Per round: the ratio against that round's own run alone (interleaved pairs).
 def ratio(xs): return st.median([x / a for x, a in zip(xs, alone)]) if xs else float('nan')
 print(f"{loop:13} alone {st.median(alone):12.0f}/s   watch {ratio(watch):.3f}x   watch, every concept named {ratio(every):.3f}x" + (f"   perf record {ratio(perf):.3f}x" if perf else ""))
+PY
+done
+
+# The heavy kinds (on only when named with --kind), each beside the loop it slows.
+for pair in rss-peak:fault_loop futex-wait:getppid_loop; do
+  kind=${pair%%:*} loop=${pair#*:} alone= under=
+  for r in $(seq "$rounds"); do
+    alone="$alone $(run_under alone "$loop")"; under="$under $(run_under "kind=$kind" "$loop")"
+  done
+  python3 - "$kind" "$loop" "$alone" "$under" <<'PY'
+import sys, statistics as st
+kind, loop, alone, under = sys.argv[1], sys.argv[2], *[list(map(float, a.split())) for a in sys.argv[3:5]]
+print(f"{loop:13} alone {st.median(alone):12.0f}/s   watch --kind {kind} {st.median([u / a for u, a in zip(under, alone)]):.3f}x")
 PY
 done
 

@@ -259,6 +259,7 @@ fn issue_17_the_store_keeps_within_max_size_under_churn() {
         let _ = c.wait();
     }
     rec.stop();
+    eprintln!("largest store seen: {largest} bytes (limit {max})");
     assert!(
         trimmed,
         "the store never reached its limit in 40 s (largest {largest})"

@@ -210,6 +210,10 @@ pub struct Store {
     boot: Option<i64>,
     /// The last keyframe a reader decoded, reused by the samples of its group.
     cached: std::cell::RefCell<Option<(i64, Table, SampleFiles)>>,
+    /// The most one interval's write has added on disk (the log holds a whole
+    /// keyframe until it is checkpointed): trimming leaves that much room below the
+    /// limit, so the store stays under it between a write and the trim after it.
+    largest_write: u64,
 }
 
 /// A [`SampleRef`] from a row of (id, time_ns, boot).
@@ -339,6 +343,7 @@ impl Store {
             dir: dir.to_owned(),
             lock: Some(lock),
             keyframe: None,
+            largest_write: 0,
             boot: None,
             cached: Default::default(),
         };
@@ -396,6 +401,7 @@ impl Store {
             dir: dir.to_owned(),
             lock: None,
             keyframe: None,
+            largest_write: 0,
             boot: None,
             cached: Default::default(),
         };
@@ -455,6 +461,7 @@ impl Store {
         counts: &[(&str, u64)],
         limits: Limits,
     ) -> Result<(), StoreError> {
+        let before = self.size_on_disk();
         let due = self
             .keyframe
             .as_ref()
@@ -510,6 +517,9 @@ impl Store {
                 })
             }
         }
+        self.largest_write = self
+            .largest_write
+            .max(self.size_on_disk().saturating_sub(before));
         self.trim(limits)
     }
 
@@ -523,8 +533,8 @@ impl Store {
     }
 
     /// Drops what is older than the retention, then whole keyframe groups, oldest
-    /// first, while the store is above 90% of its size limit: checked after every
-    /// interval, so it never waits for a file to rotate.
+    /// first, while the store is above 90% of its size limit less the largest write
+    /// seen: checked after every interval, so it never waits for a file to rotate.
     fn trim(&mut self, limits: Limits) -> Result<(), StoreError> {
         let cutoff = unix_ns(SystemTime::now())
             - i64::try_from(limits.retain.as_nanos()).unwrap_or(i64::MAX);
@@ -544,7 +554,9 @@ impl Store {
             .execute("DELETE FROM events WHERE time_ns < ?1", [cutoff])?;
         // What the limit counts is the files on disk: the database with its free pages
         // and the log. A round frees what the last dropped, then measures.
-        let target = limits.max_size / 10 * 9;
+        let target = (limits.max_size / 10 * 9)
+            .saturating_sub(self.largest_write)
+            .max(limits.max_size / 2);
         let mut rounds = 0;
         loop {
             // A log over the limit is cut before anything is dropped for it.
