@@ -177,7 +177,8 @@ pub struct WatchArgs {
     /// Stop after this many seconds (default: until Ctrl-C).
     #[arg(long = "for", value_name = "SECS", value_parser = parse_watch_seconds)]
     pub duration: Option<Duration>,
-    /// Only events of this kind (repeatable): oom-kill, signal, exit, emfile, faults, ...
+    /// Only events of this kind (repeatable): oom-kill, signal, exit, emfile, faults, ...;
+    /// the heaviest (futex-wait, rss-peak) run only when named here.
     #[arg(long = "kind", value_name = "KIND")]
     pub kinds: Vec<String>,
     /// Seconds between the per-process summaries.
@@ -411,7 +412,7 @@ pub struct RecordArgs {
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_span)]
     pub duration: Option<Duration>,
     /// Also record these event sources, off by default because they slow the whole host
-    /// while on (emfile, fsync, faults, runq, futex-wait: `syslens watch` says by how much), comma-separated.
+    /// while on (emfile, fsync, faults, runq, futex-wait, rss-peak: `syslens watch` says by how much), comma-separated.
     #[arg(long, value_name = "KIND,...", value_delimiter = ',')]
     pub with: Vec<String>,
 }
