@@ -22,7 +22,7 @@ secs=${SECS:-3}
 rounds=${ROUNDS:-5}
 hz=$(getconf CLK_TCK)
 
-run_under() { # $1: alone|watch|perf, $2: loop -> rate
+run_under() { # $1: alone|watch|all|perf|kind=KIND, $2: loop -> rate
   local mode=$1 loop=$2 rate
   case $mode in
     alone) rate=$("$tmp/$loop" "$secs") ;;
@@ -39,7 +39,8 @@ run_under() { # $1: alone|watch|perf, $2: loop -> rate
 }
 
 # `watch` alone leaves off the sources that cost the whole host; naming every concept
-# turns them on (page faults, EMFILE, fsync, run-queue and futex waits).
+# turns them on (page faults, EMFILE, fsync, run-queue waits), but not the heavy kinds
+# (futex-wait, rss-peak), which only --kind opens.
 all_concepts=$("$bin" --json concepts | python3 -c 'import json,sys; print(" ".join(c["id"] for c in json.load(sys.stdin)))')
 modes="alone watch all"
 command -v perf >/dev/null && modes="alone watch all perf" || echo "perf not installed (apt-get install linux-perf): its column is left out"

@@ -289,6 +289,9 @@ pub trait Context {
     fn kernel_caller(&mut self, stack: &[u64]) -> Option<String>;
     /// A process's resident memory now, from /proc/PID/status (`None` once it is gone).
     fn resident(&mut self, pid: i32) -> Option<Resident>;
+    /// Whether two processes run in one address space (a CLONE_VM child before its
+    /// exec); false when that cannot be known.
+    fn same_address_space(&mut self, a: i32, b: i32) -> bool;
 }
 
 /// A process's resident set by kind, in bytes (status's RssAnon, RssFile, RssShmem).
@@ -626,7 +629,8 @@ mod tests {
 }
 
 /// What decoder tests share: a context that names every process `p<pid>` and every
-/// stack by its innermost address, gives each the same resident set, whose clock reads 100 ms, and records of recorded
+/// stack by its innermost address, gives each the same resident set (and a CLONE_VM
+/// child pid + 1000), whose clock reads 100 ms, and records of recorded
 /// format files.
 #[cfg(test)]
 pub mod testing {
@@ -665,7 +669,15 @@ pub mod testing {
         fn resident(&mut self, _: i32) -> Option<Resident> {
             Some(RESIDENT)
         }
+        /// A process and the one [`CLONE_VM_CHILD`] above it share one.
+        fn same_address_space(&mut self, a: i32, b: i32) -> bool {
+            (a - b).abs() == CLONE_VM_CHILD
+        }
     }
+
+    /// How far above its parent's pid [`Names`] puts a child running in the parent's
+    /// address space.
+    pub const CLONE_VM_CHILD: i32 = 1000;
 
     /// What [`Names`] says every process has resident: 1 MiB anonymous, 2 MiB of files.
     pub const RESIDENT: Resident = Resident {

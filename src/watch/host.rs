@@ -239,6 +239,10 @@ impl Context for HostContext {
         })
     }
 
+    fn same_address_space(&mut self, a: i32, b: i32) -> bool {
+        syslens_probe::process::same_address_space(a, b).unwrap_or(false)
+    }
+
     fn comm(&mut self, pid: i32) -> Option<String> {
         if let Some(name) = self.names.get(&pid) {
             return Some(name.clone());

@@ -50,7 +50,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
     concepts: &[ConceptId::FdsLimits],
     tracepoints: CALLS,
     feed: Feed::Tracepoints,
-    cost: Cost::Host("syscall tracepoints send every syscall of every task through the slow path (a getppid loop ran at 0.92x)"),
+    cost: Cost::Host("syscall tracepoints send every syscall of every task through the slow path (a getppid loop ran at 0.77x with EMFILE's alone on 2026-12-07, 0.92x in earlier runs)"),
     decoder: || Box::new(Emfile),
 }];
 

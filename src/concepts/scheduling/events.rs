@@ -42,7 +42,7 @@ pub static EVENTS: &[EventSource] = &[EventSource {
     concepts: &[ConceptId::Scheduling],
     tracepoints: &[tp("sched_wakeup"), tp("sched_wakeup_new"), tp("sched_switch")],
     feed: Feed::Tracepoints,
-    cost: Cost::Host("a sample for every context switch and wake-up on the host (a pipe ping-pong ran at 0.69x-0.71x, its rings overflowing)"),
+    cost: Cost::Host("a sample for every context switch and wake-up on the host (a pipe ping-pong ran at 0.57x-0.71x, its rings overflowing)"),
     decoder: || Box::new(RunQueue::default()),
 }];
 

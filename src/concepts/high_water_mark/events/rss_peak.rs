@@ -6,9 +6,8 @@
 //! kept, so it is heavy whatever the rate; one change in [`SAMPLE_ONE_IN`] per CPU is
 //! kept. Each sample is the exact value of one counter at that instant; the peak is the
 //! largest sum of the latest value of each, starting each span from /proc/PID/status.
-//! A counter's latest value can lag the changes not sampled since (up to
-//! [`SAMPLE_ONE_IN`] changes per CPU, a page each when faulting, up to 2 MiB each when
-//! unmapping or with huge pages).
+//! The counter sampled is exact, the others are as of their last sample (or the span's
+//! start): the one-in-N count is shared by every change on a CPU, of every process.
 
 use std::collections::HashMap;
 
@@ -36,7 +35,7 @@ pub const SOURCE: EventSource = EventSource {
         kernel_stack: false,
     }],
     feed: Feed::Tracepoints,
-    cost: Cost::Heavy("the RSS tracepoint sums a per-CPU counter on every change of every process's resident set, about one per page fault, kept or not (a fault loop ran at 0.86x with it only counted)"),
+    cost: Cost::Heavy("the RSS tracepoint sums a per-CPU counter on every change of every process's resident set, about one per page fault, kept or not (a fault loop ran at 0.80x, bench/watch.sh 2026-12-07)"),
     decoder: || Box::new(RssPeaks::default()),
 };
 
@@ -62,7 +61,11 @@ struct Peak {
 #[derive(Debug)]
 struct Space {
     pid: i32,
+    /// The last other process seen running in it (a CLONE_VM child before its exec).
+    guest: Option<i32>,
     comm: Option<String>,
+    /// When it last changed.
+    last_ns: u64,
     /// The latest value of each counter.
     now: Resident,
     /// The largest sum this span, when the span saw a change.
@@ -96,7 +99,17 @@ impl Decoder for RssPeaks {
         // known can be named.
         let own = int(f, s.raw, "curr") == Some(1);
         let pid = s.pid as i32;
-        let known = self.by_mm.get(&mm).is_some_and(|m| !own || m.pid == pid);
+        let known = match self.by_mm.get_mut(&mm) {
+            None => false,
+            Some(m) if !own || m.pid == pid || m.guest == Some(pid) => true,
+            // A child cloned with CLONE_VM (vfork, posix_spawn) faults in its parent's
+            // space until it execs: still the parent's.
+            Some(m) if ctx.same_address_space(m.pid, pid) => {
+                m.guest = Some(pid);
+                true
+            }
+            Some(_) => false,
+        };
         if !known {
             if !own {
                 return;
@@ -112,7 +125,9 @@ impl Decoder for RssPeaks {
                 mm,
                 Space {
                     pid,
+                    guest: None,
                     comm,
+                    last_ns: s.monotonic_ns,
                     now,
                     peak: None,
                 },
@@ -121,6 +136,7 @@ impl Decoder for RssPeaks {
         let Some(space) = self.by_mm.get_mut(&mm) else {
             return;
         };
+        space.last_ns = s.monotonic_ns;
         let size = size.max(0) as u64;
         match member {
             FILE => space.now.file = size,
@@ -139,7 +155,19 @@ impl Decoder for RssPeaks {
         }
     }
 
+    fn lost(&mut self) {
+        // A lost decrease would leave a counter high, and every later sum above the
+        // truth: start again from status.
+        self.by_mm.clear();
+    }
+
     fn summarize(&mut self, ctx: &mut dyn Context, out: &mut Vec<Event>) {
+        // A process that exec'd has left its old space: only its newest is it now.
+        let mut newest: HashMap<i32, u64> = HashMap::new();
+        for space in self.by_mm.values() {
+            let n = newest.entry(space.pid).or_default();
+            *n = (*n).max(space.last_ns);
+        }
         let mut gone = Vec::new();
         for (&mm, space) in self.by_mm.iter_mut() {
             let Some(peak) = space.peak.take() else {
@@ -147,7 +175,9 @@ impl Decoder for RssPeaks {
                 gone.push(mm);
                 continue;
             };
-            let resident = ctx.resident(space.pid);
+            let resident = (newest.get(&space.pid) == Some(&space.last_ns))
+                .then(|| ctx.resident(space.pid))
+                .flatten();
             let top = peak.parts.total();
             let mut e = Event::new(
                 ctx.now(),
@@ -155,7 +185,7 @@ impl Decoder for RssPeaks {
                 "rss-peak",
                 Some(space.pid),
             );
-            e.notable = resident.is_none_or(|r| top >= r.total() + NOTABLE_EXCURSION);
+            e.notable = top >= resident.map_or(0, |r| r.total()) + NOTABLE_EXCURSION;
             e.line = format!(
                 "{} RSS peaked at {} at {} (anon {}, file {}, shmem {}), {}",
                 who(space.comm.as_deref(), space.pid.into()),
@@ -199,7 +229,9 @@ impl Decoder for RssPeaks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::event::testing::{format, record, sample_at, Names, RESIDENT};
+    use crate::model::event::testing::{
+        format, record, sample_at, Names, CLONE_VM_CHILD, RESIDENT,
+    };
 
     fn rss_stat(f: &EventFormat, mm: u32, curr: u32, member: i32, size: i64) -> Vec<u8> {
         record(
@@ -301,5 +333,66 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].int_of("pid"), Some(8));
         assert_eq!(out[0].int_of("peak_anon_bytes"), Some(2 << 20));
+    }
+
+    #[test]
+    fn issue_16_a_clone_vm_child_s_faults_stay_its_parent_s() {
+        let f = format("kmem", "rss_stat");
+        let mut d = RssPeaks::default();
+        let child = 7 + CLONE_VM_CHILD as u32;
+        feed(&mut d, &f, 7, 10, &rss_stat(&f, 0x1, 1, 1, 400 << 20));
+        // posix_spawn's child touches its stack in the parent's space, then execs.
+        feed(
+            &mut d,
+            &f,
+            child,
+            20,
+            &rss_stat(&f, 0x1, 1, 1, (400 << 20) + 8192),
+        );
+        feed(&mut d, &f, 7, 30, &rss_stat(&f, 0x1, 1, 1, 100 << 20));
+        let out = summary(&mut d);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].int_of("pid"), Some(7));
+        assert_eq!(out[0].int_of("peak_anon_bytes"), Some((400 << 20) + 8192));
+    }
+
+    #[test]
+    fn issue_16_the_space_a_process_left_by_exec_is_gone_and_not_notable_when_small() {
+        let f = format("kmem", "rss_stat");
+        let mut d = RssPeaks::default();
+        // Process 7 grows 10 MiB in one space, execs, and changes in its new one.
+        feed(&mut d, &f, 7, 10, &rss_stat(&f, 0x1, 1, 1, 10 << 20));
+        feed(&mut d, &f, 7, 20, &rss_stat(&f, 0x2, 1, 1, 2 << 20));
+        let out = summary(&mut d);
+        assert_eq!(out.len(), 2);
+        let old = out
+            .iter()
+            .find(|e| e.int_of("peak_anon_bytes") == Some(10 << 20))
+            .unwrap();
+        assert_eq!(old.int_of("rss_bytes"), None, "the old image is gone");
+        assert!(
+            !old.notable,
+            "a 12 MiB peak of an image now gone is no news"
+        );
+        let new = out
+            .iter()
+            .find(|e| e.int_of("peak_anon_bytes") == Some(2 << 20))
+            .unwrap();
+        assert_eq!(new.int_of("rss_bytes"), Some(RESIDENT.total() as i64));
+    }
+
+    #[test]
+    fn issue_16_a_loss_starts_every_space_again_from_status() {
+        let f = format("kmem", "rss_stat");
+        let mut d = RssPeaks::default();
+        feed(&mut d, &f, 7, 10, &rss_stat(&f, 0x1, 1, 1, 900 << 20));
+        // The decrease back to 1 MiB was in a lost sample; then a file change comes.
+        d.lost();
+        feed(&mut d, &f, 7, 30, &rss_stat(&f, 0x1, 1, 0, 3 << 20));
+        let out = summary(&mut d);
+        assert_eq!(
+            out[0].int_of("peak_rss_bytes"),
+            Some((3 << 20) + RESIDENT.anon as i64)
+        );
     }
 }

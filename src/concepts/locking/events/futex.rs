@@ -53,7 +53,7 @@ pub const SOURCE: EventSource = EventSource {
         },
     ],
     feed: Feed::Tracepoints,
-    cost: Cost::Heavy("a syscall entry tracepoint adds a hook to every syscall of every task (a getppid loop ran at 0.85x with entries and exits), and every futex call's exit is a sample"),
+    cost: Cost::Heavy("a syscall entry tracepoint adds a hook to every syscall of every task (a getppid loop ran at 0.73x, bench/watch.sh 2026-12-07), and every futex call's exit is a sample"),
     decoder: || Box::new(FutexWaits::default()),
 };
 
