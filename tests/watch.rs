@@ -495,6 +495,57 @@ fn issue_16_mmap_lock_contention_is_timed_and_named_by_its_caller() {
 }
 
 #[test]
+fn issue_16_two_threads_waiting_for_each_other_s_mutex_are_named_a_deadlock() {
+    skip_unless!(
+        is_root(),
+        "tracepoints and reading another process's memory need root"
+    );
+    let watch = Watch::start(&["--kind", "futex-wait"]);
+    // Each thread holds one glibc mutex and, 200 ms later, waits for the other's.
+    let s = Specimen::start(&["--deadlock-after-ms", "200"]);
+    let tids: Vec<i64> = s.report["deadlocked_tids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_i64().unwrap())
+        .collect();
+    // A summary (every second) while both are blocked.
+    std::thread::sleep(Duration::from_millis(1500));
+    let events = watch.stop();
+    let pid = s.pid() as i64;
+    drop(s);
+    well_formed(&events);
+    let words: Vec<&Value> = of_kind(&events, "futex-wait")
+        .into_iter()
+        .filter(|e| pid_of(e, "pid") == pid)
+        .collect();
+    let locked: Vec<&&Value> = words
+        .iter()
+        .filter(|e| e.get("deadlock").is_some())
+        .collect();
+    let uaddrs: std::collections::BTreeSet<&str> = locked
+        .iter()
+        .map(|e| e["uaddr"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        uaddrs.len(),
+        2,
+        "both mutexes' words are in the deadlock: {words:#?}"
+    );
+    for e in &locked {
+        let text = e["deadlock"].as_str().unwrap();
+        for t in &tids {
+            assert!(
+                text.contains(&format!("thread {t} waits for"))
+                    && text.contains(&format!("held by {t}")),
+                "{text} names {tids:?}"
+            );
+        }
+        assert!(e["blocked_now"].as_i64().unwrap() >= 1, "{e}");
+    }
+}
+
+#[test]
 fn issue_16_futex_waits_are_timed_per_word_as_the_waiter_s_own_clock_says() {
     use std::sync::atomic::{AtomicU32, Ordering};
     skip_unless!(is_root(), "tracepoints need root or CAP_PERFMON");

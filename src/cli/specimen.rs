@@ -66,6 +66,10 @@ pub struct SpecimenArgs {
     /// Rename the process (PR_SET_NAME; at most 15 bytes), as any user can.
     #[arg(long)]
     pub comm: Option<String>,
+    /// Start two threads that deadlock on two glibc mutexes this many milliseconds
+    /// after the report (each holds one and then waits for the other); report their tids.
+    #[arg(long)]
+    pub deadlock_after_ms: Option<u64>,
 }
 
 /// What the specimen did, for the test to compare with `inspect`.
@@ -81,6 +85,7 @@ struct Report {
     deleted_lib: Option<String>,
     cow_child_pid: Option<i32>,
     emfile: bool,
+    deadlocked_tids: Option<[i32; 2]>,
 }
 
 /// The last OS error if a libc call returned -1, named after the call.
@@ -145,6 +150,32 @@ fn cow_child(pages: usize) -> io::Result<i32> {
     )
     .map_err(|e| context(e.into(), "waitpid"))?;
     Ok(pid)
+}
+
+/// Two threads that take two pthread mutexes in opposite orders `after` from now: each
+/// holds one and waits for the other until the process exits. Their tids.
+fn deadlock(after: std::time::Duration) -> io::Result<[i32; 2]> {
+    // Leaked: the threads wait on them until the process exits.
+    let pair = Box::into_raw(Box::new([libc::PTHREAD_MUTEX_INITIALIZER; 2])) as usize;
+    let (tx, rx) = mpsc::channel();
+    let both_hold = std::sync::Arc::new(std::sync::Barrier::new(2));
+    for first in 0..2 {
+        let (tx, both_hold) = (tx.clone(), both_hold.clone());
+        std::thread::spawn(move || {
+            let lock = |i: usize| {
+                // SAFETY: index 0 or 1 of the leaked pair of initialised mutexes, which
+                // live until the process exits.
+                unsafe { libc::pthread_mutex_lock((pair as *mut libc::pthread_mutex_t).add(i)) }
+            };
+            lock(first);
+            let _ = tx.send(rustix::thread::gettid().as_raw_pid());
+            both_hold.wait();
+            std::thread::sleep(after);
+            lock(1 - first);
+        });
+    }
+    let tid = || rx.recv().map_err(io::Error::other);
+    Ok([tid()?, tid()?])
 }
 
 /// Puts the process in the state `args` asks for, reports it on `out` as one JSON line,
@@ -328,6 +359,10 @@ pub fn run(args: SpecimenArgs, out: &mut dyn Write) -> io::Result<Status> {
             }
         });
     }
+    let deadlocked_tids = match args.deadlock_after_ms {
+        Some(ms) => Some(deadlock(std::time::Duration::from_millis(ms))?),
+        None => None,
+    };
     let report = Report {
         pid: std::process::id(),
         spike_bytes: args.spike_mib << 20,
@@ -339,6 +374,7 @@ pub fn run(args: SpecimenArgs, out: &mut dyn Write) -> io::Result<Status> {
         deleted_lib,
         cow_child_pid,
         emfile,
+        deadlocked_tids,
     };
     serde_json::to_writer(&mut *out, &report).map_err(io::Error::other)?;
     writeln!(out)?;

@@ -292,6 +292,8 @@ pub trait Context {
     /// Whether two processes run in one address space (a CLONE_VM child before its
     /// exec); false when that cannot be known.
     fn same_address_space(&mut self, a: i32, b: i32) -> bool;
+    /// A 32-bit word of a process's memory (a futex word, a lock's owner field).
+    fn read_u32(&mut self, pid: i32, addr: u64) -> Option<u32>;
 }
 
 /// A process's resident set by kind, in bytes (status's RssAnon, RssFile, RssShmem).
@@ -672,6 +674,10 @@ pub mod testing {
         /// A process and the one [`CLONE_VM_CHILD`] above it share one.
         fn same_address_space(&mut self, a: i32, b: i32) -> bool {
             (a - b).abs() == CLONE_VM_CHILD
+        }
+        /// No memory is readable.
+        fn read_u32(&mut self, _: i32, _: u64) -> Option<u32> {
+            None
         }
     }
 

@@ -243,6 +243,10 @@ impl Context for HostContext {
         syslens_probe::process::same_address_space(a, b).unwrap_or(false)
     }
 
+    fn read_u32(&mut self, pid: i32, addr: u64) -> Option<u32> {
+        syslens_probe::process::read_u32(pid, addr)
+    }
+
     fn comm(&mut self, pid: i32) -> Option<String> {
         if let Some(name) = self.names.get(&pid) {
             return Some(name.clone());

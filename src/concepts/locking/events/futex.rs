@@ -6,7 +6,10 @@
 //! The kernel filter keeps only the waiting calls' entries; exits cannot be filtered
 //! by operation (a wake's exit looks like a wait's), so every futex exit is a sample
 //! and one without an entry is dropped. A thread still blocked at a summary (a
-//! deadlock never exits its wait) is reported as waiting, with for how long.
+//! deadlock never exits its wait) is reported as waiting, with for how long; where the
+//! words say who holds them (a PI futex holds its owner's TID, a glibc mutex keeps it
+//! beside the word), threads of a process waiting in a cycle are named as a deadlock.
+//! Only waits entered while watching are known.
 //!
 //! futex2's futex_wait and futex_waitv (Linux 6.7) are not followed: glibc, Rust's std
 //! and Go park on futex(2).
@@ -69,6 +72,54 @@ const NOTABLE_WAIT_SECONDS: f64 = 0.010;
 /// Threads kept per tally to count them (a word of a big pool says "64 or more").
 const THREADS_MAX: usize = 64;
 
+/// The operation without FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME.
+const CMD_MASK: i64 = 127;
+const WAIT: i64 = 0;
+const LOCK_PI: i64 = 6;
+const WAIT_BITSET: i64 = 9;
+const LOCK_PI2: i64 = 13;
+/// The owner's TID in a PI futex word (FUTEX_TID_MASK).
+const TID_MASK: u32 = 0x3fff_ffff;
+/// Where glibc keeps a mutex's owner: `__owner`, the third int of
+/// `struct __pthread_mutex_s`, after the lock word and the count.
+const GLIBC_OWNER_OFFSET: u64 = 8;
+
+/// The thread that holds the word `b` waits on, as the process's memory says.
+fn holder(ctx: &mut dyn Context, b: &Begun) -> Option<u32> {
+    let owner = match b.op & CMD_MASK {
+        LOCK_PI | LOCK_PI2 => ctx.read_u32(b.pid, b.uaddr)? & TID_MASK,
+        WAIT | WAIT_BITSET => ctx.read_u32(b.pid, b.uaddr + GLIBC_OWNER_OFFSET)?,
+        _ => return None,
+    };
+    (owner != 0).then_some(owner)
+}
+
+/// The cycles of a waits-for graph (a thread waits for at most one other), each once,
+/// from its lowest thread.
+fn cycles(waits_for: &HashMap<u32, u32>) -> Vec<Vec<u32>> {
+    let mut out = Vec::new();
+    for &start in waits_for.keys() {
+        let mut path = vec![start];
+        let mut at = start;
+        let closed = loop {
+            match waits_for.get(&at) {
+                Some(&next) if next == start => break true,
+                // A chain that ends, or runs into a cycle not through `start`.
+                Some(&next) if !path.contains(&next) => {
+                    path.push(next);
+                    at = next;
+                }
+                _ => break false,
+            }
+        };
+        if closed && path.iter().min() == Some(&start) {
+            out.push(path);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
 #[derive(Default)]
 struct FutexWaits {
     /// Waits entered and not exited, by thread.
@@ -80,6 +131,7 @@ struct FutexWaits {
 struct Begun {
     pid: i32,
     uaddr: u64,
+    op: i64,
     since_ns: u64,
 }
 
@@ -93,6 +145,40 @@ struct Tally {
 }
 
 impl FutexWaits {
+    /// The threads blocked now that wait in a cycle for words the others hold, by the
+    /// words they wait on: what each waits for and who holds it.
+    fn deadlocks(&self, ctx: &mut dyn Context) -> HashMap<(i32, u64), String> {
+        let mut waits_for = HashMap::new();
+        for (&tid, b) in &self.begun {
+            // Only another blocked thread of the same process: a word that is not a
+            // lock's (a condition variable's) says nothing that could close a cycle.
+            if let Some(h) = holder(ctx, b).filter(|&h| h != tid) {
+                if self.begun.get(&h).is_some_and(|hb| hb.pid == b.pid) {
+                    waits_for.insert(tid, h);
+                }
+            }
+        }
+        let mut out = HashMap::new();
+        for cycle in cycles(&waits_for) {
+            let text = cycle
+                .iter()
+                .map(|t| {
+                    let b = &self.begun[t];
+                    format!(
+                        "thread {t} waits for {:#x}, held by {}",
+                        b.uaddr, waits_for[t]
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            for t in &cycle {
+                let b = &self.begun[t];
+                out.insert((b.pid, b.uaddr), text.clone());
+            }
+        }
+        out
+    }
+
     fn tally(&mut self, ctx: &mut dyn Context, pid: i32, uaddr: u64, tid: u32) -> &mut Tally {
         // Past the bound, new words of a process fold into its word 0.
         let key = if self.by_word.len() >= TALLIES_MAX && !self.by_word.contains_key(&(pid, uaddr))
@@ -131,6 +217,7 @@ impl Decoder for FutexWaits {
                 Begun {
                     pid: s.pid as i32,
                     uaddr: uaddr as u64,
+                    op: int(f, s.raw, "op").unwrap_or(-1),
                     since_ns: s.monotonic_ns,
                 },
             );
@@ -156,6 +243,7 @@ impl Decoder for FutexWaits {
         // Threads blocked now, by word: how many, and the longest so far.
         let mut blocked: HashMap<(i32, u64), (u64, f64)> = HashMap::new();
         let begun: Vec<(u32, Begun)> = self.begun.iter().map(|(&t, &b)| (t, b)).collect();
+        let deadlocks = self.deadlocks(ctx);
         for (tid, b) in begun {
             let secs = ctx
                 .now()
@@ -194,6 +282,11 @@ impl Decoder for FutexWaits {
                     duration(blocked_for)
                 ));
             }
+            let deadlock = deadlocks.get(&(pid, uaddr)).cloned();
+            if let Some(d) = &deadlock {
+                e.notable = true;
+                e.line.push_str(&format!("; DEADLOCK: {d}"));
+            }
             out.push(
                 e.with("pid", Some(pid))
                     .with("comm", comm)
@@ -206,7 +299,8 @@ impl Decoder for FutexWaits {
                     .with("p99_wait_seconds", spread.map(|s| s.p99))
                     .with("max_wait_seconds", spread.map(|s| s.max))
                     .with("blocked_now", Some(blocked_now))
-                    .with("blocked_seconds", (blocked_now > 0).then_some(blocked_for)),
+                    .with("blocked_seconds", (blocked_now > 0).then_some(blocked_for))
+                    .with("deadlock", deadlock),
             );
         }
     }
@@ -282,5 +376,15 @@ mod tests {
         let again = feed(&mut d, &[]);
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].int_of("blocked_now"), Some(1));
+    }
+
+    #[test]
+    fn issue_16_a_cycle_of_waiting_threads_is_found_once_and_a_chain_is_none() {
+        // 1 -> 2 -> 1 is a deadlock; 3 waits for 1 (stuck behind it, not in it);
+        // 5 -> 6 ends at a thread that runs; 7 -> 8 -> 9 -> 7 is one cycle.
+        let waits_for: HashMap<u32, u32> =
+            [(1, 2), (2, 1), (3, 1), (5, 6), (7, 8), (8, 9), (9, 7)].into();
+        assert_eq!(cycles(&waits_for), [vec![1, 2], vec![7, 8, 9]]);
+        assert!(cycles(&HashMap::new()).is_empty());
     }
 }
