@@ -169,7 +169,11 @@ impl Decoder for RssPeaks {
             *n = (*n).max(space.last_ns);
         }
         let mut gone = Vec::new();
-        for (&mm, space) in self.by_mm.iter_mut() {
+        // In pid order, a process's spaces oldest first: the output does not follow
+        // the hash map's order.
+        let mut spaces: Vec<(&u32, &mut Space)> = self.by_mm.iter_mut().collect();
+        spaces.sort_unstable_by_key(|(_, space)| (space.pid, space.last_ns));
+        for (&mm, space) in spaces {
             let Some(peak) = space.peak.take() else {
                 // Unchanged for a whole span: forgotten, read again when it changes.
                 gone.push(mm);

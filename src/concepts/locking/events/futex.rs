@@ -88,32 +88,43 @@ const GLIBC_OWNER_OFFSET: u64 = 8;
 fn holder(ctx: &mut dyn Context, b: &Begun) -> Option<u32> {
     let owner = match b.op & CMD_MASK {
         LOCK_PI | LOCK_PI2 => ctx.read_u32(b.pid, b.uaddr)? & TID_MASK,
-        WAIT | WAIT_BITSET => ctx.read_u32(b.pid, b.uaddr + GLIBC_OWNER_OFFSET)?,
+        WAIT | WAIT_BITSET => ctx.read_u32(b.pid, b.uaddr.checked_add(GLIBC_OWNER_OFFSET)?)?,
         _ => return None,
     };
     (owner != 0).then_some(owner)
 }
 
 /// The cycles of a waits-for graph (a thread waits for at most one other), each once,
-/// from its lowest thread.
+/// from its lowest thread. Each thread is walked once: a walk stops at a thread an
+/// earlier walk reached, so a graph of any shape costs time linear in its size.
 fn cycles(waits_for: &HashMap<u32, u32>) -> Vec<Vec<u32>> {
+    let mut walked: HashMap<u32, usize> = HashMap::with_capacity(waits_for.len());
     let mut out = Vec::new();
-    for &start in waits_for.keys() {
-        let mut path = vec![start];
+    for (walk, &start) in waits_for.keys().enumerate() {
+        let mut path = Vec::new();
         let mut at = start;
-        let closed = loop {
-            match waits_for.get(&at) {
-                Some(&next) if next == start => break true,
-                // A chain that ends, or runs into a cycle not through `start`.
-                Some(&next) if !path.contains(&next) => {
-                    path.push(next);
-                    at = next;
+        loop {
+            match walked.get(&at) {
+                // Back on this walk's own path: from there on it is a cycle.
+                Some(&w) if w == walk => {
+                    if let Some(from) = path.iter().position(|&t| t == at) {
+                        let mut cycle: Vec<u32> = path.split_off(from);
+                        let lowest = (0..cycle.len()).min_by_key(|&k| cycle[k]).unwrap_or(0);
+                        cycle.rotate_left(lowest);
+                        out.push(cycle);
+                    }
+                    break;
                 }
-                _ => break false,
+                // An earlier walk went on from here: its cycle, if any, is found.
+                Some(_) => break,
+                None => {}
             }
-        };
-        if closed && path.iter().min() == Some(&start) {
-            out.push(path);
+            walked.insert(at, walk);
+            path.push(at);
+            match waits_for.get(&at) {
+                Some(&next) => at = next,
+                None => break,
+            }
         }
     }
     out.sort_unstable();
@@ -386,5 +397,15 @@ mod tests {
             [(1, 2), (2, 1), (3, 1), (5, 6), (7, 8), (8, 9), (9, 7)].into();
         assert_eq!(cycles(&waits_for), [vec![1, 2], vec![7, 8, 9]]);
         assert!(cycles(&HashMap::new()).is_empty());
+    }
+
+    #[test]
+    fn issue_16_a_long_chain_into_a_cycle_gives_the_cycle_alone() {
+        // 100 000 threads queue behind a two-thread deadlock (a walk per thread that
+        // followed the whole chain would take hours); the cycle is named once.
+        let mut waits_for: HashMap<u32, u32> = (10..100_010).map(|t| (t + 1, t)).collect();
+        waits_for.insert(10, 3);
+        waits_for.insert(3, 10);
+        assert_eq!(cycles(&waits_for), [vec![3, 10]]);
     }
 }
