@@ -509,8 +509,8 @@ fn issue_16_two_threads_waiting_for_each_other_s_mutex_are_named_a_deadlock() {
         .iter()
         .map(|t| t.as_i64().unwrap())
         .collect();
-    // A summary (every second) while both are blocked.
-    std::thread::sleep(Duration::from_millis(1500));
+    // A summary (every second) while both have been blocked for a second or more.
+    std::thread::sleep(Duration::from_millis(2500));
     let events = watch.stop();
     let pid = s.pid() as i64;
     drop(s);

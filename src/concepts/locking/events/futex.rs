@@ -68,6 +68,8 @@ const ETIMEDOUT: i64 = -110;
 /// A process that waited this long on one futex word, or has a thread blocked on it
 /// this long, is a line of the text stream; the others are counted in it.
 const NOTABLE_WAIT_SECONDS: f64 = 0.010;
+/// How long both threads of a cycle must have been blocked for it to be named.
+const DEADLOCK_MIN_SECONDS: f64 = 1.0;
 
 /// Threads kept per tally to count them (a word of a big pool says "64 or more").
 const THREADS_MAX: usize = 64;
@@ -159,12 +161,31 @@ impl FutexWaits {
     /// The threads blocked now that wait in a cycle for words the others hold, by the
     /// words they wait on: what each waits for and who holds it.
     fn deadlocks(&self, ctx: &mut dyn Context) -> HashMap<(i32, u64), String> {
+        // Only waits that have lasted: a wait that ended after the ring was read, and a
+        // lock handed on meanwhile, could show a cycle that never was; a deadlock stays.
+        let now = ctx.now();
+        let old: HashMap<u32, Begun> = self
+            .begun
+            .iter()
+            .filter(|(_, b)| {
+                now.duration_since(ctx.wall(b.since_ns))
+                    .is_ok_and(|d| d.as_secs_f64() >= DEADLOCK_MIN_SECONDS)
+            })
+            .map(|(&t, &b)| (t, b))
+            .collect();
+        // A cycle needs two threads of one process: no other process's memory is read.
+        let mut per_pid: HashMap<i32, usize> = HashMap::new();
+        for b in old.values() {
+            *per_pid.entry(b.pid).or_default() += 1;
+        }
         let mut waits_for = HashMap::new();
-        for (&tid, b) in &self.begun {
+        for (&tid, b) in old.iter().filter(|(_, b)| per_pid[&b.pid] >= 2) {
             // Only another blocked thread of the same process: a word that is not a
-            // lock's (a condition variable's) says nothing that could close a cycle.
+            // lock's (a condition variable's) says nothing that could close a cycle. A
+            // thread relocking its own mutex is its own deadlock, but no cycle of
+            // others: it shows by `blocked_seconds`.
             if let Some(h) = holder(ctx, b).filter(|&h| h != tid) {
-                if self.begun.get(&h).is_some_and(|hb| hb.pid == b.pid) {
+                if old.get(&h).is_some_and(|hb| hb.pid == b.pid) {
                     waits_for.insert(tid, h);
                 }
             }
@@ -190,9 +211,18 @@ impl FutexWaits {
         out
     }
 
-    fn tally(&mut self, ctx: &mut dyn Context, pid: i32, uaddr: u64, tid: u32) -> &mut Tally {
-        // Past the bound, new words of a process fold into its word 0.
-        let key = if self.by_word.len() >= TALLIES_MAX && !self.by_word.contains_key(&(pid, uaddr))
+    /// The tally of a word; past the bound, a new word of a process folds into its word
+    /// 0, unless it is `kept` (a deadlock's, which must be named by its own word).
+    fn tally(
+        &mut self,
+        ctx: &mut dyn Context,
+        (pid, uaddr): (i32, u64),
+        tid: u32,
+        kept: bool,
+    ) -> &mut Tally {
+        let key = if !kept
+            && self.by_word.len() >= TALLIES_MAX
+            && !self.by_word.contains_key(&(pid, uaddr))
         {
             (pid, 0)
         } else {
@@ -240,7 +270,7 @@ impl Decoder for FutexWaits {
         };
         let secs = s.monotonic_ns.saturating_sub(b.since_ns) as f64 / 1e9;
         let timed_out = int(f, s.raw, "ret") == Some(ETIMEDOUT);
-        let t = self.tally(ctx, b.pid, b.uaddr, s.tid);
+        let t = self.tally(ctx, (b.pid, b.uaddr), s.tid, false);
         t.waits.add(secs);
         t.timeouts += u64::from(timed_out);
     }
@@ -263,7 +293,8 @@ impl Decoder for FutexWaits {
             let entry = blocked.entry((b.pid, b.uaddr)).or_default();
             entry.0 += 1;
             entry.1 = entry.1.max(secs);
-            self.tally(ctx, b.pid, b.uaddr, tid);
+            let kept = deadlocks.contains_key(&(b.pid, b.uaddr));
+            self.tally(ctx, (b.pid, b.uaddr), tid, kept);
         }
         for ((pid, uaddr), mut t) in self.by_word.drain() {
             let comm = t.comm.take();
@@ -397,6 +428,88 @@ mod tests {
             [(1, 2), (2, 1), (3, 1), (5, 6), (7, 8), (8, 9), (9, 7)].into();
         assert_eq!(cycles(&waits_for), [vec![1, 2], vec![7, 8, 9]]);
         assert!(cycles(&HashMap::new()).is_empty());
+    }
+
+    /// [`Names`] with readable words and a clock at `now_ms`; it counts its reads.
+    struct Memory {
+        now_ms: u64,
+        words: HashMap<(i32, u64), u32>,
+        reads: usize,
+    }
+
+    impl Context for Memory {
+        fn wall(&self, monotonic_ns: u64) -> std::time::SystemTime {
+            Names.wall(monotonic_ns)
+        }
+        fn comm(&mut self, pid: i32) -> Option<String> {
+            Names.comm(pid)
+        }
+        fn nofile_limit(&mut self, pid: i32) -> Option<u64> {
+            Names.nofile_limit(pid)
+        }
+        fn mapping(&mut self, pid: i32, addr: u64) -> Option<crate::model::event::MappingKind> {
+            Names.mapping(pid, addr)
+        }
+        fn now(&self) -> std::time::SystemTime {
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(self.now_ms)
+        }
+        fn kernel_caller(&mut self, stack: &[u64]) -> Option<String> {
+            Names.kernel_caller(stack)
+        }
+        fn resident(&mut self, pid: i32) -> Option<crate::model::event::Resident> {
+            Names.resident(pid)
+        }
+        fn same_address_space(&mut self, a: i32, b: i32) -> bool {
+            Names.same_address_space(a, b)
+        }
+        fn read_u32(&mut self, pid: i32, addr: u64) -> Option<u32> {
+            self.reads += 1;
+            self.words.get(&(pid, addr)).copied()
+        }
+    }
+
+    #[test]
+    fn issue_16_a_deadlock_is_named_once_its_threads_have_waited_a_second() {
+        let begun = |pid, uaddr, op| Begun {
+            pid,
+            uaddr,
+            op,
+            since_ns: 0,
+        };
+        let d = FutexWaits {
+            // Threads 11 and 12 of process 5 each wait for the glibc mutex the other
+            // holds (its owner at the word + 8); thread 21 of process 6 waits alone on
+            // a PI futex; thread 13 waits behind 11.
+            begun: [
+                (11, begun(5, 0x100, WAIT)),
+                (12, begun(5, 0x200, WAIT)),
+                (13, begun(5, 0x100, WAIT)),
+                (21, begun(6, 0x300, LOCK_PI)),
+            ]
+            .into(),
+            by_word: HashMap::new(),
+        };
+        let words = [((5, 0x108), 12), ((5, 0x208), 11), ((6, 0x300), 22)].into();
+        let mut young = Memory {
+            now_ms: 500,
+            words,
+            reads: 0,
+        };
+        assert!(
+            d.deadlocks(&mut young).is_empty(),
+            "half a second is no deadlock"
+        );
+        assert_eq!(young.reads, 0, "no memory read for young waits");
+        let mut old = Memory {
+            now_ms: 2000,
+            ..young
+        };
+        let found = d.deadlocks(&mut old);
+        let text = "thread 11 waits for 0x100, held by 12; thread 12 waits for 0x200, held by 11";
+        assert_eq!(found.get(&(5, 0x100)).map(String::as_str), Some(text));
+        assert_eq!(found.get(&(5, 0x200)).map(String::as_str), Some(text));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(old.reads, 3, "process 6 has one blocked thread: not read");
     }
 
     #[test]
