@@ -96,6 +96,13 @@ fn holder(ctx: &mut dyn Context, b: &Begun) -> Option<u32> {
     (owner != 0).then_some(owner)
 }
 
+/// How long the thread of `b` has been blocked, by the context's clock.
+fn blocked_seconds(ctx: &dyn Context, b: &Begun) -> f64 {
+    ctx.now()
+        .duration_since(ctx.wall(b.since_ns))
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// The cycles of a waits-for graph (a thread waits for at most one other), each once,
 /// from its lowest thread. Each thread is walked once: a walk stops at a thread an
 /// earlier walk reached, so a graph of any shape costs time linear in its size.
@@ -163,14 +170,10 @@ impl FutexWaits {
     fn deadlocks(&self, ctx: &mut dyn Context) -> HashMap<(i32, u64), String> {
         // Only waits that have lasted: a wait that ended after the ring was read, and a
         // lock handed on meanwhile, could show a cycle that never was; a deadlock stays.
-        let now = ctx.now();
         let old: HashMap<u32, Begun> = self
             .begun
             .iter()
-            .filter(|(_, b)| {
-                now.duration_since(ctx.wall(b.since_ns))
-                    .is_ok_and(|d| d.as_secs_f64() >= DEADLOCK_MIN_SECONDS)
-            })
+            .filter(|(_, b)| blocked_seconds(ctx, b) >= DEADLOCK_MIN_SECONDS)
             .map(|(&t, &b)| (t, b))
             .collect();
         // A cycle needs two threads of one process: no other process's memory is read.
@@ -286,10 +289,7 @@ impl Decoder for FutexWaits {
         let begun: Vec<(u32, Begun)> = self.begun.iter().map(|(&t, &b)| (t, b)).collect();
         let deadlocks = self.deadlocks(ctx);
         for (tid, b) in begun {
-            let secs = ctx
-                .now()
-                .duration_since(ctx.wall(b.since_ns))
-                .map_or(0.0, |d| d.as_secs_f64());
+            let secs = blocked_seconds(ctx, &b);
             let entry = blocked.entry((b.pid, b.uaddr)).or_default();
             entry.0 += 1;
             entry.1 = entry.1.max(secs);
@@ -476,7 +476,7 @@ mod tests {
             op,
             since_ns: 0,
         };
-        let d = FutexWaits {
+        let mut d = FutexWaits {
             // Threads 11 and 12 of process 5 each wait for the glibc mutex the other
             // holds (its owner at the word + 8); thread 21 of process 6 waits alone on
             // a PI futex; thread 13 waits behind 11.
@@ -510,6 +510,19 @@ mod tests {
         assert_eq!(found.get(&(5, 0x200)).map(String::as_str), Some(text));
         assert_eq!(found.len(), 2, "{found:?}");
         assert_eq!(old.reads, 3, "process 6 has one blocked thread: not read");
+        // With the tallies full, the deadlock's words are still named by themselves.
+        d.by_word = (0..TALLIES_MAX as u64)
+            .map(|w| ((7, 0x1000 + w), Tally::default()))
+            .collect();
+        let mut out = Vec::new();
+        d.summarize(&mut old, &mut out);
+        for word in ["0x100", "0x200"] {
+            let e = out
+                .iter()
+                .find(|e| e.text_of("uaddr").as_deref() == Some(word))
+                .unwrap_or_else(|| panic!("{word} folded into word 0"));
+            assert_eq!(e.text_of("deadlock").as_deref(), Some(text));
+        }
     }
 
     #[test]
