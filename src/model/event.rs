@@ -293,7 +293,46 @@ pub trait Context {
     /// exec); false when that cannot be known.
     fn same_address_space(&mut self, a: i32, b: i32) -> bool;
     /// A 32-bit word of a process's memory (a futex word, a lock's owner field).
-    fn read_u32(&mut self, pid: i32, addr: u64) -> Option<u32>;
+    fn read_u32(&mut self, pid: i32, addr: u64) -> Result<u32, MemoryRead>;
+    /// CLOCK_MONOTONIC now, the clock samples carry.
+    fn monotonic_ns(&self) -> u64;
+    /// Every thread blocked in system call `nr` now, as (pid, tid, arguments): what
+    /// began before the tracepoints could see it.
+    fn threads_in_syscall(&mut self, nr: i64) -> Vec<(i32, u32, [u64; 6])>;
+    /// What a thread is doing now.
+    fn thread_call(&mut self, pid: i32, tid: u32) -> ThreadCall;
+    /// A process's threads by their TID inside its own PID namespace, to the TIDs the
+    /// samples carry (what a lock word written in a container names); `None` when
+    /// they are the same.
+    fn namespace_tids(&mut self, pid: i32) -> Option<HashMap<u32, u32>>;
+}
+
+/// Why a word of another process's memory was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryRead {
+    /// No ptrace access to the process (process_vm_readv needs CAP_SYS_PTRACE, or the
+    /// same user where Yama's ptrace_scope allows it).
+    Refused,
+    /// Not mapped, or the process is gone.
+    Unreadable,
+}
+
+/// What a thread is doing now, as its /proc syscall file says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadCall {
+    /// Blocked in this system call, with its arguments.
+    In {
+        /// The system call's number.
+        nr: i64,
+        /// Its six arguments.
+        args: [u64; 6],
+    },
+    /// Running, or blocked outside any system call.
+    Elsewhere,
+    /// The thread is gone.
+    Gone,
+    /// Its file is refused or unreadable: what it does is not known.
+    Unknown,
 }
 
 /// A process's resident set by kind, in bytes (status's RssAnon, RssFile, RssShmem).
@@ -641,7 +680,9 @@ pub mod testing {
     use syslens_probe::trace::Sample;
     use syslens_probe::tracefs::EventFormat;
 
-    use super::{Context, MappingKind, Resident};
+    use std::collections::HashMap;
+
+    use super::{Context, MappingKind, MemoryRead, Resident, ThreadCall};
 
     /// A context with made-up names and nothing else.
     #[derive(Debug)]
@@ -676,7 +717,23 @@ pub mod testing {
             (a - b).abs() == CLONE_VM_CHILD
         }
         /// No memory is readable.
-        fn read_u32(&mut self, _: i32, _: u64) -> Option<u32> {
+        fn read_u32(&mut self, _: i32, _: u64) -> Result<u32, MemoryRead> {
+            Err(MemoryRead::Unreadable)
+        }
+        /// The clock [`Names::now`] shows.
+        fn monotonic_ns(&self) -> u64 {
+            100_000_000
+        }
+        /// No thread is found in any system call.
+        fn threads_in_syscall(&mut self, _: i64) -> Vec<(i32, u32, [u64; 6])> {
+            Vec::new()
+        }
+        /// What every thread does is unknown.
+        fn thread_call(&mut self, _: i32, _: u32) -> ThreadCall {
+            ThreadCall::Unknown
+        }
+        /// Every process lives in the samples' PID namespace.
+        fn namespace_tids(&mut self, _: i32) -> Option<HashMap<u32, u32>> {
             None
         }
     }

@@ -8,13 +8,16 @@ use std::time::{Duration, Instant, SystemTime};
 use rustix::event::{poll, PollFd, PollFlags};
 use syslens_probe::kallsyms::Kallsyms;
 use syslens_probe::kmsg::OomWatch;
+use syslens_probe::sched::Syscall;
 use syslens_probe::smaps::{parse_maps, MapKind};
 use syslens_probe::status::Status;
 use syslens_probe::taskstats::{ExitStatus, ExitWatch, TaskExit};
 use syslens_probe::trace::{Session, TaskRecord};
-use syslens_probe::{Reader, Val};
+use syslens_probe::{Missing, Reader, Val};
 
-use crate::model::event::{Context, MappingKind, ProcessExit, Resident, PENDING_MAX};
+use crate::model::event::{
+    Context, MappingKind, MemoryRead, ProcessExit, Resident, ThreadCall, PENDING_MAX,
+};
 
 /// How long a cached name, map or membership is trusted.
 const FRESH: Duration = Duration::from_secs(1);
@@ -243,8 +246,37 @@ impl Context for HostContext {
         syslens_probe::process::same_address_space(a, b).unwrap_or(false)
     }
 
-    fn read_u32(&mut self, pid: i32, addr: u64) -> Option<u32> {
-        syslens_probe::process::read_u32(pid, addr)
+    fn read_u32(&mut self, pid: i32, addr: u64) -> Result<u32, MemoryRead> {
+        syslens_probe::process::read_u32(pid, addr).map_err(|e| match e.raw_os_error() {
+            Some(libc::EPERM) => MemoryRead::Refused,
+            _ => MemoryRead::Unreadable,
+        })
+    }
+
+    fn monotonic_ns(&self) -> u64 {
+        monotonic().as_nanos() as u64
+    }
+
+    fn threads_in_syscall(&mut self, nr: i64) -> Vec<(i32, u32, [u64; 6])> {
+        let mut found = Vec::new();
+        syslens_probe::process::threads_in_syscall(&mut self.reader, nr, &mut found);
+        found
+            .into_iter()
+            .map(|(pid, tid, args)| (pid, tid as u32, args))
+            .collect()
+    }
+
+    fn thread_call(&mut self, pid: i32, tid: u32) -> ThreadCall {
+        match syslens_probe::process::thread_syscall(&mut self.reader, pid, tid as i32) {
+            Ok(Syscall::In { nr, args }) => ThreadCall::In { nr, args },
+            Ok(Syscall::Running | Syscall::Blocked) => ThreadCall::Elsewhere,
+            Err(Missing::Exited) => ThreadCall::Gone,
+            Err(_) => ThreadCall::Unknown,
+        }
+    }
+
+    fn namespace_tids(&mut self, pid: i32) -> Option<HashMap<u32, u32>> {
+        syslens_probe::process::namespace_tids(&mut self.reader, pid)
     }
 
     fn comm(&mut self, pid: i32) -> Option<String> {

@@ -1,5 +1,7 @@
 //! Everything the lenses show of one process, read through one /proc/PID fd.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::cgroup::{parse_proc_cgroup, Membership};
@@ -282,9 +284,70 @@ pub fn same_address_space(a: i32, b: i32) -> Option<bool> {
     (rc >= 0).then_some(rc == 0)
 }
 
+/// Every thread blocked in system call `nr` now, as (pid, tid, arguments), from each
+/// task's `syscall` file, into `out` (emptied first). A thread that exits meanwhile,
+/// or whose file is refused, is left out: a scan of a whole host is best effort.
+pub fn threads_in_syscall(reader: &mut Reader, nr: i64, out: &mut Vec<(i32, i32, [u64; 6])>) {
+    out.clear();
+    let (mut pids, mut tids) = (Vec::new(), Vec::new());
+    if reader.pids(&mut pids).is_err() {
+        return;
+    }
+    for pid in pids {
+        let Ok(dir) = reader.open_pid(pid) else {
+            continue;
+        };
+        if reader.list_pid_numbers(&dir, "task", &mut tids).is_err() {
+            continue;
+        }
+        for &tid in &tids {
+            let Ok(task) = dir.task(tid) else { continue };
+            if let Ok(Syscall::In { nr: n, args }) =
+                reader.read_pid(&task, "syscall").and_then(parse_syscall)
+            {
+                if n == nr {
+                    out.push((pid, tid, args));
+                }
+            }
+        }
+    }
+}
+
+/// What a thread's syscall file says now ([`Missing::Exited`] once it is gone).
+pub fn thread_syscall(reader: &mut Reader, pid: i32, tid: i32) -> Val<Syscall> {
+    let task = reader.open_pid(pid)?.task(tid)?;
+    reader.read_pid(&task, "syscall").and_then(parse_syscall)
+}
+
+/// A process's threads by their TID inside its own PID namespace, to their TID in the
+/// namespace of this /proc (NSpid's last and first entries): what a lock word written
+/// in a container names. `None` when the process lives in this /proc's namespace (the
+/// ids are the same) or its status cannot say.
+pub fn namespace_tids(reader: &mut Reader, pid: i32) -> Option<HashMap<u32, u32>> {
+    let dir = reader.open_pid(pid).ok()?;
+    let status = Status::parse(reader.read_pid(&dir, "status").ok()?);
+    if status.ns_levels.ok()? <= 1 {
+        return None;
+    }
+    let mut tids = Vec::new();
+    reader.list_pid_numbers(&dir, "task", &mut tids).ok()?;
+    let mut out = HashMap::with_capacity(tids.len());
+    for tid in tids {
+        let Ok(task) = dir.task(tid) else { continue };
+        let Ok(buf) = reader.read_pid(&task, "status") else {
+            continue;
+        };
+        if let Ok(inner) = Status::parse(buf).ns_pid {
+            out.insert(inner as u32, tid as u32);
+        }
+    }
+    Some(out)
+}
+
 /// A 32-bit word of another process's memory, by process_vm_readv(2) (which needs the
-/// ptrace access a debugger has); `None` when it is refused, unmapped or gone.
-pub fn read_u32(pid: i32, addr: u64) -> Option<u32> {
+/// ptrace access a debugger has); the error says why not (EPERM: refused; EFAULT:
+/// unmapped; ESRCH: gone).
+pub fn read_u32(pid: i32, addr: u64) -> std::io::Result<u32> {
     let mut word = [0u8; 4];
     let local = libc::iovec {
         iov_base: word.as_mut_ptr().cast(),
@@ -297,7 +360,12 @@ pub fn read_u32(pid: i32, addr: u64) -> Option<u32> {
     // SAFETY: the local iovec is our own 4-byte buffer, alive for the call; the remote
     // one is only an address in the other process, which the kernel checks.
     let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
-    (n == 4).then(|| u32::from_ne_bytes(word))
+    match n {
+        4 => Ok(u32::from_ne_bytes(word)),
+        // A partial read of a word that straddles the end of a mapping.
+        0..=3 => Err(std::io::Error::from_raw_os_error(libc::EFAULT)),
+        _ => Err(std::io::Error::last_os_error()),
+    }
 }
 
 #[cfg(test)]
@@ -327,7 +395,94 @@ mod tests {
         let word: u32 = 0x5eed_1234;
         let me = std::process::id() as i32;
         let at = std::ptr::addr_of!(word) as u64;
-        assert_eq!(read_u32(me, at), Some(0x5eed_1234));
-        assert_eq!(read_u32(me, 8), None);
+        assert_eq!(read_u32(me, at).ok(), Some(0x5eed_1234));
+        assert_eq!(
+            read_u32(me, 8).unwrap_err().raw_os_error(),
+            Some(libc::EFAULT)
+        );
+    }
+
+    #[test]
+    fn issue_16_a_thread_blocked_in_a_read_is_found_with_its_arguments() {
+        use std::io::{Read, Write};
+        let (mut fd_read, mut fd_write) = std::io::pipe().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd_read);
+        let reader_thread = std::thread::spawn(move || {
+            // SAFETY: gettid takes nothing and cannot fail.
+            tx.send(unsafe { libc::gettid() }).unwrap();
+            let mut byte = [0u8; 1];
+            fd_read.read_exact(&mut byte).unwrap();
+        });
+        let tid = rx.recv().unwrap();
+        let me = std::process::id() as i32;
+        let mut reader = Reader::host().unwrap();
+        // Until the thread is in its read (it may not be yet).
+        let mut call = None;
+        for _ in 0..200 {
+            if let Ok(Syscall::In { nr, args }) = thread_syscall(&mut reader, me, tid) {
+                if nr == libc::SYS_read {
+                    call = Some((nr, args));
+                    break;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let mut all = Vec::new();
+        threads_in_syscall(&mut reader, libc::SYS_read, &mut all);
+        fd_write.write_all(b"x").unwrap();
+        reader_thread.join().unwrap();
+        let (nr, args) = call.expect("the reading thread is in a system call");
+        assert_eq!((nr, args[0], args[2]), (libc::SYS_read, raw as u64, 1));
+        assert!(all.contains(&(me, tid, args)), "{all:?}");
+        assert_eq!(
+            thread_syscall(&mut reader, me, tid),
+            Err(Missing::Exited),
+            "the thread is gone"
+        );
+    }
+
+    #[test]
+    fn issue_16_a_process_in_its_own_pid_namespace_maps_its_thread_ids_to_ours() {
+        let me = std::process::id() as i32;
+        let mut reader = Reader::host().unwrap();
+        assert_eq!(
+            namespace_tids(&mut reader, me),
+            None,
+            "we live in /proc's namespace"
+        );
+        // unshare forks a child that is pid 1 of a new namespace, and runs sleep there.
+        let Ok(mut unshare) = std::process::Command::new("unshare")
+            .args(["--pid", "--fork", "sleep", "5"])
+            .spawn()
+        else {
+            eprintln!("SKIPPED: unshare(1) is not installed");
+            return;
+        };
+        let mut inner = None;
+        for _ in 0..200 {
+            let children =
+                std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", unshare.id()))
+                    .unwrap_or_default();
+            inner = children
+                .split_whitespace()
+                .next()
+                .and_then(|c| c.parse().ok());
+            if inner.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let mapped = inner.map(|sleep: i32| (sleep, namespace_tids(&mut reader, sleep)));
+        unshare.kill().unwrap();
+        unshare.wait().unwrap();
+        let Some((sleep, mapped)) = mapped else {
+            eprintln!("SKIPPED: unshare --pid could not make a namespace here (not root?)");
+            return;
+        };
+        // SAFETY: kill takes a pid and a signal; the sleep is ours (killing unshare
+        // does not take its child along).
+        unsafe { libc::kill(sleep, libc::SIGKILL) };
+        assert_eq!(mapped, Some(HashMap::from([(1, sleep as u32)])));
     }
 }

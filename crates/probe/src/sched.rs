@@ -37,13 +37,13 @@ pub fn parse_schedstat(buf: &[u8]) -> Val<SchedStat> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum Syscall {
-    /// Blocked in this system call, with its first argument (the futex address for
-    /// futex waits).
+    /// Blocked in this system call, with its arguments (a futex wait's: the word, the
+    /// operation, the value, the timeout, ...).
     In {
         /// The system call's number (x86_64: see [`syscall_name`]).
         nr: i64,
-        /// Its first argument.
-        arg0: u64,
+        /// Its six arguments, as the registers hold them.
+        args: [u64; 6],
     },
     /// Running in user space.
     Running,
@@ -60,12 +60,15 @@ pub fn parse_syscall(buf: &[u8]) -> Val<Syscall> {
         Some(nr) if nr.first() == Some(&b'-') => Ok(Syscall::Blocked),
         Some(nr) => {
             let nr = crate::parse::i64_dec(nr).ok_or_else(bad)?;
-            let arg0 = t
-                .next()
-                .and_then(|a| a.strip_prefix(b"0x"))
-                .and_then(|a| u64::from_str_radix(std::str::from_utf8(a).ok()?, 16).ok())
-                .ok_or_else(bad)?;
-            Ok(Syscall::In { nr, arg0 })
+            let mut args = [0u64; 6];
+            for arg in &mut args {
+                *arg = t
+                    .next()
+                    .and_then(|a| a.strip_prefix(b"0x"))
+                    .and_then(|a| u64::from_str_radix(std::str::from_utf8(a).ok()?, 16).ok())
+                    .ok_or_else(bad)?;
+            }
+            Ok(Syscall::In { nr, args })
         }
         None => Err(bad()),
     }
@@ -180,9 +183,11 @@ mod tests {
             parse_syscall(b"202 0x55d0c0a21000 0x80 0x2 0x0 0x0 0x0 0x7ffc 0x7f00\n"),
             Ok(Syscall::In {
                 nr: 202,
-                arg0: 0x55d0c0a21000
+                args: [0x55d0c0a21000, 0x80, 0x2, 0, 0, 0]
             })
         );
         assert!(parse_syscall(b"").is_err());
+        // The kernel always writes six arguments: fewer is not a system call's state.
+        assert!(parse_syscall(b"202 0x55d0c0a21000 0x80\n").is_err());
     }
 }

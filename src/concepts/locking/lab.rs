@@ -269,7 +269,11 @@ fn watch_for_deadlock(
                 .unwrap_or(0);
             progressed |= run != last_run[i];
             last_run[i] = run;
-            if let Ok(Syscall::In { nr, arg0 }) = call {
+            if let Ok(Syscall::In {
+                nr,
+                args: [arg0, ..],
+            }) = call
+            {
                 if state == b'S' && nr == SYS_FUTEX && words.contains(&arg0) {
                     parked += 1;
                     lines.push(format!("tid {tid}: S, futex({arg0:#x})"));

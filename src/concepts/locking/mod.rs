@@ -52,7 +52,10 @@ pub fn lens(v: &ProcessView) -> Section {
             let mut in_futex = 0u64;
             for th in threads {
                 let (call, addr) = match &th.syscall {
-                    Ok(Syscall::In { nr, arg0 }) => {
+                    Ok(Syscall::In {
+                        nr,
+                        args: [arg0, ..],
+                    }) => {
                         if *nr == SYS_FUTEX {
                             in_futex += 1;
                         }

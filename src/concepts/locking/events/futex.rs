@@ -9,7 +9,10 @@
 //! deadlock never exits its wait) is reported as waiting, with for how long; where the
 //! words say who holds them (a PI futex holds its owner's TID, a glibc mutex keeps it
 //! beside the word), threads of a process waiting in a cycle are named as a deadlock.
-//! Only waits entered while watching are known.
+//! Waits begun before the watch (or before samples were lost) are found by a scan of
+//! every thread's /proc syscall file, timed from then; a thread blocked a second or more
+//! is checked there at each summary, and forgotten once it is gone or out of its wait
+//! (a process killed mid-wait never exits the call).
 //!
 //! futex2's futex_wait and futex_waitv (Linux 6.7) are not followed: glibc, Rust's std
 //! and Go park on futex(2).
@@ -19,10 +22,11 @@ use std::collections::HashMap;
 use syslens_probe::trace::{Rate, Sample};
 use syslens_probe::tracefs::EventFormat;
 
+use crate::concepts::locking::SYS_FUTEX;
 use crate::concepts::ConceptId;
 use crate::model::event::{
-    bound, int, who, Context, Cost, Decoder, Event, EventSource, Feed, Latencies, TracepointSpec,
-    TALLIES_MAX,
+    bound, int, who, Context, Cost, Decoder, Event, EventSource, Feed, Latencies, MemoryRead,
+    ThreadCall, TracepointSpec, TALLIES_MAX,
 };
 use crate::model::units::duration;
 
@@ -71,6 +75,9 @@ const NOTABLE_WAIT_SECONDS: f64 = 0.010;
 /// How long both threads of a cycle must have been blocked for it to be named.
 const DEADLOCK_MIN_SECONDS: f64 = 1.0;
 
+/// How often, at most, the threads blocked are looked for again after a loss.
+const RESCAN_MIN_NS: u64 = 1_000_000_000;
+
 /// Threads kept per tally to count them (a word of a big pool says "64 or more").
 const THREADS_MAX: usize = 64;
 
@@ -79,6 +86,7 @@ const CMD_MASK: i64 = 127;
 const WAIT: i64 = 0;
 const LOCK_PI: i64 = 6;
 const WAIT_BITSET: i64 = 9;
+const WAIT_REQUEUE_PI: i64 = 11;
 const LOCK_PI2: i64 = 13;
 /// The owner's TID in a PI futex word (FUTEX_TID_MASK).
 const TID_MASK: u32 = 0x3fff_ffff;
@@ -86,14 +94,30 @@ const TID_MASK: u32 = 0x3fff_ffff;
 /// `struct __pthread_mutex_s`, after the lock word and the count.
 const GLIBC_OWNER_OFFSET: u64 = 8;
 
-/// The thread that holds the word `b` waits on, as the process's memory says.
-fn holder(ctx: &mut dyn Context, b: &Begun) -> Option<u32> {
+/// Why a deadlock was not looked for among a process's blocked threads.
+const MEMORY_REFUSED: &str = "its memory is refused (process_vm_readv needs ptrace access: \
+    CAP_SYS_PTRACE, and Yama's ptrace_scope below 3)";
+
+/// Whether a futex operation is one of the waits followed (see [`WAITING_OPS`]).
+fn is_wait(op: i64) -> bool {
+    matches!(
+        op & CMD_MASK,
+        WAIT | LOCK_PI | WAIT_BITSET | WAIT_REQUEUE_PI | LOCK_PI2
+    )
+}
+
+/// The thread that holds the word `b` waits on, as the process's memory says, by its
+/// TID in the process's own PID namespace; `Ok(None)` when the word names none.
+fn holder(ctx: &mut dyn Context, b: &Begun) -> Result<Option<u32>, MemoryRead> {
     let owner = match b.op & CMD_MASK {
         LOCK_PI | LOCK_PI2 => ctx.read_u32(b.pid, b.uaddr)? & TID_MASK,
-        WAIT | WAIT_BITSET => ctx.read_u32(b.pid, b.uaddr.checked_add(GLIBC_OWNER_OFFSET)?)?,
-        _ => return None,
+        WAIT | WAIT_BITSET => {
+            let at = b.uaddr.checked_add(GLIBC_OWNER_OFFSET);
+            ctx.read_u32(b.pid, at.ok_or(MemoryRead::Unreadable)?)?
+        }
+        _ => return Ok(None),
     };
-    (owner != 0).then_some(owner)
+    Ok((owner != 0).then_some(owner))
 }
 
 /// How long the thread of `b` has been blocked, by the context's clock.
@@ -145,6 +169,11 @@ struct FutexWaits {
     /// Waits entered and not exited, by thread.
     begun: HashMap<u32, Begun>,
     by_word: HashMap<(i32, u64), Tally>,
+    /// Whether the threads blocked before the tracepoints saw them were looked for
+    /// since the start or the last loss.
+    scanned: bool,
+    /// When they were last looked for (CLOCK_MONOTONIC).
+    scanned_ns: Option<u64>,
 }
 
 #[derive(Clone, Copy)]
@@ -153,6 +182,30 @@ struct Begun {
     uaddr: u64,
     op: i64,
     since_ns: u64,
+    /// With a timeout: it ends by itself, so it closes no deadlock.
+    timed: bool,
+    /// Found blocked by a scan of /proc: it began before `since_ns`.
+    found: bool,
+}
+
+/// A word's threads blocked now.
+#[derive(Default, Clone, Copy)]
+struct Blocked {
+    threads: u64,
+    /// Of them, found by a scan: their time counts from the scan.
+    found: u64,
+    longest_seconds: f64,
+    /// The longest of those whose wait was seen to begin.
+    longest_seen_seconds: f64,
+}
+
+/// What [`FutexWaits::deadlocks`] says of the words of threads blocked long enough.
+#[derive(Default)]
+struct Deadlocks {
+    /// The words of threads in a cycle, with the cycle told.
+    named: HashMap<(i32, u64), String>,
+    /// The words of threads whose holders could not be read, with why.
+    unchecked: HashMap<(i32, u64), &'static str>,
 }
 
 #[derive(Default)]
@@ -165,15 +218,61 @@ struct Tally {
 }
 
 impl FutexWaits {
-    /// The threads blocked now that wait in a cycle for words the others hold, by the
-    /// words they wait on: what each waits for and who holds it.
-    fn deadlocks(&self, ctx: &mut dyn Context) -> HashMap<(i32, u64), String> {
-        // Only waits that have lasted: a wait that ended after the ring was read, and a
-        // lock handed on meanwhile, could show a cycle that never was; a deadlock stays.
-        let old: HashMap<u32, Begun> = self
+    /// Adds the threads blocked in a futex wait now that no entry sample announced
+    /// (begun before the watch, or before samples were lost), timed from now.
+    fn scan(&mut self, ctx: &mut dyn Context) {
+        let now_ns = ctx.monotonic_ns();
+        for (pid, tid, args) in ctx.threads_in_syscall(SYS_FUTEX) {
+            let op = args[1] as i64;
+            if !is_wait(op) || self.begun.contains_key(&tid) {
+                continue;
+            }
+            bound(&mut self.begun);
+            self.begun.insert(
+                tid,
+                Begun {
+                    pid,
+                    uaddr: args[0],
+                    op,
+                    since_ns: now_ns,
+                    timed: args[3] != 0,
+                    found: true,
+                },
+            );
+        }
+    }
+
+    /// Forgets the threads blocked a second or more that /proc says are gone or no
+    /// longer in their wait: a process killed mid-wait never exits the call.
+    fn confirm(&mut self, ctx: &mut dyn Context) {
+        let old: Vec<(u32, Begun)> = self
             .begun
             .iter()
             .filter(|(_, b)| blocked_seconds(ctx, b) >= DEADLOCK_MIN_SECONDS)
+            .map(|(&t, &b)| (t, b))
+            .collect();
+        for (tid, b) in old {
+            let still = match ctx.thread_call(b.pid, tid) {
+                ThreadCall::In { nr, args } => nr == SYS_FUTEX && args[0] == b.uaddr,
+                ThreadCall::Elsewhere | ThreadCall::Gone => false,
+                ThreadCall::Unknown => true,
+            };
+            if !still {
+                self.begun.remove(&tid);
+            }
+        }
+    }
+
+    /// The threads blocked now that wait in a cycle for words the others hold, by the
+    /// words they wait on: what each waits for and who holds it.
+    fn deadlocks(&self, ctx: &mut dyn Context) -> Deadlocks {
+        // Only waits that have lasted: a wait that ended after the ring was read, and a
+        // lock handed on meanwhile, could show a cycle that never was; a deadlock
+        // stays. A timed wait ends by itself.
+        let old: HashMap<u32, Begun> = self
+            .begun
+            .iter()
+            .filter(|(_, b)| !b.timed && blocked_seconds(ctx, b) >= DEADLOCK_MIN_SECONDS)
             .map(|(&t, &b)| (t, b))
             .collect();
         // A cycle needs two threads of one process: no other process's memory is read.
@@ -181,19 +280,34 @@ impl FutexWaits {
         for b in old.values() {
             *per_pid.entry(b.pid).or_default() += 1;
         }
+        // A word in a container's memory names its owner by the TID in the
+        // container's PID namespace.
+        let mut in_namespace: HashMap<i32, Option<HashMap<u32, u32>>> = HashMap::new();
+        let mut out = Deadlocks::default();
         let mut waits_for = HashMap::new();
         for (&tid, b) in old.iter().filter(|(_, b)| per_pid[&b.pid] >= 2) {
             // Only another blocked thread of the same process: a word that is not a
             // lock's (a condition variable's) says nothing that could close a cycle. A
             // thread relocking its own mutex is its own deadlock, but no cycle of
             // others: it shows by `blocked_seconds`.
-            if let Some(h) = holder(ctx, b).filter(|&h| h != tid) {
-                if old.get(&h).is_some_and(|hb| hb.pid == b.pid) {
-                    waits_for.insert(tid, h);
+            let owner = match holder(ctx, b) {
+                Ok(Some(owner)) => owner,
+                Ok(None) | Err(MemoryRead::Unreadable) => continue,
+                Err(MemoryRead::Refused) => {
+                    out.unchecked.insert((b.pid, b.uaddr), MEMORY_REFUSED);
+                    continue;
                 }
+            };
+            let ids = in_namespace
+                .entry(b.pid)
+                .or_insert_with(|| ctx.namespace_tids(b.pid));
+            let Some(h) = ids.as_ref().map_or(Some(owner), |m| m.get(&owner).copied()) else {
+                continue;
+            };
+            if h != tid && old.get(&h).is_some_and(|hb| hb.pid == b.pid) {
+                waits_for.insert(tid, h);
             }
         }
-        let mut out = HashMap::new();
         for cycle in cycles(&waits_for) {
             let text = cycle
                 .iter()
@@ -208,7 +322,7 @@ impl FutexWaits {
                 .join("; ");
             for t in &cycle {
                 let b = &self.begun[t];
-                out.insert((b.pid, b.uaddr), text.clone());
+                out.named.insert((b.pid, b.uaddr), text.clone());
             }
         }
         out
@@ -263,6 +377,8 @@ impl Decoder for FutexWaits {
                     uaddr: uaddr as u64,
                     op: int(f, s.raw, "op").unwrap_or(-1),
                     since_ns: s.monotonic_ns,
+                    timed: int(f, s.raw, "utime").is_some_and(|t| t != 0),
+                    found: false,
                 },
             );
             return;
@@ -279,31 +395,52 @@ impl Decoder for FutexWaits {
     }
 
     fn lost(&mut self) {
-        // A lost exit would pair its entry with a later wait's exit.
+        // A lost exit would pair its entry with a later wait's exit; who is blocked
+        // is found again by a scan.
         self.begun.clear();
+        self.scanned = false;
+    }
+
+    fn tick(&mut self, ctx: &mut dyn Context, _: &mut Vec<Event>) {
+        // After the ring was read: a wait that ends after the scan has its exit ahead.
+        // A storm that loses samples at every read rescans the host once a second.
+        let now_ns = ctx.monotonic_ns();
+        let due = self
+            .scanned_ns
+            .is_none_or(|at| now_ns.saturating_sub(at) >= RESCAN_MIN_NS);
+        if !self.scanned && due {
+            self.scanned = true;
+            self.scanned_ns = Some(now_ns);
+            self.scan(ctx);
+        }
     }
 
     fn summarize(&mut self, ctx: &mut dyn Context, out: &mut Vec<Event>) {
+        self.confirm(ctx);
         // Threads blocked now, by word: how many, and the longest so far.
-        let mut blocked: HashMap<(i32, u64), (u64, f64)> = HashMap::new();
+        let mut blocked: HashMap<(i32, u64), Blocked> = HashMap::new();
         let begun: Vec<(u32, Begun)> = self.begun.iter().map(|(&t, &b)| (t, b)).collect();
         let deadlocks = self.deadlocks(ctx);
         for (tid, b) in begun {
             let secs = blocked_seconds(ctx, &b);
             let entry = blocked.entry((b.pid, b.uaddr)).or_default();
-            entry.0 += 1;
-            entry.1 = entry.1.max(secs);
-            let kept = deadlocks.contains_key(&(b.pid, b.uaddr));
+            entry.threads += 1;
+            entry.found += u64::from(b.found);
+            entry.longest_seconds = entry.longest_seconds.max(secs);
+            if !b.found {
+                entry.longest_seen_seconds = entry.longest_seen_seconds.max(secs);
+            }
+            let kept = deadlocks.named.contains_key(&(b.pid, b.uaddr));
             self.tally(ctx, (b.pid, b.uaddr), tid, kept);
         }
         for ((pid, uaddr), mut t) in self.by_word.drain() {
             let comm = t.comm.take();
             let spread = t.waits.spread();
-            let (blocked_now, blocked_for) =
-                blocked.get(&(pid, uaddr)).copied().unwrap_or_default();
+            let b = blocked.get(&(pid, uaddr)).copied().unwrap_or_default();
             let mut e = Event::new(ctx.now(), ConceptId::Locking, "futex-wait", Some(pid));
+            // A thread parked since before the watch is the host's state, not news.
             e.notable = spread.is_some_and(|s| s.max >= NOTABLE_WAIT_SECONDS)
-                || blocked_for >= NOTABLE_WAIT_SECONDS;
+                || b.longest_seen_seconds >= NOTABLE_WAIT_SECONDS;
             let threads = if t.threads.len() >= THREADS_MAX {
                 format!("{THREADS_MAX} or more threads")
             } else {
@@ -318,16 +455,27 @@ impl Decoder for FutexWaits {
                 )),
                 None => e.line.push_str("no wait ended"),
             }
-            if blocked_now > 0 {
+            if b.threads > 0 {
                 e.line.push_str(&format!(
-                    "; {blocked_now} still blocked, the longest for {}",
-                    duration(blocked_for)
+                    "; {} still blocked, the longest for {}",
+                    b.threads,
+                    duration(b.longest_seconds)
                 ));
+                if b.found > 0 {
+                    e.line.push_str(&format!(
+                        " ({} blocked before the watch saw them, timed from then)",
+                        b.found
+                    ));
+                }
             }
-            let deadlock = deadlocks.get(&(pid, uaddr)).cloned();
+            let deadlock = deadlocks.named.get(&(pid, uaddr)).cloned();
             if let Some(d) = &deadlock {
                 e.notable = true;
                 e.line.push_str(&format!("; DEADLOCK: {d}"));
+            }
+            let unchecked = deadlocks.unchecked.get(&(pid, uaddr)).copied();
+            if let Some(why) = unchecked {
+                e.line.push_str(&format!("; deadlock not checked: {why}"));
             }
             out.push(
                 e.with("pid", Some(pid))
@@ -340,9 +488,14 @@ impl Decoder for FutexWaits {
                     .with("p50_wait_seconds", spread.map(|s| s.p50))
                     .with("p99_wait_seconds", spread.map(|s| s.p99))
                     .with("max_wait_seconds", spread.map(|s| s.max))
-                    .with("blocked_now", Some(blocked_now))
-                    .with("blocked_seconds", (blocked_now > 0).then_some(blocked_for))
-                    .with("deadlock", deadlock),
+                    .with("blocked_now", Some(b.threads))
+                    .with("blocked_before_watch", Some(b.found))
+                    .with(
+                        "blocked_seconds",
+                        (b.threads > 0).then_some(b.longest_seconds),
+                    )
+                    .with("deadlock", deadlock)
+                    .with("deadlock_unchecked", unchecked),
             );
         }
     }
@@ -430,11 +583,21 @@ mod tests {
         assert!(cycles(&HashMap::new()).is_empty());
     }
 
-    /// [`Names`] with readable words and a clock at `now_ms`; it counts its reads.
+    /// [`Names`] with readable words, threads found in futex calls, PID namespaces and
+    /// a clock at `now_ms`; it counts its reads and scans.
+    #[derive(Default)]
     struct Memory {
         now_ms: u64,
         words: HashMap<(i32, u64), u32>,
+        /// Every read is refused.
+        refused: bool,
         reads: usize,
+        /// What a scan finds in futex calls.
+        in_futex: Vec<(i32, u32, [u64; 6])>,
+        scans: usize,
+        /// What each thread does (the others: unknown).
+        calls: HashMap<u32, ThreadCall>,
+        namespaces: HashMap<i32, HashMap<u32, u32>>,
     }
 
     impl Context for Memory {
@@ -462,20 +625,56 @@ mod tests {
         fn same_address_space(&mut self, a: i32, b: i32) -> bool {
             Names.same_address_space(a, b)
         }
-        fn read_u32(&mut self, pid: i32, addr: u64) -> Option<u32> {
+        fn read_u32(&mut self, pid: i32, addr: u64) -> Result<u32, MemoryRead> {
             self.reads += 1;
-            self.words.get(&(pid, addr)).copied()
+            if self.refused {
+                return Err(MemoryRead::Refused);
+            }
+            self.words
+                .get(&(pid, addr))
+                .copied()
+                .ok_or(MemoryRead::Unreadable)
+        }
+        fn monotonic_ns(&self) -> u64 {
+            self.now_ms * 1_000_000
+        }
+        fn threads_in_syscall(&mut self, nr: i64) -> Vec<(i32, u32, [u64; 6])> {
+            assert_eq!(nr, SYS_FUTEX);
+            self.scans += 1;
+            self.in_futex.clone()
+        }
+        fn thread_call(&mut self, _: i32, tid: u32) -> ThreadCall {
+            self.calls.get(&tid).copied().unwrap_or(ThreadCall::Unknown)
+        }
+        fn namespace_tids(&mut self, pid: i32) -> Option<HashMap<u32, u32>> {
+            self.namespaces.get(&pid).cloned()
         }
     }
 
-    #[test]
-    fn issue_16_a_deadlock_is_named_once_its_threads_have_waited_a_second() {
-        let begun = |pid, uaddr, op| Begun {
+    /// A wait of process `pid` on `uaddr` begun at the clock's zero, untimed.
+    fn begun(pid: i32, uaddr: u64, op: i64) -> Begun {
+        Begun {
             pid,
             uaddr,
             op,
             since_ns: 0,
+            timed: false,
+            found: false,
+        }
+    }
+
+    /// Threads 11 and 12 of process 5, each waiting for the glibc mutex the other
+    /// holds, owners named by `owners` (their TIDs as the process sees them).
+    fn crossed(owners: (u32, u32)) -> (FutexWaits, HashMap<(i32, u64), u32>) {
+        let d = FutexWaits {
+            begun: [(11, begun(5, 0x100, WAIT)), (12, begun(5, 0x200, WAIT))].into(),
+            ..FutexWaits::default()
         };
+        (d, [((5, 0x108), owners.1), ((5, 0x208), owners.0)].into())
+    }
+
+    #[test]
+    fn issue_16_a_deadlock_is_named_once_its_threads_have_waited_a_second() {
         let mut d = FutexWaits {
             // Threads 11 and 12 of process 5 each wait for the glibc mutex the other
             // holds (its owner at the word + 8); thread 21 of process 6 waits alone on
@@ -487,16 +686,16 @@ mod tests {
                 (21, begun(6, 0x300, LOCK_PI)),
             ]
             .into(),
-            by_word: HashMap::new(),
+            ..FutexWaits::default()
         };
         let words = [((5, 0x108), 12), ((5, 0x208), 11), ((6, 0x300), 22)].into();
         let mut young = Memory {
             now_ms: 500,
             words,
-            reads: 0,
+            ..Memory::default()
         };
         assert!(
-            d.deadlocks(&mut young).is_empty(),
+            d.deadlocks(&mut young).named.is_empty(),
             "half a second is no deadlock"
         );
         assert_eq!(young.reads, 0, "no memory read for young waits");
@@ -504,7 +703,7 @@ mod tests {
             now_ms: 2000,
             ..young
         };
-        let found = d.deadlocks(&mut old);
+        let found = d.deadlocks(&mut old).named;
         let text = "thread 11 waits for 0x100, held by 12; thread 12 waits for 0x200, held by 11";
         assert_eq!(found.get(&(5, 0x100)).map(String::as_str), Some(text));
         assert_eq!(found.get(&(5, 0x200)).map(String::as_str), Some(text));
@@ -533,5 +732,169 @@ mod tests {
         waits_for.insert(10, 3);
         waits_for.insert(3, 10);
         assert_eq!(cycles(&waits_for), [vec![3, 10]]);
+    }
+
+    #[test]
+    fn issue_16_a_deadlock_inside_a_pid_namespace_is_named_by_the_hosts_tids() {
+        // In a container, the owners are its TIDs 2 and 3: threads 11 and 12 here.
+        let (d, words) = crossed((2, 3));
+        let mut host = Memory {
+            now_ms: 2000,
+            words: words.clone(),
+            ..Memory::default()
+        };
+        assert!(
+            d.deadlocks(&mut host).named.is_empty(),
+            "2 and 3 are no threads of ours"
+        );
+        let mut container = Memory {
+            now_ms: 2000,
+            words,
+            namespaces: [(5, [(2, 11), (3, 12)].into())].into(),
+            ..Memory::default()
+        };
+        let named = d.deadlocks(&mut container).named;
+        assert_eq!(
+            named.get(&(5, 0x100)).map(String::as_str),
+            Some("thread 11 waits for 0x100, held by 12; thread 12 waits for 0x200, held by 11")
+        );
+    }
+
+    #[test]
+    fn issue_16_timed_waits_in_a_cycle_are_no_deadlock() {
+        let (mut d, words) = crossed((11, 12));
+        d.begun.get_mut(&12).unwrap().timed = true;
+        let mut ctx = Memory {
+            now_ms: 2000,
+            words,
+            ..Memory::default()
+        };
+        assert!(d.deadlocks(&mut ctx).named.is_empty());
+        d.begun.get_mut(&12).unwrap().timed = false;
+        assert_eq!(d.deadlocks(&mut ctx).named.len(), 2);
+    }
+
+    #[test]
+    fn issue_16_refused_memory_says_the_deadlock_was_not_checked() {
+        let (mut d, words) = crossed((11, 12));
+        let mut ctx = Memory {
+            now_ms: 2000,
+            words,
+            refused: true,
+            ..Memory::default()
+        };
+        let mut out = Vec::new();
+        d.summarize(&mut ctx, &mut out);
+        assert_eq!(out.len(), 2);
+        for e in &out {
+            assert_eq!(e.text_of("deadlock"), None);
+            assert_eq!(
+                e.text_of("deadlock_unchecked").as_deref(),
+                Some(MEMORY_REFUSED)
+            );
+            assert!(e.line.contains("deadlock not checked"), "{}", e.line);
+        }
+    }
+
+    #[test]
+    fn issue_16_threads_blocked_before_the_watch_are_found_and_can_deadlock() {
+        const PRIVATE: u64 = 128;
+        let (mut d, words) = crossed((11, 12));
+        d.begun.clear();
+        let wait = |uaddr, timeout| [uaddr, WAIT as u64 | PRIVATE, 2, timeout, 0, 0];
+        let mut ctx = Memory {
+            now_ms: 500,
+            words,
+            in_futex: vec![
+                (5, 11, wait(0x100, 0)),
+                (5, 12, wait(0x200, 0)),
+                // A wake is no wait; a wait with a timeout is one, but timed.
+                (5, 14, [0x300, 1 | PRIVATE, 1, 0, 0, 0]),
+                (5, 15, wait(0x400, 0x7ffd_0000)),
+                // Thread 16's wait began while watching: its own entry stays.
+                (5, 16, wait(0x500, 0)),
+            ],
+            ..Memory::default()
+        };
+        d.begun.insert(16, begun(5, 0x500, WAIT));
+        d.tick(&mut ctx, &mut Vec::new());
+        d.tick(&mut ctx, &mut Vec::new());
+        assert_eq!(ctx.scans, 1, "one scan at the start");
+        let mut tids: Vec<u32> = d.begun.keys().copied().collect();
+        tids.sort_unstable();
+        assert_eq!(tids, [11, 12, 15, 16]);
+        assert!(d.begun[&15].timed && !d.begun[&11].timed);
+        assert!(d.begun[&11].found && !d.begun[&16].found);
+        assert_eq!(d.begun[&11].since_ns, 500_000_000, "timed from the scan");
+        // A second after the scan, the two found threads are a deadlock.
+        ctx.now_ms = 1600;
+        let mut out = Vec::new();
+        d.summarize(&mut ctx, &mut out);
+        let first = out
+            .iter()
+            .find(|e| e.text_of("uaddr").as_deref() == Some("0x100"))
+            .unwrap();
+        assert!(first.text_of("deadlock").is_some(), "{}", first.line);
+        assert_eq!(first.int_of("blocked_before_watch"), Some(1));
+        assert!(
+            first.line.contains("before the watch saw them"),
+            "{}",
+            first.line
+        );
+        // Thread 15, found parked with a timeout, is shown but is no news.
+        let parked = out
+            .iter()
+            .find(|e| e.text_of("uaddr").as_deref() == Some("0x400"))
+            .unwrap();
+        assert!(!parked.notable, "{}", parked.line);
+        // Samples lost: every wait is forgotten, then found again, at most once a second.
+        d.lost();
+        d.tick(&mut ctx, &mut Vec::new());
+        assert_eq!(
+            (ctx.scans, d.begun.len()),
+            (2, 4),
+            "1.1 s after the first scan"
+        );
+        d.lost();
+        d.tick(&mut ctx, &mut Vec::new());
+        assert_eq!(
+            (ctx.scans, d.begun.len()),
+            (2, 0),
+            "no second scan in the same second"
+        );
+        ctx.now_ms = 2600;
+        d.tick(&mut ctx, &mut Vec::new());
+        assert_eq!(ctx.scans, 3);
+    }
+
+    #[test]
+    fn issue_16_a_thread_gone_or_out_of_its_wait_is_no_longer_blocked() {
+        let in_futex = |uaddr| ThreadCall::In {
+            nr: SYS_FUTEX,
+            args: [uaddr, 0, 0, 0, 0, 0],
+        };
+        let mut d = FutexWaits {
+            begun: (1..=6).map(|t| (t, begun(5, 0x100, WAIT))).collect(),
+            ..FutexWaits::default()
+        };
+        // Thread 6's wait began 0.5 s ago: not checked yet.
+        d.begun.get_mut(&6).unwrap().since_ns = 1_500_000_000;
+        let mut ctx = Memory {
+            now_ms: 2000,
+            calls: [
+                (1, in_futex(0x100)),
+                (2, in_futex(0x200)),
+                (3, ThreadCall::Elsewhere),
+                (4, ThreadCall::Gone),
+                (6, ThreadCall::Gone),
+            ]
+            .into(),
+            ..Memory::default()
+        };
+        d.confirm(&mut ctx);
+        let mut tids: Vec<u32> = d.begun.keys().copied().collect();
+        tids.sort_unstable();
+        // 5's state is unknown: it stays.
+        assert_eq!(tids, [1, 5, 6]);
     }
 }
