@@ -67,6 +67,20 @@ fn pid_of(e: &Value, key: &str) -> i64 {
     e[key].as_i64().unwrap_or(-1)
 }
 
+/// The futex-wait summaries of process `pid`, and why its memory was refused if it was
+/// (Yama's ptrace_scope 3 refuses even root: the words say so, and nothing is named).
+fn futex_words_of(events: &[Value], pid: i64) -> (Vec<&Value>, Option<&str>) {
+    let words: Vec<&Value> = of_kind(events, "futex-wait")
+        .into_iter()
+        .filter(|e| pid_of(e, "pid") == pid)
+        .collect();
+    let refused = words
+        .iter()
+        .find_map(|e| e.get("deadlock_unchecked"))
+        .and_then(Value::as_str);
+    (words, refused)
+}
+
 /// Every event has an RFC 3339 time, a catalogue concept and a kind.
 fn well_formed(events: &[Value]) {
     for e in events {
@@ -515,19 +529,11 @@ fn issue_16_two_threads_waiting_for_each_other_s_mutex_are_named_a_deadlock() {
     let pid = s.pid() as i64;
     drop(s);
     well_formed(&events);
-    let words: Vec<&Value> = of_kind(&events, "futex-wait")
-        .into_iter()
-        .filter(|e| pid_of(e, "pid") == pid)
-        .collect();
+    let (words, refused) = futex_words_of(&events, pid);
     let locked: Vec<&&Value> = words
         .iter()
         .filter(|e| e.get("deadlock").is_some())
         .collect();
-    // Yama's ptrace_scope 3 refuses even root: the words say so, and nothing is named.
-    let refused = words
-        .iter()
-        .find_map(|e| e.get("deadlock_unchecked"))
-        .and_then(Value::as_str);
     skip_unless!(
         !locked.is_empty() || refused.is_none(),
         format!("the specimen's memory is refused here: {refused:?}")
@@ -570,14 +576,7 @@ fn issue_16_a_deadlock_older_than_the_watch_is_found_and_named() {
     let pid = s.pid() as i64;
     drop(s);
     well_formed(&events);
-    let words: Vec<&Value> = of_kind(&events, "futex-wait")
-        .into_iter()
-        .filter(|e| pid_of(e, "pid") == pid)
-        .collect();
-    let refused = words
-        .iter()
-        .find_map(|e| e.get("deadlock_unchecked"))
-        .and_then(Value::as_str);
+    let (words, refused) = futex_words_of(&events, pid);
     skip_unless!(
         refused.is_none(),
         format!("the specimen's memory is refused here: {refused:?}")

@@ -325,10 +325,6 @@ pub fn thread_syscall(reader: &mut Reader, pid: i32, tid: i32) -> Val<Syscall> {
 /// ids are the same) or its status cannot say.
 pub fn namespace_tids(reader: &mut Reader, pid: i32) -> Option<HashMap<u32, u32>> {
     let dir = reader.open_pid(pid).ok()?;
-    let status = Status::parse(reader.read_pid(&dir, "status").ok()?);
-    if status.ns_levels.ok()? <= 1 {
-        return None;
-    }
     let mut tids = Vec::new();
     reader.list_pid_numbers(&dir, "task", &mut tids).ok()?;
     let mut out = HashMap::with_capacity(tids.len());
@@ -337,7 +333,12 @@ pub fn namespace_tids(reader: &mut Reader, pid: i32) -> Option<HashMap<u32, u32>
         let Ok(buf) = reader.read_pid(&task, "status") else {
             continue;
         };
-        if let Ok(inner) = Status::parse(buf).ns_pid {
+        let status = Status::parse(buf);
+        // The threads of a process share its namespace: the first read says which.
+        if out.is_empty() && status.ns_levels.ok()? <= 1 {
+            return None;
+        }
+        if let Ok(inner) = status.ns_pid {
             out.insert(inner as u32, tid as u32);
         }
     }
